@@ -1,0 +1,280 @@
+/**
+ * `pilot daemon` (foreground) and `pilot daemon start|stop|status`.
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PilotError } from "../../errors.ts";
+import { ControlClient, readControlFile } from "../../control/client.ts";
+import { LOG_TO_FILE_ENV, runDaemon } from "../../control/run_daemon.ts";
+import { ensureHome, HOME_FILES, isHomeLocked } from "../../daemon/home.ts";
+import { loadOrCreateIdentity } from "../../daemon/identity_store.ts";
+import type { CommandContext, CommandSpec, FlagSpec } from "../command.ts";
+import { bool, int, nullable, obj, str } from "../schema.ts";
+import { keyValues } from "../output.ts";
+
+const NODE_FLAGS: Record<string, FlagSpec> = {
+  listen: {
+    type: "string",
+    value: "IP:PORT",
+    description: "UDP address to listen on (default 0.0.0.0:7440; port 0 = any)",
+  },
+  hostname: {
+    type: "string",
+    value: "NAME",
+    description: "hostname this node claims in its signed self-description",
+  },
+  peer: {
+    type: "string",
+    value: "NAME=ENDPOINT",
+    multiple: true,
+    description: "static peer name and where to reach it",
+  },
+  stealth: {
+    type: "boolean",
+    description: "answer only initiators that already know this node's key (mac1)",
+  },
+};
+
+function configFlags(ctx: CommandContext) {
+  const f = ctx.flags;
+  return {
+    ...(typeof f.listen === "string" ? { listen: f.listen } : {}),
+    ...(typeof f.hostname === "string" ? { hostname: f.hostname } : {}),
+    ...(Array.isArray(f.peer) ? { peer: f.peer } : {}),
+    ...(f.stealth === true ? { stealth: true } : {}),
+  };
+}
+
+function passThrough(ctx: CommandContext): string[] {
+  const out: string[] = [];
+  const f = ctx.flags;
+  if (typeof f.listen === "string") out.push("--listen", f.listen);
+  if (typeof f.hostname === "string") out.push("--hostname", f.hostname);
+  for (const p of Array.isArray(f.peer) ? f.peer : []) out.push("--peer", p);
+  if (f.stealth === true) out.push("--stealth");
+  return out;
+}
+
+/** How to run this program again: the compiled binary, or deno with this script. */
+function selfInvocation(): string[] {
+  const exec = Deno.execPath();
+  if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
+  const main = fileURLToPath(Deno.mainModule);
+  return [
+    exec,
+    "run",
+    "--allow-all",
+    "--unstable-net",
+    "--config",
+    join(dirname(main), "deno.json"),
+    main,
+  ];
+}
+
+async function tailLog(home: string): Promise<string> {
+  try {
+    const text = await Deno.readTextFile(join(home, HOME_FILES.log));
+    return text.trimEnd().split("\n").slice(-1)[0] ?? "";
+  } catch {
+    return "";
+  }
+}
+
+async function statusOf(home: string) {
+  try {
+    const client = await ControlClient.open(home);
+    const info = await client.call("GET", "/v1/info", { timeoutMs: 5_000 }) as Record<
+      string,
+      unknown
+    >;
+    return {
+      running: true,
+      pid: client.control.pid,
+      address: info.address as string,
+      hostname: info.hostname as string | null,
+      listen: info.listen as string,
+    };
+  } catch (e) {
+    if (e instanceof PilotError && e.code === "not_running") {
+      return { running: false, pid: null, address: null, hostname: null, listen: null };
+    }
+    throw e;
+  }
+}
+
+const daemonRun: CommandSpec = {
+  name: "daemon",
+  summary: "run a node in the foreground (for systemd, containers)",
+  args: [],
+  flags: NODE_FLAGS,
+  output: obj({ stopped: bool }),
+  errors: ["already_running"],
+  async run(ctx) {
+    await runDaemon(ctx.home, configFlags(ctx));
+    return { stopped: true };
+  },
+  human: () => "",
+};
+
+const daemonStart: CommandSpec = {
+  name: "daemon start",
+  summary: "start a node in the background; returns once its API answers",
+  args: [],
+  flags: {
+    ...NODE_FLAGS,
+    ensure: { type: "boolean", description: "succeed when this home's daemon already runs" },
+    timeout: { type: "duration", description: "how long to wait for the daemon (default 60s)" },
+  },
+  output: obj({
+    pid: int,
+    address: str,
+    hostname: nullable(str),
+    listen: str,
+    changed: bool,
+  }),
+  errors: ["already_running", "timeout"],
+  async run(ctx) {
+    await ensureHome(ctx.home);
+    if (await isHomeLocked(ctx.home)) {
+      if (ctx.flags.ensure !== true) {
+        throw new PilotError(
+          "already_running",
+          `A daemon is already running for home "${ctx.home}"`,
+          "use --ensure to accept a running daemon, or `pilot daemon stop`",
+        );
+      }
+      const s = await statusOf(ctx.home);
+      if (s.running) {
+        return {
+          pid: s.pid,
+          address: s.address,
+          hostname: s.hostname,
+          listen: s.listen,
+          changed: false,
+        };
+      }
+    }
+    // Make the identity here, so its one-time stamp search shows progress in this terminal.
+    let shown = 0;
+    await loadOrCreateIdentity(ctx.home, (tried) => {
+      if (tried - shown >= 1 << 18) {
+        shown = tried;
+        ctx.progress(`creating identity: ${tried} hashes tried (about 1M expected)`);
+      }
+    });
+    const [exec, ...pre] = selfInvocation();
+    const child = new Deno.Command(exec!, {
+      args: [...pre, "daemon", "--home", ctx.home, ...passThrough(ctx)],
+      env: { [LOG_TO_FILE_ENV]: "1" },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+    let exited: Deno.CommandStatus | undefined;
+    child.status.then((s) => exited = s);
+    child.unref();
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 60_000;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (exited !== undefined) {
+        const last = await tailLog(ctx.home);
+        throw new PilotError(
+          "internal",
+          `The daemon exited at start (code ${exited.code})${last ? `: ${last}` : ""}`,
+          `see ${join(ctx.home, HOME_FILES.log)}`,
+        );
+      }
+      const control = await readControlFile(ctx.home).catch(() => null);
+      if (control?.pid !== child.pid) continue;
+      const s = await statusOf(ctx.home).catch(() => null);
+      if (s?.running) {
+        return {
+          pid: s.pid,
+          address: s.address,
+          hostname: s.hostname,
+          listen: s.listen,
+          changed: true,
+        };
+      }
+    }
+    throw new PilotError(
+      "timeout",
+      `The daemon did not answer within ${timeoutMs} ms`,
+      `see ${join(ctx.home, HOME_FILES.log)}`,
+    );
+  },
+  human: (d) => {
+    const o = d as Record<string, unknown>;
+    return keyValues([
+      ["daemon", o.changed ? `started (pid ${o.pid})` : `already running (pid ${o.pid})`],
+      ["address", o.address],
+      ["listen", o.listen],
+    ]);
+  },
+};
+
+const daemonStop: CommandSpec = {
+  name: "daemon stop",
+  summary: "stop this home's background daemon",
+  args: [],
+  flags: {
+    timeout: { type: "duration", description: "how long to wait for it to exit (default 10s)" },
+  },
+  output: obj({ stopped: bool, changed: bool }),
+  errors: ["timeout"],
+  async run(ctx) {
+    let client: ControlClient;
+    try {
+      client = await ControlClient.open(ctx.home);
+    } catch (e) {
+      if (e instanceof PilotError && e.code === "not_running") {
+        return { stopped: true, changed: false };
+      }
+      throw e;
+    }
+    await client.call("POST", "/v1/shutdown");
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!(await isHomeLocked(ctx.home))) return { stopped: true, changed: true };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new PilotError(
+      "timeout",
+      `The daemon (pid ${client.control.pid}) did not exit within ${timeoutMs} ms`,
+      `kill it: kill ${client.control.pid}`,
+    );
+  },
+  human: (d) => ((d as { changed: boolean }).changed ? "daemon stopped" : "daemon was not running"),
+};
+
+const daemonStatus: CommandSpec = {
+  name: "daemon status",
+  summary: "tell whether this home's daemon runs",
+  args: [],
+  flags: {},
+  output: obj({
+    running: bool,
+    pid: nullable(int),
+    address: nullable(str),
+    hostname: nullable(str),
+    listen: nullable(str),
+  }),
+  errors: [],
+  run: (ctx) => statusOf(ctx.home),
+  human: (d) => {
+    const o = d as Record<string, unknown>;
+    if (!o.running) return "daemon: not running";
+    return keyValues([["daemon", `running (pid ${o.pid})`], ["address", o.address], [
+      "listen",
+      o.listen,
+    ]]);
+  },
+};
+
+/** The daemon commands. */
+export const DAEMON_COMMANDS: CommandSpec[] = [daemonRun, daemonStart, daemonStop, daemonStatus];

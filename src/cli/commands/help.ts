@@ -1,0 +1,47 @@
+/**
+ * `pilot help [COMMAND] [--json]`: the overview or one command's help; with
+ * `--json`, the machine-readable catalog agents read.
+ *
+ * @module
+ */
+import { invalid } from "../../errors.ts";
+import type { CommandSpec } from "../command.ts";
+import { catalog, commandHelp, overview } from "../help.ts";
+import { arr, int, obj, str } from "../schema.ts";
+
+/** The `help` command. */
+export const HELP_COMMAND: CommandSpec = {
+  name: "help",
+  summary: "show help; with --json, the machine-readable command catalog",
+  args: [{
+    name: "command",
+    description: "a command to describe",
+    required: false,
+    variadic: true,
+  }],
+  flags: {},
+  output: {
+    type: "object",
+    properties: {
+      version: str,
+      api_version: int,
+      commands: arr(obj({ name: str, summary: str, usage: str })),
+      text: str,
+    },
+    required: ["version", "api_version", "commands", "text"],
+  },
+  errors: [],
+  run(ctx) {
+    const words = (ctx.args.command as string[] | undefined) ?? [];
+    if (words.length === 0) {
+      return Promise.resolve({ ...catalog(ctx.table), text: overview(ctx.table) });
+    }
+    const name = words.join(" ");
+    const c = ctx.table.find((c) => c.name === name || c.aliases?.includes(name));
+    if (c === undefined) {
+      throw invalid(`Unknown command "${name}"`, "run `pilot help` to list the commands");
+    }
+    return Promise.resolve({ ...catalog([c]), text: commandHelp(c) });
+  },
+  human: (d) => (d as { text: string }).text,
+};

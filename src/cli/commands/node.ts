@@ -1,0 +1,121 @@
+/**
+ * Commands that ask a running node: `info`, `peers`, `connect`.
+ *
+ * @module
+ */
+import { ControlClient } from "../../control/client.ts";
+import type { CommandSpec } from "../command.ts";
+import { escapeText, keyValues, table } from "../output.ts";
+import { arr, bool, int, nullable, num, obj, str } from "../schema.ts";
+
+const peerRef = obj({ address: str, hostname: nullable(str), fingerprint: str, public_key: str });
+
+const info: CommandSpec = {
+  name: "info",
+  summary: "show this node's identity, address and counters",
+  args: [],
+  flags: {},
+  output: obj({
+    address: str,
+    hostname: nullable(str),
+    public_key: str,
+    fingerprint: str,
+    listen: str,
+    uptime_s: int,
+    peers: int,
+    trusted: int,
+  }),
+  errors: ["not_running", "version_mismatch"],
+  async run(ctx) {
+    return await (await ControlClient.open(ctx.home)).call("GET", "/v1/info");
+  },
+  human: (d) => {
+    const o = d as Record<string, unknown>;
+    return keyValues([
+      ["address", o.address],
+      ["hostname", o.hostname ?? "-"],
+      ["fingerprint", o.fingerprint],
+      ["public key", o.public_key],
+      ["listen", o.listen],
+      ["uptime", `${o.uptime_s}s`],
+      ["peers", `${o.peers} (${o.trusted} trusted)`],
+    ]);
+  },
+};
+
+const peers: CommandSpec = {
+  name: "peers",
+  summary: "list peers with a live session",
+  args: [],
+  flags: {},
+  output: obj({
+    peers: arr(obj({
+      address: str,
+      hostname: nullable(str),
+      fingerprint: str,
+      public_key: str,
+      endpoint: nullable(str),
+      trusted: bool,
+      path: str,
+      rtt_ms: nullable(num),
+      session_age_s: nullable(int),
+      dropped: int,
+    })),
+  }),
+  errors: ["not_running", "version_mismatch"],
+  async run(ctx) {
+    return await (await ControlClient.open(ctx.home)).call("GET", "/v1/peers");
+  },
+  human: (d) => {
+    const list = (d as { peers: Record<string, unknown>[] }).peers;
+    if (list.length === 0) return "no peers";
+    return table(
+      ["ADDRESS", "HOSTNAME", "FINGERPRINT", "ENDPOINT", "TRUSTED", "AGE", "DROPPED"],
+      list.map((p) => [
+        String(p.address),
+        escapeText(String(p.hostname ?? "-")),
+        String(p.fingerprint),
+        String(p.endpoint ?? "-"),
+        p.trusted ? "yes" : "no",
+        p.session_age_s === null ? "-" : `${p.session_age_s}s`,
+        String(p.dropped),
+      ]),
+    );
+  },
+};
+
+const connect: CommandSpec = {
+  name: "connect",
+  summary: "open (or reuse) an encrypted session with a peer",
+  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  flags: {
+    timeout: { type: "duration", description: "give up after this long (default 10s)" },
+  },
+  output: obj({ peer: peerRef, endpoint: str, trusted: bool, changed: bool }),
+  errors: ["not_running", "unreachable", "key_changed", "conflict", "not_found", "timeout"],
+  async run(ctx) {
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/connect", {
+      body: { peer: ctx.args.peer, timeout_ms: timeoutMs },
+      timeoutMs: timeoutMs + 5_000,
+    });
+  },
+  human: (d) => {
+    const o = d as {
+      peer: Record<string, unknown>;
+      endpoint: string;
+      trusted: boolean;
+      changed: boolean;
+    };
+    return keyValues([
+      ["session", o.changed ? "established" : "already up"],
+      ["peer", `${o.peer.address} (${escapeText(String(o.peer.hostname ?? "no hostname"))})`],
+      ["fingerprint", o.peer.fingerprint],
+      ["endpoint", o.endpoint],
+      ["trusted", o.trusted ? "yes" : "no"],
+    ]);
+  },
+};
+
+/** Commands that ask a running node. */
+export const NODE_COMMANDS: CommandSpec[] = [info, peers, connect];

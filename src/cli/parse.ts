@@ -1,0 +1,144 @@
+/**
+ * Turns argv into a command and its values, driven only by the command table.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { invalid } from "../errors.ts";
+import { type CommandSpec, type FlagSpec, type FlagValues, GLOBAL_FLAGS } from "./command.ts";
+
+/** The result of parsing argv. */
+export interface Parsed {
+  /** The selected command, or undefined when argv names none. */
+  command: CommandSpec | undefined;
+  /** Positional arguments by name. */
+  args: Record<string, string | string[] | undefined>;
+  /** Flag values by name, global flags included. */
+  flags: FlagValues;
+}
+
+/** Finds the command: its first word, plus a second when that forms a longer name. */
+export function findCommand(
+  table: readonly CommandSpec[],
+  words: string[],
+): { command: CommandSpec | undefined; used: number } {
+  const names = (c: CommandSpec) => [c.name, ...(c.aliases ?? [])];
+  if (words.length >= 2) {
+    const two = `${words[0]} ${words[1]}`;
+    const c = table.find((c) => names(c).includes(two));
+    if (c) return { command: c, used: 2 };
+  }
+  if (words.length >= 1) {
+    const c = table.find((c) => names(c).includes(words[0]!));
+    if (c) return { command: c, used: 1 };
+    throw invalid(`Unknown command "${words[0]}"`, "run `pilot help` to list the commands");
+  }
+  return { command: undefined, used: 0 };
+}
+
+/** Parses a duration such as `500ms`, `10s`, `2m`, `1h` or bare seconds into ms. */
+export function parseDuration(text: string, flag = "duration"): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) {
+    throw invalid(
+      `Cannot parse --${flag} "${text}": expected a duration like 500ms, 10s, 2m`,
+      "bare numbers are seconds",
+    );
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
+  const ms = Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(ms)) throw invalid(`--${flag} "${text}" is out of range`);
+  return ms;
+}
+
+function convert(name: string, spec: FlagSpec, raw: string | boolean): string | boolean | number {
+  if (spec.type === "boolean" || typeof raw === "boolean") return raw;
+  if (spec.type === "duration") return parseDuration(raw, name);
+  if (spec.type === "integer") {
+    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+      throw invalid(`Cannot parse --${name} "${raw}": expected a whole number`);
+    }
+    return Number(raw);
+  }
+  return raw;
+}
+
+/** Parses argv against the command table. Throws `invalid_argument` on any usage error. */
+export function parseCommandLine(table: readonly CommandSpec[], argv: string[]): Parsed {
+  const at = commandWordIndices(argv);
+  const { command, used } = findCommand(table, at.map((i) => argv[i]!));
+  const flagsSpec = { ...GLOBAL_FLAGS, ...(command?.flags ?? {}) };
+  const options: NonNullable<ParseArgsConfig["options"]> = {};
+  for (const [name, spec] of Object.entries(flagsSpec)) {
+    options[name] = {
+      type: spec.type === "boolean" ? "boolean" : "string",
+      ...(spec.multiple ? { multiple: true } : {}),
+    };
+  }
+  const skip = new Set(at.slice(0, used));
+  const withoutCommand = argv.filter((_, i) => !skip.has(i));
+  let parsed;
+  try {
+    parsed = parseArgs({ args: withoutCommand, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    const where = command ? ` for \`pilot ${command.name}\`` : "";
+    throw invalid(`${(e as Error).message.split("\n")[0]}${where}`, helpHint(command));
+  }
+  const flags: FlagValues = {};
+  for (const [name, raw] of Object.entries(parsed.values)) {
+    const spec = flagsSpec[name]!;
+    if (Array.isArray(raw)) {
+      flags[name] = raw.map((r) => String(convert(name, spec, r)));
+    } else if (raw !== undefined) {
+      flags[name] = convert(name, spec, raw);
+    }
+  }
+  const args: Record<string, string | string[] | undefined> = {};
+  const positionals = [...parsed.positionals];
+  if (command) {
+    for (const spec of command.args) {
+      if (spec.variadic) {
+        args[spec.name] = positionals.splice(0);
+        if (spec.required && (args[spec.name] as string[]).length === 0 && !flags.help) {
+          throw invalid(`Missing <${spec.name}> for \`pilot ${command.name}\``, helpHint(command));
+        }
+      } else {
+        args[spec.name] = positionals.shift();
+        if (spec.required && args[spec.name] === undefined && !flags.help) {
+          throw invalid(`Missing <${spec.name}> for \`pilot ${command.name}\``, helpHint(command));
+        }
+      }
+    }
+    if (positionals.length > 0) {
+      throw invalid(
+        `Unexpected argument "${positionals[0]}" for \`pilot ${command.name}\``,
+        helpHint(command),
+      );
+    }
+  } else if (positionals.length > 0) {
+    throw invalid(`Unknown command "${positionals[0]}"`, "run `pilot help` to list the commands");
+  }
+  return { command, args, flags };
+}
+
+/**
+ * Indices of the command words: the first positional (skipping flags and the
+ * value of --home) and the token right after it when that is not a flag.
+ */
+function commandWordIndices(argv: string[]): number[] {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--home") {
+      i++;
+      continue;
+    }
+    if (a.startsWith("-")) continue;
+    const next = argv[i + 1];
+    return next !== undefined && !next.startsWith("-") ? [i, i + 1] : [i];
+  }
+  return [];
+}
+
+function helpHint(command: CommandSpec | undefined): string {
+  return command ? `run \`pilot ${command.name} --help\`` : "run `pilot help`";
+}

@@ -1,0 +1,16 @@
+/**
+ * The command table: every command the CLI knows, in help order.
+ *
+ * @module
+ */
+import type { CommandSpec } from "./command.ts";
+import { DAEMON_COMMANDS } from "./commands/daemon.ts";
+import { HELP_COMMAND } from "./commands/help.ts";
+import { NODE_COMMANDS } from "./commands/node.ts";
+
+/** All commands. */
+export const COMMANDS: readonly CommandSpec[] = [
+  ...DAEMON_COMMANDS,
+  ...NODE_COMMANDS,
+  HELP_COMMAND,
+];

@@ -1,0 +1,94 @@
+/**
+ * Protocol constants: ports, timers, limits. One file so that every number a
+ * reviewer may want to check against the design lives in one place.
+ *
+ * Timers follow WireGuard's table (seconds unless named otherwise).
+ */
+
+/** Noise prologue; a protocol version change changes it (no silent downgrade). */
+export const PROLOGUE = "pilot/1";
+/** Noise protocol name implemented by the tunnel. */
+export const NOISE_PROTOCOL = "Noise_XX_25519_AESGCM_SHA256";
+
+/** Domain label hashed with the Ed25519 key and stamp to derive an address. */
+export const ADDRESS_LABEL = "pilot/address/v1";
+/** Domain label of the identity key's signature over the static X25519 key. */
+export const STATIC_KEY_LABEL = "pilot/static-key/v1";
+/** Domain label of the key that keys mac1 on handshake message 1. */
+export const MAC1_LABEL = "pilot/mac1/v1";
+/** Domain label of the cookie MAC (mac2). */
+export const COOKIE_LABEL = "pilot/cookie/v1";
+
+/** Virtual port of the trust handshake service: the only port untrusted peers reach. */
+export const PORT_TRUST = 444;
+/** Virtual port of the echo service. */
+export const PORT_ECHO = 7;
+/** Virtual port of the stdio service. */
+export const PORT_STDIO = 1000;
+/** Virtual port of the data-exchange service. */
+export const PORT_DATA = 1001;
+/** Virtual port of the events service. */
+export const PORT_EVENTS = 1002;
+
+/** Initiator starts a new handshake once a session is this old (ms). */
+export const REKEY_AFTER_TIME_MS = 120_000;
+/** Initiator starts a new handshake after this many packets sent. */
+export const REKEY_AFTER_MESSAGES = 2 ** 22;
+/** A session is unusable once this old (ms). */
+export const REJECT_AFTER_TIME_MS = 180_000;
+/** A session is unusable after this many packets in one direction. */
+export const REJECT_AFTER_MESSAGES = 2 ** 48;
+/** Handshake retransmission interval (ms), plus jitter. */
+export const REKEY_TIMEOUT_MS = 5_000;
+/** Upper bound of the random jitter added to each handshake retransmission (ms). */
+export const REKEY_TIMEOUT_JITTER_MS = 333;
+/** Give up a handshake attempt after this long (ms). */
+export const REKEY_ATTEMPT_TIME_MS = 90_000;
+/** Send a keepalive when nothing was sent for this long after receiving (ms). */
+export const KEEPALIVE_TIMEOUT_MS = 10_000;
+/** Persistent keepalive interval where NAT may be involved (ms). */
+export const PERSISTENT_KEEPALIVE_MS = 25_000;
+/** How long the previous session's keys stay valid for packets in flight (ms). */
+export const PREVIOUS_SESSION_GRACE_MS = 10_000;
+
+/** Replay window size in packets (per direction). */
+export const REPLAY_WINDOW = 8192;
+/** Crypto operations in flight per session; well under the replay window. */
+export const MAX_INFLIGHT_DECRYPTS = 256;
+
+/** Largest UDP payload the daemon sends on real networks. */
+export const MAX_DATAGRAM = 1400;
+/** Largest UDP datagram the daemon accepts. */
+export const MAX_RECEIVE_DATAGRAM = 65_535;
+/** Handshake message 1 frames are padded to exactly this size, at least message 2 (anti-amplification). */
+export const MSG1_SIZE = 384;
+
+/** Hard cap on live sessions. */
+export const MAX_SESSIONS = 4096;
+/** Sessions kept back for trusted peers once the table is nearly full. */
+export const RESERVED_TRUSTED_SESSIONS = 512;
+/** Hard cap on half-open responder handshakes. */
+export const MAX_PENDING_HANDSHAKES = 1024;
+/** Handshake message 1 per source IP: bucket size and refill per second. */
+export const HANDSHAKE_RATE_PER_SOURCE = { burst: 20, perSecond: 10 } as const;
+/** Completed handshakes per peer key: bucket size and refill per second. */
+export const HANDSHAKE_RATE_PER_KEY = { burst: 10, perSecond: 2 } as const;
+/** Half-open handshakes above which the responder demands cookies (default). */
+export const COOKIE_LOAD_THRESHOLD = 256;
+/** Lifetime of a cookie secret (ms). */
+export const COOKIE_SECRET_LIFETIME_MS = 120_000;
+
+/** Address stamp difficulty: zero bits after the 48 address bits. */
+export const STAMP_ZERO_BITS = 20;
+
+/** Control API version (additive changes only within one version). */
+export const API_VERSION = 1;
+/** Program version, reported by the daemon and compared by the CLI. */
+export const VERSION = "0.1.0";
+
+/** The initiator repeats message 3 this often until an authenticated packet arrives (ms). */
+export const FINAL_RETRY_MS = 1_000;
+/** A half-open responder handshake is forgotten after this long (ms). */
+export const HALF_OPEN_TIMEOUT_MS = 15_000;
+/** How often the session timers run (ms). */
+export const TIMER_TICK_MS = 250;

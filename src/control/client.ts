@@ -1,0 +1,154 @@
+/**
+ * The control API client: the CLI's only way to the daemon. It checks the
+ * home's lock before it trusts the control file, so a stale file left by a
+ * killed daemon is never followed.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { API_VERSION } from "../constants.ts";
+import { isErrorCode, PilotError } from "../errors.ts";
+import { HOME_FILES, isHomeLocked, readPrivateFile } from "../daemon/home.ts";
+
+/** Contents of the home's control file (written by the daemon, mode 0600). */
+export interface ControlFile {
+  /** Base URL of the control API. */
+  url: string;
+  /** Bearer token, new at every start. */
+  token: string;
+  /** Daemon process id. */
+  pid: number;
+  /** Daemon program version. */
+  version: string;
+  /** Control API version. */
+  api_version: number;
+}
+
+/** Reads and validates the control file; null when there is none. */
+export async function readControlFile(home: string): Promise<ControlFile | null> {
+  const path = join(home, HOME_FILES.control);
+  const text = await readPrivateFile(path);
+  if (text === null) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new PilotError(
+      "internal",
+      `Control file "${path}" is not valid JSON`,
+      "restart the daemon",
+    );
+  }
+  const o = v as Record<string, unknown>;
+  if (
+    typeof o.url !== "string" || typeof o.token !== "string" || typeof o.pid !== "number" ||
+    typeof o.version !== "string" || typeof o.api_version !== "number"
+  ) {
+    throw new PilotError("internal", `Control file "${path}" is malformed`, "restart the daemon");
+  }
+  return {
+    url: o.url,
+    token: o.token,
+    pid: o.pid,
+    version: o.version,
+    api_version: o.api_version,
+  };
+}
+
+/** Options of one API call. */
+export interface CallOptions {
+  /** Query parameters. */
+  query?: Record<string, string | number | boolean | undefined>;
+  /** JSON body. */
+  body?: unknown;
+  /** Give up after this many milliseconds (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** A connection to one home's daemon. */
+export class ControlClient {
+  #control: ControlFile;
+
+  /** Wraps an already validated control file. */
+  constructor(control: ControlFile) {
+    this.#control = control;
+  }
+
+  /** The control file this client uses. */
+  get control(): ControlFile {
+    return this.#control;
+  }
+
+  /**
+   * Connects to the daemon of `home`, failing with `not_running` when no
+   * daemon holds the home's lock and `version_mismatch` when the API differs.
+   */
+  static async open(home: string): Promise<ControlClient> {
+    const notRunning = new PilotError(
+      "not_running",
+      `No daemon is running for home "${home}"`,
+      "start one with `pilot daemon start`",
+    );
+    if (!(await isHomeLocked(home))) throw notRunning;
+    const control = await readControlFile(home);
+    if (control === null) throw notRunning;
+    if (control.api_version !== API_VERSION) {
+      throw new PilotError(
+        "version_mismatch",
+        `Daemon speaks control API v${control.api_version} (version ${control.version}); this CLI speaks v${API_VERSION}`,
+        "restart the daemon with this version: `pilot daemon stop && pilot daemon start`",
+      );
+    }
+    return new ControlClient(control);
+  }
+
+  /** Calls a route and returns its `data`, or throws the daemon's PilotError. */
+  async call(method: string, path: string, options: CallOptions = {}): Promise<unknown> {
+    const url = new URL(path, this.#control.url);
+    for (const [k, v] of Object.entries(options.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.#control.token}`,
+          "content-type": "application/json",
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      if (e instanceof DOMException && e.name === "TimeoutError") {
+        throw new PilotError(
+          "timeout",
+          `The daemon did not answer ${method} ${path} within ${timeoutMs} ms`,
+          "retry, or check the daemon log",
+        );
+      }
+      throw new PilotError(
+        "not_running",
+        `Cannot reach the daemon at ${this.#control.url}: ${(e as Error).message}`,
+        "start it with `pilot daemon start`",
+      );
+    }
+    return parseResponse(res);
+  }
+}
+
+async function parseResponse(res: Response): Promise<unknown> {
+  let body: Record<string, unknown>;
+  try {
+    body = await res.json();
+  } catch {
+    throw new PilotError("internal", `Daemon answered HTTP ${res.status} without JSON`);
+  }
+  if (body.status === "ok") return body.data;
+  const code = isErrorCode(body.code) ? body.code : "internal";
+  const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
+  const hint = typeof body.hint === "string" ? body.hint : "";
+  const requestId = typeof body.request_id === "string" ? body.request_id : undefined;
+  throw new PilotError(code, message, hint, requestId);
+}

@@ -1,0 +1,83 @@
+/**
+ * The daemon process: one node plus its control API, for one home. Holds
+ * the home's lock for its whole life, writes a control file with a token new
+ * at every start, and shuts down cleanly on SIGINT, SIGTERM or
+ * `POST /v1/shutdown`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { API_VERSION, VERSION } from "../constants.ts";
+import { PilotError } from "../errors.ts";
+import { type ConfigFlags, loadConfig } from "../daemon/config.ts";
+import { ensureHome, HOME_FILES, HomeLock, writeFileAtomic } from "../daemon/home.ts";
+import { loadOrCreateIdentity } from "../daemon/identity_store.ts";
+import { closeLog, log, logToFile } from "../daemon/log.ts";
+import { Node } from "../daemon/node.ts";
+import { formatEndpoint } from "../discovery/endpoint.ts";
+import type { ControlFile } from "./client.ts";
+import { nodeRoutes } from "./routes.ts";
+import { type ControlServer, startControlServer } from "./server.ts";
+
+/** Environment variable by which `daemon start` sends the log to the home's file. */
+export const LOG_TO_FILE_ENV = "PILOT_DAEMON_LOG_FILE";
+
+/** Runs a daemon in the foreground until it is told to stop. */
+export async function runDaemon(home: string, flags: ConfigFlags): Promise<void> {
+  await ensureHome(home);
+  if (Deno.env.get(LOG_TO_FILE_ENV) === "1") logToFile(join(home, HOME_FILES.log));
+  const lock = await HomeLock.acquire(home);
+  if (lock === null) {
+    throw new PilotError(
+      "already_running",
+      `A daemon is already running for home "${home}"`,
+      "stop it with `pilot daemon stop`, or use another --home",
+    );
+  }
+  const controlPath = join(home, HOME_FILES.control);
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  const onSignal = (name: string) => () => stop(name);
+  const signals: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSignal("SIGINT")],
+    ["SIGTERM", onSignal("SIGTERM")],
+  ];
+  for (const [s, h] of signals) Deno.addSignalListener(s, h);
+  let node: Node | undefined;
+  let server: ControlServer | undefined;
+  try {
+    const config = await loadConfig(home, flags);
+    let lastShown = 0;
+    const { identity, created } = await loadOrCreateIdentity(home, (tried) => {
+      if (tried - lastShown >= 1 << 18) {
+        lastShown = tried;
+        console.error(`creating identity: ${tried} hashes tried (about 1M expected)`);
+      }
+    });
+    if (created) log(`created identity ${identity.address} (${identity.fingerprint})`);
+    node = await Node.start(identity, config, home);
+    const token = crypto.getRandomValues(new Uint8Array(32)).toHex();
+    server = await startControlServer(nodeRoutes(node, () => stop("api")), token);
+    const control: ControlFile = {
+      url: server.url,
+      token,
+      pid: Deno.pid,
+      version: VERSION,
+      api_version: API_VERSION,
+    };
+    await writeFileAtomic(controlPath, JSON.stringify(control) + "\n", 0o600);
+    log(
+      `pilot ${VERSION} address ${identity.address} udp ${
+        formatEndpoint(node.listen)
+      } api ${control.url}`,
+    );
+    const why = await stopped;
+    log(`stopping (${why})`);
+  } finally {
+    for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+    await Deno.remove(controlPath).catch(() => {});
+    await server?.close().catch(() => {});
+    await node?.close();
+    lock.release();
+    closeLog();
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Daemon configuration: flags > environment > `config.json` > defaults.
+ * Unknown keys are errors. Timers may be shortened (tests), never lengthened
+ * past the protocol's limits (the session layer clamps them).
+ *
+ * @module
+ */
+import { isIP } from "node:net";
+import { join } from "node:path";
+import { invalid } from "../errors.ts";
+import { parseEndpoint } from "../discovery/endpoint.ts";
+import { validateHostname } from "../identity/self_description.ts";
+import type { SessionTimers } from "../session/manager.ts";
+import { HOME_FILES } from "./home.ts";
+
+/** Default UDP listen endpoint. */
+export const DEFAULT_LISTEN = "0.0.0.0:7440";
+
+/** The daemon's effective configuration. */
+export interface DaemonConfig {
+  /** UDP listen address (IP literal) and port (0 = OS-chosen). */
+  listen: { hostname: string; port: number };
+  /** Self-claimed hostname, or null. */
+  hostname: string | null;
+  /** Static peer names: NAME -> endpoint text. */
+  peers: Record<string, string>;
+  /** Refuse handshake message 1 without mac1 (stealth). */
+  requireMac1: boolean;
+  /** Half-open handshakes at which cookies are demanded (null = default). */
+  cookieThreshold: number | null;
+  /** Timer overrides in ms. */
+  timers: Partial<SessionTimers>;
+}
+
+/** Configuration given as flags (already parsed by the CLI table). */
+export interface ConfigFlags {
+  listen?: string;
+  hostname?: string;
+  peer?: string[];
+  stealth?: boolean;
+}
+
+const TIMER_KEYS: Record<string, keyof SessionTimers> = {
+  rekey_after_ms: "rekeyAfterMs",
+  reject_after_ms: "rejectAfterMs",
+  rekey_timeout_ms: "rekeyTimeoutMs",
+  rekey_attempt_ms: "rekeyAttemptMs",
+  keepalive_ms: "keepaliveMs",
+  persistent_keepalive_ms: "persistentKeepaliveMs",
+  previous_grace_ms: "previousGraceMs",
+};
+
+const FILE_KEYS = ["listen", "hostname", "peers", "require_mac1", "cookie_threshold", "timers"];
+
+/** Parses `IP:PORT` for listening (port 0 allowed). */
+export function parseListen(text: string, where: string): { hostname: string; port: number } {
+  const spec = /:0$/.test(text)
+    ? { ...parseEndpoint(text.replace(/:0$/, ":1")), port: 0 }
+    : parseEndpoint(text);
+  if (isIP(spec.host) === 0) {
+    throw invalid(`Cannot listen on "${text}" (${where}): expected an IP address and port`);
+  }
+  return { hostname: spec.host, port: spec.port };
+}
+
+function parsePeerFlag(text: string, where: string): [string, string] {
+  const eq = text.indexOf("=");
+  if (eq <= 0) {
+    throw invalid(
+      `Cannot parse peer "${text}" (${where}): expected NAME=ENDPOINT`,
+      "e.g. --peer data-processor-node=198.18.0.2:7440",
+    );
+  }
+  const name = text.slice(0, eq);
+  const endpoint = text.slice(eq + 1);
+  parseEndpoint(endpoint);
+  return [name, endpoint];
+}
+
+function checkHostname(h: string, where: string): string {
+  try {
+    validateHostname(h);
+  } catch (e) {
+    throw invalid(`Bad hostname (${where}): ${(e as Error).message}`);
+  }
+  return h;
+}
+
+/** Reads `config.json` from the home (absent = empty) and checks every key. */
+export async function readConfigFile(home: string): Promise<Record<string, unknown>> {
+  const path = join(home, HOME_FILES.config);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw e;
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw invalid(`Config "${path}" is not valid JSON`, "fix the file or remove it");
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw invalid(`Config "${path}" must be a JSON object`);
+  }
+  const unknown = Object.keys(v).find((k) => !FILE_KEYS.includes(k));
+  if (unknown !== undefined) {
+    throw invalid(
+      `Config "${path}" has unknown key "${unknown}"`,
+      `known keys: ${FILE_KEYS.join(", ")}`,
+    );
+  }
+  return v as Record<string, unknown>;
+}
+
+/** Merges flags, environment and the config file into the effective configuration. */
+export async function loadConfig(home: string, flags: ConfigFlags): Promise<DaemonConfig> {
+  const file = await readConfigFile(home);
+  const where = "config.json";
+  const cfg: DaemonConfig = {
+    listen: parseListen(DEFAULT_LISTEN, "default"),
+    hostname: null,
+    peers: {},
+    requireMac1: false,
+    cookieThreshold: null,
+    timers: {},
+  };
+  if (file.listen !== undefined) {
+    if (typeof file.listen !== "string") throw invalid(`${where}: "listen" must be a string`);
+    cfg.listen = parseListen(file.listen, where);
+  }
+  if (file.hostname !== undefined) {
+    if (typeof file.hostname !== "string") throw invalid(`${where}: "hostname" must be a string`);
+    cfg.hostname = checkHostname(file.hostname, where);
+  }
+  if (file.peers !== undefined) {
+    if (typeof file.peers !== "object" || file.peers === null || Array.isArray(file.peers)) {
+      throw invalid(`${where}: "peers" must be an object of NAME: ENDPOINT`);
+    }
+    for (const [name, ep] of Object.entries(file.peers)) {
+      if (typeof ep !== "string") {
+        throw invalid(`${where}: peer "${name}" must be an endpoint string`);
+      }
+      const [n, e] = parsePeerFlag(`${name}=${ep}`, where);
+      cfg.peers[n] = e;
+    }
+  }
+  if (file.require_mac1 !== undefined) {
+    if (typeof file.require_mac1 !== "boolean") {
+      throw invalid(`${where}: "require_mac1" must be true or false`);
+    }
+    cfg.requireMac1 = file.require_mac1;
+  }
+  if (file.cookie_threshold !== undefined) {
+    const v = file.cookie_threshold;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+      throw invalid(`${where}: "cookie_threshold" must be a whole number >= 0`);
+    }
+    cfg.cookieThreshold = v;
+  }
+  if (file.timers !== undefined) {
+    if (typeof file.timers !== "object" || file.timers === null || Array.isArray(file.timers)) {
+      throw invalid(`${where}: "timers" must be an object`);
+    }
+    for (const [k, v] of Object.entries(file.timers)) {
+      const key = TIMER_KEYS[k];
+      if (key === undefined) {
+        throw invalid(
+          `${where}: unknown timer "${k}"`,
+          `known: ${Object.keys(TIMER_KEYS).join(", ")}`,
+        );
+      }
+      if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+        throw invalid(`${where}: timer "${k}" must be a number of ms >= 0`);
+      }
+      cfg.timers[key] = v;
+    }
+  }
+  const envListen = Deno.env.get("PILOT_LISTEN");
+  if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
+  const envHostname = Deno.env.get("PILOT_HOSTNAME");
+  if (envHostname) cfg.hostname = checkHostname(envHostname, "PILOT_HOSTNAME");
+  if (flags.listen !== undefined) cfg.listen = parseListen(flags.listen, "--listen");
+  if (flags.hostname !== undefined) cfg.hostname = checkHostname(flags.hostname, "--hostname");
+  for (const p of flags.peer ?? []) {
+    const [n, e] = parsePeerFlag(p, "--peer");
+    cfg.peers[n] = e;
+  }
+  if (flags.stealth) cfg.requireMac1 = true;
+  return cfg;
+}

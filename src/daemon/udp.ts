@@ -1,0 +1,59 @@
+/**
+ * The node's UDP socket (Deno.listenDatagram, unstable `net`).
+ *
+ * @module
+ */
+import { MAX_RECEIVE_DATAGRAM } from "../constants.ts";
+import type { Endpoint } from "../discovery/endpoint.ts";
+
+/** A bound UDP socket. */
+export class UdpSocket {
+  #conn: Deno.DatagramConn;
+  #closed = false;
+  /** Send failures (e.g. unreachable destinations), counted rather than thrown. */
+  sendErrors = 0;
+
+  private constructor(conn: Deno.DatagramConn) {
+    this.#conn = conn;
+  }
+
+  /** Binds to `hostname:port` (port 0 = OS-chosen). */
+  static open(listen: { hostname: string; port: number }): UdpSocket {
+    return new UdpSocket(
+      Deno.listenDatagram({ transport: "udp", hostname: listen.hostname, port: listen.port }),
+    );
+  }
+
+  /** The bound address. */
+  get local(): Endpoint {
+    const a = this.#conn.addr as Deno.NetAddr;
+    return { hostname: a.hostname, port: a.port };
+  }
+
+  /** Sends a datagram; failures are counted, never thrown (UDP is best effort). */
+  send(bytes: Uint8Array, to: Endpoint): void {
+    if (this.#closed) return;
+    this.#conn.send(bytes, { transport: "udp", hostname: to.hostname, port: to.port })
+      .catch(() => this.sendErrors++);
+  }
+
+  /** Calls `onDatagram` for every datagram until the socket closes. */
+  async serve(onDatagram: (bytes: Uint8Array, from: Endpoint) => void): Promise<void> {
+    try {
+      while (!this.#closed) {
+        const [bytes, addr] = await this.#conn.receive(new Uint8Array(MAX_RECEIVE_DATAGRAM));
+        const a = addr as Deno.NetAddr;
+        onDatagram(bytes, { hostname: a.hostname, port: a.port });
+      }
+    } catch (e) {
+      if (!this.#closed) throw e;
+    }
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The one error type callers must tell apart: every failure that reaches a
+ * user (CLI or API) is a {@linkcode PilotError} with a code from the published
+ * table, a one-line message and a hint. Anything else is a bug.
+ *
+ * @module
+ */
+
+/** Error codes of the control API and CLI (DESIGN.md, "Control API"). */
+export const ERROR_CODES = {
+  invalid_argument: { http: 400, exit: 2, retryable: false },
+  unauthorized: { http: 401, exit: 1, retryable: false },
+  not_found: { http: 404, exit: 1, retryable: false },
+  not_trusted: { http: 403, exit: 4, retryable: false },
+  pending_approval: { http: 409, exit: 4, retryable: false },
+  rejected: { http: 403, exit: 4, retryable: false },
+  key_changed: { http: 409, exit: 4, retryable: false },
+  conflict: { http: 409, exit: 1, retryable: false },
+  not_running: { http: 503, exit: 3, retryable: false },
+  already_running: { http: 409, exit: 1, retryable: false },
+  unreachable: { http: 504, exit: 5, retryable: true },
+  timeout: { http: 504, exit: 5, retryable: true },
+  rate_limited: { http: 429, exit: 5, retryable: true },
+  too_large: { http: 413, exit: 1, retryable: false },
+  clock_skew: { http: 409, exit: 1, retryable: false },
+  version_mismatch: { http: 409, exit: 1, retryable: false },
+  internal: { http: 500, exit: 1, retryable: false },
+} as const;
+
+/** One of the published error codes. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Returns true when `code` is a published error code. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code);
+}
+
+/** A user-facing failure: code, one-line message, hint. */
+export class PilotError extends Error {
+  /** The published error code. */
+  readonly code: ErrorCode;
+  /** What the user can do about it (one line, may be empty). */
+  readonly hint: string;
+  /** Id of the API request that failed, when a daemon answered. */
+  requestId: string | undefined;
+
+  /** Creates an error with a code, a one-line message and a hint. */
+  constructor(code: ErrorCode, message: string, hint = "", requestId?: string) {
+    super(message);
+    this.name = "PilotError";
+    this.code = code;
+    this.hint = hint;
+    this.requestId = requestId;
+  }
+
+  /** Whether retrying the same call may succeed. */
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  /** HTTP status mirroring the code. */
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].http;
+  }
+
+  /** Process exit code mirroring the code. */
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+}
+
+/** Shorthand for an `invalid_argument` error. */
+export function invalid(message: string, hint = ""): PilotError {
+  return new PilotError("invalid_argument", message, hint);
+}
+
+/** The error body of the API, also printed by the CLI with `--json`. */
+export function errorBody(err: PilotError): Record<string, unknown> {
+  return {
+    status: "error",
+    code: err.code,
+    message: err.message,
+    hint: err.hint,
+    retryable: err.retryable,
+    request_id: err.requestId ?? crypto.randomUUID(),
+  };
+}

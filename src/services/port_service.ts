@@ -1,0 +1,20 @@
+/**
+ * What a built-in service on a virtual port looks like to the node.
+ *
+ * @module
+ */
+import type { PortPacket } from "../wire/inner.ts";
+import type { PeerIdentity } from "../session/peer_identity.ts";
+
+/** Sends bytes back to the packet's source port. */
+export type Reply = (payload: Uint8Array) => Promise<void>;
+
+/** A service bound to one virtual port. */
+export interface PortService {
+  /** The virtual port it serves. */
+  port: number;
+  /** Short name for logs and diagnostics. */
+  name: string;
+  /** Handles one datagram that passed authentication and the trust gate. */
+  onDatagram(packet: PortPacket, reply: Reply, peer: PeerIdentity): Promise<void>;
+}

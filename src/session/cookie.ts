@@ -1,0 +1,87 @@
+/**
+ * Handshake message 1's two MACs (after WireGuard's mac1/mac2):
+ *
+ * - mac1 is keyed by the responder's identity key, so only an initiator that
+ *   already knows who it calls can compute it; a daemon in stealth mode drops
+ *   message 1 without it, and scanners learn nothing.
+ * - mac2 is keyed by a cookie the responder hands out only under load; the
+ *   cookie binds the initiator's source address, so a flood of spoofed
+ *   sources cannot make the responder do Diffie-Hellman work.
+ *
+ * @module
+ */
+import { COOKIE_LABEL, COOKIE_SECRET_LIFETIME_MS, MAC1_LABEL } from "../constants.ts";
+import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
+import { concat, constantTimeEqual, utf8 } from "../wire/bytes.ts";
+import { MAC_SIZE, macInput1, macInput2 } from "../wire/frames.ts";
+import { hmacSha256, randomBytes, sha256 } from "./crypto.ts";
+
+const ZERO_MAC = new Uint8Array(MAC_SIZE);
+
+/** The mac1 key of a responder: SHA-256(MAC1_LABEL || its Ed25519 public key). */
+export function mac1Key(responderPublicKey: Uint8Array): Promise<Uint8Array> {
+  return sha256(concat(utf8(MAC1_LABEL), responderPublicKey));
+}
+
+/** mac1 over the frame's bytes before it; zeros when the responder's key is unknown. */
+export async function computeMac1(frame: Uint8Array, key: Uint8Array | undefined) {
+  if (key === undefined) return ZERO_MAC;
+  return (await hmacSha256(key, macInput1(frame))).subarray(0, MAC_SIZE);
+}
+
+/** mac2 over the frame's bytes before it, keyed by a cookie. */
+export async function computeMac2(frame: Uint8Array, cookie: Uint8Array): Promise<Uint8Array> {
+  return (await hmacSha256(cookie, macInput2(frame))).subarray(0, MAC_SIZE);
+}
+
+/** Checks a received mac1 in constant time. */
+export async function verifyMac1(
+  frame: Uint8Array,
+  mac1: Uint8Array,
+  key: Uint8Array,
+): Promise<boolean> {
+  return constantTimeEqual(await computeMac1(frame, key), mac1);
+}
+
+/** The responder's rotating cookie secret and the cookies it derives. */
+export class CookieJar {
+  #secret = randomBytes(32);
+  #previous: Uint8Array | undefined;
+  #rotatedAt: number;
+  #now: () => number;
+
+  /** Starts with a fresh secret; `now` is a monotonic clock in ms. */
+  constructor(now: () => number) {
+    this.#now = now;
+    this.#rotatedAt = now();
+  }
+
+  #rotate(): void {
+    if (this.#now() - this.#rotatedAt < COOKIE_SECRET_LIFETIME_MS) return;
+    this.#previous = this.#secret;
+    this.#secret = randomBytes(32);
+    this.#rotatedAt = this.#now();
+  }
+
+  /** The cookie for a source: HMAC(secret, COOKIE_LABEL || endpoint), 16 bytes. */
+  async cookieFor(source: Endpoint): Promise<Uint8Array> {
+    this.#rotate();
+    return await derive(this.#secret, source);
+  }
+
+  /** Whether `mac2` of `frame` was made with a current (or just-rotated) cookie for `source`. */
+  async verifyMac2(frame: Uint8Array, mac2: Uint8Array, source: Endpoint): Promise<boolean> {
+    this.#rotate();
+    for (const secret of [this.#secret, this.#previous]) {
+      if (secret === undefined) continue;
+      const expected = await computeMac2(frame, await derive(secret, source));
+      if (constantTimeEqual(expected, mac2)) return true;
+    }
+    return false;
+  }
+}
+
+async function derive(secret: Uint8Array, source: Endpoint): Promise<Uint8Array> {
+  const mac = await hmacSha256(secret, utf8(`${COOKIE_LABEL}|${formatEndpoint(source)}`));
+  return mac.subarray(0, MAC_SIZE);
+}

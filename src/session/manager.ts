@@ -1,0 +1,704 @@
+/**
+ * The session table: every handshake and session of one node, found by
+ * session index, and every peer, keyed by its full Ed25519 key. It turns UDP
+ * datagrams into authenticated inner packets, enforces the zero-trust gate
+ * on every packet, and runs the WireGuard-style timers.
+ *
+ * @module
+ */
+import {
+  FINAL_RETRY_MS,
+  HALF_OPEN_TIMEOUT_MS,
+  HANDSHAKE_RATE_PER_KEY,
+  HANDSHAKE_RATE_PER_SOURCE,
+  KEEPALIVE_TIMEOUT_MS,
+  MAX_PENDING_HANDSHAKES,
+  MAX_SESSIONS,
+  PERSISTENT_KEEPALIVE_MS,
+  PORT_TRUST,
+  PREVIOUS_SESSION_GRACE_MS,
+  REJECT_AFTER_TIME_MS,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME_MS,
+  REKEY_ATTEMPT_TIME_MS,
+  REKEY_TIMEOUT_JITTER_MS,
+  REKEY_TIMEOUT_MS,
+  RESERVED_TRUSTED_SESSIONS,
+} from "../constants.ts";
+import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
+import { PilotError } from "../errors.ts";
+import { constantTimeEqual } from "../wire/bytes.ts";
+import {
+  type CookieReplyFrame,
+  type DataFrame,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type HandshakeFinalFrame,
+  type HandshakeInitFrame,
+  type HandshakeRespFrame,
+} from "../wire/frames.ts";
+import { decodeInner, encodeInner, type PortPacket } from "../wire/inner.ts";
+import { CookieJar, mac1Key, verifyMac1 } from "./cookie.ts";
+import { randomBytes } from "./crypto.ts";
+import {
+  type Expected,
+  InitiatorHandshake,
+  type LocalHandshakeIdentity,
+  ResponderHandshake,
+} from "./handshake.ts";
+import { HandshakeFailure, type PeerIdentity } from "./peer_identity.ts";
+import { RateLimiter } from "./rate_limit.ts";
+import type { Session } from "./session.ts";
+
+/** Timers, shortened by configuration in tests; never longer than the protocol's. */
+export interface SessionTimers {
+  /** Initiator rekeys once a session is this old. */
+  rekeyAfterMs: number;
+  /** Sessions are unusable once this old. */
+  rejectAfterMs: number;
+  /** Handshake retransmission interval. */
+  rekeyTimeoutMs: number;
+  /** A handshake attempt gives up after this long. */
+  rekeyAttemptMs: number;
+  /** Passive keepalive after receiving with nothing sent. */
+  keepaliveMs: number;
+  /** Persistent keepalive interval; 0 turns it off. */
+  persistentKeepaliveMs: number;
+  /** How long a replaced session still decrypts packets in flight. */
+  previousGraceMs: number;
+}
+
+/** The protocol's timers. */
+export const DEFAULT_TIMERS: SessionTimers = {
+  rekeyAfterMs: REKEY_AFTER_TIME_MS,
+  rejectAfterMs: REJECT_AFTER_TIME_MS,
+  rekeyTimeoutMs: REKEY_TIMEOUT_MS,
+  rekeyAttemptMs: REKEY_ATTEMPT_TIME_MS,
+  keepaliveMs: KEEPALIVE_TIMEOUT_MS,
+  persistentKeepaliveMs: 0,
+  previousGraceMs: PREVIOUS_SESSION_GRACE_MS,
+};
+
+/** The persistent keepalive to use where NAT may be involved. */
+export const NAT_KEEPALIVE_MS = PERSISTENT_KEEPALIVE_MS;
+
+/** Our identity as the session table needs it. */
+export interface LocalNodeIdentity extends LocalHandshakeIdentity {
+  /** Our Ed25519 key. */
+  publicKey: Uint8Array;
+  /** Our address as 6 raw bytes. */
+  addressBytes: Uint8Array;
+}
+
+/** What the session table needs from the node around it. */
+export interface SessionManagerOptions {
+  /** Our identity. */
+  local: LocalNodeIdentity;
+  /** Sends one UDP datagram. */
+  transmit(bytes: Uint8Array, to: Endpoint): void;
+  /** Asked on every packet: is this peer trusted right now? */
+  isTrusted(peer: PeerIdentity): boolean;
+  /** Receives every packet that passed authentication and the trust gate. */
+  deliver(session: Session, packet: PortPacket): void;
+  /** A peer got its first session. */
+  onPeerUp?(peer: PeerIdentity): void;
+  /** A peer lost its last session. */
+  onPeerDown?(peer: PeerIdentity): void;
+  /** Refuse message 1 without a valid mac1 (stealth). */
+  requireMac1?: boolean;
+  /** Half-open handshakes at or above which message 1 needs a cookie. */
+  cookieThreshold?: number;
+  /** Timer overrides. */
+  timers?: Partial<SessionTimers>;
+  /** Monotonic clock in ms (default `performance.now`). */
+  now?: () => number;
+}
+
+/** Counters of dropped datagrams by reason. */
+export type DropCounters = Record<string, number>;
+
+/** One peer as `pilot peers` shows it. */
+export interface PeerStatus {
+  /** The peer's identity. */
+  identity: PeerIdentity;
+  /** Where its last authenticated packet came from (null without a session). */
+  endpoint: Endpoint | null;
+  /** Whether it is trusted right now. */
+  trusted: boolean;
+  /** Age of the current session (seconds), null when none. */
+  sessionAgeS: number | null;
+  /** Round-trip time of the last handshake we initiated (ms). */
+  rttMs: number | null;
+  /** Packets from it dropped by the trust gate. */
+  dropped: number;
+}
+
+interface PeerState {
+  identity: PeerIdentity;
+  current: Session | undefined;
+  previous: Session | undefined;
+  previousUntil: number;
+  rekey: Attempt | undefined;
+  dropped: number;
+  rttMs: number | null;
+  highestSerial: number;
+}
+
+interface Waiter {
+  resolve(peer: PeerIdentity): void;
+  reject(err: Error): void;
+}
+
+interface Attempt {
+  key: string;
+  handshake: InitiatorHandshake;
+  nextSendAt: number;
+  waiters: Set<Waiter>;
+}
+
+type IndexEntry =
+  | { kind: "session"; session: Session }
+  | { kind: "initiator"; attempt: Attempt }
+  | { kind: "responder"; handshake: ResponderHandshake; ephemeral: string };
+
+const EMPTY = new Uint8Array(0);
+
+/** Every handshake, session and peer of one node. */
+export class SessionManager {
+  #o: SessionManagerOptions;
+  #timers: SessionTimers;
+  #now: () => number;
+  #byIndex = new Map<number, IndexEntry>();
+  #peers = new Map<string, PeerState>();
+  #attempts = new Map<string, Attempt>();
+  #responders = new Map<string, ResponderHandshake>();
+  #seenEphemerals = new Map<string, number>();
+  #sourceLimiter: RateLimiter;
+  #keyLimiter: RateLimiter;
+  #cookies: CookieJar;
+  #ownMac1Key: Promise<Uint8Array>;
+  #sessions = 0;
+  /** Datagrams dropped, by reason. */
+  readonly drops: DropCounters = {};
+
+  /** Creates an empty table. */
+  constructor(options: SessionManagerOptions) {
+    this.#o = options;
+    this.#timers = clampTimers(options.timers ?? {});
+    this.#now = options.now ?? (() => performance.now());
+    this.#sourceLimiter = new RateLimiter({
+      ...HANDSHAKE_RATE_PER_SOURCE,
+      maxKeys: 65_536,
+      now: this.#now,
+    });
+    this.#keyLimiter = new RateLimiter({
+      ...HANDSHAKE_RATE_PER_KEY,
+      maxKeys: 65_536,
+      now: this.#now,
+    });
+    this.#cookies = new CookieJar(this.#now);
+    this.#ownMac1Key = mac1Key(options.local.publicKey);
+  }
+
+  /** Number of established sessions (current and previous). */
+  get sessionCount(): number {
+    return this.#sessions;
+  }
+
+  /** Number of half-open responder handshakes. */
+  get halfOpenCount(): number {
+    return this.#responders.size;
+  }
+
+  #drop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  /** Handles one received UDP datagram. Never throws for anything the network sends. */
+  async handle(bytes: Uint8Array, from: Endpoint): Promise<void> {
+    let frame: Frame;
+    try {
+      frame = decodeFrame(bytes);
+    } catch {
+      this.#drop("malformed");
+      return;
+    }
+    switch (frame.type) {
+      case "init":
+        return await this.#onInit(frame, bytes, from);
+      case "resp":
+        return await this.#onResp(frame, from);
+      case "final":
+        return await this.#onFinal(frame, bytes, from);
+      case "cookie":
+        return await this.#onCookie(frame);
+      case "data":
+        return await this.#onData(frame, from);
+    }
+  }
+
+  async #onInit(frame: HandshakeInitFrame, bytes: Uint8Array, from: Endpoint): Promise<void> {
+    if (this.#o.requireMac1 && !(await verifyMac1(bytes, frame.mac1, await this.#ownMac1Key))) {
+      return this.#drop("mac1");
+    }
+    const ephemeral = frame.noise.subarray(0, 32).toHex();
+    const existing = this.#responders.get(ephemeral);
+    if (existing !== undefined) {
+      // A retransmitted message 1: answer with the cached message 2, same bytes.
+      if (constantTimeEqual(existing.initNoise, frame.noise)) {
+        this.#o.transmit(existing.response, from);
+      } else this.#drop("duplicate_ephemeral");
+      return;
+    }
+    if (this.#seenEphemerals.has(ephemeral)) return this.#drop("replayed_init");
+    if (this.#responders.size >= (this.#o.cookieThreshold ?? Infinity)) {
+      if (!(await this.#cookies.verifyMac2(bytes, frame.mac2, from))) {
+        const reply: CookieReplyFrame = {
+          type: "cookie",
+          receiverIndex: frame.senderIndex,
+          echo: frame.noise.subarray(0, 16),
+          cookie: await this.#cookies.cookieFor(from),
+        };
+        this.#o.transmit(encodeFrame(reply), from);
+        return this.#drop("cookie_sent");
+      }
+    }
+    if (!this.#sourceLimiter.allow(from.hostname)) return this.#drop("rate_limited");
+    if (this.#responders.size >= MAX_PENDING_HANDSHAKES) return this.#drop("half_open_full");
+    const localIndex = this.#allocateIndex();
+    let handshake: ResponderHandshake;
+    try {
+      handshake = await ResponderHandshake.start({
+        local: this.#o.local,
+        localIndex,
+        init: frame,
+        endpoint: from,
+        now: this.#now(),
+      });
+    } catch {
+      return this.#drop("bad_init");
+    }
+    if (this.#responders.has(ephemeral) || this.#seenEphemerals.has(ephemeral)) {
+      return this.#drop("duplicate_ephemeral");
+    }
+    this.#responders.set(ephemeral, handshake);
+    this.#seenEphemerals.set(ephemeral, this.#now() + this.#timers.rejectAfterMs);
+    this.#byIndex.set(localIndex, { kind: "responder", handshake, ephemeral });
+    this.#o.transmit(handshake.response, from);
+  }
+
+  async #onResp(frame: HandshakeRespFrame, from: Endpoint): Promise<void> {
+    const entry = this.#byIndex.get(frame.receiverIndex);
+    if (entry?.kind === "session") {
+      // The responder answered a repeated message 1: repeat message 3.
+      const s = entry.session;
+      if (s.initiator && !s.confirmed && s.finalFrame) this.#o.transmit(s.finalFrame, s.endpoint);
+      return this.#drop("stale_resp");
+    }
+    if (entry?.kind !== "initiator" || entry.attempt.handshake.spent) {
+      return this.#drop("unknown_index");
+    }
+    const attempt = entry.attempt;
+    const handshake = attempt.handshake;
+    let result;
+    try {
+      result = await handshake.complete(frame, from, this.#now());
+    } catch (e) {
+      if (e instanceof HandshakeFailure && e.reason.startsWith("unexpected_")) {
+        this.#finishAttempt(
+          attempt,
+          new PilotError(
+            "key_changed",
+            e.message,
+            "check the peer's identity; nothing was revealed to it",
+          ),
+        );
+      }
+      return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_resp");
+    }
+    const { session, final } = result;
+    session.finalFrame = final;
+    session.finalSentAt = this.#now();
+    if (!this.#install(session, handshake.lastSentAt)) {
+      this.#finishAttempt(
+        attempt,
+        new PilotError("rate_limited", "Too many sessions", "try again later"),
+      );
+      return;
+    }
+    this.#o.transmit(final, from);
+    this.#finishAttempt(attempt, session.peer);
+  }
+
+  async #onFinal(frame: HandshakeFinalFrame, bytes: Uint8Array, from: Endpoint): Promise<void> {
+    const entry = this.#byIndex.get(frame.receiverIndex);
+    if (entry?.kind === "session") {
+      const s = entry.session;
+      // The initiator repeats message 3 until it hears from us: confirm again.
+      if (!s.initiator && s.finalFrame && constantTimeEqual(s.finalFrame, bytes)) {
+        await this.#sendOn(s, EMPTY);
+      } else this.#drop("stale_final");
+      return;
+    }
+    if (entry?.kind !== "responder" || entry.handshake.spent) return this.#drop("unknown_index");
+    const handshake = entry.handshake;
+    this.#responders.delete(entry.ephemeral);
+    this.#byIndex.delete(frame.receiverIndex);
+    let session: Session;
+    try {
+      session = await handshake.complete(frame, from, this.#now());
+    } catch (e) {
+      return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_final");
+    }
+    if (!this.#keyLimiter.allow(session.peer.keyHex)) return this.#drop("rate_limited");
+    session.finalFrame = Uint8Array.from(bytes);
+    if (!this.#install(session, null)) return;
+    await this.#sendOn(session, EMPTY);
+  }
+
+  async #onCookie(frame: CookieReplyFrame): Promise<void> {
+    const entry = this.#byIndex.get(frame.receiverIndex);
+    if (entry?.kind !== "initiator") return this.#drop("unknown_index");
+    const attempt = entry.attempt;
+    if (!constantTimeEqual(frame.echo, attempt.handshake.echo)) return this.#drop("bad_cookie");
+    if (attempt.handshake.takeCookie(frame.cookie)) await this.#sendInit(attempt);
+  }
+
+  async #onData(frame: DataFrame, from: Endpoint): Promise<void> {
+    const entry = this.#byIndex.get(frame.receiverIndex);
+    if (entry?.kind !== "session") return this.#drop("unknown_index");
+    const s = entry.session;
+    const now = this.#now();
+    if (now - s.createdAt >= this.#timers.rejectAfterMs) return this.#drop("expired");
+    const plaintext = await s.open(frame, now);
+    if (typeof plaintext === "string") return this.#drop(plaintext);
+    // Roaming: the endpoint follows the last authenticated packet.
+    s.endpoint = from;
+    const peer = this.#peers.get(s.peer.keyHex);
+    let packet;
+    try {
+      packet = decodeInner(plaintext);
+    } catch {
+      return this.#drop("malformed_inner");
+    }
+    if (packet.kind === "keepalive") return;
+    if (
+      !constantTimeEqual(packet.srcAddress, s.peer.addressBytes) ||
+      !constantTimeEqual(packet.dstAddress, this.#o.local.addressBytes)
+    ) {
+      return this.#drop("inner_address");
+    }
+    if (packet.dstPort !== PORT_TRUST && !this.#o.isTrusted(s.peer)) {
+      if (peer) peer.dropped++;
+      return this.#drop("not_trusted");
+    }
+    this.#o.deliver(s, packet);
+  }
+
+  /** Adds a session to the table; false when it was refused. */
+  #install(session: Session, sentAt: number | null): boolean {
+    const key = session.peer.keyHex;
+    let peer = this.#peers.get(key);
+    const trusted = this.#o.isTrusted(session.peer);
+    const limit = trusted ? MAX_SESSIONS : MAX_SESSIONS - RESERVED_TRUSTED_SESSIONS;
+    if (this.#sessions >= limit && peer === undefined) {
+      this.#drop("sessions_full");
+      return false;
+    }
+    if (peer !== undefined && session.peer.staticSerial < peer.highestSerial) {
+      // An older static key than one this peer already proved: refuse the rollback.
+      this.#drop("old_static_key");
+      return false;
+    }
+    const now = this.#now();
+    if (peer === undefined) {
+      peer = {
+        identity: session.peer,
+        current: undefined,
+        previous: undefined,
+        previousUntil: 0,
+        rekey: undefined,
+        dropped: 0,
+        rttMs: null,
+        highestSerial: session.peer.staticSerial,
+      };
+      this.#peers.set(key, peer);
+    }
+    peer.identity = session.peer;
+    peer.highestSerial = Math.max(peer.highestSerial, session.peer.staticSerial);
+    if (sentAt !== null) peer.rttMs = Math.round((now - sentAt) * 100) / 100;
+    this.#byIndex.set(session.localIndex, { kind: "session", session });
+    this.#sessions++;
+    const old = peer.current;
+    let keep = session;
+    let spare = old;
+    if (old !== undefined && this.#prefersOld(old, session, now)) {
+      keep = old;
+      spare = session;
+    }
+    if (peer.previous !== undefined && peer.previous !== spare) this.#forget(peer.previous);
+    peer.current = keep;
+    peer.previous = spare;
+    peer.previousUntil = now + this.#timers.previousGraceMs;
+    if (old === undefined) this.#o.onPeerUp?.(session.peer);
+    return true;
+  }
+
+  /**
+   * Tie-break for handshakes that crossed: when both sides initiated at about
+   * the same time, both keep the session whose initiator has the smaller key,
+   * so they agree without talking.
+   */
+  #prefersOld(old: Session, fresh: Session, now: number): boolean {
+    if (now - old.createdAt >= this.#timers.rekeyTimeoutMs) return false;
+    if (old.initiator === fresh.initiator) return false;
+    const ours = this.#o.local.publicKey;
+    const theirs = fresh.peer.publicKey;
+    const oldInitiator = old.initiator ? ours : theirs;
+    const freshInitiator = fresh.initiator ? ours : theirs;
+    return compareBytes(oldInitiator, freshInitiator) < 0;
+  }
+
+  #forget(session: Session): void {
+    if (this.#byIndex.get(session.localIndex)?.kind === "session") {
+      this.#byIndex.delete(session.localIndex);
+      this.#sessions--;
+    }
+  }
+
+  #allocateIndex(): number {
+    for (;;) {
+      const v = new DataView(randomBytes(4).buffer).getUint32(0);
+      if (v !== 0 && !this.#byIndex.has(v)) return v;
+    }
+  }
+
+  async #sendInit(attempt: Attempt): Promise<void> {
+    const now = this.#now();
+    attempt.handshake.lastSentAt = now;
+    attempt.nextSendAt = now + this.#timers.rekeyTimeoutMs +
+      Math.random() * REKEY_TIMEOUT_JITTER_MS;
+    this.#o.transmit(await attempt.handshake.frame(), attempt.handshake.endpoint);
+  }
+
+  async #startAttempt(key: string, endpoint: Endpoint, expected: Expected): Promise<Attempt> {
+    const localIndex = this.#allocateIndex();
+    const handshake = await InitiatorHandshake.start({
+      local: this.#o.local,
+      localIndex,
+      endpoint,
+      expected,
+      mac1Key: expected.publicKey ? await mac1Key(expected.publicKey) : undefined,
+      now: this.#now(),
+    });
+    const attempt: Attempt = { key, handshake, nextSendAt: 0, waiters: new Set() };
+    this.#byIndex.set(localIndex, { kind: "initiator", attempt });
+    return attempt;
+  }
+
+  #finishAttempt(attempt: Attempt, outcome: PeerIdentity | Error): void {
+    this.#attempts.delete(attempt.key);
+    if (this.#byIndex.get(attempt.handshake.localIndex)?.kind === "initiator") {
+      this.#byIndex.delete(attempt.handshake.localIndex);
+    }
+    for (const p of this.#peers.values()) if (p.rekey === attempt) p.rekey = undefined;
+    for (const w of attempt.waiters) {
+      if (outcome instanceof Error) w.reject(outcome);
+      else w.resolve(outcome);
+    }
+    attempt.waiters.clear();
+  }
+
+  /**
+   * Opens (or reuses) a session with whoever answers at `endpoint`; with an
+   * expectation, the peer must hold that key or address, checked before we
+   * reveal who we are.
+   */
+  async connect(endpoint: Endpoint, expected: Expected, timeoutMs: number): Promise<PeerIdentity> {
+    const existing = this.#findPeer(endpoint, expected);
+    if (existing?.current !== undefined) return existing.identity;
+    const key = `${formatEndpoint(endpoint)}|${expected.publicKey?.toHex() ?? ""}|${
+      expected.address ?? ""
+    }`;
+    let attempt = this.#attempts.get(key);
+    if (attempt === undefined) {
+      attempt = await this.#startAttempt(key, endpoint, expected);
+      this.#attempts.set(key, attempt);
+      await this.#sendInit(attempt);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<PeerIdentity>();
+    const waiter: Waiter = { resolve, reject };
+    attempt.waiters.add(waiter);
+    const timer = setTimeout(() => {
+      attempt.waiters.delete(waiter);
+      reject(
+        new PilotError(
+          "unreachable",
+          `No handshake answer from ${formatEndpoint(endpoint)} within ${timeoutMs} ms`,
+          "check that a pilot daemon listens there and UDP is not blocked",
+        ),
+      );
+    }, timeoutMs);
+    try {
+      return await promise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #findPeer(endpoint: Endpoint, expected: Expected): PeerState | undefined {
+    if (expected.publicKey !== undefined) return this.#peers.get(expected.publicKey.toHex());
+    const text = formatEndpoint(endpoint);
+    for (const p of this.#peers.values()) {
+      if (p.current === undefined || formatEndpoint(p.current.endpoint) !== text) continue;
+      if (expected.address === undefined || expected.address === p.identity.address) return p;
+    }
+    return undefined;
+  }
+
+  /** Sends an inner packet to a peer over its current session; false when there is none. */
+  async send(peerKeyHex: string, packet: Omit<PortPacket, "srcAddress" | "dstAddress">) {
+    const peer = this.#peers.get(peerKeyHex);
+    const s = peer?.current;
+    if (s === undefined || this.#now() - s.createdAt >= this.#timers.rejectAfterMs) return false;
+    const ok = await this.#sendOn(
+      s,
+      encodeInner({
+        ...packet,
+        srcAddress: this.#o.local.addressBytes,
+        dstAddress: s.peer.addressBytes,
+      }),
+    );
+    if (s.initiator && s.sent >= REKEY_AFTER_MESSAGES) this.#startRekey(peer!);
+    return ok;
+  }
+
+  async #sendOn(s: Session, plaintext: Uint8Array): Promise<boolean> {
+    const frame = await s.seal(plaintext, this.#now());
+    if (frame === null) return false;
+    this.#o.transmit(frame, s.endpoint);
+    return true;
+  }
+
+  #startRekey(peer: PeerState): void {
+    if (peer.rekey !== undefined || peer.current === undefined) return;
+    const endpoint = peer.current.endpoint;
+    const key = `rekey|${peer.identity.keyHex}`;
+    // A rekey must reach the same key: the expectation is the full key.
+    const expected: Expected = { publicKey: peer.identity.publicKey };
+    const pending = this.#startAttempt(key, endpoint, expected).then(async (attempt) => {
+      peer.rekey = attempt;
+      this.#attempts.set(key, attempt);
+      await this.#sendInit(attempt);
+    });
+    pending.catch(() => this.#drop("rekey_failed"));
+  }
+
+  /** Runs the timers: retransmissions, rekeys, keepalives, expiry. Call every TIMER_TICK_MS. */
+  async tick(): Promise<void> {
+    const now = this.#now();
+    const t = this.#timers;
+    for (const attempt of [...this.#attempts.values()]) {
+      const h = attempt.handshake;
+      if (now - h.startedAt >= t.rekeyAttemptMs) {
+        this.#finishAttempt(
+          attempt,
+          new PilotError("unreachable", `Handshake with ${formatEndpoint(h.endpoint)} gave up`),
+        );
+      } else if (h.spent) {
+        // Message 2 failed to authenticate (forged or corrupted): start afresh.
+        const waiters = attempt.waiters;
+        this.#byIndex.delete(h.localIndex);
+        const fresh = await this.#startAttempt(attempt.key, h.endpoint, h.expected);
+        fresh.waiters = waiters;
+        this.#attempts.set(attempt.key, fresh);
+        for (const p of this.#peers.values()) if (p.rekey === attempt) p.rekey = fresh;
+        await this.#sendInit(fresh);
+      } else if (now >= attempt.nextSendAt) {
+        await this.#sendInit(attempt);
+      }
+    }
+    for (const [ephemeral, r] of this.#responders) {
+      if (now - r.createdAt >= HALF_OPEN_TIMEOUT_MS) {
+        this.#responders.delete(ephemeral);
+        this.#byIndex.delete(r.localIndex);
+      }
+    }
+    for (const [ephemeral, until] of this.#seenEphemerals) {
+      if (now >= until) this.#seenEphemerals.delete(ephemeral);
+    }
+    for (const [key, peer] of this.#peers) {
+      if (peer.previous !== undefined && now >= peer.previousUntil) {
+        this.#forget(peer.previous);
+        peer.previous = undefined;
+      }
+      const s = peer.current;
+      if (s === undefined) continue;
+      const age = now - s.createdAt;
+      if (age >= t.rejectAfterMs) {
+        this.#forget(s);
+        peer.current = undefined;
+        if (peer.previous) this.#forget(peer.previous);
+        this.#peers.delete(key);
+        this.#o.onPeerDown?.(peer.identity);
+        continue;
+      }
+      if (s.initiator && !s.confirmed && s.finalFrame && now - s.finalSentAt >= FINAL_RETRY_MS) {
+        s.finalSentAt = now;
+        this.#o.transmit(s.finalFrame, s.endpoint);
+      }
+      const rekeyAt = s.initiator ? t.rekeyAfterMs : t.rekeyAfterMs + 3 * t.rekeyTimeoutMs;
+      if (age >= rekeyAt) this.#startRekey(peer);
+      const idleReply = s.lastReceived > s.lastSent && now - s.lastReceived >= t.keepaliveMs;
+      const persistent = t.persistentKeepaliveMs > 0 && now - s.lastSent >= t.persistentKeepaliveMs;
+      if (idleReply || persistent) await this.#sendOn(s, EMPTY);
+    }
+  }
+
+  /** Closes every session with a peer at once (used by `untrust`). */
+  closePeer(peerKeyHex: string): boolean {
+    const peer = this.#peers.get(peerKeyHex);
+    if (peer === undefined) return false;
+    if (peer.current) this.#forget(peer.current);
+    if (peer.previous) this.#forget(peer.previous);
+    this.#peers.delete(peerKeyHex);
+    this.#o.onPeerDown?.(peer.identity);
+    return true;
+  }
+
+  /** Looks a peer up by key. */
+  peer(peerKeyHex: string): PeerIdentity | undefined {
+    return this.#peers.get(peerKeyHex)?.identity;
+  }
+
+  /** Every peer with a session. */
+  peers(): PeerStatus[] {
+    const now = this.#now();
+    return [...this.#peers.values()].map((p) => ({
+      identity: p.identity,
+      endpoint: p.current?.endpoint ?? null,
+      trusted: this.#o.isTrusted(p.identity),
+      sessionAgeS: p.current ? Math.floor((now - p.current.createdAt) / 1000) : null,
+      rttMs: p.rttMs,
+      dropped: p.dropped,
+    }));
+  }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return a[i]! - b[i]!;
+  }
+  return a.length - b.length;
+}
+
+function clampTimers(overrides: Partial<SessionTimers>): SessionTimers {
+  const out = { ...DEFAULT_TIMERS };
+  for (const [k, v] of Object.entries(overrides) as [keyof SessionTimers, number][]) {
+    // Configuration may shorten timers (tests), never lengthen them past the protocol's.
+    if (k === "persistentKeepaliveMs") out[k] = Math.min(Math.max(v, 0), PERSISTENT_KEEPALIVE_MS);
+    else out[k] = Math.min(Math.max(v, 1), DEFAULT_TIMERS[k]);
+  }
+  return out;
+}

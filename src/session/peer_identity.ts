@@ -1,0 +1,97 @@
+/**
+ * Turns the identity payload a peer sent inside the Noise handshake into an
+ * authenticated {@linkcode PeerIdentity}, enforcing the MUST rules: the key is
+ * a valid Ed25519 key, the address stamp holds, and the identity signature
+ * covers the static key Noise actually used.
+ *
+ * @module
+ */
+import { type Address, addressToBytes, verifyStamp } from "../identity/address.ts";
+import { isValidPublicKey } from "../identity/ed25519.ts";
+import { fingerprint } from "../identity/fingerprint.ts";
+import { verifySelfDescription } from "../identity/self_description.ts";
+import { verifyBinding } from "../identity/static_key.ts";
+import { constantTimeEqual } from "../wire/bytes.ts";
+import type { HandshakePayload } from "../wire/handshake_payload.ts";
+
+/** Why a handshake was refused after its cryptography succeeded. */
+export class HandshakeFailure extends Error {
+  /** Short machine-readable reason. */
+  readonly reason: string;
+  /** Creates a failure with a reason code and a sentence-case message. */
+  constructor(reason: string, message: string) {
+    super(message);
+    this.name = "HandshakeFailure";
+    this.reason = reason;
+  }
+}
+
+/** A peer whose identity the handshake proved. All state is keyed by `keyHex`. */
+export interface PeerIdentity {
+  /** Ed25519 identity key. */
+  publicKey: Uint8Array;
+  /** Hex of the identity key: the key of every per-peer map. */
+  keyHex: string;
+  /** The address the peer claimed, with a valid stamp. */
+  address: Address;
+  /** The address as 6 raw bytes (inner packets carry these). */
+  addressBytes: Uint8Array;
+  /** Human fingerprint of the key. */
+  fingerprint: string;
+  /** Self-claimed hostname ("" when none). */
+  hostname: string;
+  /** Serial of the static key binding it used. */
+  staticSerial: number;
+  /** The static X25519 key Noise authenticated. */
+  staticKey: Uint8Array;
+}
+
+/** Verifies a handshake payload against the static key Noise authenticated. */
+export function verifyPeerPayload(p: HandshakePayload, remoteStatic: Uint8Array): PeerIdentity {
+  if (!isValidPublicKey(p.publicKey)) {
+    throw new HandshakeFailure("bad_key", "Peer sent a weak or malformed identity key");
+  }
+  const address = verifyStamp(p.publicKey, p.stamp);
+  if (address === null) {
+    throw new HandshakeFailure("bad_stamp", "Peer's address stamp does not verify");
+  }
+  const binding = {
+    staticKey: remoteStatic,
+    serial: p.staticSerial,
+    created: p.staticCreated,
+    signature: p.bindingSignature,
+  };
+  // The signature must cover the key Noise used, not a key the payload names.
+  if (!verifyBinding(p.publicKey, binding)) {
+    throw new HandshakeFailure(
+      "bad_binding",
+      "Peer's identity signature does not cover the static key it used",
+    );
+  }
+  const selfOk = verifySelfDescription({
+    publicKey: p.publicKey,
+    stamp: p.stamp,
+    hostname: p.hostname === "" ? null : p.hostname,
+    time: p.selfTime,
+    signature: p.selfSignature,
+  });
+  if (!selfOk) {
+    throw new HandshakeFailure("bad_self", "Peer's signed self-description does not verify");
+  }
+  const keyHex = p.publicKey.toHex();
+  return {
+    publicKey: Uint8Array.from(p.publicKey),
+    keyHex,
+    address,
+    addressBytes: addressToBytes(address),
+    fingerprint: fingerprint(p.publicKey),
+    hostname: p.hostname,
+    staticSerial: p.staticSerial,
+    staticKey: Uint8Array.from(remoteStatic),
+  };
+}
+
+/** Whether two identities are the same key. */
+export function sameKey(a: PeerIdentity, b: PeerIdentity): boolean {
+  return constantTimeEqual(a.publicKey, b.publicKey);
+}

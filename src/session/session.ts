@@ -1,0 +1,146 @@
+/**
+ * One established tunnel session: the two transport keys from the Noise
+ * split, the send counter and the receive replay window. Sessions are found
+ * by their local index, never by IP; the endpoint follows the last
+ * authenticated packet (roaming).
+ *
+ * @module
+ */
+import { MAX_INFLIGHT_DECRYPTS, REJECT_AFTER_MESSAGES } from "../constants.ts";
+import type { Endpoint } from "../discovery/endpoint.ts";
+import { DATA_HEADER_SIZE, type DataFrame, encodeDataHeader } from "../wire/frames.ts";
+import { AeadKey, nonceFromCounter } from "./crypto.ts";
+import type { PeerIdentity } from "./peer_identity.ts";
+import { ReplayWindow } from "./replay.ts";
+
+/** Why an incoming data frame was dropped. */
+export type OpenFailure = "replay" | "busy" | "auth";
+
+/** What {@linkcode Session.create} needs. */
+export interface SessionInit {
+  /** Our index for this session (peers put it in frames they send us). */
+  localIndex: number;
+  /** The peer's index (we put it in frames we send). */
+  remoteIndex: number;
+  /** Whether we sent message 1. */
+  initiator: boolean;
+  /** The authenticated peer. */
+  peer: PeerIdentity;
+  /** Where the peer was when the handshake completed. */
+  endpoint: Endpoint;
+  /** Key for frames we send. */
+  sendKey: Uint8Array;
+  /** Key for frames we receive. */
+  receiveKey: Uint8Array;
+  /** The Noise handshake hash (channel binding for later layers). */
+  handshakeHash: Uint8Array;
+  /** Monotonic now (ms). */
+  now: number;
+}
+
+/** An established session. */
+export class Session {
+  /** Our index. */
+  readonly localIndex: number;
+  /** The peer's index. */
+  readonly remoteIndex: number;
+  /** Whether we initiated it. */
+  readonly initiator: boolean;
+  /** The authenticated peer. */
+  readonly peer: PeerIdentity;
+  /** Noise handshake hash. */
+  readonly handshakeHash: Uint8Array;
+  /** Monotonic creation time (ms). */
+  readonly createdAt: number;
+  /** Where the peer's last authenticated packet came from. */
+  endpoint: Endpoint;
+  /** Initiator: true once an authenticated packet arrived (message 3 got through). */
+  confirmed: boolean;
+  /** Monotonic time of the last frame sent (ms). */
+  lastSent: number;
+  /** Monotonic time of the last authenticated frame received (ms). */
+  lastReceived: number;
+  /** Frames received that authenticated. */
+  received = 0;
+  /** Responder: the exact message 3 that created it, to answer repeats. */
+  finalFrame: Uint8Array | undefined;
+  /** Initiator: monotonic time message 3 was last sent (ms). */
+  finalSentAt = 0;
+
+  #send: AeadKey;
+  #receive: AeadKey;
+  #sendCounter = 0;
+  #replay = new ReplayWindow();
+  #inflight = 0;
+
+  private constructor(init: SessionInit, send: AeadKey, receive: AeadKey) {
+    this.localIndex = init.localIndex;
+    this.remoteIndex = init.remoteIndex;
+    this.initiator = init.initiator;
+    this.peer = init.peer;
+    this.handshakeHash = init.handshakeHash;
+    this.createdAt = init.now;
+    this.endpoint = init.endpoint;
+    this.confirmed = !init.initiator;
+    this.lastSent = init.now;
+    this.lastReceived = init.now;
+    this.#send = send;
+    this.#receive = receive;
+  }
+
+  /** Imports the transport keys. Keys and counters never touch disk. */
+  static async create(init: SessionInit): Promise<Session> {
+    const [send, receive] = await Promise.all([
+      AeadKey.create(init.sendKey),
+      AeadKey.create(init.receiveKey),
+    ]);
+    return new Session(init, send, receive);
+  }
+
+  /** Frames sent so far (the next send counter). */
+  get sent(): number {
+    return this.#sendCounter;
+  }
+
+  /** Encrypts `plaintext` into a data frame, or null once the counter is exhausted. */
+  async seal(plaintext: Uint8Array, now: number): Promise<Uint8Array | null> {
+    const counter = this.#sendCounter;
+    if (counter >= REJECT_AFTER_MESSAGES) return null;
+    this.#sendCounter++;
+    this.lastSent = now;
+    const header = encodeDataHeader(this.remoteIndex, counter);
+    const sealed = await this.#send.seal(nonceFromCounter(counter), plaintext, header);
+    const frame = new Uint8Array(DATA_HEADER_SIZE + sealed.length);
+    frame.set(header);
+    frame.set(sealed, DATA_HEADER_SIZE);
+    return frame;
+  }
+
+  /**
+   * Authenticates and decrypts a data frame. The replay window is checked
+   * before decrypting and checked again, and only then set, synchronously
+   * after the tag verifies: WebCrypto completes out of order, so two copies of
+   * one counter may both be in flight and only the first to verify may pass.
+   */
+  async open(frame: DataFrame, now: number): Promise<Uint8Array | OpenFailure> {
+    if (!this.#replay.check(frame.counter)) return "replay";
+    if (this.#inflight >= MAX_INFLIGHT_DECRYPTS) return "busy";
+    this.#inflight++;
+    let plaintext: Uint8Array | null;
+    try {
+      plaintext = await this.#receive.open(
+        nonceFromCounter(frame.counter),
+        frame.body,
+        frame.header,
+      );
+    } finally {
+      this.#inflight--;
+    }
+    if (plaintext === null) return "auth";
+    if (!this.#replay.accept(frame.counter)) return "replay";
+    this.lastReceived = now;
+    this.received++;
+    this.confirmed = true;
+    return plaintext;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Bounds-checked byte reading and writing shared by every codec. A decoder
+ * built on {@linkcode Reader} throws only {@linkcode DecodeError}.
+ *
+ * @module
+ */
+
+/** Why a decoder refused its input; the only error a decoder throws. */
+export class DecodeError extends Error {
+  /** Short machine-readable reason, e.g. `"truncated"`. */
+  readonly reason: string;
+  /** Creates a decode error with a reason code and a sentence-case message. */
+  constructor(reason: string, message: string) {
+    super(message);
+    this.name = "DecodeError";
+    this.reason = reason;
+  }
+}
+
+/** Sequential reader over a byte array that never reads past its end. */
+export class Reader {
+  #bytes: Uint8Array;
+  #view: DataView;
+  #offset = 0;
+
+  /** Reads from `bytes` starting at offset 0. */
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Bytes not yet read. */
+  get remaining(): number {
+    return this.#bytes.length - this.#offset;
+  }
+
+  /** Current offset from the start. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  #need(n: number, what: string): void {
+    if (n > this.remaining) {
+      throw new DecodeError(
+        "truncated",
+        `Cannot read ${what}: need ${n} bytes at offset ${this.#offset}, ${this.remaining} left`,
+      );
+    }
+  }
+
+  /** Reads one unsigned byte. */
+  u8(what = "u8"): number {
+    this.#need(1, what);
+    return this.#view.getUint8(this.#offset++);
+  }
+
+  /** Reads a big-endian u16. */
+  u16(what = "u16"): number {
+    this.#need(2, what);
+    const v = this.#view.getUint16(this.#offset);
+    this.#offset += 2;
+    return v;
+  }
+
+  /** Reads a big-endian u32. */
+  u32(what = "u32"): number {
+    this.#need(4, what);
+    const v = this.#view.getUint32(this.#offset);
+    this.#offset += 4;
+    return v;
+  }
+
+  /** Reads a big-endian u64 as a bigint. */
+  u64(what = "u64"): bigint {
+    this.#need(8, what);
+    const v = this.#view.getBigUint64(this.#offset);
+    this.#offset += 8;
+    return v;
+  }
+
+  /** Returns a view (not a copy) of the next `n` bytes. */
+  bytes(n: number, what = "bytes"): Uint8Array {
+    this.#need(n, what);
+    const v = this.#bytes.subarray(this.#offset, this.#offset + n);
+    this.#offset += n;
+    return v;
+  }
+
+  /** Returns a view of everything not yet read. */
+  rest(): Uint8Array {
+    const v = this.#bytes.subarray(this.#offset);
+    this.#offset = this.#bytes.length;
+    return v;
+  }
+
+  /** Throws unless every byte was consumed (strict decoding). */
+  end(what = "message"): void {
+    if (this.remaining !== 0) {
+      throw new DecodeError(
+        "trailing",
+        `Cannot decode ${what}: ${this.remaining} unexpected trailing bytes`,
+      );
+    }
+  }
+}
+
+/** Growable big-endian writer. */
+export class Writer {
+  #buf: Uint8Array;
+  #view: DataView;
+  #len = 0;
+
+  /** Starts with room for `capacity` bytes; grows as needed. */
+  constructor(capacity = 64) {
+    this.#buf = new Uint8Array(capacity);
+    this.#view = new DataView(this.#buf.buffer);
+  }
+
+  #room(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+    this.#view = new DataView(next.buffer);
+  }
+
+  /** Appends one byte. */
+  u8(v: number): this {
+    this.#room(1);
+    this.#view.setUint8(this.#len, v);
+    this.#len += 1;
+    return this;
+  }
+
+  /** Appends a big-endian u16. */
+  u16(v: number): this {
+    this.#room(2);
+    this.#view.setUint16(this.#len, v);
+    this.#len += 2;
+    return this;
+  }
+
+  /** Appends a big-endian u32. */
+  u32(v: number): this {
+    this.#room(4);
+    this.#view.setUint32(this.#len, v);
+    this.#len += 4;
+    return this;
+  }
+
+  /** Appends a big-endian u64. */
+  u64(v: bigint): this {
+    this.#room(8);
+    this.#view.setBigUint64(this.#len, v);
+    this.#len += 8;
+    return this;
+  }
+
+  /** Appends raw bytes. */
+  bytes(v: Uint8Array): this {
+    this.#room(v.length);
+    this.#buf.set(v, this.#len);
+    this.#len += v.length;
+    return this;
+  }
+
+  /** Returns the written bytes (a copy-free view of the buffer). */
+  finish(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+}
+
+/** Concatenates byte arrays. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Encodes a string as UTF-8. */
+export function utf8(s: string): Uint8Array {
+  return new TextEncoder().encode(s);
+}
+
+/** Compares two byte arrays in time independent of where they differ. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { RateLimiter } from "../src/session/rate_limit.ts";
+
+/** A limiter on a clock the test moves by hand. */
+function limiter(burst: number, perSecond: number, maxKeys = 1000) {
+  const clock = { t: 1_000 };
+  const l = new RateLimiter({ burst, perSecond, maxKeys, now: () => clock.t });
+  return { l, clock };
+}
+
+function allowed(l: RateLimiter, key: string, tries: number): number {
+  let n = 0;
+  for (let i = 0; i < tries; i++) if (l.allow(key)) n++;
+  return n;
+}
+
+Deno.test("RateLimiter allows a burst, then refuses until a token refills", () => {
+  const { l, clock } = limiter(3, 2);
+  assert.equal(allowed(l, "a", 10), 3);
+  clock.t += 499;
+  assert.equal(l.allow("a"), false);
+  clock.t += 1;
+  assert.equal(l.allow("a"), true);
+  assert.equal(l.allow("a"), false);
+});
+
+Deno.test("RateLimiter refills no more than the burst however long a key was idle", () => {
+  const { l, clock } = limiter(3, 2);
+  assert.equal(allowed(l, "a", 3), 3);
+  clock.t += 3_600_000;
+  assert.equal(allowed(l, "a", 10), 3);
+});
+
+Deno.test("RateLimiter accumulates fractional refills across calls", () => {
+  const { l, clock } = limiter(1, 10);
+  assert.equal(l.allow("a"), true);
+  // 10 per second = one token per 100 ms; probing every 25 ms must not lose time.
+  let granted = 0;
+  for (let i = 0; i < 40; i++) {
+    clock.t += 25;
+    if (l.allow("a")) granted++;
+  }
+  assert.equal(granted, 10);
+});
+
+Deno.test("RateLimiter keeps a separate bucket per key", () => {
+  const { l } = limiter(2, 1);
+  assert.equal(allowed(l, "198.18.0.1:1", 5), 2);
+  assert.equal(allowed(l, "198.18.0.2:1", 5), 2);
+  assert.equal(l.size, 2);
+});
+
+Deno.test("RateLimiter never tracks more keys than its cap under a flood of distinct keys", () => {
+  const { l, clock } = limiter(5, 1, 100);
+  for (let i = 0; i < 20_000; i++) {
+    assert.equal(l.allow(`spoofed-${i}`), true);
+    assert.ok(l.size <= 100, `size ${l.size} after ${i + 1} keys`);
+    if (i % 1000 === 0) clock.t += 1;
+  }
+  assert.equal(l.size, 100);
+});
+
+Deno.test("RateLimiter forgets the least recently used key first", () => {
+  const { l } = limiter(1, 0.001, 2);
+  assert.equal(l.allow("a"), true);
+  assert.equal(l.allow("b"), true);
+  // "a" is throttled and was just used, so "b" is the one forgotten for "c".
+  assert.equal(l.allow("a"), false);
+  assert.equal(l.allow("c"), true);
+  assert.equal(l.allow("a"), false);
+  assert.equal(l.allow("c"), false);
+  assert.equal(l.size, 2);
+});
+
+Deno.test("RateLimiter refills nothing and drains nothing when the clock steps back", () => {
+  const { l, clock } = limiter(2, 1);
+  assert.equal(allowed(l, "a", 2), 2);
+  clock.t -= 10_000;
+  assert.equal(l.allow("a"), false);
+  clock.t += 10_000;
+  assert.equal(l.allow("a"), false);
+  clock.t += 1_000;
+  assert.equal(l.allow("a"), true);
+});
+
+Deno.test("RateLimiter works with the default monotonic clock", () => {
+  const l = new RateLimiter({ burst: 2, perSecond: 0.001, maxKeys: 10 });
+  assert.equal(allowed(l, "a", 5), 2);
+});
+
+Deno.test("RateLimiter refuses a burst below 1, a non-positive rate or key cap", () => {
+  const ok = { burst: 1, perSecond: 1, maxKeys: 1 };
+  for (
+    const bad of [
+      { burst: 0 },
+      { burst: Number.NaN },
+      { perSecond: 0 },
+      { perSecond: -1 },
+      { perSecond: Number.POSITIVE_INFINITY },
+      { maxKeys: 0 },
+      { maxKeys: 1.5 },
+    ]
+  ) {
+    assert.throws(() => new RateLimiter({ ...ok, ...bad }), RangeError, JSON.stringify(bad));
+  }
+});
