@@ -92,3 +92,5 @@ export const FINAL_RETRY_MS = 1_000;
 export const HALF_OPEN_TIMEOUT_MS = 15_000;
 /** How often the session timers run (ms). */
 export const TIMER_TICK_MS = 250;
+/** Received datagrams being processed at once; beyond this they are dropped and counted. */
+export const MAX_INFLIGHT_DATAGRAMS = 4096;

@@ -68,10 +68,17 @@ export interface CallOptions {
 /** A connection to one home's daemon. */
 export class ControlClient {
   #control: ControlFile;
+  #http: Deno.HttpClient;
 
   /** Wraps an already validated control file. */
   constructor(control: ControlFile) {
     this.#control = control;
+    const url = new URL(control.url);
+    // Always a direct connection to the loopback API: fetch would otherwise
+    // honour HTTP_PROXY and hand the bearer token to a proxy.
+    this.#http = Deno.createHttpClient({
+      proxy: { transport: "tcp", hostname: url.hostname, port: Number(url.port) },
+    });
   }
 
   /** The control file this client uses. */
@@ -119,6 +126,7 @@ export class ControlClient {
         },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
         signal: AbortSignal.timeout(timeoutMs),
+        client: this.#http,
       });
     } catch (e) {
       if (e instanceof DOMException && e.name === "TimeoutError") {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { TIMER_TICK_MS } from "../constants.ts";
+import { MAX_INFLIGHT_DATAGRAMS, TIMER_TICK_MS } from "../constants.ts";
 import { type Endpoint, formatEndpoint, resolveEndpoint } from "../discovery/endpoint.ts";
 import {
   type PeerCandidate,
@@ -65,8 +65,11 @@ export class Node {
   #services = new Map<number, PortService>();
   #timer: ReturnType<typeof setInterval>;
   #serving: Promise<void>;
+  #inflight = 0;
   /** Datagrams to ports with no service, counted. */
   noService = 0;
+  /** Datagrams dropped because too many were in flight. */
+  overloaded = 0;
 
   private constructor(identity: Identity, config: DaemonConfig, trust: TrustStore, udp: UdpSocket) {
     this.identity = identity;
@@ -118,11 +121,21 @@ export class Node {
     });
     this.#resolver = new Resolver([this.#learnedSource(), staticSource(config.peers)]);
     for (const s of [echoService()]) this.#services.set(s.port, s);
+    let ticking = false;
     this.#timer = setInterval(() => {
-      this.sessions.tick().catch(() => {});
+      if (ticking) return;
+      ticking = true;
+      this.sessions.tick().catch(() => {}).finally(() => ticking = false);
     }, TIMER_TICK_MS);
     this.#serving = udp.serve((bytes, from) => {
-      this.sessions.handle(bytes, from).catch(() => {});
+      // Bounded work in flight: past the cap, datagrams are dropped (and counted)
+      // instead of queuing memory without limit.
+      if (this.#inflight >= MAX_INFLIGHT_DATAGRAMS) {
+        this.overloaded++;
+        return;
+      }
+      this.#inflight++;
+      this.sessions.handle(bytes, from).catch(() => {}).finally(() => this.#inflight--);
     });
   }
 
@@ -195,7 +208,7 @@ export class Node {
       peers: peers.length,
       trusted: this.trust.list().length,
       sessions: this.sessions.sessionCount,
-      drops: { ...this.sessions.drops, no_service: this.noService },
+      drops: { ...this.sessions.drops, no_service: this.noService, overloaded: this.overloaded },
     };
   }
 

@@ -39,11 +39,13 @@ export class UdpSocket {
 
   /** Calls `onDatagram` for every datagram until the socket closes. */
   async serve(onDatagram: (bytes: Uint8Array, from: Endpoint) => void): Promise<void> {
+    // One receive buffer, reused; each datagram is copied out at its own size.
+    const buffer = new Uint8Array(MAX_RECEIVE_DATAGRAM);
     try {
       while (!this.#closed) {
-        const [bytes, addr] = await this.#conn.receive(new Uint8Array(MAX_RECEIVE_DATAGRAM));
+        const [bytes, addr] = await this.#conn.receive(buffer);
         const a = addr as Deno.NetAddr;
-        onDatagram(bytes, { hostname: a.hostname, port: a.port });
+        onDatagram(bytes.slice(), { hostname: a.hostname, port: a.port });
       }
     } catch (e) {
       if (!this.#closed) throw e;

@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  COOKIE_LOAD_THRESHOLD,
   FINAL_RETRY_MS,
   HALF_OPEN_TIMEOUT_MS,
   HANDSHAKE_RATE_PER_KEY,
@@ -140,6 +141,7 @@ interface PeerState {
   previous: Session | undefined;
   previousUntil: number;
   rekey: Attempt | undefined;
+  rekeyStarting: boolean;
   dropped: number;
   rttMs: number | null;
   highestSerial: number;
@@ -252,7 +254,7 @@ export class SessionManager {
       return;
     }
     if (this.#seenEphemerals.has(ephemeral)) return this.#drop("replayed_init");
-    if (this.#responders.size >= (this.#o.cookieThreshold ?? Infinity)) {
+    if (this.#responders.size >= (this.#o.cookieThreshold ?? COOKIE_LOAD_THRESHOLD)) {
       if (!(await this.#cookies.verifyMac2(bytes, frame.mac2, from))) {
         const reply: CookieReplyFrame = {
           type: "cookie",
@@ -279,7 +281,12 @@ export class SessionManager {
     } catch {
       return this.#drop("bad_init");
     }
-    if (this.#responders.has(ephemeral) || this.#seenEphemerals.has(ephemeral)) {
+    const raced = this.#responders.get(ephemeral);
+    if (raced !== undefined || this.#seenEphemerals.has(ephemeral)) {
+      // Two copies were processed at once: answer this one with the first's message 2.
+      if (raced !== undefined && constantTimeEqual(raced.initNoise, frame.noise)) {
+        this.#o.transmit(raced.response, from);
+      }
       return this.#drop("duplicate_ephemeral");
     }
     this.#responders.set(ephemeral, handshake);
@@ -419,6 +426,7 @@ export class SessionManager {
         previous: undefined,
         previousUntil: 0,
         rekey: undefined,
+        rekeyStarting: false,
         dropped: 0,
         rttMs: null,
         highestSerial: session.peer.staticSerial,
@@ -552,7 +560,9 @@ export class SessionManager {
     const text = formatEndpoint(endpoint);
     for (const p of this.#peers.values()) {
       if (p.current === undefined || formatEndpoint(p.current.endpoint) !== text) continue;
-      if (expected.address === undefined || expected.address === p.identity.address) return p;
+      if (expected.address !== undefined && expected.address !== p.identity.address) continue;
+      if (expected.hostname !== undefined && expected.hostname !== p.identity.hostname) continue;
+      return p;
     }
     return undefined;
   }
@@ -582,17 +592,17 @@ export class SessionManager {
   }
 
   #startRekey(peer: PeerState): void {
-    if (peer.rekey !== undefined || peer.current === undefined) return;
+    if (peer.rekey !== undefined || peer.rekeyStarting || peer.current === undefined) return;
+    peer.rekeyStarting = true;
     const endpoint = peer.current.endpoint;
     const key = `rekey|${peer.identity.keyHex}`;
     // A rekey must reach the same key: the expectation is the full key.
     const expected: Expected = { publicKey: peer.identity.publicKey };
-    const pending = this.#startAttempt(key, endpoint, expected).then(async (attempt) => {
+    this.#startAttempt(key, endpoint, expected).then(async (attempt) => {
       peer.rekey = attempt;
       this.#attempts.set(key, attempt);
       await this.#sendInit(attempt);
-    });
-    pending.catch(() => this.#drop("rekey_failed"));
+    }).catch(() => this.#drop("rekey_failed")).finally(() => peer.rekeyStarting = false);
   }
 
   /** Runs the timers: retransmissions, rekeys, keepalives, expiry. Call every TIMER_TICK_MS. */
