@@ -94,3 +94,34 @@ export const HALF_OPEN_TIMEOUT_MS = 15_000;
 export const TIMER_TICK_MS = 250;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
+
+/** Largest message data (bytes) until messages move onto streams. */
+export const MAX_MESSAGE_DATA = 64 * 1024;
+/** Message data bytes per datagram fragment: keeps every datagram under MAX_DATAGRAM. */
+export const MESSAGE_CHUNK = 1200;
+/** Largest client-chosen message id (bytes of UTF-8). */
+export const MAX_MESSAGE_ID = 128;
+
+/** Domain label of a signed trust message (request, accept, reject, revoke); never transmitted. */
+export const TRUST_LABEL = "pilot/trust/v1";
+/** Largest trust message on the wire (body and signature), in bytes. */
+export const TRUST_MESSAGE_MAX = 1300;
+/** Longest reason in a trust request or reject, in bytes of UTF-8. */
+export const TRUST_REASON_MAX = 1024;
+/** How far an offline trust message's creation time may lie ahead of the local clock (ms). */
+export const TRUST_MAX_CLOCK_SKEW_MS = 600_000;
+
+/** Requests waiting for approval, at most (a full queue refuses, never evicts). */
+export const MAX_PENDING_REQUESTS = 256;
+/** A rejected key's requests are refused for this long (ms). */
+export const REJECT_SUPPRESS_MS = 10 * 60_000;
+/** Our outgoing request approves a crossing request for this long (ms). */
+export const OUTGOING_REQUEST_TTL_MS = 7 * 24 * 3_600_000;
+/** Undelivered trust answers are retried for this long (ms). */
+export const OUTBOX_TTL_MS = 7 * 24 * 3_600_000;
+/** First retransmission interval of a reliable datagram exchange (ms); doubles up to the max. */
+export const EXCHANGE_RETRY_MIN_MS = 250;
+/** Largest retransmission interval of a reliable datagram exchange (ms). */
+export const EXCHANGE_RETRY_MAX_MS = 2_000;
+/** Message-1 ephemeral keys (and static-key serials) remembered, at most. */
+export const MAX_SEEN_EPHEMERALS = 65_536;

@@ -7,10 +7,12 @@ import type { CommandSpec } from "./command.ts";
 import { DAEMON_COMMANDS } from "./commands/daemon.ts";
 import { HELP_COMMAND } from "./commands/help.ts";
 import { NODE_COMMANDS } from "./commands/node.ts";
+import { TRUST_COMMANDS } from "./commands/trust.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
   ...NODE_COMMANDS,
+  ...TRUST_COMMANDS,
   HELP_COMMAND,
 ];

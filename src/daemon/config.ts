@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { invalid } from "../errors.ts";
 import { parseEndpoint } from "../discovery/endpoint.ts";
 import { validateHostname } from "../identity/self_description.ts";
+import { parseAddress } from "../identity/address.ts";
+import { parseFingerprint } from "../identity/fingerprint.ts";
 import type { SessionTimers } from "../session/manager.ts";
 import { HOME_FILES } from "./home.ts";
 
@@ -30,6 +32,8 @@ export interface DaemonConfig {
   cookieThreshold: number | null;
   /** Timer overrides in ms. */
   timers: Partial<SessionTimers>;
+  /** Pre-authorised peers: full keys (hex), fingerprints or addresses. */
+  autoApprove: string[];
 }
 
 /** Configuration given as flags (already parsed by the CLI table). */
@@ -38,6 +42,7 @@ export interface ConfigFlags {
   hostname?: string;
   peer?: string[];
   stealth?: boolean;
+  autoApprove?: string[];
 }
 
 const TIMER_KEYS: Record<string, keyof SessionTimers> = {
@@ -50,7 +55,34 @@ const TIMER_KEYS: Record<string, keyof SessionTimers> = {
   previous_grace_ms: "previousGraceMs",
 };
 
-const FILE_KEYS = ["listen", "hostname", "peers", "require_mac1", "cookie_threshold", "timers"];
+const FILE_KEYS = [
+  "listen",
+  "hostname",
+  "peers",
+  "require_mac1",
+  "cookie_threshold",
+  "timers",
+  "auto_approve",
+];
+
+/** Checks one `--auto-approve` value: a 64-hex-digit key, a fingerprint or an address. */
+export function parseAutoApprove(text: string, where: string): string {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return t.toLowerCase();
+  try {
+    return parseFingerprint(t);
+  } catch {
+    // not a fingerprint; try an address
+  }
+  try {
+    return parseAddress(t);
+  } catch {
+    throw invalid(
+      `Cannot use "${text}" as a pre-authorised peer (${where})`,
+      "give its full public key (64 hex digits), fingerprint, or address",
+    );
+  }
+}
 
 /** Parses `IP:PORT` for listening (port 0 allowed). */
 export function parseListen(text: string, where: string): { hostname: string; port: number } {
@@ -126,6 +158,7 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     requireMac1: false,
     cookieThreshold: null,
     timers: {},
+    autoApprove: [],
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") throw invalid(`${where}: "listen" must be a string`);
@@ -178,6 +211,13 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
       cfg.timers[key] = v;
     }
   }
+  if (file.auto_approve !== undefined) {
+    const v = file.auto_approve;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+      throw invalid(`${where}: "auto_approve" must be a list of keys, fingerprints or addresses`);
+    }
+    cfg.autoApprove = v.map((x) => parseAutoApprove(x, where));
+  }
   const envListen = Deno.env.get("PILOT_LISTEN");
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
@@ -189,5 +229,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     cfg.peers[n] = e;
   }
   if (flags.stealth) cfg.requireMac1 = true;
+  for (const a of flags.autoApprove ?? []) {
+    cfg.autoApprove.push(parseAutoApprove(a, "--auto-approve"));
+  }
   return cfg;
 }

@@ -15,6 +15,8 @@ export const HOME_FILES = {
   control: "control.json",
   lock: "daemon.lock",
   log: "daemon.log",
+  inbox: "inbox.log",
+  dedup: "dedup.log",
 } as const;
 
 /** Resolves the home: `--home` flag, else `PILOT_HOME`, else `~/.pilot`. */
@@ -195,5 +197,32 @@ export async function isHomeLocked(home: string): Promise<boolean> {
     return !got;
   } finally {
     file.close();
+  }
+}
+
+/**
+ * A state file rewritten atomically on every change. Writes are queued so a
+ * slower earlier write can never land after a later one.
+ */
+export class StateFile {
+  #path: string;
+  #queue: Promise<void> = Promise.resolve();
+
+  /** A state file at `path` (mode 0600). */
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** The file's path. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Writes `value` as JSON once every earlier write has landed. */
+  write(value: unknown): Promise<void> {
+    const text = JSON.stringify(value, null, 1) + "\n";
+    const next = this.#queue.then(() => writeFileAtomic(this.#path, text, 0o600));
+    this.#queue = next.catch(() => {});
+    return next;
   }
 }

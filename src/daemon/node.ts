@@ -1,28 +1,38 @@
 /**
- * A running node: identity, UDP socket, session table, trust store,
- * resolver and built-in services, wired together. The control API calls the
- * methods here; nothing here speaks HTTP.
+ * A running node: identity, UDP socket, session table, trust store and
+ * trust flow, resolver, events and built-in services, wired together. The
+ * control API calls the methods here; nothing here speaks HTTP.
  *
  * @module
  */
-import { MAX_INFLIGHT_DATAGRAMS, TIMER_TICK_MS } from "../constants.ts";
-import { type Endpoint, formatEndpoint, resolveEndpoint } from "../discovery/endpoint.ts";
+import { MAX_INFLIGHT_DATAGRAMS, TIMER_TICK_MS, TRUST_REASON_MAX } from "../constants.ts";
+import {
+  type Endpoint,
+  formatEndpoint,
+  parseEndpoint,
+  resolveEndpoint,
+} from "../discovery/endpoint.ts";
+import { matches, matchOne } from "../discovery/match.ts";
 import {
   type PeerCandidate,
   Resolver,
   type ResolverSource,
   staticSource,
 } from "../discovery/resolver.ts";
-import { PilotError } from "../errors.ts";
+import { invalid, PilotError } from "../errors.ts";
 import { addressToBytes } from "../identity/address.ts";
+import { fingerprint } from "../identity/fingerprint.ts";
 import type { Identity } from "../identity/identity.ts";
 import { signSelfDescription } from "../identity/self_description.ts";
 import { SessionManager } from "../session/manager.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { echoService } from "../services/echo.ts";
 import type { PortService } from "../services/port_service.ts";
+import { TrustService } from "../services/trust.ts";
 import { encodeHandshakePayload } from "../wire/handshake_payload.ts";
 import type { DaemonConfig } from "./config.ts";
+import { EventBus } from "./events.ts";
+import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
 
@@ -48,6 +58,24 @@ export function peerRef(p: PeerIdentity): PeerRef {
   };
 }
 
+function refOf(r: { address: string; hostname: string | null; public_key: string }): PeerRef {
+  return {
+    address: r.address,
+    hostname: r.hostname,
+    fingerprint: fingerprint(Uint8Array.fromHex(r.public_key)),
+    public_key: r.public_key,
+  };
+}
+
+/** Checks a user-supplied reason (untrusted text travels to the peer). */
+export function checkReason(reason: string): string {
+  if (new TextEncoder().encode(reason).length > TRUST_REASON_MAX) {
+    throw new PilotError("too_large", `Reason is over ${TRUST_REASON_MAX} bytes`, "shorten it");
+  }
+  if (reason.includes("\0")) throw invalid("Reason must not contain NUL characters");
+  return reason;
+}
+
 /** A running node. */
 export class Node {
   /** The node's identity. */
@@ -56,14 +84,21 @@ export class Node {
   readonly config: DaemonConfig;
   /** The trust store. */
   readonly trust: TrustStore;
+  /** The persisted trust flow (pending, outgoing, outbox). */
+  readonly flow: TrustFlowStore;
   /** The session table. */
   readonly sessions: SessionManager;
+  /** The event stream. */
+  readonly events = new EventBus();
+  /** The trust service (port 444). */
+  readonly trustService: TrustService;
   /** Monotonic start time (ms). */
   readonly startedAt = performance.now();
   #udp: UdpSocket;
   #resolver: Resolver;
   #services = new Map<number, PortService>();
   #timer: ReturnType<typeof setInterval>;
+  #flushTimer: ReturnType<typeof setInterval>;
   #serving: Promise<void>;
   #inflight = 0;
   /** Datagrams to ports with no service, counted. */
@@ -71,10 +106,17 @@ export class Node {
   /** Datagrams dropped because too many were in flight. */
   overloaded = 0;
 
-  private constructor(identity: Identity, config: DaemonConfig, trust: TrustStore, udp: UdpSocket) {
+  private constructor(
+    identity: Identity,
+    config: DaemonConfig,
+    trust: TrustStore,
+    flow: TrustFlowStore,
+    udp: UdpSocket,
+  ) {
     this.identity = identity;
     this.config = config;
     this.trust = trust;
+    this.flow = flow;
     this.#udp = udp;
     const self = signSelfDescription(identity.seed, {
       stamp: identity.stamp,
@@ -113,20 +155,47 @@ export class Node {
             payload,
           });
         };
-        service.onDatagram(packet, reply, session.peer).catch(() => {});
+        service.onDatagram(packet, { peer: session.peer, binding: session.handshakeHash, reply })
+          .catch(() => {});
       },
+      onPeerUp: (peer) => this.#onPeerUp(peer),
+      onPeerDown: (peer) => this.events.publish("peer.down", { peer: peerRef(peer) }),
       requireMac1: config.requireMac1,
       ...(config.cookieThreshold === null ? {} : { cookieThreshold: config.cookieThreshold }),
       timers: config.timers,
     });
-    this.#resolver = new Resolver([this.#learnedSource(), staticSource(config.peers)]);
-    for (const s of [echoService()]) this.#services.set(s.port, s);
+    this.trustService = new TrustService({
+      seed: identity.seed,
+      publicKey: identity.publicKey,
+      stamp: identity.stamp,
+      hostname: config.hostname,
+      trust,
+      flow,
+      send: (key, payload) =>
+        this.sessions.send(key, { kind: "datagram", srcPort: 444, dstPort: 444, payload }),
+      binding: (key) => this.sessions.binding(key),
+      autoApprove: (peer) => config.autoApprove.some((a) => matches(a, peerRef(peer))),
+      publish: (type, data) => this.events.publish(type, data),
+      onUntrusted: (key) => this.sessions.closePeer(key),
+    });
+    this.#resolver = new Resolver([
+      this.#trustSource(),
+      this.#learnedSource(),
+      staticSource(config.peers),
+    ]);
+    for (const s of [echoService(), this.trustService]) this.#services.set(s.port, s);
     let ticking = false;
     this.#timer = setInterval(() => {
       if (ticking) return;
       ticking = true;
       this.sessions.tick().catch(() => {}).finally(() => ticking = false);
     }, TIMER_TICK_MS);
+    let flushing = false;
+    this.#flushTimer = setInterval(() => {
+      if (flushing || this.flow.outbox.length === 0) return;
+      flushing = true;
+      this.trustService.flush().catch(() => {}).finally(() => flushing = false);
+    }, 5_000);
     this.#serving = udp.serve((bytes, from) => {
       // Bounded work in flight: past the cap, datagrams are dropped (and counted)
       // instead of queuing memory without limit.
@@ -139,9 +208,10 @@ export class Node {
     });
   }
 
-  /** Binds the UDP socket and starts serving. */
+  /** Loads the trust state, binds the UDP socket and starts serving. */
   static async start(identity: Identity, config: DaemonConfig, home: string): Promise<Node> {
     const trust = await TrustStore.load(home);
+    const flow = await TrustFlowStore.load(home);
     let udp: UdpSocket;
     try {
       udp = UdpSocket.open(config.listen);
@@ -160,12 +230,43 @@ export class Node {
         "pass --listen IP:PORT",
       );
     }
-    return new Node(identity, config, trust, udp);
+    return new Node(identity, config, trust, flow, udp);
   }
 
   /** The bound UDP endpoint. */
   get listen(): Endpoint {
     return this.#udp.local;
+  }
+
+  #onPeerUp(peer: PeerIdentity): void {
+    this.events.publish("peer.up", { peer: peerRef(peer) });
+    const entry = this.trust.get(peer.keyHex);
+    const status = this.sessions.peers().find((p) => p.identity.keyHex === peer.keyHex);
+    const endpoint = status?.endpoint ? formatEndpoint(status.endpoint) : undefined;
+    if (entry !== undefined && endpoint !== undefined && entry.endpoint !== endpoint) {
+      this.trust.put({ ...entry, endpoint }).catch(() => {});
+    }
+    this.trustService.flush(peer.keyHex).catch(() => {});
+  }
+
+  #trustSource(): ResolverSource {
+    return {
+      lookup: (query) =>
+        this.trust.list().filter((e) =>
+          query.kind === "address"
+            ? e.address === query.address
+            : query.kind === "hostname"
+            ? e.hostname === query.hostname
+            : false
+        ).map((e) => {
+          const candidate: PeerCandidate = {
+            source: "trust",
+            publicKey: Uint8Array.fromHex(e.public_key),
+          };
+          if (e.endpoint) candidate.endpoint = parseEndpoint(e.endpoint);
+          return candidate;
+        }),
+    };
   }
 
   #learnedSource(): ResolverSource {
@@ -183,8 +284,6 @@ export class Node {
           out.push({
             source: "session",
             publicKey: id.publicKey,
-            address: id.address,
-            hostname: id.hostname,
             ...(p.endpoint
               ? { endpoint: { host: p.endpoint.hostname, port: p.endpoint.port } }
               : {}),
@@ -207,8 +306,10 @@ export class Node {
       uptime_s: Math.floor((performance.now() - this.startedAt) / 1000),
       peers: peers.length,
       trusted: this.trust.list().length,
+      pending: this.flow.pending.length,
       sessions: this.sessions.sessionCount,
       drops: { ...this.sessions.drops, no_service: this.noService, overloaded: this.overloaded },
+      trust_refused: { ...this.trustService.refused },
     };
   }
 
@@ -225,31 +326,151 @@ export class Node {
     }));
   }
 
-  /** Opens (or reuses) a session with a peer named by address, hostname or endpoint. */
-  async connect(text: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  /** Resolves a peer and opens (or reuses) a session with it. */
+  async #reach(text: string, timeoutMs: number): Promise<PeerIdentity> {
     const r = this.#resolver.resolve(text);
     if (r.endpoint === undefined) {
       throw new PilotError(
-        "not_found",
+        "unreachable",
         `No endpoint known for "${text}"`,
-        "give its endpoint (IP:PORT)",
+        "give its endpoint (IP:PORT), or add --peer NAME=ENDPOINT to the daemon",
       );
     }
     const endpoint = await resolveEndpoint(r.endpoint);
+    return await this.sessions.connect(endpoint, r.expected, timeoutMs);
+  }
+
+  /** `pilot connect`: opens (or reuses) a session with a peer. */
+  async connect(text: string, timeoutMs: number): Promise<Record<string, unknown>> {
     const before = this.sessions.peers().length;
-    const peer = await this.sessions.connect(endpoint, r.expected, timeoutMs);
+    const peer = await this.#reach(text, timeoutMs);
     const status = this.sessions.peers().find((p) => p.identity.keyHex === peer.keyHex);
     return {
       peer: peerRef(peer),
-      endpoint: formatEndpoint(status?.endpoint ?? endpoint),
+      endpoint: status?.endpoint ? formatEndpoint(status.endpoint) : "",
       trusted: this.trust.has(peer.keyHex),
       changed: this.sessions.peers().length !== before,
     };
   }
 
+  /** `pilot handshake`: asks a peer to trust us; with `wait`, until it decides or time runs out. */
+  async handshake(
+    text: string,
+    reason: string,
+    wait: boolean,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    checkReason(reason);
+    const deadline = Date.now() + timeoutMs;
+    const peer = await this.#reach(text, timeoutMs);
+    if (peer.keyHex === this.identity.publicKey.toHex()) {
+      throw invalid("Cannot handshake with this node itself");
+    }
+    const outcome = await this.trustService.request(
+      peer,
+      reason,
+      Math.max(1, deadline - Date.now()),
+    );
+    let status: string = outcome.status;
+    let timedOut = false;
+    if (status === "trusted" || (wait && status === "pending")) {
+      const settled = await this.#waitForDecision(peer.keyHex, deadline);
+      status = settled ?? status;
+      timedOut = settled === undefined;
+    }
+    return { peer: peerRef(peer), status, changed: outcome.changed, timed_out: timedOut };
+  }
+
+  /** Waits until our request to `key` is decided: "trusted", "rejected", or undefined at the deadline. */
+  async #waitForDecision(key: string, deadline: number): Promise<string | undefined> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
+    try {
+      for (;;) {
+        const out = this.flow.outgoingTo(key);
+        if (this.trust.get(key)?.mutual || out?.status === "approved") return "trusted";
+        if (out?.status === "rejected") return "rejected";
+        if (ac.signal.aborted) return undefined;
+        await this.events.next(ac.signal);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `pilot pending`. */
+  pending(): Record<string, unknown> {
+    return {
+      pending: this.flow.pending.map((p) => ({
+        address: p.address,
+        hostname: p.hostname,
+        fingerprint: p.fingerprint,
+        public_key: p.public_key,
+        reason: p.reason,
+        received_at: p.received_at,
+      })),
+    };
+  }
+
+  /** `pilot approve`. */
+  async approve(text: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    const candidates = [
+      ...this.flow.pending,
+      ...this.trust.list().map((e) => refOf(e)).filter((e) => !this.flow.pendingFrom(e.public_key)),
+    ];
+    const p = matchOne(text, candidates, "pending request");
+    const outcome = await this.trustService.approve(p.public_key, timeoutMs);
+    return {
+      peer: refOf(p),
+      status: outcome.status,
+      changed: outcome.changed,
+      delivered: outcome.delivered,
+    };
+  }
+
+  /** `pilot reject`. */
+  async reject(text: string, reason: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    checkReason(reason);
+    const p = matchOne(text, this.flow.pending, "pending request");
+    const outcome = await this.trustService.reject(p.public_key, reason, timeoutMs);
+    return {
+      peer: refOf(p),
+      status: outcome.status,
+      changed: outcome.changed,
+      delivered: outcome.delivered,
+    };
+  }
+
+  /** `pilot trust`. */
+  trusted(): Record<string, unknown> {
+    return {
+      trusted: this.trust.list().map((e) => ({
+        ...refOf(e),
+        since: e.since,
+        mutual: e.mutual,
+      })),
+    };
+  }
+
+  /** `pilot untrust`: at once; sessions closed, the peer told. Unknown peers answer changed: false. */
+  async untrust(text: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    let entry;
+    try {
+      entry = matchOne(text, this.trust.list().map((e) => refOf(e)), "trusted peer");
+    } catch (e) {
+      if (e instanceof PilotError && e.code === "not_found") {
+        return { peer: null, changed: false, delivered: true };
+      }
+      throw e;
+    }
+    const outcome = await this.trustService.untrust(entry.public_key, timeoutMs);
+    return { peer: entry, changed: outcome.changed, delivered: outcome.delivered };
+  }
+
   /** Stops timers and the socket. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    clearInterval(this.#flushTimer);
     this.#udp.close();
     await this.#serving.catch(() => {});
   }

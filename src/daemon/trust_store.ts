@@ -9,23 +9,12 @@ import { join } from "node:path";
 import { PilotError } from "../errors.ts";
 import { verifyStamp } from "../identity/address.ts";
 import { isValidPublicKey } from "../identity/ed25519.ts";
-import { HOME_FILES, readPrivateFile, writeFileAtomic } from "./home.ts";
+import { HOME_FILES, readPrivateFile, StateFile } from "./home.ts";
+import type { TrustBook, TrustEntry } from "../services/trust_types.ts";
 
-/** One trusted peer. */
-export interface TrustEntry {
-  /** Ed25519 key, hex. */
-  public_key: string;
-  /** The address it proved when trust was given. */
-  address: string;
-  /** Its hostname then, or null. */
-  hostname: string | null;
-  /** ISO time trust was given. */
-  since: string;
-  /** Whether the peer trusts us too (as far as we know). */
-  mutual: boolean;
-}
+export type { TrustEntry };
 
-const KEYS = ["public_key", "address", "hostname", "since", "mutual"];
+const KEYS = ["public_key", "address", "hostname", "since", "mutual", "accept_hashes", "endpoint"];
 
 function bad(path: string, why: string): PilotError {
   return new PilotError(
@@ -54,22 +43,32 @@ function parseEntry(path: string, v: unknown, i: number): TrustEntry {
   }
   if (typeof o.since !== "string") throw bad(path, `entry ${i} has no since`);
   if (typeof o.mutual !== "boolean") throw bad(path, `entry ${i} has no mutual`);
+  const hashes = o.accept_hashes;
+  if (
+    hashes !== undefined &&
+    (!Array.isArray(hashes) ||
+      !hashes.every((h) => typeof h === "string" && /^[0-9a-f]{64}$/.test(h)))
+  ) {
+    throw bad(path, `entry ${i} has bad accept_hashes`);
+  }
   return {
     public_key: o.public_key,
     address: o.address,
     hostname: o.hostname,
     since: o.since,
     mutual: o.mutual,
+    ...(hashes === undefined ? {} : { accept_hashes: hashes as string[] }),
+    ...(typeof o.endpoint === "string" ? { endpoint: o.endpoint } : {}),
   };
 }
 
 /** The trust store of one home. */
-export class TrustStore {
-  #path: string;
+export class TrustStore implements TrustBook {
+  #file: StateFile;
   #entries: Map<string, TrustEntry>;
 
   private constructor(path: string, entries: Map<string, TrustEntry>) {
-    this.#path = path;
+    this.#file = new StateFile(path);
     this.#entries = entries;
   }
 
@@ -101,6 +100,17 @@ export class TrustStore {
     return this.#entries.has(keyHex);
   }
 
+  /** The entry of a key (hex). */
+  get(keyHex: string): TrustEntry | undefined {
+    return this.#entries.get(keyHex);
+  }
+
+  /** Adds or replaces an entry. */
+  async put(entry: TrustEntry): Promise<void> {
+    this.#entries.set(entry.public_key, entry);
+    await this.#save();
+  }
+
   /** Every trusted peer. */
   list(): TrustEntry[] {
     return [...this.#entries.values()];
@@ -122,8 +132,7 @@ export class TrustStore {
   }
 
   async #save(): Promise<void> {
-    const body = { version: 1, trusted: this.list() };
-    await writeFileAtomic(this.#path, JSON.stringify(body, null, 2) + "\n", 0o600);
+    await this.#file.write({ version: 1, trusted: this.list() });
   }
 }
 

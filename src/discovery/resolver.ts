@@ -79,7 +79,18 @@ export class Resolver {
     const query = classifyPeer(text);
     if (query.kind === "endpoint") return { query, endpoint: query.endpoint, expected: {} };
     const found = this.#sources.flatMap((s) => s.lookup(query));
-    const keys = new Set(found.flatMap((c) => (c.publicKey ? [c.publicKey.toHex()] : [])));
+    const keyed = (cs: PeerCandidate[]) =>
+      new Set(cs.flatMap((c) => (c.publicKey ? [c.publicKey.toHex()] : [])));
+    const trustedKeys = keyed(found.filter((c) => c.source === "trust"));
+    const keys = keyed(found);
+    if (trustedKeys.size === 1 && keys.size > 1) {
+      // Like SSH's changed host key: the name now points at another key.
+      throw new PilotError(
+        "key_changed",
+        `"${text}" now belongs to a different key than the trusted one`,
+        "if the peer really changed its key, `pilot untrust` the old one first",
+      );
+    }
     if (keys.size > 1) {
       throw new PilotError(
         "conflict",
@@ -87,7 +98,8 @@ export class Resolver {
         "name the peer by its full address or endpoint instead",
       );
     }
-    const withKey = found.find((c) => c.publicKey !== undefined);
+    const withKey = found.find((c) => c.source === "trust" && c.publicKey !== undefined) ??
+      found.find((c) => c.publicKey !== undefined);
     const endpoint = found.find((c) => c.endpoint !== undefined)?.endpoint;
     if (withKey === undefined && endpoint === undefined) {
       throw new PilotError(

@@ -13,8 +13,8 @@ export function echoService(): PortService {
   return {
     port: PORT_ECHO,
     name: "echo",
-    async onDatagram(packet, reply) {
-      await reply(packet.payload);
+    async onDatagram(packet, ctx) {
+      await ctx.reply(packet.payload);
     },
   };
 }

@@ -6,8 +6,15 @@
 import type { PortPacket } from "../wire/inner.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 
-/** Sends bytes back to the packet's source port. */
-export type Reply = (payload: Uint8Array) => Promise<void>;
+/** Where a datagram came from, and how to answer it. */
+export interface DatagramContext {
+  /** The authenticated peer (the session's). */
+  peer: PeerIdentity;
+  /** The handshake hash of the session it arrived on (channel binding). */
+  binding: Uint8Array;
+  /** Sends bytes back to the packet's source port over the same peer. */
+  reply(payload: Uint8Array): Promise<void>;
+}
 
 /** A service bound to one virtual port. */
 export interface PortService {
@@ -16,5 +23,5 @@ export interface PortService {
   /** Short name for logs and diagnostics. */
   name: string;
   /** Handles one datagram that passed authentication and the trust gate. */
-  onDatagram(packet: PortPacket, reply: Reply, peer: PeerIdentity): Promise<void>;
+  onDatagram(packet: PortPacket, ctx: DatagramContext): Promise<void>;
 }

@@ -14,6 +14,7 @@ import {
   HANDSHAKE_RATE_PER_SOURCE,
   KEEPALIVE_TIMEOUT_MS,
   MAX_PENDING_HANDSHAKES,
+  MAX_SEEN_EPHEMERALS,
   MAX_SESSIONS,
   PERSISTENT_KEEPALIVE_MS,
   PORT_TRUST,
@@ -77,12 +78,9 @@ export const DEFAULT_TIMERS: SessionTimers = {
   rekeyTimeoutMs: REKEY_TIMEOUT_MS,
   rekeyAttemptMs: REKEY_ATTEMPT_TIME_MS,
   keepaliveMs: KEEPALIVE_TIMEOUT_MS,
-  persistentKeepaliveMs: 0,
+  persistentKeepaliveMs: PERSISTENT_KEEPALIVE_MS,
   previousGraceMs: PREVIOUS_SESSION_GRACE_MS,
 };
-
-/** The persistent keepalive to use where NAT may be involved. */
-export const NAT_KEEPALIVE_MS = PERSISTENT_KEEPALIVE_MS;
 
 /** Our identity as the session table needs it. */
 export interface LocalNodeIdentity extends LocalHandshakeIdentity {
@@ -142,9 +140,9 @@ interface PeerState {
   previousUntil: number;
   rekey: Attempt | undefined;
   rekeyStarting: boolean;
+  rekeyNotBefore: number;
   dropped: number;
   rttMs: number | null;
-  highestSerial: number;
 }
 
 interface Waiter {
@@ -155,6 +153,8 @@ interface Waiter {
 interface Attempt {
   key: string;
   handshake: InitiatorHandshake;
+  /** Monotonic start of the whole attempt (fresh handshakes inside it keep it). */
+  createdAt: number;
   nextSendAt: number;
   waiters: Set<Waiter>;
 }
@@ -181,6 +181,8 @@ export class SessionManager {
   #cookies: CookieJar;
   #ownMac1Key: Promise<Uint8Array>;
   #sessions = 0;
+  /** Highest static-key serial seen per key; outlives sessions (bounded, oldest forgotten). */
+  #serials = new Map<string, number>();
   /** Datagrams dropped, by reason. */
   readonly drops: DropCounters = {};
 
@@ -246,6 +248,21 @@ export class SessionManager {
     }
     const ephemeral = frame.noise.subarray(0, 32).toHex();
     const existing = this.#responders.get(ephemeral);
+    const underLoad = this.#responders.size >= (this.#o.cookieThreshold ?? COOKIE_LOAD_THRESHOLD);
+    const knownSource = existing !== undefined &&
+      formatEndpoint(existing.endpoint) === formatEndpoint(from);
+    // Under load, nothing (not even a cached message 2) goes to a source that
+    // has not proved it can receive there.
+    if (underLoad && !knownSource && !(await this.#cookies.verifyMac2(bytes, frame.mac2, from))) {
+      const reply: CookieReplyFrame = {
+        type: "cookie",
+        receiverIndex: frame.senderIndex,
+        echo: frame.noise.subarray(0, 16),
+        cookie: await this.#cookies.cookieFor(from),
+      };
+      this.#o.transmit(encodeFrame(reply), from);
+      return this.#drop("cookie_sent");
+    }
     if (existing !== undefined) {
       // A retransmitted message 1: answer with the cached message 2, same bytes.
       if (constantTimeEqual(existing.initNoise, frame.noise)) {
@@ -254,18 +271,6 @@ export class SessionManager {
       return;
     }
     if (this.#seenEphemerals.has(ephemeral)) return this.#drop("replayed_init");
-    if (this.#responders.size >= (this.#o.cookieThreshold ?? COOKIE_LOAD_THRESHOLD)) {
-      if (!(await this.#cookies.verifyMac2(bytes, frame.mac2, from))) {
-        const reply: CookieReplyFrame = {
-          type: "cookie",
-          receiverIndex: frame.senderIndex,
-          echo: frame.noise.subarray(0, 16),
-          cookie: await this.#cookies.cookieFor(from),
-        };
-        this.#o.transmit(encodeFrame(reply), from);
-        return this.#drop("cookie_sent");
-      }
-    }
     if (!this.#sourceLimiter.allow(from.hostname)) return this.#drop("rate_limited");
     if (this.#responders.size >= MAX_PENDING_HANDSHAKES) return this.#drop("half_open_full");
     const localIndex = this.#allocateIndex();
@@ -291,6 +296,9 @@ export class SessionManager {
     }
     this.#responders.set(ephemeral, handshake);
     this.#seenEphemerals.set(ephemeral, this.#now() + this.#timers.rejectAfterMs);
+    if (this.#seenEphemerals.size > MAX_SEEN_EPHEMERALS) {
+      this.#seenEphemerals.delete(this.#seenEphemerals.keys().next().value!);
+    }
     this.#byIndex.set(localIndex, { kind: "responder", handshake, ephemeral });
     this.#o.transmit(handshake.response, from);
   }
@@ -312,6 +320,8 @@ export class SessionManager {
     try {
       result = await handshake.complete(frame, from, this.#now());
     } catch (e) {
+      attempt.nextSendAt = this.#now() + this.#timers.rekeyTimeoutMs +
+        Math.random() * REKEY_TIMEOUT_JITTER_MS;
       if (e instanceof HandshakeFailure && e.reason.startsWith("unexpected_")) {
         this.#finishAttempt(
           attempt,
@@ -413,7 +423,8 @@ export class SessionManager {
       this.#drop("sessions_full");
       return false;
     }
-    if (peer !== undefined && session.peer.staticSerial < peer.highestSerial) {
+    const highest = this.#serials.get(key) ?? 0;
+    if (session.peer.staticSerial < highest) {
       // An older static key than one this peer already proved: refuse the rollback.
       this.#drop("old_static_key");
       return false;
@@ -427,14 +438,18 @@ export class SessionManager {
         previousUntil: 0,
         rekey: undefined,
         rekeyStarting: false,
+        rekeyNotBefore: 0,
         dropped: 0,
         rttMs: null,
-        highestSerial: session.peer.staticSerial,
       };
       this.#peers.set(key, peer);
     }
     peer.identity = session.peer;
-    peer.highestSerial = Math.max(peer.highestSerial, session.peer.staticSerial);
+    this.#serials.delete(key);
+    this.#serials.set(key, Math.max(highest, session.peer.staticSerial));
+    if (this.#serials.size > MAX_SEEN_EPHEMERALS) {
+      this.#serials.delete(this.#serials.keys().next().value!);
+    }
     if (sentAt !== null) peer.rttMs = Math.round((now - sentAt) * 100) / 100;
     this.#byIndex.set(session.localIndex, { kind: "session", session });
     this.#sessions++;
@@ -500,7 +515,13 @@ export class SessionManager {
       mac1Key: expected.publicKey ? await mac1Key(expected.publicKey) : undefined,
       now: this.#now(),
     });
-    const attempt: Attempt = { key, handshake, nextSendAt: 0, waiters: new Set() };
+    const attempt: Attempt = {
+      key,
+      handshake,
+      createdAt: handshake.startedAt,
+      nextSendAt: 0,
+      waiters: new Set(),
+    };
     this.#byIndex.set(localIndex, { kind: "initiator", attempt });
     return attempt;
   }
@@ -510,7 +531,15 @@ export class SessionManager {
     if (this.#byIndex.get(attempt.handshake.localIndex)?.kind === "initiator") {
       this.#byIndex.delete(attempt.handshake.localIndex);
     }
-    for (const p of this.#peers.values()) if (p.rekey === attempt) p.rekey = undefined;
+    for (const p of this.#peers.values()) {
+      if (p.rekey !== attempt) continue;
+      p.rekey = undefined;
+      // A failed rekey is retried on the handshake schedule, not on every tick.
+      if (outcome instanceof Error) {
+        p.rekeyNotBefore = this.#now() + this.#timers.rekeyTimeoutMs +
+          Math.random() * REKEY_TIMEOUT_JITTER_MS;
+      }
+    }
     for (const w of attempt.waiters) {
       if (outcome instanceof Error) w.reject(outcome);
       else w.resolve(outcome);
@@ -580,7 +609,7 @@ export class SessionManager {
         dstAddress: s.peer.addressBytes,
       }),
     );
-    if (s.initiator && s.sent >= REKEY_AFTER_MESSAGES) this.#startRekey(peer!);
+    if (s.sent >= REKEY_AFTER_MESSAGES) this.#startRekey(peer!);
     return ok;
   }
 
@@ -593,6 +622,7 @@ export class SessionManager {
 
   #startRekey(peer: PeerState): void {
     if (peer.rekey !== undefined || peer.rekeyStarting || peer.current === undefined) return;
+    if (this.#now() < peer.rekeyNotBefore) return;
     peer.rekeyStarting = true;
     const endpoint = peer.current.endpoint;
     const key = `rekey|${peer.identity.keyHex}`;
@@ -611,21 +641,26 @@ export class SessionManager {
     const t = this.#timers;
     for (const attempt of [...this.#attempts.values()]) {
       const h = attempt.handshake;
-      if (now - h.startedAt >= t.rekeyAttemptMs) {
+      if (now - attempt.createdAt >= t.rekeyAttemptMs) {
         this.#finishAttempt(
           attempt,
           new PilotError("unreachable", `Handshake with ${formatEndpoint(h.endpoint)} gave up`),
         );
-      } else if (h.spent) {
-        // Message 2 failed to authenticate (forged or corrupted): start afresh.
-        const waiters = attempt.waiters;
+        continue;
+      }
+      if (now < attempt.nextSendAt) continue;
+      // A new ephemeral key when message 2 failed to authenticate (the state is
+      // spent), or when the responder has forgotten our message 1 by now: a
+      // repeat of the cached bytes would only be refused as a replay.
+      if (h.spent || now - h.startedAt + t.rekeyTimeoutMs >= HALF_OPEN_TIMEOUT_MS) {
         this.#byIndex.delete(h.localIndex);
         const fresh = await this.#startAttempt(attempt.key, h.endpoint, h.expected);
-        fresh.waiters = waiters;
+        fresh.waiters = attempt.waiters;
+        fresh.createdAt = attempt.createdAt;
         this.#attempts.set(attempt.key, fresh);
         for (const p of this.#peers.values()) if (p.rekey === attempt) p.rekey = fresh;
         await this.#sendInit(fresh);
-      } else if (now >= attempt.nextSendAt) {
+      } else {
         await this.#sendInit(attempt);
       }
     }
@@ -659,7 +694,11 @@ export class SessionManager {
         this.#o.transmit(s.finalFrame, s.endpoint);
       }
       const rekeyAt = s.initiator ? t.rekeyAfterMs : t.rekeyAfterMs + 3 * t.rekeyTimeoutMs;
-      if (age >= rekeyAt) this.#startRekey(peer);
+      // An initiator session the responder never confirmed (message 3 lost for
+      // good, or refused) is replaced by a fresh handshake rather than left to
+      // swallow data until the next rekey.
+      const unconfirmed = s.initiator && !s.confirmed && age >= t.rekeyTimeoutMs;
+      if (age >= rekeyAt || unconfirmed) this.#startRekey(peer);
       const idleReply = s.lastReceived > s.lastSent && now - s.lastReceived >= t.keepaliveMs;
       const persistent = t.persistentKeepaliveMs > 0 && now - s.lastSent >= t.persistentKeepaliveMs;
       if (idleReply || persistent) await this.#sendOn(s, EMPTY);
@@ -675,6 +714,11 @@ export class SessionManager {
     this.#peers.delete(peerKeyHex);
     this.#o.onPeerDown?.(peer.identity);
     return true;
+  }
+
+  /** The handshake hash of a peer's current session (channel binding), if it has one. */
+  binding(peerKeyHex: string): Uint8Array | undefined {
+    return this.#peers.get(peerKeyHex)?.current?.handshakeHash;
   }
 
   /** Looks a peer up by key. */

@@ -31,6 +31,12 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     multiple: true,
     description: "static peer name and where to reach it",
   },
+  "auto-approve": {
+    type: "string",
+    value: "KEY",
+    multiple: true,
+    description: "approve this peer's trust requests at once (key, fingerprint or address)",
+  },
   stealth: {
     type: "boolean",
     description: "answer only initiators that already know this node's key (mac1)",
@@ -44,6 +50,7 @@ function configFlags(ctx: CommandContext) {
     ...(typeof f.hostname === "string" ? { hostname: f.hostname } : {}),
     ...(Array.isArray(f.peer) ? { peer: f.peer } : {}),
     ...(f.stealth === true ? { stealth: true } : {}),
+    ...(Array.isArray(f["auto-approve"]) ? { autoApprove: f["auto-approve"] } : {}),
   };
 }
 
@@ -54,6 +61,9 @@ function passThrough(ctx: CommandContext): string[] {
   if (typeof f.hostname === "string") out.push("--hostname", f.hostname);
   for (const p of Array.isArray(f.peer) ? f.peer : []) out.push("--peer", p);
   if (f.stealth === true) out.push("--stealth");
+  for (const a of Array.isArray(f["auto-approve"]) ? f["auto-approve"] : []) {
+    out.push("--auto-approve", a);
+  }
   return out;
 }
 

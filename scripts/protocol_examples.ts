@@ -1,0 +1,846 @@
+/**
+ * Generates the worked examples of `docs/PROTOCOL.md` with the project's own
+ * code: fixed keys (two committed test identities and fixed ephemeral keys),
+ * so every run prints the same bytes. `tests/protocol_examples_test.ts`
+ * regenerates them and compares them with the document, so the document
+ * cannot drift from the code.
+ *
+ * The document marks each generated part as a region:
+ *
+ * ```text
+ * <!-- example: ID -->
+ * …generated Markdown…
+ * <!-- /example -->
+ * ```
+ *
+ * Usage:
+ *
+ * - `deno run --allow-read scripts/protocol_examples.ts` prints every region.
+ * - `deno run --allow-read --allow-write scripts/protocol_examples.ts --write`
+ *   rewrites the regions of `docs/PROTOCOL.md` in place.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import fixtures from "../tests/fixtures/identities.json" with { type: "json" };
+import {
+  ADDRESS_LABEL,
+  COOKIE_LABEL,
+  MAC1_LABEL,
+  PORT_ECHO,
+  PROLOGUE,
+  STATIC_KEY_LABEL,
+} from "../src/constants.ts";
+import { type Endpoint, formatEndpoint } from "../src/discovery/endpoint.ts";
+import { addressToBytes, verifyStamp } from "../src/identity/address.ts";
+import { fingerprint } from "../src/identity/fingerprint.ts";
+import { decodeIdentityFile, encodeIdentityFile, type Identity } from "../src/identity/identity.ts";
+import {
+  SELF_DESCRIPTION_LABEL,
+  selfDescriptionMessage,
+  signSelfDescription,
+  verifySelfDescription,
+} from "../src/identity/self_description.ts";
+import { bindingMessage, verifyBinding } from "../src/identity/static_key.ts";
+import { computeMac1, computeMac2, CookieJar, mac1Key, verifyMac1 } from "../src/session/cookie.ts";
+import {
+  hmacSha256,
+  nonceFromCounter,
+  sha256,
+  type X25519KeyPair,
+  x25519PublicKey,
+} from "../src/session/crypto.ts";
+import { HandshakeState } from "../src/session/noise.ts";
+import { type PeerIdentity, verifyPeerPayload } from "../src/session/peer_identity.ts";
+import { Session } from "../src/session/session.ts";
+import { concat, utf8 } from "../src/wire/bytes.ts";
+import {
+  DATA_HEADER_SIZE,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type FrameInput,
+  MAC_SIZE,
+  MSG1_NOISE_SIZE,
+} from "../src/wire/frames.ts";
+import {
+  decodeHandshakePayload,
+  encodeHandshakePayload,
+  type HandshakePayload,
+} from "../src/wire/handshake_payload.ts";
+import { decodeInner, encodeInner, type InnerPacket } from "../src/wire/inner.ts";
+
+/** Where the generated regions live. */
+export const PROTOCOL_DOC = new URL("../docs/PROTOCOL.md", import.meta.url);
+
+/** The fixed inputs of the worked handshake; everything else follows from them. */
+export const WORKED = {
+  /** Index of the initiator's identity in `tests/fixtures/identities.json`. */
+  initiatorFixture: 0,
+  /** Index of the responder's identity in `tests/fixtures/identities.json`. */
+  responderFixture: 1,
+  initiatorHostname: "alpha",
+  responderHostname: "beta",
+  /** Self-description time of both nodes (Unix ms; informational). */
+  selfTime: 1_796_000_000_000,
+  initiatorIndex: 0x1111_1111,
+  responderIndex: 0x2222_2222,
+  initiatorEndpoint: { hostname: "198.18.0.1", port: 7440 } as Endpoint,
+  responderEndpoint: { hostname: "198.18.0.2", port: 7440 } as Endpoint,
+  /** Ephemeral private keys are SHA-256 of these labels. */
+  initiatorEphemeralLabel: "pilot/example/ephemeral/initiator",
+  responderEphemeralLabel: "pilot/example/ephemeral/responder",
+  /** The example cookie secret is SHA-256 of this label. */
+  cookieSecretLabel: "pilot/example/cookie-secret",
+  /** Source port of the datagram to the echo port. */
+  datagramSourcePort: 49_152,
+  datagramPayload: "ping",
+} as const;
+
+// ---------------------------------------------------------------------------
+// Markdown helpers
+
+/** Hex dump in 16-byte lines, two groups of 8, with a byte count header. */
+export function hexDump(bytes: Uint8Array): string {
+  const lines = [`# ${bytes.length} bytes`];
+  for (let off = 0; off < bytes.length; off += 16) {
+    const row = [...bytes.subarray(off, off + 16)].map((b) => b.toString(16).padStart(2, "0"));
+    const left = row.slice(0, 8).join(" ");
+    const right = row.slice(8).join(" ");
+    lines.push(`${off.toString(16).padStart(4, "0")}  ${right ? `${left}  ${right}` : left}`);
+  }
+  return "```text\n" + lines.join("\n") + "\n```";
+}
+
+/** Short hex for a table cell: in full up to 32 bytes, else its ends. */
+function cell(bytes: Uint8Array): string {
+  if (bytes.length === 0) return "(none)";
+  if (bytes.length <= 32) return `\`${bytes.toHex()}\``;
+  return `\`${bytes.subarray(0, 8).toHex()}…${bytes.subarray(bytes.length - 8).toHex()}\``;
+}
+
+interface Field {
+  name: string;
+  bytes: Uint8Array;
+  note?: string;
+}
+
+/** A table of consecutive fields with offsets; asserts they make up `whole`. */
+function fieldTable(whole: Uint8Array, fields: Field[]): string {
+  const rows = ["| offset | size | field | bytes | meaning |", "|---:|---:|---|---|---|"];
+  let off = 0;
+  for (const f of fields) {
+    assert.equal(
+      whole.subarray(off, off + f.bytes.length).toHex(),
+      f.bytes.toHex(),
+      `field ${f.name} at offset ${off}`,
+    );
+    rows.push(`| ${off} | ${f.bytes.length} | ${f.name} | ${cell(f.bytes)} | ${f.note ?? ""} |`);
+    off += f.bytes.length;
+  }
+  assert.equal(off, whole.length, "fields cover the whole value");
+  return rows.join("\n");
+}
+
+/** A two-column table of named values. */
+function valueTable(rows: [string, string][]): string {
+  return ["| value | |", "|---|---|", ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join("\n");
+}
+
+function u32(v: number): Uint8Array {
+  return Uint8Array.of(v >>> 24, v >>> 16, v >>> 8, v);
+}
+
+function hexIndex(v: number): string {
+  return `0x${v.toString(16).padStart(8, "0")}`;
+}
+
+function encodeChecked(frame: FrameInput): Uint8Array {
+  const bytes = encodeFrame(frame);
+  // The decoder must read back exactly what was written.
+  assert.equal(encodeFrame(decodeFrame(bytes) as FrameInput).toHex(), bytes.toHex());
+  return bytes;
+}
+
+function decodeAs<T extends Frame["type"]>(
+  bytes: Uint8Array,
+  type: T,
+): Extract<Frame, { type: T }> {
+  const frame = decodeFrame(bytes);
+  assert.equal(frame.type, type);
+  return frame as Extract<Frame, { type: T }>;
+}
+
+// ---------------------------------------------------------------------------
+// Layout examples: placeholder bytes that make each field stand out. The same
+// inputs are encoded by tests/frames_test.ts, tests/inner_test.ts and
+// tests/handshake_payload_test.ts.
+
+const fill = (n: number, v: number): Uint8Array => new Uint8Array(n).fill(v);
+
+function layoutExamples(): Record<string, string> {
+  const resp = encodeChecked({
+    type: "resp",
+    senderIndex: 0x1a2b3c4d,
+    receiverIndex: 0x0a0b0c0d,
+    noise: concat(fill(32, 0xe2), fill(48, 0x5e), fill(16, 0x7a)),
+  });
+  const final = encodeChecked({
+    type: "final",
+    senderIndex: 0x0a0b0c0d,
+    receiverIndex: 0x1a2b3c4d,
+    noise: concat(fill(48, 0x5e), fill(16, 0x7a)),
+  });
+  const cookie = encodeChecked({
+    type: "cookie",
+    receiverIndex: 0x0a0b0c0d,
+    echo: fill(16, 0xec),
+    cookie: fill(16, 0xc0),
+  });
+  const data = encodeChecked({
+    type: "data",
+    receiverIndex: 0x1a2b3c4d,
+    counter: 0x010203040506,
+    body: concat(Uint8Array.of(0xc1, 0xc2, 0xc3), fill(16, 0x7a)),
+  });
+  const keepalive = encodeChecked({
+    type: "data",
+    receiverIndex: 0x0a0b0c0d,
+    counter: 0,
+    body: fill(16, 0x7b),
+  });
+  const innerPackets: InnerPacket[] = [
+    {
+      kind: "datagram",
+      srcAddress: Uint8Array.fromHex("3fa209c177e4"),
+      dstAddress: Uint8Array.fromHex("0a0b0c0d0e0f"),
+      srcPort: 1001,
+      dstPort: 7,
+      payload: utf8("hi"),
+    },
+    {
+      kind: "stream",
+      srcAddress: Uint8Array.fromHex("0a0b0c0d0e0f"),
+      dstAddress: Uint8Array.fromHex("3fa209c177e4"),
+      srcPort: 49152,
+      dstPort: 1000,
+      payload: Uint8Array.of(0, 1, 2, 3),
+    },
+  ];
+  const [datagram, stream] = innerPackets.map((p) => {
+    const bytes = encodeInner(p);
+    assert.equal(encodeInner(decodeInner(bytes)).toHex(), bytes.toHex());
+    return bytes;
+  }) as [Uint8Array, Uint8Array];
+  const payload: HandshakePayload = {
+    publicKey: Uint8Array.from({ length: 32 }, (_, i) => i),
+    stamp: Uint8Array.fromHex("0000000000a1b2c3"),
+    staticSerial: 1,
+    staticCreated: 1_700_000_000_000,
+    bindingSignature: fill(64, 0xb5),
+    hostname: "alpha",
+    selfTime: 1_700_000_060_000,
+    selfSignature: fill(64, 0x5e),
+  };
+  const payloadBytes = encodeHandshakePayload(payload);
+  assert.deepEqual(decodeHandshakePayload(payloadBytes), payload);
+  return {
+    "layout-resp": hexDump(resp),
+    "layout-final": hexDump(final),
+    "layout-cookie": hexDump(cookie),
+    "layout-data": hexDump(data),
+    "layout-keepalive": hexDump(keepalive),
+    "layout-inner-datagram": hexDump(datagram),
+    "layout-inner-stream": hexDump(stream),
+    "layout-payload": hexDump(payloadBytes),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The worked handshake
+
+/** A fixture identity with what the handshake needs. */
+export interface ExampleNode {
+  /** The committed test identity. */
+  identity: Identity;
+  /** The hostname it claims in the example. */
+  hostname: string;
+  /** Its encoded handshake payload (the Noise payload of message 2 or 3). */
+  payload: Uint8Array;
+  /** The payload's fields. */
+  payloadFields: HandshakePayload;
+  /** The bytes its self-description signature covers. */
+  selfMessage: Uint8Array;
+}
+
+/** Loads a committed test identity (fully checked by decodeIdentityFile). */
+export function fixtureIdentity(i: number): Identity {
+  const file = fixtures[i];
+  if (file === undefined) throw new Error(`No fixture identity ${i}`);
+  return decodeIdentityFile(JSON.stringify(file));
+}
+
+/** A fixture identity with its example hostname, self-description and handshake payload. */
+export function exampleNode(i: number, hostname: string): ExampleNode {
+  const identity = fixtureIdentity(i);
+  const self = signSelfDescription(identity.seed, {
+    stamp: identity.stamp,
+    hostname,
+    time: WORKED.selfTime,
+  });
+  assert.ok(verifySelfDescription(self));
+  // The same fields src/daemon/node.ts puts in its handshake payload.
+  const payloadFields: HandshakePayload = {
+    publicKey: identity.publicKey,
+    stamp: identity.stamp,
+    staticSerial: identity.binding.serial,
+    staticCreated: identity.binding.created,
+    bindingSignature: identity.binding.signature,
+    hostname,
+    selfTime: self.time,
+    selfSignature: self.signature,
+  };
+  return {
+    identity,
+    hostname,
+    payload: encodeHandshakePayload(payloadFields),
+    payloadFields,
+    selfMessage: selfDescriptionMessage(self),
+  };
+}
+
+async function ephemeral(label: string): Promise<X25519KeyPair> {
+  const privateKey = await sha256(utf8(label));
+  return { privateKey, publicKey: await x25519PublicKey(privateKey) };
+}
+
+/** Builds a CookieJar whose secret is `secret` (the jar draws it from getRandomValues). */
+function cookieJarWithSecret(secret: Uint8Array): CookieJar {
+  const original = crypto.getRandomValues;
+  const fixed = <T extends ArrayBufferView | null>(array: T): T => {
+    if (array !== null) {
+      const view = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+      assert.equal(view.length, secret.length, "the cookie secret is drawn in one call");
+      view.set(secret);
+    }
+    return array;
+  };
+  crypto.getRandomValues = fixed as typeof crypto.getRandomValues;
+  try {
+    return new CookieJar(() => 0);
+  } finally {
+    crypto.getRandomValues = original;
+  }
+}
+
+function payloadTable(p: HandshakePayload, bytes: Uint8Array): string {
+  return fieldTable(bytes, [
+    { name: "version", bytes: Uint8Array.of(1), note: "payload version 1" },
+    { name: "ed25519_pub", bytes: p.publicKey, note: "identity key" },
+    { name: "stamp", bytes: p.stamp, note: "address stamp" },
+    { name: "static_serial", bytes: u32(p.staticSerial), note: `${p.staticSerial}` },
+    {
+      name: "static_created",
+      bytes: bytes.subarray(45, 53),
+      note: `${p.staticCreated} (${new Date(p.staticCreated).toISOString()})`,
+    },
+    { name: "binding_sig", bytes: p.bindingSignature, note: "Ed25519 over the binding" },
+    { name: "hostname_len", bytes: Uint8Array.of(p.hostname.length), note: `${p.hostname.length}` },
+    { name: "hostname", bytes: utf8(p.hostname), note: `\`${p.hostname}\`` },
+    {
+      name: "self_time",
+      bytes: bytes.subarray(118 + p.hostname.length, 126 + p.hostname.length),
+      note: `${p.selfTime} (${new Date(p.selfTime).toISOString()})`,
+    },
+    { name: "self_sig", bytes: p.selfSignature, note: "Ed25519 over the self-description" },
+  ]);
+}
+
+function identitySection(n: ExampleNode, role: string): string {
+  const id = n.identity;
+  const input = concat(utf8(ADDRESS_LABEL), id.publicKey, id.stamp);
+  const digest = new Uint8Array(createHash("sha512").update(input).digest());
+  // Cross-check the displayed digest against the project's stamp check.
+  assert.equal(digest[6], 0);
+  assert.equal(digest[7], 0);
+  assert.ok(digest[8]! < 16);
+  assert.equal(verifyStamp(id.publicKey, id.stamp), id.address);
+  assert.equal(addressToBytes(id.address).toHex(), digest.subarray(0, 6).toHex());
+  const binding = bindingMessage(id.binding);
+  assert.ok(verifyBinding(id.publicKey, id.binding));
+  return [
+    `#### ${role}: \`${id.address}\` (\`${n.hostname}\`)`,
+    "",
+    valueTable([
+      ["Ed25519 public key", `\`${id.publicKey.toHex()}\``],
+      ["stamp", `\`${id.stamp.toHex()}\``],
+      ["static X25519 public key", `\`${id.staticKey.publicKey.toHex()}\``],
+      ["static X25519 private key", `\`${id.staticKey.privateKey.toHex()}\` (test key)`],
+      ["address", `\`${id.address}\``],
+      ["fingerprint", `\`${id.fingerprint}\``],
+    ]),
+    "",
+    `Address: SHA-512 over \`"${ADDRESS_LABEL}" ‖ ed25519_pub ‖ stamp\` (56 bytes):`,
+    "",
+    fieldTable(input, [
+      { name: "label", bytes: utf8(ADDRESS_LABEL), note: `\`${ADDRESS_LABEL}\`` },
+      { name: "ed25519_pub", bytes: id.publicKey },
+      { name: "stamp", bytes: id.stamp },
+    ]),
+    "",
+    hexDump(digest),
+    "",
+    `\`d[0..6)\` = \`${digest.subarray(0, 6).toHex()}\` is the address; ` +
+    `\`d[6]\` = \`${digest.subarray(6, 7).toHex()}\`, \`d[7]\` = \`${
+      digest.subarray(7, 8).toHex()
+    }\`, \`d[8]\` = \`${digest.subarray(8, 9).toHex()}\` (< 0x10): 20 zero bits.`,
+    "",
+    `Fingerprint: SHA-256(ed25519_pub) = \`${
+      createHash("sha256").update(id.publicKey).digest().toHex()
+    }\`; its first 20 bytes in lowercase RFC 4648 base32, groups of 4: \`${
+      fingerprint(id.publicKey)
+    }\`.`,
+    "",
+    `Static-key binding: the identity key signs these ${binding.length} bytes:`,
+    "",
+    fieldTable(binding, [
+      { name: "label", bytes: utf8(STATIC_KEY_LABEL), note: `\`${STATIC_KEY_LABEL}\`` },
+      { name: "x25519_pub", bytes: id.binding.staticKey },
+      { name: "serial", bytes: u32(id.binding.serial), note: `${id.binding.serial}` },
+      {
+        name: "created",
+        bytes: binding.subarray(binding.length - 8),
+        note: `${id.binding.created} (${new Date(id.binding.created).toISOString()})`,
+      },
+    ]),
+    "",
+    `Signature: \`${id.binding.signature.toHex()}\`.`,
+    "",
+    `Self-description: the identity key signs these ${n.selfMessage.length} bytes ` +
+    `(hostname \`${n.hostname}\`, time ${WORKED.selfTime}):`,
+    "",
+    fieldTable(n.selfMessage, [
+      {
+        name: "label",
+        bytes: utf8(SELF_DESCRIPTION_LABEL),
+        note: `\`${SELF_DESCRIPTION_LABEL}\``,
+      },
+      { name: "ed25519_pub", bytes: id.publicKey },
+      { name: "stamp", bytes: id.stamp },
+      { name: "hostname_len", bytes: Uint8Array.of(n.hostname.length) },
+      { name: "hostname", bytes: utf8(n.hostname), note: `\`${n.hostname}\`` },
+      {
+        name: "time",
+        bytes: n.selfMessage.subarray(n.selfMessage.length - 8),
+        note: `${WORKED.selfTime} (informational)`,
+      },
+    ]),
+    "",
+    `Signature: \`${n.payloadFields.selfSignature.toHex()}\`.`,
+  ].join("\n");
+}
+
+/** Generates the worked handshake and data frames. */
+async function workedExamples(): Promise<Record<string, string>> {
+  const alice = exampleNode(WORKED.initiatorFixture, WORKED.initiatorHostname);
+  const bob = exampleNode(WORKED.responderFixture, WORKED.responderHostname);
+  const eI = await ephemeral(WORKED.initiatorEphemeralLabel);
+  const eR = await ephemeral(WORKED.responderEphemeralLabel);
+  const prologue = utf8(PROLOGUE);
+  // As src/session/handshake.ts: message 1's payload is zero padding.
+  const padding = new Uint8Array(MSG1_NOISE_SIZE - 32);
+  const zeroMac = new Uint8Array(MAC_SIZE);
+
+  const ini = await HandshakeState.create({
+    pattern: "XX",
+    initiator: true,
+    prologue,
+    s: alice.identity.staticKey,
+    e: eI,
+  });
+  const res = await HandshakeState.create({
+    pattern: "XX",
+    initiator: false,
+    prologue,
+    s: bob.identity.staticKey,
+    e: eR,
+  });
+
+  // Message 1, with mac1 since the initiator knows the responder's key.
+  const noise1 = await ini.writeMessage(padding);
+  const msg1 = encodeFrame({
+    type: "init",
+    senderIndex: WORKED.initiatorIndex,
+    noise: noise1,
+    mac1: zeroMac,
+    mac2: zeroMac,
+  });
+  const m1Key = await mac1Key(bob.identity.publicKey);
+  const mac1 = await computeMac1(msg1, m1Key);
+  msg1.set(mac1, msg1.length - 2 * MAC_SIZE);
+  const f1 = decodeAs(msg1, "init");
+  assert.ok(await verifyMac1(msg1, f1.mac1, await mac1Key(bob.identity.publicKey)));
+  assert.equal(encodeFrame(f1).toHex(), msg1.toHex());
+  assert.equal((await res.readMessage(f1.noise)).toHex(), padding.toHex());
+
+  // Cookie reply (if the responder were under load) and message 1 with mac2.
+  const jar = cookieJarWithSecret(await sha256(utf8(WORKED.cookieSecretLabel)));
+  const cookieSecret = await sha256(utf8(WORKED.cookieSecretLabel));
+  const cookie = await jar.cookieFor(WORKED.initiatorEndpoint);
+  const cookieInput = `${COOKIE_LABEL}|${formatEndpoint(WORKED.initiatorEndpoint)}`;
+  assert.equal(
+    cookie.toHex(),
+    (await hmacSha256(cookieSecret, utf8(cookieInput))).subarray(0, 16).toHex(),
+    "the documented cookie derivation matches CookieJar",
+  );
+  const echo = f1.noise.subarray(0, 16);
+  const cookieReply = encodeChecked({
+    type: "cookie",
+    receiverIndex: f1.senderIndex,
+    echo,
+    cookie,
+  });
+  const msg1b = Uint8Array.from(msg1);
+  const mac2 = await computeMac2(msg1b, cookie);
+  msg1b.set(mac2, msg1b.length - MAC_SIZE);
+  assert.ok(await jar.verifyMac2(msg1b, mac2, WORKED.initiatorEndpoint));
+  assert.ok(!(await jar.verifyMac2(msg1b, mac2, WORKED.responderEndpoint)));
+
+  // Message 2.
+  const noise2 = await res.writeMessage(bob.payload);
+  const msg2 = encodeChecked({
+    type: "resp",
+    senderIndex: WORKED.responderIndex,
+    receiverIndex: f1.senderIndex,
+    noise: noise2,
+  });
+  const f2 = decodeAs(msg2, "resp");
+  const got2 = decodeHandshakePayload(await ini.readMessage(f2.noise));
+  const peerB: PeerIdentity = verifyPeerPayload(got2, ini.remoteStatic!);
+  assert.equal(peerB.address, bob.identity.address);
+  assert.equal(peerB.hostname, bob.hostname);
+
+  // Message 3.
+  const noise3 = await ini.writeMessage(alice.payload);
+  const msg3 = encodeChecked({
+    type: "final",
+    senderIndex: WORKED.initiatorIndex,
+    receiverIndex: f2.senderIndex,
+    noise: noise3,
+  });
+  const f3 = decodeAs(msg3, "final");
+  const got3 = decodeHandshakePayload(await res.readMessage(f3.noise));
+  const peerA = verifyPeerPayload(got3, res.remoteStatic!);
+  assert.equal(peerA.address, alice.identity.address);
+
+  const keysI = await ini.split();
+  const keysR = await res.split();
+  assert.deepEqual(keysI, keysR);
+  const h = ini.handshakeHash;
+  assert.equal(h.toHex(), res.handshakeHash.toHex());
+
+  // Sessions, as src/session/handshake.ts creates them.
+  const sI = await Session.create({
+    localIndex: WORKED.initiatorIndex,
+    remoteIndex: WORKED.responderIndex,
+    initiator: true,
+    peer: peerB,
+    endpoint: WORKED.responderEndpoint,
+    sendKey: keysI.initiatorToResponder,
+    receiveKey: keysI.responderToInitiator,
+    handshakeHash: h,
+    now: 0,
+  });
+  const sR = await Session.create({
+    localIndex: WORKED.responderIndex,
+    remoteIndex: WORKED.initiatorIndex,
+    initiator: false,
+    peer: peerA,
+    endpoint: WORKED.initiatorEndpoint,
+    sendKey: keysR.responderToInitiator,
+    receiveKey: keysR.initiatorToResponder,
+    handshakeHash: h,
+    now: 0,
+  });
+
+  // The responder's keepalive right after message 3.
+  const keepalive = (await sR.seal(encodeInner({ kind: "keepalive" }), 0))!;
+  const kf = decodeAs(keepalive, "data");
+  const kPlain = await sI.open(kf, 0);
+  assert.ok(kPlain instanceof Uint8Array && kPlain.length === 0);
+  assert.ok(sI.confirmed);
+
+  // The initiator's datagram to the echo port.
+  const inner = encodeInner({
+    kind: "datagram",
+    srcAddress: addressToBytes(alice.identity.address),
+    dstAddress: addressToBytes(bob.identity.address),
+    srcPort: WORKED.datagramSourcePort,
+    dstPort: PORT_ECHO,
+    payload: utf8(WORKED.datagramPayload),
+  });
+  const data = (await sI.seal(inner, 0))!;
+  const df = decodeAs(data, "data");
+  const dPlain = await sR.open(df, 0);
+  assert.ok(dPlain instanceof Uint8Array);
+  assert.equal(dPlain.toHex(), inner.toHex());
+  const decoded = decodeInner(dPlain);
+  assert.ok(decoded.kind === "datagram" && decoded.dstPort === PORT_ECHO);
+  assert.equal(await sR.open(df, 0), "replay", "a second copy is a replay");
+
+  const a = alice.identity.address;
+  const b = bob.identity.address;
+  const iIdx = hexIndex(WORKED.initiatorIndex);
+  const rIdx = hexIndex(WORKED.responderIndex);
+  const p2Len = bob.payload.length;
+  const p3Len = alice.payload.length;
+
+  const parts: Record<string, string> = {};
+
+  parts["worked-identities"] = [
+    identitySection(alice, "Initiator"),
+    "",
+    identitySection(bob, "Responder"),
+  ].join("\n");
+
+  parts["worked-inputs"] = valueTable([
+    ["prologue", `\`${PROLOGUE}\` = \`${prologue.toHex()}\``],
+    [
+      "initiator ephemeral private key",
+      `SHA-256(\`${WORKED.initiatorEphemeralLabel}\`) = \`${eI.privateKey.toHex()}\``,
+    ],
+    ["initiator ephemeral public key", `\`${eI.publicKey.toHex()}\``],
+    [
+      "responder ephemeral private key",
+      `SHA-256(\`${WORKED.responderEphemeralLabel}\`) = \`${eR.privateKey.toHex()}\``,
+    ],
+    ["responder ephemeral public key", `\`${eR.publicKey.toHex()}\``],
+    ["initiator session index", `\`${iIdx}\``],
+    ["responder session index", `\`${rIdx}\``],
+    ["initiator endpoint", `\`${formatEndpoint(WORKED.initiatorEndpoint)}\``],
+    ["responder endpoint", `\`${formatEndpoint(WORKED.responderEndpoint)}\``],
+  ]);
+
+  parts["worked-msg1"] = [
+    "Token `e`; the payload is 315 zero bytes of padding. " +
+    `mac1 key = SHA-256(\`"${MAC1_LABEL}"\` ‖ responder Ed25519 key) = \`${m1Key.toHex()}\`; ` +
+    `mac1 = HMAC-SHA256(mac1 key, bytes 0..352)[0..16) = \`${mac1.toHex()}\`.`,
+    "",
+    fieldTable(msg1, [
+      { name: "type", bytes: Uint8Array.of(1), note: "HandshakeInit" },
+      { name: "sender_index", bytes: u32(WORKED.initiatorIndex), note: "initiator's index" },
+      { name: "noise: e", bytes: eI.publicKey, note: "initiator ephemeral, in clear" },
+      { name: "noise: payload", bytes: padding, note: "315 zero bytes, in clear (no key yet)" },
+      { name: "mac1", bytes: mac1, note: "keyed by the responder's Ed25519 key" },
+      { name: "mac2", bytes: zeroMac, note: "no cookie" },
+    ]),
+    "",
+    hexDump(msg1),
+  ].join("\n");
+
+  parts["worked-cookie"] = [
+    `Sent instead of message 2 only while the responder demands cookies (§3.7). The cookie secret here is SHA-256(\`${WORKED.cookieSecretLabel}\`) = ` +
+    `\`${cookieSecret.toHex()}\` (a real responder draws 32 random bytes). ` +
+    `cookie = HMAC-SHA256(secret, \`${cookieInput}\`)[0..16) = \`${cookie.toHex()}\`.`,
+    "",
+    fieldTable(cookieReply, [
+      { name: "type", bytes: Uint8Array.of(4), note: "CookieReply" },
+      { name: "receiver_index", bytes: u32(WORKED.initiatorIndex), note: "from message 1" },
+      { name: "echo", bytes: echo, note: "first 16 bytes of the initiator's ephemeral key" },
+      {
+        name: "cookie",
+        bytes: cookie,
+        note: `bound to \`${formatEndpoint(WORKED.initiatorEndpoint)}\``,
+      },
+    ]),
+    "",
+    hexDump(cookieReply),
+    "",
+    `The initiator then resends message 1 with mac2 = HMAC-SHA256(cookie, bytes 0..368)[0..16) = ` +
+    `\`${mac2.toHex()}\` in bytes 368..384; bytes 0..368 are unchanged.`,
+  ].join("\n");
+
+  parts["worked-msg2"] = [
+    `Tokens \`e, ee, s, es\`. The payload is the responder's handshake payload (${p2Len} bytes):`,
+    "",
+    payloadTable(bob.payloadFields, bob.payload),
+    "",
+    hexDump(bob.payload),
+    "",
+    `Message 2 (${msg2.length} bytes):`,
+    "",
+    fieldTable(msg2, [
+      { name: "type", bytes: Uint8Array.of(2), note: "HandshakeResp" },
+      { name: "sender_index", bytes: u32(WORKED.responderIndex), note: "responder's index" },
+      { name: "receiver_index", bytes: u32(WORKED.initiatorIndex), note: "from message 1" },
+      { name: "noise: e", bytes: eR.publicKey, note: "responder ephemeral, in clear" },
+      {
+        name: "noise: s",
+        bytes: noise2.subarray(32, 80),
+        note: "responder static X25519 key, encrypted after `ee` (32 + 16 tag)",
+      },
+      {
+        name: "noise: payload",
+        bytes: noise2.subarray(80),
+        note: `handshake payload encrypted after \`es\` (${p2Len} + 16 tag)`,
+      },
+    ]),
+    "",
+    hexDump(msg2),
+  ].join("\n");
+
+  parts["worked-msg3"] = [
+    `Tokens \`s, se\`. The payload is the initiator's handshake payload (${p3Len} bytes):`,
+    "",
+    payloadTable(alice.payloadFields, alice.payload),
+    "",
+    hexDump(alice.payload),
+    "",
+    `Message 3 (${msg3.length} bytes):`,
+    "",
+    fieldTable(msg3, [
+      { name: "type", bytes: Uint8Array.of(3), note: "HandshakeFinal" },
+      { name: "sender_index", bytes: u32(WORKED.initiatorIndex), note: "initiator's index" },
+      { name: "receiver_index", bytes: u32(WORKED.responderIndex), note: "from message 2" },
+      {
+        name: "noise: s",
+        bytes: noise3.subarray(0, 48),
+        note: "initiator static X25519 key, encrypted (32 + 16 tag)",
+      },
+      {
+        name: "noise: payload",
+        bytes: noise3.subarray(48),
+        note: `handshake payload encrypted after \`se\` (${p3Len} + 16 tag)`,
+      },
+    ]),
+    "",
+    hexDump(msg3),
+  ].join("\n");
+
+  parts["worked-split"] = valueTable([
+    ["handshake hash h", `\`${h.toHex()}\``],
+    ["k1 = initiator → responder", `\`${keysI.initiatorToResponder.toHex()}\``],
+    ["k2 = responder → initiator", `\`${keysI.responderToInitiator.toHex()}\``],
+  ]);
+
+  const kHeader = keepalive.subarray(0, DATA_HEADER_SIZE);
+  parts["worked-keepalive"] = [
+    `Responder → initiator, key k2, counter 0, nonce \`${nonceFromCounter(0).toHex()}\`, ` +
+    `empty plaintext:`,
+    "",
+    fieldTable(keepalive, [
+      { name: "type", bytes: Uint8Array.of(5), note: "Data" },
+      { name: "receiver_index", bytes: u32(WORKED.initiatorIndex), note: "initiator's index" },
+      { name: "counter", bytes: kHeader.subarray(5), note: "0" },
+      { name: "tag", bytes: keepalive.subarray(DATA_HEADER_SIZE), note: "AES-256-GCM tag" },
+    ]),
+    "",
+    hexDump(keepalive),
+  ].join("\n");
+
+  const dHeader = data.subarray(0, DATA_HEADER_SIZE);
+  parts["worked-data"] = [
+    `Initiator → responder, key k1, counter 0, nonce \`${nonceFromCounter(0).toHex()}\`. ` +
+    `Plaintext: a datagram from \`${a}:${WORKED.datagramSourcePort}\` to ` +
+    `\`${b}:${PORT_ECHO}\` carrying \`${WORKED.datagramPayload}\`:`,
+    "",
+    fieldTable(inner, [
+      { name: "kind", bytes: Uint8Array.of(1), note: "datagram" },
+      { name: "src_address", bytes: addressToBytes(a), note: `\`${a}\`` },
+      { name: "dst_address", bytes: addressToBytes(b), note: `\`${b}\`` },
+      { name: "src_port", bytes: inner.subarray(13, 15), note: `${WORKED.datagramSourcePort}` },
+      { name: "dst_port", bytes: inner.subarray(15, 17), note: `${PORT_ECHO} (echo)` },
+      {
+        name: "payload",
+        bytes: utf8(WORKED.datagramPayload),
+        note: `\`${WORKED.datagramPayload}\``,
+      },
+    ]),
+    "",
+    `Data frame (${data.length} bytes); AAD = bytes 0..13 = \`${dHeader.toHex()}\`:`,
+    "",
+    fieldTable(data, [
+      { name: "type", bytes: Uint8Array.of(5), note: "Data" },
+      { name: "receiver_index", bytes: u32(WORKED.responderIndex), note: "responder's index" },
+      { name: "counter", bytes: dHeader.subarray(5), note: "0" },
+      {
+        name: "ciphertext",
+        bytes: data.subarray(DATA_HEADER_SIZE, data.length - 16),
+        note: `${inner.length} bytes`,
+      },
+      { name: "tag", bytes: data.subarray(data.length - 16), note: "AES-256-GCM tag" },
+    ]),
+    "",
+    hexDump(data),
+  ].join("\n");
+
+  return parts;
+}
+
+function identityFileExample(): Record<string, string> {
+  const text = encodeIdentityFile(fixtureIdentity(WORKED.initiatorFixture));
+  return { "identity-file": "```json\n" + text + "```" };
+}
+
+/** Every generated region, by id, in document order. */
+export async function generateExamples(): Promise<Record<string, string>> {
+  return {
+    ...identityFileExample(),
+    ...layoutExamples(),
+    ...(await workedExamples()),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Regions in the document
+
+const REGION = /<!-- example: ([a-z0-9-]+) -->\n(?:([\s\S]*?)\n)??<!-- \/example -->/g;
+
+/** The regions of a document, by id; throws on a duplicate id. */
+export function readRegions(doc: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of doc.matchAll(REGION)) {
+    const id = m[1]!;
+    if (out.has(id)) throw new Error(`Region "${id}" appears twice in the document`);
+    out.set(id, m[2] ?? "");
+  }
+  return out;
+}
+
+/** The document with every region (markers included) removed. */
+export function stripRegions(doc: string): string {
+  return doc.replace(REGION, "");
+}
+
+/** Replaces every region of `doc` with the generated text; throws when one is missing. */
+export function writeRegions(doc: string, examples: Record<string, string>): string {
+  const present = readRegions(doc);
+  for (const id of Object.keys(examples)) {
+    if (!present.has(id)) throw new Error(`Region "${id}" is missing from the document`);
+  }
+  return doc.replace(REGION, (_whole, id: string) => {
+    const body = examples[id];
+    if (body === undefined) throw new Error(`Region "${id}" is not generated by this script`);
+    return `<!-- example: ${id} -->\n${body}\n<!-- /example -->`;
+  });
+}
+
+/** All regions as one Markdown text, each with its markers, ready to paste. */
+export function renderRegions(examples: Record<string, string>): string {
+  return Object.entries(examples)
+    .map(([id, body]) => `<!-- example: ${id} -->\n${body}\n<!-- /example -->\n`)
+    .join("\n");
+}
+
+if (import.meta.main) {
+  const examples = await generateExamples();
+  if (Deno.args.includes("--write")) {
+    const doc = await Deno.readTextFile(PROTOCOL_DOC);
+    await Deno.writeTextFile(PROTOCOL_DOC, writeRegions(doc, examples));
+    console.error(`updated ${PROTOCOL_DOC.pathname}`);
+  } else {
+    console.log(renderRegions(examples));
+  }
+}

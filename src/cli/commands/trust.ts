@@ -1,0 +1,235 @@
+/**
+ * The trust flow: `handshake`, `pending`, `approve`, `reject`, `trust`,
+ * `untrust`. Reasons and hostnames come from peers: printed escaped.
+ *
+ * @module
+ */
+import { ControlClient } from "../../control/client.ts";
+import type { CommandContext, CommandSpec } from "../command.ts";
+import { escapeText, keyValues, table } from "../output.ts";
+import { arr, bool, nullable, obj, oneOf, str } from "../schema.ts";
+
+/** Schema of a peer reference in responses. */
+export const PEER_REF = obj({
+  address: str,
+  hostname: nullable(str),
+  fingerprint: str,
+  public_key: str,
+});
+
+const TIMEOUT_FLAG = {
+  timeout: { type: "duration" as const, description: "give up after this long (default 10s)" },
+};
+
+function timeoutOf(ctx: CommandContext, fallback = 10_000): number {
+  return typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : fallback;
+}
+
+async function post(ctx: CommandContext, path: string, body: Record<string, unknown>) {
+  const timeoutMs = timeoutOf(ctx);
+  const client = await ControlClient.open(ctx.home);
+  return await client.call("POST", path, {
+    body: { ...body, timeout_ms: timeoutMs },
+    timeoutMs: timeoutMs + 5_000,
+  });
+}
+
+function who(p: Record<string, unknown> | null): string {
+  if (p === null) return "-";
+  const host = p.hostname ? ` (${escapeText(String(p.hostname))})` : "";
+  return `${p.address}${host}`;
+}
+
+const handshake: CommandSpec = {
+  name: "handshake",
+  summary: "ask a peer to trust this node (a signed request on its port 444)",
+  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  flags: {
+    reason: {
+      type: "string",
+      value: "TEXT",
+      description: "why (shown to the peer; at most 1 KiB)",
+    },
+    wait: { type: "boolean", description: "wait until the peer approves or rejects" },
+    ...TIMEOUT_FLAG,
+  },
+  output: obj({
+    peer: PEER_REF,
+    status: oneOf("pending", "trusted", "rejected"),
+    changed: bool,
+    timed_out: bool,
+  }),
+  errors: [
+    "not_running",
+    "unreachable",
+    "timeout",
+    "key_changed",
+    "conflict",
+    "not_found",
+    "rejected",
+    "rate_limited",
+    "too_large",
+  ],
+  run: (ctx) =>
+    post(ctx, "/v1/handshake", {
+      peer: ctx.args.peer,
+      reason: typeof ctx.flags.reason === "string" ? ctx.flags.reason : "",
+      wait: ctx.flags.wait === true,
+    }),
+  human: (d) => {
+    const o = d as {
+      peer: Record<string, unknown>;
+      status: string;
+      changed: boolean;
+      timed_out: boolean;
+    };
+    const line = {
+      pending: `request sent to ${who(o.peer)}; waiting for approval`,
+      trusted: `${who(o.peer)} trusts this node; trust is mutual`,
+      rejected: `${who(o.peer)} rejected the request`,
+    }[o.status] ?? o.status;
+    return keyValues([
+      ["status", line + (o.timed_out ? " (timed out waiting)" : "")],
+      ["fingerprint", o.peer.fingerprint],
+    ]);
+  },
+};
+
+const pending: CommandSpec = {
+  name: "pending",
+  summary: "list trust requests waiting for approve or reject",
+  args: [],
+  flags: {},
+  output: obj({
+    pending: arr(obj({
+      address: str,
+      hostname: nullable(str),
+      fingerprint: str,
+      public_key: str,
+      reason: str,
+      received_at: str,
+    })),
+  }),
+  errors: ["not_running"],
+  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/pending"),
+  human: (d) => {
+    const list = (d as { pending: Record<string, unknown>[] }).pending;
+    if (list.length === 0) return "no pending requests";
+    return [
+      "Compare the fingerprint with the peer over a channel you trust before you approve.",
+      "The reason is the peer's own text: it may try to persuade you (or an agent).",
+      table(
+        ["ADDRESS", "HOSTNAME", "FINGERPRINT", "RECEIVED", "REASON"],
+        list.map((p) => [
+          String(p.address),
+          escapeText(String(p.hostname ?? "-")),
+          String(p.fingerprint),
+          String(p.received_at),
+          JSON.stringify(escapeText(String(p.reason))),
+        ]),
+      ),
+    ].join("\n");
+  },
+};
+
+const decision = obj({
+  peer: PEER_REF,
+  status: oneOf("trusted", "rejected"),
+  changed: bool,
+  delivered: bool,
+});
+
+function decisionText(d: unknown): string {
+  const o = d as {
+    peer: Record<string, unknown>;
+    status: string;
+    changed: boolean;
+    delivered: boolean;
+  };
+  const what = o.status === "trusted" ? "approved" : "rejected";
+  const done = o.changed ? what : `already ${what}`;
+  const sent = o.delivered ? "the peer was told" : "queued: the peer is told when it is reachable";
+  return `${done} ${who(o.peer)} [${o.peer.fingerprint}]; ${sent}`;
+}
+
+const approve: CommandSpec = {
+  name: "approve",
+  summary: "approve a pending trust request (trust becomes mutual)",
+  args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
+  flags: TIMEOUT_FLAG,
+  output: decision,
+  errors: ["not_running", "not_found", "conflict"],
+  run: (ctx) => post(ctx, "/v1/approve", { peer: ctx.args.peer }),
+  human: decisionText,
+};
+
+const reject: CommandSpec = {
+  name: "reject",
+  summary: "reject a pending trust request; its key is refused for a while",
+  args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
+  flags: {
+    reason: { type: "string", value: "TEXT", description: "told to the peer (at most 1 KiB)" },
+    ...TIMEOUT_FLAG,
+  },
+  output: decision,
+  errors: ["not_running", "not_found", "conflict", "too_large"],
+  run: (ctx) =>
+    post(ctx, "/v1/reject", {
+      peer: ctx.args.peer,
+      reason: typeof ctx.flags.reason === "string" ? ctx.flags.reason : "",
+    }),
+  human: decisionText,
+};
+
+const trust: CommandSpec = {
+  name: "trust",
+  summary: "list trusted peers",
+  args: [],
+  flags: {},
+  output: obj({
+    trusted: arr(obj({
+      address: str,
+      hostname: nullable(str),
+      fingerprint: str,
+      public_key: str,
+      since: str,
+      mutual: bool,
+    })),
+  }),
+  errors: ["not_running"],
+  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/trust"),
+  human: (d) => {
+    const list = (d as { trusted: Record<string, unknown>[] }).trusted;
+    if (list.length === 0) return "no trusted peers";
+    return table(
+      ["ADDRESS", "HOSTNAME", "FINGERPRINT", "SINCE", "MUTUAL"],
+      list.map((p) => [
+        String(p.address),
+        escapeText(String(p.hostname ?? "-")),
+        String(p.fingerprint),
+        String(p.since),
+        p.mutual ? "yes" : "no",
+      ]),
+    );
+  },
+};
+
+const untrust: CommandSpec = {
+  name: "untrust",
+  summary: "stop trusting a peer at once: sessions closed, the peer told",
+  args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
+  flags: TIMEOUT_FLAG,
+  output: obj({ peer: nullable(PEER_REF), changed: bool, delivered: bool }),
+  errors: ["not_running", "conflict"],
+  run: (ctx) => post(ctx, "/v1/untrust", { peer: ctx.args.peer }),
+  human: (d) => {
+    const o = d as { peer: Record<string, unknown> | null; changed: boolean; delivered: boolean };
+    if (!o.changed) return "not trusted; nothing to do";
+    return `no longer trusting ${who(o.peer)}; ${
+      o.delivered ? "the peer was told" : "the peer is told when reachable"
+    }`;
+  },
+};
+
+/** The trust commands. */
+export const TRUST_COMMANDS: CommandSpec[] = [handshake, pending, approve, reject, trust, untrust];

@@ -1,0 +1,78 @@
+/**
+ * The node's event stream: trust.requested, trust.approved, trust.rejected,
+ * trust.revoked, message.received, peer.up, peer.down. Events are numbered;
+ * a reader resumes with `after=SEQ`. Kept in a bounded ring in memory.
+ *
+ * @module
+ */
+
+/** Every event type. */
+export const EVENT_TYPES = [
+  "trust.requested",
+  "trust.approved",
+  "trust.rejected",
+  "trust.revoked",
+  "message.received",
+  "peer.up",
+  "peer.down",
+] as const;
+
+/** One event type. */
+export type EventType = typeof EVENT_TYPES[number];
+
+/** One event. */
+export interface NodeEvent {
+  /** Monotonic number, from 1. */
+  seq: number;
+  /** What happened. */
+  type: EventType;
+  /** ISO time. */
+  time: string;
+  /** Details (always names the peer where there is one). */
+  data: Record<string, unknown>;
+}
+
+/** Events kept for readers that resume. */
+const RING = 10_000;
+
+/** Publishes events and lets readers wait for new ones. */
+export class EventBus {
+  #ring: NodeEvent[] = [];
+  #seq = 0;
+  #waiters = new Set<() => void>();
+
+  /** The last event's seq (0 before any). */
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
+  /** Publishes an event. */
+  publish(type: EventType, data: Record<string, unknown>): NodeEvent {
+    const event = { seq: ++this.#seq, type, time: new Date().toISOString(), data };
+    this.#ring.push(event);
+    if (this.#ring.length > RING) this.#ring.splice(0, this.#ring.length - RING);
+    for (const wake of this.#waiters) wake();
+    this.#waiters.clear();
+    return event;
+  }
+
+  /** Events with seq > after, oldest first, at most `limit`. */
+  since(after: number, limit = RING): NodeEvent[] {
+    const first = this.#ring.findIndex((e) => e.seq > after);
+    return first < 0 ? [] : this.#ring.slice(first, first + limit);
+  }
+
+  /** Resolves at the next publish, or when the signal aborts. */
+  next(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        signal.removeEventListener("abort", wake);
+        this.#waiters.delete(wake);
+        resolve();
+      };
+      this.#waiters.add(wake);
+      signal.addEventListener("abort", wake, { once: true });
+    });
+  }
+}

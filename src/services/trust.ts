@@ -1,0 +1,572 @@
+/**
+ * The trust service on virtual port 444, the only port an untrusted peer
+ * reaches. It carries signed requests, accepts, rejects and revokes (see
+ * src/wire/trust_message.ts), each repeated until acknowledged and processed
+ * once. Messages sent over a live session are bound to its handshake hash,
+ * so they need no clock; a request whose signer is not the session's peer is
+ * refused.
+ *
+ * @module
+ */
+import {
+  MAX_PENDING_REQUESTS,
+  OUTBOX_TTL_MS,
+  OUTGOING_REQUEST_TTL_MS,
+  PORT_TRUST,
+  REJECT_SUPPRESS_MS,
+} from "../constants.ts";
+import { PilotError } from "../errors.ts";
+import { fingerprint } from "../identity/fingerprint.ts";
+import type { PeerIdentity } from "../session/peer_identity.ts";
+import { randomBytes } from "../session/crypto.ts";
+import {
+  checkTrustMessage,
+  decodeTrustMessage,
+  replayKey,
+  type SignedTrustMessage,
+  signTrustMessage,
+  type TrustMessage,
+  TrustMessageError,
+} from "../wire/trust_message.ts";
+import { type AckStatus, decodeTrustPacket, encodeTrustPacket } from "../wire/trust_packet.ts";
+import { Exchanges } from "./exchange.ts";
+import type { DatagramContext, PortService } from "./port_service.ts";
+import type { FlowBook, OutboxItem, PendingRequest, TrustBook, TrustEntry } from "./trust_types.ts";
+
+/** An acknowledgement as the sender sees it. */
+interface Ack {
+  status: AckStatus;
+  detail: string;
+}
+
+/** What the trust service needs from the node. */
+export interface TrustServiceOptions {
+  /** Our Ed25519 seed (signs trust messages). */
+  seed: Uint8Array;
+  /** Our Ed25519 key. */
+  publicKey: Uint8Array;
+  /** Our address stamp. */
+  stamp: Uint8Array;
+  /** Our hostname, or null. */
+  hostname: string | null;
+  /** The trust store. */
+  trust: TrustBook;
+  /** Pending, outgoing, outbox, suppression, replay cache. */
+  flow: FlowBook;
+  /** Sends a port-444 datagram to a peer over its current session; false without one. */
+  send(peerKeyHex: string, payload: Uint8Array): Promise<boolean>;
+  /** The handshake hash of the peer's current session. */
+  binding(peerKeyHex: string): Uint8Array | undefined;
+  /** Whether a peer is pre-authorised (approved at once). */
+  autoApprove(peer: PeerIdentity): boolean;
+  /** Publishes an event. */
+  publish(
+    type: "trust.requested" | "trust.approved" | "trust.rejected" | "trust.revoked",
+    data: Record<string, unknown>,
+  ): void;
+  /** Called after trust in a key was removed (close its sessions). */
+  onUntrusted(peerKeyHex: string): void;
+  /** Wall clock in ms (default Date.now). */
+  now?: () => number;
+}
+
+/** How a local trust operation ended. */
+export interface TrustOutcome {
+  /** Where the relationship stands now. */
+  status: "pending" | "trusted" | "rejected" | "untrusted";
+  /** Whether this call changed anything. */
+  changed: boolean;
+  /** Whether the peer acknowledged (false: queued for later delivery). */
+  delivered: boolean;
+}
+
+const ACK_CACHE = 4096;
+/** A peer as events and responses name it. */
+interface PeerRef {
+  address: string;
+  hostname: string | null;
+  fingerprint: string;
+  public_key: string;
+}
+
+function peerData(p: PeerRef): PeerRef {
+  return {
+    address: p.address,
+    hostname: p.hostname,
+    fingerprint: p.fingerprint,
+    public_key: p.public_key,
+  };
+}
+
+/** The trust service. */
+export class TrustService implements PortService {
+  /** Port 444. */
+  readonly port = PORT_TRUST;
+  /** Service name. */
+  readonly name = "trust";
+  /** Messages refused, by reason. */
+  readonly refused: Record<string, number> = {};
+  #o: TrustServiceOptions;
+  #now: () => number;
+  #acks = new Exchanges<Ack>();
+  #ackCache = new Map<string, Uint8Array>();
+  #serial: Promise<unknown> = Promise.resolve();
+  #delivering = new Map<OutboxItem, Promise<boolean>>();
+  #afterReply: (() => void)[] = [];
+
+  /** Creates the service. */
+  constructor(options: TrustServiceOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  #refuse(reason: string): Ack {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1;
+    return { status: "refused", detail: reason };
+  }
+
+  /** Runs `f` after every earlier state change: trust decisions never interleave. */
+  #exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.#serial.then(f);
+    this.#serial = next.catch(() => {});
+    return next;
+  }
+
+  /** Handles one port-444 datagram. */
+  async onDatagram(packet: { payload: Uint8Array }, ctx: DatagramContext): Promise<void> {
+    let p;
+    try {
+      p = decodeTrustPacket(packet.payload);
+    } catch {
+      this.#refuse("malformed");
+      return;
+    }
+    if (p.op === "ack") {
+      this.#acks.answer(p.requestId.toHex(), { status: p.status, detail: p.detail });
+      return;
+    }
+    const cacheKey = `${ctx.peer.keyHex}:${p.requestId.toHex()}`;
+    const cached = this.#ackCache.get(cacheKey);
+    if (cached !== undefined) {
+      // A repeat: answer as before, process nothing.
+      await ctx.reply(cached);
+      return;
+    }
+    const ack = await this.#exclusive(() => this.#receive(p.message, ctx));
+    const bytes = encodeTrustPacket({ op: "ack", requestId: p.requestId, ...ack });
+    this.#ackCache.set(cacheKey, bytes);
+    if (this.#ackCache.size > ACK_CACHE) {
+      this.#ackCache.delete(this.#ackCache.keys().next().value!);
+    }
+    await ctx.reply(bytes);
+    for (const f of this.#afterReply.splice(0)) f();
+  }
+
+  async #receive(bytes: Uint8Array, ctx: DatagramContext): Promise<Ack> {
+    let signed: SignedTrustMessage;
+    try {
+      signed = await decodeTrustMessage(bytes);
+    } catch (e) {
+      return this.#refuse(e instanceof TrustMessageError ? e.reason : "malformed");
+    }
+    const check = checkTrustMessage(signed, {
+      localKey: this.#o.publicKey,
+      sessionPeerKey: ctx.peer.publicKey,
+      sessionBinding: ctx.binding,
+      now: this.#now(),
+    });
+    if (!check.ok) return this.#refuse(check.code);
+    return await this.#process(signed, ctx.peer);
+  }
+
+  /**
+   * Handles a trust message carried offline (no session: a later mailbox).
+   * It must carry an expiry; a persisted cache of (sender, nonce) refuses
+   * repeats.
+   */
+  processOffline(bytes: Uint8Array, sender: PeerIdentity): Promise<Ack> {
+    return this.#exclusive(async () => {
+      let signed: SignedTrustMessage;
+      try {
+        signed = await decodeTrustMessage(bytes);
+      } catch (e) {
+        return this.#refuse(e instanceof TrustMessageError ? e.reason : "malformed");
+      }
+      const now = this.#now();
+      const check = checkTrustMessage(signed, { localKey: this.#o.publicKey, now });
+      if (!check.ok) return this.#refuse(check.code);
+      if (signed.message.fromKey.toHex() !== sender.keyHex) return this.#refuse("wrong_sender");
+      if (!(await this.#o.flow.rememberOffline(replayKey(signed), signed.message.expires, now))) {
+        return this.#refuse("replayed");
+      }
+      return await this.#process(signed, sender);
+    });
+  }
+
+  async #process(signed: SignedTrustMessage, peer: PeerIdentity): Promise<Ack> {
+    const m = signed.message;
+    const key = peer.keyHex;
+    switch (m.kind) {
+      case "request":
+        return await this.#onRequest(signed, peer);
+      case "accept": {
+        const out = this.#o.flow.outgoingTo(key);
+        const ref = m.requestHash!.toHex();
+        if (this.#o.trust.has(key)) {
+          await this.#addAcceptHash(key, signed.hash.toHex());
+          return { status: "recorded", detail: "" };
+        }
+        if (out === undefined || !out.hashes.includes(ref)) return this.#refuse("unknown_request");
+        await this.#trust(this.#peerOf(peer), true, [signed.hash.toHex()]);
+        await this.#o.flow.putOutgoing({ ...out, status: "approved" });
+        this.#o.publish("trust.approved", { peer: this.#peerOf(peer), direction: "incoming" });
+        return { status: "recorded", detail: "" };
+      }
+      case "reject": {
+        const out = this.#o.flow.outgoingTo(key);
+        if (out === undefined || !out.hashes.includes(m.requestHash!.toHex())) {
+          return this.#refuse("unknown_request");
+        }
+        if (out.status !== "rejected") {
+          await this.#o.flow.putOutgoing({
+            ...out,
+            status: "rejected",
+            reject_reason: m.reason ?? "",
+          });
+          this.#o.publish("trust.rejected", {
+            peer: this.#peerOf(peer),
+            direction: "incoming",
+            reason: m.reason ?? "",
+          });
+        }
+        return { status: "recorded", detail: "" };
+      }
+      case "revoke": {
+        const entry = this.#o.trust.get(key);
+        if (entry === undefined) return { status: "recorded", detail: "" };
+        if (!(entry.accept_hashes ?? []).includes(m.acceptHash!.toHex())) {
+          return this.#refuse("unknown_accept");
+        }
+        await this.#o.trust.remove(key);
+        await this.#o.flow.removeOutgoing(key);
+        this.#o.publish("trust.revoked", { peer: this.#peerOf(peer), direction: "incoming" });
+        // Close the sessions only once the acknowledgement has gone out on them.
+        this.#afterReply.push(() => this.#o.onUntrusted(key));
+        return { status: "recorded", detail: "" };
+      }
+    }
+  }
+
+  async #onRequest(signed: SignedTrustMessage, peer: PeerIdentity): Promise<Ack> {
+    const key = peer.keyHex;
+    const now = this.#now();
+    const m = signed.message;
+    if (this.#o.trust.has(key)) {
+      // Trusted already (our accept may have been lost): accept this request too.
+      await this.#queueAnswer(key, "accept", signed.hash.toHex(), "");
+      return { status: "approved", detail: "already trusted" };
+    }
+    if (this.#o.flow.suppressedUntil(key, now) > 0) {
+      return { status: "rejected", detail: "suppressed" };
+    }
+    const out = this.#o.flow.outgoingTo(key);
+    const crossing = out !== undefined && out.status === "pending" && out.expires_at > now;
+    if (crossing || this.#o.autoApprove(peer)) {
+      await this.#approveRequest(peer, signed.hash.toHex(), crossing ? "crossing" : "auto_approve");
+      return { status: "approved", detail: crossing ? "crossing" : "auto_approve" };
+    }
+    const existing = this.#o.flow.pendingFrom(key);
+    if (existing === undefined && this.#o.flow.pending.length >= MAX_PENDING_REQUESTS) {
+      return this.#refuse("rate_limited");
+    }
+    const pending: PendingRequest = {
+      public_key: key,
+      stamp: m.fromStamp.toHex(),
+      address: peer.address,
+      hostname: peer.hostname === "" ? null : peer.hostname,
+      fingerprint: peer.fingerprint,
+      reason: m.reason ?? "",
+      received_at: new Date(now).toISOString(),
+      request_hash: signed.hash.toHex(),
+    };
+    await this.#o.flow.putPending(pending);
+    if (existing === undefined) {
+      this.#o.publish("trust.requested", { peer: this.#peerOf(peer), reason: pending.reason });
+    }
+    return { status: "pending", detail: "" };
+  }
+
+  async #approveRequest(peer: PeerIdentity, requestHash: string, via: string): Promise<void> {
+    await this.#trust(this.#peerOf(peer), true, []);
+    await this.#o.flow.removePending(peer.keyHex);
+    const out = this.#o.flow.outgoingTo(peer.keyHex);
+    if (out !== undefined) await this.#o.flow.putOutgoing({ ...out, status: "approved" });
+    await this.#queueAnswer(peer.keyHex, "accept", requestHash, "");
+    this.#o.publish("trust.approved", { peer: this.#peerOf(peer), direction: "outgoing", via });
+  }
+
+  async #trust(peer: PeerRef, mutual: boolean, hashes: string[]): Promise<void> {
+    const old = this.#o.trust.get(peer.public_key);
+    const entry: TrustEntry = {
+      public_key: peer.public_key,
+      address: peer.address,
+      hostname: peer.hostname,
+      since: old?.since ?? new Date(this.#now()).toISOString(),
+      mutual: mutual || (old?.mutual ?? false),
+      accept_hashes: [...new Set([...(old?.accept_hashes ?? []), ...hashes])].slice(-8),
+    };
+    await this.#o.trust.put(entry);
+  }
+
+  async #addAcceptHash(key: string, hash: string): Promise<void> {
+    const old = this.#o.trust.get(key);
+    if (old === undefined || old.accept_hashes?.includes(hash)) return;
+    await this.#o.trust.put({
+      ...old,
+      mutual: true,
+      accept_hashes: [...(old.accept_hashes ?? []), hash].slice(-8),
+    });
+  }
+
+  async #queueAnswer(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
+    await this.#o.flow.putOutbox({
+      public_key: key,
+      kind,
+      ref_hash: ref,
+      reason,
+      expires_at: this.#now() + OUTBOX_TTL_MS,
+    });
+    // Deliver in the background; the caller reports "queued" if it has not landed.
+    this.flush(key).catch(() => {});
+  }
+
+  #peerOf(peer: PeerIdentity): PeerRef {
+    return peerData({
+      address: peer.address,
+      hostname: peer.hostname === "" ? null : peer.hostname,
+      fingerprint: peer.fingerprint,
+      public_key: peer.keyHex,
+    });
+  }
+
+  /** Signs with the binding of the peer's current session and exchanges until acknowledged. */
+  async #exchange(
+    key: string,
+    fields: Omit<
+      TrustMessage,
+      "fromKey" | "binding" | "nonce" | "created" | "expires" | "fromStamp" | "toKey"
+    >,
+    timeoutMs: number,
+    onSigned?: (s: SignedTrustMessage) => Promise<void>,
+  ): Promise<Ack | undefined> {
+    const requestId = randomBytes(8);
+    const nonce = randomBytes(16);
+    let signedFor: Uint8Array | undefined;
+    let packet: Uint8Array | undefined;
+    return await this.#acks.run(requestId.toHex(), async () => {
+      const binding = this.#o.binding(key);
+      if (binding === undefined) return;
+      if (signedFor === undefined || signedFor.toHex() !== binding.toHex()) {
+        // Re-signed per session: the signature binds the session it travels on.
+        const signed = await signTrustMessage(this.#o.seed, {
+          ...fields,
+          fromStamp: this.#o.stamp,
+          toKey: Uint8Array.fromHex(key),
+          nonce,
+          created: this.#now(),
+          expires: 0,
+          binding,
+        } as Omit<TrustMessage, "fromKey">);
+        await onSigned?.(signed);
+        signedFor = binding;
+        packet = encodeTrustPacket({ op: "message", requestId, message: signed.bytes });
+      }
+      await this.#o.send(key, packet!);
+    }, timeoutMs);
+  }
+
+  /** Sends a trust request to a peer with a live session; returns where it stands. */
+  async request(peer: PeerIdentity, reason: string, timeoutMs: number): Promise<TrustOutcome> {
+    const key = peer.keyHex;
+    if (this.#o.trust.has(key) && this.#o.trust.get(key)!.mutual) {
+      return { status: "trusted", changed: false, delivered: true };
+    }
+    const now = this.#now();
+    const prior = this.#o.flow.outgoingTo(key);
+    const repeat = prior !== undefined && prior.status === "pending" && prior.expires_at > now;
+    await this.#o.flow.putOutgoing({
+      public_key: key,
+      address: peer.address,
+      hostname: peer.hostname === "" ? null : peer.hostname,
+      reason,
+      created_at: repeat ? prior.created_at : new Date(now).toISOString(),
+      expires_at: now + OUTGOING_REQUEST_TTL_MS,
+      status: "pending",
+      hashes: repeat ? prior.hashes : [],
+    });
+    const ack = await this.#exchange(
+      key,
+      { kind: "request", hostname: this.#o.hostname ?? "", reason },
+      timeoutMs,
+      async (s) => {
+        const out = this.#o.flow.outgoingTo(key)!;
+        await this.#o.flow.putOutgoing({
+          ...out,
+          hashes: [...out.hashes, s.hash.toHex()].slice(-16),
+        });
+      },
+    );
+    if (ack === undefined) {
+      throw new PilotError(
+        "timeout",
+        `${peer.address} did not acknowledge the trust request in time`,
+        "retry: repeating a handshake is safe",
+      );
+    }
+    if (ack.status === "refused") {
+      throw new PilotError(
+        ack.detail === "rate_limited" ? "rate_limited" : "rejected",
+        `${peer.address} refused the trust request (${ack.detail})`,
+        ack.detail === "rate_limited" ? "its pending queue is full; retry later" : "",
+      );
+    }
+    if (ack.status === "rejected") {
+      const out = this.#o.flow.outgoingTo(key)!;
+      await this.#o.flow.putOutgoing({ ...out, status: "rejected", reject_reason: ack.detail });
+      return { status: "rejected", changed: !repeat, delivered: true };
+    }
+    if (ack.status === "approved") return { status: "trusted", changed: true, delivered: true };
+    return { status: "pending", changed: !repeat, delivered: true };
+  }
+
+  /** Approves a pending request from `key`. */
+  approve(key: string, timeoutMs: number): Promise<TrustOutcome> {
+    return this.#exclusive(async () => {
+      const p = this.#o.flow.pendingFrom(key);
+      if (p === undefined) {
+        if (this.#o.trust.has(key)) {
+          return { status: "trusted" as const, changed: false, delivered: true };
+        }
+        throw new PilotError(
+          "not_found",
+          "No pending request from that peer",
+          "see `pilot pending`",
+        );
+      }
+      await this.#trust(peerData(p), true, []);
+      await this.#o.flow.removePending(key);
+      await this.#o.flow.putOutbox({
+        public_key: key,
+        kind: "accept",
+        ref_hash: p.request_hash,
+        reason: "",
+        expires_at: this.#now() + OUTBOX_TTL_MS,
+      });
+      this.#o.publish("trust.approved", {
+        peer: peerData(p),
+        direction: "outgoing",
+        via: "approve",
+      });
+      return { status: "trusted" as const, changed: true, delivered: false };
+    }).then(async (r) => ({
+      ...r,
+      delivered: r.changed ? await this.flush(key, timeoutMs) : true,
+    }));
+  }
+
+  /** Rejects a pending request from `key`, suppressing that key for a while. */
+  reject(key: string, reason: string, timeoutMs: number): Promise<TrustOutcome> {
+    return this.#exclusive(async () => {
+      const p = this.#o.flow.pendingFrom(key);
+      const now = this.#now();
+      await this.#o.flow.suppress(key, now + REJECT_SUPPRESS_MS);
+      if (p === undefined) return { status: "rejected" as const, changed: false, delivered: true };
+      await this.#o.flow.removePending(key);
+      await this.#o.flow.putOutbox({
+        public_key: key,
+        kind: "reject",
+        ref_hash: p.request_hash,
+        reason,
+        expires_at: now + OUTBOX_TTL_MS,
+      });
+      this.#o.publish("trust.rejected", { peer: peerData(p), direction: "outgoing", reason });
+      return { status: "rejected" as const, changed: true, delivered: false };
+    }).then(async (r) => ({
+      ...r,
+      delivered: r.changed ? await this.flush(key, timeoutMs) : true,
+    }));
+  }
+
+  /** Removes trust in `key` at once and tells the peer (revoke). */
+  untrust(key: string, timeoutMs: number): Promise<TrustOutcome> {
+    return this.#exclusive(async () => {
+      const entry = this.#o.trust.get(key);
+      if (entry === undefined) {
+        return { status: "untrusted" as const, changed: false, delivered: true };
+      }
+      await this.#o.trust.remove(key);
+      await this.#o.flow.removeOutgoing(key);
+      const accept = entry.accept_hashes?.at(-1);
+      if (accept !== undefined) {
+        await this.#o.flow.putOutbox({
+          public_key: key,
+          kind: "revoke",
+          ref_hash: accept,
+          reason: "",
+          expires_at: this.#now() + OUTBOX_TTL_MS,
+        });
+      }
+      const peer = peerData({ ...entry, fingerprint: fingerprint(Uint8Array.fromHex(key)) });
+      this.#o.publish("trust.revoked", { peer, direction: "outgoing" });
+      return { status: "untrusted" as const, changed: true, delivered: accept === undefined };
+    }).then(async (r) => {
+      const delivered = r.changed && !r.delivered ? await this.flush(key, timeoutMs) : r.delivered;
+      if (r.changed) this.#o.onUntrusted(key);
+      return { ...r, delivered };
+    });
+  }
+
+  /**
+   * Delivers queued answers to `key` (or everyone) over live sessions.
+   * Returns true when nothing for `key` is left queued.
+   */
+  async flush(key?: string, timeoutMs = 5_000): Promise<boolean> {
+    const now = this.#now();
+    const items = this.#o.flow.outbox.filter((i) => key === undefined || i.public_key === key);
+    let allDone = true;
+    for (const item of items) {
+      if (item.expires_at < now) {
+        await this.#o.flow.removeOutbox(item);
+        continue;
+      }
+      if (!(await this.#deliver(item, timeoutMs))) allDone = false;
+    }
+    return allDone;
+  }
+
+  /** Delivers one queued answer; concurrent calls for the same item share one exchange. */
+  #deliver(item: OutboxItem, timeoutMs: number): Promise<boolean> {
+    const running = this.#delivering.get(item);
+    if (running !== undefined) return running;
+    const run = (async () => {
+      if (this.#o.binding(item.public_key) === undefined) return false;
+      const ack = await this.#exchange(
+        item.public_key,
+        item.kind === "revoke"
+          ? { kind: "revoke", acceptHash: Uint8Array.fromHex(item.ref_hash) }
+          : item.kind === "accept"
+          ? { kind: "accept", requestHash: Uint8Array.fromHex(item.ref_hash) }
+          : { kind: "reject", requestHash: Uint8Array.fromHex(item.ref_hash), reason: item.reason },
+        timeoutMs,
+        item.kind === "accept"
+          ? (s) => this.#addAcceptHash(item.public_key, s.hash.toHex())
+          : undefined,
+      );
+      if (ack === undefined) return false;
+      await this.#o.flow.removeOutbox(item);
+      return true;
+    })().finally(() => this.#delivering.delete(item));
+    this.#delivering.set(item, run);
+    return run;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The records of the trust flow, shared by the trust service (which decides)
+ * and the daemon's state files (which persist). All keyed by full keys (hex).
+ *
+ * @module
+ */
+
+/** One trusted peer. */
+export interface TrustEntry {
+  /** Ed25519 key, hex. */
+  public_key: string;
+  /** The address it proved when trust was given. */
+  address: string;
+  /** Its hostname then, or null. */
+  hostname: string | null;
+  /** ISO time trust was given. */
+  since: string;
+  /** Whether the peer trusts us too (as far as we know). */
+  mutual: boolean;
+  /** Hashes of the accepts (sent or received) that made this trust; a revoke names one. */
+  accept_hashes?: string[];
+  /** Where the peer was last reached (IP:PORT), to reconnect later. */
+  endpoint?: string;
+}
+
+/** A request waiting for `approve` or `reject`. */
+export interface PendingRequest {
+  /** Requester's key, hex. */
+  public_key: string;
+  /** Its stamp, hex. */
+  stamp: string;
+  /** Its address. */
+  address: string;
+  /** Its hostname, or null. */
+  hostname: string | null;
+  /** Its fingerprint. */
+  fingerprint: string;
+  /** The reason it gave (untrusted text). */
+  reason: string;
+  /** ISO time received. */
+  received_at: string;
+  /** SHA-256 of the request's wire bytes, hex (what an accept names). */
+  request_hash: string;
+}
+
+/** A request we sent. */
+export interface OutgoingRequest {
+  /** Target key, hex. */
+  public_key: string;
+  /** Target address. */
+  address: string;
+  /** Target hostname, or null. */
+  hostname: string | null;
+  /** Our reason. */
+  reason: string;
+  /** ISO time first sent. */
+  created_at: string;
+  /** Wall-clock ms after which it no longer approves crossing requests. */
+  expires_at: number;
+  /** Where it stands. */
+  status: "pending" | "approved" | "rejected";
+  /** Hashes of every signed version sent (re-signed per session). */
+  hashes: string[];
+  /** The peer's reason, when it rejected. */
+  reject_reason?: string;
+}
+
+/** An answer to deliver once the peer is reachable. */
+export interface OutboxItem {
+  /** Recipient key, hex. */
+  public_key: string;
+  /** What to send. */
+  kind: "accept" | "reject" | "revoke";
+  /** The request hash (accept, reject) or accept hash (revoke) it names. */
+  ref_hash: string;
+  /** Reason (reject). */
+  reason: string;
+  /** Wall-clock ms after which delivery is abandoned. */
+  expires_at: number;
+}
+
+/** What the trust service needs from the trust store. */
+export interface TrustBook {
+  /** Whether a key (hex) is trusted. */
+  has(keyHex: string): boolean;
+  /** The entry of a key. */
+  get(keyHex: string): TrustEntry | undefined;
+  /** Adds or replaces an entry. */
+  put(entry: TrustEntry): Promise<void>;
+  /** Removes a key; false when it was not trusted. */
+  remove(keyHex: string): Promise<boolean>;
+  /** Every entry. */
+  list(): TrustEntry[];
+}
+
+/** What the trust service needs from the persisted flow state. */
+export interface FlowBook {
+  /** Requests waiting for a decision. */
+  readonly pending: readonly PendingRequest[];
+  /** Answers not yet delivered. */
+  readonly outbox: readonly OutboxItem[];
+  /** The pending request from a key. */
+  pendingFrom(key: string): PendingRequest | undefined;
+  /** Adds or replaces a pending request. */
+  putPending(p: PendingRequest): Promise<void>;
+  /** Removes a pending request. */
+  removePending(key: string): Promise<boolean>;
+  /** Our request to a key. */
+  outgoingTo(key: string): OutgoingRequest | undefined;
+  /** Adds or replaces our request to a key. */
+  putOutgoing(o: OutgoingRequest): Promise<void>;
+  /** Forgets our request to a key. */
+  removeOutgoing(key: string): Promise<void>;
+  /** Queues an answer. */
+  putOutbox(item: OutboxItem): Promise<void>;
+  /** Removes an answer. */
+  removeOutbox(item: OutboxItem): Promise<void>;
+  /** Until when a key is suppressed (0 = not). */
+  suppressedUntil(key: string, now: number): number;
+  /** Suppresses a key. */
+  suppress(key: string, until: number): Promise<void>;
+  /** Records an offline message's replay key; false when seen before. */
+  rememberOffline(replayKey: string, expiresAt: number, now: number): Promise<boolean>;
+}

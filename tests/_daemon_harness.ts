@@ -1,0 +1,503 @@
+/**
+ * Integration-test harness: real `pilot` processes in temporary homes on
+ * loopback, a recording UDP relay to put between two of them, and an
+ * in-process raw peer. Every helper that starts something returns a way to
+ * stop it; tests call those in `finally`, so processes and temp dirs are
+ * reaped even when an assertion fails.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import fixtures from "./fixtures/identities.json" with { type: "json" };
+import type { Endpoint } from "../src/discovery/endpoint.ts";
+import { isHomeLocked } from "../src/daemon/home.ts";
+import type { TrustEntry } from "../src/daemon/trust_store.ts";
+import { addressToBytes } from "../src/identity/address.ts";
+import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
+import { signSelfDescription } from "../src/identity/self_description.ts";
+import { SessionManager } from "../src/session/manager.ts";
+import type { PortPacket } from "../src/wire/inner.ts";
+import { encodeHandshakePayload } from "../src/wire/handshake_payload.ts";
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const MAIN = join(ROOT, "main.ts");
+const CONFIG = join(ROOT, "deno.json");
+
+/** One committed test identity, as stored in an identity file. */
+export type FixtureIdentity = (typeof fixtures)[number];
+
+/** The committed test identities (`tests/fixtures/identities.json`). */
+export const FIXTURES: readonly FixtureIdentity[] = fixtures;
+
+/** Returns fixture identity `index`, or throws when there is no such fixture. */
+export function fixture(index: number): FixtureIdentity {
+  const f = FIXTURES[index];
+  if (f === undefined) {
+    throw new RangeError(`No fixture identity ${index}: there are ${FIXTURES.length}`);
+  }
+  return f;
+}
+
+/** A trust-file entry for fixture identity `index`. */
+export function trustEntry(
+  index: number,
+  options: { hostname?: string | null; mutual?: boolean } = {},
+): TrustEntry {
+  const f = fixture(index);
+  return {
+    public_key: f.public_key,
+    address: f.address,
+    hostname: options.hostname ?? null,
+    since: new Date().toISOString(),
+    mutual: options.mutual ?? false,
+  };
+}
+
+/** What one `pilot` run printed and returned. */
+export interface PilotResult {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+  /** Standard output parsed as JSON, or undefined when it is not JSON. */
+  // deno-lint-ignore no-explicit-any
+  json: any;
+}
+
+// The tests decide every input; a developer's PILOT_* settings must not leak in.
+function childEnv(): Record<string, string> {
+  const env = Deno.env.toObject();
+  for (const k of Object.keys(env)) if (k.startsWith("PILOT_")) delete env[k];
+  return env;
+}
+
+/** Runs `pilot ARGS` (with `--home HOME` first when given) and waits for it to exit. */
+export async function runPilot(
+  args: string[],
+  options: { home?: string } = {},
+): Promise<PilotResult> {
+  const home = options.home === undefined ? [] : ["--home", options.home];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--config", CONFIG, MAIN, ...home, ...args],
+    clearEnv: true,
+    env: childEnv(),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
+}
+
+/** What to put in a new home. */
+export interface HomeOptions {
+  /** Fixture identity to install (default 0), or null for none (the daemon then creates one). */
+  identity?: number | null;
+  /** Exact identity-file text instead of a fixture (for corrupt-file tests). */
+  identityText?: string;
+  /** Mode of the identity file (default 0600). */
+  identityMode?: number;
+  /** Entries of `trust.json` (none: no file). */
+  trust?: TrustEntry[];
+  /** Contents of `config.json` (none: no file). */
+  config?: Record<string, unknown>;
+}
+
+/** Creates a private temporary home (`pilot-test-*`, mode 0700) with the given files. */
+export async function makeHome(options: HomeOptions = {}): Promise<string> {
+  const home = await Deno.makeTempDir({ prefix: "pilot-test-" });
+  try {
+    await Deno.chmod(home, 0o700);
+    const index = options.identity === undefined ? 0 : options.identity;
+    const text = options.identityText ??
+      (index === null ? undefined : JSON.stringify(fixture(index)));
+    if (text !== undefined) {
+      await writePrivate(join(home, "identity.json"), text, options.identityMode ?? 0o600);
+    }
+    if (options.trust !== undefined) {
+      const body = JSON.stringify({ version: 1, trusted: options.trust });
+      await writePrivate(join(home, "trust.json"), body, 0o600);
+    }
+    if (options.config !== undefined) {
+      await writePrivate(join(home, "config.json"), JSON.stringify(options.config), 0o600);
+    }
+  } catch (e) {
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  return home;
+}
+
+async function writePrivate(path: string, text: string, mode: number): Promise<void> {
+  await Deno.writeTextFile(path, text, { mode });
+  // The umask may have cleared bits of `mode`; set exactly what the test asked for.
+  await Deno.chmod(path, mode);
+}
+
+/** Options of {@linkcode startNode}. */
+export interface NodeOptions extends HomeOptions {
+  /** `--hostname` for the daemon. */
+  hostname?: string;
+  /** More `daemon start` arguments. */
+  args?: string[];
+}
+
+/** A node's identity as the tests compare it. */
+export interface NodeIdentity {
+  /** Text address. */
+  address: string;
+  /** Ed25519 public key, hex. */
+  publicKey: string;
+  /** Fingerprint. */
+  fingerprint: string;
+}
+
+/** A background daemon in its own temporary home. */
+export class TestNode {
+  /** The home directory. */
+  readonly home: string;
+  /** The fixture identity installed, or null when the daemon made its own. */
+  readonly identity: NodeIdentity | null;
+  /** UDP endpoint the daemon listens on (`127.0.0.1:PORT`), set by {@linkcode TestNode.start}. */
+  listen = "";
+  /** Process id of the current daemon. */
+  pid = 0;
+  #options: NodeOptions;
+  #pids = new Set<number>();
+
+  /** Wraps a home made by {@linkcode makeHome}; call `start()` to run the daemon. */
+  constructor(home: string, options: NodeOptions = {}) {
+    this.home = home;
+    this.#options = options;
+    const index = options.identity === undefined ? 0 : options.identity;
+    const f = options.identityText === undefined && index !== null ? fixture(index) : null;
+    this.identity = f === null
+      ? null
+      : { address: f.address, publicKey: f.public_key, fingerprint: f.fingerprint };
+  }
+
+  /** Runs `pilot --home HOME ARGS`. */
+  pilot(...args: string[]): Promise<PilotResult> {
+    return runPilot(args, { home: this.home });
+  }
+
+  /** `pilot daemon start` on an OS-chosen loopback port; throws when it fails. */
+  async start(): Promise<PilotResult> {
+    const hostname = this.#options.hostname === undefined
+      ? []
+      : ["--hostname", this.#options.hostname];
+    const r = await this.pilot(
+      "daemon",
+      "start",
+      "--listen",
+      "127.0.0.1:0",
+      ...hostname,
+      ...(this.#options.args ?? []),
+      "--json",
+    );
+    if (r.code !== 0 || r.json?.status !== "ok") {
+      throw new Error(`pilot daemon start failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+    }
+    this.listen = r.json.data.listen;
+    this.pid = r.json.data.pid;
+    this.#pids.add(this.pid);
+    return r;
+  }
+
+  /** Reads the home's control file (url, token, pid, ...). */
+  async controlFile(): Promise<{ url: string; token: string; pid: number }> {
+    return JSON.parse(await Deno.readTextFile(join(this.home, "control.json")));
+  }
+
+  /** `pilot info --json` data; throws unless it answers ok. */
+  // deno-lint-ignore no-explicit-any
+  async info(): Promise<any> {
+    return okData(await this.pilot("info", "--json"), "info");
+  }
+
+  /** `pilot peers --json` peer list; throws unless it answers ok. */
+  // deno-lint-ignore no-explicit-any
+  async peers(): Promise<any[]> {
+    return okData(await this.pilot("peers", "--json"), "peers").peers;
+  }
+
+  /**
+   * Stops everything and removes the home: `daemon stop`, then SIGKILL of any
+   * daemon this node started that is still alive, then the directory.
+   */
+  async stop(): Promise<void> {
+    await this.pilot("daemon", "stop", "--timeout", "10s").catch(() => {});
+    try {
+      this.#pids.add((await this.controlFile()).pid);
+    } catch {
+      // No control file: the daemon removed it on a clean exit.
+    }
+    for (const pid of this.#pids) {
+      if (await this.#isOurs(pid)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // It exited meanwhile.
+        }
+      }
+    }
+    await Deno.remove(this.home, { recursive: true }).catch(() => {});
+  }
+
+  // A pid is ours when that process runs with this home on its command line
+  // (Linux); elsewhere, when the home's lock is still held.
+  async #isOurs(pid: number): Promise<boolean> {
+    if (Deno.build.os === "linux") {
+      try {
+        return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).includes(this.home);
+      } catch {
+        return false;
+      }
+    }
+    return pid === this.pid && await isHomeLocked(this.home);
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+function okData(r: PilotResult, what: string): any {
+  if (r.code !== 0 || r.json?.status !== "ok") {
+    throw new Error(`pilot ${what} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  }
+  return r.json.data;
+}
+
+/** Makes a home and starts a daemon in it; on failure nothing is left behind. */
+export async function startNode(options: NodeOptions = {}): Promise<TestNode> {
+  const node = new TestNode(await makeHome(options), options);
+  try {
+    await node.start();
+  } catch (e) {
+    await node.stop();
+    throw e;
+  }
+  return node;
+}
+
+/** Stops every node given (undefined entries are skipped), even when some stops fail. */
+export async function stopAll(...nodes: (TestNode | undefined)[]): Promise<void> {
+  await Promise.allSettled(nodes.map((n) => n?.stop()));
+}
+
+/**
+ * Polls `probe` until it returns something other than undefined, null or
+ * false; throws after `timeoutMs` (a generous bound, never a measurement).
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== null && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Parses `IP:PORT` (IPv4) as the tests use it. */
+export function endpointOf(text: string): Endpoint {
+  const i = text.lastIndexOf(":");
+  return { hostname: text.slice(0, i), port: Number(text.slice(i + 1)) };
+}
+
+/** One datagram the relay forwarded. */
+export interface RelayedDatagram {
+  /** `"a->b"` (client to target) or `"b->a"`. */
+  direction: "a->b" | "b->a";
+  /** The bytes, copied. */
+  bytes: Uint8Array;
+  /** Local port of the relay socket facing B that forwarded (a->b) or received (b->a) it. */
+  port: number;
+}
+
+/**
+ * A UDP relay in the test process: a client (A) talks to `listen`; the relay
+ * forwards to `target` (B) from its own socket and sends B's answers back to
+ * A's last endpoint, recording every datagram both ways.
+ */
+export class UdpRelay {
+  /** Endpoint A sends to. */
+  readonly listen: Endpoint;
+  /** Every datagram forwarded, in order. */
+  readonly log: RelayedDatagram[] = [];
+  #front: Deno.DatagramConn;
+  #back: Deno.DatagramConn;
+  #target: Endpoint;
+  #client: Endpoint | undefined;
+  #loops: Promise<void>[] = [];
+  #closed = false;
+
+  /** Opens the relay in front of `target`. */
+  constructor(target: Endpoint) {
+    this.#target = target;
+    this.#front = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const a = this.#front.addr as Deno.NetAddr;
+    this.listen = { hostname: a.hostname, port: a.port };
+    this.#back = this.#openBack();
+    this.#loops.push(this.#frontLoop());
+  }
+
+  /** The relay's current source endpoint towards B. */
+  get backEndpoint(): Endpoint {
+    return { hostname: "127.0.0.1", port: portOf(this.#back) };
+  }
+
+  #openBack(): Deno.DatagramConn {
+    const back = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    this.#loops.push(this.#backLoop(back));
+    return back;
+  }
+
+  async #frontLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const [bytes, from] = await this.#front.receive();
+        const f = from as Deno.NetAddr;
+        this.#client = { hostname: f.hostname, port: f.port };
+        const back = this.#back;
+        this.log.push({ direction: "a->b", bytes: bytes.slice(), port: portOf(back) });
+        await this.#sendTo(back, bytes, this.#target);
+      }
+    } catch (e) {
+      if (!this.#closed) throw e;
+    }
+  }
+
+  async #backLoop(back: Deno.DatagramConn): Promise<void> {
+    try {
+      for (;;) {
+        const [bytes] = await back.receive();
+        this.log.push({ direction: "b->a", bytes: bytes.slice(), port: portOf(back) });
+        if (this.#client) await this.#sendTo(this.#front, bytes, this.#client);
+      }
+    } catch {
+      // Closed: at the end, or replaced by `roam()`.
+    }
+  }
+
+  async #sendTo(conn: Deno.DatagramConn, bytes: Uint8Array, to: Endpoint): Promise<void> {
+    await conn.send(bytes, { transport: "udp", hostname: to.hostname, port: to.port })
+      .catch(() => {});
+  }
+
+  /** Sends `bytes` to B from the relay's current back socket, as if A sent them again. */
+  async replay(bytes: Uint8Array): Promise<void> {
+    await this.#sendTo(this.#back, bytes, this.#target);
+  }
+
+  /** Moves traffic towards B to a new local socket (a new source port), as a NAT rebinding would. */
+  roam(): Endpoint {
+    const old = this.#back;
+    this.#back = this.#openBack();
+    old.close();
+    return this.backEndpoint;
+  }
+
+  /** Closes every socket and waits for the loops to end. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#front.close();
+    try {
+      this.#back.close();
+    } catch {
+      // Already closed.
+    }
+    await Promise.allSettled(this.#loops);
+  }
+}
+
+function portOf(conn: Deno.DatagramConn): number {
+  return (conn.addr as Deno.NetAddr).port;
+}
+
+/**
+ * A peer without a daemon: a {@linkcode SessionManager} in the test process,
+ * wired as `src/daemon/node.ts` wires it, on a real loopback UDP socket. It
+ * trusts everyone and records every packet delivered to it.
+ */
+export class RawPeer {
+  /** Its identity. */
+  readonly identity: Identity;
+  /** Its session table. */
+  readonly sessions: SessionManager;
+  /** Packets delivered to it, in order. */
+  readonly received: PortPacket[] = [];
+  #conn: Deno.DatagramConn;
+  #timer: ReturnType<typeof setInterval>;
+  #serving: Promise<void>;
+  #closed = false;
+
+  /** Binds 127.0.0.1:0 with fixture identity `index`. */
+  constructor(index: number) {
+    const identity = decodeIdentityFile(JSON.stringify(fixture(index)));
+    this.identity = identity;
+    const self = signSelfDescription(identity.seed, { stamp: identity.stamp, hostname: null });
+    const payload = encodeHandshakePayload({
+      publicKey: identity.publicKey,
+      stamp: identity.stamp,
+      staticSerial: identity.binding.serial,
+      staticCreated: identity.binding.created,
+      bindingSignature: identity.binding.signature,
+      hostname: "",
+      selfTime: self.time,
+      selfSignature: self.signature,
+    });
+    const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    this.#conn = conn;
+    this.sessions = new SessionManager({
+      local: {
+        staticKey: identity.staticKey,
+        payload,
+        publicKey: identity.publicKey,
+        addressBytes: addressToBytes(identity.address),
+      },
+      transmit: (bytes, to) => {
+        if (this.#closed) return;
+        conn.send(bytes, { transport: "udp", hostname: to.hostname, port: to.port })
+          .catch(() => {});
+      },
+      isTrusted: () => true,
+      deliver: (_session, packet) => {
+        this.received.push({ ...packet, payload: packet.payload.slice() });
+      },
+    });
+    this.#timer = setInterval(() => this.sessions.tick().catch(() => {}), 250);
+    this.#serving = this.#serve();
+  }
+
+  async #serve(): Promise<void> {
+    try {
+      for (;;) {
+        const [bytes, from] = await this.#conn.receive();
+        const f = from as Deno.NetAddr;
+        this.sessions.handle(bytes, { hostname: f.hostname, port: f.port }).catch(() => {});
+      }
+    } catch (e) {
+      if (!this.#closed) throw e;
+    }
+  }
+
+  /** Closes the socket and stops the timers. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#conn.close();
+    await this.#serving.catch(() => {});
+  }
+}
