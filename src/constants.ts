@@ -125,3 +125,9 @@ export const EXCHANGE_RETRY_MIN_MS = 250;
 export const EXCHANGE_RETRY_MAX_MS = 2_000;
 /** Message-1 ephemeral keys (and static-key serials) remembered, at most. */
 export const MAX_SEEN_EPHEMERALS = 65_536;
+/** Messages being reassembled per peer, at most. */
+export const MAX_TRANSFERS_PER_PEER = 8;
+/** Bytes held in reassembly buffers across all peers, at most. */
+export const MAX_REASSEMBLY_BYTES = 16 * 1024 * 1024;
+/** A partly received message is dropped after this long without a fragment (ms). */
+export const REASSEMBLY_TIMEOUT_MS = 30_000;

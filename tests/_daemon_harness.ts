@@ -248,6 +248,8 @@ export class TestNode {
         } catch {
           // It exited meanwhile.
         }
+        await waitFor(`pid ${pid} to exit`, async () => !(await this.#isOurs(pid)), 5_000)
+          .catch(() => {});
       }
     }
     await Deno.remove(this.home, { recursive: true }).catch(() => {});

@@ -33,7 +33,8 @@ export async function runCli(argv: string[]): Promise<number> {
       progress: (line) => console.error(line),
       table: COMMANDS,
     });
-    printOk(json, data, command.human(data));
+    // Follow streams print as they go and return nothing more.
+    if (data !== undefined) printOk(json, data, command.human(data));
     return 0;
   } catch (e) {
     if (e instanceof PilotError) {

@@ -8,11 +8,13 @@ import { DAEMON_COMMANDS } from "./commands/daemon.ts";
 import { HELP_COMMAND } from "./commands/help.ts";
 import { NODE_COMMANDS } from "./commands/node.ts";
 import { TRUST_COMMANDS } from "./commands/trust.ts";
+import { MESSAGE_COMMANDS } from "./commands/messages.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
   ...NODE_COMMANDS,
   ...TRUST_COMMANDS,
+  ...MESSAGE_COMMANDS,
   HELP_COMMAND,
 ];

@@ -144,6 +144,63 @@ export class ControlClient {
     }
     return parseResponse(res);
   }
+
+  /**
+   * Reads an NDJSON follow stream, calling `onLine` with each parsed line,
+   * until `timeoutMs` passes (then resolves: running out of time is not an
+   * error) or the daemon ends the stream.
+   */
+  async stream(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    onLine: (line: unknown) => void,
+    timeoutMs: number,
+  ): Promise<void> {
+    const url = new URL(path, this.#control.url);
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          headers: { authorization: `Bearer ${this.#control.token}` },
+          signal: ac.signal,
+          client: this.#http,
+        });
+      } catch (e) {
+        if (ac.signal.aborted) return;
+        throw new PilotError(
+          "not_running",
+          `Cannot reach the daemon: ${(e as Error).message}`,
+          "start it with `pilot daemon start`",
+        );
+      }
+      if (!res.headers.get("content-type")?.includes("ndjson")) {
+        await parseResponse(res);
+        return;
+      }
+      let buffered = "";
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of res.body!) {
+          buffered += decoder.decode(chunk, { stream: true });
+          let nl;
+          while ((nl = buffered.indexOf("\n")) >= 0) {
+            const line = buffered.slice(0, nl);
+            buffered = buffered.slice(nl + 1);
+            if (line.trim() !== "") onLine(JSON.parse(line));
+          }
+        }
+      } catch (e) {
+        if (!ac.signal.aborted) throw e;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 async function parseResponse(res: Response): Promise<unknown> {

@@ -14,7 +14,9 @@ import {
   queryInt,
   stringField,
   timeoutField,
+  TIMEOUTS,
 } from "./fields.ts";
+import { invalid } from "../errors.ts";
 
 /** Heartbeat interval of follow streams (ms); a query may shorten it. */
 export const HEARTBEAT_MS = 15_000;
@@ -24,16 +26,22 @@ export const HEARTBEAT_MS = 15_000;
  * the latter case so readers can tell a quiet stream from a dead one.
  */
 async function* waitOrHeartbeat(
-  next: () => Promise<void>,
+  next: (signal: AbortSignal) => Promise<void>,
   cursor: number,
   heartbeatMs: number,
   signal: AbortSignal,
 ): AsyncGenerator<unknown> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const beat = new Promise<"beat">((r) => timer = setTimeout(() => r("beat"), heartbeatMs));
-  const woke = await Promise.race([next().then(() => "next" as const), beat]);
+  // The wait gets its own signal, so a heartbeat leaves no waiter behind.
+  const ac = new AbortController();
+  const onAbort = () => ac.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => ac.abort(), heartbeatMs);
+  await next(ac.signal).catch(() => {});
+  const beat = ac.signal.aborted;
   clearTimeout(timer);
-  if (woke === "beat" && !signal.aborted) {
+  ac.abort();
+  signal.removeEventListener("abort", onAbort);
+  if (beat && !signal.aborted) {
     yield { type: "heartbeat", seq: cursor, time: new Date().toISOString() };
   }
 }
@@ -113,9 +121,90 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
             cursor = e.seq;
             yield e;
           }
-          yield* waitOrHeartbeat(() => node.events.next(signal), cursor, heartbeatMs, signal);
+          yield* waitOrHeartbeat((s) => node.events.next(s), cursor, heartbeatMs, signal);
         }
       }));
+    },
+    "POST /v1/send": async (req) => {
+      const b = objectBody(req.body);
+      const headerId = req.headers.get("idempotency-key") ?? "";
+      const bodyId = optionalString(b, "id");
+      if (headerId !== "" && bodyId !== "" && headerId !== bodyId) {
+        throw invalid("Idempotency-Key and id differ", "give the message id once");
+      }
+      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
+      const meta = b.meta ?? {};
+      if (
+        typeof meta !== "object" || meta === null || Array.isArray(meta) ||
+        !Object.values(meta).every((v) => typeof v === "string")
+      ) {
+        throw invalid('Field "meta" must be an object of strings');
+      }
+      return await node.send(stringField(b, "peer"), {
+        type: optionalString(b, "type") || "text",
+        data: b.data,
+        id: headerId || bodyId,
+        correlationId: optionalString(b, "correlation_id"),
+        inReplyTo: optionalString(b, "in_reply_to"),
+        meta: meta as Record<string, string>,
+      }, timeoutField(b));
+    },
+    "GET /v1/inbox": async (req) => {
+      const q = req.query;
+      const after = queryInt(q, "after", 0, Number.MAX_SAFE_INTEGER);
+      const limit = queryInt(q, "limit", 100, 1000);
+      const from = q.get("from");
+      const fromKey = from ? node.senderKey(from) : undefined;
+      const filter = fromKey === undefined ? {} : { fromKey };
+      if (q.get("follow") === "true") {
+        const heartbeatMs = queryInt(q, "heartbeat_ms", HEARTBEAT_MS, HEARTBEAT_MS);
+        return ndjson(req.signal, async function* (signal) {
+          let cursor = after;
+          while (!signal.aborted) {
+            const page = node.inbox.list({ after: cursor, limit, ...filter });
+            for (const m of page.messages) yield m;
+            cursor = page.next;
+            yield* waitOrHeartbeat(
+              (s) => node.inbox.waitFor(cursor, s, filter),
+              cursor,
+              heartbeatMs,
+              signal,
+            );
+          }
+        });
+      }
+      const waitMs = queryInt(q, "wait", 0, TIMEOUTS.maxMs);
+      let page = node.inbox.list({ after, limit, ...filter });
+      let timedOut = false;
+      if (page.messages.length === 0 && waitMs > 0) {
+        const ac = new AbortController();
+        const timer = setTimeout(() => ac.abort(), waitMs);
+        req.signal.addEventListener("abort", () => ac.abort(), { once: true });
+        await node.inbox.waitFor(after, ac.signal, filter).catch(() => {});
+        clearTimeout(timer);
+        page = node.inbox.list({ after, limit, ...filter });
+        timedOut = page.messages.length === 0;
+      }
+      return { messages: page.messages, next: page.next, timed_out: timedOut };
+    },
+    "POST /v1/inbox/ack": async (req) => {
+      const b = objectBody(req.body);
+      const ids = b.ids;
+      if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
+        throw invalid('Field "ids" must be a non-empty list of message ids');
+      }
+      return { removed: await node.inbox.ack(ids as string[]) };
+    },
+    "POST /v1/inbox/clear": async (req) => {
+      const b = objectBody(req.body);
+      const upTo = b.up_to;
+      if (typeof upTo !== "number" || !Number.isSafeInteger(upTo) || upTo < 0) {
+        throw invalid(
+          'Field "up_to" must be the last seq you read',
+          "clearing never removes newer messages",
+        );
+      }
+      return { removed: await node.inbox.clear(upTo) };
     },
     "POST /v1/shutdown": () => {
       setTimeout(shutdown, 0);

@@ -17,6 +17,8 @@ export interface ApiRequest {
   body: unknown;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** Request headers (e.g. `Idempotency-Key`). */
+  headers: Headers;
 }
 
 /** A route handler: returns the `data` of an ok response, or throws PilotError. */
@@ -68,7 +70,12 @@ async function handle(req: Request, routes: Routes, token: string, port: number)
       );
     }
     const body = await readBody(req);
-    const data = await handler({ query: url.searchParams, body, signal: req.signal });
+    const data = await handler({
+      query: url.searchParams,
+      body,
+      signal: req.signal,
+      headers: req.headers,
+    });
     if (data instanceof Response) return data;
     return json(200, { status: "ok", data });
   } catch (e) {

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { MAX_INFLIGHT_DATAGRAMS, TIMER_TICK_MS, TRUST_REASON_MAX } from "../constants.ts";
+import {
+  MAX_INFLIGHT_DATAGRAMS,
+  MAX_MESSAGE_DATA,
+  MAX_MESSAGE_ID,
+  TIMER_TICK_MS,
+  TRUST_REASON_MAX,
+} from "../constants.ts";
 import {
   type Endpoint,
   formatEndpoint,
@@ -29,6 +35,10 @@ import type { PeerIdentity } from "../session/peer_identity.ts";
 import { echoService } from "../services/echo.ts";
 import type { PortService } from "../services/port_service.ts";
 import { TrustService } from "../services/trust.ts";
+import { DataService } from "../services/data.ts";
+import { type Envelope, MESSAGE_TYPES, type MessageType } from "../wire/data_message.ts";
+import { DedupStore } from "./dedup_store.ts";
+import { Inbox, type InboxMessage } from "./inbox.ts";
 import { encodeHandshakePayload } from "../wire/handshake_payload.ts";
 import type { DaemonConfig } from "./config.ts";
 import { EventBus } from "./events.ts";
@@ -76,6 +86,79 @@ export function checkReason(reason: string): string {
   return reason;
 }
 
+/** A message as `pilot send` gives it. */
+export interface OutgoingMessage {
+  /** Data type. */
+  type: string;
+  /** Text, JSON text, or base64 for binary. */
+  data: string;
+  /** Idempotency id ("" = a new random one). */
+  id: string;
+  /** Optional envelope fields. */
+  correlationId?: string;
+  /** Id of the message this answers. */
+  inReplyTo?: string;
+  /** Small string map. */
+  meta?: Record<string, string>;
+}
+
+function notTrusted(text: string): PilotError {
+  return new PilotError(
+    "not_trusted",
+    `"${text}" is not a trusted peer`,
+    `run \`pilot handshake ${text}\` and wait for its approval`,
+  );
+}
+
+/** Checks and builds an envelope before anything is sent. */
+export function buildEnvelope(m: OutgoingMessage): Envelope {
+  if (!(MESSAGE_TYPES as readonly string[]).includes(m.type)) {
+    throw invalid(`Unknown message type "${m.type}"`, "use text, json or binary");
+  }
+  const type = m.type as MessageType;
+  let data: Uint8Array;
+  if (type === "binary") {
+    try {
+      data = Uint8Array.fromBase64(m.data);
+    } catch {
+      throw invalid("Binary data is not valid base64", "send binary data base64-encoded");
+    }
+  } else {
+    if (type === "json") {
+      try {
+        JSON.parse(m.data);
+      } catch (e) {
+        throw invalid(
+          `Data is not valid JSON: ${(e as Error).message}`,
+          "check the quoting, or use --type text",
+        );
+      }
+    }
+    data = new TextEncoder().encode(m.data);
+  }
+  if (data.length > MAX_MESSAGE_DATA) {
+    throw new PilotError(
+      "too_large",
+      `Message data is ${data.length} bytes; at most ${MAX_MESSAGE_DATA}`,
+      "split it, or wait for streams",
+    );
+  }
+  const id = m.id === "" ? crypto.randomUUID() : m.id;
+  if (new TextEncoder().encode(id).length > MAX_MESSAGE_ID) {
+    throw invalid(`Message id is over ${MAX_MESSAGE_ID} bytes`);
+  }
+  const meta = m.meta ?? {};
+  return {
+    id,
+    type,
+    correlationId: m.correlationId ?? "",
+    inReplyTo: m.inReplyTo ?? "",
+    expiresAt: 0,
+    meta,
+    data,
+  };
+}
+
 /** A running node. */
 export class Node {
   /** The node's identity. */
@@ -92,6 +175,12 @@ export class Node {
   readonly events = new EventBus();
   /** The trust service (port 444). */
   readonly trustService: TrustService;
+  /** The data-exchange service (port 1001). */
+  readonly dataService: DataService;
+  /** The durable inbox. */
+  readonly inbox: Inbox;
+  /** Message ids seen per sender (idempotent retries), apart from the inbox. */
+  readonly dedup: DedupStore;
   /** Monotonic start time (ms). */
   readonly startedAt = performance.now();
   #udp: UdpSocket;
@@ -111,9 +200,13 @@ export class Node {
     config: DaemonConfig,
     trust: TrustStore,
     flow: TrustFlowStore,
+    inbox: Inbox,
+    dedup: DedupStore,
     udp: UdpSocket,
   ) {
     this.identity = identity;
+    this.inbox = inbox;
+    this.dedup = dedup;
     this.config = config;
     this.trust = trust;
     this.flow = flow;
@@ -183,7 +276,14 @@ export class Node {
       this.#learnedSource(),
       staticSource(config.peers),
     ]);
-    for (const s of [echoService(), this.trustService]) this.#services.set(s.port, s);
+    this.dataService = new DataService({
+      sink: { store: (peer, envelope) => this.#store(peer, envelope) },
+      send: (key, payload) =>
+        this.sessions.send(key, { kind: "datagram", srcPort: 1001, dstPort: 1001, payload }),
+    });
+    for (const s of [echoService(), this.trustService, this.dataService]) {
+      this.#services.set(s.port, s);
+    }
     let ticking = false;
     this.#timer = setInterval(() => {
       if (ticking) return;
@@ -212,6 +312,8 @@ export class Node {
   static async start(identity: Identity, config: DaemonConfig, home: string): Promise<Node> {
     const trust = await TrustStore.load(home);
     const flow = await TrustFlowStore.load(home);
+    const inbox = await Inbox.open(home);
+    const dedup = await DedupStore.open(home);
     let udp: UdpSocket;
     try {
       udp = UdpSocket.open(config.listen);
@@ -230,7 +332,7 @@ export class Node {
         "pass --listen IP:PORT",
       );
     }
-    return new Node(identity, config, trust, flow, udp);
+    return new Node(identity, config, trust, flow, inbox, dedup, udp);
   }
 
   /** The bound UDP endpoint. */
@@ -467,11 +569,122 @@ export class Node {
     return { peer: entry, changed: outcome.changed, delivered: outcome.delivered };
   }
 
-  /** Stops timers and the socket. */
+  /** Stores a received message once: dedup by (sender key, id), then the durable inbox. */
+  async #store(peer: PeerIdentity, e: Envelope): Promise<{ seq: number; duplicate: boolean }> {
+    const seen = this.dedup.check(peer.keyHex, e.id);
+    if (seen !== undefined) return { seq: seen.seq, duplicate: true };
+    let data: string;
+    if (e.type === "binary") data = e.data.toBase64();
+    else {
+      try {
+        data = new TextDecoder("utf-8", { fatal: true }).decode(e.data);
+        if (e.type === "json") JSON.parse(data);
+      } catch {
+        throw new Error("invalid_argument");
+      }
+    }
+    let message: InboxMessage;
+    try {
+      message = await this.inbox.add({
+        id: e.id,
+        from: peer.address,
+        from_key: peer.keyHex,
+        hostname: peer.hostname === "" ? null : peer.hostname,
+        fingerprint: peer.fingerprint,
+        type: e.type,
+        data,
+        bytes: e.data.length,
+        received_at: new Date().toISOString(),
+        ...(e.correlationId ? { correlation_id: e.correlationId } : {}),
+        ...(e.inReplyTo ? { in_reply_to: e.inReplyTo } : {}),
+        ...(e.expiresAt ? { expires_at: new Date(e.expiresAt).toISOString() } : {}),
+        ...(Object.keys(e.meta).length ? { meta: e.meta } : {}),
+      });
+    } catch (err) {
+      throw new Error(err instanceof PilotError ? err.code : "internal");
+    }
+    await this.dedup.remember(peer.keyHex, e.id, message.seq);
+    this.events.publish("message.received", {
+      peer: peerRef(peer),
+      seq: message.seq,
+      id: message.id,
+      type: message.type,
+      bytes: message.bytes,
+    });
+    return { seq: message.seq, duplicate: false };
+  }
+
+  /** `pilot send`: delivers a typed message; returns once the peer stored it durably. */
+  async send(
+    text: string,
+    m: OutgoingMessage,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    const envelope = buildEnvelope(m);
+    const deadline = Date.now() + timeoutMs;
+    const known = this.#resolver.resolve(text).expected.publicKey;
+    if (known !== undefined && !this.trust.has(known.toHex())) throw notTrusted(text);
+    const peer = await this.#reach(text, timeoutMs);
+    if (!this.trust.has(peer.keyHex)) throw notTrusted(text);
+    for (;;) {
+      const left = deadline - Date.now();
+      const receipt = left > 0
+        ? await this.dataService.deliver(peer.keyHex, envelope, left)
+        : undefined;
+      if (receipt === undefined) {
+        throw new PilotError(
+          "timeout",
+          `${peer.address} did not confirm the message within ${timeoutMs} ms`,
+          `retry with --id ${envelope.id}: it is never stored twice`,
+        );
+      }
+      if (receipt.status === "refused" && receipt.detail === "retry") continue;
+      if (receipt.status === "refused") {
+        const code = receipt.detail === "rate_limited" || receipt.detail === "too_large" ||
+            receipt.detail === "invalid_argument"
+          ? receipt.detail
+          : "internal";
+        throw new PilotError(
+          code,
+          `${peer.address} refused the message (${receipt.detail})`,
+          code === "rate_limited" ? "its inbox is full; retry later" : "",
+        );
+      }
+      return {
+        to: peerRef(peer),
+        id: envelope.id,
+        type: envelope.type,
+        bytes: envelope.data.length,
+        receipt: { status: receipt.status, seq: receipt.seq },
+      };
+    }
+  }
+
+  /** Finds the sender key a `--from` filter names (among trusted peers and inbox senders). */
+  senderKey(text: string): string {
+    const senders = new Map<
+      string,
+      { public_key: string; address: string; hostname: string | null; fingerprint: string }
+    >();
+    for (const e of this.trust.list()) senders.set(e.public_key, refOf(e));
+    for (const m of this.inbox.list({ limit: 1000 }).messages) {
+      senders.set(m.from_key, {
+        public_key: m.from_key,
+        address: m.from,
+        hostname: m.hostname,
+        fingerprint: m.fingerprint,
+      });
+    }
+    return matchOne(text, [...senders.values()], "sender").public_key;
+  }
+
+  /** Stops timers, the socket and the stores. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
     clearInterval(this.#flushTimer);
     this.#udp.close();
     await this.#serving.catch(() => {});
+    await this.inbox.close().catch(() => {});
+    await this.dedup.close().catch(() => {});
   }
 }

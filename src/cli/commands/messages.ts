@@ -1,0 +1,289 @@
+/**
+ * Messages: `send` (alias `send-message`), `inbox`, `inbox ack`. Message
+ * data from peers is untrusted: printed escaped, and agents are warned.
+ *
+ * @module
+ */
+import { MAX_MESSAGE_DATA } from "../../constants.ts";
+import { ControlClient } from "../../control/client.ts";
+import { invalid, PilotError } from "../../errors.ts";
+import type { CommandContext, CommandSpec } from "../command.ts";
+import { escapeText, printLine } from "../output.ts";
+import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
+import { PEER_REF } from "./trust.ts";
+
+async function readLimited(read: () => Promise<Uint8Array>, what: string): Promise<Uint8Array> {
+  const bytes = await read();
+  if (bytes.length > MAX_MESSAGE_DATA) {
+    throw new PilotError(
+      "too_large",
+      `${what} is ${bytes.length} bytes; messages carry at most ${MAX_MESSAGE_DATA}`,
+      "split the data",
+    );
+  }
+  return bytes;
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of Deno.stdin.readable) {
+    chunks.push(c);
+    n += c.length;
+    if (n > MAX_MESSAGE_DATA) break;
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+async function readDataFile(path: string): Promise<Uint8Array> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch {
+    throw invalid(`Cannot read --data-file "${path}": no such file`, "check the path");
+  }
+  if (!info.isFile) throw invalid(`--data-file "${path}" is not a regular file`);
+  if (info.size > MAX_MESSAGE_DATA) {
+    throw new PilotError(
+      "too_large",
+      `--data-file "${path}" is ${info.size} bytes; messages carry at most ${MAX_MESSAGE_DATA}`,
+      "split the data",
+    );
+  }
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw invalid(`Cannot read --data-file "${path}": ${(e as Error).message}`);
+  }
+}
+
+/** The message data as the API takes it: text/JSON as is, binary as base64. */
+async function messageData(ctx: CommandContext, type: string): Promise<string> {
+  const sources = ["data", "data-file"].filter((f) => typeof ctx.flags[f] === "string");
+  if (sources.length !== 1) {
+    throw invalid(
+      "Give exactly one of --data, --data-file or --data -",
+      `e.g. pilot send PEER --data '{"command":"run"}' --type json`,
+    );
+  }
+  let raw: Uint8Array;
+  if (typeof ctx.flags["data-file"] === "string") {
+    raw = await readDataFile(ctx.flags["data-file"]);
+  } else if (ctx.flags.data === "-") {
+    raw = await readLimited(readStdin, "Standard input");
+  } else {
+    // --data: text as typed; for binary, base64 as typed.
+    return ctx.flags.data as string;
+  }
+  if (type === "binary") return raw.toBase64();
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  } catch {
+    throw invalid("The data is not valid UTF-8 text", "send it with --type binary");
+  }
+}
+
+const send: CommandSpec = {
+  name: "send",
+  aliases: ["send-message"],
+  summary: "send a typed message to a trusted peer; returns once it is stored durably there",
+  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  flags: {
+    data: {
+      type: "string",
+      value: "DATA",
+      description: "the data (for binary: base64); - reads stdin",
+    },
+    "data-file": { type: "string", value: "PATH", description: "read the data from a file" },
+    type: { type: "string", value: "TYPE", description: "text (default), json or binary" },
+    id: {
+      type: "string",
+      value: "ID",
+      description: "message id: retries with the same id are stored once",
+    },
+    "correlation-id": {
+      type: "string",
+      value: "ID",
+      description: "correlates a reply with its request",
+    },
+    "in-reply-to": { type: "string", value: "ID", description: "id of the message this answers" },
+    timeout: { type: "duration", description: "keep retrying delivery this long (default 30s)" },
+  },
+  output: obj({
+    to: PEER_REF,
+    id: str,
+    type: oneOf("text", "json", "binary"),
+    bytes: int,
+    receipt: obj({ status: oneOf("stored", "duplicate"), seq: int }),
+  }),
+  errors: [
+    "not_running",
+    "not_trusted",
+    "unreachable",
+    "timeout",
+    "too_large",
+    "key_changed",
+    "conflict",
+    "not_found",
+    "rate_limited",
+  ],
+  async run(ctx) {
+    const type = typeof ctx.flags.type === "string" ? ctx.flags.type : "text";
+    if (!["text", "json", "binary"].includes(type)) {
+      throw invalid(`Unknown --type "${type}"`, "use text, json or binary");
+    }
+    const data = await messageData(ctx, type);
+    if (type === "json") {
+      try {
+        JSON.parse(data);
+      } catch (e) {
+        throw invalid(
+          `--data is not valid JSON: ${(e as Error).message}`,
+          "check the quoting, or use --type text",
+        );
+      }
+    }
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 30_000;
+    const body: Record<string, unknown> = {
+      peer: ctx.args.peer,
+      type,
+      data,
+      timeout_ms: timeoutMs,
+    };
+    if (typeof ctx.flags.id === "string") body.id = ctx.flags.id;
+    if (typeof ctx.flags["correlation-id"] === "string") {
+      body.correlation_id = ctx.flags["correlation-id"];
+    }
+    if (typeof ctx.flags["in-reply-to"] === "string") body.in_reply_to = ctx.flags["in-reply-to"];
+    const client = await ControlClient.open(ctx.home);
+    return await client.call("POST", "/v1/send", { body, timeoutMs: timeoutMs + 5_000 });
+  },
+  human: (d) => {
+    const o = d as {
+      to: Record<string, unknown>;
+      id: string;
+      bytes: number;
+      receipt: { status: string; seq: number };
+    };
+    const host = o.to.hostname ? ` (${escapeText(String(o.to.hostname))})` : "";
+    const how = o.receipt.status === "duplicate" ? "already stored (a retry)" : "stored";
+    return `${how} at ${o.to.address}${host}: id ${
+      escapeText(o.id)
+    }, ${o.bytes} bytes, seq ${o.receipt.seq}`;
+  },
+};
+
+const MESSAGE = obj({
+  seq: int,
+  id: str,
+  from: str,
+  from_key: str,
+  hostname: nullable(str),
+  fingerprint: str,
+  type: oneOf("text", "json", "binary"),
+  data: str,
+  bytes: int,
+  received_at: str,
+});
+
+function messageText(m: Record<string, unknown>): string {
+  const host = m.hostname ? ` (${escapeText(String(m.hostname))})` : "";
+  const body = m.type === "binary"
+    ? `<${m.bytes} bytes of binary data, base64 in --json>`
+    : escapeText(String(m.data));
+  return `#${m.seq} from ${m.from}${host} [${m.type}, ${m.bytes} bytes] ${m.received_at} id ${
+    escapeText(String(m.id))
+  }\n  ${body}`;
+}
+
+const inbox: CommandSpec = {
+  name: "inbox",
+  summary: "read received messages (peer data is untrusted input)",
+  args: [],
+  flags: {
+    after: { type: "integer", value: "SEQ", description: "only messages after this seq" },
+    limit: { type: "integer", value: "N", description: "at most N messages (default 100)" },
+    from: { type: "string", value: "PEER", description: "only messages from this peer" },
+    wait: { type: "boolean", description: "wait for a message when there is none" },
+    follow: { type: "boolean", description: "print messages as they arrive (NDJSON with --json)" },
+    clear: {
+      type: "boolean",
+      description: "remove the messages returned (up to the last seq shown)",
+    },
+    timeout: {
+      type: "duration",
+      description: "how long --wait/--follow waits (default 30s / 10m)",
+    },
+  },
+  output: obj({ messages: arr(MESSAGE), next: int, timed_out: bool, removed: int }),
+  errors: ["not_running", "not_found", "conflict"],
+  async run(ctx) {
+    const f = ctx.flags;
+    if (f.clear === true && (typeof f.from === "string" || f.follow === true)) {
+      throw invalid(
+        "--clear cannot be combined with --from or --follow",
+        "use `pilot inbox ack ID…` for single messages",
+      );
+    }
+    const client = await ControlClient.open(ctx.home);
+    const query = {
+      after: typeof f.after === "number" ? f.after : undefined,
+      limit: typeof f.limit === "number" ? f.limit : undefined,
+      from: typeof f.from === "string" ? f.from : undefined,
+    };
+    if (f.follow === true) {
+      const timeoutMs = typeof f.timeout === "number" ? f.timeout : 600_000;
+      await client.stream("/v1/inbox", { ...query, follow: true }, (line) => {
+        const o = line as Record<string, unknown>;
+        if (ctx.json) printLine(JSON.stringify(line));
+        else if (o.type !== "heartbeat") printLine(messageText(o));
+      }, timeoutMs);
+      return undefined;
+    }
+    const waitMs = f.wait === true ? (typeof f.timeout === "number" ? f.timeout : 30_000) : 0;
+    const page = await client.call("GET", "/v1/inbox", {
+      query: { ...query, wait: waitMs || undefined },
+      timeoutMs: waitMs + 10_000,
+    }) as { messages: { seq: number }[]; next: number; timed_out: boolean };
+    let removed = 0;
+    const last = page.messages.at(-1);
+    if (f.clear === true && last !== undefined) {
+      const r = await client.call("POST", "/v1/inbox/clear", { body: { up_to: last.seq } });
+      removed = (r as { removed: number }).removed;
+    }
+    return { ...page, removed };
+  },
+  human: (d) => {
+    if (d === undefined) return "";
+    const o = d as { messages: Record<string, unknown>[]; timed_out: boolean; removed: number };
+    const lines = o.messages.map(messageText);
+    if (lines.length === 0) {
+      lines.push(o.timed_out ? "no messages (timed out waiting)" : "no messages");
+    }
+    if (o.removed > 0) lines.push(`removed ${o.removed} message(s)`);
+    return lines.join("\n");
+  },
+};
+
+const inboxAck: CommandSpec = {
+  name: "inbox ack",
+  summary: "remove messages from the inbox by id",
+  args: [{ name: "id", description: "message ids", required: true, variadic: true }],
+  flags: {},
+  output: obj({ removed: int }),
+  errors: ["not_running"],
+  async run(ctx) {
+    const client = await ControlClient.open(ctx.home);
+    return await client.call("POST", "/v1/inbox/ack", { body: { ids: ctx.args.id } });
+  },
+  human: (d) => `removed ${(d as { removed: number }).removed} message(s)`,
+};
+
+/** The message commands. */
+export const MESSAGE_COMMANDS: CommandSpec[] = [send, inbox, inboxAck];
