@@ -11,8 +11,13 @@ import { dirname, join } from "node:path";
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const homes: Record<string, string> = {};
 
+/** Quotes an argument the way a user would type it in a POSIX shell. */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
 async function pilot(node: string, ...args: string[]): Promise<string> {
-  console.log(`\n[${node}]$ pilot ${args.join(" ")}`);
+  console.log(`\n[${node}]$ pilot ${args.map(shellQuote).join(" ")}`);
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -38,7 +43,7 @@ try {
   for (const node of ["orchestrator", "worker"]) {
     homes[node] = await Deno.makeTempDir({ prefix: `pilot-demo-${node}-` });
   }
-  console.log("Two nodes, each in its own home; the first start creates an identity.");
+  console.log("Two nodes on loopback, each in its own home; a first start creates an identity.");
   await pilot(
     "worker",
     "daemon",
@@ -48,6 +53,7 @@ try {
     "--listen",
     "127.0.0.1:0",
   );
+  const worker = JSON.parse(await pilot("worker", "info", "--json")).data;
   await pilot(
     "orchestrator",
     "daemon",
@@ -56,17 +62,33 @@ try {
     "secure-orchestrator",
     "--listen",
     "127.0.0.1:0",
+    "--peer",
+    `data-processor-node=${worker.listen}`,
   );
-  const worker = JSON.parse(await pilot("worker", "info", "--json")).data;
-  await pilot("orchestrator", "info");
-  console.log("\nThe orchestrator opens a Noise_XX session to the worker's UDP endpoint:");
-  await pilot("orchestrator", "connect", worker.listen);
-  console.log("\nBoth sides now know each other by key, address and hostname:");
-  await pilot("orchestrator", "peers");
+  console.log("\nThe orchestrator asks the worker to trust it (a signed request to port 444):");
+  await pilot(
+    "orchestrator",
+    "handshake",
+    "data-processor-node",
+    "--reason",
+    "I schedule the nightly decrypt jobs",
+  );
+  console.log("\nThe worker sees the request, compares the fingerprint, and approves:");
+  await pilot("worker", "pending");
+  await pilot("worker", "approve", "secure-orchestrator");
+  await pilot("orchestrator", "trust");
+  console.log("\nNow the orchestrator can send; the receipt means the worker stored it durably:");
+  await pilot(
+    "orchestrator",
+    "send-message",
+    "data-processor-node",
+    "--data",
+    '{"command":"decrypt_payload"}',
+    "--type",
+    "json",
+  );
+  await pilot("worker", "inbox");
   await pilot("worker", "peers");
-  console.log("\nThe session is reused when the peer is named by its hostname:");
-  await pilot("orchestrator", "connect", "data-processor-node");
-  console.log("\nNeither trusts the other yet: only port 444 (the trust handshake) is reachable.");
 } finally {
   for (const node of Object.keys(homes)) {
     await pilot(node, "daemon", "stop").catch(() => {});

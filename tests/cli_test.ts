@@ -214,8 +214,6 @@ Deno.test("daemon start with a hostname that looks like an address fails and lea
 
 Deno.test({
   name: "daemon start refuses a hostname that looks like an address with exit 2",
-  // BUG: daemon start validates flags only in the spawned child, so it answers internal (exit 1).
-  ignore: true,
   async fn() {
     const node = new TestNode(await makeHome({ identity: 3 }), { identity: 3 });
     try {

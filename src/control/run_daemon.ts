@@ -72,6 +72,10 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     );
     const why = await stopped;
     log(`stopping (${why})`);
+  } catch (e) {
+    // The background daemon's only voice is its log: say why it could not run.
+    log(`fatal: ${(e as Error).message}`);
+    throw e;
   } finally {
     for (const [s, h] of signals) Deno.removeSignalListener(s, h);
     await Deno.remove(controlPath).catch(() => {});

@@ -181,6 +181,7 @@ export class SessionManager {
   #cookies: CookieJar;
   #ownMac1Key: Promise<Uint8Array>;
   #sessions = 0;
+  #completing = new Map<number, Promise<void>>();
   /** Highest static-key serial seen per key; outlives sessions (bounded, oldest forgotten). */
   #serials = new Map<string, number>();
   /** Datagrams dropped, by reason. */
@@ -362,16 +363,25 @@ export class SessionManager {
     const handshake = entry.handshake;
     this.#responders.delete(entry.ephemeral);
     this.#byIndex.delete(frame.receiverIndex);
-    let session: Session;
+    // Data the initiator sends right after message 3 may arrive while the
+    // session is still being made: it waits for this instead of being dropped.
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#completing.set(frame.receiverIndex, promise);
     try {
-      session = await handshake.complete(frame, from, this.#now());
-    } catch (e) {
-      return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_final");
+      let session: Session;
+      try {
+        session = await handshake.complete(frame, from, this.#now());
+      } catch (e) {
+        return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_final");
+      }
+      if (!this.#keyLimiter.allow(session.peer.keyHex)) return this.#drop("rate_limited");
+      session.finalFrame = Uint8Array.from(bytes);
+      if (!this.#install(session, null)) return;
+      await this.#sendOn(session, EMPTY);
+    } finally {
+      this.#completing.delete(frame.receiverIndex);
+      resolve();
     }
-    if (!this.#keyLimiter.allow(session.peer.keyHex)) return this.#drop("rate_limited");
-    session.finalFrame = Uint8Array.from(bytes);
-    if (!this.#install(session, null)) return;
-    await this.#sendOn(session, EMPTY);
   }
 
   async #onCookie(frame: CookieReplyFrame): Promise<void> {
@@ -383,7 +393,12 @@ export class SessionManager {
   }
 
   async #onData(frame: DataFrame, from: Endpoint): Promise<void> {
-    const entry = this.#byIndex.get(frame.receiverIndex);
+    let entry = this.#byIndex.get(frame.receiverIndex);
+    const completing = entry === undefined ? this.#completing.get(frame.receiverIndex) : undefined;
+    if (completing !== undefined) {
+      await completing;
+      entry = this.#byIndex.get(frame.receiverIndex);
+    }
     if (entry?.kind !== "session") return this.#drop("unknown_index");
     const s = entry.session;
     const now = this.#now();

@@ -10,6 +10,7 @@ import { ControlClient, readControlFile } from "../../control/client.ts";
 import { LOG_TO_FILE_ENV, runDaemon } from "../../control/run_daemon.ts";
 import { ensureHome, HOME_FILES, isHomeLocked } from "../../daemon/home.ts";
 import { loadOrCreateIdentity } from "../../daemon/identity_store.ts";
+import { loadConfig } from "../../daemon/config.ts";
 import type { CommandContext, CommandSpec, FlagSpec } from "../command.ts";
 import { bool, int, nullable, obj, str } from "../schema.ts";
 import { keyValues } from "../output.ts";
@@ -166,6 +167,8 @@ const daemonStart: CommandSpec = {
         };
       }
     }
+    // Bad flags or config fail here, with their own error, not as a dead child.
+    await loadConfig(ctx.home, configFlags(ctx));
     // Make the identity here, so its one-time stamp search shows progress in this terminal.
     let shown = 0;
     await loadOrCreateIdentity(ctx.home, (tried) => {
