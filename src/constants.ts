@@ -117,6 +117,8 @@ export const MAX_PENDING_REQUESTS = 256;
 export const REJECT_SUPPRESS_MS = 10 * 60_000;
 /** Our outgoing request approves a crossing request for this long (ms). */
 export const OUTGOING_REQUEST_TTL_MS = 7 * 24 * 3_600_000;
+/** How often undelivered trust answers are retried (ms). */
+export const OUTBOX_RETRY_MS = 5_000;
 /** Undelivered trust answers are retried for this long (ms). */
 export const OUTBOX_TTL_MS = 7 * 24 * 3_600_000;
 /** First retransmission interval of a reliable datagram exchange (ms); doubles up to the max. */

@@ -503,3 +503,249 @@ export class RawPeer {
     await this.#serving.catch(() => {});
   }
 }
+
+// Helpers of the trust-flow, messaging, events and CLI-schema tests.
+
+/** Runs `pilot ARGS` with `input` on its standard input and waits for it to exit. */
+export async function runPilotInput(
+  args: string[],
+  options: { home?: string; input: Uint8Array },
+): Promise<PilotResult> {
+  const child = spawnPilot(args, { ...options, stdin: true });
+  const writer = child.stdin.getWriter();
+  // The CLI may stop reading early (too much data): a broken pipe is its answer, not ours.
+  await writer.write(options.input).catch(() => {});
+  await writer.close().catch(() => {});
+  const out = await child.output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
+}
+
+/**
+ * Starts `pilot ARGS` without waiting (a foreground daemon, a follow stream);
+ * stdout and stderr piped, stdin piped only when `stdin` is true. The caller
+ * reaps it (`child.output()` or kill + `child.status`).
+ */
+export function spawnPilot(
+  args: string[],
+  options: { home?: string; stdin?: boolean } = {},
+): Deno.ChildProcess {
+  const home = options.home === undefined ? [] : ["--home", options.home];
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--config", CONFIG, MAIN, ...home, ...args],
+    clearEnv: true,
+    env: childEnv(),
+    stdin: options.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** What {@linkcode callApi} got back. */
+export interface ApiResult {
+  /** HTTP status. */
+  status: number;
+  /** The parsed JSON body. */
+  // deno-lint-ignore no-explicit-any
+  json: any;
+}
+
+// A direct connection to the loopback API, never through an HTTP proxy from the environment.
+function directClient(url: URL): Deno.HttpClient {
+  return Deno.createHttpClient({
+    proxy: { transport: "tcp", hostname: url.hostname, port: Number(url.port) },
+  });
+}
+
+/** Calls a node's control API with fetch and the bearer token of its control file. */
+export async function callApi(
+  node: TestNode,
+  method: string,
+  path: string,
+  options: { body?: unknown; query?: Record<string, string | number | boolean> } = {},
+): Promise<ApiResult> {
+  const control = await node.controlFile();
+  const url = new URL(path, control.url);
+  for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, String(v));
+  const client = directClient(url);
+  try {
+    const res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${control.token}`, "content-type": "application/json" },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      client,
+    });
+    return { status: res.status, json: await res.json() };
+  } finally {
+    client.close();
+  }
+}
+
+/** An NDJSON follow stream of a node's control API, read line by line. */
+export class NdjsonStream {
+  /** Every line read so far, parsed, in order. */
+  // deno-lint-ignore no-explicit-any
+  readonly lines: any[] = [];
+  #ac: AbortController;
+  #client: Deno.HttpClient;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #buffer = "";
+  #decoder = new TextDecoder();
+  #pending: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+
+  private constructor(
+    ac: AbortController,
+    client: Deno.HttpClient,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+  ) {
+    this.#ac = ac;
+    this.#client = client;
+    this.#reader = reader;
+  }
+
+  /** Opens `GET path?query` with the node's token; throws unless it answers an NDJSON stream. */
+  static async open(
+    node: TestNode,
+    path: string,
+    query: Record<string, string | number | boolean> = {},
+  ): Promise<NdjsonStream> {
+    const control = await node.controlFile();
+    const url = new URL(path, control.url);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, String(v));
+    const ac = new AbortController();
+    const client = directClient(url);
+    try {
+      const res = await fetch(url, {
+        headers: { authorization: `Bearer ${control.token}` },
+        signal: ac.signal,
+        client,
+      });
+      const type = res.headers.get("content-type") ?? "";
+      if (res.status !== 200 || !type.includes("ndjson") || res.body === null) {
+        const text = await res.text();
+        throw new Error(`GET ${url.pathname} is not an NDJSON stream (${res.status}): ${text}`);
+      }
+      return new NdjsonStream(ac, client, res.body.getReader());
+    } catch (e) {
+      ac.abort();
+      client.close();
+      throw e;
+    }
+  }
+
+  /** The next line, parsed; throws when none comes within `timeoutMs` or the stream ends. */
+  // deno-lint-ignore no-explicit-any
+  async next(timeoutMs = 15_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const nl = this.#buffer.indexOf("\n");
+      if (nl >= 0) {
+        const line = this.#buffer.slice(0, nl);
+        this.#buffer = this.#buffer.slice(nl + 1);
+        if (line.trim() === "") continue;
+        const parsed = JSON.parse(line);
+        this.lines.push(parsed);
+        return parsed;
+      }
+      // A read left pending by a timeout is picked up again, never lost.
+      this.#pending ??= this.#reader.read();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+      });
+      const r = await Promise.race([this.#pending, timeout]);
+      clearTimeout(timer);
+      if (r === "timeout") throw new Error(`No NDJSON line within ${timeoutMs} ms`);
+      this.#pending = undefined;
+      if (r.done) throw new Error("The NDJSON stream ended");
+      this.#buffer += this.#decoder.decode(r.value, { stream: true });
+    }
+  }
+
+  /** Reads lines until one satisfies `pred`, and returns it. */
+  // deno-lint-ignore no-explicit-any
+  async nextWhere(pred: (line: any) => boolean, timeoutMs = 15_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = await this.next(Math.max(1, deadline - Date.now()));
+      if (pred(line)) return line;
+    }
+  }
+
+  /** Ends the stream and releases the connection. */
+  async close(): Promise<void> {
+    await this.#reader.cancel().catch(() => {});
+    await this.#pending?.catch(() => {});
+    this.#ac.abort();
+    this.#client.close();
+  }
+}
+
+/** Hostname of B in {@linkcode startPair}: A's `--peer` names it so. */
+export const PAIR_B_NAME = "data-processor-node";
+/** Hostname of A in {@linkcode startPair}. */
+export const PAIR_A_NAME = "secure-orchestrator";
+
+/**
+ * Starts B (fixture 1, hostname {@linkcode PAIR_B_NAME}) and then A (fixture
+ * 0, hostname {@linkcode PAIR_A_NAME}, `--peer PAIR_B_NAME=<B's listen>`);
+ * `bArgs`/`aArgs` add daemon flags. On failure nothing is left running.
+ */
+export async function startPair(
+  options: { aArgs?: string[]; bArgs?: string[]; bConfig?: Record<string, unknown> } = {},
+): Promise<{ a: TestNode; b: TestNode }> {
+  const b = await startNode({
+    identity: 1,
+    hostname: PAIR_B_NAME,
+    args: options.bArgs ?? [],
+    ...(options.bConfig === undefined ? {} : { config: options.bConfig }),
+  });
+  try {
+    const a = await startNode({
+      identity: 0,
+      hostname: PAIR_A_NAME,
+      args: ["--peer", `${PAIR_B_NAME}=${b.listen}`, ...(options.aArgs ?? [])],
+    });
+    return { a, b };
+  } catch (e) {
+    await b.stop();
+    throw e;
+  }
+}
+
+/**
+ * Makes `a` and `b` trust each other through the real flow: `a` runs
+ * `handshake NAME`, `b` approves `a` by fingerprint. Throws unless both
+ * steps answer ok.
+ */
+export async function establishTrust(
+  a: TestNode,
+  b: TestNode,
+  nameOfB: string,
+  reason = "test",
+): Promise<void> {
+  okData(await a.pilot("handshake", nameOfB, "--reason", reason, "--json"), "handshake");
+  const approved = okData(
+    await b.pilot("approve", a.identity!.fingerprint, "--json"),
+    "approve",
+  );
+  if (approved.status !== "trusted") throw new Error(`approve answered ${approved.status}`);
+  await waitFor("A to see trust as mutual", async () => {
+    const t = okData(await a.pilot("trust", "--json"), "trust").trusted;
+    return t.some((e: { public_key: string; mutual: boolean }) =>
+      e.public_key === b.identity!.publicKey && e.mutual
+    );
+  });
+}
+
+/** Data of an ok `--json` result; throws with the output otherwise. */
+// deno-lint-ignore no-explicit-any
+export function okOf(r: PilotResult, what: string): any {
+  return okData(r, what);
+}

@@ -9,6 +9,7 @@ import {
   MAX_INFLIGHT_DATAGRAMS,
   MAX_MESSAGE_DATA,
   MAX_MESSAGE_ID,
+  OUTBOX_RETRY_MS,
   TIMER_TICK_MS,
   TRUST_REASON_MAX,
 } from "../constants.ts";
@@ -267,6 +268,10 @@ export class Node {
       send: (key, payload) =>
         this.sessions.send(key, { kind: "datagram", srcPort: 444, dstPort: 444, payload }),
       binding: (key) => this.sessions.binding(key),
+      endpointOf: (key) => {
+        const live = this.sessions.peers().find((p) => p.identity.keyHex === key)?.endpoint;
+        return live ? formatEndpoint(live) : this.trust.get(key)?.endpoint;
+      },
       autoApprove: (peer) => config.autoApprove.some((a) => matches(a, peerRef(peer))),
       publish: (type, data) => this.events.publish(type, data),
       onUntrusted: (key) => this.sessions.closePeer(key),
@@ -294,8 +299,8 @@ export class Node {
     this.#flushTimer = setInterval(() => {
       if (flushing || this.flow.outbox.length === 0) return;
       flushing = true;
-      this.trustService.flush().catch(() => {}).finally(() => flushing = false);
-    }, 5_000);
+      this.#redeliver().catch(() => {}).finally(() => flushing = false);
+    }, OUTBOX_RETRY_MS);
     this.#serving = udp.serve((bytes, from) => {
       // Bounded work in flight: past the cap, datagrams are dropped (and counted)
       // instead of queuing memory without limit.
@@ -338,6 +343,18 @@ export class Node {
   /** The bound UDP endpoint. */
   get listen(): Endpoint {
     return this.#udp.local;
+  }
+
+  /** Reconnects to peers with undelivered trust answers, then delivers them. */
+  async #redeliver(): Promise<void> {
+    for (const item of this.flow.outbox) {
+      if (this.sessions.binding(item.public_key) !== undefined || !item.endpoint) continue;
+      const endpoint = await resolveEndpoint(parseEndpoint(item.endpoint)).catch(() => undefined);
+      if (endpoint === undefined) continue;
+      const expected = { publicKey: Uint8Array.fromHex(item.public_key) };
+      await this.sessions.connect(endpoint, expected, OUTBOX_RETRY_MS).catch(() => {});
+    }
+    await this.trustService.flush();
   }
 
   #onPeerUp(peer: PeerIdentity): void {

@@ -57,6 +57,8 @@ export interface TrustServiceOptions {
   send(peerKeyHex: string, payload: Uint8Array): Promise<boolean>;
   /** The handshake hash of the peer's current session. */
   binding(peerKeyHex: string): Uint8Array | undefined;
+  /** Where the peer was last reached (IP:PORT), if known. */
+  endpointOf?(peerKeyHex: string): string | undefined;
   /** Whether a peer is pre-authorised (approved at once). */
   autoApprove(peer: PeerIdentity): boolean;
   /** Publishes an event. */
@@ -328,14 +330,21 @@ export class TrustService implements PortService {
     });
   }
 
-  async #queueAnswer(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
+  /** Queues an answer, noting where the peer was last reached so it can be reached again. */
+  async #enqueue(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
+    const endpoint = this.#o.endpointOf?.(key);
     await this.#o.flow.putOutbox({
       public_key: key,
       kind,
       ref_hash: ref,
       reason,
       expires_at: this.#now() + OUTBOX_TTL_MS,
+      ...(endpoint === undefined ? {} : { endpoint }),
     });
+  }
+
+  async #queueAnswer(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
+    await this.#enqueue(key, kind, ref, reason);
     // Deliver in the background; the caller reports "queued" if it has not landed.
     this.flush(key).catch(() => {});
   }
@@ -455,13 +464,7 @@ export class TrustService implements PortService {
       }
       await this.#trust(peerData(p), true, []);
       await this.#o.flow.removePending(key);
-      await this.#o.flow.putOutbox({
-        public_key: key,
-        kind: "accept",
-        ref_hash: p.request_hash,
-        reason: "",
-        expires_at: this.#now() + OUTBOX_TTL_MS,
-      });
+      await this.#enqueue(key, "accept", p.request_hash, "");
       this.#o.publish("trust.approved", {
         peer: peerData(p),
         direction: "outgoing",
@@ -482,13 +485,7 @@ export class TrustService implements PortService {
       await this.#o.flow.suppress(key, now + REJECT_SUPPRESS_MS);
       if (p === undefined) return { status: "rejected" as const, changed: false, delivered: true };
       await this.#o.flow.removePending(key);
-      await this.#o.flow.putOutbox({
-        public_key: key,
-        kind: "reject",
-        ref_hash: p.request_hash,
-        reason,
-        expires_at: now + OUTBOX_TTL_MS,
-      });
+      await this.#enqueue(key, "reject", p.request_hash, reason);
       this.#o.publish("trust.rejected", { peer: peerData(p), direction: "outgoing", reason });
       return { status: "rejected" as const, changed: true, delivered: false };
     }).then(async (r) => ({
@@ -508,13 +505,7 @@ export class TrustService implements PortService {
       await this.#o.flow.removeOutgoing(key);
       const accept = entry.accept_hashes?.at(-1);
       if (accept !== undefined) {
-        await this.#o.flow.putOutbox({
-          public_key: key,
-          kind: "revoke",
-          ref_hash: accept,
-          reason: "",
-          expires_at: this.#now() + OUTBOX_TTL_MS,
-        });
+        await this.#enqueue(key, "revoke", accept, "");
       }
       const peer = peerData({ ...entry, fingerprint: fingerprint(Uint8Array.fromHex(key)) });
       this.#o.publish("trust.revoked", { peer, direction: "outgoing" });

@@ -77,6 +77,8 @@ export interface OutboxItem {
   reason: string;
   /** Wall-clock ms after which delivery is abandoned. */
   expires_at: number;
+  /** Where the peer was last reached, to reconnect for delivery. */
+  endpoint?: string;
 }
 
 /** What the trust service needs from the trust store. */
