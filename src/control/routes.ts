@@ -206,6 +206,21 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       }
       return { removed: await node.inbox.clear(upTo) };
     },
+    "POST /v1/ping": async (req) => {
+      const b = objectBody(req.body);
+      const count = b.count ?? 4;
+      const interval = b.interval_ms ?? 1000;
+      if (typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 1000) {
+        throw invalid('Field "count" must be a whole number from 1 to 1000');
+      }
+      if (
+        typeof interval !== "number" || !Number.isInteger(interval) || interval < 0 ||
+        interval > 60_000
+      ) {
+        throw invalid('Field "interval_ms" must be a whole number from 0 to 60000');
+      }
+      return await node.ping(stringField(b, "peer"), count, interval, timeoutField(b));
+    },
     "POST /v1/shutdown": () => {
       setTimeout(shutdown, 0);
       return Promise.resolve({ stopped: true });

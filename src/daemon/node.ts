@@ -10,6 +10,7 @@ import {
   MAX_MESSAGE_DATA,
   MAX_MESSAGE_ID,
   OUTBOX_RETRY_MS,
+  PORT_ECHO,
   TIMER_TICK_MS,
   TRUST_REASON_MAX,
 } from "../constants.ts";
@@ -35,6 +36,7 @@ import { SessionManager } from "../session/manager.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { echoService } from "../services/echo.ts";
 import type { PortService } from "../services/port_service.ts";
+import type { PortPacket } from "../wire/inner.ts";
 import { TrustService } from "../services/trust.ts";
 import { DataService } from "../services/data.ts";
 import { type Envelope, MESSAGE_TYPES, type MessageType } from "../wire/data_message.ts";
@@ -187,6 +189,8 @@ export class Node {
   #udp: UdpSocket;
   #resolver: Resolver;
   #services = new Map<number, PortService>();
+  /** Replies to requests this node made from an ephemeral port (e.g. ping). */
+  #clients = new Map<number, (packet: PortPacket, peer: PeerIdentity) => void>();
   #timer: ReturnType<typeof setInterval>;
   #flushTimer: ReturnType<typeof setInterval>;
   #serving: Promise<void>;
@@ -236,6 +240,11 @@ export class Node {
       transmit: (bytes, to) => udp.send(bytes, to),
       isTrusted: (peer) => trust.has(peer.keyHex),
       deliver: (session, packet) => {
+        const client = this.#clients.get(packet.dstPort);
+        if (client !== undefined) {
+          client(packet, session.peer);
+          return;
+        }
         const service = this.#services.get(packet.dstPort);
         if (service === undefined) {
           this.noService++;
@@ -675,6 +684,58 @@ export class Node {
         receipt: { status: receipt.status, seq: receipt.seq },
       };
     }
+  }
+
+  /** `pilot ping`: round trips through the peer's echo service (port 7). */
+  async ping(
+    text: string,
+    count: number,
+    intervalMs: number,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    const peer = await this.#reach(text, timeoutMs);
+    if (!this.trust.has(peer.keyHex)) throw notTrusted(text);
+    let port: number;
+    do port = 49_152 + Math.floor(Math.random() * 16_384); while (this.#clients.has(port));
+    const waiting = new Map<string, (at: number) => void>();
+    this.#clients.set(port, (packet, from) => {
+      if (from.keyHex !== peer.keyHex || packet.payload.length !== 8) return;
+      waiting.get(packet.payload.toHex())?.(performance.now());
+    });
+    const rtts: (number | null)[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, intervalMs));
+        const probe = crypto.getRandomValues(new Uint8Array(8));
+        const { promise, resolve } = Promise.withResolvers<number | null>();
+        waiting.set(probe.toHex(), resolve);
+        const timer = setTimeout(() => resolve(null), timeoutMs);
+        const sentAt = performance.now();
+        await this.sessions.send(peer.keyHex, {
+          kind: "datagram",
+          srcPort: port,
+          dstPort: PORT_ECHO,
+          payload: probe,
+        });
+        const at = await promise;
+        clearTimeout(timer);
+        waiting.delete(probe.toHex());
+        rtts.push(at === null ? null : Math.round((at - sentAt) * 1000) / 1000);
+      }
+    } finally {
+      this.#clients.delete(port);
+    }
+    const ok = rtts.filter((r): r is number => r !== null);
+    const round = (v: number) => Math.round(v * 1000) / 1000;
+    return {
+      peer: peerRef(peer),
+      sent: count,
+      received: ok.length,
+      rtt_ms: rtts,
+      min_ms: ok.length ? round(Math.min(...ok)) : null,
+      avg_ms: ok.length ? round(ok.reduce((a, b) => a + b, 0) / ok.length) : null,
+      max_ms: ok.length ? round(Math.max(...ok)) : null,
+    };
   }
 
   /** Finds the sender key a `--from` filter names (among trusted peers and inbox senders). */

@@ -7,6 +7,7 @@
 import { MAX_MESSAGE_DATA } from "../../constants.ts";
 import { ControlClient } from "../../control/client.ts";
 import { invalid, PilotError } from "../../errors.ts";
+import { concat } from "../../wire/bytes.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { escapeText, printLine } from "../output.ts";
 import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
@@ -32,13 +33,7 @@ async function readStdin(): Promise<Uint8Array> {
     n += c.length;
     if (n > MAX_MESSAGE_DATA) break;
   }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return concat(...chunks);
 }
 
 async function readDataFile(path: string): Promise<Uint8Array> {

@@ -117,5 +117,53 @@ const connect: CommandSpec = {
   },
 };
 
+const ping: CommandSpec = {
+  name: "ping",
+  summary: "measure round trips through a trusted peer's echo service (port 7)",
+  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  flags: {
+    count: { type: "integer", value: "N", description: "probes to send (default 4)" },
+    interval: { type: "duration", description: "pause between probes (default 1s)" },
+    timeout: { type: "duration", description: "wait this long for each reply (default 5s)" },
+  },
+  output: obj({
+    peer: peerRef,
+    sent: int,
+    received: int,
+    rtt_ms: arr(nullable(num)),
+    min_ms: nullable(num),
+    avg_ms: nullable(num),
+    max_ms: nullable(num),
+  }),
+  errors: ["not_running", "not_trusted", "unreachable", "key_changed", "conflict", "not_found"],
+  async run(ctx) {
+    const count = typeof ctx.flags.count === "number" ? ctx.flags.count : 4;
+    const intervalMs = typeof ctx.flags.interval === "number" ? ctx.flags.interval : 1000;
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 5_000;
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/ping", {
+      body: { peer: ctx.args.peer, count, interval_ms: intervalMs, timeout_ms: timeoutMs },
+      timeoutMs: count * (intervalMs + timeoutMs) + 10_000,
+    });
+  },
+  human: (d) => {
+    const o = d as {
+      peer: Record<string, unknown>;
+      sent: number;
+      received: number;
+      rtt_ms: (number | null)[];
+      min_ms: number | null;
+      avg_ms: number | null;
+      max_ms: number | null;
+    };
+    const lines = o.rtt_ms.map((r, i) =>
+      r === null ? `probe ${i + 1}: timeout` : `probe ${i + 1}: ${r} ms`
+    );
+    const loss = Math.round(((o.sent - o.received) / o.sent) * 100);
+    lines.push(`${o.sent} sent, ${o.received} received, ${loss}% loss`);
+    if (o.min_ms !== null) lines.push(`rtt min/avg/max = ${o.min_ms}/${o.avg_ms}/${o.max_ms} ms`);
+    return lines.join("\n");
+  },
+};
+
 /** Commands that ask a running node. */
-export const NODE_COMMANDS: CommandSpec[] = [info, peers, connect];
+export const NODE_COMMANDS: CommandSpec[] = [info, peers, connect, ping];
