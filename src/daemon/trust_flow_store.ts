@@ -51,13 +51,8 @@ export class TrustFlowStore implements FlowBook {
     } catch {
       throw bad(path, "not valid JSON");
     }
-    if (
-      typeof v !== "object" || v === null || v.version !== 1 || !Array.isArray(v.pending) ||
-      !Array.isArray(v.outgoing) || !Array.isArray(v.outbox) || typeof v.suppressed !== "object" ||
-      typeof v.replay !== "object"
-    ) {
-      throw bad(path, "unexpected structure");
-    }
+    const problem = flowProblem(v);
+    if (problem !== undefined) throw bad(path, problem);
     return new TrustFlowStore(path, v);
   }
 
@@ -154,6 +149,74 @@ export class TrustFlowStore implements FlowBook {
   async #save(): Promise<void> {
     await this.#file.write(this.#s);
   }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+type Check = (v: unknown) => boolean;
+const isStr: Check = (v) => typeof v === "string";
+const isNum: Check = (v) => typeof v === "number" && Number.isFinite(v);
+const isKey: Check = (v) => typeof v === "string" && HEX64.test(v);
+const orNull = (c: Check): Check => (v) => v === null || c(v);
+const optional = (c: Check): Check => (v) => v === undefined || c(v);
+
+const SHAPES: Record<"pending" | "outgoing" | "outbox", Record<string, Check>> = {
+  pending: {
+    public_key: isKey,
+    stamp: isStr,
+    address: isStr,
+    hostname: orNull(isStr),
+    fingerprint: isStr,
+    reason: isStr,
+    received_at: isStr,
+    request_hash: isKey,
+  },
+  outgoing: {
+    public_key: isKey,
+    address: isStr,
+    hostname: orNull(isStr),
+    reason: isStr,
+    created_at: isStr,
+    expires_at: isNum,
+    status: (v) => v === "pending" || v === "approved" || v === "rejected",
+    hashes: (v) => Array.isArray(v) && v.every(isKey),
+    reject_reason: optional(isStr),
+  },
+  outbox: {
+    public_key: isKey,
+    kind: (v) => v === "accept" || v === "reject" || v === "revoke",
+    ref_hash: isKey,
+    reason: isStr,
+    expires_at: isNum,
+    endpoint: optional(isStr),
+  },
+};
+
+/** Says what is wrong with a parsed flow file, or undefined when it is well-formed. */
+function flowProblem(v: unknown): string | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "not a JSON object";
+  const o = v as Record<string, unknown>;
+  if (o.version !== 1) return `unknown version ${JSON.stringify(o.version)}`;
+  for (const [list, shape] of Object.entries(SHAPES)) {
+    const items = o[list];
+    if (!Array.isArray(items)) return `"${list}" is not a list`;
+    for (const [i, item] of items.entries()) {
+      if (typeof item !== "object" || item === null) return `${list}[${i}] is not an object`;
+      const rec = item as Record<string, unknown>;
+      const extra = Object.keys(rec).find((k) => !(k in shape));
+      if (extra !== undefined) return `${list}[${i}] has unknown key "${extra}"`;
+      const wrong = Object.entries(shape).find(([k, check]) => !check(rec[k]));
+      if (wrong !== undefined) return `${list}[${i}].${wrong[0]} is missing or malformed`;
+    }
+  }
+  for (const map of ["suppressed", "replay"]) {
+    const m = o[map];
+    if (typeof m !== "object" || m === null || Array.isArray(m)) return `"${map}" is not an object`;
+    if (!Object.values(m).every(isNum)) return `"${map}" holds a non-number`;
+  }
+  const extra = Object.keys(o).find((k) =>
+    !["version", "suppressed", "replay", ...Object.keys(SHAPES)].includes(k)
+  );
+  return extra === undefined ? undefined : `unknown key "${extra}"`;
 }
 
 function bad(path: string, why: string): PilotError {
