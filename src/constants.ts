@@ -133,3 +133,7 @@ export const MAX_TRANSFERS_PER_PEER = 8;
 export const MAX_REASSEMBLY_BYTES = 16 * 1024 * 1024;
 /** A partly received message is dropped after this long without a fragment (ms). */
 export const REASSEMBLY_TIMEOUT_MS = 30_000;
+/** Largest datagram payload on a virtual port (keeps the UDP payload within MAX_DATAGRAM). */
+export const MAX_PORT_DATAGRAM = 1400 - 13 - 16 - 17;
+/** Datagrams queued for a `recv` that has not read them yet, at most. */
+export const MAX_RECV_QUEUE = 1024;

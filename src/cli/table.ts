@@ -9,6 +9,7 @@ import { HELP_COMMAND } from "./commands/help.ts";
 import { NODE_COMMANDS } from "./commands/node.ts";
 import { TRUST_COMMANDS } from "./commands/trust.ts";
 import { MESSAGE_COMMANDS } from "./commands/messages.ts";
+import { PORT_COMMANDS } from "./commands/ports.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -16,5 +17,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...NODE_COMMANDS,
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,
+  ...PORT_COMMANDS,
   HELP_COMMAND,
 ];

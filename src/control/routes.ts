@@ -221,6 +221,64 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       }
       return await node.ping(stringField(b, "peer"), count, interval, timeoutField(b));
     },
+    "POST /v1/dgram": async (req) => {
+      const b = objectBody(req.body);
+      const port = b.port;
+      if (typeof port !== "number") throw invalid('Field "port" must be a number');
+      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
+      const encoding = optionalString(b, "encoding") || "text";
+      let data: Uint8Array;
+      if (encoding === "base64") {
+        try {
+          data = Uint8Array.fromBase64(b.data);
+        } catch {
+          throw invalid('Field "data" is not valid base64');
+        }
+      } else if (encoding === "text") data = new TextEncoder().encode(b.data);
+      else throw invalid('Field "encoding" must be "text" or "base64"');
+      return await node.dgram(stringField(b, "peer"), port, data, timeoutField(b));
+    },
+    "GET /v1/recv": async (req) => {
+      const q = req.query;
+      const port = queryInt(q, "port", 0, 65_535);
+      const count = queryInt(q, "count", 1, 10_000);
+      const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+      const binding = node.userPorts.bind(port, (p) => node.isServicePort(p));
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), timeoutMs);
+      req.signal.addEventListener("abort", () => ac.abort(), { once: true });
+      if (q.get("follow") === "true") {
+        return ndjson(req.signal, async function* (signal) {
+          try {
+            let left = count;
+            while (left > 0 && !signal.aborted && !ac.signal.aborted) {
+              for (const d of await binding.take(left, ac.signal)) {
+                left--;
+                yield d;
+              }
+            }
+          } finally {
+            clearTimeout(timer);
+            node.userPorts.release(binding);
+          }
+        });
+      }
+      try {
+        const datagrams = [];
+        while (datagrams.length < count && !ac.signal.aborted) {
+          datagrams.push(...await binding.take(count - datagrams.length, ac.signal));
+        }
+        return {
+          port,
+          datagrams,
+          timed_out: datagrams.length < count,
+          overflowed: binding.overflowed,
+        };
+      } finally {
+        clearTimeout(timer);
+        node.userPorts.release(binding);
+      }
+    },
     "POST /v1/shutdown": () => {
       setTimeout(shutdown, 0);
       return Promise.resolve({ stopped: true });

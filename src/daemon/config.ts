@@ -34,7 +34,12 @@ export interface DaemonConfig {
   timers: Partial<SessionTimers>;
   /** Pre-authorised peers: full keys (hex), fingerprints or addresses. */
   autoApprove: string[];
+  /** Built-in services turned off (echo, data). */
+  disable: string[];
 }
+
+/** Built-in services that may be turned off (trust on port 444 may not). */
+export const OPTIONAL_SERVICES = ["echo", "data"];
 
 /** Configuration given as flags (already parsed by the CLI table). */
 export interface ConfigFlags {
@@ -43,6 +48,7 @@ export interface ConfigFlags {
   peer?: string[];
   stealth?: boolean;
   autoApprove?: string[];
+  disable?: string[];
 }
 
 const TIMER_KEYS: Record<string, keyof SessionTimers> = {
@@ -63,7 +69,18 @@ const FILE_KEYS = [
   "cookie_threshold",
   "timers",
   "auto_approve",
+  "disable",
 ];
+
+function checkService(name: string, where: string): string {
+  if (!OPTIONAL_SERVICES.includes(name)) {
+    throw invalid(
+      `Cannot disable "${name}" (${where})`,
+      `services that can be turned off: ${OPTIONAL_SERVICES.join(", ")}`,
+    );
+  }
+  return name;
+}
 
 /** Checks one `--auto-approve` value: a 64-hex-digit key, a fingerprint or an address. */
 export function parseAutoApprove(text: string, where: string): string {
@@ -159,6 +176,7 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     cookieThreshold: null,
     timers: {},
     autoApprove: [],
+    disable: [],
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") throw invalid(`${where}: "listen" must be a string`);
@@ -218,6 +236,13 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     cfg.autoApprove = v.map((x) => parseAutoApprove(x, where));
   }
+  if (file.disable !== undefined) {
+    const v = file.disable;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+      throw invalid(`${where}: "disable" must be a list of service names`);
+    }
+    cfg.disable = v.map((x) => checkService(x, where));
+  }
   const envListen = Deno.env.get("PILOT_LISTEN");
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
@@ -232,5 +257,6 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   for (const a of flags.autoApprove ?? []) {
     cfg.autoApprove.push(parseAutoApprove(a, "--auto-approve"));
   }
+  for (const d of flags.disable ?? []) cfg.disable.push(checkService(d, "--disable"));
   return cfg;
 }

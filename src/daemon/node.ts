@@ -9,8 +9,10 @@ import {
   MAX_INFLIGHT_DATAGRAMS,
   MAX_MESSAGE_DATA,
   MAX_MESSAGE_ID,
+  MAX_PORT_DATAGRAM,
   OUTBOX_RETRY_MS,
   PORT_ECHO,
+  PORT_TRUST,
   TIMER_TICK_MS,
   TRUST_REASON_MAX,
 } from "../constants.ts";
@@ -48,6 +50,7 @@ import { EventBus } from "./events.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
+import { UserPorts } from "./user_ports.ts";
 
 /** A peer as every response names it. */
 export interface PeerRef {
@@ -189,6 +192,8 @@ export class Node {
   #udp: UdpSocket;
   #resolver: Resolver;
   #services = new Map<number, PortService>();
+  /** Ports bound by API clients (`pilot recv`). */
+  readonly userPorts = new UserPorts();
   /** Replies to requests this node made from an ephemeral port (e.g. ping). */
   #clients = new Map<number, (packet: PortPacket, peer: PeerIdentity) => void>();
   #timer: ReturnType<typeof setInterval>;
@@ -247,7 +252,22 @@ export class Node {
         }
         const service = this.#services.get(packet.dstPort);
         if (service === undefined) {
-          this.noService++;
+          const bound = this.userPorts.get(packet.dstPort);
+          if (bound === undefined) {
+            this.noService++;
+            return;
+          }
+          const p = peerRef(session.peer);
+          bound.push({
+            from: p.address,
+            from_key: p.public_key,
+            hostname: p.hostname,
+            fingerprint: p.fingerprint,
+            src_port: packet.srcPort,
+            data: packet.payload.toBase64(),
+            bytes: packet.payload.length,
+            received_at: new Date().toISOString(),
+          });
           return;
         }
         const reply = async (payload: Uint8Array) => {
@@ -296,6 +316,8 @@ export class Node {
         this.sessions.send(key, { kind: "datagram", srcPort: 1001, dstPort: 1001, payload }),
     });
     for (const s of [echoService(), this.trustService, this.dataService]) {
+      // The trust service cannot be turned off: it is how peers become trusted.
+      if (s !== this.trustService && config.disable.includes(s.name)) continue;
       this.#services.set(s.port, s);
     }
     let ticking = false;
@@ -438,6 +460,7 @@ export class Node {
       sessions: this.sessions.sessionCount,
       drops: { ...this.sessions.drops, no_service: this.noService, overloaded: this.overloaded },
       trust_refused: { ...this.trustService.refused },
+      services: this.services,
     };
   }
 
@@ -684,6 +707,45 @@ export class Node {
         receipt: { status: receipt.status, seq: receipt.seq },
       };
     }
+  }
+
+  /** `pilot dgram`: one unreliable datagram to a trusted peer's virtual port. */
+  async dgram(
+    text: string,
+    port: number,
+    data: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+      throw invalid(`Port ${port} is out of range`, "use 1-65535");
+    }
+    if (data.length > MAX_PORT_DATAGRAM) {
+      throw new PilotError(
+        "too_large",
+        `Datagram of ${data.length} bytes is over ${MAX_PORT_DATAGRAM}`,
+        "datagrams must fit one UDP packet; use send for larger data",
+      );
+    }
+    const peer = await this.#reach(text, timeoutMs);
+    if (!this.trust.has(peer.keyHex)) throw notTrusted(text);
+    const sent = await this.sessions.send(peer.keyHex, {
+      kind: "datagram",
+      srcPort: port,
+      dstPort: port,
+      payload: data,
+    });
+    if (!sent) throw new PilotError("unreachable", `No session with ${peer.address}`, "retry");
+    return { to: peerRef(peer), port, bytes: data.length };
+  }
+
+  /** Names of the built-in services this node runs. */
+  get services(): string[] {
+    return [...this.#services.values()].map((s) => s.name);
+  }
+
+  /** Whether a port is taken by a built-in service. */
+  isServicePort(port: number): boolean {
+    return this.#services.has(port) || port === PORT_TRUST;
   }
 
   /** `pilot ping`: round trips through the peer's echo service (port 7). */

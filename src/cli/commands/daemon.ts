@@ -38,6 +38,12 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     multiple: true,
     description: "approve this peer's trust requests at once (key, fingerprint or address)",
   },
+  disable: {
+    type: "string",
+    value: "SERVICE",
+    multiple: true,
+    description: "turn a built-in service off (echo, data)",
+  },
   stealth: {
     type: "boolean",
     description: "answer only initiators that already know this node's key (mac1)",
@@ -52,6 +58,7 @@ function configFlags(ctx: CommandContext) {
     ...(Array.isArray(f.peer) ? { peer: f.peer } : {}),
     ...(f.stealth === true ? { stealth: true } : {}),
     ...(Array.isArray(f["auto-approve"]) ? { autoApprove: f["auto-approve"] } : {}),
+    ...(Array.isArray(f.disable) ? { disable: f.disable } : {}),
   };
 }
 
@@ -65,6 +72,7 @@ function passThrough(ctx: CommandContext): string[] {
   for (const a of Array.isArray(f["auto-approve"]) ? f["auto-approve"] : []) {
     out.push("--auto-approve", a);
   }
+  for (const d of Array.isArray(f.disable) ? f.disable : []) out.push("--disable", d);
   return out;
 }
 

@@ -1,0 +1,126 @@
+/**
+ * Unreliable datagrams on virtual ports: `dgram` sends one, `recv` binds a
+ * port and prints what arrives. Data from peers is untrusted text.
+ *
+ * @module
+ */
+import { ControlClient } from "../../control/client.ts";
+import { invalid } from "../../errors.ts";
+import type { CommandSpec } from "../command.ts";
+import { escapeText, printLine } from "../output.ts";
+import { arr, bool, int, nullable, obj, str } from "../schema.ts";
+import { PEER_REF } from "./trust.ts";
+
+function portArg(text: unknown): number {
+  const s = String(text);
+  if (!/^\d{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65_535) {
+    throw invalid(`Cannot use port "${s}": expected a number from 1 to 65535`);
+  }
+  return Number(s);
+}
+
+const DATAGRAM = obj({
+  from: str,
+  from_key: str,
+  hostname: nullable(str),
+  fingerprint: str,
+  src_port: int,
+  data: str,
+  bytes: int,
+  received_at: str,
+});
+
+function datagramText(d: Record<string, unknown>): string {
+  const bytes = Uint8Array.fromBase64(String(d.data));
+  let body: string;
+  try {
+    body = escapeText(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    body = `<${bytes.length} bytes of binary data>`;
+  }
+  const host = d.hostname ? ` (${escapeText(String(d.hostname))})` : "";
+  return `from ${d.from}${host}:${d.src_port} [${d.bytes} bytes] ${body}`;
+}
+
+const dgram: CommandSpec = {
+  name: "dgram",
+  summary: "send one unreliable datagram to a trusted peer's virtual port",
+  args: [
+    { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
+    { name: "port", description: "virtual port 1-65535", required: true },
+  ],
+  flags: {
+    data: {
+      type: "string",
+      value: "DATA",
+      description: "the data (text; or base64 with --base64)",
+    },
+    base64: { type: "boolean", description: "--data is base64-encoded bytes" },
+    timeout: {
+      type: "duration",
+      description: "give up reaching the peer after this long (default 10s)",
+    },
+  },
+  output: obj({ to: PEER_REF, port: int, bytes: int }),
+  errors: [
+    "not_running",
+    "not_trusted",
+    "unreachable",
+    "too_large",
+    "key_changed",
+    "conflict",
+    "not_found",
+  ],
+  async run(ctx) {
+    if (typeof ctx.flags.data !== "string") throw invalid("Give the datagram with --data");
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/dgram", {
+      body: {
+        peer: ctx.args.peer,
+        port: portArg(ctx.args.port),
+        data: ctx.flags.data,
+        encoding: ctx.flags.base64 === true ? "base64" : "text",
+        timeout_ms: timeoutMs,
+      },
+      timeoutMs: timeoutMs + 5_000,
+    });
+  },
+  human: (d) => {
+    const o = d as { to: Record<string, unknown>; port: number; bytes: number };
+    return `sent ${o.bytes} bytes to ${o.to.address}:${o.port} (no delivery guarantee)`;
+  },
+};
+
+const recv: CommandSpec = {
+  name: "recv",
+  summary: "bind a virtual port and print the datagrams trusted peers send to it",
+  args: [{ name: "port", description: "virtual port 1-65535", required: true }],
+  flags: {
+    count: { type: "integer", value: "N", description: "stop after N datagrams (default 1)" },
+    timeout: { type: "duration", description: "stop waiting after this long (default 30s)" },
+  },
+  output: obj({ port: int, datagrams: arr(DATAGRAM), timed_out: bool, overflowed: int }),
+  errors: ["not_running", "conflict"],
+  async run(ctx) {
+    const count = typeof ctx.flags.count === "number" ? ctx.flags.count : 1;
+    if (count < 1) throw invalid("--count must be at least 1");
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 30_000;
+    const client = await ControlClient.open(ctx.home);
+    const query = { port: portArg(ctx.args.port), count, timeout_ms: timeoutMs };
+    if (!ctx.json) {
+      // People see datagrams as they come.
+      let n = 0;
+      await client.stream("/v1/recv", { ...query, follow: true }, (line) => {
+        n++;
+        printLine(datagramText(line as Record<string, unknown>));
+      }, timeoutMs + 5_000);
+      if (n < count) printLine(`(${n} of ${count} datagrams before the timeout)`);
+      return undefined;
+    }
+    return await client.call("GET", "/v1/recv", { query, timeoutMs: timeoutMs + 5_000 });
+  },
+  human: () => "",
+};
+
+/** The datagram commands. */
+export const PORT_COMMANDS: CommandSpec[] = [dgram, recv];
