@@ -41,7 +41,9 @@ async function write(files: unknown[]): Promise<void> {
 }
 
 // Inside a worker: make identities until told to stop, posting each one.
-if (!import.meta.main && "WorkerGlobalScope" in globalThis) {
+const WORKER_NAME = "pilot-bench-identity";
+const inWorker = (globalThis as { name?: unknown }).name === WORKER_NAME;
+if (inWorker) {
   const scope = globalThis as unknown as {
     onmessage: ((e: MessageEvent<number>) => void) | null;
     postMessage(v: unknown): void;
@@ -63,7 +65,7 @@ export async function makeBenchIdentities(count: number, jobs: number): Promise<
   let writing = Promise.resolve();
   const workers = Array.from({ length: Math.min(jobs, missing) }, (_, j) => {
     const share = Math.floor(missing / jobs) + (j < missing % jobs ? 1 : 0);
-    const w = new Worker(import.meta.url, { type: "module" });
+    const w = new Worker(import.meta.url, { type: "module", name: WORKER_NAME });
     const done = new Promise<void>((resolve, reject) => {
       w.onerror = (e) => reject(new Error(`identity worker failed: ${e.message}`));
       w.onmessage = (e: MessageEvent<unknown>) => {
@@ -87,7 +89,7 @@ export async function makeBenchIdentities(count: number, jobs: number): Promise<
   return files.length;
 }
 
-if (import.meta.main) {
+if (import.meta.main && !inWorker) {
   const args = [...Deno.args];
   let jobs = 1;
   const j = args.indexOf("--jobs");

@@ -29,9 +29,14 @@ import {
   ADDRESS_LABEL,
   COOKIE_LABEL,
   MAC1_LABEL,
+  MAX_DATAGRAM,
+  MESSAGE_CHUNK,
+  PORT_DATA,
   PORT_ECHO,
+  PORT_TRUST,
   PROLOGUE,
   STATIC_KEY_LABEL,
+  TRUST_LABEL,
 } from "../src/constants.ts";
 import { type Endpoint, formatEndpoint } from "../src/discovery/endpoint.ts";
 import { addressToBytes, verifyStamp } from "../src/identity/address.ts";
@@ -71,6 +76,21 @@ import {
   type HandshakePayload,
 } from "../src/wire/handshake_payload.ts";
 import { decodeInner, encodeInner, type InnerPacket } from "../src/wire/inner.ts";
+import {
+  decodeDataPacket,
+  decodeEnvelope,
+  encodeDataPacket,
+  encodeEnvelope,
+  type Envelope,
+  fragment,
+} from "../src/wire/data_message.ts";
+import {
+  checkTrustMessage,
+  decodeTrustMessage,
+  type SignedTrustMessage,
+  signTrustMessage,
+} from "../src/wire/trust_message.ts";
+import { decodeTrustPacket, encodeTrustPacket } from "../src/wire/trust_packet.ts";
 
 /** Where the generated regions live. */
 export const PROTOCOL_DOC = new URL("../docs/PROTOCOL.md", import.meta.url);
@@ -442,8 +462,29 @@ function identitySection(n: ExampleNode, role: string): string {
   ].join("\n");
 }
 
+/** What the worked handshake produced, for the examples that travel over its session. */
+export interface WorkedSession {
+  /** The initiator (test identity 0, `alpha`). */
+  alice: ExampleNode;
+  /** The responder (test identity 1, `beta`). */
+  bob: ExampleNode;
+  /** The initiator as the responder authenticated it. */
+  peerA: PeerIdentity;
+  /** The responder as the initiator authenticated it. */
+  peerB: PeerIdentity;
+  /** The Noise handshake hash h: the session's channel binding. */
+  handshakeHash: Uint8Array;
+}
+
+/** Runs the worked handshake and returns its session (deterministic). */
+export async function workedSession(): Promise<WorkedSession> {
+  return (await workedExamples()).session;
+}
+
 /** Generates the worked handshake and data frames. */
-async function workedExamples(): Promise<Record<string, string>> {
+async function workedExamples(): Promise<
+  { parts: Record<string, string>; session: WorkedSession }
+> {
   const alice = exampleNode(WORKED.initiatorFixture, WORKED.initiatorHostname);
   const bob = exampleNode(WORKED.responderFixture, WORKED.responderHostname);
   const eI = await ephemeral(WORKED.initiatorEphemeralLabel);
@@ -776,7 +817,316 @@ async function workedExamples(): Promise<Record<string, string>> {
     hexDump(data),
   ].join("\n");
 
+  return { parts, session: { alice, bob, peerA, peerB, handshakeHash: h } };
+}
+
+// ---------------------------------------------------------------------------
+// Port 444: a trust request over the worked session, and the accept answering it
+
+/** The fixed inputs of the trust examples; nonces and request ids are SHA-256 of labels. */
+export const WORKED_TRUST = {
+  /** The request's reason (untrusted text to its receiver). */
+  reason: "I schedule the nightly decrypt jobs",
+  /** Creation times (Unix ms; informational in channel-bound messages). */
+  requestCreated: 1_796_000_060_000,
+  acceptCreated: 1_796_000_090_000,
+  /** Nonces are the first 16 bytes of SHA-256 of these labels. */
+  requestNonceLabel: "pilot/example/trust/request-nonce",
+  acceptNonceLabel: "pilot/example/trust/accept-nonce",
+  /** Port-444 request ids are the first 8 bytes of SHA-256 of these labels. */
+  requestIdLabel: "pilot/example/trust/request-id",
+  acceptIdLabel: "pilot/example/trust/accept-id",
+} as const;
+
+/** The fixed inputs of the message example (port 1001). */
+export const WORKED_DATA = {
+  id: "job-1",
+  type: "json",
+  data: '{"command":"decrypt_payload"}',
+  /** The transfer id is the first 8 bytes of SHA-256 of this label. */
+  transferLabel: "pilot/example/transfer",
+  /** The inbox seq the receiver stored it under. */
+  seq: 1,
+} as const;
+
+async function labelBytes(label: string, n: number): Promise<Uint8Array> {
+  return (await sha256(utf8(label))).slice(0, n);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function u16(v: number): Uint8Array {
+  return Uint8Array.of(v >>> 8, v);
+}
+
+/** The field table of a signed trust message (§7.2). */
+function trustTable(t: SignedTrustMessage, from: ExampleNode, to: ExampleNode): string {
+  const m = t.message;
+  const b = t.bytes;
+  const common: Field[] = [
+    { name: "version", bytes: b.subarray(0, 1), note: "1" },
+    { name: "kind", bytes: b.subarray(1, 2), note: `${b[1]} = ${m.kind}` },
+    { name: "from_key", bytes: m.fromKey, note: `signer: \`${from.identity.address}\`` },
+    { name: "from_stamp", bytes: m.fromStamp, note: "proves the signer's address" },
+    { name: "to_key", bytes: m.toKey, note: `recipient's full key: \`${to.identity.address}\`` },
+    { name: "nonce", bytes: m.nonce, note: "random (here: fixed)" },
+    { name: "created", bytes: b.subarray(90, 98), note: `${m.created} (${iso(m.created)})` },
+    { name: "expires", bytes: b.subarray(98, 106), note: "0 = none: channel-bound" },
+    { name: "binding", bytes: m.binding, note: "handshake hash h (§6.7)" },
+  ];
+  const rest: Field[] = [];
+  if (m.kind === "request") {
+    const host = utf8(m.hostname ?? "");
+    const reason = utf8(m.reason ?? "");
+    rest.push(
+      { name: "hostname_len", bytes: Uint8Array.of(host.length), note: `${host.length}` },
+      { name: "hostname", bytes: host, note: `\`${m.hostname}\`` },
+      { name: "reason_len", bytes: u16(reason.length), note: `${reason.length}` },
+      { name: "reason", bytes: reason, note: `\`${m.reason}\`` },
+    );
+  } else if (m.kind === "accept") {
+    rest.push({
+      name: "request_hash",
+      bytes: m.requestHash!,
+      note: "SHA-256 of the request's wire bytes",
+    });
+  }
+  rest.push({ name: "signature", bytes: b.subarray(b.length - 64), note: "Ed25519" });
+  return fieldTable(b, [...common, ...rest]);
+}
+
+function trustPacketTable(packet: Uint8Array, what: string): string {
+  return fieldTable(packet, [
+    { name: "op", bytes: packet.subarray(0, 1), note: "1 = message" },
+    { name: "request_id", bytes: packet.subarray(1, 9), note: "chosen by the sender" },
+    { name: "message", bytes: packet.subarray(9), note: what },
+  ]);
+}
+
+function ackTable(ack: Uint8Array, status: string): string {
+  return fieldTable(ack, [
+    { name: "op", bytes: ack.subarray(0, 1), note: "2 = ack" },
+    { name: "request_id", bytes: ack.subarray(1, 9), note: "echoed" },
+    { name: "status", bytes: ack.subarray(9, 10), note: `${ack[9]} = ${status}` },
+    { name: "detail_len", bytes: ack.subarray(10, 11), note: `${ack[10]}` },
+    { name: "detail", bytes: ack.subarray(11), note: "" },
+  ]);
+}
+
+/** Generates the port-444 examples over the worked session. */
+async function trustExamples(s: WorkedSession): Promise<Record<string, string>> {
+  const { alice, bob, peerA, peerB, handshakeHash: h } = s;
+  const request = await signTrustMessage(alice.identity.seed, {
+    kind: "request",
+    fromStamp: alice.identity.stamp,
+    toKey: bob.identity.publicKey,
+    nonce: await labelBytes(WORKED_TRUST.requestNonceLabel, 16),
+    created: WORKED_TRUST.requestCreated,
+    expires: 0,
+    binding: h,
+    hostname: alice.hostname,
+    reason: WORKED_TRUST.reason,
+  });
+  // The receiver's checks: addressed to it, signed by the session's peer, bound to this session.
+  const atBob = { localKey: bob.identity.publicKey, sessionPeerKey: peerA.publicKey, now: 0 };
+  assert.deepEqual(checkTrustMessage(request, { ...atBob, sessionBinding: h }), { ok: true });
+  const otherSession = Uint8Array.from(h);
+  otherSession[0]! ^= 1;
+  const replayed = checkTrustMessage(request, { ...atBob, sessionBinding: otherSession });
+  assert.ok(!replayed.ok && replayed.code === "wrong_binding");
+  assert.equal((await decodeTrustMessage(request.bytes)).hash.toHex(), request.hash.toHex());
+  assert.equal(
+    request.hash.toHex(),
+    (await sha256(request.bytes)).toHex(),
+    "the hash covers the exact wire bytes",
+  );
+
+  const accept = await signTrustMessage(bob.identity.seed, {
+    kind: "accept",
+    fromStamp: bob.identity.stamp,
+    toKey: alice.identity.publicKey,
+    nonce: await labelBytes(WORKED_TRUST.acceptNonceLabel, 16),
+    created: WORKED_TRUST.acceptCreated,
+    expires: 0,
+    binding: h,
+    requestHash: request.hash,
+  });
+  assert.deepEqual(
+    checkTrustMessage(accept, {
+      localKey: alice.identity.publicKey,
+      sessionPeerKey: peerB.publicKey,
+      sessionBinding: h,
+      now: 0,
+    }),
+    { ok: true },
+  );
+
+  const requestId = await labelBytes(WORKED_TRUST.requestIdLabel, 8);
+  const acceptId = await labelBytes(WORKED_TRUST.acceptIdLabel, 8);
+  const requestPacket = encodeTrustPacket({ op: "message", requestId, message: request.bytes });
+  const requestAck = encodeTrustPacket({ op: "ack", requestId, status: "pending", detail: "" });
+  const acceptPacket = encodeTrustPacket({
+    op: "message",
+    requestId: acceptId,
+    message: accept.bytes,
+  });
+  const acceptAck = encodeTrustPacket({
+    op: "ack",
+    requestId: acceptId,
+    status: "recorded",
+    detail: "",
+  });
+  for (const p of [requestPacket, requestAck, acceptPacket, acceptAck]) {
+    assert.equal(encodeTrustPacket(decodeTrustPacket(p)).toHex(), p.toHex());
+  }
+
+  const label = `\`"${TRUST_LABEL}"\``;
+  const parts: Record<string, string> = {};
+  parts["worked-trust-request"] = [
+    `\`${alice.identity.address}\` (\`${alice.hostname}\`) asks \`${bob.identity.address}\` ` +
+    `(\`${bob.hostname}\`) to trust it, over the session of §6. The signature covers ${label} ` +
+    `‖ body (bytes 0..${request.bytes.length - 64}); the label is not transmitted. ` +
+    `${request.bytes.length} bytes:`,
+    "",
+    trustTable(request, alice, bob),
+    "",
+    hexDump(request.bytes),
+    "",
+    `Request hash = SHA-256 of these ${request.bytes.length} bytes = \`${request.hash.toHex()}\`.`,
+  ].join("\n");
+  parts["worked-trust-accept"] = [
+    `\`${bob.identity.address}\` approves; its accept names the request by hash and is bound ` +
+    `to the same session (${accept.bytes.length} bytes):`,
+    "",
+    trustTable(accept, bob, alice),
+    "",
+    hexDump(accept.bytes),
+    "",
+    `Accept hash = \`${accept.hash.toHex()}\`: what a later revoke names.`,
+  ].join("\n");
+  parts["worked-trust-packets"] = [
+    `The request as a port-444 datagram (${requestPacket.length} bytes; inner source and ` +
+    `destination port ${PORT_TRUST}), request id = SHA-256(\`${WORKED_TRUST.requestIdLabel}\`)[0..8):`,
+    "",
+    trustPacketTable(requestPacket, "the signed request above"),
+    "",
+    hexDump(requestPacket),
+    "",
+    `\`${bob.identity.address}\` puts it in \`pending\` and acknowledges (${requestAck.length} bytes):`,
+    "",
+    ackTable(requestAck, "pending"),
+    "",
+    hexDump(requestAck),
+    "",
+    `After \`pilot approve\`, the accept travels the same way, request id = ` +
+    `SHA-256(\`${WORKED_TRUST.acceptIdLabel}\`)[0..8) (${acceptPacket.length} bytes):`,
+    "",
+    trustPacketTable(acceptPacket, "the signed accept above"),
+    "",
+    hexDump(acceptPacket),
+    "",
+    `\`${alice.identity.address}\` now trusts \`${bob.identity.address}\` and acknowledges:`,
+    "",
+    ackTable(acceptAck, "recorded"),
+    "",
+    hexDump(acceptAck),
+  ].join("\n");
   return parts;
+}
+
+// ---------------------------------------------------------------------------
+// Port 1001: a message envelope, its one fragment and the receipt
+
+function dataExamples(): Record<string, string> {
+  const envelope: Envelope = {
+    id: WORKED_DATA.id,
+    type: WORKED_DATA.type,
+    correlationId: "",
+    inReplyTo: "",
+    expiresAt: 0,
+    meta: {},
+    data: utf8(WORKED_DATA.data),
+  };
+  const env = encodeEnvelope(envelope);
+  assert.deepEqual(decodeEnvelope(env), envelope);
+  const transfer = new Uint8Array(createHash("sha256").update(WORKED_DATA.transferLabel).digest())
+    .subarray(0, 8);
+  const packets = fragment(transfer, env);
+  assert.equal(packets.length, 1, "the example fits one fragment");
+  const frag = encodeDataPacket(packets[0]!);
+  const receipt = encodeDataPacket({
+    op: "receipt",
+    transfer,
+    status: "stored",
+    seq: WORKED_DATA.seq,
+    detail: "",
+  });
+  for (const p of [frag, receipt]) {
+    assert.equal(encodeDataPacket(decodeDataPacket(p)).toHex(), p.toHex());
+  }
+  const id = utf8(WORKED_DATA.id);
+  const data = utf8(WORKED_DATA.data);
+  const inner = 17 + frag.length;
+  const full = 17 + 13 + MESSAGE_CHUNK + DATA_HEADER_SIZE + 16;
+  assert.ok(full <= MAX_DATAGRAM);
+  return {
+    "worked-data-envelope": [
+      `\`pilot send-message beta --data '${WORKED_DATA.data}' --type ${WORKED_DATA.type} ` +
+      `--id ${WORKED_DATA.id}\` builds this envelope (${env.length} bytes):`,
+      "",
+      fieldTable(env, [
+        { name: "version", bytes: env.subarray(0, 1), note: "1" },
+        { name: "type", bytes: env.subarray(1, 2), note: `${env[1]} = ${WORKED_DATA.type}` },
+        { name: "id_len", bytes: Uint8Array.of(id.length), note: `${id.length}` },
+        { name: "id", bytes: id, note: `\`${WORKED_DATA.id}\`` },
+        { name: "correlation_id_len", bytes: Uint8Array.of(0), note: "0 = none" },
+        { name: "correlation_id", bytes: new Uint8Array(0), note: "" },
+        { name: "in_reply_to_len", bytes: Uint8Array.of(0), note: "0 = none" },
+        { name: "in_reply_to", bytes: new Uint8Array(0), note: "" },
+        { name: "expires_at", bytes: new Uint8Array(8), note: "0 = none" },
+        { name: "meta_count", bytes: Uint8Array.of(0), note: "0" },
+        { name: "data_len", bytes: u32(data.length), note: `${data.length}` },
+        { name: "data", bytes: data, note: `\`${WORKED_DATA.data}\`` },
+      ]),
+      "",
+      hexDump(env),
+    ].join("\n"),
+    "worked-data-packets": [
+      `It fits one fragment (${frag.length} bytes), transfer id = ` +
+      `SHA-256(\`${WORKED_DATA.transferLabel}\`)[0..8); inner source and destination port ` +
+      `${PORT_DATA}, so the inner packet is ${inner} bytes and the data frame ` +
+      `${inner + DATA_HEADER_SIZE + 16}:`,
+      "",
+      fieldTable(frag, [
+        { name: "op", bytes: frag.subarray(0, 1), note: "1 = fragment" },
+        { name: "transfer", bytes: transfer, note: "chosen by the sender, new per attempt" },
+        { name: "index", bytes: frag.subarray(9, 11), note: "0" },
+        { name: "count", bytes: frag.subarray(11, 13), note: "1" },
+        { name: "chunk", bytes: env, note: "the whole envelope" },
+      ]),
+      "",
+      hexDump(frag),
+      "",
+      `The receiver appends it to its inbox log, fsyncs, and only then answers (${receipt.length} bytes):`,
+      "",
+      fieldTable(receipt, [
+        { name: "op", bytes: receipt.subarray(0, 1), note: "2 = receipt" },
+        { name: "transfer", bytes: transfer, note: "echoed" },
+        { name: "status", bytes: receipt.subarray(9, 10), note: "0 = stored" },
+        { name: "seq", bytes: receipt.subarray(10, 18), note: `${WORKED_DATA.seq}: its inbox seq` },
+        { name: "detail_len", bytes: receipt.subarray(18, 19), note: "0" },
+        { name: "detail", bytes: new Uint8Array(0), note: "" },
+      ]),
+      "",
+      hexDump(receipt),
+      "",
+      `A full fragment (${MESSAGE_CHUNK}-byte chunk) is ${13 + MESSAGE_CHUNK} bytes, ` +
+      `${17 + 13 + MESSAGE_CHUNK} as an inner packet and ${full} as a data frame: ` +
+      `under the ${MAX_DATAGRAM}-byte limit.`,
+    ].join("\n"),
+  };
 }
 
 function identityFileExample(): Record<string, string> {
@@ -786,10 +1136,13 @@ function identityFileExample(): Record<string, string> {
 
 /** Every generated region, by id, in document order. */
 export async function generateExamples(): Promise<Record<string, string>> {
+  const worked = await workedExamples();
   return {
     ...identityFileExample(),
     ...layoutExamples(),
-    ...(await workedExamples()),
+    ...worked.parts,
+    ...(await trustExamples(worked.session)),
+    ...dataExamples(),
   };
 }
 

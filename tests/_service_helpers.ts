@@ -17,7 +17,7 @@ import { TrustFlowStore } from "../src/daemon/trust_flow_store.ts";
 import { TrustStore } from "../src/daemon/trust_store.ts";
 import { DataService, type MessageSink } from "../src/services/data.ts";
 import { TrustService } from "../src/services/trust.ts";
-import { randomBytes } from "../src/session/crypto.ts";
+import { randomBytes, sha256 } from "../src/session/crypto.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import type { Envelope } from "../src/wire/data_message.ts";
 import type { PortPacket } from "../src/wire/inner.ts";
@@ -26,7 +26,11 @@ import {
   signTrustMessage,
   type TrustMessage,
 } from "../src/wire/trust_message.ts";
-import { decodeTrustPacket, encodeTrustPacket, type TrustPacket } from "../src/wire/trust_packet.ts";
+import {
+  decodeTrustPacket,
+  encodeTrustPacket,
+  type TrustPacket,
+} from "../src/wire/trust_packet.ts";
 import { IDS } from "./_session_helpers.ts";
 
 export { IDS };
@@ -119,7 +123,10 @@ export class MemorySink implements MessageSink {
   #seen = new Map<string, number>();
 
   /** Stores a message once per (sender, id). */
-  async store(sender: PeerIdentity, envelope: Envelope): Promise<{ seq: number; duplicate: boolean }> {
+  async store(
+    sender: PeerIdentity,
+    envelope: Envelope,
+  ): Promise<{ seq: number; duplicate: boolean }> {
     this.calls++;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const failure = this.fail?.(envelope);
@@ -237,6 +244,8 @@ export class ServiceNet {
   filter: ((w: Wire) => Verdict) | undefined;
   /** How long (ms) sending a datagram takes before it has gone out; 0 when unset. */
   latency: ((w: Omit<Wire, "seq">) => number) | undefined;
+  /** Nodes in the order made. */
+  readonly nodes: ServiceNode[] = [];
   readonly #nodes = new Map<string, ServiceNode>();
   readonly #links = new Map<string, Uint8Array>();
   readonly #inflight = new Set<Promise<void>>();
@@ -247,6 +256,7 @@ export class ServiceNet {
     const n = new ServiceNode(this, id, home);
     await n.start();
     this.#nodes.set(n.keyHex, n);
+    this.nodes.push(n);
     return n;
   }
 
@@ -331,7 +341,10 @@ export class ServiceNet {
     };
     const run = (async () => {
       await new Promise((r) => setTimeout(r, delay));
-      await service.onDatagram(portPacket(wire.from.peer, wire.port, Uint8Array.from(payload)), ctx);
+      await service.onDatagram(
+        portPacket(wire.from.peer, wire.port, Uint8Array.from(payload)),
+        ctx,
+      );
     })().catch((e) => {
       this.errors.push(e);
     });
@@ -401,12 +414,30 @@ export class ServiceNet {
 }
 
 /** A network with nodes for the first `n` fixture identities, every pair connected. */
-export async function network(n = 2): Promise<{ net: ServiceNet; nodes: ServiceNode[] }> {
+export async function network(n = 2): Promise<ServiceNet> {
   const net = new ServiceNet();
-  const nodes: ServiceNode[] = [];
-  for (let i = 0; i < n; i++) nodes.push(await net.node(IDS[i]!));
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) net.connect(nodes[i]!, nodes[j]!);
-  return { net, nodes };
+  for (let i = 0; i < n; i++) await net.node(IDS[i]!);
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) net.connect(net.nodes[i]!, net.nodes[j]!);
+  }
+  return net;
+}
+
+/**
+ * `a` asks `b` for trust and `b` approves; returns the hash (hex) of the
+ * accept that made it.
+ */
+export async function establishTrust(net: ServiceNet, a: ServiceNode, b: ServiceNode) {
+  const asked = await a.trustService.request(b.peer, "test", 2_000);
+  if (asked.status !== "pending") throw new Error(`Request ended ${asked.status}`);
+  const approved = await b.trustService.approve(a.keyHex, 2_000);
+  if (!approved.delivered) throw new Error("The accept was not delivered");
+  const accepts = net.trustPackets().filter((p) =>
+    p.packet.op === "message" && p.wire.from === b && p.packet.message[1] === 2
+  );
+  const last = accepts.at(-1)?.packet;
+  if (last?.op !== "message") throw new Error("No accept went out");
+  return await sha256Hex(last.message);
 }
 
 /** Fields of a trust message to craft; defaults make a bound request. */
@@ -447,7 +478,7 @@ export function ackOf(replies: Uint8Array[]): { status: string; detail: string }
 
 /** SHA-256 of bytes, hex. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
+  return (await sha256(bytes)).toHex();
 }
 
 /** A deterministic PRNG (mulberry32) for drop and order decisions. */
