@@ -137,3 +137,38 @@ export const REASSEMBLY_TIMEOUT_MS = 30_000;
 export const MAX_PORT_DATAGRAM = 1400 - 13 - 16 - 17;
 /** Datagrams queued for a `recv` that has not read them yet, at most. */
 export const MAX_RECV_QUEUE = 1024;
+
+/** Reliable streams: bytes a connection buffers for sending (written, not yet acknowledged). */
+export const STREAM_SEND_BUFFER = 1024 * 1024;
+/** Reliable streams: bytes a connection buffers for its reader (its largest receive window). */
+export const STREAM_RECEIVE_BUFFER = 1024 * 1024;
+/** Reliable streams: bytes every connection may buffer per direction even when the peer's budget is spent. */
+export const STREAM_RESERVE_BUFFER = 64 * 1024;
+/** Reliable streams: bytes buffered per peer and direction beyond the reserves, at most. */
+export const STREAM_PEER_BUFFER = 8 * 1024 * 1024;
+/** Reliable streams: open (not TIME_WAIT) connections per peer, at most. */
+export const STREAM_MAX_CONNECTIONS = 256;
+/** Reliable streams: TIME_WAIT connections kept per peer; beyond, the oldest ends early. */
+export const STREAM_MAX_TIME_WAIT = 1024;
+/** Reliable streams: out-of-order segments a connection holds, at most. */
+export const STREAM_MAX_OUT_OF_ORDER = 2048;
+/** Reliable streams: retransmission timeout before the first RTT sample (ms, RFC 6298). */
+export const STREAM_INITIAL_RTO_MS = 1_000;
+/** Reliable streams: lower bound of the retransmission timeout (ms; RFC 6298 says 1 s, Linux 200 ms). */
+export const STREAM_MIN_RTO_MS = 200;
+/** Reliable streams: upper bound of the retransmission timeout (ms). */
+export const STREAM_MAX_RTO_MS = 60_000;
+/** Reliable streams: longest delay of an acknowledgement (ms); every second segment is acknowledged at once. */
+export const STREAM_DELAYED_ACK_MS = 1;
+/** Reliable streams: a keepalive probe after this long without a segment from the peer (ms). */
+export const STREAM_KEEPALIVE_MS = 10_000;
+/** Reliable streams: a connection is reset after this long without a segment from the peer (ms). */
+export const STREAM_IDLE_TIMEOUT_MS = 60_000;
+/** Reliable streams: how long a closed connection absorbs late segments (2 x MSL, ms). */
+export const STREAM_TIME_WAIT_MS = 30_000;
+/** Reliable streams: connect() gives up after this long without an answer (ms). */
+export const STREAM_CONNECT_TIMEOUT_MS = 15_000;
+/** Reliable streams: longest interval between zero-window probes (ms). */
+export const STREAM_PERSIST_MAX_MS = 30_000;
+/** Reliable streams: first local port chosen for outgoing connections (the rest of the u16 range). */
+export const STREAM_EPHEMERAL_PORT_MIN = 49_152;

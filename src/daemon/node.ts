@@ -50,6 +50,7 @@ import { EventBus } from "./events.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
+import { log } from "./log.ts";
 import { UserPorts } from "./user_ports.ts";
 
 /** A peer as every response names it. */
@@ -652,7 +653,17 @@ export class Node {
     } catch (err) {
       throw new Error(err instanceof PilotError ? err.code : "internal");
     }
-    await this.dedup.remember(peer.keyHex, e.id, message.seq);
+    try {
+      await this.dedup.remember(peer.keyHex, e.id, message.seq);
+    } catch (err) {
+      // The message is stored and its receipt goes out, so the sender will not
+      // retry; only a retry already in flight could now be stored twice.
+      log(
+        `dedup store failed for ${peer.address} id ${JSON.stringify(e.id)}: ${
+          (err as Error).message
+        }`,
+      );
+    }
     this.events.publish("message.received", {
       peer: peerRef(peer),
       seq: message.seq,

@@ -204,7 +204,9 @@ export class DataService implements PortService {
       const { seq, duplicate } = await this.#o.sink.store(peer, envelope);
       return { status: duplicate ? "duplicate" : "stored", seq, detail: "" };
     } catch (e) {
-      const code = (e as Error).message;
+      // Only a short error code travels back; anything else is an internal error.
+      const message = e instanceof Error ? e.message : "";
+      const code = /^[a-z_]{1,64}$/.test(message) ? message : "internal";
       this.#refuse(code);
       return { status: "refused", seq: 0, detail: code };
     } finally {

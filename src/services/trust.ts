@@ -39,6 +39,11 @@ interface Ack {
   detail: string;
 }
 
+/** An acknowledgement to send, and what to do once it is on its way. */
+interface Outcome extends Ack {
+  after?: () => void;
+}
+
 /** What the trust service needs from the node. */
 export interface TrustServiceOptions {
   /** Our Ed25519 seed (signs trust messages). */
@@ -114,7 +119,6 @@ export class TrustService implements PortService {
   #ackCache = new Map<string, Uint8Array>();
   #serial: Promise<unknown> = Promise.resolve();
   #delivering = new Map<OutboxItem, Promise<boolean>>();
-  #afterReply: (() => void)[] = [];
 
   /** Creates the service. */
   constructor(options: TrustServiceOptions) {
@@ -148,23 +152,32 @@ export class TrustService implements PortService {
       return;
     }
     const cacheKey = `${ctx.peer.keyHex}:${p.requestId.toHex()}`;
-    const cached = this.#ackCache.get(cacheKey);
-    if (cached !== undefined) {
-      // A repeat: answer as before, process nothing.
-      await ctx.reply(cached);
-      return;
-    }
-    const ack = await this.#exclusive(() => this.#receive(p.message, ctx));
-    const bytes = encodeTrustPacket({ op: "ack", requestId: p.requestId, ...ack });
-    this.#ackCache.set(cacheKey, bytes);
-    if (this.#ackCache.size > ACK_CACHE) {
-      this.#ackCache.delete(this.#ackCache.keys().next().value!);
-    }
+    const message = p.message;
+    const requestId = p.requestId;
+    // The cache is checked inside the exclusive section, so two copies that
+    // arrive together are processed once and answered alike.
+    const { bytes, after } = await this.#exclusive(async () => {
+      const cached = this.#ackCache.get(cacheKey);
+      if (cached !== undefined) return { bytes: cached, after: undefined };
+      const outcome = await this.#receive(message, ctx);
+      const bytes = encodeTrustPacket({
+        op: "ack",
+        requestId,
+        status: outcome.status,
+        detail: outcome.detail,
+      });
+      this.#ackCache.set(cacheKey, bytes);
+      if (this.#ackCache.size > ACK_CACHE) {
+        this.#ackCache.delete(this.#ackCache.keys().next().value!);
+      }
+      return { bytes, after: outcome.after };
+    });
     await ctx.reply(bytes);
-    for (const f of this.#afterReply.splice(0)) f();
+    // Only now that the acknowledgement is on its way may the sessions close.
+    after?.();
   }
 
-  async #receive(bytes: Uint8Array, ctx: DatagramContext): Promise<Ack> {
+  async #receive(bytes: Uint8Array, ctx: DatagramContext): Promise<Outcome> {
     let signed: SignedTrustMessage;
     try {
       signed = await decodeTrustMessage(bytes);
@@ -201,11 +214,14 @@ export class TrustService implements PortService {
       if (!(await this.#o.flow.rememberOffline(replayKey(signed), signed.message.expires, now))) {
         return this.#refuse("replayed");
       }
-      return await this.#process(signed, sender);
+      const { after, ...ack } = await this.#process(signed, sender);
+      // No session carries an acknowledgement here: act at once.
+      after?.();
+      return ack;
     });
   }
 
-  async #process(signed: SignedTrustMessage, peer: PeerIdentity): Promise<Ack> {
+  async #process(signed: SignedTrustMessage, peer: PeerIdentity): Promise<Outcome> {
     const m = signed.message;
     const key = peer.keyHex;
     switch (m.kind) {
@@ -219,6 +235,8 @@ export class TrustService implements PortService {
           return { status: "recorded", detail: "" };
         }
         if (out === undefined || !out.hashes.includes(ref)) return this.#refuse("unknown_request");
+        // Their request to us (if it crossed ours) is settled by this trust too.
+        await this.#o.flow.removePending(key);
         await this.#trust(this.#peerOf(peer), true, [signed.hash.toHex()]);
         await this.#o.flow.putOutgoing({ ...out, status: "approved" });
         this.#o.publish("trust.approved", { peer: this.#peerOf(peer), direction: "incoming" });
@@ -253,8 +271,7 @@ export class TrustService implements PortService {
         await this.#o.flow.removeOutgoing(key);
         this.#o.publish("trust.revoked", { peer: this.#peerOf(peer), direction: "incoming" });
         // Close the sessions only once the acknowledgement has gone out on them.
-        this.#afterReply.push(() => this.#o.onUntrusted(key));
-        return { status: "recorded", detail: "" };
+        return { status: "recorded", detail: "", after: () => this.#o.onUntrusted(key) };
       }
     }
   }
@@ -318,6 +335,15 @@ export class TrustService implements PortService {
       accept_hashes: [...new Set([...(old?.accept_hashes ?? []), ...hashes])].slice(-8),
     };
     await this.#o.trust.put(entry);
+    // A revoke still queued from an earlier relationship must not cancel this one.
+    await this.#dropQueued(peer.public_key, "revoke");
+  }
+
+  /** Drops queued answers of one kind to a key. */
+  async #dropQueued(key: string, kind: OutboxItem["kind"]): Promise<void> {
+    for (const item of this.#o.flow.outbox.filter((i) => i.public_key === key && i.kind === kind)) {
+      await this.#o.flow.removeOutbox(item);
+    }
   }
 
   async #addAcceptHash(key: string, hash: string): Promise<void> {
@@ -503,6 +529,8 @@ export class TrustService implements PortService {
       }
       await this.#o.trust.remove(key);
       await this.#o.flow.removeOutgoing(key);
+      // An accept not yet delivered would make the peer trust us after we stopped.
+      await this.#dropQueued(key, "accept");
       const accept = entry.accept_hashes?.at(-1);
       if (accept !== undefined) {
         await this.#enqueue(key, "revoke", accept, "");

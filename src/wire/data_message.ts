@@ -43,7 +43,8 @@ export type ReceiptStatus = "stored" | "duplicate" | "refused";
 const STATUS: ReceiptStatus[] = ["stored", "duplicate", "refused"];
 const MAX_META = 16;
 const MAX_FRAGMENTS = Math.ceil((MAX_MESSAGE_DATA + 4096) / MESSAGE_CHUNK);
-const fatal = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text, not something to drop silently.
+const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function text(r: Reader, n: number, what: string): string {
   try {

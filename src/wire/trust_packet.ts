@@ -47,7 +47,7 @@ export function decodeTrustPacket(bytes: Uint8Array): TrustPacket {
     r.end("ack");
     let detail: string;
     try {
-      detail = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+      detail = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(raw);
     } catch {
       throw new DecodeError("bad_utf8", "Ack detail is not valid UTF-8");
     }
