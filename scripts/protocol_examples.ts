@@ -1,7 +1,10 @@
 /**
  * Generates the worked examples of `docs/PROTOCOL.md` with the project's own
  * code: fixed keys (two committed test identities and fixed ephemeral keys),
- * so every run prints the same bytes. `tests/protocol_examples_test.ts`
+ * so every run prints the same bytes. They cover the identity file, frame
+ * layouts, a whole handshake and its first frames (§6), a trust request and
+ * its accept on port 444 bound to that handshake (§7.6), and a message with
+ * its fragment and receipt on port 1001 (§8.4). `tests/protocol_examples_test.ts`
  * regenerates them and compares them with the document, so the document
  * cannot drift from the code.
  *
@@ -1101,7 +1104,7 @@ function dataExamples(): Record<string, string> {
       "",
       fieldTable(frag, [
         { name: "op", bytes: frag.subarray(0, 1), note: "1 = fragment" },
-        { name: "transfer", bytes: transfer, note: "chosen by the sender, new per attempt" },
+        { name: "transfer", bytes: transfer, note: "random per delivery" },
         { name: "index", bytes: frag.subarray(9, 11), note: "0" },
         { name: "count", bytes: frag.subarray(11, 13), note: "1" },
         { name: "chunk", bytes: env, note: "the whole envelope" },

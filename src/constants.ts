@@ -99,8 +99,14 @@ export const MAX_INFLIGHT_DATAGRAMS = 4096;
 export const MAX_MESSAGE_DATA = 64 * 1024;
 /** Message data bytes per datagram fragment: keeps every datagram under MAX_DATAGRAM. */
 export const MESSAGE_CHUNK = 1200;
-/** Largest client-chosen message id (bytes of UTF-8). */
+/** Largest client-chosen message id (bytes of UTF-8); also correlation_id and in_reply_to. */
 export const MAX_MESSAGE_ID = 128;
+/** Entries in a message's meta map, at most. */
+export const MAX_META_ENTRIES = 16;
+/** Longest meta key (bytes). */
+export const MAX_META_KEY = 64;
+/** Longest meta value (bytes). */
+export const MAX_META_VALUE = 255;
 
 /** Domain label of a signed trust message (request, accept, reject, revoke); never transmitted. */
 export const TRUST_LABEL = "pilot/trust/v1";
@@ -172,3 +178,7 @@ export const STREAM_CONNECT_TIMEOUT_MS = 15_000;
 export const STREAM_PERSIST_MAX_MS = 30_000;
 /** Reliable streams: first local port chosen for outgoing connections (the rest of the u16 range). */
 export const STREAM_EPHEMERAL_PORT_MIN = 49_152;
+/** Trust messages (port 444) per sender key: bucket size and refill per second. */
+export const TRUST_RATE_PER_KEY = { burst: 20, perSecond: 2 } as const;
+/** Offline trust messages remembered for replay refusal, at most (then new ones are refused). */
+export const MAX_OFFLINE_REPLAY = 10_000;

@@ -11,6 +11,7 @@ import {
 } from "../src/constants.ts";
 import { sign } from "../src/identity/ed25519.ts";
 import { PilotError } from "../src/errors.ts";
+import { TRUST_RATE_PER_KEY } from "../src/constants.ts";
 import { randomBytes } from "../src/session/crypto.ts";
 import { concat, utf8 } from "../src/wire/bytes.ts";
 import { decodeTrustMessage } from "../src/wire/trust_message.ts";
@@ -530,7 +531,8 @@ Deno.test("after reject() the same key's requests answer rejected 'suppressed' u
 
   const sent = net.log.length;
   const again = await a.trustService.request(b.peer, "", 2_000);
-  assert.deepEqual(again, { status: "rejected", changed: true, delivered: true });
+  // Asking again after a rejection changes nothing: a safe repeat.
+  assert.deepEqual(again, { status: "rejected", changed: false, delivered: true });
   const ack = net.trustPackets().find((p) => p.wire.seq >= sent && p.packet.op === "ack")!;
   assert.deepEqual(ack.packet, { ...ack.packet, status: "rejected", detail: "suppressed" });
   assert.equal(b.flow.pending.length, 0);
@@ -681,4 +683,22 @@ Deno.test("a dropped ack makes the sender repeat; the receiver answers the repea
   assert.equal(b.eventsOf("trust.requested").length, 1);
   assert.deepEqual(net.errors, []);
   assert.equal(decodeTrustPacket(acks[0]!).op, "ack");
+});
+
+Deno.test("valid trust messages from one key are rate limited (each may cost an fsync)", async () => {
+  await using net = await network(2);
+  const [a, b] = net.nodes as [ServiceNode, ServiceNode];
+  const binding = net.binding(a, b.keyHex)!;
+  const statuses: string[] = [];
+  for (let i = 0; i < TRUST_RATE_PER_KEY.burst + 5; i++) {
+    const request = await craft(a.id, { to: b, binding });
+    const replies = await net.inject(b, {
+      peer: a.peer,
+      binding,
+      payload: messagePacket(request.bytes),
+    });
+    statuses.push(ackOf(replies).detail);
+  }
+  assert.equal(statuses.filter((d) => d === "rate_limited").length >= 5, true, statuses.join(","));
+  assert.equal(b.trustService.refused.rate_limited! >= 5, true);
 });

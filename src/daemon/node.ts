@@ -9,6 +9,9 @@ import {
   MAX_INFLIGHT_DATAGRAMS,
   MAX_MESSAGE_DATA,
   MAX_MESSAGE_ID,
+  MAX_META_ENTRIES,
+  MAX_META_KEY,
+  MAX_META_VALUE,
   MAX_PORT_DATAGRAM,
   OUTBOX_RETRY_MS,
   PORT_ECHO,
@@ -154,7 +157,25 @@ export function buildEnvelope(m: OutgoingMessage): Envelope {
   if (new TextEncoder().encode(id).length > MAX_MESSAGE_ID) {
     throw invalid(`Message id is over ${MAX_MESSAGE_ID} bytes`);
   }
+  const bytes = (t: string) => new TextEncoder().encode(t).length;
+  for (const [name, v] of [["correlation_id", m.correlationId], ["in_reply_to", m.inReplyTo]]) {
+    if (v !== undefined && bytes(v) > MAX_MESSAGE_ID) {
+      throw invalid(`${name} is over ${MAX_MESSAGE_ID} bytes`);
+    }
+  }
   const meta = m.meta ?? {};
+  const entries = Object.entries(meta);
+  if (entries.length > MAX_META_ENTRIES) {
+    throw invalid(`meta has ${entries.length} entries; at most ${MAX_META_ENTRIES}`);
+  }
+  for (const [k, v] of entries) {
+    if (k === "" || bytes(k) > MAX_META_KEY || bytes(v) > MAX_META_VALUE) {
+      throw invalid(
+        `meta entry "${k}" is out of bounds`,
+        `keys 1-${MAX_META_KEY} bytes, values up to ${MAX_META_VALUE} bytes`,
+      );
+    }
+  }
   return {
     id,
     type,
@@ -526,8 +547,9 @@ export class Node {
     let status: string = outcome.status;
     let timedOut = false;
     if (status === "trusted" || (wait && status === "pending")) {
+      // "Approved" by the peer is "trusted" here only once its accept arrived.
       const settled = await this.#waitForDecision(peer.keyHex, deadline);
-      status = settled ?? status;
+      status = settled ?? "pending";
       timedOut = settled === undefined;
     }
     return { peer: peerRef(peer), status, changed: outcome.changed, timed_out: timedOut };

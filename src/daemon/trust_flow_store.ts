@@ -8,6 +8,7 @@
  * @module
  */
 import { join } from "node:path";
+import { MAX_OFFLINE_REPLAY } from "../constants.ts";
 import { PilotError } from "../errors.ts";
 import { readPrivateFile, StateFile } from "./home.ts";
 import type {
@@ -135,12 +136,20 @@ export class TrustFlowStore implements FlowBook {
     await this.#save();
   }
 
-  /** Records an offline message's (sender, nonce); false when it was seen before. */
+  /** Records an offline message's (sender, nonce); false when seen before; `rate_limited` when full. */
   async rememberOffline(replayKey: string, expiresAt: number, now: number): Promise<boolean> {
     for (const [k, until] of Object.entries(this.#s.replay)) {
       if (until < now) delete this.#s.replay[k];
     }
     if (replayKey in this.#s.replay) return false;
+    if (Object.keys(this.#s.replay).length >= MAX_OFFLINE_REPLAY) {
+      // Forgetting one would let it be replayed: refuse new ones instead.
+      throw new PilotError(
+        "rate_limited",
+        "Too many offline trust messages remembered",
+        "retry later",
+      );
+    }
     this.#s.replay[replayKey] = expiresAt;
     await this.#save();
     return true;

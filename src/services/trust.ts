@@ -14,6 +14,7 @@ import {
   OUTGOING_REQUEST_TTL_MS,
   PORT_TRUST,
   REJECT_SUPPRESS_MS,
+  TRUST_RATE_PER_KEY,
 } from "../constants.ts";
 import { PilotError } from "../errors.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
@@ -30,6 +31,7 @@ import {
 } from "../wire/trust_message.ts";
 import { type AckStatus, decodeTrustPacket, encodeTrustPacket } from "../wire/trust_packet.ts";
 import { Exchanges } from "./exchange.ts";
+import { RateLimiter } from "../session/rate_limit.ts";
 import type { DatagramContext, PortService } from "./port_service.ts";
 import type { FlowBook, OutboxItem, PendingRequest, TrustBook, TrustEntry } from "./trust_types.ts";
 
@@ -119,6 +121,8 @@ export class TrustService implements PortService {
   #ackCache = new Map<string, Uint8Array>();
   #serial: Promise<unknown> = Promise.resolve();
   #delivering = new Map<OutboxItem, Promise<boolean>>();
+  /** Trust messages per sender key: each one may cost an fsync of the flow file. */
+  #limiter = new RateLimiter({ ...TRUST_RATE_PER_KEY, maxKeys: 65_536 });
 
   /** Creates the service. */
   constructor(options: TrustServiceOptions) {
@@ -191,6 +195,8 @@ export class TrustService implements PortService {
       now: this.#now(),
     });
     if (!check.ok) return this.#refuse(check.code);
+    // Valid messages may change (and fsync) the trust state: a bounded rate per key.
+    if (!this.#limiter.allow(ctx.peer.keyHex)) return this.#refuse("rate_limited");
     return await this.#process(signed, ctx.peer);
   }
 
@@ -211,9 +217,16 @@ export class TrustService implements PortService {
       const check = checkTrustMessage(signed, { localKey: this.#o.publicKey, now });
       if (!check.ok) return this.#refuse(check.code);
       if (signed.message.fromKey.toHex() !== sender.keyHex) return this.#refuse("wrong_sender");
-      if (!(await this.#o.flow.rememberOffline(replayKey(signed), signed.message.expires, now))) {
-        return this.#refuse("replayed");
+      let fresh: boolean;
+      try {
+        fresh = await this.#o.flow.rememberOffline(replayKey(signed), signed.message.expires, now);
+      } catch (e) {
+        if (e instanceof PilotError && e.code === "rate_limited") {
+          return this.#refuse("rate_limited");
+        }
+        throw e;
       }
+      if (!fresh) return this.#refuse("replayed");
       const { after, ...ack } = await this.#process(signed, sender);
       // No session carries an acknowledgement here: act at once.
       after?.();
@@ -427,30 +440,40 @@ export class TrustService implements PortService {
       return { status: "trusted", changed: false, delivered: true };
     }
     const now = this.#now();
+    const deadline = Date.now() + timeoutMs;
     const prior = this.#o.flow.outgoingTo(key);
-    const repeat = prior !== undefined && prior.status === "pending" && prior.expires_at > now;
+    const live = prior !== undefined && prior.expires_at > now;
+    const repeat = live && prior.status === "pending";
+    // A repeat without a reason keeps the one already sent.
+    const why = repeat && reason === "" ? prior.reason : reason;
     await this.#o.flow.putOutgoing({
       public_key: key,
       address: peer.address,
       hostname: peer.hostname === "" ? null : peer.hostname,
-      reason,
+      reason: why,
       created_at: repeat ? prior.created_at : new Date(now).toISOString(),
       expires_at: now + OUTGOING_REQUEST_TTL_MS,
       status: "pending",
       hashes: repeat ? prior.hashes : [],
     });
-    const ack = await this.#exchange(
-      key,
-      { kind: "request", hostname: this.#o.hostname ?? "", reason },
-      timeoutMs,
-      async (s) => {
-        const out = this.#o.flow.outgoingTo(key)!;
-        await this.#o.flow.putOutgoing({
-          ...out,
-          hashes: [...out.hashes, s.hash.toHex()].slice(-16),
-        });
-      },
-    );
+    let ack: Ack | undefined;
+    for (;;) {
+      ack = await this.#exchange(
+        key,
+        { kind: "request", hostname: this.#o.hostname ?? "", reason: why },
+        Math.max(1, deadline - Date.now()),
+        async (s) => {
+          const out = this.#o.flow.outgoingTo(key)!;
+          await this.#o.flow.putOutgoing({
+            ...out,
+            hashes: [...out.hashes, s.hash.toHex()].slice(-16),
+          });
+        },
+      );
+      // Signed for a session that was replaced meanwhile (a rekey): sign again.
+      if (ack?.status !== "refused" || ack.detail !== "wrong_binding") break;
+      if (Date.now() >= deadline) break;
+    }
     if (ack === undefined) {
       throw new PilotError(
         "timeout",
@@ -459,16 +482,22 @@ export class TrustService implements PortService {
       );
     }
     if (ack.status === "refused") {
+      const code = ack.detail === "rate_limited" || ack.detail === "clock_skew"
+        ? ack.detail
+        : ack.detail === "wrong_binding"
+        ? "timeout"
+        : "rejected";
       throw new PilotError(
-        ack.detail === "rate_limited" ? "rate_limited" : "rejected",
+        code,
         `${peer.address} refused the trust request (${ack.detail})`,
-        ack.detail === "rate_limited" ? "its pending queue is full; retry later" : "",
+        code === "rate_limited" ? "it has too many requests waiting; retry later" : "",
       );
     }
     if (ack.status === "rejected") {
       const out = this.#o.flow.outgoingTo(key)!;
       await this.#o.flow.putOutgoing({ ...out, status: "rejected", reject_reason: ack.detail });
-      return { status: "rejected", changed: !repeat, delivered: true };
+      const wasRejected = live && prior.status === "rejected";
+      return { status: "rejected", changed: !wasRejected, delivered: true };
     }
     if (ack.status === "approved") return { status: "trusted", changed: true, delivered: true };
     return { status: "pending", changed: !repeat, delivered: true };

@@ -121,6 +121,6 @@ export interface FlowBook {
   suppressedUntil(key: string, now: number): number;
   /** Suppresses a key. */
   suppress(key: string, until: number): Promise<void>;
-  /** Records an offline message's replay key; false when seen before. */
+  /** Records an offline message's replay key; false when seen before; throws `rate_limited` when full. */
   rememberOffline(replayKey: string, expiresAt: number, now: number): Promise<boolean>;
 }

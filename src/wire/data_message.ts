@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { MAX_MESSAGE_DATA, MAX_MESSAGE_ID, MESSAGE_CHUNK } from "../constants.ts";
+import {
+  MAX_MESSAGE_DATA,
+  MAX_MESSAGE_ID,
+  MAX_META_ENTRIES,
+  MAX_META_KEY,
+  MAX_META_VALUE,
+  MESSAGE_CHUNK,
+} from "../constants.ts";
 import { DecodeError, Reader, Writer } from "./bytes.ts";
 
 /** Message data types. */
@@ -41,10 +48,18 @@ export type DataPacket =
 export type ReceiptStatus = "stored" | "duplicate" | "refused";
 
 const STATUS: ReceiptStatus[] = ["stored", "duplicate", "refused"];
-const MAX_META = 16;
+const MAX_META = MAX_META_ENTRIES;
+const MAX_DETAIL = 64;
 const MAX_FRAGMENTS = Math.ceil((MAX_MESSAGE_DATA + 4096) / MESSAGE_CHUNK);
 // ignoreBOM: a leading U+FEFF is part of the text, not something to drop silently.
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Reads a u8-length-prefixed string of at most `max` bytes. */
+function bounded(r: Reader, max: number, what: string): string {
+  const n = r.u8(`${what} length`);
+  if (n > max) throw new DecodeError("too_long", `${what} is ${n} bytes; at most ${max}`);
+  return text(r, n, what);
+}
 
 function text(r: Reader, n: number, what: string): string {
   try {
@@ -78,8 +93,8 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
   shortString(w, e.inReplyTo, MAX_MESSAGE_ID, "in_reply_to");
   w.u64(BigInt(e.expiresAt)).u8(meta.length);
   for (const [k, v] of meta) {
-    shortString(w, k, 64, "Meta key");
-    shortString(w, v, 255, "Meta value");
+    shortString(w, k, MAX_META_KEY, "Meta key");
+    shortString(w, v, MAX_META_VALUE, "Meta value");
   }
   return w.u32(e.data.length).bytes(e.data).finish();
 }
@@ -94,18 +109,18 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   const t = r.u8("type");
   const type = MESSAGE_TYPES[t - 1];
   if (type === undefined) throw new DecodeError("unknown_type", `Unknown message type ${t}`);
-  const id = text(r, r.u8("id length"), "id");
+  const id = bounded(r, MAX_MESSAGE_ID, "id");
   if (id === "") throw new DecodeError("bad_id", "Message id is empty");
-  const correlationId = text(r, r.u8("correlation_id length"), "correlation_id");
-  const inReplyTo = text(r, r.u8("in_reply_to length"), "in_reply_to");
+  const correlationId = bounded(r, MAX_MESSAGE_ID, "correlation_id");
+  const inReplyTo = bounded(r, MAX_MESSAGE_ID, "in_reply_to");
   const expires = r.u64("expires_at");
   if (expires >= 2n ** 53n) throw new DecodeError("out_of_range", "expires_at is out of range");
   const metaCount = r.u8("meta count");
   if (metaCount > MAX_META) throw new DecodeError("too_long", `Meta has ${metaCount} entries`);
   const meta: Record<string, string> = {};
   for (let i = 0; i < metaCount; i++) {
-    const k = text(r, r.u8("meta key length"), "meta key");
-    meta[k] = text(r, r.u8("meta value length"), "meta value");
+    const k = bounded(r, MAX_META_KEY, "meta key");
+    meta[k] = bounded(r, MAX_META_VALUE, "meta value");
   }
   const n = r.u32("data length");
   if (n > MAX_MESSAGE_DATA) {
@@ -146,7 +161,7 @@ export function encodeDataPacket(p: DataPacket): Uint8Array {
     return w.u8(1).bytes(p.transfer).u16(p.index).u16(p.count).bytes(p.chunk).finish();
   }
   w.u8(2).bytes(p.transfer).u8(STATUS.indexOf(p.status)).u64(BigInt(p.seq));
-  shortString(w, p.detail, 64, "Receipt detail");
+  shortString(w, p.detail, MAX_DETAIL, "Receipt detail");
   return w.finish();
 }
 
@@ -178,7 +193,7 @@ export function decodeDataPacket(bytes: Uint8Array): DataPacket {
     }
     const seq = r.u64("seq");
     if (seq >= 2n ** 53n) throw new DecodeError("out_of_range", "Receipt seq is out of range");
-    const detail = text(r, r.u8("detail length"), "detail");
+    const detail = bounded(r, MAX_DETAIL, "detail");
     r.end("receipt");
     return { op: "receipt", transfer, status, seq: Number(seq), detail };
   }
