@@ -20,6 +20,12 @@ import { invalid } from "../errors.ts";
 
 /** Heartbeat interval of follow streams (ms); a query may shorten it. */
 export const HEARTBEAT_MS = 15_000;
+/** The shortest heartbeat interval a query may ask for (ms). */
+const MIN_HEARTBEAT_MS = 100;
+
+function heartbeatOf(q: URLSearchParams): number {
+  return Math.max(MIN_HEARTBEAT_MS, queryInt(q, "heartbeat_ms", HEARTBEAT_MS, HEARTBEAT_MS));
+}
 
 /**
  * Waits for `next()` or until a heartbeat is due; yields a heartbeat line in
@@ -113,7 +119,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         const events = node.events.since(after, limit);
         return Promise.resolve({ events, next: events.at(-1)?.seq ?? after });
       }
-      const heartbeatMs = queryInt(req.query, "heartbeat_ms", HEARTBEAT_MS, HEARTBEAT_MS);
+      const heartbeatMs = heartbeatOf(req.query);
       return Promise.resolve(ndjson(req.signal, async function* (signal) {
         let cursor = after;
         while (!signal.aborted) {
@@ -157,7 +163,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       const fromKey = from ? node.senderKey(from) : undefined;
       const filter = fromKey === undefined ? {} : { fromKey };
       if (q.get("follow") === "true") {
-        const heartbeatMs = queryInt(q, "heartbeat_ms", HEARTBEAT_MS, HEARTBEAT_MS);
+        const heartbeatMs = heartbeatOf(q);
         return ndjson(req.signal, async function* (signal) {
           let cursor = after;
           while (!signal.aborted) {

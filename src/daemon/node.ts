@@ -187,6 +187,25 @@ export function buildEnvelope(m: OutgoingMessage): Envelope {
   };
 }
 
+/**
+ * Records every inbox message's (sender, id) that the dedup store lacks: a
+ * crash between the inbox append and the dedup append must not let a retry
+ * of that message be stored a second time.
+ */
+async function reseedDedup(inbox: Inbox, dedup: DedupStore): Promise<void> {
+  let after = 0;
+  for (;;) {
+    const page = inbox.list({ after, limit: 1000 });
+    if (page.messages.length === 0) return;
+    await Promise.all(
+      page.messages
+        .filter((m) => dedup.check(m.from_key, m.id) === undefined)
+        .map((m) => dedup.remember(m.from_key, m.id, m.seq)),
+    );
+    after = page.next;
+  }
+}
+
 /** A running node. */
 export class Node {
   /** The node's identity. */
@@ -372,6 +391,7 @@ export class Node {
     const flow = await TrustFlowStore.load(home);
     const inbox = await Inbox.open(home);
     const dedup = await DedupStore.open(home);
+    await reseedDedup(inbox, dedup);
     let udp: UdpSocket;
     try {
       udp = UdpSocket.open(config.listen);

@@ -8,9 +8,12 @@
  *   reaches `DupThresh` segments (in bytes) beyond it — RFC 6675's IsLost
  *   measured from the highest SACKed byte;
  * - three duplicate ACKs mark the first segment lost (RFC 5681);
- * - a retransmission is lost when a segment sent more than a reordering
- *   window after it has been acknowledged (the idea of RACK, RFC 8985,
- *   applied to retransmissions only, which the two rules above cannot see);
+ * - time-based, after RACK (RFC 8985): a segment (original or
+ *   retransmission) is lost once a segment sent after it was delivered and
+ *   it is overdue by a reordering window: now >= sent + RACK.rtt + reoWnd.
+ *   This finds lost retransmissions and losses in small windows, where the
+ *   two rules above never trigger; the caller arms a timer for the earliest
+ *   segment not yet overdue;
  * - a retransmission timeout marks everything not SACKed lost.
  *
  * Receivers never renege on SACKed data (`ReceiveBuffer`), so SACK marks
@@ -60,8 +63,10 @@ export class Scoreboard {
   #lostCount = 0;
   #fack = 0;
   #lossScan = 0;
+  #rackScan = 0;
   #rexmit = 0;
   #rackTime = -1;
+  #rackRtt = 0;
   #retxInFlight = new Set<TxSegment>();
 
   /** Bytes sent and neither SACKed nor deemed lost (RFC 6675 "pipe"). */
@@ -118,9 +123,19 @@ export class Scoreboard {
   #noteAcked(seg: TxSegment, out: AckResult): void {
     if (!seg.retransmitted) {
       if (seg.sentAt > out.newest) out.newest = seg.sentAt;
-      if (seg.sentAt > this.#rackTime) this.#rackTime = seg.sentAt;
     } else {
       this.#retxInFlight.delete(seg);
+    }
+  }
+
+  /**
+   * RACK's clock: the newest send time among segments delivered by this ACK
+   * and sent once (`newest`, from {@linkcode AckResult}), and its RTT.
+   */
+  delivered(newest: number, now: number): void {
+    if (newest > this.#rackTime) {
+      this.#rackTime = newest;
+      this.#rackRtt = now - newest;
     }
   }
 
@@ -132,7 +147,9 @@ export class Scoreboard {
       if (seg.end > ack) {
         // The receiver took part of it (its window cut the segment).
         const part = ack - seg.start;
-        if (!seg.sacked) {
+        if (seg.sacked) {
+          this.#sackedBytes -= part;
+        } else {
           out.acked += part;
           if (!seg.lost) this.#pipe -= part;
         }
@@ -206,13 +223,14 @@ export class Scoreboard {
   }
 
   /**
-   * Applies the loss rules after an ACK: forward acknowledgement with
-   * `threshold` bytes, the first segment when `dupAcks` reached 3, and
-   * retransmissions overtaken by `reorderMs`.
+   * Applies the loss rules: forward acknowledgement with `threshold` bytes,
+   * the first segment when `dupAcks` reached 3, and RACK with a reordering
+   * window of `reorderMs` at time `now`. Returns when the earliest segment
+   * that is not yet overdue will be (Infinity: none).
    */
-  detectLosses(threshold: number, dupAcks: number, reorderMs: number): void {
-    let i = Math.max(this.#lossScan, this.#base + this.#head);
+  detectLosses(threshold: number, dupAcks: number, reorderMs: number, now: number): number {
     const end = this.#base + this.#segs.length;
+    let i = Math.max(this.#lossScan, this.#base + this.#head);
     for (; i < end; i++) {
       const seg = this.#at(i)!;
       if (seg.end + threshold > this.#fack) break;
@@ -223,11 +241,30 @@ export class Scoreboard {
       const first = this.first();
       if (first !== undefined && !first.retransmitted) this.#markLost(first);
     }
-    if (this.#retxInFlight.size > 0 && this.#rackTime >= 0) {
-      for (const seg of this.#retxInFlight) {
-        if (seg.sentAt + reorderMs < this.#rackTime) this.#markLost(seg);
+    let next = Infinity;
+    if (this.#rackTime < 0) return next;
+    const wait = this.#rackRtt + reorderMs;
+    // First transmissions are in send order, so one pointer walks them.
+    i = Math.max(this.#rackScan, this.#base + this.#head);
+    for (; i < end; i++) {
+      const seg = this.#at(i)!;
+      if (seg.sacked || seg.lost || seg.retransmitted) continue;
+      if (seg.sentAt >= this.#rackTime) break;
+      const due = seg.sentAt + wait;
+      if (now < due) {
+        next = due;
+        break;
       }
+      this.#markLost(seg);
     }
+    this.#rackScan = i;
+    for (const seg of this.#retxInFlight) {
+      if (seg.sentAt >= this.#rackTime) continue;
+      const due = seg.sentAt + wait;
+      if (now >= due) this.#markLost(seg);
+      else if (due < next) next = due;
+    }
+    return next;
   }
 
   /** Retransmission timeout: everything not SACKed is lost. */

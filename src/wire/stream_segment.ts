@@ -15,7 +15,7 @@
  * @module
  */
 
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader } from "./bytes.ts";
 
 /** Flag: opens a connection; occupies sequence number 0; carries the receive MSS as data. */
 export const SEG_SYN = 0x01;
@@ -136,6 +136,9 @@ function flagProblem(flags: number, dataLength: number, seq: number): string | n
 export function decodeSegment(bytes: Uint8Array): StreamSegment {
   const r = new Reader(bytes);
   const flags = r.u8("segment flags");
+  if ((flags & ~SEG_FLAGS_MASK) !== 0) {
+    refuse("bad_flags", `unknown flag bits 0x${flags.toString(16)}`);
+  }
   const sackCount = r.u8("segment SACK count");
   const connId = r.u32("segment connection id");
   const seq = readSeq(r, "segment seq");
@@ -174,9 +177,19 @@ function checkInt(v: number, max: number, field: string): void {
   }
 }
 
-function writeSeq(w: Writer, v: number): void {
+// Segments are carved from shared slabs instead of one ArrayBuffer each:
+// allocating a buffer per segment cost more than encoding it. A slab is
+// written once and never reused, so a segment stays valid for as long as
+// anyone holds it; it only keeps its slab alive that long.
+const SLAB_SIZE = 256 * 1024;
+let slab = new Uint8Array(SLAB_SIZE);
+let slabView = new DataView(slab.buffer);
+let slabUsed = 0;
+
+function writeSeq(view: DataView, at: number, v: number): void {
   const high = Math.floor(v / TWO_POW_32);
-  w.u32(high).u32(v - high * TWO_POW_32);
+  view.setUint32(at, high);
+  view.setUint32(at + 4, v - high * TWO_POW_32);
 }
 
 /**
@@ -207,13 +220,6 @@ export function encodeSegmentParts(
   if ((flags & SEG_ACK) === 0 && (ack !== 0 || sack.length !== 0)) {
     throw new RangeError("Invalid stream segment: ack or SACK blocks without the ACK flag");
   }
-  const w = new Writer(segmentSize(sack.length, dataLength))
-    .u8(flags)
-    .u8(sack.length)
-    .u32(connId);
-  writeSeq(w, seq);
-  writeSeq(w, ack);
-  w.u32(window);
   for (const b of sack) {
     const from = b.start - ack;
     const to = b.end - ack;
@@ -225,10 +231,44 @@ export function encodeSegmentParts(
         `Invalid SACK block [${b.start}, ${b.end}) for ack ${ack}: expected ack < start < end <= ack + 2^32 - 1`,
       );
     }
-    w.u32(from).u32(to);
   }
-  for (const p of parts) w.bytes(p);
-  return w.finish();
+  const size = segmentSize(sack.length, dataLength);
+  let out: Uint8Array;
+  let view: DataView;
+  let at: number;
+  if (size > SLAB_SIZE / 8) {
+    out = new Uint8Array(size);
+    view = new DataView(out.buffer);
+    at = 0;
+  } else {
+    if (slabUsed + size > SLAB_SIZE) {
+      slab = new Uint8Array(SLAB_SIZE);
+      slabView = new DataView(slab.buffer);
+      slabUsed = 0;
+    }
+    at = slabUsed;
+    slabUsed += (size + 7) & ~7;
+    out = slab.subarray(at, at + size);
+    view = slabView;
+  }
+  view.setUint8(at, flags);
+  view.setUint8(at + 1, sack.length);
+  view.setUint32(at + 2, connId);
+  writeSeq(view, at + 6, seq);
+  writeSeq(view, at + 14, ack);
+  view.setUint32(at + 22, window);
+  at += SEGMENT_HEADER_SIZE;
+  for (const b of sack) {
+    view.setUint32(at, b.start - ack);
+    view.setUint32(at + 4, b.end - ack);
+    at += SACK_BLOCK_SIZE;
+  }
+  const target = view === slabView ? slab : out;
+  for (const p of parts) {
+    target.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Encodes a segment; throws `RangeError` for any field the decoder would refuse. */
