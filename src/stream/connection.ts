@@ -206,7 +206,11 @@ export class Connection {
   readonly connId: number;
   /** Whether we opened it. */
   readonly initiator: boolean;
-  /** Settles once the connection is gone: null after an orderly close, else why it ended. */
+  /**
+   * Settles once the connection is gone (for the side that closed first,
+   * after TIME_WAIT): null after an orderly close, else why it ended. Never
+   * rejects.
+   */
   readonly closed: Promise<StreamError | null>;
 
   #h: ConnectionHost;
@@ -638,9 +642,9 @@ export class Connection {
     const s = this.#state;
     if (!SEND_STATES.has(s) && s !== "fin-wait-2") return;
     const known = Math.max(0, this.#sentRight - this.#rb.next);
-    const now = this.#advRight - this.#rb.next;
+    const open = this.#advRight - this.#rb.next;
     const threshold = Math.min(this.#windowLimit / 2, 2 * this.#h.mss);
-    if (now - known >= threshold && now >= 2 * known) this.#ackNow = true;
+    if (open - known >= threshold && open >= 2 * known) this.#ackNow = true;
   }
 
   #syncRecvHeld(): void {
@@ -806,8 +810,13 @@ export class Connection {
       const e = Math.min(b.end, this.#sndNxt);
       if (e > s) board.sack(s, e, out);
     }
-    if (out.newest >= 0) {
-      this.#rto.sample(now - out.newest); // Karn: segments sent once only
+    // Karn: only segments sent once time a round trip (see AckResult). An
+    // ACK riding on a probe or on a retransmission was sent by the peer's
+    // timer, not by our data arriving: its delay says nothing of the path.
+    const timerDriven = (seg.flags & SEG_PROBE) !== 0 ||
+      (seg.data.length > 0 && seg.seq + seg.data.length <= this.#rb.next);
+    if (out.newest >= 0 && !timerDriven) {
+      this.#rto.sample(now - out.newest);
       board.delivered(out.newest, now);
     }
     const cc = this.#cc;
@@ -930,7 +939,9 @@ export class Connection {
       this.#terminate(new StreamError("timeout", "connect timeout"), "connect timeout");
       return;
     }
-    if (now - this.#lastRecvAt >= t.idleTimeoutMs) {
+    // Deadlines are compared exactly as deadline() computes them: with
+    // floating-point times, now - a >= b and now >= a + b can disagree.
+    if (now >= this.#lastRecvAt + t.idleTimeoutMs) {
       this.#terminate(new StreamError("timeout", "idle timeout"), "idle timeout");
       return;
     }
@@ -946,7 +957,7 @@ export class Connection {
     if (
       KEEPALIVE_STATES.has(this.#state) && this.#board.length === 0 &&
       this.#persistAt === Infinity &&
-      now - Math.max(this.#lastRecvAt, this.#lastKeepaliveAt) >= t.keepaliveMs
+      now >= Math.max(this.#lastRecvAt, this.#lastKeepaliveAt) + t.keepaliveMs
     ) {
       this.#keepalives++;
       this.#lastKeepaliveAt = now;

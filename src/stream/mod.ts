@@ -50,9 +50,12 @@
  * random initial sequence numbers: nobody off-path can inject segments.
  * There is no timestamp option: RTT is measured per ACK from the send time
  * of the newest newly acknowledged segment that was sent exactly once
- * (Karn's algorithm). PROBE (no data) asks for an immediate ACK: zero-window
- * probes and keepalives. Data segments carry no SACK blocks; pure ACKs
- * carry up to 4, so a data segment is at most MSS + 26 bytes.
+ * (Karn's algorithm), skipping cumulative ACKs that also cover a
+ * retransmission and ACKs that ride on a probe or a retransmission (the
+ * peer's timer, not our data, sent those). PROBE (no data) asks for an
+ * immediate ACK: zero-window probes and keepalives. Data segments carry no
+ * SACK blocks; pure ACKs carry up to 4, so a data segment is at most
+ * MSS + 26 bytes. Worked examples: `tests/stream_segment_test.ts`.
  *
  * ## Connection
  *
@@ -69,10 +72,13 @@
  *   max 60 s, doubling backoff, Karn).
  * - Loss recovery: SACK (RFC 2018) scoreboard with RFC 6675's pipe; a
  *   segment is lost when SACKed data lies 3 segments beyond it or after 3
- *   duplicate ACKs (fast retransmit, without waiting for the RTO); a lost
- *   retransmission is found when a segment sent later is acknowledged
- *   (RACK-style). Only missing ranges are retransmitted. An RTO marks every
- *   un-SACKed segment lost (receivers never renege).
+ *   duplicate ACKs (fast retransmit, without waiting for the RTO), or, as
+ *   RACK (RFC 8985) has it, once a segment sent after it was delivered and
+ *   it is overdue by RTT + SRTT/4 (a timer covers the wait): this finds
+ *   lost retransmissions and losses in windows too small for 3 duplicate
+ *   ACKs. Only missing ranges are retransmitted. An RTO marks every
+ *   un-SACKed segment lost (receivers never renege); retransmitting the
+ *   oldest segment restarts the RTO timer.
  * - Congestion control: **NewReno** (RFC 5681, RFC 6582), cwnd in bytes,
  *   initial window per RFC 6928, slow start with byte counting (RFC 3465,
  *   L = 2 SMSS), congestion avoidance +1 SMSS per cwnd acknowledged, fast
@@ -83,8 +89,12 @@
  *   window after an idle RTO.
  * - Flow control: the receive window is what the capped receive buffer
  *   still admits; the right edge never moves left and grows in steps of at
- *   least min(buffer / 2, MSS) (receiver SWS avoidance). A zero window arms
- *   the persist timer: PROBEs at RTO × 2^n up to `persistMaxMs`.
+ *   least min(window / 2, MSS) (receiver SWS avoidance). Auto-tuning: a
+ *   connection's window starts at its `reserve` and doubles (up to
+ *   `receiveBuffer`) whenever more than a quarter of it is in use, so idle
+ *   streams hold little of the peer's budget. A zero window arms the
+ *   persist timer: PROBEs at RTO × 2^n up to `persistMaxMs` (keepalives
+ *   pause meanwhile).
  * - Keepalive and idle: a PROBE after `keepaliveMs` without a segment from
  *   the peer, reset with reason "idle timeout" after `idleTimeoutMs`.
  * - Close: `close()` half-closes (FIN after all written data); reading goes
@@ -110,9 +120,10 @@
  * ## Copies
  *
  * `write()` keeps a reference to the caller's bytes (no copy); each segment
- * is encoded once from views of them. Received data is handed to the
- * reader as views of the decrypted segments. Per-segment work is O(1)
- * amortised (SACK lookups are O(log n)).
+ * is encoded once from views of them, into slabs shared by many segments
+ * (no allocation per segment). Received data is handed to the reader as
+ * views of the decrypted segments. Per-segment work is O(1) amortised
+ * (SACK lookups are O(log n)). `send` errors count as losses.
  *
  * @module
  */

@@ -48,7 +48,12 @@ export interface AckResult {
   acked: number;
   /** Bytes newly SACKed. */
   sacked: number;
-  /** Latest send time among newly acknowledged segments sent once, or -1. */
+  /**
+   * Latest send time among newly acknowledged segments that time a round
+   * trip unambiguously, or -1: sent once and never deemed lost (Karn), and
+   * a cumulative ACK counts only if it acknowledges no retransmission (it
+   * may then answer the retransmission, not the older segments it covers).
+   */
   newest: number;
 }
 
@@ -120,12 +125,13 @@ export class Scoreboard {
     return seg;
   }
 
-  #noteAcked(seg: TxSegment, out: AckResult): void {
-    if (!seg.retransmitted) {
-      if (seg.sentAt > out.newest) out.newest = seg.sentAt;
-    } else {
+  /** Newest send time of a segment that may time this ACK, or -1. */
+  #timing(seg: TxSegment): number {
+    if (seg.retransmitted) {
       this.#retxInFlight.delete(seg);
+      return -1;
     }
+    return seg.lost ? -1 : seg.sentAt;
   }
 
   /**
@@ -141,6 +147,8 @@ export class Scoreboard {
 
   /** Cumulative acknowledgement of everything below `ack`. */
   ackTo(ack: number, out: AckResult): void {
+    let newest = -1;
+    let ambiguous = false;
     while (this.#head < this.#segs.length) {
       const seg = this.#segs[this.#head]!;
       if (seg.start >= ack) break;
@@ -161,12 +169,15 @@ export class Scoreboard {
         this.#sackedBytes -= len;
       } else {
         out.acked += len;
+        if (seg.retransmitted) ambiguous = true;
+        const t = this.#timing(seg);
+        if (t > newest) newest = t;
         if (seg.lost) this.#lostCount--;
         else this.#pipe -= len;
-        this.#noteAcked(seg, out);
       }
       this.#head++;
     }
+    if (!ambiguous && newest > out.newest) out.newest = newest;
     if (this.#head === this.#segs.length) {
       this.#base += this.#head;
       this.#segs.length = 0;
@@ -202,13 +213,14 @@ export class Scoreboard {
       seg.sacked = true;
       this.#sackedBytes += len;
       out.sacked += len;
+      const t = this.#timing(seg);
+      if (t > out.newest) out.newest = t;
       if (seg.lost) {
         seg.lost = false;
         this.#lostCount--;
       } else {
         this.#pipe -= len;
       }
-      this.#noteAcked(seg, out);
       if (seg.end > this.#fack) this.#fack = seg.end;
     }
   }

@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import { initialWindow, NewReno } from "../src/stream/congestion.ts";
+import type { ConnectionStats } from "../src/stream/connection.ts";
+import { SEG_ACK } from "../src/wire/stream_segment.ts";
+import { openPair, patternBytes, readAll, SimLink, track, writeAll } from "./_sim_link.ts";
+
+const MSS = 1000;
+const MIB = 1024 * 1024;
+
+Deno.test("the initial window follows RFC 6928", () => {
+  assert.equal(initialWindow(1328), 13_280);
+  assert.equal(initialWindow(1000), 10_000);
+  assert.equal(initialWindow(5000), 14_600);
+  assert.equal(initialWindow(60_000), 120_000);
+  assert.equal(new NewReno({ mss: 1328, maxWindow: MIB }).cwnd, 13_280);
+});
+
+Deno.test("NewReno slow start grows cwnd by the bytes acknowledged, at most 2 SMSS per ACK", () => {
+  const cc = new NewReno({ mss: MSS, maxWindow: MIB });
+  assert.equal(cc.slowStart, true);
+  cc.onAck(2 * MSS, true);
+  assert.equal(cc.cwnd, 12 * MSS);
+  cc.onAck(5 * MSS, true); // byte counting limit L = 2 SMSS (RFC 3465)
+  assert.equal(cc.cwnd, 14 * MSS);
+  cc.onAck(500, true);
+  assert.equal(cc.cwnd, 14 * MSS + 500);
+  cc.onAck(2 * MSS, false); // application-limited: no growth
+  assert.equal(cc.cwnd, 14 * MSS + 500);
+});
+
+Deno.test("NewReno congestion avoidance adds one SMSS per cwnd of acknowledged bytes", () => {
+  const cc = new NewReno({ mss: MSS, maxWindow: MIB });
+  cc.enterRecovery(40 * MSS, 100);
+  cc.exitRecovery(40 * MSS);
+  assert.equal(cc.cwnd, 20 * MSS);
+  assert.equal(cc.slowStart, false);
+  for (let i = 0; i < 19; i++) cc.onAck(MSS, true);
+  assert.equal(cc.cwnd, 20 * MSS);
+  cc.onAck(MSS, true);
+  assert.equal(cc.cwnd, 21 * MSS);
+  for (let i = 0; i < 21; i++) cc.onAck(MSS, true);
+  assert.equal(cc.cwnd, 22 * MSS);
+});
+
+Deno.test("NewReno halves on loss once per window and exits recovery at the recovery point", () => {
+  const cc = new NewReno({ mss: MSS, maxWindow: MIB });
+  cc.cwnd = 64 * MSS;
+  assert.equal(cc.canEnterRecovery(1), true);
+  cc.enterRecovery(60 * MSS, 500_000);
+  assert.equal(cc.ssthresh, 30 * MSS);
+  assert.equal(cc.cwnd, 30 * MSS);
+  assert.equal(cc.inRecovery, true);
+  // No growth and no second reduction inside the same window.
+  cc.onAck(10 * MSS, true);
+  assert.equal(cc.cwnd, 30 * MSS);
+  assert.equal(cc.canEnterRecovery(400_000), false);
+  cc.exitRecovery(29 * MSS);
+  assert.equal(cc.inRecovery, false);
+  assert.equal(cc.cwnd, 30 * MSS); // min(ssthresh, flight + SMSS)
+  assert.equal(cc.canEnterRecovery(499_999), false);
+  assert.equal(cc.canEnterRecovery(500_000), true);
+  // A small flight at exit avoids a burst.
+  cc.enterRecovery(60 * MSS, 600_000);
+  cc.exitRecovery(3 * MSS);
+  assert.equal(cc.cwnd, 4 * MSS);
+  // ssthresh never drops below 2 SMSS.
+  cc.enterRecovery(MSS, 700_000);
+  assert.equal(cc.ssthresh, 2 * MSS);
+  assert.equal(cc.recoveries, 3);
+});
+
+Deno.test("NewReno collapses to one segment on a timeout and forbids fast recovery until the recovery point", () => {
+  const cc = new NewReno({ mss: MSS, maxWindow: MIB });
+  cc.cwnd = 50 * MSS;
+  cc.onTimeout(50 * MSS, 90_000);
+  assert.equal(cc.cwnd, MSS);
+  assert.equal(cc.ssthresh, 25 * MSS);
+  assert.equal(cc.timeouts, 1);
+  assert.equal(cc.canEnterRecovery(89_000), false);
+  assert.equal(cc.canEnterRecovery(90_000), true);
+  cc.onAck(MSS, true);
+  assert.equal(cc.cwnd, 2 * MSS); // slow start again
+});
+
+Deno.test("NewReno never grows cwnd past its maximum window", () => {
+  const cc = new NewReno({ mss: MSS, maxWindow: 12 * MSS });
+  for (let i = 0; i < 10; i++) cc.onAck(2 * MSS, true);
+  assert.equal(cc.cwnd, 12 * MSS);
+  cc.onIdleRestart();
+  assert.equal(cc.cwnd, 10 * MSS);
+});
+
+Deno.test("a connection's cwnd doubles per round trip in slow start, halves on a loss, and grows linearly after recovery", async () => {
+  const rtt = 100;
+  let dataSegments = 0;
+  let dropAt = Infinity;
+  const link = new SimLink({
+    mss: MSS,
+    link: { delayMs: rtt / 2 },
+    limits: { sendBuffer: 8 * MIB, receiveBuffer: 8 * MIB, peerBuffer: 16 * MIB },
+    drop: (p) =>
+      p.from === "a" && p.segment.flags === SEG_ACK && p.segment.data.length > 0 &&
+      ++dataSegments === dropAt,
+  });
+  const { client, server } = await openPair(link);
+  const got = readAll(server);
+  const sent = track(writeAll(client, patternBytes(8 * MIB, 1), { chunk: MIB }));
+  const start = link.clock.now;
+  const byRtt: ConnectionStats[] = [];
+  const sample = () => {
+    while (link.clock.now >= start + byRtt.length * rtt) byRtt.push(client.stats());
+  };
+  // Slow start: five round trips, no loss.
+  await link.run(() => {
+    sample();
+    return byRtt.length > 5;
+  });
+  for (let i = 1; i <= 5; i++) {
+    const ratio = byRtt[i]!.cwnd / byRtt[i - 1]!.cwnd;
+    assert.ok(ratio > 1.8 && ratio <= 2.05, `cwnd ×${ratio.toFixed(2)} in round trip ${i}`);
+  }
+  // One segment lost: fast recovery halves the window.
+  dropAt = dataSegments + 1;
+  let before = client.stats();
+  let during: ConnectionStats | undefined;
+  await link.run(() => {
+    const s = client.stats();
+    if (s.inRecovery) during ??= s;
+    else if (during === undefined) before = s;
+    return during !== undefined && !s.inRecovery;
+  });
+  const after = client.stats();
+  assert.equal(after.fastRecoveries, 1);
+  assert.equal(after.timeouts, 0);
+  assert.equal(after.retransmits, 1);
+  // ssthresh = FlightSize / 2 when the loss is found: half the window then.
+  assert.ok(
+    Math.abs(during!.ssthresh! - before.cwnd / 2) <= 4 * MSS,
+    `ssthresh ${during!.ssthresh} vs cwnd ${before.cwnd} before the loss`,
+  );
+  assert.equal(during!.cwnd, during!.ssthresh);
+  assert.ok(after.cwnd <= after.ssthresh! && after.cwnd >= after.ssthresh! - MSS);
+  // Congestion avoidance: about one SMSS per round trip.
+  const ca0 = client.stats().cwnd;
+  const t0 = link.clock.now;
+  await link.run(() => link.clock.now >= t0 + 5 * rtt);
+  const grown = client.stats().cwnd - ca0;
+  assert.ok(grown >= 3 * MSS && grown <= 7 * MSS, `grew ${grown} bytes in 5 round trips`);
+  await link.run(() => sent.settled && got.result.ended);
+});
