@@ -9,7 +9,8 @@ import { errorBody, type PilotError } from "../errors.ts";
 
 // C0 and C1 controls, DEL, line/paragraph separators, and the bidirectional
 // marks, overrides and isolates that can make a terminal show text other
-// than what was sent.
+// than what was sent. Matching control characters is the point here.
+// deno-lint-ignore no-control-regex
 const UNSAFE = new RegExp(
   "[\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]",
   "gu",
