@@ -182,3 +182,9 @@ export const STREAM_EPHEMERAL_PORT_MIN = 49_152;
 export const TRUST_RATE_PER_KEY = { burst: 20, perSecond: 2 } as const;
 /** Offline trust messages remembered for replay refusal, at most (then new ones are refused). */
 export const MAX_OFFLINE_REPLAY = 10_000;
+/** UDP payload for stream segments where the path is loopback (no fragmentation there). */
+export const LOOPBACK_DATAGRAM = 60_000;
+/** Incoming streams waiting for a listener to take them, per port, at most. */
+export const LISTEN_BACKLOG = 16;
+/** A listened port with no listener waiting is released after this long (ms). */
+export const LISTEN_LINGER_MS = 5_000;

@@ -10,11 +10,13 @@ import { NODE_COMMANDS } from "./commands/node.ts";
 import { TRUST_COMMANDS } from "./commands/trust.ts";
 import { MESSAGE_COMMANDS } from "./commands/messages.ts";
 import { PORT_COMMANDS } from "./commands/ports.ts";
+import { STREAM_COMMANDS } from "./commands/streams.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
   ...NODE_COMMANDS,
+  ...STREAM_COMMANDS,
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,
   ...PORT_COMMANDS,

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { API_VERSION } from "../constants.ts";
 import { isErrorCode, PilotError } from "../errors.ts";
 import { HOME_FILES, isHomeLocked, readPrivateFile } from "../daemon/home.ts";
+import { StreamSocket } from "./stream_client.ts";
 
 /** Contents of the home's control file (written by the daemon, mode 0600). */
 export interface ControlFile {
@@ -143,6 +144,18 @@ export class ControlClient {
       );
     }
     return parseResponse(res);
+  }
+
+  /** Opens a stream WebSocket (`/v1/stream` or `/v1/listen`). */
+  openStream(
+    path: string,
+    query: Record<string, string | number | undefined>,
+  ): Promise<StreamSocket> {
+    const url = new URL(path, this.#control.url.replace(/^http/, "ws"));
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    return StreamSocket.open(url, this.#control.token, this.#http);
   }
 
   /**

@@ -6,7 +6,9 @@
  */
 import { API_VERSION, VERSION } from "../constants.ts";
 import type { Node } from "../daemon/node.ts";
-import type { Routes } from "./server.ts";
+import type { ApiRequest, Routes } from "./server.ts";
+import { bridge } from "./stream_socket.ts";
+import { peerRef } from "../daemon/node.ts";
 import {
   objectBody,
   optionalBool,
@@ -16,7 +18,8 @@ import {
   timeoutField,
   TIMEOUTS,
 } from "./fields.ts";
-import { invalid } from "../errors.ts";
+import { errorBody, invalid, PilotError } from "../errors.ts";
+import type { Connection } from "../stream/mod.ts";
 
 /** Heartbeat interval of follow streams (ms); a query may shorten it. */
 export const HEARTBEAT_MS = 15_000;
@@ -72,6 +75,44 @@ export function ndjson(
     },
   });
   return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
+}
+
+/**
+ * Upgrades to a WebSocket at once, then checks the request and opens the
+ * stream: any failure arrives as the API's error object in a text frame,
+ * then close code 4006 (a WebSocket client cannot read an HTTP error body).
+ */
+function streamSocket(
+  req: ApiRequest,
+  open: (signal: AbortSignal) => Promise<{ conn: Connection; hello: Record<string, unknown> }>,
+): Response {
+  requireUpgrade(req);
+  const { socket, response } = Deno.upgradeWebSocket(req.raw);
+  const ac = new AbortController();
+  socket.addEventListener("close", () => ac.abort(), { once: true });
+  socket.addEventListener("open", () => {
+    open(ac.signal).then(({ conn, hello }) => {
+      if (socket.readyState !== WebSocket.OPEN) {
+        conn.reset("control client went away");
+        return;
+      }
+      bridge(socket, conn, hello);
+    }, (e) => {
+      const err = e instanceof PilotError
+        ? e
+        : new PilotError("internal", `Internal error: ${(e as Error).message}`);
+      if (socket.readyState !== WebSocket.OPEN) return;
+      socket.send(JSON.stringify(errorBody(err)));
+      socket.close(4006, err.code);
+    });
+  }, { once: true });
+  return response;
+}
+
+function requireUpgrade(req: ApiRequest): void {
+  if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    throw invalid("This route is a WebSocket", "open it with a WebSocket client (see docs/API.md)");
+  }
 }
 
 /** Builds the route table for a node; `shutdown` stops the daemon. */
@@ -285,6 +326,41 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         node.userPorts.release(binding);
       }
     },
+    "GET /v1/connections": () => Promise.resolve({ connections: node.connections() }),
+    "GET /v1/stream": (req) =>
+      Promise.resolve(streamSocket(req, async () => {
+        const q = req.query;
+        const peer = q.get("peer");
+        if (peer === null || peer === "") throw invalid('Query parameter "peer" is required');
+        const port = queryInt(q, "port", 0, 65_535);
+        const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+        const opened = await node.openStream(peer, port, timeoutMs);
+        return { conn: opened.conn, hello: { peer: opened.peer, port } };
+      })),
+    "GET /v1/listen": (req) =>
+      Promise.resolve(streamSocket(req, async (signal) => {
+        const q = req.query;
+        const port = queryInt(q, "port", 0, 65_535);
+        if (port < 1) throw invalid('Query parameter "port" must be 1-65535');
+        const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+        const ac = new AbortController();
+        const timer = setTimeout(() => ac.abort(), timeoutMs);
+        signal.addEventListener("abort", () => ac.abort(), { once: true });
+        try {
+          const incoming = await node.streams.accept(port, ac.signal, (p) => node.isServicePort(p));
+          node.streams.handedOver(port);
+          return {
+            conn: incoming.conn,
+            hello: {
+              peer: peerRef(incoming.peer),
+              port,
+              src_port: incoming.conn.stats().remotePort,
+            },
+          };
+        } finally {
+          clearTimeout(timer);
+        }
+      })),
     "POST /v1/shutdown": () => {
       setTimeout(shutdown, 0);
       return Promise.resolve({ stopped: true });

@@ -19,6 +19,8 @@ export interface ApiRequest {
   signal: AbortSignal;
   /** Request headers (e.g. `Idempotency-Key`). */
   headers: Headers;
+  /** The raw request (for WebSocket upgrades). */
+  raw: Request;
 }
 
 /** A route handler: returns the `data` of an ok response, or throws PilotError. */
@@ -69,12 +71,15 @@ async function handle(req: Request, routes: Routes, token: string, port: number)
         "see `pilot help --json` for the API routes",
       );
     }
-    const body = await readBody(req);
+    const body = req.headers.get("upgrade")?.toLowerCase() === "websocket"
+      ? undefined
+      : await readBody(req);
     const data = await handler({
       query: url.searchParams,
       body,
       signal: req.signal,
       headers: req.headers,
+      raw: req,
     });
     if (data instanceof Response) return data;
     return json(200, { status: "ok", data });

@@ -55,6 +55,8 @@ import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
 import { log } from "./log.ts";
 import { UserPorts } from "./user_ports.ts";
+import { Streams } from "./streams.ts";
+import type { Connection } from "../stream/mod.ts";
 
 /** A peer as every response names it. */
 export interface PeerRef {
@@ -233,6 +235,10 @@ export class Node {
   #udp: UdpSocket;
   #resolver: Resolver;
   #services = new Map<number, PortService>();
+  /** Reliable streams, one mux per peer. */
+  readonly streams = new Streams((key, p) => {
+    this.sessions.send(key, { kind: "stream", ...p }).catch(() => {});
+  });
   /** Ports bound by API clients (`pilot recv`). */
   readonly userPorts = new UserPorts();
   /** Replies to requests this node made from an ephemeral port (e.g. ping). */
@@ -286,6 +292,10 @@ export class Node {
       transmit: (bytes, to) => udp.send(bytes, to),
       isTrusted: (peer) => trust.has(peer.keyHex),
       deliver: (session, packet) => {
+        if (packet.kind === "stream") {
+          this.streams.receive(session.peer, session.endpoint, packet);
+          return;
+        }
         const client = this.#clients.get(packet.dstPort);
         if (client !== undefined) {
           client(packet, session.peer);
@@ -323,7 +333,10 @@ export class Node {
           .catch(() => {});
       },
       onPeerUp: (peer) => this.#onPeerUp(peer),
-      onPeerDown: (peer) => this.events.publish("peer.down", { peer: peerRef(peer) }),
+      onPeerDown: (peer) => {
+        this.streams.closePeer(peer.keyHex, "peer gone");
+        this.events.publish("peer.down", { peer: peerRef(peer) });
+      },
       requireMac1: config.requireMac1,
       ...(config.cookieThreshold === null ? {} : { cookieThreshold: config.cookieThreshold }),
       timers: config.timers,
@@ -344,7 +357,10 @@ export class Node {
       },
       autoApprove: (peer) => config.autoApprove.some((a) => matches(a, peerRef(peer))),
       publish: (type, data) => this.events.publish(type, data),
-      onUntrusted: (key) => this.sessions.closePeer(key),
+      onUntrusted: (key) => {
+        this.streams.closePeer(key, "untrusted");
+        this.sessions.closePeer(key);
+      },
     });
     this.#resolver = new Resolver([
       this.#trustSource(),
@@ -791,6 +807,71 @@ export class Node {
     return { to: peerRef(peer), port, bytes: data.length };
   }
 
+  /** Opens a reliable stream to a trusted peer's virtual port. */
+  async openStream(
+    text: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<{ peer: PeerRef; conn: Connection }> {
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+      throw invalid(`Port ${port} is out of range`, "use 1-65535");
+    }
+    const deadline = Date.now() + timeoutMs;
+    const peer = await this.#reach(text, timeoutMs);
+    if (!this.trust.has(peer.keyHex)) throw notTrusted(text);
+    const endpoint =
+      this.sessions.peers().find((p) => p.identity.keyHex === peer.keyHex)?.endpoint ?? null;
+    const mux = this.streams.muxFor(peer, endpoint);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new PilotError(
+              "timeout",
+              `No stream to ${peer.address}:${port} within ${timeoutMs} ms`,
+              "retry",
+            ),
+          ),
+        Math.max(1, deadline - Date.now()),
+      );
+    });
+    try {
+      const conn = await Promise.race([mux.connect(port), timeout]);
+      return { peer: peerRef(peer), conn };
+    } catch (e) {
+      if (e instanceof PilotError) throw e;
+      const code = (e as { code?: string }).code;
+      throw new PilotError(
+        code === "refused" ? "not_found" : "unreachable",
+        `Cannot open a stream to ${peer.address}:${port}: ${(e as Error).message}`,
+        code === "refused" ? "nothing listens on that port" : "retry",
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `pilot connections`. */
+  connections(): Record<string, unknown>[] {
+    return this.streams.connections().map(({ peer, conn }) => {
+      const s = conn.stats();
+      return {
+        peer: peerRef(peer),
+        local_port: s.localPort,
+        remote_port: s.remotePort,
+        state: s.state,
+        cwnd: s.cwnd,
+        srtt_ms: s.srtt === null ? null : Math.round(s.srtt * 1000) / 1000,
+        rto_ms: Math.round(s.rto),
+        bytes_in_flight: s.bytesInFlight,
+        retransmits: s.retransmits,
+        sent: s.sent,
+        received: s.received,
+      };
+    });
+  }
+
   /** Names of the built-in services this node runs. */
   get services(): string[] {
     return [...this.#services.values()].map((s) => s.name);
@@ -873,6 +954,7 @@ export class Node {
 
   /** Stops timers, the socket and the stores. */
   async close(): Promise<void> {
+    this.streams.close();
     clearInterval(this.#timer);
     clearInterval(this.#flushTimer);
     this.#udp.close();

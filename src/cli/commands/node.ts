@@ -84,39 +84,6 @@ const peers: CommandSpec = {
   },
 };
 
-const connect: CommandSpec = {
-  name: "connect",
-  summary: "open (or reuse) an encrypted session with a peer",
-  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
-  flags: {
-    timeout: { type: "duration", description: "give up after this long (default 10s)" },
-  },
-  output: obj({ peer: peerRef, endpoint: str, trusted: bool, changed: bool }),
-  errors: ["not_running", "unreachable", "key_changed", "conflict", "not_found", "timeout"],
-  async run(ctx) {
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/connect", {
-      body: { peer: ctx.args.peer, timeout_ms: timeoutMs },
-      timeoutMs: timeoutMs + 5_000,
-    });
-  },
-  human: (d) => {
-    const o = d as {
-      peer: Record<string, unknown>;
-      endpoint: string;
-      trusted: boolean;
-      changed: boolean;
-    };
-    return keyValues([
-      ["session", o.changed ? "established" : "already up"],
-      ["peer", `${o.peer.address} (${escapeText(String(o.peer.hostname ?? "no hostname"))})`],
-      ["fingerprint", o.peer.fingerprint],
-      ["endpoint", o.endpoint],
-      ["trusted", o.trusted ? "yes" : "no"],
-    ]);
-  },
-};
-
 const ping: CommandSpec = {
   name: "ping",
   summary: "measure round trips through a trusted peer's echo service (port 7)",
@@ -166,4 +133,4 @@ const ping: CommandSpec = {
 };
 
 /** Commands that ask a running node. */
-export const NODE_COMMANDS: CommandSpec[] = [info, peers, connect, ping];
+export const NODE_COMMANDS: CommandSpec[] = [info, peers, ping];

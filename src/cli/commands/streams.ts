@@ -1,0 +1,301 @@
+/**
+ * Reliable streams from the shell: `connect <peer> <port>` (pipe mode, or
+ * one request with --message), `listen <port> [--exec CMD]` (inetd-style),
+ * `connections`.
+ *
+ * @module
+ */
+import { ControlClient } from "../../control/client.ts";
+import type { StreamSocket } from "../../control/stream_client.ts";
+import { invalid, PilotError } from "../../errors.ts";
+import type { CommandContext, CommandSpec } from "../command.ts";
+import { escapeText, table } from "../output.ts";
+import { arr, int, nullable, num, obj, str } from "../schema.ts";
+import { PEER_REF } from "./trust.ts";
+
+function portArg(text: unknown): number {
+  const s = String(text);
+  if (!/^\d{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65_535) {
+    throw invalid(`Cannot use port "${s}": expected a number from 1 to 65535`);
+  }
+  return Number(s);
+}
+
+/** Maps how a stream socket ended to an error (or nothing when both sides finished). */
+function endError(code: number, reason: string): PilotError | undefined {
+  if (code === 1000) return undefined;
+  const what = {
+    4000: "reset by the peer",
+    4001: "timed out",
+    4002: "refused",
+    4003: "a limit was hit",
+    4004: "closed",
+  }[code] ?? "ended";
+  return new PilotError(
+    code === 4001 ? "timeout" : "unreachable",
+    `The stream was ${what}${reason ? `: ${escapeText(reason)}` : ""}`,
+    "retry; the peer may have gone away",
+  );
+}
+
+/** Copies stdin into the stream, then finishes our direction. */
+async function pumpStdin(s: StreamSocket): Promise<number> {
+  let n = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    await s.write(chunk);
+    n += chunk.length;
+  }
+  s.fin();
+  return n;
+}
+
+/** Copies the stream to a writer; returns the byte count. */
+async function pumpOut(s: StreamSocket, out: WritableStreamDefaultWriter<Uint8Array>) {
+  let n = 0;
+  for await (const chunk of s.data()) {
+    await out.write(chunk);
+    n += chunk.length;
+  }
+  return n;
+}
+
+async function streamConnect(ctx: CommandContext, port: number, timeoutMs: number) {
+  const client = await ControlClient.open(ctx.home);
+  const s = await client.openStream("/v1/stream", {
+    peer: String(ctx.args.peer),
+    port,
+    timeout_ms: timeoutMs,
+  });
+  if (typeof ctx.flags.message === "string") {
+    const sent = new TextEncoder().encode(ctx.flags.message);
+    await s.write(sent);
+    s.fin();
+    const chunks: Uint8Array[] = [];
+    for await (const c of s.data()) chunks.push(c);
+    const end = await s.ended;
+    const err = endError(end.code, end.reason);
+    if (err) throw err;
+    const reply = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+    let o = 0;
+    for (const c of chunks) {
+      reply.set(c, o);
+      o += c.length;
+    }
+    return {
+      peer: s.hello.peer,
+      port,
+      sent: sent.length,
+      received: reply.length,
+      reply: reply.toBase64(),
+    };
+  }
+  if (ctx.json) {
+    throw invalid("Pipe mode carries raw bytes on stdout", "use --message with --json");
+  }
+  const out = Deno.stdout.writable.getWriter();
+  const [, received] = await Promise.all([pumpStdin(s), pumpOut(s, out)]);
+  out.releaseLock();
+  const end = await s.ended;
+  const err = endError(end.code, end.reason);
+  if (err) throw err;
+  void received;
+  return undefined;
+}
+
+const connect: CommandSpec = {
+  name: "connect",
+  summary: "open a session with a peer; with a port, a stream (stdin/stdout, or --message)",
+  args: [
+    { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
+    { name: "port", description: "virtual port: open a reliable stream to it", required: false },
+  ],
+  flags: {
+    message: {
+      type: "string",
+      value: "TEXT",
+      description: "send TEXT, finish, and print the reply",
+    },
+    timeout: { type: "duration", description: "give up opening after this long (default 10s)" },
+  },
+  output: {
+    anyOf: [
+      obj({
+        peer: PEER_REF,
+        endpoint: str,
+        trusted: { type: "boolean" },
+        changed: { type: "boolean" },
+      }),
+      obj({ peer: PEER_REF, port: int, sent: int, received: int, reply: str }),
+    ],
+  },
+  errors: [
+    "not_running",
+    "unreachable",
+    "key_changed",
+    "conflict",
+    "not_found",
+    "timeout",
+    "not_trusted",
+  ],
+  async run(ctx) {
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    if (ctx.args.port !== undefined) {
+      return await streamConnect(ctx, portArg(ctx.args.port), timeoutMs);
+    }
+    if (ctx.flags.message !== undefined) {
+      throw invalid("--message needs a port", "pilot connect PEER PORT --message TEXT");
+    }
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/connect", {
+      body: { peer: ctx.args.peer, timeout_ms: timeoutMs },
+      timeoutMs: timeoutMs + 5_000,
+    });
+  },
+  human: (d) => {
+    if (d === undefined) return "";
+    const o = d as Record<string, unknown> & { peer: Record<string, unknown> };
+    const host = o.peer.hostname ? ` (${escapeText(String(o.peer.hostname))})` : "";
+    if ("reply" in o) {
+      const bytes = Uint8Array.fromBase64(String(o.reply));
+      try {
+        return escapeText(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+      } catch {
+        return `<${bytes.length} bytes of binary data; use --json for base64>`;
+      }
+    }
+    return [
+      `session:     ${o.changed ? "established" : "already up"}`,
+      `peer:        ${o.peer.address}${host}`,
+      `fingerprint: ${o.peer.fingerprint}`,
+      `endpoint:    ${o.endpoint}`,
+      `trusted:     ${o.trusted ? "yes" : "no"}`,
+    ].join("\n");
+  },
+};
+
+async function serveWithCommand(s: StreamSocket, command: string): Promise<void> {
+  const child = new Deno.Command("sh", {
+    args: ["-c", command],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const toChild = (async () => {
+    const w = child.stdin.getWriter();
+    try {
+      for await (const chunk of s.data()) await w.write(chunk);
+      await w.close();
+    } catch {
+      // The command stopped reading: nothing more to give it.
+    }
+  })();
+  const fromChild = (async () => {
+    for await (const chunk of child.stdout) await s.write(chunk);
+    s.fin();
+  })();
+  await Promise.allSettled([toChild, fromChild, child.status]);
+}
+
+const listen: CommandSpec = {
+  name: "listen",
+  summary: "accept streams on a virtual port: print them, or run a command for each (inetd-style)",
+  args: [{ name: "port", description: "virtual port 1-65535", required: true }],
+  flags: {
+    exec: {
+      type: "string",
+      value: "CMD",
+      description: "run CMD for each stream, wired to its stdin/stdout",
+    },
+    count: {
+      type: "integer",
+      value: "N",
+      description: "stop after N streams (default 1; with --exec unlimited)",
+    },
+    timeout: { type: "duration", description: "stop listening after this long (default 10m)" },
+  },
+  output: obj({ port: int, accepted: int }),
+  errors: ["not_running", "conflict", "timeout"],
+  async run(ctx) {
+    const port = portArg(ctx.args.port);
+    const exec = typeof ctx.flags.exec === "string" ? ctx.flags.exec : undefined;
+    const count = typeof ctx.flags.count === "number" ? ctx.flags.count : exec ? Infinity : 1;
+    const deadline = Date.now() +
+      (typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 600_000);
+    if (exec === undefined && ctx.json) {
+      throw invalid("Printing a stream carries raw bytes on stdout", "use --exec, or drop --json");
+    }
+    const client = await ControlClient.open(ctx.home);
+    const running: Promise<void>[] = [];
+    let accepted = 0;
+    while (accepted < count && Date.now() < deadline) {
+      let s: StreamSocket;
+      try {
+        s = await client.openStream("/v1/listen", {
+          port,
+          timeout_ms: Math.max(1, deadline - Date.now()),
+        });
+      } catch (e) {
+        if (e instanceof PilotError && e.code === "timeout") break;
+        throw e;
+      }
+      accepted++;
+      const peer = s.hello.peer as Record<string, unknown>;
+      ctx.progress(`stream from ${peer.address}:${s.hello.src_port}`);
+      if (exec !== undefined) {
+        running.push(serveWithCommand(s, exec));
+      } else {
+        const out = Deno.stdout.writable.getWriter();
+        await Promise.all([pumpStdin(s).catch(() => 0), pumpOut(s, out)]);
+        out.releaseLock();
+      }
+    }
+    await Promise.allSettled(running);
+    return exec === undefined ? undefined : { port, accepted };
+  },
+  human: (d) => d === undefined ? "" : `handled ${(d as { accepted: number }).accepted} stream(s)`,
+};
+
+const connections: CommandSpec = {
+  name: "connections",
+  summary: "list reliable streams: state, cwnd, srtt, bytes in flight, retransmits",
+  args: [],
+  flags: {},
+  output: obj({
+    connections: arr(obj({
+      peer: PEER_REF,
+      local_port: int,
+      remote_port: int,
+      state: str,
+      cwnd: int,
+      srtt_ms: nullable(num),
+      rto_ms: int,
+      bytes_in_flight: int,
+      retransmits: int,
+      sent: int,
+      received: int,
+    })),
+  }),
+  errors: ["not_running"],
+  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/connections"),
+  human: (d) => {
+    const list = (d as { connections: Record<string, unknown>[] }).connections;
+    if (list.length === 0) return "no streams";
+    return table(
+      ["PEER", "LOCAL", "REMOTE", "STATE", "CWND", "SRTT", "IN FLIGHT", "RETX", "SENT", "RECEIVED"],
+      list.map((c) => [
+        String((c.peer as Record<string, unknown>).address),
+        String(c.local_port),
+        String(c.remote_port),
+        String(c.state),
+        String(c.cwnd),
+        c.srtt_ms === null ? "-" : `${c.srtt_ms}ms`,
+        String(c.bytes_in_flight),
+        String(c.retransmits),
+        String(c.sent),
+        String(c.received),
+      ]),
+    );
+  },
+};
+
+/** The stream commands. */
+export const STREAM_COMMANDS: CommandSpec[] = [connect, listen, connections];

@@ -1,0 +1,193 @@
+/**
+ * The node's streams: one StreamMux per peer key (it outlives rekeys), fed
+ * with that peer's stream packets, and the ports API clients listen on.
+ * A mux's timers are one setTimeout re-armed to its next deadline.
+ *
+ * @module
+ */
+import { LISTEN_BACKLOG, LISTEN_LINGER_MS, LOOPBACK_DATAGRAM, MAX_DATAGRAM } from "../constants.ts";
+import type { Endpoint } from "../discovery/endpoint.ts";
+import { PilotError } from "../errors.ts";
+import type { PeerIdentity } from "../session/peer_identity.ts";
+import { type Connection, mssFor, StreamMux } from "../stream/mod.ts";
+
+/** Sends one stream packet to a peer. */
+export type StreamSend = (
+  peerKeyHex: string,
+  p: { srcPort: number; dstPort: number; payload: Uint8Array },
+) => void;
+
+/** An incoming stream and who opened it. */
+export interface Incoming {
+  /** The connection. */
+  conn: Connection;
+  /** The peer that opened it. */
+  peer: PeerIdentity;
+}
+
+interface Listener {
+  backlog: Incoming[];
+  waiters: ((i: Incoming) => void)[];
+  linger: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface PeerMux {
+  mux: StreamMux;
+  peer: PeerIdentity;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  at: number;
+}
+
+/** Whether an endpoint is on this machine (larger segments are safe there). */
+export function isLoopback(e: Endpoint): boolean {
+  return e.hostname.startsWith("127.") || e.hostname === "::1";
+}
+
+/** Every stream of one node. */
+export class Streams {
+  #muxes = new Map<string, PeerMux>();
+  #listeners = new Map<number, Listener>();
+  #send: StreamSend;
+
+  /** Creates the registry; `send` carries packets over the peer's session. */
+  constructor(send: StreamSend) {
+    this.#send = send;
+  }
+
+  /** The mux of a peer, made on first use (segment size fits the path). */
+  muxFor(peer: PeerIdentity, endpoint: Endpoint | null): StreamMux {
+    const existing = this.#muxes.get(peer.keyHex);
+    if (existing !== undefined) return existing.mux;
+    const limit = endpoint !== null && isLoopback(endpoint) ? LOOPBACK_DATAGRAM : MAX_DATAGRAM;
+    const mux = new StreamMux({
+      send: (p) => this.#send(peer.keyHex, p),
+      now: () => performance.now(),
+      mss: mssFor(limit),
+      wake: (at) => {
+        const entry = this.#muxes.get(peer.keyHex);
+        if (entry !== undefined) this.#arm(entry, at);
+      },
+    });
+    const entry: PeerMux = { mux, peer, timer: undefined, at: Infinity };
+    this.#muxes.set(peer.keyHex, entry);
+    for (const port of this.#listeners.keys()) this.#listenOn(entry, port);
+    return entry.mux;
+  }
+
+  #arm(entry: PeerMux, at: number): void {
+    if (entry.timer !== undefined && at >= entry.at) return;
+    clearTimeout(entry.timer);
+    entry.at = at;
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      entry.at = Infinity;
+      entry.mux.tick();
+      const next = entry.mux.nextDeadline();
+      if (Number.isFinite(next)) this.#arm(entry, next);
+    }, Math.max(0, at - performance.now()));
+  }
+
+  /** Feeds a stream packet from a peer to its mux. */
+  receive(
+    peer: PeerIdentity,
+    endpoint: Endpoint | null,
+    p: { srcPort: number; dstPort: number; payload: Uint8Array },
+  ) {
+    this.muxFor(peer, endpoint).receive(p);
+  }
+
+  /** Ends every stream with a peer (untrusted, or gone). */
+  closePeer(peerKeyHex: string, reason: string): void {
+    const entry = this.#muxes.get(peerKeyHex);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    entry.mux.close(reason);
+    this.#muxes.delete(peerKeyHex);
+  }
+
+  /** Every connection with its peer. */
+  connections(): { peer: PeerIdentity; conn: Connection }[] {
+    return [...this.#muxes.values()].flatMap((e) =>
+      e.mux.connections().map((conn) => ({ peer: e.peer, conn }))
+    );
+  }
+
+  #listenOn(entry: PeerMux, port: number): void {
+    entry.mux.listen(port, (conn) => this.#accept(port, { conn, peer: entry.peer }));
+  }
+
+  #accept(port: number, incoming: Incoming): void {
+    const l = this.#listeners.get(port);
+    if (l === undefined) {
+      incoming.conn.reset("not listening");
+      return;
+    }
+    const waiter = l.waiters.shift();
+    if (waiter !== undefined) waiter(incoming);
+    else if (l.backlog.length < LISTEN_BACKLOG) l.backlog.push(incoming);
+    else incoming.conn.reset("backlog full");
+  }
+
+  /** Waits for the next incoming stream on `port`; listening starts with the first call. */
+  async accept(
+    port: number,
+    signal: AbortSignal,
+    reserved: (p: number) => boolean,
+  ): Promise<Incoming> {
+    let l = this.#listeners.get(port);
+    if (l === undefined) {
+      if (reserved(port)) {
+        throw new PilotError(
+          "conflict",
+          `Port ${port} is used by a built-in service`,
+          "pick another port",
+        );
+      }
+      l = { backlog: [], waiters: [], linger: undefined };
+      this.#listeners.set(port, l);
+      for (const entry of this.#muxes.values()) this.#listenOn(entry, port);
+    }
+    clearTimeout(l.linger);
+    const ready = l.backlog.shift();
+    if (ready !== undefined) return ready;
+    const listener = l;
+    return await new Promise<Incoming>((resolve, reject) => {
+      const waiter = (i: Incoming) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(i);
+      };
+      const onAbort = () => {
+        listener.waiters = listener.waiters.filter((w) => w !== waiter);
+        this.#maybeUnlisten(port);
+        reject(new PilotError("timeout", `No stream arrived on port ${port}`, "retry"));
+      };
+      listener.waiters.push(waiter);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Stops listening on a port once nobody has waited on it for a while. */
+  #maybeUnlisten(port: number): void {
+    const l = this.#listeners.get(port);
+    if (l === undefined || l.waiters.length > 0) return;
+    clearTimeout(l.linger);
+    l.linger = setTimeout(() => {
+      if (l.waiters.length > 0) return;
+      this.#listeners.delete(port);
+      for (const i of l.backlog) i.conn.reset("not listening");
+      for (const e of this.#muxes.values()) e.mux.unlisten(port);
+    }, LISTEN_LINGER_MS);
+  }
+
+  /** Called when an accepted stream is handed over: start the linger clock if idle. */
+  handedOver(port: number): void {
+    this.#maybeUnlisten(port);
+  }
+
+  /** Ends everything. */
+  close(): void {
+    for (const key of [...this.#muxes.keys()]) this.closePeer(key, "daemon stopping");
+    for (const l of this.#listeners.values()) clearTimeout(l.linger);
+    this.#listeners.clear();
+  }
+}
