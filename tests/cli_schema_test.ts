@@ -215,6 +215,30 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     const got = await okSchema(seen, "recv", await recv);
     assert.equal(got.datagrams.length, 1);
 
+    // A stream: a command on the worker answers one request from the orchestrator.
+    const listening = b.pilot(
+      "listen",
+      "9000",
+      "--exec",
+      "tr a-z A-Z",
+      "--count",
+      "1",
+      "--timeout",
+      "20s",
+      "--json",
+    );
+    let streamed: PilotResult | undefined;
+    for (let i = 0; i < 50 && streamed?.code !== 0; i++) {
+      // The first attempts may come before the listener is there (refused): retry.
+      streamed = await a.pilot("connect", PAIR_B_NAME, "9000", "--message", "shout", "--json");
+      if (streamed.code !== 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    const reply = await okSchema(seen, "connect", streamed!);
+    assert.equal(new TextDecoder().decode(Uint8Array.fromBase64(reply.reply)), "SHOUT");
+    await okSchema(seen, "listen", await listening);
+    const conns = await okSchema(seen, "connections", await a.pilot("connections", "--json"));
+    assert.ok(conns.connections.some((c: { remote_port: number }) => c.remote_port === 9000));
+
     const sentMessage = await okSchema(
       seen,
       "send",

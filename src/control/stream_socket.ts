@@ -31,6 +31,7 @@ const CLOSE_CODES: Record<string, number> = {
 export function bridge(socket: WebSocket, conn: Connection, hello: Record<string, unknown>): void {
   socket.binaryType = "arraybuffer";
   let localDone = false;
+  let finRequested = false;
   let peerDone = false;
   let ended = false;
   let queued = 0;
@@ -81,6 +82,7 @@ export function bridge(socket: WebSocket, conn: Connection, hello: Record<string
         finish(4005, "unknown control message");
         return;
       }
+      finRequested = true;
       writing = writing.then(() => conn.close()).then(() => {
         localDone = true;
         maybeDone();
@@ -104,7 +106,9 @@ export function bridge(socket: WebSocket, conn: Connection, hello: Record<string
   };
   socket.onclose = () => {
     ended = true;
-    if (!(localDone && peerDone)) conn.reset("control client went away");
+    // A client that finished its side may leave before the peer acknowledged
+    // everything: its bytes still go out. Without a fin, leaving is a reset.
+    if (!finRequested) conn.reset("control client went away");
   };
   conn.closed.then((err: StreamError | null) => {
     if (err !== null) finish(CLOSE_CODES[err.code] ?? 4004, err.reason || err.code);

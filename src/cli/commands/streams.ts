@@ -193,6 +193,7 @@ async function serveWithCommand(s: StreamSocket, command: string): Promise<void>
     s.fin();
   })();
   await Promise.allSettled([toChild, fromChild, child.status]);
+  await s.ended;
 }
 
 const listen: CommandSpec = {
@@ -246,6 +247,7 @@ const listen: CommandSpec = {
         const out = Deno.stdout.writable.getWriter();
         await Promise.all([pumpStdin(s).catch(() => 0), pumpOut(s, out)]);
         out.releaseLock();
+        await s.ended;
       }
     }
     await Promise.allSettled(running);
