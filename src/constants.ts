@@ -188,3 +188,33 @@ export const LOOPBACK_DATAGRAM = 60_000;
 export const LISTEN_BACKLOG = 16;
 /** A listened port with no listener waiting is released after this long (ms). */
 export const LISTEN_LINGER_MS = 5_000;
+/** Largest message data (bytes) on a port-1001 stream. */
+export const MAX_STREAM_MESSAGE = 16 * 1024 * 1024;
+/** Largest raw file bytes in one FILE_DATA frame on a port-1001 stream. */
+export const MAX_FILE_CHUNK = 64 * 1024;
+/** Longest file name a sender may offer (bytes of UTF-8). */
+export const MAX_FILE_NAME = 255;
+/** Receipts a port-1001 stream may owe at once; beyond, the service stops reading it. */
+export const EXCHANGE_MAX_PIPELINED = 64;
+/** Message bytes buffered per peer across its port-1001 streams (two largest messages). */
+export const EXCHANGE_PEER_BUFFER = 34 * 1024 * 1024;
+/** Message bytes buffered across all peers' port-1001 streams. */
+export const EXCHANGE_TOTAL_BUFFER = 256 * 1024 * 1024;
+/** Events (port 1002): longest topic or topic pattern, in bytes. */
+export const PUBSUB_MAX_TOPIC = 128;
+/** Events: largest event data, in bytes. */
+export const PUBSUB_MAX_DATA = 64 * 1024;
+/** Events: longest message of an ERROR frame, in bytes of UTF-8. */
+export const PUBSUB_MAX_ERROR_MESSAGE = 512;
+/** Events: frames queued for one subscription beyond its stream's send buffer, at most; more events are dropped and counted. */
+export const PUBSUB_QUEUE_FRAMES = 1024;
+/** Events: bytes queued for one subscription beyond its stream's send buffer, at most. */
+export const PUBSUB_QUEUE_BYTES = 1024 * 1024;
+/** Events: bytes each subscription may queue without drawing on the shared budget (at least one largest event). */
+export const PUBSUB_RESERVE_BYTES = 128 * 1024;
+/** Events: bytes all subscriptions share beyond their reserves (so queues hold at most 512 x 128 KiB + 16 MiB). */
+export const PUBSUB_SHARED_BYTES = 16 * 1024 * 1024;
+/** Events: subscriptions one peer holds at once, at most. */
+export const PUBSUB_MAX_SUBSCRIPTIONS_PER_PEER = 32;
+/** Events: subscriptions at once, at most. */
+export const PUBSUB_MAX_SUBSCRIPTIONS = 512;

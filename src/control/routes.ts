@@ -326,6 +326,18 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         node.userPorts.release(binding);
       }
     },
+    "POST /v1/bench": async (req) => {
+      const b = objectBody(req.body);
+      const mb = b.size_mb ?? 16;
+      if (typeof mb !== "number" || !(mb > 0) || mb > 4096) {
+        throw invalid('Field "size_mb" must be a number from 0 to 4096');
+      }
+      return await node.bench(
+        stringField(b, "peer"),
+        Math.round(mb * 1024 * 1024),
+        timeoutField(b),
+      );
+    },
     "GET /v1/connections": () => Promise.resolve({ connections: node.connections() }),
     "GET /v1/stream": (req) =>
       Promise.resolve(streamSocket(req, async () => {

@@ -39,7 +39,7 @@ import type { Identity } from "../identity/identity.ts";
 import { signSelfDescription } from "../identity/self_description.ts";
 import { SessionManager } from "../session/manager.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
-import { echoService } from "../services/echo.ts";
+import { echoService, echoStream } from "../services/echo.ts";
 import type { PortService } from "../services/port_service.ts";
 import type { PortPacket } from "../wire/inner.ts";
 import { TrustService } from "../services/trust.ts";
@@ -53,6 +53,7 @@ import { EventBus } from "./events.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
+import { createHash } from "node:crypto";
 import { log } from "./log.ts";
 import { UserPorts } from "./user_ports.ts";
 import { Streams } from "./streams.ts";
@@ -376,6 +377,9 @@ export class Node {
       // The trust service cannot be turned off: it is how peers become trusted.
       if (s !== this.trustService && config.disable.includes(s.name)) continue;
       this.#services.set(s.port, s);
+    }
+    if (!config.disable.includes("echo")) {
+      this.streams.serve(PORT_ECHO, (conn) => void echoStream(conn));
     }
     let ticking = false;
     this.#timer = setInterval(() => {
@@ -847,6 +851,64 @@ export class Node {
         `Cannot open a stream to ${peer.address}:${port}: ${(e as Error).message}`,
         code === "refused" ? "nothing listens on that port" : "retry",
       );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `pilot bench`: bytes through the peer's stream echo (port 7), hash-verified both ways. */
+  async bench(text: string, bytes: number, timeoutMs: number): Promise<Record<string, unknown>> {
+    const { peer, conn } = await this.openStream(text, PORT_ECHO, timeoutMs);
+    const chunk = 64 * 1024;
+    const sentHash = createHash("sha256");
+    const gotHash = createHash("sha256");
+    const started = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        conn.reset("bench timed out");
+        reject(
+          new PilotError(
+            "timeout",
+            `Bench did not finish within ${timeoutMs} ms`,
+            "use a smaller --size",
+          ),
+        );
+      }, timeoutMs);
+    });
+    const writer = (async () => {
+      for (let sent = 0; sent < bytes; sent += chunk) {
+        const piece = crypto.getRandomValues(new Uint8Array(Math.min(chunk, bytes - sent)));
+        sentHash.update(piece);
+        await conn.write(piece);
+      }
+      await conn.close();
+    })();
+    const reader = (async () => {
+      let got = 0;
+      for (;;) {
+        const piece = await conn.read();
+        if (piece === null) return got;
+        gotHash.update(piece);
+        got += piece.length;
+      }
+    })();
+    try {
+      const [, received] = await Promise.race([Promise.all([writer, reader]), timeout]);
+      const seconds = (performance.now() - started) / 1000;
+      const match = sentHash.digest("hex") === gotHash.digest("hex") && received === bytes;
+      if (!match) {
+        throw new PilotError("internal", "Echoed bytes differ from the bytes sent", "report this");
+      }
+      return {
+        peer,
+        bytes,
+        seconds: Math.round(seconds * 1000) / 1000,
+        mbps: Math.round((bytes * 8 * 2) / seconds / 1e4) / 100,
+        mbps_one_way: Math.round((bytes * 8) / seconds / 1e4) / 100,
+        sha256_verified: true,
+        retransmits: conn.stats().retransmits,
+      };
     } finally {
       clearTimeout(timer);
     }

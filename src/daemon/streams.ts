@@ -47,6 +47,7 @@ export function isLoopback(e: Endpoint): boolean {
 export class Streams {
   #muxes = new Map<string, PeerMux>();
   #listeners = new Map<number, Listener>();
+  #handlers = new Map<number, (conn: Connection, peer: PeerIdentity) => void>();
   #send: StreamSend;
 
   /** Creates the registry; `send` carries packets over the peer's session. */
@@ -71,6 +72,7 @@ export class Streams {
     const entry: PeerMux = { mux, peer, timer: undefined, at: Infinity };
     this.#muxes.set(peer.keyHex, entry);
     for (const port of this.#listeners.keys()) this.#listenOn(entry, port);
+    for (const [port, handler] of this.#handlers) mux.listen(port, (c) => handler(c, peer));
     return entry.mux;
   }
 
@@ -126,6 +128,12 @@ export class Streams {
     if (waiter !== undefined) waiter(incoming);
     else if (l.backlog.length < LISTEN_BACKLOG) l.backlog.push(incoming);
     else incoming.conn.reset("backlog full");
+  }
+
+  /** Serves a built-in service's streams on `port` with `handler`, for every peer. */
+  serve(port: number, handler: (conn: Connection, peer: PeerIdentity) => void): void {
+    this.#handlers.set(port, handler);
+    for (const e of this.#muxes.values()) e.mux.listen(port, (c) => handler(c, e.peer));
   }
 
   /** Waits for the next incoming stream on `port`; listening starts with the first call. */

@@ -76,11 +76,14 @@ function shortString(w: Writer, s: string, max: number, what: string): void {
   w.u8(b.length).bytes(b);
 }
 
-/** Encodes an envelope. Throws RangeError for out-of-range fields. */
-export function encodeEnvelope(e: Envelope): Uint8Array {
+/**
+ * Encodes an envelope. Throws RangeError for out-of-range fields; `maxData`
+ * is the largest data (MAX_STREAM_MESSAGE on streams).
+ */
+export function encodeEnvelope(e: Envelope, maxData: number = MAX_MESSAGE_DATA): Uint8Array {
   if (e.id === "") throw new RangeError("Message id must not be empty");
-  if (e.data.length > MAX_MESSAGE_DATA) {
-    throw new RangeError(`Message data is ${e.data.length} bytes; at most ${MAX_MESSAGE_DATA}`);
+  if (e.data.length > maxData) {
+    throw new RangeError(`Message data is ${e.data.length} bytes; at most ${maxData}`);
   }
   const meta = Object.entries(e.meta);
   if (meta.length > MAX_META) {
@@ -99,8 +102,8 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
   return w.u32(e.data.length).bytes(e.data).finish();
 }
 
-/** Decodes an envelope strictly; throws DecodeError only. */
-export function decodeEnvelope(bytes: Uint8Array): Envelope {
+/** Decodes an envelope strictly (data at most `maxData` bytes); throws DecodeError only. */
+export function decodeEnvelope(bytes: Uint8Array, maxData: number = MAX_MESSAGE_DATA): Envelope {
   const r = new Reader(bytes);
   const version = r.u8("version");
   if (version !== 1) {
@@ -123,7 +126,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     meta[k] = bounded(r, MAX_META_VALUE, "meta value");
   }
   const n = r.u32("data length");
-  if (n > MAX_MESSAGE_DATA) {
+  if (n > maxData) {
     throw new DecodeError("too_long", `Message data of ${n} bytes is over the limit`);
   }
   const data = r.bytes(n, "data").slice();

@@ -4,6 +4,7 @@
  * @module
  */
 import { ControlClient } from "../../control/client.ts";
+import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
 import { escapeText, keyValues, table } from "../output.ts";
 import { arr, bool, int, nullable, num, obj, str } from "../schema.ts";
@@ -132,5 +133,49 @@ const ping: CommandSpec = {
   },
 };
 
+const bench: CommandSpec = {
+  name: "bench",
+  summary: "measure stream throughput through a trusted peer's echo (hash-verified)",
+  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  flags: {
+    size: { type: "string", value: "MB", description: "megabytes to send (default 16)" },
+    timeout: { type: "duration", description: "give up after this long (default 2m)" },
+  },
+  output: obj({
+    peer: peerRef,
+    bytes: int,
+    seconds: num,
+    mbps: num,
+    mbps_one_way: num,
+    sha256_verified: { type: "boolean" },
+    retransmits: int,
+  }),
+  errors: ["not_running", "not_trusted", "unreachable", "timeout", "not_found"],
+  async run(ctx) {
+    const size = typeof ctx.flags.size === "string" ? Number(ctx.flags.size) : 16;
+    if (!(size > 0) || size > 4096) {
+      throw invalid(`Cannot bench ${ctx.flags.size} MB`, "give --size from 0 to 4096");
+    }
+    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 120_000;
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/bench", {
+      body: { peer: ctx.args.peer, size_mb: size, timeout_ms: timeoutMs },
+      timeoutMs: timeoutMs + 5_000,
+    });
+  },
+  human: (d) => {
+    const o = d as {
+      bytes: number;
+      seconds: number;
+      mbps: number;
+      mbps_one_way: number;
+      retransmits: number;
+    };
+    return `${
+      (o.bytes / 1048576).toFixed(1)
+    } MiB echoed in ${o.seconds} s: ${o.mbps_one_way} Mbit/s each way ` +
+      `(${o.mbps} Mbit/s total), SHA-256 verified, ${o.retransmits} retransmits`;
+  },
+};
+
 /** Commands that ask a running node. */
-export const NODE_COMMANDS: CommandSpec[] = [info, peers, ping];
+export const NODE_COMMANDS: CommandSpec[] = [info, peers, ping, bench];
