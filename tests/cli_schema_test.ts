@@ -236,6 +236,12 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     const reply = await okSchema(seen, "connect", streamed!);
     assert.equal(new TextDecoder().decode(Uint8Array.fromBase64(reply.reply)), "SHOUT");
     await okSchema(seen, "listen", await listening);
+    const bench = await okSchema(
+      seen,
+      "bench",
+      await a.pilot("bench", PAIR_B_NAME, "--size", "1", "--json"),
+    );
+    assert.equal(bench.sha256_verified, true);
     const conns = await okSchema(seen, "connections", await a.pilot("connections", "--json"));
     assert.ok(conns.connections.some((c: { remote_port: number }) => c.remote_port === 9000));
 
