@@ -242,6 +242,30 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
       await a.pilot("bench", PAIR_B_NAME, "--size", "1", "--json"),
     );
     assert.equal(bench.sha256_verified, true);
+    // Pub/sub: a subscriber prints NDJSON lines, each matching the published line schema.
+    const subscribing = a.pilot(
+      "subscribe",
+      PAIR_B_NAME,
+      "jobs.*",
+      "--count",
+      "1",
+      "--timeout",
+      "20s",
+      "--json",
+    );
+    let published: PilotResult | undefined;
+    for (let i = 0; i < 50; i++) {
+      published = await a.pilot("publish", PAIR_B_NAME, "jobs.nightly", "--data", "go", "--json");
+      if (published.json?.data?.delivered === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await okSchema(seen, "publish", published!);
+    const sub = await subscribing;
+    assert.equal(sub.code, 0, sub.stderr);
+    const lines = sub.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    assert.ok(lines.some((l) => l.kind === "event" && l.topic === "jobs.nightly"));
+    for (const l of lines) assert.deepEqual(validate((await entry("subscribe")).output, l), []);
+    seen.add("subscribe");
     const conns = await okSchema(seen, "connections", await a.pilot("connections", "--json"));
     assert.ok(conns.connections.some((c: { remote_port: number }) => c.remote_port === 9000));
 

@@ -11,6 +11,7 @@ import { TRUST_COMMANDS } from "./commands/trust.ts";
 import { MESSAGE_COMMANDS } from "./commands/messages.ts";
 import { PORT_COMMANDS } from "./commands/ports.ts";
 import { STREAM_COMMANDS } from "./commands/streams.ts";
+import { PUBSUB_COMMANDS } from "./commands/pubsub.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -20,5 +21,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,
   ...PORT_COMMANDS,
+  ...PUBSUB_COMMANDS,
   HELP_COMMAND,
 ];

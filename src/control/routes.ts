@@ -338,6 +338,38 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         timeoutField(b),
       );
     },
+    "POST /v1/publish": async (req) => {
+      const b = objectBody(req.body);
+      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
+      const encoding = optionalString(b, "encoding") || "text";
+      let data: Uint8Array;
+      if (encoding === "base64") {
+        try {
+          data = Uint8Array.fromBase64(b.data);
+        } catch {
+          throw invalid('Field "data" is not valid base64');
+        }
+      } else if (encoding === "text") data = new TextEncoder().encode(b.data);
+      else throw invalid('Field "encoding" must be "text" or "base64"');
+      return await node.publish(
+        stringField(b, "peer"),
+        stringField(b, "topic"),
+        data,
+        timeoutField(b),
+      );
+    },
+    "GET /v1/subscribe": async (req) => {
+      const q = req.query;
+      const peer = q.get("peer");
+      const pattern = q.get("pattern");
+      if (!peer) throw invalid('Query parameter "peer" is required');
+      if (!pattern) throw invalid('Query parameter "pattern" is required', 'e.g. "jobs.*" or "*"');
+      const count = queryInt(q, "count", 1_000_000, Number.MAX_SAFE_INTEGER);
+      const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+      // Opening and subscribing come first: their refusals are ordinary JSON errors.
+      const events = await node.subscribe(peer, pattern, timeoutMs);
+      return ndjson(req.signal, (signal) => events(count, heartbeatOf(q), signal));
+    },
     "GET /v1/connections": () => Promise.resolve({ connections: node.connections() }),
     "GET /v1/stream": (req) =>
       Promise.resolve(streamSocket(req, async () => {

@@ -34,12 +34,12 @@ export interface DaemonConfig {
   timers: Partial<SessionTimers>;
   /** Pre-authorised peers: full keys (hex), fingerprints or addresses. */
   autoApprove: string[];
-  /** Built-in services turned off (echo, data). */
+  /** Built-in services turned off (echo, data, events). */
   disable: string[];
 }
 
 /** Built-in services that may be turned off (trust on port 444 may not). */
-export const OPTIONAL_SERVICES = ["echo", "data"];
+export const OPTIONAL_SERVICES = ["echo", "data", "events"];
 
 /** Configuration given as flags (already parsed by the CLI table). */
 export interface ConfigFlags {

@@ -15,6 +15,7 @@ import {
   MAX_PORT_DATAGRAM,
   OUTBOX_RETRY_MS,
   PORT_ECHO,
+  PORT_EVENTS,
   PORT_TRUST,
   TIMER_TICK_MS,
   TRUST_REASON_MAX,
@@ -53,6 +54,8 @@ import { EventBus } from "./events.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
+import { publishTo, PubSubBroker, PubSubError, subscribe } from "../services/pubsub.ts";
+import { checkPattern, checkTopic } from "../wire/pubsub_frame.ts";
 import { createHash } from "node:crypto";
 import { log } from "./log.ts";
 import { UserPorts } from "./user_ports.ts";
@@ -121,6 +124,52 @@ function notTrusted(text: string): PilotError {
     `"${text}" is not a trusted peer`,
     `run \`pilot handshake ${text}\` and wait for its approval`,
   );
+}
+
+/** Runs a topic/pattern check, turning its TypeError into `invalid_argument`. */
+function pubsubInput(check: () => void): void {
+  try {
+    check();
+  } catch (e) {
+    throw invalid((e as Error).message, "topics are dot-separated labels of a-z, 0-9, _ and -");
+  }
+}
+
+/** Maps pub/sub failures onto the published error codes. */
+function pubsubError(e: unknown): Error {
+  if (e instanceof PilotError) return e;
+  if (e instanceof PubSubError) {
+    const code = e.code === "bad_topic" || e.code === "bad_pattern"
+      ? "invalid_argument"
+      : e.code === "limit"
+      ? "rate_limited"
+      : e.code === "too_large"
+      ? "too_large"
+      : "unreachable";
+    return new PilotError(code, e.message, code === "unreachable" ? "retry" : "");
+  }
+  if (e instanceof RangeError) return new PilotError("too_large", e.message);
+  if (e instanceof TypeError) return invalid(e.message);
+  return new PilotError("unreachable", (e as Error).message, "retry");
+}
+
+/** Rejects with `timeout` when `p` takes longer than `ms`. */
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new PilotError("timeout", `${what} did not finish within ${ms} ms`, "retry")),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Checks and builds an envelope before anything is sent. */
@@ -229,6 +278,8 @@ export class Node {
   readonly dataService: DataService;
   /** The durable inbox. */
   readonly inbox: Inbox;
+  /** The pub/sub broker for this node's topics (port 1002). */
+  readonly broker: PubSubBroker;
   /** Message ids seen per sender (idempotent retries), apart from the inbox. */
   readonly dedup: DedupStore;
   /** Monotonic start time (ms). */
@@ -380,6 +431,12 @@ export class Node {
     }
     if (!config.disable.includes("echo")) {
       this.streams.serve(PORT_ECHO, (conn) => void echoStream(conn));
+    }
+    this.broker = new PubSubBroker({
+      self: { address: identity.address, publicKey: identity.publicKey },
+    });
+    if (!config.disable.includes("events")) {
+      this.streams.serve(PORT_EVENTS, (conn, peer) => void this.broker.serve(conn, peer));
     }
     let ticking = false;
     this.#timer = setInterval(() => {
@@ -941,7 +998,106 @@ export class Node {
 
   /** Whether a port is taken by a built-in service. */
   isServicePort(port: number): boolean {
-    return this.#services.has(port) || port === PORT_TRUST;
+    return this.#services.has(port) || port === PORT_TRUST || port === PORT_EVENTS ||
+      port === PORT_ECHO;
+  }
+
+  /** `pilot publish`: an event to a trusted peer's broker, fanned out to its subscribers. */
+  async publish(text: string, topic: string, data: Uint8Array, timeoutMs: number) {
+    pubsubInput(() => checkTopic(topic));
+    const { peer, conn } = await this.openStream(text, PORT_EVENTS, timeoutMs);
+    try {
+      const r = await withTimeout(publishTo(conn, topic, data), timeoutMs, "publish");
+      return {
+        to: peer,
+        topic,
+        bytes: data.length,
+        seq: r.seq,
+        delivered: r.delivered,
+        dropped: r.dropped,
+      };
+    } catch (e) {
+      throw pubsubError(e);
+    } finally {
+      conn.close().catch(() => {});
+    }
+  }
+
+  /**
+   * `pilot subscribe`: events matching `pattern` at a trusted peer's broker,
+   * until `count` events or the deadline. Opening and subscribing happen
+   * before the first line, so refusals are ordinary errors; a heartbeat line
+   * is yielded when nothing came for `heartbeatMs`.
+   */
+  async subscribe(
+    text: string,
+    pattern: string,
+    timeoutMs: number,
+  ): Promise<
+    (
+      count: number,
+      heartbeatMs: number,
+      signal: AbortSignal,
+    ) => AsyncGenerator<Record<string, unknown>>
+  > {
+    pubsubInput(() => checkPattern(pattern));
+    const deadline = Date.now() + timeoutMs;
+    const { conn } = await this.openStream(text, PORT_EVENTS, timeoutMs);
+    let sub: Awaited<ReturnType<typeof subscribe>>;
+    try {
+      sub = await withTimeout(subscribe(conn, pattern), timeoutMs, "subscribe");
+    } catch (e) {
+      conn.reset("subscribe failed");
+      throw pubsubError(e);
+    }
+    return async function* (count, heartbeatMs, signal) {
+      const stop = () => void sub.close().catch(() => {});
+      const timer = setTimeout(stop, Math.max(0, deadline - Date.now()));
+      signal.addEventListener("abort", stop, { once: true });
+      try {
+        yield { kind: "subscribed", pattern, since: sub.since };
+        let events = 0;
+        while (events < count) {
+          const pending = sub.next().catch(() => null);
+          let n;
+          for (;;) {
+            let beat: ReturnType<typeof setTimeout> | undefined;
+            const tick = new Promise<"beat">((r) =>
+              beat = setTimeout(() => r("beat"), heartbeatMs)
+            );
+            n = await Promise.race([pending, tick]);
+            clearTimeout(beat);
+            if (n !== "beat") break;
+            yield { kind: "heartbeat", time: new Date().toISOString() };
+          }
+          if (n === null) break;
+          if (n.kind === "event") {
+            events++;
+            yield {
+              kind: "event",
+              seq: n.seq,
+              topic: n.topic,
+              from: n.from,
+              from_key: n.fromKey.toHex(),
+              time: new Date(n.time).toISOString(),
+              data: n.data.toBase64(),
+              bytes: n.data.length,
+            };
+          } else {
+            yield {
+              kind: "overflow",
+              dropped: n.dropped,
+              first_seq: n.firstSeq,
+              last_seq: n.lastSeq,
+            };
+          }
+        }
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", stop);
+        stop();
+      }
+    };
   }
 
   /** `pilot ping`: round trips through the peer's echo service (port 7). */
@@ -1016,6 +1172,7 @@ export class Node {
 
   /** Stops timers, the socket and the stores. */
   async close(): Promise<void> {
+    this.broker.close("daemon stopping");
     this.streams.close();
     clearInterval(this.#timer);
     clearInterval(this.#flushTimer);

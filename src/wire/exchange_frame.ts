@@ -37,7 +37,12 @@ import {
   MAX_STREAM_MESSAGE,
 } from "../constants.ts";
 import { DecodeError, Reader, Writer } from "./bytes.ts";
-import { decodeEnvelope, encodeEnvelope, type Envelope, type ReceiptStatus } from "./data_message.ts";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  type Envelope,
+  type ReceiptStatus,
+} from "./data_message.ts";
 
 /** Frame kind of a typed message. */
 export const FRAME_MESSAGE = 1;
@@ -364,7 +369,9 @@ export function decodeFrameBody(kind: FrameKind, body: Uint8Array): ExchangeFram
     case FRAME_FILE_END: {
       const r = new Reader(body);
       const outcome = r.u8("FILE_END outcome");
-      if (outcome > 1) throw new DecodeError("unknown_outcome", `Unknown FILE_END outcome ${outcome}`);
+      if (outcome > 1) {
+        throw new DecodeError("unknown_outcome", `Unknown FILE_END outcome ${outcome}`);
+      }
       return { kind: "file_end", cancelled: outcome === 1 };
     }
     case FRAME_RECEIPT: {

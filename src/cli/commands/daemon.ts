@@ -42,7 +42,7 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     value: "SERVICE",
     multiple: true,
-    description: "turn a built-in service off (echo, data)",
+    description: "turn a built-in service off (echo, data, events)",
   },
   stealth: {
     type: "boolean",
