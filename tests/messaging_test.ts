@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MAX_MESSAGE_DATA } from "../src/constants.ts";
+import { MAX_STREAM_MESSAGE } from "../src/constants.ts";
 import { Inbox } from "../src/daemon/inbox.ts";
 import {
   callApi,
@@ -133,7 +133,7 @@ Deno.test("invalid JSON is refused before sending, and an untrusted peer fails a
   }
 });
 
-Deno.test("data from --data-file and stdin arrives byte for byte, and more than 64 KiB is too_large", async () => {
+Deno.test("data from --data-file and stdin arrives byte for byte, and more than 16 MiB is too_large", async () => {
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   const dir = await Deno.makeTempDir({ prefix: "pilot-test-data-" });
@@ -143,8 +143,8 @@ Deno.test("data from --data-file and stdin arrives byte for byte, and more than 
     const text = "line of text ✓\n".repeat(Math.floor(60 * 1024 / 17));
     const textBytes = new TextEncoder().encode(text);
     const binary = bytesOf(60 * 1024);
-    const full = bytesOf(MAX_MESSAGE_DATA, 11);
-    const over = bytesOf(MAX_MESSAGE_DATA + 1, 13);
+    const full = bytesOf(MAX_STREAM_MESSAGE, 11);
+    const over = bytesOf(MAX_STREAM_MESSAGE + 1, 13);
     const textPath = await tempFile(dir, "text.txt", textBytes);
     const binPath = await tempFile(dir, "data.bin", binary);
     const overPath = await tempFile(dir, "over.bin", over);
@@ -164,7 +164,7 @@ Deno.test("data from --data-file and stdin arrives byte for byte, and more than 
         }),
       ],
       [
-        "stdin binary, exactly 64 KiB",
+        "stdin binary, exactly 16 MiB",
         await runPilotInput(["send", PAIR_B_NAME, "--data", "-", "--type", "binary", "--json"], {
           ...home,
           input: full,
@@ -176,24 +176,20 @@ Deno.test("data from --data-file and stdin arrives byte for byte, and more than 
       textBytes.length,
       binary.length,
       10,
-      MAX_MESSAGE_DATA,
+      MAX_STREAM_MESSAGE,
     ]);
 
     const tooLarge: [string, PilotResult][] = [
       [
-        "file over 64 KiB",
+        "file over 16 MiB",
         await a.pilot("send", PAIR_B_NAME, "--data-file", overPath, "--type", "binary", "--json"),
       ],
       [
-        "stdin over 64 KiB",
+        "stdin over 16 MiB",
         await runPilotInput(["send", PAIR_B_NAME, "--data", "-", "--type", "binary", "--json"], {
           ...home,
           input: over,
         }),
-      ],
-      [
-        "--data over 64 KiB",
-        await a.pilot("send", PAIR_B_NAME, "--data", "x".repeat(MAX_MESSAGE_DATA + 1), "--json"),
       ],
     ];
     for (const [what, r] of tooLarge) assertError(r, "too_large", 1, what);
@@ -202,6 +198,10 @@ Deno.test("data from --data-file and stdin arrives byte for byte, and more than 
     });
     assert.equal(viaApi.status, 413, JSON.stringify(viaApi.json));
     assert.equal(viaApi.json.code, "too_large");
+    const textViaApi = await callApi(a, "POST", "/v1/send", {
+      body: { peer: PAIR_B_NAME, data: "x".repeat(MAX_STREAM_MESSAGE + 1) },
+    });
+    assert.equal(textViaApi.json.code, "too_large");
 
     const notUtf8 = await tempFile(dir, "latin1.txt", new Uint8Array([0x63, 0x61, 0x66, 0xe9]));
     assertError(

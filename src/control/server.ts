@@ -29,8 +29,8 @@ export type Handler = (req: ApiRequest) => Promise<unknown>;
 /** Routes keyed as `"GET /v1/info"`. */
 export type Routes = Record<string, Handler>;
 
-/** Largest request body accepted (bytes). */
-const MAX_BODY = 1024 * 1024;
+/** Largest request body accepted (bytes): a 16 MiB message as base64, with room. */
+const MAX_BODY = 32 * 1024 * 1024;
 
 /** A running control server. */
 export interface ControlServer {

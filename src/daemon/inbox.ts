@@ -24,7 +24,12 @@ import { log } from "./log.ts";
 /** Largest number of messages the inbox holds; beyond it `add` refuses. */
 export const MAX_INBOX_MESSAGES = 10_000;
 /** Largest total size of stored messages (bytes of log records); beyond it `add` refuses. */
-export const MAX_INBOX_BYTES = 128 * 1024 * 1024;
+export const MAX_INBOX_BYTES = 256 * 1024 * 1024;
+/**
+ * Largest inbox record: a 16 MiB message as base64 (binary) or as JSON text
+ * with every character escaped still fits.
+ */
+export const MAX_INBOX_RECORD = 100 * 1024 * 1024;
 /** Messages `list` returns when no limit is given. */
 export const DEFAULT_LIST_LIMIT = 100;
 /** Largest `limit` `list` accepts. */
@@ -203,7 +208,9 @@ export class Inbox {
   /** Opens the home's inbox, replaying (and compacting) its log. */
   static async open(home: string, options: InboxOptions = {}): Promise<Inbox> {
     const path = join(home, HOME_FILES.inbox);
-    const { log: appendLog, records } = await AppendLog.open(path);
+    const { log: appendLog, records } = await AppendLog.open(path, {
+      maxRecordBytes: MAX_INBOX_RECORD,
+    });
     const live = new Map<number, InboxMessage>();
     let high = 0;
     records.forEach((r, i) => {
@@ -242,7 +249,7 @@ export class Inbox {
     });
     const inbox = new Inbox(appendLog, high, options);
     for (const msg of live.values()) {
-      const size = encodeRecord(messageRecord(msg)).length + 1;
+      const size = encodeRecord(messageRecord(msg), MAX_INBOX_RECORD).length + 1;
       inbox.#live.set(msg.seq, { msg, size });
       inbox.#bytes += size;
     }
@@ -271,7 +278,7 @@ export class Inbox {
     const record = messageRecord(msg);
     let size: number;
     try {
-      size = encodeRecord(record).length + 1;
+      size = encodeRecord(record, MAX_INBOX_RECORD).length + 1;
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
       throw new PilotError("too_large", `Message "${msg.id}" is too large to store: ${e.message}`);

@@ -7,13 +7,14 @@
  */
 import {
   MAX_INFLIGHT_DATAGRAMS,
-  MAX_MESSAGE_DATA,
   MAX_MESSAGE_ID,
   MAX_META_ENTRIES,
   MAX_META_KEY,
   MAX_META_VALUE,
   MAX_PORT_DATAGRAM,
+  MAX_STREAM_MESSAGE,
   OUTBOX_RETRY_MS,
+  PORT_DATA,
   PORT_ECHO,
   PORT_EVENTS,
   PORT_TRUST,
@@ -33,7 +34,7 @@ import {
   type ResolverSource,
   staticSource,
 } from "../discovery/resolver.ts";
-import { invalid, PilotError } from "../errors.ts";
+import { type ErrorCode, invalid, PilotError } from "../errors.ts";
 import { addressToBytes } from "../identity/address.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import type { Identity } from "../identity/identity.ts";
@@ -44,7 +45,9 @@ import { echoService, echoStream } from "../services/echo.ts";
 import type { PortService } from "../services/port_service.ts";
 import type { PortPacket } from "../wire/inner.ts";
 import { TrustService } from "../services/trust.ts";
-import { DataService } from "../services/data.ts";
+import { ExchangeService } from "../services/exchange_stream.ts";
+import type { Receipt } from "../services/exchange_stream.ts";
+import { ReceivedFiles } from "./received_files.ts";
 import { type Envelope, MESSAGE_TYPES, type MessageType } from "../wire/data_message.ts";
 import { DedupStore } from "./dedup_store.ts";
 import { Inbox, type InboxMessage } from "./inbox.ts";
@@ -198,10 +201,10 @@ export function buildEnvelope(m: OutgoingMessage): Envelope {
     }
     data = new TextEncoder().encode(m.data);
   }
-  if (data.length > MAX_MESSAGE_DATA) {
+  if (data.length > MAX_STREAM_MESSAGE) {
     throw new PilotError(
       "too_large",
-      `Message data is ${data.length} bytes; at most ${MAX_MESSAGE_DATA}`,
+      `Message data is ${data.length} bytes; at most ${MAX_STREAM_MESSAGE}`,
       "split it, or wait for streams",
     );
   }
@@ -274,8 +277,12 @@ export class Node {
   readonly events = new EventBus();
   /** The trust service (port 444). */
   readonly trustService: TrustService;
-  /** The data-exchange service (port 1001). */
-  readonly dataService: DataService;
+  /** Messages and files over streams (port 1001). */
+  readonly exchange: ExchangeService;
+  /** Files received from peers. */
+  readonly receivedFiles: ReceivedFiles;
+  /** The reused port-1001 stream per peer. */
+  #exchangeConns = new Map<string, Promise<Connection>>();
   /** The durable inbox. */
   readonly inbox: Inbox;
   /** The pub/sub broker for this node's topics (port 1002). */
@@ -311,9 +318,11 @@ export class Node {
     flow: TrustFlowStore,
     inbox: Inbox,
     dedup: DedupStore,
+    receivedFiles: ReceivedFiles,
     udp: UdpSocket,
   ) {
     this.identity = identity;
+    this.receivedFiles = receivedFiles;
     this.inbox = inbox;
     this.dedup = dedup;
     this.config = config;
@@ -419,12 +428,14 @@ export class Node {
       this.#learnedSource(),
       staticSource(config.peers),
     ]);
-    this.dataService = new DataService({
+    this.exchange = new ExchangeService({
       sink: { store: (peer, envelope) => this.#store(peer, envelope) },
-      send: (key, payload) =>
-        this.sessions.send(key, { kind: "datagram", srcPort: 1001, dstPort: 1001, payload }),
+      files: receivedFiles,
     });
-    for (const s of [echoService(), this.trustService, this.dataService]) {
+    if (!config.disable.includes("data")) {
+      this.streams.serve(PORT_DATA, (conn, peer) => void this.exchange.serve(conn, peer));
+    }
+    for (const s of [echoService(), this.trustService]) {
       // The trust service cannot be turned off: it is how peers become trusted.
       if (s !== this.trustService && config.disable.includes(s.name)) continue;
       this.#services.set(s.port, s);
@@ -469,6 +480,7 @@ export class Node {
     const inbox = await Inbox.open(home);
     const dedup = await DedupStore.open(home);
     await reseedDedup(inbox, dedup);
+    const receivedFiles = await ReceivedFiles.open(home);
     let udp: UdpSocket;
     try {
       udp = UdpSocket.open(config.listen);
@@ -487,7 +499,7 @@ export class Node {
         "pass --listen IP:PORT",
       );
     }
-    return new Node(identity, config, trust, flow, inbox, dedup, udp);
+    return new Node(identity, config, trust, flow, inbox, dedup, receivedFiles, udp);
   }
 
   /** The bound UDP endpoint. */
@@ -805,38 +817,71 @@ export class Node {
     if (known !== undefined && !this.trust.has(known.toHex())) throw notTrusted(text);
     const peer = await this.#reach(text, timeoutMs);
     if (!this.trust.has(peer.keyHex)) throw notTrusted(text);
-    for (;;) {
-      const left = deadline - Date.now();
-      const receipt = left > 0
-        ? await this.dataService.deliver(peer.keyHex, envelope, left)
-        : undefined;
-      if (receipt === undefined) {
-        throw new PilotError(
-          "timeout",
-          `${peer.address} did not confirm the message within ${timeoutMs} ms`,
-          `retry with --id ${envelope.id}: it is never stored twice`,
+    // One reused stream per peer carries every message; a broken one is
+    // replaced once (retrying is safe: the peer deduplicates by id).
+    let receipt: Receipt | undefined;
+    for (let attempt = 0; receipt === undefined; attempt++) {
+      const conn = await this.#exchangeStream(peer, text, Math.max(1, deadline - Date.now()));
+      try {
+        receipt = await withTimeout(
+          this.exchange.sendMessage(conn, envelope),
+          Math.max(1, deadline - Date.now()),
+          "delivery",
         );
+      } catch (e) {
+        this.#exchangeConns.delete(peer.keyHex);
+        conn.reset("delivery failed");
+        if (e instanceof PilotError && e.code === "timeout") {
+          throw new PilotError(
+            "timeout",
+            `${peer.address} did not confirm the message within ${timeoutMs} ms`,
+            `retry with --id ${envelope.id}: it is never stored twice`,
+          );
+        }
+        if (attempt >= 1 || Date.now() >= deadline) {
+          throw new PilotError(
+            "unreachable",
+            `Delivery to ${peer.address} failed: ${(e as Error).message}`,
+            `retry with --id ${envelope.id}`,
+          );
+        }
       }
-      if (receipt.status === "refused" && receipt.detail === "retry") continue;
-      if (receipt.status === "refused") {
-        const code = receipt.detail === "rate_limited" || receipt.detail === "too_large" ||
-            receipt.detail === "invalid_argument"
-          ? receipt.detail
-          : "internal";
-        throw new PilotError(
-          code,
-          `${peer.address} refused the message (${receipt.detail})`,
-          code === "rate_limited" ? "its inbox is full; retry later" : "",
-        );
-      }
-      return {
-        to: peerRef(peer),
-        id: envelope.id,
-        type: envelope.type,
-        bytes: envelope.data.length,
-        receipt: { status: receipt.status, seq: receipt.seq },
-      };
     }
+    if (receipt.status === "refused") {
+      const known = ["rate_limited", "too_large", "invalid_argument"];
+      const code = known.includes(receipt.detail) ? receipt.detail as ErrorCode : "internal";
+      throw new PilotError(
+        code,
+        `${peer.address} refused the message (${receipt.detail})`,
+        code === "rate_limited" ? "its inbox is full; retry later" : "",
+      );
+    }
+    return {
+      to: peerRef(peer),
+      id: envelope.id,
+      type: envelope.type,
+      bytes: envelope.data.length,
+      receipt: { status: receipt.status, seq: receipt.seq },
+    };
+  }
+
+  /** The open port-1001 stream to a peer, opened when there is none. */
+  #exchangeStream(peer: PeerIdentity, text: string, timeoutMs: number): Promise<Connection> {
+    let conn = this.#exchangeConns.get(peer.keyHex);
+    if (conn === undefined) {
+      conn = this.openStream(text, PORT_DATA, timeoutMs).then(({ conn }) => {
+        conn.closed.then(() => {
+          if (this.#exchangeConns.get(peer.keyHex) === pending) {
+            this.#exchangeConns.delete(peer.keyHex);
+          }
+        });
+        return conn;
+      });
+      const pending = conn;
+      pending.catch(() => this.#exchangeConns.delete(peer.keyHex));
+      this.#exchangeConns.set(peer.keyHex, pending);
+    }
+    return conn;
   }
 
   /** `pilot dgram`: one unreliable datagram to a trusted peer's virtual port. */
@@ -999,7 +1044,7 @@ export class Node {
   /** Whether a port is taken by a built-in service. */
   isServicePort(port: number): boolean {
     return this.#services.has(port) || port === PORT_TRUST || port === PORT_EVENTS ||
-      port === PORT_ECHO;
+      port === PORT_ECHO || port === PORT_DATA;
   }
 
   /** `pilot publish`: an event to a trusted peer's broker, fanned out to its subscribers. */
@@ -1180,5 +1225,6 @@ export class Node {
     await this.#serving.catch(() => {});
     await this.inbox.close().catch(() => {});
     await this.dedup.close().catch(() => {});
+    await this.receivedFiles.close().catch(() => {});
   }
 }

@@ -24,29 +24,12 @@ import {
   encodeEnvelope,
   type Envelope,
   fragment,
-  type ReceiptStatus,
 } from "../wire/data_message.ts";
 import { Exchanges } from "./exchange.ts";
+import type { MessageSink, Receipt } from "./exchange_stream.ts";
+
+export type { MessageSink, Receipt };
 import type { DatagramContext, PortService } from "./port_service.ts";
-
-/** Where received messages go; the answer is what the receipt reports. */
-export interface MessageSink {
-  /**
-   * Stores a message durably (or recognises a retry) and returns its inbox
-   * seq; throws an Error whose message is an error code to refuse it.
-   */
-  store(sender: PeerIdentity, envelope: Envelope): Promise<{ seq: number; duplicate: boolean }>;
-}
-
-/** What a sender learns from the receipt. */
-export interface Receipt {
-  /** Stored now, stored before (a retry), or refused. */
-  status: ReceiptStatus;
-  /** The receiver's inbox seq (0 when refused). */
-  seq: number;
-  /** Error code when refused. */
-  detail: string;
-}
 
 /** What the data service needs from the node. */
 export interface DataServiceOptions {

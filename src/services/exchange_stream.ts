@@ -40,7 +40,12 @@ import {
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, StreamError } from "../stream/mod.ts";
 import { DecodeError } from "../wire/bytes.ts";
-import { decodeEnvelope, encodeEnvelope, type Envelope } from "../wire/data_message.ts";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  type Envelope,
+  type ReceiptStatus,
+} from "../wire/data_message.ts";
 import {
   decodeFrameBody,
   encodeFrame,
@@ -57,9 +62,27 @@ import {
   type MessageReceiptFrame,
   type ReceiptFrame,
 } from "../wire/exchange_frame.ts";
-import type { MessageSink, Receipt } from "./data.ts";
 
 export type { FileOffer } from "../wire/exchange_frame.ts";
+
+/** Where received messages go; the answer is what the receipt reports. */
+export interface MessageSink {
+  /**
+   * Stores a message durably (or recognises a retry) and returns its inbox
+   * seq; throws an Error whose message is an error code to refuse it.
+   */
+  store(sender: PeerIdentity, envelope: Envelope): Promise<{ seq: number; duplicate: boolean }>;
+}
+
+/** What a sender learns from the receipt. */
+export interface Receipt {
+  /** Stored now, stored before (a retry), or refused. */
+  status: ReceiptStatus;
+  /** The receiver's inbox seq (0 when refused). */
+  seq: number;
+  /** Error code when refused. */
+  detail: string;
+}
 
 /** A file as the sink stored it: what its receipt reports. */
 export interface StoredFile {

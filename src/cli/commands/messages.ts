@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MAX_MESSAGE_DATA } from "../../constants.ts";
+import { MAX_STREAM_MESSAGE } from "../../constants.ts";
 import { ControlClient } from "../../control/client.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import { concat } from "../../wire/bytes.ts";
@@ -15,10 +15,10 @@ import { PEER_REF } from "./trust.ts";
 
 async function readLimited(read: () => Promise<Uint8Array>, what: string): Promise<Uint8Array> {
   const bytes = await read();
-  if (bytes.length > MAX_MESSAGE_DATA) {
+  if (bytes.length > MAX_STREAM_MESSAGE) {
     throw new PilotError(
       "too_large",
-      `${what} is ${bytes.length} bytes; messages carry at most ${MAX_MESSAGE_DATA}`,
+      `${what} is ${bytes.length} bytes; messages carry at most ${MAX_STREAM_MESSAGE}`,
       "split the data",
     );
   }
@@ -31,7 +31,7 @@ async function readStdin(): Promise<Uint8Array> {
   for await (const c of Deno.stdin.readable) {
     chunks.push(c);
     n += c.length;
-    if (n > MAX_MESSAGE_DATA) break;
+    if (n > MAX_STREAM_MESSAGE) break;
   }
   return concat(...chunks);
 }
@@ -44,10 +44,10 @@ async function readDataFile(path: string): Promise<Uint8Array> {
     throw invalid(`Cannot read --data-file "${path}": no such file`, "check the path");
   }
   if (!info.isFile) throw invalid(`--data-file "${path}" is not a regular file`);
-  if (info.size > MAX_MESSAGE_DATA) {
+  if (info.size > MAX_STREAM_MESSAGE) {
     throw new PilotError(
       "too_large",
-      `--data-file "${path}" is ${info.size} bytes; messages carry at most ${MAX_MESSAGE_DATA}`,
+      `--data-file "${path}" is ${info.size} bytes; messages carry at most ${MAX_STREAM_MESSAGE}`,
       "split the data",
     );
   }

@@ -1,0 +1,472 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { dirname, resolve } from "node:path";
+import { MAX_STREAM_MESSAGE, PORT_DATA } from "../src/constants.ts";
+import { ReceivedFiles } from "../src/daemon/received_files.ts";
+import type { MessageSink } from "../src/services/data.ts";
+import {
+  ExchangeService,
+  type ExchangeServiceOptions,
+  type FileSink,
+  type OutgoingFile,
+} from "../src/services/exchange_stream.ts";
+import type { PeerIdentity } from "../src/session/peer_identity.ts";
+import { type Connection, StreamError } from "../src/stream/mod.ts";
+import type { Envelope } from "../src/wire/data_message.ts";
+import {
+  encodeFrame,
+  type ExchangeFrame,
+  FRAME_MESSAGE,
+  frameCap,
+  FrameReader,
+  type ReceiptFrame,
+} from "../src/wire/exchange_frame.ts";
+import { IDS, peerOf } from "./_service_helpers.ts";
+import { patternBytes, sha256, SimLink, type SimLinkOptions, track } from "./_sim_link.ts";
+
+const MIB = 1024 * 1024;
+const ALICE = peerOf(IDS[0]!);
+
+/** A message sink in memory: dedup by (sender, id), seqs from 1; `hold` delays every store. */
+class MemorySink implements MessageSink {
+  readonly stored: { peer: PeerIdentity; envelope: Envelope }[] = [];
+  calls = 0;
+  refuse: string | null = null;
+  #seen = new Map<string, number>();
+
+  async store(peer: PeerIdentity, envelope: Envelope) {
+    this.calls++;
+    await Promise.resolve();
+    if (this.refuse !== null) throw new Error(this.refuse);
+    const key = `${peer.keyHex}:${envelope.id}`;
+    const seen = this.#seen.get(key);
+    if (seen !== undefined) return { seq: seen, duplicate: true };
+    this.stored.push({ peer, envelope });
+    this.#seen.set(key, this.stored.length);
+    return { seq: this.stored.length, duplicate: false };
+  }
+}
+
+const NO_SINK: MessageSink = { store: () => Promise.reject(new Error("internal")) };
+const NO_FILES: FileSink = { begin: () => Promise.reject(new Error("internal")) };
+
+function envelope(id: string, data: Uint8Array, type: Envelope["type"] = "binary"): Envelope {
+  return { id, type, correlationId: "", inReplyTo: "", expiresAt: 0, meta: {}, data };
+}
+
+interface World {
+  link: SimLink;
+  sink: MemorySink;
+  files: ReceivedFiles;
+  server: ExchangeService;
+  client: ExchangeService;
+  /** Server ends of accepted streams, in order. */
+  accepted: Connection[];
+  /** Opens a client stream to port 1001. */
+  connect(): Promise<Connection>;
+  /** Runs the simulation until `p` settles; returns its value or throws its error. */
+  settle<T>(p: Promise<T>, maxMs?: number): Promise<T>;
+  /** Names of everything in received/. */
+  received(): Promise<string[]>;
+}
+
+async function withWorld(
+  fn: (w: World) => Promise<void>,
+  options: { link?: SimLinkOptions; service?: Partial<ExchangeServiceOptions> } = {},
+): Promise<void> {
+  const home = await Deno.makeTempDir({ prefix: "pilot-exchange-" });
+  const files = await ReceivedFiles.open(home);
+  try {
+    const link = new SimLink(options.link);
+    const sink = new MemorySink();
+    const server = new ExchangeService({ sink, files, ...options.service });
+    const client = new ExchangeService({ sink: NO_SINK, files: NO_FILES });
+    const accepted: Connection[] = [];
+    link.b.listen(PORT_DATA, (conn) => {
+      accepted.push(conn);
+      void server.serve(conn, ALICE);
+    });
+    const settle = async <T>(p: Promise<T>, maxMs = 600_000): Promise<T> => {
+      const t = track(p);
+      const limit = link.clock.now + maxMs;
+      // Real file I/O (writes, fsyncs) runs beside the simulation. SimLink.run() would jump
+      // the fake clock from timer to timer while an fsync is pending, straight into
+      // keepalives and idle timeouts; stepping 1 ms at a time keeps the two in proportion.
+      while (!t.settled) {
+        if (link.clock.now > limit) throw new Error(`Not settled after ${maxMs} simulated ms`);
+        await link.advance(1);
+      }
+      if ("error" in t) throw t.error;
+      return t.value as T;
+    };
+    const received = async () => {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(files.dir)) names.push(e.name);
+      return names.sort();
+    };
+    await fn({
+      link,
+      sink,
+      files,
+      server,
+      client,
+      accepted,
+      connect: () => settle(link.a.connect(PORT_DATA)),
+      settle,
+      received,
+    });
+  } finally {
+    await files.close();
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
+/** A source that yields `data` in `chunk`-byte steps through ONE reused buffer. */
+async function* reusing(data: Uint8Array, chunk = 100_000): AsyncGenerator<Uint8Array> {
+  const buf = new Uint8Array(chunk);
+  for (let o = 0; o < data.length; o += chunk) {
+    const n = Math.min(chunk, data.length - o);
+    buf.set(data.subarray(o, o + n));
+    yield buf.subarray(0, n);
+    buf.fill(0xee); // anything still referring to the last chunk now sees garbage
+  }
+}
+
+function outgoing(name: string, data: Uint8Array, extra: Partial<OutgoingFile> = {}): OutgoingFile {
+  return {
+    name,
+    size: data.length,
+    sha256: new Uint8Array(createHash("sha256").update(data).digest()),
+    read: reusing(data),
+    ...extra,
+  };
+}
+
+async function fileSha(path: string): Promise<string> {
+  return sha256(await Deno.readFile(path));
+}
+
+/** Writes raw frames and reads raw receipts: a client that may lie. */
+async function rawReceipt(w: World, reader: FrameReader): Promise<ReceiptFrame> {
+  const frame = await w.settle(reader.next());
+  assert.ok(frame !== null && frame.kind === "receipt", JSON.stringify(frame?.kind));
+  return frame.receipt;
+}
+
+function writeFrames(conn: Connection, frames: ExchangeFrame[]): Promise<unknown> {
+  return Promise.all(frames.map((f) => conn.write(encodeFrame(f))));
+}
+
+Deno.test("a 16 MiB message arrives intact and is stored once with its receipt", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const data = patternBytes(16 * MIB, 7);
+    const big = envelope("big-1", data);
+    const receipt = await w.settle(w.client.sendMessage(conn, big));
+    assert.deepEqual(receipt, { status: "stored", seq: 1, detail: "" });
+    assert.equal(w.sink.stored.length, 1);
+    const got = w.sink.stored[0]!;
+    assert.equal(got.peer.keyHex, ALICE.keyHex);
+    assert.equal(got.envelope.data.length, data.length);
+    assert.equal(sha256(got.envelope.data), sha256(data));
+    // A retry of the same id on the same stream stores nothing new.
+    const again = await w.settle(w.client.sendMessage(conn, big));
+    assert.deepEqual(again, { status: "duplicate", seq: 1, detail: "" });
+    assert.equal(w.sink.stored.length, 1);
+    assert.equal(w.server.stats().bufferedBytes, 0);
+    assert.equal(w.server.stats().pendingReceipts, 0);
+  }, { link: { limits: { sendBuffer: 4 * MIB, receiveBuffer: 4 * MIB } } });
+});
+
+Deno.test("a message above the cap is refused before its body is read, and the service goes on serving", async () => {
+  await withWorld(async (w) => {
+    // The honest client refuses locally.
+    const conn = await w.connect();
+    await assert.rejects(
+      w.client.sendMessage(conn, envelope("x", new Uint8Array(MAX_STREAM_MESSAGE + 1))),
+      RangeError,
+    );
+    // A raw client announces a frame over the cap and sends nothing else.
+    const header = Uint8Array.of(FRAME_MESSAGE, 0, 0, 0, 0);
+    new DataView(header.buffer).setUint32(1, frameCap(FRAME_MESSAGE) + 1);
+    await w.settle(conn.write(header));
+    const error = await w.settle(conn.read().then(() => null, (e) => e));
+    assert.ok(error instanceof StreamError, String(error));
+    assert.equal(error.code, "reset");
+    assert.ok(error.remote);
+    assert.match(error.reason, /^too_large: MESSAGE frame of \d+ bytes is over its cap/);
+    assert.equal(conn.stats().sent, 5);
+    assert.equal(w.server.refused.too_large, 1);
+    assert.equal(w.sink.calls, 0);
+    // Other streams are unaffected.
+    const next = await w.connect();
+    const receipt = await w.settle(w.client.sendMessage(next, envelope("ok", Uint8Array.of(1))));
+    assert.equal(receipt.status, "stored");
+  });
+});
+
+Deno.test("a 5 MiB file and a 0-byte file arrive with the right SHA-256 at 10% loss with reordering", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const data = patternBytes(5 * MIB, 5);
+    const progress: number[] = [];
+    const receipt = await w.settle(w.client.sendFile(
+      conn,
+      outgoing("data.bin", data, { onProgress: (sent) => progress.push(sent) }),
+    ));
+    assert.equal(receipt.status, "stored");
+    assert.equal(receipt.name, "data.bin");
+    assert.equal(receipt.size, data.length);
+    assert.equal(receipt.sha256, sha256(data));
+    assert.equal(receipt.seq, 1);
+    assert.equal(progress.at(-1), data.length);
+    assert.ok(progress.every((p, i) => i === 0 || p > progress[i - 1]!));
+    const listed = w.files.list().files;
+    assert.equal(listed.length, 1);
+    assert.equal(await fileSha(listed[0]!.path), sha256(data));
+
+    const empty = await w.settle(w.client.sendFile(conn, outgoing("empty.txt", new Uint8Array(0))));
+    assert.equal(empty.status, "stored");
+    assert.equal(empty.sha256, sha256(new Uint8Array(0)));
+    assert.equal((await Deno.stat(w.files.list().files[1]!.path)).size, 0);
+    assert.deepEqual(await w.received(), ["data.bin", "empty.txt"]);
+    const c = w.link.counters;
+    assert.ok(c.lost > 200 && c.reordered > 200, JSON.stringify(c));
+  }, {
+    link: {
+      seed: 5,
+      link: { loss: 0.1, reorder: 0.1, reorderMs: 15, delayMs: 10, jitterMs: 2 },
+      timers: { minRtoMs: 50 },
+    },
+  });
+});
+
+Deno.test("sending the same file again returns the existing receipt without a second copy or a second upload", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const data = patternBytes(4 * MIB, 9);
+    const first = await w.settle(w.client.sendFile(conn, outgoing("report.pdf", data)));
+    assert.equal(first.status, "stored");
+    const before = conn.stats().sent;
+    const again = await w.settle(w.client.sendFile(conn, outgoing("renamed.pdf", data)));
+    assert.deepEqual(again, { ...first, status: "duplicate" });
+    assert.deepEqual(await w.received(), ["report.pdf"]);
+    assert.equal(w.files.list().files.length, 1);
+    // The early receipt stopped the upload: what went out is about what the windows held
+    // while the receiver re-hashed its copy, far from the whole file.
+    const uploaded = conn.stats().sent - before;
+    assert.ok(uploaded < MIB, `re-sent ${uploaded} bytes`);
+  }, { link: { limits: { sendBuffer: 256 * 1024, receiveBuffer: 256 * 1024 } } });
+});
+
+Deno.test("a sender lying about the hash or the size gets a refused receipt, no file and no temp file remain", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const data = patternBytes(300_000, 3);
+    // A wrong hash, through the ordinary client.
+    const wrongHash = await w.settle(w.client.sendFile(
+      conn,
+      outgoing("a.bin", data, { sha256: new Uint8Array(32).fill(1) }),
+    ));
+    assert.equal(wrongHash.status, "refused");
+    assert.equal(wrongHash.detail, "hash_mismatch");
+    assert.equal(wrongHash.seq, 0);
+    // Raw frames: a size larger than the content, then a size smaller than it.
+    const reader = new FrameReader(conn);
+    const sha = new Uint8Array(createHash("sha256").update(data).digest());
+    const chunk = data.subarray(0, 60_000);
+    void writeFrames(conn, [
+      { kind: "file_begin", file: { id: "long", name: "b.bin", size: 100_000, sha256: sha } },
+      { kind: "file_data", data: chunk },
+      { kind: "file_end", cancelled: false },
+    ]);
+    const short = await rawReceipt(w, reader);
+    assert.equal(short.status, "refused");
+    assert.equal(short.detail, "size_mismatch");
+    assert.equal(short.id, "long");
+    void writeFrames(conn, [
+      { kind: "file_begin", file: { id: "small", name: "c.bin", size: 50_000, sha256: sha } },
+      { kind: "file_data", data: chunk },
+      { kind: "file_data", data: chunk },
+      { kind: "file_end", cancelled: false },
+    ]);
+    const over = await rawReceipt(w, reader);
+    assert.equal(over.detail, "too_large");
+    // The client's source yields less than it announced: cancelled, and the caller learns why.
+    await assert.rejects(
+      w.settle(w.client.sendFile(conn, { ...outgoing("d.bin", data), size: data.length + 1 })),
+      /changed while it was sent/,
+    );
+    assert.deepEqual(await w.received(), []);
+    assert.equal(w.files.list().files.length, 0);
+    // The stream is still in step: an honest file goes through after all that.
+    const ok = await w.settle(w.client.sendFile(conn, outgoing("e.bin", data)));
+    assert.equal(ok.status, "stored");
+    assert.deepEqual(await w.received(), ["e.bin"]);
+    assert.equal(w.server.refused.hash_mismatch, 1);
+    assert.equal(w.server.refused.size_mismatch, 1);
+    assert.equal(w.server.refused.cancelled, 1);
+  });
+});
+
+Deno.test("a disk failure while a file is written becomes a refused receipt, and the stream goes on", async () => {
+  await withWorld(async (w) => {
+    // The disk fills up after the first chunk of "big.bin".
+    const begin = w.files.begin.bind(w.files);
+    w.files.begin = async (peer, offer) => {
+      const begun = await begin(peer, offer);
+      if (!("writer" in begun) || offer.name !== "big.bin") return begun;
+      const inner = begun.writer;
+      let writes = 0;
+      return {
+        writer: {
+          write: (b) => writes++ === 0 ? inner.write(b) : Promise.reject(new Error("disk_full")),
+          commit: () => inner.commit(),
+          abort: () => inner.abort(),
+        },
+      };
+    };
+    const conn = await w.connect();
+    const big = await w.settle(w.client.sendFile(conn, outgoing("big.bin", patternBytes(MIB, 2))));
+    assert.equal(big.status, "refused");
+    assert.equal(big.detail, "disk_full");
+    assert.deepEqual(await w.received(), []);
+    const small = await w.settle(w.client.sendFile(conn, outgoing("small.bin", Uint8Array.of(1))));
+    assert.equal(small.status, "stored");
+    assert.deepEqual(await w.received(), ["small.bin"]);
+  });
+});
+
+Deno.test("hostile file names are stored safely inside received/", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const names = [
+      "../../etc/passwd",
+      "a/b",
+      "..",
+      ".hidden",
+      "nul\u0000.txt",
+      "bell\u0007\u001b]0;title\u0007",
+      "x".repeat(296) + ".txt", // 300 bytes: the sender cuts it to 255, the receiver to 200
+    ];
+    const stored: string[] = [];
+    for (const [i, name] of names.entries()) {
+      const r = await w.settle(w.client.sendFile(conn, outgoing(name, Uint8Array.of(i))));
+      assert.equal(r.status, "stored", `${JSON.stringify(name)}: ${r.detail}`);
+      stored.push(r.name);
+    }
+    assert.deepEqual(stored.slice(0, 6), [
+      "passwd",
+      "b",
+      "file",
+      "hidden",
+      "nul_.txt",
+      "bell__]0;title_",
+    ]);
+    assert.ok(stored[6]!.endsWith(".txt") && stored[6]!.length <= 200);
+    for (const f of w.files.list().files) {
+      assert.equal(dirname(resolve(f.path)), w.files.dir, f.path);
+    }
+    assert.deepEqual(await w.received(), [...stored].sort());
+  });
+});
+
+Deno.test("a second file with the same name is stored as name (1).ext", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const a = await w.settle(w.client.sendFile(conn, outgoing("notes.txt", Uint8Array.of(1))));
+    const b = await w.settle(w.client.sendFile(conn, outgoing("notes.txt", Uint8Array.of(2))));
+    assert.deepEqual([a.name, b.name], ["notes.txt", "notes (1).txt"]);
+  });
+});
+
+Deno.test("messages and files sent at once on one stream each get their own receipt, in order", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const calls: Promise<{ status: string; seq: number }>[] = [];
+    for (let i = 0; i < 40; i++) {
+      calls.push(w.client.sendMessage(conn, envelope(`m${i}`, patternBytes(i * 500, i))));
+      if (i === 20) {
+        calls.push(w.client.sendFile(conn, outgoing("mid.bin", patternBytes(200_000, 1))));
+      }
+    }
+    const receipts = await w.settle(Promise.all(calls));
+    const messages = receipts.filter((_, i) => i !== 21);
+    assert.deepEqual(messages.map((r) => r.seq), Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.ok(receipts.every((r) => r.status === "stored"));
+    assert.deepEqual(
+      w.sink.stored.map((s) => s.envelope.id),
+      calls.slice(0, 40).map((_, i) => `m${i}`),
+    );
+    assert.deepEqual(await w.received(), ["mid.bin"]);
+    // A refusal from the sink travels back as its code.
+    w.sink.refuse = "rate_limited";
+    const refused = await w.settle(w.client.sendMessage(conn, envelope("late", Uint8Array.of(0))));
+    assert.deepEqual(refused, { status: "refused", seq: 0, detail: "rate_limited" });
+  });
+});
+
+Deno.test("a malformed envelope is refused alone, a frame out of place resets the stream with its reason", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const reader = new FrameReader(conn);
+    const garbage = Uint8Array.of(9, 9, 9);
+    void conn.write(Uint8Array.of(FRAME_MESSAGE, 0, 0, 0, garbage.length, ...garbage));
+    const refused = await rawReceipt(w, reader);
+    assert.deepEqual(refused, {
+      subject: "message",
+      status: "refused",
+      seq: 0,
+      id: "",
+      detail: "invalid_argument",
+    });
+    void writeFrames(conn, [{ kind: "file_data", data: Uint8Array.of(1) }]);
+    const error = await w.settle(reader.next().then(() => null, (e) => e));
+    assert.ok(error instanceof StreamError);
+    assert.match(error.reason, /^unexpected_frame: FILE_DATA frame outside a file/);
+  });
+});
+
+Deno.test("a peer that stops reading its receipts stalls only its stream: the server's buffers stay bounded", async () => {
+  const limits = { sendBuffer: 16 * 1024, receiveBuffer: 16 * 1024, reserve: 16 * 1024 };
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const N = 20_000;
+    let written = 0;
+    const writing = (async () => {
+      for (let i = 0; i < N; i++) {
+        await conn.write(
+          encodeFrame({ kind: "message", envelope: envelope(`n${i}`, Uint8Array.of(i & 255)) }),
+        );
+        written++;
+      }
+    })();
+    writing.catch(() => {});
+    await w.link.advance(20_000);
+    const stalledAt = w.sink.calls;
+    const writtenAt = written;
+    await w.link.advance(60_000);
+    // Nothing moved in a minute: the writer is blocked, the server stopped reading.
+    assert.equal(w.sink.calls, stalledAt);
+    assert.equal(written, writtenAt);
+    assert.ok(stalledAt < N / 4, `stored ${stalledAt} of ${N}`);
+    const stats = w.server.stats();
+    assert.ok(stats.pendingReceipts <= 8, `pending ${stats.pendingReceipts}`);
+    const s = w.accepted[0]!.stats();
+    assert.ok(s.sendBuffered <= limits.sendBuffer, `send buffered ${s.sendBuffered}`);
+    assert.ok(s.receiveBuffered <= limits.receiveBuffer, `receive buffered ${s.receiveBuffered}`);
+    // Reading again lets everything through, in order, each stored once.
+    const reader = new FrameReader(conn);
+    const seqs: number[] = [];
+    const reading = (async () => {
+      while (seqs.length < N) {
+        const f = await reader.next();
+        if (f === null || f.kind !== "receipt") throw new Error("expected a receipt");
+        seqs.push(f.receipt.seq);
+      }
+    })();
+    await w.settle(Promise.all([writing, reading]));
+    assert.deepEqual(seqs, Array.from({ length: N }, (_, i) => i + 1));
+    assert.equal(w.sink.stored.length, N);
+  }, { link: { limits }, service: { maxPipelined: 8 } });
+});
