@@ -95,10 +95,6 @@ export const TIMER_TICK_MS = 250;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
 
-/** Largest message data (bytes) until messages move onto streams. */
-export const MAX_MESSAGE_DATA = 64 * 1024;
-/** Message data bytes per datagram fragment: keeps every datagram under MAX_DATAGRAM. */
-export const MESSAGE_CHUNK = 1200;
 /** Largest client-chosen message id (bytes of UTF-8); also correlation_id and in_reply_to. */
 export const MAX_MESSAGE_ID = 128;
 /** Entries in a message's meta map, at most. */
@@ -133,12 +129,6 @@ export const EXCHANGE_RETRY_MIN_MS = 250;
 export const EXCHANGE_RETRY_MAX_MS = 2_000;
 /** Message-1 ephemeral keys (and static-key serials) remembered, at most. */
 export const MAX_SEEN_EPHEMERALS = 65_536;
-/** Messages being reassembled per peer, at most. */
-export const MAX_TRANSFERS_PER_PEER = 8;
-/** Bytes held in reassembly buffers across all peers, at most. */
-export const MAX_REASSEMBLY_BYTES = 16 * 1024 * 1024;
-/** A partly received message is dropped after this long without a fragment (ms). */
-export const REASSEMBLY_TIMEOUT_MS = 30_000;
 /** Largest datagram payload on a virtual port (keeps the UDP payload within MAX_DATAGRAM). */
 export const MAX_PORT_DATAGRAM = 1400 - 13 - 16 - 17;
 /** Datagrams queued for a `recv` that has not read them yet, at most. */

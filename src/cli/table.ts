@@ -12,6 +12,7 @@ import { MESSAGE_COMMANDS } from "./commands/messages.ts";
 import { PORT_COMMANDS } from "./commands/ports.ts";
 import { STREAM_COMMANDS } from "./commands/streams.ts";
 import { PUBSUB_COMMANDS } from "./commands/pubsub.ts";
+import { FILE_COMMANDS } from "./commands/files.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -20,6 +21,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...STREAM_COMMANDS,
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,
+  ...FILE_COMMANDS,
   ...PORT_COMMANDS,
   ...PUBSUB_COMMANDS,
   HELP_COMMAND,

@@ -159,7 +159,7 @@ export class ControlClient {
   }
 
   /**
-   * Reads an NDJSON follow stream, calling `onLine` with each parsed line,
+   * Reads an NDJSON stream (a GET, or a POST of `body`), calling `onLine` with each parsed line,
    * until `timeoutMs` passes (then resolves: running out of time is not an
    * error) or the daemon ends the stream.
    */
@@ -168,6 +168,7 @@ export class ControlClient {
     query: Record<string, string | number | boolean | undefined>,
     onLine: (line: unknown) => void,
     timeoutMs: number,
+    body?: unknown,
   ): Promise<void> {
     const url = new URL(path, this.#control.url);
     for (const [k, v] of Object.entries(query)) {
@@ -179,7 +180,12 @@ export class ControlClient {
       let res: Response;
       try {
         res = await fetch(url, {
-          headers: { authorization: `Bearer ${this.#control.token}` },
+          method: body === undefined ? "GET" : "POST",
+          headers: {
+            authorization: `Bearer ${this.#control.token}`,
+            "content-type": "application/json",
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
           signal: ac.signal,
           client: this.#http,
         });

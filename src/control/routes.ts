@@ -370,6 +370,97 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       const events = await node.subscribe(peer, pattern, timeoutMs);
       return ndjson(req.signal, (signal) => events(count, heartbeatOf(q), signal));
     },
+    "POST /v1/send-file": async (req) => {
+      const b = objectBody(req.body);
+      const peer = stringField(b, "peer");
+      const path = stringField(b, "path");
+      const timeoutMs = timeoutField(b);
+      if (!optionalBool(b, "progress")) return await node.sendFile(peer, path, timeoutMs);
+      // Progress lines while the file goes out, then the result (or the error) line.
+      return ndjson(req.signal, async function* () {
+        const lines: unknown[] = [];
+        let wake: (() => void) | undefined;
+        let last = 0;
+        const done = node.sendFile(peer, path, timeoutMs, (sent, size) => {
+          if (sent !== size && performance.now() - last < 200) return;
+          last = performance.now();
+          lines.push({ kind: "progress", sent, size });
+          wake?.();
+        }).then(
+          (data) => ({ kind: "result", ...data }),
+          (e) => ({
+            kind: "error",
+            ...errorBody(e instanceof PilotError ? e : new PilotError("internal", String(e))),
+          }),
+        );
+        let end: unknown;
+        done.then((r) => {
+          end = r;
+          wake?.();
+        });
+        while (end === undefined || lines.length > 0) {
+          const line = lines.shift();
+          if (line !== undefined) {
+            yield line;
+            continue;
+          }
+          await new Promise<void>((r) => wake = r);
+        }
+        yield end;
+      });
+    },
+    "GET /v1/received": async (req) => {
+      const q = req.query;
+      const after = queryInt(q, "after", 0, Number.MAX_SAFE_INTEGER);
+      const limit = queryInt(q, "limit", 100, 1000);
+      const from = q.get("from");
+      const filter = from ? { fromKey: node.senderKey(from) } : {};
+      const waitMs = queryInt(q, "wait", 0, TIMEOUTS.maxMs);
+      let page = node.receivedFiles.list({ after, limit, ...filter });
+      let timedOut = false;
+      if (page.files.length === 0 && waitMs > 0) {
+        const ac = new AbortController();
+        const timer = setTimeout(() => ac.abort(), waitMs);
+        req.signal.addEventListener("abort", () => ac.abort(), { once: true });
+        await node.receivedFiles.waitFor(after, ac.signal, filter).catch(() => {});
+        clearTimeout(timer);
+        page = node.receivedFiles.list({ after, limit, ...filter });
+        timedOut = page.files.length === 0;
+      }
+      return { files: page.files, next: page.next, timed_out: timedOut };
+    },
+    "POST /v1/received/ack": async (req) => {
+      const ids = objectBody(req.body).ids;
+      if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
+        throw invalid('Field "ids" must be a non-empty list of file ids');
+      }
+      return { removed: await node.receivedFiles.ack(ids as string[]) };
+    },
+    "POST /v1/received/clear": async (req) => {
+      const upTo = objectBody(req.body).up_to;
+      if (typeof upTo !== "number" || !Number.isSafeInteger(upTo) || upTo < 0) {
+        throw invalid('Field "up_to" must be the last seq you read');
+      }
+      return { removed: await node.receivedFiles.clear(upTo) };
+    },
+    "POST /v1/call": async (req) => {
+      const b = objectBody(req.body);
+      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
+      return await node.call(stringField(b, "peer"), {
+        type: optionalString(b, "type") || "text",
+        data: b.data,
+        id: optionalString(b, "id"),
+      }, timeoutField(b));
+    },
+    "POST /v1/reply": async (req) => {
+      const b = objectBody(req.body);
+      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
+      return await node.reply(stringField(b, "id"), {
+        type: optionalString(b, "type") || "text",
+        data: b.data,
+        id: "",
+      }, timeoutField(b));
+    },
     "GET /v1/connections": () => Promise.resolve({ connections: node.connections() }),
     "GET /v1/stream": (req) =>
       Promise.resolve(streamSocket(req, async () => {

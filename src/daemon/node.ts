@@ -60,6 +60,7 @@ import { UdpSocket } from "./udp.ts";
 import { publishTo, PubSubBroker, PubSubError, subscribe } from "../services/pubsub.ts";
 import { checkPattern, checkTopic } from "../wire/pubsub_frame.ts";
 import { createHash } from "node:crypto";
+import { basename } from "node:path";
 import { log } from "./log.ts";
 import { UserPorts } from "./user_ports.ts";
 import { Streams } from "./streams.ts";
@@ -538,6 +539,8 @@ export class Node {
             ? e.address === query.address
             : query.kind === "hostname"
             ? e.hostname === query.hostname
+            : query.kind === "key"
+            ? e.public_key === query.keyHex
             : false
         ).map((e) => {
           const candidate: PeerCandidate = {
@@ -560,6 +563,8 @@ export class Node {
             ? id.address === query.address
             : query.kind === "hostname"
             ? id.hostname === query.hostname
+            : query.kind === "key"
+            ? id.keyHex === query.keyHex
             : false;
           if (!match) continue;
           out.push({
@@ -863,6 +868,169 @@ export class Node {
       bytes: envelope.data.length,
       receipt: { status: receipt.status, seq: receipt.seq },
     };
+  }
+
+  /** `pilot send-file`: streams a file of any size; SHA-256 verified at the peer. */
+  async sendFile(
+    text: string,
+    path: string,
+    timeoutMs: number,
+    onProgress?: (sent: number, size: number) => void,
+  ): Promise<Record<string, unknown>> {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch (e) {
+      throw invalid(`Cannot read "${path}": ${(e as Error).message}`, "check the path");
+    }
+    if (!info.isFile) throw invalid(`"${path}" is not a regular file`, "send files one at a time");
+    const hash = createHash("sha256");
+    try {
+      using file = await Deno.open(path, { read: true });
+      for await (const chunk of file.readable) hash.update(chunk);
+    } catch (e) {
+      throw invalid(`Cannot read "${path}": ${(e as Error).message}`, "check its permissions");
+    }
+    const sha256 = new Uint8Array(hash.digest());
+    const peer = await this.#reach(text, timeoutMs);
+    if (!this.trust.has(peer.keyHex)) throw notTrusted(text);
+    const { conn } = await this.openStream(text, PORT_DATA, timeoutMs);
+    const file = await Deno.open(path, { read: true });
+    try {
+      const receipt = await withTimeout(
+        this.exchange.sendFile(conn, {
+          name: basename(path),
+          size: info.size,
+          sha256,
+          read: file.readable,
+          ...(onProgress ? { onProgress } : {}),
+        }),
+        timeoutMs,
+        "file transfer",
+      );
+      await conn.close().catch(() => {});
+      if (receipt.status === "refused") {
+        const code: ErrorCode = receipt.detail === "too_large" || receipt.detail === "disk_full"
+          ? "too_large"
+          : receipt.detail === "rate_limited"
+          ? "rate_limited"
+          : "internal";
+        throw new PilotError(code, `${peer.address} refused the file (${receipt.detail})`, "");
+      }
+      return {
+        to: peerRef(peer),
+        name: basename(path),
+        stored_as: receipt.name,
+        bytes: receipt.size,
+        sha256: receipt.sha256,
+        receipt: { status: receipt.status, seq: receipt.seq, id: receipt.id },
+      };
+    } catch (e) {
+      conn.reset("file transfer failed");
+      throw e;
+    } finally {
+      try {
+        file.close();
+      } catch {
+        // already closed by its stream
+      }
+    }
+  }
+
+  /**
+   * `pilot call`: sends a request and waits for the reply that names it
+   * (`in_reply_to`); the reply is taken out of the inbox and returned.
+   */
+  async call(
+    text: string,
+    m: OutgoingMessage,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    const id = m.id === "" ? crypto.randomUUID() : m.id;
+    const sent = await this.send(
+      text,
+      { ...m, id, correlationId: m.correlationId || id },
+      timeoutMs,
+    );
+    const peerKey = (sent.to as PeerRef).public_key;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
+    try {
+      for (;;) {
+        const reply = this.#findReply(peerKey, id);
+        if (reply !== undefined) {
+          // Handed to the caller: it does not stay in the inbox as well.
+          await this.inbox.ack([reply.id]).catch(() => 0);
+          return { request: sent, reply };
+        }
+        if (ac.signal.aborted) {
+          throw new PilotError(
+            "timeout",
+            `No reply to ${id} within ${timeoutMs} ms`,
+            `the request was delivered; a late reply still lands in the inbox (in_reply_to ${id})`,
+          );
+        }
+        await this.inbox.waitFor(this.#inboxHigh(), ac.signal, { fromKey: peerKey }).catch(
+          () => {},
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #findReply(fromKey: string, id: string): InboxMessage | undefined {
+    let after = 0;
+    for (;;) {
+      const page = this.inbox.list({ after, limit: 1000, fromKey });
+      const hit = page.messages.find((x) => x.in_reply_to === id);
+      if (hit !== undefined || page.messages.length === 0) return hit;
+      after = page.next;
+    }
+  }
+
+  #inboxHigh(): number {
+    let after = 0;
+    for (;;) {
+      const page = this.inbox.list({ after, limit: 1000 });
+      if (page.messages.length === 0) return after;
+      after = page.next;
+    }
+  }
+
+  /** `pilot reply`: answers a message in the inbox, to its sender, naming it. */
+  async reply(id: string, m: OutgoingMessage, timeoutMs: number): Promise<Record<string, unknown>> {
+    const matches: InboxMessage[] = [];
+    let after = 0;
+    for (;;) {
+      const page = this.inbox.list({ after, limit: 1000 });
+      matches.push(...page.messages.filter((x) => x.id === id));
+      if (page.messages.length === 0) break;
+      after = page.next;
+    }
+    if (matches.length === 0) {
+      throw new PilotError(
+        "not_found",
+        `No message "${id}" in the inbox`,
+        "see `pilot inbox` for ids",
+      );
+    }
+    const senders = new Set(matches.map((x) => x.from_key));
+    if (senders.size > 1) {
+      throw new PilotError(
+        "conflict",
+        `Several senders used the id "${id}"`,
+        "answer through the API with the sender named",
+      );
+    }
+    const request = matches[0]!;
+    // Addressed by the full key: the address is only a name.
+    return await this.send(request.from_key, {
+      ...m,
+      inReplyTo: id,
+      correlationId: request.correlation_id ?? id,
+    }, timeoutMs);
   }
 
   /** The open port-1001 stream to a peer, opened when there is none. */

@@ -17,7 +17,8 @@ import type { Address } from "../identity/address.ts";
 export type PeerQuery =
   | { kind: "endpoint"; endpoint: EndpointSpec }
   | { kind: "address"; address: Address }
-  | { kind: "hostname"; hostname: string };
+  | { kind: "hostname"; hostname: string }
+  | { kind: "key"; keyHex: string };
 
 /** One answer from a source. */
 export interface PeerCandidate {
@@ -49,11 +50,13 @@ export interface Resolution {
   expected: { publicKey?: Uint8Array; address?: Address; hostname?: string };
 }
 
-const HINT = "name a peer by address (3fa2.09c1.77e4), hostname, or endpoint (IP:PORT)";
+const HINT =
+  "name a peer by address (3fa2.09c1.77e4), hostname, full key (64 hex digits) or endpoint (IP:PORT)";
 
 /** Classifies peer text; throws `invalid_argument` for anything else. */
 export function classifyPeer(text: string): PeerQuery {
   if (looksLikeEndpoint(text)) return { kind: "endpoint", endpoint: parseEndpoint(text) };
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return { kind: "key", keyHex: text.toLowerCase() };
   if (isAddressLike(text)) {
     try {
       return { kind: "address", address: parseAddress(text) };
@@ -112,6 +115,8 @@ export class Resolver {
       ? { publicKey: withKey.publicKey }
       : query.kind === "address"
       ? { address: query.address }
+      : query.kind === "key"
+      ? { publicKey: Uint8Array.fromHex(query.keyHex) }
       : { hostname: query.hostname };
     return endpoint ? { query, endpoint, expected } : { query, expected };
   }
@@ -123,6 +128,7 @@ export function staticSource(peers: Record<string, string>): ResolverSource {
   return {
     lookup(query) {
       if (query.kind === "endpoint") return [];
+      if (query.kind === "key") return [];
       const name = query.kind === "address" ? query.address : query.hostname;
       return table
         .filter((p) => (isAddressLike(p.name) ? parseAddress(p.name) : p.name) === name)

@@ -1,18 +1,16 @@
 /**
- * The data-exchange service's bytes (virtual port 1001): the message
- * envelope, and the datagrams that carry it — fragments of at most
- * MESSAGE_CHUNK bytes so every datagram fits real networks' MTU, and the
- * receipt that says "stored durably".
+ * The message envelope of the data-exchange service (virtual port 1001):
+ * what a sender builds and the receiver stores. A MESSAGE frame of
+ * `exchange_frame.ts` carries one envelope on a port-1001 stream.
  *
  * @module
  */
 import {
-  MAX_MESSAGE_DATA,
   MAX_MESSAGE_ID,
   MAX_META_ENTRIES,
   MAX_META_KEY,
   MAX_META_VALUE,
-  MESSAGE_CHUNK,
+  MAX_STREAM_MESSAGE,
 } from "../constants.ts";
 import { DecodeError, Reader, Writer } from "./bytes.ts";
 
@@ -39,18 +37,10 @@ export interface Envelope {
   data: Uint8Array;
 }
 
-/** A datagram on port 1001. */
-export type DataPacket =
-  | { op: "fragment"; transfer: Uint8Array; index: number; count: number; chunk: Uint8Array }
-  | { op: "receipt"; transfer: Uint8Array; status: ReceiptStatus; seq: number; detail: string };
-
 /** What a receipt says: stored now, stored before (a retry), or refused (detail = error code). */
 export type ReceiptStatus = "stored" | "duplicate" | "refused";
 
-const STATUS: ReceiptStatus[] = ["stored", "duplicate", "refused"];
 const MAX_META = MAX_META_ENTRIES;
-const MAX_DETAIL = 64;
-const MAX_FRAGMENTS = Math.ceil((MAX_MESSAGE_DATA + 4096) / MESSAGE_CHUNK);
 // ignoreBOM: a leading U+FEFF is part of the text, not something to drop silently.
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -76,11 +66,8 @@ function shortString(w: Writer, s: string, max: number, what: string): void {
   w.u8(b.length).bytes(b);
 }
 
-/**
- * Encodes an envelope. Throws RangeError for out-of-range fields; `maxData`
- * is the largest data (MAX_STREAM_MESSAGE on streams).
- */
-export function encodeEnvelope(e: Envelope, maxData: number = MAX_MESSAGE_DATA): Uint8Array {
+/** Encodes an envelope. Throws RangeError for out-of-range fields; `maxData` is the largest data. */
+export function encodeEnvelope(e: Envelope, maxData: number = MAX_STREAM_MESSAGE): Uint8Array {
   if (e.id === "") throw new RangeError("Message id must not be empty");
   if (e.data.length > maxData) {
     throw new RangeError(`Message data is ${e.data.length} bytes; at most ${maxData}`);
@@ -103,7 +90,7 @@ export function encodeEnvelope(e: Envelope, maxData: number = MAX_MESSAGE_DATA):
 }
 
 /** Decodes an envelope strictly (data at most `maxData` bytes); throws DecodeError only. */
-export function decodeEnvelope(bytes: Uint8Array, maxData: number = MAX_MESSAGE_DATA): Envelope {
+export function decodeEnvelope(bytes: Uint8Array, maxData: number = MAX_STREAM_MESSAGE): Envelope {
   const r = new Reader(bytes);
   const version = r.u8("version");
   if (version !== 1) {
@@ -135,70 +122,4 @@ export function decodeEnvelope(bytes: Uint8Array, maxData: number = MAX_MESSAGE_
     throw new DecodeError("duplicate_key", "Meta repeats a key");
   }
   return { id, type, correlationId, inReplyTo, expiresAt: Number(expires), meta, data };
-}
-
-/** Splits an encoded envelope into fragment packets. */
-export function fragment(transfer: Uint8Array, envelope: Uint8Array): DataPacket[] {
-  const count = Math.max(1, Math.ceil(envelope.length / MESSAGE_CHUNK));
-  if (count > MAX_FRAGMENTS) {
-    throw new RangeError(`Envelope of ${envelope.length} bytes is too large`);
-  }
-  return Array.from({ length: count }, (_, index) => ({
-    op: "fragment" as const,
-    transfer,
-    index,
-    count,
-    chunk: envelope.subarray(index * MESSAGE_CHUNK, (index + 1) * MESSAGE_CHUNK),
-  }));
-}
-
-/** Encodes a port-1001 datagram. */
-export function encodeDataPacket(p: DataPacket): Uint8Array {
-  if (p.transfer.length !== 8) throw new RangeError("Transfer id must be 8 bytes");
-  const w = new Writer(32 + (p.op === "fragment" ? p.chunk.length : 0));
-  if (p.op === "fragment") {
-    if (p.count < 1 || p.count > MAX_FRAGMENTS || p.index >= p.count) {
-      throw new RangeError(`Fragment ${p.index} of ${p.count} is out of range`);
-    }
-    if (p.chunk.length > MESSAGE_CHUNK) throw new RangeError("Fragment chunk is too large");
-    return w.u8(1).bytes(p.transfer).u16(p.index).u16(p.count).bytes(p.chunk).finish();
-  }
-  w.u8(2).bytes(p.transfer).u8(STATUS.indexOf(p.status)).u64(BigInt(p.seq));
-  shortString(w, p.detail, MAX_DETAIL, "Receipt detail");
-  return w.finish();
-}
-
-/** Decodes a port-1001 datagram strictly; throws DecodeError only. */
-export function decodeDataPacket(bytes: Uint8Array): DataPacket {
-  const r = new Reader(bytes);
-  const op = r.u8("op");
-  const transfer = r.bytes(8, "transfer id").slice();
-  if (op === 1) {
-    const index = r.u16("index");
-    const count = r.u16("count");
-    if (count < 1 || count > MAX_FRAGMENTS || index >= count) {
-      throw new DecodeError("out_of_range", `Fragment ${index} of ${count} is out of range`);
-    }
-    const chunk = r.rest();
-    if (chunk.length > MESSAGE_CHUNK || (index < count - 1 && chunk.length !== MESSAGE_CHUNK)) {
-      throw new DecodeError(
-        "bad_length",
-        `Fragment ${index} of ${count} has ${chunk.length} bytes`,
-      );
-    }
-    return { op: "fragment", transfer, index, count, chunk: chunk.slice() };
-  }
-  if (op === 2) {
-    const s = r.u8("status");
-    const status = STATUS[s];
-    if (status === undefined) {
-      throw new DecodeError("unknown_status", `Unknown receipt status ${s}`);
-    }
-    const seq = r.u64("seq");
-    if (seq >= 2n ** 53n) throw new DecodeError("out_of_range", "Receipt seq is out of range");
-    const detail = bounded(r, MAX_DETAIL, "detail");
-    r.end("receipt");
-    return { op: "receipt", transfer, status, seq: Number(seq), detail };
-  }
-  throw new DecodeError("unknown_op", `Unknown data packet op ${op}`);
 }

@@ -59,7 +59,7 @@ async function readDataFile(path: string): Promise<Uint8Array> {
 }
 
 /** The message data as the API takes it: text/JSON as is, binary as base64. */
-async function messageData(ctx: CommandContext, type: string): Promise<string> {
+export async function messageData(ctx: CommandContext, type: string): Promise<string> {
   const sources = ["data", "data-file"].filter((f) => typeof ctx.flags[f] === "string");
   if (sources.length !== 1) {
     throw invalid(
@@ -174,7 +174,8 @@ const send: CommandSpec = {
   },
 };
 
-const MESSAGE = obj({
+/** Schema of an inbox message. */
+export const MESSAGE = obj({
   seq: int,
   id: str,
   from: str,
@@ -187,7 +188,8 @@ const MESSAGE = obj({
   received_at: str,
 });
 
-function messageText(m: Record<string, unknown>): string {
+/** Human text of an inbox message (peer text escaped). */
+export function messageText(m: Record<string, unknown>): string {
   const host = m.hostname ? ` (${escapeText(String(m.hostname))})` : "";
   const body = m.type === "binary"
     ? `<${m.bytes} bytes of binary data, base64 in --json>`
