@@ -242,6 +242,49 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
       await a.pilot("bench", PAIR_B_NAME, "--size", "1", "--json"),
     );
     assert.equal(bench.sha256_verified, true);
+
+    // Files: sent, listed, taken off the list.
+    const dir = await Deno.makeTempDir({ prefix: "pilot-test-file-" });
+    try {
+      const path = `${dir}/report.txt`;
+      await Deno.writeTextFile(path, "quarterly numbers\n");
+      const file = await okSchema(
+        seen,
+        "send-file",
+        await a.pilot("send-file", PAIR_B_NAME, path, "--json"),
+      );
+      assert.equal(file.receipt.status, "stored");
+      const files = await okSchema(seen, "received", await b.pilot("received", "--json"));
+      assert.equal(files.files.length, 1);
+      await okSchema(
+        seen,
+        "received ack",
+        await b.pilot("received", "ack", files.files[0].id, "--json"),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+
+    // Request/reply: the worker answers the call while the orchestrator waits.
+    const calling = a.pilot(
+      "call",
+      PAIR_B_NAME,
+      "--data",
+      "2+2",
+      "--id",
+      "calc-1",
+      "--timeout",
+      "20s",
+      "--json",
+    );
+    let answered: PilotResult | undefined;
+    for (let i = 0; i < 100 && answered?.code !== 0; i++) {
+      answered = await b.pilot("reply", "calc-1", "--data", "4", "--json");
+      if (answered.code !== 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    await okSchema(seen, "reply", answered!);
+    const called = await okSchema(seen, "call", await calling);
+    assert.equal(called.reply.data, "4");
     // Pub/sub: a subscriber prints NDJSON lines, each matching the published line schema.
     const subscribing = a.pilot(
       "subscribe",
@@ -434,8 +477,8 @@ Deno.test("every error met prints the error JSON on stdout with the published ex
     );
     await errorShape(
       seen,
-      "send",
-      await a.pilot("send", twin1.listen, "--data", "x".repeat(64 * 1024 + 1), "--json"),
+      "dgram",
+      await a.pilot("dgram", twin1.listen, "4000", "--data", "x".repeat(1400), "--json"),
       "too_large",
     );
     await errorShape(
