@@ -13,6 +13,7 @@ import { validateHostname } from "../identity/self_description.ts";
 import { parseAddress } from "../identity/address.ts";
 import { parseFingerprint } from "../identity/fingerprint.ts";
 import type { SessionTimers } from "../session/manager.ts";
+import type { StreamTimers } from "../stream/mod.ts";
 import { HOME_FILES } from "./home.ts";
 
 /** Default UDP listen endpoint. */
@@ -32,6 +33,8 @@ export interface DaemonConfig {
   cookieThreshold: number | null;
   /** Timer overrides in ms. */
   timers: Partial<SessionTimers>;
+  /** Stream timer overrides in ms. */
+  streamTimers: Partial<StreamTimers>;
   /** Pre-authorised peers: full keys (hex), fingerprints or addresses. */
   autoApprove: string[];
   /** Built-in services turned off (echo, data, events). */
@@ -59,6 +62,15 @@ const TIMER_KEYS: Record<string, keyof SessionTimers> = {
   keepalive_ms: "keepaliveMs",
   persistent_keepalive_ms: "persistentKeepaliveMs",
   previous_grace_ms: "previousGraceMs",
+};
+
+/** Stream timers config may shorten (the stream layer clamps them to its defaults). */
+const STREAM_TIMER_KEYS: Record<string, keyof StreamTimers> = {
+  stream_initial_rto_ms: "initialRtoMs",
+  stream_min_rto_ms: "minRtoMs",
+  stream_keepalive_ms: "keepaliveMs",
+  stream_idle_timeout_ms: "idleTimeoutMs",
+  stream_time_wait_ms: "timeWaitMs",
 };
 
 const FILE_KEYS = [
@@ -175,6 +187,7 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     requireMac1: false,
     cookieThreshold: null,
     timers: {},
+    streamTimers: {},
     autoApprove: [],
     disable: [],
   };
@@ -217,16 +230,20 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     for (const [k, v] of Object.entries(file.timers)) {
       const key = TIMER_KEYS[k];
-      if (key === undefined) {
+      const streamKey = STREAM_TIMER_KEYS[k];
+      if (key === undefined && streamKey === undefined) {
         throw invalid(
           `${where}: unknown timer "${k}"`,
-          `known: ${Object.keys(TIMER_KEYS).join(", ")}`,
+          `known: ${[...Object.keys(TIMER_KEYS), ...Object.keys(STREAM_TIMER_KEYS)].join(", ")}`,
         );
       }
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
         throw invalid(`${where}: timer "${k}" must be a number of ms >= 0`);
       }
-      cfg.timers[key] = v;
+      if (streamKey !== undefined) {
+        if (v === 0) throw invalid(`${where}: timer "${k}" must be above 0`);
+        cfg.streamTimers[streamKey] = v;
+      } else cfg.timers[key!] = v;
     }
   }
   if (file.auto_approve !== undefined) {

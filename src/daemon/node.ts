@@ -296,9 +296,7 @@ export class Node {
   #resolver: Resolver;
   #services = new Map<number, PortService>();
   /** Reliable streams, one mux per peer. */
-  readonly streams = new Streams((key, p) => {
-    this.sessions.send(key, { kind: "stream", ...p }).catch(() => {});
-  });
+  readonly streams: Streams;
   /** Ports bound by API clients (`pilot recv`). */
   readonly userPorts = new UserPorts();
   /** Replies to requests this node made from an ephemeral port (e.g. ping). */
@@ -324,6 +322,9 @@ export class Node {
   ) {
     this.identity = identity;
     this.receivedFiles = receivedFiles;
+    this.streams = new Streams((key, p) => {
+      this.sessions.send(key, { kind: "stream", ...p }).catch(() => {});
+    }, config.streamTimers);
     this.inbox = inbox;
     this.dedup = dedup;
     this.config = config;

@@ -9,7 +9,7 @@ import { LISTEN_BACKLOG, LISTEN_LINGER_MS, LOOPBACK_DATAGRAM, MAX_DATAGRAM } fro
 import type { Endpoint } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
-import { type Connection, mssFor, StreamMux } from "../stream/mod.ts";
+import { type Connection, mssFor, StreamMux, type StreamTimers } from "../stream/mod.ts";
 
 /** Sends one stream packet to a peer. */
 export type StreamSend = (
@@ -50,9 +50,12 @@ export class Streams {
   #handlers = new Map<number, (conn: Connection, peer: PeerIdentity) => void>();
   #send: StreamSend;
 
+  #timers: Partial<StreamTimers>;
+
   /** Creates the registry; `send` carries packets over the peer's session. */
-  constructor(send: StreamSend) {
+  constructor(send: StreamSend, timers: Partial<StreamTimers> = {}) {
     this.#send = send;
+    this.#timers = timers;
   }
 
   /** The mux of a peer, made on first use (segment size fits the path). */
@@ -64,6 +67,7 @@ export class Streams {
       send: (p) => this.#send(peer.keyHex, p),
       now: () => performance.now(),
       mss: mssFor(limit),
+      timers: this.#timers,
       wake: (at) => {
         const entry = this.#muxes.get(peer.keyHex);
         if (entry !== undefined) this.#arm(entry, at);
