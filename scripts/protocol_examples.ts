@@ -3,10 +3,12 @@
  * code: fixed keys (two committed test identities and fixed ephemeral keys),
  * so every run prints the same bytes. They cover the identity file, frame
  * layouts, a whole handshake and its first frames (§6), a trust request and
- * its accept on port 444 bound to that handshake (§7.6), and a message with
- * its fragment and receipt on port 1001 (§8.4). `tests/protocol_examples_test.ts`
- * regenerates them and compares them with the document, so the document
- * cannot drift from the code.
+ * its accept on port 444 bound to that handshake (§7.6), the opening of a
+ * stream between two real stream muxes (§8.9), a message and a file with
+ * their receipts on port 1001 (§9.5), and a subscription with an event on
+ * port 1002 (§10.4). `tests/protocol_examples_test.ts` regenerates them and
+ * compares them with the document, so the document cannot drift from the
+ * code.
  *
  * The document marks each generated part as a region:
  *
@@ -33,9 +35,9 @@ import {
   COOKIE_LABEL,
   MAC1_LABEL,
   MAX_DATAGRAM,
-  MESSAGE_CHUNK,
   PORT_DATA,
   PORT_ECHO,
+  PORT_EVENTS,
   PORT_TRUST,
   PROLOGUE,
   STATIC_KEY_LABEL,
@@ -79,14 +81,36 @@ import {
   type HandshakePayload,
 } from "../src/wire/handshake_payload.ts";
 import { decodeInner, encodeInner, type InnerPacket } from "../src/wire/inner.ts";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../src/wire/data_message.ts";
 import {
-  decodeDataPacket,
-  decodeEnvelope,
-  encodeDataPacket,
-  encodeEnvelope,
-  type Envelope,
-  fragment,
-} from "../src/wire/data_message.ts";
+  decodeFrame as decodeExchangeFrame,
+  encodeFrame as encodeExchangeFrame,
+  type ExchangeFrame,
+  FRAME_FILE_BEGIN,
+  FRAME_FILE_DATA,
+  FRAME_FILE_END,
+  FRAME_MESSAGE,
+  FRAME_RECEIPT,
+  frameCap,
+  type FrameKind,
+  frameKindName,
+} from "../src/wire/exchange_frame.ts";
+import {
+  decodeFrame as decodePubSubFrame,
+  encodeFrame as encodePubSubFrame,
+  type PubSubFrame,
+} from "../src/wire/pubsub_frame.ts";
+import {
+  decodeSegment,
+  encodeSegment,
+  SEG_ACK,
+  SEG_FIN,
+  SEG_PROBE,
+  SEG_RST,
+  SEG_SYN,
+} from "../src/wire/stream_segment.ts";
+import { mssFor } from "../src/stream/mss.ts";
+import { StreamMux, type StreamPacket } from "../src/stream/mux.ts";
 import {
   checkTrustMessage,
   decodeTrustMessage,
@@ -562,7 +586,7 @@ async function workedExamples(): Promise<
   });
   const f2 = decodeAs(msg2, "resp");
   const got2 = decodeHandshakePayload(await ini.readMessage(f2.noise));
-  const peerB: PeerIdentity = verifyPeerPayload(got2, ini.remoteStatic!);
+  const peerB: PeerIdentity = await verifyPeerPayload(got2, ini.remoteStatic!);
   assert.equal(peerB.address, bob.identity.address);
   assert.equal(peerB.hostname, bob.hostname);
 
@@ -576,7 +600,7 @@ async function workedExamples(): Promise<
   });
   const f3 = decodeAs(msg3, "final");
   const got3 = decodeHandshakePayload(await res.readMessage(f3.noise));
-  const peerA = verifyPeerPayload(got3, res.remoteStatic!);
+  const peerA = await verifyPeerPayload(got3, res.remoteStatic!);
   assert.equal(peerA.address, alice.identity.address);
 
   const keysI = await ini.split();
@@ -846,10 +870,38 @@ export const WORKED_DATA = {
   id: "job-1",
   type: "json",
   data: '{"command":"decrypt_payload"}',
-  /** The transfer id is the first 8 bytes of SHA-256 of this label. */
-  transferLabel: "pilot/example/transfer",
-  /** The inbox seq the receiver stored it under. */
+  /** The inbox seq the receiver stored the message under. */
   seq: 1,
+  /** The file's transfer id (a sender picks a random UUID unless told). */
+  fileId: "report-1",
+  fileName: "report.txt",
+  fileContent: "nightly run: 42 jobs, 0 failed\n",
+  /** The seq of the file in the receiver's received files. */
+  fileSeq: 1,
+} as const;
+
+/** The fixed inputs of the stream examples (§8). */
+export const WORKED_STREAM = {
+  /** The opener's connection id (a real opener draws a random non-zero u32). */
+  connId: 0x5e9a_0001,
+  /** The opener's (ephemeral) port and the port it connects to. */
+  srcPort: 49_152,
+  dstPort: 9_000,
+  /** Stream bytes the opener writes once the stream is open. */
+  data: "hi",
+  /** The ACK of `tests/stream_segment_test.ts`: conn 0x0a0b0c0d, ack 1001, window 65536, SACK [2329, 3657). */
+  ack: { connId: 0x0a0b_0c0d, seq: 1, ack: 1001, window: 65_536, sack: [2_329, 3_657] },
+} as const;
+
+/** The fixed inputs of the pub/sub examples (§10.4). */
+export const WORKED_PUBSUB = {
+  pattern: "jobs.*",
+  topic: "jobs.done",
+  data: "job-1",
+  /** The publisher's id for its PUBLISH (echoed by the ACK). */
+  publishId: 1,
+  /** The broker's clock when it accepted the event (Unix ms). */
+  time: 1_796_000_120_000,
 } as const;
 
 async function labelBytes(label: string, n: number): Promise<Uint8Array> {
@@ -1040,9 +1092,193 @@ async function trustExamples(s: WorkedSession): Promise<Record<string, string>> 
 }
 
 // ---------------------------------------------------------------------------
-// Port 1001: a message envelope, its one fragment and the receipt
+// Streams (§8): a segment with SACK, and the opening of a real stream
 
-function dataExamples(): Record<string, string> {
+const FLAG_NAMES: [number, string][] = [
+  [SEG_SYN, "SYN"],
+  [SEG_ACK, "ACK"],
+  [SEG_FIN, "FIN"],
+  [SEG_RST, "RST"],
+  [SEG_PROBE, "PROBE"],
+];
+
+/** Flag names joined by `\|` (a bare `|` would end the table cell). */
+function flagNames(flags: number): string {
+  return FLAG_NAMES.filter(([bit]) => (flags & bit) !== 0).map(([, n]) => n).join("\\|");
+}
+
+function u64(v: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(v));
+  return b;
+}
+
+/** The field table of a stream segment. */
+function segmentTable(bytes: Uint8Array, data: string): string {
+  const s = decodeSegment(bytes);
+  assert.equal(encodeSegment(s).toHex(), bytes.toHex());
+  const fields: Field[] = [
+    { name: "flags", bytes: bytes.subarray(0, 1), note: flagNames(s.flags) },
+    { name: "nsack", bytes: bytes.subarray(1, 2), note: `${s.sack.length}` },
+    { name: "conn_id", bytes: bytes.subarray(2, 6), note: hexIndex(s.connId) },
+    { name: "seq", bytes: bytes.subarray(6, 14), note: `${s.seq}` },
+    { name: "ack", bytes: bytes.subarray(14, 22), note: `${s.ack}` },
+    { name: "window", bytes: bytes.subarray(22, 26), note: `${s.window}` },
+  ];
+  s.sack.forEach((b, i) => {
+    fields.push({
+      name: `sack[${i}]`,
+      bytes: bytes.subarray(26 + 8 * i, 34 + 8 * i),
+      note: `[${b.start}, ${b.end}) = ack + ${b.start - s.ack} … ack + ${b.end - s.ack}`,
+    });
+  });
+  if (s.data.length > 0) fields.push({ name: "data", bytes: s.data, note: data });
+  return fieldTable(bytes, fields);
+}
+
+/** Runs two real muxes on a fake clock and returns every segment between them. */
+async function streamTrace(): Promise<{ from: "a" | "b"; packet: StreamPacket }[]> {
+  let now = 0;
+  const trace: { from: "a" | "b"; packet: StreamPacket }[] = [];
+  const toA: StreamPacket[] = [];
+  const toB: StreamPacket[] = [];
+  const mss = mssFor(MAX_DATAGRAM);
+  const a = new StreamMux({
+    send: (packet) => trace.push({ from: "a", packet }) && toB.push(packet),
+    now: () => now,
+    mss,
+    random: () => WORKED_STREAM.connId,
+  });
+  const b = new StreamMux({
+    send: (packet) => trace.push({ from: "b", packet }) && toA.push(packet),
+    now: () => now,
+    mss,
+  });
+  b.listen(WORKED_STREAM.dstPort, () => {});
+  const run = async () => {
+    for (let ms = 0; ms < 50; ms++) {
+      while (toA.length > 0 || toB.length > 0) {
+        const x = toB.shift();
+        if (x !== undefined) b.receive(x);
+        const y = toA.shift();
+        if (y !== undefined) a.receive(y);
+      }
+      now++;
+      a.tick();
+      b.tick();
+      await Promise.resolve();
+    }
+  };
+  const opening = a.connect(WORKED_STREAM.dstPort, { localPort: WORKED_STREAM.srcPort });
+  await run();
+  const conn = await opening;
+  const wrote = conn.write(utf8(WORKED_STREAM.data));
+  await run();
+  await wrote;
+  a.close("example done");
+  b.close("example done");
+  return trace;
+}
+
+async function streamExamples(): Promise<Record<string, string>> {
+  const w = WORKED_STREAM.ack;
+  const ack = encodeSegment({
+    flags: SEG_ACK,
+    connId: w.connId,
+    seq: w.seq,
+    ack: w.ack,
+    window: w.window,
+    sack: [{ start: w.sack[0], end: w.sack[1] }],
+    data: new Uint8Array(0),
+  });
+  const trace = await streamTrace();
+  const [syn, synAck, ack3, data, dataAck] = trace;
+  assert.ok(trace.length === 5 && syn && synAck && ack3 && data && dataAck, "five segments");
+  const mss = mssFor(MAX_DATAGRAM);
+  let n = 0;
+  const step = (t: { from: "a" | "b"; packet: StreamPacket }, what: string, dataNote = "") =>
+    [
+      `**${++n}. ${t.from === "a" ? "Opener → listener" : "Listener → opener"}** ` +
+      `(port ${t.packet.srcPort} → ${t.packet.dstPort}, ${t.packet.payload.length} bytes): ${what}.`,
+      "",
+      segmentTable(t.packet.payload, dataNote),
+      "",
+      hexDump(t.packet.payload),
+    ].join("\n");
+  const mssNote = `MSS ${mss}`;
+  return {
+    "worked-stream-ack": [
+      `A pure ACK for connection ${
+        hexIndex(w.connId)
+      } that has every byte below offset ${w.ack}, ` +
+      `accepts ${w.window} more, and has also received [${w.sack[0]}, ${w.sack[1]}) ` +
+      `(the example of \`tests/stream_segment_test.ts\`):`,
+      "",
+      segmentTable(ack, ""),
+      "",
+      hexDump(ack),
+    ].join("\n"),
+    "worked-stream-open": [
+      `Two real stream muxes (\`StreamMux\`, MSS ${mss} = \`mssFor(${MAX_DATAGRAM})\`) on a fake ` +
+      `clock; the opener's connection id is fixed at ${
+        hexIndex(WORKED_STREAM.connId)
+      } instead of ` +
+      `random. Each segment is the payload of an inner packet of kind \`0x02\` (§4).`,
+      "",
+      step(
+        syn,
+        "SYN at offset 0; its data is the largest segment data the opener accepts, its window " +
+          "the opener's first receive window (the per-connection reserve, grown on demand)",
+        mssNote,
+      ),
+      "",
+      step(synAck, "SYN|ACK: acknowledges the SYN (ack 1) and carries the listener's MSS", mssNote),
+      "",
+      step(ack3, "ACK: the stream is open at both ends; `connect()` has resolved"),
+      "",
+      step(
+        data,
+        `the opener writes \`${WORKED_STREAM.data}\`: data starts at offset 1, after the SYN`,
+        `\`${WORKED_STREAM.data}\``,
+      ),
+      "",
+      step(
+        dataAck,
+        `the listener acknowledges both bytes (ack 3); its window shrank by the ${WORKED_STREAM.data.length} bytes not yet read`,
+      ),
+    ].join("\n"),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Port 1001: a message envelope, its MESSAGE frame and receipt; a small file
+
+function exchangeChecked(frame: ExchangeFrame): Uint8Array {
+  const bytes = encodeExchangeFrame(frame);
+  assert.equal(encodeExchangeFrame(decodeExchangeFrame(bytes)).toHex(), bytes.toHex());
+  return bytes;
+}
+
+function headerFields(bytes: Uint8Array, kind: FrameKind): Field[] {
+  return [
+    { name: "kind", bytes: bytes.subarray(0, 1), note: `${kind} = ${frameKindName(kind)}` },
+    {
+      name: "length",
+      bytes: bytes.subarray(1, 5),
+      note: `${bytes.length - 5}: body bytes (cap ${frameCap(kind)})`,
+    },
+  ];
+}
+
+function stringFields(name: string, text: string, note = `\`${text}\``): Field[] {
+  const b = utf8(text);
+  return [
+    { name: `${name}_len`, bytes: Uint8Array.of(b.length), note: `${b.length}` },
+    { name, bytes: b, note: b.length === 0 ? "" : note },
+  ];
+}
+
+function exchangeExamples(): Record<string, string> {
   const envelope: Envelope = {
     id: WORKED_DATA.id,
     type: WORKED_DATA.type,
@@ -1054,27 +1290,61 @@ function dataExamples(): Record<string, string> {
   };
   const env = encodeEnvelope(envelope);
   assert.deepEqual(decodeEnvelope(env), envelope);
-  const transfer = new Uint8Array(createHash("sha256").update(WORKED_DATA.transferLabel).digest())
-    .subarray(0, 8);
-  const packets = fragment(transfer, env);
-  assert.equal(packets.length, 1, "the example fits one fragment");
-  const frag = encodeDataPacket(packets[0]!);
-  const receipt = encodeDataPacket({
-    op: "receipt",
-    transfer,
-    status: "stored",
-    seq: WORKED_DATA.seq,
-    detail: "",
+  const message = exchangeChecked({ kind: "message", envelope });
+  const messageReceipt = exchangeChecked({
+    kind: "receipt",
+    receipt: {
+      subject: "message",
+      status: "stored",
+      seq: WORKED_DATA.seq,
+      id: WORKED_DATA.id,
+      detail: "",
+    },
   });
-  for (const p of [frag, receipt]) {
-    assert.equal(encodeDataPacket(decodeDataPacket(p)).toHex(), p.toHex());
-  }
+  const content = utf8(WORKED_DATA.fileContent);
+  const sha = new Uint8Array(createHash("sha256").update(content).digest());
+  const begin = exchangeChecked({
+    kind: "file_begin",
+    file: { id: WORKED_DATA.fileId, name: WORKED_DATA.fileName, size: content.length, sha256: sha },
+  });
+  const chunk = exchangeChecked({ kind: "file_data", data: content });
+  const end = exchangeChecked({ kind: "file_end", cancelled: false });
+  const fileReceipt = exchangeChecked({
+    kind: "receipt",
+    receipt: {
+      subject: "file",
+      status: "stored",
+      seq: WORKED_DATA.fileSeq,
+      id: WORKED_DATA.fileId,
+      detail: "",
+      name: WORKED_DATA.fileName,
+      size: content.length,
+      sha256: sha,
+    },
+  });
   const id = utf8(WORKED_DATA.id);
   const data = utf8(WORKED_DATA.data);
-  const inner = 17 + frag.length;
-  const full = 17 + 13 + MESSAGE_CHUNK + DATA_HEADER_SIZE + 16;
-  assert.ok(full <= MAX_DATAGRAM);
+  const kinds: FrameKind[] = [
+    FRAME_MESSAGE,
+    FRAME_FILE_BEGIN,
+    FRAME_FILE_DATA,
+    FRAME_FILE_END,
+    FRAME_RECEIPT,
+  ];
+  const receiptHead = (r: Uint8Array, subject: string, seq: number, rid: string): Field[] => [
+    ...headerFields(r, FRAME_RECEIPT),
+    { name: "status", bytes: r.subarray(5, 6), note: "0 = stored" },
+    { name: "subject", bytes: r.subarray(6, 7), note: subject },
+    { name: "seq", bytes: u64(seq), note: `${seq}` },
+    ...stringFields("id", rid),
+    ...stringFields("detail", ""),
+  ];
   return {
+    "exchange-frame-caps": [
+      "| kind | name | largest body (bytes) |",
+      "|---:|---|---:|",
+      ...kinds.map((k) => `| ${k} | ${frameKindName(k)} | ${frameCap(k)} |`),
+    ].join("\n"),
     "worked-data-envelope": [
       `\`pilot send-message beta --data '${WORKED_DATA.data}' --type ${WORKED_DATA.type} ` +
       `--id ${WORKED_DATA.id}\` builds this envelope (${env.length} bytes):`,
@@ -1096,38 +1366,201 @@ function dataExamples(): Record<string, string> {
       "",
       hexDump(env),
     ].join("\n"),
-    "worked-data-packets": [
-      `It fits one fragment (${frag.length} bytes), transfer id = ` +
-      `SHA-256(\`${WORKED_DATA.transferLabel}\`)[0..8); inner source and destination port ` +
-      `${PORT_DATA}, so the inner packet is ${inner} bytes and the data frame ` +
-      `${inner + DATA_HEADER_SIZE + 16}:`,
+    "worked-data-message": [
+      `On the sender's port-${PORT_DATA} stream it travels as one MESSAGE frame ` +
+      `(${message.length} bytes):`,
       "",
-      fieldTable(frag, [
-        { name: "op", bytes: frag.subarray(0, 1), note: "1 = fragment" },
-        { name: "transfer", bytes: transfer, note: "random per delivery" },
-        { name: "index", bytes: frag.subarray(9, 11), note: "0" },
-        { name: "count", bytes: frag.subarray(11, 13), note: "1" },
-        { name: "chunk", bytes: env, note: "the whole envelope" },
+      fieldTable(message, [
+        ...headerFields(message, FRAME_MESSAGE),
+        { name: "body", bytes: env, note: "the envelope above" },
       ]),
       "",
-      hexDump(frag),
+      hexDump(message),
       "",
-      `The receiver appends it to its inbox log, fsyncs, and only then answers (${receipt.length} bytes):`,
+      `The receiver appends the message to its inbox log, fsyncs, and only then writes the ` +
+      `RECEIPT frame (${messageReceipt.length} bytes) on the same stream:`,
       "",
-      fieldTable(receipt, [
-        { name: "op", bytes: receipt.subarray(0, 1), note: "2 = receipt" },
-        { name: "transfer", bytes: transfer, note: "echoed" },
-        { name: "status", bytes: receipt.subarray(9, 10), note: "0 = stored" },
-        { name: "seq", bytes: receipt.subarray(10, 18), note: `${WORKED_DATA.seq}: its inbox seq` },
-        { name: "detail_len", bytes: receipt.subarray(18, 19), note: "0" },
-        { name: "detail", bytes: new Uint8Array(0), note: "" },
+      fieldTable(
+        messageReceipt,
+        receiptHead(messageReceipt, "1 = message", WORKED_DATA.seq, WORKED_DATA.id).map((f) =>
+          f.name === "seq" ? { ...f, note: `${WORKED_DATA.seq}: its inbox seq` } : f
+        ),
+      ),
+      "",
+      hexDump(messageReceipt),
+    ].join("\n"),
+    "worked-data-file": [
+      `\`pilot send-file beta ${WORKED_DATA.fileName}\` with the ${content.length}-byte content ` +
+      `\`${JSON.stringify(WORKED_DATA.fileContent).slice(1, -1)}\`, transfer id ` +
+      `\`${WORKED_DATA.fileId}\`. FILE_BEGIN (${begin.length} bytes):`,
+      "",
+      fieldTable(begin, [
+        ...headerFields(begin, FRAME_FILE_BEGIN),
+        ...stringFields("id", WORKED_DATA.fileId),
+        ...stringFields("name", WORKED_DATA.fileName, `\`${WORKED_DATA.fileName}\` (untrusted)`),
+        { name: "size", bytes: u64(content.length), note: `${content.length}` },
+        { name: "sha256", bytes: sha, note: "SHA-256 of the content" },
       ]),
       "",
-      hexDump(receipt),
+      hexDump(begin),
       "",
-      `A full fragment (${MESSAGE_CHUNK}-byte chunk) is ${13 + MESSAGE_CHUNK} bytes, ` +
-      `${17 + 13 + MESSAGE_CHUNK} as an inner packet and ${full} as a data frame: ` +
-      `under the ${MAX_DATAGRAM}-byte limit.`,
+      `The content in one FILE_DATA frame (${chunk.length} bytes; a larger file takes as many ` +
+      `frames of up to ${frameCap(FRAME_FILE_DATA)} bytes as it needs), then FILE_END ` +
+      `(${end.length} bytes):`,
+      "",
+      fieldTable(chunk, [
+        ...headerFields(chunk, FRAME_FILE_DATA),
+        { name: "data", bytes: content, note: "the content" },
+      ]),
+      "",
+      hexDump(chunk),
+      "",
+      fieldTable(end, [
+        ...headerFields(end, FRAME_FILE_END),
+        { name: "outcome", bytes: end.subarray(5), note: "0 = complete" },
+      ]),
+      "",
+      hexDump(end),
+      "",
+      `The receiver checks size and SHA-256, fsyncs the file under its stored name, appends ` +
+      `the index record, and only then answers (${fileReceipt.length} bytes):`,
+      "",
+      fieldTable(fileReceipt, [
+        ...receiptHead(fileReceipt, "2 = file", WORKED_DATA.fileSeq, WORKED_DATA.fileId).map((
+          f,
+        ) =>
+          f.name === "seq" ? { ...f, note: `${WORKED_DATA.fileSeq}: its received-files seq` } : f
+        ),
+        ...stringFields("name", WORKED_DATA.fileName, `stored as \`${WORKED_DATA.fileName}\``),
+        { name: "size", bytes: u64(content.length), note: `${content.length}` },
+        { name: "sha256", bytes: sha, note: "SHA-256 of what it stored" },
+      ]),
+      "",
+      hexDump(fileReceipt),
+    ].join("\n"),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Port 1002: a subscription, a publish and the event
+
+function pubsubChecked(frame: PubSubFrame): Uint8Array {
+  const bytes = encodePubSubFrame(frame);
+  assert.equal(encodePubSubFrame(decodePubSubFrame(bytes)).toHex(), bytes.toHex());
+  return bytes;
+}
+
+function pubsubHeader(bytes: Uint8Array, name: string): Field[] {
+  return [
+    { name: "kind", bytes: bytes.subarray(0, 1), note: `${bytes[0]} = ${name}` },
+    { name: "length", bytes: bytes.subarray(1, 5), note: `${bytes.length - 5}: body bytes` },
+  ];
+}
+
+/** The example's frames, in the order they travel. */
+export function pubsubFrames(publisher: Identity): Record<
+  "subscribe" | "subscribed" | "publish" | "published" | "event",
+  PubSubFrame
+> {
+  const w = WORKED_PUBSUB;
+  return {
+    subscribe: { kind: "subscribe", pattern: w.pattern },
+    subscribed: { kind: "ack", id: 0, seq: 0, delivered: 0, dropped: 0 },
+    publish: { kind: "publish", id: w.publishId, topic: w.topic, data: utf8(w.data) },
+    published: { kind: "ack", id: w.publishId, seq: 1, delivered: 1, dropped: 0 },
+    event: {
+      kind: "event",
+      seq: 1,
+      time: w.time,
+      from: publisher.address,
+      fromKey: publisher.publicKey,
+      topic: w.topic,
+      data: utf8(w.data),
+    },
+  };
+}
+
+function pubsubExamples(): Record<string, string> {
+  const w = WORKED_PUBSUB;
+  const alice = fixtureIdentity(WORKED.initiatorFixture);
+  const bob = fixtureIdentity(WORKED.responderFixture);
+  const f = pubsubFrames(alice);
+  const sub = pubsubChecked(f.subscribe);
+  const subAck = pubsubChecked(f.subscribed);
+  const pub = pubsubChecked(f.publish);
+  const pubAck = pubsubChecked(f.published);
+  const event = pubsubChecked(f.event);
+  const topic = utf8(w.topic);
+  const ackTableOf = (b: Uint8Array, what: string, seqNote: string, delivered: string) =>
+    fieldTable(b, [
+      ...pubsubHeader(b, "ACK"),
+      { name: "id", bytes: b.subarray(5, 9), note: what },
+      { name: "seq", bytes: b.subarray(9, 17), note: seqNote },
+      { name: "delivered", bytes: b.subarray(17, 21), note: delivered },
+      { name: "dropped", bytes: b.subarray(21, 25), note: "0" },
+    ]);
+  return {
+    "worked-pubsub": [
+      `\`${alice.address}\` subscribes at \`${bob.address}\`'s broker with the pattern ` +
+      `\`${w.pattern}\`: the first frame of a fresh stream to port ${PORT_EVENTS} ` +
+      `(${sub.length} bytes):`,
+      "",
+      fieldTable(sub, [
+        ...pubsubHeader(sub, "SUBSCRIBE"),
+        { name: "pattern", bytes: utf8(w.pattern), note: `\`${w.pattern}\`` },
+      ]),
+      "",
+      hexDump(sub),
+      "",
+      `The broker confirms (${subAck.length} bytes); no event had been published yet:`,
+      "",
+      ackTableOf(subAck, "0 = a subscription", "0: events after this one are delivered", "0"),
+      "",
+      hexDump(subAck),
+      "",
+      `On another stream to the same broker, \`${alice.address}\` publishes ` +
+      `\`${w.data}\` on \`${w.topic}\` (${pub.length} bytes):`,
+      "",
+      fieldTable(pub, [
+        ...pubsubHeader(pub, "PUBLISH"),
+        { name: "id", bytes: u32(w.publishId), note: `${w.publishId}: echoed by the ACK` },
+        { name: "topic_len", bytes: Uint8Array.of(topic.length), note: `${topic.length}` },
+        { name: "topic", bytes: topic, note: `\`${w.topic}\`` },
+        { name: "data", bytes: utf8(w.data), note: `\`${w.data}\`` },
+      ]),
+      "",
+      hexDump(pub),
+      "",
+      `The broker fans it out and answers the publisher (${pubAck.length} bytes):`,
+      "",
+      ackTableOf(
+        pubAck,
+        `${w.publishId}: the PUBLISH's id`,
+        "1: the event's seq",
+        "1 subscription took it",
+      ),
+      "",
+      hexDump(pubAck),
+      "",
+      `The subscriber's stream carries the EVENT (${event.length} bytes), stamped with the ` +
+      `broker's clock and the publisher's identity:`,
+      "",
+      fieldTable(event, [
+        ...pubsubHeader(event, "EVENT"),
+        { name: "seq", bytes: u64(1), note: "1" },
+        { name: "time", bytes: u64(w.time), note: `${w.time} (${iso(w.time)})` },
+        {
+          name: "from_address",
+          bytes: addressToBytes(alice.address),
+          note: `\`${alice.address}\``,
+        },
+        { name: "from_key", bytes: alice.publicKey, note: "the publisher's Ed25519 key" },
+        { name: "topic_len", bytes: Uint8Array.of(topic.length), note: `${topic.length}` },
+        { name: "topic", bytes: topic, note: `\`${w.topic}\`` },
+        { name: "data", bytes: utf8(w.data), note: `\`${w.data}\`` },
+      ]),
+      "",
+      hexDump(event),
     ].join("\n"),
   };
 }
@@ -1145,7 +1578,9 @@ export async function generateExamples(): Promise<Record<string, string>> {
     ...layoutExamples(),
     ...worked.parts,
     ...(await trustExamples(worked.session)),
-    ...dataExamples(),
+    ...(await streamExamples()),
+    ...exchangeExamples(),
+    ...pubsubExamples(),
   };
 }
 

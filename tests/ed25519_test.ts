@@ -10,6 +10,7 @@ import {
   publicKeyFromSeed,
   sign,
   verify,
+  verifyAsync,
 } from "../src/identity/ed25519.ts";
 
 interface WycheproofTest {
@@ -340,4 +341,23 @@ Deno.test("noble alone and WebCrypto disagree on a mixed-order key; checkPublicK
     assert.equal(await webCryptoVerify(mixed, signature, message), false);
     assert.equal(verify(signature, message, mixed), false);
   }
+});
+
+Deno.test("verifyAsync() (WebCrypto behind the key checks) gives Wycheproof's verdict on all 151 vectors", async () => {
+  const vectors = await loadWycheproof();
+  assert.equal(vectors.length, 151);
+  for (const v of vectors) {
+    const fast = await verifyAsync(v.signature, v.message, v.key);
+    assert.equal(fast, v.valid, `tcId ${v.id}`);
+    assert.equal(fast, verify(v.signature, v.message, v.key), `tcId ${v.id} agrees with noble`);
+  }
+});
+
+Deno.test("verifyAsync() refuses small-order keys that WebCrypto alone would accept forgeries under", async () => {
+  const identity = new Uint8Array(32);
+  identity[0] = 1;
+  // R = identity point, S = 0: valid under the identity key for every message in plain WebCrypto.
+  const forged = new Uint8Array(64);
+  forged[0] = 1;
+  assert.equal(await verifyAsync(forged, new TextEncoder().encode("anything"), identity), false);
 });

@@ -1,8 +1,9 @@
 /**
  * docs/PROTOCOL.md cannot drift from the code: its generated regions must
  * equal what scripts/protocol_examples.ts produces now, every hex dump in it
- * must sit inside such a region, and the real handshake, trust and data
- * code must accept the documented bytes and answer with the documented ones.
+ * must sit inside such a region, and the real handshake, trust, stream,
+ * data-exchange and pub/sub code must accept the documented bytes and answer
+ * with the documented ones.
  */
 
 import assert from "node:assert/strict";
@@ -15,31 +16,38 @@ import {
   stripRegions,
   WORKED,
   WORKED_DATA,
+  WORKED_PUBSUB,
+  WORKED_STREAM,
   WORKED_TRUST,
   workedSession,
   writeRegions,
 } from "../scripts/protocol_examples.ts";
-import { MAX_DATAGRAM, MESSAGE_CHUNK, MSG1_SIZE, PORT_DATA } from "../src/constants.ts";
+import { MAX_DATAGRAM, MSG1_SIZE, PORT_DATA, PORT_EVENTS } from "../src/constants.ts";
+import { ReceivedFiles } from "../src/daemon/received_files.ts";
 import { TrustFlowStore } from "../src/daemon/trust_flow_store.ts";
 import { TrustStore } from "../src/daemon/trust_store.ts";
-import { DataService } from "../src/services/data.ts";
+import { ExchangeService, type MessageSink } from "../src/services/exchange_stream.ts";
 import type { DatagramContext } from "../src/services/port_service.ts";
+import { PubSubBroker } from "../src/services/pubsub.ts";
 import { TrustService } from "../src/services/trust.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
+import { type Connection, mssFor, StreamMux, type StreamPacket } from "../src/stream/mod.ts";
 import { utf8 } from "../src/wire/bytes.ts";
+import { decodeEnvelope, type Envelope } from "../src/wire/data_message.ts";
+import { encodeFrame, FrameReader } from "../src/wire/exchange_frame.ts";
 import {
-  decodeDataPacket,
-  decodeEnvelope,
-  encodeDataPacket,
-  type Envelope,
-} from "../src/wire/data_message.ts";
-import { encodeInner } from "../src/wire/inner.ts";
+  decodeBody,
+  encodeFrame as encodePubSubFrame,
+  FrameSplitter,
+} from "../src/wire/pubsub_frame.ts";
+import { decodeSegment, SEG_ACK } from "../src/wire/stream_segment.ts";
+import { SimLink, track } from "./_sim_link.ts";
 import { checkTrustMessage, decodeTrustMessage } from "../src/wire/trust_message.ts";
 import { decodeTrustPacket } from "../src/wire/trust_packet.ts";
 import { mac1Key, verifyMac1 } from "../src/session/cookie.ts";
 import { InitiatorHandshake, ResponderHandshake } from "../src/session/handshake.ts";
 import { verifyPeerPayload } from "../src/session/peer_identity.ts";
-import { DATA_HEADER_SIZE, decodeFrame } from "../src/wire/frames.ts";
+import { decodeFrame } from "../src/wire/frames.ts";
 import { decodeHandshakePayload } from "../src/wire/handshake_payload.ts";
 import { decodeInner } from "../src/wire/inner.ts";
 
@@ -134,7 +142,7 @@ Deno.test("the real initiator builds message 1 as documented, up to its random e
   assert.equal(initiator.echo.toHex(), real.subarray(5, 21).toHex());
 });
 
-Deno.test("the documented handshake payloads decode and verify against the documented static keys", () => {
+Deno.test("the documented handshake payloads decode and verify against the documented static keys", async () => {
   for (
     const [id, fixture, hostname] of [
       ["worked-msg2", WORKED.responderFixture, WORKED.responderHostname],
@@ -144,7 +152,7 @@ Deno.test("the documented handshake payloads decode and verify against the docum
     const node = exampleNode(fixture, hostname);
     const [payload] = dumps(id);
     assert.ok(payload);
-    const peer = verifyPeerPayload(
+    const peer = await verifyPeerPayload(
       decodeHandshakePayload(payload),
       node.identity.staticKey.publicKey,
     );
@@ -166,7 +174,7 @@ Deno.test("the documented data frames decode as documented", () => {
 });
 
 // ---------------------------------------------------------------------------
-// Port 444 and port 1001 (§7.6, §8.4)
+// Port 444 (§7.6)
 
 const session = await workedSession();
 
@@ -323,10 +331,73 @@ Deno.test("a real trust service on the requesting side records the documented ac
   });
 });
 
-Deno.test("the documented envelope decodes as documented and a real data service answers its fragment with the documented receipt", async () => {
+// ---------------------------------------------------------------------------
+// Streams, port 1001 and port 1002 (§8.8, §9.5, §10.4)
+
+/** Runs a simulated link, 1 ms at a time (real file I/O runs beside it), until `p` settles. */
+async function settle<T>(link: SimLink, p: Promise<T>, maxMs = 60_000): Promise<T> {
+  const t = track(p);
+  const limit = link.clock.now + maxMs;
+  while (!t.settled) {
+    if (link.clock.now > limit) throw new Error(`Not settled after ${maxMs} simulated ms`);
+    await link.advance(1);
+  }
+  if ("error" in t) throw t.error;
+  return t.value as T;
+}
+
+Deno.test("the documented ACK is the worked example of stream_segment_test.ts", () => {
+  const [ack] = dumps("worked-stream-ack");
+  assert.ok(ack);
+  const w = WORKED_STREAM.ack;
+  const s = decodeSegment(ack);
+  assert.equal(s.flags, SEG_ACK);
+  assert.deepEqual(
+    { connId: s.connId, seq: s.seq, ack: s.ack, window: s.window, data: s.data.length },
+    { connId: w.connId, seq: w.seq, ack: w.ack, window: w.window, data: 0 },
+  );
+  assert.deepEqual(s.sack, [{ start: w.sack[0], end: w.sack[1] }]);
+});
+
+Deno.test("a real stream mux answers the documented SYN, ACK and data with the documented segments", () => {
+  const [syn, synAck, ack, data, dataAck] = dumps("worked-stream-open");
+  assert.ok(syn && synAck && ack && data && dataAck);
+  let now = 0;
+  const out: StreamPacket[] = [];
+  const listener = new StreamMux({
+    send: (p) => out.push(p),
+    now: () => now,
+    mss: mssFor(MAX_DATAGRAM),
+  });
+  const accepted: Connection[] = [];
+  listener.listen(WORKED_STREAM.dstPort, (c) => accepted.push(c));
+  const from = { srcPort: WORKED_STREAM.srcPort, dstPort: WORKED_STREAM.dstPort };
+  listener.receive({ ...from, payload: syn });
+  assert.deepEqual(out.map((p) => p.payload.toHex()), [synAck.toHex()]);
+  assert.deepEqual([out[0]!.srcPort, out[0]!.dstPort], [from.dstPort, from.srcPort]);
+  listener.receive({ ...from, payload: ack });
+  assert.equal(accepted.length, 1, "the handshake completed");
+  listener.receive({ ...from, payload: data });
+  now = 1; // the delayed ACK of a lone segment is due after 1 ms
+  listener.tick();
+  assert.deepEqual(out.slice(1).map((p) => p.payload.toHex()), [dataAck.toHex()]);
+  listener.close("test done");
+});
+
+/** A message sink that records what it stores and answers with the documented seq. */
+class RecordingSink implements MessageSink {
+  readonly stored: { peer: PeerIdentity; envelope: Envelope }[] = [];
+  store(peer: PeerIdentity, envelope: Envelope) {
+    this.stored.push({ peer, envelope });
+    return Promise.resolve({ seq: WORKED_DATA.seq, duplicate: false });
+  }
+}
+
+Deno.test("a real exchange service stores the documented MESSAGE and file frames and answers with the documented receipts", async () => {
   const [envelope] = dumps("worked-data-envelope");
-  const [frag, receipt] = dumps("worked-data-packets");
-  assert.ok(envelope && frag && receipt);
+  const [message, messageReceipt] = dumps("worked-data-message");
+  const [begin, chunk, end, fileReceipt] = dumps("worked-data-file");
+  assert.ok(envelope && message && messageReceipt && begin && chunk && end && fileReceipt);
   const expected: Envelope = {
     id: WORKED_DATA.id,
     type: WORKED_DATA.type,
@@ -337,47 +408,68 @@ Deno.test("the documented envelope decodes as documented and a real data service
     data: utf8(WORKED_DATA.data),
   };
   assert.deepEqual(decodeEnvelope(envelope), expected);
-  const f = decodeDataPacket(frag);
-  assert.ok(f.op === "fragment" && f.index === 0 && f.count === 1);
-  assert.equal(f.chunk.toHex(), envelope.toHex());
-  const stored: Envelope[] = [];
-  const service = new DataService({
-    sink: {
-      store: (peer, e) => {
-        assert.equal(peer.keyHex, session.peerA.keyHex);
-        stored.push(e);
-        return Promise.resolve({ seq: WORKED_DATA.seq, duplicate: false });
-      },
-    },
-    send: () => Promise.resolve(false),
+  assert.equal(message.subarray(5).toHex(), envelope.toHex(), "the frame body is the envelope");
+  await withHome(async (home) => {
+    const files = await ReceivedFiles.open(home);
+    try {
+      const sink = new RecordingSink();
+      const service = new ExchangeService({ sink, files });
+      const link = new SimLink();
+      link.b.listen(PORT_DATA, (conn) => void service.serve(conn, session.peerA));
+      const conn = await settle(link, link.a.connect(PORT_DATA));
+      const reader = new FrameReader(conn);
+      const nextFrame = async () => {
+        const f = await settle(link, reader.next());
+        assert.ok(f !== null);
+        return encodeFrame(f).toHex();
+      };
+      await settle(link, conn.write(message));
+      assert.equal(await nextFrame(), messageReceipt.toHex());
+      assert.equal(sink.stored.length, 1);
+      assert.equal(sink.stored[0]!.peer.keyHex, session.peerA.keyHex);
+      assert.deepEqual(sink.stored[0]!.envelope, expected);
+      for (const frame of [begin, chunk, end]) await settle(link, conn.write(frame));
+      assert.equal(await nextFrame(), fileReceipt.toHex());
+      const stored = await Deno.readTextFile(`${files.dir}/${WORKED_DATA.fileName}`);
+      assert.equal(stored, WORKED_DATA.fileContent);
+      await settle(link, conn.close());
+      assert.equal(await settle(link, reader.next()), null, "the service closes its side too");
+    } finally {
+      await files.close();
+    }
   });
-  const replies = await answer(service, frag, session.peerA);
-  assert.deepEqual(replies.map((b) => b.toHex()), [receipt.toHex()]);
-  assert.deepEqual(stored, [expected]);
-  // A repeated fragment is answered from the receipt cache and stored nothing more.
-  assert.deepEqual((await answer(service, frag, session.peerA)).map((b) => b.toHex()), [
-    receipt.toHex(),
-  ]);
-  assert.equal(stored.length, 1);
 });
 
-Deno.test("a full message fragment stays within the 1400-byte datagram limit", () => {
-  const full = encodeDataPacket({
-    op: "fragment",
-    transfer: new Uint8Array(8),
-    index: 0,
-    count: 2,
-    chunk: new Uint8Array(MESSAGE_CHUNK),
+Deno.test("a real broker answers the documented SUBSCRIBE and PUBLISH with the documented ACKs and EVENT", async () => {
+  const [subscribe, subscribed, publish, published, event] = dumps("worked-pubsub");
+  assert.ok(subscribe && subscribed && publish && published && event);
+  const broker = new PubSubBroker({
+    self: { address: session.bob.identity.address, publicKey: session.bob.identity.publicKey },
+    now: () => WORKED_PUBSUB.time,
   });
-  const inner = encodeInner({
-    kind: "datagram",
-    srcAddress: session.peerA.addressBytes,
-    dstAddress: session.peerB.addressBytes,
-    srcPort: PORT_DATA,
-    dstPort: PORT_DATA,
-    payload: full,
-  });
-  const frame = DATA_HEADER_SIZE + inner.length + 16;
-  assert.ok(frame <= MAX_DATAGRAM, `${frame} bytes`);
-  assert.ok(regions.get("worked-data-packets")!.includes(`${frame} as a data frame`));
+  const link = new SimLink();
+  link.b.listen(PORT_EVENTS, (conn) => void broker.serve(conn, session.peerA));
+  /** Reads one whole frame from `conn` and re-encodes it (the codec is strict). */
+  const framesOf = (conn: Connection) => {
+    const splitter = new FrameSplitter();
+    return async () => {
+      for (;;) {
+        const raw = splitter.next();
+        if (raw !== null) return encodePubSubFrame(decodeBody(raw)).toHex();
+        const chunk = await settle(link, conn.read());
+        assert.ok(chunk !== null, "the stream ended early");
+        splitter.push(chunk);
+      }
+    };
+  };
+  const subscriber = await settle(link, link.a.connect(PORT_EVENTS));
+  const subscriberFrame = framesOf(subscriber);
+  await settle(link, subscriber.write(subscribe));
+  assert.equal(await subscriberFrame(), subscribed.toHex());
+  const publisher = await settle(link, link.a.connect(PORT_EVENTS));
+  const publisherFrame = framesOf(publisher);
+  await settle(link, publisher.write(publish));
+  assert.equal(await publisherFrame(), published.toHex());
+  assert.equal(await subscriberFrame(), event.toHex());
+  broker.close("test done");
 });

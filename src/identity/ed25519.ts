@@ -83,6 +83,46 @@ export function verify(
   return ed.verify(signature, message, publicKey, { zip215: false });
 }
 
+const webKeys = new Map<string, Promise<CryptoKey>>();
+const WEB_KEYS_MAX = 4096;
+
+/**
+ * The same strict verification as {@linkcode verify}, through WebCrypto's
+ * Ed25519 (about ten times faster than noble here; the bench showed the
+ * handshake needed it). The key passes {@linkcode checkPublicKey} first:
+ * WebCrypto alone accepts forgeries under small-order keys. Cross-tested
+ * against noble on every Wycheproof vector.
+ */
+export async function verifyAsync(
+  signature: Uint8Array,
+  message: Uint8Array,
+  publicKey: Uint8Array,
+): Promise<boolean> {
+  if (signature.length !== SIGNATURE_BYTES || publicKey.length !== PUBLIC_KEY_BYTES) {
+    return false;
+  }
+  if (publicKeyProblem(publicKey) !== undefined) return false;
+  const hex = publicKey.toHex();
+  let key = webKeys.get(hex);
+  if (key === undefined) {
+    key = crypto.subtle.importKey("raw", Uint8Array.from(publicKey), { name: "Ed25519" }, false, [
+      "verify",
+    ]);
+    webKeys.set(hex, key);
+    if (webKeys.size > WEB_KEYS_MAX) webKeys.delete(webKeys.keys().next().value!);
+  }
+  try {
+    return await crypto.subtle.verify(
+      { name: "Ed25519" },
+      await key,
+      Uint8Array.from(signature),
+      Uint8Array.from(message),
+    );
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Throws {@linkcode KeyError} unless `key` is a canonical encoding of a point
  * in the prime-order subgroup other than the identity: the only keys a seed can

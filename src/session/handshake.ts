@@ -154,7 +154,7 @@ export class InitiatorHandshake {
   ): Promise<{ session: Session; final: Uint8Array }> {
     this.spent = true;
     const payload = decodeHandshakePayload(await this.#hs.readMessage(resp.noise));
-    const peer = verifyPeerPayload(payload, this.#hs.remoteStatic!);
+    const peer = await verifyPeerPayload(payload, this.#hs.remoteStatic!);
     checkExpected(peer, this.expected);
     const noise = await this.#hs.writeMessage(this.#payload);
     const final: HandshakeFinalFrame = {
@@ -274,7 +274,7 @@ export class ResponderHandshake {
   async complete(final: HandshakeFinalFrame, from: Endpoint, now: number): Promise<Session> {
     this.spent = true;
     const payload = decodeHandshakePayload(await this.#hs.readMessage(final.noise));
-    const peer = verifyPeerPayload(payload, this.#hs.remoteStatic!);
+    const peer = await verifyPeerPayload(payload, this.#hs.remoteStatic!);
     const keys = await this.#hs.split();
     return await Session.create({
       localIndex: this.localIndex,

@@ -7,10 +7,10 @@
  * @module
  */
 import { type Address, addressToBytes, verifyStamp } from "../identity/address.ts";
-import { isValidPublicKey } from "../identity/ed25519.ts";
+import { isValidPublicKey, verifyAsync } from "../identity/ed25519.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
-import { verifySelfDescription } from "../identity/self_description.ts";
-import { verifyBinding } from "../identity/static_key.ts";
+import { selfDescriptionMessage } from "../identity/self_description.ts";
+import { bindingMessage } from "../identity/static_key.ts";
 import { constantTimeEqual } from "../wire/bytes.ts";
 import type { HandshakePayload } from "../wire/handshake_payload.ts";
 
@@ -47,7 +47,10 @@ export interface PeerIdentity {
 }
 
 /** Verifies a handshake payload against the static key Noise authenticated. */
-export function verifyPeerPayload(p: HandshakePayload, remoteStatic: Uint8Array): PeerIdentity {
+export async function verifyPeerPayload(
+  p: HandshakePayload,
+  remoteStatic: Uint8Array,
+): Promise<PeerIdentity> {
   if (!isValidPublicKey(p.publicKey)) {
     throw new HandshakeFailure("bad_key", "Peer sent a weak or malformed identity key");
   }
@@ -62,19 +65,19 @@ export function verifyPeerPayload(p: HandshakePayload, remoteStatic: Uint8Array)
     signature: p.bindingSignature,
   };
   // The signature must cover the key Noise used, not a key the payload names.
-  if (!verifyBinding(p.publicKey, binding)) {
+  if (!(await signed(p.bindingSignature, () => bindingMessage(binding), p.publicKey))) {
     throw new HandshakeFailure(
       "bad_binding",
       "Peer's identity signature does not cover the static key it used",
     );
   }
-  const selfOk = verifySelfDescription({
-    publicKey: p.publicKey,
-    stamp: p.stamp,
-    hostname: p.hostname === "" ? null : p.hostname,
-    time: p.selfTime,
-    signature: p.selfSignature,
-  });
+  const selfOk = await signed(p.selfSignature, () =>
+    selfDescriptionMessage({
+      publicKey: p.publicKey,
+      stamp: p.stamp,
+      hostname: p.hostname === "" ? null : p.hostname,
+      time: p.selfTime,
+    }), p.publicKey);
   if (!selfOk) {
     throw new HandshakeFailure("bad_self", "Peer's signed self-description does not verify");
   }
@@ -89,6 +92,21 @@ export function verifyPeerPayload(p: HandshakePayload, remoteStatic: Uint8Array)
     staticSerial: p.staticSerial,
     staticKey: Uint8Array.from(remoteStatic),
   };
+}
+
+/** Verifies `signature` over the message `build` makes; a message that cannot be built fails. */
+async function signed(
+  signature: Uint8Array,
+  build: () => Uint8Array,
+  publicKey: Uint8Array,
+): Promise<boolean> {
+  let message: Uint8Array;
+  try {
+    message = build();
+  } catch {
+    return false;
+  }
+  return await verifyAsync(signature, message, publicKey);
 }
 
 /** Whether two identities are the same key. */
