@@ -240,7 +240,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
         throw invalid('Field "ids" must be a non-empty list of message ids');
       }
-      return { removed: await node.inbox.ack(ids as string[]) };
+      return { removed: await node.inboxAck(ids as string[]) };
     },
     "POST /v1/inbox/clear": async (req) => {
       const b = objectBody(req.body);
@@ -251,7 +251,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
           "clearing never removes newer messages",
         );
       }
-      return { removed: await node.inbox.clear(upTo) };
+      return { removed: await node.inboxClear(upTo) };
     },
     "POST /v1/ping": async (req) => {
       const b = objectBody(req.body);

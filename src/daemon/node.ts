@@ -282,6 +282,8 @@ export class Node {
   readonly exchange: ExchangeService;
   /** Files received from peers. */
   readonly receivedFiles: ReceivedFiles;
+  /** Dedup entries not yet durable: inbox removals wait for them. */
+  #dedupPending = new Set<Promise<void>>();
   /** The reused port-1001 stream per peer. */
   #exchangeConns = new Map<string, Promise<Connection>>();
   /** The durable inbox. */
@@ -790,17 +792,19 @@ export class Node {
     } catch (err) {
       throw new Error(err instanceof PilotError ? err.code : "internal");
     }
-    try {
-      await this.dedup.remember(peer.keyHex, e.id, message.seq);
-    } catch (err) {
-      // The message is stored and its receipt goes out, so the sender will not
-      // retry; only a retry already in flight could now be stored twice.
+    // The receipt need not wait for this fsync: while the message is in the
+    // inbox, a restart rebuilds its dedup entry from it (reseedDedup). Only
+    // removing it from the inbox waits until the entry is durable.
+    const remembered = this.dedup.remember(peer.keyHex, e.id, message.seq).catch((err) => {
+      // Only a retry arriving after this message left the inbox could be stored twice.
       log(
         `dedup store failed for ${peer.address} id ${JSON.stringify(e.id)}: ${
           (err as Error).message
         }`,
       );
-    }
+    });
+    this.#dedupPending.add(remembered);
+    remembered.finally(() => this.#dedupPending.delete(remembered));
     this.events.publish("message.received", {
       peer: peerRef(peer),
       seq: message.seq,
@@ -962,7 +966,7 @@ export class Node {
         const reply = this.#findReply(peerKey, id);
         if (reply !== undefined) {
           // Handed to the caller: it does not stay in the inbox as well.
-          await this.inbox.ack([reply.id]).catch(() => 0);
+          await this.inboxAck([reply.id]).catch(() => 0);
           return { request: sent, reply };
         }
         if (ac.signal.aborted) {
@@ -1364,6 +1368,18 @@ export class Node {
       avg_ms: ok.length ? round(ok.reduce((a, b) => a + b, 0) / ok.length) : null,
       max_ms: ok.length ? round(Math.max(...ok)) : null,
     };
+  }
+
+  /** `pilot inbox ack`: removes messages by id, once their dedup entries are durable. */
+  async inboxAck(ids: string[]): Promise<number> {
+    await Promise.all([...this.#dedupPending]);
+    return await this.inbox.ack(ids);
+  }
+
+  /** `pilot inbox --clear`: removes messages up to a seq, once their dedup entries are durable. */
+  async inboxClear(upTo: number): Promise<number> {
+    await Promise.all([...this.#dedupPending]);
+    return await this.inbox.clear(upTo);
   }
 
   /** Finds the sender key a `--from` filter names (among trusted peers and inbox senders). */

@@ -39,7 +39,7 @@ import {
 } from "../constants.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, StreamError } from "../stream/mod.ts";
-import { DecodeError } from "../wire/bytes.ts";
+import { concat, DecodeError } from "../wire/bytes.ts";
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -428,6 +428,9 @@ class Channel {
 }
 
 /** The data-exchange service on port 1001 streams: both the receiving and the sending side. */
+/** Messages up to this size are framed with one copy into a single write. */
+const SMALL_MESSAGE = 16 * 1024;
+
 export class ExchangeService {
   /** Port 1001. */
   readonly port = PORT_DATA;
@@ -712,9 +715,13 @@ export class ExchangeService {
     const body = encodeEnvelope(envelope, MAX_STREAM_MESSAGE);
     const ch = this.#channel(conn);
     const { receipt } = ch.expect("message");
-    // Header and body are two writes queued back to back: no copy of the body.
+    const header = encodeFrameHeader(FRAME_MESSAGE, body.length);
+    // A small message goes as one write (one segment, not two); a large one
+    // as two writes back to back, so its body is not copied.
     const wrote = ch.exclusive(() =>
-      Promise.all([conn.write(encodeFrameHeader(FRAME_MESSAGE, body.length)), conn.write(body)])
+      body.length <= SMALL_MESSAGE
+        ? conn.write(concat(header, body))
+        : Promise.all([conn.write(header), conn.write(body)]).then(noop)
     );
     wrote.catch(noop); // a failed write also fails the receipt; report that one
     const r = await receipt;
