@@ -1,7 +1,7 @@
 /**
- * In-process harness for the trust (444) and data (1001) services: nodes for
- * the fixture identities, each with the real TrustStore and TrustFlowStore in
- * a temporary home (so persistence is exercised), wired to each other through
+ * In-process harness for the trust service (port 444): nodes for the fixture
+ * identities, each with the real TrustStore and TrustFlowStore in a
+ * temporary home (so persistence is exercised), wired to each other through
  * fake `send` functions instead of Noise sessions. A "session" is a pair of
  * nodes with a fixed 32-byte binding, the same on both sides. Every datagram
  * passes a filter (drop, duplicate, hold, delay, alter), is recorded, and is
@@ -10,16 +10,14 @@
  * same pair. The wall clock is injectable.
  */
 
-import { PORT_DATA, PORT_TRUST } from "../src/constants.ts";
+import { PORT_TRUST } from "../src/constants.ts";
 import { addressToBytes } from "../src/identity/address.ts";
 import type { Identity } from "../src/identity/identity.ts";
 import { TrustFlowStore } from "../src/daemon/trust_flow_store.ts";
 import { TrustStore } from "../src/daemon/trust_store.ts";
-import { DataService, type MessageSink } from "../src/services/data.ts";
 import { TrustService } from "../src/services/trust.ts";
 import { randomBytes, sha256 } from "../src/session/crypto.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
-import type { Envelope } from "../src/wire/data_message.ts";
 import type { PortPacket } from "../src/wire/inner.ts";
 import {
   type SignedTrustMessage,
@@ -47,12 +45,6 @@ export function peerOf(id: Identity, hostname = ""): PeerIdentity {
     staticSerial: id.binding.serial,
     staticKey: Uint8Array.from(id.staticKey.publicKey),
   };
-}
-
-/** A PeerIdentity that only has to look plausible to the data service (any key text). */
-export function fakePeer(keyHex: string): PeerIdentity {
-  const id = IDS[0]!;
-  return { ...peerOf(id), keyHex };
 }
 
 /** A wall clock the test sets by hand (ms since the epoch). */
@@ -99,49 +91,7 @@ export type LogEntry =
   | { kind: "sent"; wire: Wire }
   | { kind: "untrusted"; node: ServiceNode; key: string };
 
-/** What the data sink stored. */
-export interface Stored {
-  /** Sender key. */
-  sender: string;
-  /** The envelope. */
-  envelope: Envelope;
-  /** Its inbox seq. */
-  seq: number;
-}
-
-/** An in-memory inbox with per-sender dedup by envelope id, like the daemon's. */
-export class MemorySink implements MessageSink {
-  /** Every store() call. */
-  calls = 0;
-  /** Messages stored (not duplicates). */
-  readonly stored: Stored[] = [];
-  /** Milliseconds each store() takes. */
-  delayMs = 0;
-  /** When set, store() throws what it returns (if anything). */
-  fail: ((e: Envelope) => unknown) | undefined;
-  #seq = 100;
-  #seen = new Map<string, number>();
-
-  /** Stores a message once per (sender, id). */
-  async store(
-    sender: PeerIdentity,
-    envelope: Envelope,
-  ): Promise<{ seq: number; duplicate: boolean }> {
-    this.calls++;
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
-    const failure = this.fail?.(envelope);
-    if (failure !== undefined) throw failure;
-    const key = `${sender.keyHex}:${envelope.id}`;
-    const seen = this.#seen.get(key);
-    if (seen !== undefined) return { seq: seen, duplicate: true };
-    const seq = ++this.#seq;
-    this.#seen.set(key, seq);
-    this.stored.push({ sender: sender.keyHex, envelope, seq });
-    return { seq, duplicate: false };
-  }
-}
-
-/** One node: its identity, state in a temp home, both services, and what they reported. */
+/** One node: its identity, state in a temp home, its trust service, and what it reported. */
 export class ServiceNode {
   /** Its identity. */
   readonly id: Identity;
@@ -155,16 +105,12 @@ export class ServiceNode {
   flow!: TrustFlowStore;
   /** Port 444. */
   trustService!: TrustService;
-  /** Port 1001. */
-  dataService!: DataService;
   /** Events published by the trust service. */
   readonly events: { type: string; data: Record<string, unknown> }[] = [];
   /** Keys passed to onUntrusted, in order. */
   readonly untrusted: string[] = [];
   /** Keys whose requests are approved at once. */
   readonly autoApprove = new Set<string>();
-  /** Where received messages go. */
-  readonly sink = new MemorySink();
   #net: ServiceNet;
 
   constructor(net: ServiceNet, id: Identity, home: string) {
@@ -184,7 +130,7 @@ export class ServiceNode {
     return this.events.filter((e) => e.type === type);
   }
 
-  /** (Re)loads the stores from disk and builds fresh services: a daemon restart. */
+  /** (Re)loads the stores from disk and builds a fresh service: a daemon restart. */
   async start(): Promise<void> {
     const net = this.#net;
     this.trust = await TrustStore.load(this.home);
@@ -204,11 +150,6 @@ export class ServiceNode {
         this.untrusted.push(key);
         net.log.push({ kind: "untrusted", node: this, key });
       },
-      now: net.clock.now,
-    });
-    this.dataService = new DataService({
-      sink: this.sink,
-      send: (key, payload) => net.transmit(this, key, PORT_DATA, payload, false),
       now: net.clock.now,
     });
   }
@@ -331,7 +272,7 @@ export class ServiceNet {
   }
 
   #deliver(wire: Wire, payload: Uint8Array, delay: number): void {
-    const service = wire.port === PORT_TRUST ? wire.to.trustService : wire.to.dataService;
+    const service = wire.to.trustService;
     const ctx = {
       peer: wire.from.peer,
       binding: wire.binding,
@@ -353,17 +294,15 @@ export class ServiceNet {
   }
 
   /**
-   * Hands `payload` straight to a node's service as if it came over a session
-   * of `peer` with `binding`; resolves with what the service replied.
+   * Hands `payload` straight to a node's trust service as if it came over a
+   * session of `peer` with `binding`; resolves with what the service replied.
    */
   async inject(
     to: ServiceNode,
-    options: { peer: PeerIdentity; binding: Uint8Array; port?: number; payload: Uint8Array },
+    options: { peer: PeerIdentity; binding: Uint8Array; payload: Uint8Array },
   ): Promise<Uint8Array[]> {
-    const port = options.port ?? PORT_TRUST;
     const replies: Uint8Array[] = [];
-    const service = port === PORT_TRUST ? to.trustService : to.dataService;
-    await service.onDatagram(portPacket(options.peer, port, options.payload), {
+    await to.trustService.onDatagram(portPacket(options.peer, PORT_TRUST, options.payload), {
       peer: options.peer,
       binding: options.binding,
       reply: (bytes) => {
@@ -479,16 +418,4 @@ export function ackOf(replies: Uint8Array[]): { status: string; detail: string }
 /** SHA-256 of bytes, hex. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return (await sha256(bytes)).toHex();
-}
-
-/** A deterministic PRNG (mulberry32) for drop and order decisions. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -3,11 +3,11 @@ import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { MAX_STREAM_MESSAGE, PORT_DATA } from "../src/constants.ts";
 import { ReceivedFiles } from "../src/daemon/received_files.ts";
-import type { MessageSink } from "../src/services/data.ts";
 import {
   ExchangeService,
   type ExchangeServiceOptions,
   type FileSink,
+  type MessageSink,
   type OutgoingFile,
 } from "../src/services/exchange_stream.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
