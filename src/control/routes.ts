@@ -365,7 +365,8 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       if (!peer) throw invalid('Query parameter "peer" is required');
       if (!pattern) throw invalid('Query parameter "pattern" is required', 'e.g. "jobs.*" or "*"');
       const count = queryInt(q, "count", 1_000_000, Number.MAX_SAFE_INTEGER);
-      const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+      // A subscription is a long read: its default matches the CLI's.
+      const timeoutMs = queryInt(q, "timeout_ms", 600_000, TIMEOUTS.maxMs);
       // Opening and subscribing come first: their refusals are ordinary JSON errors.
       const events = await node.subscribe(peer, pattern, timeoutMs);
       return ndjson(req.signal, (signal) => events(count, heartbeatOf(q), signal));

@@ -17,6 +17,7 @@ import {
   PORT_DATA,
   PORT_ECHO,
   PORT_EVENTS,
+  PORT_STDIO,
   PORT_TRUST,
   TIMER_TICK_MS,
   TRUST_REASON_MAX,
@@ -206,7 +207,7 @@ export function buildEnvelope(m: OutgoingMessage): Envelope {
     throw new PilotError(
       "too_large",
       `Message data is ${data.length} bytes; at most ${MAX_STREAM_MESSAGE}`,
-      "split it, or wait for streams",
+      "split it, or send it as a file (pilot send-file)",
     );
   }
   const id = m.id === "" ? crypto.randomUUID() : m.id;
@@ -1211,13 +1212,14 @@ export class Node {
 
   /** Names of the built-in services this node runs. */
   get services(): string[] {
-    return [...this.#services.values()].map((s) => s.name);
+    const optional = ["echo", "data", "events"].filter((s) => !this.config.disable.includes(s));
+    return ["trust", ...optional];
   }
 
   /** Whether a port is taken by a built-in service. */
   isServicePort(port: number): boolean {
     return this.#services.has(port) || port === PORT_TRUST || port === PORT_EVENTS ||
-      port === PORT_ECHO || port === PORT_DATA;
+      port === PORT_ECHO || port === PORT_DATA || port === PORT_STDIO;
   }
 
   /** `pilot publish`: an event to a trusted peer's broker, fanned out to its subscribers. */
