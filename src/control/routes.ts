@@ -96,7 +96,7 @@ function streamSocket(
         conn.reset("control client went away");
         return;
       }
-      bridge(socket, conn, hello);
+      bridge(socket, conn, hello, req.query.get("flow") === "credit");
     }, (e) => {
       const err = e instanceof PilotError
         ? e

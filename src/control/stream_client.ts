@@ -35,6 +35,8 @@ export class StreamSocket {
 
   /** Opens a stream socket and waits for the daemon's `open` message (or its error). */
   static open(url: URL, token: string, client: Deno.HttpClient): Promise<StreamSocket> {
+    // Ask the daemon to wait for our credits: we only take what we read.
+    url.searchParams.set("flow", "credit");
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, client });
     ws.binaryType = "arraybuffer";
     const { promise: ended, resolve: end } = Promise.withResolvers<StreamEnd>();
@@ -123,6 +125,10 @@ export class StreamSocket {
         return;
       }
       if (next !== undefined) {
+        // The reader took these bytes: the daemon may send as many more.
+        if (this.#ws.readyState === WebSocket.OPEN) {
+          this.#ws.send(JSON.stringify({ type: "credit", bytes: next.length }));
+        }
         yield next;
         continue;
       }

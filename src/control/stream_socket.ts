@@ -27,14 +27,26 @@ const CLOSE_CODES: Record<string, number> = {
   closed: 4004,
 };
 
-/** Wires an open WebSocket to a stream connection until both are done. */
-export function bridge(socket: WebSocket, conn: Connection, hello: Record<string, unknown>): void {
+/**
+ * Wires an open WebSocket to a stream connection until both are done. With
+ * `clientCredits` (the client asked for `flow=credit`), the daemon sends at
+ * most WS_WINDOW bytes the client has not credited back, so a client that
+ * stops reading holds the stream back instead of filling its own memory.
+ */
+export function bridge(
+  socket: WebSocket,
+  conn: Connection,
+  hello: Record<string, unknown>,
+  clientCredits = false,
+): void {
   socket.binaryType = "arraybuffer";
   let localDone = false;
   let finRequested = false;
   let peerDone = false;
   let ended = false;
   let queued = 0;
+  let unacked = 0;
+  let creditWake: (() => void) | undefined;
   let writing: Promise<void> = Promise.resolve();
 
   const finish = (code: number, reason: string) => {
@@ -58,7 +70,11 @@ export function bridge(socket: WebSocket, conn: Connection, hello: Record<string
       while (socket.readyState === WebSocket.OPEN && socket.bufferedAmount > WS_WINDOW) {
         await new Promise((r) => setTimeout(r, 2));
       }
+      while (clientCredits && socket.readyState === WebSocket.OPEN && unacked > WS_WINDOW) {
+        await new Promise<void>((r) => creditWake = r);
+      }
       if (socket.readyState !== WebSocket.OPEN) return;
+      unacked += chunk.length;
       socket.send(chunk);
     }
     if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "fin" }));
@@ -71,11 +87,16 @@ export function bridge(socket: WebSocket, conn: Connection, hello: Record<string
   pump();
   socket.onmessage = (ev) => {
     if (typeof ev.data === "string") {
-      let msg: { type?: string } | undefined;
+      let msg: { type?: string; bytes?: unknown } | undefined;
       try {
         msg = JSON.parse(ev.data);
       } catch {
         msg = undefined;
+      }
+      if (msg?.type === "credit" && typeof msg.bytes === "number" && msg.bytes >= 0) {
+        unacked = Math.max(0, unacked - msg.bytes);
+        creditWake?.();
+        return;
       }
       if (msg?.type !== "fin") {
         conn.reset("control client protocol error");
@@ -106,6 +127,7 @@ export function bridge(socket: WebSocket, conn: Connection, hello: Record<string
   };
   socket.onclose = () => {
     ended = true;
+    creditWake?.();
     // A client that finished its side may leave before the peer acknowledged
     // everything: its bytes still go out. Without a fin, leaving is a reset.
     if (!finRequested) conn.reset("control client went away");

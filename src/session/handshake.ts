@@ -19,7 +19,7 @@ import {
 } from "../wire/frames.ts";
 import { decodeHandshakePayload } from "../wire/handshake_payload.ts";
 import { computeMac1, computeMac2 } from "./cookie.ts";
-import type { X25519KeyPair } from "./crypto.ts";
+import { generateX25519, type X25519KeyPair } from "./crypto.ts";
 import { HandshakeState } from "./noise.ts";
 import { HandshakeFailure, type PeerIdentity, verifyPeerPayload } from "./peer_identity.ts";
 import { Session } from "./session.ts";
@@ -216,16 +216,20 @@ export class ResponderHandshake {
   readonly initNoise: Uint8Array;
   /** Monotonic creation time (ms). */
   readonly createdAt: number;
-  /** Set once message 3 was processed: the state is spent. */
+  /** Set once message 3 made a session: the state is spent. */
   spent = false;
+  /** Set while a message 3 is being processed. */
+  busy = false;
 
   #hs: HandshakeState;
+  #rebuild: () => Promise<HandshakeState>;
 
   private constructor(
     init: HandshakeInitFrame,
     localIndex: number,
     endpoint: Endpoint,
     hs: HandshakeState,
+    rebuild: () => Promise<HandshakeState>,
     response: Uint8Array,
     now: number,
   ) {
@@ -236,6 +240,7 @@ export class ResponderHandshake {
     this.response = response;
     this.createdAt = now;
     this.#hs = hs;
+    this.#rebuild = rebuild;
   }
 
   /** Reads message 1 and writes message 2. Throws NoiseError on a bad message 1. */
@@ -246,14 +251,22 @@ export class ResponderHandshake {
     endpoint: Endpoint;
     now: number;
   }): Promise<ResponderHandshake> {
-    const hs = await HandshakeState.create({
-      pattern: "XX",
-      initiator: false,
-      prologue: PROLOGUE_BYTES,
-      s: options.local.staticKey,
-    });
-    await hs.readMessage(options.init.noise);
-    const noise = await hs.writeMessage(options.local.payload);
+    // The ephemeral key is kept so the state after message 2 can be made
+    // again, byte for byte, if a forged or corrupted message 3 spends it.
+    const e = await generateX25519();
+    const init = Uint8Array.from(options.init.noise);
+    const build = async () => {
+      const hs = await HandshakeState.create({
+        pattern: "XX",
+        initiator: false,
+        prologue: PROLOGUE_BYTES,
+        s: options.local.staticKey,
+        e,
+      });
+      await hs.readMessage(init);
+      return { hs, noise: await hs.writeMessage(options.local.payload) };
+    };
+    const { hs, noise } = await build();
     const resp: HandshakeRespFrame = {
       type: "resp",
       senderIndex: options.localIndex,
@@ -265,27 +278,41 @@ export class ResponderHandshake {
       options.localIndex,
       options.endpoint,
       hs,
+      async () => (await build()).hs,
       encodeFrame(resp),
       options.now,
     );
   }
 
-  /** Reads message 3, checks the initiator's identity, and creates the session. */
+  /**
+   * Reads message 3, checks the initiator's identity, and creates the
+   * session. A message 3 that fails leaves the handshake as it was after
+   * message 2, so the genuine one can still complete it.
+   */
   async complete(final: HandshakeFinalFrame, from: Endpoint, now: number): Promise<Session> {
-    this.spent = true;
-    const payload = decodeHandshakePayload(await this.#hs.readMessage(final.noise));
-    const peer = await verifyPeerPayload(payload, this.#hs.remoteStatic!);
-    const keys = await this.#hs.split();
-    return await Session.create({
-      localIndex: this.localIndex,
-      remoteIndex: this.remoteIndex,
-      initiator: false,
-      peer,
-      endpoint: from,
-      sendKey: keys.responderToInitiator,
-      receiveKey: keys.initiatorToResponder,
-      handshakeHash: this.#hs.handshakeHash,
-      now,
-    });
+    this.busy = true;
+    try {
+      const payload = decodeHandshakePayload(await this.#hs.readMessage(final.noise));
+      const peer = await verifyPeerPayload(payload, this.#hs.remoteStatic!);
+      const keys = await this.#hs.split();
+      const session = await Session.create({
+        localIndex: this.localIndex,
+        remoteIndex: this.remoteIndex,
+        initiator: false,
+        peer,
+        endpoint: from,
+        sendKey: keys.responderToInitiator,
+        receiveKey: keys.initiatorToResponder,
+        handshakeHash: this.#hs.handshakeHash,
+        now,
+      });
+      this.spent = true;
+      return session;
+    } catch (e) {
+      this.#hs = await this.#rebuild();
+      throw e;
+    } finally {
+      this.busy = false;
+    }
   }
 }

@@ -174,6 +174,7 @@ export class SessionManager {
   #byIndex = new Map<number, IndexEntry>();
   #peers = new Map<string, PeerState>();
   #attempts = new Map<string, Attempt>();
+  #starting = new Map<string, Promise<Attempt>>();
   #responders = new Map<string, ResponderHandshake>();
   #seenEphemerals = new Map<string, number>();
   #sourceLimiter: RateLimiter;
@@ -361,8 +362,8 @@ export class SessionManager {
     }
     if (entry?.kind !== "responder" || entry.handshake.spent) return this.#drop("unknown_index");
     const handshake = entry.handshake;
-    this.#responders.delete(entry.ephemeral);
-    this.#byIndex.delete(frame.receiverIndex);
+    // A repeat of message 3 while the first copy is still being processed.
+    if (handshake.busy) return this.#drop("final_in_progress");
     // Data the initiator sends right after message 3 may arrive while the
     // session is still being made: it waits for this instead of being dropped.
     const { promise, resolve } = Promise.withResolvers<void>();
@@ -372,8 +373,12 @@ export class SessionManager {
       try {
         session = await handshake.complete(frame, from, this.#now());
       } catch (e) {
+        // The handshake stays as it was after message 2: a forged or corrupted
+        // message 3 cannot end it; the genuine one still completes it.
         return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_final");
       }
+      this.#responders.delete(entry.ephemeral);
+      this.#byIndex.delete(frame.receiverIndex);
       if (!this.#keyLimiter.allow(session.peer.keyHex)) return this.#drop("rate_limited");
       session.finalFrame = Uint8Array.from(bytes);
       if (!this.#install(session, null)) return;
@@ -542,7 +547,7 @@ export class SessionManager {
   }
 
   #finishAttempt(attempt: Attempt, outcome: PeerIdentity | Error): void {
-    this.#attempts.delete(attempt.key);
+    if (this.#attempts.get(attempt.key) === attempt) this.#attempts.delete(attempt.key);
     if (this.#byIndex.get(attempt.handshake.localIndex)?.kind === "initiator") {
       this.#byIndex.delete(attempt.handshake.localIndex);
     }
@@ -575,9 +580,18 @@ export class SessionManager {
     }`;
     let attempt = this.#attempts.get(key);
     if (attempt === undefined) {
-      attempt = await this.#startAttempt(key, endpoint, expected);
-      this.#attempts.set(key, attempt);
-      await this.#sendInit(attempt);
+      // Concurrent first contacts share one attempt: it is registered before
+      // anything is awaited.
+      let starting = this.#starting.get(key);
+      if (starting === undefined) {
+        starting = this.#startAttempt(key, endpoint, expected).then(async (a) => {
+          this.#attempts.set(key, a);
+          await this.#sendInit(a);
+          return a;
+        }).finally(() => this.#starting.delete(key));
+        this.#starting.set(key, starting);
+      }
+      attempt = await starting;
     }
     const { promise, resolve, reject } = Promise.withResolvers<PeerIdentity>();
     const waiter: Waiter = { resolve, reject };
