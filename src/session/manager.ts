@@ -399,7 +399,9 @@ export class SessionManager {
 
   async #onData(frame: DataFrame, from: Endpoint): Promise<void> {
     let entry = this.#byIndex.get(frame.receiverIndex);
-    const completing = entry === undefined ? this.#completing.get(frame.receiverIndex) : undefined;
+    const completing = entry?.kind === "session"
+      ? undefined
+      : this.#completing.get(frame.receiverIndex);
     if (completing !== undefined) {
       await completing;
       entry = this.#byIndex.get(frame.receiverIndex);
