@@ -20,6 +20,7 @@ import { invalid, PilotError } from "../errors.ts";
 import { AppendLog, encodeRecord } from "./append_log.ts";
 import { HOME_FILES } from "./home.ts";
 import { log } from "./log.ts";
+import { SeqWaiters } from "./_seq_waiters.ts";
 
 /** Largest number of messages the inbox holds; beyond it `add` refuses. */
 export const MAX_INBOX_MESSAGES = 10_000;
@@ -113,13 +114,6 @@ interface Entry {
   size: number;
 }
 
-interface Waiter {
-  after: number;
-  fromKey: string | undefined;
-  done: () => void;
-  fail: (e: unknown) => void;
-}
-
 const TYPES: readonly string[] = ["text", "json", "binary"];
 const HINT = "move the file away; the daemon will not overwrite it";
 
@@ -189,7 +183,7 @@ export class Inbox {
   #nextSeq: number;
   /** Highest seq made visible; every seq at or below it is durable. */
   #visibleHigh: number;
-  #waiters = new Set<Waiter>();
+  #waiters = new SeqWaiters();
   #maxMessages: number;
   #maxBytes: number;
   #compactMargin: number;
@@ -305,9 +299,7 @@ export class Inbox {
     this.#pending.delete(msg.seq);
     this.#live.set(msg.seq, entry);
     this.#visibleHigh = msg.seq;
-    for (const w of this.#waiters) {
-      if (w.after < msg.seq && (w.fromKey === undefined || w.fromKey === msg.from_key)) w.done();
-    }
+    this.#waiters.wake(msg.seq, msg.from_key);
     return copy(msg);
   }
 
@@ -387,25 +379,7 @@ export class Inbox {
     }
     if (signal.aborted) return Promise.reject(signal.reason);
     if (this.#closed) return Promise.reject(new Error("Inbox is closed"));
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const onAbort = () => waiter.fail(signal.reason);
-    const waiter: Waiter = {
-      after,
-      fromKey,
-      done: () => {
-        this.#waiters.delete(waiter);
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      },
-      fail: (e) => {
-        this.#waiters.delete(waiter);
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    this.#waiters.add(waiter);
-    return promise;
+    return this.#waiters.wait(after, fromKey, signal);
   }
 
   /** Flushes and closes the log; pending `waitFor` calls reject. */
@@ -413,7 +387,7 @@ export class Inbox {
     if (this.#closed) return;
     this.#closed = true;
     const stopping = new PilotError("not_running", "The inbox is closed: the daemon is stopping");
-    for (const w of [...this.#waiters]) w.fail(stopping);
+    this.#waiters.failAll(stopping);
     await this.#log.close();
   }
 

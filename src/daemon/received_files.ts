@@ -49,6 +49,7 @@ import type {
 } from "../services/exchange_stream.ts";
 import { AppendLog } from "./append_log.ts";
 import { log } from "./log.ts";
+import { SeqWaiters } from "./_seq_waiters.ts";
 
 /** Folder of received files inside the home. */
 export const RECEIVED_DIR = "received";
@@ -138,13 +139,6 @@ export interface ReceivedFilesOptions {
 interface Entry {
   file: ReceivedFile;
   acked: boolean;
-}
-
-interface Waiter {
-  after: number;
-  fromKey: string | undefined;
-  done: () => void;
-  fail: (e: unknown) => void;
 }
 
 /**
@@ -310,7 +304,7 @@ export class ReceivedFiles implements FileSink {
   #nextSeq: number;
   /** Highest seq in the index; every lower one is in it too (appends complete in order). */
   #visibleHigh: number;
-  #waiters = new Set<Waiter>();
+  #waiters = new SeqWaiters();
   #maxFiles: number;
   #maxFileBytes: number;
   #maxRemembered: number;
@@ -535,9 +529,7 @@ export class ReceivedFiles implements FileSink {
       throw new Error("io_error");
     }
     this.#remember(file.seq, entry);
-    for (const w of this.#waiters) {
-      if (w.after < file.seq && (w.fromKey === undefined || w.fromKey === file.from_key)) w.done();
-    }
+    this.#waiters.wake(file.seq, file.from_key);
     return { file: stored(file), duplicate: false };
   }
 
@@ -634,25 +626,7 @@ export class ReceivedFiles implements FileSink {
     }
     if (signal.aborted) return Promise.reject(signal.reason);
     if (this.#closed) return Promise.reject(new Error("Received files are closed"));
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const onAbort = () => waiter.fail(signal.reason);
-    const waiter: Waiter = {
-      after,
-      fromKey,
-      done: () => {
-        this.#waiters.delete(waiter);
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      },
-      fail: (e) => {
-        this.#waiters.delete(waiter);
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    this.#waiters.add(waiter);
-    return promise;
+    return this.#waiters.wait(after, fromKey, signal);
   }
 
   /** Flushes and closes the index; pending `waitFor` calls reject, later transfers are refused. */
@@ -663,7 +637,7 @@ export class ReceivedFiles implements FileSink {
       "not_running",
       "Received files are closed: the daemon is stopping",
     );
-    for (const w of [...this.#waiters]) w.fail(stopping);
+    this.#waiters.failAll(stopping);
     await this.#log.close();
   }
 
