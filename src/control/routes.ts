@@ -115,6 +115,30 @@ function requireUpgrade(req: ApiRequest): void {
   }
 }
 
+/**
+ * A long-poll read: the page at once when it has entries, else after waiting
+ * up to `waitMs` for one; running out of time is `timedOut`, not an error.
+ */
+async function longPoll<P>(
+  read: () => P,
+  hasEntries: (page: P) => boolean,
+  wait: (signal: AbortSignal) => Promise<void>,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<{ page: P; timedOut: boolean }> {
+  const page = read();
+  if (hasEntries(page) || waitMs === 0) return { page, timedOut: false };
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), waitMs);
+  const onAbort = () => ac.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  await wait(ac.signal).catch(() => {});
+  clearTimeout(timer);
+  signal.removeEventListener("abort", onAbort);
+  const later = read();
+  return { page: later, timedOut: !hasEntries(later) };
+}
+
 /** Builds the route table for a node; `shutdown` stops the daemon. */
 export function nodeRoutes(node: Node, shutdown: () => void): Routes {
   return {
@@ -220,18 +244,13 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
           }
         });
       }
-      const waitMs = queryInt(q, "wait", 0, TIMEOUTS.maxMs);
-      let page = node.inbox.list({ after, limit, ...filter });
-      let timedOut = false;
-      if (page.messages.length === 0 && waitMs > 0) {
-        const ac = new AbortController();
-        const timer = setTimeout(() => ac.abort(), waitMs);
-        req.signal.addEventListener("abort", () => ac.abort(), { once: true });
-        await node.inbox.waitFor(after, ac.signal, filter).catch(() => {});
-        clearTimeout(timer);
-        page = node.inbox.list({ after, limit, ...filter });
-        timedOut = page.messages.length === 0;
-      }
+      const { page, timedOut } = await longPoll(
+        () => node.inbox.list({ after, limit, ...filter }),
+        (p) => p.messages.length > 0,
+        (signal) => node.inbox.waitFor(after, signal, filter),
+        queryInt(q, "wait", 0, TIMEOUTS.maxMs),
+        req.signal,
+      );
       return { messages: page.messages, next: page.next, timed_out: timedOut };
     },
     "POST /v1/inbox/ack": async (req) => {
@@ -416,18 +435,13 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       const limit = queryInt(q, "limit", 100, 1000);
       const from = q.get("from");
       const filter = from ? { fromKey: node.senderKey(from) } : {};
-      const waitMs = queryInt(q, "wait", 0, TIMEOUTS.maxMs);
-      let page = node.receivedFiles.list({ after, limit, ...filter });
-      let timedOut = false;
-      if (page.files.length === 0 && waitMs > 0) {
-        const ac = new AbortController();
-        const timer = setTimeout(() => ac.abort(), waitMs);
-        req.signal.addEventListener("abort", () => ac.abort(), { once: true });
-        await node.receivedFiles.waitFor(after, ac.signal, filter).catch(() => {});
-        clearTimeout(timer);
-        page = node.receivedFiles.list({ after, limit, ...filter });
-        timedOut = page.files.length === 0;
-      }
+      const { page, timedOut } = await longPoll(
+        () => node.receivedFiles.list({ after, limit, ...filter }),
+        (p) => p.files.length > 0,
+        (signal) => node.receivedFiles.waitFor(after, signal, filter),
+        queryInt(q, "wait", 0, TIMEOUTS.maxMs),
+        req.signal,
+      );
       return { files: page.files, next: page.next, timed_out: timedOut };
     },
     "POST /v1/received/ack": async (req) => {
