@@ -12,7 +12,7 @@ import { fingerprint } from "../identity/fingerprint.ts";
 import { selfDescriptionMessage } from "../identity/self_description.ts";
 import { bindingMessage } from "../identity/static_key.ts";
 import { constantTimeEqual } from "../wire/bytes.ts";
-import type { HandshakePayload } from "../wire/handshake_payload.ts";
+import { encodeHandshakePayload, type HandshakePayload } from "../wire/handshake_payload.ts";
 
 /** Why a handshake was refused after its cryptography succeeded. */
 export class HandshakeFailure extends Error {
@@ -46,11 +46,24 @@ export interface PeerIdentity {
   staticKey: Uint8Array;
 }
 
+/** Payloads whose signatures verified (with the static key used), most recent last. */
+const verified = new Map<string, true>();
+const VERIFIED_MAX = 4096;
+
 /** Verifies a handshake payload against the static key Noise authenticated. */
 export async function verifyPeerPayload(
   p: HandshakePayload,
   remoteStatic: Uint8Array,
 ): Promise<PeerIdentity> {
+  // A rekey or reconnect sends the very same signed payload: its signatures
+  // were checked already. The cache key is every signed byte plus the static
+  // key Noise used, so nothing unchecked can hit it.
+  const cacheKey = `${encodeHandshakePayload(p).toHex()}|${remoteStatic.toHex()}`;
+  if (verified.has(cacheKey)) {
+    verified.delete(cacheKey);
+    verified.set(cacheKey, true);
+    return identityOf(p, remoteStatic, verifyStamp(p.publicKey, p.stamp)!);
+  }
   if (!isValidPublicKey(p.publicKey)) {
     throw new HandshakeFailure("bad_key", "Peer sent a weak or malformed identity key");
   }
@@ -81,6 +94,12 @@ export async function verifyPeerPayload(
   if (!selfOk) {
     throw new HandshakeFailure("bad_self", "Peer's signed self-description does not verify");
   }
+  verified.set(cacheKey, true);
+  if (verified.size > VERIFIED_MAX) verified.delete(verified.keys().next().value!);
+  return identityOf(p, remoteStatic, address);
+}
+
+function identityOf(p: HandshakePayload, remoteStatic: Uint8Array, address: Address): PeerIdentity {
   const keyHex = p.publicKey.toHex();
   return {
     publicKey: Uint8Array.from(p.publicKey),
