@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { HandshakeFailure, verifyPeerPayload } from "../src/session/peer_identity.ts";
+import { decodeHandshakePayload } from "../src/wire/handshake_payload.ts";
+import { IDS, localIdentity } from "./_session_helpers.ts";
+
+Deno.test("verifyPeerPayload() checks a payload again when it comes with another static key, even after it verified once", async () => {
+  const id = IDS[0]!;
+  const local = localIdentity(id);
+  const payload = decodeHandshakePayload(local.payload);
+  const peer = await verifyPeerPayload(payload, id.staticKey.publicKey);
+  assert.equal(peer.address, id.address);
+  // The same signed bytes again with its own static key: fine (and cached).
+  assert.equal((await verifyPeerPayload(payload, id.staticKey.publicKey)).keyHex, peer.keyHex);
+  // Replayed by someone whose Noise static key is another: the binding does not cover it.
+  await assert.rejects(
+    verifyPeerPayload(payload, IDS[1]!.staticKey.publicKey),
+    (e: unknown) => e instanceof HandshakeFailure && e.reason === "bad_binding",
+  );
+});
+
+Deno.test("verifyPeerPayload() refuses a payload whose self-description was altered after a good one was cached", async () => {
+  const id = IDS[2]!;
+  const good = decodeHandshakePayload(localIdentity(id, { hostname: "alpha" }).payload);
+  await verifyPeerPayload(good, id.staticKey.publicKey);
+  await assert.rejects(
+    verifyPeerPayload({ ...good, hostname: "beta" }, id.staticKey.publicKey),
+    (e: unknown) => e instanceof HandshakeFailure && e.reason === "bad_self",
+  );
+});
