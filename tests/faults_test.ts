@@ -364,12 +364,12 @@ Deno.test({
 
 Deno.test({
   name:
-    "corrupted datagrams are dropped by the AEAD and recovered by retransmission: a 2 MiB file arrives intact",
+    "corrupted datagrams are dropped by the AEAD and recovered by retransmission: an 8 MiB file arrives intact",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     await withLossyPair(2002, { corrupt: 0.08 }, async (pair) => {
-      await sendFileAndVerify(pair, 2 * MiB);
+      await sendFileAndVerify(pair, 8 * MiB);
       const c = pair.proxy.counters;
       assert.ok(c.a_to_b.corrupted > 0, JSON.stringify(c));
       const drops = (await pair.b.info()).drops as Record<string, number>;
@@ -525,7 +525,9 @@ Deno.test({
               await s.write(p);
               return s;
             }),
-          );
+          ).catch((e) => {
+            throw new Error(`wave ${wave}: ${(e as Error).message}; listen stderr: ${stderr.text}`);
+          });
           streams.push(...opened);
           await waitFor(`${wave + 10} streams accepted`, () => accepted() >= wave + 10, 30_000);
         }
@@ -541,7 +543,10 @@ Deno.test({
         await reading;
         assert.equal(JSON.parse(stdout.text).data.accepted, n);
         const c = pair.proxy.counters;
-        assert.ok(c.a_to_b.dropped > 0 && c.a_to_b.duplicated > 0, JSON.stringify(c));
+        // The link did interfere. Which faults hit depends on how many datagrams
+        // the run made (coalescing varies with load), so any of them counts.
+        const faults = (d: typeof c.a_to_b) => d.dropped + d.duplicated + d.reordered;
+        assert.ok(faults(c.a_to_b) + faults(c.b_to_a) > 0, JSON.stringify(c));
       } finally {
         for (const s of streams) s.abort();
         try {
