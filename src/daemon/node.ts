@@ -7,12 +7,7 @@
  */
 import {
   MAX_INFLIGHT_DATAGRAMS,
-  MAX_MESSAGE_ID,
-  MAX_META_ENTRIES,
-  MAX_META_KEY,
-  MAX_META_VALUE,
   MAX_PORT_DATAGRAM,
-  MAX_STREAM_MESSAGE,
   OUTBOX_RETRY_MS,
   PORT_DATA,
   PORT_ECHO,
@@ -20,7 +15,6 @@ import {
   PORT_STDIO,
   PORT_TRUST,
   TIMER_TICK_MS,
-  TRUST_REASON_MAX,
 } from "../constants.ts";
 import {
   type Endpoint,
@@ -37,7 +31,6 @@ import {
 } from "../discovery/resolver.ts";
 import { type ErrorCode, invalid, PilotError } from "../errors.ts";
 import { addressToBytes } from "../identity/address.ts";
-import { fingerprint } from "../identity/fingerprint.ts";
 import type { Identity } from "../identity/identity.ts";
 import { signSelfDescription } from "../identity/self_description.ts";
 import { SessionManager } from "../session/manager.ts";
@@ -49,7 +42,7 @@ import { TrustService } from "../services/trust.ts";
 import { ExchangeService } from "../services/exchange_stream.ts";
 import type { Receipt } from "../services/exchange_stream.ts";
 import { ReceivedFiles } from "./received_files.ts";
-import { type Envelope, MESSAGE_TYPES, type MessageType } from "../wire/data_message.ts";
+import type { Envelope } from "../wire/data_message.ts";
 import { DedupStore } from "./dedup_store.ts";
 import { Inbox, type InboxMessage } from "./inbox.ts";
 import { encodeHandshakePayload } from "../wire/handshake_payload.ts";
@@ -58,7 +51,12 @@ import { EventBus } from "./events.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
-import { publishTo, PubSubBroker, PubSubError, subscribe } from "../services/pubsub.ts";
+import { notTrusted, type PeerRef, peerRef, refOf } from "./peer_ref.ts";
+import { buildEnvelope, checkReason, type OutgoingMessage } from "./outgoing_message.ts";
+import { withTimeout } from "./with_timeout.ts";
+import { pubsubError, pubsubInput } from "./pubsub_errors.ts";
+
+import { publishTo, PubSubBroker, subscribe } from "../services/pubsub.ts";
 import { checkPattern, checkTopic } from "../wire/pubsub_frame.ts";
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
@@ -66,183 +64,6 @@ import { log } from "./log.ts";
 import { UserPorts } from "./user_ports.ts";
 import { Streams } from "./streams.ts";
 import type { Connection } from "../stream/mod.ts";
-
-/** A peer as every response names it. */
-export interface PeerRef {
-  /** Canonical address. */
-  address: string;
-  /** Self-claimed hostname, or null. */
-  hostname: string | null;
-  /** Key fingerprint. */
-  fingerprint: string;
-  /** Full Ed25519 key, hex. */
-  public_key: string;
-}
-
-/** Turns an authenticated identity into the reference responses carry. */
-export function peerRef(p: PeerIdentity): PeerRef {
-  return {
-    address: p.address,
-    hostname: p.hostname === "" ? null : p.hostname,
-    fingerprint: p.fingerprint,
-    public_key: p.keyHex,
-  };
-}
-
-function refOf(r: { address: string; hostname: string | null; public_key: string }): PeerRef {
-  return {
-    address: r.address,
-    hostname: r.hostname,
-    fingerprint: fingerprint(Uint8Array.fromHex(r.public_key)),
-    public_key: r.public_key,
-  };
-}
-
-/** Checks a user-supplied reason (untrusted text travels to the peer). */
-export function checkReason(reason: string): string {
-  if (new TextEncoder().encode(reason).length > TRUST_REASON_MAX) {
-    throw new PilotError("too_large", `Reason is over ${TRUST_REASON_MAX} bytes`, "shorten it");
-  }
-  if (reason.includes("\0")) throw invalid("Reason must not contain NUL characters");
-  return reason;
-}
-
-/** A message as `pilot send` gives it. */
-export interface OutgoingMessage {
-  /** Data type. */
-  type: string;
-  /** Text, JSON text, or base64 for binary. */
-  data: string;
-  /** Idempotency id ("" = a new random one). */
-  id: string;
-  /** Optional envelope fields. */
-  correlationId?: string;
-  /** Id of the message this answers. */
-  inReplyTo?: string;
-  /** Small string map. */
-  meta?: Record<string, string>;
-}
-
-function notTrusted(text: string): PilotError {
-  return new PilotError(
-    "not_trusted",
-    `"${text}" is not a trusted peer`,
-    `run \`pilot handshake ${text}\` and wait for its approval`,
-  );
-}
-
-/** Runs a topic/pattern check, turning its TypeError into `invalid_argument`. */
-function pubsubInput(check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    throw invalid((e as Error).message, "topics are dot-separated labels of a-z, 0-9, _ and -");
-  }
-}
-
-/** Maps pub/sub failures onto the published error codes. */
-function pubsubError(e: unknown): Error {
-  if (e instanceof PilotError) return e;
-  if (e instanceof PubSubError) {
-    const code = e.code === "bad_topic" || e.code === "bad_pattern"
-      ? "invalid_argument"
-      : e.code === "limit"
-      ? "rate_limited"
-      : e.code === "too_large"
-      ? "too_large"
-      : "unreachable";
-    return new PilotError(code, e.message, code === "unreachable" ? "retry" : "");
-  }
-  if (e instanceof RangeError) return new PilotError("too_large", e.message);
-  if (e instanceof TypeError) return invalid(e.message);
-  return new PilotError("unreachable", (e as Error).message, "retry");
-}
-
-/** Rejects with `timeout` when `p` takes longer than `ms`. */
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(new PilotError("timeout", `${what} did not finish within ${ms} ms`, "retry")),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Checks and builds an envelope before anything is sent. */
-export function buildEnvelope(m: OutgoingMessage): Envelope {
-  if (!(MESSAGE_TYPES as readonly string[]).includes(m.type)) {
-    throw invalid(`Unknown message type "${m.type}"`, "use text, json or binary");
-  }
-  const type = m.type as MessageType;
-  let data: Uint8Array;
-  if (type === "binary") {
-    try {
-      data = Uint8Array.fromBase64(m.data);
-    } catch {
-      throw invalid("Binary data is not valid base64", "send binary data base64-encoded");
-    }
-  } else {
-    if (type === "json") {
-      try {
-        JSON.parse(m.data);
-      } catch (e) {
-        throw invalid(
-          `Data is not valid JSON: ${(e as Error).message}`,
-          "check the quoting, or use --type text",
-        );
-      }
-    }
-    data = new TextEncoder().encode(m.data);
-  }
-  if (data.length > MAX_STREAM_MESSAGE) {
-    throw new PilotError(
-      "too_large",
-      `Message data is ${data.length} bytes; at most ${MAX_STREAM_MESSAGE}`,
-      "split it, or send it as a file (pilot send-file)",
-    );
-  }
-  const id = m.id === "" ? crypto.randomUUID() : m.id;
-  if (new TextEncoder().encode(id).length > MAX_MESSAGE_ID) {
-    throw invalid(`Message id is over ${MAX_MESSAGE_ID} bytes`);
-  }
-  const bytes = (t: string) => new TextEncoder().encode(t).length;
-  for (const [name, v] of [["correlation_id", m.correlationId], ["in_reply_to", m.inReplyTo]]) {
-    if (v !== undefined && bytes(v) > MAX_MESSAGE_ID) {
-      throw invalid(`${name} is over ${MAX_MESSAGE_ID} bytes`);
-    }
-  }
-  const meta = m.meta ?? {};
-  const entries = Object.entries(meta);
-  if (entries.length > MAX_META_ENTRIES) {
-    throw invalid(`meta has ${entries.length} entries; at most ${MAX_META_ENTRIES}`);
-  }
-  for (const [k, v] of entries) {
-    if (k === "" || bytes(k) > MAX_META_KEY || bytes(v) > MAX_META_VALUE) {
-      throw invalid(
-        `meta entry "${k}" is out of bounds`,
-        `keys 1-${MAX_META_KEY} bytes, values up to ${MAX_META_VALUE} bytes`,
-      );
-    }
-  }
-  return {
-    id,
-    type,
-    correlationId: m.correlationId ?? "",
-    inReplyTo: m.inReplyTo ?? "",
-    expiresAt: 0,
-    meta,
-    data,
-  };
-}
 
 /**
  * Records every inbox message's (sender, id) that the dedup store lacks: a
