@@ -160,7 +160,7 @@ export class TestNode {
 export interface NodeOptions extends LocalIdentityOptions {
   /** Manager options besides the ones the network provides. */
   manager?: Partial<
-    Pick<SessionManagerOptions, "requireMac1" | "cookieThreshold" | "timers">
+    Pick<SessionManagerOptions, "requireMac1" | "cookieThreshold" | "timers" | "serialFloor">
   >;
   /** Use this local identity as is (ignores the payload options). */
   local?: LocalNodeIdentity;

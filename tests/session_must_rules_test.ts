@@ -205,3 +205,15 @@ Deno.test("SessionManager refuses weak identity keys, bad stamps and bad self-de
     }
   }
 });
+
+Deno.test("a static-key serial below the one kept on disk is refused as a rollback", async () => {
+  const net = new FakeNetwork();
+  const a = net.node(IDS[0]!);
+  // B remembers (as its trust store would after a restart) that A proved serial 7.
+  const b = net.node(IDS[1]!, { manager: { serialFloor: (key) => key === a.keyHex ? 7 : 0 } });
+  const pending = await net.begin(a, b);
+  await net.pump();
+  await pending.result.catch(() => {});
+  assert.equal(b.manager.peers().length, 0, "no session with the older static key");
+  assert.equal(b.manager.drops.old_static_key, 1);
+});

@@ -178,6 +178,7 @@ export class Node {
       },
       transmit: (bytes, to) => udp.send(bytes, to),
       isTrusted: (peer) => trust.has(peer.keyHex),
+      serialFloor: (key) => trust.get(key)?.static_serial ?? 0,
       deliver: (session, packet) => {
         if (packet.kind === "stream") {
           this.streams.receive(session.peer, session.endpoint, packet);
@@ -350,8 +351,20 @@ export class Node {
     const entry = this.trust.get(peer.keyHex);
     const status = this.sessions.peers().find((p) => p.identity.keyHex === peer.keyHex);
     const endpoint = status?.endpoint ? formatEndpoint(status.endpoint) : undefined;
-    if (entry !== undefined && endpoint !== undefined && entry.endpoint !== endpoint) {
-      this.trust.put({ ...entry, endpoint }).catch(() => {});
+    // Remember where a trusted peer is, and the newest static key it proved
+    // (so a rollback to an older one is refused after a restart too).
+    const serial = Math.max(entry?.static_serial ?? 0, peer.staticSerial);
+    if (
+      entry !== undefined &&
+      ((endpoint !== undefined && entry.endpoint !== endpoint) ||
+        serial !== (entry.static_serial ?? 0))
+    ) {
+      this.trust.put({
+        ...entry,
+        ...(endpoint === undefined ? {} : { endpoint }),
+        static_serial: serial,
+      })
+        .catch(() => {});
     }
     this.trustService.flush(peer.keyHex).catch(() => {});
   }

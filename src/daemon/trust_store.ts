@@ -14,7 +14,16 @@ import type { TrustBook, TrustEntry } from "../services/trust_types.ts";
 
 export type { TrustEntry };
 
-const KEYS = ["public_key", "address", "hostname", "since", "mutual", "accept_hashes", "endpoint"];
+const KEYS = [
+  "public_key",
+  "address",
+  "hostname",
+  "since",
+  "mutual",
+  "accept_hashes",
+  "endpoint",
+  "static_serial",
+];
 
 function bad(path: string, why: string): PilotError {
   return new PilotError(
@@ -59,7 +68,16 @@ function parseEntry(path: string, v: unknown, i: number): TrustEntry {
     mutual: o.mutual,
     ...(hashes === undefined ? {} : { accept_hashes: hashes as string[] }),
     ...(typeof o.endpoint === "string" ? { endpoint: o.endpoint } : {}),
+    ...(serialOf(path, o.static_serial, i)),
   };
+}
+
+function serialOf(path: string, v: unknown, i: number): { static_serial?: number } {
+  if (v === undefined) return {};
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) {
+    throw bad(path, `entry ${i} has a bad static_serial`);
+  }
+  return { static_serial: v };
 }
 
 /** The trust store of one home. */

@@ -21,6 +21,8 @@ export interface TrustEntry {
   accept_hashes?: string[];
   /** Where the peer was last reached (IP:PORT), to reconnect later. */
   endpoint?: string;
+  /** The highest static-key serial the peer proved: an older one is refused (rollback). */
+  static_serial?: number;
 }
 
 /** A request waiting for `approve` or `reject`. */

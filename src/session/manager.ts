@@ -110,6 +110,8 @@ export interface SessionManagerOptions {
   cookieThreshold?: number;
   /** Timer overrides. */
   timers?: Partial<SessionTimers>;
+  /** The highest static-key serial a peer proved before, as kept on disk (survives restarts). */
+  serialFloor?(peerKeyHex: string): number;
   /** Monotonic clock in ms (default `performance.now`). */
   now?: () => number;
 }
@@ -445,7 +447,7 @@ export class SessionManager {
       this.#drop("sessions_full");
       return false;
     }
-    const highest = this.#serials.get(key) ?? 0;
+    const highest = Math.max(this.#serials.get(key) ?? 0, this.#o.serialFloor?.(key) ?? 0);
     if (session.peer.staticSerial < highest) {
       // An older static key than one this peer already proved: refuse the rollback.
       this.#drop("old_static_key");
