@@ -26,6 +26,8 @@ export class StreamSocket {
   #wake: (() => void) | undefined;
   #inFlight = 0;
   #creditWake: (() => void) | undefined;
+  #peerFinished = false;
+  #finished = false;
 
   private constructor(ws: WebSocket, hello: Record<string, unknown>, ended: Promise<StreamEnd>) {
     this.#ws = ws;
@@ -58,11 +60,21 @@ export class StreamSocket {
         } else if (self === undefined) {
           return;
         } else if (msg.type === "credit") self.#credit(Number(msg.bytes));
-        else if (msg.type === "fin") self.#push(null);
+        else if (msg.type === "fin") {
+          self.#peerFinished = true;
+          self.#push(null);
+        }
       };
       ws.onerror = () => {};
       ws.onclose = (ev) => {
-        end({ code: ev.code, reason: ev.reason });
+        // Both sides said fin: the stream completed, whatever code the socket
+        // itself closed with (under load a clean close has been seen as 0).
+        const completed = self !== undefined && self.#peerFinished && self.#finished;
+        end(
+          completed
+            ? { code: 1000, reason: ev.reason || "done" }
+            : { code: ev.code, reason: ev.reason },
+        );
         if (self !== undefined) {
           self.#push(null);
           self.#credit(Infinity);
@@ -109,6 +121,7 @@ export class StreamSocket {
   /** Finishes our direction (the peer reads end-of-stream). */
   fin(): void {
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify({ type: "fin" }));
+    this.#finished = true;
   }
 
   /** Aborts the stream (the peer sees a reset). */
