@@ -93,12 +93,13 @@ async function streamConnect(ctx: CommandContext, port: number, timeoutMs: numbe
     throw invalid("Pipe mode carries raw bytes on stdout", "use --message with --json");
   }
   const out = Deno.stdout.writable.getWriter();
-  const [, received] = await Promise.all([pumpStdin(s), pumpOut(s, out)]);
+  await Promise.all([pumpStdin(s), pumpOut(s, out)]);
   out.releaseLock();
+  // Wait for the close even when both fins were exchanged: our fin must leave
+  // this process before it exits. (A completed stream reports 1000.)
   const end = await s.ended;
   const err = endError(end.code, end.reason);
   if (err) throw err;
-  void received;
   return undefined;
 }
 
