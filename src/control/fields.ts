@@ -62,3 +62,16 @@ export function queryInt(q: URLSearchParams, name: string, fallback: number, max
   }
   return Number(v);
 }
+
+/** The bytes of a `data` field: text as UTF-8, or base64 when `encoding` says so. */
+export function bytesField(o: Record<string, unknown>): Uint8Array {
+  if (typeof o.data !== "string") throw invalid('Field "data" must be a string');
+  const encoding = optionalString(o, "encoding") || "text";
+  if (encoding === "text") return new TextEncoder().encode(o.data);
+  if (encoding !== "base64") throw invalid('Field "encoding" must be "text" or "base64"');
+  try {
+    return Uint8Array.fromBase64(o.data);
+  } catch {
+    throw invalid('Field "data" is not valid base64');
+  }
+}

@@ -10,6 +10,7 @@ import type { ApiRequest, Routes } from "./server.ts";
 import { bridge } from "./stream_socket.ts";
 import { peerRef } from "../daemon/peer_ref.ts";
 import {
+  bytesField,
   objectBody,
   optionalBool,
   optionalString,
@@ -291,17 +292,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       const b = objectBody(req.body);
       const port = b.port;
       if (typeof port !== "number") throw invalid('Field "port" must be a number');
-      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
-      const encoding = optionalString(b, "encoding") || "text";
-      let data: Uint8Array;
-      if (encoding === "base64") {
-        try {
-          data = Uint8Array.fromBase64(b.data);
-        } catch {
-          throw invalid('Field "data" is not valid base64');
-        }
-      } else if (encoding === "text") data = new TextEncoder().encode(b.data);
-      else throw invalid('Field "encoding" must be "text" or "base64"');
+      const data = bytesField(b);
       return await node.dgram(stringField(b, "peer"), port, data, timeoutField(b));
     },
     "GET /v1/recv": async (req) => {
@@ -359,17 +350,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     },
     "POST /v1/publish": async (req) => {
       const b = objectBody(req.body);
-      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
-      const encoding = optionalString(b, "encoding") || "text";
-      let data: Uint8Array;
-      if (encoding === "base64") {
-        try {
-          data = Uint8Array.fromBase64(b.data);
-        } catch {
-          throw invalid('Field "data" is not valid base64');
-        }
-      } else if (encoding === "text") data = new TextEncoder().encode(b.data);
-      else throw invalid('Field "encoding" must be "text" or "base64"');
+      const data = bytesField(b);
       return await node.publish(
         stringField(b, "peer"),
         stringField(b, "topic"),

@@ -283,3 +283,15 @@ export class AppendLog {
     );
   }
 }
+
+/** Seqs per `ack` record, so one record stays far under the record cap. */
+const ACK_CHUNK = 10_000;
+
+/** Appends `{op: "ack", seqs}` records for `seqs` (chunked) and waits until they are durable. */
+export async function appendAcks(log: AppendLog, seqs: readonly number[]): Promise<void> {
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < seqs.length; i += ACK_CHUNK) {
+    writes.push(log.append({ op: "ack", seqs: seqs.slice(i, i + ACK_CHUNK) }));
+  }
+  await Promise.all(writes);
+}

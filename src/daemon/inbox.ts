@@ -17,7 +17,7 @@
  */
 import { join } from "node:path";
 import { invalid, PilotError } from "../errors.ts";
-import { AppendLog, encodeRecord } from "./append_log.ts";
+import { appendAcks, AppendLog, encodeRecord } from "./append_log.ts";
 import { HOME_FILES } from "./home.ts";
 import { log } from "./log.ts";
 import { SeqWaiters } from "./_seq_waiters.ts";
@@ -39,8 +39,6 @@ export const MAX_LIST_LIMIT = 1000;
 export const INBOX_COMPACT_MARGIN = 1000;
 /** Dead bytes the log may hold beyond the live ones before it is compacted. */
 const COMPACT_MARGIN_BYTES = 16 * 1024 * 1024;
-/** Seqs per ack record, keeping each record far below the record size cap. */
-const ACK_CHUNK = 10_000;
 
 /** Message data types. */
 export type InboxDataType = "text" | "json" | "binary";
@@ -332,11 +330,7 @@ export class Inbox {
     for (const [seq, { msg }] of this.#live) if (wanted.has(msg.id)) seqs.push(seq);
     if (seqs.length === 0) return 0;
     this.#remove(seqs);
-    const writes: Promise<void>[] = [];
-    for (let i = 0; i < seqs.length; i += ACK_CHUNK) {
-      writes.push(this.#log.append({ op: "ack", seqs: seqs.slice(i, i + ACK_CHUNK) }));
-    }
-    await Promise.all(writes);
+    await appendAcks(this.#log, seqs);
     await this.#maybeCompact();
     return seqs.length;
   }

@@ -47,7 +47,7 @@ import type {
   FileWriter,
   StoredFile,
 } from "../services/exchange_stream.ts";
-import { AppendLog } from "./append_log.ts";
+import { appendAcks, AppendLog } from "./append_log.ts";
 import { log } from "./log.ts";
 import { SeqWaiters } from "./_seq_waiters.ts";
 
@@ -69,7 +69,6 @@ export const MAX_RECEIVED_LIMIT = 1000;
 const TEMP_PREFIX = ".incoming-";
 const MAX_EXTENSION = 16;
 const NAME_ATTEMPTS = 1000;
-const ACK_CHUNK = 10_000;
 const COMPACT_MARGIN = 1000;
 const HEX64 = /^[0-9a-f]{64}$/;
 const HINT = "move the file away; the daemon will not overwrite it";
@@ -580,11 +579,7 @@ export class ReceivedFiles implements FileSink {
     for (const [seq, e] of this.#all) if (!e.acked && wanted.has(e.file.id)) seqs.push(seq);
     if (seqs.length === 0) return 0;
     this.#ackSeqs(seqs);
-    const writes: Promise<void>[] = [];
-    for (let i = 0; i < seqs.length; i += ACK_CHUNK) {
-      writes.push(this.#log.append({ op: "ack", seqs: seqs.slice(i, i + ACK_CHUNK) }));
-    }
-    await Promise.all(writes);
+    await appendAcks(this.#log, seqs);
     await this.#maybeCompact();
     return seqs.length;
   }
