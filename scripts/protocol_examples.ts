@@ -65,7 +65,7 @@ import {
 import { HandshakeState } from "../src/session/noise.ts";
 import { type PeerIdentity, verifyPeerPayload } from "../src/session/peer_identity.ts";
 import { Session } from "../src/session/session.ts";
-import { concat, utf8 } from "../src/wire/bytes.ts";
+import { concat, utf8 } from "../src/bytes.ts";
 import {
   DATA_HEADER_SIZE,
   decodeFrame,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MAX_STREAM_MESSAGE } from "../src/constants.ts";
-import { DecodeError } from "../src/wire/bytes.ts";
+import { DecodeError } from "../src/bytes.ts";
 import {
   decodeEnvelope,
   encodeEnvelope,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MSG1_SIZE, REJECT_AFTER_MESSAGES } from "../src/constants.ts";
-import { DecodeError } from "../src/wire/bytes.ts";
+import { DecodeError } from "../src/bytes.ts";
 import {
   DATA_HEADER_SIZE,
   decodeFrame,

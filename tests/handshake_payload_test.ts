@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MSG1_SIZE } from "../src/constants.ts";
-import { DecodeError } from "../src/wire/bytes.ts";
+import { DecodeError } from "../src/bytes.ts";
 import {
   MAX_FINAL_NOISE_SIZE,
   MAX_RESP_NOISE_SIZE,

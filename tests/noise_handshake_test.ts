@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { generateX25519, type X25519KeyPair } from "../src/session/crypto.ts";
 import { CipherState, HandshakeState, NoiseError } from "../src/session/noise.ts";
 import { PROLOGUE } from "../src/constants.ts";
-import { utf8 } from "../src/wire/bytes.ts";
+import { utf8 } from "../src/bytes.ts";
 
 const prologue = utf8(PROLOGUE);
 

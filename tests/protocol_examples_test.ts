@@ -32,7 +32,7 @@ import { PubSubBroker } from "../src/services/pubsub.ts";
 import { TrustService } from "../src/services/trust.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { type Connection, mssFor, StreamMux, type StreamPacket } from "../src/stream/mod.ts";
-import { utf8 } from "../src/wire/bytes.ts";
+import { utf8 } from "../src/bytes.ts";
 import { decodeEnvelope, type Envelope } from "../src/wire/data_message.ts";
 import { encodeFrame, FrameReader } from "../src/wire/exchange_frame.ts";
 import {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PUBSUB_MAX_DATA, PUBSUB_MAX_TOPIC } from "../src/constants.ts";
 import { formatAddress } from "../src/identity/address.ts";
-import { DecodeError } from "../src/wire/bytes.ts";
+import { DecodeError } from "../src/bytes.ts";
 import {
   checkPattern,
   checkTopic,

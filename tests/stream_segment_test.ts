@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { DecodeError } from "../src/wire/bytes.ts";
+import { DecodeError } from "../src/bytes.ts";
 import {
   decodeSegment,
   encodeSegment,

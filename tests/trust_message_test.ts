@@ -6,7 +6,7 @@ import { TRUST_MAX_CLOCK_SKEW_MS, TRUST_MESSAGE_MAX, TRUST_REASON_MAX } from "..
 import { sign } from "../src/identity/ed25519.ts";
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
 import { isValidHostname } from "../src/identity/self_description.ts";
-import { concat, DecodeError, utf8, Writer } from "../src/wire/bytes.ts";
+import { concat, DecodeError, utf8, Writer } from "../src/bytes.ts";
 import {
   checkTrustMessage,
   decodeTrustMessage,

@@ -13,7 +13,7 @@ import { sign } from "../src/identity/ed25519.ts";
 import { PilotError } from "../src/errors.ts";
 import { TRUST_RATE_PER_KEY } from "../src/constants.ts";
 import { randomBytes } from "../src/session/crypto.ts";
-import { concat, utf8 } from "../src/wire/bytes.ts";
+import { concat, utf8 } from "../src/bytes.ts";
 import { decodeTrustMessage } from "../src/wire/trust_message.ts";
 import { decodeTrustPacket } from "../src/wire/trust_packet.ts";
 import {

@@ -15,7 +15,7 @@ import {
   x25519,
   x25519PublicKey,
 } from "../src/session/crypto.ts";
-import { constantTimeEqual } from "../src/wire/bytes.ts";
+import { constantTimeEqual } from "../src/bytes.ts";
 
 interface WycheproofTest {
   tcId: number;

@@ -8,7 +8,7 @@ import { API_VERSION, VERSION } from "../constants.ts";
 import type { Node } from "../daemon/node.ts";
 import type { ApiRequest, Routes } from "./server.ts";
 import { bridge } from "./stream_socket.ts";
-import { peerRef } from "../daemon/peer_ref.ts";
+import { peerRef } from "../session/peer_ref.ts";
 import {
   bytesField,
   objectBody,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { constantTimeEqual, utf8 } from "../wire/bytes.ts";
+import { constantTimeEqual, utf8 } from "../bytes.ts";
 import { PilotError } from "../errors.ts";
 
 const LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]"];

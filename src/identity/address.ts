@@ -12,7 +12,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { ADDRESS_LABEL, STAMP_ZERO_BITS } from "../constants.ts";
-import { utf8 } from "../wire/bytes.ts";
+import { utf8 } from "../bytes.ts";
 
 declare const addressBrand: unique symbol;
 

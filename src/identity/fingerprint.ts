@@ -7,7 +7,7 @@
 
 import { base32 } from "@scure/base";
 import { createHash } from "node:crypto";
-import { constantTimeEqual } from "../wire/bytes.ts";
+import { constantTimeEqual } from "../bytes.ts";
 
 /** Bytes of SHA-256(key) a fingerprint shows (160 bits, 32 base32 letters). */
 export const FINGERPRINT_BYTES = 20;

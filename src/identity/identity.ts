@@ -10,7 +10,7 @@
 
 import { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
-import { constantTimeEqual } from "../wire/bytes.ts";
+import { constantTimeEqual } from "../bytes.ts";
 import { type Address, createStamp, STAMP_BYTES, verifyStamp } from "./address.ts";
 import { generateSeed, publicKeyFromSeed, SEED_BYTES, SIGNATURE_BYTES } from "./ed25519.ts";
 import { fingerprint } from "./fingerprint.ts";

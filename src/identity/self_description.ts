@@ -9,7 +9,7 @@
  * @module
  */
 
-import { utf8, Writer } from "../wire/bytes.ts";
+import { utf8, Writer } from "../bytes.ts";
 import { isAddressLike, STAMP_BYTES, verifyStamp } from "./address.ts";
 import { PUBLIC_KEY_BYTES, publicKeyFromSeed, sign, SIGNATURE_BYTES, verify } from "./ed25519.ts";
 

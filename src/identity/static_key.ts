@@ -10,7 +10,7 @@
  */
 
 import { STATIC_KEY_LABEL } from "../constants.ts";
-import { utf8, Writer } from "../wire/bytes.ts";
+import { utf8, Writer } from "../bytes.ts";
 import { sign, SIGNATURE_BYTES, verify } from "./ed25519.ts";
 
 /** Length in bytes of an X25519 key. */

@@ -39,7 +39,7 @@ import {
 } from "../constants.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, StreamError } from "../stream/mod.ts";
-import { concat, DecodeError } from "../wire/bytes.ts";
+import { concat, DecodeError } from "../bytes.ts";
 import {
   decodeEnvelope,
   encodeEnvelope,

@@ -28,7 +28,7 @@ import {
 import type { Address } from "../identity/address.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { Budget, type Connection, StreamError } from "../stream/mod.ts";
-import { DecodeError } from "../wire/bytes.ts";
+import { DecodeError } from "../bytes.ts";
 import {
   checkPattern,
   checkTopic,

@@ -17,7 +17,7 @@ import {
   TRUST_RATE_PER_KEY,
 } from "../constants.ts";
 import { PilotError } from "../errors.ts";
-import { fingerprint } from "../identity/fingerprint.ts";
+import { type PeerRef, peerRef, refOf } from "../session/peer_ref.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { randomBytes } from "../session/crypto.ts";
 import {
@@ -90,22 +90,6 @@ export interface TrustOutcome {
 }
 
 const ACK_CACHE = 4096;
-/** A peer as events and responses name it. */
-interface PeerRef {
-  address: string;
-  hostname: string | null;
-  fingerprint: string;
-  public_key: string;
-}
-
-function peerData(p: PeerRef): PeerRef {
-  return {
-    address: p.address,
-    hostname: p.hostname,
-    fingerprint: p.fingerprint,
-    public_key: p.public_key,
-  };
-}
 
 /** The trust service. */
 export class TrustService implements PortService {
@@ -250,9 +234,9 @@ export class TrustService implements PortService {
         if (out === undefined || !out.hashes.includes(ref)) return this.#refuse("unknown_request");
         // Their request to us (if it crossed ours) is settled by this trust too.
         await this.#o.flow.removePending(key);
-        await this.#trust(this.#peerOf(peer), true, [signed.hash.toHex()]);
+        await this.#trust(peerRef(peer), true, [signed.hash.toHex()]);
         await this.#o.flow.putOutgoing({ ...out, status: "approved" });
-        this.#o.publish("trust.approved", { peer: this.#peerOf(peer), direction: "incoming" });
+        this.#o.publish("trust.approved", { peer: peerRef(peer), direction: "incoming" });
         return { status: "recorded", detail: "" };
       }
       case "reject": {
@@ -267,7 +251,7 @@ export class TrustService implements PortService {
             reject_reason: m.reason ?? "",
           });
           this.#o.publish("trust.rejected", {
-            peer: this.#peerOf(peer),
+            peer: peerRef(peer),
             direction: "incoming",
             reason: m.reason ?? "",
           });
@@ -282,7 +266,7 @@ export class TrustService implements PortService {
         }
         await this.#o.trust.remove(key);
         await this.#o.flow.removeOutgoing(key);
-        this.#o.publish("trust.revoked", { peer: this.#peerOf(peer), direction: "incoming" });
+        this.#o.publish("trust.revoked", { peer: peerRef(peer), direction: "incoming" });
         // Close the sessions only once the acknowledgement has gone out on them.
         return { status: "recorded", detail: "", after: () => this.#o.onUntrusted(key) };
       }
@@ -323,18 +307,18 @@ export class TrustService implements PortService {
     };
     await this.#o.flow.putPending(pending);
     if (existing === undefined) {
-      this.#o.publish("trust.requested", { peer: this.#peerOf(peer), reason: pending.reason });
+      this.#o.publish("trust.requested", { peer: peerRef(peer), reason: pending.reason });
     }
     return { status: "pending", detail: "" };
   }
 
   async #approveRequest(peer: PeerIdentity, requestHash: string, via: string): Promise<void> {
-    await this.#trust(this.#peerOf(peer), true, []);
+    await this.#trust(peerRef(peer), true, []);
     await this.#o.flow.removePending(peer.keyHex);
     const out = this.#o.flow.outgoingTo(peer.keyHex);
     if (out !== undefined) await this.#o.flow.putOutgoing({ ...out, status: "approved" });
     await this.#queueAnswer(peer.keyHex, "accept", requestHash, "");
-    this.#o.publish("trust.approved", { peer: this.#peerOf(peer), direction: "outgoing", via });
+    this.#o.publish("trust.approved", { peer: peerRef(peer), direction: "outgoing", via });
   }
 
   async #trust(peer: PeerRef, mutual: boolean, hashes: string[]): Promise<void> {
@@ -386,15 +370,6 @@ export class TrustService implements PortService {
     await this.#enqueue(key, kind, ref, reason);
     // Deliver in the background; the caller reports "queued" if it has not landed.
     this.flush(key).catch(() => {});
-  }
-
-  #peerOf(peer: PeerIdentity): PeerRef {
-    return peerData({
-      address: peer.address,
-      hostname: peer.hostname === "" ? null : peer.hostname,
-      fingerprint: peer.fingerprint,
-      public_key: peer.keyHex,
-    });
   }
 
   /** Signs with the binding of the peer's current session and exchanges until acknowledged. */
@@ -517,11 +492,11 @@ export class TrustService implements PortService {
           "see `pilot pending`",
         );
       }
-      await this.#trust(peerData(p), true, []);
+      await this.#trust(refOf(p), true, []);
       await this.#o.flow.removePending(key);
       await this.#enqueue(key, "accept", p.request_hash, "");
       this.#o.publish("trust.approved", {
-        peer: peerData(p),
+        peer: refOf(p),
         direction: "outgoing",
         via: "approve",
       });
@@ -541,7 +516,7 @@ export class TrustService implements PortService {
       if (p === undefined) return { status: "rejected" as const, changed: false, delivered: true };
       await this.#o.flow.removePending(key);
       await this.#enqueue(key, "reject", p.request_hash, reason);
-      this.#o.publish("trust.rejected", { peer: peerData(p), direction: "outgoing", reason });
+      this.#o.publish("trust.rejected", { peer: refOf(p), direction: "outgoing", reason });
       return { status: "rejected" as const, changed: true, delivered: false };
     }).then(async (r) => ({
       ...r,
@@ -564,7 +539,7 @@ export class TrustService implements PortService {
       if (accept !== undefined) {
         await this.#enqueue(key, "revoke", accept, "");
       }
-      const peer = peerData({ ...entry, fingerprint: fingerprint(Uint8Array.fromHex(key)) });
+      const peer = refOf(entry);
       this.#o.publish("trust.revoked", { peer, direction: "outgoing" });
       return { status: "untrusted" as const, changed: true, delivered: accept === undefined };
     }).then(async (r) => {

@@ -7,7 +7,7 @@
  */
 
 import { AeadKey, hkdf, nonceFromCounter, sha256 } from "./crypto.ts";
-import { concat, utf8 } from "../wire/bytes.ts";
+import { concat, utf8 } from "../bytes.ts";
 
 /** Any handshake or transport failure; the handshake state is unusable afterwards. */
 export class NoiseError extends Error {

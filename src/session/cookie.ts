@@ -12,7 +12,7 @@
  */
 import { COOKIE_LABEL, COOKIE_SECRET_LIFETIME_MS, MAC1_LABEL } from "../constants.ts";
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
-import { concat, constantTimeEqual, utf8 } from "../wire/bytes.ts";
+import { concat, constantTimeEqual, utf8 } from "../bytes.ts";
 import { MAC_SIZE, macInput1, macInput2 } from "../wire/frames.ts";
 import { hmacSha256, randomBytes, sha256 } from "./crypto.ts";
 

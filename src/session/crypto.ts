@@ -6,7 +6,7 @@
  * @module
  */
 
-import { concat, constantTimeEqual, Writer } from "../wire/bytes.ts";
+import { concat, constantTimeEqual, Writer } from "../bytes.ts";
 
 /** An X25519 key pair as raw bytes: a 32-byte scalar and a 32-byte public key. */
 export interface X25519KeyPair {

@@ -8,7 +8,7 @@
 import { PROLOGUE } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
 import type { Address } from "../identity/address.ts";
-import { constantTimeEqual, utf8 } from "../wire/bytes.ts";
+import { constantTimeEqual, utf8 } from "../bytes.ts";
 import {
   encodeFrame,
   type HandshakeFinalFrame,

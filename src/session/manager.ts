@@ -29,7 +29,7 @@ import {
 } from "../constants.ts";
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
-import { constantTimeEqual } from "../wire/bytes.ts";
+import { constantTimeEqual } from "../bytes.ts";
 import {
   type CookieReplyFrame,
   type DataFrame,

@@ -28,7 +28,7 @@
 
 import { generateX25519, x25519, type X25519KeyPair } from "./crypto.ts";
 import { NoiseError, SymmetricState } from "./_symmetric_state.ts";
-import { concat, Reader } from "../wire/bytes.ts";
+import { concat, Reader } from "../bytes.ts";
 
 export { CipherState, hashProtocolName, NoiseError } from "./_symmetric_state.ts";
 

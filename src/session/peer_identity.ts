@@ -11,7 +11,7 @@ import { isValidPublicKey, verifyAsync } from "../identity/ed25519.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import { selfDescriptionMessage } from "../identity/self_description.ts";
 import { bindingMessage } from "../identity/static_key.ts";
-import { constantTimeEqual } from "../wire/bytes.ts";
+import { constantTimeEqual } from "../bytes.ts";
 import { encodeHandshakePayload, type HandshakePayload } from "../wire/handshake_payload.ts";
 
 /** Why a handshake was refused after its cryptography succeeded. */

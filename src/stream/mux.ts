@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DecodeError } from "../wire/bytes.ts";
+import { DecodeError } from "../bytes.ts";
 import { decodeSegment, encodeSegment, SEG_ACK, SEG_RST, SEG_SYN } from "../wire/stream_segment.ts";
 import { STREAM_EPHEMERAL_PORT_MIN } from "../constants.ts";
 import { Budget } from "./budget.ts";

@@ -12,7 +12,7 @@ import {
   MAX_META_VALUE,
   MAX_STREAM_MESSAGE,
 } from "../constants.ts";
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader, Writer } from "../bytes.ts";
 
 /** Message data types. */
 export const MESSAGE_TYPES = ["text", "json", "binary"] as const;

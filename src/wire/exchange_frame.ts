@@ -36,7 +36,7 @@ import {
   MAX_META_VALUE,
   MAX_STREAM_MESSAGE,
 } from "../constants.ts";
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader, Writer } from "../bytes.ts";
 import {
   decodeEnvelope,
   encodeEnvelope,

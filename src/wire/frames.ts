@@ -11,7 +11,7 @@
  */
 
 import { MAX_DATAGRAM, MSG1_SIZE, REJECT_AFTER_MESSAGES } from "../constants.ts";
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader, Writer } from "../bytes.ts";
 
 /** Type byte of handshake message 1. */
 export const FRAME_HANDSHAKE_INIT = 0x01;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader, Writer } from "../bytes.ts";
 
 export { MSG1_NOISE_SIZE } from "./frames.ts";
 

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader, Writer } from "../bytes.ts";
 import { DATA_HEADER_SIZE, MAX_DATA_FRAME_SIZE, TAG_SIZE } from "./frames.ts";
 
 /** Kind byte of a datagram to a virtual port. */

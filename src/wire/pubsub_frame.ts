@@ -28,7 +28,7 @@
  */
 import { PUBSUB_MAX_DATA, PUBSUB_MAX_ERROR_MESSAGE, PUBSUB_MAX_TOPIC } from "../constants.ts";
 import { type Address, addressToBytes, formatAddress } from "../identity/address.ts";
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader, Writer } from "../bytes.ts";
 
 /** Kind byte of SUBSCRIBE: the first frame of a subscription stream. */
 export const PUBSUB_SUBSCRIBE = 0x01;

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { DecodeError, Reader } from "./bytes.ts";
+import { DecodeError, Reader } from "../bytes.ts";
 
 /** Flag: opens a connection; occupies sequence number 0; carries the receive MSS as data. */
 export const SEG_SYN = 0x01;

@@ -47,7 +47,7 @@ import {
   verify,
 } from "../identity/ed25519.ts";
 import { HOSTNAME_MAX, isValidHostname } from "../identity/self_description.ts";
-import { concat, constantTimeEqual, DecodeError, Reader, utf8, Writer } from "./bytes.ts";
+import { concat, constantTimeEqual, DecodeError, Reader, utf8, Writer } from "../bytes.ts";
 
 /** The only trust message version this codec reads and writes. */
 export const TRUST_MESSAGE_VERSION = 1;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DecodeError, Reader, Writer } from "./bytes.ts";
+import { DecodeError, Reader, Writer } from "../bytes.ts";
 
 /** What an acknowledgement reports. */
 export const ACK_STATUSES = ["pending", "approved", "rejected", "recorded", "refused"] as const;

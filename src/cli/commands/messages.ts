@@ -7,7 +7,7 @@
 import { MAX_STREAM_MESSAGE } from "../../constants.ts";
 import { ControlClient } from "../../control/client.ts";
 import { invalid, PilotError } from "../../errors.ts";
-import { concat } from "../../wire/bytes.ts";
+import { concat } from "../../bytes.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { escapeText, printLine } from "../output.ts";
 import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
