@@ -35,9 +35,9 @@ import {
   COOKIE_LABEL,
   MAC1_LABEL,
   MAX_DATAGRAM,
-  PORT_DATA,
+  PORT_MESSAGES,
   PORT_ECHO,
-  PORT_EVENTS,
+  PORT_PUBSUB,
   PORT_TRUST,
   PROLOGUE,
   STATIC_KEY_LABEL,
@@ -1367,7 +1367,7 @@ function exchangeExamples(): Record<string, string> {
       hexDump(env),
     ].join("\n"),
     "worked-data-message": [
-      `On the sender's port-${PORT_DATA} stream it travels as one MESSAGE frame ` +
+      `On the sender's port-${PORT_MESSAGES} stream it travels as one MESSAGE frame ` +
       `(${message.length} bytes):`,
       "",
       fieldTable(message, [
@@ -1502,7 +1502,7 @@ function pubsubExamples(): Record<string, string> {
   return {
     "worked-pubsub": [
       `\`${alice.address}\` subscribes at \`${bob.address}\`'s broker with the pattern ` +
-      `\`${w.pattern}\`: the first frame of a fresh stream to port ${PORT_EVENTS} ` +
+      `\`${w.pattern}\`: the first frame of a fresh stream to port ${PORT_PUBSUB} ` +
       `(${sub.length} bytes):`,
       "",
       fieldTable(sub, [

@@ -25,10 +25,10 @@ export const PORT_TRUST = 444;
 export const PORT_ECHO = 7;
 /** Virtual port of the stdio service. */
 export const PORT_STDIO = 1000;
-/** Virtual port of the data-exchange service. */
-export const PORT_DATA = 1001;
-/** Virtual port of the events service. */
-export const PORT_EVENTS = 1002;
+/** Virtual port of the messages service (messages, files, replies). */
+export const PORT_MESSAGES = 1001;
+/** Virtual port of the pub/sub service. */
+export const PORT_PUBSUB = 1002;
 
 /** Initiator starts a new handshake once a session is this old (ms). */
 export const REKEY_AFTER_TIME_MS = 120_000;

@@ -489,11 +489,14 @@ Deno.test("every error met prints the error JSON on stdout with the published ex
       "already_running",
     );
     for (const t of [twin1, twin2]) {
-      const r = await a.pilot("connect", t.listen, "--json");
+      const r = await t.pilot("handshake", a.listen, "--json");
       assert.equal(r.code, 0, r.stdout + r.stderr);
     }
-    await errorShape(seen, "connect", await a.pilot("connect", "twin", "--json"), "conflict");
-    await errorShape(seen, "handshake", await a.pilot("handshake", "twin", "--json"), "conflict");
+    // Two pending requests both call themselves "twin": naming one is a conflict.
+    await errorShape(seen, "approve", await a.pilot("approve", "twin", "--json"), "conflict");
+    // A hostname claimed on an untrusted session is never followed.
+    await errorShape(seen, "connect", await a.pilot("connect", "twin", "--json"), "not_found");
+    await errorShape(seen, "handshake", await a.pilot("handshake", "twin", "--json"), "not_found");
     // Two receivers on one port: whichever binds second is refused.
     const both = await Promise.all(
       [1, 2].map(() => a!.pilot("recv", "4001", "--timeout", "2s", "--json")),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
-import { MAX_STREAM_MESSAGE, PORT_DATA } from "../src/constants.ts";
+import { MAX_STREAM_MESSAGE, PORT_MESSAGES } from "../src/constants.ts";
 import { ReceivedFiles } from "../src/daemon/received_files.ts";
 import {
   ExchangeService,
@@ -82,7 +82,7 @@ async function withWorld(
     const server = new ExchangeService({ sink, files, ...options.service });
     const client = new ExchangeService({ sink: NO_SINK, files: NO_FILES });
     const accepted: Connection[] = [];
-    link.b.listen(PORT_DATA, (conn) => {
+    link.b.listen(PORT_MESSAGES, (conn) => {
       accepted.push(conn);
       void server.serve(conn, ALICE);
     });
@@ -111,7 +111,7 @@ async function withWorld(
       server,
       client,
       accepted,
-      connect: () => settle(link.a.connect(PORT_DATA)),
+      connect: () => settle(link.a.connect(PORT_MESSAGES)),
       settle,
       received,
     });

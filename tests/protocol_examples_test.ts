@@ -22,7 +22,7 @@ import {
   workedSession,
   writeRegions,
 } from "../scripts/protocol_examples.ts";
-import { MAX_DATAGRAM, MSG1_SIZE, PORT_DATA, PORT_EVENTS } from "../src/constants.ts";
+import { MAX_DATAGRAM, MSG1_SIZE, PORT_MESSAGES, PORT_PUBSUB } from "../src/constants.ts";
 import { ReceivedFiles } from "../src/daemon/received_files.ts";
 import { TrustFlowStore } from "../src/daemon/trust_flow_store.ts";
 import { TrustStore } from "../src/daemon/trust_store.ts";
@@ -415,8 +415,8 @@ Deno.test("a real exchange service stores the documented MESSAGE and file frames
       const sink = new RecordingSink();
       const service = new ExchangeService({ sink, files });
       const link = new SimLink();
-      link.b.listen(PORT_DATA, (conn) => void service.serve(conn, session.peerA));
-      const conn = await settle(link, link.a.connect(PORT_DATA));
+      link.b.listen(PORT_MESSAGES, (conn) => void service.serve(conn, session.peerA));
+      const conn = await settle(link, link.a.connect(PORT_MESSAGES));
       const reader = new FrameReader(conn);
       const nextFrame = async () => {
         const f = await settle(link, reader.next());
@@ -448,7 +448,7 @@ Deno.test("a real broker answers the documented SUBSCRIBE and PUBLISH with the d
     now: () => WORKED_PUBSUB.time,
   });
   const link = new SimLink();
-  link.b.listen(PORT_EVENTS, (conn) => void broker.serve(conn, session.peerA));
+  link.b.listen(PORT_PUBSUB, (conn) => void broker.serve(conn, session.peerA));
   /** Reads one whole frame from `conn` and re-encodes it (the codec is strict). */
   const framesOf = (conn: Connection) => {
     const splitter = new FrameSplitter();
@@ -462,11 +462,11 @@ Deno.test("a real broker answers the documented SUBSCRIBE and PUBLISH with the d
       }
     };
   };
-  const subscriber = await settle(link, link.a.connect(PORT_EVENTS));
+  const subscriber = await settle(link, link.a.connect(PORT_PUBSUB));
   const subscriberFrame = framesOf(subscriber);
   await settle(link, subscriber.write(subscribe));
   assert.equal(await subscriberFrame(), subscribed.toHex());
-  const publisher = await settle(link, link.a.connect(PORT_EVENTS));
+  const publisher = await settle(link, link.a.connect(PORT_PUBSUB));
   const publisherFrame = framesOf(publisher);
   await settle(link, publisher.write(publish));
   assert.equal(await publisherFrame(), published.toHex());

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { PORT_EVENTS } from "../src/constants.ts";
+import { PORT_PUBSUB } from "../src/constants.ts";
 import {
   type Notice,
   type PublishResult,
@@ -59,7 +59,7 @@ class Net {
   join(i: number, options: SimLinkOptions = {}): Peer {
     const identity = peerOf(IDS[i]!);
     const link = new SimLink({ seed: i, link: { delayMs: 1 }, ...options });
-    link.b.listen(PORT_EVENTS, (conn) => void this.broker.serve(conn, identity));
+    link.b.listen(PORT_PUBSUB, (conn) => void this.broker.serve(conn, identity));
     this.links.push(link);
     return { identity, link };
   }
@@ -86,7 +86,7 @@ class Net {
 
   /** Opens a stream from the peer to the broker's port 1002. */
   connect(peer: Peer): Promise<Connection> {
-    return this.settle(peer.link.a.connect(PORT_EVENTS));
+    return this.settle(peer.link.a.connect(PORT_PUBSUB));
   }
 
   /** Subscribes from the peer on a fresh stream. */

@@ -9,9 +9,9 @@ import {
   MAX_INFLIGHT_DATAGRAMS,
   MAX_PORT_DATAGRAM,
   OUTBOX_RETRY_MS,
-  PORT_DATA,
   PORT_ECHO,
-  PORT_EVENTS,
+  PORT_MESSAGES,
+  PORT_PUBSUB,
   PORT_STDIO,
   PORT_TRUST,
   TIMER_TICK_MS,
@@ -23,12 +23,8 @@ import {
   resolveEndpoint,
 } from "../discovery/endpoint.ts";
 import { matches, matchOne } from "../discovery/match.ts";
-import {
-  type PeerCandidate,
-  Resolver,
-  type ResolverSource,
-  staticSource,
-} from "../discovery/resolver.ts";
+import { Resolver, staticSource } from "../discovery/resolver.ts";
+import { sessionSource, trustSource } from "./peer_sources.ts";
 import { type ErrorCode, invalid, PilotError } from "../errors.ts";
 import { addressToBytes } from "../identity/address.ts";
 import type { Identity } from "../identity/identity.ts";
@@ -252,8 +248,8 @@ export class Node {
       },
     });
     this.#resolver = new Resolver([
-      this.#trustSource(),
-      this.#learnedSource(),
+      sessionSource(() => this.sessions.peers()),
+      trustSource(() => this.trust.list()),
       staticSource(config.peers),
     ]);
     this.exchange = new ExchangeService({
@@ -261,7 +257,7 @@ export class Node {
       files: receivedFiles,
     });
     if (!config.disable.includes("data")) {
-      this.streams.serve(PORT_DATA, (conn, peer) => void this.exchange.serve(conn, peer));
+      this.streams.serve(PORT_MESSAGES, (conn, peer) => void this.exchange.serve(conn, peer));
     }
     for (const s of [echoService(), this.trustService]) {
       // The trust service cannot be turned off: it is how peers become trusted.
@@ -275,7 +271,7 @@ export class Node {
       self: { address: identity.address, publicKey: identity.publicKey },
     });
     if (!config.disable.includes("events")) {
-      this.streams.serve(PORT_EVENTS, (conn, peer) => void this.broker.serve(conn, peer));
+      this.streams.serve(PORT_PUBSUB, (conn, peer) => void this.broker.serve(conn, peer));
     }
     let ticking = false;
     this.#timer = setInterval(() => {
@@ -368,55 +364,6 @@ export class Node {
         .catch(() => {});
     }
     this.trustService.flush(peer.keyHex).catch(() => {});
-  }
-
-  #trustSource(): ResolverSource {
-    return {
-      lookup: (query) =>
-        this.trust.list().filter((e) =>
-          query.kind === "address"
-            ? e.address === query.address
-            : query.kind === "hostname"
-            ? e.hostname === query.hostname
-            : query.kind === "key"
-            ? e.public_key === query.keyHex
-            : false
-        ).map((e) => {
-          const candidate: PeerCandidate = {
-            source: "trust",
-            publicKey: Uint8Array.fromHex(e.public_key),
-          };
-          if (e.endpoint) candidate.endpoint = parseEndpoint(e.endpoint);
-          return candidate;
-        }),
-    };
-  }
-
-  #learnedSource(): ResolverSource {
-    return {
-      lookup: (query) => {
-        const out: PeerCandidate[] = [];
-        for (const p of this.sessions.peers()) {
-          const id = p.identity;
-          const match = query.kind === "address"
-            ? id.address === query.address
-            : query.kind === "hostname"
-            ? id.hostname === query.hostname
-            : query.kind === "key"
-            ? id.keyHex === query.keyHex
-            : false;
-          if (!match) continue;
-          out.push({
-            source: "session",
-            publicKey: id.publicKey,
-            ...(p.endpoint
-              ? { endpoint: { host: p.endpoint.hostname, port: p.endpoint.port } }
-              : {}),
-          });
-        }
-        return out;
-      },
-    };
   }
 
   /** `pilot info`. */
@@ -735,7 +682,7 @@ export class Node {
     const sha256 = new Uint8Array(hash.digest());
     const peer = await this.#reach(text, timeoutMs);
     if (!this.trust.has(peer.keyHex)) throw notTrusted(text);
-    const { conn } = await this.openStream(text, PORT_DATA, timeoutMs);
+    const { conn } = await this.openStream(text, PORT_MESSAGES, timeoutMs);
     const file = await Deno.open(path, { read: true });
     try {
       const receipt = await withTimeout(
@@ -878,7 +825,7 @@ export class Node {
   #exchangeStream(peer: PeerIdentity, text: string, timeoutMs: number): Promise<Connection> {
     let conn = this.#exchangeConns.get(peer.keyHex);
     if (conn === undefined) {
-      conn = this.openStream(text, PORT_DATA, timeoutMs).then(({ conn }) => {
+      conn = this.openStream(text, PORT_MESSAGES, timeoutMs).then(({ conn }) => {
         conn.closed.then(() => {
           if (this.#exchangeConns.get(peer.keyHex) === pending) {
             this.#exchangeConns.delete(peer.keyHex);
@@ -1053,14 +1000,14 @@ export class Node {
 
   /** Whether a port is taken by a built-in service. */
   isServicePort(port: number): boolean {
-    return this.#services.has(port) || port === PORT_TRUST || port === PORT_EVENTS ||
-      port === PORT_ECHO || port === PORT_DATA || port === PORT_STDIO;
+    return this.#services.has(port) || port === PORT_TRUST || port === PORT_PUBSUB ||
+      port === PORT_ECHO || port === PORT_MESSAGES || port === PORT_STDIO;
   }
 
   /** `pilot publish`: an event to a trusted peer's broker, fanned out to its subscribers. */
   async publish(text: string, topic: string, data: Uint8Array, timeoutMs: number) {
     pubsubInput(() => checkTopic(topic));
-    const { peer, conn } = await this.openStream(text, PORT_EVENTS, timeoutMs);
+    const { peer, conn } = await this.openStream(text, PORT_PUBSUB, timeoutMs);
     try {
       const r = await withTimeout(publishTo(conn, topic, data), timeoutMs, "publish");
       return {
@@ -1097,7 +1044,7 @@ export class Node {
   > {
     pubsubInput(() => checkPattern(pattern));
     const deadline = Date.now() + timeoutMs;
-    const { conn } = await this.openStream(text, PORT_EVENTS, timeoutMs);
+    const { conn } = await this.openStream(text, PORT_PUBSUB, timeoutMs);
     let sub: Awaited<ReturnType<typeof subscribe>>;
     try {
       sub = await withTimeout(subscribe(conn, pattern), timeoutMs, "subscribe");

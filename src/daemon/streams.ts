@@ -9,7 +9,15 @@ import { LISTEN_BACKLOG, LISTEN_LINGER_MS, LOOPBACK_DATAGRAM, MAX_DATAGRAM } fro
 import type { Endpoint } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
-import { type Connection, mssFor, StreamMux, type StreamTimers } from "../stream/mod.ts";
+import {
+  type Connection,
+  mssFor,
+  StreamError,
+  StreamMux,
+  type StreamTimers,
+} from "../stream/mod.ts";
+import { checkPort } from "./user_ports.ts";
+import { withTimeout } from "./with_timeout.ts";
 
 /** Sends one stream packet to a peer. */
 export type StreamSend = (
@@ -91,6 +99,39 @@ export class Streams {
       const next = entry.mux.nextDeadline();
       if (Number.isFinite(next)) this.#arm(entry, next);
     }, Math.max(0, at - performance.now()));
+  }
+
+  /**
+   * Opens a stream to `port` of a peer (whose trust the caller checked),
+   * failing with `timeout`, `not_found` (nothing listens) or `unreachable`.
+   */
+  async open(
+    peer: PeerIdentity,
+    endpoint: Endpoint | null,
+    port: number,
+    timeoutMs: number,
+  ): Promise<Connection> {
+    checkPort(port);
+    const connecting = this.muxFor(peer, endpoint).connect(port);
+    try {
+      return await withTimeout(
+        connecting,
+        timeoutMs,
+        `Opening a stream to ${peer.address}:${port}`,
+      );
+    } catch (e) {
+      if (e instanceof PilotError) {
+        // The connect may still complete: end it rather than leak it.
+        connecting.then((c) => c.reset("timed out"), () => {});
+        throw e;
+      }
+      const refused = e instanceof StreamError && e.code === "refused";
+      throw new PilotError(
+        refused ? "not_found" : "unreachable",
+        `Cannot open a stream to ${peer.address}:${port}: ${(e as Error).message}`,
+        refused ? "nothing listens on that port" : "retry",
+      );
+    }
   }
 
   /** Feeds a stream packet from a peer to its mux. */

@@ -65,15 +65,20 @@ export class PortBinding {
   }
 }
 
+/** Refuses a virtual port outside 1-65535 with `invalid_argument`. */
+export function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new PilotError("invalid_argument", `Port ${port} is out of range`, "use 1-65535");
+  }
+}
+
 /** The ports clients have bound. */
 export class UserPorts {
   #bound = new Map<number, PortBinding>();
 
   /** Binds a port; `conflict` when it is taken. */
   bind(port: number, reserved: (port: number) => boolean): PortBinding {
-    if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-      throw new PilotError("invalid_argument", `Port ${port} is out of range`, "use 1-65535");
-    }
+    checkPort(port);
     if (reserved(port) || this.#bound.has(port)) {
       throw new PilotError(
         "conflict",

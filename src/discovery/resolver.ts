@@ -1,9 +1,18 @@
 /**
- * The peer resolver: turns what a user typed (address, hostname or endpoint)
- * into where to send a handshake and who must answer there. It asks several
- * sources (names learned from authenticated sessions, the static `--peer`
- * table; later rendezvous and LAN discovery) and never guesses: more than
- * one key for a name is a `conflict`.
+ * The peer resolver: turns what a user typed (address, hostname, full key or
+ * endpoint) into where to send a handshake and who must answer there.
+ *
+ * Naming rules (docs/PROTOCOL.md, threat model):
+ * - only trusted bindings, the static `--peer NAME=ENDPOINT` table and names
+ *   that prove themselves (a full key, or an address, which costs about 2^68
+ *   hashes to match) resolve; a hostname claimed on an untrusted session never
+ *   picks a key or an endpoint;
+ * - a trusted peer's name keeps resolving to its trusted key whatever
+ *   strangers claim (their claims are flagged elsewhere, never followed);
+ * - more than one key for a name among equally strong sources is a
+ *   `conflict`, never a guess.
+ *
+ * Later sources (LAN, rendezvous, DHT) plug in as more `ResolverSource`s.
  *
  * @module
  */
@@ -20,16 +29,19 @@ export type PeerQuery =
   | { kind: "hostname"; hostname: string }
   | { kind: "key"; keyHex: string };
 
+/**
+ * Where an answer came from, strongest first: a trusted binding, the static
+ * `--peer` table, or a live authenticated session (answers by key or address
+ * only).
+ */
+export type SourceKind = "trust" | "static" | "session";
+
 /** One answer from a source. */
 export interface PeerCandidate {
-  /** The source that answered, e.g. `"session"` or `"static"`. */
-  source: string;
+  /** The source that answered. */
+  source: SourceKind;
   /** The full key, when the source knows it. */
   publicKey?: Uint8Array;
-  /** The address, when known. */
-  address?: Address;
-  /** The hostname, when known. */
-  hostname?: string;
   /** Where to reach it, when known. */
   endpoint?: EndpointSpec;
 }
@@ -46,8 +58,16 @@ export interface Resolution {
   query: PeerQuery;
   /** Where to send the handshake, when known. */
   endpoint?: EndpointSpec;
-  /** Who must answer: full key when any source knows it, else the name itself. */
+  /** Who must answer: full key when known, else the name itself. */
   expected: { publicKey?: Uint8Array; address?: Address; hostname?: string };
+  /** The expected key is a trusted binding's. */
+  trusted: boolean;
+  /**
+   * The user named this exact key: by full key, by address, or by a name
+   * bound to a trusted key. A hostname from `--peer` or an endpoint is
+   * trust on first use, not pinned.
+   */
+  pinned: boolean;
 }
 
 const HINT =
@@ -68,70 +88,100 @@ export function classifyPeer(text: string): PeerQuery {
   throw invalid(`Cannot parse peer "${text}"`, HINT);
 }
 
+function keysOf(cs: PeerCandidate[]): Set<string> {
+  return new Set(cs.flatMap((c) => (c.publicKey ? [c.publicKey.toHex()] : [])));
+}
+
 /** Resolves peer names through several sources. */
 export class Resolver {
   #sources: ResolverSource[];
 
-  /** Creates a resolver asking `sources` in order. */
+  /** Creates a resolver asking `sources` (in any order: strength decides, not order). */
   constructor(sources: ResolverSource[]) {
     this.#sources = sources;
   }
 
-  /** Resolves `text`; `conflict` when sources name different keys, `not_found` when none knows it. */
+  /** Resolves `text`; `conflict` when a name is ambiguous, `not_found` when no source knows it. */
   resolve(text: string): Resolution {
     const query = classifyPeer(text);
-    if (query.kind === "endpoint") return { query, endpoint: query.endpoint, expected: {} };
+    if (query.kind === "endpoint") {
+      return { query, endpoint: query.endpoint, expected: {}, trusted: false, pinned: false };
+    }
     const found = this.#sources.flatMap((s) => s.lookup(query));
-    const keyed = (cs: PeerCandidate[]) =>
-      new Set(cs.flatMap((c) => (c.publicKey ? [c.publicKey.toHex()] : [])));
-    const trustedKeys = keyed(found.filter((c) => c.source === "trust"));
-    const keys = keyed(found);
-    if (trustedKeys.size === 1 && keys.size > 1) {
-      // Like SSH's changed host key: the name now points at another key.
+    const trustedKeys = keysOf(found.filter((c) => c.source === "trust"));
+    if (trustedKeys.size > 1) {
       throw new PilotError(
-        "key_changed",
-        `"${text}" now belongs to a different key than the trusted one`,
-        "if the peer really changed its key, `pilot untrust` the old one first",
+        "conflict",
+        `"${text}" names ${trustedKeys.size} trusted peers with different keys`,
+        "name the peer by its fingerprint or full key (see `pilot trust`)",
       );
     }
+    // A trusted binding wins over everything else: other claims are not followed.
+    const trustedKey = [...trustedKeys][0];
+    const keys = trustedKey === undefined ? keysOf(found) : new Set([trustedKey]);
+    if (query.kind === "key") keys.add(query.keyHex);
     if (keys.size > 1) {
       throw new PilotError(
         "conflict",
         `"${text}" names ${keys.size} different keys`,
-        "name the peer by its full address or endpoint instead",
+        "name the peer by its full key or endpoint instead",
       );
     }
-    const withKey = found.find((c) => c.source === "trust" && c.publicKey !== undefined) ??
-      found.find((c) => c.publicKey !== undefined);
-    const endpoint = found.find((c) => c.endpoint !== undefined)?.endpoint;
-    if (withKey === undefined && endpoint === undefined) {
+    const key = [...keys][0];
+    // Endpoints: those that answered for the chosen key first (live sessions
+    // and trusted bindings follow the peer when it moves), then keyless ones.
+    const forKey = found.filter((c) => key !== undefined && c.publicKey?.toHex() === key);
+    const keyless = found.filter((c) => c.publicKey === undefined);
+    const endpoint = [...forKey, ...keyless].find((c) => c.endpoint !== undefined)?.endpoint;
+    if (key === undefined && endpoint === undefined) {
       throw new PilotError(
         "not_found",
         `No known peer "${text}"`,
         "give its endpoint (IP:PORT), or add --peer NAME=ENDPOINT to the daemon",
       );
     }
-    const expected: Resolution["expected"] = withKey?.publicKey
-      ? { publicKey: withKey.publicKey }
+    const expected: Resolution["expected"] = key !== undefined
+      ? { publicKey: Uint8Array.fromHex(key) }
       : query.kind === "address"
       ? { address: query.address }
-      : query.kind === "key"
-      ? { publicKey: Uint8Array.fromHex(query.keyHex) }
-      : { hostname: query.hostname };
-    return endpoint ? { query, endpoint, expected } : { query, expected };
+      : { hostname: (query as { hostname: string }).hostname };
+    const trusted = trustedKey !== undefined;
+    const pinned = trusted || query.kind === "key" || query.kind === "address";
+    return endpoint
+      ? { query, endpoint, expected, trusted, pinned }
+      : { query, expected, trusted, pinned };
+  }
+}
+
+/** Whether a record with these names answers `query`. */
+export function answers(
+  query: PeerQuery,
+  record: { keyHex: string; address: string; hostname: string | null },
+): boolean {
+  switch (query.kind) {
+    case "key":
+      return record.keyHex === query.keyHex;
+    case "address":
+      return record.address === query.address;
+    case "hostname":
+      return record.hostname === query.hostname;
+    case "endpoint":
+      return false;
   }
 }
 
 /** A source backed by the static `--peer NAME=ENDPOINT` table. */
 export function staticSource(peers: Record<string, string>): ResolverSource {
-  const table = Object.entries(peers).map(([name, ep]) => ({ name, endpoint: parseEndpoint(ep) }));
+  const table = Object.entries(peers).map(([name, ep]) => ({
+    name: isAddressLike(name) ? parseAddress(name) : name,
+    endpoint: parseEndpoint(ep),
+  }));
   return {
     lookup(query) {
-      if (query.kind === "endpoint") return [];
-      if (query.kind === "key") return [];
+      if (query.kind !== "address" && query.kind !== "hostname") return [];
       const name = query.kind === "address" ? query.address : query.hostname;
       return table
-        .filter((p) => (isAddressLike(p.name) ? parseAddress(p.name) : p.name) === name)
+        .filter((p) => p.name === name)
         .map((p) => ({ source: "static", endpoint: p.endpoint }));
     },
   };

@@ -35,7 +35,7 @@ import {
   MAX_FILE_CHUNK,
   MAX_FILE_NAME,
   MAX_STREAM_MESSAGE,
-  PORT_DATA,
+  PORT_MESSAGES,
 } from "../constants.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, StreamError } from "../stream/mod.ts";
@@ -433,7 +433,7 @@ const SMALL_MESSAGE = 16 * 1024;
 
 export class ExchangeService {
   /** Port 1001. */
-  readonly port = PORT_DATA;
+  readonly port = PORT_MESSAGES;
   /** Service name. */
   readonly name = "exchange";
   /** Refused messages, files and streams, by code. */

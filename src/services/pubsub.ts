@@ -224,7 +224,7 @@ class Sub {
  * @example
  * ```ts ignore
  * const broker = new PubSubBroker({ self: { address, publicKey } });
- * mux.listen(PORT_EVENTS, (conn) => void broker.serve(conn, peer));
+ * mux.listen(PORT_PUBSUB, (conn) => void broker.serve(conn, peer));
  * broker.publish("self", "node.status", utf8("up"));
  * ```
  */
@@ -671,7 +671,7 @@ class ClientSubscription implements Subscription {
  *
  * @example
  * ```ts ignore
- * const sub = await subscribe(await mux.connect(PORT_EVENTS), "swarm.*");
+ * const sub = await subscribe(await mux.connect(PORT_PUBSUB), "swarm.*");
  * for await (const n of sub) console.log(n.kind === "event" ? n.topic : `lost ${n.dropped}`);
  * ```
  */
@@ -789,7 +789,7 @@ const publishers = new WeakMap<Connection, Publisher>();
  *
  * @example
  * ```ts ignore
- * const conn = await mux.connect(PORT_EVENTS);
+ * const conn = await mux.connect(PORT_PUBSUB);
  * const { seq, delivered } = await publishTo(conn, "swarm.status", utf8("idle"));
  * await conn.close();
  * ```

@@ -17,7 +17,7 @@
  * });
  * // in deliver(): packets of kind "stream" from that peer
  * mux.receive(packet);                  // { srcPort, dstPort, payload }
- * mux.listen(PORT_DATA, (conn) => serve(conn));
+ * mux.listen(PORT_MESSAGES, (conn) => serve(conn));
  * const conn = await mux.connect(PORT_ECHO);
  * ```
  *
