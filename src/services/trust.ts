@@ -30,7 +30,7 @@ import {
   TrustMessageError,
 } from "../wire/trust_message.ts";
 import { type AckStatus, decodeTrustPacket, encodeTrustPacket } from "../wire/trust_packet.ts";
-import { Exchanges } from "./exchange.ts";
+import { RetryUntilAnswered } from "./retry_until_answered.ts";
 import { RateLimiter } from "../session/rate_limit.ts";
 import type { DatagramContext, PortService } from "./port_service.ts";
 import type { FlowBook, OutboxItem, PendingRequest, TrustBook, TrustEntry } from "./trust_types.ts";
@@ -101,7 +101,7 @@ export class TrustService implements PortService {
   readonly refused: Record<string, number> = {};
   #o: TrustServiceOptions;
   #now: () => number;
-  #acks = new Exchanges<Ack>();
+  #acks = new RetryUntilAnswered<Ack>();
   #ackCache = new Map<string, Uint8Array>();
   #serial: Promise<unknown> = Promise.resolve();
   #delivering = new Map<OutboxItem, Promise<boolean>>();

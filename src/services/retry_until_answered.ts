@@ -1,14 +1,15 @@
 /**
  * Reliable request/answer over datagrams: send, wait for the answer with the
- * same id, resend with backoff until it comes or time runs out. Used by the
- * trust and data-exchange services.
+ * same id, resend with backoff until it comes or time runs out. The trust
+ * service (port 444) uses it for every signed message it sends; the messages
+ * service rides on streams and has no need of it.
  *
  * @module
  */
 import { EXCHANGE_RETRY_MAX_MS, EXCHANGE_RETRY_MIN_MS } from "../constants.ts";
 
-/** Answers awaited by id (hex). */
-export class Exchanges<T> {
+/** Datagram requests resent until the answer with their id (hex) arrives. */
+export class RetryUntilAnswered<T> {
   #waiting = new Map<string, (answer: T) => void>();
 
   /** Delivers an answer; false when nobody waits for that id. */
