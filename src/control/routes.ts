@@ -142,58 +142,60 @@ async function longPoll<P>(
 
 /** Builds the route table for a node; `shutdown` stops the daemon. */
 export function nodeRoutes(node: Node, shutdown: () => void): Routes {
+  const { trust, messages, files, diagnostics, ports, pubsub } = node.features;
   return {
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
-    "GET /v1/info": () => Promise.resolve({ ...node.info(), pid: Deno.pid, version: VERSION }),
-    "GET /v1/peers": () => Promise.resolve({ peers: node.peers() }),
+    "GET /v1/info": () =>
+      Promise.resolve({ ...diagnostics.info(), pid: Deno.pid, version: VERSION }),
+    "GET /v1/peers": () => Promise.resolve({ peers: diagnostics.peers() }),
     "POST /v1/connect": async (req) => {
       const body = objectBody(req.body);
-      return await node.connect(stringField(body, "peer"), timeoutField(body));
+      return await diagnostics.connect(stringField(body, "peer"), timeoutField(body));
     },
     "POST /v1/handshake": async (req) => {
       const b = objectBody(req.body);
-      return await node.handshake(
+      return await trust.handshake(
         stringField(b, "peer"),
         optionalString(b, "reason"),
         optionalBool(b, "wait"),
         timeoutField(b),
       );
     },
-    "GET /v1/pending": () => Promise.resolve(node.pending()),
+    "GET /v1/pending": () => Promise.resolve(trust.pending()),
     "POST /v1/approve": async (req) => {
       const b = objectBody(req.body);
-      return await node.approve(stringField(b, "peer"), timeoutField(b));
+      return await trust.approve(stringField(b, "peer"), timeoutField(b));
     },
     "POST /v1/reject": async (req) => {
       const b = objectBody(req.body);
-      return await node.reject(
+      return await trust.reject(
         stringField(b, "peer"),
         optionalString(b, "reason"),
         timeoutField(b),
       );
     },
-    "GET /v1/trust": () => Promise.resolve(node.trusted()),
+    "GET /v1/trust": () => Promise.resolve(trust.trusted()),
     "POST /v1/untrust": async (req) => {
       const b = objectBody(req.body);
-      return await node.untrust(stringField(b, "peer"), timeoutField(b));
+      return await trust.untrust(stringField(b, "peer"), timeoutField(b));
     },
     "GET /v1/events": (req) => {
       const after = queryInt(req.query, "after", 0, Number.MAX_SAFE_INTEGER);
       const limit = queryInt(req.query, "limit", 1000, 10_000);
       if (req.query.get("follow") !== "true") {
-        const events = node.events.since(after, limit);
+        const events = node.ctx.events.since(after, limit);
         return Promise.resolve({ events, next: events.at(-1)?.seq ?? after });
       }
       const heartbeatMs = heartbeatOf(req.query);
       return Promise.resolve(ndjson(req.signal, async function* (signal) {
         let cursor = after;
         while (!signal.aborted) {
-          for (const e of node.events.since(cursor, limit)) {
+          for (const e of node.ctx.events.since(cursor, limit)) {
             cursor = e.seq;
             yield e;
           }
-          yield* waitOrHeartbeat((s) => node.events.next(s), cursor, heartbeatMs, signal);
+          yield* waitOrHeartbeat((s) => node.ctx.events.next(s), cursor, heartbeatMs, signal);
         }
       }));
     },
@@ -212,7 +214,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       ) {
         throw invalid('Field "meta" must be an object of strings');
       }
-      return await node.send(stringField(b, "peer"), {
+      return await messages.send(stringField(b, "peer"), {
         type: optionalString(b, "type") || "text",
         data: b.data,
         id: headerId || bodyId,
@@ -226,7 +228,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       const after = queryInt(q, "after", 0, Number.MAX_SAFE_INTEGER);
       const limit = queryInt(q, "limit", 100, 1000);
       const from = q.get("from");
-      const fromKey = from ? node.senderKey(from) : undefined;
+      const fromKey = from ? messages.senderKey(from) : undefined;
       const filter = fromKey === undefined ? {} : { fromKey };
       if (q.get("follow") === "true") {
         const heartbeatMs = heartbeatOf(q);
@@ -260,7 +262,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
         throw invalid('Field "ids" must be a non-empty list of message ids');
       }
-      return { removed: await node.inboxAck(ids as string[]) };
+      return { removed: await messages.inboxAck(ids as string[]) };
     },
     "POST /v1/inbox/clear": async (req) => {
       const b = objectBody(req.body);
@@ -271,7 +273,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
           "clearing never removes newer messages",
         );
       }
-      return { removed: await node.inboxClear(upTo) };
+      return { removed: await messages.inboxClear(upTo) };
     },
     "POST /v1/ping": async (req) => {
       const b = objectBody(req.body);
@@ -286,21 +288,21 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       ) {
         throw invalid('Field "interval_ms" must be a whole number from 0 to 60000');
       }
-      return await node.ping(stringField(b, "peer"), count, interval, timeoutField(b));
+      return await diagnostics.ping(stringField(b, "peer"), count, interval, timeoutField(b));
     },
     "POST /v1/dgram": async (req) => {
       const b = objectBody(req.body);
       const port = b.port;
       if (typeof port !== "number") throw invalid('Field "port" must be a number');
       const data = bytesField(b);
-      return await node.dgram(stringField(b, "peer"), port, data, timeoutField(b));
+      return await ports.dgram(stringField(b, "peer"), port, data, timeoutField(b));
     },
     "GET /v1/recv": async (req) => {
       const q = req.query;
       const port = queryInt(q, "port", 0, 65_535);
       const count = queryInt(q, "count", 1, 10_000);
       const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
-      const binding = node.userPorts.bind(port, (p) => node.isServicePort(p));
+      const binding = node.ctx.datagrams.userPorts.bind(port, (p) => ports.isServicePort(p));
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), timeoutMs);
       req.signal.addEventListener("abort", () => ac.abort(), { once: true });
@@ -316,7 +318,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
             }
           } finally {
             clearTimeout(timer);
-            node.userPorts.release(binding);
+            node.ctx.datagrams.userPorts.release(binding);
           }
         });
       }
@@ -333,7 +335,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         };
       } finally {
         clearTimeout(timer);
-        node.userPorts.release(binding);
+        node.ctx.datagrams.userPorts.release(binding);
       }
     },
     "POST /v1/bench": async (req) => {
@@ -342,7 +344,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       if (typeof mb !== "number" || !(mb > 0) || mb > 4096) {
         throw invalid('Field "size_mb" must be a number from 0 to 4096');
       }
-      return await node.bench(
+      return await diagnostics.bench(
         stringField(b, "peer"),
         Math.round(mb * 1024 * 1024),
         timeoutField(b),
@@ -351,7 +353,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     "POST /v1/publish": async (req) => {
       const b = objectBody(req.body);
       const data = bytesField(b);
-      return await node.publish(
+      return await pubsub.publish(
         stringField(b, "peer"),
         stringField(b, "topic"),
         data,
@@ -368,7 +370,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       // A subscription is a long read: its default matches the CLI's.
       const timeoutMs = queryInt(q, "timeout_ms", 600_000, TIMEOUTS.maxMs);
       // Opening and subscribing come first: their refusals are ordinary JSON errors.
-      const events = await node.subscribe(peer, pattern, timeoutMs);
+      const events = await pubsub.subscribe(peer, pattern, timeoutMs);
       return ndjson(req.signal, (signal) => events(count, heartbeatOf(q), signal));
     },
     "POST /v1/send-file": async (req) => {
@@ -376,13 +378,13 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       const peer = stringField(b, "peer");
       const path = stringField(b, "path");
       const timeoutMs = timeoutField(b);
-      if (!optionalBool(b, "progress")) return await node.sendFile(peer, path, timeoutMs);
+      if (!optionalBool(b, "progress")) return await files.sendFile(peer, path, timeoutMs);
       // Progress lines while the file goes out, then the result (or the error) line.
       return ndjson(req.signal, async function* () {
         const lines: unknown[] = [];
         let wake: (() => void) | undefined;
         let last = 0;
-        const done = node.sendFile(peer, path, timeoutMs, (sent, size) => {
+        const done = files.sendFile(peer, path, timeoutMs, (sent, size) => {
           if (sent !== size && performance.now() - last < 200) return;
           last = performance.now();
           lines.push({ kind: "progress", sent, size });
@@ -415,7 +417,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       const after = queryInt(q, "after", 0, Number.MAX_SAFE_INTEGER);
       const limit = queryInt(q, "limit", 100, 1000);
       const from = q.get("from");
-      const filter = from ? { fromKey: node.senderKey(from) } : {};
+      const filter = from ? { fromKey: messages.senderKey(from) } : {};
       const { page, timedOut } = await longPoll(
         () => node.receivedFiles.list({ after, limit, ...filter }),
         (p) => p.files.length > 0,
@@ -442,7 +444,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     "POST /v1/call": async (req) => {
       const b = objectBody(req.body);
       if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
-      return await node.call(stringField(b, "peer"), {
+      return await messages.call(stringField(b, "peer"), {
         type: optionalString(b, "type") || "text",
         data: b.data,
         id: optionalString(b, "id"),
@@ -451,13 +453,13 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     "POST /v1/reply": async (req) => {
       const b = objectBody(req.body);
       if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
-      return await node.reply(stringField(b, "id"), {
+      return await messages.reply(stringField(b, "id"), {
         type: optionalString(b, "type") || "text",
         data: b.data,
         id: "",
       }, timeoutField(b));
     },
-    "GET /v1/connections": () => Promise.resolve({ connections: node.connections() }),
+    "GET /v1/connections": () => Promise.resolve({ connections: ports.connections() }),
     "GET /v1/stream": (req) =>
       Promise.resolve(streamSocket(req, async () => {
         const q = req.query;
@@ -465,7 +467,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         if (peer === null || peer === "") throw invalid('Query parameter "peer" is required');
         const port = queryInt(q, "port", 0, 65_535);
         const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
-        const opened = await node.openStream(peer, port, timeoutMs);
+        const opened = await ports.openStream(peer, port, timeoutMs);
         return { conn: opened.conn, hello: { peer: opened.peer, port } };
       })),
     "GET /v1/listen": (req) =>
@@ -478,8 +480,9 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         const timer = setTimeout(() => ac.abort(), timeoutMs);
         signal.addEventListener("abort", () => ac.abort(), { once: true });
         try {
-          const incoming = await node.streams.accept(port, ac.signal, (p) => node.isServicePort(p));
-          node.streams.handedOver(port);
+          const incoming = await node.ctx.streams.accept(port, ac.signal, (p) =>
+            ports.isServicePort(p));
+          node.ctx.streams.handedOver(port);
           return {
             conn: incoming.conn,
             hello: {

@@ -15,6 +15,7 @@ export const EVENT_TYPES = [
   "message.received",
   "peer.up",
   "peer.down",
+  "peer.name_conflict",
 ] as const;
 
 /** One event type. */

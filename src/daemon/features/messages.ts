@@ -1,0 +1,311 @@
+/**
+ * `pilot send`, `call`, `reply`, `inbox ack` and `inbox --clear`, and the
+ * receiving side's store: messages to and from port 1001 (the wire side is
+ * services/exchange_stream.ts; the durable stores are inbox.ts and
+ * dedup_store.ts).
+ *
+ * @module
+ */
+import { PORT_MESSAGES } from "../../constants.ts";
+import { matchOne } from "../../discovery/match.ts";
+import { PilotError } from "../../errors.ts";
+import { Refusal, refusalError } from "../../services/refusal.ts";
+import type { PeerIdentity } from "../../session/peer_identity.ts";
+import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
+import type { ExchangeService, Receipt } from "../../services/exchange_stream.ts";
+import type { Connection } from "../../stream/mod.ts";
+import type { Envelope } from "../../wire/data_message.ts";
+import type { NodeContext } from "../context.ts";
+import type { DedupStore } from "../dedup_store.ts";
+import type { Inbox, InboxMessage } from "../inbox.ts";
+import { log } from "../log.ts";
+import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
+import { withTimeout } from "../with_timeout.ts";
+
+/** What the messages feature owns besides the node's context. */
+export interface MessagesParts {
+  /** The durable inbox. */
+  inbox: Inbox;
+  /** Message ids seen per sender, apart from the inbox. */
+  dedup: DedupStore;
+  /** The port-1001 client and server. */
+  exchange: ExchangeService;
+}
+
+/** The message commands over a node's context. */
+export class MessagesFeature {
+  #ctx: NodeContext;
+  #inbox: Inbox;
+  #dedup: DedupStore;
+  #exchange: ExchangeService;
+  /** Dedup entries not yet durable: inbox removals wait for them. */
+  #dedupPending = new Set<Promise<void>>();
+  /** The reused port-1001 stream per peer. */
+  #conns = new Map<string, Promise<Connection>>();
+
+  /** Creates the feature over `ctx` and its stores. */
+  constructor(ctx: NodeContext, parts: MessagesParts) {
+    this.#ctx = ctx;
+    this.#inbox = parts.inbox;
+    this.#dedup = parts.dedup;
+    this.#exchange = parts.exchange;
+  }
+
+  /** The message sink: stores a received message once: dedup by (sender key, id), then the durable inbox. */
+  async store(peer: PeerIdentity, e: Envelope): Promise<{ seq: number; duplicate: boolean }> {
+    const seen = this.#dedup.check(peer.keyHex, e.id);
+    if (seen !== undefined) return { seq: seen.seq, duplicate: true };
+    let data: string;
+    if (e.type === "binary") data = e.data.toBase64();
+    else {
+      try {
+        data = new TextDecoder("utf-8", { fatal: true }).decode(e.data);
+        if (e.type === "json") JSON.parse(data);
+      } catch {
+        throw new Refusal("invalid_argument", `${e.type} data that does not decode`);
+      }
+    }
+    let message: InboxMessage;
+    try {
+      message = await this.#inbox.add({
+        id: e.id,
+        from: peer.address,
+        from_key: peer.keyHex,
+        hostname: peer.hostname === "" ? null : peer.hostname,
+        fingerprint: peer.fingerprint,
+        type: e.type,
+        data,
+        bytes: e.data.length,
+        received_at: new Date().toISOString(),
+        ...(e.correlationId ? { correlation_id: e.correlationId } : {}),
+        ...(e.inReplyTo ? { in_reply_to: e.inReplyTo } : {}),
+        ...(e.expiresAt ? { expires_at: new Date(e.expiresAt).toISOString() } : {}),
+        ...(Object.keys(e.meta).length ? { meta: e.meta } : {}),
+      });
+    } catch (err) {
+      throw err instanceof Refusal ? err : new Refusal("internal", String(err));
+    }
+    // The receipt need not wait for this fsync: while the message is in the
+    // inbox, a restart rebuilds its dedup entry from it (reseedDedup). Only
+    // removing it from the inbox waits until the entry is durable.
+    const remembered = this.#dedup.remember(peer.keyHex, e.id, message.seq).catch((err) => {
+      // Only a retry arriving after this message left the inbox could be stored twice.
+      log(
+        `dedup store failed for ${peer.address} id ${JSON.stringify(e.id)}: ${
+          (err as Error).message
+        }`,
+      );
+    });
+    this.#dedupPending.add(remembered);
+    remembered.finally(() => this.#dedupPending.delete(remembered));
+    this.#ctx.events.publish("message.received", {
+      peer: peerRef(peer),
+      seq: message.seq,
+      id: message.id,
+      type: message.type,
+      bytes: message.bytes,
+    });
+    return { seq: message.seq, duplicate: false };
+  }
+
+  /** `pilot send`: delivers a typed message; returns once the peer stored it durably. */
+  async send(
+    text: string,
+    m: OutgoingMessage,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    const envelope = buildEnvelope(m);
+    const deadline = Date.now() + timeoutMs;
+    const peer = await this.#ctx.reach.reachTrusted(text, timeoutMs);
+    // One reused stream per peer carries every message; a broken one is
+    // replaced once (retrying is safe: the peer deduplicates by id).
+    let receipt: Receipt | undefined;
+    for (let attempt = 0; receipt === undefined; attempt++) {
+      const conn = await this.#stream(peer, Math.max(1, deadline - Date.now()));
+      try {
+        receipt = await withTimeout(
+          this.#exchange.sendMessage(conn, envelope),
+          Math.max(1, deadline - Date.now()),
+          "delivery",
+        );
+      } catch (e) {
+        this.#conns.delete(peer.keyHex);
+        conn.reset("delivery failed");
+        if (e instanceof PilotError && e.code === "timeout") {
+          throw new PilotError(
+            "timeout",
+            `${peer.address} did not confirm the message within ${timeoutMs} ms`,
+            `retry with --id ${envelope.id}: it is never stored twice`,
+          );
+        }
+        if (attempt >= 1 || Date.now() >= deadline) {
+          throw new PilotError(
+            "unreachable",
+            `Delivery to ${peer.address} failed: ${(e as Error).message}`,
+            `retry with --id ${envelope.id}`,
+          );
+        }
+      }
+    }
+    if (receipt.status === "refused") {
+      throw refusalError(receipt.detail || "internal", {
+        peer: peer.address,
+        what: "the message",
+        hint: receipt.detail === "rate_limited" ? "its inbox is full; retry later" : "",
+      });
+    }
+    return {
+      to: peerRef(peer),
+      id: envelope.id,
+      type: envelope.type,
+      bytes: envelope.data.length,
+      receipt: { status: receipt.status, seq: receipt.seq },
+    };
+  }
+
+  /**
+   * `pilot call`: sends a request and waits for the reply that names it
+   * (`in_reply_to`); the reply is taken out of the inbox and returned.
+   */
+  async call(
+    text: string,
+    m: OutgoingMessage,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    const id = m.id === "" ? crypto.randomUUID() : m.id;
+    const sent = await this.send(
+      text,
+      { ...m, id, correlationId: m.correlationId || id },
+      timeoutMs,
+    );
+    const peerKey = (sent.to as PeerRef).public_key;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
+    try {
+      for (;;) {
+        const reply = this.#findReply(peerKey, id);
+        if (reply !== undefined) {
+          // Handed to the caller: it does not stay in the inbox as well.
+          await this.inboxAck([reply.id]).catch(() => 0);
+          return { request: sent, reply };
+        }
+        if (ac.signal.aborted) {
+          throw new PilotError(
+            "timeout",
+            `No reply to ${id} within ${timeoutMs} ms`,
+            `the request was delivered; a late reply still lands in the inbox (in_reply_to ${id})`,
+          );
+        }
+        await this.#inbox.waitFor(this.#inboxHigh(), ac.signal, { fromKey: peerKey }).catch(
+          () => {},
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #findReply(fromKey: string, id: string): InboxMessage | undefined {
+    let after = 0;
+    for (;;) {
+      const page = this.#inbox.list({ after, limit: 1000, fromKey });
+      const hit = page.messages.find((x) => x.in_reply_to === id);
+      if (hit !== undefined || page.messages.length === 0) return hit;
+      after = page.next;
+    }
+  }
+
+  #inboxHigh(): number {
+    let after = 0;
+    for (;;) {
+      const page = this.#inbox.list({ after, limit: 1000 });
+      if (page.messages.length === 0) return after;
+      after = page.next;
+    }
+  }
+
+  /** `pilot reply`: answers a message in the inbox, to its sender, naming it. */
+  async reply(id: string, m: OutgoingMessage, timeoutMs: number): Promise<Record<string, unknown>> {
+    const matches: InboxMessage[] = [];
+    let after = 0;
+    for (;;) {
+      const page = this.#inbox.list({ after, limit: 1000 });
+      matches.push(...page.messages.filter((x) => x.id === id));
+      if (page.messages.length === 0) break;
+      after = page.next;
+    }
+    if (matches.length === 0) {
+      throw new PilotError(
+        "not_found",
+        `No message "${id}" in the inbox`,
+        "see `pilot inbox` for ids",
+      );
+    }
+    const senders = new Set(matches.map((x) => x.from_key));
+    if (senders.size > 1) {
+      throw new PilotError(
+        "conflict",
+        `Several senders used the id "${id}"`,
+        "answer through the API with the sender named",
+      );
+    }
+    const request = matches[0]!;
+    // Addressed by the full key: the address is only a name.
+    return await this.send(request.from_key, {
+      ...m,
+      inReplyTo: id,
+      correlationId: request.correlation_id ?? id,
+    }, timeoutMs);
+  }
+
+  /** The open port-1001 stream to a peer, opened when there is none. */
+  #stream(peer: PeerIdentity, timeoutMs: number): Promise<Connection> {
+    let conn = this.#conns.get(peer.keyHex);
+    if (conn === undefined) {
+      const { streams, reach } = this.#ctx;
+      conn = streams.open(peer, reach.endpointOf(peer.keyHex), PORT_MESSAGES, timeoutMs).then(
+        (conn) => {
+          conn.closed.then(() => {
+            if (this.#conns.get(peer.keyHex) === pending) this.#conns.delete(peer.keyHex);
+          });
+          return conn;
+        },
+      );
+      const pending = conn;
+      pending.catch(() => this.#conns.delete(peer.keyHex));
+      this.#conns.set(peer.keyHex, pending);
+    }
+    return conn;
+  }
+
+  /** `pilot inbox ack`: removes messages by id, once their dedup entries are durable. */
+  async inboxAck(ids: string[]): Promise<number> {
+    await Promise.all([...this.#dedupPending]);
+    return await this.#inbox.ack(ids);
+  }
+
+  /** `pilot inbox --clear`: removes messages up to a seq, once their dedup entries are durable. */
+  async inboxClear(upTo: number): Promise<number> {
+    await Promise.all([...this.#dedupPending]);
+    return await this.#inbox.clear(upTo);
+  }
+
+  /** Finds the sender key a `--from` filter names (among trusted peers and inbox senders). */
+  senderKey(text: string): string {
+    const senders = new Map<
+      string,
+      { public_key: string; address: string; hostname: string | null; fingerprint: string }
+    >();
+    for (const e of this.#ctx.trust.list()) senders.set(e.public_key, refOf(e));
+    for (const m of this.#inbox.list({ limit: 1000 }).messages) {
+      senders.set(m.from_key, {
+        public_key: m.from_key,
+        address: m.from,
+        hostname: m.hostname,
+        fingerprint: m.fingerprint,
+      });
+    }
+    return matchOne(text, [...senders.values()], "sender").public_key;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * From what a user typed to an authenticated peer: resolve the name once,
+ * connect (or reuse the session), and check trust once. Everything below
+ * takes the resulting `PeerIdentity`, never the text.
+ *
+ * This is the seat of the path layer: today a peer is reached directly at
+ * a UDP endpoint; a relayed path plugs in at `#connect`, and more resolver
+ * sources (LAN, rendezvous, DHT) join the resolver given here.
+ *
+ * @module
+ */
+import { type Endpoint, resolveEndpoint } from "../discovery/endpoint.ts";
+import { type Resolution, Resolver } from "../discovery/resolver.ts";
+import { invalid, PilotError } from "../errors.ts";
+import { fingerprint } from "../identity/fingerprint.ts";
+import type { SessionManager } from "../session/manager.ts";
+import type { PeerIdentity } from "../session/peer_identity.ts";
+import { notTrusted } from "./peer_ref.ts";
+
+/** What reaching a peer needs from the node. */
+export interface ReachOptions {
+  /** The resolver, with the node's sources. */
+  resolver: Resolver;
+  /** The session table. */
+  sessions: SessionManager;
+  /** Whether a key (hex) is trusted right now. */
+  isTrusted(keyHex: string): boolean;
+  /** This node's own key (hex): never a peer. */
+  selfKeyHex: string;
+}
+
+/** A peer reached, and how the user named it. */
+export interface Reached {
+  /** The authenticated peer. */
+  peer: PeerIdentity;
+  /** The resolver's answer for the text. */
+  resolution: Resolution;
+}
+
+/** Resolves and reaches peers. */
+export class Reach {
+  #o: ReachOptions;
+
+  /** Creates the reach layer over a resolver and a session table. */
+  constructor(options: ReachOptions) {
+    this.#o = options;
+  }
+
+  /** Resolves peer text (see discovery/resolver.ts for the naming rules). */
+  resolve(text: string): Resolution {
+    const r = this.#o.resolver.resolve(text);
+    if (r.expected.publicKey?.toHex() === this.#o.selfKeyHex) {
+      throw invalid(`"${text}" is this node itself`, "name another peer");
+    }
+    return r;
+  }
+
+  /** The current endpoint of a peer with a live session, or null. */
+  endpointOf(keyHex: string): Endpoint | null {
+    return this.#o.sessions.peers().find((p) => p.identity.keyHex === keyHex)?.endpoint ?? null;
+  }
+
+  /** Opens (or reuses) a session with the peer `text` names, trusted or not. */
+  async reach(text: string, timeoutMs: number): Promise<Reached> {
+    const resolution = this.resolve(text);
+    return { peer: await this.#connect(text, resolution, timeoutMs), resolution };
+  }
+
+  /**
+   * Reaches a trusted peer: `not_trusted` before any packet when the name
+   * resolves to a known untrusted key, else after the handshake proved who
+   * answered.
+   */
+  async reachTrusted(text: string, timeoutMs: number): Promise<PeerIdentity> {
+    const resolution = this.resolve(text);
+    const known = resolution.expected.publicKey;
+    if (known !== undefined && !this.#o.isTrusted(known.toHex())) throw notTrusted(text);
+    const peer = await this.#connect(text, resolution, timeoutMs);
+    if (!this.#o.isTrusted(peer.keyHex)) throw notTrusted(text);
+    return peer;
+  }
+
+  async #connect(text: string, r: Resolution, timeoutMs: number): Promise<PeerIdentity> {
+    const key = r.expected.publicKey?.toHex();
+    const live = key === undefined ? null : this.endpointOf(key);
+    const spec = r.endpoint;
+    if (spec === undefined && live === null) {
+      throw new PilotError(
+        "unreachable",
+        `No endpoint known for "${text}"`,
+        "give its endpoint (IP:PORT), or add --peer NAME=ENDPOINT to the daemon",
+      );
+    }
+    const endpoint = spec === undefined ? live! : await resolveEndpoint(spec);
+    let peer: PeerIdentity;
+    try {
+      peer = await this.#o.sessions.connect(endpoint, r.expected, timeoutMs);
+    } catch (e) {
+      if (!(e instanceof PilotError) || e.code !== "key_changed" || !r.trusted) throw e;
+      // The trusted peer's own endpoint answered with another key: say so
+      // with both fingerprints, and never suggest dropping the trusted key.
+      throw new PilotError(
+        "key_changed",
+        `"${text}" is trusted as ${
+          fingerprint(r.expected.publicKey!)
+        }, but ${endpoint.hostname}:${endpoint.port} answered with another key (${e.message})`,
+        "nothing was sent to it; if the peer really has a new key, compare the new fingerprint " +
+          "with its `pilot info` over a channel you trust before trusting it",
+      );
+    }
+    if (peer.keyHex === this.#o.selfKeyHex) {
+      throw invalid(`"${text}" is this node itself`, "name another peer");
+    }
+    return peer;
+  }
+}
