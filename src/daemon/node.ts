@@ -187,12 +187,12 @@ export class Node {
       datagrams.serve(echoService());
       streams.serve(PORT_ECHO, (conn) => void echoStream(conn));
     }
-    let messages!: MessagesFeature;
+    // The sink is called only once streams arrive, after `messages` exists.
     const exchange = new ExchangeService({
       sink: { store: (peer, envelope) => messages.store(peer, envelope) },
       files: stores.receivedFiles,
     });
-    messages = new MessagesFeature(this.ctx, {
+    const messages = new MessagesFeature(this.ctx, {
       inbox: stores.inbox,
       dedup: stores.dedup,
       exchange,

@@ -10,7 +10,7 @@
  * @module
  */
 import { type Endpoint, resolveEndpoint } from "../discovery/endpoint.ts";
-import { type Resolution, Resolver } from "../discovery/resolver.ts";
+import type { Resolution, Resolver } from "../discovery/resolver.ts";
 import { invalid, PilotError } from "../errors.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import type { SessionManager } from "../session/manager.ts";
