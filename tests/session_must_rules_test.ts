@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { FakeNetwork, IDS, pair, T } from "./_session_helpers.ts";
 import { addressToBytes, verifyStamp } from "../src/identity/address.ts";
-import { DEFAULT_TIMERS } from "../src/session/manager.ts";
+import { DEFAULT_TIMERS, type DropReason } from "../src/session/manager.ts";
 import { PilotError } from "../src/errors.ts";
 import { encodeInner } from "../src/wire/inner.ts";
 
@@ -47,7 +47,7 @@ Deno.test("SessionManager checks the responder's key and address before it sends
     { expected: { publicKey: other.publicKey }, reason: "unexpected_key" },
     { expected: { address: other.address }, reason: "unexpected_address" },
     { expected: { hostname: "someone-else" }, reason: "unexpected_hostname" },
-  ];
+  ] satisfies { reason: DropReason; [k: string]: unknown }[];
   for (const { expected, reason } of cases) {
     const net = new FakeNetwork();
     const a = net.node(IDS[0]!);
@@ -163,11 +163,11 @@ Deno.test("SessionManager refuses weak identity keys, bad stamps and bad self-de
   const cases = [
     ...weakKeys.map((hex) => ({
       payload: { publicKey: Uint8Array.fromHex(hex) },
-      reason: "bad_key",
+      reason: "bad_key" as const,
     })),
     { payload: { stamp: badStamp }, reason: "bad_stamp" },
     { payload: { hostname: "not-what-was-signed" }, reason: "bad_self" },
-  ];
+  ] satisfies { reason: DropReason; [k: string]: unknown }[];
   // Control: the same node without a forged field forms a session both ways.
   {
     const net = new FakeNetwork();

@@ -49,6 +49,7 @@ import {
   type LocalHandshakeIdentity,
   ResponderHandshake,
 } from "./handshake.ts";
+import type { DropCounters, DropReason } from "./drop_reason.ts";
 import { HandshakeFailure, type PeerIdentity } from "./peer_identity.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { Session } from "./session.ts";
@@ -116,8 +117,7 @@ export interface SessionManagerOptions {
   now?: () => number;
 }
 
-/** Counters of dropped datagrams by reason. */
-export type DropCounters = Record<string, number>;
+export type { DropCounters, DropReason } from "./drop_reason.ts";
 
 /** One peer as `pilot peers` shows it. */
 export interface PeerStatus {
@@ -219,7 +219,7 @@ export class SessionManager {
     return this.#responders.size;
   }
 
-  #drop(reason: string): void {
+  #drop(reason: DropReason): void {
     this.drops[reason] = (this.drops[reason] ?? 0) + 1;
   }
 
@@ -339,6 +339,19 @@ export class SessionManager {
       return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_resp");
     }
     const { session, final } = result;
+    if (this.#isSelf(session.peer)) {
+      // Our own endpoint answered (or something relaying to it): a session
+      // with ourselves would only show up in `peers` and route to nowhere.
+      this.#finishAttempt(
+        attempt,
+        new PilotError(
+          "invalid_argument",
+          `Cannot handshake with ${formatEndpoint(handshake.endpoint)}: it is this node itself`,
+          "give the endpoint, address or key of another node",
+        ),
+      );
+      return this.#drop("self");
+    }
     session.finalFrame = final;
     session.finalSentAt = this.#now();
     if (!this.#install(session, handshake.lastSentAt)) {
@@ -381,6 +394,7 @@ export class SessionManager {
       }
       this.#responders.delete(entry.ephemeral);
       this.#byIndex.delete(frame.receiverIndex);
+      if (this.#isSelf(session.peer)) return this.#drop("self");
       if (!this.#keyLimiter.allow(session.peer.keyHex)) return this.#drop("rate_limited");
       session.finalFrame = Uint8Array.from(bytes);
       if (!this.#install(session, null)) return;
@@ -412,14 +426,14 @@ export class SessionManager {
     const s = entry.session;
     const now = this.#now();
     if (now - s.createdAt >= this.#timers.rejectAfterMs) return this.#drop("expired");
-    const plaintext = await s.open(frame, now);
-    if (typeof plaintext === "string") return this.#drop(plaintext);
+    const opened = await s.open(frame, now);
+    if (!opened.ok) return this.#drop(opened.reason);
     // Roaming: the endpoint follows the last authenticated packet.
     s.endpoint = from;
     const peer = this.#peers.get(s.peer.keyHex);
     let packet;
     try {
-      packet = decodeInner(plaintext);
+      packet = decodeInner(opened.plaintext);
     } catch {
       return this.#drop("malformed_inner");
     }
@@ -430,11 +444,20 @@ export class SessionManager {
     ) {
       return this.#drop("inner_address");
     }
-    if (packet.dstPort !== PORT_TRUST && !this.#o.isTrusted(s.peer)) {
-      if (peer) peer.dropped++;
-      return this.#drop("not_trusted");
+    if (!this.#o.isTrusted(s.peer)) {
+      // Zero trust: an untrusted peer reaches the trust service's datagrams
+      // and nothing else. Its stream segments never reach the stream layer,
+      // whose resets would tell it which ports listen.
+      if (packet.kind === "stream" || packet.dstPort !== PORT_TRUST) {
+        if (peer) peer.dropped++;
+        return this.#drop(packet.kind === "stream" ? "not_trusted_stream" : "not_trusted");
+      }
     }
     this.#o.deliver(s, packet);
+  }
+
+  #isSelf(peer: PeerIdentity): boolean {
+    return constantTimeEqual(peer.publicKey, this.#o.local.publicKey);
   }
 
   /** Adds a session to the table; false when it was refused. */
@@ -577,6 +600,16 @@ export class SessionManager {
    * reveal who we are.
    */
   async connect(endpoint: Endpoint, expected: Expected, timeoutMs: number): Promise<PeerIdentity> {
+    if (
+      expected.publicKey !== undefined &&
+      constantTimeEqual(expected.publicKey, this.#o.local.publicKey)
+    ) {
+      throw new PilotError(
+        "invalid_argument",
+        "Cannot handshake with this node's own key",
+        "give the key, address or endpoint of another node",
+      );
+    }
     const existing = this.#findPeer(endpoint, expected);
     if (existing?.current !== undefined) return existing.identity;
     const key = `${formatEndpoint(endpoint)}|${expected.publicKey?.toHex() ?? ""}|${

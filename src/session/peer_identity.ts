@@ -14,12 +14,23 @@ import { bindingMessage } from "../identity/static_key.ts";
 import { constantTimeEqual } from "../bytes.ts";
 import { encodeHandshakePayload, type HandshakePayload } from "../wire/handshake_payload.ts";
 
+/** Why a handshake was refused after its cryptography succeeded (each is also a drop reason). */
+export type HandshakeFailureReason =
+  | "bad_key"
+  | "bad_stamp"
+  | "bad_binding"
+  | "bad_self"
+  | "unexpected_key"
+  | "unexpected_address"
+  | "unexpected_hostname"
+  | "self";
+
 /** Why a handshake was refused after its cryptography succeeded. */
 export class HandshakeFailure extends Error {
   /** Short machine-readable reason. */
-  readonly reason: string;
+  readonly reason: HandshakeFailureReason;
   /** Creates a failure with a reason code and a sentence-case message. */
-  constructor(reason: string, message: string) {
+  constructor(reason: HandshakeFailureReason, message: string) {
     super(message);
     this.name = "HandshakeFailure";
     this.reason = reason;

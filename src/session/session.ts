@@ -16,6 +16,11 @@ import { ReplayWindow } from "./replay.ts";
 /** Why an incoming data frame was dropped. */
 export type OpenFailure = "replay" | "busy" | "auth";
 
+/** What {@linkcode Session.open} made of a data frame: its plaintext, or why it was dropped. */
+export type OpenResult =
+  | { ok: true; plaintext: Uint8Array }
+  | { ok: false; reason: OpenFailure };
+
 /** What {@linkcode Session.create} needs. */
 export interface SessionInit {
   /** Our index for this session (peers put it in frames they send us). */
@@ -122,9 +127,9 @@ export class Session {
    * after the tag verifies: WebCrypto completes out of order, so two copies of
    * one counter may both be in flight and only the first to verify may pass.
    */
-  async open(frame: DataFrame, now: number): Promise<Uint8Array | OpenFailure> {
-    if (!this.#replay.check(frame.counter)) return "replay";
-    if (this.#inflight >= MAX_INFLIGHT_DECRYPTS) return "busy";
+  async open(frame: DataFrame, now: number): Promise<OpenResult> {
+    if (!this.#replay.check(frame.counter)) return { ok: false, reason: "replay" };
+    if (this.#inflight >= MAX_INFLIGHT_DECRYPTS) return { ok: false, reason: "busy" };
     this.#inflight++;
     let plaintext: Uint8Array | null;
     try {
@@ -136,11 +141,11 @@ export class Session {
     } finally {
       this.#inflight--;
     }
-    if (plaintext === null) return "auth";
-    if (!this.#replay.accept(frame.counter)) return "replay";
+    if (plaintext === null) return { ok: false, reason: "auth" };
+    if (!this.#replay.accept(frame.counter)) return { ok: false, reason: "replay" };
     this.lastReceived = now;
     this.received++;
     this.confirmed = true;
-    return plaintext;
+    return { ok: true, plaintext };
   }
 }
