@@ -1,6 +1,6 @@
 /**
  * docs/PROTOCOL.md cannot drift from the code: its generated regions must
- * equal what scripts/protocol_examples.ts produces now, every hex dump in it
+ * equal what scripts/protocol_examples/mod.ts produces now, every hex dump in it
  * must sit inside such a region, and the real handshake, trust, stream,
  * data-exchange and pub/sub code must accept the documented bytes and answer
  * with the documented ones.
@@ -21,7 +21,7 @@ import {
   WORKED_TRUST,
   workedSession,
   writeRegions,
-} from "../scripts/protocol_examples.ts";
+} from "../scripts/protocol_examples/mod.ts";
 import { MAX_DATAGRAM, MSG1_SIZE, PORT_MESSAGES, PORT_PUBSUB } from "../src/constants.ts";
 import { ReceivedFiles } from "../src/daemon/received_files.ts";
 import { TrustFlowStore } from "../src/daemon/trust_flow_store.ts";
@@ -78,7 +78,7 @@ Deno.test("every generated example region in docs/PROTOCOL.md equals the script'
     assert.equal(
       regions.get(id),
       body,
-      `region "${id}" drifted: run deno run -A scripts/protocol_examples.ts --write`,
+      `region "${id}" drifted: run deno run -A scripts/protocol_examples/mod.ts --write`,
     );
   }
   for (const id of regions.keys()) {
