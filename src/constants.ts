@@ -123,6 +123,26 @@ export const OUTGOING_REQUEST_TTL_MS = 7 * 24 * 3_600_000;
 export const OUTBOX_RETRY_MS = 5_000;
 /** Undelivered trust answers are retried for this long (ms). */
 export const OUTBOX_TTL_MS = 7 * 24 * 3_600_000;
+/** First wait before an undelivered trust answer's peer is tried again (ms); doubles per failure, plus jitter. */
+export const OUTBOX_BACKOFF_MIN_MS = 5_000;
+/** Longest wait between active retries of an undelivered trust answer (ms). */
+export const OUTBOX_BACKOFF_MAX_MS = 60_000;
+/** Active retries to a silent peer stop after this long (ms); the answer then waits for the peer to connect. */
+export const OUTBOX_ACTIVE_RETRY_MS = 5 * 60_000;
+/** Acknowledgements remembered per (sender key, request id), so repeats are answered unprocessed. */
+export const TRUST_ACK_CACHE = 4096;
+/** Port-444 messages waiting for verification, at most; beyond, they are dropped and counted. */
+export const TRUST_QUEUE_MAX = 256;
+/** Of TRUST_QUEUE_MAX, places only trusted keys and keys we sent a request to may take. */
+export const TRUST_QUEUE_RESERVED = 64;
+/** Port-444 messages of one key waiting for verification, at most. */
+export const TRUST_QUEUE_PER_KEY = 8;
+/** Port-444 messages processed at once (always of different keys). */
+export const TRUST_WORKERS = 4;
+/** Pending requests from one source IP, at most (a full share refuses, never evicts). */
+export const MAX_PENDING_PER_SOURCE = 32;
+/** The pending log is compacted once it holds this many records more than pending entries. */
+export const PENDING_LOG_SLACK = 1024;
 /** First retransmission interval of a reliable datagram exchange (ms); doubles up to the max. */
 export const EXCHANGE_RETRY_MIN_MS = 250;
 /** Largest retransmission interval of a reliable datagram exchange (ms). */

@@ -70,7 +70,7 @@ Deno.test("TrustFlowStore refuses a corrupt or malformed file and leaves it as i
   const base = { version: 1, pending: [], outgoing: [], outbox: [], suppressed: {}, replay: {} };
   const cases: [string, string][] = [
     ["{not json", "not valid JSON"],
-    [JSON.stringify({ ...base, version: 2 }), "version"],
+    [JSON.stringify({ ...base, version: 3 }), "version"],
     [JSON.stringify({ ...base, extra: 1 }), "unknown key"],
     [JSON.stringify({ ...base, pending: [{ public_key: "zz" }] }), "pending[0]"],
     [

@@ -2,15 +2,23 @@
  * State of the trust flow that must survive restarts: requests waiting for
  * a decision here (pending), requests we sent (outgoing), answers not yet
  * delivered (outbox), keys suppressed after a rejection, and the replay
- * cache of offline-carried trust messages. One JSON file, rewritten
- * atomically on every change. All of it keyed by full Ed25519 keys.
+ * cache of offline-carried trust messages. All of it keyed by full Ed25519
+ * keys.
+ *
+ * Pending requests arrive from strangers, so they live in an append-only
+ * log (`trust_pending.log`, one line per change, group commit, compacted now
+ * and then); everything else changes only by local decision or a known
+ * peer's answer and sits in `trust_flow.json`, rewritten atomically. A
+ * version-1 flow file still holding `pending` is read, and its requests
+ * move to the log.
  *
  * @module
  */
 import { join } from "node:path";
-import { MAX_OFFLINE_REPLAY } from "../constants.ts";
+import { MAX_OFFLINE_REPLAY, PENDING_LOG_SLACK } from "../constants.ts";
 import { PilotError } from "../errors.ts";
 import { readPrivateFile, StateFile } from "./home.ts";
+import { PendingLog } from "./pending_log.ts";
 import type {
   FlowBook,
   OutboxItem,
@@ -19,47 +27,85 @@ import type {
 } from "../services/trust_types.ts";
 
 interface FlowFile {
-  version: 1;
-  pending: PendingRequest[];
+  version: 2;
   outgoing: OutgoingRequest[];
   outbox: OutboxItem[];
   suppressed: Record<string, number>;
   replay: Record<string, number>;
 }
 
+/** A line of the pending log. */
+type PendingRecord =
+  | { op: "put"; request: PendingRequest }
+  | { op: "remove"; public_key: string };
+
 function empty(): FlowFile {
-  return { version: 1, pending: [], outgoing: [], outbox: [], suppressed: {}, replay: {} };
+  return { version: 2, outgoing: [], outbox: [], suppressed: {}, replay: {} };
 }
 
 /** The persisted trust-flow state of one home. */
 export class TrustFlowStore implements FlowBook {
   #file: StateFile;
   #s: FlowFile;
+  #log: PendingLog;
+  /** In arrival order; a replaced request moves to the end. */
+  #pending: Map<string, PendingRequest>;
+  #pendingList: readonly PendingRequest[] | null = null;
 
-  private constructor(path: string, state: FlowFile) {
+  private constructor(
+    path: string,
+    state: FlowFile,
+    log: PendingLog,
+    pending: Map<string, PendingRequest>,
+  ) {
     this.#file = new StateFile(path);
     this.#s = state;
+    this.#log = log;
+    this.#pending = pending;
   }
 
-  /** Loads `HOME/trust_flow.json` (absent = empty). */
+  /** Loads `HOME/trust_flow.json` and `HOME/trust_pending.log` (absent = empty). */
   static async load(home: string): Promise<TrustFlowStore> {
     const path = join(home, "trust_flow.json");
     const text = await readPrivateFile(path);
-    if (text === null) return new TrustFlowStore(path, empty());
-    let v: FlowFile;
-    try {
-      v = JSON.parse(text);
-    } catch {
-      throw bad(path, "not valid JSON");
+    let v: Omit<FlowFile, "version"> & { version: 1 | 2; pending?: PendingRequest[] } = empty();
+    if (text !== null) {
+      try {
+        v = JSON.parse(text);
+      } catch {
+        throw bad(path, "not valid JSON");
+      }
+      const problem = flowProblem(v);
+      if (problem !== undefined) throw bad(path, problem);
     }
-    const problem = flowProblem(v);
-    if (problem !== undefined) throw bad(path, problem);
-    return new TrustFlowStore(path, v);
+    const logPath = join(home, "trust_pending.log");
+    const { log, records } = await PendingLog.open(logPath);
+    // The log was written after the flow file's pending list (version 1), so
+    // it is replayed on top; replaying it twice gives the same state.
+    const pending = new Map<string, PendingRequest>();
+    for (const p of v.pending ?? []) pending.set(p.public_key, p);
+    for (const [i, r] of records.entries()) {
+      const problem = recordProblem(r);
+      if (problem !== undefined) throw bad(logPath, `record ${i + 1} ${problem}`);
+      const rec = r as PendingRecord;
+      const key = rec.op === "put" ? rec.request.public_key : rec.public_key;
+      pending.delete(key);
+      if (rec.op === "put") pending.set(key, rec.request);
+    }
+    const { pending: _, ...rest } = v;
+    const store = new TrustFlowStore(path, { ...rest, version: 2 }, log, pending);
+    if (v.version === 1) {
+      // Log first: a crash before the flow file is rewritten replays the same requests.
+      await log.rewrite(store.#snapshot());
+      await store.#save();
+    }
+    return store;
   }
 
-  /** Requests waiting for a decision. */
+  /** Requests waiting for a decision, oldest first. */
   get pending(): readonly PendingRequest[] {
-    return this.#s.pending;
+    this.#pendingList ??= [...this.#pending.values()];
+    return this.#pendingList;
   }
 
   /** Requests we sent. */
@@ -74,22 +120,37 @@ export class TrustFlowStore implements FlowBook {
 
   /** The pending request from a key. */
   pendingFrom(key: string): PendingRequest | undefined {
-    return this.#s.pending.find((p) => p.public_key === key);
+    return this.#pending.get(key);
   }
 
-  /** Adds or replaces (one per key) a pending request. */
+  /**
+   * Adds or replaces (one per key) a pending request. The change is made
+   * before the first await, so a caller's count-then-put cannot be raced.
+   */
   async putPending(p: PendingRequest): Promise<void> {
-    this.#s.pending = [...this.#s.pending.filter((x) => x.public_key !== p.public_key), p];
-    await this.#save();
+    this.#pending.delete(p.public_key);
+    this.#pending.set(p.public_key, p);
+    this.#pendingList = null;
+    await this.#appendPending({ op: "put", request: p });
   }
 
   /** Removes the pending request from a key; false when there was none. */
   async removePending(key: string): Promise<boolean> {
-    const before = this.#s.pending.length;
-    this.#s.pending = this.#s.pending.filter((x) => x.public_key !== key);
-    if (this.#s.pending.length === before) return false;
-    await this.#save();
+    if (!this.#pending.delete(key)) return false;
+    this.#pendingList = null;
+    await this.#appendPending({ op: "remove", public_key: key });
     return true;
+  }
+
+  async #appendPending(record: PendingRecord): Promise<void> {
+    await this.#log.append(record);
+    if (this.#log.count > this.#pending.size + PENDING_LOG_SLACK) {
+      await this.#log.rewrite(this.#snapshot());
+    }
+  }
+
+  #snapshot(): PendingRecord[] {
+    return [...this.#pending.values()].map((request) => ({ op: "put", request }));
   }
 
   /** Our request to a key. */
@@ -178,6 +239,7 @@ const SHAPES: Record<"pending" | "outgoing" | "outbox", Record<string, Check>> =
     reason: isStr,
     received_at: isStr,
     request_hash: isKey,
+    source: optional(isStr),
   },
   outgoing: {
     public_key: isKey,
@@ -189,6 +251,7 @@ const SHAPES: Record<"pending" | "outgoing" | "outbox", Record<string, Check>> =
     status: (v) => v === "pending" || v === "approved" || v === "rejected",
     hashes: (v) => Array.isArray(v) && v.every(isKey),
     reject_reason: optional(isStr),
+    pinned: optional((v) => typeof v === "boolean"),
   },
   outbox: {
     public_key: isKey,
@@ -200,21 +263,30 @@ const SHAPES: Record<"pending" | "outgoing" | "outbox", Record<string, Check>> =
   },
 };
 
+/** Says what is wrong with one record, or undefined when it matches `shape`. */
+function shapeProblem(item: unknown, shape: Record<string, Check>, at: string): string | undefined {
+  if (typeof item !== "object" || item === null) return `${at} is not an object`;
+  const rec = item as Record<string, unknown>;
+  const extra = Object.keys(rec).find((k) => !(k in shape));
+  if (extra !== undefined) return `${at} has unknown key "${extra}"`;
+  const wrong = Object.entries(shape).find(([k, check]) => !check(rec[k]));
+  return wrong === undefined ? undefined : `${at}.${wrong[0]} is missing or malformed`;
+}
+
 /** Says what is wrong with a parsed flow file, or undefined when it is well-formed. */
 function flowProblem(v: unknown): string | undefined {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return "not a JSON object";
   const o = v as Record<string, unknown>;
-  if (o.version !== 1) return `unknown version ${JSON.stringify(o.version)}`;
-  for (const [list, shape] of Object.entries(SHAPES)) {
+  if (o.version !== 1 && o.version !== 2) return `unknown version ${JSON.stringify(o.version)}`;
+  // Version 1 kept pending requests here; version 2 keeps them in the log.
+  const lists = o.version === 1 ? Object.keys(SHAPES) : ["outgoing", "outbox"];
+  for (const list of lists) {
     const items = o[list];
     if (!Array.isArray(items)) return `"${list}" is not a list`;
+    const shape = SHAPES[list as keyof typeof SHAPES];
     for (const [i, item] of items.entries()) {
-      if (typeof item !== "object" || item === null) return `${list}[${i}] is not an object`;
-      const rec = item as Record<string, unknown>;
-      const extra = Object.keys(rec).find((k) => !(k in shape));
-      if (extra !== undefined) return `${list}[${i}] has unknown key "${extra}"`;
-      const wrong = Object.entries(shape).find(([k, check]) => !check(rec[k]));
-      if (wrong !== undefined) return `${list}[${i}].${wrong[0]} is missing or malformed`;
+      const problem = shapeProblem(item, shape, `${list}[${i}]`);
+      if (problem !== undefined) return problem;
     }
   }
   for (const map of ["suppressed", "replay"]) {
@@ -223,9 +295,20 @@ function flowProblem(v: unknown): string | undefined {
     if (!Object.values(m).every(isNum)) return `"${map}" holds a non-number`;
   }
   const extra = Object.keys(o).find((k) =>
-    !["version", "suppressed", "replay", ...Object.keys(SHAPES)].includes(k)
+    !["version", "suppressed", "replay", ...lists].includes(k)
   );
   return extra === undefined ? undefined : `unknown key "${extra}"`;
+}
+
+/** Says what is wrong with a pending-log record, or undefined when it is well-formed. */
+function recordProblem(r: unknown): string | undefined {
+  if (typeof r !== "object" || r === null || Array.isArray(r)) return "is not an object";
+  const o = r as Record<string, unknown>;
+  if (o.op === "put" && Object.keys(o).length === 2) {
+    return shapeProblem(o.request, SHAPES.pending, "request");
+  }
+  if (o.op === "remove" && Object.keys(o).length === 2 && isKey(o.public_key)) return undefined;
+  return "is neither a put nor a remove";
 }
 
 function bad(path: string, why: string): PilotError {

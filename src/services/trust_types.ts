@@ -43,6 +43,8 @@ export interface PendingRequest {
   received_at: string;
   /** SHA-256 of the request's wire bytes, hex (what an accept names). */
   request_hash: string;
+  /** The IP it came from, when known: pending requests per source are capped. */
+  source?: string;
 }
 
 /** A request we sent. */
@@ -65,6 +67,11 @@ export interface OutgoingRequest {
   hashes: string[];
   /** The peer's reason, when it rejected. */
   reject_reason?: string;
+  /**
+   * Whether the user named this exact key (as key, fingerprint or address):
+   * only then does a request crossing ours approve itself. Absent = false.
+   */
+  pinned?: boolean;
 }
 
 /** An answer to deliver once the peer is reachable. */
@@ -105,7 +112,7 @@ export interface FlowBook {
   readonly outbox: readonly OutboxItem[];
   /** The pending request from a key. */
   pendingFrom(key: string): PendingRequest | undefined;
-  /** Adds or replaces a pending request. */
+  /** Adds or replaces a pending request, in memory before its first await (count-then-put is safe). */
   putPending(p: PendingRequest): Promise<void>;
   /** Removes a pending request. */
   removePending(key: string): Promise<boolean>;
