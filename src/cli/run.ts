@@ -5,7 +5,7 @@
  * @module
  */
 import { PilotError } from "../errors.ts";
-import { resolveHome } from "../daemon/home.ts";
+import { resolveHome } from "../daemon/boot.ts";
 import { parseCommandLine } from "./parse.ts";
 import { printError, printOk } from "./output.ts";
 import { commandHelp, overview } from "./help.ts";

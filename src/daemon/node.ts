@@ -188,7 +188,7 @@ export class Node {
       streams.serve(PORT_ECHO, (conn) => void echoStream(conn));
     }
     // The sink is called only once streams arrive, after `messages` exists.
-    const exchange = new ExchangeService({
+    const exchange: ExchangeService = new ExchangeService({
       sink: { store: (peer, envelope) => messages.store(peer, envelope) },
       files: stores.receivedFiles,
     });

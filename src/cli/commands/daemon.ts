@@ -8,9 +8,13 @@ import { fileURLToPath } from "node:url";
 import { PilotError } from "../../errors.ts";
 import { ControlClient, readControlFile } from "../../control/client.ts";
 import { LOG_TO_FILE_ENV, runDaemon } from "../../control/run_daemon.ts";
-import { ensureHome, HOME_FILES, isHomeLocked } from "../../daemon/home.ts";
-import { loadOrCreateIdentity } from "../../daemon/identity_store.ts";
-import { loadConfig } from "../../daemon/config.ts";
+import {
+  ensureHome,
+  HOME_FILES,
+  isHomeLocked,
+  loadConfig,
+  loadOrCreateIdentity,
+} from "../../daemon/boot.ts";
 import type { CommandContext, CommandSpec, FlagSpec } from "../command.ts";
 import { bool, int, nullable, obj, str } from "../schema.ts";
 import { keyValues } from "../output.ts";
