@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { MAX_FILE_CHUNK, MAX_STREAM_MESSAGE } from "../src/constants.ts";
 import { DecodeError } from "../src/bytes.ts";
 import { type Envelope, MESSAGE_TYPES } from "../src/wire/data_message.ts";
+import { REFUSAL_CODES, type RefusalCode } from "../src/wire/refusal_code.ts";
 import {
   type ChunkSource,
   decodeFrame,
@@ -103,6 +104,30 @@ Deno.test("a MESSAGE frame's body is the envelope encoding, and a refusal receip
   assert.deepEqual(decodeFrame(Uint8Array.fromHex(refusedHex)), refused);
 });
 
+Deno.test("a refused receipt with a well-formed code this version does not know decodes as internal", () => {
+  const unknown = new TextEncoder().encode("quota_exceeded_2");
+  const body = Uint8Array.of(2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, unknown.length, ...unknown);
+  const frame = Uint8Array.of(FRAME_RECEIPT, 0, 0, 0, body.length, ...body);
+  assert.deepEqual(decodeFrame(frame), {
+    kind: "receipt",
+    receipt: { subject: "message", status: "refused", seq: 0, id: "", detail: "internal" },
+  });
+  // Every known code survives the round trip as itself.
+  for (const detail of REFUSAL_CODES) {
+    const receipt = {
+      subject: "message" as const,
+      status: "refused" as const,
+      seq: 0,
+      id: "",
+      detail,
+    };
+    assert.deepEqual(decodeFrame(encodeFrame({ kind: "receipt", receipt })), {
+      kind: "receipt",
+      receipt,
+    });
+  }
+});
+
 Deno.test("decodeFrameHeader() refuses a length over its kind's cap and unknown kinds", () => {
   const kinds: FrameKind[] = [
     FRAME_MESSAGE,
@@ -149,11 +174,23 @@ Deno.test("encodeFrame() refuses out-of-range fields with RangeError", () => {
     },
     {
       kind: "receipt",
-      receipt: { subject: "message", status: "stored", seq: 1, id: "", detail: "oops" },
+      receipt: {
+        subject: "message",
+        status: "stored",
+        seq: 1,
+        id: "",
+        detail: "oops" as RefusalCode,
+      },
     },
     {
       kind: "receipt",
-      receipt: { subject: "message", status: "refused", seq: 0, id: "", detail: "Bad Code" },
+      receipt: {
+        subject: "message",
+        status: "refused",
+        seq: 0,
+        id: "",
+        detail: "Bad Code" as RefusalCode,
+      },
     },
   ];
   for (const frame of bad) assert.throws(() => encodeFrame(frame), RangeError);
@@ -166,7 +203,7 @@ const text = (maxLength: number, minLength = 0) =>
   fc.string({ unit: "binary", minLength, maxLength });
 const sha = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const status = fc.constantFrom("stored" as const, "duplicate" as const, "refused" as const);
-const code = fc.stringMatching(/^[a-z0-9_]{1,64}$/);
+const code = fc.constantFrom(...REFUSAL_CODES);
 
 const envelopes: fc.Arbitrary<Envelope> = fc.record({
   id: text(32, 1),

@@ -10,6 +10,7 @@ import {
   type MessageSink,
   type OutgoingFile,
 } from "../src/services/exchange_stream.ts";
+import { Refusal, type RefusalCode } from "../src/services/refusal.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { type Connection, StreamError } from "../src/stream/mod.ts";
 import type { Envelope } from "../src/wire/data_message.ts";
@@ -31,13 +32,13 @@ const ALICE = peerOf(IDS[0]!);
 class MemorySink implements MessageSink {
   readonly stored: { peer: PeerIdentity; envelope: Envelope }[] = [];
   calls = 0;
-  refuse: string | null = null;
+  refuse: RefusalCode | null = null;
   #seen = new Map<string, number>();
 
   async store(peer: PeerIdentity, envelope: Envelope) {
     this.calls++;
     await Promise.resolve();
-    if (this.refuse !== null) throw new Error(this.refuse);
+    if (this.refuse !== null) throw new Refusal(this.refuse);
     const key = `${peer.keyHex}:${envelope.id}`;
     const seen = this.#seen.get(key);
     if (seen !== undefined) return { seq: seen, duplicate: true };
@@ -47,8 +48,8 @@ class MemorySink implements MessageSink {
   }
 }
 
-const NO_SINK: MessageSink = { store: () => Promise.reject(new Error("internal")) };
-const NO_FILES: FileSink = { begin: () => Promise.reject(new Error("internal")) };
+const NO_SINK: MessageSink = { store: () => Promise.reject(new Refusal("internal")) };
+const NO_FILES: FileSink = { begin: () => Promise.reject(new Refusal("internal")) };
 
 function envelope(id: string, data: Uint8Array, type: Envelope["type"] = "binary"): Envelope {
   return { id, type, correlationId: "", inReplyTo: "", expiresAt: 0, meta: {}, data };
@@ -320,7 +321,7 @@ Deno.test("a disk failure while a file is written becomes a refused receipt, and
       let writes = 0;
       return {
         writer: {
-          write: (b) => writes++ === 0 ? inner.write(b) : Promise.reject(new Error("disk_full")),
+          write: (b) => writes++ === 0 ? inner.write(b) : Promise.reject(new Refusal("disk_full")),
           commit: () => inner.commit(),
           abort: () => inner.abort(),
         },
@@ -403,6 +404,18 @@ Deno.test("messages and files sent at once on one stream each get their own rece
     w.sink.refuse = "rate_limited";
     const refused = await w.settle(w.client.sendMessage(conn, envelope("late", Uint8Array.of(0))));
     assert.deepEqual(refused, { status: "refused", seq: 0, detail: "rate_limited" });
+  });
+});
+
+Deno.test("only a Refusal names its code: a sink's other error refuses as internal, whatever its text", async () => {
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    w.sink.store = () => Promise.reject(new Error("rate_limited"));
+    const plain = await w.settle(w.client.sendMessage(conn, envelope("plain", Uint8Array.of(1))));
+    assert.deepEqual(plain, { status: "refused", seq: 0, detail: "internal" });
+    w.sink.store = () => Promise.reject(new Refusal("rate_limited", "Inbox is full"));
+    const typed = await w.settle(w.client.sendMessage(conn, envelope("typed", Uint8Array.of(1))));
+    assert.deepEqual(typed, { status: "refused", seq: 0, detail: "rate_limited" });
   });
 });
 

@@ -10,6 +10,7 @@ import {
   storageErrorCode,
 } from "../src/daemon/received_files.ts";
 import type { FileOffer, StoredFile } from "../src/services/exchange_stream.ts";
+import { Refusal } from "../src/services/refusal.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { IDS, peerOf } from "./_service_helpers.ts";
 
@@ -301,13 +302,13 @@ Deno.test("caps refuse with short codes: too_large over maxFileBytes, rate_limit
     const files = await ReceivedFiles.open(home, { maxFileBytes: 10, maxFiles: 1 });
     await assert.rejects(
       files.begin(ALICE, offer("big", new Uint8Array(11))),
-      (e) => e instanceof Error && e.message === "too_large",
+      (e) => e instanceof Refusal && e.code === "too_large",
     );
     const a = encoder.encode("a");
     await receive(files, ALICE, offer("a", a), a);
     await assert.rejects(
       files.begin(ALICE, offer("b", encoder.encode("b"))),
-      (e) => e instanceof Error && e.message === "rate_limited",
+      (e) => e instanceof Refusal && e.code === "rate_limited",
     );
     await files.close();
   });
@@ -325,11 +326,11 @@ Deno.test("an unwritable received/ folder refuses with io_error instead of throw
     await Deno.writeTextFile(files.dir, "not a folder");
     await assert.rejects(
       begun.writer.commit(),
-      (e) => e instanceof Error && e.message === "io_error",
+      (e) => e instanceof Refusal && e.code === "io_error",
     );
     await assert.rejects(
       files.begin(ALICE, offer("d", encoder.encode("d"))),
-      (e) => e instanceof Error && e.message === "io_error",
+      (e) => e instanceof Refusal && e.code === "io_error",
     );
     await files.close();
   });

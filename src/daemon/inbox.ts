@@ -17,6 +17,7 @@
  */
 import { join } from "node:path";
 import { invalid, PilotError } from "../errors.ts";
+import { Refusal } from "../services/refusal.ts";
 import { appendAcks, AppendLog, encodeRecord } from "./append_log.ts";
 import { HOME_FILES } from "./home.ts";
 import { log } from "./log.ts";
@@ -262,7 +263,7 @@ export class Inbox {
 
   /**
    * Stores a message durably and returns it with its new seq. Refuses
-   * (PilotError "rate_limited") when the inbox is full; never evicts.
+   * (`Refusal` "rate_limited") when the inbox is full; never evicts.
    */
   async add(message: NewInboxMessage): Promise<InboxMessage> {
     if (this.#closed) throw new Error("Inbox is closed");
@@ -273,15 +274,11 @@ export class Inbox {
       size = encodeRecord(record, MAX_INBOX_RECORD).length + 1;
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
-      throw new PilotError("too_large", `Message "${msg.id}" is too large to store: ${e.message}`);
+      throw new Refusal("too_large", `Message "${msg.id}" is too large to store: ${e.message}`);
     }
     const count = this.#live.size + this.#pending.size;
     if (count >= this.#maxMessages || this.#bytes + size > this.#maxBytes) {
-      throw new PilotError(
-        "rate_limited",
-        `Inbox is full: ${count} messages, ${this.#bytes} bytes`,
-        "ack or clear the inbox",
-      );
+      throw new Refusal("rate_limited", `Inbox is full: ${count} messages, ${this.#bytes} bytes`);
     }
     this.#nextSeq++;
     const entry = { msg, size };

@@ -30,9 +30,9 @@
  * `{op:"file", ...entry, acked?}`, `{op:"ack", seqs}`, `{op:"clear", up_to}`,
  * `{op:"hwm", seq}`.
  *
- * Errors: I/O failures become error codes in the thrown Error's message
- * (`disk_full`, `io_error`), which the exchange service sends back as a
- * refused receipt; nothing here crashes the daemon.
+ * Errors: I/O failures become a thrown `Refusal` (`disk_full`, `io_error`),
+ * which the exchange service sends back as a refused receipt; nothing here
+ * crashes the daemon.
  *
  * @module
  */
@@ -47,6 +47,7 @@ import type {
   FileWriter,
   StoredFile,
 } from "../services/exchange_stream.ts";
+import { Refusal } from "../services/refusal.ts";
 import { appendAcks, AppendLog } from "./append_log.ts";
 import { log } from "./log.ts";
 import { SeqWaiters } from "./_seq_waiters.ts";
@@ -144,7 +145,7 @@ interface Entry {
  * The short error code for a storage failure: `disk_full` for ENOSPC and
  * EDQUOT, `io_error` for anything else.
  */
-export function storageErrorCode(e: unknown): string {
+export function storageErrorCode(e: unknown): "disk_full" | "io_error" {
   const code = (e as { code?: unknown } | null)?.code;
   if (code === "ENOSPC" || code === "EDQUOT") return "disk_full";
   const message = e instanceof Error ? e.message : "";
@@ -152,8 +153,8 @@ export function storageErrorCode(e: unknown): string {
   return "io_error";
 }
 
-function refusal(e: unknown): Error {
-  return new Error(storageErrorCode(e));
+function refusal(e: unknown): Refusal {
+  return new Refusal(storageErrorCode(e), e instanceof Error ? e.message : String(e));
 }
 
 function truncateUtf8(s: string, max: number): string {
@@ -403,15 +404,19 @@ export class ReceivedFiles implements FileSink {
 
   /**
    * Starts receiving a file: the earlier receipt when this sender's same
-   * content is stored already, else a writer to a temp file. Throws
-   * Error("too_large" | "rate_limited" | "disk_full" | "io_error").
+   * content is stored already, else a writer to a temp file. Throws a
+   * Refusal (`too_large`, `rate_limited`, `disk_full`, `io_error`, `not_running`).
    */
   async begin(sender: PeerIdentity, offer: FileOffer): Promise<FileBegin> {
-    if (this.#closed) throw new Error("not_running");
-    if (offer.size > this.#maxFileBytes) throw new Error("too_large");
+    if (this.#closed) throw new Refusal("not_running");
+    if (offer.size > this.#maxFileBytes) {
+      throw new Refusal("too_large", `File of ${offer.size} bytes; at most ${this.#maxFileBytes}`);
+    }
     const existing = await this.#existing(`${sender.keyHex}:${offer.sha256.toHex()}`);
     if (existing !== undefined) return { existing: stored(existing) };
-    if (this.#live >= this.#maxFiles) throw new Error("rate_limited");
+    if (this.#live >= this.#maxFiles) {
+      throw new Refusal("rate_limited", `${this.#live} received files are listed`);
+    }
     const temp = join(this.#dir, `${TEMP_PREFIX}${crypto.randomUUID()}`);
     let file: Deno.FsFile;
     try {
@@ -466,7 +471,7 @@ export class ReceivedFiles implements FileSink {
   ): Promise<{ file: StoredFile; duplicate: boolean }> {
     if (this.#closed) {
       await Deno.remove(temp).catch(() => {});
-      throw new Error("not_running");
+      throw new Refusal("not_running");
     }
     const existing = await this.#existing(key);
     if (existing !== undefined) {
@@ -501,7 +506,7 @@ export class ReceivedFiles implements FileSink {
     const path = join(this.#dir, finalName);
     if (this.#closed) {
       await Deno.remove(path).catch(() => {});
-      throw new Error("not_running");
+      throw new Refusal("not_running");
     }
     const file: ReceivedFile = {
       seq: this.#nextSeq++,
@@ -525,7 +530,7 @@ export class ReceivedFiles implements FileSink {
       // Without its record the file would be invisible: take it back and refuse.
       await Deno.remove(path).catch(() => {});
       log(`received files: index append failed: ${e instanceof Error ? e.message : String(e)}`);
-      throw new Error("io_error");
+      throw new Refusal("io_error", "Cannot append to the received files index");
     }
     this.#remember(file.seq, entry);
     this.#waiters.wake(file.seq, file.from_key);
@@ -689,7 +694,9 @@ class Incoming implements FileWriter {
 
   async write(bytes: Uint8Array): Promise<void> {
     const file = this.#file;
-    if (file === null || this.#done) throw new Error("internal");
+    if (file === null || this.#done) {
+      throw new Refusal("internal", "The file was already committed or aborted");
+    }
     try {
       let written = 0;
       while (written < bytes.length) written += await file.write(bytes.subarray(written));
@@ -700,7 +707,9 @@ class Incoming implements FileWriter {
 
   async commit(): Promise<{ file: StoredFile; duplicate: boolean }> {
     const file = this.#file;
-    if (file === null || this.#done) throw new Error("internal");
+    if (file === null || this.#done) {
+      throw new Refusal("internal", "The file was already committed or aborted");
+    }
     this.#done = true;
     try {
       await file.sync();

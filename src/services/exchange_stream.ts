@@ -62,6 +62,7 @@ import {
   type MessageReceiptFrame,
   type ReceiptFrame,
 } from "../wire/exchange_frame.ts";
+import { type RefusalCode, refusalCodeOf } from "./refusal.ts";
 
 export type { FileOffer } from "../wire/exchange_frame.ts";
 
@@ -69,7 +70,8 @@ export type { FileOffer } from "../wire/exchange_frame.ts";
 export interface MessageSink {
   /**
    * Stores a message durably (or recognises a retry) and returns its inbox
-   * seq; throws an Error whose message is an error code to refuse it.
+   * seq; throws a `Refusal` to refuse it (anything else refuses
+   * it as `internal`).
    */
   store(sender: PeerIdentity, envelope: Envelope): Promise<{ seq: number; duplicate: boolean }>;
 }
@@ -80,8 +82,8 @@ export interface Receipt {
   status: ReceiptStatus;
   /** The receiver's inbox seq (0 when refused). */
   seq: number;
-  /** Error code when refused. */
-  detail: string;
+  /** Refusal code when refused, else "". */
+  detail: RefusalCode | "";
 }
 
 /** A file as the sink stored it: what its receipt reports. */
@@ -99,8 +101,8 @@ export interface StoredFile {
 }
 
 /**
- * Receives one file's content. Methods throw an Error whose message is a
- * short error code (`disk_full`, `io_error`, …) to refuse the file.
+ * Receives one file's content. Methods throw a `Refusal`
+ * (`disk_full`, `io_error`, …) to refuse the file.
  */
 export interface FileWriter {
   /** Appends content; the bytes are not kept after it resolves. */
@@ -121,8 +123,8 @@ export type FileBegin = { existing: StoredFile } | { writer: FileWriter };
 /** Where received files go (the daemon's `ReceivedFiles`). */
 export interface FileSink {
   /**
-   * Starts receiving `offer` from `sender`; throws an Error whose message is
-   * an error code (`too_large`, `rate_limited`, …) to refuse it.
+   * Starts receiving `offer` from `sender`; throws a `Refusal`
+   * (`too_large`, `rate_limited`, …) to refuse it.
    */
   begin(sender: PeerIdentity, offer: FileOffer): Promise<FileBegin>;
 }
@@ -141,8 +143,8 @@ export interface FileReceipt {
   size: number;
   /** SHA-256 of the content, hex. */
   sha256: string;
-  /** Error code when refused (`hash_mismatch`, `size_mismatch`, `too_large`, `disk_full`, …), else "". */
-  detail: string;
+  /** Refusal code when refused (`hash_mismatch`, `size_mismatch`, `too_large`, `disk_full`, …), else "". */
+  detail: RefusalCode | "";
 }
 
 /** A file to send with {@linkcode ExchangeService.sendFile}. */
@@ -185,15 +187,8 @@ export interface ExchangeStats {
   bufferedBytes: number;
 }
 
-const CODE = /^[a-z_]{1,64}$/;
 const encoder = new TextEncoder();
 const noop = () => {};
-
-/** The error code an Error from a sink carries, else "internal". */
-function codeOf(e: unknown): string {
-  const message = e instanceof Error ? e.message : "";
-  return CODE.test(message) ? message : "internal";
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -201,7 +196,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-function fileReceipt(offer: FileOffer, detail: string): FileReceiptFrame {
+function fileReceipt(offer: FileOffer, detail: RefusalCode): FileReceiptFrame {
   return {
     subject: "file",
     status: "refused",
@@ -573,7 +568,7 @@ export class ExchangeService {
         const { seq, duplicate } = await this.#sink.store(peer, envelope);
         return { ...base, status: duplicate ? "duplicate" : "stored", seq, detail: "" };
       } catch (e) {
-        const code = codeOf(e);
+        const code = refusalCodeOf(e);
         this.#refuse(code);
         return { ...base, status: "refused", seq: 0, detail: code };
       }
@@ -599,7 +594,7 @@ export class ExchangeService {
     try {
       started = await this.#files.begin(peer, offer);
     } catch (e) {
-      return await this.#refuseFile(reader, out, offer, codeOf(e));
+      return await this.#refuseFile(reader, out, offer, refusalCodeOf(e));
     }
     if ("existing" in started) {
       out.push(Promise.resolve(storedReceipt(started.existing, true)));
@@ -625,7 +620,7 @@ export class ExchangeService {
             await writer.write(frame.data);
           } catch (e) {
             await writer.abort();
-            return await this.#refuseFile(reader, out, offer, codeOf(e));
+            return await this.#refuseFile(reader, out, offer, refusalCodeOf(e));
           }
         } else if (h.kind === FRAME_FILE_END) {
           const end = decodeFrameBody(h.kind, await reader.body(h.length));
@@ -651,7 +646,7 @@ export class ExchangeService {
     received: number,
     hash: ReturnType<typeof createHash>,
   ): Promise<FileReceiptFrame> {
-    let code = "";
+    let code: RefusalCode | "" = "";
     if (cancelled) code = "cancelled";
     else if (received !== offer.size) code = "size_mismatch";
     else if (!sameBytes(new Uint8Array(hash.digest()), offer.sha256)) code = "hash_mismatch";
@@ -660,7 +655,7 @@ export class ExchangeService {
         const { file, duplicate } = await writer.commit();
         return storedReceipt(file, duplicate);
       } catch (e) {
-        code = codeOf(e);
+        code = refusalCodeOf(e);
       }
     }
     await writer.abort();
@@ -672,7 +667,7 @@ export class ExchangeService {
     reader: FrameReader,
     out: ReceiptQueue,
     offer: FileOffer,
-    code: string,
+    code: RefusalCode,
   ): Promise<void> {
     this.#refuse(code);
     out.push(Promise.resolve(fileReceipt(offer, code)));

@@ -17,7 +17,8 @@
  * - FILE_END: u8 outcome, 0 = complete, 1 = cancelled by the sender.
  * - RECEIPT: status u8 (0 stored, 1 duplicate, 2 refused) | subject u8
  *   (1 message, 2 file) | seq u64 | id (u8 length ≤ 128) | detail (u8 length
- *   ≤ 64, `[a-z0-9_]`, empty unless refused); a file receipt goes on with
+ *   ≤ 64, `[a-z0-9_]`, a refusal code (`refusal_code.ts`) exactly when refused);
+ *   a file receipt goes on with
  *   name (u8 length ≤ 255, the stored name, empty when refused) | size u64 |
  *   SHA-256 (32 bytes).
  *
@@ -43,6 +44,7 @@ import {
   type Envelope,
   type ReceiptStatus,
 } from "./data_message.ts";
+import { isRefusalCode, type RefusalCode } from "./refusal_code.ts";
 
 /** Frame kind of a typed message. */
 export const FRAME_MESSAGE = 1;
@@ -116,8 +118,8 @@ export interface MessageReceiptFrame {
   seq: number;
   /** The message id ("" when the envelope could not be read). */
   id: string;
-  /** Error code when refused, else "". */
-  detail: string;
+  /** Refusal code when refused, else "". */
+  detail: RefusalCode | "";
 }
 
 /** A receipt for a file: where the receiver stored it. */
@@ -130,8 +132,8 @@ export interface FileReceiptFrame {
   seq: number;
   /** The file's id (that of the earlier transfer for a duplicate). */
   id: string;
-  /** Error code when refused, else "". */
-  detail: string;
+  /** Refusal code when refused, else "". */
+  detail: RefusalCode | "";
   /** The name the receiver stored it under ("" when refused). */
   name: string;
   /** Content size in bytes. */
@@ -256,7 +258,8 @@ function encodeOffer(w: Writer, f: FileOffer): void {
 function encodeReceipt(w: Writer, rc: ReceiptFrame): void {
   const status = STATUS.indexOf(rc.status);
   if (status < 0) throw new RangeError(`Unknown receipt status ${JSON.stringify(rc.status)}`);
-  if (!DETAIL.test(rc.detail) || (rc.status === "refused") !== (rc.detail !== "")) {
+  const fits = rc.detail === "" || isRefusalCode(rc.detail);
+  if (!fits || (rc.status === "refused") !== (rc.detail !== "")) {
     throw new RangeError(
       `Receipt detail ${JSON.stringify(rc.detail)} does not fit status ${rc.status}: ` +
         "expected an error code exactly when refused",
@@ -334,13 +337,16 @@ function decodeReceipt(r: Reader): ReceiptFrame {
   }
   const seq = readU53(r, "receipt seq");
   const id = readString(r, 0, MAX_MESSAGE_ID, "receipt id");
-  const detail = readString(r, 0, MAX_RECEIPT_DETAIL, "receipt detail");
-  if (!DETAIL.test(detail) || (status === "refused") !== (detail !== "")) {
+  const text = readString(r, 0, MAX_RECEIPT_DETAIL, "receipt detail");
+  if (!DETAIL.test(text) || (status === "refused") !== (text !== "")) {
     throw new DecodeError(
       "bad_detail",
-      `Receipt detail ${JSON.stringify(detail)} does not fit status ${status}`,
+      `Receipt detail ${JSON.stringify(text)} does not fit status ${status}`,
     );
   }
+  // A code this version does not know (a newer peer's) reads as internal:
+  // the refusal still ends the call, and the stream stays in step.
+  const detail: RefusalCode | "" = text === "" || isRefusalCode(text) ? text : "internal";
   if (subject === 1) return { subject: "message", status, seq, id, detail };
   const name = readString(r, 0, MAX_FILE_NAME, "receipt file name");
   const size = readU53(r, "receipt file size");
