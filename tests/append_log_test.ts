@@ -2,15 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AppendLog, encodeRecord } from "../src/daemon/append_log.ts";
 import { PilotError } from "../src/errors.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "pilot-log-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { tempDir } from "./_tmp.ts";
 
 /** A sync hook that counts fsyncs. */
 function counter(): { syncs: number; sync: (f: Deno.FsFile) => Promise<void> } {
@@ -25,89 +17,85 @@ function counter(): { syncs: number; sync: (f: Deno.FsFile) => Promise<void> } {
 }
 
 Deno.test("AppendLog records round-trip through close and reopen, stored as ASCII in a 0600 file", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    const records = [
-      { op: "msg", text: "héllo ∂ 😀 \u2028 \n \u0000 end" },
-      null,
-      42,
-      "a string",
-      [1, { nested: [true, false] }],
-    ];
-    const { log, records: before } = await AppendLog.open(path);
-    assert.deepEqual(before, []);
-    for (const r of records) await log.append(r);
-    assert.equal(log.count, records.length);
-    await log.close();
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  const records = [
+    { op: "msg", text: "héllo ∂ 😀 \u2028 \n \u0000 end" },
+    null,
+    42,
+    "a string",
+    [1, { nested: [true, false] }],
+  ];
+  const { log, records: before } = await AppendLog.open(path);
+  assert.deepEqual(before, []);
+  for (const r of records) await log.append(r);
+  assert.equal(log.count, records.length);
+  await log.close();
 
-    const bytes = await Deno.readFile(path);
-    assert.ok(bytes.every((b) => b < 0x80), "the file is pure ASCII");
-    assert.equal(bytes.length, (await Deno.stat(path)).size);
-    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  const bytes = await Deno.readFile(path);
+  assert.ok(bytes.every((b) => b < 0x80), "the file is pure ASCII");
+  assert.equal(bytes.length, (await Deno.stat(path)).size);
+  assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
 
-    const again = await AppendLog.open(path);
-    assert.deepEqual(again.records, records);
-    assert.equal(again.log.size, bytes.length);
-    await again.log.close();
-  });
+  const again = await AppendLog.open(path);
+  assert.deepEqual(again.records, records);
+  assert.equal(again.log.size, bytes.length);
+  await again.log.close();
 });
 
 Deno.test("AppendLog fsyncs once per append when appends are sequential", async () => {
-  await withDir(async (dir) => {
-    const c = counter();
-    const { log } = await AppendLog.open(join(dir, "a.log"), { sync: c.sync });
-    for (let i = 0; i < 5; i++) await log.append({ i });
-    assert.equal(c.syncs, 5);
-    await log.close();
-  });
+  await using dir = await tempDir("pilot-log-");
+  const c = counter();
+  const { log } = await AppendLog.open(join(dir.path, "a.log"), { sync: c.sync });
+  for (let i = 0; i < 5; i++) await log.append({ i });
+  assert.equal(c.syncs, 5);
+  await log.close();
 });
 
 Deno.test("AppendLog groups 200 concurrent appends into far fewer than 200 fsyncs", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    const c = counter();
-    const { log } = await AppendLog.open(path, { sync: c.sync });
-    await Promise.all(Array.from({ length: 200 }, (_, i) => log.append({ i })));
-    assert.ok(c.syncs >= 1 && c.syncs <= 2, `${c.syncs} fsyncs for 200 appends`);
-    await log.close();
-    const { log: again, records } = await AppendLog.open(path);
-    assert.deepEqual(records, Array.from({ length: 200 }, (_, i) => ({ i })));
-    await again.close();
-  });
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  const c = counter();
+  const { log } = await AppendLog.open(path, { sync: c.sync });
+  await Promise.all(Array.from({ length: 200 }, (_, i) => log.append({ i })));
+  assert.ok(c.syncs >= 1 && c.syncs <= 2, `${c.syncs} fsyncs for 200 appends`);
+  await log.close();
+  const { log: again, records } = await AppendLog.open(path);
+  assert.deepEqual(records, Array.from({ length: 200 }, (_, i) => ({ i })));
+  await again.close();
 });
 
 Deno.test("AppendLog appends made during an fsync share the next single fsync", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    let syncs = 0;
-    const gate = Promise.withResolvers<void>();
-    const entered = Promise.withResolvers<void>();
-    const { log } = await AppendLog.open(path, {
-      sync: async (f) => {
-        syncs++;
-        if (syncs === 1) {
-          entered.resolve();
-          await gate.promise;
-        }
-        await f.sync();
-      },
-    });
-    const first = log.append({ i: 0 });
-    await entered.promise;
-    let settled = false;
-    const rest = Promise.all(Array.from({ length: 100 }, (_, i) => log.append({ i: i + 1 })))
-      .then(() => (settled = true));
-    await new Promise((r) => setTimeout(r, 0));
-    assert.equal(settled, false, "appends resolve only after their own fsync");
-    gate.resolve();
-    await first;
-    await rest;
-    assert.equal(syncs, 2);
-    await log.close();
-    const { log: again, records } = await AppendLog.open(path);
-    assert.equal(records.length, 101);
-    await again.close();
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  let syncs = 0;
+  const gate = Promise.withResolvers<void>();
+  const entered = Promise.withResolvers<void>();
+  const { log } = await AppendLog.open(path, {
+    sync: async (f) => {
+      syncs++;
+      if (syncs === 1) {
+        entered.resolve();
+        await gate.promise;
+      }
+      await f.sync();
+    },
   });
+  const first = log.append({ i: 0 });
+  await entered.promise;
+  let settled = false;
+  const rest = Promise.all(Array.from({ length: 100 }, (_, i) => log.append({ i: i + 1 })))
+    .then(() => (settled = true));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(settled, false, "appends resolve only after their own fsync");
+  gate.resolve();
+  await first;
+  await rest;
+  assert.equal(syncs, 2);
+  await log.close();
+  const { log: again, records } = await AppendLog.open(path);
+  assert.equal(records.length, 101);
+  await again.close();
 });
 
 Deno.test("AppendLog.open drops a torn last line and truncates it away", async () => {
@@ -118,28 +106,26 @@ Deno.test("AppendLog.open drops a torn last line and truncates it away", async (
     ["torn non-ASCII bytes", '{"a":1}\n{"b":2}\n\u00e9'],
   ];
   for (const [what, content] of cases) {
-    await withDir(async (dir) => {
-      const path = join(dir, "a.log");
-      await Deno.writeTextFile(path, content, { mode: 0o600 });
-      const { log, records } = await AppendLog.open(path);
-      assert.deepEqual(records, [{ a: 1 }, { b: 2 }], what);
-      assert.equal(await Deno.readTextFile(path), '{"a":1}\n{"b":2}\n', what);
-      await log.append({ d: 4 });
-      await log.close();
-      assert.equal(await Deno.readTextFile(path), '{"a":1}\n{"b":2}\n{"d":4}\n', what);
-    });
+    await using dir = await tempDir("pilot-log-");
+    const path = join(dir.path, "a.log");
+    await Deno.writeTextFile(path, content, { mode: 0o600 });
+    const { log, records } = await AppendLog.open(path);
+    assert.deepEqual(records, [{ a: 1 }, { b: 2 }], what);
+    assert.equal(await Deno.readTextFile(path), '{"a":1}\n{"b":2}\n', what);
+    await log.append({ d: 4 });
+    await log.close();
+    assert.equal(await Deno.readTextFile(path), '{"a":1}\n{"b":2}\n{"d":4}\n', what);
   }
 });
 
 Deno.test("AppendLog.open drops a lone torn line in an otherwise empty log", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    await Deno.writeTextFile(path, '{"a":', { mode: 0o600 });
-    const { log, records } = await AppendLog.open(path);
-    assert.deepEqual(records, []);
-    assert.equal((await Deno.stat(path)).size, 0);
-    await log.close();
-  });
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  await Deno.writeTextFile(path, '{"a":', { mode: 0o600 });
+  const { log, records } = await AppendLog.open(path);
+  assert.deepEqual(records, []);
+  assert.equal((await Deno.stat(path)).size, 0);
+  await log.close();
 });
 
 Deno.test("AppendLog.open refuses a corrupt middle line with a PilotError naming the file and line", async () => {
@@ -150,91 +136,87 @@ Deno.test("AppendLog.open refuses a corrupt middle line with a PilotError naming
     ["a bad last complete line before a torn tail", '{"a":1}\n{"x\n{"b":'],
   ];
   for (const [what, content] of cases) {
-    await withDir(async (dir) => {
-      const path = join(dir, "a.log");
-      await Deno.writeTextFile(path, content, { mode: 0o600 });
-      await assert.rejects(AppendLog.open(path), (e: unknown) => {
-        assert.ok(e instanceof PilotError, what);
-        assert.equal(e.code, "internal");
-        assert.ok(e.message.includes(path), e.message);
-        assert.ok(e.message.includes("line 2"), e.message);
-        assert.ok(!e.message.includes("\n"), "one-line message");
-        assert.match(e.hint, /move the file away/);
-        return true;
-      });
-      assert.equal(await Deno.readTextFile(path), content, `${what}: the file is untouched`);
+    await using dir = await tempDir("pilot-log-");
+    const path = join(dir.path, "a.log");
+    await Deno.writeTextFile(path, content, { mode: 0o600 });
+    await assert.rejects(AppendLog.open(path), (e: unknown) => {
+      assert.ok(e instanceof PilotError, what);
+      assert.equal(e.code, "internal");
+      assert.ok(e.message.includes(path), e.message);
+      assert.ok(e.message.includes("line 2"), e.message);
+      assert.ok(!e.message.includes("\n"), "one-line message");
+      assert.match(e.hint, /move the file away/);
+      return true;
     });
+    assert.equal(await Deno.readTextFile(path), content, `${what}: the file is untouched`);
   }
 });
 
 Deno.test("AppendLog.rewrite is atomic: a concurrent reader always sees a whole old or new log", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    const { log } = await AppendLog.open(path);
-    const big = "x".repeat(2000);
-    const version = (v: number) => Array.from({ length: 300 }, (_, i) => ({ v, i, big }));
-    await log.rewrite(version(0));
-    let done = false;
-    let reads = 0;
-    const reader = (async () => {
-      while (!done) {
-        const text = await Deno.readTextFile(path);
-        assert.ok(text.endsWith("\n"), "no torn tail");
-        const lines = text.slice(0, -1).split("\n").map((l) => JSON.parse(l));
-        assert.equal(lines.length, 300, "the whole log");
-        const v = lines[0].v;
-        assert.ok(lines.every((r, i) => r.v === v && r.i === i), "one version only");
-        reads++;
-      }
-    })();
-    reader.catch(() => {}); // reported by the await below, not as an unhandled rejection
-    try {
-      for (let v = 1; v <= 20; v++) await log.rewrite(version(v));
-    } finally {
-      done = true;
-      await reader;
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  const { log } = await AppendLog.open(path);
+  const big = "x".repeat(2000);
+  const version = (v: number) => Array.from({ length: 300 }, (_, i) => ({ v, i, big }));
+  await log.rewrite(version(0));
+  let done = false;
+  let reads = 0;
+  const reader = (async () => {
+    while (!done) {
+      const text = await Deno.readTextFile(path);
+      assert.ok(text.endsWith("\n"), "no torn tail");
+      const lines = text.slice(0, -1).split("\n").map((l) => JSON.parse(l));
+      assert.equal(lines.length, 300, "the whole log");
+      const v = lines[0].v;
+      assert.ok(lines.every((r, i) => r.v === v && r.i === i), "one version only");
+      reads++;
     }
-    assert.ok(reads > 0);
-    await log.close();
-    const again = await AppendLog.open(path);
-    assert.deepEqual(again.records, version(20));
-    await again.log.close();
-  });
+  })();
+  reader.catch(() => {}); // reported by the await below, not as an unhandled rejection
+  try {
+    for (let v = 1; v <= 20; v++) await log.rewrite(version(v));
+  } finally {
+    done = true;
+    await reader;
+  }
+  assert.ok(reads > 0);
+  await log.close();
+  const again = await AppendLog.open(path);
+  assert.deepEqual(again.records, version(20));
+  await again.log.close();
 });
 
 Deno.test("AppendLog.rewrite keeps appends called before it before it, and later ones after it", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    const c = counter();
-    const { log } = await AppendLog.open(path, { sync: c.sync });
-    await log.append({ old: 0 });
-    const ops = [
-      log.append({ lost: 1 }),
-      log.rewrite([{ kept: 0 }]),
-      log.append({ after: 1 }),
-      log.append({ after: 2 }),
-    ];
-    await Promise.all(ops);
-    assert.equal(log.count, 3);
-    await log.append({ after: 3 });
-    await log.close();
-    const again = await AppendLog.open(path);
-    assert.deepEqual(again.records, [{ kept: 0 }, { after: 1 }, { after: 2 }, { after: 3 }]);
-    assert.equal(again.log.size, (await Deno.stat(path)).size);
-    await again.log.close();
-  });
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  const c = counter();
+  const { log } = await AppendLog.open(path, { sync: c.sync });
+  await log.append({ old: 0 });
+  const ops = [
+    log.append({ lost: 1 }),
+    log.rewrite([{ kept: 0 }]),
+    log.append({ after: 1 }),
+    log.append({ after: 2 }),
+  ];
+  await Promise.all(ops);
+  assert.equal(log.count, 3);
+  await log.append({ after: 3 });
+  await log.close();
+  const again = await AppendLog.open(path);
+  assert.deepEqual(again.records, [{ kept: 0 }, { after: 1 }, { after: 2 }, { after: 3 }]);
+  assert.equal(again.log.size, (await Deno.stat(path)).size);
+  await again.log.close();
 });
 
 Deno.test("AppendLog.append throws RangeError for a record over the size cap and writes nothing", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    const { log } = await AppendLog.open(path, { maxRecordBytes: 100 });
-    await assert.rejects(log.append({ s: "y".repeat(100) }), RangeError);
-    await assert.rejects(log.rewrite([{ s: "y".repeat(100) }]), RangeError);
-    await log.append({ s: "ok" });
-    await log.close();
-    assert.equal(await Deno.readTextFile(path), '{"s":"ok"}\n');
-  });
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  const { log } = await AppendLog.open(path, { maxRecordBytes: 100 });
+  await assert.rejects(log.append({ s: "y".repeat(100) }), RangeError);
+  await assert.rejects(log.rewrite([{ s: "y".repeat(100) }]), RangeError);
+  await log.append({ s: "ok" });
+  await log.close();
+  assert.equal(await Deno.readTextFile(path), '{"s":"ok"}\n');
 });
 
 Deno.test("encodeRecord() escapes non-ASCII and counts the escaped size against the cap", () => {
@@ -245,38 +227,35 @@ Deno.test("encodeRecord() escapes non-ASCII and counts the escaped size against 
 });
 
 Deno.test("AppendLog refuses appends after close but flushes those made before", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    const { log } = await AppendLog.open(path);
-    const pending = log.append({ a: 1 });
-    await log.close();
-    await pending;
-    await assert.rejects(log.append({ b: 2 }), /closed/);
-    assert.equal(await Deno.readTextFile(path), '{"a":1}\n');
-  });
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  const { log } = await AppendLog.open(path);
+  const pending = log.append({ a: 1 });
+  await log.close();
+  await pending;
+  await assert.rejects(log.append({ b: 2 }), /closed/);
+  assert.equal(await Deno.readTextFile(path), '{"a":1}\n');
 });
 
 Deno.test("AppendLog.open refuses a log other users can read", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    await Deno.writeTextFile(path, "");
-    await Deno.chmod(path, 0o644);
-    await assert.rejects(AppendLog.open(path), PilotError);
-  });
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  await Deno.writeTextFile(path, "");
+  await Deno.chmod(path, 0o644);
+  await assert.rejects(AppendLog.open(path), PilotError);
 });
 
 Deno.test("AppendLog.open removes the temp files a rewrite killed mid-way left behind", async () => {
-  await withDir(async (dir) => {
-    const path = join(dir, "a.log");
-    await Deno.writeTextFile(path, '{"a":1}\n', { mode: 0o600 });
-    const stale = `${path}.tmp-${crypto.randomUUID()}`;
-    await Deno.writeTextFile(stale, '{"half":', { mode: 0o600 });
-    const other = join(dir, "b.log.tmp-1");
-    await Deno.writeTextFile(other, "", { mode: 0o600 });
-    const { log, records } = await AppendLog.open(path);
-    assert.deepEqual(records, [{ a: 1 }]);
-    await assert.rejects(Deno.stat(stale), Deno.errors.NotFound);
-    await Deno.stat(other); // another file's temp is not ours to remove
-    await log.close();
-  });
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  await Deno.writeTextFile(path, '{"a":1}\n', { mode: 0o600 });
+  const stale = `${path}.tmp-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(stale, '{"half":', { mode: 0o600 });
+  const other = join(dir.path, "b.log.tmp-1");
+  await Deno.writeTextFile(other, "", { mode: 0o600 });
+  const { log, records } = await AppendLog.open(path);
+  assert.deepEqual(records, [{ a: 1 }]);
+  await assert.rejects(Deno.stat(stale), Deno.errors.NotFound);
+  await Deno.stat(other); // another file's temp is not ours to remove
+  await log.close();
 });

@@ -4,19 +4,11 @@ import { DedupStore } from "../src/daemon/dedup_store.ts";
 import { HOME_FILES } from "../src/daemon/home.ts";
 import { Inbox } from "../src/daemon/inbox.ts";
 import { PilotError } from "../src/errors.ts";
+import { tempDir } from "./_tmp.ts";
 
 const KEY_A = "aa".repeat(32);
 const KEY_B = "bb".repeat(32);
 const HOUR = 60 * 60 * 1000;
-
-async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
-  const home = await Deno.makeTempDir({ prefix: "pilot-dedup-" });
-  try {
-    await fn(home);
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
-}
 
 /** A clock the test moves by hand. */
 function clock(start = 1_700_000_000_000): { now: () => number; advance: (ms: number) => void } {
@@ -30,132 +22,125 @@ async function logLines(home: string): Promise<number> {
 }
 
 Deno.test("DedupStore remembers a pair across reopen and after the inbox is acked and cleared", async () => {
-  await withHome(async (home) => {
-    const inbox = await Inbox.open(home);
-    const dedup = await DedupStore.open(home);
-    const msg = await inbox.add({
-      id: "retry-me",
-      from: "0:0000.0000.000a",
-      from_key: KEY_A,
-      hostname: null,
-      fingerprint: KEY_A.slice(0, 16),
-      type: "text",
-      data: "hi",
-      bytes: 2,
-      received_at: new Date().toISOString(),
-    });
-    assert.equal(dedup.check(KEY_A, "retry-me"), undefined);
-    await dedup.remember(KEY_A, "retry-me", msg.seq);
-    assert.deepEqual(dedup.check(KEY_A, "retry-me"), { seq: msg.seq });
-    assert.equal(await inbox.ack(["retry-me"]), 1);
-    await inbox.clear(msg.seq);
-    await inbox.close();
-    await dedup.close();
-
-    const inbox2 = await Inbox.open(home);
-    const dedup2 = await DedupStore.open(home);
-    assert.equal(inbox2.size, 0);
-    assert.deepEqual(dedup2.check(KEY_A, "retry-me"), { seq: msg.seq });
-    await inbox2.close();
-    await dedup2.close();
+  await using home = await tempDir("pilot-dedup-");
+  const inbox = await Inbox.open(home.path);
+  const dedup = await DedupStore.open(home.path);
+  const msg = await inbox.add({
+    id: "retry-me",
+    from: "0:0000.0000.000a",
+    from_key: KEY_A,
+    hostname: null,
+    fingerprint: KEY_A.slice(0, 16),
+    type: "text",
+    data: "hi",
+    bytes: 2,
+    received_at: new Date().toISOString(),
   });
+  assert.equal(dedup.check(KEY_A, "retry-me"), undefined);
+  await dedup.remember(KEY_A, "retry-me", msg.seq);
+  assert.deepEqual(dedup.check(KEY_A, "retry-me"), { seq: msg.seq });
+  assert.equal(await inbox.ack(["retry-me"]), 1);
+  await inbox.clear(msg.seq);
+  await inbox.close();
+  await dedup.close();
+
+  const inbox2 = await Inbox.open(home.path);
+  const dedup2 = await DedupStore.open(home.path);
+  assert.equal(inbox2.size, 0);
+  assert.deepEqual(dedup2.check(KEY_A, "retry-me"), { seq: msg.seq });
+  await inbox2.close();
+  await dedup2.close();
 });
 
 Deno.test("DedupStore keeps the same id from different sender keys apart", async () => {
-  await withHome(async (home) => {
-    const dedup = await DedupStore.open(home);
-    await dedup.remember(KEY_A, "1", 10);
-    assert.equal(dedup.check(KEY_B, "1"), undefined);
-    await dedup.remember(KEY_B, "1", 11);
-    assert.deepEqual(dedup.check(KEY_A, "1"), { seq: 10 });
-    assert.deepEqual(dedup.check(KEY_B, "1"), { seq: 11 });
-    // An id holding a space cannot pose as another key's id.
-    await dedup.remember(KEY_A, "x y", 12);
-    assert.equal(dedup.check(`${KEY_A} x`, "y"), undefined);
-    await dedup.close();
-    const again = await DedupStore.open(home);
-    assert.deepEqual(again.check(KEY_B, "1"), { seq: 11 });
-    assert.equal(again.size, 3);
-    await again.close();
-  });
+  await using home = await tempDir("pilot-dedup-");
+  const dedup = await DedupStore.open(home.path);
+  await dedup.remember(KEY_A, "1", 10);
+  assert.equal(dedup.check(KEY_B, "1"), undefined);
+  await dedup.remember(KEY_B, "1", 11);
+  assert.deepEqual(dedup.check(KEY_A, "1"), { seq: 10 });
+  assert.deepEqual(dedup.check(KEY_B, "1"), { seq: 11 });
+  // An id holding a space cannot pose as another key's id.
+  await dedup.remember(KEY_A, "x y", 12);
+  assert.equal(dedup.check(`${KEY_A} x`, "y"), undefined);
+  await dedup.close();
+  const again = await DedupStore.open(home.path);
+  assert.deepEqual(again.check(KEY_B, "1"), { seq: 11 });
+  assert.equal(again.size, 3);
+  await again.close();
 });
 
 Deno.test("DedupStore.remember rejects a sender key that is not lowercase hex", async () => {
-  await withHome(async (home) => {
-    const dedup = await DedupStore.open(home);
-    await assert.rejects(dedup.remember("AB CD", "1", 1), TypeError);
-    await dedup.close();
-  });
+  await using home = await tempDir("pilot-dedup-");
+  const dedup = await DedupStore.open(home.path);
+  await assert.rejects(dedup.remember("AB CD", "1", 1), TypeError);
+  await dedup.close();
 });
 
 Deno.test("DedupStore forgets a pair once the window has passed, in memory and at reopen", async () => {
-  await withHome(async (home) => {
-    const c = clock();
-    const dedup = await DedupStore.open(home, { windowMs: 24 * HOUR, now: c.now });
-    await dedup.remember(KEY_A, "old", 1);
-    c.advance(23 * HOUR);
-    await dedup.remember(KEY_A, "new", 2);
-    assert.deepEqual(dedup.check(KEY_A, "old"), { seq: 1 });
-    c.advance(HOUR);
-    assert.equal(dedup.check(KEY_A, "old"), undefined, "24 h old: expired");
-    assert.deepEqual(dedup.check(KEY_A, "new"), { seq: 2 });
-    await dedup.close();
+  await using home = await tempDir("pilot-dedup-");
+  const c = clock();
+  const dedup = await DedupStore.open(home.path, { windowMs: 24 * HOUR, now: c.now });
+  await dedup.remember(KEY_A, "old", 1);
+  c.advance(23 * HOUR);
+  await dedup.remember(KEY_A, "new", 2);
+  assert.deepEqual(dedup.check(KEY_A, "old"), { seq: 1 });
+  c.advance(HOUR);
+  assert.equal(dedup.check(KEY_A, "old"), undefined, "24 h old: expired");
+  assert.deepEqual(dedup.check(KEY_A, "new"), { seq: 2 });
+  await dedup.close();
 
-    const again = await DedupStore.open(home, { windowMs: 24 * HOUR, now: c.now });
-    assert.equal(again.size, 1);
-    assert.equal(await logLines(home), 1, "the expired entry was compacted away at open");
-    c.advance(23 * HOUR);
-    assert.equal(again.check(KEY_A, "new"), undefined);
-    await again.close();
-    const third = await DedupStore.open(home, { windowMs: 24 * HOUR, now: c.now });
-    assert.equal(third.size, 0);
-    assert.equal(await logLines(home), 0);
-    await third.close();
-  });
+  const again = await DedupStore.open(home.path, { windowMs: 24 * HOUR, now: c.now });
+  assert.equal(again.size, 1);
+  assert.equal(await logLines(home.path), 1, "the expired entry was compacted away at open");
+  c.advance(23 * HOUR);
+  assert.equal(again.check(KEY_A, "new"), undefined);
+  await again.close();
+  const third = await DedupStore.open(home.path, { windowMs: 24 * HOUR, now: c.now });
+  assert.equal(third.size, 0);
+  assert.equal(await logLines(home.path), 0);
+  await third.close();
 });
 
 Deno.test("DedupStore drops the oldest entries first beyond its entry cap", async () => {
-  await withHome(async (home) => {
-    const dedup = await DedupStore.open(home, { maxEntries: 3 });
-    for (let i = 1; i <= 5; i++) await dedup.remember(KEY_A, `m${i}`, i);
-    assert.equal(dedup.size, 3);
-    assert.equal(dedup.check(KEY_A, "m1"), undefined);
-    assert.equal(dedup.check(KEY_A, "m2"), undefined);
-    assert.deepEqual(dedup.check(KEY_A, "m3"), { seq: 3 });
-    await dedup.close();
-    const again = await DedupStore.open(home, { maxEntries: 3 });
-    assert.deepEqual(
-      ["m1", "m2", "m3", "m4", "m5"].map((id) => again.check(KEY_A, id)?.seq),
-      [undefined, undefined, 3, 4, 5],
-    );
-    await again.close();
-  });
+  await using home = await tempDir("pilot-dedup-");
+  const dedup = await DedupStore.open(home.path, { maxEntries: 3 });
+  for (let i = 1; i <= 5; i++) await dedup.remember(KEY_A, `m${i}`, i);
+  assert.equal(dedup.size, 3);
+  assert.equal(dedup.check(KEY_A, "m1"), undefined);
+  assert.equal(dedup.check(KEY_A, "m2"), undefined);
+  assert.deepEqual(dedup.check(KEY_A, "m3"), { seq: 3 });
+  await dedup.close();
+  const again = await DedupStore.open(home.path, { maxEntries: 3 });
+  assert.deepEqual(
+    ["m1", "m2", "m3", "m4", "m5"].map((id) => again.check(KEY_A, id)?.seq),
+    [undefined, undefined, 3, 4, 5],
+  );
+  await again.close();
 });
 
 Deno.test("DedupStore compacts its log when dead records pile up, keeping live entries", async () => {
-  await withHome(async (home) => {
-    const dedup = await DedupStore.open(home, { maxEntries: 10, compactMargin: 5 });
-    for (let i = 0; i < 200; i++) await dedup.remember(KEY_A, `m${i}`, i);
-    assert.ok(await logLines(home) <= 2 * 10 + 5 + 1, `${await logLines(home)} lines`);
-    await dedup.close();
-    const again = await DedupStore.open(home, { maxEntries: 10 });
-    assert.equal(again.size, 10);
-    assert.deepEqual(again.check(KEY_A, "m199"), { seq: 199 });
-    assert.equal(again.check(KEY_A, "m189"), undefined);
-    await again.close();
-  });
+  await using home = await tempDir("pilot-dedup-");
+  const dedup = await DedupStore.open(home.path, { maxEntries: 10, compactMargin: 5 });
+  for (let i = 0; i < 200; i++) await dedup.remember(KEY_A, `m${i}`, i);
+  assert.ok(await logLines(home.path) <= 2 * 10 + 5 + 1, `${await logLines(home.path)} lines`);
+  await dedup.close();
+  const again = await DedupStore.open(home.path, { maxEntries: 10 });
+  assert.equal(again.size, 10);
+  assert.deepEqual(again.check(KEY_A, "m199"), { seq: 199 });
+  assert.equal(again.check(KEY_A, "m189"), undefined);
+  await again.close();
 });
 
 Deno.test("DedupStore.open refuses a malformed entry, naming the line", async () => {
-  await withHome(async (home) => {
-    const good = JSON.stringify({ k: KEY_A, id: "1", seq: 1, at: Date.now() });
-    await Deno.writeTextFile(join(home, HOME_FILES.dedup), `${good}\n{"k":1}\n${good}\n`, {
-      mode: 0o600,
-    });
-    await assert.rejects(DedupStore.open(home), (e: unknown) => {
-      assert.ok(e instanceof PilotError && e.code === "internal");
-      assert.match(e.message, /line 2/);
-      return true;
-    });
+  await using home = await tempDir("pilot-dedup-");
+  const good = JSON.stringify({ k: KEY_A, id: "1", seq: 1, at: Date.now() });
+  await Deno.writeTextFile(join(home.path, HOME_FILES.dedup), `${good}\n{"k":1}\n${good}\n`, {
+    mode: 0o600,
+  });
+  await assert.rejects(DedupStore.open(home.path), (e: unknown) => {
+    assert.ok(e instanceof PilotError && e.code === "internal");
+    assert.match(e.message, /line 2/);
+    return true;
   });
 });

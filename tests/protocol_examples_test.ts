@@ -42,6 +42,7 @@ import {
 } from "../src/wire/pubsub_frame.ts";
 import { decodeSegment, SEG_ACK } from "../src/wire/stream_segment.ts";
 import { SimLink, track } from "./_sim_link.ts";
+import { tempDir } from "./_tmp.ts";
 import { checkTrustMessage, decodeTrustMessage } from "../src/wire/trust_message.ts";
 import { decodeTrustPacket } from "../src/wire/trust_packet.ts";
 import { mac1Key, verifyMac1 } from "../src/session/cookie.ts";
@@ -221,15 +222,6 @@ async function answer(
   return replies;
 }
 
-async function withHome(f: (home: string) => Promise<void>): Promise<void> {
-  const home = await Deno.makeTempDir({ prefix: "pilot-protocol-examples-" });
-  try {
-    await f(home);
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
-}
-
 Deno.test("the documented trust request is bound to the documented session and refused on any other", async () => {
   const [request] = dumps("worked-trust-request");
   const [accept] = dumps("worked-trust-accept");
@@ -275,25 +267,24 @@ Deno.test("a real trust service answers the documented request with the document
   const p = decodeTrustPacket(requestPacket);
   assert.ok(p.op === "message");
   assert.equal(p.message.toHex(), request.toHex());
-  await withHome(async (home) => {
-    const { service, flow } = await trustServiceFor("bob", home);
-    const replies = await answer(service, requestPacket, session.peerA);
-    assert.deepEqual(replies.map((b) => b.toHex()), [requestAck.toHex()]);
-    const hash = (await decodeTrustMessage(request)).hash.toHex();
-    assert.equal(flow.pending.length, 1);
-    assert.equal(flow.pending[0]!.request_hash, hash);
-    assert.equal(flow.pending[0]!.reason, WORKED_TRUST.reason);
-    assert.equal(flow.pending[0]!.address, session.alice.identity.address);
-    // A repeat of the same packet is answered from the ack cache, not processed again.
-    assert.deepEqual((await answer(service, requestPacket, session.peerA)).map((b) => b.toHex()), [
-      requestAck.toHex(),
-    ]);
-    assert.equal(flow.pending.length, 1);
-    // The same bytes from any other peer are refused: the signer is not that peer.
-    const [refusal] = await answer(service, requestPacket, session.peerB);
-    const ack = decodeTrustPacket(refusal!);
-    assert.ok(ack.op === "ack" && ack.status === "refused" && ack.detail === "wrong_sender");
-  });
+  await using home = await tempDir("pilot-protocol-examples-");
+  const { service, flow } = await trustServiceFor("bob", home.path);
+  const replies = await answer(service, requestPacket, session.peerA);
+  assert.deepEqual(replies.map((b) => b.toHex()), [requestAck.toHex()]);
+  const hash = (await decodeTrustMessage(request)).hash.toHex();
+  assert.equal(flow.pending.length, 1);
+  assert.equal(flow.pending[0]!.request_hash, hash);
+  assert.equal(flow.pending[0]!.reason, WORKED_TRUST.reason);
+  assert.equal(flow.pending[0]!.address, session.alice.identity.address);
+  // A repeat of the same packet is answered from the ack cache, not processed again.
+  assert.deepEqual((await answer(service, requestPacket, session.peerA)).map((b) => b.toHex()), [
+    requestAck.toHex(),
+  ]);
+  assert.equal(flow.pending.length, 1);
+  // The same bytes from any other peer are refused: the signer is not that peer.
+  const [refusal] = await answer(service, requestPacket, session.peerB);
+  const ack = decodeTrustPacket(refusal!);
+  assert.ok(ack.op === "ack" && ack.status === "refused" && ack.detail === "wrong_sender");
 });
 
 Deno.test("a real trust service on the requesting side records the documented accept with the documented ack", async () => {
@@ -302,16 +293,18 @@ Deno.test("a real trust service on the requesting side records the documented ac
   const [accept] = dumps("worked-trust-accept");
   assert.ok(acceptPacket && acceptAck && request && accept);
   const bobKey = session.bob.identity.publicKey.toHex();
-  await withHome(async (home) => {
-    const { service, trust } = await trustServiceFor("alice", home);
+  {
+    await using home = await tempDir("pilot-protocol-examples-");
+    const { service, trust } = await trustServiceFor("alice", home.path);
     // An accept that names no request of ours is refused.
     const [early] = await answer(service, acceptPacket, session.peerB);
     const refused = decodeTrustPacket(early!);
     assert.ok(refused.op === "ack" && refused.detail === "unknown_request");
     assert.equal(trust.has(bobKey), false);
-  });
-  await withHome(async (home) => {
-    const { service, trust, flow } = await trustServiceFor("alice", home);
+  }
+  {
+    await using home = await tempDir("pilot-protocol-examples-");
+    const { service, trust, flow } = await trustServiceFor("alice", home.path);
     await flow.putOutgoing({
       public_key: bobKey,
       address: session.bob.identity.address,
@@ -328,7 +321,7 @@ Deno.test("a real trust service on the requesting side records the documented ac
     assert.ok(entry !== undefined && entry.mutual);
     assert.deepEqual(entry.accept_hashes, [(await decodeTrustMessage(accept)).hash.toHex()]);
     assert.equal(flow.outgoingTo(bobKey)!.status, "approved");
-  });
+  }
 });
 
 // ---------------------------------------------------------------------------
@@ -409,35 +402,34 @@ Deno.test("a real exchange service stores the documented MESSAGE and file frames
   };
   assert.deepEqual(decodeEnvelope(envelope), expected);
   assert.equal(message.subarray(5).toHex(), envelope.toHex(), "the frame body is the envelope");
-  await withHome(async (home) => {
-    const files = await ReceivedFiles.open(home);
-    try {
-      const sink = new RecordingSink();
-      const service = new ExchangeService({ sink, files });
-      const link = new SimLink();
-      link.b.listen(PORT_MESSAGES, (conn) => void service.serve(conn, session.peerA));
-      const conn = await settle(link, link.a.connect(PORT_MESSAGES));
-      const reader = new FrameReader(conn);
-      const nextFrame = async () => {
-        const f = await settle(link, reader.next());
-        assert.ok(f !== null);
-        return encodeFrame(f).toHex();
-      };
-      await settle(link, conn.write(message));
-      assert.equal(await nextFrame(), messageReceipt.toHex());
-      assert.equal(sink.stored.length, 1);
-      assert.equal(sink.stored[0]!.peer.keyHex, session.peerA.keyHex);
-      assert.deepEqual(sink.stored[0]!.envelope, expected);
-      for (const frame of [begin, chunk, end]) await settle(link, conn.write(frame));
-      assert.equal(await nextFrame(), fileReceipt.toHex());
-      const stored = await Deno.readTextFile(`${files.dir}/${WORKED_DATA.fileName}`);
-      assert.equal(stored, WORKED_DATA.fileContent);
-      await settle(link, conn.close());
-      assert.equal(await settle(link, reader.next()), null, "the service closes its side too");
-    } finally {
-      await files.close();
-    }
-  });
+  await using home = await tempDir("pilot-protocol-examples-");
+  const files = await ReceivedFiles.open(home.path);
+  try {
+    const sink = new RecordingSink();
+    const service = new ExchangeService({ sink, files });
+    const link = new SimLink();
+    link.b.listen(PORT_MESSAGES, (conn) => void service.serve(conn, session.peerA));
+    const conn = await settle(link, link.a.connect(PORT_MESSAGES));
+    const reader = new FrameReader(conn);
+    const nextFrame = async () => {
+      const f = await settle(link, reader.next());
+      assert.ok(f !== null);
+      return encodeFrame(f).toHex();
+    };
+    await settle(link, conn.write(message));
+    assert.equal(await nextFrame(), messageReceipt.toHex());
+    assert.equal(sink.stored.length, 1);
+    assert.equal(sink.stored[0]!.peer.keyHex, session.peerA.keyHex);
+    assert.deepEqual(sink.stored[0]!.envelope, expected);
+    for (const frame of [begin, chunk, end]) await settle(link, conn.write(frame));
+    assert.equal(await nextFrame(), fileReceipt.toHex());
+    const stored = await Deno.readTextFile(`${files.dir}/${WORKED_DATA.fileName}`);
+    assert.equal(stored, WORKED_DATA.fileContent);
+    await settle(link, conn.close());
+    assert.equal(await settle(link, reader.next()), null, "the service closes its side too");
+  } finally {
+    await files.close();
+  }
 });
 
 Deno.test("a real broker answers the documented SUBSCRIBE and PUBLISH with the documented ACKs and EVENT", async () => {
