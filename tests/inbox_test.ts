@@ -6,19 +6,17 @@ import { Inbox, type InboxMessage, type NewInboxMessage } from "../src/daemon/in
 import { PilotError } from "../src/errors.ts";
 import { Refusal } from "../src/services/refusal.ts";
 import { writerAcks, writerMessage } from "./_kill9_writer.ts";
+import { tempDir } from "./_tmp.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const WRITER = join(ROOT, "tests", "_kill9_writer.ts");
 const KEY_A = "aa".repeat(32);
 const KEY_B = "bb".repeat(32);
 
+/** Runs `fn` in a fresh home from the shared `tempDir` (a wrapper, so its many call sites stay as they are). */
 async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
-  const home = await Deno.makeTempDir({ prefix: "pilot-inbox-" });
-  try {
-    await fn(home);
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+  await using home = await tempDir("pilot-inbox-");
+  await fn(home.path);
 }
 
 function message(id: string, fromKey = KEY_A, data = `data of ${id}`): NewInboxMessage {
