@@ -749,3 +749,44 @@ export async function establishTrust(
 export function okOf(r: PilotResult, what: string): any {
   return okData(r, what);
 }
+
+/**
+ * Starts `pilot listen ARGS` on `node` and resolves once it printed
+ * "listening on port N" (the daemon registered the port: peers may connect);
+ * `done` is the command's whole result.
+ */
+export async function listenReady(
+  node: TestNode,
+  args: string[],
+): Promise<{ done: Promise<PilotResult> }> {
+  const child = spawnPilot(["listen", ...args], { home: node.home });
+  const stdout = new Response(child.stdout).text();
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  while (!/listening on port \d+/.test(stderr)) {
+    const { value, done } = await lines.read();
+    if (done) {
+      const status = await child.status;
+      throw new Error(`pilot listen ended before listening (exit ${status.code}): ${stderr}`);
+    }
+    stderr += value;
+  }
+  const rest = (async () => {
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) return;
+      stderr += value;
+    }
+  })();
+  const done = (async () => {
+    const [status, out] = await Promise.all([child.status, stdout, rest]);
+    let json: unknown;
+    try {
+      json = JSON.parse(out);
+    } catch {
+      json = undefined;
+    }
+    return { code: status.code, stdout: out, stderr, json };
+  })();
+  return { done };
+}

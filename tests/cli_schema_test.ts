@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type Schema, validate } from "../src/cli/schema.ts";
 import {
   fixture,
+  listenReady,
   makeHome,
   PAIR_A_NAME,
   PAIR_B_NAME,
@@ -216,8 +217,7 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     assert.equal(got.datagrams.length, 1);
 
     // A stream: a command on the worker answers one request from the orchestrator.
-    const listening = b.pilot(
-      "listen",
+    const listening = await listenReady(b, [
       "9000",
       "--exec",
       "tr a-z A-Z",
@@ -226,16 +226,11 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
       "--timeout",
       "20s",
       "--json",
-    );
-    let streamed: PilotResult | undefined;
-    for (let i = 0; i < 50 && streamed?.code !== 0; i++) {
-      // The first attempts may come before the listener is there (refused): retry.
-      streamed = await a.pilot("connect", PAIR_B_NAME, "9000", "--message", "shout", "--json");
-      if (streamed.code !== 0) await new Promise((r) => setTimeout(r, 100));
-    }
-    const reply = await okSchema(seen, "connect", streamed!);
+    ]);
+    const streamed = await a.pilot("connect", PAIR_B_NAME, "9000", "--message", "shout", "--json");
+    const reply = await okSchema(seen, "connect", streamed);
     assert.equal(new TextDecoder().decode(Uint8Array.fromBase64(reply.reply)), "SHOUT");
-    await okSchema(seen, "listen", await listening);
+    await okSchema(seen, "listen", await listening.done);
     const bench = await okSchema(
       seen,
       "bench",

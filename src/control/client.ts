@@ -150,12 +150,13 @@ export class ControlClient {
   openStream(
     path: string,
     query: Record<string, string | number | undefined>,
+    onListening?: (port: number) => void,
   ): Promise<StreamSocket> {
     const url = new URL(path, this.#control.url.replace(/^http/, "ws"));
     for (const [k, v] of Object.entries(query)) {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
-    return StreamSocket.open(url, this.#control.token, this.#http);
+    return StreamSocket.open(url, this.#control.token, this.#http, onListening);
   }
 
   /**

@@ -85,14 +85,20 @@ export function ndjson(
  */
 function streamSocket(
   req: ApiRequest,
-  open: (signal: AbortSignal) => Promise<{ conn: Connection; hello: Record<string, unknown> }>,
+  open: (
+    signal: AbortSignal,
+    say: (msg: Record<string, unknown>) => void,
+  ) => Promise<{ conn: Connection; hello: Record<string, unknown> }>,
 ): Response {
   requireUpgrade(req);
   const { socket, response } = Deno.upgradeWebSocket(req.raw);
   const ac = new AbortController();
   socket.addEventListener("close", () => ac.abort(), { once: true });
   socket.addEventListener("open", () => {
-    open(ac.signal).then(({ conn, hello }) => {
+    const say = (msg: Record<string, unknown>) => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
+    };
+    open(ac.signal, say).then(({ conn, hello }) => {
       if (socket.readyState !== WebSocket.OPEN) {
         conn.reset("control client went away");
         return;
@@ -471,7 +477,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         return { conn: opened.conn, hello: { peer: opened.peer, port } };
       })),
     "GET /v1/listen": (req) =>
-      Promise.resolve(streamSocket(req, async (signal) => {
+      Promise.resolve(streamSocket(req, async (signal, say) => {
         const q = req.query;
         const port = queryInt(q, "port", 0, 65_535);
         if (port < 1) throw invalid('Query parameter "port" must be 1-65535');
@@ -480,8 +486,12 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         const timer = setTimeout(() => ac.abort(), timeoutMs);
         signal.addEventListener("abort", () => ac.abort(), { once: true });
         try {
-          const incoming = await node.ctx.streams.accept(port, ac.signal, (p) =>
-            ports.isServicePort(p));
+          const reserved = (p: number) => ports.isServicePort(p);
+          // Registered before it is announced: a peer may connect as soon as
+          // the client reads "listening".
+          node.ctx.streams.listen(port, reserved);
+          say({ type: "listening", port });
+          const incoming = await node.ctx.streams.accept(port, ac.signal, reserved);
           node.ctx.streams.handedOver(port);
           return {
             conn: incoming.conn,

@@ -35,8 +35,17 @@ export class StreamSocket {
     this.ended = ended;
   }
 
-  /** Opens a stream socket and waits for the daemon's `open` message (or its error). */
-  static open(url: URL, token: string, client: Deno.HttpClient): Promise<StreamSocket> {
+  /**
+   * Opens a stream socket and waits for the daemon's `open` message (or its
+   * error); `onListening` hears a listening socket's `listening` message,
+   * sent once the port is registered.
+   */
+  static open(
+    url: URL,
+    token: string,
+    client: Deno.HttpClient,
+    onListening?: (port: number) => void,
+  ): Promise<StreamSocket> {
     // Ask the daemon to wait for our credits: we only take what we read.
     url.searchParams.set("flow", "credit");
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, client });
@@ -57,6 +66,8 @@ export class StreamSocket {
         } else if (msg.status === "error") {
           const code = isErrorCode(msg.code) ? msg.code : "internal";
           failure = new PilotError(code, String(msg.message ?? ""), String(msg.hint ?? ""));
+        } else if (msg.type === "listening" && self === undefined) {
+          onListening?.(Number(msg.port));
         } else if (self === undefined) {
           return;
         } else if (msg.type === "credit") self.#credit(Number(msg.bytes));

@@ -181,26 +181,36 @@ export class Streams {
     for (const e of this.#muxes.values()) e.mux.listen(port, (c) => handler(c, e.peer));
   }
 
+  /**
+   * Starts listening on `port` (a no-op when it already listens): from its
+   * return on, streams to the port wait in the backlog for `accept`.
+   * Throws `conflict` for a built-in service's port.
+   */
+  listen(port: number, reserved: (p: number) => boolean): void {
+    const l = this.#listeners.get(port);
+    if (l !== undefined) {
+      clearTimeout(l.linger);
+      return;
+    }
+    if (reserved(port)) {
+      throw new PilotError(
+        "conflict",
+        `Port ${port} is used by a built-in service`,
+        "pick another port",
+      );
+    }
+    this.#listeners.set(port, { backlog: [], waiters: [], linger: undefined });
+    for (const entry of this.#muxes.values()) this.#listenOn(entry, port);
+  }
+
   /** Waits for the next incoming stream on `port`; listening starts with the first call. */
   async accept(
     port: number,
     signal: AbortSignal,
     reserved: (p: number) => boolean,
   ): Promise<Incoming> {
-    let l = this.#listeners.get(port);
-    if (l === undefined) {
-      if (reserved(port)) {
-        throw new PilotError(
-          "conflict",
-          `Port ${port} is used by a built-in service`,
-          "pick another port",
-        );
-      }
-      l = { backlog: [], waiters: [], linger: undefined };
-      this.#listeners.set(port, l);
-      for (const entry of this.#muxes.values()) this.#listenOn(entry, port);
-    }
-    clearTimeout(l.linger);
+    this.listen(port, reserved);
+    const l = this.#listeners.get(port)!;
     const ready = l.backlog.shift();
     if (ready !== undefined) return ready;
     const listener = l;

@@ -234,6 +234,9 @@ const listen: CommandSpec = {
         s = await client.openStream("/v1/listen", {
           port,
           timeout_ms: Math.max(1, deadline - Date.now()),
+        }, (p) => {
+          // Said once, after the daemon registered the port: peers may connect now.
+          if (accepted === 0) ctx.progress(`listening on port ${p}`);
         });
       } catch (e) {
         if (e instanceof PilotError && e.code === "timeout") break;
