@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MSG1_SIZE, REJECT_AFTER_MESSAGES } from "../src/constants.ts";
-import { DecodeError } from "../src/bytes.ts";
 import {
   DATA_HEADER_SIZE,
   decodeFrame,
@@ -18,6 +17,7 @@ import {
   MIN_RESP_NOISE_SIZE,
   MSG1_NOISE_SIZE,
 } from "../src/wire/frames.ts";
+import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
 
 // Worked examples (docs/PROTOCOL.md). Each frame is written field by field in
 // hex; the byte patterns make every field easy to spot in a dump.
@@ -90,23 +90,14 @@ const KEEPALIVE_HEX = ["05", "0a0b0c0d", "0000000000000000", "7b".repeat(16)].jo
 const hex = (s: string): Uint8Array => Uint8Array.fromHex(s);
 const fill = (n: number, v = 0): Uint8Array => new Uint8Array(n).fill(v);
 
+/** Asserts that `decodeFrame` refuses `bytes` with exactly `reason`. */
 function refuses(bytes: Uint8Array, reason: string): void {
-  assert.throws(
-    () => decodeFrame(bytes),
-    (e: unknown) => e instanceof DecodeError && e.reason === reason,
-  );
+  assertRefuses(decodeFrame, bytes, reason);
 }
 
 /** The decoder contract: a canonical decode or a DecodeError, nothing else. */
 function decodesCanonicallyOrRefuses(bytes: Uint8Array): void {
-  let frame: Frame;
-  try {
-    frame = decodeFrame(bytes);
-  } catch (e) {
-    assert.ok(e instanceof DecodeError, `expected DecodeError, got ${e}`);
-    return;
-  }
-  assert.equal(encodeFrame(frame).toHex(), bytes.toHex());
+  assertCanonicalOrRefused(decodeFrame, encodeFrame, bytes);
 }
 
 Deno.test("encodeFrame() writes the worked handshake init example", () => {

@@ -15,6 +15,7 @@ import {
   MIN_HANDSHAKE_PAYLOAD_SIZE,
   MSG1_NOISE_SIZE,
 } from "../src/wire/handshake_payload.ts";
+import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
 
 // Worked example (docs/PROTOCOL.md): node "alpha", 195 bytes.
 //   01                  version
@@ -58,23 +59,14 @@ const HOSTNAME_LEN_AT = 1 + 32 + 8 + 4 + 8 + 64;
 const STATIC_CREATED_AT = 1 + 32 + 8 + 4;
 const SELF_TIME_AT = HOSTNAME_LEN_AT + 1 + 5;
 
+/** Asserts that `decodeHandshakePayload` refuses `bytes` with exactly `reason`. */
 function refuses(bytes: Uint8Array, reason: string): void {
-  assert.throws(
-    () => decodeHandshakePayload(bytes),
-    (e: unknown) => e instanceof DecodeError && e.reason === reason,
-  );
+  assertRefuses(decodeHandshakePayload, bytes, reason);
 }
 
 /** The decoder contract: a canonical decode or a DecodeError, nothing else. */
 function decodesCanonicallyOrRefuses(bytes: Uint8Array): void {
-  let payload: HandshakePayload;
-  try {
-    payload = decodeHandshakePayload(bytes);
-  } catch (e) {
-    assert.ok(e instanceof DecodeError, `expected DecodeError, got ${e}`);
-    return;
-  }
-  assert.equal(encodeHandshakePayload(payload).toHex(), bytes.toHex());
+  assertCanonicalOrRefused(decodeHandshakePayload, encodeHandshakePayload, bytes);
 }
 
 Deno.test("encodeHandshakePayload() writes the worked example", () => {

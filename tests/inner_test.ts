@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { DecodeError } from "../src/bytes.ts";
 import { encodeFrame, MAX_DATA_FRAME_SIZE } from "../src/wire/frames.ts";
 import {
   decodeInner,
@@ -11,6 +10,7 @@ import {
   MAX_INNER_SIZE,
   type PortPacket,
 } from "../src/wire/inner.ts";
+import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
 
 // Worked examples (docs/PROTOCOL.md).
 //
@@ -36,23 +36,14 @@ const STREAM_HEX = ["02", "0a0b0c0d0e0f", "3fa209c177e4", "c000", "03e8", "00010
 
 const hex = (s: string): Uint8Array => Uint8Array.fromHex(s);
 
+/** Asserts that `decodeInner` refuses `bytes` with exactly `reason`. */
 function refuses(bytes: Uint8Array, reason: string): void {
-  assert.throws(
-    () => decodeInner(bytes),
-    (e: unknown) => e instanceof DecodeError && e.reason === reason,
-  );
+  assertRefuses(decodeInner, bytes, reason);
 }
 
 /** The decoder contract: a canonical decode or a DecodeError, nothing else. */
 function decodesCanonicallyOrRefuses(bytes: Uint8Array): void {
-  let packet: InnerPacket;
-  try {
-    packet = decodeInner(bytes);
-  } catch (e) {
-    assert.ok(e instanceof DecodeError, `expected DecodeError, got ${e}`);
-    return;
-  }
-  assert.equal(encodeInner(packet).toHex(), bytes.toHex());
+  assertCanonicalOrRefused(decodeInner, encodeInner, bytes);
 }
 
 const datagram = (payload: Uint8Array): PortPacket => ({

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { DecodeError } from "../src/bytes.ts";
 import {
   decodeSegment,
   encodeSegment,
@@ -16,6 +15,7 @@ import {
   type StreamSegment,
 } from "../src/wire/stream_segment.ts";
 import { mssFor, STREAM_OVERHEAD } from "../src/stream/mss.ts";
+import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
 
 // Worked example: an ACK for conn 0x0a0b0c0d that has everything below
 // offset 1001, 65536 bytes of window, and SACKs [2329, 3657), 50 bytes:
@@ -44,22 +44,14 @@ const SYN_HEX = "01" + "00" + "00000007" + "00".repeat(8) + "00".repeat(8) + "00
 
 const hex = (s: string) => Uint8Array.fromHex(s);
 
+/** Asserts that `decodeSegment` refuses `bytes` with exactly `reason`. */
 function refuses(bytes: Uint8Array, reason: string): void {
-  assert.throws(
-    () => decodeSegment(bytes),
-    (e: unknown) => e instanceof DecodeError && e.reason === reason,
-  );
+  assertRefuses(decodeSegment, bytes, reason);
 }
 
+/** The decoder contract: a canonical decode or a DecodeError, nothing else. */
 function decodesCanonicallyOrRefuses(bytes: Uint8Array): void {
-  let seg: StreamSegment;
-  try {
-    seg = decodeSegment(bytes);
-  } catch (e) {
-    assert.ok(e instanceof DecodeError, `expected DecodeError, got ${e}`);
-    return;
-  }
-  assert.equal(encodeSegment(seg).toHex(), bytes.toHex());
+  assertCanonicalOrRefused(decodeSegment, encodeSegment, bytes);
 }
 
 Deno.test("encodeSegment() and decodeSegment() agree on the worked ACK example", () => {
