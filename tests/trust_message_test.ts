@@ -19,6 +19,7 @@ import {
   TrustMessageError,
   type TrustMessageErrorReason,
 } from "../src/wire/trust_message.ts";
+import { assertCanonicalOrRefusedAsync, assertRefusesAsync } from "./_codec_contract.ts";
 
 const FIXTURES: unknown[] = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/identities.json", import.meta.url)),
@@ -136,27 +137,17 @@ function signRaw(body: Uint8Array, seed = A.seed): Uint8Array {
   return concat(body, sign(seed, concat(utf8("pilot/trust/v1"), body)));
 }
 
+/** Asserts that `decodeTrustMessage` refuses `bytes` with a TrustMessageError of exactly `reason`. */
 async function refuses(bytes: Uint8Array, reason: TrustMessageErrorReason): Promise<void> {
-  await assert.rejects(
-    decodeTrustMessage(bytes),
-    (e: unknown) => {
-      assert.ok(e instanceof TrustMessageError, `expected TrustMessageError, got ${e}`);
-      assert.equal(e.reason, reason, e.message);
-      return true;
-    },
-  );
+  await assertRefusesAsync(decodeTrustMessage, bytes, reason, { error: TrustMessageError });
 }
 
 /** The decoder contract: a decode whose bytes are exactly the input, or a TrustMessageError. */
 async function decodesExactlyOrRefuses(bytes: Uint8Array): Promise<void> {
-  let signed: SignedTrustMessage;
-  try {
-    signed = await decodeTrustMessage(bytes);
-  } catch (e) {
-    assert.ok(e instanceof TrustMessageError, `expected TrustMessageError, got ${e}`);
-    return;
-  }
-  assert.equal(signed.bytes.toHex(), bytes.toHex());
+  const bytesOf = (signed: SignedTrustMessage) => signed.bytes;
+  await assertCanonicalOrRefusedAsync(decodeTrustMessage, bytesOf, bytes, {
+    error: TrustMessageError,
+  });
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
