@@ -8,6 +8,7 @@ import {
   type Envelope,
   MESSAGE_TYPES,
 } from "../src/wire/data_message.ts";
+import { assertRefuses } from "./_codec_contract.ts";
 
 // Worked example: a text message "hi" with id "m1", correlation id "c", an
 // expiry and one meta entry. 27 bytes:
@@ -73,20 +74,13 @@ Deno.test("decodeEnvelope() refuses unknown versions and types, empty ids, repea
     [valid.subarray(0, valid.length - 1), "truncated"],
   ];
   for (const [bytes, reason] of cases) {
-    assert.throws(
-      () => decodeEnvelope(bytes),
-      (e) => e instanceof DecodeError && e.reason === reason,
-      `expected ${reason}`,
-    );
+    assertRefuses(decodeEnvelope, bytes, reason);
   }
 });
 
 Deno.test("decodeEnvelope() refuses data longer than its maxData, and the default is MAX_STREAM_MESSAGE", () => {
   const bytes = encodeEnvelope(EXAMPLE);
-  assert.throws(
-    () => decodeEnvelope(bytes, 1),
-    (e) => e instanceof DecodeError && e.reason === "too_long",
-  );
+  assertRefuses((b) => decodeEnvelope(b, 1), bytes, "too_long");
   assert.deepEqual(decodeEnvelope(bytes, 2), EXAMPLE);
   const big = { ...EXAMPLE, data: new Uint8Array(MAX_STREAM_MESSAGE) };
   assert.equal(decodeEnvelope(encodeEnvelope(big)).data.length, MAX_STREAM_MESSAGE);
