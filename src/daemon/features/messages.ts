@@ -32,6 +32,12 @@ export interface MessagesParts {
   exchange: ExchangeService;
 }
 
+/** A call waiting for its reply: replies to its id, as they arrive. */
+interface ReplyWait {
+  arrived: InboxMessage[];
+  wake: () => void;
+}
+
 /** The message commands over a node's context. */
 export class MessagesFeature {
   #ctx: NodeContext;
@@ -40,6 +46,8 @@ export class MessagesFeature {
   #exchange: ExchangeService;
   /** Dedup entries not yet durable: inbox removals wait for them. */
   #dedupPending = new Set<Promise<void>>();
+  /** Calls waiting for a reply, by the id of their request. */
+  #replyWaits = new Map<string, Set<ReplyWait>>();
   /** The reused port-1001 stream per peer. */
   #conns = new Map<string, Promise<Connection>>();
 
@@ -98,6 +106,7 @@ export class MessagesFeature {
     });
     this.#dedupPending.add(remembered);
     remembered.finally(() => this.#dedupPending.delete(remembered));
+    this.#offerReply(message);
     this.#ctx.events.publish("message.received", {
       peer: peerRef(peer),
       seq: message.seq,
@@ -174,22 +183,26 @@ export class MessagesFeature {
   ): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     const id = m.id === "" ? crypto.randomUUID() : m.id;
-    const sent = await this.send(
-      text,
-      { ...m, id, correlationId: m.correlationId || id },
-      timeoutMs,
-    );
-    const peerKey = (sent.to as PeerRef).public_key;
+    // Listening before sending: the reply may land before the receipt does.
+    const wait: ReplyWait = { arrived: [], wake: () => {} };
+    const waits = this.#replyWaits.get(id) ?? new Set();
+    waits.add(wait);
+    this.#replyWaits.set(id, waits);
     const ac = new AbortController();
+    ac.signal.addEventListener("abort", () => wait.wake(), { once: true });
     const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
     try {
-      for (;;) {
-        const reply = this.#findReply(peerKey, id);
-        if (reply !== undefined) {
-          // Handed to the caller: it does not stay in the inbox as well.
-          await this.inboxAck([reply.id]).catch(() => 0);
-          return { request: sent, reply };
-        }
+      const sent = await this.send(
+        text,
+        { ...m, id, correlationId: m.correlationId || id },
+        timeoutMs,
+      );
+      const peerKey = (sent.to as PeerRef).public_key;
+      // A reply to an earlier attempt with this id may already be stored.
+      let reply = this.#findReply(peerKey, id);
+      while (reply === undefined) {
+        reply = wait.arrived.find((x) => x.from_key === peerKey);
+        if (reply !== undefined) break;
         if (ac.signal.aborted) {
           throw new PilotError(
             "timeout",
@@ -197,12 +210,24 @@ export class MessagesFeature {
             `the request was delivered; a late reply still lands in the inbox (in_reply_to ${id})`,
           );
         }
-        await this.#inbox.waitFor(this.#inboxHigh(), ac.signal, { fromKey: peerKey }).catch(
-          () => {},
-        );
+        await new Promise<void>((resolve) => wait.wake = resolve);
       }
+      // Handed to the caller: it does not stay in the inbox as well.
+      await this.inboxAck([reply.id]).catch(() => 0);
+      return { request: sent, reply };
     } finally {
       clearTimeout(timer);
+      waits.delete(wait);
+      if (waits.size === 0) this.#replyWaits.delete(id);
+    }
+  }
+
+  /** Hands a stored reply to the calls waiting for it: one map lookup per message. */
+  #offerReply(message: InboxMessage): void {
+    if (message.in_reply_to === undefined) return;
+    for (const wait of this.#replyWaits.get(message.in_reply_to) ?? []) {
+      wait.arrived.push(message);
+      wait.wake();
     }
   }
 
@@ -212,15 +237,6 @@ export class MessagesFeature {
       const page = this.#inbox.list({ after, limit: 1000, fromKey });
       const hit = page.messages.find((x) => x.in_reply_to === id);
       if (hit !== undefined || page.messages.length === 0) return hit;
-      after = page.next;
-    }
-  }
-
-  #inboxHigh(): number {
-    let after = 0;
-    for (;;) {
-      const page = this.#inbox.list({ after, limit: 1000 });
-      if (page.messages.length === 0) return after;
       after = page.next;
     }
   }
