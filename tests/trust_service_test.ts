@@ -16,6 +16,7 @@ import { randomBytes } from "../src/session/crypto.ts";
 import { concat, utf8 } from "../src/bytes.ts";
 import { decodeTrustMessage } from "../src/wire/trust_message.ts";
 import { decodeTrustPacket } from "../src/wire/trust_packet.ts";
+import type { TrustDropReason } from "../src/services/trust_types.ts";
 import {
   ackOf,
   craft,
@@ -27,6 +28,7 @@ import {
   type ServiceNode,
   sha256Hex,
 } from "./_service_helpers.ts";
+import { Monotonic, rebuild } from "./_trust_service_options.ts";
 
 const HOUR = 3_600_000;
 
@@ -239,10 +241,14 @@ Deno.test("a request bound to another session's handshake hash is refused wrong_
 Deno.test("a request with any one byte flipped is refused (bad signature or malformed) and changes nothing", async () => {
   await using net = await network(2);
   const [a, b] = net.nodes as [ServiceNode, ServiceNode];
+  // Each injection spends a token of a's budget: time moves on between them.
+  const clock = new Monotonic();
+  rebuild(net, b, { monotonic: clock.now });
   const binding = net.binding(a, b.keyHex)!;
   const good = await craft(a.id, { to: b, binding, reason: "hi", hostname: "alpha" });
   const seen = new Set<string>();
   for (let i = 0; i < good.bytes.length; i++) {
+    clock.advance(1_000);
     const bad = Uint8Array.from(good.bytes);
     bad[i]! ^= 0x01;
     const ack = ackOf(await net.inject(b, { peer: a.peer, binding, payload: messagePacket(bad) }));
@@ -254,10 +260,12 @@ Deno.test("a request with any one byte flipped is refused (bad signature or malf
   // The signature's last byte and the version byte fail for the expected reasons.
   const sig = Uint8Array.from(good.bytes);
   sig[sig.length - 1]! ^= 0x80;
+  clock.advance(1_000);
   const sigAck = ackOf(await net.inject(b, { peer: a.peer, binding, payload: messagePacket(sig) }));
   assert.equal(sigAck.detail, "bad_signature");
   const version = Uint8Array.from(good.bytes);
   version[0] = 2;
+  clock.advance(1_000);
   const verAck = ackOf(
     await net.inject(b, { peer: a.peer, binding, payload: messagePacket(version) }),
   );
@@ -374,7 +382,7 @@ Deno.test("processOffline() refuses channel-bound, expired, future-dated and wro
   await using net = await network(2);
   const [a, b] = net.nodes as [ServiceNode, ServiceNode];
   const now = net.clock.ms;
-  const cases: [Record<string, unknown>, string][] = [
+  const cases: [Record<string, unknown>, TrustDropReason][] = [
     [{ binding: randomBytes(32) }, "wrong_binding"],
     [{ created: now - 2 * HOUR, expires: now - 1 }, "expired"],
     [{ created: now + HOUR, expires: now + 2 * HOUR }, "clock_skew"],
@@ -469,7 +477,8 @@ Deno.test("a revoke naming an unknown accept is refused unknown_accept and trust
 Deno.test("requests crossing in both directions make trust mutual without approve", async () => {
   await using net = await network(2);
   const [a, b] = net.nodes as [ServiceNode, ServiceNode];
-  assert.equal((await a.trustService.request(b.peer, "", 2_000)).status, "pending");
+  const pinned = { pinned: true };
+  assert.equal((await a.trustService.request(b.peer, "", 2_000, pinned)).status, "pending");
   const back = await b.trustService.request(a.peer, "", 2_000);
   assert.deepEqual(back, { status: "trusted", changed: true, delivered: true });
   await net.waitFor(() => b.trust.has(a.keyHex), "b trusting a");
@@ -486,7 +495,7 @@ Deno.test({
   fn: async () => {
     await using net = await network(2);
     const [a, b] = net.nodes as [ServiceNode, ServiceNode];
-    await a.trustService.request(b.peer, "", 2_000);
+    await a.trustService.request(b.peer, "", 2_000, { pinned: true });
     await b.trustService.request(a.peer, "", 2_000);
     await net.waitFor(() => b.trust.has(a.keyHex), "b trusting a");
     assert.equal(a.flow.pending.length, 0);
@@ -497,7 +506,10 @@ Deno.test({
 Deno.test("a request is not auto-approved when our outgoing request went to a different key", async () => {
   await using net = await network(3);
   const [a, b, c] = net.nodes as [ServiceNode, ServiceNode, ServiceNode];
-  assert.equal((await a.trustService.request(c.peer, "", 2_000)).status, "pending");
+  assert.equal(
+    (await a.trustService.request(c.peer, "", 2_000, { pinned: true })).status,
+    "pending",
+  );
   const asked = await b.trustService.request(a.peer, "", 2_000);
   assert.deepEqual(asked, { status: "pending", changed: true, delivered: true });
   assert.equal(a.trust.has(b.keyHex), false);
@@ -505,10 +517,32 @@ Deno.test("a request is not auto-approved when our outgoing request went to a di
   assert.equal(a.eventsOf("trust.approved").length, 0);
 });
 
+Deno.test("a request crossing ours waits in pending when ours did not name the exact key (pinned)", async () => {
+  await using net = await network(2);
+  const [a, b] = net.nodes as [ServiceNode, ServiceNode];
+  // a reached b by a name anyone may claim: its request is not pinned.
+  assert.equal((await a.trustService.request(b.peer, "", 2_000)).status, "pending");
+  assert.equal(a.flow.outgoingTo(b.keyHex)?.pinned, false);
+  const back = await b.trustService.request(a.peer, "", 2_000);
+  assert.deepEqual(back, { status: "pending", changed: true, delivered: true });
+  assert.equal(a.trust.has(b.keyHex), false);
+  assert.ok(a.flow.pendingFrom(b.keyHex));
+  assert.equal(a.eventsOf("trust.approved").length, 0);
+  assert.equal(a.eventsOf("trust.requested").length, 1);
+  // Naming the key again pins the request, and a repeat by name keeps the pin.
+  await a.trustService.request(b.peer, "", 2_000, { pinned: true });
+  await a.trustService.request(b.peer, "", 2_000);
+  assert.equal(a.flow.outgoingTo(b.keyHex)?.pinned, true);
+  // b's next request now crosses a pinned one.
+  const again = await b.trustService.request(a.peer, "", 2_000);
+  assert.equal(again.status, "trusted");
+  assert.deepEqual(a.eventsOf("trust.approved").map((e) => e.data.via), ["crossing"]);
+});
+
 Deno.test("an expired outgoing request no longer approves a crossing request", async () => {
   await using net = await network(2);
   const [a, b] = net.nodes as [ServiceNode, ServiceNode];
-  await a.trustService.request(b.peer, "", 2_000);
+  await a.trustService.request(b.peer, "", 2_000, { pinned: true });
   net.clock.advance(OUTGOING_REQUEST_TTL_MS + 1);
   const asked = await b.trustService.request(a.peer, "", 2_000);
   assert.equal(asked.status, "pending");
@@ -573,7 +607,7 @@ Deno.test("a full pending queue refuses a new request rate_limited and evicts no
   const err = await a.trustService.request(b.peer, "", 2_000).catch((e) => e);
   assert.ok(err instanceof PilotError);
   assert.equal(err.code, "rate_limited");
-  assert.equal(b.trustService.refused.rate_limited, 1);
+  assert.equal(b.trustService.drops.pending_full, 1);
   assert.deepEqual(b.flow.pending.map((p) => p.public_key).sort(), [...keys].sort());
   assert.equal(b.eventsOf("trust.requested").length, 0);
 

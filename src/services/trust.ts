@@ -6,15 +6,34 @@
  * so they need no clock; a request whose signer is not the session's peer is
  * refused.
  *
+ * Anyone with a session reaches this port, so a datagram passes the checks
+ * cheapest first: decode, the ack cache, the sender's rate (its key is
+ * already authenticated by Noise), a repeat of its pending request, then a
+ * place in the bounded verification queue ({@linkcode TrustQueue}); only
+ * then is the signature verified. Decisions about one key run one at a time
+ * ({@linkcode KeyedLock}); local commands take only their key's turn, never
+ * a place behind the network's queue.
+ *
  * @module
  */
+import { createHash } from "node:crypto";
 import {
+  MAX_PENDING_PER_SOURCE,
   MAX_PENDING_REQUESTS,
+  OUTBOX_ACTIVE_RETRY_MS,
+  OUTBOX_BACKOFF_MAX_MS,
+  OUTBOX_BACKOFF_MIN_MS,
+  OUTBOX_RETRY_MS,
   OUTBOX_TTL_MS,
   OUTGOING_REQUEST_TTL_MS,
   PORT_TRUST,
   REJECT_SUPPRESS_MS,
+  TRUST_ACK_CACHE,
+  TRUST_QUEUE_MAX,
+  TRUST_QUEUE_PER_KEY,
+  TRUST_QUEUE_RESERVED,
   TRUST_RATE_PER_KEY,
+  TRUST_WORKERS,
 } from "../constants.ts";
 import { PilotError } from "../errors.ts";
 import { type PeerRef, peerRef, refOf } from "../session/peer_ref.ts";
@@ -30,10 +49,21 @@ import {
   TrustMessageError,
 } from "../wire/trust_message.ts";
 import { type AckStatus, decodeTrustPacket, encodeTrustPacket } from "../wire/trust_packet.ts";
+import { KeyedLock } from "./keyed_lock.ts";
+import { RetryBackoff } from "./retry_backoff.ts";
 import { RetryUntilAnswered } from "./retry_until_answered.ts";
 import { RateLimiter } from "../session/rate_limit.ts";
 import type { DatagramContext, PortService } from "./port_service.ts";
-import type { FlowBook, OutboxItem, PendingRequest, TrustBook, TrustEntry } from "./trust_types.ts";
+import { TrustQueue } from "./trust_queue.ts";
+import {
+  type FlowBook,
+  type OutboxItem,
+  type PendingRequest,
+  TRUST_DROP_REASONS,
+  type TrustBook,
+  type TrustDropReason,
+  type TrustEntry,
+} from "./trust_types.ts";
 
 /** An acknowledgement as the sender sees it. */
 interface Ack {
@@ -44,6 +74,14 @@ interface Ack {
 /** An acknowledgement to send, and what to do once it is on its way. */
 interface Outcome extends Ack {
   after?: () => void;
+}
+
+/** A message admitted to the verification queue, and who waits for its ack. */
+interface Queued {
+  message: Uint8Array;
+  requestId: Uint8Array;
+  ctx: DatagramContext;
+  done: PromiseWithResolvers<{ bytes: Uint8Array; after: (() => void) | undefined }>;
 }
 
 /** What the trust service needs from the node. */
@@ -66,6 +104,12 @@ export interface TrustServiceOptions {
   binding(peerKeyHex: string): Uint8Array | undefined;
   /** Where the peer was last reached (IP:PORT), if known. */
   endpointOf?(peerKeyHex: string): string | undefined;
+  /**
+   * Opens a session to a peer expecting its full key, for an undelivered
+   * answer ({@linkcode TrustService.retryOutbox}); without it, answers wait
+   * for the peer to connect.
+   */
+  reconnect?(peerKeyHex: string, endpoint: string): Promise<void>;
   /** Whether a peer is pre-authorised (approved at once). */
   autoApprove(peer: PeerIdentity): boolean;
   /** Publishes an event. */
@@ -77,6 +121,20 @@ export interface TrustServiceOptions {
   onUntrusted(peerKeyHex: string): void;
   /** Wall clock in ms (default Date.now). */
   now?: () => number;
+  /** Monotonic clock in ms for rate limits and retry backoff (default `performance.now`). */
+  monotonic?: () => number;
+  /** Random number in [0, 1) for retry jitter (default `Math.random`). */
+  random?: () => number;
+}
+
+/** Options of {@linkcode TrustService.request}. */
+export interface RequestOptions {
+  /**
+   * The user named this exact key (as key, fingerprint or address), so a
+   * request from it crossing ours may approve itself. Default false: a name
+   * anyone can claim (a hostname) never approves anything by itself.
+   */
+  pinned?: boolean;
 }
 
 /** How a local trust operation ended. */
@@ -89,7 +147,9 @@ export interface TrustOutcome {
   delivered: boolean;
 }
 
-const ACK_CACHE = 4096;
+/** Offset and length of `binding` in a signed trust message (PROTOCOL.md §7.2). */
+const BINDING_AT = 106;
+const BINDING_BYTES = 32;
 
 /** The trust service. */
 export class TrustService implements PortService {
@@ -97,33 +157,61 @@ export class TrustService implements PortService {
   readonly port = PORT_TRUST;
   /** Service name. */
   readonly name = "trust";
-  /** Messages refused, by reason. */
-  readonly refused: Record<string, number> = {};
+  /** Datagrams dropped or refused, by reason (every reason listed, from 0). */
+  readonly drops: Record<TrustDropReason, number> = Object.fromEntries(
+    TRUST_DROP_REASONS.map((r) => [r, 0]),
+  ) as Record<TrustDropReason, number>;
   #o: TrustServiceOptions;
   #now: () => number;
   #acks = new RetryUntilAnswered<Ack>();
   #ackCache = new Map<string, Uint8Array>();
-  #serial: Promise<unknown> = Promise.resolve();
+  /** Acks being worked out, by (key, request id): a copy arriving meanwhile shares the result. */
+  #inProgress = new Map<string, Promise<{ bytes: Uint8Array; after: (() => void) | undefined }>>();
+  #queue = new TrustQueue<Queued>({
+    max: TRUST_QUEUE_MAX,
+    reserved: TRUST_QUEUE_RESERVED,
+    perKey: TRUST_QUEUE_PER_KEY,
+  });
+  #workers = 0;
+  #locks = new KeyedLock();
   #delivering = new Map<OutboxItem, Promise<boolean>>();
-  /** Trust messages per sender key: each one may cost an fsync of the flow file. */
-  #limiter = new RateLimiter({ ...TRUST_RATE_PER_KEY, maxKeys: 65_536 });
+  /** Port-444 messages per sender key, spent before any signature is checked. */
+  #limiter: RateLimiter;
+  #backoff: RetryBackoff;
 
   /** Creates the service. */
   constructor(options: TrustServiceOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    const monotonic = options.monotonic ?? (() => performance.now());
+    this.#limiter = new RateLimiter({ ...TRUST_RATE_PER_KEY, maxKeys: 65_536, now: monotonic });
+    this.#backoff = new RetryBackoff({
+      minMs: OUTBOX_BACKOFF_MIN_MS,
+      maxMs: OUTBOX_BACKOFF_MAX_MS,
+      giveUpMs: OUTBOX_ACTIVE_RETRY_MS,
+      now: monotonic,
+      ...(options.random === undefined ? {} : { random: options.random }),
+    });
   }
 
-  #refuse(reason: string): Ack {
-    this.refused[reason] = (this.refused[reason] ?? 0) + 1;
-    return { status: "refused", detail: reason };
+  /** The same counters as {@linkcode drops} (the name `pilot info` has shown them under). */
+  get refused(): Record<TrustDropReason, number> {
+    return this.drops;
   }
 
-  /** Runs `f` after every earlier state change: trust decisions never interleave. */
-  #exclusive<T>(f: () => Promise<T>): Promise<T> {
-    const next = this.#serial.then(f);
-    this.#serial = next.catch(() => {});
-    return next;
+  /** Messages waiting in the verification queue. */
+  get queued(): number {
+    return this.#queue.size;
+  }
+
+  /** Messages being verified or processed now. */
+  get processing(): number {
+    return this.#workers;
+  }
+
+  #refuse(reason: TrustDropReason, detail: string = reason): Ack {
+    this.drops[reason]++;
+    return { status: "refused", detail };
   }
 
   /** Handles one port-444 datagram. */
@@ -132,37 +220,93 @@ export class TrustService implements PortService {
     try {
       p = decodeTrustPacket(packet.payload);
     } catch {
-      this.#refuse("malformed");
+      this.drops.malformed++;
       return;
     }
     if (p.op === "ack") {
       this.#acks.answer(p.requestId.toHex(), { status: p.status, detail: p.detail });
       return;
     }
-    const cacheKey = `${ctx.peer.keyHex}:${p.requestId.toHex()}`;
-    const message = p.message;
-    const requestId = p.requestId;
-    // The cache is checked inside the exclusive section, so two copies that
-    // arrive together are processed once and answered alike.
-    const { bytes, after } = await this.#exclusive(async () => {
-      const cached = this.#ackCache.get(cacheKey);
-      if (cached !== undefined) return { bytes: cached, after: undefined };
-      const outcome = await this.#receive(message, ctx);
-      const bytes = encodeTrustPacket({
-        op: "ack",
-        requestId,
-        status: outcome.status,
-        detail: outcome.detail,
-      });
-      this.#ackCache.set(cacheKey, bytes);
-      if (this.#ackCache.size > ACK_CACHE) {
-        this.#ackCache.delete(this.#ackCache.keys().next().value!);
-      }
-      return { bytes, after: outcome.after };
-    });
+    const key = ctx.peer.keyHex;
+    const cacheKey = `${key}:${p.requestId.toHex()}`;
+    const cached = this.#ackCache.get(cacheKey);
+    if (cached !== undefined) return await ctx.reply(cached);
+    let result = this.#inProgress.get(cacheKey);
+    if (result === undefined) {
+      const admitted = this.#admit(key, p.requestId, p.message, ctx);
+      if (admitted === undefined) return;
+      if (admitted instanceof Uint8Array) return await ctx.reply(admitted);
+      result = admitted;
+      this.#inProgress.set(cacheKey, result);
+      void result.finally(() => this.#inProgress.delete(cacheKey)).catch(() => {});
+    }
+    const { bytes, after } = await result;
+    this.#ackCache.set(cacheKey, bytes);
+    if (this.#ackCache.size > TRUST_ACK_CACHE) {
+      this.#ackCache.delete(this.#ackCache.keys().next().value!);
+    }
     await ctx.reply(bytes);
     // Only now that the acknowledgement is on its way may the sessions close.
     after?.();
+  }
+
+  /**
+   * The cheap checks in front of verification. Returns the ack to come; or
+   * an ack to send now and not cache; or undefined when the datagram was
+   * dropped unanswered.
+   */
+  #admit(
+    key: string,
+    requestId: Uint8Array,
+    message: Uint8Array,
+    ctx: DatagramContext,
+  ): Promise<{ bytes: Uint8Array; after: (() => void) | undefined }> | Uint8Array | undefined {
+    const ack = (a: Ack) => encodeTrustPacket({ op: "ack", requestId, ...a });
+    // Not cached: once the budget refills, a repeat is processed.
+    if (!this.#limiter.allow(key)) return ack(this.#refuse("rate_limited"));
+    // A repeat (a new request id) of the very request pending from this key,
+    // over the session it was bound to: the same answer, without verifying.
+    const pending = this.#o.flow.pendingFrom(key);
+    if (
+      pending !== undefined && message.length > BINDING_AT + BINDING_BYTES &&
+      sha256Hex(message) === pending.request_hash &&
+      equal(message.subarray(BINDING_AT, BINDING_AT + BINDING_BYTES), ctx.binding)
+    ) {
+      return Promise.resolve({ bytes: ack({ status: "pending", detail: "" }), after: undefined });
+    }
+    const known = this.#o.trust.has(key) || this.#o.flow.outgoingTo(key)?.status === "pending";
+    const done = Promise.withResolvers<{ bytes: Uint8Array; after: (() => void) | undefined }>();
+    if (!this.#queue.admit(key, known ? "known" : "stranger", { message, requestId, ctx, done })) {
+      // No ack: the sender repeats, and by then there may be room.
+      this.drops.queue_full++;
+      return undefined;
+    }
+    this.#pump();
+    return done.promise;
+  }
+
+  /** Starts workers while there is queued work for keys not already being processed. */
+  #pump(): void {
+    while (this.#workers < TRUST_WORKERS) {
+      const next = this.#queue.take();
+      if (next === undefined) return;
+      this.#workers++;
+      const { key, item } = next;
+      void this.#locks.run(key, async () => {
+        const outcome = await this.#receive(item.message, item.ctx);
+        const bytes = encodeTrustPacket({
+          op: "ack",
+          requestId: item.requestId,
+          status: outcome.status,
+          detail: outcome.detail,
+        });
+        return { bytes, after: outcome.after };
+      }).then(item.done.resolve, item.done.reject).finally(() => {
+        this.#workers--;
+        this.#queue.done(key);
+        this.#pump();
+      });
+    }
   }
 
   async #receive(bytes: Uint8Array, ctx: DatagramContext): Promise<Outcome> {
@@ -179,8 +323,6 @@ export class TrustService implements PortService {
       now: this.#now(),
     });
     if (!check.ok) return this.#refuse(check.code);
-    // Valid messages may change (and fsync) the trust state: a bounded rate per key.
-    if (!this.#limiter.allow(ctx.peer.keyHex)) return this.#refuse("rate_limited");
     return await this.#process(signed, ctx.peer);
   }
 
@@ -190,7 +332,7 @@ export class TrustService implements PortService {
    * repeats.
    */
   processOffline(bytes: Uint8Array, sender: PeerIdentity): Promise<Ack> {
-    return this.#exclusive(async () => {
+    return this.#locks.run(sender.keyHex, async () => {
       let signed: SignedTrustMessage;
       try {
         signed = await decodeTrustMessage(bytes);
@@ -286,14 +428,27 @@ export class TrustService implements PortService {
       return { status: "rejected", detail: "suppressed" };
     }
     const out = this.#o.flow.outgoingTo(key);
-    const crossing = out !== undefined && out.status === "pending" && out.expires_at > now;
+    // Only a request to the exact key the user named approves one crossing it:
+    // a hostname could have led ours to an impostor that now asks back.
+    const crossing = out !== undefined && out.status === "pending" && out.expires_at > now &&
+      out.pinned === true;
     if (crossing || this.#o.autoApprove(peer)) {
       await this.#approveRequest(peer, signed.hash.toHex(), crossing ? "crossing" : "auto_approve");
       return { status: "approved", detail: crossing ? "crossing" : "auto_approve" };
     }
     const existing = this.#o.flow.pendingFrom(key);
-    if (existing === undefined && this.#o.flow.pending.length >= MAX_PENDING_REQUESTS) {
-      return this.#refuse("rate_limited");
+    const source = sourceOf(this.#o.endpointOf?.(key)) ?? existing?.source;
+    if (existing === undefined) {
+      // Checked and stored without an await between: the caps hold under concurrency.
+      if (this.#o.flow.pending.length >= MAX_PENDING_REQUESTS) {
+        return this.#refuse("pending_full", "rate_limited");
+      }
+      if (
+        source !== undefined &&
+        this.#o.flow.pending.filter((p) => p.source === source).length >= MAX_PENDING_PER_SOURCE
+      ) {
+        return this.#refuse("source_full", "rate_limited");
+      }
     }
     const pending: PendingRequest = {
       public_key: key,
@@ -304,6 +459,7 @@ export class TrustService implements PortService {
       reason: m.reason ?? "",
       received_at: new Date(now).toISOString(),
       request_hash: signed.hash.toHex(),
+      ...(source === undefined ? {} : { source }),
     };
     await this.#o.flow.putPending(pending);
     if (existing === undefined) {
@@ -408,8 +564,16 @@ export class TrustService implements PortService {
     }, timeoutMs);
   }
 
-  /** Sends a trust request to a peer with a live session; returns where it stands. */
-  async request(peer: PeerIdentity, reason: string, timeoutMs: number): Promise<TrustOutcome> {
+  /**
+   * Sends a trust request to a peer with a live session; returns where it
+   * stands. Pass `pinned` when the user named the peer's exact key.
+   */
+  async request(
+    peer: PeerIdentity,
+    reason: string,
+    timeoutMs: number,
+    options: RequestOptions = {},
+  ): Promise<TrustOutcome> {
     const key = peer.keyHex;
     if (this.#o.trust.has(key) && this.#o.trust.get(key)!.mutual) {
       return { status: "trusted", changed: false, delivered: true };
@@ -430,6 +594,8 @@ export class TrustService implements PortService {
       expires_at: now + OUTGOING_REQUEST_TTL_MS,
       status: "pending",
       hashes: repeat ? prior.hashes : [],
+      // Once the user named the exact key, a repeat by name keeps it pinned.
+      pinned: (options.pinned ?? false) || (repeat && prior.pinned === true),
     });
     let ack: Ack | undefined;
     for (;;) {
@@ -480,7 +646,7 @@ export class TrustService implements PortService {
 
   /** Approves a pending request from `key`. */
   approve(key: string, timeoutMs: number): Promise<TrustOutcome> {
-    return this.#exclusive(async () => {
+    return this.#locks.run(key, async () => {
       const p = this.#o.flow.pendingFrom(key);
       if (p === undefined) {
         if (this.#o.trust.has(key)) {
@@ -509,7 +675,7 @@ export class TrustService implements PortService {
 
   /** Rejects a pending request from `key`, suppressing that key for a while. */
   reject(key: string, reason: string, timeoutMs: number): Promise<TrustOutcome> {
-    return this.#exclusive(async () => {
+    return this.#locks.run(key, async () => {
       const p = this.#o.flow.pendingFrom(key);
       const now = this.#now();
       await this.#o.flow.suppress(key, now + REJECT_SUPPRESS_MS);
@@ -526,7 +692,7 @@ export class TrustService implements PortService {
 
   /** Removes trust in `key` at once and tells the peer (revoke). */
   untrust(key: string, timeoutMs: number): Promise<TrustOutcome> {
-    return this.#exclusive(async () => {
+    return this.#locks.run(key, async () => {
       const entry = this.#o.trust.get(key);
       if (entry === undefined) {
         return { status: "untrusted" as const, changed: false, delivered: true };
@@ -547,6 +713,53 @@ export class TrustService implements PortService {
       if (r.changed) this.#o.onUntrusted(key);
       return { ...r, delivered };
     });
+  }
+
+  /**
+   * One round of active retries, for the node's timer (every
+   * `OUTBOX_RETRY_MS`): each peer with undelivered answers whose backoff is
+   * over is reconnected (when `reconnect` was given and its endpoint is
+   * known) and sent them. A peer that does not answer is tried less and
+   * less often and, after `OUTBOX_ACTIVE_RETRY_MS`, no more: its answers
+   * stay queued for {@linkcode peerUp}.
+   */
+  async retryOutbox(): Promise<void> {
+    const now = this.#now();
+    const byKey = new Map<string, OutboxItem[]>();
+    for (const item of this.#o.flow.outbox) {
+      if (item.expires_at < now) {
+        await this.#o.flow.removeOutbox(item);
+        continue;
+      }
+      byKey.set(item.public_key, [...(byKey.get(item.public_key) ?? []), item]);
+    }
+    for (const [key, items] of byKey) {
+      if (!this.#backoff.due(key)) continue;
+      const endpoint = items.find((i) => i.endpoint !== undefined)?.endpoint;
+      if (this.#o.binding(key) === undefined && endpoint !== undefined) {
+        await this.#o.reconnect?.(key, endpoint).catch(() => {});
+      }
+      let delivered = true;
+      for (const item of items) {
+        if (!(await this.#deliver(item, OUTBOX_RETRY_MS))) delivered = false;
+      }
+      if (delivered) this.#backoff.reset(key);
+      else this.#backoff.failed(key);
+    }
+  }
+
+  /**
+   * Call when a session with `key` comes up: active retries to it start
+   * over, and its undelivered answers go out now.
+   */
+  peerUp(key: string): Promise<boolean> {
+    this.#backoff.reset(key);
+    return this.flush(key);
+  }
+
+  /** Whether active retries to `key` have stopped (its answers wait for {@linkcode peerUp}). */
+  retriesStopped(key: string): boolean {
+    return this.#backoff.gaveUp(key);
   }
 
   /**
@@ -592,4 +805,20 @@ export class TrustService implements PortService {
     this.#delivering.set(item, run);
     return run;
   }
+}
+
+/** SHA-256 of bytes, hex (synchronous: cheaper than a signature check by far). */
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The IP of an `IP:PORT` or `[IPv6]:PORT` endpoint, or undefined. */
+function sourceOf(endpoint: string | undefined): string | undefined {
+  if (endpoint === undefined) return undefined;
+  const colon = endpoint.lastIndexOf(":");
+  return colon > 0 ? endpoint.slice(0, colon).replace(/^\[(.*)\]$/, "$1") : undefined;
 }

@@ -25,6 +25,39 @@ export interface TrustEntry {
   static_serial?: number;
 }
 
+/**
+ * Every reason the trust service drops or refuses a port-444 datagram, as
+ * counted in `pilot info`. Admission (before any signature is checked):
+ * `malformed` (undecodable datagram), `rate_limited` (the key's budget is
+ * spent), `queue_full` (its share of the verification queue is taken). Then
+ * the reasons of the signed-message codec and checks, and the state rules:
+ * `pending_full` and `source_full` (the pending list, or one source IP's
+ * share of it, is full; the ack still says `rate_limited`).
+ */
+export const TRUST_DROP_REASONS = [
+  "malformed",
+  "rate_limited",
+  "queue_full",
+  "too_large",
+  "bad_key",
+  "bad_stamp",
+  "bad_signature",
+  "misaddressed",
+  "wrong_sender",
+  "wrong_binding",
+  "missing_expiry",
+  "expired",
+  "clock_skew",
+  "replayed",
+  "unknown_request",
+  "unknown_accept",
+  "pending_full",
+  "source_full",
+] as const;
+
+/** One reason of {@linkcode TRUST_DROP_REASONS}. */
+export type TrustDropReason = typeof TRUST_DROP_REASONS[number];
+
 /** A request waiting for `approve` or `reject`. */
 export interface PendingRequest {
   /** Requester's key, hex. */
