@@ -2,8 +2,9 @@
  * Integration-test harness: real `pilot` processes in temporary homes on
  * loopback, a recording UDP relay to put between two of them, and an
  * in-process raw peer. Every helper that starts something returns a way to
- * stop it; tests call those in `finally`, so processes and temp dirs are
- * reaped even when an assertion fails.
+ * stop it, and the objects are async-disposable: `await using pair = await
+ * startPair()` (or `stop()`/`close()` in `finally`) reaps processes and temp
+ * dirs even when an assertion fails.
  *
  * @module
  */
@@ -255,6 +256,11 @@ export class TestNode {
     await Deno.remove(this.home, { recursive: true }).catch(() => {});
   }
 
+  /** `await using node = await startNode()`: {@linkcode TestNode.stop} when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
   // A pid is ours when that process runs with this home on its command line
   // (Linux); elsewhere, when the home's lock is still held.
   async #isOurs(pid: number): Promise<boolean> {
@@ -422,6 +428,11 @@ export class UdpRelay {
     }
     await Promise.allSettled(this.#loops);
   }
+
+  /** `await using relay = new UdpRelay(…)`: {@linkcode UdpRelay.close} when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }
 
 function portOf(conn: Deno.DatagramConn): number {
@@ -501,6 +512,11 @@ export class RawPeer {
     clearInterval(this.#timer);
     this.#conn.close();
     await this.#serving.catch(() => {});
+  }
+
+  /** `await using peer = new RawPeer(…)`: {@linkcode RawPeer.close} when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 
@@ -685,6 +701,11 @@ export class NdjsonStream {
     this.#ac.abort();
     this.#client.close();
   }
+
+  /** `await using s = await NdjsonStream.open(…)`: {@linkcode NdjsonStream.close} when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }
 
 /** Hostname of B in {@linkcode startPair}: A's `--peer` names it so. */
@@ -692,14 +713,24 @@ export const PAIR_B_NAME = "data-processor-node";
 /** Hostname of A in {@linkcode startPair}. */
 export const PAIR_A_NAME = "secure-orchestrator";
 
+/** Two running nodes that `await using` stops together (in parallel) and removes. */
+export interface TestPair extends AsyncDisposable {
+  /** Fixture 0, hostname {@linkcode PAIR_A_NAME}. */
+  a: TestNode;
+  /** Fixture 1, hostname {@linkcode PAIR_B_NAME}. */
+  b: TestNode;
+}
+
 /**
  * Starts B (fixture 1, hostname {@linkcode PAIR_B_NAME}) and then A (fixture
  * 0, hostname {@linkcode PAIR_A_NAME}, `--peer PAIR_B_NAME=<B's listen>`);
  * `bArgs`/`aArgs` add daemon flags. On failure nothing is left running.
+ * `await using pair = await startPair()` stops both when the scope ends;
+ * `const { a, b } = await startPair()` leaves stopping to the caller.
  */
 export async function startPair(
   options: { aArgs?: string[]; bArgs?: string[]; bConfig?: Record<string, unknown> } = {},
-): Promise<{ a: TestNode; b: TestNode }> {
+): Promise<TestPair> {
   const b = await startNode({
     identity: 1,
     hostname: PAIR_B_NAME,
@@ -712,7 +743,7 @@ export async function startPair(
       hostname: PAIR_A_NAME,
       args: ["--peer", `${PAIR_B_NAME}=${b.listen}`, ...(options.aArgs ?? [])],
     });
-    return { a, b };
+    return { a, b, [Symbol.asyncDispose]: () => stopAll(a, b) };
   } catch (e) {
     await b.stop();
     throw e;
