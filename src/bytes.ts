@@ -188,6 +188,24 @@ export function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);
 }
 
+/**
+ * Cuts `text` to at most `max` bytes of UTF-8 without splitting a character.
+ *
+ * @example
+ * ```ts
+ * import { truncateUtf8 } from "./bytes.ts";
+ * truncateUtf8("aé", 2); // "a"
+ * ```
+ */
+export function truncateUtf8(text: string, max: number): string {
+  const b = new TextEncoder().encode(text);
+  if (b.length <= max) return text;
+  let n = max;
+  // Back up over continuation bytes (10xxxxxx) to the start of the cut character.
+  while (n > 0 && (b[n]! & 0xc0) === 0x80) n--;
+  return new TextDecoder().decode(b.subarray(0, n));
+}
+
 /** Compares two byte arrays in time independent of where they differ. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

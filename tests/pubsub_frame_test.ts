@@ -12,7 +12,6 @@ import {
   MAX_PUBSUB_FRAME,
   patternMatches,
   type PubSubFrame,
-  truncateUtf8,
 } from "../src/wire/pubsub_frame.ts";
 
 const hex = (s: string) => Uint8Array.fromHex(s.replaceAll(" ", ""));
@@ -186,11 +185,6 @@ Deno.test("FrameSplitter refuses an oversized header before any of its body arri
     (e: unknown) => e instanceof DecodeError && e.reason === "too_large",
   );
   assert.equal(MAX_PUBSUB_FRAME, 5 + 8 + 8 + 6 + 32 + 1 + PUBSUB_MAX_TOPIC + PUBSUB_MAX_DATA);
-});
-
-Deno.test("truncateUtf8() cuts on a character boundary", () => {
-  assert.equal(truncateUtf8("aé", 2), "a");
-  assert.equal(truncateUtf8("abc", 3), "abc");
 });
 
 // ---- Properties ----

@@ -18,6 +18,7 @@
  */
 import {
   PUBSUB_MAX_DATA,
+  PUBSUB_MAX_ERROR_MESSAGE,
   PUBSUB_MAX_SUBSCRIPTIONS,
   PUBSUB_MAX_SUBSCRIPTIONS_PER_PEER,
   PUBSUB_QUEUE_BYTES,
@@ -28,7 +29,7 @@ import {
 import type { Address } from "../identity/address.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { Budget, type Connection, StreamError } from "../stream/mod.ts";
-import { DecodeError } from "../bytes.ts";
+import { DecodeError, truncateUtf8 } from "../bytes.ts";
 import {
   checkPattern,
   checkTopic,
@@ -43,7 +44,6 @@ import {
   type PubSubFrame,
   quoteInput,
   type RawFrame,
-  truncateUtf8,
 } from "../wire/pubsub_frame.ts";
 
 /** Caps of the broker; defaults from `constants.ts`. */
@@ -184,7 +184,12 @@ async function drain(conn: Connection): Promise<void> {
 }
 
 function errorFrame(id: number, code: string, message: string): Uint8Array {
-  return encodeFrame({ kind: "error", id, code, message: truncateUtf8(message) });
+  return encodeFrame({
+    kind: "error",
+    id,
+    code,
+    message: truncateUtf8(message, PUBSUB_MAX_ERROR_MESSAGE),
+  });
 }
 
 interface Drop {

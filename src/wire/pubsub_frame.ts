@@ -386,15 +386,6 @@ export function encodeFrame(frame: PubSubFrame): Uint8Array {
   }
 }
 
-/** Cuts `text` to at most `max` bytes of UTF-8 without splitting a character. */
-export function truncateUtf8(text: string, max = PUBSUB_MAX_ERROR_MESSAGE): string {
-  const b = encoder.encode(text);
-  if (b.length <= max) return text;
-  let n = max;
-  while (n > 0 && (b[n]! & 0xc0) === 0x80) n--;
-  return fatal.decode(b.subarray(0, n));
-}
-
 // ---- Decoding ----
 
 function refuse(reason: string, message: string): never {
