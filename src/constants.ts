@@ -94,6 +94,34 @@ export const HALF_OPEN_TIMEOUT_MS = 15_000;
 export const TIMER_TICK_MS = 250;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
+/** Message 3s that may fail on one half-open handshake before it is abandoned. */
+export const MAX_FINAL_FAILURES = 4;
+/** An untrusted peer's sessions end after this long without a port-444 datagram either way (ms). */
+export const UNTRUSTED_IDLE_MS = 60_000;
+/** A data frame received is answered within this long, by a keepalive if nothing else went back (ms). */
+export const DATA_ANSWER_MS = 1_000;
+/** A peer that sent nothing back this long after we sent it data is handshaken again (ms). */
+export const SESSION_SILENCE_MS = 5_000;
+/** Longest wait between rekey attempts to a peer that does not answer; the wait doubles up to it (ms). */
+export const REKEY_BACKOFF_MAX_MS = 40_000;
+/** Message 1 per source IP that has not proved its address; beyond, a cookie reply instead of a drop. */
+export const HANDSHAKE_RATE_UNPROVEN = { burst: 20, perSecond: 10 } as const;
+/** Message 1 per trusted peer's current endpoint (rekeys, reconnects): a lane strangers cannot drain. */
+export const HANDSHAKE_RATE_KNOWN = { burst: 20, perSecond: 10 } as const;
+/** Half-open handshakes kept for message 1 from trusted peers' endpoints. */
+export const RESERVED_KNOWN_HANDSHAKES = 128;
+/** Handshake work budget in units per second; a unit is about one X25519 (~0.25 ms here), so 1200 is ~30% of a core. */
+export const HANDSHAKE_WORK_PER_SECOND = 1_200;
+/** Work units of answering message 1: an ephemeral key and two X25519. */
+export const MSG2_WORK = 3;
+/** Work units of checking message 3: one X25519 and two Ed25519 verifications. */
+export const MSG3_WORK = 3;
+/** Share of the handshake work budget held back for message 1 and 3 from trusted peers' endpoints. */
+export const HANDSHAKE_WORK_RESERVED = 0.25;
+/** Share of the handshake work budget one source IP may spend. */
+export const HANDSHAKE_WORK_PER_SOURCE = 0.1;
+/** Handshake computations (message 2 or 3) in flight at once; beyond, dropped and counted. */
+export const MAX_HANDSHAKES_IN_FLIGHT = 64;
 
 /** Largest client-chosen message id (bytes of UTF-8); also correlation_id and in_reply_to. */
 export const MAX_MESSAGE_ID = 128;

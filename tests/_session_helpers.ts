@@ -12,7 +12,7 @@ import { addressToBytes } from "../src/identity/address.ts";
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
 import { signSelfDescription } from "../src/identity/self_description.ts";
 import type { X25519KeyPair } from "../src/session/crypto.ts";
-import type { Expected } from "../src/session/handshake.ts";
+import { type Expected, InitiatorHandshake } from "../src/session/handshake.ts";
 import {
   DEFAULT_TIMERS,
   type LocalNodeIdentity,
@@ -364,4 +364,21 @@ export async function pair(
   await net.connect(a, b);
   await net.pump();
   return { net, a, b };
+}
+
+/** A fresh handshake message 1 from `local`'s identity (new ephemeral key), as bytes. */
+export async function freshMessage1(
+  local: LocalNodeIdentity,
+  index: number,
+  mac1Key?: Uint8Array,
+): Promise<Uint8Array> {
+  const h = await InitiatorHandshake.start({
+    local,
+    localIndex: index,
+    endpoint: { hostname: "198.18.0.250", port: 1 },
+    expected: {},
+    mac1Key,
+    now: 0,
+  });
+  return await h.frame();
 }

@@ -51,6 +51,13 @@ export class CipherState {
     return new CipherState(k === undefined ? undefined : await AeadKey.create(k));
   }
 
+  /** An independent copy (the imported key is immutable and shared). */
+  fork(): CipherState {
+    const copy = new CipherState(this.#key);
+    copy.#n = this.#n;
+    return copy;
+  }
+
   /** Whether a key is set; without one, encryption is the identity (early handshake). */
   get hasKey(): boolean {
     return this.#key !== undefined;
@@ -119,6 +126,13 @@ export class SymmetricState {
   /** Starts a handshake transcript for `protocolName` (Noise's InitializeSymmetric). */
   static async create(protocolName: string): Promise<SymmetricState> {
     return new SymmetricState(await hashProtocolName(protocolName), await CipherState.create());
+  }
+
+  /** An independent copy of the transcript and cipher, made without any crypto. */
+  fork(): SymmetricState {
+    const copy = new SymmetricState(this.#h.slice(), this.#cipher.fork());
+    copy.#ck = this.#ck.slice();
+    return copy;
   }
 
   /** Whether handshake payloads are encrypted yet. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { PROLOGUE } from "../constants.ts";
+import { MAX_FINAL_FAILURES, PROLOGUE } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
 import type { Address } from "../identity/address.ts";
 import { constantTimeEqual, utf8 } from "../bytes.ts";
@@ -19,7 +19,7 @@ import {
 } from "../wire/frames.ts";
 import { decodeHandshakePayload } from "../wire/handshake_payload.ts";
 import { computeMac1, computeMac2 } from "./cookie.ts";
-import { generateX25519, type X25519KeyPair } from "./crypto.ts";
+import type { X25519KeyPair } from "./crypto.ts";
 import { HandshakeState } from "./noise.ts";
 import { HandshakeFailure, type PeerIdentity, verifyPeerPayload } from "./peer_identity.ts";
 import { Session } from "./session.ts";
@@ -127,9 +127,15 @@ export class InitiatorHandshake {
     return this.#frame.subarray(5, 5 + MAC_SIZE);
   }
 
-  /** Takes a cookie; returns false when it is the one we already use. */
+  /**
+   * Takes a cookie; returns false when this message 1 already took one. A
+   * cookie reply is sent in clear, so anyone who saw message 1 can forge one:
+   * acting on each would let them make us resend message 1 (with a useless
+   * mac2) as often as they like. One per message 1; the next fresh
+   * handshake may take another.
+   */
   takeCookie(cookie: Uint8Array): boolean {
-    if (this.#cookie !== undefined && constantTimeEqual(this.#cookie, cookie)) return false;
+    if (this.#cookie !== undefined) return false;
     this.#cookie = Uint8Array.from(cookie);
     return true;
   }
@@ -220,16 +226,19 @@ export class ResponderHandshake {
   spent = false;
   /** Set while a message 3 is being processed. */
   busy = false;
+  /** Message 3s that failed so far. */
+  failures = 0;
 
-  #hs: HandshakeState;
-  #rebuild: () => Promise<HandshakeState>;
+  /** The state after message 2; each message 3 is tried on a fork of it. */
+  #afterResp: HandshakeState;
+  /** The Noise bytes of message 3s that failed, so a repeat costs no crypto. */
+  #failed = new Set<string>();
 
   private constructor(
     init: HandshakeInitFrame,
     localIndex: number,
     endpoint: Endpoint,
     hs: HandshakeState,
-    rebuild: () => Promise<HandshakeState>,
     response: Uint8Array,
     now: number,
   ) {
@@ -239,8 +248,7 @@ export class ResponderHandshake {
     this.initNoise = Uint8Array.from(init.noise);
     this.response = response;
     this.createdAt = now;
-    this.#hs = hs;
-    this.#rebuild = rebuild;
+    this.#afterResp = hs;
   }
 
   /** Reads message 1 and writes message 2. Throws NoiseError on a bad message 1. */
@@ -251,22 +259,14 @@ export class ResponderHandshake {
     endpoint: Endpoint;
     now: number;
   }): Promise<ResponderHandshake> {
-    // The ephemeral key is kept so the state after message 2 can be made
-    // again, byte for byte, if a forged or corrupted message 3 spends it.
-    const e = await generateX25519();
-    const init = Uint8Array.from(options.init.noise);
-    const build = async () => {
-      const hs = await HandshakeState.create({
-        pattern: "XX",
-        initiator: false,
-        prologue: PROLOGUE_BYTES,
-        s: options.local.staticKey,
-        e,
-      });
-      await hs.readMessage(init);
-      return { hs, noise: await hs.writeMessage(options.local.payload) };
-    };
-    const { hs, noise } = await build();
+    const hs = await HandshakeState.create({
+      pattern: "XX",
+      initiator: false,
+      prologue: PROLOGUE_BYTES,
+      s: options.local.staticKey,
+    });
+    await hs.readMessage(Uint8Array.from(options.init.noise));
+    const noise = await hs.writeMessage(options.local.payload);
     const resp: HandshakeRespFrame = {
       type: "resp",
       senderIndex: options.localIndex,
@@ -278,23 +278,29 @@ export class ResponderHandshake {
       options.localIndex,
       options.endpoint,
       hs,
-      async () => (await build()).hs,
       encodeFrame(resp),
       options.now,
     );
   }
 
+  /** Whether these exact message 3 bytes failed before (checked before any crypto). */
+  failedBefore(final: HandshakeFinalFrame): boolean {
+    return this.#failed.has(final.noise.toHex());
+  }
+
   /**
    * Reads message 3, checks the initiator's identity, and creates the
-   * session. A message 3 that fails leaves the handshake as it was after
-   * message 2, so the genuine one can still complete it.
+   * session. It works on a fork of the state after message 2, so a message 3
+   * that fails leaves the handshake as it was (the genuine one can still
+   * complete it) without redoing any Diffie-Hellman.
    */
   async complete(final: HandshakeFinalFrame, from: Endpoint, now: number): Promise<Session> {
     this.busy = true;
+    const hs = this.#afterResp.fork();
     try {
-      const payload = decodeHandshakePayload(await this.#hs.readMessage(final.noise));
-      const peer = await verifyPeerPayload(payload, this.#hs.remoteStatic!);
-      const keys = await this.#hs.split();
+      const payload = decodeHandshakePayload(await hs.readMessage(final.noise));
+      const peer = await verifyPeerPayload(payload, hs.remoteStatic!);
+      const keys = await hs.split();
       const session = await Session.create({
         localIndex: this.localIndex,
         remoteIndex: this.remoteIndex,
@@ -303,13 +309,14 @@ export class ResponderHandshake {
         endpoint: from,
         sendKey: keys.responderToInitiator,
         receiveKey: keys.initiatorToResponder,
-        handshakeHash: this.#hs.handshakeHash,
+        handshakeHash: hs.handshakeHash,
         now,
       });
       this.spent = true;
       return session;
     } catch (e) {
-      this.#hs = await this.#rebuild();
+      this.failures++;
+      if (this.#failed.size < MAX_FINAL_FAILURES) this.#failed.add(final.noise.toHex());
       throw e;
     } finally {
       this.busy = false;

@@ -10,12 +10,21 @@ import {
   COOKIE_LOAD_THRESHOLD,
   FINAL_RETRY_MS,
   HALF_OPEN_TIMEOUT_MS,
+  HANDSHAKE_RATE_KNOWN,
   HANDSHAKE_RATE_PER_KEY,
   HANDSHAKE_RATE_PER_SOURCE,
+  HANDSHAKE_RATE_UNPROVEN,
+  HANDSHAKE_WORK_PER_SECOND,
+  HANDSHAKE_WORK_PER_SOURCE,
+  HANDSHAKE_WORK_RESERVED,
   KEEPALIVE_TIMEOUT_MS,
+  MAX_FINAL_FAILURES,
+  MAX_HANDSHAKES_IN_FLIGHT,
   MAX_PENDING_HANDSHAKES,
   MAX_SEEN_EPHEMERALS,
   MAX_SESSIONS,
+  MSG2_WORK,
+  MSG3_WORK,
   PERSISTENT_KEEPALIVE_MS,
   PORT_TRUST,
   PREVIOUS_SESSION_GRACE_MS,
@@ -25,6 +34,7 @@ import {
   REKEY_ATTEMPT_TIME_MS,
   REKEY_TIMEOUT_JITTER_MS,
   REKEY_TIMEOUT_MS,
+  RESERVED_KNOWN_HANDSHAKES,
   RESERVED_TRUSTED_SESSIONS,
 } from "../constants.ts";
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
@@ -52,6 +62,7 @@ import {
 import type { DropCounters, DropReason } from "./drop_reason.ts";
 import { HandshakeFailure, type PeerIdentity } from "./peer_identity.ts";
 import { RateLimiter } from "./rate_limit.ts";
+import { WorkBudget } from "./work_budget.ts";
 import type { Session } from "./session.ts";
 
 /** Timers, shortened by configuration in tests; never longer than the protocol's. */
@@ -164,7 +175,7 @@ interface Attempt {
 type IndexEntry =
   | { kind: "session"; session: Session }
   | { kind: "initiator"; attempt: Attempt }
-  | { kind: "responder"; handshake: ResponderHandshake; ephemeral: string };
+  | { kind: "responder"; handshake: ResponderHandshake; ephemeral: string; priority: boolean };
 
 const EMPTY = new Uint8Array(0);
 
@@ -179,8 +190,19 @@ export class SessionManager {
   #starting = new Map<string, Promise<Attempt>>();
   #responders = new Map<string, ResponderHandshake>();
   #seenEphemerals = new Map<string, number>();
-  #sourceLimiter: RateLimiter;
+  /** Message 1 per IP of sources that have not proved their address. */
+  #unprovenLimiter: RateLimiter;
+  /** Message 1 per IP and port of sources that proved their address (mac2). */
+  #provenLimiter: RateLimiter;
+  /** Message 1 per trusted peer's endpoint: a lane strangers cannot drain. */
+  #knownLimiter: RateLimiter;
   #keyLimiter: RateLimiter;
+  #work: WorkBudget;
+  /** Handshake computations (message 2 or 3) under way. */
+  #inFlight = 0;
+  /** Trusted peers' current endpoints and their IPs; rebuilt every tick. */
+  #knownEndpoints = new Set<string>();
+  #knownHosts = new Set<string>();
   #cookies: CookieJar;
   #ownMac1Key: Promise<Uint8Array>;
   #sessions = 0;
@@ -189,15 +211,24 @@ export class SessionManager {
   #serials = new Map<string, number>();
   /** Datagrams dropped, by reason. */
   readonly drops: DropCounters = {};
+  /** Expensive handshake computations started: message 2 written, message 3 checked. */
+  readonly workSpent = { init: 0, final: 0 };
 
   /** Creates an empty table. */
   constructor(options: SessionManagerOptions) {
     this.#o = options;
     this.#timers = clampTimers(options.timers ?? {});
     this.#now = options.now ?? (() => performance.now());
-    this.#sourceLimiter = new RateLimiter({
-      ...HANDSHAKE_RATE_PER_SOURCE,
-      maxKeys: 65_536,
+    const limiter = (rate: { burst: number; perSecond: number }) =>
+      new RateLimiter({ ...rate, maxKeys: 65_536, now: this.#now });
+    this.#unprovenLimiter = limiter(HANDSHAKE_RATE_UNPROVEN);
+    this.#provenLimiter = limiter(HANDSHAKE_RATE_PER_SOURCE);
+    this.#knownLimiter = limiter(HANDSHAKE_RATE_KNOWN);
+    this.#work = new WorkBudget({
+      perSecond: HANDSHAKE_WORK_PER_SECOND,
+      reserved: HANDSHAKE_WORK_RESERVED,
+      perSource: HANDSHAKE_WORK_PER_SOURCE,
+      maxSources: 65_536,
       now: this.#now,
     });
     this.#keyLimiter = new RateLimiter({
@@ -246,27 +277,32 @@ export class SessionManager {
     }
   }
 
+  /**
+   * Message 1, checks cheapest first: MACs (one HMAC each) and map lookups,
+   * then the lanes and budgets, and only then Diffie-Hellman.
+   *
+   * Lanes: message 1 from a trusted peer's current endpoint (or from its IP
+   * with a valid mac1: a restarted peer on a new port) has its own rate and
+   * reserved half-open slots and work; a source that proved its address
+   * (mac2 from a cookie we sent there) has a rate per IP and port; any other
+   * source a rate per IP, past which it gets a cookie reply, never a plain
+   * drop, so spoofing its address cannot lock a real node out.
+   */
   async #onInit(frame: HandshakeInitFrame, bytes: Uint8Array, from: Endpoint): Promise<void> {
-    if (this.#o.requireMac1 && !(await verifyMac1(bytes, frame.mac1, await this.#ownMac1Key))) {
-      return this.#drop("mac1");
-    }
+    let mac1Ok: boolean | undefined;
+    const mac1Valid = async () =>
+      mac1Ok ??= await verifyMac1(bytes, frame.mac1, await this.#ownMac1Key);
+    if (this.#o.requireMac1 && !(await mac1Valid())) return this.#drop("mac1");
     const ephemeral = frame.noise.subarray(0, 32).toHex();
     const existing = this.#responders.get(ephemeral);
+    const source = formatEndpoint(from);
     const underLoad = this.#responders.size >= (this.#o.cookieThreshold ?? COOKIE_LOAD_THRESHOLD);
-    const knownSource = existing !== undefined &&
-      formatEndpoint(existing.endpoint) === formatEndpoint(from);
+    const sameSource = existing !== undefined && formatEndpoint(existing.endpoint) === source;
+    const proven = !isZero(frame.mac2) &&
+      await this.#cookies.verifyMac2(bytes, frame.mac2, from);
     // Under load, nothing (not even a cached message 2) goes to a source that
     // has not proved it can receive there.
-    if (underLoad && !knownSource && !(await this.#cookies.verifyMac2(bytes, frame.mac2, from))) {
-      const reply: CookieReplyFrame = {
-        type: "cookie",
-        receiverIndex: frame.senderIndex,
-        echo: frame.noise.subarray(0, 16),
-        cookie: await this.#cookies.cookieFor(from),
-      };
-      this.#o.transmit(encodeFrame(reply), from);
-      return this.#drop("cookie_sent");
-    }
+    if (underLoad && !sameSource && !proven) return await this.#sendCookie(frame, from);
     if (existing !== undefined) {
       // A retransmitted message 1: answer with the cached message 2, same bytes.
       if (constantTimeEqual(existing.initNoise, frame.noise)) {
@@ -275,10 +311,29 @@ export class SessionManager {
       return;
     }
     if (this.#seenEphemerals.has(ephemeral)) return this.#drop("replayed_init");
-    if (!this.#sourceLimiter.allow(from.hostname)) return this.#drop("rate_limited");
-    if (this.#responders.size >= MAX_PENDING_HANDSHAKES) return this.#drop("half_open_full");
+    const known = this.#knownEndpoints.has(source) ||
+      (this.#knownHosts.has(from.hostname) && await mac1Valid());
+    let priority = false;
+    if (known && this.#knownLimiter.allow(source)) priority = true;
+    else if (proven) {
+      // The address is proven: only the node really there is over its rate.
+      if (!this.#provenLimiter.allow(source)) return this.#drop("rate_limited");
+    } else if (!this.#unprovenLimiter.allow(from.hostname)) {
+      return await this.#sendCookie(frame, from);
+    }
+    const cap = priority
+      ? MAX_PENDING_HANDSHAKES
+      : MAX_PENDING_HANDSHAKES - RESERVED_KNOWN_HANDSHAKES;
+    if (this.#responders.size >= cap) return this.#drop("half_open_full");
+    if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) return this.#drop("handshakes_busy");
+    if (!this.#work.take(from.hostname, MSG2_WORK, priority)) {
+      // A source that has not proved its address gets a cookie, not work.
+      return proven ? this.#drop("work_budget") : await this.#sendCookie(frame, from);
+    }
+    this.workSpent.init++;
     const localIndex = this.#allocateIndex();
     let handshake: ResponderHandshake;
+    this.#inFlight++;
     try {
       handshake = await ResponderHandshake.start({
         local: this.#o.local,
@@ -289,6 +344,8 @@ export class SessionManager {
       });
     } catch {
       return this.#drop("bad_init");
+    } finally {
+      this.#inFlight--;
     }
     const raced = this.#responders.get(ephemeral);
     if (raced !== undefined || this.#seenEphemerals.has(ephemeral)) {
@@ -303,8 +360,19 @@ export class SessionManager {
     if (this.#seenEphemerals.size > MAX_SEEN_EPHEMERALS) {
       this.#seenEphemerals.delete(this.#seenEphemerals.keys().next().value!);
     }
-    this.#byIndex.set(localIndex, { kind: "responder", handshake, ephemeral });
+    this.#byIndex.set(localIndex, { kind: "responder", handshake, ephemeral, priority });
     this.#o.transmit(handshake.response, from);
+  }
+
+  async #sendCookie(frame: HandshakeInitFrame, to: Endpoint): Promise<void> {
+    const reply: CookieReplyFrame = {
+      type: "cookie",
+      receiverIndex: frame.senderIndex,
+      echo: frame.noise.subarray(0, 16),
+      cookie: await this.#cookies.cookieFor(to),
+    };
+    this.#o.transmit(encodeFrame(reply), to);
+    this.#drop("cookie_sent");
   }
 
   async #onResp(frame: HandshakeRespFrame, from: Endpoint): Promise<void> {
@@ -379,18 +447,37 @@ export class SessionManager {
     const handshake = entry.handshake;
     // A repeat of message 3 while the first copy is still being processed.
     if (handshake.busy) return this.#drop("final_in_progress");
+    // A replay of a message 3 that failed would fail again: it costs no crypto.
+    if (handshake.failedBefore(frame)) return this.#drop("final_failed");
+    if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) return this.#drop("handshakes_busy");
+    // The initiator repeats message 3 every second until confirmed, so a
+    // message 3 over budget is only delayed.
+    if (!this.#work.take(handshake.endpoint.hostname, MSG3_WORK, entry.priority)) {
+      return this.#drop("work_budget");
+    }
+    this.workSpent.final++;
     // Data the initiator sends right after message 3 may arrive while the
     // session is still being made: it waits for this instead of being dropped.
     const { promise, resolve } = Promise.withResolvers<void>();
     this.#completing.set(frame.receiverIndex, promise);
     try {
       let session: Session;
+      this.#inFlight++;
       try {
         session = await handshake.complete(frame, from, this.#now());
       } catch (e) {
         // The handshake stays as it was after message 2: a forged or corrupted
-        // message 3 cannot end it; the genuine one still completes it.
+        // message 3 cannot end it; the genuine one still completes it. Only
+        // whoever holds its keys (the initiator, or an on-path attacker
+        // altering its message 3) gets past Noise's first check, so after a
+        // few failures the initiator is misbehaving: the half-open state goes.
+        if (handshake.failures >= MAX_FINAL_FAILURES) {
+          this.#responders.delete(entry.ephemeral);
+          this.#byIndex.delete(frame.receiverIndex);
+        }
         return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_final");
+      } finally {
+        this.#inFlight--;
       }
       this.#responders.delete(entry.ephemeral);
       this.#byIndex.delete(frame.receiverIndex);
@@ -410,7 +497,8 @@ export class SessionManager {
     if (entry?.kind !== "initiator") return this.#drop("unknown_index");
     const attempt = entry.attempt;
     if (!constantTimeEqual(frame.echo, attempt.handshake.echo)) return this.#drop("bad_cookie");
-    if (attempt.handshake.takeCookie(frame.cookie)) await this.#sendInit(attempt);
+    if (!attempt.handshake.takeCookie(frame.cookie)) return this.#drop("cookie_ignored");
+    await this.#sendInit(attempt);
   }
 
   async #onData(frame: DataFrame, from: Endpoint): Promise<void> {
@@ -511,8 +599,16 @@ export class SessionManager {
     peer.current = keep;
     peer.previous = spare;
     peer.previousUntil = now + this.#timers.previousGraceMs;
+    this.#noteKnown(session.peer, keep.endpoint);
     if (old === undefined) this.#o.onPeerUp?.(session.peer);
     return true;
+  }
+
+  /** Gives a trusted peer's endpoint the known lane for message 1 (until the next tick). */
+  #noteKnown(peer: PeerIdentity, endpoint: Endpoint): void {
+    if (!this.#o.isTrusted(peer)) return;
+    this.#knownEndpoints.add(formatEndpoint(endpoint));
+    this.#knownHosts.add(endpoint.hostname);
   }
 
   /**
@@ -739,7 +835,10 @@ export class SessionManager {
     for (const [ephemeral, until] of this.#seenEphemerals) {
       if (now >= until) this.#seenEphemerals.delete(ephemeral);
     }
+    this.#knownEndpoints.clear();
+    this.#knownHosts.clear();
     for (const [key, peer] of this.#peers) {
+      if (peer.current !== undefined) this.#noteKnown(peer.identity, peer.current.endpoint);
       if (peer.previous !== undefined && now >= peer.previousUntil) {
         this.#forget(peer.previous);
         peer.previous = undefined;
@@ -804,6 +903,10 @@ export class SessionManager {
       dropped: p.dropped,
     }));
   }
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  return bytes.every((b) => b === 0);
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {

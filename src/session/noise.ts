@@ -187,16 +187,21 @@ export class HandshakeState {
   private constructor(
     protocolName: string,
     pattern: Pattern,
-    options: HandshakeOptions,
+    keys: {
+      initiator: boolean;
+      s: X25519KeyPair | undefined;
+      e: X25519KeyPair | undefined;
+      rs: Uint8Array | undefined;
+    },
     symmetric: SymmetricState,
   ) {
     this.#protocolName = protocolName;
     this.#pattern = pattern;
-    this.#initiator = options.initiator;
+    this.#initiator = keys.initiator;
     this.#symmetric = symmetric;
-    this.#s = options.s;
-    this.#e = options.e;
-    this.#rs = options.rs?.slice();
+    this.#s = keys.s;
+    this.#e = keys.e;
+    this.#rs = keys.rs?.slice();
   }
 
   /**
@@ -241,7 +246,30 @@ export class HandshakeState {
     const responderStatic = initiator ? rs : s?.publicKey;
     if (pattern.initiatorPreStatic) await symmetric.mixHash(initiatorStatic!);
     if (pattern.responderPreStatic) await symmetric.mixHash(responderStatic!);
-    return new HandshakeState(protocolName, pattern, options, symmetric);
+    return new HandshakeState(protocolName, pattern, { initiator, s, e, rs }, symmetric);
+  }
+
+  /**
+   * An independent copy of this state, made without any crypto: a responder
+   * forks the state it reached after message 2 for each message 3 it tries,
+   * so a forged one spends the copy and never costs the DH work again.
+   *
+   * @throws {NoiseError} while a message is being processed or after a failure.
+   */
+  fork(): HandshakeState {
+    if (this.#busy || this.#failed) {
+      throw new NoiseError("Cannot fork a handshake state that is busy or failed");
+    }
+    const keys = { initiator: this.#initiator, s: this.#s, e: this.#e, rs: this.#rs };
+    const copy = new HandshakeState(
+      this.#protocolName,
+      this.#pattern,
+      keys,
+      this.#symmetric.fork(),
+    );
+    copy.#re = this.#re?.slice();
+    copy.#index = this.#index;
+    return copy;
   }
 
   /** The full protocol name, e.g. `Noise_XX_25519_AESGCM_SHA256`. */

@@ -75,16 +75,17 @@ export class RateLimiter {
     return this.#buckets.size;
   }
 
-  /** Spends one token of `key` and returns true, or returns false if its bucket is empty. */
-  allow(key: string): boolean {
+  /** Spends `cost` tokens (default 1) of `key` and returns true, or returns false if it has fewer. */
+  allow(key: string, cost = 1): boolean {
     const now = this.#now();
     const bucket = this.#buckets.get(key);
     if (bucket === undefined) {
+      if (cost > this.#burst) return false;
       if (this.#buckets.size >= this.#maxKeys) {
         const oldest = this.#buckets.keys().next();
         if (!oldest.done) this.#buckets.delete(oldest.value);
       }
-      this.#buckets.set(key, { tokens: this.#burst - 1, at: now });
+      this.#buckets.set(key, { tokens: this.#burst - cost, at: now });
       return true;
     }
     // A clock that steps back refills nothing rather than draining the bucket.
@@ -93,8 +94,8 @@ export class RateLimiter {
     bucket.at = Math.max(bucket.at, now);
     this.#buckets.delete(key);
     this.#buckets.set(key, bucket);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
+    if (bucket.tokens < cost) return false;
+    bucket.tokens -= cost;
     return true;
   }
 }

@@ -1,0 +1,90 @@
+/**
+ * A global budget of expensive handshake work (X25519, Ed25519
+ * verification) per second, so that no flood of handshakes, whatever its
+ * sources, can take more than a fixed share of the CPU.
+ *
+ * Strangers may not spend the part held back for priority work (live
+ * peers' rekeys and reconnects), and one source may spend at most its fair
+ * share, so a single noisy source cannot starve the others either.
+ *
+ * @module
+ */
+import { RateLimiter } from "./rate_limit.ts";
+
+/** Options of {@linkcode WorkBudget}. */
+export interface WorkBudgetOptions {
+  /** Units refilled per second; also the bucket size (one second of work). */
+  perSecond: number;
+  /** Share of the bucket (0 to 1) only priority work may spend. */
+  reserved: number;
+  /** Share of `perSecond` (0 to 1) one source may spend per second. */
+  perSource: number;
+  /** Sources tracked at once, at most. */
+  maxSources: number;
+  /** Monotonic clock in milliseconds. */
+  now: () => number;
+}
+
+/**
+ * A token bucket of work units with a reserve for priority work and a fair
+ * share per source.
+ *
+ * @example
+ * ```ts
+ * import { WorkBudget } from "./work_budget.ts";
+ * const budget = new WorkBudget({
+ *   perSecond: 100, reserved: 0.25, perSource: 0.5, maxSources: 1024, now: () => performance.now(),
+ * });
+ * budget.take("198.18.0.1", 3, false); // true
+ * ```
+ */
+export class WorkBudget {
+  #perSecond: number;
+  #floor: number;
+  #tokens: number;
+  #at: number;
+  #now: () => number;
+  #sources: RateLimiter;
+
+  /** Creates a full budget. */
+  constructor(options: WorkBudgetOptions) {
+    const { perSecond, reserved, perSource } = options;
+    if (
+      !(perSecond > 0) || !(reserved >= 0 && reserved < 1) || !(perSource > 0 && perSource <= 1)
+    ) {
+      throw new RangeError(
+        `Invalid work budget ${perSecond}/s, reserved ${reserved}, per source ${perSource}: ` +
+          "expected a positive rate and shares in [0, 1)",
+      );
+    }
+    this.#perSecond = perSecond;
+    this.#floor = perSecond * reserved;
+    this.#tokens = perSecond;
+    this.#now = options.now;
+    this.#at = options.now();
+    const share = perSecond * perSource;
+    this.#sources = new RateLimiter({
+      burst: share,
+      perSecond: share,
+      maxKeys: options.maxSources,
+      now: options.now,
+    });
+  }
+
+  /**
+   * Spends `units` for `source` and returns true, or spends nothing and
+   * returns false: when the budget (less the reserve, for other than
+   * priority work) is short, or the source has used its share.
+   */
+  take(source: string, units: number, priority: boolean): boolean {
+    const now = this.#now();
+    const elapsed = Math.max(0, now - this.#at);
+    this.#tokens = Math.min(this.#perSecond, this.#tokens + (elapsed * this.#perSecond) / 1000);
+    this.#at = Math.max(this.#at, now);
+    if (this.#tokens - units < (priority ? 0 : this.#floor)) return false;
+    // Priority work is not held to a share: it is what the reserve is for.
+    if (!priority && !this.#sources.allow(source, units)) return false;
+    this.#tokens -= units;
+    return true;
+  }
+}

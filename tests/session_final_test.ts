@@ -1,0 +1,72 @@
+/**
+ * Message 3 at the responder costs as little as it can: a replay of one that
+ * failed costs no crypto, a failure never rebuilds the state after message 2,
+ * and a half-open handshake that keeps failing is abandoned.
+ */
+
+import assert from "node:assert/strict";
+import { FakeNetwork, IDS, T, type TestNode } from "./_session_helpers.ts";
+import { MAX_FINAL_FAILURES } from "../src/constants.ts";
+
+/** a connects to b with every message 3 held back; returns the genuine message 3. */
+async function halfOpen(): Promise<
+  { net: FakeNetwork; a: TestNode; b: TestNode; final: Uint8Array }
+> {
+  const net = new FakeNetwork();
+  const a = net.node(IDS[0]!);
+  const b = net.node(IDS[1]!);
+  net.filter = (d) => d.bytes[0] === T.FINAL ? "drop" : "deliver";
+  await net.connect(a, b);
+  net.filter = undefined;
+  assert.equal(b.manager.halfOpenCount, 1);
+  return { net, a, b, final: net.ofType(T.FINAL)[0]!.bytes };
+}
+
+/** The genuine message 3 with one byte of its Noise part flipped (at `back` bytes from the end). */
+function forged(final: Uint8Array, back = 1): Uint8Array {
+  const bad = Uint8Array.from(final);
+  bad[bad.length - back]! ^= 1;
+  return bad;
+}
+
+Deno.test("SessionManager drops a replay of a failed message 3 before any crypto", async () => {
+  const { net, a, b, final } = await halfOpen();
+  const bad = forged(final);
+  const attacker = { hostname: "198.18.6.6", port: 6000 };
+  for (let i = 0; i < 10; i++) await net.inject(bad, attacker, b);
+  assert.equal(b.manager.drops.bad_final, 1, "only the first copy is tried");
+  assert.equal(b.manager.drops.final_failed, 9);
+  assert.equal(b.manager.workSpent.final, 1, "one message 3 worth of work in all");
+
+  await net.inject(final, a.endpoint, b);
+  await net.pump();
+  assert.equal(b.manager.sessionCount, 1, "the genuine message 3 still completes");
+  assert.equal(b.manager.workSpent.final, 2);
+});
+
+Deno.test("SessionManager abandons a half-open handshake after too many failed message 3s", async () => {
+  const { net, a, b, final } = await halfOpen();
+  for (let i = 1; i <= MAX_FINAL_FAILURES; i++) {
+    await net.inject(forged(final, i), a.endpoint, b);
+  }
+  assert.equal(b.manager.drops.bad_final, MAX_FINAL_FAILURES);
+  assert.equal(b.manager.halfOpenCount, 0);
+  await net.inject(final, a.endpoint, b);
+  assert.equal(b.manager.drops.unknown_index, 1);
+  assert.equal(b.manager.sessionCount, 0);
+});
+
+Deno.test("SessionManager answers message 3 for an unknown or finished index with no work", async () => {
+  const { net, a, b, final } = await halfOpen();
+  const unknown = Uint8Array.from(final);
+  unknown[5]! ^= 0xff; // receiver index
+  await net.inject(unknown, a.endpoint, b);
+  assert.equal(b.manager.drops.unknown_index, 1);
+  await net.inject(final, a.endpoint, b);
+  await net.pump();
+  assert.equal(b.manager.sessionCount, 1);
+  const spent = b.manager.workSpent.final;
+  for (let i = 0; i < 5; i++) await net.inject(forged(final), a.endpoint, b);
+  assert.equal(b.manager.drops.stale_final, 5);
+  assert.equal(b.manager.workSpent.final, spent, "a finished handshake costs nothing more");
+});
