@@ -231,23 +231,26 @@ export class TrustService implements PortService {
     const cacheKey = `${key}:${p.requestId.toHex()}`;
     const cached = this.#ackCache.get(cacheKey);
     if (cached !== undefined) return await ctx.reply(cached);
-    let result = this.#inProgress.get(cacheKey);
-    if (result === undefined) {
-      const admitted = this.#admit(key, p.requestId, p.message, ctx);
-      if (admitted === undefined) return;
-      if (admitted instanceof Uint8Array) return await ctx.reply(admitted);
-      result = admitted;
-      this.#inProgress.set(cacheKey, result);
-      void result.finally(() => this.#inProgress.delete(cacheKey)).catch(() => {});
+    const running = this.#inProgress.get(cacheKey);
+    // A copy that arrives while the first is processed gets the same ack, and no more.
+    if (running !== undefined) return await ctx.reply((await running).bytes);
+    const admitted = this.#admit(key, p.requestId, p.message, ctx);
+    if (admitted === undefined) return;
+    if (admitted instanceof Uint8Array) return await ctx.reply(admitted);
+    this.#inProgress.set(cacheKey, admitted);
+    let outcome;
+    try {
+      outcome = await admitted;
+    } finally {
+      this.#inProgress.delete(cacheKey);
     }
-    const { bytes, after } = await result;
-    this.#ackCache.set(cacheKey, bytes);
+    this.#ackCache.set(cacheKey, outcome.bytes);
     if (this.#ackCache.size > TRUST_ACK_CACHE) {
       this.#ackCache.delete(this.#ackCache.keys().next().value!);
     }
-    await ctx.reply(bytes);
+    await ctx.reply(outcome.bytes);
     // Only now that the acknowledgement is on its way may the sessions close.
-    after?.();
+    outcome.after?.();
   }
 
   /**
@@ -511,6 +514,8 @@ export class TrustService implements PortService {
 
   /** Queues an answer, noting where the peer was last reached so it can be reached again. */
   async #enqueue(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
+    // A new answer is worth new tries, even to a peer we stopped trying.
+    this.#backoff.reset(key);
     const endpoint = this.#o.endpointOf?.(key);
     await this.#o.flow.putOutbox({
       public_key: key,
