@@ -26,6 +26,7 @@ import {
   trustEntry,
   waitFor,
 } from "./_daemon_harness.ts";
+import { tempDir } from "./_tmp.ts";
 
 const MiB = 1024 * 1024;
 
@@ -33,7 +34,7 @@ const MiB = 1024 * 1024;
 const FAST_STREAMS = { timers: { stream_min_rto_ms: 20, stream_initial_rto_ms: 200 } };
 
 /** Two daemons that trust each other; A reaches B only through the proxy. */
-interface LossyPair {
+interface LossyPair extends AsyncDisposable {
   a: TestNode;
   b: TestNode;
   proxy: LossyProxy;
@@ -41,40 +42,43 @@ interface LossyPair {
 
 /**
  * Starts B, a {@linkcode LossyProxy} in front of it with `faults` both ways,
- * and A with `--peer PAIR_B_NAME=<proxy>`; runs `fn`, then stops everything.
+ * and A with `--peer PAIR_B_NAME=<proxy>`. `await using pair = …` stops both
+ * daemons and then the proxy; on failure nothing is left running.
  */
-async function withLossyPair(
-  seed: number,
-  faults: Partial<LinkConfig>,
-  fn: (pair: LossyPair) => Promise<void>,
-): Promise<void> {
-  let a: TestNode | undefined;
-  let b: TestNode | undefined;
-  let proxy: LossyProxy | undefined;
-  try {
-    b = await startNode({
+async function startLossyPair(seed: number, faults: Partial<LinkConfig>): Promise<LossyPair> {
+  // Until the pair is handed over, the stack undoes whatever was started.
+  await using stack = new AsyncDisposableStack();
+  const b = stack.use(
+    await startNode({
       identity: 1,
       hostname: PAIR_B_NAME,
       trust: [trustEntry(0, { hostname: PAIR_A_NAME, mutual: true })],
       config: FAST_STREAMS,
-    });
-    proxy = new LossyProxy({
-      target: endpointOf(b.listen),
-      seed,
-      both: { holdMs: 20, ...faults },
-    });
-    a = await startNode({
+    }),
+  );
+  const proxy = stack.adopt(
+    new LossyProxy({ target: endpointOf(b.listen), seed, both: { holdMs: 20, ...faults } }),
+    (p) => p.close(),
+  );
+  const a = stack.use(
+    await startNode({
       identity: 0,
       hostname: PAIR_A_NAME,
       trust: [trustEntry(1, { hostname: PAIR_B_NAME, mutual: true })],
       config: FAST_STREAMS,
       args: ["--peer", `${PAIR_B_NAME}=127.0.0.1:${proxy.listen.port}`],
-    });
-    await fn({ a, b, proxy });
-  } finally {
-    await stopAll(a, b);
-    await proxy?.close();
-  }
+    }),
+  );
+  stack.move();
+  return {
+    a,
+    b,
+    proxy,
+    async [Symbol.asyncDispose]() {
+      await stopAll(a, b);
+      await proxy.close();
+    },
+  };
 }
 
 // Files.
@@ -105,24 +109,20 @@ async function sha256OfFile(path: string): Promise<string> {
 
 /** Sends a random file from A to B, then checks B's listing and the stored bytes. */
 async function sendFileAndVerify(pair: LossyPair, size: number): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "pilot-faults-" });
-  try {
-    const file = await randomFile(dir, size);
-    const sent = okOf(
-      await pair.a.pilot("send-file", PAIR_B_NAME, file.path, "--timeout", "150s", "--json"),
-      "send-file",
-    );
-    assert.equal(sent.sha256, file.sha256);
-    assert.equal(sent.bytes, size);
-    assert.equal(sent.receipt.status, "stored");
-    const listed = okOf(await pair.b.pilot("received", "--json"), "received").files;
-    assert.equal(listed.length, 1);
-    assert.equal(listed[0].sha256, file.sha256);
-    assert.equal(listed[0].bytes, size);
-    assert.equal(await sha256OfFile(listed[0].path), file.sha256);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using dir = await tempDir("pilot-faults-");
+  const file = await randomFile(dir.path, size);
+  const sent = okOf(
+    await pair.a.pilot("send-file", PAIR_B_NAME, file.path, "--timeout", "150s", "--json"),
+    "send-file",
+  );
+  assert.equal(sent.sha256, file.sha256);
+  assert.equal(sent.bytes, size);
+  assert.equal(sent.receipt.status, "stored");
+  const listed = okOf(await pair.b.pilot("received", "--json"), "received").files;
+  assert.equal(listed.length, 1);
+  assert.equal(listed[0].sha256, file.sha256);
+  assert.equal(listed[0].bytes, size);
+  assert.equal(await sha256OfFile(listed[0].path), file.sha256);
 }
 
 // Process and connection observations.
@@ -352,13 +352,12 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    await withLossyPair(1601, { loss: 0.1, reorder: 0.1, reorderDepth: 3 }, async (pair) => {
-      await sendFileAndVerify(pair, 16 * MiB);
-      // The faults really happened, both ways (a fixed seed decides them).
-      const c = pair.proxy.counters;
-      assert.ok(c.a_to_b.dropped > 0 && c.a_to_b.reordered > 0, JSON.stringify(c));
-      assert.ok(c.b_to_a.dropped > 0 && c.b_to_a.reordered > 0, JSON.stringify(c));
-    });
+    await using pair = await startLossyPair(1601, { loss: 0.1, reorder: 0.1, reorderDepth: 3 });
+    await sendFileAndVerify(pair, 16 * MiB);
+    // The faults really happened, both ways (a fixed seed decides them).
+    const c = pair.proxy.counters;
+    assert.ok(c.a_to_b.dropped > 0 && c.a_to_b.reordered > 0, JSON.stringify(c));
+    assert.ok(c.b_to_a.dropped > 0 && c.b_to_a.reordered > 0, JSON.stringify(c));
   },
 });
 
@@ -368,14 +367,13 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    await withLossyPair(2002, { corrupt: 0.08 }, async (pair) => {
-      await sendFileAndVerify(pair, 8 * MiB);
-      const c = pair.proxy.counters;
-      assert.ok(c.a_to_b.corrupted > 0, JSON.stringify(c));
-      const drops = (await pair.b.info()).drops as Record<string, number>;
-      assert.ok((drops.auth ?? 0) > 0, `B's drops: ${JSON.stringify(drops)}`);
-      await assertStillServing(pair, "after corruption");
-    });
+    await using pair = await startLossyPair(2002, { corrupt: 0.08 });
+    await sendFileAndVerify(pair, 8 * MiB);
+    const c = pair.proxy.counters;
+    assert.ok(c.a_to_b.corrupted > 0, JSON.stringify(c));
+    const drops = (await pair.b.info()).drops as Record<string, number>;
+    assert.ok((drops.auth ?? 0) > 0, `B's drops: ${JSON.stringify(drops)}`);
+    await assertStillServing(pair, "after corruption");
   },
 });
 
@@ -385,48 +383,47 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    await withLossyPair(3003, {}, async (pair) => {
-      const port = 9400;
-      const total = 64 * MiB;
-      // Run the stream path once, so memory the daemons keep after any
-      // transfer is in the baseline, not counted as growth.
-      okOf(await pair.a.pilot("bench", PAIR_B_NAME, "--size", "8", "--json"), "bench");
-      const pids = [await daemonPid(pair.a), await daemonPid(pair.b)];
-      const before = await Promise.all(pids.map(rssOf));
-      const silent = await silentListener(pair.b, port);
-      let pipe: Pipe | undefined;
-      try {
-        pipe = await startPipe(pair.a, port, total);
-        const { sender, receiver } = await waitForStall(pair, port);
-        // Backpressure reached the writer: the CLI stopped taking its stdin.
-        assert.ok(pipe.written() < total, `the CLI took all ${pipe.written()} bytes`);
-        assert.ok(receiver.received < total, JSON.stringify(receiver));
-        // No more in flight than B's receive window (1 MiB) allows.
-        assert.ok(sender.bytes_in_flight <= MiB, JSON.stringify(sender));
-        const after = await Promise.all(pids.map(rssOf));
-        for (const [i, name] of ["A", "B"].entries()) {
-          const growth = after[i]! - before[i]!;
-          assert.ok(
-            growth < 64 * MiB,
-            `${name}'s daemon grew by ${(growth / MiB).toFixed(1)} MiB ` +
-              `(${(before[i]! / MiB).toFixed(1)} -> ${(after[i]! / MiB).toFixed(1)} MiB)`,
-          );
-        }
-        // The writer dies: its stream is reset and leaves both daemons.
-        await pipe.kill();
-        pipe = undefined;
-        await waitFor(
-          "the stream to leave both daemons",
-          async () =>
-            (await connectionsOf(pair.a, (c) => c.remote_port === port)).length === 0 &&
-            (await connectionsOf(pair.b, (c) => c.local_port === port)).length === 0,
+    await using pair = await startLossyPair(3003, {});
+    const port = 9400;
+    const total = 64 * MiB;
+    // Run the stream path once, so memory the daemons keep after any
+    // transfer is in the baseline, not counted as growth.
+    okOf(await pair.a.pilot("bench", PAIR_B_NAME, "--size", "8", "--json"), "bench");
+    const pids = [await daemonPid(pair.a), await daemonPid(pair.b)];
+    const before = await Promise.all(pids.map(rssOf));
+    const silent = await silentListener(pair.b, port);
+    let pipe: Pipe | undefined;
+    try {
+      pipe = await startPipe(pair.a, port, total);
+      const { sender, receiver } = await waitForStall(pair, port);
+      // Backpressure reached the writer: the CLI stopped taking its stdin.
+      assert.ok(pipe.written() < total, `the CLI took all ${pipe.written()} bytes`);
+      assert.ok(receiver.received < total, JSON.stringify(receiver));
+      // No more in flight than B's receive window (1 MiB) allows.
+      assert.ok(sender.bytes_in_flight <= MiB, JSON.stringify(sender));
+      const after = await Promise.all(pids.map(rssOf));
+      for (const [i, name] of ["A", "B"].entries()) {
+        const growth = after[i]! - before[i]!;
+        assert.ok(
+          growth < 64 * MiB,
+          `${name}'s daemon grew by ${(growth / MiB).toFixed(1)} MiB ` +
+            `(${(before[i]! / MiB).toFixed(1)} -> ${(after[i]! / MiB).toFixed(1)} MiB)`,
         );
-        await assertStillServing(pair, "after the stall");
-      } finally {
-        await pipe?.kill();
-        silent.close();
       }
-    });
+      // The writer dies: its stream is reset and leaves both daemons.
+      await pipe.kill();
+      pipe = undefined;
+      await waitFor(
+        "the stream to leave both daemons",
+        async () =>
+          (await connectionsOf(pair.a, (c) => c.remote_port === port)).length === 0 &&
+          (await connectionsOf(pair.b, (c) => c.local_port === port)).length === 0,
+      );
+      await assertStillServing(pair, "after the stall");
+    } finally {
+      await pipe?.kill();
+      silent.close();
+    }
   },
 });
 
@@ -435,49 +432,48 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    await withLossyPair(3004, {}, async (pair) => {
-      const port = 9401;
-      const total = 64 * MiB;
-      // The command records its pid, so the test can reap it: killing the
-      // listen CLI does not end the commands it started.
-      const pidFile = join(pair.b.home, "never-reads.pid");
-      const listener = spawnPilot(
-        [
-          "listen",
-          String(port),
-          "--exec",
-          `echo $$ > '${pidFile}'; exec sleep 60`,
-          "--count",
-          "1",
-          "--timeout",
-          "120s",
-        ],
-        { home: pair.b.home },
-      );
-      let pipe: Pipe | undefined;
-      try {
-        pipe = await startPipe(pair.a, port, total);
-        const { receiver } = await waitForStall(pair, port);
-        assert.ok(pipe.written() < total, `the CLI took all ${pipe.written()} bytes`);
-        assert.ok(receiver.received < total / 2, JSON.stringify(receiver));
-        await pipe.kill();
-        pipe = undefined;
-        await assertStillServing(pair, "after the stall");
-      } finally {
-        await pipe?.kill();
-        // The command first, so the listen CLI (its parent) reaps it and ends.
-        const pid = await readPid(pidFile);
-        if (pid !== undefined) killQuietly(pid);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const ended = await Promise.race([
-          listener.status.then(() => true),
-          new Promise<false>((r) => timer = setTimeout(() => r(false), 5_000)),
-        ]);
-        clearTimeout(timer);
-        if (!ended) killQuietly(listener.pid);
-        await listener.output();
-      }
-    });
+    await using pair = await startLossyPair(3004, {});
+    const port = 9401;
+    const total = 64 * MiB;
+    // The command records its pid, so the test can reap it: killing the
+    // listen CLI does not end the commands it started.
+    const pidFile = join(pair.b.home, "never-reads.pid");
+    const listener = spawnPilot(
+      [
+        "listen",
+        String(port),
+        "--exec",
+        `echo $$ > '${pidFile}'; exec sleep 60`,
+        "--count",
+        "1",
+        "--timeout",
+        "120s",
+      ],
+      { home: pair.b.home },
+    );
+    let pipe: Pipe | undefined;
+    try {
+      pipe = await startPipe(pair.a, port, total);
+      const { receiver } = await waitForStall(pair, port);
+      assert.ok(pipe.written() < total, `the CLI took all ${pipe.written()} bytes`);
+      assert.ok(receiver.received < total / 2, JSON.stringify(receiver));
+      await pipe.kill();
+      pipe = undefined;
+      await assertStillServing(pair, "after the stall");
+    } finally {
+      await pipe?.kill();
+      // The command first, so the listen CLI (its parent) reaps it and ends.
+      const pid = await readPid(pidFile);
+      if (pid !== undefined) killQuietly(pid);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ended = await Promise.race([
+        listener.status.then(() => true),
+        new Promise<false>((r) => timer = setTimeout(() => r(false), 5_000)),
+      ]);
+      clearTimeout(timer);
+      if (!ended) killQuietly(listener.pid);
+      await listener.output();
+    }
   },
 });
 
@@ -487,78 +483,77 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const faults = { loss: 0.03, reorder: 0.05, reorderDepth: 3, duplicate: 0.03 };
-    await withLossyPair(5050, faults, async (pair) => {
-      const port = 9500;
-      const n = 50;
-      // A session first: concurrent first contact is the ignored test below.
-      okOf(await pair.a.pilot("send", PAIR_B_NAME, "--data", "warm", "--json"), "send");
-      const listener = spawnPilot(
-        ["listen", String(port), "--exec", "tr a-z A-Z", "--count", String(n), "--json"],
-        { home: pair.b.home },
+    await using pair = await startLossyPair(5050, faults);
+    const port = 9500;
+    const n = 50;
+    // A session first: concurrent first contact is the ignored test below.
+    okOf(await pair.a.pilot("send", PAIR_B_NAME, "--data", "warm", "--json"), "send");
+    const listener = spawnPilot(
+      ["listen", String(port), "--exec", "tr a-z A-Z", "--count", String(n), "--json"],
+      { home: pair.b.home },
+    );
+    const client = await controlClient(pair.a);
+    const streams: StreamSocket[] = [];
+    // The listen CLI reports each stream it accepts on stderr.
+    const collect = async (from: ReadableStream<Uint8Array>, to: { text: string }) => {
+      const decoder = new TextDecoder();
+      for await (const chunk of from) to.text += decoder.decode(chunk, { stream: true });
+    };
+    const stdout = { text: "" };
+    const stderr = { text: "" };
+    const reading = Promise.all([
+      collect(listener.stdout, stdout),
+      collect(listener.stderr, stderr),
+    ]);
+    const accepted = () => stderr.text.match(/stream from /g)?.length ?? 0;
+    try {
+      // Waves of 10 keep the listen backlog (16) from overflowing: each
+      // wave is open and accepted before the next; no stream finishes
+      // until all 50 are open at once.
+      const payloads = Array.from(
+        { length: n },
+        (_, i) => new TextEncoder().encode(`stream ${i} of ${n}; `.repeat(4000) + `end ${i}`),
       );
-      const client = await controlClient(pair.a);
-      const streams: StreamSocket[] = [];
-      // The listen CLI reports each stream it accepts on stderr.
-      const collect = async (from: ReadableStream<Uint8Array>, to: { text: string }) => {
-        const decoder = new TextDecoder();
-        for await (const chunk of from) to.text += decoder.decode(chunk, { stream: true });
-      };
-      const stdout = { text: "" };
-      const stderr = { text: "" };
-      const reading = Promise.all([
-        collect(listener.stdout, stdout),
-        collect(listener.stderr, stderr),
-      ]);
-      const accepted = () => stderr.text.match(/stream from /g)?.length ?? 0;
-      try {
-        // Waves of 10 keep the listen backlog (16) from overflowing: each
-        // wave is open and accepted before the next; no stream finishes
-        // until all 50 are open at once.
-        const payloads = Array.from(
-          { length: n },
-          (_, i) => new TextEncoder().encode(`stream ${i} of ${n}; `.repeat(4000) + `end ${i}`),
-        );
-        for (let wave = 0; wave < n; wave += 10) {
-          const opened = await Promise.all(
-            payloads.slice(wave, wave + 10).map(async (p) => {
-              const s = await openStream(client, PAIR_B_NAME, port);
-              await s.write(p);
-              return s;
-            }),
-          ).catch((e) => {
-            throw new Error(`wave ${wave}: ${(e as Error).message}; listen stderr: ${stderr.text}`);
-          });
-          streams.push(...opened);
-          await waitFor(`${wave + 10} streams accepted`, () => accepted() >= wave + 10, 30_000);
-        }
-        assert.equal(accepted(), n);
-        for (const s of streams) s.fin();
-        const replies = await Promise.all(streams.map(readAll));
-        for (const [i, r] of replies.entries()) {
-          const want = new TextDecoder().decode(payloads[i]).toUpperCase();
-          assert.equal(new TextDecoder().decode(r.bytes), want, `stream ${i}`);
-          assert.equal(r.code, 1000, `stream ${i} ended with ${r.code}`);
-        }
-        assert.equal((await listener.status).code, 0, stderr.text);
-        await reading;
-        assert.equal(JSON.parse(stdout.text).data.accepted, n);
-        const c = pair.proxy.counters;
-        // The link did interfere. Which faults hit depends on how many datagrams
-        // the run made (coalescing varies with load), so any of them counts.
-        const faults = (d: typeof c.a_to_b) => d.dropped + d.duplicated + d.reordered;
-        assert.ok(faults(c.a_to_b) + faults(c.b_to_a) > 0, JSON.stringify(c));
-      } finally {
-        for (const s of streams) s.abort();
-        try {
-          listener.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-        await listener.status;
-        await reading.catch(() => {});
-        client.http.close();
+      for (let wave = 0; wave < n; wave += 10) {
+        const opened = await Promise.all(
+          payloads.slice(wave, wave + 10).map(async (p) => {
+            const s = await openStream(client, PAIR_B_NAME, port);
+            await s.write(p);
+            return s;
+          }),
+        ).catch((e) => {
+          throw new Error(`wave ${wave}: ${(e as Error).message}; listen stderr: ${stderr.text}`);
+        });
+        streams.push(...opened);
+        await waitFor(`${wave + 10} streams accepted`, () => accepted() >= wave + 10, 30_000);
       }
-    });
+      assert.equal(accepted(), n);
+      for (const s of streams) s.fin();
+      const replies = await Promise.all(streams.map(readAll));
+      for (const [i, r] of replies.entries()) {
+        const want = new TextDecoder().decode(payloads[i]).toUpperCase();
+        assert.equal(new TextDecoder().decode(r.bytes), want, `stream ${i}`);
+        assert.equal(r.code, 1000, `stream ${i} ended with ${r.code}`);
+      }
+      assert.equal((await listener.status).code, 0, stderr.text);
+      await reading;
+      assert.equal(JSON.parse(stdout.text).data.accepted, n);
+      const c = pair.proxy.counters;
+      // The link did interfere. Which faults hit depends on how many datagrams
+      // the run made (coalescing varies with load), so any of them counts.
+      const faults = (d: typeof c.a_to_b) => d.dropped + d.duplicated + d.reordered;
+      assert.ok(faults(c.a_to_b) + faults(c.b_to_a) > 0, JSON.stringify(c));
+    } finally {
+      for (const s of streams) s.abort();
+      try {
+        listener.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await listener.status;
+      await reading.catch(() => {});
+      client.http.close();
+    }
   },
 });
 
@@ -568,25 +563,24 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const faults = { loss: 0.03, reorder: 0.05, reorderDepth: 3, duplicate: 0.03 };
-    await withLossyPair(5051, faults, async (pair) => {
-      const client = await controlClient(pair.a);
-      try {
-        // To the built-in echo service (port 7): no listener backlog in the way.
-        const replies = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
-          const payload = new TextEncoder().encode(`first contact ${i}`);
-          const s = await openStream(client, PAIR_B_NAME, 7);
-          await s.write(payload);
-          s.fin();
-          return { payload, reply: await readAll(s) };
-        }));
-        for (const { payload, reply } of replies) {
-          assert.equal(reply.code, 1000);
-          assert.deepEqual(reply.bytes, payload);
-        }
-      } finally {
-        client.http.close();
+    await using pair = await startLossyPair(5051, faults);
+    const client = await controlClient(pair.a);
+    try {
+      // To the built-in echo service (port 7): no listener backlog in the way.
+      const replies = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+        const payload = new TextEncoder().encode(`first contact ${i}`);
+        const s = await openStream(client, PAIR_B_NAME, 7);
+        await s.write(payload);
+        s.fin();
+        return { payload, reply: await readAll(s) };
+      }));
+      for (const { payload, reply } of replies) {
+        assert.equal(reply.code, 1000);
+        assert.deepEqual(reply.bytes, payload);
       }
-    });
+    } finally {
+      client.http.close();
+    }
   },
 });
 
@@ -595,37 +589,36 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    await withLossyPair(5005, { loss: 0.05, reorder: 0.05, reorderDepth: 2 }, async (pair) => {
-      // The session and message stream first, so the whole timeout is spent waiting for the reply.
-      okOf(
-        await pair.a.pilot("send", PAIR_B_NAME, "--data", "warm", "--id", "warm-up", "--json"),
-        "send",
-      );
-      const r = await pair.a.pilot(
-        "call",
-        PAIR_B_NAME,
-        "--data",
-        "decrypt job 1",
-        "--id",
-        "job-1",
-        "--timeout",
-        "3s",
-        "--json",
-      );
-      assert.equal(r.code, 5, r.stdout + r.stderr);
-      assert.equal(r.json?.status, "error");
-      assert.equal(r.json.code, "timeout");
-      assert.equal(r.json.retryable, true);
-      // The request itself was delivered: it is the reply that never came.
-      const inbox = okOf(await pair.b.pilot("inbox", "--json"), "inbox").messages;
-      assert.deepEqual(inbox.map((m: { id: string }) => m.id), ["warm-up", "job-1"]);
-      // A late reply still lands in A's inbox, and both daemons keep serving.
-      okOf(await pair.b.pilot("reply", "job-1", "--data", "late", "--json"), "reply");
-      const late = okOf(await pair.a.pilot("inbox", "--json"), "inbox").messages;
-      assert.equal(late.length, 1);
-      assert.equal(late[0].in_reply_to, "job-1");
-      assert.equal(late[0].data, "late");
-      await assertStillServing(pair, "after the timeout");
-    });
+    await using pair = await startLossyPair(5005, { loss: 0.05, reorder: 0.05, reorderDepth: 2 });
+    // The session and message stream first, so the whole timeout is spent waiting for the reply.
+    okOf(
+      await pair.a.pilot("send", PAIR_B_NAME, "--data", "warm", "--id", "warm-up", "--json"),
+      "send",
+    );
+    const r = await pair.a.pilot(
+      "call",
+      PAIR_B_NAME,
+      "--data",
+      "decrypt job 1",
+      "--id",
+      "job-1",
+      "--timeout",
+      "3s",
+      "--json",
+    );
+    assert.equal(r.code, 5, r.stdout + r.stderr);
+    assert.equal(r.json?.status, "error");
+    assert.equal(r.json.code, "timeout");
+    assert.equal(r.json.retryable, true);
+    // The request itself was delivered: it is the reply that never came.
+    const inbox = okOf(await pair.b.pilot("inbox", "--json"), "inbox").messages;
+    assert.deepEqual(inbox.map((m: { id: string }) => m.id), ["warm-up", "job-1"]);
+    // A late reply still lands in A's inbox, and both daemons keep serving.
+    okOf(await pair.b.pilot("reply", "job-1", "--data", "late", "--json"), "reply");
+    const late = okOf(await pair.a.pilot("inbox", "--json"), "inbox").messages;
+    assert.equal(late.length, 1);
+    assert.equal(late[0].in_reply_to, "job-1");
+    assert.equal(late[0].data, "late");
+    await assertStillServing(pair, "after the timeout");
   },
 });
