@@ -160,7 +160,7 @@ Deno.test("handshake --wait returns once the peer approves, and reports timed_ou
   }
 });
 
-Deno.test("crossing requests approve each other only when the outgoing request names the same key", async () => {
+Deno.test("crossing requests approve each other only when the outgoing request named that exact key", async () => {
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   let c: TestNode | undefined;
@@ -178,16 +178,24 @@ Deno.test("crossing requests approve each other only when the outgoing request n
     assert.deepEqual(await trustList(a), []);
     assert.deepEqual(await trustList(b), []);
 
-    // Now A asks B while B's request to A is outstanding: they cross and both trust.
-    const crossed = okOf(await a.pilot("handshake", PAIR_B_NAME, "--json"), "handshake B");
+    // A asks B by a name anyone may claim; B asked A by endpoint: neither names
+    // an exact key, so nothing approves itself and each request waits.
+    const byName = okOf(await a.pilot("handshake", PAIR_B_NAME, "--json"), "handshake B by name");
+    assert.equal(byName.status, "pending");
+    assert.deepEqual((await pendingList(b)).map((p) => p.public_key), [a.identity!.publicKey]);
+    assert.deepEqual(await trustList(a), []);
+    assert.deepEqual(await trustList(b), []);
+
+    // A names B's address (its exact key); B's next request then crosses it at A.
+    okOf(await a.pilot("handshake", b.identity!.address, "--json"), "handshake B by address");
+    const crossed = okOf(await b.pilot("handshake", a.identity!.address, "--json"), "handshake A");
     assert.equal(crossed.status, "trusted");
     assert.equal(crossed.changed, true);
     await waitMutual(a, b);
     await waitMutual(b, a);
-    assert.deepEqual(await pendingList(b), [], "B never queued A's request");
     assert.deepEqual(await pendingList(a), [], "B's request to A is settled by the crossing");
 
-    const events = await callApi(b, "GET", "/v1/events");
+    const events = await callApi(a, "GET", "/v1/events");
     assert.ok(
       events.json.data.events.some((e: { type: string; data: { via?: string } }) =>
         e.type === "trust.approved" && e.data.via === "crossing"
