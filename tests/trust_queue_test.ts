@@ -80,6 +80,9 @@ Deno.test("RetryBackoff doubles the wait with jitter and stops after giveUpMs un
   assert.deepEqual(gaps, [7_000, 13_000, 25_000, 50_000, 75_000, 75_000]);
   assert.equal(b.gaveUp("k"), true);
   assert.equal(b.due("other"), true, "keys are independent");
+  b.failed("other");
+  b.retain(new Set(["k"]));
+  assert.equal(b.size, 1, "keys with nothing to retry are forgotten");
   b.reset("k");
   assert.equal(b.due("k"), true);
   assert.equal(b.size, 0);

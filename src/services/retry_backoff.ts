@@ -73,6 +73,11 @@ export class RetryBackoff {
     this.#keys.delete(key);
   }
 
+  /** Forgets every key not in `keys` (those with nothing left to retry). */
+  retain(keys: ReadonlySet<string>): void {
+    for (const key of this.#keys.keys()) if (!keys.has(key)) this.#keys.delete(key);
+  }
+
   /** Keys with failures recorded. */
   get size(): number {
     return this.#keys.size;

@@ -738,6 +738,7 @@ export class TrustService implements PortService {
       }
       byKey.set(item.public_key, [...(byKey.get(item.public_key) ?? []), item]);
     }
+    this.#backoff.retain(new Set(byKey.keys()));
     for (const [key, items] of byKey) {
       if (!this.#backoff.due(key)) continue;
       const endpoint = items.find((i) => i.endpoint !== undefined)?.endpoint;
