@@ -66,8 +66,10 @@ import {
 } from "./trust_types.ts";
 
 /** An acknowledgement as the sender sees it. */
-interface Ack {
+export interface Ack {
+  /** What became of the message. */
   status: AckStatus;
+  /** Why (for `approved`, `rejected` and `refused`), else empty. */
   detail: string;
 }
 
@@ -154,7 +156,7 @@ const BINDING_BYTES = 32;
 /** The trust service. */
 export class TrustService implements PortService {
   /** Port 444. */
-  readonly port = PORT_TRUST;
+  readonly port: number = PORT_TRUST;
   /** Service name. */
   readonly name = "trust";
   /** Datagrams dropped or refused, by reason (every reason listed, from 0). */
