@@ -62,6 +62,9 @@ const TIMER_KEYS: Record<string, keyof SessionTimers> = {
   keepalive_ms: "keepaliveMs",
   persistent_keepalive_ms: "persistentKeepaliveMs",
   previous_grace_ms: "previousGraceMs",
+  untrusted_idle_ms: "untrustedIdleMs",
+  answer_ms: "answerMs",
+  silence_ms: "silenceMs",
 };
 
 /** Stream timers config may shorten (the stream layer clamps them to its defaults). */

@@ -8,6 +8,7 @@
  */
 import {
   COOKIE_LOAD_THRESHOLD,
+  DATA_ANSWER_MS,
   FINAL_RETRY_MS,
   HALF_OPEN_TIMEOUT_MS,
   HANDSHAKE_RATE_KNOWN,
@@ -32,10 +33,13 @@ import {
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME_MS,
   REKEY_ATTEMPT_TIME_MS,
+  REKEY_BACKOFF_MAX_MS,
   REKEY_TIMEOUT_JITTER_MS,
   REKEY_TIMEOUT_MS,
   RESERVED_KNOWN_HANDSHAKES,
   RESERVED_TRUSTED_SESSIONS,
+  SESSION_SILENCE_MS,
+  UNTRUSTED_IDLE_MS,
 } from "../constants.ts";
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
@@ -81,6 +85,12 @@ export interface SessionTimers {
   persistentKeepaliveMs: number;
   /** How long a replaced session still decrypts packets in flight. */
   previousGraceMs: number;
+  /** An untrusted peer's sessions end after this long without a port-444 datagram. */
+  untrustedIdleMs: number;
+  /** Data received is answered within this long (a keepalive if nothing else went back). */
+  answerMs: number;
+  /** A peer silent this long after we sent it data is handshaken again. */
+  silenceMs: number;
 }
 
 /** The protocol's timers. */
@@ -92,6 +102,9 @@ export const DEFAULT_TIMERS: SessionTimers = {
   keepaliveMs: KEEPALIVE_TIMEOUT_MS,
   persistentKeepaliveMs: PERSISTENT_KEEPALIVE_MS,
   previousGraceMs: PREVIOUS_SESSION_GRACE_MS,
+  untrustedIdleMs: UNTRUSTED_IDLE_MS,
+  answerMs: DATA_ANSWER_MS,
+  silenceMs: SESSION_SILENCE_MS,
 };
 
 /** Our identity as the session table needs it. */
@@ -154,6 +167,10 @@ interface PeerState {
   rekey: Attempt | undefined;
   rekeyStarting: boolean;
   rekeyNotBefore: number;
+  /** Rekeys in a row that failed: the wait before the next one doubles with each. */
+  rekeyFailures: number;
+  /** Monotonic time of the last port-444 datagram either way (or of its first session). */
+  trustTrafficAt: number;
   dropped: number;
   rttMs: number | null;
 }
@@ -532,6 +549,9 @@ export class SessionManager {
     ) {
       return this.#drop("inner_address");
     }
+    if (packet.kind === "datagram" && packet.dstPort === PORT_TRUST && peer) {
+      peer.trustTrafficAt = now;
+    }
     if (!this.#o.isTrusted(s.peer)) {
       // Zero trust: an untrusted peer reaches the trust service's datagrams
       // and nothing else. Its stream segments never reach the stream layer,
@@ -574,6 +594,8 @@ export class SessionManager {
         rekey: undefined,
         rekeyStarting: false,
         rekeyNotBefore: 0,
+        rekeyFailures: 0,
+        trustTrafficAt: now,
         dropped: 0,
         rttMs: null,
       };
@@ -677,11 +699,16 @@ export class SessionManager {
     for (const p of this.#peers.values()) {
       if (p.rekey !== attempt) continue;
       p.rekey = undefined;
-      // A failed rekey is retried on the handshake schedule, not on every tick.
+      // A failed rekey is retried on the handshake schedule, not on every
+      // tick, and ever later while the peer keeps not answering.
       if (outcome instanceof Error) {
-        p.rekeyNotBefore = this.#now() + this.#timers.rekeyTimeoutMs +
-          Math.random() * REKEY_TIMEOUT_JITTER_MS;
-      }
+        const wait = Math.min(
+          this.#timers.rekeyTimeoutMs * 2 ** p.rekeyFailures,
+          Math.max(REKEY_BACKOFF_MAX_MS, this.#timers.rekeyTimeoutMs),
+        );
+        p.rekeyFailures++;
+        p.rekeyNotBefore = this.#now() + wait + Math.random() * REKEY_TIMEOUT_JITTER_MS;
+      } else p.rekeyFailures = 0;
     }
     for (const w of attempt.waiters) {
       if (outcome instanceof Error) w.reject(outcome);
@@ -762,7 +789,9 @@ export class SessionManager {
   async send(peerKeyHex: string, packet: Omit<PortPacket, "srcAddress" | "dstAddress">) {
     const peer = this.#peers.get(peerKeyHex);
     const s = peer?.current;
-    if (s === undefined || this.#now() - s.createdAt >= this.#timers.rejectAfterMs) return false;
+    const now = this.#now();
+    if (s === undefined || now - s.createdAt >= this.#timers.rejectAfterMs) return false;
+    if (packet.kind === "datagram" && packet.dstPort === PORT_TRUST) peer!.trustTrafficAt = now;
     const ok = await this.#sendOn(
       s,
       encodeInner({
@@ -847,11 +876,12 @@ export class SessionManager {
       if (s === undefined) continue;
       const age = now - s.createdAt;
       if (age >= t.rejectAfterMs) {
-        this.#forget(s);
-        peer.current = undefined;
-        if (peer.previous) this.#forget(peer.previous);
-        this.#peers.delete(key);
-        this.#o.onPeerDown?.(peer.identity);
+        this.#removePeer(key, peer, "its session expired");
+        continue;
+      }
+      // A stranger may talk to the trust service, not park a session here.
+      if (now - peer.trustTrafficAt >= t.untrustedIdleMs && !this.#o.isTrusted(peer.identity)) {
+        this.#removePeer(key, peer, "it is untrusted and was idle");
         continue;
       }
       if (s.initiator && !s.confirmed && s.finalFrame && now - s.finalSentAt >= FINAL_RETRY_MS) {
@@ -863,10 +893,15 @@ export class SessionManager {
       // good, or refused) is replaced by a fresh handshake rather than left to
       // swallow data until the next rekey.
       const unconfirmed = s.initiator && !s.confirmed && age >= t.rekeyTimeoutMs;
-      if (age >= rekeyAt || unconfirmed) this.#startRekey(peer);
+      // Data went out and nothing came back although every data frame is
+      // answered within answerMs: the peer has most likely lost the session
+      // (restarted), so a new handshake, rather than waiting for the rekey.
+      const silent = s.awaitingReplySince !== null && now - s.awaitingReplySince >= t.silenceMs;
+      if (age >= rekeyAt || unconfirmed || silent) this.#startRekey(peer);
+      const answer = s.owedAnswerSince !== null && now - s.owedAnswerSince >= t.answerMs;
       const idleReply = s.lastReceived > s.lastSent && now - s.lastReceived >= t.keepaliveMs;
       const persistent = t.persistentKeepaliveMs > 0 && now - s.lastSent >= t.persistentKeepaliveMs;
-      if (idleReply || persistent) await this.#sendOn(s, EMPTY);
+      if (answer || idleReply || persistent) await this.#sendOn(s, EMPTY);
     }
   }
 
@@ -874,11 +909,23 @@ export class SessionManager {
   closePeer(peerKeyHex: string): boolean {
     const peer = this.#peers.get(peerKeyHex);
     if (peer === undefined) return false;
+    this.#removePeer(peerKeyHex, peer, "its sessions were closed");
+    return true;
+  }
+
+  /** Forgets a peer's sessions and stops any rekey to it: nothing is retried for a peer that is gone. */
+  #removePeer(key: string, peer: PeerState, why: string): void {
     if (peer.current) this.#forget(peer.current);
     if (peer.previous) this.#forget(peer.previous);
-    this.#peers.delete(peerKeyHex);
+    peer.current = peer.previous = undefined;
+    this.#peers.delete(key);
+    if (peer.rekey !== undefined) {
+      this.#finishAttempt(
+        peer.rekey,
+        new PilotError("unreachable", `Rekey with ${peer.identity.fingerprint} stopped: ${why}`),
+      );
+    }
     this.#o.onPeerDown?.(peer.identity);
-    return true;
   }
 
   /** The handshake hash of a peer's current session (channel binding), if it has one. */

@@ -71,6 +71,10 @@ export class Session {
   finalFrame: Uint8Array | undefined;
   /** Initiator: monotonic time message 3 was last sent (ms). */
   finalSentAt = 0;
+  /** Monotonic time of the first data frame sent since the last frame received (ms), or null. */
+  awaitingReplySince: number | null = null;
+  /** Monotonic time of the first data frame received since the last frame sent (ms), or null. */
+  owedAnswerSince: number | null = null;
 
   #send: AeadKey;
   #receive: AeadKey;
@@ -113,6 +117,9 @@ export class Session {
     if (counter >= REJECT_AFTER_MESSAGES) return null;
     this.#sendCounter++;
     this.lastSent = now;
+    // Anything we send answers the peer; data of ours expects an answer back.
+    this.owedAnswerSince = null;
+    if (plaintext.length > 0) this.awaitingReplySince ??= now;
     const header = encodeDataHeader(this.remoteIndex, counter);
     const sealed = await this.#send.seal(nonceFromCounter(counter), plaintext, header);
     const frame = new Uint8Array(DATA_HEADER_SIZE + sealed.length);
@@ -146,6 +153,8 @@ export class Session {
     this.lastReceived = now;
     this.received++;
     this.confirmed = true;
+    this.awaitingReplySince = null;
+    if (plaintext.length > 0) this.owedAnswerSince ??= now;
     return { ok: true, plaintext };
   }
 }
