@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MAX_FILE_CHUNK, MAX_STREAM_MESSAGE } from "../src/constants.ts";
-import { DecodeError } from "../src/bytes.ts";
+import { DecodeError, utf8 } from "../src/bytes.ts";
 import { type Envelope, MESSAGE_TYPES } from "../src/wire/data_message.ts";
 import { REFUSAL_CODES, type RefusalCode } from "../src/wire/refusal_code.ts";
 import {
@@ -105,6 +105,43 @@ Deno.test("a MESSAGE frame's body is the envelope encoding, and a refusal receip
   assert.deepEqual(decodeFrame(Uint8Array.fromHex(refusedHex)), refused);
 });
 
+Deno.test("a conflict receipt carries the stored message's size and digest, and only a conflict does", () => {
+  const digest = Uint8Array.from({ length: 32 }, (_, i) => i);
+  const conflict: ExchangeFrame = {
+    kind: "receipt",
+    receipt: {
+      subject: "message",
+      status: "refused",
+      seq: 0,
+      id: "job-1",
+      detail: "conflict",
+      stored: { size: 5, digest },
+    },
+  };
+  // 05 00000041 | 02 refused | 01 message | seq 0 | 05 "job-1" | 08 "conflict"
+  //   | size u64 5 | digest 000102…1f
+  const hex = "0500000041" + "0201" + "0000000000000000" + "05" + utf8("job-1").toHex() + "08" +
+    utf8("conflict").toHex() + "0000000000000005" + digest.toHex();
+  assert.equal(encodeFrame(conflict).toHex(), hex);
+  assert.deepEqual(decodeFrame(Uint8Array.fromHex(hex)), conflict);
+  // Without its tail a conflict receipt is cut short.
+  const short = Uint8Array.fromHex("0500000019" + hex.slice(10, 10 + 50));
+  assert.throws(() => decodeFrame(short), (e) => e instanceof DecodeError);
+  const receipt = { subject: "message" as const, status: "refused" as const, seq: 0, id: "" };
+  assert.throws(
+    () => encodeFrame({ kind: "receipt", receipt: { ...receipt, detail: "conflict" } }),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      encodeFrame({
+        kind: "receipt",
+        receipt: { ...receipt, detail: "rate_limited", stored: { size: 1, digest } },
+      }),
+    RangeError,
+  );
+});
+
 Deno.test("a refused receipt with a well-formed code this version does not know decodes as internal", () => {
   const unknown = new TextEncoder().encode("quota_exceeded_2");
   const body = Uint8Array.of(2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, unknown.length, ...unknown);
@@ -115,12 +152,14 @@ Deno.test("a refused receipt with a well-formed code this version does not know 
   });
   // Every known code survives the round trip as itself.
   for (const detail of REFUSAL_CODES) {
+    const stored = detail === "conflict" ? { stored: { size: 1, digest: new Uint8Array(32) } } : {};
     const receipt = {
       subject: "message" as const,
       status: "refused" as const,
       seq: 0,
       id: "",
       detail,
+      ...stored,
     };
     assert.deepEqual(decodeFrame(encodeFrame({ kind: "receipt", receipt })), {
       kind: "receipt",
@@ -231,7 +270,12 @@ const frames: fc.Arbitrary<ExchangeFrame> = fc.oneof(
         seq: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
         id: text(32),
         detail: fc.constant(s === "refused" ? c : ""),
-      }, { noNullPrototype: true }),
+      }, { noNullPrototype: true }).chain((r) =>
+        r.detail !== "conflict" ? fc.constant(r) : fc.record({
+          size: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+          digest: sha,
+        }, { noNullPrototype: true }).map((stored) => ({ ...r, stored }))
+      ),
       fc.record({
         subject: fc.constant("file" as const),
         status: fc.constant(s),

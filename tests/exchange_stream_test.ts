@@ -10,7 +10,7 @@ import {
   type MessageSink,
   type OutgoingFile,
 } from "../src/services/exchange_stream.ts";
-import { Refusal, type RefusalCode } from "../src/services/refusal.ts";
+import { ConflictRefusal, Refusal, type RefusalCode } from "../src/services/refusal.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { type Connection, StreamError } from "../src/stream/mod.ts";
 import type { Envelope } from "../src/wire/data_message.ts";
@@ -416,6 +416,14 @@ Deno.test("only a Refusal names its code: a sink's other error refuses as intern
     w.sink.store = () => Promise.reject(new Refusal("rate_limited", "Inbox is full"));
     const typed = await w.settle(w.client.sendMessage(conn, envelope("typed", Uint8Array.of(1))));
     assert.deepEqual(typed, { status: "refused", seq: 0, detail: "rate_limited" });
+    // A conflict travels with what is stored; one that cannot name it is a bug, hence internal.
+    const stored = { size: 3, digest: new Uint8Array(32).fill(9) };
+    w.sink.store = () => Promise.reject(new ConflictRefusal(stored));
+    const conflict = await w.settle(w.client.sendMessage(conn, envelope("c1", Uint8Array.of(1))));
+    assert.deepEqual(conflict, { status: "refused", seq: 0, detail: "conflict", stored });
+    w.sink.store = () => Promise.reject(new Refusal("conflict"));
+    const bare = await w.settle(w.client.sendMessage(conn, envelope("c2", Uint8Array.of(1))));
+    assert.deepEqual(bare, { status: "refused", seq: 0, detail: "internal" });
   });
 });
 

@@ -172,16 +172,26 @@ Deno.test("Inbox.ack removes only the messages with those ids, durably, and igno
   });
 });
 
-Deno.test("Inbox.ack removes every message bearing an id two senders both chose", async () => {
+Deno.test("Inbox.ack of an id two senders both chose is a conflict unless scoped to one sender", async () => {
   await withHome(async (home) => {
     const inbox = await Inbox.open(home);
     await inbox.add(message("same", KEY_A));
     await inbox.add(message("other", KEY_A));
     await inbox.add(message("same", KEY_B));
-    assert.equal(await inbox.ack(["same"]), 2);
+    await assert.rejects(inbox.ack(["other", "same"]), (e: unknown) => {
+      assert.ok(e instanceof PilotError && e.code === "conflict");
+      assert.match(e.message, /"same" names messages from 2 senders/);
+      return true;
+    });
+    assert.equal(inbox.size, 3, "a refused ack removes nothing");
+    assert.equal(await inbox.ack(["same"], { fromKey: KEY_B }), 1);
     await inbox.close();
     const again = await Inbox.open(home);
-    assert.deepEqual(again.list().messages.map((m) => m.id), ["other"]);
+    assert.deepEqual(again.list().messages.map((m) => [m.id, m.from_key]), [
+      ["same", KEY_A],
+      ["other", KEY_A],
+    ]);
+    assert.equal(await again.ack(["same", "other"]), 2, "one sender left: no conflict");
     await again.close();
   });
 });

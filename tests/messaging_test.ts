@@ -94,6 +94,76 @@ Deno.test("retries with the same --id store one message, also after the inbox is
   }
 });
 
+Deno.test("a reused --id with new content is refused as conflict naming both sizes and digests, and the first content stays", async () => {
+  let a: TestNode | undefined;
+  let b: TestNode | undefined;
+  try {
+    ({ a, b } = await startPair());
+    await establishTrust(a, b, PAIR_B_NAME);
+    const send = (data: string) =>
+      a!.pilot("send", PAIR_B_NAME, "--data", data, "--id", "job-1", "--json");
+
+    const first = okOf(await send("first"), "send");
+    assert.equal(first.receipt.status, "stored");
+    const retry = okOf(await send("first"), "the same content again");
+    assert.deepEqual(retry.receipt, { status: "duplicate", seq: first.receipt.seq });
+
+    const other = await send("second, longer");
+    assertError(other, "conflict", 1, "new content under a used id");
+    assert.match(other.json.message, /job-1/);
+    assert.match(other.json.message, /\b5 bytes\b/, "the stored size");
+    assert.match(other.json.message, /\b14 bytes\b/, "this message's size");
+    assert.match(other.json.message, /sha256 [0-9a-f]{8}.*sha256 [0-9a-f]{8}/, "both digests");
+    assert.match(other.json.hint, /--id/);
+
+    const inbox = await inboxOf(b);
+    assert.deepEqual(inbox.messages.map((m: { id: string; data: string }) => [m.id, m.data]), [
+      ["job-1", "first"],
+    ]);
+    // Acknowledged, the id is still remembered: new content stays refused.
+    okOf(await b.pilot("inbox", "ack", "job-1", "--json"), "inbox ack");
+    assertError(await send("third"), "conflict", 1, "new content after the ack");
+    assert.deepEqual((await inboxOf(b)).messages, []);
+  } finally {
+    await stopAll(a, b);
+  }
+});
+
+Deno.test("inbox ack of an id two senders used is a conflict unless scoped by --from, which removes only that sender's", async () => {
+  let a: TestNode | undefined;
+  let b: TestNode | undefined;
+  let c: TestNode | undefined;
+  try {
+    ({ a, b } = await startPair());
+    c = await startNode({ identity: 2, hostname: "third-node" });
+    await establishTrust(a, b, PAIR_B_NAME);
+    await establishTrust(c, b, b.listen);
+    okOf(await a.pilot("send", b.listen, "--data", "from a", "--id", "job-1", "--json"), "a");
+    okOf(await c.pilot("send", b.listen, "--data", "from c", "--id", "job-1", "--json"), "c");
+
+    const unscoped = await b.pilot("inbox", "ack", "job-1", "--json");
+    assertError(unscoped, "conflict", 1, "ack of an id two senders used");
+    assert.match(unscoped.json.message, new RegExp(a.identity!.address.replaceAll(".", "\\.")));
+    assert.match(unscoped.json.message, new RegExp(c.identity!.address.replaceAll(".", "\\.")));
+    assert.equal((await inboxOf(b)).messages.length, 2, "a refused ack removes nothing");
+
+    const viaApi = await callApi(b, "POST", "/v1/inbox/ack", { body: { ids: ["job-1"] } });
+    assert.equal(viaApi.status, 409, JSON.stringify(viaApi.json));
+
+    const scoped = okOf(
+      await b.pilot("inbox", "ack", "job-1", "--from", a.identity!.fingerprint, "--json"),
+      "scoped ack",
+    );
+    assert.equal(scoped.removed, 1);
+    const left = (await inboxOf(b)).messages;
+    assert.deepEqual(left.map((m: { data: string }) => m.data), ["from c"]);
+    // One sender left: the id is unambiguous again.
+    assert.equal(okOf(await b.pilot("inbox", "ack", "job-1", "--json"), "ack").removed, 1);
+  } finally {
+    await stopAll(a, b, c);
+  }
+});
+
 Deno.test("invalid JSON is refused before sending, and an untrusted peer fails at once with not_trusted", async () => {
   let a: TestNode | undefined;
   let b: TestNode | undefined;

@@ -268,7 +268,10 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
         throw invalid('Field "ids" must be a non-empty list of message ids');
       }
-      return { removed: await messages.inboxAck(ids as string[]) };
+      // Ids are chosen per sender: "from" scopes them (an address, hostname, fingerprint or key).
+      const from = optionalString(b, "from");
+      const fromKey = from === "" ? undefined : messages.senderKey(from);
+      return { removed: await messages.inboxAck(ids as string[], fromKey) };
     },
     "POST /v1/inbox/clear": async (req) => {
       const b = objectBody(req.body);

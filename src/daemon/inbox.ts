@@ -9,7 +9,8 @@
  * @module
  */
 import { join } from "node:path";
-import { invalid } from "../errors.ts";
+import { invalid, PilotError } from "../errors.ts";
+import type { MessageContent } from "../wire/message_digest.ts";
 import { HOME_FILES } from "./home.ts";
 import { isSeq, type SeqCodec, SeqIndex } from "./seq_index.ts";
 
@@ -191,12 +192,19 @@ export class Inbox {
   }
 
   /**
-   * Removes the messages with these ids (every message bearing one, when
-   * senders reused an id); returns how many. Unknown ids are not an error.
+   * Removes the messages with these ids from `fromKey` (if given); returns
+   * how many. Ids are chosen per sender: an id that names messages from more
+   * than one sender is a `conflict` (naming them) unless `fromKey` scopes
+   * it, and then nothing is removed. Unknown ids are not an error.
    */
-  ack(ids: readonly string[]): Promise<number> {
+  async ack(ids: readonly string[], options: { fromKey?: string } = {}): Promise<number> {
+    const { fromKey } = options;
     const wanted = new Set(ids);
-    return this.#index.ack(this.#index.find((m) => wanted.has(m.id)));
+    const seqs = this.#index.find((m) =>
+      wanted.has(m.id) && (fromKey === undefined || m.from_key === fromKey)
+    );
+    if (fromKey === undefined) this.#assertOneSender(seqs);
+    return await this.#index.ack(seqs);
   }
 
   /**
@@ -219,4 +227,36 @@ export class Inbox {
   close(): Promise<void> {
     return this.#index.close();
   }
+
+  #assertOneSender(seqs: readonly number[]): void {
+    const byId = new Map<string, Map<string, InboxMessage>>();
+    for (const seq of seqs) {
+      const m = this.#index.get(seq)?.entry;
+      if (m === undefined) continue;
+      const senders = byId.get(m.id) ?? new Map<string, InboxMessage>();
+      senders.set(m.from_key, m);
+      byId.set(m.id, senders);
+    }
+    for (const [id, senders] of byId) {
+      if (senders.size < 2) continue;
+      const names = [...senders.values()].map((m) => `${m.from} (${m.fingerprint})`);
+      throw new PilotError(
+        "conflict",
+        `Id ${JSON.stringify(id)} names messages from ${senders.size} senders: ${names.join(", ")}`,
+        "name the sender: pilot inbox ack ID --from PEER",
+      );
+    }
+  }
+}
+
+/** A stored message's content as its sender built it (for its content digest). */
+export function messageContent(m: InboxMessage): MessageContent {
+  return {
+    type: m.type,
+    correlationId: m.correlation_id ?? "",
+    inReplyTo: m.in_reply_to ?? "",
+    expiresAt: m.expires_at === undefined ? 0 : Date.parse(m.expires_at),
+    meta: m.meta ?? {},
+    data: m.type === "binary" ? Uint8Array.fromBase64(m.data) : new TextEncoder().encode(m.data),
+  };
 }

@@ -37,7 +37,7 @@ import { encodeHandshakePayload } from "../wire/handshake_payload.ts";
 import type { DaemonConfig } from "./config.ts";
 import type { NodeContext } from "./context.ts";
 import { DatagramRouter } from "./datagrams.ts";
-import { DedupStore } from "./dedup_store.ts";
+import { dedupContent, DedupStore } from "./dedup_store.ts";
 import { EventBus } from "./events.ts";
 import { DiagnosticsFeature } from "./features/diagnostics.ts";
 import { FilesFeature } from "./features/files.ts";
@@ -45,7 +45,7 @@ import { MessagesFeature } from "./features/messages.ts";
 import { PortsFeature } from "./features/ports.ts";
 import { PubSubFeature } from "./features/pubsub.ts";
 import { TrustFeature } from "./features/trust.ts";
-import { Inbox } from "./inbox.ts";
+import { Inbox, messageContent } from "./inbox.ts";
 import { nameConflict } from "./name_claims.ts";
 import { sessionSource, trustSource } from "./peer_sources.ts";
 import { Reach } from "./reach.ts";
@@ -56,9 +56,9 @@ import { TrustStore } from "./trust_store.ts";
 import { UdpSocket } from "./udp.ts";
 
 /**
- * Records every inbox message's (sender, id) that the dedup store lacks: a
- * crash between the inbox append and the dedup append must not let a retry
- * of that message be stored a second time.
+ * Records every inbox message's (sender, id) and content that the dedup
+ * store lacks: a crash between the inbox append and the dedup append must
+ * not let a retry of that message be stored a second time.
  */
 async function reseedDedup(inbox: Inbox, dedup: DedupStore): Promise<void> {
   let after = 0;
@@ -67,8 +67,8 @@ async function reseedDedup(inbox: Inbox, dedup: DedupStore): Promise<void> {
     if (page.messages.length === 0) return;
     await Promise.all(
       page.messages
-        .filter((m) => dedup.check(m.from_key, m.id) === undefined)
-        .map((m) => dedup.remember(m.from_key, m.id, m.seq)),
+        .filter((m) => dedup.check(m.from_key, m.id)?.content === undefined)
+        .map((m) => dedup.remember(m.from_key, m.id, m.seq, dedupContent(messageContent(m)))),
     );
     after = page.next;
   }

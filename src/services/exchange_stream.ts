@@ -61,8 +61,9 @@ import {
   FrameReader,
   type MessageReceiptFrame,
   type ReceiptFrame,
+  type StoredContent,
 } from "../wire/exchange_frame.ts";
-import { type RefusalCode, refusalCodeOf } from "./refusal.ts";
+import { ConflictRefusal, type RefusalCode, refusalCodeOf } from "./refusal.ts";
 
 export type { FileOffer } from "../wire/exchange_frame.ts";
 
@@ -84,6 +85,8 @@ export interface Receipt {
   seq: number;
   /** Refusal code when refused, else "". */
   detail: RefusalCode | "";
+  /** What the receiver stored under the id, when `detail` is `conflict`. */
+  stored?: StoredContent;
 }
 
 /** A file as the sink stored it: what its receipt reports. */
@@ -570,7 +573,10 @@ export class ExchangeService {
       } catch (e) {
         const code = refusalCodeOf(e);
         this.#refuse(code);
-        return { ...base, status: "refused", seq: 0, detail: code };
+        const stored = code === "conflict" && e instanceof ConflictRefusal
+          ? { stored: e.stored }
+          : {};
+        return { ...base, status: "refused", seq: 0, detail: code, ...stored };
       }
     })();
     const done = run.then(noop);
@@ -720,7 +726,9 @@ export class ExchangeService {
     );
     wrote.catch(noop); // a failed write also fails the receipt; report that one
     const r = await receipt;
-    return { status: r.status, seq: r.seq, detail: r.detail };
+    if (r.subject !== "message") throw new Error("unreachable");
+    const stored = r.stored === undefined ? {} : { stored: r.stored };
+    return { status: r.status, seq: r.seq, detail: r.detail, ...stored };
   }
 
   /**

@@ -18,9 +18,10 @@
  * - RECEIPT: status u8 (0 stored, 1 duplicate, 2 refused) | subject u8
  *   (1 message, 2 file) | seq u64 | id (u8 length ≤ 128) | detail (u8 length
  *   ≤ 64, `[a-z0-9_]`, a refusal code (`refusal_code.ts`) exactly when refused);
- *   a file receipt goes on with
- *   name (u8 length ≤ 255, the stored name, empty when refused) | size u64 |
- *   SHA-256 (32 bytes).
+ *   a message receipt refused as `conflict` goes on with the stored message's
+ *   size u64 | content digest (32 bytes, `message_digest.ts`); a file receipt
+ *   goes on with name (u8 length ≤ 255, the stored name, empty when refused)
+ *   | size u64 | SHA-256 (32 bytes).
  *
  * A reader checks a frame's length against its kind's cap before it reads
  * (or allocates for) the body, so a peer cannot make it buffer more than
@@ -108,6 +109,14 @@ export interface FileOffer {
   sha256: Uint8Array;
 }
 
+/** What a receiver already stored under an id (carried by a `conflict` receipt). */
+export interface StoredContent {
+  /** Size of the stored message's data in bytes. */
+  size: number;
+  /** Content digest of the stored message (32 bytes, `message_digest.ts`). */
+  digest: Uint8Array;
+}
+
 /** A receipt for a message: what the receiver's inbox did with it. */
 export interface MessageReceiptFrame {
   /** Answers a MESSAGE. */
@@ -120,6 +129,8 @@ export interface MessageReceiptFrame {
   id: string;
   /** Refusal code when refused, else "". */
   detail: RefusalCode | "";
+  /** The message already stored under this id: present exactly when `detail` is `conflict`. */
+  stored?: StoredContent;
 }
 
 /** A receipt for a file: where the receiver stored it. */
@@ -269,7 +280,15 @@ function encodeReceipt(w: Writer, rc: ReceiptFrame): void {
   u53(w, rc.seq, "Receipt seq");
   shortString(w, rc.id, 0, MAX_MESSAGE_ID, "Receipt id");
   shortString(w, rc.detail, 0, MAX_RECEIPT_DETAIL, "Receipt detail");
-  if (rc.subject === "file") {
+  if (rc.subject === "message") {
+    if ((rc.detail === "conflict") !== (rc.stored !== undefined)) {
+      throw new RangeError("A message receipt names stored content exactly when it is a conflict");
+    }
+    if (rc.stored !== undefined) {
+      u53(w, rc.stored.size, "Receipt stored size");
+      sha(w, rc.stored.digest);
+    }
+  } else {
     shortString(w, rc.name, 0, MAX_FILE_NAME, "Receipt file name");
     u53(w, rc.size, "Receipt file size");
     sha(w, rc.sha256);
@@ -347,7 +366,12 @@ function decodeReceipt(r: Reader): ReceiptFrame {
   // A code this version does not know (a newer peer's) reads as internal:
   // the refusal still ends the call, and the stream stays in step.
   const detail: RefusalCode | "" = text === "" || isRefusalCode(text) ? text : "internal";
-  if (subject === 1) return { subject: "message", status, seq, id, detail };
+  if (subject === 1) {
+    if (detail !== "conflict") return { subject: "message", status, seq, id, detail };
+    const size = readU53(r, "receipt stored size");
+    const digest = r.bytes(SHA256_SIZE, "receipt stored digest").slice();
+    return { subject: "message", status, seq, id, detail, stored: { size, digest } };
+  }
   const name = readString(r, 0, MAX_FILE_NAME, "receipt file name");
   const size = readU53(r, "receipt file size");
   const sha256 = r.bytes(SHA256_SIZE, "receipt SHA-256").slice();

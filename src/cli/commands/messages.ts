@@ -272,12 +272,19 @@ const inboxAck: CommandSpec = {
   name: "inbox ack",
   summary: "remove messages from the inbox by id",
   args: [{ name: "id", description: "message ids", required: true, variadic: true }],
-  flags: {},
+  flags: {
+    from: {
+      type: "string",
+      value: "PEER",
+      description: "only messages from this peer (needed when two senders used an id)",
+    },
+  },
   output: obj({ removed: int }),
-  errors: ["not_running"],
+  errors: ["not_running", "conflict"],
   async run(ctx) {
     const client = await ControlClient.open(ctx.home);
-    return await client.call("POST", "/v1/inbox/ack", { body: { ids: ctx.args.id } });
+    const from = typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {};
+    return await client.call("POST", "/v1/inbox/ack", { body: { ids: ctx.args.id, ...from } });
   },
   human: (d) => `removed ${(d as { removed: number }).removed} message(s)`,
 };

@@ -9,14 +9,14 @@
 import { PORT_MESSAGES } from "../../constants.ts";
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
-import { Refusal, refusalError } from "../../services/refusal.ts";
+import { messageRefusalError, Refusal } from "../../services/refusal.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { ExchangeService, Receipt } from "../../services/exchange_stream.ts";
 import type { Connection } from "../../stream/mod.ts";
 import type { Envelope } from "../../wire/data_message.ts";
 import type { NodeContext } from "../context.ts";
-import type { DedupStore } from "../dedup_store.ts";
+import { dedupContent, type DedupStore } from "../dedup_store.ts";
 import type { Inbox, InboxMessage } from "../inbox.ts";
 import { log } from "../log.ts";
 import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
@@ -61,8 +61,9 @@ export class MessagesFeature {
 
   /** The message sink: stores a received message once: dedup by (sender key, id), then the durable inbox. */
   async store(peer: PeerIdentity, e: Envelope): Promise<{ seq: number; duplicate: boolean }> {
-    const seen = this.#dedup.check(peer.keyHex, e.id);
-    if (seen !== undefined) return { seq: seen.seq, duplicate: true };
+    const content = dedupContent(e);
+    const seen = this.#dedup.retryOf(peer.keyHex, e.id, content);
+    if (seen !== undefined) return { seq: seen, duplicate: true };
     let data: string;
     if (e.type === "binary") data = e.data.toBase64();
     else {
@@ -96,14 +97,16 @@ export class MessagesFeature {
     // The receipt need not wait for this fsync: while the message is in the
     // inbox, a restart rebuilds its dedup entry from it (reseedDedup). Only
     // removing it from the inbox waits until the entry is durable.
-    const remembered = this.#dedup.remember(peer.keyHex, e.id, message.seq).catch((err) => {
-      // Only a retry arriving after this message left the inbox could be stored twice.
-      log(
-        `dedup store failed for ${peer.address} id ${JSON.stringify(e.id)}: ${
-          (err as Error).message
-        }`,
-      );
-    });
+    const remembered = this.#dedup.remember(peer.keyHex, e.id, message.seq, content).catch(
+      (err) => {
+        // Only a retry arriving after this message left the inbox could be stored twice.
+        log(
+          `dedup store failed for ${peer.address} id ${JSON.stringify(e.id)}: ${
+            (err as Error).message
+          }`,
+        );
+      },
+    );
     this.#dedupPending.add(remembered);
     remembered.finally(() => this.#dedupPending.delete(remembered));
     this.#offerReply(message);
@@ -156,13 +159,7 @@ export class MessagesFeature {
         }
       }
     }
-    if (receipt.status === "refused") {
-      throw refusalError(receipt.detail || "internal", {
-        peer: peer.address,
-        what: "the message",
-        hint: receipt.detail === "rate_limited" ? "its inbox is full; retry later" : "",
-      });
-    }
+    if (receipt.status === "refused") throw messageRefusalError(peer.address, envelope, receipt);
     return {
       to: peerRef(peer),
       id: envelope.id,
@@ -213,7 +210,7 @@ export class MessagesFeature {
         await new Promise<void>((resolve) => wait.wake = resolve);
       }
       // Handed to the caller: it does not stay in the inbox as well.
-      await this.inboxAck([reply.id]).catch(() => 0);
+      await this.inboxAck([reply.id], reply.from_key).catch(() => 0);
       return { request: sent, reply };
     } finally {
       clearTimeout(timer);
@@ -295,10 +292,14 @@ export class MessagesFeature {
     return conn;
   }
 
-  /** `pilot inbox ack`: removes messages by id, once their dedup entries are durable. */
-  async inboxAck(ids: string[]): Promise<number> {
+  /**
+   * `pilot inbox ack`: removes messages by id (from `fromKey`, if given: an
+   * id two senders used is a conflict otherwise), once their dedup entries
+   * are durable.
+   */
+  async inboxAck(ids: string[], fromKey?: string): Promise<number> {
     await Promise.all([...this.#dedupPending]);
-    return await this.#inbox.ack(ids);
+    return await this.#inbox.ack(ids, fromKey === undefined ? {} : { fromKey });
   }
 
   /** `pilot inbox --clear`: removes messages up to a seq, once their dedup entries are durable. */
