@@ -69,7 +69,7 @@ export const MAX_SESSIONS = 4096;
 export const RESERVED_TRUSTED_SESSIONS = 512;
 /** Hard cap on half-open responder handshakes. */
 export const MAX_PENDING_HANDSHAKES = 1024;
-/** Handshake message 1 per source IP: bucket size and refill per second. */
+/** Handshake message 1 per source IP and port that proved its address (mac2): bucket size and refill per second. */
 export const HANDSHAKE_RATE_PER_SOURCE = { burst: 20, perSecond: 10 } as const;
 /** Completed handshakes per peer key: bucket size and refill per second. */
 export const HANDSHAKE_RATE_PER_KEY = { burst: 10, perSecond: 2 } as const;

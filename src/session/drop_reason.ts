@@ -1,8 +1,8 @@
 /**
  * Why the session layer dropped a datagram: one closed set, so that the
- * counters `pilot info` shows under `drops` are documented here and nowhere
- * else. Each refusal is counted once, by the first check that failed
- * (docs/PROTOCOL.md §5.3, §5.4).
+ * counters `pilot info` shows under `drops` are a documented set. Each
+ * refusal is counted once, by the first check that failed (docs/PROTOCOL.md
+ * §5.3, §5.4); §5.11 lists this table, and a test keeps the two equal.
  *
  * @module
  */
@@ -16,7 +16,7 @@ export const DROP_REASONS = {
   replayed_init: "message 1 whose ephemeral key was seen in the last 180 s",
   rate_limited: "over a per-source (proven address) or per-key handshake rate",
   half_open_full: "no room for another half-open handshake",
-  work_budget: "the handshake work budget (DH and signatures per second) is spent for this source",
+  work_budget: "the handshake work budget is spent for this source",
   handshakes_busy: "too many handshake computations in flight",
   bad_init: "message 1 failed Noise",
   bad_resp: "message 2 failed Noise",
@@ -32,7 +32,7 @@ export const DROP_REASONS = {
   stale_resp: "message 2 for a session that is already established",
   stale_final: "message 3 for an established session that is not its exact repeat",
   final_in_progress: "message 3 while another copy is being processed",
-  final_failed: "a repeat of a message 3 that already failed, or too many failures",
+  final_failed: "a repeat of a message 3 that already failed",
   bad_cookie: "cookie reply whose echo does not match our message 1",
   cookie_ignored: "cookie reply after this message 1 already took one",
   unknown_index: "no handshake or session has the frame's receiver index",
