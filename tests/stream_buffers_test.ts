@@ -181,3 +181,70 @@ Deno.test("Budget gives each holder its reserve and shares the rest, waking wait
   assert.equal(woken, 1);
   assert.equal(b.held, 60);
 });
+
+/** Sums the sizes of the distinct ArrayBuffers that `chunks` keep alive. */
+function pinned(chunks: readonly Uint8Array[]): number {
+  const buffers = new Set<ArrayBufferLike>();
+  for (const c of chunks) buffers.add(c.buffer);
+  let total = 0;
+  for (const b of buffers) total += b.byteLength;
+  return total;
+}
+
+/** A view of `n` new bytes inside a 60,000-byte datagram, as a hostile peer sends them. */
+function inDatagram(from: number, n: number): Uint8Array {
+  const datagram = new Uint8Array(60_000);
+  const view = datagram.subarray(30_000, 30_000 + n);
+  view.set(bytes(from, n));
+  return view;
+}
+
+Deno.test("ReceiveBuffer copies small pieces out of large datagrams, so what it retains pins about what it holds", () => {
+  const rb = new ReceiveBuffer(1, 2048);
+  const piece = 117;
+  const count = 1000;
+  // Out of order: one gap at the front, then 1,000 small views above it,
+  // half of them as the new tail of a big segment that repeats held bytes.
+  for (let i = 0; i < count; i++) {
+    const seq = 1 + piece * (i + 1);
+    if (i % 2 === 0) {
+      assert.equal(rb.insert(seq, inDatagram(seq - 1, piece), 1e9), Insert.OutOfOrder);
+    } else {
+      const overlap = Math.min(seq - 1 - piece, 2_000);
+      const datagram = new Uint8Array(60_000);
+      const data = datagram.subarray(0, overlap + piece);
+      data.set(bytes(seq - 1 - overlap, overlap + piece));
+      assert.equal(rb.insert(seq - overlap, data, 1e9), Insert.OutOfOrder);
+    }
+  }
+  // In order: small views that the reader has not read yet.
+  assert.equal(rb.insert(1, inDatagram(0, piece), 1e9), Insert.Filled);
+  const inOrderEnd = rb.next;
+  for (let i = 0; i < count; i++) {
+    const seq = inOrderEnd + piece * i;
+    assert.equal(rb.insert(seq, inDatagram(seq - 1, piece), 1e9), Insert.InOrder);
+  }
+  const held = rb.readable;
+  assert.equal(held, piece * (2 * count + 1));
+  const chunks: Uint8Array[] = [];
+  for (let c = rb.read(); c !== undefined; c = rb.read()) chunks.push(c);
+  assert.deepEqual(
+    chunks.flatMap((c) => [...c]),
+    [...bytes(0, held)],
+  );
+  // Views alone would pin 2,001 datagrams of 60,000 bytes (114 MiB) for
+  // 229 KiB of data.
+  assert.ok(pinned(chunks) <= 2 * held, `pinned ${pinned(chunks)} bytes for ${held}`);
+});
+
+Deno.test("ReceiveBuffer keeps a segment that fills most of its datagram as a view, without copying", () => {
+  const rb = new ReceiveBuffer(1, 16);
+  const datagram = new Uint8Array(1371);
+  const data = datagram.subarray(43);
+  rb.insert(1 + data.length, new Uint8Array(new ArrayBuffer(1371), 43), 1e9);
+  rb.insert(1, data, 1e9);
+  const first = rb.read()!;
+  const second = rb.read()!;
+  assert.equal(first.buffer, datagram.buffer);
+  assert.equal(second.buffer.byteLength, 1371);
+});

@@ -387,8 +387,8 @@ export class Connection {
   }
 
   /**
-   * The next chunk of received bytes in order (a view of the segment, no
-   * copy), or null at the end of the stream (the peer closed its direction).
+   * The next chunk of received bytes in order (usually a view of the
+   * segment, no copy), or null at the end of the stream (the peer closed its direction).
    * Rejects with a {@linkcode StreamError} when the connection was reset.
    */
   read(): Promise<Uint8Array | null> {

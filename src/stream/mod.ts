@@ -122,8 +122,12 @@
  * `write()` keeps a reference to the caller's bytes (no copy); each segment
  * is encoded once from views of them, into slabs shared by many segments
  * (no allocation per segment). Received data is handed to the reader as
- * views of the decrypted segments. Per-segment work is O(1) amortised
- * (SACK lookups are O(log n)). `send` errors count as losses.
+ * views of the decrypted segments, except a piece that would keep alive a
+ * datagram much larger than itself (a retransmission that overlaps data
+ * already received, say): that piece is copied, so received bytes pin
+ * about what the window counts (`PIN_SLACK` in `receive_buffer.ts`).
+ * Per-segment work is O(1) amortised (SACK lookups are O(log n)). `send`
+ * errors count as losses.
  *
  * @module
  */

@@ -2,9 +2,12 @@
  * The receiving half of a connection's byte stream: data in order waiting
  * for the reader, and data above a gap held as coalesced ranges that the
  * receiver reports in SACK blocks. Chunks are views of the received
- * segments (no copy). The caller bounds memory through the window it
- * advertises (`right`) and `maxSegments`; data refused here is never
- * SACKed, so the receiver never reneges on what it reported.
+ * segments (no copy) when the view is most of its buffer; a piece much
+ * smaller than the datagram it came in is copied out (see
+ * {@linkcode PIN_SLACK}), so the memory the buffer keeps alive is about the
+ * bytes it counts. The caller bounds those through the window it advertises
+ * (`right`) and `maxSegments`; data refused here is never SACKed, so the
+ * receiver never reneges on what it reported.
  *
  * @module
  */
@@ -36,6 +39,22 @@ interface Range {
 
 const EMPTY = new Uint8Array(0);
 const RECENT = 8;
+
+/**
+ * Bytes of its buffer a kept view may leave unused (and still pin): room for
+ * a datagram's inner and segment headers. A view that would waste more, or
+ * more than its own length, is copied: windows count bytes, and a peer that
+ * sends 60,000-byte datagrams carrying 117 new bytes each must not pin 500
+ * times what its window admits. So retained buffers never exceed twice the
+ * bytes held, and exceed them by at most this much per piece.
+ */
+export const PIN_SLACK = 256;
+
+/** `view` itself when it is most of its buffer, else a copy that pins nothing else. */
+function retain(view: Uint8Array): Uint8Array {
+  const waste = view.buffer.byteLength - view.length;
+  return waste <= PIN_SLACK && waste <= view.length ? view : view.slice();
+}
 
 /** Reassembly and reader queue of one connection. */
 export class ReceiveBuffer {
@@ -97,7 +116,7 @@ export class ReceiveBuffer {
     if (e <= s) return Insert.Dropped;
     const piece = s === seq && e === end ? data : data.subarray(s - seq, e - seq);
     if (s === this.#next) {
-      this.#push(piece);
+      this.#push(retain(piece));
       this.#next = e;
       if (this.#ranges.length === 0) return Insert.InOrder;
       this.#pull();
@@ -118,7 +137,9 @@ export class ReceiveBuffer {
       let at = r.start;
       for (const c of r.chunks) {
         const cEnd = at + c.length;
-        if (cEnd > this.#next) this.#push(at < this.#next ? c.subarray(this.#next - at) : c);
+        if (cEnd > this.#next) {
+          this.#push(at < this.#next ? retain(c.subarray(this.#next - at)) : c);
+        }
         at = cEnd;
       }
       this.#next = r.end;
@@ -161,7 +182,7 @@ export class ReceiveBuffer {
       const ps = pieces[p]!;
       const pe = pieces[p + 1]!;
       const k = pieces[p + 2]!;
-      const view = ps === s && pe === e ? data : data.subarray(ps - s, pe - s);
+      const view = retain(ps === s && pe === e ? data : data.subarray(ps - s, pe - s));
       this.#place(ps, pe, view, k);
     }
     this.#heldSegments += count;
