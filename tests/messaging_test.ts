@@ -150,6 +150,26 @@ Deno.test("inbox ack of an id two senders used is a conflict unless scoped by --
     const viaApi = await callApi(b, "POST", "/v1/inbox/ack", { body: { ids: ["job-1"] } });
     assert.equal(viaApi.status, 409, JSON.stringify(viaApi.json));
 
+    // A reply is scoped the same way: it must not guess which sender's job-1 it answers.
+    const unscopedReply = await b.pilot("reply", "job-1", "--data", "done", "--json");
+    assertError(unscopedReply, "conflict", 1, "reply to an id two senders used");
+    assert.match(unscopedReply.json.hint, /--from/);
+    const toA = okOf(
+      await b.pilot(
+        "reply",
+        "job-1",
+        "--from",
+        a.identity!.fingerprint,
+        "--data",
+        "done",
+        "--json",
+      ),
+      "scoped reply",
+    );
+    assert.equal(toA.to.public_key, a.identity!.publicKey);
+    const atA = (await inboxOf(a)).messages;
+    assert.deepEqual(atA.map((m: { in_reply_to: string }) => m.in_reply_to), ["job-1"]);
+
     const scoped = okOf(
       await b.pilot("inbox", "ack", "job-1", "--from", a.identity!.fingerprint, "--json"),
       "scoped ack",

@@ -462,11 +462,17 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     "POST /v1/reply": async (req) => {
       const b = objectBody(req.body);
       if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
-      return await messages.reply(stringField(b, "id"), {
-        type: optionalString(b, "type") || "text",
-        data: b.data,
-        id: "",
-      }, timeoutField(b));
+      const from = optionalString(b, "from");
+      return await messages.reply(
+        stringField(b, "id"),
+        {
+          type: optionalString(b, "type") || "text",
+          data: b.data,
+          id: "",
+        },
+        timeoutField(b),
+        from === "" ? undefined : messages.senderKey(from),
+      );
     },
     "GET /v1/connections": () => Promise.resolve({ connections: ports.connections() }),
     "GET /v1/stream": (req) =>

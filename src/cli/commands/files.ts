@@ -246,6 +246,11 @@ const reply: CommandSpec = {
   args: [{ name: "id", description: "the id of the message to answer", required: true }],
   flags: {
     ...DATA_FLAGS,
+    from: {
+      type: "string",
+      value: "PEER",
+      description: "the sender of the message (needed when two senders used the id)",
+    },
     timeout: { type: "duration", description: "keep retrying delivery this long (default 30s)" },
   },
   output: SEND_RESULT,
@@ -255,7 +260,13 @@ const reply: CommandSpec = {
     const data = await messageData(ctx, type);
     const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 30_000;
     return await (await ControlClient.open(ctx.home)).call("POST", "/v1/reply", {
-      body: { id: ctx.args.id, type, data, timeout_ms: timeoutMs },
+      body: {
+        id: ctx.args.id,
+        type,
+        data,
+        timeout_ms: timeoutMs,
+        ...(typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {}),
+      },
       timeoutMs: timeoutMs + 5_000,
     });
   },

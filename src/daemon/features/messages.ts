@@ -238,12 +238,20 @@ export class MessagesFeature {
     }
   }
 
-  /** `pilot reply`: answers a message in the inbox, to its sender, naming it. */
-  async reply(id: string, m: OutgoingMessage, timeoutMs: number): Promise<Record<string, unknown>> {
+  /**
+   * `pilot reply`: answers a message in the inbox, to its sender, naming it.
+   * Ids are per sender: `fromKey` picks the sender when several used `id`.
+   */
+  async reply(
+    id: string,
+    m: OutgoingMessage,
+    timeoutMs: number,
+    fromKey?: string,
+  ): Promise<Record<string, unknown>> {
     const matches: InboxMessage[] = [];
     let after = 0;
     for (;;) {
-      const page = this.#inbox.list({ after, limit: 1000 });
+      const page = this.#inbox.list({ after, limit: 1000, ...(fromKey ? { fromKey } : {}) });
       matches.push(...page.messages.filter((x) => x.id === id));
       if (page.messages.length === 0) break;
       after = page.next;
@@ -259,8 +267,11 @@ export class MessagesFeature {
     if (senders.size > 1) {
       throw new PilotError(
         "conflict",
-        `Several senders used the id "${id}"`,
-        "answer through the API with the sender named",
+        `Several senders used the id "${id}": ${
+          [...new Map(matches.map((x) => [x.from_key, `${x.from} (${x.fingerprint})`])).values()]
+            .join(", ")
+        }`,
+        "name the sender: pilot reply ID --from PEER",
       );
     }
     const request = matches[0]!;
