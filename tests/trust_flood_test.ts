@@ -56,6 +56,18 @@ function fakePeer(): PeerIdentity {
   };
 }
 
+/**
+ * 300 random bytes that pass the header checks (addressed to `to`, from
+ * `peer`, bound to `binding`), so only verification refuses them.
+ */
+function junk(peer: PeerIdentity, to: ServiceNode, binding: Uint8Array): Uint8Array {
+  const m = randomBytes(300);
+  m.set(peer.publicKey, 2);
+  m.set(to.id.publicKey, 42);
+  m.set(binding, 106);
+  return messagePacket(m);
+}
+
 /** Inode and size of every file in a home: what a write (or an atomic rename) changes. */
 async function filesOf(home: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -85,6 +97,24 @@ Deno.test("requests beyond a key's budget are refused rate_limited before their 
   ]);
   assert.equal(b.trustService.drops.bad_signature, TRUST_RATE_PER_KEY.burst);
   assert.equal(b.trustService.drops.rate_limited, 10);
+});
+
+Deno.test("a message misaddressed, from another signer or bound to another session is refused before its signature is checked", async () => {
+  await using net = await network(3);
+  const [a, b, c] = net.nodes as [ServiceNode, ServiceNode, ServiceNode];
+  const binding = net.binding(a, b.keyHex)!;
+  const cases = [
+    [await craft(a.id, { to: c, binding }), "misaddressed"],
+    [await craft(c.id, { to: b, binding }), "wrong_sender"],
+    [await craft(a.id, { to: b, binding: randomBytes(32) }), "wrong_binding"],
+  ] as const;
+  for (const [m, reason] of cases) {
+    const forged = Uint8Array.from(m.bytes);
+    forged[forged.length - 1]! ^= 0x80;
+    const replies = await net.inject(b, { peer: a.peer, binding, payload: messagePacket(forged) });
+    assert.deepEqual(ackOf(replies), { status: "refused", detail: reason });
+  }
+  assert.equal(b.trustService.drops.bad_signature, 0);
 });
 
 Deno.test("a repeat of the pending request under a new request id is answered pending and writes nothing", async () => {
@@ -183,21 +213,22 @@ Deno.test("a trusted peer's revoke finds a place while strangers fill their shar
   });
   await within(gated.reached(rest.length), 10_000, "the stalled requests");
 
-  const junk: Promise<Uint8Array[]>[] = [];
+  const flood: Promise<Uint8Array[]>[] = [];
   const share = TRUST_QUEUE_MAX - TRUST_QUEUE_RESERVED;
-  while (b.trustService.queued < share) {
+  for (let k = 0; k < share / TRUST_QUEUE_PER_KEY; k++) {
     const peer = fakePeer();
+    const binding = randomBytes(32);
     for (let i = 0; i < TRUST_QUEUE_PER_KEY; i++) {
-      junk.push(
-        net.inject(b, { peer, binding: randomBytes(32), payload: messagePacket(randomBytes(300)) }),
-      );
+      flood.push(net.inject(b, { peer, binding, payload: junk(peer, b, binding) }));
     }
   }
   assert.equal(b.trustService.queued, share);
+  const stranger = fakePeer();
+  const strangerBinding = randomBytes(32);
   const late = net.inject(b, {
-    peer: fakePeer(),
-    binding: randomBytes(32),
-    payload: messagePacket(randomBytes(300)),
+    peer: stranger,
+    binding: strangerBinding,
+    payload: junk(stranger, b, strangerBinding),
   });
   assert.equal(b.trustService.drops.queue_full, 1, "a stranger finds no place");
 
@@ -208,7 +239,7 @@ Deno.test("a trusted peer's revoke finds a place while strangers fill their shar
   assert.equal((await revoked).delivered, true);
   await net.waitFor(() => b.untrusted.includes(d.keyHex), "b dropping its trust in d");
   assert.equal(b.trust.has(d.keyHex), false);
-  await Promise.all([...stalled, ...junk, late]);
+  await Promise.all([...stalled, ...flood, late]);
 });
 
 Deno.test("pending requests from one source IP are capped; others still get in", async () => {

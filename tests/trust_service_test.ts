@@ -272,7 +272,15 @@ Deno.test("a request with any one byte flipped is refused (bad signature or malf
   assert.equal(verAck.detail, "malformed");
   for (const d of seen) {
     assert.ok(
-      ["bad_signature", "malformed", "bad_key", "bad_stamp", "misaddressed", "wrong_sender"]
+      [
+        "bad_signature",
+        "malformed",
+        "bad_key",
+        "bad_stamp",
+        "misaddressed",
+        "wrong_sender",
+        "wrong_binding",
+      ]
         .includes(d),
       `unexpected refusal ${d}`,
     );

@@ -149,9 +149,10 @@ export interface TrustOutcome {
   delivered: boolean;
 }
 
-/** Offset and length of `binding` in a signed trust message (PROTOCOL.md §7.2). */
-const BINDING_AT = 106;
-const BINDING_BYTES = 32;
+/** Where `from_key`, `to_key` and `binding` sit in a signed trust message (PROTOCOL.md §7.2). */
+const FROM_KEY = [2, 34] as const;
+const TO_KEY = [42, 74] as const;
+const BINDING = [106, 138] as const;
 
 /** The trust service. */
 export class TrustService implements PortService {
@@ -269,14 +270,13 @@ export class TrustService implements PortService {
     const ack = (a: Ack) => encodeTrustPacket({ op: "ack", requestId, ...a });
     // Not cached: once the budget refills, a repeat is processed.
     if (!this.#limiter.allow(key)) return ack(this.#refuse("rate_limited"));
-    // A repeat (a new request id) of the very request pending from this key,
-    // over the session it was bound to: the same answer, without verifying.
+    const header = headerRefusal(message, this.#o.publicKey, ctx);
+    if (header !== undefined) return ack(this.#refuse(header));
+    // A repeat (a new request id) of the very request pending from this key
+    // (header checked above, so over the session it was bound to): the same
+    // answer, without verifying or writing.
     const pending = this.#o.flow.pendingFrom(key);
-    if (
-      pending !== undefined && message.length > BINDING_AT + BINDING_BYTES &&
-      sha256Hex(message) === pending.request_hash &&
-      equal(message.subarray(BINDING_AT, BINDING_AT + BINDING_BYTES), ctx.binding)
-    ) {
+    if (pending !== undefined && sha256Hex(message) === pending.request_hash) {
       return Promise.resolve({ bytes: ack({ status: "pending", detail: "" }), after: undefined });
     }
     const known = this.#o.trust.has(key) || this.#o.flow.outgoingTo(key)?.status === "pending";
@@ -818,6 +818,23 @@ export class TrustService implements PortService {
 /** SHA-256 of bytes, hex (synchronous: cheaper than a signature check by far). */
 function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * The session checks of §7.3 on the raw header, for the price of three
+ * compares instead of a signature check; undefined when they pass or the
+ * message is too short to say (the decoder then refuses it).
+ */
+function headerRefusal(
+  m: Uint8Array,
+  localKey: Uint8Array,
+  ctx: DatagramContext,
+): "misaddressed" | "wrong_sender" | "wrong_binding" | undefined {
+  if (m.length < BINDING[1]) return undefined;
+  if (!equal(m.subarray(...TO_KEY), localKey)) return "misaddressed";
+  if (!equal(m.subarray(...FROM_KEY), ctx.peer.publicKey)) return "wrong_sender";
+  if (!equal(m.subarray(...BINDING), ctx.binding)) return "wrong_binding";
+  return undefined;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
