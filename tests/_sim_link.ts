@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import { StreamMux, type StreamPacket } from "../src/stream/mux.ts";
 import type { StreamLimits, StreamTimers } from "../src/stream/options.ts";
 import type { Connection } from "../src/stream/connection.ts";
+import type { ConnectionState } from "../src/stream/state.ts";
 import { decodeSegment, type StreamSegment } from "../src/wire/stream_segment.ts";
 
 /** Mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
@@ -102,6 +103,8 @@ export interface SimLinkOptions {
   corruption?: "drop" | "deliver";
   /** Test hook: return true to drop this packet (deterministic faults). */
   drop?: (p: WirePacket) => boolean;
+  /** Test hook: a connection of `side` changed state (from `from` to `conn.state`). */
+  onStateChange?: (side: Side, conn: Connection, from: ConnectionState) => void;
 }
 
 interface Event {
@@ -168,6 +171,7 @@ export class SimLink {
     const random = () => Math.floor(ids() * 0x1_0000_0000);
     const now = () => this.clock.now;
     const mss = options.mss ?? 1328;
+    const hook = options.onStateChange;
     this.a = new StreamMux({
       send: (p) => this.#send("a", p),
       now,
@@ -175,6 +179,7 @@ export class SimLink {
       random,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timers ? { timers: options.timers } : {}),
+      ...(hook ? { onStateChange: (c, from) => hook("a", c, from) } : {}),
     });
     this.b = new StreamMux({
       send: (p) => this.#send("b", p),
@@ -183,6 +188,7 @@ export class SimLink {
       random,
       limits: { ...options.limits, ...options.limitsB },
       ...(options.timers ? { timers: options.timers } : {}),
+      ...(hook ? { onStateChange: (c, from) => hook("b", c, from) } : {}),
     });
   }
 

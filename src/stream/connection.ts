@@ -1,6 +1,7 @@
 /**
  * One reliable byte stream: the connection state machine of RFC 9293
- * reduced to what a tunnel between authenticated peers needs, with RFC 6298
+ * reduced to what a tunnel between authenticated peers needs (drawn and
+ * tabled in `state.ts`; every change goes through `#setState`), with RFC 6298
  * retransmission timing, NewReno congestion control, SACK-based loss
  * recovery, a capped receive window with zero-window probing, keepalives,
  * idle timeout, orderly close in both directions, reset and TIME_WAIT.
@@ -32,19 +33,7 @@ import { Insert, ReceiveBuffer } from "./receive_buffer.ts";
 import { RtoEstimator } from "./rto.ts";
 import { type AckResult, Scoreboard, type TxSegment } from "./scoreboard.ts";
 import { SendBuffer } from "./send_buffer.ts";
-
-/** RFC 9293 connection states, in lower case. */
-export type ConnectionState =
-  | "syn-sent"
-  | "syn-received"
-  | "established"
-  | "fin-wait-1"
-  | "fin-wait-2"
-  | "close-wait"
-  | "closing"
-  | "last-ack"
-  | "time-wait"
-  | "closed";
+import { assertTransition, type ConnectionState } from "./state.ts";
 
 /** A connection's counters and estimator state, for diagnostics (`pilot connections`). */
 export interface ConnectionStats {
@@ -327,14 +316,10 @@ export class Connection {
     this.#growWindow(true);
     this.#openDeadline = now + t.connectTimeoutMs;
     this.#rtoAt = now + this.#rto.rto;
-    if (init.syn === undefined) {
-      this.#state = "syn-sent";
-      this.#emitSyn();
-    } else {
-      this.#state = "syn-received";
-      this.#learnPeer(init.syn);
-      this.#emitSyn();
-    }
+    // The diagram's two entry points: set, not transitions.
+    this.#state = init.syn === undefined ? "syn-sent" : "syn-received";
+    if (init.syn !== undefined) this.#learnPeer(init.syn);
+    this.#emitSyn();
   }
 
   #newController(): NewReno {
@@ -582,9 +567,10 @@ export class Connection {
     this.#h.reschedule(this);
   }
 
+  /** The one place the state changes: checked against the table in `state.ts`. */
   #setState(next: ConnectionState): void {
     const from = this.#state;
-    if (from === next) return;
+    assertTransition(from, next);
     this.#state = next;
     this.#h.changed(this, from);
   }

@@ -134,7 +134,7 @@
 
 export { Budget } from "./budget.ts";
 export { initialWindow, NewReno, type NewRenoOptions } from "./congestion.ts";
-export { Connection, type ConnectionState, type ConnectionStats } from "./connection.ts";
+export { Connection, type ConnectionStats } from "./connection.ts";
 export { StreamError, type StreamErrorCode } from "./error.ts";
 export { mssFor, STREAM_OVERHEAD } from "./mss.ts";
 export {
@@ -154,3 +154,4 @@ export {
   type StreamTimers,
 } from "./options.ts";
 export { RtoEstimator, type RtoOptions } from "./rto.ts";
+export { assertTransition, type ConnectionState, TRANSITIONS } from "./state.ts";

@@ -10,9 +10,10 @@ import { DecodeError } from "../bytes.ts";
 import { decodeSegment, encodeSegment, SEG_ACK, SEG_RST, SEG_SYN } from "../wire/stream_segment.ts";
 import { STREAM_EPHEMERAL_PORT_MIN } from "../constants.ts";
 import { Budget } from "./budget.ts";
-import { Connection, type ConnectionHost, type ConnectionState } from "./connection.ts";
+import { Connection, type ConnectionHost } from "./connection.ts";
 import { StreamError } from "./error.ts";
 import { resolveLimits, resolveTimers, type StreamLimits, type StreamTimers } from "./options.ts";
+import type { ConnectionState } from "./state.ts";
 
 /** A stream segment between two virtual ports: the port fields of an inner packet of kind "stream". */
 export interface StreamPacket {
@@ -48,6 +49,8 @@ export interface StreamMuxOptions {
   wake?(at: number): void;
   /** Source of u32 values for connection ids and ephemeral ports (default: crypto). */
   random?(): number;
+  /** Called on every state change of a connection, before the mux acts on it (diagnostics, tests). */
+  onStateChange?(conn: Connection, from: ConnectionState): void;
 }
 
 /** Options of an outgoing connection. */
@@ -350,6 +353,7 @@ export class StreamMux {
   }
 
   #changed(conn: Connection, from: ConnectionState): void {
+    this.#o.onStateChange?.(conn, from);
     const to = conn.state;
     if (to === "established" && from === "syn-received") {
       const listener = this.#listeners.get(conn.localPort);
