@@ -6,17 +6,14 @@
  * so they need no clock; a request whose signer is not the session's peer is
  * refused.
  *
- * Anyone with a session reaches this port, so a datagram passes the checks
- * cheapest first: decode, the ack cache, the sender's rate (its key is
- * already authenticated by Noise), a repeat of its pending request, then a
- * place in the bounded verification queue ({@linkcode TrustQueue}); only
- * then is the signature verified. Decisions about one key run one at a time
+ * Anyone with a session reaches this port, so datagrams first pass the
+ * cheap checks and the bounded queue of {@linkcode TrustAdmission}; only
+ * then is a signature verified. Decisions about one key run one at a time
  * ({@linkcode KeyedLock}); local commands take only their key's turn, never
  * a place behind the network's queue.
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import {
   MAX_PENDING_PER_SOURCE,
   MAX_PENDING_REQUESTS,
@@ -28,12 +25,6 @@ import {
   OUTGOING_REQUEST_TTL_MS,
   PORT_TRUST,
   REJECT_SUPPRESS_MS,
-  TRUST_ACK_CACHE,
-  TRUST_QUEUE_MAX,
-  TRUST_QUEUE_PER_KEY,
-  TRUST_QUEUE_RESERVED,
-  TRUST_RATE_PER_KEY,
-  TRUST_WORKERS,
 } from "../constants.ts";
 import { PilotError } from "../errors.ts";
 import { type PeerRef, peerRef, refOf } from "../session/peer_ref.ts";
@@ -48,43 +39,23 @@ import {
   type TrustMessage,
   TrustMessageError,
 } from "../wire/trust_message.ts";
-import { type AckStatus, decodeTrustPacket, encodeTrustPacket } from "../wire/trust_packet.ts";
+import { encodeTrustPacket } from "../wire/trust_packet.ts";
 import { KeyedLock } from "./keyed_lock.ts";
 import { RetryBackoff } from "./retry_backoff.ts";
 import { RetryUntilAnswered } from "./retry_until_answered.ts";
-import { RateLimiter } from "../session/rate_limit.ts";
 import type { DatagramContext, PortService } from "./port_service.ts";
-import { TrustQueue } from "./trust_queue.ts";
+import { TrustAdmission } from "./trust_admission.ts";
 import {
   type FlowBook,
   type OutboxItem,
   type PendingRequest,
   TRUST_DROP_REASONS,
+  type TrustAck,
+  type TrustAnswer,
   type TrustBook,
   type TrustDropReason,
   type TrustEntry,
 } from "./trust_types.ts";
-
-/** An acknowledgement as the sender sees it. */
-export interface Ack {
-  /** What became of the message. */
-  status: AckStatus;
-  /** Why (for `approved`, `rejected` and `refused`), else empty. */
-  detail: string;
-}
-
-/** An acknowledgement to send, and what to do once it is on its way. */
-interface Outcome extends Ack {
-  after?: () => void;
-}
-
-/** A message admitted to the verification queue, and who waits for its ack. */
-interface Queued {
-  message: Uint8Array;
-  requestId: Uint8Array;
-  ctx: DatagramContext;
-  done: PromiseWithResolvers<{ bytes: Uint8Array; after: (() => void) | undefined }>;
-}
 
 /** What the trust service needs from the node. */
 export interface TrustServiceOptions {
@@ -149,11 +120,6 @@ export interface TrustOutcome {
   delivered: boolean;
 }
 
-/** Where `from_key`, `to_key` and `binding` sit in a signed trust message (PROTOCOL.md §7.2). */
-const FROM_KEY = [2, 34] as const;
-const TO_KEY = [42, 74] as const;
-const BINDING = [106, 138] as const;
-
 /** The trust service. */
 export class TrustService implements PortService {
   /** Port 444. */
@@ -166,20 +132,10 @@ export class TrustService implements PortService {
   ) as Record<TrustDropReason, number>;
   #o: TrustServiceOptions;
   #now: () => number;
-  #acks = new RetryUntilAnswered<Ack>();
-  #ackCache = new Map<string, Uint8Array>();
-  /** Acks being worked out, by (key, request id): a copy arriving meanwhile shares the result. */
-  #inProgress = new Map<string, Promise<{ bytes: Uint8Array; after: (() => void) | undefined }>>();
-  #queue = new TrustQueue<Queued>({
-    max: TRUST_QUEUE_MAX,
-    reserved: TRUST_QUEUE_RESERVED,
-    perKey: TRUST_QUEUE_PER_KEY,
-  });
-  #workers = 0;
+  #acks = new RetryUntilAnswered<TrustAck>();
   #locks = new KeyedLock();
+  #admission: TrustAdmission;
   #delivering = new Map<OutboxItem, Promise<boolean>>();
-  /** Port-444 messages per sender key, spent before any signature is checked. */
-  #limiter: RateLimiter;
   #backoff: RetryBackoff;
 
   /** Creates the service. */
@@ -187,7 +143,17 @@ export class TrustService implements PortService {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     const monotonic = options.monotonic ?? (() => performance.now());
-    this.#limiter = new RateLimiter({ ...TRUST_RATE_PER_KEY, maxKeys: 65_536, now: monotonic });
+    this.#admission = new TrustAdmission({
+      localKey: options.publicKey,
+      locks: this.#locks,
+      drop: (reason) => this.drops[reason]++,
+      onAck: (id, ack) => this.#acks.answer(id, ack),
+      isKnown: (key) =>
+        options.trust.has(key) || options.flow.outgoingTo(key)?.status === "pending",
+      pendingHash: (key) => options.flow.pendingFrom(key)?.request_hash,
+      process: (message, ctx) => this.#receive(message, ctx),
+      monotonic,
+    });
     this.#backoff = new RetryBackoff({
       minMs: OUTBOX_BACKOFF_MIN_MS,
       maxMs: OUTBOX_BACKOFF_MAX_MS,
@@ -204,117 +170,25 @@ export class TrustService implements PortService {
 
   /** Messages waiting in the verification queue. */
   get queued(): number {
-    return this.#queue.size;
+    return this.#admission.queued;
   }
 
   /** Messages being verified or processed now. */
   get processing(): number {
-    return this.#workers;
+    return this.#admission.processing;
   }
 
-  #refuse(reason: TrustDropReason, detail: string = reason): Ack {
+  #refuse(reason: TrustDropReason, detail: string = reason): TrustAck {
     this.drops[reason]++;
     return { status: "refused", detail };
   }
 
-  /** Handles one port-444 datagram. */
-  async onDatagram(packet: { payload: Uint8Array }, ctx: DatagramContext): Promise<void> {
-    let p;
-    try {
-      p = decodeTrustPacket(packet.payload);
-    } catch {
-      this.drops.malformed++;
-      return;
-    }
-    if (p.op === "ack") {
-      this.#acks.answer(p.requestId.toHex(), { status: p.status, detail: p.detail });
-      return;
-    }
-    const key = ctx.peer.keyHex;
-    const cacheKey = `${key}:${p.requestId.toHex()}`;
-    const cached = this.#ackCache.get(cacheKey);
-    if (cached !== undefined) return await ctx.reply(cached);
-    const running = this.#inProgress.get(cacheKey);
-    // A copy that arrives while the first is processed gets the same ack, and no more.
-    if (running !== undefined) return await ctx.reply((await running).bytes);
-    const admitted = this.#admit(key, p.requestId, p.message, ctx);
-    if (admitted === undefined) return;
-    if (admitted instanceof Uint8Array) return await ctx.reply(admitted);
-    this.#inProgress.set(cacheKey, admitted);
-    let outcome;
-    try {
-      outcome = await admitted;
-    } finally {
-      this.#inProgress.delete(cacheKey);
-    }
-    this.#ackCache.set(cacheKey, outcome.bytes);
-    if (this.#ackCache.size > TRUST_ACK_CACHE) {
-      this.#ackCache.delete(this.#ackCache.keys().next().value!);
-    }
-    await ctx.reply(outcome.bytes);
-    // Only now that the acknowledgement is on its way may the sessions close.
-    outcome.after?.();
+  /** Handles one port-444 datagram (through the checks and queue of {@linkcode TrustAdmission}). */
+  onDatagram(packet: { payload: Uint8Array }, ctx: DatagramContext): Promise<void> {
+    return this.#admission.onDatagram(packet.payload, ctx);
   }
 
-  /**
-   * The cheap checks in front of verification. Returns the ack to come; or
-   * an ack to send now and not cache; or undefined when the datagram was
-   * dropped unanswered.
-   */
-  #admit(
-    key: string,
-    requestId: Uint8Array,
-    message: Uint8Array,
-    ctx: DatagramContext,
-  ): Promise<{ bytes: Uint8Array; after: (() => void) | undefined }> | Uint8Array | undefined {
-    const ack = (a: Ack) => encodeTrustPacket({ op: "ack", requestId, ...a });
-    // Not cached: once the budget refills, a repeat is processed.
-    if (!this.#limiter.allow(key)) return ack(this.#refuse("rate_limited"));
-    const header = headerRefusal(message, this.#o.publicKey, ctx);
-    if (header !== undefined) return ack(this.#refuse(header));
-    // A repeat (a new request id) of the very request pending from this key
-    // (header checked above, so over the session it was bound to): the same
-    // answer, without verifying or writing.
-    const pending = this.#o.flow.pendingFrom(key);
-    if (pending !== undefined && sha256Hex(message) === pending.request_hash) {
-      return Promise.resolve({ bytes: ack({ status: "pending", detail: "" }), after: undefined });
-    }
-    const known = this.#o.trust.has(key) || this.#o.flow.outgoingTo(key)?.status === "pending";
-    const done = Promise.withResolvers<{ bytes: Uint8Array; after: (() => void) | undefined }>();
-    if (!this.#queue.admit(key, known ? "known" : "stranger", { message, requestId, ctx, done })) {
-      // No ack: the sender repeats, and by then there may be room.
-      this.drops.queue_full++;
-      return undefined;
-    }
-    this.#pump();
-    return done.promise;
-  }
-
-  /** Starts workers while there is queued work for keys not already being processed. */
-  #pump(): void {
-    while (this.#workers < TRUST_WORKERS) {
-      const next = this.#queue.take();
-      if (next === undefined) return;
-      this.#workers++;
-      const { key, item } = next;
-      void this.#locks.run(key, async () => {
-        const outcome = await this.#receive(item.message, item.ctx);
-        const bytes = encodeTrustPacket({
-          op: "ack",
-          requestId: item.requestId,
-          status: outcome.status,
-          detail: outcome.detail,
-        });
-        return { bytes, after: outcome.after };
-      }).then(item.done.resolve, item.done.reject).finally(() => {
-        this.#workers--;
-        this.#queue.done(key);
-        this.#pump();
-      });
-    }
-  }
-
-  async #receive(bytes: Uint8Array, ctx: DatagramContext): Promise<Outcome> {
+  async #receive(bytes: Uint8Array, ctx: DatagramContext): Promise<TrustAnswer> {
     let signed: SignedTrustMessage;
     try {
       signed = await decodeTrustMessage(bytes);
@@ -336,7 +210,7 @@ export class TrustService implements PortService {
    * It must carry an expiry; a persisted cache of (sender, nonce) refuses
    * repeats.
    */
-  processOffline(bytes: Uint8Array, sender: PeerIdentity): Promise<Ack> {
+  processOffline(bytes: Uint8Array, sender: PeerIdentity): Promise<TrustAck> {
     return this.#locks.run(sender.keyHex, async () => {
       let signed: SignedTrustMessage;
       try {
@@ -365,7 +239,7 @@ export class TrustService implements PortService {
     });
   }
 
-  async #process(signed: SignedTrustMessage, peer: PeerIdentity): Promise<Outcome> {
+  async #process(signed: SignedTrustMessage, peer: PeerIdentity): Promise<TrustAnswer> {
     const m = signed.message;
     const key = peer.keyHex;
     switch (m.kind) {
@@ -420,7 +294,7 @@ export class TrustService implements PortService {
     }
   }
 
-  async #onRequest(signed: SignedTrustMessage, peer: PeerIdentity): Promise<Ack> {
+  async #onRequest(signed: SignedTrustMessage, peer: PeerIdentity): Promise<TrustAck> {
     const key = peer.keyHex;
     const now = this.#now();
     const m = signed.message;
@@ -544,7 +418,7 @@ export class TrustService implements PortService {
     >,
     timeoutMs: number,
     onSigned?: (s: SignedTrustMessage) => Promise<void>,
-  ): Promise<Ack | undefined> {
+  ): Promise<TrustAck | undefined> {
     const requestId = randomBytes(8);
     const nonce = randomBytes(16);
     let signedFor: Uint8Array | undefined;
@@ -604,7 +478,7 @@ export class TrustService implements PortService {
       // Once the user named the exact key, a repeat by name keeps it pinned.
       pinned: (options.pinned ?? false) || (repeat && prior.pinned === true),
     });
-    let ack: Ack | undefined;
+    let ack: TrustAck | undefined;
     for (;;) {
       ack = await this.#exchange(
         key,
@@ -813,32 +687,6 @@ export class TrustService implements PortService {
     this.#delivering.set(item, run);
     return run;
   }
-}
-
-/** SHA-256 of bytes, hex (synchronous: cheaper than a signature check by far). */
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-/**
- * The session checks of §7.3 on the raw header, for the price of three
- * compares instead of a signature check; undefined when they pass or the
- * message is too short to say (the decoder then refuses it).
- */
-function headerRefusal(
-  m: Uint8Array,
-  localKey: Uint8Array,
-  ctx: DatagramContext,
-): "misaddressed" | "wrong_sender" | "wrong_binding" | undefined {
-  if (m.length < BINDING[1]) return undefined;
-  if (!equal(m.subarray(...TO_KEY), localKey)) return "misaddressed";
-  if (!equal(m.subarray(...FROM_KEY), ctx.peer.publicKey)) return "wrong_sender";
-  if (!equal(m.subarray(...BINDING), ctx.binding)) return "wrong_binding";
-  return undefined;
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** The IP of an `IP:PORT` or `[IPv6]:PORT` endpoint, or undefined. */

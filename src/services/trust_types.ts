@@ -4,6 +4,21 @@
  *
  * @module
  */
+import type { AckStatus } from "../wire/trust_packet.ts";
+
+/** An acknowledgement as the sender sees it. */
+export interface TrustAck {
+  /** What became of the message. */
+  status: AckStatus;
+  /** Why (for `approved`, `rejected` and `refused`), else empty. */
+  detail: string;
+}
+
+/** An acknowledgement to send, and what to do once it is on its way. */
+export interface TrustAnswer extends TrustAck {
+  /** Runs after the ack went out (a revoke closes the sessions only then). */
+  after?: () => void;
+}
 
 /** One trusted peer. */
 export interface TrustEntry {
