@@ -248,11 +248,7 @@ export class SessionManager {
       maxSources: 65_536,
       now: this.#now,
     });
-    this.#keyLimiter = new RateLimiter({
-      ...HANDSHAKE_RATE_PER_KEY,
-      maxKeys: 65_536,
-      now: this.#now,
-    });
+    this.#keyLimiter = limiter(HANDSHAKE_RATE_PER_KEY);
     this.#cookies = new CookieJar(this.#now);
     this.#ownMac1Key = mac1Key(options.local.publicKey);
   }
@@ -820,6 +816,11 @@ export class SessionManager {
     // A rekey must reach the same key: the expectation is the full key.
     const expected: Expected = { publicKey: peer.identity.publicKey };
     this.#startAttempt(key, endpoint, expected).then(async (attempt) => {
+      if (this.#peers.get(peer.identity.keyHex) !== peer) {
+        // The peer went away while the handshake was being built.
+        this.#byIndex.delete(attempt.handshake.localIndex);
+        return;
+      }
       peer.rekey = attempt;
       this.#attempts.set(key, attempt);
       await this.#sendInit(attempt);
