@@ -27,6 +27,7 @@ import {
 } from "../wire/stream_segment.ts";
 import type { Budget } from "./budget.ts";
 import { NewReno } from "./congestion.ts";
+import { Deadlines } from "./deadlines.ts";
 import { StreamError } from "./error.ts";
 import type { StreamLimits, StreamTimers } from "./options.ts";
 import { Insert, ReceiveBuffer } from "./receive_buffer.ts";
@@ -244,14 +245,9 @@ export class Connection {
   #ackNow = false;
   #readers: Deferred<Uint8Array | null>[] = [];
 
-  // Timers (absolute ms; Infinity when off).
-  #rtoAt = Infinity;
-  #lossAt = Infinity;
-  #ackAt = Infinity;
-  #persistAt = Infinity;
+  // Timers.
+  #at = new Deadlines();
   #persistCount = 0;
-  #openDeadline = Infinity;
-  #timeWaitAt = Infinity;
   #lastRecvAt: number;
   #lastKeepaliveAt: number;
   #synAt: number;
@@ -267,24 +263,9 @@ export class Connection {
   #segmentsSent = 0;
   #segmentsReceived = 0;
 
-  #writeWaiter = () => {
-    if (this.#busy) {
-      this.#pumpLater = true;
-      return;
-    }
-    this.#run(() => {
-      this.#pumpLater = true;
-    });
-  };
-  #windowWaiter = () => {
-    if (this.#busy) {
-      this.#growLater = true;
-      return;
-    }
-    this.#run(() => {
-      this.#growLater = true;
-    });
-  };
+  // Budget waiters: room came free in the peer's shared budget.
+  #writeWaiter = this.#wakeLater(() => this.#pumpLater = true);
+  #windowWaiter = this.#wakeLater(() => this.#growLater = true);
 
   /** Created by the mux only. @internal */
   constructor(init: ConnectionInit) {
@@ -314,8 +295,8 @@ export class Connection {
     this.#rb = new ReceiveBuffer(1, h.limits.maxOutOfOrder);
     this.#windowLimit = Math.min(h.limits.receiveBuffer, Math.max(h.limits.reserve, 4 * h.mss));
     this.#growWindow(true);
-    this.#openDeadline = now + t.connectTimeoutMs;
-    this.#rtoAt = now + this.#rto.rto;
+    this.#at.open = now + t.connectTimeoutMs;
+    this.#at.rto = now + this.#rto.rto;
     // The diagram's two entry points: set, not transitions.
     this.#state = init.syn === undefined ? "syn-sent" : "syn-received";
     if (init.syn !== undefined) this.#learnPeer(init.syn);
@@ -499,16 +480,9 @@ export class Connection {
   deadline(): number {
     const s = this.#state;
     if (s === "closed") return Infinity;
-    if (s === "time-wait") return this.#timeWaitAt;
-    let d = Math.min(
-      this.#openDeadline,
-      this.#lastRecvAt + this.#h.timers.idleTimeoutMs,
-      this.#rtoAt,
-      this.#lossAt,
-      this.#persistAt,
-      this.#ackAt,
-    );
-    if (KEEPALIVE_STATES.has(s) && this.#board.length === 0 && this.#persistAt === Infinity) {
+    if (s === "time-wait") return this.#at.timeWait;
+    let d = Math.min(this.#at.earliest(), this.#lastRecvAt + this.#h.timers.idleTimeoutMs);
+    if (KEEPALIVE_STATES.has(s) && this.#board.length === 0 && this.#at.persist === Infinity) {
       d = Math.min(
         d,
         Math.max(this.#lastRecvAt, this.#lastKeepaliveAt) + this.#h.timers.keepaliveMs,
@@ -565,6 +539,18 @@ export class Connection {
       this.#busy = false;
     }
     this.#h.reschedule(this);
+  }
+
+  /**
+   * A budget waiter that leaves a mark for the end of the current run (see
+   * `#run`), starting a run when none is active: the budget calls it from
+   * another connection's run, or from this one's.
+   */
+  #wakeLater(mark: () => void): () => void {
+    return () => {
+      if (this.#busy) mark();
+      else this.#run(mark);
+    };
   }
 
   /** The one place the state changes: checked against the table in `state.ts`. */
@@ -695,7 +681,7 @@ export class Connection {
       if (sack.length > 0 || this.#rb.heldSegments === 0) {
         this.#ackNow = false;
         this.#ackPending = 0;
-        this.#ackAt = Infinity;
+        this.#at.ack = Infinity;
       }
     }
     const window = (flags & SEG_RST) !== 0 ? 0 : Math.max(0, this.#advRight - this.#rb.next);
@@ -746,8 +732,8 @@ export class Connection {
   }
 
   #opened(): void {
-    this.#rtoAt = Infinity;
-    this.#openDeadline = Infinity;
+    this.#at.rto = Infinity;
+    this.#at.open = Infinity;
     this.#ackNow = this.#state === "syn-sent";
     this.#setState("established");
     const cb = this.#onOpen;
@@ -782,7 +768,7 @@ export class Connection {
       this.#syncSendHeld();
       if (this.#writes.length > 0) this.#pumpLater = true;
       // RFC 6298 (5.2), (5.3).
-      this.#rtoAt = board.length > 0 ? now + this.#rto.rto : Infinity;
+      this.#at.rto = board.length > 0 ? now + this.#rto.rto : Infinity;
       if (this.#finSeq >= 0 && ack > this.#finSeq) this.#onFinAcked(now);
       if (this.#state === "closed" || this.#state === "time-wait") return;
     } else if (
@@ -821,11 +807,11 @@ export class Connection {
   #detectLosses(now: number): boolean {
     const board = this.#board;
     if (board.length === 0) {
-      this.#lossAt = Infinity;
+      this.#at.loss = Infinity;
       return false;
     }
     const srtt = this.#rto.srtt ?? this.#rto.rto;
-    this.#lossAt = board.detectLosses(
+    this.#at.loss = board.detectLosses(
       DUP_THRESH * this.#smss,
       this.#dupAcks,
       Math.max(1, srtt / 4),
@@ -917,11 +903,11 @@ export class Connection {
 
   #onTick(now: number): void {
     if (this.#state === "time-wait") {
-      if (now >= this.#timeWaitAt) this.#finish();
+      if (now >= this.#at.timeWait) this.#finish();
       return;
     }
     const t = this.#h.timers;
-    if (now >= this.#openDeadline) {
+    if (now >= this.#at.open) {
       this.#terminate(new StreamError("timeout", "connect timeout"), "connect timeout");
       return;
     }
@@ -931,18 +917,18 @@ export class Connection {
       this.#terminate(new StreamError("timeout", "idle timeout"), "idle timeout");
       return;
     }
-    if (now >= this.#rtoAt) this.#onRto(now);
-    else if (now >= this.#lossAt) this.#detectLosses(now);
-    if (now >= this.#persistAt) {
+    if (now >= this.#at.rto) this.#onRto(now);
+    else if (now >= this.#at.loss) this.#detectLosses(now);
+    if (now >= this.#at.persist) {
       this.#probes++;
       this.#persistCount++;
-      this.#persistAt = now + this.#persistInterval();
+      this.#at.persist = now + this.#persistInterval();
       this.#emit(SEG_ACK | SEG_PROBE, this.#sndNxt, NONE);
     }
-    if (now >= this.#ackAt) this.#ackNow = true;
+    if (now >= this.#at.ack) this.#ackNow = true;
     if (
       KEEPALIVE_STATES.has(this.#state) && this.#board.length === 0 &&
-      this.#persistAt === Infinity &&
+      this.#at.persist === Infinity &&
       now >= Math.max(this.#lastRecvAt, this.#lastKeepaliveAt) + t.keepaliveMs
     ) {
       this.#keepalives++;
@@ -961,22 +947,22 @@ export class Connection {
     if (s === "syn-sent" || s === "syn-received") {
       this.#synRetransmitted = true;
       this.#rto.backoff();
-      this.#rtoAt = now + this.#rto.rto;
+      this.#at.rto = now + this.#rto.rto;
       this.#emitSyn();
       return;
     }
     const board = this.#board;
     if (board.length === 0) {
-      this.#rtoAt = Infinity;
+      this.#at.rto = Infinity;
       return;
     }
     // RFC 6298 (5.4)-(5.6), RFC 5681 (4) loss window, RFC 6582 recover.
     this.#cc.onTimeout(this.#sndNxt - this.#sndUna, this.#sndNxt);
     board.markAllLost();
-    this.#lossAt = Infinity;
+    this.#at.loss = Infinity;
     this.#dupAcks = 0;
     this.#rto.backoff();
-    this.#rtoAt = now + this.#rto.rto;
+    this.#at.rto = now + this.#rto.rto;
     const first = board.nextLost();
     if (first !== undefined) this.#retransmit(first, now);
   }
@@ -990,7 +976,7 @@ export class Connection {
     if (!seg.fin) this.#retransmittedBytes += len;
     // Retransmitting the oldest segment restarts the timer, so that a
     // recovery longer than one RTO does not also time out.
-    if (this.#rtoAt === Infinity || seg.start === this.#sndUna) this.#rtoAt = now + this.#rto.rto;
+    if (this.#at.rto === Infinity || seg.start === this.#sndUna) this.#at.rto = now + this.#rto.rto;
   }
 
   /** Sends what cwnd, the peer's window and Nagle allow: lost segments first, then new data, then the FIN. */
@@ -1045,11 +1031,11 @@ export class Connection {
       this.#sndNxt = seq + 1;
     }
     if (sb.end > this.#sndNxt && board.length === 0 && this.#peerRight <= this.#sndNxt) {
-      if (this.#persistAt === Infinity) this.#persistAt = now + this.#persistInterval();
+      if (this.#at.persist === Infinity) this.#at.persist = now + this.#persistInterval();
     } else {
-      this.#persistAt = Infinity;
+      this.#at.persist = Infinity;
     }
-    if (board.length > 0 && this.#rtoAt === Infinity) this.#rtoAt = now + this.#rto.rto;
+    if (board.length > 0 && this.#at.rto === Infinity) this.#at.rto = now + this.#rto.rto;
   }
 
   #flushAck(now: number): void {
@@ -1057,17 +1043,14 @@ export class Connection {
     if (s === "syn-sent" || s === "syn-received" || s === "closed") return;
     if (this.#ackNow) {
       this.#emit(SEG_ACK, this.#sndNxt, NONE);
-    } else if (this.#ackPending > 0 && this.#ackAt === Infinity) {
-      this.#ackAt = now + this.#h.timers.delayedAckMs;
+    } else if (this.#ackPending > 0 && this.#at.ack === Infinity) {
+      this.#at.ack = now + this.#h.timers.delayedAckMs;
     }
   }
 
   #enterTimeWait(now: number): void {
-    this.#timeWaitAt = now + this.#h.timers.timeWaitMs;
-    this.#rtoAt = Infinity;
-    this.#lossAt = Infinity;
-    this.#persistAt = Infinity;
-    this.#openDeadline = Infinity;
+    this.#at.clearAll();
+    this.#at.timeWait = now + this.#h.timers.timeWaitMs;
     this.#board.clear();
     this.#sb.clear();
     this.#syncSendHeld();
@@ -1098,12 +1081,7 @@ export class Connection {
   }
 
   #release(discardReceived: boolean): void {
-    this.#rtoAt = Infinity;
-    this.#lossAt = Infinity;
-    this.#ackAt = Infinity;
-    this.#persistAt = Infinity;
-    this.#openDeadline = Infinity;
-    this.#timeWaitAt = Infinity;
+    this.#at.clearAll();
     this.#ackNow = false;
     this.#board.clear();
     this.#sb.clear();
