@@ -320,6 +320,34 @@ Deno.test("Inbox compacts its log once dead records outnumber live ones by the m
   });
 });
 
+Deno.test("Inbox keeps a 16 MiB message of control characters in a record about its size and counts its bytes against the cap", async () => {
+  await withHome(async (home) => {
+    const MIB = 1024 * 1024;
+    const data = "\u0001".repeat(16 * MIB);
+    const inbox = await Inbox.open(home);
+    await inbox.add({ ...message("ctl"), data, bytes: 16 * MIB });
+    const wide = "漢字とかな、".repeat(1000);
+    await inbox.add({
+      ...message("wide"),
+      data: wide,
+      bytes: new TextEncoder().encode(wide).length,
+    });
+    await inbox.add(message("plain", KEY_A, "hello"));
+    const logBytes = (await Deno.stat(join(home, HOME_FILES.inbox))).size;
+    assert.ok(logBytes < 16 * MIB * 1.4, `${logBytes} bytes of log for 16 MiB of data`);
+    assert.ok(inbox.bytes >= 16 * MIB && inbox.bytes < 16 * MIB + 64 * 1024, `${inbox.bytes}`);
+    // Printable text stays readable in the log.
+    assert.match(await Deno.readTextFile(join(home, HOME_FILES.inbox)), /"data":"hello"/);
+    await inbox.close();
+    const again = await Inbox.open(home);
+    const [ctl, back, plain] = again.list().messages;
+    assert.equal(ctl?.data, data);
+    assert.equal(back?.data, wide);
+    assert.equal(plain?.data, "hello");
+    await again.close();
+  });
+});
+
 Deno.test("Inbox.open refuses a log whose records are malformed, naming the line", async () => {
   await withHome(async (home) => {
     const path = join(home, HOME_FILES.inbox);

@@ -6,6 +6,13 @@
  * {@linkcode SeqIndex} (`seq_index.ts`); this file owns the message record:
  * `{op:"msg", seq, ...message}`. Acknowledged messages are forgotten at once.
  *
+ * A record costs about what its message costs: text or JSON data whose JSON
+ * escaping would take more room than base64 (control characters, non-ASCII
+ * text) is stored as `data64` (base64 of its UTF-8) instead of `data`, so a
+ * 16 MiB message takes at most about 22 MiB of log, never six times its
+ * size. Binary data is base64 in `data`, as the API returns it. The byte cap
+ * counts each message's data bytes plus its record's other fields.
+ *
  * @module
  */
 import { join } from "node:path";
@@ -16,13 +23,13 @@ import { isSeq, type SeqCodec, SeqIndex } from "./seq_index.ts";
 
 /** Largest number of messages the inbox holds; beyond it `add` refuses. */
 export const MAX_INBOX_MESSAGES = 10_000;
-/** Largest total size of stored messages (bytes of log records); beyond it `add` refuses. */
-export const MAX_INBOX_BYTES = 256 * 1024 * 1024;
 /**
- * Largest inbox record: a 16 MiB message as base64 (binary) or as JSON text
- * with every character escaped still fits.
+ * Largest total size of stored messages (data bytes plus the other fields of
+ * their records); beyond it `add` refuses.
  */
-export const MAX_INBOX_RECORD = 100 * 1024 * 1024;
+export const MAX_INBOX_BYTES = 256 * 1024 * 1024;
+/** Largest inbox record: a 16 MiB message as base64 plus the largest envelope fields. */
+export const MAX_INBOX_RECORD = 24 * 1024 * 1024;
 /** Messages `list` returns when no limit is given. */
 export const DEFAULT_LIST_LIMIT = 100;
 /** Largest `limit` `list` accepts. */
@@ -98,14 +105,66 @@ export interface InboxOptions {
 
 const TYPES: readonly string[] = ["text", "json", "binary"];
 
+/** `jsonLength` of stored messages' data, measured once per message (it scans the data). */
+const measured = new WeakMap<InboxMessage, number>();
+
+/** Bytes a string takes as a JSON string in the log (ASCII only: see `append_log.ts`). */
+function jsonLength(s: string): number {
+  let n = 2;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (
+      c === 0x22 || c === 0x5c || c === 0x08 || c === 0x0c || (c >= 0x09 && c <= 0x0d && c !== 0x0b)
+    ) {
+      n += 2;
+    } else if (c < 0x20 || c > 0x7e) n += 6;
+    else n += 1;
+  }
+  return n;
+}
+
+/** Bytes the data field takes in the message's record (as `storedFields` writes it). */
+function storedLength(msg: InboxMessage): number {
+  if (msg.type === "binary") return msg.data.length + 2;
+  let json = measured.get(msg);
+  if (json === undefined) {
+    json = jsonLength(msg.data);
+    measured.set(msg, json);
+  }
+  return Math.min(json, 4 * Math.ceil(msg.bytes / 3) + 2);
+}
+
+/** The record fields of a message: its data as `data`, or as `data64` where that is shorter. */
+function storedFields(msg: InboxMessage): Record<string, unknown> {
+  if (msg.type === "binary" || storedLength(msg) < 4 * Math.ceil(msg.bytes / 3) + 2) {
+    return { ...msg };
+  }
+  const { data, ...rest } = msg;
+  return { ...rest, data64: new TextEncoder().encode(data).toBase64() };
+}
+
+/** The data of a record: `data` as is, or `data64` decoded (strict UTF-8); undefined when malformed. */
+function storedData(o: Record<string, unknown>): string | undefined {
+  if (typeof o.data === "string") return o.data64 === undefined ? o.data : undefined;
+  if (typeof o.data64 !== "string" || o.type === "binary") return undefined;
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(
+      Uint8Array.fromBase64(o.data64),
+    );
+  } catch {
+    return undefined;
+  }
+}
+
 function parseMessage(o: Record<string, unknown>): InboxMessage | undefined {
-  const { seq, id, from, from_key, hostname, fingerprint, type, data, bytes, received_at } = o;
+  const { seq, id, from, from_key, hostname, fingerprint, type, bytes, received_at } = o;
+  const data = storedData(o);
   if (!isSeq(seq) || !isSeq(bytes)) return undefined;
   if (typeof id !== "string" || typeof from !== "string" || typeof from_key !== "string") {
     return undefined;
   }
   if (hostname !== null && typeof hostname !== "string") return undefined;
-  if (typeof fingerprint !== "string" || typeof data !== "string") return undefined;
+  if (typeof fingerprint !== "string" || data === undefined) return undefined;
   if (typeof type !== "string" || !TYPES.includes(type)) return undefined;
   if (typeof received_at !== "string") return undefined;
   const msg: InboxMessage = {
@@ -139,8 +198,10 @@ const CODEC: SeqCodec<InboxMessage> = {
   op: "msg",
   what: "message",
   parse: parseMessage,
-  fields: (msg) => ({ ...msg }),
+  fields: storedFields,
   copy: (msg) => msg.meta === undefined ? { ...msg } : { ...msg, meta: { ...msg.meta } },
+  // The data as sent, plus the other fields as stored: what the message costs.
+  weigh: (msg, recordBytes) => recordBytes - storedLength(msg) + msg.bytes,
 };
 
 /** The durable inbox of one home. */

@@ -52,6 +52,8 @@ export interface SeqCodec<T extends SeqEntry> {
   fields(entry: T): Record<string, unknown>;
   /** A copy callers may change without changing the index. */
   copy(entry: T): T;
+  /** What an entry counts against `maxBytes` (default: its record's bytes). */
+  weigh?(entry: T, recordBytes: number): number;
 }
 
 /** Options of {@linkcode SeqIndex.open}. */
@@ -60,7 +62,7 @@ export interface SeqIndexOptions<T> {
   label: string;
   /** Cap on listed entries (appends in flight included); default none. */
   maxListed?: number;
-  /** Cap on the bytes of listed entries' records; default none. */
+  /** Cap on the weight of listed entries (their records' bytes unless the codec weighs them); default none. */
   maxBytes?: number;
   /** Largest record in bytes (see {@linkcode AppendLog}). */
   maxRecordBytes?: number;
@@ -98,6 +100,8 @@ interface Slot<T> {
   acked: boolean;
   /** Bytes of its log record, newline included. */
   size: number;
+  /** What it counts against `maxBytes`. */
+  weight: number;
 }
 
 /** Whether `v` can be a seq (a safe integer >= 0). */
@@ -120,7 +124,7 @@ export class SeqIndex<T extends SeqEntry> {
   #pending = new Map<number, Slot<T>>();
   /** Listed entries (durable, not acknowledged) plus pending ones. */
   #listed = 0;
-  /** Bytes of the records of listed and pending entries. */
+  /** Weight of listed and pending entries. */
   #listedBytes = 0;
   /** Bytes of the records of every held entry (remembered and pending). */
   #heldBytes = 0;
@@ -216,7 +220,8 @@ export class SeqIndex<T extends SeqEntry> {
     });
     const index = new SeqIndex(appendLog, codec, high, options);
     for (const { entry, acked } of all.values()) {
-      const slot = { entry, acked, size: index.#sizeOf(entry, acked) };
+      const size = index.#sizeOf(entry, acked);
+      const slot = { entry, acked, size, weight: index.#weigh(entry, size) };
       index.#slots.set(entry.seq, slot);
       index.#count(slot, 1);
     }
@@ -231,7 +236,7 @@ export class SeqIndex<T extends SeqEntry> {
     return this.#listed;
   }
 
-  /** Bytes the listed entries' records take in the log. */
+  /** Weight of the listed entries (see {@linkcode SeqCodec.weigh}). */
   get listedBytes(): number {
     return this.#listedBytes;
   }
@@ -248,11 +253,11 @@ export class SeqIndex<T extends SeqEntry> {
   }
 
   /**
-   * Refuses (`Refusal` "rate_limited") when `bytes` more would take the
+   * Refuses (`Refusal` "rate_limited") when `weight` more would take the
    * listing past its caps; an owner calls it before work the cap must spare.
    */
-  assertRoom(bytes = 0): void {
-    if (this.#listed >= this.#maxListed || this.#listedBytes + bytes > this.#maxBytes) {
+  assertRoom(weight = 0): void {
+    if (this.#listed >= this.#maxListed || this.#listedBytes + weight > this.#maxBytes) {
       throw new Refusal(
         "rate_limited",
         `${this.#label}: full, ${this.#listed} entries, ${this.#listedBytes} bytes`,
@@ -275,9 +280,10 @@ export class SeqIndex<T extends SeqEntry> {
       if (!(e instanceof RangeError)) throw e;
       throw new Refusal("too_large", `${this.#label}: entry too large to store: ${e.message}`);
     }
-    this.assertRoom(size);
+    const weight = this.#weigh(entry, size);
+    this.assertRoom(weight);
     this.#nextSeq++;
-    const slot: Slot<T> = { entry, acked: false, size };
+    const slot: Slot<T> = { entry, acked: false, size, weight };
     this.#pending.set(entry.seq, slot);
     this.#count(slot, 1);
     try {
@@ -392,7 +398,12 @@ export class SeqIndex<T extends SeqEntry> {
   }
 
   #sizeOf(entry: T, acked: boolean): number {
-    return encodeRecord(this.#record({ entry, acked, size: 0 }), this.#maxRecordBytes).length + 1;
+    const slot = { entry, acked, size: 0, weight: 0 };
+    return encodeRecord(this.#record(slot), this.#maxRecordBytes).length + 1;
+  }
+
+  #weigh(entry: T, recordBytes: number): number {
+    return this.#codec.weigh?.(entry, recordBytes) ?? recordBytes;
   }
 
   /** Adds (`sign` 1) or removes (-1) a slot's share of the counters. */
@@ -401,7 +412,7 @@ export class SeqIndex<T extends SeqEntry> {
     if (slot.acked) this.#acked += sign;
     else {
       this.#listed += sign;
-      this.#listedBytes += sign * slot.size;
+      this.#listedBytes += sign * slot.weight;
     }
   }
 
