@@ -17,11 +17,6 @@
 import {
   MAX_PENDING_PER_SOURCE,
   MAX_PENDING_REQUESTS,
-  OUTBOX_ACTIVE_RETRY_MS,
-  OUTBOX_BACKOFF_MAX_MS,
-  OUTBOX_BACKOFF_MIN_MS,
-  OUTBOX_RETRY_MS,
-  OUTBOX_TTL_MS,
   OUTGOING_REQUEST_TTL_MS,
   PORT_TRUST,
   REJECT_SUPPRESS_MS,
@@ -41,10 +36,10 @@ import {
 } from "../wire/trust_message.ts";
 import { encodeTrustPacket } from "../wire/trust_packet.ts";
 import { KeyedLock } from "./keyed_lock.ts";
-import { RetryBackoff } from "./retry_backoff.ts";
 import { RetryUntilAnswered } from "./retry_until_answered.ts";
 import type { DatagramContext, PortService } from "./port_service.ts";
 import { TrustAdmission } from "./trust_admission.ts";
+import { TrustOutbox } from "./trust_outbox.ts";
 import {
   type FlowBook,
   type OutboxItem,
@@ -135,8 +130,7 @@ export class TrustService implements PortService {
   #acks = new RetryUntilAnswered<TrustAck>();
   #locks = new KeyedLock();
   #admission: TrustAdmission;
-  #delivering = new Map<OutboxItem, Promise<boolean>>();
-  #backoff: RetryBackoff;
+  #outbox: TrustOutbox;
 
   /** Creates the service. */
   constructor(options: TrustServiceOptions) {
@@ -154,11 +148,15 @@ export class TrustService implements PortService {
       process: (message, ctx) => this.#receive(message, ctx),
       monotonic,
     });
-    this.#backoff = new RetryBackoff({
-      minMs: OUTBOX_BACKOFF_MIN_MS,
-      maxMs: OUTBOX_BACKOFF_MAX_MS,
-      giveUpMs: OUTBOX_ACTIVE_RETRY_MS,
-      now: monotonic,
+    this.#outbox = new TrustOutbox({
+      flow: options.flow,
+      binding: (key) => options.binding(key),
+      endpointOf: (key) => options.endpointOf?.(key),
+      // Without a way to reconnect, answers wait for the peer to connect.
+      reconnect: (key, endpoint) => options.reconnect?.(key, endpoint) ?? Promise.resolve(),
+      exchange: (item, timeoutMs) => this.#exchangeAnswer(item, timeoutMs),
+      now: this.#now,
+      monotonic,
       ...(options.random === undefined ? {} : { random: options.random }),
     });
   }
@@ -368,14 +366,7 @@ export class TrustService implements PortService {
     };
     await this.#o.trust.put(entry);
     // A revoke still queued from an earlier relationship must not cancel this one.
-    await this.#dropQueued(peer.public_key, "revoke");
-  }
-
-  /** Drops queued answers of one kind to a key. */
-  async #dropQueued(key: string, kind: OutboxItem["kind"]): Promise<void> {
-    for (const item of this.#o.flow.outbox.filter((i) => i.public_key === key && i.kind === kind)) {
-      await this.#o.flow.removeOutbox(item);
-    }
+    await this.#outbox.drop(peer.public_key, "revoke");
   }
 
   async #addAcceptHash(key: string, hash: string): Promise<void> {
@@ -388,25 +379,28 @@ export class TrustService implements PortService {
     });
   }
 
-  /** Queues an answer, noting where the peer was last reached so it can be reached again. */
-  async #enqueue(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
-    // A new answer is worth new tries, even to a peer we stopped trying.
-    this.#backoff.reset(key);
-    const endpoint = this.#o.endpointOf?.(key);
-    await this.#o.flow.putOutbox({
-      public_key: key,
-      kind,
-      ref_hash: ref,
-      reason,
-      expires_at: this.#now() + OUTBOX_TTL_MS,
-      ...(endpoint === undefined ? {} : { endpoint }),
-    });
-  }
-
   async #queueAnswer(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
-    await this.#enqueue(key, kind, ref, reason);
+    await this.#outbox.enqueue(key, kind, ref, reason);
     // Deliver in the background; the caller reports "queued" if it has not landed.
     this.flush(key).catch(() => {});
+  }
+
+  /** Signs one queued answer for the peer's session and sends it until acknowledged. */
+  async #exchangeAnswer(item: OutboxItem, timeoutMs: number): Promise<boolean> {
+    const ref = Uint8Array.fromHex(item.ref_hash);
+    const ack = await this.#exchange(
+      item.public_key,
+      item.kind === "revoke"
+        ? { kind: "revoke", acceptHash: ref }
+        : item.kind === "accept"
+        ? { kind: "accept", requestHash: ref }
+        : { kind: "reject", requestHash: ref, reason: item.reason },
+      timeoutMs,
+      item.kind === "accept"
+        ? (s) => this.#addAcceptHash(item.public_key, s.hash.toHex())
+        : undefined,
+    );
+    return ack !== undefined;
   }
 
   /** Signs with the binding of the peer's current session and exchanges until acknowledged. */
@@ -541,7 +535,7 @@ export class TrustService implements PortService {
       }
       await this.#trust(refOf(p), true, []);
       await this.#o.flow.removePending(key);
-      await this.#enqueue(key, "accept", p.request_hash, "");
+      await this.#outbox.enqueue(key, "accept", p.request_hash, "");
       this.#o.publish("trust.approved", {
         peer: refOf(p),
         direction: "outgoing",
@@ -562,7 +556,7 @@ export class TrustService implements PortService {
       await this.#o.flow.suppress(key, now + REJECT_SUPPRESS_MS);
       if (p === undefined) return { status: "rejected" as const, changed: false, delivered: true };
       await this.#o.flow.removePending(key);
-      await this.#enqueue(key, "reject", p.request_hash, reason);
+      await this.#outbox.enqueue(key, "reject", p.request_hash, reason);
       this.#o.publish("trust.rejected", { peer: refOf(p), direction: "outgoing", reason });
       return { status: "rejected" as const, changed: true, delivered: false };
     }).then(async (r) => ({
@@ -581,10 +575,10 @@ export class TrustService implements PortService {
       await this.#o.trust.remove(key);
       await this.#o.flow.removeOutgoing(key);
       // An accept not yet delivered would make the peer trust us after we stopped.
-      await this.#dropQueued(key, "accept");
+      await this.#outbox.drop(key, "accept");
       const accept = entry.accept_hashes?.at(-1);
       if (accept !== undefined) {
-        await this.#enqueue(key, "revoke", accept, "");
+        await this.#outbox.enqueue(key, "revoke", accept, "");
       }
       const peer = refOf(entry);
       this.#o.publish("trust.revoked", { peer, direction: "outgoing" });
@@ -604,30 +598,8 @@ export class TrustService implements PortService {
    * less often and, after `OUTBOX_ACTIVE_RETRY_MS`, no more: its answers
    * stay queued for {@linkcode peerUp}.
    */
-  async retryOutbox(): Promise<void> {
-    const now = this.#now();
-    const byKey = new Map<string, OutboxItem[]>();
-    for (const item of this.#o.flow.outbox) {
-      if (item.expires_at < now) {
-        await this.#o.flow.removeOutbox(item);
-        continue;
-      }
-      byKey.set(item.public_key, [...(byKey.get(item.public_key) ?? []), item]);
-    }
-    this.#backoff.retain(new Set(byKey.keys()));
-    for (const [key, items] of byKey) {
-      if (!this.#backoff.due(key)) continue;
-      const endpoint = items.find((i) => i.endpoint !== undefined)?.endpoint;
-      if (this.#o.binding(key) === undefined && endpoint !== undefined) {
-        await this.#o.reconnect?.(key, endpoint).catch(() => {});
-      }
-      let delivered = true;
-      for (const item of items) {
-        if (!(await this.#deliver(item, OUTBOX_RETRY_MS))) delivered = false;
-      }
-      if (delivered) this.#backoff.reset(key);
-      else this.#backoff.failed(key);
-    }
+  retryOutbox(): Promise<void> {
+    return this.#outbox.retry();
   }
 
   /**
@@ -635,57 +607,20 @@ export class TrustService implements PortService {
    * over, and its undelivered answers go out now.
    */
   peerUp(key: string): Promise<boolean> {
-    this.#backoff.reset(key);
-    return this.flush(key);
+    return this.#outbox.peerUp(key);
   }
 
   /** Whether active retries to `key` have stopped (its answers wait for {@linkcode peerUp}). */
   retriesStopped(key: string): boolean {
-    return this.#backoff.gaveUp(key);
+    return this.#outbox.retriesStopped(key);
   }
 
   /**
    * Delivers queued answers to `key` (or everyone) over live sessions.
    * Returns true when nothing for `key` is left queued.
    */
-  async flush(key?: string, timeoutMs = 5_000): Promise<boolean> {
-    const now = this.#now();
-    const items = this.#o.flow.outbox.filter((i) => key === undefined || i.public_key === key);
-    let allDone = true;
-    for (const item of items) {
-      if (item.expires_at < now) {
-        await this.#o.flow.removeOutbox(item);
-        continue;
-      }
-      if (!(await this.#deliver(item, timeoutMs))) allDone = false;
-    }
-    return allDone;
-  }
-
-  /** Delivers one queued answer; concurrent calls for the same item share one exchange. */
-  #deliver(item: OutboxItem, timeoutMs: number): Promise<boolean> {
-    const running = this.#delivering.get(item);
-    if (running !== undefined) return running;
-    const run = (async () => {
-      if (this.#o.binding(item.public_key) === undefined) return false;
-      const ack = await this.#exchange(
-        item.public_key,
-        item.kind === "revoke"
-          ? { kind: "revoke", acceptHash: Uint8Array.fromHex(item.ref_hash) }
-          : item.kind === "accept"
-          ? { kind: "accept", requestHash: Uint8Array.fromHex(item.ref_hash) }
-          : { kind: "reject", requestHash: Uint8Array.fromHex(item.ref_hash), reason: item.reason },
-        timeoutMs,
-        item.kind === "accept"
-          ? (s) => this.#addAcceptHash(item.public_key, s.hash.toHex())
-          : undefined,
-      );
-      if (ack === undefined) return false;
-      await this.#o.flow.removeOutbox(item);
-      return true;
-    })().finally(() => this.#delivering.delete(item));
-    this.#delivering.set(item, run);
-    return run;
+  flush(key?: string, timeoutMs = 5_000): Promise<boolean> {
+    return this.#outbox.flush(key, timeoutMs);
   }
 }
 
