@@ -380,7 +380,7 @@ export class TrustService implements PortService {
   }
 
   async #queueAnswer(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
-    await this.#outbox.enqueue(key, kind, ref, reason);
+    await this.#outbox.enqueue(key, { kind, ref_hash: ref, reason });
     // Deliver in the background; the caller reports "queued" if it has not landed.
     this.flush(key).catch(() => {});
   }
@@ -535,7 +535,7 @@ export class TrustService implements PortService {
       }
       await this.#trust(refOf(p), true, []);
       await this.#o.flow.removePending(key);
-      await this.#outbox.enqueue(key, "accept", p.request_hash, "");
+      await this.#outbox.enqueue(key, { kind: "accept", ref_hash: p.request_hash, reason: "" });
       this.#o.publish("trust.approved", {
         peer: refOf(p),
         direction: "outgoing",
@@ -556,7 +556,7 @@ export class TrustService implements PortService {
       await this.#o.flow.suppress(key, now + REJECT_SUPPRESS_MS);
       if (p === undefined) return { status: "rejected" as const, changed: false, delivered: true };
       await this.#o.flow.removePending(key);
-      await this.#outbox.enqueue(key, "reject", p.request_hash, reason);
+      await this.#outbox.enqueue(key, { kind: "reject", ref_hash: p.request_hash, reason });
       this.#o.publish("trust.rejected", { peer: refOf(p), direction: "outgoing", reason });
       return { status: "rejected" as const, changed: true, delivered: false };
     }).then(async (r) => ({
@@ -578,7 +578,7 @@ export class TrustService implements PortService {
       await this.#outbox.drop(key, "accept");
       const accept = entry.accept_hashes?.at(-1);
       if (accept !== undefined) {
-        await this.#outbox.enqueue(key, "revoke", accept, "");
+        await this.#outbox.enqueue(key, { kind: "revoke", ref_hash: accept, reason: "" });
       }
       const peer = refOf(entry);
       this.#o.publish("trust.revoked", { peer, direction: "outgoing" });

@@ -57,16 +57,18 @@ export class TrustOutbox {
     });
   }
 
-  /** Queues an answer, noting where the peer was last reached so it can be reached again. */
-  async enqueue(key: string, kind: OutboxItem["kind"], ref: string, reason: string) {
+  /**
+   * Queues an answer to `key` (its kind, the hash it names, a reject's
+   * reason), noting where the peer was last reached so it can be reached
+   * again.
+   */
+  async enqueue(key: string, answer: Pick<OutboxItem, "kind" | "ref_hash" | "reason">) {
     // A new answer is worth new tries, even to a peer we stopped trying.
     this.#backoff.reset(key);
     const endpoint = this.#o.endpointOf(key);
     await this.#o.flow.putOutbox({
       public_key: key,
-      kind,
-      ref_hash: ref,
-      reason,
+      ...answer,
       expires_at: this.#o.now() + OUTBOX_TTL_MS,
       ...(endpoint === undefined ? {} : { endpoint }),
     });
