@@ -16,6 +16,7 @@ import { setImmediate } from "node:timers";
 import { createHash } from "node:crypto";
 import { StreamMux, type StreamPacket } from "../src/stream/mux.ts";
 import type { StreamLimits, StreamTimers } from "../src/stream/options.ts";
+import type { CongestionFactory } from "../src/stream/congestion.ts";
 import type { Connection } from "../src/stream/connection.ts";
 import type { ConnectionState } from "../src/stream/state.ts";
 import { decodeSegment, type StreamSegment } from "../src/wire/stream_segment.ts";
@@ -103,6 +104,8 @@ export interface SimLinkOptions {
   corruption?: "drop" | "deliver";
   /** Test hook: return true to drop this packet (deterministic faults). */
   drop?: (p: WirePacket) => boolean;
+  /** Congestion controllers of both muxes (default: NewReno). */
+  congestion?: CongestionFactory;
   /** Test hook: a connection of `side` changed state (from `from` to `conn.state`). */
   onStateChange?: (side: Side, conn: Connection, from: ConnectionState) => void;
 }
@@ -180,6 +183,7 @@ export class SimLink {
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timers ? { timers: options.timers } : {}),
       ...(hook ? { onStateChange: (c, from) => hook("a", c, from) } : {}),
+      ...(options.congestion ? { congestion: options.congestion } : {}),
     });
     this.b = new StreamMux({
       send: (p) => this.#send("b", p),
@@ -189,6 +193,7 @@ export class SimLink {
       limits: { ...options.limits, ...options.limitsB },
       ...(options.timers ? { timers: options.timers } : {}),
       ...(hook ? { onStateChange: (c, from) => hook("b", c, from) } : {}),
+      ...(options.congestion ? { congestion: options.congestion } : {}),
     });
   }
 

@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { initialWindow, NewReno } from "../src/stream/congestion.ts";
+import {
+  type AckEvent,
+  type CongestionControl,
+  initialWindow,
+  type LossEvent,
+} from "../src/stream/congestion.ts";
+import { NewReno } from "../src/stream/new_reno.ts";
 import type { ConnectionStats } from "../src/stream/connection.ts";
 import { SEG_ACK } from "../src/wire/stream_segment.ts";
-import { openPair, patternBytes, readAll, SimLink, track, writeAll } from "./_sim_link.ts";
+import { openPair, patternBytes, readAll, sha256, SimLink, track, writeAll } from "./_sim_link.ts";
 
 const MSS = 1000;
 const MIB = 1024 * 1024;
@@ -147,4 +153,62 @@ Deno.test("a connection's cwnd doubles per round trip in slow start, halves on a
   const grown = client.stats().cwnd - ca0;
   assert.ok(grown >= 3 * MSS && grown <= 7 * MSS, `grew ${grown} bytes in 5 round trips`);
   await link.run(() => sent.settled && got.result.ended);
+});
+
+/** A controller with a fixed window that counts the events it is given. */
+class FixedWindow implements CongestionControl {
+  readonly ssthresh = Infinity;
+  readonly inRecovery = false;
+  recoveries = 0;
+  timeouts = 0;
+  acks = 0;
+  idleRestarts = 0;
+  constructor(readonly cwnd: number) {}
+  onAckReceived(ack: AckEvent): void {
+    assert.ok(ack.flight >= 0 && ack.acked >= 0);
+    this.acks++;
+  }
+  onLossDetected(_loss: LossEvent): boolean {
+    this.recoveries++;
+    return true;
+  }
+  onRetransmissionTimeout(_loss: LossEvent): void {
+    this.timeouts++;
+  }
+  onIdleRestart(): void {
+    this.idleRestarts++;
+  }
+}
+
+Deno.test("a connection sends within the window of the congestion controller its mux was given, and reports losses to it", async () => {
+  const made: FixedWindow[] = [];
+  const link = new SimLink({
+    mss: MSS,
+    link: { delayMs: 20, loss: 0.05 },
+    congestion: (o) => {
+      assert.equal(o.mss, MSS);
+      const cc = new FixedWindow(3 * o.mss);
+      made.push(cc);
+      return cc;
+    },
+  });
+  const { client, server } = await openPair(link);
+  const got = readAll(server);
+  const data = patternBytes(300_000, 5);
+  const sent = track(writeAll(client, data));
+  let most = 0;
+  await link.run(() => {
+    most = Math.max(most, client.stats().bytesInFlight);
+    return sent.settled && got.result.ended;
+  });
+  assert.equal(got.result.sha256, sha256(data));
+  // The FIN's one sequence number is sent whatever cwnd says.
+  assert.ok(most <= 3 * MSS + 1, `${most} bytes in flight with a window of ${3 * MSS}`);
+  assert.ok(most > 2 * MSS, `${most} bytes in flight: the window was not used`);
+  assert.equal(made.length, 2);
+  const cc = made[0]!; // the client's: the server's is made when the SYN arrives
+  assert.equal(client.stats().cwnd, 3 * MSS);
+  assert.ok(cc.acks > 100, `${cc.acks} ACKs reported`);
+  assert.ok(cc.recoveries > 0, "no loss reported");
+  assert.equal(client.stats().fastRecoveries, cc.recoveries);
 });

@@ -1,19 +1,19 @@
 /**
- * NewReno congestion control with the window in bytes: slow start and
- * congestion avoidance as RFC 5681 with appropriate byte counting (RFC 3465,
- * L = 2 SMSS), one window reduction per loss episode as RFC 6582 (the
- * "recover" point), and the initial window of RFC 6928.
+ * Congestion control as a connection sees it, after quic-go's
+ * `SendAlgorithm`: the connection reports ACKs, losses, timeouts and idle
+ * restarts, and sends no more than `cwnd` bytes beyond what it knows left
+ * the network. NewReno (`new_reno.ts`) is the one algorithm today; CUBIC or
+ * BBR would be another implementation handed to the mux, with no change to
+ * `Connection`.
  *
- * Fast recovery keeps cwnd at ssthresh instead of inflating it per
- * duplicate ACK: the sender counts what is really in flight (the "pipe" of
- * RFC 6675, SACKed bytes excluded), which is what inflation approximates when
- * there is no SACK.
+ * Sequence numbers are the connection's byte offsets; "flight" is RFC 5681's
+ * FlightSize (sent and not cumulatively acknowledged).
  *
  * @module
  */
 
-/** What the controller needs to know about the connection. */
-export interface NewRenoOptions {
+/** What a controller is created with. */
+export interface CongestionOptions {
   /** Sender maximum segment size (data bytes). */
   mss: number;
   /** Upper bound of cwnd (bytes): more than the send buffer can ever fill is pointless. */
@@ -25,101 +25,53 @@ export function initialWindow(mss: number): number {
   return Math.min(10 * mss, Math.max(2 * mss, 14_600));
 }
 
-/** NewReno's state: cwnd, ssthresh and the recovery point. */
-export class NewReno {
-  /** Sender maximum segment size (data bytes). */
-  readonly mss: number;
-  /** Congestion window (bytes). */
-  cwnd: number;
-  /** Slow-start threshold (bytes); Infinity until the first loss. */
-  ssthresh = Infinity;
-  /** Inside fast recovery. */
-  inRecovery = false;
-  /** Highest sequence sent when the last reduction happened (exclusive); RFC 6582's "recover". */
-  recoverPoint = 0;
-  /** Times the window was reduced by fast recovery. */
-  recoveries = 0;
-  /** Times the window collapsed to one segment after a retransmission timeout. */
-  timeouts = 0;
-  #maxWindow: number;
-  #bytesAcked = 0;
-
-  /** Starts in slow start with the RFC 6928 initial window. */
-  constructor(options: NewRenoOptions) {
-    this.mss = options.mss;
-    this.#maxWindow = Math.max(options.maxWindow, 2 * options.mss);
-    this.cwnd = Math.min(initialWindow(options.mss), this.#maxWindow);
-  }
-
-  /** True while cwnd is below ssthresh. */
-  get slowStart(): boolean {
-    return this.cwnd < this.ssthresh;
-  }
-
-  /**
-   * New data was cumulatively acknowledged outside recovery. `limited` says
-   * whether the sender was using the window (else it must not grow:
-   * an application-limited sender never tested the larger window).
-   */
-  onAck(acked: number, limited: boolean): void {
-    if (this.inRecovery || acked <= 0 || !limited) return;
-    if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(acked, 2 * this.mss);
-    } else {
-      this.#bytesAcked += acked;
-      if (this.#bytesAcked >= this.cwnd) {
-        this.#bytesAcked -= this.cwnd;
-        this.cwnd += this.mss;
-      }
-    }
-    if (this.cwnd > this.#maxWindow) this.cwnd = this.#maxWindow;
-  }
-
-  /** Whether a loss seen with the cumulative ACK at `una` may start a new recovery (RFC 6582). */
-  canEnterRecovery(una: number): boolean {
-    return !this.inRecovery && una >= this.recoverPoint;
-  }
-
-  /**
-   * A loss was detected: ssthresh = max(FlightSize / 2, 2 SMSS), cwnd =
-   * ssthresh; recovery lasts until everything sent so far (`highSeq`,
-   * exclusive) is acknowledged.
-   */
-  enterRecovery(flightSize: number, highSeq: number): void {
-    this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
-    this.cwnd = this.ssthresh;
-    this.inRecovery = true;
-    this.recoverPoint = highSeq;
-    this.#bytesAcked = 0;
-    this.recoveries++;
-  }
-
-  /**
-   * A full ACK (at or beyond the recovery point) ends recovery; cwnd =
-   * min(ssthresh, max(FlightSize, SMSS) + SMSS) so that no burst follows
-   * (RFC 6582 3.2 step 3, first option).
-   */
-  exitRecovery(flightSize: number): void {
-    this.inRecovery = false;
-    this.cwnd = Math.min(this.ssthresh, Math.max(flightSize, this.mss) + this.mss);
-  }
-
-  /**
-   * The retransmission timer expired: ssthresh = max(FlightSize / 2, 2 SMSS),
-   * cwnd = one segment (the loss window), and no fast recovery until
-   * everything sent so far is acknowledged.
-   */
-  onTimeout(flightSize: number, highSeq: number): void {
-    this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
-    this.cwnd = this.mss;
-    this.inRecovery = false;
-    this.recoverPoint = highSeq;
-    this.#bytesAcked = 0;
-    this.timeouts++;
-  }
-
-  /** Restart after an idle period longer than the RTO: at most the initial window (RFC 5681 4.1). */
-  onIdleRestart(): void {
-    this.cwnd = Math.min(this.cwnd, initialWindow(this.mss));
-  }
+/** One processed ACK (reused by the connection between calls: read, do not keep). */
+export interface AckEvent {
+  /** Bytes newly acknowledged cumulatively that had not been SACKed (0 for a duplicate ACK). */
+  acked: number;
+  /** The cumulative ACK after this one (SND.UNA). */
+  una: number;
+  /** FlightSize after this ACK (bytes). */
+  flight: number;
+  /** Whether the sender was using the whole window (else the window must not grow). */
+  limited: boolean;
 }
+
+/** A loss found by the loss rules, or a retransmission timeout. */
+export interface LossEvent {
+  /** The cumulative ACK (SND.UNA). */
+  una: number;
+  /** FlightSize when the loss was found (bytes). */
+  flight: number;
+  /** Highest sequence sent so far (SND.NXT, exclusive). */
+  highSeq: number;
+}
+
+/** A congestion controller: events in, a window out. */
+export interface CongestionControl {
+  /** Congestion window (bytes). */
+  readonly cwnd: number;
+  /** Slow-start threshold (bytes); Infinity when there is none (yet). */
+  readonly ssthresh: number;
+  /** Inside a loss-recovery episode. */
+  readonly inRecovery: boolean;
+  /** Loss episodes that reduced the window without a timeout. */
+  readonly recoveries: number;
+  /** Retransmission timeouts seen. */
+  readonly timeouts: number;
+  /** An acceptable ACK was processed (before the loss rules run on it). */
+  onAckReceived(ack: AckEvent): void;
+  /**
+   * The loss rules found lost segments. Returns whether this starts a new
+   * recovery episode: the connection then retransmits the first lost
+   * segment at once, whatever cwnd allows (fast retransmit).
+   */
+  onLossDetected(loss: LossEvent): boolean;
+  /** The retransmission timer expired with data outstanding. */
+  onRetransmissionTimeout(loss: LossEvent): void;
+  /** Sending resumes after an idle period longer than the RTO. */
+  onIdleRestart(): void;
+}
+
+/** Creates a connection's controller (again if the handshake lowers the MSS). */
+export type CongestionFactory = (options: CongestionOptions) => CongestionControl;

@@ -2,7 +2,8 @@
  * One reliable byte stream: the connection state machine of RFC 9293
  * reduced to what a tunnel between authenticated peers needs (drawn and
  * tabled in `state.ts`; every change goes through `#setState`), with RFC 6298
- * retransmission timing, NewReno congestion control, SACK-based loss
+ * retransmission timing, pluggable congestion control (NewReno by
+ * default, `congestion.ts`), SACK-based loss
  * recovery, a capped receive window with zero-window probing, keepalives,
  * idle timeout, orderly close in both directions, reset and TIME_WAIT.
  *
@@ -26,9 +27,10 @@ import {
   SYN_DATA_SIZE,
 } from "../wire/stream_segment.ts";
 import type { Budget } from "./budget.ts";
-import { NewReno } from "./congestion.ts";
+import type { AckEvent, CongestionControl, CongestionFactory, LossEvent } from "./congestion.ts";
 import { Deadlines } from "./deadlines.ts";
 import { StreamError } from "./error.ts";
+import { NewReno } from "./new_reno.ts";
 import type { StreamLimits, StreamTimers } from "./options.ts";
 import { Insert, ReceiveBuffer } from "./receive_buffer.ts";
 import { RtoEstimator } from "./rto.ts";
@@ -54,7 +56,7 @@ export interface ConnectionStats {
   cwnd: number;
   /** Slow-start threshold (bytes), null before the first loss. */
   ssthresh: number | null;
-  /** Inside NewReno fast recovery. */
+  /** Inside a loss-recovery episode (fast recovery). */
   inRecovery: boolean;
   /** Smoothed round-trip time (ms), null before the first sample. */
   srtt: number | null;
@@ -132,7 +134,11 @@ export interface ConnectionInit {
   noDelay?: boolean;
   /** Called once when an outgoing connection opens (null) or fails. */
   onOpen?: (error: StreamError | null) => void;
+  /** Creates the congestion controller (default: NewReno). */
+  congestion?: CongestionFactory | undefined;
 }
+
+const newReno: CongestionFactory = (options) => new NewReno(options);
 
 interface PendingWrite {
   bytes: Uint8Array;
@@ -221,7 +227,10 @@ export class Connection {
   #sndNxt = 1;
   #peerRight = 1;
   #smss: number;
-  #cc: NewReno;
+  #cc: CongestionControl;
+  #newCc: CongestionFactory;
+  #ackEvent: AckEvent = { acked: 0, una: 1, flight: 0, limited: false };
+  #lossEvent: LossEvent = { una: 1, flight: 0, highSeq: 1 };
   #rto: RtoEstimator;
   #dupAcks = 0;
   #cwndLimited = false;
@@ -291,6 +300,7 @@ export class Connection {
       granularityMs: 1,
     });
     this.#smss = h.mss;
+    this.#newCc = init.congestion ?? newReno;
     this.#cc = this.#newController();
     this.#rb = new ReceiveBuffer(1, h.limits.maxOutOfOrder);
     this.#windowLimit = Math.min(h.limits.receiveBuffer, Math.max(h.limits.reserve, 4 * h.mss));
@@ -303,8 +313,8 @@ export class Connection {
     this.#emitSyn();
   }
 
-  #newController(): NewReno {
-    return new NewReno({
+  #newController(): CongestionControl {
+    return this.#newCc({
       mss: this.#smss,
       maxWindow: Math.max(this.#h.limits.sendBuffer, 4 * this.#smss),
     });
@@ -791,24 +801,33 @@ export class Connection {
       this.#rto.sample(now - out.newest);
       board.delivered(out.newest, now);
     }
-    const cc = this.#cc;
-    if (cc.inRecovery && this.#sndUna >= cc.recoverPoint) {
-      cc.exitRecovery(this.#sndNxt - this.#sndUna);
-    }
-    const recovering = this.#detectLosses(now);
-    if (!recovering && out.acked > 0) cc.onAck(out.acked, this.#cwndLimited);
+    const e = this.#ackEvent;
+    e.acked = out.acked;
+    e.una = this.#sndUna;
+    e.flight = this.#sndNxt - this.#sndUna;
+    e.limited = this.#cwndLimited;
+    this.#cc.onAckReceived(e);
+    this.#detectLosses(now);
+  }
+
+  /** The loss event of this moment (reused between calls). */
+  #loss(): LossEvent {
+    const e = this.#lossEvent;
+    e.una = this.#sndUna;
+    e.flight = this.#sndNxt - this.#sndUna;
+    e.highSeq = this.#sndNxt;
+    return e;
   }
 
   /**
-   * Runs the loss rules; enters fast recovery (and fast-retransmits the
-   * first lost segment, whatever cwnd says) when they found a loss and
-   * NewReno allows a new recovery. Returns whether it entered recovery.
+   * Runs the loss rules; fast-retransmits the first lost segment, whatever
+   * cwnd says, when they found a loss that starts a new recovery episode.
    */
-  #detectLosses(now: number): boolean {
+  #detectLosses(now: number): void {
     const board = this.#board;
     if (board.length === 0) {
       this.#at.loss = Infinity;
-      return false;
+      return;
     }
     const srtt = this.#rto.srtt ?? this.#rto.rto;
     this.#at.loss = board.detectLosses(
@@ -817,12 +836,9 @@ export class Connection {
       Math.max(1, srtt / 4),
       now,
     );
-    const cc = this.#cc;
-    if (board.lostCount === 0 || !cc.canEnterRecovery(this.#sndUna)) return false;
-    cc.enterRecovery(this.#sndNxt - this.#sndUna, this.#sndNxt);
+    if (board.lostCount === 0 || !this.#cc.onLossDetected(this.#loss())) return;
     const first = board.nextLost();
     if (first !== undefined) this.#retransmit(first, now);
-    return true;
   }
 
   #onFinAcked(now: number): void {
@@ -957,7 +973,7 @@ export class Connection {
       return;
     }
     // RFC 6298 (5.4)-(5.6), RFC 5681 (4) loss window, RFC 6582 recover.
-    this.#cc.onTimeout(this.#sndNxt - this.#sndUna, this.#sndNxt);
+    this.#cc.onRetransmissionTimeout(this.#loss());
     board.markAllLost();
     this.#at.loss = Infinity;
     this.#dupAcks = 0;

@@ -133,7 +133,15 @@
  */
 
 export { Budget } from "./budget.ts";
-export { initialWindow, NewReno, type NewRenoOptions } from "./congestion.ts";
+export {
+  type AckEvent,
+  type CongestionControl,
+  type CongestionFactory,
+  type CongestionOptions,
+  initialWindow,
+  type LossEvent,
+} from "./congestion.ts";
+export { NewReno } from "./new_reno.ts";
 export { Connection, type ConnectionStats } from "./connection.ts";
 export { StreamError, type StreamErrorCode } from "./error.ts";
 export { mssFor, STREAM_OVERHEAD } from "./mss.ts";

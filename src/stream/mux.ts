@@ -10,6 +10,7 @@ import { DecodeError } from "../bytes.ts";
 import { decodeSegment, encodeSegment, SEG_ACK, SEG_RST, SEG_SYN } from "../wire/stream_segment.ts";
 import { STREAM_EPHEMERAL_PORT_MIN } from "../constants.ts";
 import { Budget } from "./budget.ts";
+import type { CongestionFactory } from "./congestion.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { StreamError } from "./error.ts";
 import { resolveLimits, resolveTimers, type StreamLimits, type StreamTimers } from "./options.ts";
@@ -49,6 +50,8 @@ export interface StreamMuxOptions {
   wake?(at: number): void;
   /** Source of u32 values for connection ids and ephemeral ports (default: crypto). */
   random?(): number;
+  /** Creates each connection's congestion controller (default: NewReno). */
+  congestion?: CongestionFactory;
   /** Called on every state change of a connection, before the mux acts on it (diagnostics, tests). */
   onStateChange?(conn: Connection, from: ConnectionState): void;
 }
@@ -181,6 +184,7 @@ export class StreamMux {
         remotePort,
         connId,
         noDelay: options.noDelay ?? false,
+        congestion: this.#o.congestion,
         onOpen: (error) => error === null ? resolve(conn) : reject(error),
       });
       this.#conns.set(connId, conn);
@@ -346,6 +350,7 @@ export class StreamMux {
       connId,
       syn,
       noDelay: listener.noDelay,
+      congestion: this.#o.congestion,
     });
     this.#conns.set(connId, conn);
     this.#active++;

@@ -1,0 +1,142 @@
+/**
+ * NewReno congestion control with the window in bytes: slow start and
+ * congestion avoidance as RFC 5681 with appropriate byte counting (RFC 3465,
+ * L = 2 SMSS), one window reduction per loss episode as RFC 6582 (the
+ * "recover" point), and the initial window of RFC 6928.
+ *
+ * Fast recovery keeps cwnd at ssthresh instead of inflating it per
+ * duplicate ACK: the sender counts what is really in flight (the "pipe" of
+ * RFC 6675, SACKed bytes excluded), which is what inflation approximates when
+ * there is no SACK.
+ *
+ * @module
+ */
+
+import {
+  type AckEvent,
+  type CongestionControl,
+  type CongestionOptions,
+  initialWindow,
+  type LossEvent,
+} from "./congestion.ts";
+
+/**
+ * NewReno's state: cwnd, ssthresh and the recovery point. The connection
+ * drives it through {@linkcode CongestionControl}'s events; the public steps
+ * below (`onAck`, `enterRecovery`, ...) are the RFC rules one by one.
+ */
+export class NewReno implements CongestionControl {
+  /** Sender maximum segment size (data bytes). */
+  readonly mss: number;
+  /** Congestion window (bytes). */
+  cwnd: number;
+  /** Slow-start threshold (bytes); Infinity until the first loss. */
+  ssthresh = Infinity;
+  /** Inside fast recovery. */
+  inRecovery = false;
+  /** Highest sequence sent when the last reduction happened (exclusive); RFC 6582's "recover". */
+  recoverPoint = 0;
+  /** Times the window was reduced by fast recovery. */
+  recoveries = 0;
+  /** Times the window collapsed to one segment after a retransmission timeout. */
+  timeouts = 0;
+  #maxWindow: number;
+  #bytesAcked = 0;
+
+  /** Starts in slow start with the RFC 6928 initial window. */
+  constructor(options: CongestionOptions) {
+    this.mss = options.mss;
+    this.#maxWindow = Math.max(options.maxWindow, 2 * options.mss);
+    this.cwnd = Math.min(initialWindow(options.mss), this.#maxWindow);
+  }
+
+  /** True while cwnd is below ssthresh. */
+  get slowStart(): boolean {
+    return this.cwnd < this.ssthresh;
+  }
+
+  /**
+   * New data was cumulatively acknowledged outside recovery. `limited` says
+   * whether the sender was using the window (else it must not grow:
+   * an application-limited sender never tested the larger window).
+   */
+  onAck(acked: number, limited: boolean): void {
+    if (this.inRecovery || acked <= 0 || !limited) return;
+    if (this.cwnd < this.ssthresh) {
+      this.cwnd += Math.min(acked, 2 * this.mss);
+    } else {
+      this.#bytesAcked += acked;
+      if (this.#bytesAcked >= this.cwnd) {
+        this.#bytesAcked -= this.cwnd;
+        this.cwnd += this.mss;
+      }
+    }
+    if (this.cwnd > this.#maxWindow) this.cwnd = this.#maxWindow;
+  }
+
+  /** Whether a loss seen with the cumulative ACK at `una` may start a new recovery (RFC 6582). */
+  canEnterRecovery(una: number): boolean {
+    return !this.inRecovery && una >= this.recoverPoint;
+  }
+
+  /**
+   * A loss was detected: ssthresh = max(FlightSize / 2, 2 SMSS), cwnd =
+   * ssthresh; recovery lasts until everything sent so far (`highSeq`,
+   * exclusive) is acknowledged.
+   */
+  enterRecovery(flightSize: number, highSeq: number): void {
+    this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
+    this.cwnd = this.ssthresh;
+    this.inRecovery = true;
+    this.recoverPoint = highSeq;
+    this.#bytesAcked = 0;
+    this.recoveries++;
+  }
+
+  /**
+   * A full ACK (at or beyond the recovery point) ends recovery; cwnd =
+   * min(ssthresh, max(FlightSize, SMSS) + SMSS) so that no burst follows
+   * (RFC 6582 3.2 step 3, first option).
+   */
+  exitRecovery(flightSize: number): void {
+    this.inRecovery = false;
+    this.cwnd = Math.min(this.ssthresh, Math.max(flightSize, this.mss) + this.mss);
+  }
+
+  /**
+   * The retransmission timer expired: ssthresh = max(FlightSize / 2, 2 SMSS),
+   * cwnd = one segment (the loss window), and no fast recovery until
+   * everything sent so far is acknowledged.
+   */
+  onTimeout(flightSize: number, highSeq: number): void {
+    this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
+    this.cwnd = this.mss;
+    this.inRecovery = false;
+    this.recoverPoint = highSeq;
+    this.#bytesAcked = 0;
+    this.timeouts++;
+  }
+
+  /** Restart after an idle period longer than the RTO: at most the initial window (RFC 5681 4.1). */
+  onIdleRestart(): void {
+    this.cwnd = Math.min(this.cwnd, initialWindow(this.mss));
+  }
+
+  /** A full ACK ends recovery first, so that the same ACK may grow the new window. */
+  onAckReceived(ack: AckEvent): void {
+    if (this.inRecovery && ack.una >= this.recoverPoint) this.exitRecovery(ack.flight);
+    this.onAck(ack.acked, ack.limited);
+  }
+
+  /** At most one reduction per window of data (RFC 6582's recovery point). */
+  onLossDetected(loss: LossEvent): boolean {
+    if (!this.canEnterRecovery(loss.una)) return false;
+    this.enterRecovery(loss.flight, loss.highSeq);
+    return true;
+  }
+
+  /** RFC 5681 (4): the loss window. */
+  onRetransmissionTimeout(loss: LossEvent): void {
+    this.onTimeout(loss.flight, loss.highSeq);
+  }
+}
