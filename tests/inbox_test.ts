@@ -180,7 +180,7 @@ Deno.test("Inbox.ack of an id two senders both chose is a conflict unless scoped
     await inbox.add(message("same", KEY_B));
     await assert.rejects(inbox.ack(["other", "same"]), (e: unknown) => {
       assert.ok(e instanceof PilotError && e.code === "conflict");
-      assert.match(e.message, /"same" names messages from 2 senders/);
+      assert.match(e.message, /"same" is used by 2 senders/);
       return true;
     });
     assert.equal(inbox.size, 3, "a refused ack removes nothing");

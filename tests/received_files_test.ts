@@ -5,6 +5,7 @@ import { storageErrorCode } from "../src/daemon/incoming_file.ts";
 import { RECEIVED_DIR, RECEIVED_INDEX, ReceivedFiles } from "../src/daemon/received_files.ts";
 import { MAX_STORED_NAME } from "../src/daemon/safe_file_name.ts";
 import type { FileOffer, StoredFile } from "../src/services/exchange_stream.ts";
+import { PilotError } from "../src/errors.ts";
 import { Refusal } from "../src/services/refusal.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { IDS, peerOf } from "./_service_helpers.ts";
@@ -232,6 +233,24 @@ Deno.test("list(), ack() and clear() follow the inbox's cursor model and survive
     assert.equal((await receive(files, ALICE, offer("f7.txt", seven), seven)).file.seq, 7);
     const one = encoder.encode("file 1");
     assert.equal((await receive(files, ALICE, offer("again", one), one)).duplicate, true);
+    await files.close();
+  });
+});
+
+Deno.test("ack() of a transfer id two senders chose is a conflict unless scoped to one sender", async () => {
+  await withHome(async (home) => {
+    const files = await ReceivedFiles.open(home);
+    const a = encoder.encode("from alice");
+    const b = encoder.encode("from bob");
+    await receive(files, ALICE, offer("a.txt", a, "t-1"), a);
+    await receive(files, BOB, offer("b.txt", b, "t-1"), b);
+    await assert.rejects(
+      files.ack(["t-1"]),
+      (e) => e instanceof PilotError && e.code === "conflict" && e.message.includes(ALICE.address),
+    );
+    assert.equal(files.size, 2);
+    assert.equal(await files.ack(["t-1"], { fromKey: BOB.keyHex }), 1);
+    assert.deepEqual(files.list().files.map((f) => f.from_key), [ALICE.keyHex]);
     await files.close();
   });
 });

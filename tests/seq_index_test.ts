@@ -9,17 +9,29 @@ const KEY_B = "bb".repeat(32);
 
 interface Note {
   seq: number;
+  id: string;
   from_key: string;
+  from: string;
+  fingerprint: string;
   text: string;
 }
 
 const CODEC: SeqCodec<Note> = {
   op: "note",
   what: "note",
-  parse: (o) =>
-    isSeq(o.seq) && typeof o.from_key === "string" && typeof o.text === "string"
-      ? { seq: o.seq, from_key: o.from_key, text: o.text }
-      : undefined,
+  parse: (o) => {
+    const { seq, id, from_key, from, fingerprint, text } = o;
+    if (!isSeq(seq)) return undefined;
+    for (const v of [id, from_key, from, fingerprint, text]) if (typeof v !== "string") return;
+    return {
+      seq,
+      id: id as string,
+      from_key: from_key as string,
+      from: from as string,
+      fingerprint: fingerprint as string,
+      text: text as string,
+    };
+  },
   fields: (n) => ({ ...n }),
   copy: (n) => ({ ...n }),
 };
@@ -40,8 +52,14 @@ function open(
   return SeqIndex.open(join(dir, "notes.log"), CODEC, { label: "Notes", ...options });
 }
 
-function note(text: string, from_key = KEY_A): Omit<Note, "seq"> {
-  return { from_key, text };
+function note(text: string, from_key = KEY_A, id = text): Omit<Note, "seq"> {
+  return {
+    id,
+    from_key,
+    from: `addr-${from_key.slice(0, 2)}`,
+    fingerprint: from_key.slice(0, 8),
+    text,
+  };
 }
 
 function texts(index: SeqIndex<Note>, after = 0): string[] {
@@ -135,7 +153,7 @@ Deno.test("SeqIndex keeps acknowledged entries up to maxRemembered, forgets the 
     assert.deepEqual(forgotten, []);
     await index.ack([1, 2]);
     assert.deepEqual(forgotten, ["a"], "the oldest acknowledged one goes first");
-    assert.deepEqual(index.get(2), { entry: { seq: 2, from_key: KEY_A, text: "b" }, acked: true });
+    assert.deepEqual(index.get(2), { entry: { seq: 2, ...note("b") }, acked: true });
     assert.deepEqual(texts(index), ["c", "d"]);
     await index.close();
     index = await open(dir, { maxRemembered: 3, onForget });
@@ -175,6 +193,28 @@ Deno.test("SeqIndex.waitFor wakes on a listed entry from the wanted sender and r
   });
 });
 
+Deno.test("SeqIndex.ackIds refuses an id two senders chose as a conflict naming them, unless scoped to one sender", async () => {
+  await withDir(async (dir) => {
+    const index = await open(dir);
+    await index.add(note("a's job", KEY_A, "job-1"));
+    await index.add(note("b's job", KEY_B, "job-1"));
+    await index.add(note("other", KEY_A));
+    await assert.rejects(index.ackIds(["other", "job-1"]), (e: unknown) => {
+      assert.ok(e instanceof PilotError && e.code === "conflict");
+      assert.match(
+        e.message,
+        /"job-1" is used by 2 senders: addr-aa \(aaaaaaaa\), addr-bb \(bbbbbbbb\)/,
+      );
+      return true;
+    });
+    assert.equal(index.listed, 3, "a refused ack takes nothing");
+    assert.equal(await index.ackIds(["job-1", "other"], { fromKey: KEY_A }), 2);
+    assert.deepEqual(texts(index), ["b's job"]);
+    assert.equal(await index.ackIds(["job-1", "unknown"]), 1, "one sender left: no conflict");
+    await index.close();
+  });
+});
+
 Deno.test("SeqIndex compacts once dead records outnumber live ones by the margin", async () => {
   await withDir(async (dir) => {
     const index = await open(dir, { compactMargin: 5 });
@@ -195,10 +235,10 @@ Deno.test("SeqIndex compacts once dead records outnumber live ones by the margin
 Deno.test("SeqIndex.open refuses a malformed log, naming the line", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "notes.log");
-    const good = JSON.stringify({ op: "note", seq: 1, from_key: KEY_A, text: "a" });
+    const good = JSON.stringify({ op: "note", seq: 1, ...note("a") });
     const bad = [
       '{"op":"note","seq":2}',
-      '{"op":"note","seq":2,"from_key":"k","text":"t","acked":"yes"}',
+      JSON.stringify({ op: "note", seq: 2, ...note("t"), acked: "yes" }),
       '{"op":"ack","seqs":[-1]}',
       '{"op":"clear"}',
       '{"op":"hwm","seq":0}',

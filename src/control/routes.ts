@@ -437,11 +437,14 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       return { files: page.files, next: page.next, timed_out: timedOut };
     },
     "POST /v1/received/ack": async (req) => {
-      const ids = objectBody(req.body).ids;
+      const b = objectBody(req.body);
+      const ids = b.ids;
       if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
         throw invalid('Field "ids" must be a non-empty list of file ids');
       }
-      return { removed: await node.receivedFiles.ack(ids as string[]) };
+      const from = optionalString(b, "from");
+      const scope = from === "" ? {} : { fromKey: messages.senderKey(from) };
+      return { removed: await node.receivedFiles.ack(ids as string[], scope) };
     },
     "POST /v1/received/clear": async (req) => {
       const upTo = objectBody(req.body).up_to;

@@ -16,7 +16,7 @@
  * @module
  */
 import { join } from "node:path";
-import { invalid, PilotError } from "../errors.ts";
+import { invalid } from "../errors.ts";
 import type { MessageContent } from "../wire/message_digest.ts";
 import { HOME_FILES } from "./home.ts";
 import { isSeq, type SeqCodec, SeqIndex } from "./seq_index.ts";
@@ -258,14 +258,8 @@ export class Inbox {
    * than one sender is a `conflict` (naming them) unless `fromKey` scopes
    * it, and then nothing is removed. Unknown ids are not an error.
    */
-  async ack(ids: readonly string[], options: { fromKey?: string } = {}): Promise<number> {
-    const { fromKey } = options;
-    const wanted = new Set(ids);
-    const seqs = this.#index.find((m) =>
-      wanted.has(m.id) && (fromKey === undefined || m.from_key === fromKey)
-    );
-    if (fromKey === undefined) this.#assertOneSender(seqs);
-    return await this.#index.ack(seqs);
+  ack(ids: readonly string[], options: { fromKey?: string } = {}): Promise<number> {
+    return this.#index.ackIds(ids, options);
   }
 
   /**
@@ -287,26 +281,6 @@ export class Inbox {
   /** Flushes and closes the log; pending `waitFor` calls reject. */
   close(): Promise<void> {
     return this.#index.close();
-  }
-
-  #assertOneSender(seqs: readonly number[]): void {
-    const byId = new Map<string, Map<string, InboxMessage>>();
-    for (const seq of seqs) {
-      const m = this.#index.get(seq)?.entry;
-      if (m === undefined) continue;
-      const senders = byId.get(m.id) ?? new Map<string, InboxMessage>();
-      senders.set(m.from_key, m);
-      byId.set(m.id, senders);
-    }
-    for (const [id, senders] of byId) {
-      if (senders.size < 2) continue;
-      const names = [...senders.values()].map((m) => `${m.from} (${m.fingerprint})`);
-      throw new PilotError(
-        "conflict",
-        `Id ${JSON.stringify(id)} names messages from ${senders.size} senders: ${names.join(", ")}`,
-        "name the sender: pilot inbox ack ID --from PEER",
-      );
-    }
   }
 }
 

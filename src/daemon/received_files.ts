@@ -350,12 +350,12 @@ export class ReceivedFiles implements FileSink {
   }
 
   /**
-   * Removes the entries with these ids from the listing (every entry bearing
-   * one); returns how many. Files stay on disk. Unknown ids are not an error.
+   * Removes the entries with these ids (from `fromKey`, if given) from the
+   * listing; returns how many. Files stay on disk. An id two senders chose
+   * is a `conflict` unless `fromKey` scopes it. Unknown ids are not an error.
    */
-  ack(ids: readonly string[]): Promise<number> {
-    const wanted = new Set(ids);
-    return this.#index.ack(this.#index.find((f) => wanted.has(f.id)));
+  ack(ids: readonly string[], options: { fromKey?: string } = {}): Promise<number> {
+    return this.#index.ackIds(ids, options);
   }
 
   /**

@@ -36,8 +36,14 @@ const HINT = "move the file away; the daemon will not overwrite it";
 export interface SeqEntry {
   /** Position in the index: increases with every entry, never reused. */
   seq: number;
+  /** The id its sender chose; ids are per sender. */
+  id: string;
   /** Sender's Ed25519 key, hex (the `fromKey` filter). */
   from_key: string;
+  /** Sender's address (names the sender in errors). */
+  from: string;
+  /** Sender's key fingerprint (names the sender in errors). */
+  fingerprint: string;
 }
 
 /** How an owner's entries are read from and written to the log. */
@@ -324,6 +330,22 @@ export class SeqIndex<T extends SeqEntry> {
     return seqs;
   }
 
+  /**
+   * Takes the listed entries with these ids (from `fromKey`, if given) off
+   * the listing; returns how many. Ids are chosen per sender: an id that
+   * names entries from more than one sender is a `conflict` naming them
+   * unless `fromKey` scopes it, and then nothing is taken.
+   */
+  async ackIds(ids: readonly string[], options: { fromKey?: string } = {}): Promise<number> {
+    const { fromKey } = options;
+    const wanted = new Set(ids);
+    const seqs = this.find((e) =>
+      wanted.has(e.id) && (fromKey === undefined || e.from_key === fromKey)
+    );
+    if (fromKey === undefined) this.#assertOneSender(seqs);
+    return await this.ack(seqs);
+  }
+
   /** Takes these seqs off the listing, durably; returns how many were listed. */
   async ack(seqs: readonly number[]): Promise<number> {
     this.#assertOpen();
@@ -386,6 +408,26 @@ export class SeqIndex<T extends SeqEntry> {
       new PilotError("not_running", `${this.#label}: closed, the daemon is stopping`),
     );
     await this.#log.close();
+  }
+
+  #assertOneSender(seqs: readonly number[]): void {
+    const byId = new Map<string, Map<string, T>>();
+    for (const seq of seqs) {
+      const e = this.#slots.get(seq)?.entry;
+      if (e === undefined) continue;
+      const senders = byId.get(e.id) ?? new Map<string, T>();
+      senders.set(e.from_key, e);
+      byId.set(e.id, senders);
+    }
+    for (const [id, senders] of byId) {
+      if (senders.size < 2) continue;
+      const names = [...senders.values()].map((e) => `${e.from} (${e.fingerprint})`);
+      throw new PilotError(
+        "conflict",
+        `Id ${JSON.stringify(id)} is used by ${senders.size} senders: ${names.join(", ")}`,
+        "name the sender with --from PEER",
+      );
+    }
   }
 
   #assertOpen(): void {

@@ -180,12 +180,19 @@ const receivedAck: CommandSpec = {
   name: "received ack",
   summary: "take received files off the list by id (the files stay on disk)",
   args: [{ name: "id", description: "file ids", required: true, variadic: true }],
-  flags: {},
+  flags: {
+    from: {
+      type: "string",
+      value: "PEER",
+      description: "only files from this peer (needed when two senders used an id)",
+    },
+  },
   output: obj({ removed: int }),
-  errors: ["not_running"],
+  errors: ["not_running", "conflict"],
   async run(ctx) {
+    const from = typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {};
     return await (await ControlClient.open(ctx.home)).call("POST", "/v1/received/ack", {
-      body: { ids: ctx.args.id },
+      body: { ids: ctx.args.id, ...from },
     });
   },
   human: (d) => `took ${(d as { removed: number }).removed} file(s) off the list`,
