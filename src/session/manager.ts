@@ -11,21 +11,11 @@ import {
   DATA_ANSWER_MS,
   FINAL_RETRY_MS,
   HALF_OPEN_TIMEOUT_MS,
-  HANDSHAKE_RATE_KNOWN,
   HANDSHAKE_RATE_PER_KEY,
-  HANDSHAKE_RATE_PER_SOURCE,
-  HANDSHAKE_RATE_UNPROVEN,
-  HANDSHAKE_WORK_PER_SECOND,
-  HANDSHAKE_WORK_PER_SOURCE,
-  HANDSHAKE_WORK_RESERVED,
   KEEPALIVE_TIMEOUT_MS,
   MAX_FINAL_FAILURES,
-  MAX_HANDSHAKES_IN_FLIGHT,
-  MAX_PENDING_HANDSHAKES,
   MAX_SEEN_EPHEMERALS,
   MAX_SESSIONS,
-  MSG2_WORK,
-  MSG3_WORK,
   PERSISTENT_KEEPALIVE_MS,
   PORT_TRUST,
   PREVIOUS_SESSION_GRACE_MS,
@@ -36,7 +26,6 @@ import {
   REKEY_BACKOFF_MAX_MS,
   REKEY_TIMEOUT_JITTER_MS,
   REKEY_TIMEOUT_MS,
-  RESERVED_KNOWN_HANDSHAKES,
   RESERVED_TRUSTED_SESSIONS,
   SESSION_SILENCE_MS,
   UNTRUSTED_IDLE_MS,
@@ -66,7 +55,7 @@ import {
 import type { DropCounters, DropReason } from "./drop_reason.ts";
 import { HandshakeFailure, type PeerIdentity } from "./peer_identity.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import { WorkBudget } from "./work_budget.ts";
+import { HandshakeAdmission } from "./admission.ts";
 import type { Session } from "./session.ts";
 
 /** Timers, shortened by configuration in tests; never longer than the protocol's. */
@@ -207,19 +196,9 @@ export class SessionManager {
   #starting = new Map<string, Promise<Attempt>>();
   #responders = new Map<string, ResponderHandshake>();
   #seenEphemerals = new Map<string, number>();
-  /** Message 1 per IP of sources that have not proved their address. */
-  #unprovenLimiter: RateLimiter;
-  /** Message 1 per IP and port of sources that proved their address (mac2). */
-  #provenLimiter: RateLimiter;
-  /** Message 1 per trusted peer's endpoint: a lane strangers cannot drain. */
-  #knownLimiter: RateLimiter;
+  /** Lanes, rates, work budget and slots of handshake work. */
+  #admission: HandshakeAdmission;
   #keyLimiter: RateLimiter;
-  #work: WorkBudget;
-  /** Handshake computations (message 2 or 3) under way. */
-  #inFlight = 0;
-  /** Trusted peers' current endpoints and their IPs; rebuilt every tick. */
-  #knownEndpoints = new Set<string>();
-  #knownHosts = new Set<string>();
   #cookies: CookieJar;
   #ownMac1Key: Promise<Uint8Array>;
   #sessions = 0;
@@ -228,27 +207,18 @@ export class SessionManager {
   #serials = new Map<string, number>();
   /** Datagrams dropped, by reason. */
   readonly drops: DropCounters = {};
-  /** Expensive handshake computations started: message 2 written, message 3 checked. */
-  readonly workSpent = { init: 0, final: 0 };
 
   /** Creates an empty table. */
   constructor(options: SessionManagerOptions) {
     this.#o = options;
     this.#timers = clampTimers(options.timers ?? {});
     this.#now = options.now ?? (() => performance.now());
-    const limiter = (rate: { burst: number; perSecond: number }) =>
-      new RateLimiter({ ...rate, maxKeys: 65_536, now: this.#now });
-    this.#unprovenLimiter = limiter(HANDSHAKE_RATE_UNPROVEN);
-    this.#provenLimiter = limiter(HANDSHAKE_RATE_PER_SOURCE);
-    this.#knownLimiter = limiter(HANDSHAKE_RATE_KNOWN);
-    this.#work = new WorkBudget({
-      perSecond: HANDSHAKE_WORK_PER_SECOND,
-      reserved: HANDSHAKE_WORK_RESERVED,
-      perSource: HANDSHAKE_WORK_PER_SOURCE,
-      maxSources: 65_536,
+    this.#admission = new HandshakeAdmission(this.#now);
+    this.#keyLimiter = new RateLimiter({
+      ...HANDSHAKE_RATE_PER_KEY,
+      maxKeys: 65_536,
       now: this.#now,
     });
-    this.#keyLimiter = limiter(HANDSHAKE_RATE_PER_KEY);
     this.#cookies = new CookieJar(this.#now);
     this.#ownMac1Key = mac1Key(options.local.publicKey);
   }
@@ -256,6 +226,11 @@ export class SessionManager {
   /** Number of established sessions (current and previous). */
   get sessionCount(): number {
     return this.#sessions;
+  }
+
+  /** Expensive handshake computations admitted: message 2 written, message 3 checked. */
+  get workSpent(): { readonly init: number; readonly final: number } {
+    return this.#admission.workSpent;
   }
 
   /** Number of half-open responder handshakes. */
@@ -292,14 +267,8 @@ export class SessionManager {
 
   /**
    * Message 1, checks cheapest first: MACs (one HMAC each) and map lookups,
-   * then the lanes and budgets, and only then Diffie-Hellman.
-   *
-   * Lanes: message 1 from a trusted peer's current endpoint (or from its IP
-   * with a valid mac1: a restarted peer on a new port) has its own rate and
-   * reserved half-open slots and work; a source that proved its address
-   * (mac2 from a cookie we sent there) has a rate per IP and port; any other
-   * source a rate per IP, past which it gets a cookie reply, never a plain
-   * drop, so spoofing its address cannot lock a real node out.
+   * then the lanes, rates and work budget (`admission.ts`), and only then
+   * Diffie-Hellman.
    */
   async #onInit(frame: HandshakeInitFrame, bytes: Uint8Array, from: Endpoint): Promise<void> {
     let mac1Ok: boolean | undefined;
@@ -324,29 +293,17 @@ export class SessionManager {
       return;
     }
     if (this.#seenEphemerals.has(ephemeral)) return this.#drop("replayed_init");
-    const known = this.#knownEndpoints.has(source) ||
-      (this.#knownHosts.has(from.hostname) && await mac1Valid());
-    let priority = false;
-    if (known && this.#knownLimiter.allow(source)) priority = true;
-    else if (proven) {
-      // The address is proven: only the node really there is over its rate.
-      if (!this.#provenLimiter.allow(source)) return this.#drop("rate_limited");
-    } else if (!this.#unprovenLimiter.allow(from.hostname)) {
-      return await this.#sendCookie(frame, from);
-    }
-    const cap = priority
-      ? MAX_PENDING_HANDSHAKES
-      : MAX_PENDING_HANDSHAKES - RESERVED_KNOWN_HANDSHAKES;
-    if (this.#responders.size >= cap) return this.#drop("half_open_full");
-    if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) return this.#drop("handshakes_busy");
-    if (!this.#work.take(from.hostname, MSG2_WORK, priority)) {
-      // A source that has not proved its address gets a cookie, not work.
-      return proven ? this.#drop("work_budget") : await this.#sendCookie(frame, from);
-    }
-    this.workSpent.init++;
+    const admitted = await this.#admission.admitInit({
+      from,
+      proven,
+      mac1Valid,
+      halfOpen: this.#responders.size,
+    });
+    if (admitted.kind === "cookie") return await this.#sendCookie(frame, from);
+    if (admitted.kind === "drop") return this.#drop(admitted.reason);
+    const priority = admitted.priority;
     const localIndex = this.#allocateIndex();
     let handshake: ResponderHandshake;
-    this.#inFlight++;
     try {
       handshake = await ResponderHandshake.start({
         local: this.#o.local,
@@ -358,7 +315,7 @@ export class SessionManager {
     } catch {
       return this.#drop("bad_init");
     } finally {
-      this.#inFlight--;
+      this.#admission.done();
     }
     const raced = this.#responders.get(ephemeral);
     if (raced !== undefined || this.#seenEphemerals.has(ephemeral)) {
@@ -462,20 +419,16 @@ export class SessionManager {
     if (handshake.busy) return this.#drop("final_in_progress");
     // A replay of a message 3 that failed would fail again: it costs no crypto.
     if (handshake.failedBefore(frame)) return this.#drop("final_failed");
-    if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) return this.#drop("handshakes_busy");
     // The initiator repeats message 3 every second until confirmed, so a
     // message 3 over budget is only delayed.
-    if (!this.#work.take(handshake.endpoint.hostname, MSG3_WORK, entry.priority)) {
-      return this.#drop("work_budget");
-    }
-    this.workSpent.final++;
+    const admitted = this.#admission.admitFinal(handshake.endpoint, entry.priority);
+    if (admitted.kind === "drop") return this.#drop(admitted.reason);
     // Data the initiator sends right after message 3 may arrive while the
     // session is still being made: it waits for this instead of being dropped.
     const { promise, resolve } = Promise.withResolvers<void>();
     this.#completing.set(frame.receiverIndex, promise);
     try {
       let session: Session;
-      this.#inFlight++;
       try {
         session = await handshake.complete(frame, from, this.#now());
       } catch (e) {
@@ -490,7 +443,7 @@ export class SessionManager {
         }
         return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_final");
       } finally {
-        this.#inFlight--;
+        this.#admission.done();
       }
       this.#responders.delete(entry.ephemeral);
       this.#byIndex.delete(frame.receiverIndex);
@@ -624,9 +577,7 @@ export class SessionManager {
 
   /** Gives a trusted peer's endpoint the known lane for message 1 (until the next tick). */
   #noteKnown(peer: PeerIdentity, endpoint: Endpoint): void {
-    if (!this.#o.isTrusted(peer)) return;
-    this.#knownEndpoints.add(formatEndpoint(endpoint));
-    this.#knownHosts.add(endpoint.hostname);
+    if (this.#o.isTrusted(peer)) this.#admission.noteKnown(endpoint);
   }
 
   /**
@@ -865,8 +816,7 @@ export class SessionManager {
     for (const [ephemeral, until] of this.#seenEphemerals) {
       if (now >= until) this.#seenEphemerals.delete(ephemeral);
     }
-    this.#knownEndpoints.clear();
-    this.#knownHosts.clear();
+    this.#admission.clearKnown();
     for (const [key, peer] of this.#peers) {
       if (peer.current !== undefined) this.#noteKnown(peer.identity, peer.current.endpoint);
       if (peer.previous !== undefined && now >= peer.previousUntil) {

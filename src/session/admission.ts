@@ -1,0 +1,149 @@
+/**
+ * Admission of handshake work: who may make the responder compute message 2
+ * or check a message 3, decided by cheap checks only (map lookups, token
+ * buckets, at most one HMAC) before any Diffie-Hellman or signature.
+ *
+ * Message 1 takes one of three lanes (docs/PROTOCOL.md §5.3, §5.10):
+ *
+ * - **known**: from a trusted peer's current endpoint (or from its IP with a
+ *   valid mac1: a restarted peer on a new port), within that endpoint's own
+ *   rate. It may use the reserved half-open slots and the reserved work, so
+ *   strangers cannot starve a trusted peer's rekeys;
+ * - **proven**: mac2 is valid for its source, so the address is real; over
+ *   the rate of that IP and port it is dropped (only the node really there
+ *   is refused);
+ * - **stranger**: anything else, within the rate of its IP; past it, or when
+ *   the strangers' work is spent, it gets a cookie reply, never a plain
+ *   drop, so spoofing an address cannot lock out the node that has it.
+ *
+ * Every admitted computation holds one of a bounded number of slots until
+ * {@linkcode HandshakeAdmission.done}.
+ *
+ * @module
+ */
+import {
+  HANDSHAKE_RATE_KNOWN,
+  HANDSHAKE_RATE_PER_SOURCE,
+  HANDSHAKE_RATE_UNPROVEN,
+  HANDSHAKE_WORK_PER_SECOND,
+  HANDSHAKE_WORK_PER_SOURCE,
+  HANDSHAKE_WORK_RESERVED,
+  MAX_HANDSHAKES_IN_FLIGHT,
+  MAX_PENDING_HANDSHAKES,
+  MSG2_WORK,
+  MSG3_WORK,
+  RESERVED_KNOWN_HANDSHAKES,
+} from "../constants.ts";
+import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
+import type { DropReason } from "./drop_reason.ts";
+import { RateLimiter } from "./rate_limit.ts";
+import { WorkBudget } from "./work_budget.ts";
+
+/** The decision on a handshake message: compute (holding a slot), answer with a cookie, or drop. */
+export type Admission =
+  | { kind: "admit"; priority: boolean }
+  | { kind: "cookie" }
+  | { kind: "drop"; reason: DropReason };
+
+/** A message 1 that passed the MAC and deduplication checks. */
+export interface InitCandidate {
+  /** Its source. */
+  from: Endpoint;
+  /** Whether its mac2 is valid for `from` (a cookie we sent there). */
+  proven: boolean;
+  /** Whether its mac1 is valid; asked only when needed (one HMAC). */
+  mac1Valid(): Promise<boolean>;
+  /** Half-open handshakes right now. */
+  halfOpen: number;
+}
+
+const TRACKED = 65_536;
+
+/** The lanes, rates, work budget and slots of handshake work. */
+export class HandshakeAdmission {
+  /** Expensive computations admitted: message 2 written, message 3 checked. */
+  readonly workSpent = { init: 0, final: 0 };
+  #unproven: RateLimiter;
+  #proven: RateLimiter;
+  #known: RateLimiter;
+  #work: WorkBudget;
+  #inFlight = 0;
+  #knownEndpoints = new Set<string>();
+  #knownHosts = new Set<string>();
+
+  /** Full buckets on the monotonic clock `now` (ms). */
+  constructor(now: () => number) {
+    const limiter = (rate: { burst: number; perSecond: number }) =>
+      new RateLimiter({ ...rate, maxKeys: TRACKED, now });
+    this.#unproven = limiter(HANDSHAKE_RATE_UNPROVEN);
+    this.#proven = limiter(HANDSHAKE_RATE_PER_SOURCE);
+    this.#known = limiter(HANDSHAKE_RATE_KNOWN);
+    this.#work = new WorkBudget({
+      perSecond: HANDSHAKE_WORK_PER_SECOND,
+      reserved: HANDSHAKE_WORK_RESERVED,
+      perSource: HANDSHAKE_WORK_PER_SOURCE,
+      maxSources: TRACKED,
+      now,
+    });
+  }
+
+  /** Forgets every known endpoint (the session table notes them again on each tick). */
+  clearKnown(): void {
+    this.#knownEndpoints.clear();
+    this.#knownHosts.clear();
+  }
+
+  /** Gives a trusted peer's current endpoint the known lane. */
+  noteKnown(endpoint: Endpoint): void {
+    this.#knownEndpoints.add(formatEndpoint(endpoint));
+    this.#knownHosts.add(endpoint.hostname);
+  }
+
+  /** Decides on a message 1; an admitted one holds a slot until `done()`. */
+  async admitInit(m: InitCandidate): Promise<Admission> {
+    const source = formatEndpoint(m.from);
+    const known = this.#knownEndpoints.has(source) ||
+      (this.#knownHosts.has(m.from.hostname) && await m.mac1Valid());
+    let priority = false;
+    if (known && this.#known.allow(source)) priority = true;
+    else if (m.proven) {
+      if (!this.#proven.allow(source)) return { kind: "drop", reason: "rate_limited" };
+    } else if (!this.#unproven.allow(m.from.hostname)) return { kind: "cookie" };
+    const cap = priority
+      ? MAX_PENDING_HANDSHAKES
+      : MAX_PENDING_HANDSHAKES - RESERVED_KNOWN_HANDSHAKES;
+    if (m.halfOpen >= cap) return { kind: "drop", reason: "half_open_full" };
+    if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
+      return { kind: "drop", reason: "handshakes_busy" };
+    }
+    if (!this.#work.take(m.from.hostname, MSG2_WORK, priority)) {
+      // A source that has not proved its address gets a cookie, not work.
+      return m.proven ? { kind: "drop", reason: "work_budget" } : { kind: "cookie" };
+    }
+    this.workSpent.init++;
+    this.#inFlight++;
+    return { kind: "admit", priority };
+  }
+
+  /**
+   * Decides on a message 3 for a half-open handshake whose message 1 came
+   * from `from` (by the known lane when `priority`); an admitted one holds a
+   * slot until `done()`.
+   */
+  admitFinal(from: Endpoint, priority: boolean): Exclude<Admission, { kind: "cookie" }> {
+    if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
+      return { kind: "drop", reason: "handshakes_busy" };
+    }
+    if (!this.#work.take(from.hostname, MSG3_WORK, priority)) {
+      return { kind: "drop", reason: "work_budget" };
+    }
+    this.workSpent.final++;
+    this.#inFlight++;
+    return { kind: "admit", priority };
+  }
+
+  /** Releases the slot of an admitted computation. */
+  done(): void {
+    this.#inFlight--;
+  }
+}
