@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { pair, T, type TestNode } from "./_session_helpers.ts";
+import { IDS, pair, T, type TestNode } from "./_session_helpers.ts";
 import {
   DATA_ANSWER_MS,
   PORT_TRUST,
@@ -138,4 +138,16 @@ Deno.test("SessionManager does not let configuration lengthen the untrusted idle
   await net.advance(UNTRUSTED_IDLE_MS + TIMER_TICK_MS, a, b);
   await net.pump();
   assert.deepEqual(b.manager.peers(), []);
+});
+
+Deno.test("SessionManager.connect() with fresh contacts the endpoint and names whoever answers there now", async () => {
+  const { net, a, b } = await pair();
+  // b is replaced by another identity on the same endpoint.
+  const c = net.node(IDS[2]!, { endpoint: b.endpoint });
+  const reused = await a.manager.connect(b.endpoint, {}, 5000);
+  assert.equal(reused.keyHex, b.keyHex, "without fresh, the live session answers from memory");
+  const pending = a.manager.connect(b.endpoint, {}, 5000, { fresh: true });
+  await net.waitFor(() => net.queue.length > 0, "message 1");
+  await net.pump();
+  assert.equal((await pending).keyHex, c.keyHex);
 });

@@ -132,6 +132,12 @@ export interface SessionManagerOptions {
 
 export type { DropCounters, DropReason } from "./drop_reason.ts";
 
+/** Options of {@linkcode SessionManager.connect}. */
+export interface ConnectOptions {
+  /** Always handshake with the endpoint, even when a live session could be reused. */
+  fresh?: boolean;
+}
+
 /** One peer as `pilot peers` shows it. */
 export interface PeerStatus {
   /** The peer's identity. */
@@ -667,9 +673,16 @@ export class SessionManager {
   /**
    * Opens (or reuses) a session with whoever answers at `endpoint`; with an
    * expectation, the peer must hold that key or address, checked before we
-   * reveal who we are.
+   * reveal who we are. With `fresh`, a live session is not reused: the
+   * endpoint is always contacted, so the answer names whoever is there now
+   * (a node replaced by another identity on the same endpoint shows up).
    */
-  async connect(endpoint: Endpoint, expected: Expected, timeoutMs: number): Promise<PeerIdentity> {
+  async connect(
+    endpoint: Endpoint,
+    expected: Expected,
+    timeoutMs: number,
+    options: ConnectOptions = {},
+  ): Promise<PeerIdentity> {
     if (
       expected.publicKey !== undefined &&
       constantTimeEqual(expected.publicKey, this.#o.local.publicKey)
@@ -680,7 +693,7 @@ export class SessionManager {
         "give the key, address or endpoint of another node",
       );
     }
-    const existing = this.#findPeer(endpoint, expected);
+    const existing = options.fresh ? undefined : this.#findPeer(endpoint, expected);
     if (existing?.current !== undefined) return existing.identity;
     const key = `${formatEndpoint(endpoint)}|${expected.publicKey?.toHex() ?? ""}|${
       expected.address ?? ""
