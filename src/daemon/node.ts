@@ -149,6 +149,10 @@ export class Node {
         const live = this.ctx.reach.endpointOf(key);
         return live ? formatEndpoint(live) : trust.get(key)?.endpoint;
       },
+      reconnect: async (key, endpoint) => {
+        const at = await resolveEndpoint(parseEndpoint(endpoint));
+        await sessions.connect(at, { publicKey: Uint8Array.fromHex(key) }, OUTBOX_RETRY_MS);
+      },
       autoApprove: (peer) => config.autoApprove.some((a) => matches(a, peerRef(peer))),
       publish: (type, data) => events.publish(type, data),
       onUntrusted: (key) => {
@@ -230,7 +234,7 @@ export class Node {
     this.#flushTimer = setInterval(() => {
       if (flushing || flow.outbox.length === 0) return;
       flushing = true;
-      this.#redeliver().catch(() => {}).finally(() => flushing = false);
+      trustService.retryOutbox().catch(() => {}).finally(() => flushing = false);
     }, OUTBOX_RETRY_MS);
     this.#serving = udp.serve((bytes, from) => {
       // Bounded work in flight: past the cap, datagrams are dropped (and counted)
@@ -330,19 +334,6 @@ export class Node {
     return this.#udp.local;
   }
 
-  /** Reconnects to peers with undelivered trust answers, then delivers them. */
-  async #redeliver(): Promise<void> {
-    const { flow, sessions, trustService } = this.ctx;
-    for (const item of flow.outbox) {
-      if (sessions.binding(item.public_key) !== undefined || !item.endpoint) continue;
-      const endpoint = await resolveEndpoint(parseEndpoint(item.endpoint)).catch(() => undefined);
-      if (endpoint === undefined) continue;
-      const expected = { publicKey: Uint8Array.fromHex(item.public_key) };
-      await sessions.connect(endpoint, expected, OUTBOX_RETRY_MS).catch(() => {});
-    }
-    await trustService.flush();
-  }
-
   #onPeerUp(peer: PeerIdentity): void {
     const { trust, events, reach, config, trustService } = this.ctx;
     events.publish("peer.up", { peer: peerRef(peer) });
@@ -377,7 +368,7 @@ export class Node {
       })
         .catch(() => {});
     }
-    trustService.flush(peer.keyHex).catch(() => {});
+    trustService.peerUp(peer.keyHex).catch(() => {});
   }
 
   /** Stops timers, the socket and the stores. */

@@ -29,11 +29,13 @@ export class TrustFeature {
   ): Promise<Record<string, unknown>> {
     checkReason(reason);
     const deadline = Date.now() + timeoutMs;
-    const { peer } = await this.#ctx.reach.reach(text, timeoutMs);
+    const { peer, resolution } = await this.#ctx.reach.reach(text, timeoutMs);
+    // Only a request to the exact key the user named may approve a crossing one.
     const outcome = await this.#ctx.trustService.request(
       peer,
       reason,
       Math.max(1, deadline - Date.now()),
+      { pinned: resolution.pinned },
     );
     let status: string = outcome.status;
     let timedOut = false;
