@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REKEY_AFTER_TIME_MS } from "../src/constants.ts";
+import { REKEY_AFTER_TIME_MS, STREAM_KEEPALIVE_MS } from "../src/constants.ts";
 import {
   type ConfigFlags,
   type DaemonConfig,
@@ -307,4 +307,37 @@ Deno.test("cookie_threshold is a whole number >= 0 and require_mac1 a boolean", 
   for (const bad of ["yes", 1, null]) {
     await assertRefused(load({ file: { require_mac1: bad } }), '"require_mac1"');
   }
+});
+
+// Defects found by these tests, fixed in config.ts ----------------------------
+
+Deno.test("a timer longer than the protocol's limit is refused quoting it, not silently capped", async () => {
+  const over = REKEY_AFTER_TIME_MS + 1;
+  await assertRefused(
+    load({ file: { timers: { rekey_after_ms: over } } }),
+    '"rekey_after_ms"',
+    String(over),
+  );
+  const stream = STREAM_KEEPALIVE_MS + 1;
+  await assertRefused(
+    load({ file: { timers: { stream_keepalive_ms: stream } } }),
+    '"stream_keepalive_ms"',
+    String(stream),
+  );
+});
+
+Deno.test("a listen endpoint on port 0 with a bad host is refused quoting what was given", async () => {
+  await assertRefused(load({ flags: { listen: "localhost:0" } }), '"localhost:0"');
+});
+
+Deno.test("a bad number or type in config.json is refused quoting the value", async () => {
+  await assertRefused(load({ file: { timers: { keepalive_ms: -5 } } }), "-5");
+  await assertRefused(load({ file: { cookie_threshold: -1 } }), "-1");
+  await assertRefused(load({ file: { listen: 7440 } }), "7440");
+});
+
+Deno.test("a peer name that is neither a hostname nor an address is refused quoting it", async () => {
+  await assertRefused(load({ flags: { peer: ["Bad Name=127.0.0.1:7440"] } }), '"Bad Name"');
+  const ok = await load({ flags: { peer: ["3fa2.09c1.77e4=127.0.0.1:7440"] } });
+  assert.deepEqual(Object.keys(ok.peers), ["3fa2.09c1.77e4"]);
 });

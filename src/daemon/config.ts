@@ -1,7 +1,8 @@
 /**
  * Daemon configuration: flags > environment > `config.json` > defaults.
  * Unknown keys are errors. Timers may be shortened (tests), never lengthened
- * past the protocol's limits (the session layer clamps them).
+ * past the protocol's limits: a longer value is refused here, quoting it
+ * (the session and stream layers clamp as well, as a second line).
  *
  * @module
  */
@@ -9,11 +10,11 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { invalid } from "../errors.ts";
 import { parseEndpoint } from "../discovery/endpoint.ts";
-import { validateHostname } from "../identity/self_description.ts";
-import { parseAddress } from "../identity/address.ts";
+import { isValidHostname, validateHostname } from "../identity/self_description.ts";
+import { isAddressLike, parseAddress } from "../identity/address.ts";
 import { parseFingerprint } from "../identity/fingerprint.ts";
-import type { SessionTimers } from "../session/manager.ts";
-import type { StreamTimers } from "../stream/mod.ts";
+import { DEFAULT_TIMERS, type SessionTimers } from "../session/manager.ts";
+import { DEFAULT_STREAM_TIMERS, type StreamTimers } from "../stream/options.ts";
 import { HOME_FILES } from "./home.ts";
 
 /** Default UDP listen endpoint. */
@@ -87,6 +88,12 @@ const FILE_KEYS = [
   "disable",
 ];
 
+/** A config value as the error quotes it: JSON, shortened. */
+function quote(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
 function checkService(name: string, where: string): string {
   if (!OPTIONAL_SERVICES.includes(name)) {
     throw invalid(
@@ -118,11 +125,18 @@ export function parseAutoApprove(text: string, where: string): string {
 
 /** Parses `IP:PORT` for listening (port 0 allowed). */
 export function parseListen(text: string, where: string): { hostname: string; port: number } {
-  const spec = /:0$/.test(text)
-    ? { ...parseEndpoint(text.replace(/:0$/, ":1")), port: 0 }
-    : parseEndpoint(text);
+  const expected = `Cannot listen on "${text}" (${where}): expected an IP address and port`;
+  let spec;
+  try {
+    // Port 0 (OS-chosen) is fine for listening, not for reaching a peer.
+    spec = /:0$/.test(text)
+      ? { ...parseEndpoint(text.replace(/:0$/, ":1")), port: 0 }
+      : parseEndpoint(text);
+  } catch {
+    throw invalid(expected, "e.g. --listen 0.0.0.0:7440, or 127.0.0.1:0 for any free port");
+  }
   if (isIP(spec.host) === 0) {
-    throw invalid(`Cannot listen on "${text}" (${where}): expected an IP address and port`);
+    throw invalid(expected, "give an IP literal: a hostname would resolve differently later");
   }
   return { hostname: spec.host, port: spec.port };
 }
@@ -137,6 +151,21 @@ function parsePeerFlag(text: string, where: string): [string, string] {
   }
   const name = text.slice(0, eq);
   const endpoint = text.slice(eq + 1);
+  let known = isValidHostname(name);
+  if (!known && isAddressLike(name)) {
+    try {
+      parseAddress(name);
+      known = true;
+    } catch {
+      // not an address either
+    }
+  }
+  if (!known) {
+    throw invalid(
+      `Cannot use "${name}" as a peer name (${where}): expected a hostname or an address`,
+      "hostnames are a-z, 0-9 and -, up to 63 characters (e.g. data-processor-node)",
+    );
+  }
   parseEndpoint(endpoint);
   return [name, endpoint];
 }
@@ -195,20 +224,26 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     disable: [],
   };
   if (file.listen !== undefined) {
-    if (typeof file.listen !== "string") throw invalid(`${where}: "listen" must be a string`);
+    if (typeof file.listen !== "string") {
+      throw invalid(`${where}: "listen" must be a string, not ${quote(file.listen)}`);
+    }
     cfg.listen = parseListen(file.listen, where);
   }
   if (file.hostname !== undefined) {
-    if (typeof file.hostname !== "string") throw invalid(`${where}: "hostname" must be a string`);
+    if (typeof file.hostname !== "string") {
+      throw invalid(`${where}: "hostname" must be a string, not ${quote(file.hostname)}`);
+    }
     cfg.hostname = checkHostname(file.hostname, where);
   }
   if (file.peers !== undefined) {
     if (typeof file.peers !== "object" || file.peers === null || Array.isArray(file.peers)) {
-      throw invalid(`${where}: "peers" must be an object of NAME: ENDPOINT`);
+      throw invalid(
+        `${where}: "peers" must be an object of NAME: ENDPOINT, not ${quote(file.peers)}`,
+      );
     }
     for (const [name, ep] of Object.entries(file.peers)) {
       if (typeof ep !== "string") {
-        throw invalid(`${where}: peer "${name}" must be an endpoint string`);
+        throw invalid(`${where}: peer "${name}" must be an endpoint string, not ${quote(ep)}`);
       }
       const [n, e] = parsePeerFlag(`${name}=${ep}`, where);
       cfg.peers[n] = e;
@@ -216,20 +251,22 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   }
   if (file.require_mac1 !== undefined) {
     if (typeof file.require_mac1 !== "boolean") {
-      throw invalid(`${where}: "require_mac1" must be true or false`);
+      throw invalid(
+        `${where}: "require_mac1" must be true or false, not ${quote(file.require_mac1)}`,
+      );
     }
     cfg.requireMac1 = file.require_mac1;
   }
   if (file.cookie_threshold !== undefined) {
     const v = file.cookie_threshold;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
-      throw invalid(`${where}: "cookie_threshold" must be a whole number >= 0`);
+      throw invalid(`${where}: "cookie_threshold" must be a whole number >= 0, not ${quote(v)}`);
     }
     cfg.cookieThreshold = v;
   }
   if (file.timers !== undefined) {
     if (typeof file.timers !== "object" || file.timers === null || Array.isArray(file.timers)) {
-      throw invalid(`${where}: "timers" must be an object`);
+      throw invalid(`${where}: "timers" must be an object, not ${quote(file.timers)}`);
     }
     for (const [k, v] of Object.entries(file.timers)) {
       const key = TIMER_KEYS[k];
@@ -241,10 +278,19 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
         );
       }
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
-        throw invalid(`${where}: timer "${k}" must be a number of ms >= 0`);
+        throw invalid(`${where}: timer "${k}" must be a number of ms >= 0, not ${quote(v)}`);
+      }
+      const limit = streamKey !== undefined
+        ? DEFAULT_STREAM_TIMERS[streamKey]
+        : DEFAULT_TIMERS[key!];
+      if (v > limit) {
+        throw invalid(
+          `${where}: timer "${k}" of ${v} ms is longer than the protocol's ${limit} ms`,
+          "timers may be shortened (tests), never lengthened",
+        );
       }
       if (streamKey !== undefined) {
-        if (v === 0) throw invalid(`${where}: timer "${k}" must be above 0`);
+        if (v === 0) throw invalid(`${where}: timer "${k}" must be above 0, not 0`);
         cfg.streamTimers[streamKey] = v;
       } else cfg.timers[key!] = v;
     }
@@ -252,14 +298,18 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   if (file.auto_approve !== undefined) {
     const v = file.auto_approve;
     if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
-      throw invalid(`${where}: "auto_approve" must be a list of keys, fingerprints or addresses`);
+      throw invalid(
+        `${where}: "auto_approve" must be a list of keys, fingerprints or addresses, not ${
+          quote(v)
+        }`,
+      );
     }
     cfg.autoApprove = v.map((x) => parseAutoApprove(x, where));
   }
   if (file.disable !== undefined) {
     const v = file.disable;
     if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
-      throw invalid(`${where}: "disable" must be a list of service names`);
+      throw invalid(`${where}: "disable" must be a list of service names, not ${quote(v)}`);
     }
     cfg.disable = v.map((x) => checkService(x, where));
   }
