@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { PORT_MESSAGES } from "../../constants.ts";
-import { invalid, PilotError } from "../../errors.ts";
+import { invalid } from "../../errors.ts";
 import { refusalError } from "../../services/refusal.ts";
 import { peerRef } from "../../session/peer_ref.ts";
 import type { ExchangeService } from "../../services/exchange_stream.ts";
