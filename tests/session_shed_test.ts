@@ -147,3 +147,28 @@ Deno.test("SessionManager bounds handshake computations in flight and counts the
   assert.equal(b.manager.workSpent.init, MAX_HANDSHAKES_IN_FLIGHT);
   assert.equal(b.manager.drops.handshakes_busy, MAX_HANDSHAKES_IN_FLIGHT);
 });
+
+Deno.test("SessionManager gives a trusted peer that proved its endpoint the reserve, even with its lane drained by spoofers and the budget spent by strangers", async () => {
+  const { net, a, b } = await pair({ b: { manager: { cookieThreshold: 1_000_000 } } });
+  net.clock.advance(DEFAULT_TIMERS.rekeyAfterMs);
+  // Spoofed copies of a's exact endpoint drain its lane and its IP's rate...
+  for (let k = 0; k < 60; k++) {
+    await net.inject(await freshMessage1(spoofer, k + 1), a.endpoint, b);
+  }
+  // ...and a crowd of strangers spends what strangers may spend.
+  for (let k = 0; k < 400; k++) {
+    const from = { hostname: `198.19.${k >> 8}.${k & 255}`, port: 7000 };
+    await net.inject(await freshMessage1(spoofer, 1000 + k), from, b);
+  }
+  net.take();
+  const finals = net.ofType(T.FINAL).length;
+  await a.manager.tick();
+  await net.waitFor(() => net.sentBy(a, T.INIT).length >= 2, "the rekey's message 1");
+  await net.pump();
+  assert.equal(net.ofType(T.FINAL).length, finals + 1, "the rekey completed in the same instant");
+  const lastInit = net.sentBy(a, T.INIT).at(-1)!.bytes;
+  assert.ok(
+    lastInit.subarray(lastInit.length - 16).some((x) => x !== 0),
+    "it proved itself (mac2)",
+  );
+});

@@ -7,7 +7,8 @@
  *
  * - **known**: from a trusted peer's current endpoint (or from its IP with a
  *   valid mac1: a restarted peer on a new port), within that endpoint's own
- *   rate. It may use the reserved half-open slots and the reserved work, so
+ *   rate (or that IP's, by mac1), or with a valid mac2 whatever that rate
+ *   says. It may use the reserved half-open slots and the reserved work, so
  *   strangers cannot starve a trusted peer's rekeys;
  * - **proven**: mac2 is valid for its source, so the address is real; over
  *   the rate of that IP and port it is dropped (only the node really there
@@ -102,13 +103,17 @@ export class HandshakeAdmission {
   /** Decides on a message 1; an admitted one holds a slot until `done()`. */
   async admitInit(m: InitCandidate): Promise<Admission> {
     const source = formatEndpoint(m.from);
-    const known = this.#knownEndpoints.has(source) ||
-      (this.#knownHosts.has(m.from.hostname) && await m.mac1Valid());
+    const host = m.from.hostname;
+    const exact = this.#knownEndpoints.has(source);
+    const known = exact || (this.#knownHosts.has(host) && await m.mac1Valid());
     let priority = false;
-    if (known && this.#known.allow(source)) priority = true;
+    // The mac1 path shares one bucket per IP, so new ports cannot multiply it.
+    if (known && !m.proven && this.#known.allow(exact ? source : host)) priority = true;
     else if (m.proven) {
       if (!this.#proven.allow(source)) return { kind: "drop", reason: "rate_limited" };
-    } else if (!this.#unproven.allow(m.from.hostname)) return { kind: "cookie" };
+      // A known endpoint that proved itself is the trusted peer, whoever drained its lane.
+      priority = known;
+    } else if (!this.#unproven.allow(host)) return { kind: "cookie" };
     const cap = priority
       ? MAX_PENDING_HANDSHAKES
       : MAX_PENDING_HANDSHAKES - RESERVED_KNOWN_HANDSHAKES;
@@ -116,7 +121,7 @@ export class HandshakeAdmission {
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
       return { kind: "drop", reason: "handshakes_busy" };
     }
-    if (!this.#work.take(m.from.hostname, MSG2_WORK, priority)) {
+    if (!this.#work.take(host, MSG2_WORK, priority)) {
       // A source that has not proved its address gets a cookie, not work.
       return m.proven ? { kind: "drop", reason: "work_budget" } : { kind: "cookie" };
     }
