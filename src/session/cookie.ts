@@ -24,7 +24,10 @@ export function mac1Key(responderPublicKey: Uint8Array): Promise<Uint8Array> {
 }
 
 /** mac1 over the frame's bytes before it; zeros when the responder's key is unknown. */
-export async function computeMac1(frame: Uint8Array, key: Uint8Array | undefined) {
+export async function computeMac1(
+  frame: Uint8Array,
+  key: Uint8Array | undefined,
+): Promise<Uint8Array> {
   if (key === undefined) return ZERO_MAC;
   return (await hmacSha256(key, macInput1(frame))).subarray(0, MAC_SIZE);
 }

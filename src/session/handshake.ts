@@ -57,7 +57,7 @@ export class InitiatorHandshake {
   /** Monotonic time the attempt began (ms). */
   readonly startedAt: number;
   /** Monotonic time message 1 was last sent (ms). */
-  lastSentAt = -Infinity;
+  lastSentAt: number = -Infinity;
   /** Set once message 2 was processed (successfully or not): the state is spent. */
   spent = false;
 

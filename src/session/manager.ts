@@ -4,6 +4,21 @@
  * datagrams into authenticated inner packets, enforces the zero-trust gate
  * on every packet, and runs the WireGuard-style timers.
  *
+ * What an index names, and how that changes (docs/PROTOCOL.md §5):
+ *
+ * ```text
+ * connect, rekey ─> initiator ──message 2 ok──> session ──replaced──> previous ──10 s──> gone
+ *                     │ key mismatch, self, 90 s     │ 180 s old, stranger idle 60 s, untrust
+ *                     └─> gone                        └─> gone (with any rekey under way)
+ * message 1 ─admitted─> responder (half-open) ──message 3 ok──> session
+ *                     │ 15 s, 4 failed message 3s
+ *                     └─> gone
+ * ```
+ *
+ * A peer is handshaken again (a rekey) at 120 s (135 s as responder), after
+ * 2^22 frames, when its data went unanswered for 5 s, or when an initiator
+ * session stays unconfirmed for 5 s; failed rekeys back off to 40 s.
+ *
  * @module
  */
 import {
@@ -746,7 +761,10 @@ export class SessionManager {
   }
 
   /** Sends an inner packet to a peer over its current session; false when there is none. */
-  async send(peerKeyHex: string, packet: Omit<PortPacket, "srcAddress" | "dstAddress">) {
+  async send(
+    peerKeyHex: string,
+    packet: Omit<PortPacket, "srcAddress" | "dstAddress">,
+  ): Promise<boolean> {
     const peer = this.#peers.get(peerKeyHex);
     const s = peer?.current;
     const now = this.#now();
