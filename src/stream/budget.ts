@@ -11,7 +11,9 @@
 
 /** Shared byte budget with per-connection reserves and waiters. */
 export class Budget {
+  /** Shared bytes, beyond the reserves. */
   readonly total: number;
+  /** Bytes each holder may use without touching the shared ones. */
   readonly reserve: number;
   #used = 0;
   #held = 0;

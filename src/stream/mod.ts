@@ -86,7 +86,8 @@
  *   (the recovery point), exit at a full ACK with
  *   cwnd = min(ssthresh, FlightSize + SMSS), RTO: cwnd = 1 SMSS. cwnd only
  *   grows while the sender is cwnd-limited, and falls back to the initial
- *   window after an idle RTO.
+ *   window after an idle RTO. Other algorithms plug in through the mux's
+ *   `congestion` option ({@linkcode CongestionControl}).
  * - Flow control: the receive window is what the capped receive buffer
  *   still admits; the right edge never moves left and grows in steps of at
  *   least min(window / 2, MSS) (receiver SWS avoidance). Auto-tuning: a
@@ -129,6 +130,18 @@
  * Per-segment work is O(1) amortised (SACK lookups are O(log n)). `send`
  * errors count as losses.
  *
+ * ## Files
+ *
+ * - `mux.ts`: one peer's connections, listeners and caps.
+ * - `connection.ts`: one stream's state machine and public API;
+ *   `state.ts`: its states, transition table and diagram;
+ *   `deadlines.ts`: its timers.
+ * - `sender.ts` and `receiver.ts`: the two directions of a connection.
+ * - `congestion.ts`: the congestion-control interface; `new_reno.ts`: NewReno.
+ * - `send_buffer.ts`, `receive_buffer.ts`, `scoreboard.ts`, `rto.ts`,
+ *   `budget.ts`: the pieces the halves are made of.
+ * - `options.ts` (caps and timers), `mss.ts`, `error.ts`.
+ *
  * @module
  */
 
@@ -163,3 +176,4 @@ export {
 } from "./options.ts";
 export { RtoEstimator, type RtoOptions } from "./rto.ts";
 export { assertTransition, type ConnectionState, TRANSITIONS } from "./state.ts";
+export type { SackBlock, StreamSegment } from "../wire/stream_segment.ts";

@@ -10,7 +10,7 @@ import { INNER_HEADER_SIZE } from "../wire/inner.ts";
 import { SEGMENT_HEADER_SIZE } from "../wire/stream_segment.ts";
 
 /** Bytes every stream segment adds around its data on the way to UDP. */
-export const STREAM_OVERHEAD = DATA_HEADER_SIZE + TAG_SIZE + INNER_HEADER_SIZE +
+export const STREAM_OVERHEAD: number = DATA_HEADER_SIZE + TAG_SIZE + INNER_HEADER_SIZE +
   SEGMENT_HEADER_SIZE;
 
 /**

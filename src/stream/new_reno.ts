@@ -31,7 +31,7 @@ export class NewReno implements CongestionControl {
   /** Congestion window (bytes). */
   cwnd: number;
   /** Slow-start threshold (bytes); Infinity until the first loss. */
-  ssthresh = Infinity;
+  ssthresh: number = Infinity;
   /** Inside fast recovery. */
   inRecovery = false;
   /** Highest sequence sent when the last reduction happened (exclusive); RFC 6582's "recover". */
