@@ -140,8 +140,8 @@ export interface ConnectionInit {
 
 const newReno: CongestionFactory = (options) => new NewReno(options);
 
-interface Deferred<T> {
-  resolve(v: T): void;
+interface CloseWaiter {
+  resolve(): void;
   reject(e: StreamError): void;
 }
 
@@ -207,7 +207,7 @@ export class Connection {
   #resolveClosed!: (v: StreamError | null) => void;
   #error: StreamError | null = null;
   #busy = false;
-  #closeWaiters: Deferred<void>[] = [];
+  #closeWaiters: CloseWaiter[] = [];
 
   // The two halves and the timers they share.
   #at = new Deadlines();
