@@ -40,9 +40,12 @@ import type { DropReason } from "./drop_reason.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { WorkBudget } from "./work_budget.ts";
 
+/** The lane a message 1 was admitted by; its message 3 is charged to the same. */
+export type Lane = "known" | "proven" | "stranger";
+
 /** The decision on a handshake message: compute (holding a slot), answer with a cookie, or drop. */
 export type Admission =
-  | { kind: "admit"; priority: boolean }
+  | { kind: "admit"; lane: Lane }
   | { kind: "cookie" }
   | { kind: "drop"; reason: DropReason };
 
@@ -106,45 +109,57 @@ export class HandshakeAdmission {
     const host = m.from.hostname;
     const exact = this.#knownEndpoints.has(source);
     const known = exact || (this.#knownHosts.has(host) && await m.mac1Valid());
-    let priority = false;
+    let lane: Lane = "stranger";
     // The mac1 path shares one bucket per IP, so new ports cannot multiply it.
-    if (known && !m.proven && this.#known.allow(exact ? source : host)) priority = true;
+    if (known && !m.proven && this.#known.allow(exact ? source : host)) lane = "known";
     else if (m.proven) {
       if (!this.#proven.allow(source)) return { kind: "drop", reason: "rate_limited" };
       // A known endpoint that proved itself is the trusted peer, whoever drained its lane.
-      priority = known;
+      lane = known ? "known" : "proven";
     } else if (!this.#unproven.allow(host)) return { kind: "cookie" };
-    const cap = priority
+    const cap = lane === "known"
       ? MAX_PENDING_HANDSHAKES
       : MAX_PENDING_HANDSHAKES - RESERVED_KNOWN_HANDSHAKES;
     if (m.halfOpen >= cap) return { kind: "drop", reason: "half_open_full" };
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
       return { kind: "drop", reason: "handshakes_busy" };
     }
-    if (!this.#work.take(host, MSG2_WORK, priority)) {
+    if (!this.#take(host, MSG2_WORK, lane)) {
       // A source that has not proved its address gets a cookie, not work.
-      return m.proven ? { kind: "drop", reason: "work_budget" } : { kind: "cookie" };
+      return lane === "stranger" ? { kind: "cookie" } : { kind: "drop", reason: "work_budget" };
     }
     this.workSpent.init++;
     this.#inFlight++;
-    return { kind: "admit", priority };
+    return { kind: "admit", lane };
+  }
+
+  /**
+   * Spends work for `host`. Proven and unproven sources of one IP have
+   * separate shares: spoofers of an address spend only the unproven one,
+   * and the nodes really behind it (one NAT) still have theirs.
+   */
+  #take(host: string, units: number, lane: Lane): boolean {
+    return this.#work.take(
+      `${lane === "stranger" ? "unproven" : "proven"}|${host}`,
+      units,
+      lane === "known",
+    );
   }
 
   /**
    * Decides on a message 3 for a half-open handshake whose message 1 came
-   * from `from` (by the known lane when `priority`); an admitted one holds a
-   * slot until `done()`.
+   * from `from` by `lane`; an admitted one holds a slot until `done()`.
    */
-  admitFinal(from: Endpoint, priority: boolean): Exclude<Admission, { kind: "cookie" }> {
+  admitFinal(from: Endpoint, lane: Lane): Exclude<Admission, { kind: "cookie" }> {
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
       return { kind: "drop", reason: "handshakes_busy" };
     }
-    if (!this.#work.take(from.hostname, MSG3_WORK, priority)) {
+    if (!this.#take(from.hostname, MSG3_WORK, lane)) {
       return { kind: "drop", reason: "work_budget" };
     }
     this.workSpent.final++;
     this.#inFlight++;
-    return { kind: "admit", priority };
+    return { kind: "admit", lane };
   }
 
   /** Releases the slot of an admitted computation. */

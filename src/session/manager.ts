@@ -70,7 +70,7 @@ import {
 import type { DropCounters, DropReason } from "./drop_reason.ts";
 import { HandshakeFailure, type PeerIdentity } from "./peer_identity.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import { HandshakeAdmission } from "./admission.ts";
+import { HandshakeAdmission, type Lane } from "./admission.ts";
 import type { Session } from "./session.ts";
 
 /** Timers, shortened by configuration in tests; never longer than the protocol's. */
@@ -202,7 +202,7 @@ interface Attempt {
 type IndexEntry =
   | { kind: "session"; session: Session }
   | { kind: "initiator"; attempt: Attempt }
-  | { kind: "responder"; handshake: ResponderHandshake; ephemeral: string; priority: boolean };
+  | { kind: "responder"; handshake: ResponderHandshake; ephemeral: string; lane: Lane };
 
 const EMPTY = new Uint8Array(0);
 
@@ -322,7 +322,7 @@ export class SessionManager {
     });
     if (admitted.kind === "cookie") return await this.#sendCookie(frame, from);
     if (admitted.kind === "drop") return this.#drop(admitted.reason);
-    const priority = admitted.priority;
+    const lane = admitted.lane;
     const localIndex = this.#allocateIndex();
     let handshake: ResponderHandshake;
     try {
@@ -351,7 +351,7 @@ export class SessionManager {
     if (this.#seenEphemerals.size > MAX_SEEN_EPHEMERALS) {
       this.#seenEphemerals.delete(this.#seenEphemerals.keys().next().value!);
     }
-    this.#byIndex.set(localIndex, { kind: "responder", handshake, ephemeral, priority });
+    this.#byIndex.set(localIndex, { kind: "responder", handshake, ephemeral, lane });
     this.#o.transmit(handshake.response, from);
   }
 
@@ -442,7 +442,7 @@ export class SessionManager {
     if (handshake.failedBefore(frame)) return this.#drop("final_failed");
     // The initiator repeats message 3 every second until confirmed, so a
     // message 3 over budget is only delayed.
-    const admitted = this.#admission.admitFinal(handshake.endpoint, entry.priority);
+    const admitted = this.#admission.admitFinal(handshake.endpoint, entry.lane);
     if (admitted.kind === "drop") return this.#drop(admitted.reason);
     // Data the initiator sends right after message 3 may arrive while the
     // session is still being made: it waits for this instead of being dropped.
