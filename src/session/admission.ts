@@ -126,7 +126,7 @@ export class HandshakeAdmission {
     }
     if (!this.#take(host, MSG2_WORK, lane)) {
       // A source that has not proved its address gets a cookie, not work.
-      return lane === "stranger" ? { kind: "cookie" } : { kind: "drop", reason: "work_budget" };
+      return m.proven ? { kind: "drop", reason: "work_budget" } : { kind: "cookie" };
     }
     this.workSpent.init++;
     this.#inFlight++;
