@@ -26,7 +26,7 @@ function modeOf(info: Deno.FileInfo): number {
   return info.mode! & 0o777;
 }
 
-Deno.test("two nodes form a session by endpoint, list each other, and reuse it by hostname", async () => {
+Deno.test("two nodes form a session by endpoint, list each other, and reuse it by address but never by an untrusted hostname", async () => {
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   try {
@@ -68,16 +68,16 @@ Deno.test("two nodes form a session by endpoint, list each other, and reuse it b
     assert.equal(again.json.data.changed, false);
     assert.equal(again.json.data.peer.public_key, idB.publicKey);
 
+    // A hostname claimed on an untrusted session is never followed (PROTOCOL.md §11.2.1).
     const byName = await a.pilot("connect", "node-b", "--json");
-    assert.equal(byName.code, 0, byName.stdout + byName.stderr);
-    assert.equal(byName.json.data.changed, false);
-    assert.equal(byName.json.data.peer.address, idB.address);
-    assert.equal(byName.json.data.endpoint, b.listen);
+    assert.equal(byName.code, 1, byName.stdout + byName.stderr);
+    assert.equal(byName.json.code, "not_found");
 
     const byAddress = await a.pilot("connect", idB.address, "--json");
     assert.equal(byAddress.code, 0, byAddress.stdout + byAddress.stderr);
     assert.equal(byAddress.json.data.changed, false);
     assert.equal(byAddress.json.data.peer.public_key, idB.publicKey);
+    assert.equal(byAddress.json.data.endpoint, b.listen);
 
     assert.equal((await a.peers()).length, 1);
     assert.equal((await a.info()).peers, 1);
