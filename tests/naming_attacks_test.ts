@@ -77,3 +77,38 @@ Deno.test("a stranger claiming the worker's hostname never receives the orchestr
     await stopAll(a, b, impostor);
   }
 });
+
+Deno.test("after a worker is replaced by a new identity on the same endpoint, handshake ENDPOINT names the new key and a send by name is key_changed with both fingerprints", async () => {
+  let a: TestNode | undefined;
+  let b: TestNode | undefined;
+  let replacement: TestNode | undefined;
+  try {
+    ({ a, b } = await startPair());
+    okOf(await a.pilot("handshake", b.listen, "--json"), "handshake");
+    okOf(await b.pilot("approve", a.identity!.fingerprint, "--json"), "approve");
+    await waitFor("trust to be mutual at the orchestrator", async () => {
+      const t = okOf(await a!.pilot("trust", "--json"), "trust").trusted;
+      return t.some((e: { mutual: boolean }) => e.mutual);
+    });
+    const endpoint = b.listen;
+    await b.stop();
+    replacement = await startNode({
+      identity: 3,
+      hostname: PAIR_B_NAME,
+      args: ["--listen", endpoint],
+    });
+    assert.equal(replacement.listen, endpoint);
+
+    const hs = okOf(await a.pilot("handshake", endpoint, "--json"), "handshake");
+    assert.equal(hs.peer.public_key, replacement.identity!.publicKey, "the endpoint was asked");
+    assert.equal(hs.status, "pending");
+
+    const sent = await a.pilot("send", PAIR_B_NAME, "--data", "x", "--timeout", "40s", "--json");
+    assert.equal(sent.json?.code, "key_changed", sent.stdout + sent.stderr);
+    assert.ok(sent.json.message.includes(b.identity!.fingerprint), sent.json.message);
+    assert.ok(sent.json.message.includes(replacement.identity!.fingerprint), sent.json.message);
+    assert.doesNotMatch(sent.json.hint, /untrust/);
+  } finally {
+    await stopAll(a, b, replacement);
+  }
+});

@@ -60,10 +60,19 @@ export class Reach {
     return this.#o.sessions.peers().find((p) => p.identity.keyHex === keyHex)?.endpoint ?? null;
   }
 
-  /** Opens (or reuses) a session with the peer `text` names, trusted or not. */
-  async reach(text: string, timeoutMs: number): Promise<Reached> {
+  /**
+   * Opens (or reuses) a session with the peer `text` names, trusted or not.
+   * With `freshEndpoint`, text that is an endpoint always gets a new
+   * handshake there: whoever answers now is named, not a session from before.
+   */
+  async reach(
+    text: string,
+    timeoutMs: number,
+    options: { freshEndpoint?: boolean } = {},
+  ): Promise<Reached> {
     const resolution = this.resolve(text);
-    return { peer: await this.#connect(text, resolution, timeoutMs), resolution };
+    const fresh = options.freshEndpoint === true && resolution.query.kind === "endpoint";
+    return { peer: await this.#connect(text, resolution, timeoutMs, fresh), resolution };
   }
 
   /**
@@ -80,7 +89,12 @@ export class Reach {
     return peer;
   }
 
-  async #connect(text: string, r: Resolution, timeoutMs: number): Promise<PeerIdentity> {
+  async #connect(
+    text: string,
+    r: Resolution,
+    timeoutMs: number,
+    fresh = false,
+  ): Promise<PeerIdentity> {
     const key = r.expected.publicKey?.toHex();
     const live = key === undefined ? null : this.endpointOf(key);
     const spec = r.endpoint;
@@ -94,7 +108,7 @@ export class Reach {
     const endpoint = spec === undefined ? live! : await resolveEndpoint(spec);
     let peer: PeerIdentity;
     try {
-      peer = await this.#o.sessions.connect(endpoint, r.expected, timeoutMs);
+      peer = await this.#o.sessions.connect(endpoint, r.expected, timeoutMs, { fresh });
     } catch (e) {
       if (!(e instanceof PilotError) || e.code !== "key_changed" || !r.trusted) throw e;
       // The trusted peer's own endpoint answered with another key: say so

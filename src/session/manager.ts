@@ -183,6 +183,8 @@ interface PeerState {
   trustTrafficAt: number;
   dropped: number;
   rttMs: number | null;
+  /** Set when a rekey found another key at the peer's endpoint; cleared by its next packet. */
+  keyChanged?: PilotError;
 }
 
 interface Waiter {
@@ -386,14 +388,18 @@ export class SessionManager {
       attempt.nextSendAt = this.#now() + this.#timers.rekeyTimeoutMs +
         Math.random() * REKEY_TIMEOUT_JITTER_MS;
       if (e instanceof HandshakeFailure && e.reason.startsWith("unexpected_")) {
-        this.#finishAttempt(
-          attempt,
-          new PilotError(
-            "key_changed",
-            e.message,
-            "check the peer's identity; nothing was revealed to it",
-          ),
+        const changed = new PilotError(
+          "key_changed",
+          e.message,
+          "check the peer's identity; nothing was revealed to it",
         );
+        // A rekey whose endpoint now answers with another key: until the peer
+        // proves itself again (any authenticated packet), `connect` reports
+        // the change instead of handing out a session that may lead nowhere.
+        // The session itself stays: the real peer may come back to it.
+        const stale = [...this.#peers.values()].find((p) => p.rekey === attempt);
+        if (stale !== undefined) stale.keyChanged = changed;
+        this.#finishAttempt(attempt, changed);
       }
       return this.#drop(e instanceof HandshakeFailure ? e.reason : "bad_resp");
     }
@@ -506,6 +512,7 @@ export class SessionManager {
     // Roaming: the endpoint follows the last authenticated packet.
     s.endpoint = from;
     const peer = this.#peers.get(s.peer.keyHex);
+    if (peer !== undefined) delete peer.keyChanged;
     let packet;
     try {
       packet = decodeInner(opened.plaintext);
@@ -709,7 +716,10 @@ export class SessionManager {
       );
     }
     const existing = options.fresh ? undefined : this.#findPeer(endpoint, expected);
-    if (existing?.current !== undefined) return existing.identity;
+    if (existing?.current !== undefined) {
+      if (existing.keyChanged !== undefined) throw existing.keyChanged;
+      return existing.identity;
+    }
     const key = `${formatEndpoint(endpoint)}|${expected.publicKey?.toHex() ?? ""}|${
       expected.address ?? ""
     }`;

@@ -128,13 +128,19 @@ export class MessagesFeature {
   ): Promise<Record<string, unknown>> {
     const envelope = buildEnvelope(m);
     const deadline = Date.now() + timeoutMs;
-    const peer = await this.#ctx.reach.reachTrusted(text, timeoutMs);
+    let peer = await this.#ctx.reach.reachTrusted(text, timeoutMs);
     // One reused stream per peer carries every message; a broken one is
-    // replaced once (retrying is safe: the peer deduplicates by id).
+    // replaced once (retrying is safe: the peer deduplicates by id), and the
+    // peer is reached again first: its session may have gone (a restart, or
+    // its endpoint now answers with another key: `key_changed`).
     let receipt: Receipt | undefined;
     for (let attempt = 0; receipt === undefined; attempt++) {
-      const conn = await this.#stream(peer, Math.max(1, deadline - Date.now()));
+      if (attempt > 0) {
+        peer = await this.#ctx.reach.reachTrusted(text, Math.max(1, deadline - Date.now()));
+      }
+      let conn: Connection | undefined;
       try {
+        conn = await this.#stream(peer, Math.max(1, deadline - Date.now()));
         receipt = await withTimeout(
           this.#exchange.sendMessage(conn, envelope),
           Math.max(1, deadline - Date.now()),
@@ -142,8 +148,8 @@ export class MessagesFeature {
         );
       } catch (e) {
         this.#conns.delete(peer.keyHex);
-        conn.reset("delivery failed");
-        if (e instanceof PilotError && e.code === "timeout") {
+        conn?.reset("delivery failed");
+        if (e instanceof PilotError && e.code === "timeout" && conn !== undefined) {
           throw new PilotError(
             "timeout",
             `${peer.address} did not confirm the message within ${timeoutMs} ms`,
@@ -151,6 +157,7 @@ export class MessagesFeature {
           );
         }
         if (attempt >= 1 || Date.now() >= deadline) {
+          if (e instanceof PilotError) throw e;
           throw new PilotError(
             "unreachable",
             `Delivery to ${peer.address} failed: ${(e as Error).message}`,

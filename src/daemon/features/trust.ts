@@ -29,7 +29,10 @@ export class TrustFeature {
   ): Promise<Record<string, unknown>> {
     checkReason(reason);
     const deadline = Date.now() + timeoutMs;
-    const { peer, resolution } = await this.#ctx.reach.reach(text, timeoutMs);
+    // `handshake ENDPOINT` asks whoever answers there now, never a session from before.
+    const { peer, resolution } = await this.#ctx.reach.reach(text, timeoutMs, {
+      freshEndpoint: true,
+    });
     // Only a request to the exact key the user named may approve a crossing one.
     const outcome = await this.#ctx.trustService.request(
       peer,
