@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { PORT_ECHO } from "../../constants.ts";
 import { type Endpoint, formatEndpoint } from "../../discovery/endpoint.ts";
 import { PilotError } from "../../errors.ts";
+import { DROP_REASONS, type DropReason } from "../../session/drop_reason.ts";
 import { peerRef } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
 import { nameConflict } from "../name_claims.ts";
@@ -49,8 +50,11 @@ export class DiagnosticsFeature {
       trusted: trust.list().length,
       pending: flow.pending.length,
       sessions: sessions.sessionCount,
+      // Every reason, from 0: the set is documented (PROTOCOL.md §5.11), not discovered.
       drops: {
-        ...sessions.drops,
+        ...Object.fromEntries(
+          Object.keys(DROP_REASONS).map((r) => [r, sessions.drops[r as DropReason] ?? 0]),
+        ),
         no_service: datagrams.noService,
         overloaded: this.#runtime.overloaded(),
       },
