@@ -1,25 +1,12 @@
 /**
  * Output for people and for programs. With `--json`, stdout carries exactly
  * the API's JSON; without it, short human text in which every piece of
- * peer-supplied text is escaped.
+ * peer-supplied text goes through `peer_text.ts`.
  *
  * @module
  */
 import { errorBody, type PilotError } from "../errors.ts";
-
-// C0 and C1 controls, DEL, line/paragraph separators, and the bidirectional
-// marks, overrides and isolates that can make a terminal show text other
-// than what was sent. Matching control characters is the point here.
-// deno-lint-ignore no-control-regex
-const UNSAFE = new RegExp(
-  "[\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]",
-  "gu",
-);
-
-/** Escapes control and bidi characters so untrusted text prints as what it is. */
-export function escapeText(text: string): string {
-  return text.replace(UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
-}
+import { escapeText, textWidth } from "./peer_text.ts";
 
 /** Writes a line to stdout. */
 export function printLine(line: string): void {
@@ -48,9 +35,16 @@ export function keyValues(rows: [string, unknown][]): string {
   return rows.map(([k, v]) => `${(k + ":").padEnd(width + 1)} ${v}`).join("\n");
 }
 
-/** Formats rows as a left-aligned table with a header. */
+/**
+ * Formats rows as a left-aligned table with a header. Cells holding peer text
+ * must already be `peerText()`; they belong in the last columns, after the
+ * address and fingerprint a person decides by.
+ */
 export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const widths = header.map((h, i) =>
+    Math.max(textWidth(h), ...rows.map((r) => textWidth(r[i] ?? "")))
+  );
+  const pad = (c: string, w: number) => c + " ".repeat(Math.max(0, w - textWidth(c)));
+  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i]!)).join("  ").trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
 }

@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { ControlClient } from "../../control/client.ts";
 import { invalid, isErrorCode, PilotError } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
-import { escapeText } from "../output.ts";
+import { peerText } from "../peer_text.ts";
 import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
 import { MESSAGE, messageData, messageText } from "./messages.ts";
 import { PEER_REF } from "./trust.ts";
@@ -98,9 +98,9 @@ const sendFile: CommandSpec = {
       receipt: { status: string };
     };
     const how = o.receipt.status === "duplicate" ? "already there (same content)" : "stored";
-    return `${how} at ${o.to.address} as ${
-      escapeText(o.stored_as)
-    }: ${o.bytes} bytes, sha256 ${o.sha256}`;
+    return `${how} at ${o.to.address}: ${o.bytes} bytes, sha256 ${o.sha256}, as ${
+      peerText(o.stored_as)
+    }`;
   },
 };
 
@@ -162,13 +162,15 @@ const received: CommandSpec = {
   },
   human: (d) => {
     const o = d as { files: Record<string, unknown>[]; timed_out: boolean; removed: number };
+    // The sender's address and fingerprint first; names a peer chose, cut to width, after.
     const lines = o.files.map((x) => {
-      const host = x.hostname ? ` (${escapeText(String(x.hostname))})` : "";
-      return `#${x.seq} ${
-        escapeText(String(x.name))
-      } from ${x.from}${host}: ${x.bytes} bytes, sha256 ${String(x.sha256).slice(0, 16)}… at ${
-        escapeText(String(x.path))
-      }`;
+      const host = x.hostname ? ` (${peerText(String(x.hostname))})` : "";
+      return [
+        `#${x.seq} from ${x.from} ${x.fingerprint}${host}`,
+        `  ${x.bytes} bytes, sha256 ${String(x.sha256).slice(0, 16)}…, ${x.received_at}`,
+        `  id ${peerText(String(x.id))}`,
+        `  ${peerText(String(x.path))}`,
+      ].join("\n");
     });
     if (lines.length === 0) lines.push(o.timed_out ? "no files (timed out waiting)" : "no files");
     if (o.removed > 0) lines.push(`took ${o.removed} file(s) off the list (they stay on disk)`);

@@ -9,7 +9,8 @@ import { ControlClient } from "../../control/client.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import { concat } from "../../bytes.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
-import { escapeText, printLine } from "../output.ts";
+import { printLine } from "../output.ts";
+import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
 import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
 import { PEER_REF } from "./trust.ts";
 
@@ -166,10 +167,10 @@ const send: CommandSpec = {
       bytes: number;
       receipt: { status: string; seq: number };
     };
-    const host = o.to.hostname ? ` (${escapeText(String(o.to.hostname))})` : "";
+    const host = o.to.hostname ? ` (${peerText(String(o.to.hostname))})` : "";
     const how = o.receipt.status === "duplicate" ? "already stored (a retry)" : "stored";
     return `${how} at ${o.to.address}${host}: id ${
-      escapeText(o.id)
+      peerText(o.id)
     }, ${o.bytes} bytes, seq ${o.receipt.seq}`;
   },
 };
@@ -188,15 +189,22 @@ export const MESSAGE = obj({
   received_at: str,
 });
 
-/** Human text of an inbox message (peer text escaped). */
+/**
+ * Human text of an inbox message: the sender's address and fingerprint first,
+ * then the peer's own words (hostname, id, a one-line preview of the data),
+ * each cut to a fixed width; `--json` has the data whole.
+ */
 export function messageText(m: Record<string, unknown>): string {
-  const host = m.hostname ? ` (${escapeText(String(m.hostname))})` : "";
+  const host = m.hostname ? ` (${peerText(String(m.hostname))})` : "";
   const body = m.type === "binary"
     ? `<${m.bytes} bytes of binary data, base64 in --json>`
-    : escapeText(String(m.data));
-  return `#${m.seq} from ${m.from}${host} [${m.type}, ${m.bytes} bytes] ${m.received_at} id ${
-    escapeText(String(m.id))
-  }\n  ${body}`;
+    : peerText(String(m.data), PREVIEW_WIDTH);
+  return [
+    `#${m.seq} from ${m.from} ${m.fingerprint}${host}`,
+    `  ${m.type}, ${m.bytes} bytes, ${m.received_at}`,
+    `  id ${peerText(String(m.id))}`,
+    `  ${body}`,
+  ].join("\n");
 }
 
 const inbox: CommandSpec = {

@@ -6,7 +6,8 @@
 import { ControlClient } from "../../control/client.ts";
 import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
-import { escapeText, keyValues, table } from "../output.ts";
+import { keyValues, table } from "../output.ts";
+import { peerText } from "../peer_text.ts";
 import { arr, bool, int, nullable, num, obj, str } from "../schema.ts";
 
 const peerRef = obj({ address: str, hostname: nullable(str), fingerprint: str, public_key: str });
@@ -71,15 +72,15 @@ const peers: CommandSpec = {
     const list = (d as { peers: Record<string, unknown>[] }).peers;
     if (list.length === 0) return "no peers";
     return table(
-      ["ADDRESS", "HOSTNAME", "FINGERPRINT", "ENDPOINT", "TRUSTED", "AGE", "DROPPED"],
+      ["ADDRESS", "FINGERPRINT", "ENDPOINT", "TRUSTED", "AGE", "DROPPED", "HOSTNAME"],
       list.map((p) => [
         String(p.address),
-        escapeText(String(p.hostname ?? "-")),
         String(p.fingerprint),
         String(p.endpoint ?? "-"),
         p.trusted ? "yes" : "no",
         p.session_age_s === null ? "-" : `${p.session_age_s}s`,
         String(p.dropped),
+        p.hostname === null ? "-" : peerText(String(p.hostname)),
       ]),
     );
   },

@@ -7,7 +7,8 @@
 import { ControlClient } from "../../control/client.ts";
 import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
-import { escapeText, printLine } from "../output.ts";
+import { printLine } from "../output.ts";
+import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
 import { arr, bool, int, nullable, obj, str } from "../schema.ts";
 import { PEER_REF } from "./trust.ts";
 
@@ -34,12 +35,12 @@ function datagramText(d: Record<string, unknown>): string {
   const bytes = Uint8Array.fromBase64(String(d.data));
   let body: string;
   try {
-    body = escapeText(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    body = peerText(new TextDecoder("utf-8", { fatal: true }).decode(bytes), PREVIEW_WIDTH);
   } catch {
     body = `<${bytes.length} bytes of binary data>`;
   }
-  const host = d.hostname ? ` (${escapeText(String(d.hostname))})` : "";
-  return `from ${d.from}${host}:${d.src_port} [${d.bytes} bytes] ${body}`;
+  const host = d.hostname ? ` (${peerText(String(d.hostname))})` : "";
+  return `from ${d.from}:${d.src_port} ${d.fingerprint} [${d.bytes} bytes]${host}\n  ${body}`;
 }
 
 const dgram: CommandSpec = {

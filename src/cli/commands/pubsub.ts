@@ -7,7 +7,8 @@
 import { ControlClient } from "../../control/client.ts";
 import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
-import { escapeText, printLine } from "../output.ts";
+import { printLine } from "../output.ts";
+import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
 import { int, obj, oneOf, str } from "../schema.ts";
 import { PEER_REF } from "./trust.ts";
 
@@ -61,7 +62,7 @@ const publish: CommandSpec = {
     };
     const dropped = o.dropped ? `, ${o.dropped} slow subscriber(s) dropped it` : "";
     return `published ${
-      escapeText(o.topic)
+      peerText(o.topic)
     } at ${o.to.address} (seq ${o.seq}): ${o.delivered} subscriber(s)${dropped}`;
   },
 };
@@ -73,11 +74,11 @@ function eventText(e: Record<string, unknown>): string {
   const bytes = Uint8Array.fromBase64(String(e.data));
   let body: string;
   try {
-    body = escapeText(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    body = peerText(new TextDecoder("utf-8", { fatal: true }).decode(bytes), PREVIEW_WIDTH);
   } catch {
     body = `<${bytes.length} bytes of binary data; base64 in --json>`;
   }
-  return `#${e.seq} ${escapeText(String(e.topic))} from ${e.from}: ${body}`;
+  return `#${e.seq} from ${e.from} ${peerText(String(e.topic))}\n  ${body}`;
 }
 
 const subscribeCommand: CommandSpec = {
@@ -131,7 +132,7 @@ const subscribeCommand: CommandSpec = {
       const e = line as Record<string, unknown>;
       if (ctx.json) printLine(JSON.stringify(line));
       else if (e.kind === "subscribed") {
-        ctx.progress(`subscribed to ${escapeText(String(e.pattern))}`);
+        ctx.progress(`subscribed to ${peerText(String(e.pattern))}`);
       } else if (e.kind !== "heartbeat") printLine(eventText(e));
     }, timeoutMs + 5_000);
     return undefined;

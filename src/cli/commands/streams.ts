@@ -9,7 +9,8 @@ import { ControlClient } from "../../control/client.ts";
 import type { StreamSocket } from "../../control/stream_client.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
-import { escapeText, table } from "../output.ts";
+import { table } from "../output.ts";
+import { escapeText, peerText } from "../peer_text.ts";
 import { arr, int, nullable, num, obj, str } from "../schema.ts";
 import { PEER_REF } from "./trust.ts";
 
@@ -33,7 +34,7 @@ function endError(code: number, reason: string): PilotError | undefined {
   }[code] ?? "ended";
   return new PilotError(
     code === 4001 ? "timeout" : "unreachable",
-    `The stream was ${what}${reason ? `: ${escapeText(reason)}` : ""}`,
+    `The stream was ${what}${reason ? `: ${peerText(reason)}` : ""}`,
     "retry; the peer may have gone away",
   );
 }
@@ -154,7 +155,7 @@ const connect: CommandSpec = {
   human: (d) => {
     if (d === undefined) return "";
     const o = d as Record<string, unknown> & { peer: Record<string, unknown> };
-    const host = o.peer.hostname ? ` (${escapeText(String(o.peer.hostname))})` : "";
+    const host = o.peer.hostname ? ` (${peerText(String(o.peer.hostname))})` : "";
     if ("reply" in o) {
       const bytes = Uint8Array.fromBase64(String(o.reply));
       try {

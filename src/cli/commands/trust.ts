@@ -6,7 +6,8 @@
  */
 import { ControlClient } from "../../control/client.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
-import { escapeText, keyValues, table } from "../output.ts";
+import { keyValues, table } from "../output.ts";
+import { peerText } from "../peer_text.ts";
 import { arr, bool, nullable, obj, oneOf, str } from "../schema.ts";
 
 /** Schema of a peer reference in responses. */
@@ -36,7 +37,7 @@ async function post(ctx: CommandContext, path: string, body: Record<string, unkn
 
 function who(p: Record<string, unknown> | null): string {
   if (p === null) return "-";
-  const host = p.hostname ? ` (${escapeText(String(p.hostname))})` : "";
+  const host = p.hostname ? ` (${peerText(String(p.hostname))})` : "";
   return `${p.address}${host}`;
 }
 
@@ -115,19 +116,18 @@ const pending: CommandSpec = {
   human: (d) => {
     const list = (d as { pending: Record<string, unknown>[] }).pending;
     if (list.length === 0) return "no pending requests";
+    // One block per request, each line led by our own label: peer text is cut
+    // to fit 80 columns, so it can neither wrap nor pose as another request.
     return [
-      "Compare the fingerprint with the peer over a channel you trust before you approve.",
-      "The reason is the peer's own text: it may try to persuade you (or an agent).",
-      table(
-        ["ADDRESS", "HOSTNAME", "FINGERPRINT", "RECEIVED", "REASON"],
-        list.map((p) => [
-          String(p.address),
-          escapeText(String(p.hostname ?? "-")),
-          String(p.fingerprint),
-          String(p.received_at),
-          JSON.stringify(escapeText(String(p.reason))),
-        ]),
-      ),
+      "Compare each fingerprint with the peer over a trusted channel before approving.",
+      "A reason is the peer's own text: it may try to persuade you (or an agent).",
+      ...list.flatMap((p) => [
+        "",
+        `${p.address}  ${p.fingerprint}`,
+        `  hostname: ${p.hostname === null ? "-" : peerText(String(p.hostname))}`,
+        `  received: ${p.received_at}`,
+        `  reason:   ${p.reason === "" ? "-" : `"${peerText(String(p.reason))}"`}`,
+      ]),
     ].join("\n");
   },
 };
@@ -149,7 +149,8 @@ function decisionText(d: unknown): string {
   const what = o.status === "trusted" ? "approved" : "rejected";
   const done = o.changed ? what : `already ${what}`;
   const sent = o.delivered ? "the peer was told" : "queued: the peer is told when it is reachable";
-  return `${done} ${who(o.peer)} [${o.peer.fingerprint}]; ${sent}`;
+  const host = o.peer.hostname ? ` (${peerText(String(o.peer.hostname))})` : "";
+  return `${done} ${o.peer.address} [${o.peer.fingerprint}]${host}; ${sent}`;
 }
 
 const approve: CommandSpec = {
@@ -202,13 +203,13 @@ const trust: CommandSpec = {
     const list = (d as { trusted: Record<string, unknown>[] }).trusted;
     if (list.length === 0) return "no trusted peers";
     return table(
-      ["ADDRESS", "HOSTNAME", "FINGERPRINT", "SINCE", "MUTUAL"],
+      ["ADDRESS", "FINGERPRINT", "SINCE", "MUTUAL", "HOSTNAME"],
       list.map((p) => [
         String(p.address),
-        escapeText(String(p.hostname ?? "-")),
         String(p.fingerprint),
         String(p.since),
         p.mutual ? "yes" : "no",
+        p.hostname === null ? "-" : peerText(String(p.hostname)),
       ]),
     );
   },
