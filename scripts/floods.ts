@@ -1,0 +1,387 @@
+/**
+ * `deno task floods`: the flood harness of issue 8. Starts a victim daemon, a
+ * friend it trusts (mutual trust through the real handshake and approve) and,
+ * for every attack, a fresh honest stranger, each in a temporary home on
+ * 127.0.0.1; runs each attack from this process for a fixed time while the
+ * friend pings and sends, the stranger asks for trust and the local user
+ * calls the API; prints ONE JSON object per attack (NDJSON) on stdout and a
+ * summary line last. Progress goes to stderr. Not part of the tests.
+ *
+ * Usage: `deno task floods [--seconds N] [--only NAME[,NAME]] [--rate N]`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { decodeIdentityFile } from "../src/identity/identity.ts";
+import benchIdentities from "../tests/fixtures/bench_identities.json" with { type: "json" };
+import {
+  establishTrust,
+  fixture,
+  makeHome,
+  TestNode,
+  trustEntry,
+} from "../tests/_daemon_harness.ts";
+import { type Attack, type AttackOutcome, sleep, type Victim } from "./floods/_attack.ts";
+import { Api, cpuMs, percentile, round, rssMb, RssSampler } from "./floods/_measure.ts";
+import { ATTACKS } from "./floods/mod.ts";
+
+/** Targets of issue 8, item 10. */
+export const TARGETS = {
+  rss_peak_over_start_mb: 50,
+  rss_end_over_start_mb: 10,
+  friend_ping_p99_ms: 20,
+  stranger_request_ms: 2000,
+  local_api_ms: 250,
+} as const;
+
+const VICTIM_FIXTURE = 1;
+const FRIEND_FIXTURE = 0;
+/** Trusted by the victim (seeded trust.json): the trusted-but-hostile raw peer. */
+export const HOSTILE_FIXTURE = 2;
+/** Never trusted by anyone: the key `untrust` is timed with. */
+const UNKNOWN_FIXTURE = 6;
+/** Honest strangers take bench identities from here down (the many-identities attack uses the rest). */
+const STRANGER_BENCH_FROM = 255;
+const PING_INTERVAL_MS = 100;
+const PING_TIMEOUT_MS = 1000;
+const STRANGER_WAIT_MS = 10_000;
+const LOCAL_API_EVERY_MS = 1000;
+const DRAIN_MIN_MS = 3000;
+const DRAIN_MAX_MS = 15_000;
+const DRAIN_QUIET_PCT = 10;
+
+const started = performance.now();
+function progress(message: string): void {
+  const s = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
+  console.error(`[floods ${s}s] ${message}`);
+}
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+/** Per-reason increase between two `{reason: count}` objects, nonzero ones only. */
+function deltas(before: Record<string, number> = {}, after: Record<string, number> = {}) {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const d = v - (before[k] ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+async function isAlive(node: TestNode): Promise<boolean> {
+  if ((await cpuMs(node.pid)) === null) return false;
+  const api = await Api.of(node.home).catch(() => undefined);
+  if (api === undefined) return false;
+  try {
+    return (await api.call("GET", "/v1/health", undefined, 5000)).status === 200;
+  } finally {
+    api.close();
+  }
+}
+
+/** The friend's pings through `POST /v1/ping` on its own API, spanning `seconds`. */
+async function friendPings(friend: Api, victim: string, seconds: number) {
+  const count = Math.max(1, Math.floor((seconds * 1000) / PING_INTERVAL_MS) - 5);
+  const r = await friend.call("POST", "/v1/ping", {
+    peer: victim,
+    count,
+    interval_ms: PING_INTERVAL_MS,
+    timeout_ms: PING_TIMEOUT_MS,
+  }, seconds * 1000 + 30_000);
+  if (r.status !== 200) {
+    return { p50: null, p99: null, lost: count, error: JSON.stringify(r.json).slice(0, 300) };
+  }
+  const rtts: (number | null)[] = r.json.data.rtt_ms;
+  const got = rtts.filter((v): v is number => v !== null);
+  const p50 = percentile(got, 0.5);
+  const p99 = percentile(got, 0.99);
+  return {
+    p50: p50 === null ? null : round(p50, 2),
+    p99: p99 === null ? null : round(p99, 2),
+    lost: rtts.length - got.length,
+  };
+}
+
+/** The stranger's `handshake` to the victim: ms until the request shows in the victim's pending. */
+async function strangerRequest(
+  stranger: Api,
+  strangerKey: string,
+  victimApi: Api,
+  victimEndpoint: string,
+): Promise<{ ms: number | null; error?: string }> {
+  const t0 = performance.now();
+  const asked = stranger.call("POST", "/v1/handshake", {
+    peer: victimEndpoint,
+    reason: "honest stranger during a flood",
+    timeout_ms: STRANGER_WAIT_MS,
+  }, STRANGER_WAIT_MS + 5000);
+  let found: number | null = null;
+  while (performance.now() - t0 < STRANGER_WAIT_MS) {
+    const p = await victimApi.call("GET", "/v1/pending", undefined, STRANGER_WAIT_MS);
+    const list: Json[] = p.json?.data?.pending ?? [];
+    if (list.some((e) => e.public_key === strangerKey)) {
+      found = performance.now() - t0;
+      break;
+    }
+    await sleep(50);
+  }
+  const answer = await asked;
+  const error = answer.status === 200 ? undefined : JSON.stringify(answer.json).slice(0, 300);
+  return { ms: found === null ? null : Math.round(found), ...(error ? { error } : {}) };
+}
+
+/** Local `info` and `untrust` of an unknown key, once a second until `deadline`; the worst of each. */
+async function localApi(api: Api, deadline: number, unknownKey: string) {
+  let info = 0;
+  let untrust = 0;
+  const failures: string[] = [];
+  let samples = 0;
+  while (performance.now() < deadline) {
+    const t = performance.now();
+    const [a, b] = await Promise.all([
+      api.call("GET", "/v1/info", undefined, 30_000),
+      api.call("POST", "/v1/untrust", { peer: unknownKey }, 30_000),
+    ]);
+    samples++;
+    info = Math.max(info, a.status === 200 ? a.ms : Infinity);
+    untrust = Math.max(untrust, b.status === 200 ? b.ms : Infinity);
+    if (a.status !== 200) failures.push(`info: ${JSON.stringify(a.json).slice(0, 120)}`);
+    if (b.status !== 200) failures.push(`untrust: ${JSON.stringify(b.json).slice(0, 120)}`);
+    await sleep(Math.max(0, LOCAL_API_EVERY_MS - (performance.now() - t)));
+  }
+  return {
+    info: Number.isFinite(info) ? Math.round(info) : null,
+    untrust: Number.isFinite(untrust) ? Math.round(untrust) : null,
+    samples,
+    ...(failures.length > 0 ? { failures: failures.slice(0, 3) } : {}),
+  };
+}
+
+/** Waits until the victim's CPU falls below DRAIN_QUIET_PCT of a core (or DRAIN_MAX_MS); seconds. */
+async function drain(pid: number): Promise<number> {
+  const t0 = performance.now();
+  let quietAt: number | null = null;
+  let last = await cpuMs(pid);
+  while (performance.now() - t0 < DRAIN_MAX_MS) {
+    await sleep(250);
+    const now = await cpuMs(pid);
+    if (now === null || last === null) break;
+    if (quietAt === null && (now - last) / 250 * 100 < DRAIN_QUIET_PCT) {
+      quietAt = performance.now() - t0;
+    }
+    last = now;
+    if (quietAt !== null && performance.now() - t0 >= DRAIN_MIN_MS) break;
+  }
+  return round((quietAt ?? performance.now() - t0) / 1000, 2);
+}
+
+/** The victim's last log lines (to explain a failed send or a death). */
+async function logTail(home: string, lines = 6): Promise<string[]> {
+  try {
+    const text = await Deno.readTextFile(`${home}/daemon.log`);
+    return text.trimEnd().split("\n").slice(-lines).map((l) => l.slice(0, 300));
+  } catch {
+    return [];
+  }
+}
+
+interface Nodes {
+  victim: TestNode;
+  friend: TestNode;
+}
+
+async function startStranger(index: number): Promise<{ node: TestNode; key: string }> {
+  const id = benchIdentities[index];
+  if (id === undefined) throw new RangeError(`No bench identity ${index}`);
+  const home = await makeHome({ identityText: JSON.stringify(id) });
+  const node = new TestNode(home, { identityText: "", hostname: `stranger-${index}` });
+  try {
+    await node.start();
+  } catch (e) {
+    await node.stop();
+    throw e;
+  }
+  return { node, key: id.public_key };
+}
+
+async function runOne(
+  attack: Attack,
+  nodes: Nodes,
+  strangerIndex: number,
+  seconds: number,
+  rate: number,
+): Promise<Json> {
+  const { victim, friend } = nodes;
+  const stranger = await startStranger(strangerIndex);
+  const victimApi = await Api.of(victim.home);
+  const friendApi = await Api.of(friend.home);
+  const strangerApi = await Api.of(stranger.node.home);
+  const victimKey = decodeIdentityFile(JSON.stringify(fixture(VICTIM_FIXTURE))).publicKey;
+  const address = fixture(VICTIM_FIXTURE).address;
+  const pid = victim.pid;
+  try {
+    const info0 = (await victimApi.call("GET", "/v1/info")).json?.data ?? {};
+    const rssStart = (await rssMb(pid)) ?? 0;
+    const sampler = new RssSampler(pid);
+    const cpu0 = (await cpuMs(pid)) ?? 0;
+    const t0 = performance.now();
+    const deadline = t0 + seconds * 1000;
+    const v: Victim = {
+      endpoint: { hostname: "127.0.0.1", port: Number(victim.listen.split(":").at(-1)) },
+      publicKey: victimKey,
+      address,
+      controlUrl: victimApi.url,
+      pid,
+    };
+    const run = attack.run({
+      victim: v,
+      rate,
+      deadline,
+      log: (m) => progress(m),
+    }).catch((e): AttackOutcome => ({
+      packets_sent: 0,
+      notes: { attack_error: (e as Error).message },
+    }));
+    const ping = friendPings(friendApi, address, seconds);
+    const send = sleep(seconds * 250).then(() =>
+      friendApi.call("POST", "/v1/send", {
+        peer: address,
+        data: `flood probe during ${attack.name}`,
+        timeout_ms: 10_000,
+      }, 20_000)
+    );
+    const request = sleep(seconds * 100).then(() =>
+      strangerRequest(strangerApi, stranger.key, victimApi, victim.listen)
+    );
+    const local = localApi(victimApi, deadline, fixture(UNKNOWN_FIXTURE).public_key);
+    const outcome = await run;
+    const cpu1 = await cpuMs(pid);
+    const elapsed = performance.now() - t0;
+    const [pingR, sendR, requestR, localR] = await Promise.all([ping, send, request, local]);
+    const drainS = await drain(pid);
+    sampler.stop();
+    const rssEnd = await rssMb(pid);
+    const alive = await isAlive(victim);
+    const info1 = alive ? (await victimApi.call("GET", "/v1/info")).json?.data ?? {} : {};
+    const peak = Math.max(sampler.peak, rssStart);
+    const sendOk = sendR.status === 200 && sendR.json?.status === "ok";
+    const log = sendOk && alive ? [] : await logTail(victim.home);
+    const result: Json = {
+      attack: attack.name,
+      seconds,
+      ...(outcome.skipped === undefined ? {} : { skipped: outcome.skipped }),
+      packets_sent: outcome.packets_sent,
+      packets_per_s: Math.round(outcome.packets_sent / (elapsed / 1000)),
+      victim_cpu_pct: cpu1 === null ? null : Math.round(((cpu1 - cpu0) / elapsed) * 100),
+      rss_mb: {
+        start: round(rssStart),
+        peak: round(peak),
+        end: rssEnd === null ? null : round(rssEnd),
+      },
+      friend_ping_ms: pingR,
+      friend_send_ok: sendOk,
+      ...(sendOk ? {} : { friend_send_error: JSON.stringify(sendR.json).slice(0, 300) }),
+      stranger_request_ms: requestR.ms,
+      ...(requestR.error === undefined ? {} : { stranger_error: requestR.error }),
+      local_api_ms: localR,
+      drain_s: drainS,
+      drops: {
+        drops: deltas(info0.drops, info1.drops),
+        trust_refused: deltas(info0.trust_refused, info1.trust_refused),
+      },
+      daemon_alive: alive,
+      ...(log.length === 0 ? {} : { victim_log_tail: log }),
+      ...(outcome.notes === undefined ? {} : { notes: outcome.notes }),
+    };
+    result.targets = outcome.skipped !== undefined ? {} : {
+      rss_peak: peak <= rssStart + TARGETS.rss_peak_over_start_mb,
+      rss_end: rssEnd !== null && rssEnd <= rssStart + TARGETS.rss_end_over_start_mb,
+      friend_ping: pingR.lost === 0 && pingR.p99 !== null &&
+        pingR.p99 <= TARGETS.friend_ping_p99_ms,
+      friend_send: sendOk,
+      stranger_pending: requestR.ms !== null && requestR.ms <= TARGETS.stranger_request_ms,
+      local_api: localR.info !== null && localR.untrust !== null &&
+        Math.max(localR.info, localR.untrust) <= TARGETS.local_api_ms,
+      daemon_alive: alive,
+    };
+    return result;
+  } finally {
+    victimApi.close();
+    friendApi.close();
+    strangerApi.close();
+    await stranger.node.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      seconds: { type: "string", default: "30" },
+      only: { type: "string" },
+      rate: { type: "string", default: "10000" },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const rate = Number(values.rate);
+  if (!(seconds > 0 && seconds <= 600)) throw new RangeError(`Bad --seconds ${values.seconds}`);
+  if (!(rate > 0 && rate <= 1_000_000)) throw new RangeError(`Bad --rate ${values.rate}`);
+  const names = values.only?.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const n of names ?? []) {
+    if (!ATTACKS.some((a) => a.name === n)) {
+      throw new RangeError(
+        `Unknown attack "${n}": expected one of ${ATTACKS.map((a) => a.name).join(", ")}`,
+      );
+    }
+  }
+  const chosen = names === undefined ? ATTACKS : ATTACKS.filter((a) => names.includes(a.name));
+
+  let victim: TestNode | undefined;
+  let friend: TestNode | undefined;
+  const summary: Record<string, { held: string[]; missed: string[] }> = {};
+  try {
+    progress("starting the victim (fixture 1, trusts fixture 2) and the friend (fixture 0)");
+    victim = new TestNode(
+      await makeHome({ identity: VICTIM_FIXTURE, trust: [trustEntry(HOSTILE_FIXTURE)] }),
+      { identity: VICTIM_FIXTURE, hostname: "flood-victim" },
+    );
+    await victim.start();
+    friend = new TestNode(await makeHome({ identity: FRIEND_FIXTURE }), {
+      identity: FRIEND_FIXTURE,
+      hostname: "flood-friend",
+    });
+    await friend.start();
+    progress(`victim ${victim.listen} pid ${victim.pid}; friend ${friend.listen}`);
+    await establishTrust(friend, victim, victim.listen, "flood harness friend");
+    progress("friend and victim trust each other");
+    let strangerIndex = STRANGER_BENCH_FROM;
+    for (const attack of chosen) {
+      progress(`${attack.name}: ${seconds} s at up to ${rate}/s`);
+      const result = await runOne(attack, { victim, friend }, strangerIndex--, seconds, rate);
+      console.log(JSON.stringify(result));
+      const t = result.targets as Record<string, boolean>;
+      summary[attack.name] = {
+        held: Object.keys(t).filter((k) => t[k]),
+        missed: Object.keys(t).filter((k) => !t[k]),
+      };
+      if (!result.daemon_alive) {
+        progress(`${attack.name}: the victim died; restarting it for the next attack`);
+        await victim.start();
+      }
+    }
+    console.log(JSON.stringify({ summary, targets: TARGETS }));
+  } finally {
+    progress("stopping daemons and removing homes");
+    await Promise.allSettled([victim?.stop(), friend?.stop()]);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`floods: ${(e as Error).stack ?? e}`);
+    Deno.exit(1);
+  }
+}

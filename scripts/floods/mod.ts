@@ -1,0 +1,16 @@
+/**
+ * Every attack of the flood harness, in the order issue 8 lists them.
+ *
+ * @module
+ */
+import type { Attack } from "./_attack.ts";
+import { controlConnections } from "./control_connections.ts";
+import { junk } from "./junk.ts";
+import { staleIndexData } from "./stale_index.ts";
+
+/** The attacks `deno task floods` runs, in order. */
+export const ATTACKS: readonly Attack[] = [
+  junk,
+  staleIndexData,
+  controlConnections,
+];
