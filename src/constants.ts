@@ -256,3 +256,9 @@ export const PUBSUB_SHARED_BYTES = 16 * 1024 * 1024;
 export const PUBSUB_MAX_SUBSCRIPTIONS_PER_PEER = 32;
 /** Events: subscriptions at once, at most. */
 export const PUBSUB_MAX_SUBSCRIPTIONS = 512;
+/** A port-1001 frame body (or file) with no progress for this long resets its stream (ms). */
+export const EXCHANGE_STALL_MS = 30_000;
+/** Receipts one peer may owe across all its port-1001 streams; beyond, its streams wait. */
+export const EXCHANGE_PEER_RECEIPTS = 256;
+/** Offers of a file this peer already stored, per peer: beyond the rate they are refused `rate_limited`. */
+export const FILE_DUPLICATE_RATE = { burst: 20, perSecond: 5 } as const;

@@ -16,6 +16,7 @@ import { type Connection, StreamError } from "../src/stream/mod.ts";
 import type { Envelope } from "../src/wire/data_message.ts";
 import {
   encodeFrame,
+  encodeFrameHeader,
   type ExchangeFrame,
   FRAME_MESSAGE,
   frameCap,
@@ -27,6 +28,36 @@ import { patternBytes, sha256, SimLink, type SimLinkOptions, track } from "./_si
 
 const MIB = 1024 * 1024;
 const ALICE = peerOf(IDS[0]!);
+const BOB = peerOf(IDS[1]!);
+
+/** Timers on the simulated clock: the service's stall timeouts fire as `settle` advances it. */
+class SimTimers {
+  #clock: { now: number };
+  #due = new Set<{ at: number; fn: () => void }>();
+
+  constructor(clock: { now: number }) {
+    this.#clock = clock;
+  }
+
+  /** The service's `now` option. */
+  readonly now = (): number => this.#clock.now;
+
+  /** The service's `after` option. */
+  readonly after = (ms: number, fn: () => void): () => void => {
+    const t = { at: this.#clock.now + ms, fn };
+    this.#due.add(t);
+    return () => this.#due.delete(t);
+  };
+
+  /** Runs the timers that are due. */
+  fire(): void {
+    for (const t of [...this.#due]) {
+      if (t.at > this.#clock.now) continue;
+      this.#due.delete(t);
+      t.fn();
+    }
+  }
+}
 
 /** A message sink in memory: dedup by (sender, id), seqs from 1; `hold` delays every store. */
 class MemorySink implements MessageSink {
@@ -65,8 +96,12 @@ interface World {
   accepted: Connection[];
   /** Opens a client stream to port 1001. */
   connect(): Promise<Connection>;
+  /** Opens a client stream to port 1001 from another peer, over its own link. */
+  connectAs(peer: PeerIdentity): Promise<Connection>;
   /** Runs the simulation until `p` settles; returns its value or throws its error. */
   settle<T>(p: Promise<T>, maxMs?: number): Promise<T>;
+  /** Runs the simulation until `done()` holds; throws after `maxMs` simulated ms. */
+  until(done: () => boolean, maxMs?: number): Promise<void>;
   /** Names of everything in received/. */
   received(): Promise<string[]>;
 }
@@ -79,8 +114,16 @@ async function withWorld(
   const files = await ReceivedFiles.open(home);
   try {
     const link = new SimLink(options.link);
+    const links = [link];
+    const timers = new SimTimers(link.clock);
     const sink = new MemorySink();
-    const server = new ExchangeService({ sink, files, ...options.service });
+    const server = new ExchangeService({
+      sink,
+      files,
+      now: timers.now,
+      after: timers.after,
+      ...options.service,
+    });
     const client = new ExchangeService({ sink: NO_SINK, files: NO_FILES });
     const accepted: Connection[] = [];
     link.b.listen(PORT_MESSAGES, (conn) => {
@@ -95,7 +138,8 @@ async function withWorld(
       // keepalives and idle timeouts; stepping 1 ms at a time keeps the two in proportion.
       while (!t.settled) {
         if (link.clock.now > limit) throw new Error(`Not settled after ${maxMs} simulated ms`);
-        await link.advance(1);
+        for (const l of links) await l.advance(1);
+        timers.fire();
       }
       if ("error" in t) throw t.error;
       return t.value as T;
@@ -113,6 +157,21 @@ async function withWorld(
       client,
       accepted,
       connect: () => settle(link.a.connect(PORT_MESSAGES)),
+      until: async (done, maxMs = 60_000) => {
+        const limit = link.clock.now + maxMs;
+        while (!done()) {
+          if (link.clock.now > limit) throw new Error(`Not done after ${maxMs} simulated ms`);
+          for (const l of links) await l.advance(1);
+          timers.fire();
+        }
+      },
+      connectAs: (peer) => {
+        const other = new SimLink({ ...options.link, seed: links.length + 1 });
+        other.clock.now = link.clock.now;
+        other.b.listen(PORT_MESSAGES, (conn) => void server.serve(conn, peer));
+        links.push(other);
+        return settle(other.a.connect(PORT_MESSAGES));
+      },
       settle,
       received,
     });
@@ -490,4 +549,71 @@ Deno.test("a peer that stops reading its receipts stalls only its stream: the se
     assert.deepEqual(seqs, Array.from({ length: N }, (_, i) => i + 1));
     assert.equal(w.sink.stored.length, N);
   }, { link: { limits }, service: { maxPipelined: 8 } });
+});
+
+Deno.test("a peer holding three 16 MiB message headers open with no body does not delay another peer's message", async () => {
+  await withWorld(async (w) => {
+    const hostile: Connection[] = [];
+    for (let i = 0; i < 3; i++) {
+      const conn = await w.connect();
+      await w.settle(conn.write(encodeFrameHeader(FRAME_MESSAGE, frameCap(FRAME_MESSAGE))));
+      hostile.push(conn);
+    }
+    await w.until(() => w.server.stats().streams === 3);
+    const honest = await w.connectAs(BOB);
+    const receipt = await w.settle(
+      w.client.sendMessage(honest, envelope("ok", Uint8Array.of(1))),
+      5_000,
+    );
+    assert.deepEqual(receipt, { status: "stored", seq: 1, detail: "" });
+    assert.equal(w.sink.stored[0]!.peer.keyHex, BOB.keyHex);
+    // Announcing is free: nothing is charged before bytes arrive.
+    assert.equal(w.server.stats().bufferedBytes, 0);
+    for (const conn of hostile) conn.reset("done");
+  }, { service: { stallMs: 60_000 } });
+});
+
+Deno.test("a message body that makes no progress for the stall timeout resets its stream and releases its bytes", async () => {
+  const stallMs = 10_000;
+  await withWorld(async (w) => {
+    const conn = await w.connect();
+    const length = 256 * 1024;
+    await w.settle(conn.write(encodeFrameHeader(FRAME_MESSAGE, length)));
+    await w.settle(conn.write(new Uint8Array(length / 2)));
+    // Charged as the bytes arrive, not as declared.
+    await w.until(() => w.server.stats().bufferedBytes === length / 2);
+    const since = w.link.clock.now;
+    const error = await w.settle(conn.read().then(() => null, (e) => e), 3 * stallMs);
+    assert.ok(error instanceof StreamError, String(error));
+    assert.match(error.reason, /^stalled: /);
+    assert.ok(w.link.clock.now - since >= stallMs, `reset after ${w.link.clock.now - since} ms`);
+    await w.until(() => w.server.stats().streams === 0);
+    assert.equal(w.server.stats().bufferedBytes, 0);
+    assert.equal(w.server.refused.stalled, 1);
+    assert.equal(w.sink.calls, 0);
+  }, { service: { stallMs } });
+});
+
+Deno.test("a peer owing its cap of receipts across two streams stops being read while another peer's message is stored", async () => {
+  const limits = { sendBuffer: 16 * 1024, receiveBuffer: 16 * 1024, reserve: 16 * 1024 };
+  await withWorld(async (w) => {
+    const writers = [await w.connect(), await w.connect()].map(async (conn, s) => {
+      for (let i = 0; i < 5_000; i++) {
+        const e = envelope(`s${s}-${i}`, Uint8Array.of(i & 255));
+        await conn.write(encodeFrame({ kind: "message", envelope: e }));
+      }
+    });
+    for (const p of writers) p.catch(() => {});
+    await w.link.advance(30_000);
+    const stats = w.server.stats();
+    assert.ok(stats.pendingReceipts <= 12, `pending ${stats.pendingReceipts}`);
+    assert.ok(stats.throttled > 0, "the second stream waited for the peer's cap");
+    const honest = await w.connectAs(BOB);
+    const receipt = await w.settle(
+      w.client.sendMessage(honest, envelope("ok", Uint8Array.of(1))),
+      5_000,
+    );
+    assert.equal(receipt.status, "stored");
+    for (const conn of w.accepted) conn.reset("done");
+  }, { link: { limits }, service: { maxPipelined: 8, peerReceipts: 12 } });
 });

@@ -332,3 +332,76 @@ Deno.test({
     assert.equal(storageErrorCode(new Deno.errors.PermissionDenied("no")), "io_error");
   },
 });
+
+/** Counts how often `path` is opened while `fn` runs (the stored file's reads). */
+async function opensOf(path: string, fn: () => Promise<void>): Promise<number> {
+  const original = Deno.open;
+  let n = 0;
+  (Deno as { open: typeof Deno.open }).open = (p, o) => {
+    if (resolve(String(p)) === resolve(path)) n++;
+    return original(p, o);
+  };
+  try {
+    await fn();
+  } finally {
+    (Deno as { open: typeof Deno.open }).open = original;
+  }
+  return n;
+}
+
+Deno.test("offering a stored file again does not re-read it until its size, mtime or inode change", async () => {
+  await withHome(async (home) => {
+    const files = await ReceivedFiles.open(home);
+    const content = encoder.encode("a large file, in spirit");
+    const first = await receive(files, ALICE, offer("big.bin", content), content);
+    const path = join(files.dir, first.file.name);
+    const unchanged = await opensOf(path, async () => {
+      for (let i = 0; i < 3; i++) {
+        assert.equal(
+          (await receive(files, ALICE, offer("big.bin", content), content)).duplicate,
+          true,
+        );
+      }
+    });
+    assert.equal(unchanged, 0, "a verified, unchanged file is not read again");
+    // Rewritten in place (same bytes, new mtime): verified once more, then cached again.
+    await Deno.writeFile(path, content);
+    const rewritten = await opensOf(path, async () => {
+      for (let i = 0; i < 2; i++) {
+        assert.equal(
+          (await receive(files, ALICE, offer("big.bin", content), content)).duplicate,
+          true,
+        );
+      }
+    });
+    assert.equal(rewritten, 1);
+    await files.close();
+  });
+});
+
+Deno.test("offers of a file the peer already stored are refused rate_limited beyond their rate, per peer", async () => {
+  await withHome(async (home) => {
+    let now = 0;
+    const files = await ReceivedFiles.open(home, {
+      duplicateRate: { burst: 3, perSecond: 1 },
+      now: () => now,
+    });
+    const content = encoder.encode("offered again and again");
+    await receive(files, ALICE, offer("x.bin", content), content);
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await receive(files, ALICE, offer("x.bin", content), content)).duplicate, true);
+    }
+    await assert.rejects(
+      files.begin(ALICE, offer("x.bin", content)),
+      (e) => e instanceof Refusal && e.code === "rate_limited",
+    );
+    // Another peer's offers are its own; new content is never limited here.
+    await receive(files, BOB, offer("x.bin", content), content);
+    assert.equal((await receive(files, BOB, offer("x.bin", content), content)).duplicate, true);
+    const other = encoder.encode("new content");
+    assert.equal((await receive(files, ALICE, offer("y.bin", other), other)).duplicate, false);
+    now += 1_000;
+    assert.equal((await receive(files, ALICE, offer("x.bin", content), content)).duplicate, true);
+    await files.close();
+  });
+});

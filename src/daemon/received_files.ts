@@ -11,8 +11,12 @@
  * append (it stays on disk, unindexed).
  *
  * Duplicates: the same content (SHA-256) from the same sender key is stored
- * once; offering it again returns the earlier receipt, after re-hashing the
- * stored file (a file the user deleted or changed is stored afresh).
+ * once; offering it again returns the earlier receipt once the stored file
+ * is found unchanged (a file the user deleted or changed is stored afresh).
+ * A file's verified hash is remembered with its size, mtime, ctime and inode
+ * and the file is re-hashed only when one of them changed: otherwise every
+ * 60-byte offer would cost a read of the whole file. Offers of content a
+ * peer already stored are rate-limited per peer (`rate_limited`).
  *
  * Index and acknowledgement ({@linkcode SeqIndex}, record
  * `{op:"file", ...entry, acked?}`): `ack(ids)` and `clear(upTo)` remove
@@ -22,9 +26,12 @@
  *
  * @module
  */
+import { lstat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { FILE_DUPLICATE_RATE } from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
+import { RateLimiter } from "../session/rate_limit.ts";
 import type { FileBegin, FileOffer, FileSink, StoredFile } from "../services/exchange_stream.ts";
 import { Refusal } from "../services/refusal.ts";
 import {
@@ -109,6 +116,31 @@ export interface ReceivedFilesOptions {
   maxFileBytes?: number;
   /** Cap on remembered entries (for duplicate detection). */
   maxRemembered?: number;
+  /** Offers of already-stored content one peer may make: a burst, then so many per second. */
+  duplicateRate?: { burst: number; perSecond: number };
+  /** Monotonic clock of the duplicate rate (ms); `performance.now` by default. */
+  now?: () => number;
+}
+
+/** What a stored file looked like when its content was last verified. */
+interface Verified {
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  ino: bigint;
+  sha256: string;
+}
+
+/** The stat fields that change whenever a file's content may have. */
+async function stamp(path: string): Promise<Omit<Verified, "sha256"> & { isFile: boolean }> {
+  const st = await lstat(path, { bigint: true });
+  return {
+    isFile: st.isFile(),
+    size: st.size,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ino: st.ino,
+  };
 }
 
 function parseFile(o: Record<string, unknown>): ReceivedFile | undefined {
@@ -167,19 +199,28 @@ export class ReceivedFiles implements FileSink {
   #bySha: Map<string, number>;
   /** Commits in progress by `from_key:sha256`: one at a time per content. */
   #committing = new Map<string, Promise<void>>();
+  /** Stored files whose content was verified, by path (remembered entries only). */
+  #verified: Map<string, Verified>;
+  #duplicates: RateLimiter;
   #maxFileBytes: number;
   #closed = false;
 
   private constructor(
     dir: string,
     index: SeqIndex<ReceivedFile>,
-    bySha: Map<string, number>,
-    maxFileBytes: number,
+    maps: { bySha: Map<string, number>; verified: Map<string, Verified> },
+    options: ReceivedFilesOptions,
   ) {
     this.#dir = dir;
     this.#index = index;
-    this.#bySha = bySha;
-    this.#maxFileBytes = maxFileBytes;
+    this.#bySha = maps.bySha;
+    this.#verified = maps.verified;
+    this.#maxFileBytes = options.maxFileBytes ?? Number.MAX_SAFE_INTEGER;
+    this.#duplicates = new RateLimiter({
+      ...(options.duplicateRate ?? FILE_DUPLICATE_RATE),
+      maxKeys: 4096,
+      ...(options.now ? { now: options.now } : {}),
+    });
   }
 
   /**
@@ -206,6 +247,7 @@ export class ReceivedFiles implements FileSink {
     const maxFiles = options.maxFiles ?? MAX_RECEIVED_FILES;
     const maxRemembered = Math.max(options.maxRemembered ?? MAX_REMEMBERED_FILES, maxFiles);
     const bySha = new Map<string, number>();
+    const verified = new Map<string, Verified>();
     const index = await SeqIndex.open(join(home, RECEIVED_INDEX), CODEC, {
       label: "Received files",
       maxListed: maxFiles,
@@ -214,10 +256,11 @@ export class ReceivedFiles implements FileSink {
       onForget: (f) => {
         const key = contentKey(f.from_key, f.sha256);
         if (bySha.get(key) === f.seq) bySha.delete(key);
+        verified.delete(f.path);
       },
     });
     for (const f of index.remembered()) bySha.set(contentKey(f.from_key, f.sha256), f.seq);
-    return new ReceivedFiles(dir, index, bySha, options.maxFileBytes ?? Number.MAX_SAFE_INTEGER);
+    return new ReceivedFiles(dir, index, { bySha, verified }, options);
   }
 
   /** Absolute path of the `received/` folder. */
@@ -242,7 +285,12 @@ export class ReceivedFiles implements FileSink {
     if (offer.size > this.#maxFileBytes) {
       throw new Refusal("too_large", `File of ${offer.size} bytes; at most ${this.#maxFileBytes}`);
     }
-    const existing = await this.#existing(contentKey(sender.keyHex, offer.sha256.toHex()));
+    const key = contentKey(sender.keyHex, offer.sha256.toHex());
+    // Checked before any disk work: answering a duplicate is what an offer flood would cost.
+    if (this.#bySha.has(key) && !this.#duplicates.allow(sender.keyHex)) {
+      throw new Refusal("rate_limited", "Too many offers of files already stored");
+    }
+    const existing = await this.#existing(key);
     if (existing !== undefined) return { existing: stored(existing) };
     this.#index.assertRoom();
     const temp = join(this.#dir, `${TEMP_PREFIX}${crypto.randomUUID()}`);
@@ -262,10 +310,19 @@ export class ReceivedFiles implements FileSink {
     if (f === undefined) return undefined;
     try {
       // Only a regular file of the right size is worth hashing (never a FIFO the user put there).
-      const info = await Deno.lstat(f.path);
-      if (!info.isFile || info.size !== f.bytes) throw new Error("changed");
+      const st = await stamp(f.path);
+      if (!st.isFile || st.size !== BigInt(f.bytes)) throw new Error("changed");
+      const v = this.#verified.get(f.path);
+      if (
+        v !== undefined && v.sha256 === f.sha256 && v.size === st.size &&
+        v.mtimeNs === st.mtimeNs && v.ctimeNs === st.ctimeNs && v.ino === st.ino
+      ) return f;
       const now = await hashFile(f.path);
-      if (now.bytes === f.bytes && now.sha256 === f.sha256) return f;
+      if (now.bytes === f.bytes && now.sha256 === f.sha256) {
+        // Stamped as before hashing: a change during the read shows at the next offer.
+        this.#verified.set(f.path, { ...st, sha256: f.sha256 });
+        return f;
+      }
     } catch {
       // Gone or unreadable: store the new copy instead.
     }
@@ -334,6 +391,13 @@ export class ReceivedFiles implements FileSink {
       throw new Refusal("io_error", "Cannot append to the received files index");
     }
     this.#bySha.set(key, file.seq);
+    try {
+      // Its content was verified on the way in: the first duplicate offer need not read it.
+      const { isFile: _, ...st } = await stamp(path);
+      this.#verified.set(path, { ...st, sha256: file.sha256 });
+    } catch {
+      // Gone already: the next offer finds out.
+    }
     return { file: stored(file), duplicate: false };
   }
 

@@ -7,11 +7,15 @@
  * Receiving ({@linkcode ExchangeService.serve}): frames are handled in
  * order and receipts go back in the same order. Messages are pipelined — up
  * to `maxPipelined` stores run at once (so the inbox's grouped fsync
- * batches them) — and beyond that the service stops reading the stream, so
- * a peer that never reads its receipts stalls only itself: the stream's
- * windows fill and its writes block. A message body is buffered once, after
- * its length was checked against the cap and charged to a per-peer and a
- * total byte budget. File content is never buffered whole: each FILE_DATA
+ * batches them) — and beyond that, or beyond the receipts one peer may owe
+ * across its streams, the service stops reading, so a peer that never reads
+ * its receipts stalls only itself: the stream's windows fill and its writes
+ * block. A message body is buffered once, after its length was checked
+ * against the cap; its bytes are charged as they arrive to the peer's share
+ * of a byte budget (`messages/body_budget.ts`), so announcing a large
+ * message costs nothing and a peer at its share waits alone. A body or file
+ * that makes no progress for `stallMs` resets its stream, releasing what it
+ * held (`messages/stall_watch.ts`). File content is never buffered whole: each FILE_DATA
  * chunk is hashed (SHA-256, incrementally) and handed to the
  * {@linkcode FileSink}; size and hash are checked at FILE_END before the
  * sink commits. A file that is refused early (a duplicate, too large, a
@@ -31,6 +35,8 @@ import { createHash } from "node:crypto";
 import {
   EXCHANGE_MAX_PIPELINED,
   EXCHANGE_PEER_BUFFER,
+  EXCHANGE_PEER_RECEIPTS,
+  EXCHANGE_STALL_MS,
   EXCHANGE_TOTAL_BUFFER,
   MAX_FILE_CHUNK,
   MAX_FILE_NAME,
@@ -40,6 +46,8 @@ import {
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, StreamError } from "../stream/mod.ts";
 import { concat, DecodeError } from "../bytes.ts";
+import { BodyBudget } from "./messages/body_budget.ts";
+import { REAL_CLOCK, type StallClock, StallWatch } from "./messages/stall_watch.ts";
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -178,6 +186,14 @@ export interface ExchangeServiceOptions {
   peerBuffer?: number;
   /** Message bytes buffered across all peers, at most (at least `peerBuffer`). */
   totalBuffer?: number;
+  /** Receipts one peer may owe across its streams before they stop being read. */
+  peerReceipts?: number;
+  /** A body or file with no progress this long resets its stream (ms). */
+  stallMs?: number;
+  /** Monotonic clock of the stall timeout; `performance.now` by default. */
+  now?: () => number;
+  /** Timer of the stall timeout: calls `fn` after `ms`, returns a cancel function; `setTimeout` by default. */
+  after?: (ms: number, fn: () => void) => () => void;
 }
 
 /** Counters of the exchange service, for diagnostics and tests. */
@@ -188,6 +204,8 @@ export interface ExchangeStats {
   pendingReceipts: number;
   /** Message bytes buffered now, all peers. */
   bufferedBytes: number;
+  /** Times a stream stopped being read because its peer owed too many receipts. */
+  throttled: number;
 }
 
 const encoder = new TextEncoder();
@@ -225,55 +243,6 @@ function storedReceipt(file: StoredFile, duplicate: boolean): FileReceiptFrame {
   };
 }
 
-/** A byte budget per peer and in total; waiters that fit are served in order. */
-class MemoryGate {
-  #perPeer: number;
-  #total: number;
-  #used = 0;
-  #byPeer = new Map<string, number>();
-  #waiters: { peer: string; n: number; go: () => void }[] = [];
-
-  constructor(perPeer: number, total: number) {
-    this.#perPeer = perPeer;
-    this.#total = total;
-  }
-
-  get used(): number {
-    return this.#used;
-  }
-
-  #fits(peer: string, n: number): boolean {
-    return (this.#byPeer.get(peer) ?? 0) + n <= this.#perPeer && this.#used + n <= this.#total;
-  }
-
-  #take(peer: string, n: number): void {
-    this.#used += n;
-    this.#byPeer.set(peer, (this.#byPeer.get(peer) ?? 0) + n);
-  }
-
-  acquire(peer: string, n: number): Promise<void> {
-    if (this.#waiters.length === 0 && this.#fits(peer, n)) {
-      this.#take(peer, n);
-      return Promise.resolve();
-    }
-    return new Promise((go) => this.#waiters.push({ peer, n, go }));
-  }
-
-  release(peer: string, n: number): void {
-    this.#used -= n;
-    const left = (this.#byPeer.get(peer) ?? 0) - n;
-    if (left > 0) this.#byPeer.set(peer, left);
-    else this.#byPeer.delete(peer);
-    // Serve every waiter that fits now: one peer's full share must not hold up another peer.
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!this.#fits(w.peer, w.n)) return true;
-      this.#take(w.peer, w.n);
-      w.go();
-      return false;
-    });
-  }
-}
-
 /** Receipts a serving stream owes, written in request order as their results arrive. */
 class ReceiptQueue {
   #conn: Connection;
@@ -282,18 +251,19 @@ class ReceiptQueue {
   #pumping = false;
   #failure: unknown = null;
   #wakers: (() => void)[] = [];
-  #counter: { pending: number };
+  #count: (delta: number) => void;
 
-  constructor(conn: Connection, max: number, counter: { pending: number }) {
+  /** `count` hears of every receipt queued (+1) and written or forgotten (−n). */
+  constructor(conn: Connection, max: number, count: (delta: number) => void) {
     this.#conn = conn;
     this.#max = max;
-    this.#counter = counter;
+    this.#count = count;
   }
 
   /** Queues a receipt; `p` must never reject. */
   push(p: Promise<ReceiptFrame>): void {
     this.#queue.push(p);
-    this.#counter.pending++;
+    this.#count(1);
     if (!this.#pumping) void this.#pump();
   }
 
@@ -313,8 +283,9 @@ class ReceiptQueue {
   abandon(): void {
     this.#failure ??= new StreamError("closed", "stream ended");
     // Stores still in flight finish on their own; only the count goes.
-    this.#counter.pending -= this.#queue.length;
+    const forgotten = this.#queue.length;
     this.#queue = [];
+    this.#count(-forgotten);
     this.#signal();
   }
 
@@ -338,7 +309,7 @@ class ReceiptQueue {
         await this.#conn.write(encodeFrame({ kind: "receipt", receipt }));
         if (this.#queue[0] !== head) break;
         this.#queue.shift();
-        this.#counter.pending--;
+        this.#count(-1);
         this.#signal();
       }
     } catch (e) {
@@ -439,9 +410,17 @@ export class ExchangeService {
   #sink: MessageSink;
   #files: FileSink;
   #maxPipelined: number;
-  #gate: MemoryGate;
+  #peerReceipts: number;
+  #stallMs: number;
+  #clock: StallClock;
+  #budget: BodyBudget;
   #streams = 0;
-  #counter = { pending: 0 };
+  #pending = 0;
+  #throttled = 0;
+  /** Receipts owed per peer, across its streams. */
+  #owed = new Map<string, number>();
+  /** Streams waiting for their peer to owe fewer receipts. */
+  #owedWaits = new Map<string, Set<() => void>>();
   /** Stores in flight by `peer:id`, so that two copies of one message store once. */
   #storing = new Map<string, Promise<void>>();
   #channels = new WeakMap<Connection, Channel>();
@@ -451,6 +430,12 @@ export class ExchangeService {
     this.#sink = options.sink;
     this.#files = options.files;
     this.#maxPipelined = options.maxPipelined ?? EXCHANGE_MAX_PIPELINED;
+    this.#peerReceipts = options.peerReceipts ?? EXCHANGE_PEER_RECEIPTS;
+    this.#stallMs = options.stallMs ?? EXCHANGE_STALL_MS;
+    this.#clock = {
+      now: options.now ?? REAL_CLOCK.now,
+      after: options.after ?? REAL_CLOCK.after,
+    };
     const peer = options.peerBuffer ?? EXCHANGE_PEER_BUFFER;
     const total = options.totalBuffer ?? EXCHANGE_TOTAL_BUFFER;
     const largest = frameCap(FRAME_MESSAGE);
@@ -463,15 +448,16 @@ export class ExchangeService {
           `frame of ${largest} bytes`,
       );
     }
-    this.#gate = new MemoryGate(peer, total);
+    this.#budget = new BodyBudget({ perPeer: peer, reserve: largest, total });
   }
 
   /** Current counters. */
   stats(): ExchangeStats {
     return {
       streams: this.#streams,
-      pendingReceipts: this.#counter.pending,
-      bufferedBytes: this.#gate.used,
+      pendingReceipts: this.#pending,
+      bufferedBytes: this.#budget.used,
+      throttled: this.#throttled,
     };
   }
 
@@ -489,15 +475,22 @@ export class ExchangeService {
   async serve(conn: Connection, peer: PeerIdentity): Promise<void> {
     this.#streams++;
     const reader = new FrameReader(conn);
-    const out = new ReceiptQueue(conn, this.#maxPipelined, this.#counter);
+    const key = peer.keyHex;
+    const out = new ReceiptQueue(conn, this.#maxPipelined, (delta) => this.#countOwed(key, delta));
+    const watch = new StallWatch(this.#stallMs, this.#clock, () => {
+      this.#refuse("stalled");
+      conn.reset(`stalled: no progress for ${this.#stallMs} ms`);
+    });
     try {
       for (;;) {
         await out.room();
+        await this.#owedRoom(key);
         const h = await reader.header();
         if (h === null) break;
-        if (h.kind === FRAME_MESSAGE) await this.#message(peer, reader, h.length, out);
-        else if (h.kind === FRAME_FILE_BEGIN) await this.#file(peer, reader, h.length, out);
-        else {
+        if (h.kind === FRAME_MESSAGE) await this.#message(peer, reader, h.length, out, watch);
+        else if (h.kind === FRAME_FILE_BEGIN) {
+          await this.#file(peer, reader, h.length, out, watch);
+        } else {
           throw new DecodeError(
             "unexpected_frame",
             `${frameKindName(h.kind)} frame outside a file`,
@@ -515,9 +508,80 @@ export class ExchangeService {
         conn.reset("internal: the receiver failed");
       }
     } finally {
+      watch.disarm();
       out.abandon();
       this.#streams--;
     }
+  }
+
+  #countOwed(peer: string, delta: number): void {
+    this.#pending += delta;
+    const n = (this.#owed.get(peer) ?? 0) + delta;
+    if (n > 0) this.#owed.set(peer, n);
+    else this.#owed.delete(peer);
+    if (delta < 0 && n < this.#peerReceipts) {
+      const waits = this.#owedWaits.get(peer);
+      this.#owedWaits.delete(peer);
+      for (const wake of waits ?? []) wake();
+    }
+  }
+
+  /** Resolves once `peer` owes fewer receipts than its cap; only that peer's streams wait. */
+  async #owedRoom(peer: string): Promise<void> {
+    while ((this.#owed.get(peer) ?? 0) >= this.#peerReceipts) {
+      this.#throttled++;
+      let set = this.#owedWaits.get(peer);
+      if (set === undefined) this.#owedWaits.set(peer, set = new Set());
+      const wait = set;
+      await new Promise<void>((resolve) => wait.add(resolve));
+    }
+  }
+
+  /**
+   * Receives a body of `length` bytes, charging them to the peer as they
+   * arrive and pausing (this stream only) while the peer is at its share.
+   * Throws what reading throws, having released what it charged.
+   */
+  async #receiveBody(
+    key: string,
+    reader: FrameReader,
+    length: number,
+    watch: StallWatch,
+  ): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    watch.arm();
+    try {
+      for await (const part of reader.bodyParts(length)) {
+        this.#budget.charge(key, part.length);
+        got += part.length;
+        parts.push(part);
+        watch.progress();
+        if (got < length && !this.#budget.open(key)) {
+          // The stall watch keeps running: a peer that fills its share and
+          // never lets a store finish is reset like a silent one.
+          const wait = this.#budget.wait(key);
+          try {
+            await wait.ready;
+          } finally {
+            wait.cancel();
+          }
+        }
+      }
+    } catch (e) {
+      this.#budget.release(key, got);
+      throw e;
+    } finally {
+      watch.disarm();
+    }
+    if (parts.length === 1) return parts[0]!;
+    const body = new Uint8Array(length);
+    let o = 0;
+    for (const p of parts) {
+      body.set(p, o);
+      o += p.length;
+    }
+    return body;
   }
 
   async #message(
@@ -525,17 +589,17 @@ export class ExchangeService {
     reader: FrameReader,
     length: number,
     out: ReceiptQueue,
+    watch: StallWatch,
   ): Promise<void> {
-    // The length is within the cap (the reader checked it); the budget keeps
-    // many streams from buffering that much each.
-    await this.#gate.acquire(peer.keyHex, length);
+    // The length is within the cap (the reader checked it); its bytes stay
+    // charged until the store answers.
+    const body = await this.#receiveBody(peer.keyHex, reader, length, watch);
     let held = true;
     const release = () => {
-      if (held) this.#gate.release(peer.keyHex, length);
+      if (held) this.#budget.release(peer.keyHex, length);
       held = false;
     };
     try {
-      const body = await reader.body(length);
       let envelope: Envelope;
       try {
         envelope = decodeEnvelope(body, MAX_STREAM_MESSAGE);
@@ -592,6 +656,24 @@ export class ExchangeService {
     reader: FrameReader,
     length: number,
     out: ReceiptQueue,
+    watch: StallWatch,
+  ): Promise<void> {
+    // The whole file is one body for the stall watch: a sender that stops
+    // between chunks would otherwise hold a temp file open for ever.
+    watch.arm();
+    try {
+      await this.#fileFrames(peer, reader, length, out, watch);
+    } finally {
+      watch.disarm();
+    }
+  }
+
+  async #fileFrames(
+    peer: PeerIdentity,
+    reader: FrameReader,
+    length: number,
+    out: ReceiptQueue,
+    watch: StallWatch,
   ): Promise<void> {
     const begin = decodeFrameBody(FRAME_FILE_BEGIN, await reader.body(length));
     if (begin.kind !== "file_begin") throw new Error("unreachable");
@@ -600,11 +682,11 @@ export class ExchangeService {
     try {
       started = await this.#files.begin(peer, offer);
     } catch (e) {
-      return await this.#refuseFile(reader, out, offer, refusalCodeOf(e));
+      return await this.#refuseFile(reader, out, offer, refusalCodeOf(e), watch);
     }
     if ("existing" in started) {
       out.push(Promise.resolve(storedReceipt(started.existing, true)));
-      return await this.#discardFile(reader);
+      return await this.#discardFile(reader, watch);
     }
     const writer = started.writer;
     const hash = createHash("sha256");
@@ -618,15 +700,17 @@ export class ExchangeService {
           if (frame.kind !== "file_data") throw new Error("unreachable");
           if (received + frame.data.length > offer.size) {
             await writer.abort();
-            return await this.#refuseFile(reader, out, offer, "too_large");
+            return await this.#refuseFile(reader, out, offer, "too_large", watch);
           }
           hash.update(frame.data);
           received += frame.data.length;
+          watch.progress();
           try {
             await writer.write(frame.data);
+            watch.progress();
           } catch (e) {
             await writer.abort();
-            return await this.#refuseFile(reader, out, offer, refusalCodeOf(e));
+            return await this.#refuseFile(reader, out, offer, refusalCodeOf(e), watch);
           }
         } else if (h.kind === FRAME_FILE_END) {
           const end = decodeFrameBody(h.kind, await reader.body(h.length));
@@ -674,19 +758,22 @@ export class ExchangeService {
     out: ReceiptQueue,
     offer: FileOffer,
     code: RefusalCode,
+    watch: StallWatch,
   ): Promise<void> {
     this.#refuse(code);
     out.push(Promise.resolve(fileReceipt(offer, code)));
-    await this.#discardFile(reader);
+    await this.#discardFile(reader, watch);
   }
 
   /** Skips the rest of a file the receipt already answered, up to its FILE_END. */
-  async #discardFile(reader: FrameReader): Promise<void> {
+  async #discardFile(reader: FrameReader, watch: StallWatch): Promise<void> {
     for (;;) {
       const h = await reader.header();
       if (h === null) throw new DecodeError("truncated", "Stream ended inside a file");
-      if (h.kind === FRAME_FILE_DATA) await reader.skip(h.length);
-      else if (h.kind === FRAME_FILE_END) {
+      if (h.kind === FRAME_FILE_DATA) {
+        await reader.skip(h.length);
+        watch.progress();
+      } else if (h.kind === FRAME_FILE_END) {
         decodeFrameBody(h.kind, await reader.body(h.length));
         return;
       } else {

@@ -491,6 +491,22 @@ export class FrameReader {
     return await this.#copy(length, "frame body");
   }
 
+  /**
+   * The body of the frame whose header was just read, as views in arrival
+   * order (nothing is allocated for it); DecodeError when the stream ends first.
+   */
+  async *bodyParts(length: number): AsyncGenerator<Uint8Array> {
+    let left = length;
+    while (left > 0) {
+      if (!(await this.#fill())) throw truncated(length, length - left, "frame body");
+      const n = Math.min(left, this.#chunk.length);
+      const part = this.#chunk.subarray(0, n);
+      this.#chunk = this.#chunk.subarray(n);
+      left -= n;
+      yield part;
+    }
+  }
+
   /** Discards `length` bytes (a body the reader does not want); DecodeError when the stream ends first. */
   async skip(length: number): Promise<void> {
     let left = length;
