@@ -28,6 +28,7 @@ export class FloodPeer {
   #timer: ReturnType<typeof setInterval>;
   #serving: Promise<void>;
   #closed = false;
+  #lastAttempt = -Infinity;
 
   /** Binds `hostname:0` for `identity`. */
   constructor(identity: Identity, hostname = "127.0.0.1") {
@@ -62,6 +63,24 @@ export class FloodPeer {
       }
     } catch (e) {
       if (!this.#closed) throw e;
+    }
+  }
+
+  /**
+   * Makes sure a session with `key` at `to` is up (at most one attempt per
+   * second, so a refusing victim is not hammered with handshakes); false
+   * when there is none.
+   */
+  async ensureSession(to: Endpoint, key: Uint8Array, timeoutMs = 3000): Promise<boolean> {
+    if (this.sessions.binding(key.toHex()) !== undefined) return true;
+    const now = performance.now();
+    if (now - this.#lastAttempt < 1000) return false;
+    this.#lastAttempt = now;
+    try {
+      await this.sessions.connect(to, { publicKey: key }, timeoutMs);
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -7,10 +7,13 @@ import type { Attack } from "./_attack.ts";
 import { controlConnections } from "./control_connections.ts";
 import { junk } from "./junk.ts";
 import { staleIndexData } from "./stale_index.ts";
+import { trustRequestsBadSig, trustRequestsSigned } from "./trust_requests.ts";
 
 /** The attacks `deno task floods` runs, in order. */
 export const ATTACKS: readonly Attack[] = [
   junk,
+  trustRequestsSigned,
+  trustRequestsBadSig,
   staleIndexData,
   controlConnections,
 ];
