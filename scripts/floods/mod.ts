@@ -5,15 +5,21 @@
  */
 import type { Attack } from "./_attack.ts";
 import { controlConnections } from "./control_connections.ts";
+import { finalReplays, initManySources, initNewEphemerals } from "./handshake_frames.ts";
 import { junk } from "./junk.ts";
 import { staleIndexData } from "./stale_index.ts";
+import { untrustedStreamSegments } from "./untrusted_segments.ts";
 import { trustRequestsBadSig, trustRequestsSigned } from "./trust_requests.ts";
 
 /** The attacks `deno task floods` runs, in order. */
 export const ATTACKS: readonly Attack[] = [
   junk,
+  initNewEphemerals,
+  initManySources,
+  finalReplays,
   trustRequestsSigned,
   trustRequestsBadSig,
   staleIndexData,
+  untrustedStreamSegments,
   controlConnections,
 ];
