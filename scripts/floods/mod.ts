@@ -8,6 +8,7 @@ import { controlConnections } from "./control_connections.ts";
 import { finalReplays, initManySources, initNewEphemerals } from "./handshake_frames.ts";
 import { junk } from "./junk.ts";
 import { staleIndexData } from "./stale_index.ts";
+import { pinnedSegments, stalledMessageHeaders } from "./trusted_streams.ts";
 import { untrustedStreamSegments } from "./untrusted_segments.ts";
 import { trustRequestsBadSig, trustRequestsSigned } from "./trust_requests.ts";
 
@@ -21,5 +22,7 @@ export const ATTACKS: readonly Attack[] = [
   trustRequestsBadSig,
   staleIndexData,
   untrustedStreamSegments,
+  pinnedSegments,
+  stalledMessageHeaders,
   controlConnections,
 ];
