@@ -7,6 +7,7 @@ import type { Attack } from "./_attack.ts";
 import { controlConnections } from "./control_connections.ts";
 import { finalReplays, initManySources, initNewEphemerals } from "./handshake_frames.ts";
 import { junk } from "./junk.ts";
+import { handshakesManyIdentities } from "./many_identities.ts";
 import { staleIndexData } from "./stale_index.ts";
 import { pinnedSegments, stalledMessageHeaders } from "./trusted_streams.ts";
 import { untrustedStreamSegments } from "./untrusted_segments.ts";
@@ -17,6 +18,7 @@ export const ATTACKS: readonly Attack[] = [
   junk,
   initNewEphemerals,
   initManySources,
+  handshakesManyIdentities,
   finalReplays,
   trustRequestsSigned,
   trustRequestsBadSig,
