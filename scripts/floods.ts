@@ -237,6 +237,10 @@ async function runOne(
     };
     const run = attack.run({
       victim: v,
+      friend: {
+        hostname: "127.0.0.1",
+        port: Number(friend.listen.split(":").at(-1)),
+      },
       rate,
       deadline,
       log: (m) => progress(m),

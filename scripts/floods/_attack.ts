@@ -25,6 +25,8 @@ export interface AttackContext {
   victim: Victim;
   /** Packets per second to aim at (the attack may reach less: its natural maximum). */
   rate: number;
+  /** UDP endpoint of the friend the victim trusts (whose address a spoofer borrows). */
+  friend: Endpoint;
   /** `performance.now()` at which the attack stops sending. */
   deadline: number;
   /** Progress lines (stderr). */

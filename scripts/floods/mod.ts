@@ -8,6 +8,7 @@ import { controlConnections } from "./control_connections.ts";
 import { finalReplays, initManySources, initNewEphemerals } from "./handshake_frames.ts";
 import { junk } from "./junk.ts";
 import { handshakesManyIdentities } from "./many_identities.ts";
+import { spoofedInit } from "./spoofed_init.ts";
 import { staleIndexData } from "./stale_index.ts";
 import { pinnedSegments, stalledMessageHeaders } from "./trusted_streams.ts";
 import { untrustedStreamSegments } from "./untrusted_segments.ts";
@@ -17,6 +18,7 @@ import { trustRequestsBadSig, trustRequestsSigned } from "./trust_requests.ts";
 export const ATTACKS: readonly Attack[] = [
   junk,
   initNewEphemerals,
+  spoofedInit,
   initManySources,
   handshakesManyIdentities,
   finalReplays,
