@@ -158,22 +158,35 @@ async function localApi(api: Api, deadline: number, unknownKey: string) {
   };
 }
 
-/** Waits until the victim's CPU falls below DRAIN_QUIET_PCT of a core (or DRAIN_MAX_MS); seconds. */
-async function drain(pid: number): Promise<number> {
-  const t0 = performance.now();
-  let quietAt: number | null = null;
+/**
+ * Waits, from `t0` (the attack's end), until the victim's CPU is below DRAIN_QUIET_PCT of
+ * a core and its RSS is back within the end target of `rssStart` (at least
+ * DRAIN_MIN_MS, at most DRAIN_MAX_MS); returns the seconds that took and
+ * whether both happened.
+ */
+async function drain(
+  pid: number,
+  rssStart: number,
+  t0: number,
+): Promise<{ s: number; drained: boolean }> {
   let last = await cpuMs(pid);
-  while (performance.now() - t0 < DRAIN_MAX_MS) {
+  for (;;) {
     await sleep(250);
     const now = await cpuMs(pid);
-    if (now === null || last === null) break;
-    if (quietAt === null && (now - last) / 250 * 100 < DRAIN_QUIET_PCT) {
-      quietAt = performance.now() - t0;
+    const rss = await rssMb(pid);
+    const elapsed = performance.now() - t0;
+    if (now === null || last === null || rss === null) {
+      return { s: round(elapsed / 1000, 2), drained: false };
     }
+    const quiet = ((now - last) / 250) * 100 < DRAIN_QUIET_PCT &&
+      rss <= rssStart + TARGETS.rss_end_over_start_mb;
     last = now;
-    if (quietAt !== null && performance.now() - t0 >= DRAIN_MIN_MS) break;
+    if (quiet) {
+      if (elapsed < DRAIN_MIN_MS) await sleep(DRAIN_MIN_MS - elapsed);
+      return { s: round(elapsed / 1000, 2), drained: true };
+    }
+    if (elapsed >= DRAIN_MAX_MS) return { s: round(elapsed / 1000, 2), drained: false };
   }
-  return round((quietAt ?? performance.now() - t0) / 1000, 2);
 }
 
 /** The victim's last log lines (to explain a failed send or a death). */
@@ -266,7 +279,7 @@ async function runOne(
     const cpu1 = await cpuMs(pid);
     const elapsed = performance.now() - t0;
     const [pingR, sendR, requestR, localR] = await Promise.all([ping, send, request, local]);
-    const drainS = await drain(pid);
+    const drained = await drain(pid, rssStart, t0 + elapsed);
     sampler.stop();
     const rssEnd = await rssMb(pid);
     const alive = await isAlive(victim);
@@ -292,7 +305,8 @@ async function runOne(
       stranger_request_ms: requestR.ms,
       ...(requestR.error === undefined ? {} : { stranger_error: requestR.error }),
       local_api_ms: localR,
-      drain_s: drainS,
+      drain_s: drained.s,
+      drained: drained.drained,
       drops: {
         drops: deltas(info0.drops, info1.drops),
         trust_refused: deltas(info0.trust_refused, info1.trust_refused),
