@@ -24,6 +24,7 @@ import {
 import { type Attack, type AttackOutcome, sleep, type Victim } from "./floods/_attack.ts";
 import { Api, cpuMs, percentile, round, rssMb, RssSampler } from "./floods/_measure.ts";
 import { ATTACKS } from "./floods/mod.ts";
+import { HOSTILE_FIXTURE } from "./floods/trusted_streams.ts";
 
 /** Targets of issue 8, item 10. */
 export const TARGETS = {
@@ -36,8 +37,6 @@ export const TARGETS = {
 
 const VICTIM_FIXTURE = 1;
 const FRIEND_FIXTURE = 0;
-/** Trusted by the victim (seeded trust.json): the trusted-but-hostile raw peer. */
-export const HOSTILE_FIXTURE = 2;
 /** Never trusted by anyone: the key `untrust` is timed with. */
 const UNKNOWN_FIXTURE = 6;
 /** Honest strangers take bench identities from here down (the many-identities attack uses the rest). */

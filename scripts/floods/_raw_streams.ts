@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { Endpoint } from "../../src/discovery/endpoint.ts";
 import {
   decodeSegment,
   encodeSegment,
@@ -139,6 +138,3 @@ export class RawStreams {
     };
   }
 }
-
-/** Where the victim is, for {@linkcode FloodPeer.ensureSession}. */
-export type { Endpoint };

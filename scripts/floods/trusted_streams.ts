@@ -22,7 +22,7 @@ import { type Attack, type AttackContext, paced, randomBytes, sleep } from "./_a
 import { FloodPeer } from "./_peer.ts";
 import { type RawConn, RawStreams } from "./_raw_streams.ts";
 
-/** Fixture identity of the hostile trusted peer (keep in step with floods.ts). */
+/** Fixture identity of the hostile trusted peer; the harness seeds the victim's trust.json with it. */
 export const HOSTILE_FIXTURE = 2;
 /** Connections of `pinned_segments`. */
 export const PINNED_CONNECTIONS = 12;
