@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BodyBudget } from "../src/services/messages/body_budget.ts";
+import { BodyBudget } from "../src/services/messages/_body_budget.ts";
 
 Deno.test("a peer at its share waits alone while another peer's bytes are taken", async () => {
   const budget = new BodyBudget({ perPeer: 100, reserve: 60, total: 50 });

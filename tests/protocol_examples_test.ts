@@ -26,19 +26,20 @@ import { MAX_DATAGRAM, MSG1_SIZE, PORT_MESSAGES, PORT_PUBSUB } from "../src/cons
 import { ReceivedFiles } from "../src/daemon/received_files.ts";
 import { TrustFlowStore } from "../src/daemon/trust_flow_store.ts";
 import { TrustStore } from "../src/daemon/trust_store.ts";
-import { ExchangeService, type MessageSink } from "../src/services/exchange_stream.ts";
+import { type MessageSink, MessagesServer } from "../src/services/messages/server.ts";
 import type { DatagramContext } from "../src/services/port_service.ts";
-import { PubSubBroker } from "../src/services/pubsub.ts";
+import { PubSubBroker } from "../src/services/pubsub/broker.ts";
 import { TrustService } from "../src/services/trust.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { type Connection, mssFor, StreamMux, type StreamPacket } from "../src/stream/mod.ts";
 import { utf8 } from "../src/bytes.ts";
 import { decodeEnvelope, type Envelope } from "../src/wire/data_message.ts";
-import { encodeFrame, FrameReader } from "../src/wire/exchange_frame.ts";
+import { encodeFrame, MESSAGE_FRAMES, nextMessageFrame } from "../src/wire/message_frame.ts";
+import { FrameReader } from "../src/wire/framing.ts";
 import {
   decodeBody,
   encodeFrame as encodePubSubFrame,
-  FrameSplitter,
+  PUBSUB_FRAMES,
 } from "../src/wire/pubsub_frame.ts";
 import { decodeSegment, SEG_ACK } from "../src/wire/stream_segment.ts";
 import { SimLink, track } from "./_sim_link.ts";
@@ -386,7 +387,7 @@ class RecordingSink implements MessageSink {
   }
 }
 
-Deno.test("a real exchange service stores the documented MESSAGE and file frames and answers with the documented receipts", async () => {
+Deno.test("a real messages server stores the documented MESSAGE and file frames and answers with the documented receipts", async () => {
   const [envelope] = dumps("worked-data-envelope");
   const [message, messageReceipt] = dumps("worked-data-message");
   const [begin, chunk, end, fileReceipt] = dumps("worked-data-file");
@@ -406,13 +407,13 @@ Deno.test("a real exchange service stores the documented MESSAGE and file frames
   const files = await ReceivedFiles.open(home.path);
   try {
     const sink = new RecordingSink();
-    const service = new ExchangeService({ sink, files });
+    const service = new MessagesServer({ sink, files });
     const link = new SimLink();
     link.b.listen(PORT_MESSAGES, (conn) => void service.serve(conn, session.peerA));
     const conn = await settle(link, link.a.connect(PORT_MESSAGES));
-    const reader = new FrameReader(conn);
+    const reader = new FrameReader(MESSAGE_FRAMES, conn);
     const nextFrame = async () => {
-      const f = await settle(link, reader.next());
+      const f = await settle(link, nextMessageFrame(reader));
       assert.ok(f !== null);
       return encodeFrame(f).toHex();
     };
@@ -426,7 +427,11 @@ Deno.test("a real exchange service stores the documented MESSAGE and file frames
     const stored = await Deno.readTextFile(`${files.dir}/${WORKED_DATA.fileName}`);
     assert.equal(stored, WORKED_DATA.fileContent);
     await settle(link, conn.close());
-    assert.equal(await settle(link, reader.next()), null, "the service closes its side too");
+    assert.equal(
+      await settle(link, nextMessageFrame(reader)),
+      null,
+      "the service closes its side too",
+    );
   } finally {
     await files.close();
   }
@@ -443,10 +448,10 @@ Deno.test("a real broker answers the documented SUBSCRIBE and PUBLISH with the d
   link.b.listen(PORT_PUBSUB, (conn) => void broker.serve(conn, session.peerA));
   /** Reads one whole frame from `conn` and re-encodes it (the codec is strict). */
   const framesOf = (conn: Connection) => {
-    const splitter = new FrameSplitter();
+    const splitter = new FrameReader(PUBSUB_FRAMES);
     return async () => {
       for (;;) {
-        const raw = splitter.next();
+        const raw = splitter.take();
         if (raw !== null) return encodePubSubFrame(decodeBody(raw)).toHex();
         const chunk = await settle(link, conn.read());
         assert.ok(chunk !== null, "the stream ended early");

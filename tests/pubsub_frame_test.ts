@@ -8,11 +8,12 @@ import {
   checkTopic,
   decodeFrame,
   encodeFrame,
-  FrameSplitter,
   MAX_PUBSUB_FRAME,
-  patternMatches,
+  PUBSUB_FRAMES,
   type PubSubFrame,
 } from "../src/wire/pubsub_frame.ts";
+import { FrameReader } from "../src/wire/framing.ts";
+import { patternMatches } from "../src/services/pubsub/topic.ts";
 import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
 
 const hex = (s: string) => Uint8Array.fromHex(s.replaceAll(" ", ""));
@@ -175,11 +176,11 @@ Deno.test("decodeFrame() refuses an EVENT from a reserved address", () => {
   refuses(hex("03 " + (body.length / 2).toString(16).padStart(8, "0") + body), "bad_address");
 });
 
-Deno.test("FrameSplitter refuses an oversized header before any of its body arrives", () => {
-  const s = new FrameSplitter();
+Deno.test("a FrameReader over PUBSUB_FRAMES refuses an oversized header before any of its body arrives", () => {
+  const s = new FrameReader(PUBSUB_FRAMES);
   s.push(hex("03 7fffffff"));
   assert.throws(
-    () => s.next(),
+    () => s.take(),
     (e: unknown) => e instanceof DecodeError && e.reason === "too_large",
   );
   assert.equal(MAX_PUBSUB_FRAME, 5 + 8 + 8 + 6 + 32 + 1 + PUBSUB_MAX_TOPIC + PUBSUB_MAX_DATA);
@@ -258,7 +259,7 @@ Deno.test("decodeFrame() throws only DecodeError on arbitrary bytes, and what it
   );
 });
 
-Deno.test("FrameSplitter yields the same frames however the stream is cut into chunks", () => {
+Deno.test("a FrameReader over PUBSUB_FRAMES yields the same frames however the stream is cut into chunks", () => {
   fc.assert(
     fc.property(
       fc.array(frame, { minLength: 1, maxLength: 6 }),
@@ -271,14 +272,14 @@ Deno.test("FrameSplitter yields the same frames however the stream is cut into c
           all.set(p, o);
           o += p.length;
         }
-        const s = new FrameSplitter();
+        const s = new FrameReader(PUBSUB_FRAMES);
         const got: Uint8Array[] = [];
         let at = 0;
         for (let i = 0; at < all.length; i++) {
           const n = cuts[i % cuts.length]!;
           s.push(all.subarray(at, at + n));
           at += n;
-          for (let raw = s.next(); raw !== null; raw = s.next()) {
+          for (let raw = s.take(); raw !== null; raw = s.take()) {
             const whole = new Uint8Array(5 + raw.body.length);
             new DataView(whole.buffer).setUint8(0, raw.kind);
             new DataView(whole.buffer).setUint32(1, raw.body.length);

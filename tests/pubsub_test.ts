@@ -8,22 +8,25 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PORT_PUBSUB } from "../src/constants.ts";
 import {
-  type Notice,
   type PublishResult,
-  publishTo,
   PubSubBroker,
-  PubSubError,
   type PubSubLimits,
+} from "../src/services/pubsub/broker.ts";
+import {
+  type Notice,
+  publishTo,
+  PubSubError,
   subscribe,
   type Subscription,
-} from "../src/services/pubsub.ts";
+} from "../src/services/pubsub/client.ts";
+import { patternMatches } from "../src/services/pubsub/topic.ts";
+import { FrameReader } from "../src/wire/framing.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import type { Connection } from "../src/stream/mod.ts";
 import {
   decodeBody,
   encodeFrame,
-  FrameSplitter,
-  patternMatches,
+  PUBSUB_FRAMES,
   type PubSubFrame,
 } from "../src/wire/pubsub_frame.ts";
 import { peerOf } from "./_service_helpers.ts";
@@ -111,10 +114,10 @@ class Net {
 async function readFrame(
   net: Net,
   conn: Connection,
-  splitter: FrameSplitter,
+  splitter: FrameReader,
 ): Promise<PubSubFrame | null> {
   for (;;) {
-    const raw = splitter.next();
+    const raw = splitter.take();
     if (raw !== null) return decodeBody(raw);
     const chunk = await net.settle(conn.read());
     if (chunk === null) return null;
@@ -250,7 +253,7 @@ Deno.test("a malformed pattern or topic is refused with the bad input quoted, an
   const raw = await net.connect(b);
   const bad = new TextEncoder().encode("a.*.c");
   await net.settle(raw.write(Uint8Array.of(0x01, 0, 0, 0, bad.length, ...bad)));
-  const splitter = new FrameSplitter();
+  const splitter = new FrameReader(PUBSUB_FRAMES);
   const answer = await readFrame(net, raw, splitter);
   assert.ok(answer?.kind === "error");
   assert.equal(answer.code, "bad_pattern");
@@ -263,7 +266,7 @@ Deno.test("a malformed pattern or topic is refused with the bad input quoted, an
   const badTopic = new TextEncoder().encode("Temp");
   const publishBad = Uint8Array.of(0x02, 0, 0, 0, 9, 0, 0, 0, 42, 4, ...badTopic);
   await net.settle(pub.write(publishBad));
-  const ps = new FrameSplitter();
+  const ps = new FrameReader(PUBSUB_FRAMES);
   const refusal = await readFrame(net, pub, ps);
   assert.ok(refusal?.kind === "error");
   assert.equal(refusal.id, 42);
@@ -275,11 +278,11 @@ Deno.test("a malformed pattern or topic is refused with the bad input quoted, an
   // An oversized frame header ends that stream with a clear error, and only that stream.
   const big = await net.connect(a);
   await net.settle(big.write(Uint8Array.of(0x02, 0x00, 0x10, 0x00, 0x00)));
-  const bs = new FrameSplitter();
+  const bs = new FrameReader(PUBSUB_FRAMES);
   const tooLarge = await readFrame(net, big, bs);
   assert.ok(tooLarge?.kind === "error");
   assert.equal(tooLarge.code, "too_large");
-  assert.match(tooLarge.message, /PUBLISH frame of 1048576 bytes is over its 65669-byte limit/);
+  assert.match(tooLarge.message, /PUBLISH frame of 1048576 bytes is over its cap of 65669/);
   assert.equal((await net.settle(publishTo(pub, "fine", text("and again")))).seq, 2);
   assert.equal(net.broker.stats().refused, 3);
 });

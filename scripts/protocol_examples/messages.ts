@@ -13,7 +13,6 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../src/wire/da
 import {
   decodeFrame as decodeExchangeFrame,
   encodeFrame as encodeExchangeFrame,
-  type ExchangeFrame,
   FRAME_FILE_BEGIN,
   FRAME_FILE_DATA,
   FRAME_FILE_END,
@@ -22,7 +21,8 @@ import {
   frameCap,
   type FrameKind,
   frameKindName,
-} from "../../src/wire/exchange_frame.ts";
+  type MessageFrame,
+} from "../../src/wire/message_frame.ts";
 import { type Field, fieldTable, hexDump } from "./_tables.ts";
 import { u32, u64 } from "./_values.ts";
 
@@ -42,7 +42,7 @@ export const WORKED_DATA = {
 } as const;
 
 /** Encodes a port-1001 frame, asserting the decoder reads back exactly what was written. */
-function exchangeChecked(frame: ExchangeFrame): Uint8Array {
+function exchangeChecked(frame: MessageFrame): Uint8Array {
   const bytes = encodeExchangeFrame(frame);
   assert.equal(encodeExchangeFrame(decodeExchangeFrame(bytes)).toHex(), bytes.toHex());
   return bytes;

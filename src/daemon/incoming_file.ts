@@ -5,13 +5,13 @@
  * yet ({@linkcode linkUnique}: never an overwrite), the temp name removed and
  * the folder fsynced. A crash leaves a temp file (removed at the next open)
  * or a stored file. I/O failures become a `Refusal` (`disk_full`,
- * `io_error`) that the exchange service sends back as the receipt's detail.
+ * `io_error`) that the messages server sends back as the receipt's detail.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import type { FileWriter, StoredFile } from "../services/exchange_stream.ts";
+import type { FileWriter, StoredFile } from "../services/messages/server.ts";
 import { Refusal } from "../services/refusal.ts";
 import { numberedName } from "./safe_file_name.ts";
 

@@ -30,8 +30,9 @@ import { SessionManager } from "../session/manager.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { peerRef } from "../session/peer_ref.ts";
 import { echoService, echoStream } from "../services/echo.ts";
-import { ExchangeService } from "../services/exchange_stream.ts";
-import { PubSubBroker } from "../services/pubsub.ts";
+import { MessagesClient } from "../services/messages/client.ts";
+import { MessagesServer } from "../services/messages/server.ts";
+import { PubSubBroker } from "../services/pubsub/broker.ts";
 import { TrustService } from "../services/trust.ts";
 import { encodeHandshakePayload } from "../wire/handshake_payload.ts";
 import type { DaemonConfig } from "./config.ts";
@@ -192,17 +193,20 @@ export class Node {
       streams.serve(PORT_ECHO, (conn) => void echoStream(conn));
     }
     // The sink is called only once streams arrive, after `messages` exists.
-    const exchange: ExchangeService = new ExchangeService({
+    const messagesServer: MessagesServer = new MessagesServer({
       sink: { store: (peer, envelope) => messages.store(peer, envelope) },
       files: stores.receivedFiles,
+    });
+    const messagesClient = new MessagesClient({
+      open: (peer, ms) => streams.open(peer, reach.endpointOf(peer.keyHex), PORT_MESSAGES, ms),
     });
     const messages = new MessagesFeature(this.ctx, {
       inbox: stores.inbox,
       dedup: stores.dedup,
-      exchange,
+      client: messagesClient,
     });
     if (enabled("data")) {
-      streams.serve(PORT_MESSAGES, (conn, peer) => void exchange.serve(conn, peer));
+      streams.serve(PORT_MESSAGES, (conn, peer) => void messagesServer.serve(conn, peer));
     }
     this.broker = new PubSubBroker({
       self: { address: identity.address, publicKey: identity.publicKey },
@@ -213,7 +217,7 @@ export class Node {
     this.features = {
       trust: new TrustFeature(this.ctx),
       messages,
-      files: new FilesFeature(this.ctx, exchange),
+      files: new FilesFeature(this.ctx, messagesClient),
       diagnostics: new DiagnosticsFeature(this.ctx, {
         startedAt: performance.now(),
         listen: () => this.listen,

@@ -4,7 +4,7 @@
  * @module
  */
 import { invalid, PilotError } from "../errors.ts";
-import { PubSubError } from "../services/pubsub.ts";
+import { PubSubError } from "../services/pubsub/client.ts";
 
 /** Runs a topic/pattern check, turning its TypeError into `invalid_argument`. */
 export function pubsubInput(check: () => void): void {

@@ -3,8 +3,8 @@
  * `HOME/received/` (mode 0700) and indexed in `HOME/received.log`, with the
  * inbox's cursor and acknowledgement model (DESIGN.md, "Messages").
  *
- * Receiving (`incoming_file.ts`): content goes to a temp file; the exchange
- * service verifies size and SHA-256, then the commit fsyncs it, links it
+ * Receiving (`incoming_file.ts`): content goes to a temp file; the messages
+ * server verifies size and SHA-256, then the commit fsyncs it, links it
  * under a safe name (`safe_file_name.ts`) that exists nowhere yet, fsyncs
  * the folder and only then appends the index record. A stored file without
  * its record is possible only if the daemon dies between the link and the
@@ -32,7 +32,7 @@ import { FILE_DUPLICATE_RATE } from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { RateLimiter } from "../session/rate_limit.ts";
-import type { FileBegin, FileOffer, FileSink, StoredFile } from "../services/exchange_stream.ts";
+import type { FileBegin, FileSink, StoredFile } from "../services/messages/server.ts";
 import { Refusal } from "../services/refusal.ts";
 import {
   hashFile,
@@ -42,6 +42,7 @@ import {
   TEMP_PREFIX,
 } from "./incoming_file.ts";
 import { log } from "./log.ts";
+import type { FileOffer } from "../wire/message_frame.ts";
 import { safeFileName } from "./safe_file_name.ts";
 import { isSeq, type SeqCodec, SeqIndex } from "./seq_index.ts";
 

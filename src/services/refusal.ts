@@ -8,7 +8,7 @@
  */
 import { type ErrorCode, PilotError } from "../errors.ts";
 import type { Envelope } from "../wire/data_message.ts";
-import type { StoredContent } from "../wire/exchange_frame.ts";
+import type { StoredContent } from "../wire/message_frame.ts";
 import { messageDigest } from "../wire/message_digest.ts";
 import type { RefusalCode } from "../wire/refusal_code.ts";
 

@@ -17,8 +17,9 @@
  * strictly below it: `a.b.*` matches `a.b.c` and `a.b.c.d`, not `a.b`), or
  * a lone `*` (every topic); also at most 128 bytes.
  *
- * A frame's header is checked before its body is buffered: an unknown kind
- * or a length outside that kind's bounds is refused at once, so no decoder
+ * Framing is `framing.ts`'s, with the caps table {@linkcode PUBSUB_FRAMES}: a
+ * frame's header is checked before its body is buffered, an unknown kind or
+ * a length outside that kind's bounds is refused at once, so no decoder
  * ever allocates from an unchecked length. Decoders throw only
  * {@linkcode DecodeError}; encoders throw `TypeError` or `RangeError` for
  * anything the decoder would refuse. Decoded byte fields are views into the
@@ -29,6 +30,14 @@
 import { PUBSUB_MAX_DATA, PUBSUB_MAX_ERROR_MESSAGE, PUBSUB_MAX_TOPIC } from "../constants.ts";
 import { type Address, addressToBytes, formatAddress } from "../identity/address.ts";
 import { DecodeError, Reader, Writer } from "../bytes.ts";
+import {
+  checkFrameHeader,
+  FRAME_HEADER_SIZE,
+  type FrameCaps,
+  type FrameReader,
+  type RawFrame,
+  splitFrame,
+} from "./framing.ts";
 
 /** Kind byte of SUBSCRIBE: the first frame of a subscription stream. */
 export const PUBSUB_SUBSCRIBE = 0x01;
@@ -43,12 +52,10 @@ export const PUBSUB_ACK = 0x05;
 /** Kind byte of ERROR: a refusal with a code and a message. */
 export const PUBSUB_ERROR = 0x06;
 
-/** Size of the frame header: kind u8 and body length u32. */
-export const PUBSUB_HEADER_SIZE = 5;
 /** Size of an encoded OVERFLOW frame, header included. */
-export const OVERFLOW_FRAME_SIZE: number = PUBSUB_HEADER_SIZE + 24;
+export const OVERFLOW_FRAME_SIZE: number = FRAME_HEADER_SIZE + 24;
 /** Size of an encoded ACK frame, header included. */
-export const ACK_FRAME_SIZE: number = PUBSUB_HEADER_SIZE + 20;
+export const ACK_FRAME_SIZE: number = FRAME_HEADER_SIZE + 20;
 /** Longest error code in an ERROR frame. */
 export const MAX_ERROR_CODE = 32;
 /** Largest u64 a decoder accepts (exact as a number). */
@@ -58,26 +65,29 @@ const ADDRESS_SIZE = 6;
 const KEY_SIZE = 32;
 const EVENT_FIXED = 8 + 8 + ADDRESS_SIZE + KEY_SIZE + 1;
 
-/** Smallest and largest body of each kind, indexed by kind byte. */
-const BODY_BOUNDS: Record<number, { name: string; min: number; max: number }> = {
-  [PUBSUB_SUBSCRIBE]: { name: "SUBSCRIBE", min: 1, max: PUBSUB_MAX_TOPIC },
-  [PUBSUB_PUBLISH]: { name: "PUBLISH", min: 6, max: 5 + PUBSUB_MAX_TOPIC + PUBSUB_MAX_DATA },
-  [PUBSUB_EVENT]: {
-    name: "EVENT",
-    min: EVENT_FIXED + 1,
-    max: EVENT_FIXED + PUBSUB_MAX_TOPIC + PUBSUB_MAX_DATA,
-  },
-  [PUBSUB_OVERFLOW]: { name: "OVERFLOW", min: 24, max: 24 },
-  [PUBSUB_ACK]: { name: "ACK", min: 20, max: 20 },
-  [PUBSUB_ERROR]: {
-    name: "ERROR",
-    min: 6,
-    max: 5 + MAX_ERROR_CODE + PUBSUB_MAX_ERROR_MESSAGE,
+/** The caps table of port-1002 frames: each kind's name and smallest and largest body. */
+export const PUBSUB_FRAMES: FrameCaps = {
+  label: "events",
+  kinds: {
+    [PUBSUB_SUBSCRIBE]: { name: "SUBSCRIBE", min: 1, max: PUBSUB_MAX_TOPIC },
+    [PUBSUB_PUBLISH]: { name: "PUBLISH", min: 6, max: 5 + PUBSUB_MAX_TOPIC + PUBSUB_MAX_DATA },
+    [PUBSUB_EVENT]: {
+      name: "EVENT",
+      min: EVENT_FIXED + 1,
+      max: EVENT_FIXED + PUBSUB_MAX_TOPIC + PUBSUB_MAX_DATA,
+    },
+    [PUBSUB_OVERFLOW]: { name: "OVERFLOW", min: 24, max: 24 },
+    [PUBSUB_ACK]: { name: "ACK", min: 20, max: 20 },
+    [PUBSUB_ERROR]: {
+      name: "ERROR",
+      min: 6,
+      max: 5 + MAX_ERROR_CODE + PUBSUB_MAX_ERROR_MESSAGE,
+    },
   },
 };
 
 /** Largest encoded frame of any kind, header included. */
-export const MAX_PUBSUB_FRAME: number = PUBSUB_HEADER_SIZE + BODY_BOUNDS[PUBSUB_EVENT]!.max;
+export const MAX_PUBSUB_FRAME: number = FRAME_HEADER_SIZE + PUBSUB_FRAMES.kinds[PUBSUB_EVENT]!.max;
 
 /** SUBSCRIBE: makes the stream a subscription to `pattern`. */
 export interface SubscribeFrame {
@@ -164,14 +174,6 @@ export type PubSubFrame =
   | AckFrame
   | ErrorFrame;
 
-/** A frame whose header passed its checks, body not yet decoded. */
-export interface RawFrame {
-  /** Kind byte (a known kind). */
-  kind: number;
-  /** The body: within the kind's bounds; a view when it arrived in one chunk. */
-  body: Uint8Array;
-}
-
 const encoder = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is part of the text, not something to drop silently.
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -256,23 +258,6 @@ export function checkPattern(pattern: string): string {
   return pattern;
 }
 
-/**
- * Whether a valid `pattern` matches a valid `topic`: the reference semantics
- * (the broker uses an index with the same result).
- *
- * @example
- * ```ts
- * import { patternMatches } from "./pubsub_frame.ts";
- * patternMatches("a.b.*", "a.b.c.d"); // true
- * patternMatches("a.b.*", "a.b"); // false
- * ```
- */
-export function patternMatches(pattern: string, topic: string): boolean {
-  if (pattern === "*") return true;
-  if (pattern.endsWith(".*")) return topic.startsWith(pattern.slice(0, -1));
-  return topic === pattern;
-}
-
 // ---- Encoding ----
 
 function checkU32(v: number, what: string): void {
@@ -319,7 +304,7 @@ export function encodeFrame(frame: PubSubFrame): Uint8Array {
   switch (frame.kind) {
     case "subscribe": {
       const p = encoder.encode(checkPattern(frame.pattern));
-      return header(new Writer(PUBSUB_HEADER_SIZE + p.length), PUBSUB_SUBSCRIBE, p.length)
+      return header(new Writer(FRAME_HEADER_SIZE + p.length), PUBSUB_SUBSCRIBE, p.length)
         .bytes(p).finish();
     }
     case "publish": {
@@ -327,7 +312,7 @@ export function encodeFrame(frame: PubSubFrame): Uint8Array {
       const t = topicBytes(frame.topic);
       checkData(frame.data);
       const n = 5 + t.length + frame.data.length;
-      return header(new Writer(PUBSUB_HEADER_SIZE + n), PUBSUB_PUBLISH, n)
+      return header(new Writer(FRAME_HEADER_SIZE + n), PUBSUB_PUBLISH, n)
         .u32(frame.id).u8(t.length).bytes(t).bytes(frame.data).finish();
     }
     case "event": {
@@ -340,7 +325,7 @@ export function encodeFrame(frame: PubSubFrame): Uint8Array {
       }
       const from = addressToBytes(frame.from);
       const n = EVENT_FIXED + t.length + frame.data.length;
-      return header(new Writer(PUBSUB_HEADER_SIZE + n), PUBSUB_EVENT, n)
+      return header(new Writer(FRAME_HEADER_SIZE + n), PUBSUB_EVENT, n)
         .u64(BigInt(frame.seq)).u64(BigInt(frame.time)).bytes(from).bytes(frame.fromKey)
         .u8(t.length).bytes(t).bytes(frame.data).finish();
     }
@@ -379,7 +364,7 @@ export function encodeFrame(frame: PubSubFrame): Uint8Array {
         );
       }
       const n = 5 + frame.code.length + m.length;
-      return header(new Writer(PUBSUB_HEADER_SIZE + n), PUBSUB_ERROR, n)
+      return header(new Writer(FRAME_HEADER_SIZE + n), PUBSUB_ERROR, n)
         .u32(frame.id).u8(frame.code.length).bytes(encoder.encode(frame.code)).bytes(m)
         .finish();
     }
@@ -426,26 +411,10 @@ function dataField(r: Reader): Uint8Array {
   return r.rest();
 }
 
-/** Checks a frame header: the kind is known and the body length within its bounds. */
-export function checkHeader(kind: number, length: number): void {
-  const bounds = BODY_BOUNDS[kind];
-  if (bounds === undefined) {
-    refuse("unknown_kind", `Unknown events frame kind 0x${kind.toString(16).padStart(2, "0")}`);
-  }
-  if (length > bounds.max) {
-    refuse(
-      "too_large",
-      `${bounds.name} frame of ${length} bytes is over its ${bounds.max}-byte limit`,
-    );
-  }
-  if (length < bounds.min) {
-    refuse("too_short", `${bounds.name} frame of ${length} bytes is under its ${bounds.min} bytes`);
-  }
-}
-
 /** Decodes a body of a known kind (strict: every byte used, every field in range). */
 export function decodeBody(raw: RawFrame): PubSubFrame {
-  checkHeader(raw.kind, raw.body.length);
+  const { name } = PUBSUB_FRAMES.kinds[raw.kind] ?? { name: "" };
+  checkFrameHeader(PUBSUB_FRAMES, raw.kind, raw.body.length);
   const r = new Reader(raw.body);
   let frame: PubSubFrame;
   switch (raw.kind) {
@@ -516,86 +485,17 @@ export function decodeBody(raw: RawFrame): PubSubFrame {
       frame = { kind: "error", id, code, message: utf8(rest, "ERROR message") };
     }
   }
-  r.end(BODY_BOUNDS[raw.kind]!.name);
+  r.end(name);
   return frame;
 }
 
 /** Decodes exactly one whole frame, header included (strict: no trailing bytes). */
 export function decodeFrame(bytes: Uint8Array): PubSubFrame {
-  const r = new Reader(bytes);
-  const kind = r.u8("frame kind");
-  const length = r.u32("frame length");
-  checkHeader(kind, length);
-  const body = r.bytes(length, "frame body");
-  r.end("frame");
-  return decodeBody({ kind, body });
+  return decodeBody(splitFrame(PUBSUB_FRAMES, bytes));
 }
 
-/**
- * Cuts a byte stream into frames. Each header is checked as soon as its 5
- * bytes are in, before the body is buffered, so what it holds is bounded by
- * one largest frame plus the chunk last pushed (callers push only after
- * {@linkcode FrameSplitter.next} returned null).
- */
-export class FrameSplitter {
-  #chunks: Uint8Array[] = [];
-  #offset = 0; // into the first chunk
-  #size = 0;
-  #header: { kind: number; length: number } | null = null;
-
-  /** Bytes held, not yet returned in a frame. */
-  get buffered(): number {
-    return this.#size;
-  }
-
-  /** Adds received bytes (kept as views, not copied). */
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
-  }
-
-  /** The next whole frame, or null until more bytes arrive; throws DecodeError for a bad header. */
-  next(): RawFrame | null {
-    if (this.#header === null) {
-      if (this.#size < PUBSUB_HEADER_SIZE) return null;
-      const h = new Reader(this.#take(PUBSUB_HEADER_SIZE));
-      const kind = h.u8();
-      const length = h.u32();
-      checkHeader(kind, length);
-      this.#header = { kind, length };
-    }
-    const { kind, length } = this.#header;
-    if (this.#size < length) return null;
-    this.#header = null;
-    return { kind, body: this.#take(length) };
-  }
-
-  #take(n: number): Uint8Array {
-    const first = this.#chunks[0];
-    if (first !== undefined && first.length - this.#offset >= n) {
-      const view = first.subarray(this.#offset, this.#offset + n);
-      this.#advance(n);
-      return view;
-    }
-    const out = new Uint8Array(n); // n was checked against the kind's bound
-    let o = 0;
-    while (o < n) {
-      const c = this.#chunks[0]!;
-      const k = Math.min(n - o, c.length - this.#offset);
-      out.set(c.subarray(this.#offset, this.#offset + k), o);
-      o += k;
-      this.#advance(k);
-    }
-    return out;
-  }
-
-  #advance(n: number): void {
-    this.#offset += n;
-    this.#size -= n;
-    if (this.#offset === this.#chunks[0]!.length) {
-      this.#chunks.shift();
-      this.#offset = 0;
-    }
-  }
+/** The next whole frame from a reader over {@linkcode PUBSUB_FRAMES}, decoded, or null at a clean end; DecodeError only. */
+export async function nextPubSubFrame(reader: FrameReader): Promise<PubSubFrame | null> {
+  const raw = await reader.next();
+  return raw === null ? null : decodeBody(raw);
 }

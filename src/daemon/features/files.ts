@@ -1,7 +1,7 @@
 /**
  * `pilot send-file`: streams a file of any size to a trusted peer's port
  * 1001, SHA-256 verified at the peer (the receiving side is
- * received_files.ts behind services/exchange_stream.ts).
+ * received_files.ts behind services/messages/server.ts).
  *
  * @module
  */
@@ -11,19 +11,19 @@ import { PORT_MESSAGES } from "../../constants.ts";
 import { invalid } from "../../errors.ts";
 import { refusalError } from "../../services/refusal.ts";
 import { peerRef } from "../../session/peer_ref.ts";
-import type { ExchangeService } from "../../services/exchange_stream.ts";
+import type { MessagesClient } from "../../services/messages/client.ts";
 import type { NodeContext } from "../context.ts";
 import { withTimeout } from "../with_timeout.ts";
 
 /** The file command over a node's context. */
 export class FilesFeature {
   #ctx: NodeContext;
-  #exchange: ExchangeService;
+  #client: MessagesClient;
 
   /** Creates the feature over `ctx` and the port-1001 client. */
-  constructor(ctx: NodeContext, exchange: ExchangeService) {
+  constructor(ctx: NodeContext, client: MessagesClient) {
     this.#ctx = ctx;
-    this.#exchange = exchange;
+    this.#client = client;
   }
 
   /** `pilot send-file`: streams a file of any size; SHA-256 verified at the peer. */
@@ -54,7 +54,7 @@ export class FilesFeature {
     const file = await Deno.open(path, { read: true });
     try {
       const receipt = await withTimeout(
-        this.#exchange.sendFile(conn, {
+        this.#client.sendFile(conn, {
           name: basename(path),
           size: info.size,
           sha256,

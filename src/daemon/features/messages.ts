@@ -1,26 +1,23 @@
 /**
  * `pilot send`, `call`, `reply`, `inbox ack` and `inbox --clear`, and the
  * receiving side's store: messages to and from port 1001 (the wire side is
- * services/exchange_stream.ts; the durable stores are inbox.ts and
+ * services/messages/; the durable stores are inbox.ts and
  * dedup_store.ts).
  *
  * @module
  */
-import { PORT_MESSAGES } from "../../constants.ts";
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
 import { messageRefusalError, Refusal } from "../../services/refusal.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
-import type { ExchangeService, Receipt } from "../../services/exchange_stream.ts";
-import type { Connection } from "../../stream/mod.ts";
+import type { MessagesClient } from "../../services/messages/client.ts";
 import type { Envelope } from "../../wire/data_message.ts";
 import type { NodeContext } from "../context.ts";
 import { dedupContent, type DedupStore } from "../dedup_store.ts";
 import type { Inbox, InboxMessage } from "../inbox.ts";
 import { log } from "../log.ts";
 import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
-import { withTimeout } from "../with_timeout.ts";
 
 /** What the messages feature owns besides the node's context. */
 export interface MessagesParts {
@@ -28,8 +25,8 @@ export interface MessagesParts {
   inbox: Inbox;
   /** Message ids seen per sender, apart from the inbox. */
   dedup: DedupStore;
-  /** The port-1001 client and server. */
-  exchange: ExchangeService;
+  /** The port-1001 client. */
+  client: MessagesClient;
 }
 
 /** A call waiting for its reply: replies to its id, as they arrive. */
@@ -43,20 +40,18 @@ export class MessagesFeature {
   #ctx: NodeContext;
   #inbox: Inbox;
   #dedup: DedupStore;
-  #exchange: ExchangeService;
+  #client: MessagesClient;
   /** Dedup entries not yet durable: inbox removals wait for them. */
   #dedupPending = new Set<Promise<void>>();
   /** Calls waiting for a reply, by the id of their request. */
   #replyWaits = new Map<string, Set<ReplyWait>>();
-  /** The reused port-1001 stream per peer. */
-  #conns = new Map<string, Promise<Connection>>();
 
   /** Creates the feature over `ctx` and its stores. */
   constructor(ctx: NodeContext, parts: MessagesParts) {
     this.#ctx = ctx;
     this.#inbox = parts.inbox;
     this.#dedup = parts.dedup;
-    this.#exchange = parts.exchange;
+    this.#client = parts.client;
   }
 
   /** The message sink: stores a received message once: dedup by (sender key, id), then the durable inbox. */
@@ -127,45 +122,12 @@ export class MessagesFeature {
     timeoutMs: number,
   ): Promise<Record<string, unknown>> {
     const envelope = buildEnvelope(m);
-    const deadline = Date.now() + timeoutMs;
-    let peer = await this.#ctx.reach.reachTrusted(text, timeoutMs);
-    // One reused stream per peer carries every message; a broken one is
-    // replaced once (retrying is safe: the peer deduplicates by id), and the
-    // peer is reached again first: its session may have gone (a restart, or
-    // its endpoint now answers with another key: `key_changed`).
-    let receipt: Receipt | undefined;
-    for (let attempt = 0; receipt === undefined; attempt++) {
-      if (attempt > 0) {
-        peer = await this.#ctx.reach.reachTrusted(text, Math.max(1, deadline - Date.now()));
-      }
-      let conn: Connection | undefined;
-      try {
-        conn = await this.#stream(peer, Math.max(1, deadline - Date.now()));
-        receipt = await withTimeout(
-          this.#exchange.sendMessage(conn, envelope),
-          Math.max(1, deadline - Date.now()),
-          "delivery",
-        );
-      } catch (e) {
-        this.#conns.delete(peer.keyHex);
-        conn?.reset("delivery failed");
-        if (e instanceof PilotError && e.code === "timeout" && conn !== undefined) {
-          throw new PilotError(
-            "timeout",
-            `${peer.address} did not confirm the message within ${timeoutMs} ms`,
-            `retry with --id ${envelope.id}: it is never stored twice`,
-          );
-        }
-        if (attempt >= 1 || Date.now() >= deadline) {
-          if (e instanceof PilotError) throw e;
-          throw new PilotError(
-            "unreachable",
-            `Delivery to ${peer.address} failed: ${(e as Error).message}`,
-            `retry with --id ${envelope.id}`,
-          );
-        }
-      }
-    }
+    // The client keeps one stream per peer and replaces a broken one once,
+    // reaching the peer again first (its session may have gone meanwhile).
+    const { peer, receipt } = await this.#client.deliver(envelope, {
+      reach: (ms) => this.#ctx.reach.reachTrusted(text, ms),
+      timeoutMs,
+    });
     if (receipt.status === "refused") throw messageRefusalError(peer.address, envelope, receipt);
     return {
       to: peerRef(peer),
@@ -288,26 +250,6 @@ export class MessagesFeature {
       inReplyTo: id,
       correlationId: request.correlation_id ?? id,
     }, timeoutMs);
-  }
-
-  /** The open port-1001 stream to a peer, opened when there is none. */
-  #stream(peer: PeerIdentity, timeoutMs: number): Promise<Connection> {
-    let conn = this.#conns.get(peer.keyHex);
-    if (conn === undefined) {
-      const { streams, reach } = this.#ctx;
-      conn = streams.open(peer, reach.endpointOf(peer.keyHex), PORT_MESSAGES, timeoutMs).then(
-        (conn) => {
-          conn.closed.then(() => {
-            if (this.#conns.get(peer.keyHex) === pending) this.#conns.delete(peer.keyHex);
-          });
-          return conn;
-        },
-      );
-      const pending = conn;
-      pending.catch(() => this.#conns.delete(peer.keyHex));
-      this.#conns.set(peer.keyHex, pending);
-    }
-    return conn;
   }
 
   /**

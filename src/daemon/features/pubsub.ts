@@ -1,12 +1,12 @@
 /**
  * `pilot publish` and `pilot subscribe`: events through a trusted peer's
- * pub/sub broker on port 1002 (the broker is services/pubsub.ts).
+ * pub/sub broker on port 1002 (the broker is services/pubsub/broker.ts).
  *
  * @module
  */
 import { PORT_PUBSUB } from "../../constants.ts";
 import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
-import { publishTo, subscribe } from "../../services/pubsub.ts";
+import { publishTo, subscribe } from "../../services/pubsub/client.ts";
 import type { Connection } from "../../stream/mod.ts";
 import { checkPattern, checkTopic } from "../../wire/pubsub_frame.ts";
 import type { NodeContext } from "../context.ts";

@@ -5,12 +5,10 @@ import { DecodeError, utf8 } from "../src/bytes.ts";
 import { type Envelope, MESSAGE_TYPES } from "../src/wire/data_message.ts";
 import { REFUSAL_CODES, type RefusalCode } from "../src/wire/refusal_code.ts";
 import {
-  type ChunkSource,
   decodeFrame,
   decodeFrameHeader,
   encodeFrame,
   encodeFrameHeader,
-  type ExchangeFrame,
   FRAME_FILE_BEGIN,
   FRAME_FILE_DATA,
   FRAME_FILE_END,
@@ -18,9 +16,12 @@ import {
   FRAME_RECEIPT,
   frameCap,
   type FrameKind,
-  FrameReader,
   MAX_ENVELOPE_OVERHEAD,
-} from "../src/wire/exchange_frame.ts";
+  MESSAGE_FRAMES,
+  type MessageFrame,
+  nextMessageFrame,
+} from "../src/wire/message_frame.ts";
+import { type ChunkSource, FrameReader } from "../src/wire/framing.ts";
 import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
 
 const HELLO_SHA = Uint8Array.fromHex(
@@ -45,7 +46,7 @@ const HELLO_SHA = Uint8Array.fromHex(
 //      05 612e747874           stored name "a.txt"
 //      0000000000000005        size 5
 //      2cf24dba…938b9824       SHA-256
-const EXAMPLE: ExchangeFrame[] = [
+const EXAMPLE: MessageFrame[] = [
   { kind: "file_begin", file: { id: "f1", name: "a.txt", size: 5, sha256: HELLO_SHA } },
   { kind: "file_data", data: new TextEncoder().encode("hello") },
   { kind: "file_end", cancelled: false },
@@ -95,7 +96,7 @@ Deno.test("a MESSAGE frame's body is the envelope encoding, and a refusal receip
   assert.equal(encodeFrame({ kind: "message", envelope }).toHex(), hex);
   assert.deepEqual(decodeFrame(Uint8Array.fromHex(hex)), { kind: "message", envelope });
   // 05 0000001a | 02 refused | 01 message | seq 0 | 02 6d31 "m1" | 0c "rate_limited"
-  const refused: ExchangeFrame = {
+  const refused: MessageFrame = {
     kind: "receipt",
     receipt: { subject: "message", status: "refused", seq: 0, id: "m1", detail: "rate_limited" },
   };
@@ -107,7 +108,7 @@ Deno.test("a MESSAGE frame's body is the envelope encoding, and a refusal receip
 
 Deno.test("a conflict receipt carries the stored message's size and digest, and only a conflict does", () => {
   const digest = Uint8Array.from({ length: 32 }, (_, i) => i);
-  const conflict: ExchangeFrame = {
+  const conflict: MessageFrame = {
     kind: "receipt",
     receipt: {
       subject: "message",
@@ -193,7 +194,7 @@ Deno.test("decodeFrameHeader() refuses a length over its kind's cap and unknown 
 
 Deno.test("encodeFrame() refuses out-of-range fields with RangeError", () => {
   const offer = { id: "f", name: "n", size: 1, sha256: HELLO_SHA };
-  const bad: ExchangeFrame[] = [
+  const bad: MessageFrame[] = [
     { kind: "file_begin", file: { ...offer, id: "" } },
     { kind: "file_begin", file: { ...offer, name: "" } },
     { kind: "file_begin", file: { ...offer, name: "x".repeat(256) } },
@@ -249,7 +250,7 @@ const envelopes: fc.Arbitrary<Envelope> = fc.record({
   data: fc.uint8Array({ maxLength: 2_000 }),
 }, { noNullPrototype: true });
 
-const frames: fc.Arbitrary<ExchangeFrame> = fc.oneof(
+const frames: fc.Arbitrary<MessageFrame> = fc.oneof(
   envelopes.map((envelope) => ({ kind: "message" as const, envelope })),
   fc.record({
     id: text(32, 1),
@@ -372,9 +373,9 @@ Deno.test("FrameReader reads the same frames whatever the chunk boundaries", asy
           all.set(p, o);
           o += p.length;
         }
-        const reader = new FrameReader(chunked(all, sizes));
-        for (const f of list) assert.deepEqual(await reader.next(), f);
-        assert.equal(await reader.next(), null);
+        const reader = new FrameReader(MESSAGE_FRAMES, chunked(all, sizes));
+        for (const f of list) assert.deepEqual(await nextMessageFrame(reader), f);
+        assert.equal(await nextMessageFrame(reader), null);
       },
     ),
     { numRuns: 200 },
@@ -391,7 +392,7 @@ Deno.test("FrameReader refuses an over-cap MESSAGE length before it reads or all
       return Promise.resolve(header);
     },
   };
-  const reader = new FrameReader(source);
+  const reader = new FrameReader(MESSAGE_FRAMES, source);
   await assert.rejects(
     () => reader.header(),
     (e) => e instanceof DecodeError && e.reason === "too_large",
@@ -402,13 +403,13 @@ Deno.test("FrameReader refuses an over-cap MESSAGE length before it reads or all
 Deno.test("FrameReader refuses a stream that ends inside a header or a body with DecodeError", async () => {
   const frame = encodeFrame({ kind: "file_data", data: new Uint8Array(100).fill(7) });
   for (const cut of [1, 4, 5, 6, 104]) {
-    const reader = new FrameReader(chunked(frame.subarray(0, cut), [3]));
+    const reader = new FrameReader(MESSAGE_FRAMES, chunked(frame.subarray(0, cut), [3]));
     await assert.rejects(
-      () => reader.next(),
+      () => nextMessageFrame(reader),
       (e) => e instanceof DecodeError && e.reason === "truncated",
       `cut at ${cut}`,
     );
   }
-  const empty = new FrameReader(chunked(new Uint8Array(0), [1]));
+  const empty = new FrameReader(MESSAGE_FRAMES, chunked(new Uint8Array(0), [1]));
   assert.equal(await empty.next(), null);
 });

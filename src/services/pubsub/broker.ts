@@ -1,9 +1,10 @@
 /**
- * The events service on virtual port 1002: every node is the broker of its
+ * The events broker on virtual port 1002: every node is the broker of its
  * own topics. Trusted peers open a stream to it and either SUBSCRIBE (the
  * stream then carries matching EVENTs until either side closes it) or send
  * PUBLISH frames (each answered with an ACK once fanned out, or an ERROR).
- * Frames and topic grammar: `wire/pubsub_frame.ts`.
+ * Frames and topic grammar: `wire/pubsub_frame.ts`; what patterns match:
+ * `topic.ts`; the subscribing and publishing side: `client.ts`.
  *
  * Fan-out never waits for a subscriber: each subscription has a bounded
  * queue (frames and bytes, with a per-subscription reserve and a budget
@@ -25,26 +26,24 @@ import {
   PUBSUB_QUEUE_FRAMES,
   PUBSUB_RESERVE_BYTES,
   PUBSUB_SHARED_BYTES,
-} from "../constants.ts";
-import type { Address } from "../identity/address.ts";
-import type { PeerIdentity } from "../session/peer_identity.ts";
-import { Budget, type Connection, StreamError } from "../stream/mod.ts";
-import { DecodeError, truncateUtf8 } from "../bytes.ts";
+} from "../../constants.ts";
+import type { Address } from "../../identity/address.ts";
+import type { PeerIdentity } from "../../session/peer_identity.ts";
+import { Budget, type Connection, StreamError } from "../../stream/mod.ts";
+import { DecodeError, truncateUtf8 } from "../../bytes.ts";
+import { FrameReader, type RawFrame } from "../../wire/framing.ts";
 import {
-  checkPattern,
   checkTopic,
   decodeBody,
   encodeFrame,
-  type EventFrame,
-  FrameSplitter,
   OVERFLOW_FRAME_SIZE,
-  type OverflowFrame,
+  PUBSUB_FRAMES,
   PUBSUB_PUBLISH,
   PUBSUB_SUBSCRIBE,
-  type PubSubFrame,
   quoteInput,
-  type RawFrame,
-} from "../wire/pubsub_frame.ts";
+} from "../../wire/pubsub_frame.ts";
+import { drain } from "./_drain.ts";
+import { TopicIndex } from "./topic.ts";
 
 /** Caps of the broker; defaults from `constants.ts`. */
 export interface PubSubLimits {
@@ -126,62 +125,7 @@ export interface PubSubStats {
   refused: number;
 }
 
-/** An event or an overflow notice, as a subscriber receives them. */
-export type Notice = EventFrame | OverflowFrame;
-
-/** A refusal from the broker (`code` as in its ERROR frame) or a broken protocol (`protocol`, `closed`). */
-export class PubSubError extends Error {
-  /** Machine-readable code: `bad_topic`, `bad_pattern`, `too_large`, `limit`, `protocol`, `closed`, … */
-  readonly code: string;
-  /** Creates an error with a code and a sentence-case message. */
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "PubSubError";
-    this.code = code;
-  }
-}
-
-const noop = () => {};
 const EMPTY = new Uint8Array(0);
-
-/** Reads frames from a connection. */
-class FrameReader {
-  #conn: Connection;
-  #splitter = new FrameSplitter();
-
-  constructor(conn: Connection) {
-    this.#conn = conn;
-  }
-
-  /** The next raw frame, null at the end of the stream; DecodeError for bad bytes. */
-  async raw(): Promise<RawFrame | null> {
-    for (;;) {
-      const frame = this.#splitter.next();
-      if (frame !== null) return frame;
-      const chunk = await this.#conn.read();
-      if (chunk === null) {
-        if (this.#splitter.buffered > 0) {
-          throw new DecodeError("truncated", "The stream ended inside a frame");
-        }
-        return null;
-      }
-      this.#splitter.push(chunk);
-    }
-  }
-
-  /** The next decoded frame, null at the end of the stream; DecodeError for bad bytes. */
-  async next(): Promise<PubSubFrame | null> {
-    const raw = await this.raw();
-    return raw === null ? null : decodeBody(raw);
-  }
-}
-
-/** Reads and discards until the stream ends, so the peer can finish its side. */
-async function drain(conn: Connection): Promise<void> {
-  try {
-    while ((await conn.read()) !== null) { /* discard */ }
-  } catch { /* reset: nothing left to drain */ }
-}
 
 function errorFrame(id: number, code: string, message: string): Uint8Array {
   return encodeFrame({
@@ -241,9 +185,7 @@ export class PubSubBroker {
   #seq = 0;
   #dropped = 0;
   #refused = 0;
-  #exact = new Map<string, Set<Sub>>();
-  #prefix = new Map<string, Set<Sub>>();
-  #all = new Set<Sub>();
+  #index = new TopicIndex<Sub>();
   #subs = new Set<Sub>();
   #perPeer = new Map<string, number>();
   #conns = new Set<Connection>();
@@ -287,18 +229,10 @@ export class PubSubBroker {
     });
     let delivered = 0;
     let dropped = 0;
-    const offer = (set: Set<Sub> | undefined) => {
-      if (set === undefined) return;
-      for (const sub of set) {
-        if (this.#offer(sub, frame, seq)) delivered++;
-        else dropped++;
-      }
-    };
-    offer(this.#exact.get(topic));
-    for (let i = topic.indexOf("."); i !== -1; i = topic.indexOf(".", i + 1)) {
-      offer(this.#prefix.get(topic.slice(0, i)));
-    }
-    offer(this.#all);
+    this.#index.forEach(topic, (sub) => {
+      if (this.#offer(sub, frame, seq)) delivered++;
+      else dropped++;
+    });
     return { seq, delivered, dropped };
   }
 
@@ -308,9 +242,9 @@ export class PubSubBroker {
    */
   async serve(conn: Connection, peer: PeerIdentity): Promise<void> {
     this.#conns.add(conn);
-    const reader = new FrameReader(conn);
+    const reader = new FrameReader(PUBSUB_FRAMES, conn);
     try {
-      const first = await reader.raw();
+      const first = await reader.next();
       if (first === null) {
         await conn.close();
       } else if (first.kind === PUBSUB_SUBSCRIBE) {
@@ -406,7 +340,7 @@ export class PubSubBroker {
     void conn.closed.then(() => this.#remove(sub));
     try {
       // A subscriber only ever closes its direction: that is its unsubscribe.
-      const extra = await reader.raw();
+      const extra = await reader.next();
       this.#remove(sub);
       if (extra !== null) {
         return await this.#fail(
@@ -422,12 +356,7 @@ export class PubSubBroker {
   }
 
   #add(sub: Sub): void {
-    const p = sub.pattern;
-    let set: Set<Sub>;
-    if (p === "*") set = this.#all;
-    else if (p.endsWith(".*")) set = setIn(this.#prefix, p.slice(0, -2));
-    else set = setIn(this.#exact, p);
-    set.add(sub);
+    this.#index.add(sub.pattern, sub);
     this.#subs.add(sub);
     this.#perPeer.set(sub.peer.keyHex, (this.#perPeer.get(sub.peer.keyHex) ?? 0) + 1);
   }
@@ -435,10 +364,7 @@ export class PubSubBroker {
   #remove(sub: Sub): void {
     if (sub.closed) return;
     sub.closed = true;
-    const p = sub.pattern;
-    if (p === "*") this.#all.delete(sub);
-    else if (p.endsWith(".*")) unsetIn(this.#prefix, p.slice(0, -2), sub);
-    else unsetIn(this.#exact, p, sub);
+    this.#index.delete(sub.pattern, sub);
     this.#subs.delete(sub);
     const n = (this.#perPeer.get(sub.peer.keyHex) ?? 1) - 1;
     if (n > 0) this.#perPeer.set(sub.peer.keyHex, n);
@@ -553,7 +479,7 @@ export class PubSubBroker {
       }
       // Backpressure from the publisher's own stream only: it must read its ACKs.
       await conn.write(answer);
-      raw = await reader.raw();
+      raw = await reader.next();
     }
     await conn.close();
   }
@@ -567,247 +493,4 @@ export class PubSubBroker {
     } catch { /* the stream is gone already */ }
     await draining;
   }
-}
-
-function setIn(map: Map<string, Set<Sub>>, key: string): Set<Sub> {
-  let set = map.get(key);
-  if (set === undefined) {
-    set = new Set();
-    map.set(key, set);
-  }
-  return set;
-}
-
-function unsetIn(map: Map<string, Set<Sub>>, key: string, sub: Sub): void {
-  const set = map.get(key);
-  if (set === undefined) return;
-  set.delete(sub);
-  if (set.size === 0) map.delete(key);
-}
-
-// ---- Client side ----
-
-/** A subscription at a peer's broker, from {@linkcode subscribe}; iterating it yields notices. */
-export interface Subscription extends AsyncIterable<Notice> {
-  /** The pattern subscribed with. */
-  readonly pattern: string;
-  /** The broker's last seq before the subscription took effect; every later matching event is delivered or counted. */
-  readonly since: number;
-  /**
-   * The next event or overflow notice, or null once the broker ended the
-   * subscription. Rejects with {@linkcode PubSubError} for an ERROR or a
-   * protocol violation, with a `StreamError` when the stream fails.
-   */
-  next(): Promise<Notice | null>;
-  /** Unsubscribes: closes our direction and discards what is still in flight. */
-  close(): Promise<void>;
-}
-
-class ClientSubscription implements Subscription {
-  readonly pattern: string;
-  readonly since: number;
-  #conn: Connection;
-  #reader: FrameReader;
-  #done = false;
-
-  constructor(conn: Connection, reader: FrameReader, pattern: string, since: number) {
-    this.#conn = conn;
-    this.#reader = reader;
-    this.pattern = pattern;
-    this.since = since;
-  }
-
-  async next(): Promise<Notice | null> {
-    if (this.#done) return null;
-    let frame: PubSubFrame | null;
-    try {
-      frame = await this.#reader.next();
-    } catch (e) {
-      this.#done = true;
-      if (e instanceof DecodeError) {
-        this.#conn.reset("protocol error");
-        throw new PubSubError("protocol", `The broker sent a bad frame: ${e.message}`);
-      }
-      throw e;
-    }
-    if (frame === null) {
-      this.#done = true;
-      return null;
-    }
-    if (frame.kind === "event" || frame.kind === "overflow") return frame;
-    this.#done = true;
-    if (frame.kind === "error") {
-      void this.#conn.close().catch(noop);
-      throw new PubSubError(frame.code, frame.message);
-    }
-    this.#conn.reset("protocol error");
-    throw new PubSubError(
-      "protocol",
-      `The broker sent ${frame.kind.toUpperCase()} on a subscription`,
-    );
-  }
-
-  async close(): Promise<void> {
-    this.#done = true;
-    const draining = drain(this.#conn);
-    await this.#conn.close().catch(noop);
-    await draining;
-  }
-
-  // Iterates until the broker ends the subscription; leaving the loop early unsubscribes.
-  async *[Symbol.asyncIterator](): AsyncIterator<Notice> {
-    try {
-      for (;;) {
-        const n = await this.next();
-        if (n === null) return;
-        yield n;
-      }
-    } finally {
-      await this.close();
-    }
-  }
-}
-
-/**
- * Subscribes at the broker at the other end of `conn` (a fresh stream to the
- * peer's port 1002) and resolves once the broker confirmed. Throws
- * `TypeError` for a malformed pattern (before sending anything) and
- * {@linkcode PubSubError} when the broker refuses (`bad_pattern`, `limit`).
- *
- * @example
- * ```ts ignore
- * const sub = await subscribe(await mux.connect(PORT_PUBSUB), "swarm.*");
- * for await (const n of sub) console.log(n.kind === "event" ? n.topic : `lost ${n.dropped}`);
- * ```
- */
-export async function subscribe(conn: Connection, pattern: string): Promise<Subscription> {
-  checkPattern(pattern);
-  const reader = new FrameReader(conn);
-  await conn.write(encodeFrame({ kind: "subscribe", pattern }));
-  let frame: PubSubFrame | null;
-  try {
-    frame = await reader.next();
-  } catch (e) {
-    if (!(e instanceof DecodeError)) throw e;
-    conn.reset("protocol error");
-    throw new PubSubError("protocol", `The broker sent a bad frame: ${e.message}`);
-  }
-  if (frame === null) {
-    throw new PubSubError("closed", "The broker closed the stream before confirming");
-  }
-  if (frame.kind === "error") {
-    void conn.close().catch(noop);
-    throw new PubSubError(frame.code, frame.message);
-  }
-  if (frame.kind !== "ack") {
-    conn.reset("protocol error");
-    throw new PubSubError("protocol", `Expected ACK, got ${frame.kind.toUpperCase()}`);
-  }
-  return new ClientSubscription(conn, reader, pattern, frame.seq);
-}
-
-interface Pending {
-  resolve(r: PublishResult): void;
-  reject(e: Error): void;
-}
-
-/** Publishes on one stream; several publishes may be in flight (ids correlate the ACKs). */
-class Publisher {
-  #conn: Connection;
-  #reader: FrameReader;
-  #pending = new Map<number, Pending>();
-  #nextId = 1;
-  #reading = false;
-  #failure: Error | null = null;
-
-  constructor(conn: Connection) {
-    this.#conn = conn;
-    this.#reader = new FrameReader(conn);
-  }
-
-  async publish(topic: string, data: Uint8Array): Promise<PublishResult> {
-    if (this.#failure !== null) throw this.#failure;
-    const id = this.#nextId;
-    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
-    const bytes = encodeFrame({ kind: "publish", id, topic, data });
-    const answer = new Promise<PublishResult>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-    });
-    answer.catch(noop);
-    try {
-      await this.#conn.write(bytes);
-    } catch (e) {
-      this.#pending.delete(id);
-      throw e;
-    }
-    if (!this.#reading) void this.#read();
-    return await answer;
-  }
-
-  async #read(): Promise<void> {
-    this.#reading = true;
-    try {
-      while (this.#pending.size > 0) {
-        const frame = await this.#reader.next();
-        if (frame === null) {
-          throw new PubSubError("closed", "The broker closed the stream before answering");
-        }
-        if (frame.kind !== "ack" && frame.kind !== "error") {
-          throw new PubSubError(
-            "protocol",
-            `The broker sent ${frame.kind.toUpperCase()} to a publisher`,
-          );
-        }
-        const waiter = this.#pending.get(frame.id);
-        if (waiter === undefined) {
-          if (frame.kind === "error") throw new PubSubError(frame.code, frame.message);
-          throw new PubSubError("protocol", `The broker acknowledged unknown publish ${frame.id}`);
-        }
-        this.#pending.delete(frame.id);
-        if (frame.kind === "ack") {
-          waiter.resolve({ seq: frame.seq, delivered: frame.delivered, dropped: frame.dropped });
-        } else {
-          waiter.reject(new PubSubError(frame.code, frame.message));
-        }
-      }
-    } catch (e) {
-      const error = e instanceof DecodeError
-        ? new PubSubError("protocol", `The broker sent a bad frame: ${e.message}`)
-        : e as Error;
-      this.#failure = error;
-      for (const w of this.#pending.values()) w.reject(error);
-      this.#pending.clear();
-    } finally {
-      this.#reading = false;
-    }
-  }
-}
-
-const publishers = new WeakMap<Connection, Publisher>();
-
-/**
- * Publishes one event to the broker at the other end of `conn` (a stream to
- * the peer's port 1002) and resolves with its ACK. Calls on the same stream
- * may overlap. Throws `TypeError`/`RangeError` for a malformed topic or
- * oversized data (before sending) and {@linkcode PubSubError} when the
- * broker refuses.
- *
- * @example
- * ```ts ignore
- * const conn = await mux.connect(PORT_PUBSUB);
- * const { seq, delivered } = await publishTo(conn, "swarm.status", utf8("idle"));
- * await conn.close();
- * ```
- */
-export function publishTo(
-  conn: Connection,
-  topic: string,
-  data: Uint8Array,
-): Promise<PublishResult> {
-  let p = publishers.get(conn);
-  if (p === undefined) {
-    p = new Publisher(conn);
-    publishers.set(conn, p);
-  }
-  return p.publish(topic, data);
 }

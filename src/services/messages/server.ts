@@ -1,33 +1,27 @@
 /**
- * Data exchange on reliable streams (virtual port 1001): typed messages of
- * up to MAX_STREAM_MESSAGE bytes and files of any size, each answered by a
- * receipt that the receiver sends only once the message or file is durable.
- * Frames: `wire/exchange_frame.ts`.
+ * The receiving half of messages on reliable streams (virtual port 1001):
+ * typed messages of up to MAX_STREAM_MESSAGE bytes and files of any size,
+ * each answered by a receipt sent only once the message or file is durable.
+ * Frames: `wire/message_frame.ts`; the sending half: `client.ts`.
  *
- * Receiving ({@linkcode ExchangeService.serve}): frames are handled in
- * order and receipts go back in the same order. Messages are pipelined — up
- * to `maxPipelined` stores run at once (so the inbox's grouped fsync
- * batches them) — and beyond that, or beyond the receipts one peer may owe
- * across its streams, the service stops reading, so a peer that never reads
- * its receipts stalls only itself: the stream's windows fill and its writes
- * block. A message body is buffered once, after its length was checked
- * against the cap; its bytes are charged as they arrive to the peer's share
- * of a byte budget (`messages/body_budget.ts`), so announcing a large
- * message costs nothing and a peer at its share waits alone. A body or file
- * that makes no progress for `stallMs` resets its stream, releasing what it
- * held (`messages/stall_watch.ts`). File content is never buffered whole: each FILE_DATA
- * chunk is hashed (SHA-256, incrementally) and handed to the
- * {@linkcode FileSink}; size and hash are checked at FILE_END before the
- * sink commits. A file that is refused early (a duplicate, too large, a
- * write error) gets its receipt at once and its remaining frames are
- * discarded up to FILE_END, so the stream stays usable. A frame that breaks
- * the protocol (unknown kind, over its cap, out of place, malformed) resets
- * the stream with `"<code>: <why>"`.
- *
- * Sending ({@linkcode ExchangeService.sendMessage},
- * {@linkcode ExchangeService.sendFile}): calls on one connection may
- * overlap; their frames go out one request at a time, in call order, and
- * each call gets its own receipt.
+ * Frames are handled in order and receipts go back in the same order.
+ * Messages are pipelined — up to `maxPipelined` stores run at once (so the
+ * inbox's grouped fsync batches them) — and beyond that, or beyond the
+ * receipts one peer may owe across its streams, the service stops reading,
+ * so a peer that never reads its receipts stalls only itself: the stream's
+ * windows fill and its writes block. A message body is buffered once, after
+ * its length was checked against the cap; its bytes are charged as they
+ * arrive to the peer's share of a byte budget (`_body_budget.ts`), so
+ * announcing a large message costs nothing and a peer at its share waits
+ * alone. A body or file that makes no progress for `stallMs` resets its
+ * stream, releasing what it held (`_stall_watch.ts`). File content is never
+ * buffered whole: each FILE_DATA chunk is hashed (SHA-256, incrementally)
+ * and handed to the {@linkcode FileSink}; size and hash are checked at
+ * FILE_END before the sink commits. A file that is refused early (a
+ * duplicate, too large, a write error) gets its receipt at once and its
+ * remaining frames are discarded up to FILE_END, so the stream stays usable.
+ * A frame that breaks the protocol (unknown kind, over its cap, out of
+ * place, malformed) resets the stream with `"<code>: <why>"`.
  *
  * @module
  */
@@ -38,26 +32,16 @@ import {
   EXCHANGE_PEER_RECEIPTS,
   EXCHANGE_STALL_MS,
   EXCHANGE_TOTAL_BUFFER,
-  MAX_FILE_CHUNK,
-  MAX_FILE_NAME,
   MAX_STREAM_MESSAGE,
   PORT_MESSAGES,
-} from "../constants.ts";
-import type { PeerIdentity } from "../session/peer_identity.ts";
-import { type Connection, StreamError } from "../stream/mod.ts";
-import { concat, DecodeError } from "../bytes.ts";
-import { BodyBudget } from "./messages/body_budget.ts";
-import { REAL_CLOCK, type StallClock, StallWatch } from "./messages/stall_watch.ts";
-import {
-  decodeEnvelope,
-  encodeEnvelope,
-  type Envelope,
-  type ReceiptStatus,
-} from "../wire/data_message.ts";
+} from "../../constants.ts";
+import { constantTimeEqual, DecodeError } from "../../bytes.ts";
+import type { PeerIdentity } from "../../session/peer_identity.ts";
+import { type Connection, StreamError } from "../../stream/mod.ts";
+import { decodeEnvelope, type Envelope } from "../../wire/data_message.ts";
+import { FrameReader } from "../../wire/framing.ts";
 import {
   decodeFrameBody,
-  encodeFrame,
-  encodeFrameHeader,
   type FileOffer,
   type FileReceiptFrame,
   FRAME_FILE_BEGIN,
@@ -65,15 +49,15 @@ import {
   FRAME_FILE_END,
   FRAME_MESSAGE,
   frameCap,
+  type FrameKind,
   frameKindName,
-  FrameReader,
+  MESSAGE_FRAMES,
   type MessageReceiptFrame,
-  type ReceiptFrame,
-  type StoredContent,
-} from "../wire/exchange_frame.ts";
-import { ConflictRefusal, type RefusalCode, refusalCodeOf } from "./refusal.ts";
-
-export type { FileOffer } from "../wire/exchange_frame.ts";
+} from "../../wire/message_frame.ts";
+import { ConflictRefusal, type RefusalCode, refusalCodeOf } from "../refusal.ts";
+import { BodyBudget } from "./_body_budget.ts";
+import { ReceiptQueue } from "./_receipt_queue.ts";
+import { REAL_CLOCK, type StallClock, StallWatch } from "./_stall_watch.ts";
 
 /** Where received messages go; the answer is what the receipt reports. */
 export interface MessageSink {
@@ -83,18 +67,6 @@ export interface MessageSink {
    * it as `internal`).
    */
   store(sender: PeerIdentity, envelope: Envelope): Promise<{ seq: number; duplicate: boolean }>;
-}
-
-/** What a sender learns from the receipt. */
-export interface Receipt {
-  /** Stored now, stored before (a retry), or refused. */
-  status: ReceiptStatus;
-  /** The receiver's inbox seq (0 when refused). */
-  seq: number;
-  /** Refusal code when refused, else "". */
-  detail: RefusalCode | "";
-  /** What the receiver stored under the id, when `detail` is `conflict`. */
-  stored?: StoredContent;
 }
 
 /** A file as the sink stored it: what its receipt reports. */
@@ -140,42 +112,8 @@ export interface FileSink {
   begin(sender: PeerIdentity, offer: FileOffer): Promise<FileBegin>;
 }
 
-/** What a file's sender learns from the receipt. */
-export interface FileReceipt {
-  /** Stored now, the same content stored before, or refused. */
-  status: Receipt["status"];
-  /** The receiver's received-files seq (0 when refused). */
-  seq: number;
-  /** The transfer id (that of the earlier transfer for a duplicate). */
-  id: string;
-  /** The name the receiver stored it under ("" when refused). */
-  name: string;
-  /** Content size in bytes. */
-  size: number;
-  /** SHA-256 of the content, hex. */
-  sha256: string;
-  /** Refusal code when refused (`hash_mismatch`, `size_mismatch`, `too_large`, `disk_full`, …), else "". */
-  detail: RefusalCode | "";
-}
-
-/** A file to send with {@linkcode ExchangeService.sendFile}. */
-export interface OutgoingFile {
-  /** Name offered to the receiver (not empty; cut to 255 bytes of UTF-8; the receiver sanitises it). */
-  name: string;
-  /** Exact content size in bytes. */
-  size: number;
-  /** SHA-256 of the content (32 bytes), computed beforehand. */
-  sha256: Uint8Array;
-  /** The content, in chunks of any size; buffers may be reused after each step. */
-  read: AsyncIterable<Uint8Array>;
-  /** Transfer id (1–128 bytes of UTF-8); random when absent. */
-  id?: string;
-  /** Called after each chunk is queued: bytes sent so far and the total. */
-  onProgress?: (sent: number, size: number) => void;
-}
-
-/** Options of {@linkcode ExchangeService}. */
-export interface ExchangeServiceOptions {
+/** Options of {@linkcode MessagesServer}. */
+export interface MessagesServerOptions {
   /** Stores received messages (dedup, then the durable inbox). */
   sink: MessageSink;
   /** Stores received files. */
@@ -196,8 +134,8 @@ export interface ExchangeServiceOptions {
   after?: (ms: number, fn: () => void) => () => void;
 }
 
-/** Counters of the exchange service, for diagnostics and tests. */
-export interface ExchangeStats {
+/** Counters of the messages server, for diagnostics and tests. */
+export interface MessagesStats {
   /** Streams being served. */
   streams: number;
   /** Receipts owed (stores in flight or receipts not yet written), all streams. */
@@ -208,14 +146,7 @@ export interface ExchangeStats {
   throttled: number;
 }
 
-const encoder = new TextEncoder();
 const noop = () => {};
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 function fileReceipt(offer: FileOffer, detail: RefusalCode): FileReceiptFrame {
   return {
@@ -243,168 +174,12 @@ function storedReceipt(file: StoredFile, duplicate: boolean): FileReceiptFrame {
   };
 }
 
-/** Receipts a serving stream owes, written in request order as their results arrive. */
-class ReceiptQueue {
-  #conn: Connection;
-  #max: number;
-  #queue: Promise<ReceiptFrame>[] = [];
-  #pumping = false;
-  #failure: unknown = null;
-  #wakers: (() => void)[] = [];
-  #count: (delta: number) => void;
-
-  /** `count` hears of every receipt queued (+1) and written or forgotten (−n). */
-  constructor(conn: Connection, max: number, count: (delta: number) => void) {
-    this.#conn = conn;
-    this.#max = max;
-    this.#count = count;
-  }
-
-  /** Queues a receipt; `p` must never reject. */
-  push(p: Promise<ReceiptFrame>): void {
-    this.#queue.push(p);
-    this.#count(1);
-    if (!this.#pumping) void this.#pump();
-  }
-
-  /** Resolves once another receipt may be queued; rejects when writing failed. */
-  async room(): Promise<void> {
-    while (this.#failure === null && this.#queue.length >= this.#max) await this.#wait();
-    if (this.#failure !== null) throw this.#failure;
-  }
-
-  /** Resolves once every queued receipt is written; rejects when writing failed. */
-  async drain(): Promise<void> {
-    while (this.#failure === null && this.#queue.length > 0) await this.#wait();
-    if (this.#failure !== null) throw this.#failure;
-  }
-
-  /** Forgets the receipts not yet written (the stream is gone). */
-  abandon(): void {
-    this.#failure ??= new StreamError("closed", "stream ended");
-    // Stores still in flight finish on their own; only the count goes.
-    const forgotten = this.#queue.length;
-    this.#queue = [];
-    this.#count(-forgotten);
-    this.#signal();
-  }
-
-  #wait(): Promise<void> {
-    return new Promise((resolve) => this.#wakers.push(resolve));
-  }
-
-  #signal(): void {
-    const w = this.#wakers;
-    this.#wakers = [];
-    for (const wake of w) wake();
-  }
-
-  async #pump(): Promise<void> {
-    this.#pumping = true;
-    try {
-      while (this.#queue.length > 0 && this.#failure === null) {
-        const head = this.#queue[0]!;
-        const receipt = await head;
-        if (this.#queue[0] !== head) break; // abandoned meanwhile
-        await this.#conn.write(encodeFrame({ kind: "receipt", receipt }));
-        if (this.#queue[0] !== head) break;
-        this.#queue.shift();
-        this.#count(-1);
-        this.#signal();
-      }
-    } catch (e) {
-      this.#failure ??= e;
-      this.#signal();
-    } finally {
-      this.#pumping = false;
-    }
-  }
-}
-
-interface Waiter {
-  subject: ReceiptFrame["subject"];
-  resolve(r: ReceiptFrame): void;
-  reject(e: unknown): void;
-}
-
-/** The sending side of one connection: writes requests in call order, matches receipts in order. */
-class Channel {
-  #conn: Connection;
-  #reader: FrameReader;
-  #waiters: Waiter[] = [];
-  #reading = false;
-  #failure: unknown = null;
-  #tail: Promise<unknown> = Promise.resolve();
-
-  constructor(conn: Connection) {
-    this.#conn = conn;
-    this.#reader = new FrameReader(conn);
-  }
-
-  /** The receipt of the next request written (call in write order); never an unhandled rejection. */
-  expect(subject: ReceiptFrame["subject"]): { receipt: Promise<ReceiptFrame>; settled(): boolean } {
-    let done = false;
-    const receipt = new Promise<ReceiptFrame>((resolve, reject) => {
-      if (this.#failure !== null) return reject(this.#failure);
-      this.#waiters.push({ subject, resolve, reject });
-    });
-    receipt.then(() => done = true, () => done = true);
-    if (!this.#reading && this.#failure === null) void this.#readLoop();
-    return { receipt, settled: () => done };
-  }
-
-  /** Runs `fn` after every earlier request's frames were written. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(fn);
-    this.#tail = run.catch(noop);
-    return run;
-  }
-
-  async #readLoop(): Promise<void> {
-    this.#reading = true;
-    try {
-      while (this.#waiters.length > 0) {
-        const frame = await this.#reader.next();
-        if (frame === null) {
-          throw new StreamError("closed", "the peer closed the stream before every receipt came");
-        }
-        if (frame.kind !== "receipt") {
-          throw new DecodeError(
-            "unexpected_frame",
-            `Peer sent a ${frame.kind} frame, not a receipt`,
-          );
-        }
-        const w = this.#waiters[0]!;
-        if (frame.receipt.subject !== w.subject) {
-          throw new DecodeError(
-            "unexpected_receipt",
-            `Peer sent a ${frame.receipt.subject} receipt for a ${w.subject}`,
-          );
-        }
-        this.#waiters.shift();
-        w.resolve(frame.receipt);
-      }
-    } catch (e) {
-      this.#failure = e;
-      if (e instanceof DecodeError) this.#conn.reset(`${e.reason}: ${e.message}`);
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w.reject(e);
-    } finally {
-      this.#reading = false;
-    }
-  }
-}
-
-/** The data-exchange service on port 1001 streams: both the receiving and the sending side. */
-/** Messages up to this size are framed with one copy into a single write. */
-const SMALL_MESSAGE = 16 * 1024;
-
-export class ExchangeService {
+/** The receiving side of port 1001: serves each incoming stream, storing what arrives. */
+export class MessagesServer {
   /** Port 1001. */
   readonly port = PORT_MESSAGES;
   /** Service name. */
-  readonly name = "exchange";
+  readonly name = "messages";
   /** Refused messages, files and streams, by code. */
   readonly refused: Record<string, number> = {};
   #sink: MessageSink;
@@ -423,10 +198,9 @@ export class ExchangeService {
   #owedWaits = new Map<string, Set<() => void>>();
   /** Stores in flight by `peer:id`, so that two copies of one message store once. */
   #storing = new Map<string, Promise<void>>();
-  #channels = new WeakMap<Connection, Channel>();
 
   /** Creates the service; throws RangeError for budgets too small for one largest message. */
-  constructor(options: ExchangeServiceOptions) {
+  constructor(options: MessagesServerOptions) {
     this.#sink = options.sink;
     this.#files = options.files;
     this.#maxPipelined = options.maxPipelined ?? EXCHANGE_MAX_PIPELINED;
@@ -444,7 +218,7 @@ export class ExchangeService {
     }
     if (!(peer >= largest && total >= peer)) {
       throw new RangeError(
-        `Exchange buffers of ${peer} per peer and ${total} in total cannot hold one message ` +
+        `Message buffers of ${peer} per peer and ${total} in total cannot hold one message ` +
           `frame of ${largest} bytes`,
       );
     }
@@ -452,7 +226,7 @@ export class ExchangeService {
   }
 
   /** Current counters. */
-  stats(): ExchangeStats {
+  stats(): MessagesStats {
     return {
       streams: this.#streams,
       pendingReceipts: this.#pending,
@@ -474,7 +248,7 @@ export class ExchangeService {
    */
   async serve(conn: Connection, peer: PeerIdentity): Promise<void> {
     this.#streams++;
-    const reader = new FrameReader(conn);
+    const reader = new FrameReader(MESSAGE_FRAMES, conn);
     const key = peer.keyHex;
     const out = new ReceiptQueue(conn, this.#maxPipelined, (delta) => this.#countOwed(key, delta));
     const watch = new StallWatch(this.#stallMs, this.#clock, () => {
@@ -493,7 +267,7 @@ export class ExchangeService {
         } else {
           throw new DecodeError(
             "unexpected_frame",
-            `${frameKindName(h.kind)} frame outside a file`,
+            `${frameKindName(h.kind as FrameKind)} frame outside a file`,
           );
         }
       }
@@ -720,7 +494,10 @@ export class ExchangeService {
           );
           return;
         } else {
-          throw new DecodeError("unexpected_frame", `${frameKindName(h.kind)} frame inside a file`);
+          throw new DecodeError(
+            "unexpected_frame",
+            `${frameKindName(h.kind as FrameKind)} frame inside a file`,
+          );
         }
       }
     } catch (e) {
@@ -739,7 +516,9 @@ export class ExchangeService {
     let code: RefusalCode | "" = "";
     if (cancelled) code = "cancelled";
     else if (received !== offer.size) code = "size_mismatch";
-    else if (!sameBytes(new Uint8Array(hash.digest()), offer.sha256)) code = "hash_mismatch";
+    else if (!constantTimeEqual(new Uint8Array(hash.digest()), offer.sha256)) {
+      code = "hash_mismatch";
+    }
     if (code === "") {
       try {
         const { file, duplicate } = await writer.commit();
@@ -777,147 +556,11 @@ export class ExchangeService {
         decodeFrameBody(h.kind, await reader.body(h.length));
         return;
       } else {
-        throw new DecodeError("unexpected_frame", `${frameKindName(h.kind)} frame inside a file`);
+        throw new DecodeError(
+          "unexpected_frame",
+          `${frameKindName(h.kind as FrameKind)} frame inside a file`,
+        );
       }
     }
   }
-
-  // ---- Sending side ----
-
-  #channel(conn: Connection): Channel {
-    let ch = this.#channels.get(conn);
-    if (ch === undefined) {
-      ch = new Channel(conn);
-      this.#channels.set(conn, ch);
-    }
-    return ch;
-  }
-
-  /**
-   * Sends a message on an open port-1001 stream and resolves with its
-   * receipt once the peer stored it (or refused it). Throws RangeError for
-   * an envelope out of range (data over MAX_STREAM_MESSAGE), StreamError
-   * when the stream fails, DecodeError when the peer breaks the protocol.
-   */
-  async sendMessage(conn: Connection, envelope: Envelope): Promise<Receipt> {
-    const body = encodeEnvelope(envelope, MAX_STREAM_MESSAGE);
-    const ch = this.#channel(conn);
-    const { receipt } = ch.expect("message");
-    const header = encodeFrameHeader(FRAME_MESSAGE, body.length);
-    // A small message goes as one write (one segment, not two); a large one
-    // as two writes back to back, so its body is not copied.
-    const wrote = ch.exclusive(() =>
-      body.length <= SMALL_MESSAGE
-        ? conn.write(concat(header, body))
-        : Promise.all([conn.write(header), conn.write(body)]).then(noop)
-    );
-    wrote.catch(noop); // a failed write also fails the receipt; report that one
-    const r = await receipt;
-    if (r.subject !== "message") throw new Error("unreachable");
-    const stored = r.stored === undefined ? {} : { stored: r.stored };
-    return { status: r.status, seq: r.seq, detail: r.detail, ...stored };
-  }
-
-  /**
-   * Streams a file on an open port-1001 stream and resolves with its
-   * receipt once the peer verified and stored it (or refused it). Stops
-   * sending as soon as an early receipt (a duplicate, a refusal) arrives.
-   * Throws RangeError for bad fields, the source's error (after cancelling
-   * the transfer) when reading fails or yields other than `size` bytes,
-   * StreamError when the stream fails, DecodeError when the peer breaks the
-   * protocol.
-   */
-  async sendFile(conn: Connection, file: OutgoingFile): Promise<FileReceipt> {
-    const offer: FileOffer = {
-      id: file.id ?? crypto.randomUUID(),
-      name: offeredName(file.name),
-      size: file.size,
-      sha256: file.sha256,
-    };
-    const begin = encodeFrame({ kind: "file_begin", file: offer });
-    const ch = this.#channel(conn);
-    const { receipt, settled } = ch.expect("file");
-    let local: { error: unknown } | undefined;
-    const wrote = ch.exclusive(async () => {
-      await conn.write(begin);
-      let sent = 0;
-      const it = file.read[Symbol.asyncIterator]();
-      let finished = false;
-      try {
-        while (!settled()) {
-          let step: IteratorResult<Uint8Array>;
-          try {
-            step = await it.next();
-          } catch (e) {
-            local = { error: e };
-            break;
-          }
-          if (step.done) {
-            finished = true;
-            break;
-          }
-          const chunk = step.value;
-          if (sent + chunk.length > file.size) {
-            local = { error: changed(file, sent + chunk.length) };
-            break;
-          }
-          for (let o = 0; o < chunk.length && !settled(); o += MAX_FILE_CHUNK) {
-            // encodeFrame copies: the source may reuse its buffer once we move on.
-            const data = chunk.subarray(o, Math.min(chunk.length, o + MAX_FILE_CHUNK));
-            await conn.write(encodeFrame({ kind: "file_data", data }));
-            sent += data.length;
-            file.onProgress?.(sent, file.size);
-          }
-        }
-      } finally {
-        if (!finished) await Promise.resolve(it.return?.()).catch(noop);
-      }
-      if (finished && sent !== file.size && !settled()) local = { error: changed(file, sent) };
-      const cancelled = local !== undefined || settled();
-      await conn.write(encodeFrame({ kind: "file_end", cancelled }));
-    });
-    wrote.catch(noop);
-    const r = await receipt;
-    if (local !== undefined) throw local.error;
-    if (r.subject !== "file") throw new Error("unreachable");
-    if (r.status !== "refused" && (!sameBytes(r.sha256, offer.sha256) || r.size !== offer.size)) {
-      const e = new DecodeError("bad_receipt", "Peer confirmed a file other than the one sent");
-      conn.reset(`${e.reason}: ${e.message}`);
-      throw e;
-    }
-    return {
-      status: r.status,
-      seq: r.seq,
-      id: r.id,
-      name: r.name,
-      size: r.size,
-      sha256: r.sha256.toHex(),
-      detail: r.detail,
-    };
-  }
-}
-
-/**
- * The name as offered: a name over MAX_FILE_NAME bytes loses the end of its
- * stem (whole characters), keeping a short extension; the receiver
- * sanitises whatever it gets.
- */
-function offeredName(name: string): string {
-  if (encoder.encode(name).length <= MAX_FILE_NAME) return name;
-  const dot = name.lastIndexOf(".");
-  const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : "";
-  let stem = "";
-  let room = MAX_FILE_NAME - encoder.encode(ext).length;
-  for (const ch of name.slice(0, name.length - ext.length)) {
-    room -= encoder.encode(ch).length;
-    if (room < 0) break;
-    stem += ch;
-  }
-  return stem + ext;
-}
-
-function changed(file: OutgoingFile, got: number): Error {
-  return new Error(
-    `File "${file.name}" changed while it was sent: read ${got} bytes, expected ${file.size}`,
-  );
 }

@@ -3,13 +3,12 @@ import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { MAX_STREAM_MESSAGE, PORT_MESSAGES } from "../src/constants.ts";
 import { ReceivedFiles } from "../src/daemon/received_files.ts";
+import { MessagesClient, type OutgoingFile } from "../src/services/messages/client.ts";
 import {
-  ExchangeService,
-  type ExchangeServiceOptions,
-  type FileSink,
   type MessageSink,
-  type OutgoingFile,
-} from "../src/services/exchange_stream.ts";
+  MessagesServer,
+  type MessagesServerOptions,
+} from "../src/services/messages/server.ts";
 import { ConflictRefusal, Refusal, type RefusalCode } from "../src/services/refusal.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { type Connection, StreamError } from "../src/stream/mod.ts";
@@ -17,12 +16,14 @@ import type { Envelope } from "../src/wire/data_message.ts";
 import {
   encodeFrame,
   encodeFrameHeader,
-  type ExchangeFrame,
   FRAME_MESSAGE,
   frameCap,
-  FrameReader,
+  MESSAGE_FRAMES,
+  type MessageFrame,
+  nextMessageFrame,
   type ReceiptFrame,
-} from "../src/wire/exchange_frame.ts";
+} from "../src/wire/message_frame.ts";
+import { FrameReader } from "../src/wire/framing.ts";
 import { IDS, peerOf } from "./_service_helpers.ts";
 import { patternBytes, sha256, SimLink, type SimLinkOptions, track } from "./_sim_link.ts";
 
@@ -79,9 +80,6 @@ class MemorySink implements MessageSink {
   }
 }
 
-const NO_SINK: MessageSink = { store: () => Promise.reject(new Refusal("internal")) };
-const NO_FILES: FileSink = { begin: () => Promise.reject(new Refusal("internal")) };
-
 function envelope(id: string, data: Uint8Array, type: Envelope["type"] = "binary"): Envelope {
   return { id, type, correlationId: "", inReplyTo: "", expiresAt: 0, meta: {}, data };
 }
@@ -90,8 +88,8 @@ interface World {
   link: SimLink;
   sink: MemorySink;
   files: ReceivedFiles;
-  server: ExchangeService;
-  client: ExchangeService;
+  server: MessagesServer;
+  client: MessagesClient;
   /** Server ends of accepted streams, in order. */
   accepted: Connection[];
   /** Opens a client stream to port 1001. */
@@ -108,23 +106,23 @@ interface World {
 
 async function withWorld(
   fn: (w: World) => Promise<void>,
-  options: { link?: SimLinkOptions; service?: Partial<ExchangeServiceOptions> } = {},
+  options: { link?: SimLinkOptions; service?: Partial<MessagesServerOptions> } = {},
 ): Promise<void> {
-  const home = await Deno.makeTempDir({ prefix: "pilot-exchange-" });
+  const home = await Deno.makeTempDir({ prefix: "pilot-messages-" });
   const files = await ReceivedFiles.open(home);
   try {
     const link = new SimLink(options.link);
     const links = [link];
     const timers = new SimTimers(link.clock);
     const sink = new MemorySink();
-    const server = new ExchangeService({
+    const server = new MessagesServer({
       sink,
       files,
       now: timers.now,
       after: timers.after,
       ...options.service,
     });
-    const client = new ExchangeService({ sink: NO_SINK, files: NO_FILES });
+    const client = new MessagesClient({ open: () => Promise.reject(new Error("not used")) });
     const accepted: Connection[] = [];
     link.b.listen(PORT_MESSAGES, (conn) => {
       accepted.push(conn);
@@ -208,12 +206,12 @@ async function fileSha(path: string): Promise<string> {
 
 /** Writes raw frames and reads raw receipts: a client that may lie. */
 async function rawReceipt(w: World, reader: FrameReader): Promise<ReceiptFrame> {
-  const frame = await w.settle(reader.next());
+  const frame = await w.settle(nextMessageFrame(reader));
   assert.ok(frame !== null && frame.kind === "receipt", JSON.stringify(frame?.kind));
   return frame.receipt;
 }
 
-function writeFrames(conn: Connection, frames: ExchangeFrame[]): Promise<unknown> {
+function writeFrames(conn: Connection, frames: MessageFrame[]): Promise<unknown> {
   return Promise.all(frames.map((f) => conn.write(encodeFrame(f))));
 }
 
@@ -332,7 +330,7 @@ Deno.test("a sender lying about the hash or the size gets a refused receipt, no 
     assert.equal(wrongHash.detail, "hash_mismatch");
     assert.equal(wrongHash.seq, 0);
     // Raw frames: a size larger than the content, then a size smaller than it.
-    const reader = new FrameReader(conn);
+    const reader = new FrameReader(MESSAGE_FRAMES, conn);
     const sha = new Uint8Array(createHash("sha256").update(data).digest());
     const chunk = data.subarray(0, 60_000);
     void writeFrames(conn, [
@@ -489,7 +487,7 @@ Deno.test("only a Refusal names its code: a sink's other error refuses as intern
 Deno.test("a malformed envelope is refused alone, a frame out of place resets the stream with its reason", async () => {
   await withWorld(async (w) => {
     const conn = await w.connect();
-    const reader = new FrameReader(conn);
+    const reader = new FrameReader(MESSAGE_FRAMES, conn);
     const garbage = Uint8Array.of(9, 9, 9);
     void conn.write(Uint8Array.of(FRAME_MESSAGE, 0, 0, 0, garbage.length, ...garbage));
     const refused = await rawReceipt(w, reader);
@@ -501,7 +499,7 @@ Deno.test("a malformed envelope is refused alone, a frame out of place resets th
       detail: "invalid_argument",
     });
     void writeFrames(conn, [{ kind: "file_data", data: Uint8Array.of(1) }]);
-    const error = await w.settle(reader.next().then(() => null, (e) => e));
+    const error = await w.settle(nextMessageFrame(reader).then(() => null, (e) => e));
     assert.ok(error instanceof StreamError);
     assert.match(error.reason, /^unexpected_frame: FILE_DATA frame outside a file/);
   });
@@ -536,11 +534,11 @@ Deno.test("a peer that stops reading its receipts stalls only its stream: the se
     assert.ok(s.sendBuffered <= limits.sendBuffer, `send buffered ${s.sendBuffered}`);
     assert.ok(s.receiveBuffered <= limits.receiveBuffer, `receive buffered ${s.receiveBuffered}`);
     // Reading again lets everything through, in order, each stored once.
-    const reader = new FrameReader(conn);
+    const reader = new FrameReader(MESSAGE_FRAMES, conn);
     const seqs: number[] = [];
     const reading = (async () => {
       while (seqs.length < N) {
-        const f = await reader.next();
+        const f = await nextMessageFrame(reader);
         if (f === null || f.kind !== "receipt") throw new Error("expected a receipt");
         seqs.push(f.receipt.seq);
       }

@@ -1,7 +1,8 @@
 /**
- * Frames on a data-exchange stream (virtual port 1001): typed messages of up
+ * Frames on a messages stream (virtual port 1001): typed messages of up
  * to MAX_STREAM_MESSAGE bytes, files of any size in FILE_DATA chunks, and the
- * receipts that answer them. A stream carries a sequence of frames:
+ * receipts that answer them. A stream carries a sequence of frames in the
+ * shared framing of `framing.ts`:
  *
  * | size | field  | meaning                                              |
  * |-----:|--------|------------------------------------------------------|
@@ -23,9 +24,10 @@
  *   goes on with name (u8 length ≤ 255, the stored name, empty when refused)
  *   | size u64 | SHA-256 (32 bytes).
  *
- * A reader checks a frame's length against its kind's cap before it reads
- * (or allocates for) the body, so a peer cannot make it buffer more than
- * the largest legal frame. Worked examples: `tests/exchange_frame_test.ts`.
+ * {@linkcode MESSAGE_FRAMES} is the caps table a `FrameReader` checks each
+ * header against before it reads (or allocates for) the body, so a peer
+ * cannot make it buffer more than the largest legal frame. Worked examples:
+ * `tests/message_frame_test.ts`.
  *
  * @module
  */
@@ -39,6 +41,8 @@ import {
   MAX_STREAM_MESSAGE,
 } from "../constants.ts";
 import { DecodeError, Reader, Writer } from "../bytes.ts";
+import * as framing from "./framing.ts";
+import type { FrameReader } from "./framing.ts";
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -65,8 +69,6 @@ export type FrameKind =
   | typeof FRAME_FILE_END
   | typeof FRAME_RECEIPT;
 
-/** Bytes of a frame header (kind and length). */
-export const FRAME_HEADER_SIZE = 5;
 /** Largest envelope bytes besides the data: ids, expiry and a full meta map. */
 export const MAX_ENVELOPE_OVERHEAD = 2 + 3 * (1 + MAX_MESSAGE_ID) + 8 + 1 +
   MAX_META_ENTRIES * (2 + MAX_META_KEY + MAX_META_VALUE) + 4;
@@ -75,24 +77,31 @@ export const MAX_RECEIPT_DETAIL = 64;
 
 const SHA256_SIZE = 32;
 const MAX_U53 = 2n ** 53n - 1n;
-const CAPS: Record<FrameKind, number> = {
-  [FRAME_MESSAGE]: MAX_STREAM_MESSAGE + MAX_ENVELOPE_OVERHEAD,
-  [FRAME_FILE_BEGIN]: 1 + MAX_MESSAGE_ID + 1 + MAX_FILE_NAME + 8 + SHA256_SIZE,
-  [FRAME_FILE_DATA]: MAX_FILE_CHUNK,
-  [FRAME_FILE_END]: 1,
-  [FRAME_RECEIPT]: 1 + 1 + 8 + 1 + MAX_MESSAGE_ID + 1 + MAX_RECEIPT_DETAIL + 1 + MAX_FILE_NAME +
-    8 + SHA256_SIZE,
-};
-const KIND_NAMES: Record<FrameKind, string> = {
-  [FRAME_MESSAGE]: "MESSAGE",
-  [FRAME_FILE_BEGIN]: "FILE_BEGIN",
-  [FRAME_FILE_DATA]: "FILE_DATA",
-  [FRAME_FILE_END]: "FILE_END",
-  [FRAME_RECEIPT]: "RECEIPT",
+/**
+ * The caps table of port-1001 frames: each kind's name and largest body
+ * (no smallest: an empty body is refused by its decoder, with its reason).
+ */
+export const MESSAGE_FRAMES: framing.FrameCaps = {
+  label: "messages",
+  kinds: {
+    [FRAME_MESSAGE]: { name: "MESSAGE", min: 0, max: MAX_STREAM_MESSAGE + MAX_ENVELOPE_OVERHEAD },
+    [FRAME_FILE_BEGIN]: {
+      name: "FILE_BEGIN",
+      min: 0,
+      max: 1 + MAX_MESSAGE_ID + 1 + MAX_FILE_NAME + 8 + SHA256_SIZE,
+    },
+    [FRAME_FILE_DATA]: { name: "FILE_DATA", min: 0, max: MAX_FILE_CHUNK },
+    [FRAME_FILE_END]: { name: "FILE_END", min: 0, max: 1 },
+    [FRAME_RECEIPT]: {
+      name: "RECEIPT",
+      min: 0,
+      max: 1 + 1 + 8 + 1 + MAX_MESSAGE_ID + 1 + MAX_RECEIPT_DETAIL + 1 + MAX_FILE_NAME + 8 +
+        SHA256_SIZE,
+    },
+  },
 };
 const STATUS: readonly ReceiptStatus[] = ["stored", "duplicate", "refused"];
 const DETAIL = /^[a-z0-9_]*$/;
-const MAX_BODY = Math.max(...Object.values(CAPS));
 // ignoreBOM: a leading U+FEFF is part of the text, not something to drop silently.
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
@@ -156,15 +165,15 @@ export interface FileReceiptFrame {
 /** Either receipt. */
 export type ReceiptFrame = MessageReceiptFrame | FileReceiptFrame;
 
-/** One decoded frame. */
-export type ExchangeFrame =
+/** One decoded port-1001 frame. */
+export type MessageFrame =
   | { kind: "message"; envelope: Envelope }
   | { kind: "file_begin"; file: FileOffer }
   | { kind: "file_data"; data: Uint8Array }
   | { kind: "file_end"; cancelled: boolean }
   | { kind: "receipt"; receipt: ReceiptFrame };
 
-/** A frame's kind and body length, checked against the kind's cap. */
+/** A port-1001 frame's kind and body length, checked against the kind's cap. */
 export interface FrameHeader {
   /** Frame kind. */
   kind: FrameKind;
@@ -174,47 +183,22 @@ export interface FrameHeader {
 
 /** Largest body length a frame of `kind` may declare. */
 export function frameCap(kind: FrameKind): number {
-  return CAPS[kind];
+  return framing.boundsOf(MESSAGE_FRAMES, kind).max;
 }
 
 /** Human name of a frame kind, for errors and logs. */
 export function frameKindName(kind: FrameKind): string {
-  return KIND_NAMES[kind];
-}
-
-function isKind(k: number): k is FrameKind {
-  return k >= FRAME_MESSAGE && k <= FRAME_RECEIPT;
+  return framing.boundsOf(MESSAGE_FRAMES, kind).name;
 }
 
 /** Encodes a frame header; throws RangeError for an unknown kind or a length over its cap. */
 export function encodeFrameHeader(kind: FrameKind, length: number): Uint8Array {
-  if (!isKind(kind)) throw new RangeError(`Unknown frame kind ${kind}`);
-  if (!Number.isInteger(length) || length < 0 || length > CAPS[kind]) {
-    throw new RangeError(
-      `${KIND_NAMES[kind]} frame body of ${length} bytes; at most ${CAPS[kind]}`,
-    );
-  }
-  return new Writer(FRAME_HEADER_SIZE).u8(kind).u32(length).finish();
+  return framing.encodeFrameHeader(MESSAGE_FRAMES, kind, length);
 }
 
 /** Decodes a 5-byte frame header strictly; throws DecodeError only. */
 export function decodeFrameHeader(bytes: Uint8Array): FrameHeader {
-  const r = new Reader(bytes);
-  const kind = r.u8("frame kind");
-  const length = r.u32("frame length");
-  r.end("frame header");
-  return checkHeader(kind, length);
-}
-
-function checkHeader(kind: number, length: number): FrameHeader {
-  if (!isKind(kind)) throw new DecodeError("unknown_kind", `Unknown exchange frame kind ${kind}`);
-  if (length > CAPS[kind]) {
-    throw new DecodeError(
-      "too_large",
-      `${KIND_NAMES[kind]} frame of ${length} bytes is over its cap of ${CAPS[kind]}`,
-    );
-  }
-  return { kind, length };
+  return framing.decodeFrameHeader(MESSAGE_FRAMES, bytes) as FrameHeader;
 }
 
 function shortString(w: Writer, s: string, min: number, max: number, what: string): void {
@@ -299,7 +283,7 @@ function encodeReceipt(w: Writer, rc: ReceiptFrame): void {
  * Encodes a whole frame (header and body); throws RangeError for
  * out-of-range fields. Copies a message's data and a chunk's bytes once.
  */
-export function encodeFrame(frame: ExchangeFrame): Uint8Array {
+export function encodeFrame(frame: MessageFrame): Uint8Array {
   let kind: FrameKind;
   let body: Uint8Array;
   switch (frame.kind) {
@@ -331,11 +315,7 @@ export function encodeFrame(frame: ExchangeFrame): Uint8Array {
       break;
     }
   }
-  const header = encodeFrameHeader(kind, body.length);
-  const out = new Uint8Array(FRAME_HEADER_SIZE + body.length);
-  out.set(header);
-  out.set(body, FRAME_HEADER_SIZE);
-  return out;
+  return framing.encodeRawFrame(MESSAGE_FRAMES, kind, body);
 }
 
 function decodeOffer(r: Reader): FileOffer {
@@ -382,8 +362,8 @@ function decodeReceipt(r: Reader): ReceiptFrame {
  * Decodes the body of a frame whose header was already checked; throws
  * DecodeError only. A FILE_DATA frame's data is a view of `body`.
  */
-export function decodeFrameBody(kind: FrameKind, body: Uint8Array): ExchangeFrame {
-  checkHeader(kind, body.length);
+export function decodeFrameBody(kind: FrameKind, body: Uint8Array): MessageFrame {
+  framing.checkFrameHeader(MESSAGE_FRAMES, kind, body.length);
   switch (kind) {
     case FRAME_MESSAGE:
       return { kind: "message", envelope: decodeEnvelope(body, MAX_STREAM_MESSAGE) };
@@ -414,134 +394,13 @@ export function decodeFrameBody(kind: FrameKind, body: Uint8Array): ExchangeFram
 }
 
 /** Decodes exactly one whole frame strictly; throws DecodeError only. */
-export function decodeFrame(bytes: Uint8Array): ExchangeFrame {
-  const r = new Reader(bytes);
-  const { kind, length } = checkHeader(r.u8("frame kind"), r.u32("frame length"));
-  const body = r.bytes(length, `${KIND_NAMES[kind]} body`);
-  r.end("exchange frame");
-  return decodeFrameBody(kind, body);
+export function decodeFrame(bytes: Uint8Array): MessageFrame {
+  const { kind, body } = framing.splitFrame(MESSAGE_FRAMES, bytes);
+  return decodeFrameBody(kind as FrameKind, body);
 }
 
-/** Where a {@linkcode FrameReader} gets bytes: a stream's `read()`. */
-export interface ChunkSource {
-  /** The next chunk in order, or null at the end of the stream. */
-  read(): Promise<Uint8Array | null>;
-}
-
-/**
- * Reads frames incrementally from a byte stream. Every length is checked
- * against its kind's cap before a body is read or allocated; a body that
- * lies within one received chunk is returned as a view (no copy).
- */
-export class FrameReader {
-  #source: ChunkSource;
-  #chunk: Uint8Array = new Uint8Array(0);
-  #ended = false;
-
-  /** Reads from `source`. */
-  constructor(source: ChunkSource) {
-    this.#source = source;
-  }
-
-  async #fill(): Promise<boolean> {
-    while (this.#chunk.length === 0) {
-      if (this.#ended) return false;
-      const next = await this.#source.read();
-      if (next === null) {
-        this.#ended = true;
-        return false;
-      }
-      this.#chunk = next;
-    }
-    return true;
-  }
-
-  /**
-   * The next frame's header, or null when the stream ended cleanly between
-   * frames. Throws DecodeError for an unknown kind, a length over the cap,
-   * or an end inside the header.
-   */
-  async header(): Promise<FrameHeader | null> {
-    if (!(await this.#fill())) return null;
-    let head: Uint8Array;
-    if (this.#chunk.length >= FRAME_HEADER_SIZE) {
-      head = this.#chunk.subarray(0, FRAME_HEADER_SIZE);
-      this.#chunk = this.#chunk.subarray(FRAME_HEADER_SIZE);
-    } else {
-      head = await this.#copy(FRAME_HEADER_SIZE, "frame header");
-    }
-    return decodeFrameHeader(head);
-  }
-
-  /**
-   * The body of the frame whose header was just read (`length` from it);
-   * throws DecodeError when the stream ends first.
-   */
-  async body(length: number): Promise<Uint8Array> {
-    if (!Number.isInteger(length) || length < 0 || length > MAX_BODY) {
-      throw new RangeError(`Frame body of ${length} bytes is over every cap`);
-    }
-    if (length === 0) return new Uint8Array(0);
-    if (!(await this.#fill())) throw truncated(length, 0, "frame body");
-    if (this.#chunk.length >= length) {
-      const v = this.#chunk.subarray(0, length);
-      this.#chunk = this.#chunk.subarray(length);
-      return v;
-    }
-    return await this.#copy(length, "frame body");
-  }
-
-  /**
-   * The body of the frame whose header was just read, as views in arrival
-   * order (nothing is allocated for it); DecodeError when the stream ends first.
-   */
-  async *bodyParts(length: number): AsyncGenerator<Uint8Array> {
-    let left = length;
-    while (left > 0) {
-      if (!(await this.#fill())) throw truncated(length, length - left, "frame body");
-      const n = Math.min(left, this.#chunk.length);
-      const part = this.#chunk.subarray(0, n);
-      this.#chunk = this.#chunk.subarray(n);
-      left -= n;
-      yield part;
-    }
-  }
-
-  /** Discards `length` bytes (a body the reader does not want); DecodeError when the stream ends first. */
-  async skip(length: number): Promise<void> {
-    let left = length;
-    while (left > 0) {
-      if (!(await this.#fill())) throw truncated(length, length - left, "frame body");
-      const n = Math.min(left, this.#chunk.length);
-      this.#chunk = this.#chunk.subarray(n);
-      left -= n;
-    }
-  }
-
-  /** The next whole frame, decoded, or null at a clean end; throws DecodeError only. */
-  async next(): Promise<ExchangeFrame | null> {
-    const h = await this.header();
-    if (h === null) return null;
-    return decodeFrameBody(h.kind, await this.body(h.length));
-  }
-
-  async #copy(length: number, what: string): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    let o = 0;
-    while (o < length) {
-      if (!(await this.#fill())) throw truncated(length, o, what);
-      const n = Math.min(length - o, this.#chunk.length);
-      out.set(this.#chunk.subarray(0, n), o);
-      this.#chunk = this.#chunk.subarray(n);
-      o += n;
-    }
-    return out;
-  }
-}
-
-function truncated(length: number, got: number, what: string): DecodeError {
-  return new DecodeError(
-    "truncated",
-    `Stream ended inside a ${what}: got ${got} of ${length} bytes`,
-  );
+/** The next whole frame from a reader over {@linkcode MESSAGE_FRAMES}, decoded, or null at a clean end; DecodeError only. */
+export async function nextMessageFrame(reader: FrameReader): Promise<MessageFrame | null> {
+  const raw = await reader.next();
+  return raw === null ? null : decodeFrameBody(raw.kind as FrameKind, raw.body);
 }
