@@ -1,7 +1,7 @@
 /**
- * The message envelope of the data-exchange service (virtual port 1001):
+ * The message envelope of the messages service (virtual port 1001):
  * what a sender builds and the receiver stores. A MESSAGE frame of
- * `exchange_frame.ts` carries one envelope on a port-1001 stream.
+ * `message_frame.ts` carries one envelope on a port-1001 stream.
  *
  * @module
  */
