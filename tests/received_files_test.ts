@@ -4,7 +4,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { storageErrorCode } from "../src/daemon/incoming_file.ts";
 import { RECEIVED_DIR, RECEIVED_INDEX, ReceivedFiles } from "../src/daemon/received_files.ts";
 import { MAX_STORED_NAME } from "../src/daemon/safe_file_name.ts";
-import type { StoredFile } from "../src/services/messages/server.ts";
+import type { StoredFile } from "../src/services/messages/file_receiver.ts";
 import type { FileOffer } from "../src/wire/message_frame.ts";
 import { PilotError } from "../src/errors.ts";
 import { Refusal } from "../src/services/refusal.ts";

@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import type { FileWriter, StoredFile } from "../services/messages/server.ts";
+import type { FileWriter, StoredFile } from "../services/messages/file_receiver.ts";
 import { Refusal } from "../services/refusal.ts";
 import { numberedName } from "./safe_file_name.ts";
 

@@ -32,7 +32,7 @@ import { FILE_DUPLICATE_RATE } from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { RateLimiter } from "../session/rate_limit.ts";
-import type { FileBegin, FileSink, StoredFile } from "../services/messages/server.ts";
+import type { FileBegin, FileSink, StoredFile } from "../services/messages/file_receiver.ts";
 import { Refusal } from "../services/refusal.ts";
 import {
   hashFile,

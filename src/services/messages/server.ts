@@ -14,18 +14,13 @@
  * arrive to the peer's share of a byte budget (`_body_budget.ts`), so
  * announcing a large message costs nothing and a peer at its share waits
  * alone. A body or file that makes no progress for `stallMs` resets its
- * stream, releasing what it held (`_stall_watch.ts`). File content is never
- * buffered whole: each FILE_DATA chunk is hashed (SHA-256, incrementally)
- * and handed to the {@linkcode FileSink}; size and hash are checked at
- * FILE_END before the sink commits. A file that is refused early (a
- * duplicate, too large, a write error) gets its receipt at once and its
- * remaining frames are discarded up to FILE_END, so the stream stays usable.
- * A frame that breaks the protocol (unknown kind, over its cap, out of
- * place, malformed) resets the stream with `"<code>: <why>"`.
+ * stream, releasing what it held (`_stall_watch.ts`). Files are received
+ * by `file_receiver.ts`, never buffered whole. A frame that breaks the
+ * protocol (unknown kind, over its cap, out of place, malformed) resets the
+ * stream with `"<code>: <why>"`.
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import {
   EXCHANGE_MAX_PIPELINED,
   EXCHANGE_PEER_BUFFER,
@@ -35,18 +30,13 @@ import {
   MAX_STREAM_MESSAGE,
   PORT_MESSAGES,
 } from "../../constants.ts";
-import { constantTimeEqual, DecodeError } from "../../bytes.ts";
+import { DecodeError } from "../../bytes.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { type Connection, StreamError } from "../../stream/mod.ts";
 import { decodeEnvelope, type Envelope } from "../../wire/data_message.ts";
 import { FrameReader } from "../../wire/framing.ts";
 import {
-  decodeFrameBody,
-  type FileOffer,
-  type FileReceiptFrame,
   FRAME_FILE_BEGIN,
-  FRAME_FILE_DATA,
-  FRAME_FILE_END,
   FRAME_MESSAGE,
   frameCap,
   type FrameKind,
@@ -54,10 +44,11 @@ import {
   MESSAGE_FRAMES,
   type MessageReceiptFrame,
 } from "../../wire/message_frame.ts";
-import { ConflictRefusal, type RefusalCode, refusalCodeOf } from "../refusal.ts";
+import { ConflictRefusal, refusalCodeOf } from "../refusal.ts";
 import { BodyBudget } from "./_body_budget.ts";
 import { ReceiptQueue } from "./_receipt_queue.ts";
 import { REAL_CLOCK, type StallClock, StallWatch } from "./_stall_watch.ts";
+import { FileReceiver, type FileSink } from "./file_receiver.ts";
 
 /** Where received messages go; the answer is what the receipt reports. */
 export interface MessageSink {
@@ -67,49 +58,6 @@ export interface MessageSink {
    * it as `internal`).
    */
   store(sender: PeerIdentity, envelope: Envelope): Promise<{ seq: number; duplicate: boolean }>;
-}
-
-/** A file as the sink stored it: what its receipt reports. */
-export interface StoredFile {
-  /** The transfer id it was stored with. */
-  id: string;
-  /** Its seq in the received-files index. */
-  seq: number;
-  /** The (sanitised, unique) name it was stored under. */
-  name: string;
-  /** Content size in bytes. */
-  size: number;
-  /** SHA-256 of the content. */
-  sha256: Uint8Array;
-}
-
-/**
- * Receives one file's content. Methods throw a `Refusal`
- * (`disk_full`, `io_error`, …) to refuse the file.
- */
-export interface FileWriter {
-  /** Appends content; the bytes are not kept after it resolves. */
-  write(bytes: Uint8Array): Promise<void>;
-  /**
-   * Makes the (verified) content durable under its final name; `duplicate`
-   * when the same content from the same sender was stored meanwhile. On
-   * failure it has discarded the partial content.
-   */
-  commit(): Promise<{ file: StoredFile; duplicate: boolean }>;
-  /** Discards the partial content; idempotent, never throws. */
-  abort(): Promise<void>;
-}
-
-/** What {@linkcode FileSink.begin} decided: the content is stored already, or here is a writer. */
-export type FileBegin = { existing: StoredFile } | { writer: FileWriter };
-
-/** Where received files go (the daemon's `ReceivedFiles`). */
-export interface FileSink {
-  /**
-   * Starts receiving `offer` from `sender`; throws a `Refusal`
-   * (`too_large`, `rate_limited`, …) to refuse it.
-   */
-  begin(sender: PeerIdentity, offer: FileOffer): Promise<FileBegin>;
 }
 
 /** Options of {@linkcode MessagesServer}. */
@@ -148,32 +96,6 @@ export interface MessagesStats {
 
 const noop = () => {};
 
-function fileReceipt(offer: FileOffer, detail: RefusalCode): FileReceiptFrame {
-  return {
-    subject: "file",
-    status: "refused",
-    seq: 0,
-    id: offer.id,
-    detail,
-    name: "",
-    size: offer.size,
-    sha256: offer.sha256,
-  };
-}
-
-function storedReceipt(file: StoredFile, duplicate: boolean): FileReceiptFrame {
-  return {
-    subject: "file",
-    status: duplicate ? "duplicate" : "stored",
-    seq: file.seq,
-    id: file.id,
-    detail: "",
-    name: file.name,
-    size: file.size,
-    sha256: file.sha256,
-  };
-}
-
 /** The receiving side of port 1001: serves each incoming stream, storing what arrives. */
 export class MessagesServer {
   /** Port 1001. */
@@ -183,7 +105,7 @@ export class MessagesServer {
   /** Refused messages, files and streams, by code. */
   readonly refused: Record<string, number> = {};
   #sink: MessageSink;
-  #files: FileSink;
+  #files: FileReceiver;
   #maxPipelined: number;
   #peerReceipts: number;
   #stallMs: number;
@@ -202,7 +124,7 @@ export class MessagesServer {
   /** Creates the service; throws RangeError for budgets too small for one largest message. */
   constructor(options: MessagesServerOptions) {
     this.#sink = options.sink;
-    this.#files = options.files;
+    this.#files = new FileReceiver(options.files, (code) => this.#refuse(code));
     this.#maxPipelined = options.maxPipelined ?? EXCHANGE_MAX_PIPELINED;
     this.#peerReceipts = options.peerReceipts ?? EXCHANGE_PEER_RECEIPTS;
     this.#stallMs = options.stallMs ?? EXCHANGE_STALL_MS;
@@ -263,7 +185,7 @@ export class MessagesServer {
         if (h === null) break;
         if (h.kind === FRAME_MESSAGE) await this.#message(peer, reader, h.length, out, watch);
         else if (h.kind === FRAME_FILE_BEGIN) {
-          await this.#file(peer, reader, h.length, out, watch);
+          await this.#files.receive(peer, reader, h.length, out, watch);
         } else {
           throw new DecodeError(
             "unexpected_frame",
@@ -423,144 +345,5 @@ export class MessagesServer {
       if (this.#storing.get(key) === done) this.#storing.delete(key);
     });
     return run;
-  }
-
-  async #file(
-    peer: PeerIdentity,
-    reader: FrameReader,
-    length: number,
-    out: ReceiptQueue,
-    watch: StallWatch,
-  ): Promise<void> {
-    // The whole file is one body for the stall watch: a sender that stops
-    // between chunks would otherwise hold a temp file open for ever.
-    watch.arm();
-    try {
-      await this.#fileFrames(peer, reader, length, out, watch);
-    } finally {
-      watch.disarm();
-    }
-  }
-
-  async #fileFrames(
-    peer: PeerIdentity,
-    reader: FrameReader,
-    length: number,
-    out: ReceiptQueue,
-    watch: StallWatch,
-  ): Promise<void> {
-    const begin = decodeFrameBody(FRAME_FILE_BEGIN, await reader.body(length));
-    if (begin.kind !== "file_begin") throw new Error("unreachable");
-    const offer = begin.file;
-    let started: FileBegin;
-    try {
-      started = await this.#files.begin(peer, offer);
-    } catch (e) {
-      return await this.#refuseFile(reader, out, offer, refusalCodeOf(e), watch);
-    }
-    if ("existing" in started) {
-      out.push(Promise.resolve(storedReceipt(started.existing, true)));
-      return await this.#discardFile(reader, watch);
-    }
-    const writer = started.writer;
-    const hash = createHash("sha256");
-    let received = 0;
-    try {
-      for (;;) {
-        const h = await reader.header();
-        if (h === null) throw new DecodeError("truncated", "Stream ended inside a file");
-        if (h.kind === FRAME_FILE_DATA) {
-          const frame = decodeFrameBody(h.kind, await reader.body(h.length));
-          if (frame.kind !== "file_data") throw new Error("unreachable");
-          if (received + frame.data.length > offer.size) {
-            await writer.abort();
-            return await this.#refuseFile(reader, out, offer, "too_large", watch);
-          }
-          hash.update(frame.data);
-          received += frame.data.length;
-          watch.progress();
-          try {
-            await writer.write(frame.data);
-            watch.progress();
-          } catch (e) {
-            await writer.abort();
-            return await this.#refuseFile(reader, out, offer, refusalCodeOf(e), watch);
-          }
-        } else if (h.kind === FRAME_FILE_END) {
-          const end = decodeFrameBody(h.kind, await reader.body(h.length));
-          if (end.kind !== "file_end") throw new Error("unreachable");
-          out.push(
-            Promise.resolve(await this.#finish(writer, offer, end.cancelled, received, hash)),
-          );
-          return;
-        } else {
-          throw new DecodeError(
-            "unexpected_frame",
-            `${frameKindName(h.kind as FrameKind)} frame inside a file`,
-          );
-        }
-      }
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
-  }
-
-  async #finish(
-    writer: FileWriter,
-    offer: FileOffer,
-    cancelled: boolean,
-    received: number,
-    hash: ReturnType<typeof createHash>,
-  ): Promise<FileReceiptFrame> {
-    let code: RefusalCode | "" = "";
-    if (cancelled) code = "cancelled";
-    else if (received !== offer.size) code = "size_mismatch";
-    else if (!constantTimeEqual(new Uint8Array(hash.digest()), offer.sha256)) {
-      code = "hash_mismatch";
-    }
-    if (code === "") {
-      try {
-        const { file, duplicate } = await writer.commit();
-        return storedReceipt(file, duplicate);
-      } catch (e) {
-        code = refusalCodeOf(e);
-      }
-    }
-    await writer.abort();
-    this.#refuse(code);
-    return fileReceipt(offer, code);
-  }
-
-  async #refuseFile(
-    reader: FrameReader,
-    out: ReceiptQueue,
-    offer: FileOffer,
-    code: RefusalCode,
-    watch: StallWatch,
-  ): Promise<void> {
-    this.#refuse(code);
-    out.push(Promise.resolve(fileReceipt(offer, code)));
-    await this.#discardFile(reader, watch);
-  }
-
-  /** Skips the rest of a file the receipt already answered, up to its FILE_END. */
-  async #discardFile(reader: FrameReader, watch: StallWatch): Promise<void> {
-    for (;;) {
-      const h = await reader.header();
-      if (h === null) throw new DecodeError("truncated", "Stream ended inside a file");
-      if (h.kind === FRAME_FILE_DATA) {
-        await reader.skip(h.length);
-        watch.progress();
-      } else if (h.kind === FRAME_FILE_END) {
-        decodeFrameBody(h.kind, await reader.body(h.length));
-        return;
-      } else {
-        throw new DecodeError(
-          "unexpected_frame",
-          `${frameKindName(h.kind as FrameKind)} frame inside a file`,
-        );
-      }
-    }
   }
 }
