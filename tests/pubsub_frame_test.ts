@@ -3,9 +3,8 @@ import fc from "fast-check";
 import { PUBSUB_MAX_DATA, PUBSUB_MAX_TOPIC } from "../src/constants.ts";
 import { formatAddress } from "../src/identity/address.ts";
 import { DecodeError } from "../src/bytes.ts";
+import { checkPattern, checkTopic } from "../src/wire/pubsub_topic.ts";
 import {
-  checkPattern,
-  checkTopic,
   decodeFrame,
   encodeFrame,
   MAX_PUBSUB_FRAME,

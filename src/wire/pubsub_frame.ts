@@ -1,7 +1,6 @@
 /**
  * The events service's bytes (virtual port 1002): frames on a reliable
- * stream, each `kind u8 | length u32 | body`, big-endian, and the grammar of
- * topics and topic patterns.
+ * stream, each `kind u8 | length u32 | body`, big-endian.
  *
  * | kind | name      | body                                                                   |
  * |-----:|-----------|------------------------------------------------------------------------|
@@ -12,10 +11,8 @@
  * | 0x05 | ACK       | id u32, seq u64, delivered u32, dropped u32                            |
  * | 0x06 | ERROR     | id u32, code_len u8, code (`[a-z_]`, ≤ 32), message (UTF-8, ≤ 512)     |
  *
- * A topic is 1–128 bytes of labels of `[a-z0-9_-]` separated by `.`. A
- * pattern is a topic (exact match), a topic followed by `.*` (every topic
- * strictly below it: `a.b.*` matches `a.b.c` and `a.b.c.d`, not `a.b`), or
- * a lone `*` (every topic); also at most 128 bytes.
+ * Topics and patterns follow the grammar of `pubsub_topic.ts` (a frame
+ * with a malformed one is refused).
  *
  * Framing is `framing.ts`'s, with the caps table {@linkcode PUBSUB_FRAMES}: a
  * frame's header is checked before its body is buffered, an unknown kind or
@@ -38,6 +35,15 @@ import {
   type RawFrame,
   splitFrame,
 } from "./framing.ts";
+import {
+  checkPattern,
+  checkTopic,
+  patternMessage,
+  patternProblem,
+  quoteInput,
+  topicMessage,
+  topicProblem,
+} from "./pubsub_topic.ts";
 
 /** Kind byte of SUBSCRIBE: the first frame of a subscription stream. */
 export const PUBSUB_SUBSCRIBE = 0x01;
@@ -177,86 +183,7 @@ export type PubSubFrame =
 const encoder = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is part of the text, not something to drop silently.
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const LABEL = /^[a-z0-9_-]+$/;
 const CODE = /^[a-z_]{1,32}$/;
-const TOPIC_EXPECTED = 'expected 1-128 bytes of [a-z0-9_-] labels separated by "."';
-const PATTERN_EXPECTED = 'expected a topic, a topic followed by ".*", or "*"';
-
-/** Quotes user input for an error message: JSON string syntax, long input cut. */
-export function quoteInput(text: string): string {
-  return JSON.stringify(text.length > 64 ? text.slice(0, 64) + "…" : text);
-}
-
-function labelsProblem(text: string): string | null {
-  for (const label of text.split(".")) {
-    if (label === "") return "it has an empty label";
-    if (!LABEL.test(label)) {
-      const bad = [...label].find((c) => !LABEL.test(c)) ?? label;
-      return `${quoteInput(bad)} is not allowed in a label`;
-    }
-  }
-  return null;
-}
-
-function lengthProblem(text: string): string | null {
-  if (text.length === 0) return "it is empty";
-  const n = encoder.encode(text).length;
-  return n > PUBSUB_MAX_TOPIC ? `it is ${n} bytes long` : null;
-}
-
-/** Why `topic` is not a valid topic, or null when it is. */
-export function topicProblem(topic: string): string | null {
-  return lengthProblem(topic) ?? labelsProblem(topic);
-}
-
-/** Why `pattern` is not a valid topic pattern, or null when it is. */
-export function patternProblem(pattern: string): string | null {
-  const length = lengthProblem(pattern);
-  if (length !== null) return length;
-  if (pattern === "*") return null;
-  const exact = pattern.endsWith(".*") ? pattern.slice(0, -2) : pattern;
-  if (exact.split(".").includes("*")) return '"*" may only stand alone or as the last label';
-  if (exact === "") return "it has an empty label";
-  return labelsProblem(exact);
-}
-
-function topicMessage(topic: string, why: string): string {
-  return `Invalid topic ${quoteInput(topic)}: ${why}; ${TOPIC_EXPECTED}`;
-}
-
-function patternMessage(pattern: string, why: string): string {
-  return `Invalid topic pattern ${quoteInput(pattern)}: ${why}; ${PATTERN_EXPECTED}`;
-}
-
-/**
- * Returns `topic` if it is a valid topic; throws `TypeError` quoting it otherwise.
- *
- * @example
- * ```ts
- * import { checkTopic } from "./pubsub_frame.ts";
- * checkTopic("swarm.status"); // "swarm.status"
- * ```
- */
-export function checkTopic(topic: string): string {
-  const why = typeof topic === "string" ? topicProblem(topic) : "it is not a string";
-  if (why !== null) throw new TypeError(topicMessage(String(topic), why));
-  return topic;
-}
-
-/**
- * Returns `pattern` if it is a valid topic pattern; throws `TypeError` quoting it otherwise.
- *
- * @example
- * ```ts
- * import { checkPattern } from "./pubsub_frame.ts";
- * checkPattern("swarm.*"); // "swarm.*"
- * ```
- */
-export function checkPattern(pattern: string): string {
-  const why = typeof pattern === "string" ? patternProblem(pattern) : "it is not a string";
-  if (why !== null) throw new TypeError(patternMessage(String(pattern), why));
-  return pattern;
-}
 
 // ---- Encoding ----
 

@@ -8,7 +8,7 @@ import { PORT_PUBSUB } from "../../constants.ts";
 import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
 import { publishTo, subscribe } from "../../services/pubsub/client.ts";
 import type { Connection } from "../../stream/mod.ts";
-import { checkPattern, checkTopic } from "../../wire/pubsub_frame.ts";
+import { checkPattern, checkTopic } from "../../wire/pubsub_topic.ts";
 import type { NodeContext } from "../context.ts";
 import { pubsubError, pubsubInput } from "../pubsub_errors.ts";
 import { withTimeout } from "../with_timeout.ts";

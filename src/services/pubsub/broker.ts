@@ -33,15 +33,14 @@ import { Budget, type Connection, StreamError } from "../../stream/mod.ts";
 import { DecodeError, truncateUtf8 } from "../../bytes.ts";
 import { FrameReader, type RawFrame } from "../../wire/framing.ts";
 import {
-  checkTopic,
   decodeBody,
   encodeFrame,
   OVERFLOW_FRAME_SIZE,
   PUBSUB_FRAMES,
   PUBSUB_PUBLISH,
   PUBSUB_SUBSCRIBE,
-  quoteInput,
 } from "../../wire/pubsub_frame.ts";
+import { checkTopic, quoteInput } from "../../wire/pubsub_topic.ts";
 import { drain } from "./_drain.ts";
 import { TopicIndex } from "./topic.ts";
 

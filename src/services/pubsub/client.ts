@@ -11,7 +11,6 @@ import { DecodeError } from "../../bytes.ts";
 import type { Connection } from "../../stream/mod.ts";
 import { FrameReader } from "../../wire/framing.ts";
 import {
-  checkPattern,
   encodeFrame,
   type EventFrame,
   nextPubSubFrame,
@@ -19,6 +18,7 @@ import {
   PUBSUB_FRAMES,
   type PubSubFrame,
 } from "../../wire/pubsub_frame.ts";
+import { checkPattern } from "../../wire/pubsub_topic.ts";
 import { type Settled, StreamRpc } from "../stream_rpc.ts";
 import { drain } from "./_drain.ts";
 import type { PublishResult } from "./broker.ts";
