@@ -3,8 +3,9 @@
  * own topics. Trusted peers open a stream to it and either SUBSCRIBE (the
  * stream then carries matching EVENTs until either side closes it) or send
  * PUBLISH frames (each answered with an ACK once fanned out, or an ERROR).
- * Frames and topic grammar: `wire/pubsub_frame.ts`; what patterns match:
- * `topic.ts`; the subscribing and publishing side: `client.ts`.
+ * Frames: `wire/pubsub_frame.ts`, topic grammar `wire/pubsub_topic.ts`;
+ * what patterns match: `topic.ts`; each subscriber's queue:
+ * `_subscriber.ts`; the subscribing and publishing side: `client.ts`.
  *
  * Fan-out never waits for a subscriber: each subscription has a bounded
  * queue (frames and bytes, with a per-subscription reserve and a budget
@@ -35,13 +36,13 @@ import { FrameReader, type RawFrame } from "../../wire/framing.ts";
 import {
   decodeBody,
   encodeFrame,
-  OVERFLOW_FRAME_SIZE,
   PUBSUB_FRAMES,
   PUBSUB_PUBLISH,
   PUBSUB_SUBSCRIBE,
 } from "../../wire/pubsub_frame.ts";
 import { checkTopic, quoteInput } from "../../wire/pubsub_topic.ts";
 import { drain } from "./_drain.ts";
+import { Subscriber } from "./_subscriber.ts";
 import { TopicIndex } from "./topic.ts";
 
 /** Caps of the broker; defaults from `constants.ts`. */
@@ -124,8 +125,6 @@ export interface PubSubStats {
   refused: number;
 }
 
-const EMPTY = new Uint8Array(0);
-
 function errorFrame(id: number, code: string, message: string): Uint8Array {
   return encodeFrame({
     kind: "error",
@@ -133,37 +132,6 @@ function errorFrame(id: number, code: string, message: string): Uint8Array {
     code,
     message: truncateUtf8(message, PUBSUB_MAX_ERROR_MESSAGE),
   });
-}
-
-interface Drop {
-  count: number;
-  first: number;
-  last: number;
-}
-
-/** One subscription's state; owned by the broker. */
-class Sub {
-  readonly conn: Connection;
-  readonly peer: PeerIdentity;
-  readonly pattern: string;
-  queue: Uint8Array[] = [];
-  head = 0;
-  bytes = 0;
-  pumping = false;
-  closed = false;
-  drop: Drop | null = null;
-  delivered = 0;
-  dropped = 0;
-
-  constructor(conn: Connection, peer: PeerIdentity, pattern: string) {
-    this.conn = conn;
-    this.peer = peer;
-    this.pattern = pattern;
-  }
-
-  get frames(): number {
-    return this.queue.length - this.head;
-  }
 }
 
 /**
@@ -184,8 +152,8 @@ export class PubSubBroker {
   #seq = 0;
   #dropped = 0;
   #refused = 0;
-  #index = new TopicIndex<Sub>();
-  #subs = new Set<Sub>();
+  #index = new TopicIndex<Subscriber>();
+  #subs = new Set<Subscriber>();
   #perPeer = new Map<string, number>();
   #conns = new Set<Connection>();
 
@@ -229,9 +197,10 @@ export class PubSubBroker {
     let delivered = 0;
     let dropped = 0;
     this.#index.forEach(topic, (sub) => {
-      if (this.#offer(sub, frame, seq)) delivered++;
+      if (sub.offer(frame, seq)) delivered++;
       else dropped++;
     });
+    this.#dropped += dropped;
     return { seq, delivered, dropped };
   }
 
@@ -331,11 +300,14 @@ export class PubSubBroker {
         `Too many subscriptions at this node: at most ${this.#limits.subscriptions}`,
       );
     }
-    const sub = new Sub(conn, peer, frame.pattern);
+    const sub: Subscriber = new Subscriber(conn, peer, frame.pattern, {
+      caps: this.#limits,
+      budget: this.#budget,
+      onFailed: () => this.#remove(sub),
+    });
     this.#add(sub);
     // The confirmation goes through the queue, so it precedes every event.
-    this.#push(sub, encodeFrame({ kind: "ack", id: 0, seq: this.#seq, delivered: 0, dropped: 0 }));
-    this.#kick(sub);
+    sub.push(encodeFrame({ kind: "ack", id: 0, seq: this.#seq, delivered: 0, dropped: 0 }));
     void conn.closed.then(() => this.#remove(sub));
     try {
       // A subscriber only ever closes its direction: that is its unsubscribe.
@@ -354,95 +326,20 @@ export class PubSubBroker {
     }
   }
 
-  #add(sub: Sub): void {
+  #add(sub: Subscriber): void {
     this.#index.add(sub.pattern, sub);
     this.#subs.add(sub);
     this.#perPeer.set(sub.peer.keyHex, (this.#perPeer.get(sub.peer.keyHex) ?? 0) + 1);
   }
 
-  #remove(sub: Sub): void {
+  #remove(sub: Subscriber): void {
     if (sub.closed) return;
-    sub.closed = true;
+    sub.close();
     this.#index.delete(sub.pattern, sub);
     this.#subs.delete(sub);
     const n = (this.#perPeer.get(sub.peer.keyHex) ?? 1) - 1;
     if (n > 0) this.#perPeer.set(sub.peer.keyHex, n);
     else this.#perPeer.delete(sub.peer.keyHex);
-    this.#budget.charge(sub.bytes, 0);
-    sub.queue = [];
-    sub.head = 0;
-    sub.bytes = 0;
-  }
-
-  #room(sub: Sub, n: number): boolean {
-    return sub.frames < this.#limits.queueFrames && sub.bytes + n <= this.#limits.queueBytes &&
-      n <= this.#budget.room(sub.bytes);
-  }
-
-  #push(sub: Sub, frame: Uint8Array): void {
-    sub.queue.push(frame);
-    this.#budget.charge(sub.bytes, sub.bytes + frame.length);
-    sub.bytes += frame.length;
-  }
-
-  #offer(sub: Sub, frame: Uint8Array, seq: number): boolean {
-    if (sub.drop !== null) this.#flushOverflow(sub);
-    if (sub.drop !== null || !this.#room(sub, frame.length)) {
-      if (sub.drop === null) sub.drop = { count: 1, first: seq, last: seq };
-      else {
-        sub.drop.count++;
-        sub.drop.last = seq;
-      }
-      sub.dropped++;
-      this.#dropped++;
-      return false;
-    }
-    this.#push(sub, frame);
-    sub.delivered++;
-    this.#kick(sub);
-    return true;
-  }
-
-  /** Queues the pending OVERFLOW notice if it fits now. */
-  #flushOverflow(sub: Sub): void {
-    const d = sub.drop;
-    if (d === null || !this.#room(sub, OVERFLOW_FRAME_SIZE)) return;
-    sub.drop = null;
-    this.#push(
-      sub,
-      encodeFrame({ kind: "overflow", dropped: d.count, firstSeq: d.first, lastSeq: d.last }),
-    );
-    this.#kick(sub);
-  }
-
-  #kick(sub: Sub): void {
-    if (sub.pumping || sub.closed) return;
-    sub.pumping = true;
-    void this.#pump(sub);
-  }
-
-  /** Writes the queue to the stream, one frame at a time, as backpressure allows. */
-  async #pump(sub: Sub): Promise<void> {
-    try {
-      while (!sub.closed && sub.head < sub.queue.length) {
-        const frame = sub.queue[sub.head]!;
-        await sub.conn.write(frame);
-        if (sub.closed) return;
-        sub.queue[sub.head++] = EMPTY; // written: the stream holds it now, not us
-        this.#budget.charge(sub.bytes, sub.bytes - frame.length);
-        sub.bytes -= frame.length;
-        if (sub.head === sub.queue.length || (sub.head >= 64 && sub.head * 2 >= sub.queue.length)) {
-          sub.queue = sub.queue.slice(sub.head);
-          sub.head = 0;
-        }
-        this.#flushOverflow(sub);
-      }
-    } catch {
-      // The stream failed (reset, or closed by us): the subscription is over.
-      this.#remove(sub);
-    } finally {
-      sub.pumping = false;
-    }
   }
 
   // ---- Publishers ----
