@@ -615,3 +615,51 @@ Deno.test("a peer owing its cap of receipts across two streams stops being read 
     for (const conn of w.accepted) conn.reset("done");
   }, { link: { limits }, service: { maxPipelined: 8, peerReceipts: 12 } });
 });
+
+Deno.test("deliver() carries every message to a peer on one reused stream", async () => {
+  await withWorld(async (w) => {
+    let opens = 0;
+    const client = new MessagesClient({
+      open: () => {
+        opens++;
+        return w.link.a.connect(PORT_MESSAGES);
+      },
+    });
+    const delivery = { reach: () => Promise.resolve(ALICE), timeoutMs: 60_000 };
+    for (let i = 0; i < 3; i++) {
+      const { peer, receipt } = await w.settle(
+        client.deliver(envelope(`r${i}`, Uint8Array.of(i)), delivery),
+      );
+      assert.equal(peer.keyHex, ALICE.keyHex);
+      assert.deepEqual(receipt, { status: "stored", seq: i + 1, detail: "" });
+    }
+    assert.equal(opens, 1);
+    assert.equal(w.accepted.length, 1);
+  });
+});
+
+Deno.test("deliver() replaces a broken stream once, reaching the peer again first, and the message is stored once", async () => {
+  await withWorld(async (w) => {
+    let opens = 0;
+    let reaches = 0;
+    const client = new MessagesClient({
+      open: async () => {
+        opens++;
+        const conn = await w.link.a.connect(PORT_MESSAGES);
+        if (opens === 1) conn.reset("broken on purpose");
+        return conn;
+      },
+    });
+    const { receipt } = await w.settle(client.deliver(envelope("once", Uint8Array.of(1)), {
+      reach: () => {
+        reaches++;
+        return Promise.resolve(ALICE);
+      },
+      timeoutMs: 60_000,
+    }));
+    assert.equal(receipt.status, "stored");
+    assert.equal(opens, 2);
+    assert.equal(reaches, 2);
+    assert.equal(w.sink.stored.length, 1);
+  });
+});
