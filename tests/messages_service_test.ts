@@ -663,3 +663,37 @@ Deno.test("deliver() replaces a broken stream once, reaching the peer again firs
     assert.equal(w.sink.stored.length, 1);
   });
 });
+
+Deno.test("a body waiting for its peer's share is reset by the stall timeout at once, releasing its bytes", async () => {
+  const stallMs = 10_000;
+  const cap = frameCap(FRAME_MESSAGE);
+  let unblock!: () => void;
+  const blocked = new Promise<void>((r) => unblock = r);
+  // Stores never finish until the end: the first message keeps its bytes charged.
+  const sink: MessageSink = {
+    store: () => blocked.then(() => ({ seq: 1, duplicate: false })),
+  };
+  await withWorld(async (w) => {
+    const first = await w.connect();
+    const held = w.client.sendMessage(first, envelope("big", new Uint8Array(MAX_STREAM_MESSAGE)));
+    held.catch(() => {});
+    await w.until(() => w.server.stats().pendingReceipts === 1, 600_000);
+    const firstBytes = w.server.stats().bufferedBytes;
+    // A second body pushes the peer past its share and waits for it.
+    const second = await w.connect();
+    const room = cap - firstBytes;
+    await w.settle(second.write(encodeFrameHeader(FRAME_MESSAGE, room + 64 * 1024)));
+    void second.write(new Uint8Array(room + 32 * 1024)).catch(() => {});
+    await w.until(() => w.server.stats().bufferedBytes >= cap);
+    const error = await w.settle(second.read().then(() => null, (e) => e), 3 * stallMs);
+    assert.ok(error instanceof StreamError, String(error));
+    assert.match(error.reason, /^stalled: /);
+    await w.until(() => w.server.stats().streams === 1);
+    assert.equal(w.server.stats().bufferedBytes, firstBytes);
+    unblock();
+    await w.settle(held);
+  }, {
+    link: { limits: { sendBuffer: 4 * MIB, receiveBuffer: 4 * MIB } },
+    service: { sink, stallMs, peerBuffer: cap, totalBuffer: cap },
+  });
+});

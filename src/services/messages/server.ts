@@ -183,7 +183,7 @@ export class MessagesServer {
         await this.#owedRoom(key);
         const h = await reader.header();
         if (h === null) break;
-        if (h.kind === FRAME_MESSAGE) await this.#message(peer, reader, h.length, out, watch);
+        if (h.kind === FRAME_MESSAGE) await this.#message(conn, peer, reader, h.length, out, watch);
         else if (h.kind === FRAME_FILE_BEGIN) {
           await this.#files.receive(peer, reader, h.length, out, watch);
         } else {
@@ -239,6 +239,7 @@ export class MessagesServer {
    * Throws what reading throws, having released what it charged.
    */
   async #receiveBody(
+    conn: Connection,
     key: string,
     reader: FrameReader,
     length: number,
@@ -255,10 +256,15 @@ export class MessagesServer {
         watch.progress();
         if (got < length && !this.#budget.open(key)) {
           // The stall watch keeps running: a peer that fills its share and
-          // never lets a store finish is reset like a silent one.
+          // never lets a store finish is reset like a silent one, and the
+          // reset ends the wait at once, releasing what this body held.
           const wait = this.#budget.wait(key);
           try {
-            await wait.ready;
+            const gone = await Promise.race([
+              wait.ready.then(() => false),
+              conn.closed.then(() => true),
+            ]);
+            if (gone) throw new StreamError("reset", "the stream ended while its body waited");
           } finally {
             wait.cancel();
           }
@@ -281,6 +287,7 @@ export class MessagesServer {
   }
 
   async #message(
+    conn: Connection,
     peer: PeerIdentity,
     reader: FrameReader,
     length: number,
@@ -289,7 +296,7 @@ export class MessagesServer {
   ): Promise<void> {
     // The length is within the cap (the reader checked it); its bytes stay
     // charged until the store answers.
-    const body = await this.#receiveBody(peer.keyHex, reader, length, watch);
+    const body = await this.#receiveBody(conn, peer.keyHex, reader, length, watch);
     let held = true;
     const release = () => {
       if (held) this.#budget.release(peer.keyHex, length);
