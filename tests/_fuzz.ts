@@ -17,7 +17,12 @@
 import assert, { AssertionError } from "node:assert/strict";
 import { DecodeError, utf8 } from "../src/bytes.ts";
 import { MAX_STREAM_MESSAGE } from "../src/constants.ts";
+import { decodeIdentityFile } from "../src/identity/identity.ts";
+import { signSelfDescription } from "../src/identity/self_description.ts";
 import { encodeEnvelope, type Envelope } from "../src/wire/data_message.ts";
+import { MAX_FINAL_NOISE_SIZE } from "../src/wire/frames.ts";
+import { encodeHandshakePayload, type HandshakePayload } from "../src/wire/handshake_payload.ts";
+import fixtures from "./fixtures/identities.json" with { type: "json" };
 import {
   assertCanonicalOrRefused,
   assertCanonicalOrRefusedAsync,
@@ -214,7 +219,9 @@ function mutateBytes(rng: Rng, corpus: Corpus, bytes: Uint8Array, times: number)
   if (out.length === 0) return rng.bytes(rng.between(1, 8));
   for (let k = 0; k < times; k++) {
     let i = rng.below(out.length);
-    if (isCold(corpus, i) && rng.chance(0.95)) i = rng.below(out.length);
+    if (isCold(corpus, i) && rng.chance(0.95)) {
+      for (let tries = 0; tries < 16 && isCold(corpus, i); tries++) i = rng.below(out.length);
+    }
     switch (rng.below(4)) {
       case 0:
         out[i] = rng.u32();
@@ -565,4 +572,49 @@ export function metaOrderDiffers(e: Envelope): boolean {
 /** Re-encodes an envelope, or gives back the input for the known meta-order bug. */
 export function reencodeEnvelope(e: Envelope, input: Uint8Array): Uint8Array {
   return metaOrderDiffers(e) ? input : encodeEnvelope(e);
+}
+
+// ---- Handshake payloads (handshake_payload.ts), shared by the identity fuzzing ----
+
+/** The committed test identities (`fixtures/identities.json`). */
+export const FUZZ_IDS = fixtures.map((f) => decodeIdentityFile(JSON.stringify(f)));
+
+/** A valid, signed handshake payload of the first test identity. */
+export function payloadOf(hostname: string, selfTime = 1_795_706_107_118): HandshakePayload {
+  const id = FUZZ_IDS[0]!;
+  const self = signSelfDescription(id.seed, {
+    stamp: id.stamp,
+    hostname: hostname === "" ? null : hostname,
+    time: selfTime,
+  });
+  return {
+    publicKey: id.publicKey,
+    stamp: id.stamp,
+    staticSerial: id.binding.serial,
+    staticCreated: id.binding.created,
+    bindingSignature: id.binding.signature,
+    hostname,
+    selfTime: self.time,
+    selfSignature: self.signature,
+  };
+}
+
+/** Offset of the hostname length in a handshake payload. */
+const HOSTNAME_LENGTH_AT = 1 + 32 + 8 + 4 + 8 + 64;
+
+/** Valid payloads (no hostname, short ones, the longest) with their length and ranged fields. */
+export function handshakePayloadCorpus(): Corpus {
+  const payloads = ["", "alpha", "data-processor-node", "a".repeat(63)].map((h) => payloadOf(h));
+  return {
+    seeds: payloads.map((p) => ({
+      bytes: encodeHandshakePayload(p),
+      lengths: [
+        u8(HOSTNAME_LENGTH_AT, 63),
+        index(41),
+        time(45),
+        time(HOSTNAME_LENGTH_AT + 1 + p.hostname.length),
+      ],
+    })),
+    maxLength: MAX_FINAL_NOISE_SIZE,
+  };
 }

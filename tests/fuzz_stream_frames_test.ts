@@ -253,26 +253,38 @@ Deno.test("message_frame.ts decodeFrameBody() takes 100,000 random, truncated an
   assertReachesBoth("message.decodeFrameBody()", stats);
 });
 
-/** Reads a whole messages stream by pull, as the port-1001 service does. */
+/**
+ * Reads a whole messages stream by pull, as the port-1001 service does:
+ * each frame whole by `next()`, or (half the streams) by `header()` and
+ * the body's views from `bodyParts()`, as the server reads a message body.
+ */
 async function pullMessages(bytes: Uint8Array, rng: Rng): Promise<MessageFrame[]> {
   const reader = new FrameReader(MESSAGE_FRAMES, chunked(bytes, rng));
   const frames: MessageFrame[] = [];
-  for (let raw = await reader.next(); raw !== null; raw = await reader.next()) {
-    frames.push(decodeMessageBody(raw.kind as FrameKind, raw.body));
+  if (rng.chance(0.5)) {
+    for (let raw = await reader.next(); raw !== null; raw = await reader.next()) {
+      frames.push(decodeMessageBody(raw.kind as FrameKind, raw.body));
+    }
+    return frames;
+  }
+  for (let h = await reader.header(); h !== null; h = await reader.header()) {
+    const parts: Uint8Array[] = [];
+    for await (const part of reader.bodyParts(h.length)) parts.push(part);
+    frames.push(decodeMessageBody(h.kind as FrameKind, concat(...parts)));
   }
   return frames;
 }
 
-Deno.test("framing.ts FrameReader (pull) takes 100,000 random, truncated and mutated messages streams in random chunks and only ever throws DecodeError; the frames it reads re-encode to the stream", async () => {
+Deno.test("framing.ts FrameReader (pull: next(), or header() and bodyParts()) takes 100,000 random, truncated and mutated messages streams in random chunks and only ever throws DecodeError; the frames it reads re-encode to the stream", async () => {
   const chunks = new Rng(seedFor("FrameReader pull chunks"));
   const stats = await fuzzAsync({
-    name: "FrameReader.next() messages",
+    name: "FrameReader (pull) messages",
     decode: (b) => pullMessages(b, chunks),
     encode: reencodeMessages,
     corpus: messageCorpus,
     input: streamInput(messageCorpus),
   });
-  assertReachesBoth("FrameReader.next() messages", stats);
+  assertReachesBoth("FrameReader (pull) messages", stats);
 });
 
 // ---- Events (pubsub_frame.ts) ----
@@ -408,7 +420,7 @@ const hostile: [string, (b: Uint8Array) => unknown, Uint8Array[]][] = [
   ["message.decodeFrame()", decodeMessageFrame, pastEndInputs(messageCorpus)],
   ["message.decodeFrameBody()", decodeKindAndBody, pastEndInputs(messageBodyCorpus)],
   [
-    "FrameReader.next() messages",
+    "FrameReader (pull) messages",
     (b) => pullMessages(b, new Rng(b.length)),
     pullHostile.filter((b) => !claimsWithinCap(b)),
   ],

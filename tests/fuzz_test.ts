@@ -6,12 +6,15 @@
  * inputs whose length fields claim more bytes than follow are all refused,
  * and a batch of them does not grow the process's RSS.
  *
+ * This file: outer frames, inner packets, stream segments, trust packets,
+ * handshake payloads and message envelopes. The decoders whose checks are
+ * cryptographic are in `fuzz_crypto_test.ts`, the stream services' frames
+ * in `fuzz_stream_frames_test.ts`.
+ *
  * Replay a failure with `FUZZ_SEED=<seed> deno test -A tests/fuzz_test.ts`.
  */
 
-import assert from "node:assert/strict";
-import fixtures from "./fixtures/identities.json" with { type: "json" };
-import { DecodeError, utf8 } from "../src/bytes.ts";
+import { utf8 } from "../src/bytes.ts";
 import {
   MAX_MESSAGE_ID,
   MAX_META_ENTRIES,
@@ -19,13 +22,7 @@ import {
   MAX_META_VALUE,
   MAX_PORT_DATAGRAM,
   MAX_STREAM_MESSAGE,
-  PROLOGUE,
 } from "../src/constants.ts";
-import { verifyStamp } from "../src/identity/address.ts";
-import { decodeIdentityFile } from "../src/identity/identity.ts";
-import { signSelfDescription } from "../src/identity/self_description.ts";
-import { HandshakeState, NoiseError } from "../src/session/noise.ts";
-import { HandshakeFailure, verifyPeerPayload } from "../src/session/peer_identity.ts";
 import { decodeEnvelope } from "../src/wire/data_message.ts";
 import {
   decodeFrame as decodeOuterFrame,
@@ -38,11 +35,7 @@ import {
   MIN_RESP_NOISE_SIZE,
   MSG1_NOISE_SIZE,
 } from "../src/wire/frames.ts";
-import {
-  decodeHandshakePayload,
-  encodeHandshakePayload,
-  type HandshakePayload,
-} from "../src/wire/handshake_payload.ts";
+import { decodeHandshakePayload, encodeHandshakePayload } from "../src/wire/handshake_payload.ts";
 import { decodeInner, encodeInner, MAX_INNER_PAYLOAD, MAX_INNER_SIZE } from "../src/wire/inner.ts";
 import {
   decodeSegment,
@@ -54,12 +47,6 @@ import {
   SEG_SYN,
   type StreamSegment,
 } from "../src/wire/stream_segment.ts";
-import {
-  decodeTrustMessage,
-  type SignedTrustMessage,
-  signTrustMessage,
-  TrustMessageError,
-} from "../src/wire/trust_message.ts";
 import { decodeTrustPacket, encodeTrustPacket } from "../src/wire/trust_packet.ts";
 import type { ReasonedError } from "./_codec_contract.ts";
 import {
@@ -68,21 +55,16 @@ import {
   type Corpus,
   envelopeSeeds,
   fuzz,
-  fuzzAsync,
+  handshakePayloadCorpus,
   index,
-  type LengthField,
   pastEndInputs,
   pattern,
   reencodeEnvelope,
   type Seed,
   time,
-  u16,
   u8,
 } from "./_fuzz.ts";
 
-const IDS = fixtures.map((f) => decodeIdentityFile(JSON.stringify(f)));
-const ALICE = IDS[0]!;
-const BOB = IDS[1]!;
 const MAX_U53 = Number.MAX_SAFE_INTEGER;
 /** Largest envelope: the largest data and every other field at its longest. */
 const MAX_ENVELOPE = MAX_STREAM_MESSAGE + 2 + 3 * (1 + MAX_MESSAGE_ID) + 8 + 1 +
@@ -251,37 +233,7 @@ Deno.test("decodeTrustPacket() takes 100,000 random, truncated and mutated input
 
 // ---- Handshake payloads (handshake_payload.ts) ----
 
-function payloadOf(hostname: string, selfTime = 1_795_706_107_118): HandshakePayload {
-  const self = signSelfDescription(ALICE.seed, {
-    stamp: ALICE.stamp,
-    hostname: hostname === "" ? null : hostname,
-    time: selfTime,
-  });
-  return {
-    publicKey: ALICE.publicKey,
-    stamp: ALICE.stamp,
-    staticSerial: ALICE.binding.serial,
-    staticCreated: ALICE.binding.created,
-    bindingSignature: ALICE.binding.signature,
-    hostname,
-    selfTime: self.time,
-    selfSignature: self.signature,
-  };
-}
-const payloads = ["", "alpha", "data-processor-node", "a".repeat(63)].map((h) => payloadOf(h));
-const HOSTNAME_LENGTH_AT = 1 + 32 + 8 + 4 + 8 + 64;
-const payloadCorpus: Corpus = {
-  seeds: payloads.map((p) => ({
-    bytes: encodeHandshakePayload(p),
-    lengths: [
-      u8(HOSTNAME_LENGTH_AT, 63),
-      index(41),
-      time(45),
-      time(HOSTNAME_LENGTH_AT + 1 + p.hostname.length),
-    ],
-  })),
-  maxLength: MAX_FINAL_NOISE_SIZE,
-};
+const payloadCorpus = handshakePayloadCorpus();
 
 Deno.test("decodeHandshakePayload() takes 100,000 random, truncated and mutated inputs and only ever throws DecodeError; what it accepts re-encodes to the same bytes", () => {
   const stats = fuzz({
@@ -310,203 +262,6 @@ Deno.test("decodeEnvelope() takes 100,000 random, truncated and mutated inputs a
   assertReachesBoth("decodeEnvelope()", stats);
 });
 
-// ---- Trust messages (trust_message.ts) ----
-
-const BINDING = pattern(32, 11);
-const trustMessages: SignedTrustMessage[] = await Promise.all([
-  signTrustMessage(ALICE.seed, {
-    kind: "request",
-    fromStamp: ALICE.stamp,
-    toKey: BOB.publicKey,
-    nonce: pattern(16),
-    created: 1_795_706_107_118,
-    expires: 0,
-    binding: BINDING,
-    hostname: "alpha",
-    reason: "deploy bot é",
-  }),
-  signTrustMessage(ALICE.seed, {
-    kind: "request",
-    fromStamp: ALICE.stamp,
-    toKey: BOB.publicKey,
-    nonce: pattern(16, 1),
-    created: 1,
-    expires: MAX_U53,
-    binding: new Uint8Array(32),
-    hostname: "",
-    reason: "r".repeat(1024),
-  }),
-  signTrustMessage(ALICE.seed, {
-    kind: "accept",
-    fromStamp: ALICE.stamp,
-    toKey: BOB.publicKey,
-    nonce: pattern(16, 2),
-    created: 5,
-    expires: 0,
-    binding: BINDING,
-    requestHash: pattern(32, 3),
-  }),
-  signTrustMessage(ALICE.seed, {
-    kind: "reject",
-    fromStamp: ALICE.stamp,
-    toKey: BOB.publicKey,
-    nonce: pattern(16, 4),
-    created: 5,
-    expires: 10,
-    binding: new Uint8Array(32),
-    requestHash: pattern(32, 5),
-    reason: "no",
-  }),
-  signTrustMessage(ALICE.seed, {
-    kind: "revoke",
-    fromStamp: ALICE.stamp,
-    toKey: BOB.publicKey,
-    nonce: pattern(16, 6),
-    created: 5,
-    expires: 0,
-    binding: BINDING,
-    acceptHash: pattern(32, 7),
-  }),
-]);
-const TRUST_HEADER = 138;
-
-function trustFields(m: SignedTrustMessage): LengthField[] {
-  const fields = [time(90), time(98)];
-  const b = m.bytes;
-  if (m.message.kind === "request") {
-    fields.push(u8(TRUST_HEADER, 63), u16(TRUST_HEADER + 1 + b[TRUST_HEADER]!, 1024));
-  }
-  if (m.message.kind === "reject") fields.push(u16(TRUST_HEADER + 32, 1024));
-  return fields;
-}
-
-/**
- * A copy of a valid encoding whose address stamp no longer proves an
- * address. Decoding runs in full on it, and the checks after decoding stop
- * at the stamp (one SHA-512) instead of an Ed25519 verification (about 1 ms
- * here): inputs made from these keep 100,000 runs within the time budget,
- * while the valid seeds they are mixed with still reach every signature check.
- */
-function brokenStamp(seed: Seed, stampAt: number, publicKey: Uint8Array): Seed {
-  const bytes = seed.bytes.slice();
-  bytes[stampAt]! ^= 0x01;
-  const stamp = bytes.subarray(stampAt, stampAt + 8);
-  assert.equal(verifyStamp(publicKey, stamp), null, "a flipped stamp bit still proves an address");
-  return { ...seed, bytes };
-}
-
-/** Valid seeds once, stamp-broken copies `weight` times: about 1 mutated input in 40 comes from a valid seed. */
-function mostlyCheap(seeds: Seed[], stampAt: number, weight = 39): Seed[] {
-  const broken = seeds.map((s) => brokenStamp(s, stampAt, ALICE.publicKey));
-  return [...seeds, ...Array.from({ length: weight }, () => broken).flat()];
-}
-
-const trustCorpus: Corpus = {
-  seeds: mostlyCheap(
-    trustMessages.map((m) => ({ bytes: m.bytes, lengths: trustFields(m) })),
-    2 + 32,
-  ),
-  maxLength: 1300,
-  cold: [[2, 34], [42, 74]],
-};
-
-Deno.test("decodeTrustMessage() takes 100,000 random, truncated and mutated inputs and only ever rejects with TrustMessageError; what it accepts is exactly its input", async () => {
-  const stats = await fuzzAsync({
-    name: "decodeTrustMessage()",
-    decode: decodeTrustMessage,
-    encode: (m) => m.bytes,
-    error: TrustMessageError,
-    corpus: trustCorpus,
-  });
-  assertReachesBoth("decodeTrustMessage()", stats);
-});
-
-// ---- Noise handshake messages (noise.ts, as handshake.ts drives it) ----
-
-const PROLOGUE_BYTES = utf8(PROLOGUE);
-const MAX_NOISE_MESSAGE = 65535;
-
-/** The three states a peer's Noise message meets, each forked per input, and a valid message for each. */
-async function noiseStates() {
-  const responder = await HandshakeState.create({
-    pattern: "XX",
-    initiator: false,
-    prologue: PROLOGUE_BYTES,
-    s: ALICE.staticKey,
-  });
-  const initiator = await HandshakeState.create({
-    pattern: "XX",
-    initiator: true,
-    prologue: PROLOGUE_BYTES,
-    s: BOB.staticKey,
-  });
-  const fresh = responder.fork();
-  const m1 = await initiator.writeMessage(new Uint8Array(MSG1_NOISE_SIZE - 32));
-  const afterInit = initiator.fork();
-  await responder.readMessage(m1);
-  const m2 = await responder.writeMessage(encodeHandshakePayload(payloadOf("alpha")));
-  await initiator.readMessage(m2);
-  const m3 = await initiator.writeMessage(encodeHandshakePayload(payloadOf("")));
-  return [
-    { name: "message 1 (responder)", state: fresh, message: m1 },
-    { name: "message 2 (initiator)", state: afterInit, message: m2 },
-    { name: "message 3 (responder)", state: responder, message: m3 },
-  ];
-}
-
-/**
- * Inputs per Noise message. Message 1 takes the full 100,000. Messages 2 and
- * 3 cost a Diffie-Hellman or an AES-GCM open through WebCrypto per input
- * (about 0.25 ms each here: 100,000 would take 25 to 40 s, more than this
- * whole file may), and readMessage() wraps whatever its steps throw in a
- * NoiseError by construction; they take 5,000 each.
- */
-const NOISE_COUNTS = [100_000, 5_000, 5_000];
-
-for (const which of [0, 1, 2]) {
-  const label = ["message 1 (responder)", "message 2 (initiator)", "message 3 (responder)"][which]!;
-  const count = NOISE_COUNTS[which]!;
-  Deno.test(`HandshakeState.readMessage() takes ${count.toLocaleString("en")} random, truncated and mutated Noise ${label}s and only ever rejects with NoiseError`, async () => {
-    const { state, message } = (await noiseStates())[which]!;
-    const stats = await fuzzAsync({
-      name: `readMessage() ${label}`,
-      decode: (b) => state.fork().readMessage(b),
-      // Ciphertext has no canonical re-encoding: accepting is the whole contract.
-      encode: (_payload, input) => input,
-      // NoiseError carries no reason code; the contract checks only its class.
-      error: NoiseError as unknown as ReasonedError,
-      corpus: { seeds: [{ bytes: message, lengths: [] }], maxLength: MAX_NOISE_MESSAGE },
-      count,
-      parallel: 16,
-    });
-    assert.equal(stats.count, count);
-    assert.ok(stats.refused > 0, `readMessage() ${label}: nothing was refused`);
-    // Message 1 carries no key yet: any 32 bytes or more read.
-    if (which === 0) assert.ok(stats.accepted > 0, "readMessage() message 1: nothing was read");
-  });
-}
-
-// ---- The identity in a handshake payload (peer_identity.ts over identity/) ----
-
-/** What the handshake path refuses a payload with: DecodeError for its bytes, HandshakeFailure for its identity. */
-abstract class PayloadRefusal extends Error {
-  declare readonly reason: string;
-  static override [Symbol.hasInstance](e: unknown): boolean {
-    return e instanceof DecodeError || e instanceof HandshakeFailure;
-  }
-}
-
-Deno.test("verifyPeerPayload() takes 100,000 random, truncated and mutated payloads and only ever throws DecodeError or HandshakeFailure", async () => {
-  const stats = await fuzzAsync({
-    name: "verifyPeerPayload()",
-    decode: (b) => verifyPeerPayload(decodeHandshakePayload(b), ALICE.staticKey.publicKey),
-    encode: (_peer, input) => input,
-    error: PayloadRefusal,
-    corpus: { ...payloadCorpus, seeds: mostlyCheap(payloadCorpus.seeds, 1 + 32), cold: [[1, 33]] },
-  });
-  assertReachesBoth("verifyPeerPayload()", stats);
-});
-
 // ---- Hostile lengths: refused by count, and no RSS growth ----
 
 const oversized = (type: number, n: number) => {
@@ -530,7 +285,6 @@ const hostile: [string, (b: Uint8Array) => unknown, Uint8Array[], ReasonedError?
   ["decodeTrustPacket()", decodeTrustPacket, pastEndInputs(trustPacketCorpus)],
   ["decodeHandshakePayload()", decodeHandshakePayload, pastEndInputs(payloadCorpus)],
   ["decodeEnvelope()", (b) => decodeEnvelope(b), pastEndInputs(envelopeCorpus)],
-  ["decodeTrustMessage()", decodeTrustMessage, pastEndInputs(trustCorpus), TrustMessageError],
 ];
 
 for (const [name, decode, inputs, error] of hostile) {
