@@ -7,7 +7,9 @@
  * calls the API; prints ONE JSON object per attack (NDJSON) on stdout and a
  * summary line last. Progress goes to stderr. Not part of the tests.
  *
- * Usage: `deno task floods [--seconds N] [--only NAME[,NAME]] [--rate N]`.
+ * Usage: `deno task floods [--seconds N] [--only NAME[,NAME]] [--rate N] [--victim-nofile N]`
+ * (`--victim-nofile` lowers the victim's descriptor limit with `prlimit`, as
+ * on a machine whose limit is the usual 1,024).
  *
  * @module
  */
@@ -167,24 +169,32 @@ async function drain(
   pid: number,
   rssStart: number,
   t0: number,
-): Promise<{ s: number; drained: boolean }> {
-  let last = await cpuMs(pid);
+): Promise<{ s: number; drained: boolean; cpuPct: number | null }> {
+  const c0 = performance.now();
+  const first = await cpuMs(pid);
+  let last = first;
+  const result = (drained: boolean) => {
+    const span = performance.now() - c0;
+    const pct = first === null || last === null || span <= 0
+      ? null
+      : Math.round(((last - first) / span) * 100);
+    return { s: round((performance.now() - t0) / 1000, 2), drained, cpuPct: pct };
+  };
   for (;;) {
     await sleep(250);
     const now = await cpuMs(pid);
     const rss = await rssMb(pid);
-    const elapsed = performance.now() - t0;
-    if (now === null || last === null || rss === null) {
-      return { s: round(elapsed / 1000, 2), drained: false };
-    }
+    if (now === null || last === null || rss === null) return result(false);
     const quiet = ((now - last) / 250) * 100 < DRAIN_QUIET_PCT &&
       rss <= rssStart + TARGETS.rss_end_over_start_mb;
     last = now;
+    const elapsed = performance.now() - t0;
     if (quiet) {
+      const r = result(true);
       if (elapsed < DRAIN_MIN_MS) await sleep(DRAIN_MIN_MS - elapsed);
-      return { s: round(elapsed / 1000, 2), drained: true };
+      return r;
     }
-    if (elapsed >= DRAIN_MAX_MS) return { s: round(elapsed / 1000, 2), drained: false };
+    if (elapsed >= DRAIN_MAX_MS) return result(false);
   }
 }
 
@@ -196,6 +206,23 @@ async function logTail(home: string, lines = 6): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+/**
+ * Sets the victim's RLIMIT_NOFILE (soft and hard) to `n` with util-linux
+ * `prlimit`, as on a machine with the usual 1,024: the daemon raised its own
+ * limit at start, so this is the only way to probe descriptor exhaustion here.
+ */
+async function limitFiles(pid: number, n: number): Promise<void> {
+  const out = await new Deno.Command("prlimit", {
+    args: ["--pid", String(pid), `--nofile=${n}:${n}`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`prlimit failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  progress(`victim pid ${pid}: RLIMIT_NOFILE set to ${n}`);
 }
 
 interface Nodes {
@@ -306,6 +333,7 @@ async function runOne(
       local_api_ms: localR,
       drain_s: drained.s,
       drained: drained.drained,
+      drain_cpu_pct: drained.cpuPct,
       drops: {
         drops: deltas(info0.drops, info1.drops),
         trust_refused: deltas(info0.trust_refused, info1.trust_refused),
@@ -341,6 +369,7 @@ async function main(): Promise<void> {
       seconds: { type: "string", default: "30" },
       only: { type: "string" },
       rate: { type: "string", default: "10000" },
+      "victim-nofile": { type: "string" },
     },
   });
   const seconds = Number(values.seconds);
@@ -355,6 +384,14 @@ async function main(): Promise<void> {
       );
     }
   }
+  const nofile = values["victim-nofile"] === undefined
+    ? undefined
+    : Number(values["victim-nofile"]);
+  if (nofile !== undefined && !(Number.isInteger(nofile) && nofile >= 64)) {
+    throw new RangeError(
+      `Bad --victim-nofile ${values["victim-nofile"]}: expected an integer ≥ 64`,
+    );
+  }
   const chosen = names === undefined ? ATTACKS : ATTACKS.filter((a) => names.includes(a.name));
 
   let victim: TestNode | undefined;
@@ -367,6 +404,7 @@ async function main(): Promise<void> {
       { identity: VICTIM_FIXTURE, hostname: "flood-victim" },
     );
     await victim.start();
+    if (nofile !== undefined) await limitFiles(victim.pid, nofile);
     friend = new TestNode(await makeHome({ identity: FRIEND_FIXTURE }), {
       identity: FRIEND_FIXTURE,
       hostname: "flood-friend",
@@ -388,6 +426,7 @@ async function main(): Promise<void> {
       if (!result.daemon_alive) {
         progress(`${attack.name}: the victim died; restarting it for the next attack`);
         await victim.start();
+        if (nofile !== undefined) await limitFiles(victim.pid, nofile);
       }
     }
     console.log(JSON.stringify({ summary, targets: TARGETS }));

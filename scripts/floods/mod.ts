@@ -1,9 +1,11 @@
 /**
- * Every attack of the flood harness, in the order issue 8 lists them.
+ * Every attack of the flood harness, in the order issue 8 lists them, after
+ * a baseline without any.
  *
  * @module
  */
 import type { Attack } from "./_attack.ts";
+import { baseline } from "./baseline.ts";
 import { controlConnections } from "./control_connections.ts";
 import { finalReplays, initManySources, initNewEphemerals } from "./handshake_frames.ts";
 import { junk } from "./junk.ts";
@@ -16,6 +18,7 @@ import { trustRequestsBadSig, trustRequestsSigned } from "./trust_requests.ts";
 
 /** The attacks `deno task floods` runs, in order. */
 export const ATTACKS: readonly Attack[] = [
+  baseline,
   junk,
   initNewEphemerals,
   spoofedInit,
