@@ -9,13 +9,8 @@ import { LISTEN_BACKLOG, LISTEN_LINGER_MS, LOOPBACK_DATAGRAM, MAX_DATAGRAM } fro
 import type { Endpoint } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
-import {
-  type Connection,
-  mssFor,
-  StreamError,
-  StreamMux,
-  type StreamTimers,
-} from "../stream/mod.ts";
+import { type Connection, mssFor, StreamMux, type StreamTimers } from "../stream/mod.ts";
+import { streamOpenError } from "./errors_map.ts";
 import { checkPort } from "./user_ports.ts";
 import { withTimeout } from "./with_timeout.ts";
 
@@ -125,12 +120,7 @@ export class Streams {
         connecting.then((c) => c.reset("timed out"), () => {});
         throw e;
       }
-      const refused = e instanceof StreamError && e.code === "refused";
-      throw new PilotError(
-        refused ? "not_found" : "unreachable",
-        `Cannot open a stream to ${peer.address}:${port}: ${(e as Error).message}`,
-        refused ? "nothing listens on that port" : "retry",
-      );
+      throw streamOpenError(e, peer.address, port);
     }
   }
 

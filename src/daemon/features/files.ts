@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { PORT_MESSAGES } from "../../constants.ts";
 import { invalid } from "../../errors.ts";
-import { refusalError } from "../../services/refusal.ts";
+import { refusalError } from "../errors_map.ts";
 import { peerRef } from "../../session/peer_ref.ts";
 import type { MessagesClient } from "../../services/messages/client.ts";
 import type { NodeContext } from "../context.ts";

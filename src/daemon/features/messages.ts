@@ -8,7 +8,8 @@
  */
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
-import { messageRefusalError, Refusal } from "../../services/refusal.ts";
+import { Refusal } from "../../services/refusal.ts";
+import { messageRefusalError } from "../errors_map.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { MessagesClient } from "../../services/messages/client.ts";

@@ -10,7 +10,7 @@ import { publishTo, subscribe } from "../../services/pubsub/client.ts";
 import type { Connection } from "../../stream/mod.ts";
 import { checkPattern, checkTopic } from "../../wire/pubsub_topic.ts";
 import type { NodeContext } from "../context.ts";
-import { pubsubError, pubsubInput } from "../pubsub_errors.ts";
+import { pubsubError, pubsubInput } from "../errors_map.ts";
 import { withTimeout } from "../with_timeout.ts";
 
 /** The pub/sub commands over a node's context. */
