@@ -4,7 +4,7 @@
  * way, against the error shape and the published exit-code table.
  */
 import assert from "node:assert/strict";
-import { type Schema, validate } from "../src/cli/schema.ts";
+import { type Schema, validate } from "../src/control/schema.ts";
 import {
   fixture,
   listenReady,

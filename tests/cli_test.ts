@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Schema, validate } from "../src/cli/schema.ts";
+import { type Schema, validate } from "../src/control/schema.ts";
 import { COMMANDS } from "../src/cli/table.ts";
 import {
   makeHome,

@@ -1,11 +1,14 @@
 /**
  * The shape of one entry in the command table. `--help`, parsing and
- * `pilot help --json` are all generated from these entries.
+ * `pilot help --json` are all generated from these entries; each entry names
+ * the control API routes it calls, whose contract (input fields, defaults,
+ * bounds, output schema) lives in `control/contract/`.
  *
  * @module
  */
+import type { RouteKey } from "../control/contract/spec.ts";
+import type { Schema } from "../control/schema.ts";
 import type { ErrorCode } from "../errors.ts";
-import type { Schema } from "./schema.ts";
 
 /** A flag's value type. Durations accept `500ms`, `10s`, `2m`, `1h` or bare seconds. */
 export type FlagType = "string" | "boolean" | "integer" | "duration";
@@ -20,6 +23,16 @@ export interface FlagSpec {
   value?: string;
   /** May be given more than once. */
   multiple?: boolean;
+  /** Value when the flag is absent, as typed on the command line (e.g. `"30s"`). */
+  default?: string | boolean;
+  /** A different default while another flag is given, e.g. `{ flag: "follow", value: "10m" }`. */
+  defaultWith?: { flag: string; value: string };
+  /** Smallest value (ms for durations). */
+  min?: number;
+  /** Largest value (ms for durations); over it, the error names the flag. */
+  max?: number;
+  /** A duration that also takes `0` or `none`: no limit (the CLI renews its long polls). */
+  unlimited?: boolean;
 }
 
 /** One positional argument. */
@@ -59,6 +72,8 @@ export interface CommandSpec {
   name: string;
   /** Other names, e.g. `"send-message"` for `send`. */
   aliases?: string[];
+  /** The control API routes it calls, its main one first (none for local commands). */
+  routes: RouteKey[];
   /** One line for help. */
   summary: string;
   /** Positional arguments. */

@@ -20,8 +20,14 @@ function usage(c: CommandSpec): string {
 
 function flagLine(name: string, f: FlagSpec): string {
   const value = f.type === "boolean" ? "" : ` ${f.value ?? f.type.toUpperCase()}`;
-  const many = f.multiple ? " (repeatable)" : "";
-  return `  --${name}${value}`.padEnd(30) + ` ${f.description}${many}`;
+  const notes = [
+    ...(f.multiple ? ["repeatable"] : []),
+    ...(f.default !== undefined && f.default !== false ? [`default ${f.default}`] : []),
+    ...(f.defaultWith ? [`${f.defaultWith.value} with --${f.defaultWith.flag}`] : []),
+    ...(f.unlimited ? ["0 or none: no limit"] : []),
+  ];
+  const note = notes.length ? ` (${notes.join("; ")})` : "";
+  return `  --${name}${value}`.padEnd(30) + ` ${f.description}${note}`;
 }
 
 /** The overview printed by `pilot` and `pilot help`. */
@@ -67,6 +73,8 @@ export function catalog(table: readonly CommandSpec[]): Record<string, unknown> 
     commands: table.map((c) => ({
       name: c.name,
       aliases: c.aliases ?? [],
+      route: c.routes[0] ?? null,
+      routes: c.routes,
       summary: c.summary,
       usage: usage(c),
       args: c.args,

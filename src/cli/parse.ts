@@ -51,16 +51,45 @@ export function parseDuration(text: string, flag = "duration"): number {
   return ms;
 }
 
+/** Writes ms as the shortest duration text that parses back to it (`30000` → `30s`). */
+export function formatDuration(ms: number): string {
+  if (ms !== 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms !== 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+function shown(spec: FlagSpec, n: number): string {
+  return spec.type === "duration" ? formatDuration(n) : String(n);
+}
+
 function convert(name: string, spec: FlagSpec, raw: string | boolean): string | boolean | number {
   if (spec.type === "boolean" || typeof raw === "boolean") return raw;
-  if (spec.type === "duration") return parseDuration(raw, name);
-  if (spec.type === "integer") {
+  if (spec.type === "string") return raw;
+  let n: number;
+  if (spec.type === "duration") {
+    // 0 and "none" mean no limit only where the command can renew its waits.
+    if (spec.unlimited && (raw === "none" || /^0+(\.0+)?(ms|s|m|h)?$/.test(raw))) return 0;
+    n = parseDuration(raw, name);
+  } else {
     if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
       throw invalid(`Cannot parse --${name} "${raw}": expected a whole number`);
     }
-    return Number(raw);
+    n = Number(raw);
   }
-  return raw;
+  if (spec.min !== undefined && n < spec.min) {
+    throw invalid(
+      `--${name} ${raw} is below the least allowed, ${shown(spec, spec.min)}`,
+      spec.unlimited ? `give --${name} 0 (or none) for no limit` : "",
+    );
+  }
+  if (spec.max !== undefined && n > spec.max) {
+    throw invalid(
+      `--${name} ${raw} is over the most allowed, ${shown(spec, spec.max)}`,
+      `give at most --${name} ${shown(spec, spec.max)}`,
+    );
+  }
+  return n;
 }
 
 /** Parses argv against the command table. Throws `invalid_argument` on any usage error. */
@@ -92,6 +121,15 @@ export function parseCommandLine(table: readonly CommandSpec[], argv: string[]):
     } else if (raw !== undefined) {
       flags[name] = convert(name, spec, raw);
     }
+  }
+  // Defaults come from the table, so help, parsing and the catalog agree.
+  for (const [name, spec] of Object.entries(flagsSpec)) {
+    if (flags[name] !== undefined) continue;
+    const when = spec.defaultWith;
+    const raw = when !== undefined && flags[when.flag] !== undefined && flags[when.flag] !== false
+      ? when.value
+      : spec.default;
+    if (raw !== undefined) flags[name] = convert(name, spec, raw);
   }
   const args: Record<string, string | string[] | undefined> = {};
   const positionals = [...parsed.positionals];

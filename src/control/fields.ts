@@ -1,13 +1,11 @@
 /**
- * Checks of API request fields and query parameters, done once for every
- * route: each bad value becomes an `invalid_argument` naming the field.
+ * Field helpers the contract (`contract/spec.ts`) does not cover: query
+ * integers of the streaming routes, the few bodies checked by hand, the bytes
+ * of a `data` field, and the JSON view of a json message.
  *
  * @module
  */
 import { invalid } from "../errors.ts";
-
-/** Default and largest `timeout_ms` of a blocking call. */
-export const TIMEOUTS = { defaultMs: 10_000, maxMs: 600_000 } as const;
 
 /** The body as an object (an absent body is an empty object). */
 export function objectBody(body: unknown): Record<string, unknown> {
@@ -18,38 +16,11 @@ export function objectBody(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-/** A required non-empty string field. */
-export function stringField(o: Record<string, unknown>, name: string): string {
-  const v = o[name];
-  if (typeof v !== "string" || v === "") {
-    throw invalid(`Field "${name}" must be a non-empty string`);
-  }
-  return v;
-}
-
 /** An optional string field ("" when absent). */
 export function optionalString(o: Record<string, unknown>, name: string): string {
   const v = o[name];
   if (v === undefined) return "";
   if (typeof v !== "string") throw invalid(`Field "${name}" must be a string`);
-  return v;
-}
-
-/** An optional boolean field (false when absent). */
-export function optionalBool(o: Record<string, unknown>, name: string): boolean {
-  const v = o[name];
-  if (v === undefined) return false;
-  if (typeof v !== "boolean") throw invalid(`Field "${name}" must be true or false`);
-  return v;
-}
-
-/** An optional `timeout_ms`, bounded so every call ends. */
-export function timeoutField(o: Record<string, unknown>): number {
-  const v = o.timeout_ms;
-  if (v === undefined) return TIMEOUTS.defaultMs;
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0 || v > TIMEOUTS.maxMs) {
-    throw invalid(`Field "timeout_ms" must be a whole number from 1 to ${TIMEOUTS.maxMs}`);
-  }
   return v;
 }
 
@@ -64,14 +35,36 @@ export function queryInt(q: URLSearchParams, name: string, fallback: number, max
 }
 
 /** The bytes of a `data` field: text as UTF-8, or base64 when `encoding` says so. */
-export function bytesField(o: Record<string, unknown>): Uint8Array {
-  if (typeof o.data !== "string") throw invalid('Field "data" must be a string');
-  const encoding = optionalString(o, "encoding") || "text";
-  if (encoding === "text") return new TextEncoder().encode(o.data);
-  if (encoding !== "base64") throw invalid('Field "encoding" must be "text" or "base64"');
+export function bytesField(data: string, encoding: string): Uint8Array {
+  if (encoding === "text") return new TextEncoder().encode(data);
   try {
-    return Uint8Array.fromBase64(o.data);
+    return Uint8Array.fromBase64(data);
   } catch {
     throw invalid('Field "data" is not valid base64');
+  }
+}
+
+/**
+ * A message's `data` as the daemon takes it (text). For `type: json` it may
+ * be any JSON value, written here as its JSON text, so agents need not encode
+ * twice; a string is still taken as the JSON text itself.
+ */
+export function messageData(type: string, data: unknown): string {
+  if (typeof data === "string") return data;
+  if (type === "json") return JSON.stringify(data);
+  throw invalid('Field "data" must be a string', 'only "type": "json" takes a JSON value');
+}
+
+/** An inbox message with `value`, the parsed data, when it is a json message. */
+export function withValue<T>(m: T): T {
+  const o = m as { type?: unknown; data?: unknown };
+  if (o === null || typeof o !== "object" || o.type !== "json" || typeof o.data !== "string") {
+    return m;
+  }
+  try {
+    return { ...m, value: JSON.parse(o.data) };
+  } catch {
+    // Stored json was checked on arrival; a record that no longer parses keeps its text only.
+    return m;
   }
 }

@@ -11,14 +11,13 @@ import { bridge } from "./stream_socket.ts";
 import { peerRef } from "../session/peer_ref.ts";
 import {
   bytesField,
+  messageData,
   objectBody,
-  optionalBool,
   optionalString,
   queryInt,
-  stringField,
-  timeoutField,
-  TIMEOUTS,
+  withValue,
 } from "./fields.ts";
+import * as C from "./contract/mod.ts";
 import { errorBody, invalid, PilotError } from "../errors.ts";
 import type { Connection } from "../stream/mod.ts";
 
@@ -156,35 +155,26 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       Promise.resolve({ ...diagnostics.info(), pid: Deno.pid, version: VERSION }),
     "GET /v1/peers": () => Promise.resolve({ peers: diagnostics.peers() }),
     "POST /v1/connect": async (req) => {
-      const body = objectBody(req.body);
-      return await diagnostics.connect(stringField(body, "peer"), timeoutField(body));
+      const b = C.parseInput(C.CONNECT, req.body);
+      return await diagnostics.connect(b.peer, b.timeout_ms);
     },
     "POST /v1/handshake": async (req) => {
-      const b = objectBody(req.body);
-      return await trust.handshake(
-        stringField(b, "peer"),
-        optionalString(b, "reason"),
-        optionalBool(b, "wait"),
-        timeoutField(b),
-      );
+      const b = C.parseInput(C.HANDSHAKE, req.body);
+      return await trust.handshake(b.peer, b.reason, b.wait, b.timeout_ms);
     },
     "GET /v1/pending": () => Promise.resolve(trust.pending()),
     "POST /v1/approve": async (req) => {
-      const b = objectBody(req.body);
-      return await trust.approve(stringField(b, "peer"), timeoutField(b));
+      const b = C.parseInput(C.APPROVE, req.body);
+      return await trust.approve(b.peer, b.timeout_ms);
     },
     "POST /v1/reject": async (req) => {
-      const b = objectBody(req.body);
-      return await trust.reject(
-        stringField(b, "peer"),
-        optionalString(b, "reason"),
-        timeoutField(b),
-      );
+      const b = C.parseInput(C.REJECT, req.body);
+      return await trust.reject(b.peer, b.reason, b.timeout_ms);
     },
     "GET /v1/trust": () => Promise.resolve(trust.trusted()),
     "POST /v1/untrust": async (req) => {
-      const b = objectBody(req.body);
-      return await trust.untrust(stringField(b, "peer"), timeoutField(b));
+      const b = C.parseInput(C.UNTRUST, req.body);
+      return await trust.untrust(b.peer, b.timeout_ms);
     },
     "GET /v1/events": (req) => {
       const after = queryInt(req.query, "after", 0, Number.MAX_SAFE_INTEGER);
@@ -206,13 +196,12 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       }));
     },
     "POST /v1/send": async (req) => {
-      const b = objectBody(req.body);
+      const b = C.parseInput(C.SEND, req.body);
       const headerId = req.headers.get("idempotency-key") ?? "";
-      const bodyId = optionalString(b, "id");
+      const bodyId = b.id;
       if (headerId !== "" && bodyId !== "" && headerId !== bodyId) {
         throw invalid("Idempotency-Key and id differ", "give the message id once");
       }
-      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
       const meta = b.meta ?? {};
       if (
         typeof meta !== "object" || meta === null || Array.isArray(meta) ||
@@ -220,14 +209,14 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       ) {
         throw invalid('Field "meta" must be an object of strings');
       }
-      return await messages.send(stringField(b, "peer"), {
-        type: optionalString(b, "type") || "text",
-        data: b.data,
+      return await messages.send(b.peer, {
+        type: b.type,
+        data: messageData(b.type, b.data),
         id: headerId || bodyId,
-        correlationId: optionalString(b, "correlation_id"),
-        inReplyTo: optionalString(b, "in_reply_to"),
+        correlationId: b.correlation_id,
+        inReplyTo: b.in_reply_to,
         meta: meta as Record<string, string>,
-      }, timeoutField(b));
+      }, b.timeout_ms);
     },
     "GET /v1/inbox": async (req) => {
       const q = req.query;
@@ -242,7 +231,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
           let cursor = after;
           while (!signal.aborted) {
             const page = node.inbox.list({ after: cursor, limit, ...filter });
-            for (const m of page.messages) yield m;
+            for (const m of page.messages) yield withValue(m);
             cursor = page.next;
             yield* waitOrHeartbeat(
               (s) => node.inbox.waitFor(cursor, s, filter),
@@ -257,10 +246,10 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         () => node.inbox.list({ after, limit, ...filter }),
         (p) => p.messages.length > 0,
         (signal) => node.inbox.waitFor(after, signal, filter),
-        queryInt(q, "wait", 0, TIMEOUTS.maxMs),
+        queryInt(q, "wait", 0, C.MAX_TIMEOUT_MS),
         req.signal,
       );
-      return { messages: page.messages, next: page.next, timed_out: timedOut };
+      return { messages: page.messages.map(withValue), next: page.next, timed_out: timedOut };
     },
     "POST /v1/inbox/ack": async (req) => {
       const b = objectBody(req.body);
@@ -274,43 +263,27 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       return { removed: await messages.inboxAck(ids as string[], fromKey) };
     },
     "POST /v1/inbox/clear": async (req) => {
-      const b = objectBody(req.body);
-      const upTo = b.up_to;
-      if (typeof upTo !== "number" || !Number.isSafeInteger(upTo) || upTo < 0) {
-        throw invalid(
-          'Field "up_to" must be the last seq you read',
-          "clearing never removes newer messages",
-        );
-      }
-      return { removed: await messages.inboxClear(upTo) };
+      const b = C.parseInput(C.INBOX_CLEAR, req.body);
+      return { removed: await messages.inboxClear(b.up_to) };
     },
     "POST /v1/ping": async (req) => {
-      const b = objectBody(req.body);
-      const count = b.count ?? 4;
-      const interval = b.interval_ms ?? 1000;
-      if (typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 1000) {
-        throw invalid('Field "count" must be a whole number from 1 to 1000');
-      }
-      if (
-        typeof interval !== "number" || !Number.isInteger(interval) || interval < 0 ||
-        interval > 60_000
-      ) {
-        throw invalid('Field "interval_ms" must be a whole number from 0 to 60000');
-      }
-      return await diagnostics.ping(stringField(b, "peer"), count, interval, timeoutField(b));
+      const b = C.parseInput(C.PING, req.body);
+      return await diagnostics.ping(b.peer, b.count, b.interval_ms, b.timeout_ms);
     },
     "POST /v1/dgram": async (req) => {
-      const b = objectBody(req.body);
-      const port = b.port;
-      if (typeof port !== "number") throw invalid('Field "port" must be a number');
-      const data = bytesField(b);
-      return await ports.dgram(stringField(b, "peer"), port, data, timeoutField(b));
+      const b = C.parseInput(C.DGRAM, req.body);
+      return await ports.dgram(b.peer, b.port, bytesField(b.data, b.encoding), b.timeout_ms);
     },
     "GET /v1/recv": async (req) => {
       const q = req.query;
       const port = queryInt(q, "port", 0, 65_535);
       const count = queryInt(q, "count", 1, 10_000);
-      const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+      const timeoutMs = queryInt(
+        q,
+        "timeout_ms",
+        C.RECV.input.timeout_ms.default,
+        C.MAX_TIMEOUT_MS,
+      );
       const binding = node.ctx.datagrams.userPorts.bind(port, (p) => ports.isServicePort(p));
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), timeoutMs);
@@ -348,25 +321,17 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       }
     },
     "POST /v1/bench": async (req) => {
-      const b = objectBody(req.body);
-      const mb = b.size_mb ?? 16;
-      if (typeof mb !== "number" || !(mb > 0) || mb > 4096) {
-        throw invalid('Field "size_mb" must be a number from 0 to 4096');
-      }
-      return await diagnostics.bench(
-        stringField(b, "peer"),
-        Math.round(mb * 1024 * 1024),
-        timeoutField(b),
-      );
+      const b = C.parseInput(C.BENCH, req.body);
+      if (!(b.size_mb > 0)) throw invalid('Field "size_mb" must be a number from 0 to 4096');
+      return await diagnostics.bench(b.peer, Math.round(b.size_mb * 1024 * 1024), b.timeout_ms);
     },
     "POST /v1/publish": async (req) => {
-      const b = objectBody(req.body);
-      const data = bytesField(b);
+      const b = C.parseInput(C.PUBLISH, req.body);
       return await pubsub.publish(
-        stringField(b, "peer"),
-        stringField(b, "topic"),
-        data,
-        timeoutField(b),
+        b.peer,
+        b.topic,
+        bytesField(b.data, b.encoding),
+        b.timeout_ms,
       );
     },
     "GET /v1/subscribe": async (req) => {
@@ -377,17 +342,19 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       if (!pattern) throw invalid('Query parameter "pattern" is required', 'e.g. "jobs.*" or "*"');
       const count = queryInt(q, "count", 1_000_000, Number.MAX_SAFE_INTEGER);
       // A subscription is a long read: its default matches the CLI's.
-      const timeoutMs = queryInt(q, "timeout_ms", 600_000, TIMEOUTS.maxMs);
+      const timeoutMs = queryInt(
+        q,
+        "timeout_ms",
+        C.SUBSCRIBE.input.timeout_ms.default,
+        C.MAX_TIMEOUT_MS,
+      );
       // Opening and subscribing come first: their refusals are ordinary JSON errors.
       const events = await pubsub.subscribe(peer, pattern, timeoutMs);
       return ndjson(req.signal, (signal) => events(count, heartbeatOf(q), signal));
     },
     "POST /v1/send-file": async (req) => {
-      const b = objectBody(req.body);
-      const peer = stringField(b, "peer");
-      const path = stringField(b, "path");
-      const timeoutMs = timeoutField(b);
-      if (!optionalBool(b, "progress")) return await files.sendFile(peer, path, timeoutMs);
+      const { peer, path, progress, timeout_ms: timeoutMs } = C.parseInput(C.SEND_FILE, req.body);
+      if (!progress) return await files.sendFile(peer, path, timeoutMs);
       // Progress lines while the file goes out, then the result (or the error) line.
       return ndjson(req.signal, async function* () {
         const lines: unknown[] = [];
@@ -431,7 +398,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         () => node.receivedFiles.list({ after, limit, ...filter }),
         (p) => p.files.length > 0,
         (signal) => node.receivedFiles.waitFor(after, signal, filter),
-        queryInt(q, "wait", 0, TIMEOUTS.maxMs),
+        queryInt(q, "wait", 0, C.MAX_TIMEOUT_MS),
         req.signal,
       );
       return { files: page.files, next: page.next, timed_out: timedOut };
@@ -447,34 +414,25 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       return { removed: await node.receivedFiles.ack(ids as string[], scope) };
     },
     "POST /v1/received/clear": async (req) => {
-      const upTo = objectBody(req.body).up_to;
-      if (typeof upTo !== "number" || !Number.isSafeInteger(upTo) || upTo < 0) {
-        throw invalid('Field "up_to" must be the last seq you read');
-      }
-      return { removed: await node.receivedFiles.clear(upTo) };
+      const b = C.parseInput(C.RECEIVED_CLEAR, req.body);
+      return { removed: await node.receivedFiles.clear(b.up_to) };
     },
     "POST /v1/call": async (req) => {
-      const b = objectBody(req.body);
-      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
-      return await messages.call(stringField(b, "peer"), {
-        type: optionalString(b, "type") || "text",
-        data: b.data,
-        id: optionalString(b, "id"),
-      }, timeoutField(b));
+      const b = C.parseInput(C.CALL, req.body);
+      const answer = await messages.call(b.peer, {
+        type: b.type,
+        data: messageData(b.type, b.data),
+        id: b.id,
+      }, b.timeout_ms);
+      return { ...answer, reply: withValue(answer.reply) };
     },
     "POST /v1/reply": async (req) => {
-      const b = objectBody(req.body);
-      if (typeof b.data !== "string") throw invalid('Field "data" must be a string');
-      const from = optionalString(b, "from");
+      const b = C.parseInput(C.REPLY, req.body);
       return await messages.reply(
-        stringField(b, "id"),
-        {
-          type: optionalString(b, "type") || "text",
-          data: b.data,
-          id: "",
-        },
-        timeoutField(b),
-        from === "" ? undefined : messages.senderKey(from),
+        b.id,
+        { type: b.type, data: messageData(b.type, b.data), id: "" },
+        b.timeout_ms,
+        b.from === "" ? undefined : messages.senderKey(b.from),
       );
     },
     "GET /v1/connections": () => Promise.resolve({ connections: ports.connections() }),
@@ -484,7 +442,12 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         const peer = q.get("peer");
         if (peer === null || peer === "") throw invalid('Query parameter "peer" is required');
         const port = queryInt(q, "port", 0, 65_535);
-        const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+        const timeoutMs = queryInt(
+          q,
+          "timeout_ms",
+          C.STREAM.input.timeout_ms.default,
+          C.MAX_TIMEOUT_MS,
+        );
         const opened = await ports.openStream(peer, port, timeoutMs);
         return { conn: opened.conn, hello: { peer: opened.peer, port } };
       })),
@@ -493,7 +456,12 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         const q = req.query;
         const port = queryInt(q, "port", 0, 65_535);
         if (port < 1) throw invalid('Query parameter "port" must be 1-65535');
-        const timeoutMs = queryInt(q, "timeout_ms", TIMEOUTS.defaultMs, TIMEOUTS.maxMs);
+        const timeoutMs = queryInt(
+          q,
+          "timeout_ms",
+          C.LISTEN.input.timeout_ms.default,
+          C.MAX_TIMEOUT_MS,
+        );
         const ac = new AbortController();
         const timer = setTimeout(() => ac.abort(), timeoutMs);
         signal.addEventListener("abort", () => ac.abort(), { once: true });

@@ -16,7 +16,9 @@ import {
   loadOrCreateIdentity,
 } from "../../daemon/boot.ts";
 import type { CommandContext, CommandSpec, FlagSpec } from "../command.ts";
-import { bool, int, nullable, obj, str } from "../schema.ts";
+import { bool, int, nullable, obj, str } from "../../control/schema.ts";
+import { INFO, SHUTDOWN } from "../../control/contract/diagnostics.ts";
+import { numberFlag } from "../flags.ts";
 import { keyValues } from "../output.ts";
 
 const NODE_FLAGS: Record<string, FlagSpec> = {
@@ -129,6 +131,7 @@ async function statusOf(home: string) {
 
 const daemonRun: CommandSpec = {
   name: "daemon",
+  routes: [],
   summary: "run a node in the foreground (for systemd, containers)",
   args: [],
   flags: NODE_FLAGS,
@@ -143,12 +146,18 @@ const daemonRun: CommandSpec = {
 
 const daemonStart: CommandSpec = {
   name: "daemon start",
+  routes: [INFO.route],
   summary: "start a node in the background; returns once its API answers",
   args: [],
   flags: {
     ...NODE_FLAGS,
     ensure: { type: "boolean", description: "succeed when this home's daemon already runs" },
-    timeout: { type: "duration", description: "how long to wait for the daemon (default 60s)" },
+    timeout: {
+      type: "duration",
+      description: "how long to wait for the daemon",
+      default: "60s",
+      min: 1,
+    },
   },
   output: obj({
     pid: int,
@@ -201,7 +210,7 @@ const daemonStart: CommandSpec = {
     let exited: Deno.CommandStatus | undefined;
     child.status.then((s) => exited = s);
     child.unref();
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 60_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
@@ -244,10 +253,16 @@ const daemonStart: CommandSpec = {
 
 const daemonStop: CommandSpec = {
   name: "daemon stop",
+  routes: [SHUTDOWN.route],
   summary: "stop this home's background daemon",
   args: [],
   flags: {
-    timeout: { type: "duration", description: "how long to wait for it to exit (default 10s)" },
+    timeout: {
+      type: "duration",
+      description: "how long to wait for it to exit",
+      default: "10s",
+      min: 1,
+    },
   },
   output: obj({ stopped: bool, changed: bool }),
   errors: ["timeout"],
@@ -262,7 +277,7 @@ const daemonStop: CommandSpec = {
       throw e;
     }
     await client.call("POST", "/v1/shutdown");
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (!(await isHomeLocked(ctx.home))) return { stopped: true, changed: true };
@@ -279,6 +294,7 @@ const daemonStop: CommandSpec = {
 
 const daemonStatus: CommandSpec = {
   name: "daemon status",
+  routes: [INFO.route],
   summary: "tell whether this home's daemon runs",
   args: [],
   flags: {},

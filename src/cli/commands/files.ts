@@ -6,20 +6,20 @@
  */
 import { resolve } from "node:path";
 import { ControlClient } from "../../control/client.ts";
+import {
+  CALL,
+  RECEIVED,
+  RECEIVED_ACK,
+  RECEIVED_CLEAR,
+  REPLY,
+  SEND_FILE,
+} from "../../control/contract/mod.ts";
 import { invalid, isErrorCode, PilotError } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
 import { peerText } from "../peer_text.ts";
-import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
-import { MESSAGE, messageData, messageText } from "./messages.ts";
-import { PEER_REF } from "./trust.ts";
-
-const SEND_RESULT = obj({
-  to: PEER_REF,
-  id: str,
-  type: oneOf("text", "json", "binary"),
-  bytes: int,
-  receipt: obj({ status: oneOf("stored", "duplicate"), seq: int }),
-});
+import { durationFlag, integerFlag, numberFlag, optionalString } from "../flags.ts";
+import { renewing } from "../renew.ts";
+import { DATA_FLAGS, messageData, messageText, typeFlag, waitFlag } from "./messages.ts";
 
 function progressBar(sent: number, size: number): string {
   const width = 30;
@@ -32,6 +32,7 @@ function progressBar(sent: number, size: number): string {
 
 const sendFile: CommandSpec = {
   name: "send-file",
+  routes: [SEND_FILE.route],
   summary:
     "stream a file of any size to a trusted peer (SHA-256 verified; stored in its received/)",
   args: [
@@ -39,19 +40,12 @@ const sendFile: CommandSpec = {
     { name: "path", description: "the file to send", required: true },
   ],
   flags: {
-    timeout: { type: "duration", description: "give up after this long (default 10m)" },
+    timeout: durationFlag(SEND_FILE.input.timeout_ms, "give up after this long"),
   },
-  output: obj({
-    to: PEER_REF,
-    name: str,
-    stored_as: str,
-    bytes: int,
-    sha256: str,
-    receipt: obj({ status: oneOf("stored", "duplicate"), seq: int, id: str }),
-  }),
+  output: SEND_FILE.output,
   errors: ["not_running", "not_trusted", "unreachable", "timeout", "too_large", "not_found"],
   async run(ctx) {
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 600_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     // The daemon reads the file: give it an absolute path.
     const body = {
       peer: ctx.args.peer,
@@ -104,37 +98,23 @@ const sendFile: CommandSpec = {
   },
 };
 
-const FILE = obj({
-  seq: int,
-  id: str,
-  from: str,
-  from_key: str,
-  hostname: nullable(str),
-  fingerprint: str,
-  name: str,
-  original_name: str,
-  path: str,
-  bytes: int,
-  sha256: str,
-  received_at: str,
-});
-
 const received: CommandSpec = {
   name: "received",
+  routes: [RECEIVED.route, RECEIVED_CLEAR.route],
   summary: "list files peers sent (in HOME/received/); same cursor and ack model as inbox",
   args: [],
   flags: {
-    after: { type: "integer", value: "SEQ", description: "only files after this seq" },
-    limit: { type: "integer", value: "N", description: "at most N files (default 100)" },
+    after: integerFlag(RECEIVED.input.after, "SEQ", "only files after this seq"),
+    limit: integerFlag(RECEIVED.input.limit, "N", "at most N files"),
     from: { type: "string", value: "PEER", description: "only files from this peer" },
     wait: { type: "boolean", description: "wait for a file when there is none" },
     clear: {
       type: "boolean",
       description: "take the files listed off the list (files stay on disk)",
     },
-    timeout: { type: "duration", description: "how long --wait waits (default 30s)" },
+    timeout: waitFlag("--wait", false),
   },
-  output: obj({ files: arr(FILE), next: int, timed_out: bool, removed: int }),
+  output: RECEIVED.output,
   errors: ["not_running", "not_found", "conflict"],
   async run(ctx) {
     const f = ctx.flags;
@@ -142,26 +122,35 @@ const received: CommandSpec = {
       throw invalid("--clear cannot be combined with --from", "use `pilot received ack ID…`");
     }
     const client = await ControlClient.open(ctx.home);
-    const waitMs = f.wait === true ? (typeof f.timeout === "number" ? f.timeout : 30_000) : 0;
-    const page = await client.call("GET", "/v1/received", {
-      query: {
-        after: typeof f.after === "number" ? f.after : undefined,
-        limit: typeof f.limit === "number" ? f.limit : undefined,
-        from: typeof f.from === "string" ? f.from : undefined,
-        wait: waitMs || undefined,
-      },
-      timeoutMs: waitMs + 10_000,
-    }) as { files: { seq: number }[]; next: number; timed_out: boolean };
-    let removed = 0;
+    const query = {
+      after: numberFlag(ctx, "after"),
+      limit: numberFlag(ctx, "limit"),
+      from: optionalString(ctx, "from"),
+    };
+    type Page = { files: { seq: number }[]; next: number; timed_out: boolean };
+    let page = await client.call("GET", "/v1/received", { query, timeoutMs: 10_000 }) as Page;
+    if (f.wait === true && page.files.length === 0) {
+      await renewing(numberFlag(ctx, "timeout"), RECEIVED.input.wait.max, async (ms) => {
+        page = await client.call("GET", "/v1/received", {
+          query: { ...query, wait: ms },
+          timeoutMs: ms + 10_000,
+        }) as Page;
+        return page.files.length > 0;
+      });
+      page = { ...page, timed_out: page.files.length === 0 };
+    }
     const last = page.files.at(-1);
     if (f.clear === true && last !== undefined) {
       const r = await client.call("POST", "/v1/received/clear", { body: { up_to: last.seq } });
-      removed = (r as { removed: number }).removed;
+      // stdout stays exactly the route's answer; the count goes to stderr.
+      ctx.progress(
+        `took ${(r as { removed: number }).removed} file(s) off the list (they stay on disk)`,
+      );
     }
-    return { ...page, removed };
+    return page;
   },
   human: (d) => {
-    const o = d as { files: Record<string, unknown>[]; timed_out: boolean; removed: number };
+    const o = d as { files: Record<string, unknown>[]; timed_out: boolean };
     // The sender's address and fingerprint first; names a peer chose, cut to width, after.
     const lines = o.files.map((x) => {
       const host = x.hostname ? ` (${peerText(String(x.hostname))})` : "";
@@ -173,13 +162,13 @@ const received: CommandSpec = {
       ].join("\n");
     });
     if (lines.length === 0) lines.push(o.timed_out ? "no files (timed out waiting)" : "no files");
-    if (o.removed > 0) lines.push(`took ${o.removed} file(s) off the list (they stay on disk)`);
     return lines.join("\n");
   },
 };
 
 const receivedAck: CommandSpec = {
   name: "received ack",
+  routes: [RECEIVED_ACK.route],
   summary: "take received files off the list by id (the files stay on disk)",
   args: [{ name: "id", description: "file ids", required: true, variadic: true }],
   flags: {
@@ -189,7 +178,7 @@ const receivedAck: CommandSpec = {
       description: "only files from this peer (needed when two senders used an id)",
     },
   },
-  output: obj({ removed: int }),
+  output: RECEIVED_ACK.output,
   errors: ["not_running", "conflict"],
   async run(ctx) {
     const from = typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {};
@@ -200,18 +189,9 @@ const receivedAck: CommandSpec = {
   human: (d) => `took ${(d as { removed: number }).removed} file(s) off the list`,
 };
 
-const DATA_FLAGS = {
-  data: {
-    type: "string" as const,
-    value: "DATA",
-    description: "the data (for binary: base64); - reads stdin",
-  },
-  "data-file": { type: "string" as const, value: "PATH", description: "read the data from a file" },
-  type: { type: "string" as const, value: "TYPE", description: "text (default), json or binary" },
-};
-
 const call: CommandSpec = {
   name: "call",
+  routes: [CALL.route],
   summary:
     "send a request to a trusted peer and wait for its reply (pilot reply on the other side)",
   args: [{
@@ -226,14 +206,14 @@ const call: CommandSpec = {
       value: "ID",
       description: "request id (retries with the same id are stored once)",
     },
-    timeout: { type: "duration", description: "how long to wait for the reply (default 60s)" },
+    timeout: durationFlag(CALL.input.timeout_ms, "how long to wait for the reply"),
   },
-  output: obj({ request: SEND_RESULT, reply: MESSAGE }),
+  output: CALL.output,
   errors: ["not_running", "not_trusted", "unreachable", "timeout", "too_large", "not_found"],
   async run(ctx) {
-    const type = typeof ctx.flags.type === "string" ? ctx.flags.type : "text";
+    const type = typeFlag(ctx);
     const data = await messageData(ctx, type);
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 60_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     const body: Record<string, unknown> = {
       peer: ctx.args.peer,
       type,
@@ -251,6 +231,7 @@ const call: CommandSpec = {
 
 const reply: CommandSpec = {
   name: "reply",
+  routes: [REPLY.route],
   summary: "answer a message in the inbox; the reply names it, so the caller's `call` returns",
   args: [{ name: "id", description: "the id of the message to answer", required: true }],
   flags: {
@@ -260,14 +241,14 @@ const reply: CommandSpec = {
       value: "PEER",
       description: "the sender of the message (needed when two senders used the id)",
     },
-    timeout: { type: "duration", description: "keep retrying delivery this long (default 30s)" },
+    timeout: durationFlag(REPLY.input.timeout_ms, "keep retrying delivery this long"),
   },
-  output: SEND_RESULT,
+  output: REPLY.output,
   errors: ["not_running", "not_found", "conflict", "not_trusted", "unreachable", "timeout"],
   async run(ctx) {
-    const type = typeof ctx.flags.type === "string" ? ctx.flags.type : "text";
+    const type = typeFlag(ctx);
     const data = await messageData(ctx, type);
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 30_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     return await (await ControlClient.open(ctx.home)).call("POST", "/v1/reply", {
       body: {
         id: ctx.args.id,

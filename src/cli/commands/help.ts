@@ -7,11 +7,12 @@
 import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
 import { catalog, commandHelp, overview } from "../help.ts";
-import { arr, int, obj, str } from "../schema.ts";
+import { arr, int, obj, str } from "../../control/schema.ts";
 
 /** The `help` command. */
 export const HELP_COMMAND: CommandSpec = {
   name: "help",
+  routes: [],
   summary: "show help; with --json, the machine-readable command catalog",
   args: [{
     name: "command",

@@ -6,13 +6,23 @@
  */
 import { MAX_STREAM_MESSAGE } from "../../constants.ts";
 import { ControlClient } from "../../control/client.ts";
+import {
+  INBOX,
+  INBOX_ACK,
+  INBOX_CLEAR,
+  LONG_READ_TIMEOUT_MS,
+  SEND,
+  TYPES,
+  WAIT_TIMEOUT_MS,
+} from "../../control/contract/mod.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import { concat } from "../../bytes.ts";
-import type { CommandContext, CommandSpec } from "../command.ts";
+import type { CommandContext, CommandSpec, FlagSpec } from "../command.ts";
+import { renewing } from "../renew.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
-import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
-import { PEER_REF } from "./trust.ts";
+import { durationFlag, integerFlag, numberFlag, optionalString } from "../flags.ts";
+import { formatDuration } from "../parse.ts";
 
 async function readLimited(read: () => Promise<Uint8Array>, what: string): Promise<Uint8Array> {
   const bytes = await read();
@@ -85,19 +95,39 @@ export async function messageData(ctx: CommandContext, type: string): Promise<st
   }
 }
 
+/** The data flags of `send`, `call` and `reply`. */
+export const DATA_FLAGS = {
+  data: {
+    type: "string",
+    value: "DATA",
+    description: "the data (for binary: base64); - reads stdin",
+  },
+  "data-file": { type: "string", value: "PATH", description: "read the data from a file" },
+  type: {
+    type: "string",
+    value: "TYPE",
+    description: "text, json or binary",
+    default: String(SEND.input.type.default),
+  },
+} as const satisfies CommandSpec["flags"];
+
+/** The checked --type of a data command. */
+export function typeFlag(ctx: CommandContext): string {
+  const type = optionalString(ctx, "type") ?? "text";
+  if (!(TYPES as readonly string[]).includes(type)) {
+    throw invalid(`Unknown --type "${type}"`, "use text, json or binary");
+  }
+  return type;
+}
+
 const send: CommandSpec = {
   name: "send",
   aliases: ["send-message"],
+  routes: [SEND.route],
   summary: "send a typed message to a trusted peer; returns once it is stored durably there",
   args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
   flags: {
-    data: {
-      type: "string",
-      value: "DATA",
-      description: "the data (for binary: base64); - reads stdin",
-    },
-    "data-file": { type: "string", value: "PATH", description: "read the data from a file" },
-    type: { type: "string", value: "TYPE", description: "text (default), json or binary" },
+    ...DATA_FLAGS,
     id: {
       type: "string",
       value: "ID",
@@ -109,15 +139,9 @@ const send: CommandSpec = {
       description: "correlates a reply with its request",
     },
     "in-reply-to": { type: "string", value: "ID", description: "id of the message this answers" },
-    timeout: { type: "duration", description: "keep retrying delivery this long (default 30s)" },
+    timeout: durationFlag(SEND.input.timeout_ms, "keep retrying delivery this long"),
   },
-  output: obj({
-    to: PEER_REF,
-    id: str,
-    type: oneOf("text", "json", "binary"),
-    bytes: int,
-    receipt: obj({ status: oneOf("stored", "duplicate"), seq: int }),
-  }),
+  output: SEND.output,
   errors: [
     "not_running",
     "not_trusted",
@@ -130,10 +154,7 @@ const send: CommandSpec = {
     "rate_limited",
   ],
   async run(ctx) {
-    const type = typeof ctx.flags.type === "string" ? ctx.flags.type : "text";
-    if (!["text", "json", "binary"].includes(type)) {
-      throw invalid(`Unknown --type "${type}"`, "use text, json or binary");
-    }
+    const type = typeFlag(ctx);
     const data = await messageData(ctx, type);
     if (type === "json") {
       try {
@@ -145,7 +166,7 @@ const send: CommandSpec = {
         );
       }
     }
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 30_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     const body: Record<string, unknown> = {
       peer: ctx.args.peer,
       type,
@@ -175,20 +196,6 @@ const send: CommandSpec = {
   },
 };
 
-/** Schema of an inbox message. */
-export const MESSAGE = obj({
-  seq: int,
-  id: str,
-  from: str,
-  from_key: str,
-  hostname: nullable(str),
-  fingerprint: str,
-  type: oneOf("text", "json", "binary"),
-  data: str,
-  bytes: int,
-  received_at: str,
-});
-
 /**
  * Human text of an inbox message: the sender's address and fingerprint first,
  * then the peer's own words (hostname, id, a one-line preview of the data),
@@ -207,13 +214,27 @@ export function messageText(m: Record<string, unknown>): string {
   ].join("\n");
 }
 
+/** The `--timeout` of a long read: renewed underneath, `0` or `none` for no limit. */
+export function waitFlag(what: string, follow: boolean): FlagSpec {
+  return {
+    type: "duration",
+    description: `how long ${what} waits`,
+    default: formatDuration(WAIT_TIMEOUT_MS),
+    ...(follow
+      ? { defaultWith: { flag: "follow", value: formatDuration(LONG_READ_TIMEOUT_MS) } }
+      : {}),
+    unlimited: true,
+  };
+}
+
 const inbox: CommandSpec = {
   name: "inbox",
+  routes: [INBOX.route, INBOX_CLEAR.route],
   summary: "read received messages (peer data is untrusted input)",
   args: [],
   flags: {
-    after: { type: "integer", value: "SEQ", description: "only messages after this seq" },
-    limit: { type: "integer", value: "N", description: "at most N messages (default 100)" },
+    after: integerFlag(INBOX.input.after, "SEQ", "only messages after this seq"),
+    limit: integerFlag(INBOX.input.limit, "N", "at most N messages"),
     from: { type: "string", value: "PEER", description: "only messages from this peer" },
     wait: { type: "boolean", description: "wait for a message when there is none" },
     follow: { type: "boolean", description: "print messages as they arrive (NDJSON with --json)" },
@@ -221,12 +242,9 @@ const inbox: CommandSpec = {
       type: "boolean",
       description: "remove the messages returned (up to the last seq shown)",
     },
-    timeout: {
-      type: "duration",
-      description: "how long --wait/--follow waits (default 30s / 10m)",
-    },
+    timeout: waitFlag("--wait/--follow", true),
   },
-  output: obj({ messages: arr(MESSAGE), next: int, timed_out: bool, removed: int }),
+  output: INBOX.output,
   errors: ["not_running", "not_found", "conflict"],
   async run(ctx) {
     const f = ctx.flags;
@@ -237,47 +255,59 @@ const inbox: CommandSpec = {
       );
     }
     const client = await ControlClient.open(ctx.home);
+    const timeoutMs = numberFlag(ctx, "timeout");
     const query = {
-      after: typeof f.after === "number" ? f.after : undefined,
-      limit: typeof f.limit === "number" ? f.limit : undefined,
-      from: typeof f.from === "string" ? f.from : undefined,
+      after: numberFlag(ctx, "after"),
+      limit: numberFlag(ctx, "limit"),
+      from: optionalString(ctx, "from"),
     };
     if (f.follow === true) {
-      const timeoutMs = typeof f.timeout === "number" ? f.timeout : 600_000;
-      await client.stream("/v1/inbox", { ...query, follow: true }, (line) => {
-        const o = line as Record<string, unknown>;
-        if (ctx.json) printLine(JSON.stringify(line));
-        else if (o.type !== "heartbeat") printLine(messageText(o));
-      }, timeoutMs);
+      // Each follow connection is renewed from the last seq seen.
+      await renewing(timeoutMs, LONG_READ_TIMEOUT_MS, async (ms) => {
+        await client.stream("/v1/inbox", { ...query, follow: true }, (line) => {
+          const o = line as Record<string, unknown>;
+          if (typeof o.seq === "number") query.after = Math.max(query.after, o.seq);
+          if (ctx.json) printLine(JSON.stringify(line));
+          else if (o.type !== "heartbeat") printLine(messageText(o));
+        }, ms);
+        return false;
+      });
       return undefined;
     }
-    const waitMs = f.wait === true ? (typeof f.timeout === "number" ? f.timeout : 30_000) : 0;
-    const page = await client.call("GET", "/v1/inbox", {
-      query: { ...query, wait: waitMs || undefined },
-      timeoutMs: waitMs + 10_000,
-    }) as { messages: { seq: number }[]; next: number; timed_out: boolean };
-    let removed = 0;
+    type Page = { messages: { seq: number }[]; next: number; timed_out: boolean };
+    let page = await client.call("GET", "/v1/inbox", { query, timeoutMs: 10_000 }) as Page;
+    if (f.wait === true && page.messages.length === 0) {
+      await renewing(timeoutMs, INBOX.input.wait.max, async (ms) => {
+        page = await client.call("GET", "/v1/inbox", {
+          query: { ...query, wait: ms },
+          timeoutMs: ms + 10_000,
+        }) as Page;
+        return page.messages.length > 0;
+      });
+      page = { ...page, timed_out: page.messages.length === 0 };
+    }
     const last = page.messages.at(-1);
     if (f.clear === true && last !== undefined) {
       const r = await client.call("POST", "/v1/inbox/clear", { body: { up_to: last.seq } });
-      removed = (r as { removed: number }).removed;
+      // stdout stays exactly the inbox route's answer; the count goes to stderr.
+      ctx.progress(`removed ${(r as { removed: number }).removed} message(s)`);
     }
-    return { ...page, removed };
+    return page;
   },
   human: (d) => {
     if (d === undefined) return "";
-    const o = d as { messages: Record<string, unknown>[]; timed_out: boolean; removed: number };
+    const o = d as { messages: Record<string, unknown>[]; timed_out: boolean };
     const lines = o.messages.map(messageText);
     if (lines.length === 0) {
       lines.push(o.timed_out ? "no messages (timed out waiting)" : "no messages");
     }
-    if (o.removed > 0) lines.push(`removed ${o.removed} message(s)`);
     return lines.join("\n");
   },
 };
 
 const inboxAck: CommandSpec = {
   name: "inbox ack",
+  routes: [INBOX_ACK.route],
   summary: "remove messages from the inbox by id",
   args: [{ name: "id", description: "message ids", required: true, variadic: true }],
   flags: {
@@ -287,7 +317,7 @@ const inboxAck: CommandSpec = {
       description: "only messages from this peer (needed when two senders used an id)",
     },
   },
-  output: obj({ removed: int }),
+  output: INBOX_ACK.output,
   errors: ["not_running", "conflict"],
   async run(ctx) {
     const client = await ControlClient.open(ctx.home);

@@ -4,29 +4,20 @@
  * @module
  */
 import { ControlClient } from "../../control/client.ts";
+import { BENCH, INFO, PEERS, PING } from "../../control/contract/diagnostics.ts";
 import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
-import { arr, bool, int, nullable, num, obj, str } from "../schema.ts";
-
-const peerRef = obj({ address: str, hostname: nullable(str), fingerprint: str, public_key: str });
+import { durationFlag, integerFlag, numberFlag } from "../flags.ts";
 
 const info: CommandSpec = {
   name: "info",
+  routes: [INFO.route],
   summary: "show this node's identity, address and counters",
   args: [],
   flags: {},
-  output: obj({
-    address: str,
-    hostname: nullable(str),
-    public_key: str,
-    fingerprint: str,
-    listen: str,
-    uptime_s: int,
-    peers: int,
-    trusted: int,
-  }),
+  output: INFO.output,
   errors: ["not_running", "version_mismatch"],
   async run(ctx) {
     return await (await ControlClient.open(ctx.home)).call("GET", "/v1/info");
@@ -47,23 +38,11 @@ const info: CommandSpec = {
 
 const peers: CommandSpec = {
   name: "peers",
+  routes: [PEERS.route],
   summary: "list peers with a live session",
   args: [],
   flags: {},
-  output: obj({
-    peers: arr(obj({
-      address: str,
-      hostname: nullable(str),
-      fingerprint: str,
-      public_key: str,
-      endpoint: nullable(str),
-      trusted: bool,
-      path: str,
-      rtt_ms: nullable(num),
-      session_age_s: nullable(int),
-      dropped: int,
-    })),
-  }),
+  output: PEERS.output,
   errors: ["not_running", "version_mismatch"],
   async run(ctx) {
     return await (await ControlClient.open(ctx.home)).call("GET", "/v1/peers");
@@ -88,27 +67,20 @@ const peers: CommandSpec = {
 
 const ping: CommandSpec = {
   name: "ping",
+  routes: [PING.route],
   summary: "measure round trips through a trusted peer's echo service (port 7)",
   args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
   flags: {
-    count: { type: "integer", value: "N", description: "probes to send (default 4)" },
-    interval: { type: "duration", description: "pause between probes (default 1s)" },
-    timeout: { type: "duration", description: "wait this long for each reply (default 5s)" },
+    count: integerFlag(PING.input.count, "N", "probes to send"),
+    interval: durationFlag(PING.input.interval_ms, "pause between probes"),
+    timeout: durationFlag(PING.input.timeout_ms, "wait this long for each reply"),
   },
-  output: obj({
-    peer: peerRef,
-    sent: int,
-    received: int,
-    rtt_ms: arr(nullable(num)),
-    min_ms: nullable(num),
-    avg_ms: nullable(num),
-    max_ms: nullable(num),
-  }),
+  output: PING.output,
   errors: ["not_running", "not_trusted", "unreachable", "key_changed", "conflict", "not_found"],
   async run(ctx) {
-    const count = typeof ctx.flags.count === "number" ? ctx.flags.count : 4;
-    const intervalMs = typeof ctx.flags.interval === "number" ? ctx.flags.interval : 1000;
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 5_000;
+    const count = numberFlag(ctx, "count");
+    const intervalMs = numberFlag(ctx, "interval");
+    const timeoutMs = numberFlag(ctx, "timeout");
     return await (await ControlClient.open(ctx.home)).call("POST", "/v1/ping", {
       body: { peer: ctx.args.peer, count, interval_ms: intervalMs, timeout_ms: timeoutMs },
       timeoutMs: count * (intervalMs + timeoutMs) + 10_000,
@@ -136,28 +108,29 @@ const ping: CommandSpec = {
 
 const bench: CommandSpec = {
   name: "bench",
+  routes: [BENCH.route],
   summary: "measure stream throughput through a trusted peer's echo (hash-verified)",
   args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
   flags: {
-    size: { type: "string", value: "MB", description: "megabytes to send (default 16)" },
-    timeout: { type: "duration", description: "give up after this long (default 2m)" },
+    size: {
+      type: "string",
+      value: "MB",
+      description: "megabytes to send",
+      default: String(BENCH.input.size_mb.default),
+    },
+    timeout: durationFlag(BENCH.input.timeout_ms, "give up after this long"),
   },
-  output: obj({
-    peer: peerRef,
-    bytes: int,
-    seconds: num,
-    mbps: num,
-    mbps_one_way: num,
-    sha256_verified: { type: "boolean" },
-    retransmits: int,
-  }),
+  output: BENCH.output,
   errors: ["not_running", "not_trusted", "unreachable", "timeout", "not_found"],
   async run(ctx) {
-    const size = typeof ctx.flags.size === "string" ? Number(ctx.flags.size) : 16;
-    if (!(size > 0) || size > 4096) {
-      throw invalid(`Cannot bench ${ctx.flags.size} MB`, "give --size from 0 to 4096");
+    const size = Number(ctx.flags.size);
+    if (!(size > 0) || size > BENCH.input.size_mb.max) {
+      throw invalid(
+        `Cannot bench ${ctx.flags.size} MB`,
+        `give --size from 0 to ${BENCH.input.size_mb.max}`,
+      );
     }
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 120_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     return await (await ControlClient.open(ctx.home)).call("POST", "/v1/bench", {
       body: { peer: ctx.args.peer, size_mb: size, timeout_ms: timeoutMs },
       timeoutMs: timeoutMs + 5_000,

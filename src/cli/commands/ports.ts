@@ -5,12 +5,12 @@
  * @module
  */
 import { ControlClient } from "../../control/client.ts";
+import { DGRAM, RECV } from "../../control/contract/ports.ts";
 import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
-import { arr, bool, int, nullable, obj, str } from "../schema.ts";
-import { PEER_REF } from "./trust.ts";
+import { durationFlag, integerFlag, numberFlag } from "../flags.ts";
 
 function portArg(text: unknown): number {
   const s = String(text);
@@ -19,17 +19,6 @@ function portArg(text: unknown): number {
   }
   return Number(s);
 }
-
-const DATAGRAM = obj({
-  from: str,
-  from_key: str,
-  hostname: nullable(str),
-  fingerprint: str,
-  src_port: int,
-  data: str,
-  bytes: int,
-  received_at: str,
-});
 
 function datagramText(d: Record<string, unknown>): string {
   const bytes = Uint8Array.fromBase64(String(d.data));
@@ -45,6 +34,7 @@ function datagramText(d: Record<string, unknown>): string {
 
 const dgram: CommandSpec = {
   name: "dgram",
+  routes: [DGRAM.route],
   summary: "send one unreliable datagram to a trusted peer's virtual port",
   args: [
     { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
@@ -57,12 +47,9 @@ const dgram: CommandSpec = {
       description: "the data (text; or base64 with --base64)",
     },
     base64: { type: "boolean", description: "--data is base64-encoded bytes" },
-    timeout: {
-      type: "duration",
-      description: "give up reaching the peer after this long (default 10s)",
-    },
+    timeout: durationFlag(DGRAM.input.timeout_ms, "give up reaching the peer after this long"),
   },
-  output: obj({ to: PEER_REF, port: int, bytes: int }),
+  output: DGRAM.output,
   errors: [
     "not_running",
     "not_trusted",
@@ -74,7 +61,7 @@ const dgram: CommandSpec = {
   ],
   async run(ctx) {
     if (typeof ctx.flags.data !== "string") throw invalid("Give the datagram with --data");
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     return await (await ControlClient.open(ctx.home)).call("POST", "/v1/dgram", {
       body: {
         peer: ctx.args.peer,
@@ -94,18 +81,18 @@ const dgram: CommandSpec = {
 
 const recv: CommandSpec = {
   name: "recv",
+  routes: [RECV.route],
   summary: "bind a virtual port and print the datagrams trusted peers send to it",
   args: [{ name: "port", description: "virtual port 1-65535", required: true }],
   flags: {
-    count: { type: "integer", value: "N", description: "stop after N datagrams (default 1)" },
-    timeout: { type: "duration", description: "stop waiting after this long (default 30s)" },
+    count: integerFlag(RECV.input.count, "N", "stop after N datagrams"),
+    timeout: durationFlag(RECV.input.timeout_ms, "stop waiting after this long"),
   },
-  output: obj({ port: int, datagrams: arr(DATAGRAM), timed_out: bool, overflowed: int }),
+  output: RECV.output,
   errors: ["not_running", "conflict"],
   async run(ctx) {
-    const count = typeof ctx.flags.count === "number" ? ctx.flags.count : 1;
-    if (count < 1) throw invalid("--count must be at least 1");
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 30_000;
+    const count = numberFlag(ctx, "count");
+    const timeoutMs = numberFlag(ctx, "timeout");
     const client = await ControlClient.open(ctx.home);
     const query = { port: portArg(ctx.args.port), count, timeout_ms: timeoutMs };
     if (!ctx.json) {

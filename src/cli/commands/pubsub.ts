@@ -5,15 +5,17 @@
  * @module
  */
 import { ControlClient } from "../../control/client.ts";
+import { PUBLISH, SUBSCRIBE } from "../../control/contract/pubsub.ts";
 import { invalid } from "../../errors.ts";
 import type { CommandSpec } from "../command.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
-import { int, obj, oneOf, str } from "../schema.ts";
-import { PEER_REF } from "./trust.ts";
+import { durationFlag, integerFlag, numberFlag, optionalNumber } from "../flags.ts";
+import { renewing } from "../renew.ts";
 
 const publish: CommandSpec = {
   name: "publish",
+  routes: [PUBLISH.route],
   summary: "publish an event on a topic at a trusted peer; its subscribers get it",
   args: [
     { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
@@ -26,9 +28,9 @@ const publish: CommandSpec = {
       description: "the event data (text; or base64 with --base64)",
     },
     base64: { type: "boolean", description: "--data is base64-encoded bytes" },
-    timeout: { type: "duration", description: "give up after this long (default 10s)" },
+    timeout: durationFlag(PUBLISH.input.timeout_ms, "give up after this long"),
   },
-  output: obj({ to: PEER_REF, topic: str, bytes: int, seq: int, delivered: int, dropped: int }),
+  output: PUBLISH.output,
   errors: [
     "not_running",
     "not_trusted",
@@ -40,7 +42,7 @@ const publish: CommandSpec = {
   ],
   async run(ctx) {
     if (typeof ctx.flags.data !== "string") throw invalid("Give the event with --data");
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     return await (await ControlClient.open(ctx.home)).call("POST", "/v1/publish", {
       body: {
         peer: ctx.args.peer,
@@ -83,33 +85,18 @@ function eventText(e: Record<string, unknown>): string {
 
 const subscribeCommand: CommandSpec = {
   name: "subscribe",
+  routes: [SUBSCRIBE.route],
   summary: "print events on matching topics at a trusted peer (NDJSON with --json)",
   args: [
     { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
     { name: "pattern", description: "a topic, prefix.* or *", required: true },
   ],
   flags: {
-    count: { type: "integer", value: "N", description: "stop after N events" },
-    timeout: { type: "duration", description: "stop after this long (default 10m)" },
+    count: { ...integerFlag(SUBSCRIBE.input.count, "N", "stop after N events") },
+    timeout: durationFlag(SUBSCRIBE.input.timeout_ms, "stop after this long", { unlimited: true }),
   },
   // NDJSON: one line per subscription notice (not the ok envelope).
-  output: {
-    anyOf: [
-      obj({ kind: oneOf("subscribed"), pattern: str, since: int }),
-      obj({
-        kind: oneOf("event"),
-        seq: int,
-        topic: str,
-        from: str,
-        from_key: str,
-        time: str,
-        data: str,
-        bytes: int,
-      }),
-      obj({ kind: oneOf("overflow"), dropped: int, first_seq: int, last_seq: int }),
-      obj({ kind: oneOf("heartbeat"), time: str }),
-    ],
-  },
+  output: SUBSCRIBE.output,
   errors: [
     "not_running",
     "not_trusted",
@@ -119,22 +106,26 @@ const subscribeCommand: CommandSpec = {
     "rate_limited",
   ],
   async run(ctx) {
-    const count = typeof ctx.flags.count === "number" ? ctx.flags.count : undefined;
-    if (count !== undefined && count < 1) throw invalid("--count must be at least 1");
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 600_000;
+    let left = optionalNumber(ctx, "count");
     const client = await ControlClient.open(ctx.home);
-    await client.stream("/v1/subscribe", {
-      peer: String(ctx.args.peer),
-      pattern: String(ctx.args.pattern),
-      count,
-      timeout_ms: timeoutMs,
-    }, (line) => {
-      const e = line as Record<string, unknown>;
-      if (ctx.json) printLine(JSON.stringify(line));
-      else if (e.kind === "subscribed") {
-        ctx.progress(`subscribed to ${peerText(String(e.pattern))}`);
-      } else if (e.kind !== "heartbeat") printLine(eventText(e));
-    }, timeoutMs + 5_000);
+    // One subscription lasts at most the API's bound; a longer --timeout (or
+    // none) subscribes again. Events published in between are not seen.
+    await renewing(numberFlag(ctx, "timeout"), SUBSCRIBE.input.timeout_ms.max, async (ms) => {
+      await client.stream("/v1/subscribe", {
+        peer: String(ctx.args.peer),
+        pattern: String(ctx.args.pattern),
+        count: left,
+        timeout_ms: ms,
+      }, (line) => {
+        const e = line as Record<string, unknown>;
+        if (e.kind === "event" && left !== undefined) left--;
+        if (ctx.json) printLine(JSON.stringify(line));
+        else if (e.kind === "subscribed") {
+          ctx.progress(`subscribed to ${peerText(String(e.pattern))}`);
+        } else if (e.kind !== "heartbeat") printLine(eventText(e));
+      }, ms + 5_000);
+      return left !== undefined && left <= 0;
+    });
     return undefined;
   },
   human: () => "",

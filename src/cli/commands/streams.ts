@@ -6,13 +6,17 @@
  * @module
  */
 import { ControlClient } from "../../control/client.ts";
+import { CONNECT } from "../../control/contract/diagnostics.ts";
+import { CONNECTIONS, LISTEN, STREAM } from "../../control/contract/ports.ts";
+import { anyOf, int, obj, str } from "../../control/schema.ts";
+import { PEER_REF } from "../../control/contract/common.ts";
 import type { StreamSocket } from "../../control/stream_client.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { table } from "../output.ts";
 import { escapeText, peerText } from "../peer_text.ts";
-import { arr, int, nullable, num, obj, str } from "../schema.ts";
-import { PEER_REF } from "./trust.ts";
+import { durationFlag, numberFlag, optionalNumber } from "../flags.ts";
+import { renewing } from "../renew.ts";
 
 function portArg(text: unknown): number {
   const s = String(text);
@@ -106,6 +110,7 @@ async function streamConnect(ctx: CommandContext, port: number, timeoutMs: numbe
 
 const connect: CommandSpec = {
   name: "connect",
+  routes: [CONNECT.route, STREAM.route],
   summary: "open a session with a peer; with a port, a stream (stdin/stdout, or --message)",
   args: [
     { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
@@ -117,19 +122,12 @@ const connect: CommandSpec = {
       value: "TEXT",
       description: "send TEXT, finish, and print the reply",
     },
-    timeout: { type: "duration", description: "give up opening after this long (default 10s)" },
+    timeout: durationFlag(CONNECT.input.timeout_ms, "give up opening after this long"),
   },
-  output: {
-    anyOf: [
-      obj({
-        peer: PEER_REF,
-        endpoint: str,
-        trusted: { type: "boolean" },
-        changed: { type: "boolean" },
-      }),
-      obj({ peer: PEER_REF, port: int, sent: int, received: int, reply: str }),
-    ],
-  },
+  output: anyOf(
+    CONNECT.output,
+    obj({ peer: PEER_REF, port: int, sent: int, received: int, reply: str }),
+  ),
   errors: [
     "not_running",
     "unreachable",
@@ -140,7 +138,7 @@ const connect: CommandSpec = {
     "not_trusted",
   ],
   async run(ctx) {
-    const timeoutMs = typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 10_000;
+    const timeoutMs = numberFlag(ctx, "timeout");
     if (ctx.args.port !== undefined) {
       return await streamConnect(ctx, portArg(ctx.args.port), timeoutMs);
     }
@@ -200,6 +198,7 @@ async function serveWithCommand(s: StreamSocket, command: string): Promise<void>
 
 const listen: CommandSpec = {
   name: "listen",
+  routes: [LISTEN.route],
   summary: "accept streams on a virtual port: print them, or run a command for each (inetd-style)",
   args: [{ name: "port", description: "virtual port 1-65535", required: true }],
   flags: {
@@ -213,34 +212,35 @@ const listen: CommandSpec = {
       value: "N",
       description: "stop after N streams (default 1; with --exec unlimited)",
     },
-    timeout: { type: "duration", description: "stop listening after this long (default 10m)" },
+    timeout: durationFlag(LISTEN.input.timeout_ms, "stop listening after this long", {
+      unlimited: true,
+    }),
   },
   output: obj({ port: int, accepted: int }),
   errors: ["not_running", "conflict", "timeout"],
   async run(ctx) {
     const port = portArg(ctx.args.port);
     const exec = typeof ctx.flags.exec === "string" ? ctx.flags.exec : undefined;
-    const count = typeof ctx.flags.count === "number" ? ctx.flags.count : exec ? Infinity : 1;
-    const deadline = Date.now() +
-      (typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : 600_000);
+    const count = optionalNumber(ctx, "count") ?? (exec ? Infinity : 1);
     if (exec === undefined && ctx.json) {
       throw invalid("Printing a stream carries raw bytes on stdout", "use --exec, or drop --json");
     }
     const client = await ControlClient.open(ctx.home);
     const running: Promise<void>[] = [];
+    let said = false;
     let accepted = 0;
-    while (accepted < count && Date.now() < deadline) {
+    // Each wait for a stream is one bounded API call, renewed until --timeout
+    // (0: never), so an inetd-style service does not quietly stop.
+    await renewing(numberFlag(ctx, "timeout"), LISTEN.input.timeout_ms.max, async (ms) => {
       let s: StreamSocket;
       try {
-        s = await client.openStream("/v1/listen", {
-          port,
-          timeout_ms: Math.max(1, deadline - Date.now()),
-        }, (p) => {
+        s = await client.openStream("/v1/listen", { port, timeout_ms: ms }, (p) => {
           // Said once, after the daemon registered the port: peers may connect now.
-          if (accepted === 0) ctx.progress(`listening on port ${p}`);
+          if (!said) ctx.progress(`listening on port ${p}`);
+          said = true;
         });
       } catch (e) {
-        if (e instanceof PilotError && e.code === "timeout") break;
+        if (e instanceof PilotError && e.code === "timeout") return false;
         throw e;
       }
       accepted++;
@@ -254,7 +254,8 @@ const listen: CommandSpec = {
         out.releaseLock();
         await s.ended;
       }
-    }
+      return accepted >= count;
+    });
     await Promise.allSettled(running);
     return exec === undefined ? undefined : { port, accepted };
   },
@@ -263,24 +264,11 @@ const listen: CommandSpec = {
 
 const connections: CommandSpec = {
   name: "connections",
+  routes: [CONNECTIONS.route],
   summary: "list reliable streams: state, cwnd, srtt, bytes in flight, retransmits",
   args: [],
   flags: {},
-  output: obj({
-    connections: arr(obj({
-      peer: PEER_REF,
-      local_port: int,
-      remote_port: int,
-      state: str,
-      cwnd: int,
-      srtt_ms: nullable(num),
-      rto_ms: int,
-      bytes_in_flight: int,
-      retransmits: int,
-      sent: int,
-      received: int,
-    })),
-  }),
+  output: CONNECTIONS.output,
   errors: ["not_running"],
   run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/connections"),
   human: (d) => {

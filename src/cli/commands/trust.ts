@@ -5,31 +5,28 @@
  * @module
  */
 import { ControlClient } from "../../control/client.ts";
+import {
+  APPROVE,
+  HANDSHAKE,
+  PENDING,
+  REJECT,
+  TRUST,
+  UNTRUST,
+} from "../../control/contract/trust.ts";
+import type { RouteKey } from "../../control/contract/spec.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
+import { durationFlag, numberFlag, optionalString } from "../flags.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
-import { arr, bool, nullable, obj, oneOf, str } from "../schema.ts";
-
-/** Schema of a peer reference in responses. */
-export const PEER_REF = obj({
-  address: str,
-  hostname: nullable(str),
-  fingerprint: str,
-  public_key: str,
-});
 
 const TIMEOUT_FLAG = {
-  timeout: { type: "duration" as const, description: "give up after this long (default 10s)" },
+  timeout: durationFlag(HANDSHAKE.input.timeout_ms, "give up after this long"),
 };
 
-function timeoutOf(ctx: CommandContext, fallback = 10_000): number {
-  return typeof ctx.flags.timeout === "number" ? ctx.flags.timeout : fallback;
-}
-
-async function post(ctx: CommandContext, path: string, body: Record<string, unknown>) {
-  const timeoutMs = timeoutOf(ctx);
+async function post(ctx: CommandContext, key: RouteKey, body: Record<string, unknown>) {
+  const timeoutMs = numberFlag(ctx, "timeout");
   const client = await ControlClient.open(ctx.home);
-  return await client.call("POST", path, {
+  return await client.call("POST", key.slice("POST ".length), {
     body: { ...body, timeout_ms: timeoutMs },
     timeoutMs: timeoutMs + 5_000,
   });
@@ -43,6 +40,7 @@ function who(p: Record<string, unknown> | null): string {
 
 const handshake: CommandSpec = {
   name: "handshake",
+  routes: [HANDSHAKE.route],
   summary: "ask a peer to trust this node (a signed request on its port 444)",
   args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
   flags: {
@@ -54,12 +52,7 @@ const handshake: CommandSpec = {
     wait: { type: "boolean", description: "wait until the peer approves or rejects" },
     ...TIMEOUT_FLAG,
   },
-  output: obj({
-    peer: PEER_REF,
-    status: oneOf("pending", "trusted", "rejected"),
-    changed: bool,
-    timed_out: bool,
-  }),
+  output: HANDSHAKE.output,
   errors: [
     "not_running",
     "unreachable",
@@ -72,9 +65,9 @@ const handshake: CommandSpec = {
     "too_large",
   ],
   run: (ctx) =>
-    post(ctx, "/v1/handshake", {
+    post(ctx, HANDSHAKE.route, {
       peer: ctx.args.peer,
-      reason: typeof ctx.flags.reason === "string" ? ctx.flags.reason : "",
+      reason: optionalString(ctx, "reason") ?? "",
       wait: ctx.flags.wait === true,
     }),
   human: (d) => {
@@ -98,19 +91,11 @@ const handshake: CommandSpec = {
 
 const pending: CommandSpec = {
   name: "pending",
+  routes: [PENDING.route],
   summary: "list trust requests waiting for approve or reject",
   args: [],
   flags: {},
-  output: obj({
-    pending: arr(obj({
-      address: str,
-      hostname: nullable(str),
-      fingerprint: str,
-      public_key: str,
-      reason: str,
-      received_at: str,
-    })),
-  }),
+  output: PENDING.output,
   errors: ["not_running"],
   run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/pending"),
   human: (d) => {
@@ -132,13 +117,6 @@ const pending: CommandSpec = {
   },
 };
 
-const decision = obj({
-  peer: PEER_REF,
-  status: oneOf("trusted", "rejected"),
-  changed: bool,
-  delivered: bool,
-});
-
 function decisionText(d: unknown): string {
   const o = d as {
     peer: Record<string, unknown>;
@@ -155,48 +133,42 @@ function decisionText(d: unknown): string {
 
 const approve: CommandSpec = {
   name: "approve",
+  routes: [APPROVE.route],
   summary: "approve a pending trust request (trust becomes mutual)",
   args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
   flags: TIMEOUT_FLAG,
-  output: decision,
+  output: APPROVE.output,
   errors: ["not_running", "not_found", "conflict"],
-  run: (ctx) => post(ctx, "/v1/approve", { peer: ctx.args.peer }),
+  run: (ctx) => post(ctx, APPROVE.route, { peer: ctx.args.peer }),
   human: decisionText,
 };
 
 const reject: CommandSpec = {
   name: "reject",
+  routes: [REJECT.route],
   summary: "reject a pending trust request; its key is refused for a while",
   args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
   flags: {
     reason: { type: "string", value: "TEXT", description: "told to the peer (at most 1 KiB)" },
     ...TIMEOUT_FLAG,
   },
-  output: decision,
+  output: REJECT.output,
   errors: ["not_running", "not_found", "conflict", "too_large"],
   run: (ctx) =>
-    post(ctx, "/v1/reject", {
+    post(ctx, REJECT.route, {
       peer: ctx.args.peer,
-      reason: typeof ctx.flags.reason === "string" ? ctx.flags.reason : "",
+      reason: optionalString(ctx, "reason") ?? "",
     }),
   human: decisionText,
 };
 
 const trust: CommandSpec = {
   name: "trust",
+  routes: [TRUST.route],
   summary: "list trusted peers",
   args: [],
   flags: {},
-  output: obj({
-    trusted: arr(obj({
-      address: str,
-      hostname: nullable(str),
-      fingerprint: str,
-      public_key: str,
-      since: str,
-      mutual: bool,
-    })),
-  }),
+  output: TRUST.output,
   errors: ["not_running"],
   run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/trust"),
   human: (d) => {
@@ -217,12 +189,13 @@ const trust: CommandSpec = {
 
 const untrust: CommandSpec = {
   name: "untrust",
+  routes: [UNTRUST.route],
   summary: "stop trusting a peer at once: sessions closed, the peer told",
   args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
   flags: TIMEOUT_FLAG,
-  output: obj({ peer: nullable(PEER_REF), changed: bool, delivered: bool }),
+  output: UNTRUST.output,
   errors: ["not_running", "conflict"],
-  run: (ctx) => post(ctx, "/v1/untrust", { peer: ctx.args.peer }),
+  run: (ctx) => post(ctx, UNTRUST.route, { peer: ctx.args.peer }),
   human: (d) => {
     const o = d as { peer: Record<string, unknown> | null; changed: boolean; delivered: boolean };
     if (!o.changed) return "not trusted; nothing to do";

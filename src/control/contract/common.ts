@@ -1,0 +1,85 @@
+/**
+ * Pieces every contract group shares: the peer reference in answers, the
+ * `peer` and `timeout_ms` inputs, and the timeout policy numbers.
+ *
+ * @module
+ */
+import { nullable, obj, str } from "../schema.ts";
+import type { FieldSpec } from "./spec.ts";
+
+/** The longest single call or long poll the API allows (ms); the CLI renews longer waits. */
+export const MAX_TIMEOUT_MS = 600_000;
+
+/** Default timeout of a call that reaches a peer once (ms). */
+export const PEER_CALL_TIMEOUT_MS = 10_000;
+
+/** Default time `send` and `reply` keep retrying delivery (ms). */
+export const DELIVERY_TIMEOUT_MS = 30_000;
+
+/** Default time the CLI's `--wait` waits for an entry (ms); the API's `wait` is explicit. */
+export const WAIT_TIMEOUT_MS = 30_000;
+
+/** Default time a long-lived reader (`subscribe`, `listen`, follow) runs (ms). */
+export const LONG_READ_TIMEOUT_MS = 600_000;
+
+/** Schema of a peer reference in answers. */
+export const PEER_REF = obj({
+  address: str,
+  hostname: nullable(str),
+  fingerprint: str,
+  public_key: str,
+});
+
+/** The `peer` input: how the user names a peer. */
+export const PEER_FIELD = {
+  type: "string",
+  required: true,
+  description: "address, hostname, fingerprint, key, or endpoint IP:PORT",
+} as const satisfies FieldSpec;
+
+/** A `timeout_ms` input with this default, bounded so every call ends. */
+export function timeoutField(defaultMs: number, description = "give up after this long (ms)") {
+  return {
+    type: "integer",
+    description,
+    default: defaultMs,
+    min: 1,
+    max: MAX_TIMEOUT_MS,
+  } as const satisfies FieldSpec;
+}
+
+/** An `after` cursor input (a seq). */
+export const AFTER_FIELD = {
+  type: "integer",
+  description: "only entries after this seq",
+  default: 0,
+  min: 0,
+  max: Number.MAX_SAFE_INTEGER,
+} as const satisfies FieldSpec;
+
+/** A `limit` input of a list page. */
+export const LIMIT_FIELD = {
+  type: "integer",
+  description: "at most this many entries",
+  default: 100,
+  min: 0,
+  max: 1000,
+} as const satisfies FieldSpec;
+
+/** The long-poll `wait` input of a list (ms; 0 answers at once). */
+export const WAIT_FIELD = {
+  type: "integer",
+  description: "when there is nothing, wait this long for an entry (ms)",
+  default: 0,
+  min: 0,
+  max: MAX_TIMEOUT_MS,
+} as const satisfies FieldSpec;
+
+/** The `heartbeat_ms` input of follow streams. */
+export const HEARTBEAT_FIELD = {
+  type: "integer",
+  description: "heartbeat interval of a follow stream (ms)",
+  default: 15_000,
+  min: 0,
+  max: 15_000,
+} as const satisfies FieldSpec;

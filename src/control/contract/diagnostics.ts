@@ -1,0 +1,142 @@
+/**
+ * Contract of the diagnostic routes: health, info, peers, connect, ping,
+ * bench, events.
+ *
+ * @module
+ */
+import { anyJson, arr, bool, int, nullable, num, obj, str } from "../schema.ts";
+import {
+  AFTER_FIELD,
+  HEARTBEAT_FIELD,
+  PEER_CALL_TIMEOUT_MS,
+  PEER_FIELD,
+  PEER_REF,
+  timeoutField,
+} from "./common.ts";
+import { route } from "./spec.ts";
+
+/** Default time `ping` waits for each reply (ms). */
+export const PING_TIMEOUT_MS = 5_000;
+
+/** Default time `bench` may take (ms). */
+export const BENCH_TIMEOUT_MS = 120_000;
+
+/** `GET /v1/health`: the one route that needs no token. */
+export const HEALTH = route({
+  route: "GET /v1/health",
+  input: {},
+  output: obj({ ok: bool, pid: int, version: str, api_version: int }),
+});
+
+/** `GET /v1/info`: this node. */
+export const INFO = route({
+  route: "GET /v1/info",
+  input: {},
+  output: obj({
+    address: str,
+    hostname: nullable(str),
+    public_key: str,
+    fingerprint: str,
+    listen: str,
+    uptime_s: int,
+    peers: int,
+    trusted: int,
+  }),
+});
+
+/** `GET /v1/peers`: peers with a live session. */
+export const PEERS = route({
+  route: "GET /v1/peers",
+  input: {},
+  output: obj({
+    peers: arr(obj({
+      address: str,
+      hostname: nullable(str),
+      fingerprint: str,
+      public_key: str,
+      endpoint: nullable(str),
+      trusted: bool,
+      path: str,
+      rtt_ms: nullable(num),
+      session_age_s: nullable(int),
+      dropped: int,
+    })),
+  }),
+});
+
+/** `POST /v1/connect`: open (or reuse) a session with a peer. */
+export const CONNECT = route({
+  route: "POST /v1/connect",
+  input: { peer: PEER_FIELD, timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS) },
+  output: obj({ peer: PEER_REF, endpoint: str, trusted: bool, changed: bool }),
+});
+
+/** `POST /v1/ping`: round trips through a peer's echo service. */
+export const PING = route({
+  route: "POST /v1/ping",
+  input: {
+    peer: PEER_FIELD,
+    count: { type: "integer", description: "probes to send", default: 4, min: 1, max: 1000 },
+    interval_ms: {
+      type: "integer",
+      description: "pause between probes (ms)",
+      default: 1000,
+      min: 0,
+      max: 60_000,
+    },
+    timeout_ms: timeoutField(PING_TIMEOUT_MS, "wait this long for each reply (ms)"),
+  },
+  output: obj({
+    peer: PEER_REF,
+    sent: int,
+    received: int,
+    rtt_ms: arr(nullable(num)),
+    min_ms: nullable(num),
+    avg_ms: nullable(num),
+    max_ms: nullable(num),
+  }),
+});
+
+/** `POST /v1/bench`: stream throughput through a peer's echo. */
+export const BENCH = route({
+  route: "POST /v1/bench",
+  input: {
+    peer: PEER_FIELD,
+    size_mb: { type: "number", description: "megabytes to send", default: 16, min: 0, max: 4096 },
+    timeout_ms: timeoutField(BENCH_TIMEOUT_MS),
+  },
+  output: obj({
+    peer: PEER_REF,
+    bytes: int,
+    seconds: num,
+    mbps: num,
+    mbps_one_way: num,
+    sha256_verified: bool,
+    retransmits: int,
+  }),
+});
+
+/** `GET /v1/events`: the node's events, a page or NDJSON (`follow`). */
+export const EVENTS = route({
+  route: "GET /v1/events",
+  input: {
+    after: AFTER_FIELD,
+    limit: {
+      type: "integer",
+      description: "at most this many events",
+      default: 1000,
+      min: 0,
+      max: 10_000,
+    },
+    follow: { type: "boolean", description: "NDJSON: events as they happen", default: false },
+    heartbeat_ms: HEARTBEAT_FIELD,
+  },
+  output: obj({ events: arr(anyJson), next: int }),
+});
+
+/** `POST /v1/shutdown`: stop the daemon. */
+export const SHUTDOWN = route({
+  route: "POST /v1/shutdown",
+  input: {},
+  output: obj({ stopped: bool }),
+});

@@ -1,0 +1,93 @@
+/**
+ * Contract of the file routes: send-file, received (list and long poll),
+ * ack and clear.
+ *
+ * @module
+ */
+import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
+import {
+  AFTER_FIELD,
+  LIMIT_FIELD,
+  LONG_READ_TIMEOUT_MS,
+  PEER_FIELD,
+  PEER_REF,
+  timeoutField,
+  WAIT_FIELD,
+} from "./common.ts";
+import { route } from "./spec.ts";
+
+/** Schema of a received file. */
+export const FILE = obj({
+  seq: int,
+  id: str,
+  from: str,
+  from_key: str,
+  hostname: nullable(str),
+  fingerprint: str,
+  name: str,
+  original_name: str,
+  path: str,
+  bytes: int,
+  sha256: str,
+  received_at: str,
+});
+
+/** `POST /v1/send-file`: stream a file to a peer (NDJSON progress with `progress`). */
+export const SEND_FILE = route({
+  route: "POST /v1/send-file",
+  input: {
+    peer: PEER_FIELD,
+    path: { type: "string", required: true, description: "absolute path of the file to send" },
+    progress: {
+      type: "boolean",
+      description: "NDJSON progress lines, then the result",
+      default: false,
+    },
+    timeout_ms: timeoutField(LONG_READ_TIMEOUT_MS),
+  },
+  output: obj({
+    to: PEER_REF,
+    name: str,
+    stored_as: str,
+    bytes: int,
+    sha256: str,
+    receipt: obj({ status: oneOf("stored", "duplicate"), seq: int, id: str }),
+  }),
+});
+
+/** `GET /v1/received`: a page of received files, or a long poll (`wait`). */
+export const RECEIVED = route({
+  route: "GET /v1/received",
+  input: {
+    after: AFTER_FIELD,
+    limit: LIMIT_FIELD,
+    from: { type: "string", description: "only files from this peer" },
+    wait: WAIT_FIELD,
+  },
+  output: obj({ files: arr(FILE), next: int, timed_out: bool }),
+});
+
+/** `POST /v1/received/ack`: take files off the list by id. */
+export const RECEIVED_ACK = route({
+  route: "POST /v1/received/ack",
+  input: {
+    ids: { type: "strings", required: true, description: "file ids" },
+    from: { type: "string", description: "the sender the ids belong to", default: "" },
+  },
+  output: obj({ removed: int }),
+});
+
+/** `POST /v1/received/clear`: take every file up to a seq read off the list. */
+export const RECEIVED_CLEAR = route({
+  route: "POST /v1/received/clear",
+  input: {
+    up_to: {
+      type: "integer",
+      required: true,
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      description: "the last seq you read",
+    },
+  },
+  output: obj({ removed: int }),
+});

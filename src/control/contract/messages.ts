@@ -1,0 +1,149 @@
+/**
+ * Contract of the message routes: send, inbox (list, long poll, follow),
+ * ack and clear, call and reply.
+ *
+ * @module
+ */
+import { anyJson, arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
+import {
+  AFTER_FIELD,
+  DELIVERY_TIMEOUT_MS,
+  HEARTBEAT_FIELD,
+  LIMIT_FIELD,
+  PEER_FIELD,
+  PEER_REF,
+  timeoutField,
+  WAIT_FIELD,
+} from "./common.ts";
+import { type FieldSpec, route } from "./spec.ts";
+
+/** Default time `call` waits for the reply (ms). */
+export const CALL_TIMEOUT_MS = 60_000;
+
+/** The message types. */
+export const TYPES = ["text", "json", "binary"] as const;
+
+const TYPE = {
+  type: "string",
+  description: "text, json or binary",
+  default: "text",
+  values: TYPES,
+} as const satisfies FieldSpec;
+
+const DATA = {
+  type: "json",
+  required: true,
+  description: "text; for json a JSON value (or a string holding JSON); for binary base64",
+} as const satisfies FieldSpec;
+
+/** Schema of an inbox message; `value` is the parsed data of a json message. */
+export const MESSAGE = obj({
+  seq: int,
+  id: str,
+  from: str,
+  from_key: str,
+  hostname: nullable(str),
+  fingerprint: str,
+  type: oneOf(...TYPES),
+  data: str,
+  bytes: int,
+  received_at: str,
+}, { value: anyJson });
+
+/** Schema of a delivery result (send, reply, and a call's request). */
+export const SEND_RESULT = obj({
+  to: PEER_REF,
+  id: str,
+  type: oneOf(...TYPES),
+  bytes: int,
+  receipt: obj({ status: oneOf("stored", "duplicate"), seq: int }),
+});
+
+/** `POST /v1/send`: a typed message, answered once stored durably at the peer. */
+export const SEND = route({
+  route: "POST /v1/send",
+  input: {
+    peer: PEER_FIELD,
+    type: TYPE,
+    data: DATA,
+    id: {
+      type: "string",
+      description: "message id: retries with the same id are stored once",
+      default: "",
+    },
+    correlation_id: {
+      type: "string",
+      description: "correlates a reply with its request",
+      default: "",
+    },
+    in_reply_to: { type: "string", description: "id of the message this answers", default: "" },
+    meta: { type: "json", description: "a small map of strings (absent: none)" },
+    timeout_ms: timeoutField(DELIVERY_TIMEOUT_MS, "keep retrying delivery this long (ms)"),
+  },
+  output: SEND_RESULT,
+});
+
+/** `GET /v1/inbox`: a page of messages, a long poll (`wait`), or NDJSON (`follow`). */
+export const INBOX = route({
+  route: "GET /v1/inbox",
+  input: {
+    after: AFTER_FIELD,
+    limit: LIMIT_FIELD,
+    from: { type: "string", description: "only messages from this peer" },
+    wait: WAIT_FIELD,
+    follow: { type: "boolean", description: "NDJSON: messages as they arrive", default: false },
+    heartbeat_ms: HEARTBEAT_FIELD,
+  },
+  output: obj({ messages: arr(MESSAGE), next: int, timed_out: bool }),
+});
+
+/** `POST /v1/inbox/ack`: remove messages by id. */
+export const INBOX_ACK = route({
+  route: "POST /v1/inbox/ack",
+  input: {
+    ids: { type: "strings", required: true, description: "message ids" },
+    from: { type: "string", description: "the sender the ids belong to", default: "" },
+  },
+  output: obj({ removed: int }),
+});
+
+/** `POST /v1/inbox/clear`: remove every message up to a seq read. */
+export const INBOX_CLEAR = route({
+  route: "POST /v1/inbox/clear",
+  input: {
+    up_to: {
+      type: "integer",
+      required: true,
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      description: "the last seq you read",
+    },
+  },
+  output: obj({ removed: int }),
+});
+
+/** `POST /v1/call`: send a request and wait for its reply. */
+export const CALL = route({
+  route: "POST /v1/call",
+  input: {
+    peer: PEER_FIELD,
+    type: TYPE,
+    data: DATA,
+    id: { type: "string", description: "request id (retries are stored once)", default: "" },
+    timeout_ms: timeoutField(CALL_TIMEOUT_MS, "how long to wait for the reply (ms)"),
+  },
+  output: obj({ request: SEND_RESULT, reply: MESSAGE }),
+});
+
+/** `POST /v1/reply`: answer a message in the inbox. */
+export const REPLY = route({
+  route: "POST /v1/reply",
+  input: {
+    id: { type: "string", required: true, description: "the id of the message to answer" },
+    type: TYPE,
+    data: DATA,
+    from: { type: "string", description: "the sender of the message", default: "" },
+    timeout_ms: timeoutField(DELIVERY_TIMEOUT_MS, "keep retrying delivery this long (ms)"),
+  },
+  output: SEND_RESULT,
+});

@@ -1,0 +1,59 @@
+/**
+ * The control API's contract, one file per command group: each route's
+ * input fields (types, defaults, bounds) and the schema of its `data`. The
+ * routes check input with it; the CLI builds flags, defaults and `help
+ * --json` from it.
+ *
+ * @module
+ */
+import { APPROVE, HANDSHAKE, PENDING, REJECT, TRUST, UNTRUST } from "./trust.ts";
+import { CALL, INBOX, INBOX_ACK, INBOX_CLEAR, REPLY, SEND } from "./messages.ts";
+import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "./files.ts";
+import { BENCH, CONNECT, EVENTS, HEALTH, INFO, PEERS, PING, SHUTDOWN } from "./diagnostics.ts";
+import { CONNECTIONS, DGRAM, LISTEN, RECV, STREAM } from "./ports.ts";
+import { PUBLISH, SUBSCRIBE } from "./pubsub.ts";
+import type { RouteSpec } from "./spec.ts";
+
+export * from "./spec.ts";
+export * from "./common.ts";
+export * from "./trust.ts";
+export * from "./messages.ts";
+export * from "./files.ts";
+export * from "./diagnostics.ts";
+export * from "./ports.ts";
+export * from "./pubsub.ts";
+
+/** Every route of the control API. */
+export const ROUTES: readonly RouteSpec[] = [
+  HEALTH,
+  INFO,
+  PEERS,
+  CONNECT,
+  HANDSHAKE,
+  PENDING,
+  APPROVE,
+  REJECT,
+  TRUST,
+  UNTRUST,
+  EVENTS,
+  SEND,
+  INBOX,
+  INBOX_ACK,
+  INBOX_CLEAR,
+  PING,
+  DGRAM,
+  RECV,
+  BENCH,
+  PUBLISH,
+  SUBSCRIBE,
+  SEND_FILE,
+  RECEIVED,
+  RECEIVED_ACK,
+  RECEIVED_CLEAR,
+  CALL,
+  REPLY,
+  CONNECTIONS,
+  STREAM,
+  LISTEN,
+  SHUTDOWN,
+];

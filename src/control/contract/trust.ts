@@ -1,0 +1,100 @@
+/**
+ * Contract of the trust routes: handshake, pending, approve, reject, trust,
+ * untrust.
+ *
+ * @module
+ */
+import { arr, bool, nullable, obj, oneOf, str } from "../schema.ts";
+import { PEER_CALL_TIMEOUT_MS, PEER_FIELD, PEER_REF, timeoutField } from "./common.ts";
+import { route } from "./spec.ts";
+
+const REASON = {
+  type: "string",
+  description: "why (shown to the peer; at most 1 KiB)",
+  default: "",
+} as const;
+
+/** `POST /v1/handshake`: ask a peer to trust this node. */
+export const HANDSHAKE = route({
+  route: "POST /v1/handshake",
+  input: {
+    peer: PEER_FIELD,
+    reason: REASON,
+    wait: {
+      type: "boolean",
+      description: "wait until the peer approves or rejects",
+      default: false,
+    },
+    timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS),
+  },
+  output: obj({
+    peer: PEER_REF,
+    status: oneOf("pending", "trusted", "rejected"),
+    changed: bool,
+    timed_out: bool,
+  }),
+});
+
+/** `GET /v1/pending`: trust requests waiting for a decision. */
+export const PENDING = route({
+  route: "GET /v1/pending",
+  input: {},
+  output: obj({
+    pending: arr(obj({
+      address: str,
+      hostname: nullable(str),
+      fingerprint: str,
+      public_key: str,
+      reason: str,
+      received_at: str,
+    })),
+  }),
+});
+
+const DECISION = obj({
+  peer: PEER_REF,
+  status: oneOf("trusted", "rejected"),
+  changed: bool,
+  delivered: bool,
+});
+
+/** `POST /v1/approve`: approve a pending request. */
+export const APPROVE = route({
+  route: "POST /v1/approve",
+  input: { peer: PEER_FIELD, timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS) },
+  output: DECISION,
+});
+
+/** `POST /v1/reject`: reject a pending request. */
+export const REJECT = route({
+  route: "POST /v1/reject",
+  input: {
+    peer: PEER_FIELD,
+    reason: { ...REASON, description: "told to the peer (at most 1 KiB)" },
+    timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS),
+  },
+  output: DECISION,
+});
+
+/** `GET /v1/trust`: the trusted peers. */
+export const TRUST = route({
+  route: "GET /v1/trust",
+  input: {},
+  output: obj({
+    trusted: arr(obj({
+      address: str,
+      hostname: nullable(str),
+      fingerprint: str,
+      public_key: str,
+      since: str,
+      mutual: bool,
+    })),
+  }),
+});
+
+/** `POST /v1/untrust`: stop trusting a peer. */
+export const UNTRUST = route({
+  route: "POST /v1/untrust",
+  input: { peer: PEER_FIELD, timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS) },
+  output: obj({ peer: nullable(PEER_REF), changed: bool, delivered: bool }),
+});
