@@ -12,7 +12,7 @@ import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, mssFor, StreamMux, type StreamTimers } from "../stream/mod.ts";
 import { streamOpenError } from "./errors_map.ts";
 import { checkPort } from "./user_ports.ts";
-import { withTimeout } from "./with_timeout.ts";
+import { withTimeout } from "../with_timeout.ts";
 
 /** Sends one stream packet to a peer. */
 export type StreamSend = (

@@ -13,7 +13,7 @@ import { refusalError } from "../errors_map.ts";
 import { peerRef } from "../../session/peer_ref.ts";
 import type { MessagesClient } from "../../services/messages/client.ts";
 import type { NodeContext } from "../context.ts";
-import { withTimeout } from "../with_timeout.ts";
+import { withTimeout } from "../../with_timeout.ts";
 
 /** The file command over a node's context. */
 export class FilesFeature {

@@ -11,7 +11,7 @@ import type { Connection } from "../../stream/mod.ts";
 import { checkPattern, checkTopic } from "../../wire/pubsub_topic.ts";
 import type { NodeContext } from "../context.ts";
 import { pubsubError, pubsubInput } from "../errors_map.ts";
-import { withTimeout } from "../with_timeout.ts";
+import { withTimeout } from "../../with_timeout.ts";
 
 /** The pub/sub commands over a node's context. */
 export class PubSubFeature {

@@ -29,6 +29,7 @@ import {
 } from "../../wire/message_frame.ts";
 import type { RefusalCode } from "../refusal.ts";
 import { type Settled, StreamRpc } from "../stream_rpc.ts";
+import { withTimeout } from "../../with_timeout.ts";
 
 /** What a sender learns from the receipt. */
 export interface Receipt {
@@ -149,25 +150,6 @@ function channelOf(conn: Connection): StreamRpc<ReceiptFrame> {
   });
 }
 
-/** Rejects with PilotError `timeout` when `p` takes longer than `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(new PilotError("timeout", `${what} did not finish within ${ms} ms`, "retry")),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** The sending side of port 1001. */
 export class MessagesClient {
   #open: MessagesClientOptions["open"];
@@ -200,7 +182,7 @@ export class MessagesClient {
       let conn: Connection | undefined;
       try {
         conn = await this.#stream(peer, left());
-        const receipt = await within(this.sendMessage(conn, envelope), left(), "delivery");
+        const receipt = await withTimeout(this.sendMessage(conn, envelope), left(), "delivery");
         return { peer, receipt };
       } catch (e) {
         this.#conns.delete(peer.keyHex);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { PilotError } from "../errors.ts";
+import { PilotError } from "./errors.ts";
 
 /** Rejects with `timeout` when `p` takes longer than `ms`. */
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
