@@ -412,11 +412,53 @@ export const MAX_RSS_GROWTH = 8 * 1024 * 1024;
 /** Hostile inputs per decoder in the RSS check. */
 export const HOSTILE_BATCH = 10_000;
 
+/** How much more than its input a decoder may allocate in one buffer (a domain label, a header). */
+export const ALLOCATION_SLACK = 64;
+
+/**
+ * Runs `run` while every `new Uint8Array(n)` and `new ArrayBuffer(n)` made
+ * through the globals (as the decoders under `src/` make them) reports `n`
+ * to `seen`. Views, copies of existing bytes (`slice()`) and the runtime's
+ * own buffers are not counted: what is caught is a buffer sized from a
+ * number, such as a length field.
+ */
+export async function probeAllocations<T>(
+  seen: (n: number) => void,
+  run: () => Promise<T>,
+): Promise<T> {
+  const g = globalThis as {
+    Uint8Array: Uint8ArrayConstructor;
+    ArrayBuffer: ArrayBufferConstructor;
+  };
+  const [u8, ab] = [g.Uint8Array, g.ArrayBuffer];
+  const handler: ProxyHandler<new (...args: unknown[]) => object> = {
+    construct(target, args, newTarget) {
+      if (typeof args[0] === "number") seen(args[0]);
+      return Reflect.construct(target, args, newTarget);
+    },
+  };
+  g.Uint8Array = new Proxy(
+    u8 as unknown as new (...args: unknown[]) => object,
+    handler,
+  ) as unknown as Uint8ArrayConstructor;
+  g.ArrayBuffer = new Proxy(
+    ab as unknown as new (...args: unknown[]) => object,
+    handler,
+  ) as unknown as ArrayBufferConstructor;
+  try {
+    return await run();
+  } finally {
+    g.Uint8Array = u8;
+    g.ArrayBuffer = ab;
+  }
+}
+
 /**
  * Hostile length fields: every input whose length field claims more bytes
  * than follow must be refused with the decoder's error (counted, not timed),
- * and `batch` of them (after a warm-up batch) must not grow RSS by more than
- * {@linkcode MAX_RSS_GROWTH}.
+ * no buffer may be sized beyond its input (plus {@linkcode ALLOCATION_SLACK})
+ * while it is decoded, and `batch` of them (after a warm-up batch) must not
+ * grow RSS by more than {@linkcode MAX_RSS_GROWTH}.
  */
 export async function assertNoAllocationFromLengths(
   name: string,
@@ -426,6 +468,19 @@ export async function assertNoAllocationFromLengths(
   batch = HOSTILE_BATCH,
 ): Promise<void> {
   assert.ok(inputs.length > 0, `${name}: no hostile inputs`);
+  let largest = 0;
+  for (const bytes of inputs) {
+    largest = 0;
+    await probeAllocations((n) => largest = Math.max(largest, n), async () => {
+      try {
+        await decode(bytes);
+      } catch { /* judged below */ }
+    });
+    assert.ok(
+      largest <= bytes.length + ALLOCATION_SLACK,
+      `${name} allocated ${largest} bytes for a ${bytes.length}-byte input: ${showInput(bytes)}`,
+    );
+  }
   let refused = 0;
   const run = async () => {
     for (let i = 0; i < batch; i++) {
