@@ -103,6 +103,12 @@ Deno.test("long-lived consumers take --timeout 0 or none for no limit, and longe
   assert.equal(parse("inbox", "--wait", "--timeout", "0").flags.timeout, 0);
   assert.equal(parse("inbox", "--follow", "--timeout", "none").flags.timeout, 0);
   assert.equal(parse("listen", "7000", "--timeout", "0").flags.timeout, 0);
+  assert.equal(
+    parse("listen", "7000", "--exec", "cat").flags.timeout,
+    0,
+    "a service runs until stopped",
+  );
+  assert.equal(parse("listen", "7000").flags.timeout, 600_000);
   assert.equal(parse("subscribe", "p", "jobs.*", "--timeout", "none").flags.timeout, 0);
   assert.equal(parse("received", "--wait", "--timeout", "0").flags.timeout, 0);
   assert.equal(parse("inbox", "--wait", "--timeout", "11m").flags.timeout, 660_000);

@@ -212,8 +212,10 @@ const listen: CommandSpec = {
       value: "N",
       description: "stop after N streams (default 1; with --exec unlimited)",
     },
+    // A service run with --exec keeps serving until stopped.
     timeout: durationFlag(LISTEN.input.timeout_ms, "stop listening after this long", {
       unlimited: true,
+      defaultWith: { flag: "exec", value: "none" },
     }),
   },
   output: obj({ port: int, accepted: int }),
