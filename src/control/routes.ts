@@ -177,9 +177,8 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       return await trust.untrust(b.peer, b.timeout_ms);
     },
     "GET /v1/events": (req) => {
-      const after = queryInt(req.query, "after", 0, Number.MAX_SAFE_INTEGER);
-      const limit = queryInt(req.query, "limit", 1000, 10_000);
-      if (req.query.get("follow") !== "true") {
+      const { after, limit, follow } = C.parseInput(C.EVENTS, req.query);
+      if (!follow) {
         const events = node.ctx.events.since(after, limit);
         return Promise.resolve({ events, next: events.at(-1)?.seq ?? after });
       }
@@ -220,12 +219,10 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     },
     "GET /v1/inbox": async (req) => {
       const q = req.query;
-      const after = queryInt(q, "after", 0, Number.MAX_SAFE_INTEGER);
-      const limit = queryInt(q, "limit", 100, 1000);
-      const from = q.get("from");
+      const { after, limit, from, wait, follow } = C.parseInput(C.INBOX, q);
       const fromKey = from ? messages.senderKey(from) : undefined;
       const filter = fromKey === undefined ? {} : { fromKey };
-      if (q.get("follow") === "true") {
+      if (follow) {
         const heartbeatMs = heartbeatOf(q);
         return ndjson(req.signal, async function* (signal) {
           let cursor = after;
@@ -246,7 +243,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         () => node.inbox.list({ after, limit, ...filter }),
         (p) => p.messages.length > 0,
         (signal) => node.inbox.waitFor(after, signal, filter),
-        queryInt(q, "wait", 0, C.MAX_TIMEOUT_MS),
+        wait,
         req.signal,
       );
       return { messages: page.messages.map(withValue), next: page.next, timed_out: timedOut };
@@ -275,20 +272,12 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       return await ports.dgram(b.peer, b.port, bytesField(b.data, b.encoding), b.timeout_ms);
     },
     "GET /v1/recv": async (req) => {
-      const q = req.query;
-      const port = queryInt(q, "port", 0, 65_535);
-      const count = queryInt(q, "count", 1, 10_000);
-      const timeoutMs = queryInt(
-        q,
-        "timeout_ms",
-        C.RECV.input.timeout_ms.default,
-        C.MAX_TIMEOUT_MS,
-      );
+      const { port, count, follow, timeout_ms: timeoutMs } = C.parseInput(C.RECV, req.query);
       const binding = node.ctx.datagrams.userPorts.bind(port, (p) => ports.isServicePort(p));
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), timeoutMs);
       req.signal.addEventListener("abort", () => ac.abort(), { once: true });
-      if (q.get("follow") === "true") {
+      if (follow) {
         return ndjson(req.signal, async function* (signal) {
           try {
             let left = count;
@@ -336,18 +325,7 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     },
     "GET /v1/subscribe": async (req) => {
       const q = req.query;
-      const peer = q.get("peer");
-      const pattern = q.get("pattern");
-      if (!peer) throw invalid('Query parameter "peer" is required');
-      if (!pattern) throw invalid('Query parameter "pattern" is required', 'e.g. "jobs.*" or "*"');
-      const count = queryInt(q, "count", 1_000_000, Number.MAX_SAFE_INTEGER);
-      // A subscription is a long read: its default matches the CLI's.
-      const timeoutMs = queryInt(
-        q,
-        "timeout_ms",
-        C.SUBSCRIBE.input.timeout_ms.default,
-        C.MAX_TIMEOUT_MS,
-      );
+      const { peer, pattern, count, timeout_ms: timeoutMs } = C.parseInput(C.SUBSCRIBE, q);
       // Opening and subscribing come first: their refusals are ordinary JSON errors.
       const events = await pubsub.subscribe(peer, pattern, timeoutMs);
       return ndjson(req.signal, (signal) => events(count, heartbeatOf(q), signal));
@@ -389,16 +367,13 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       });
     },
     "GET /v1/received": async (req) => {
-      const q = req.query;
-      const after = queryInt(q, "after", 0, Number.MAX_SAFE_INTEGER);
-      const limit = queryInt(q, "limit", 100, 1000);
-      const from = q.get("from");
+      const { after, limit, from, wait } = C.parseInput(C.RECEIVED, req.query);
       const filter = from ? { fromKey: messages.senderKey(from) } : {};
       const { page, timedOut } = await longPoll(
         () => node.receivedFiles.list({ after, limit, ...filter }),
         (p) => p.files.length > 0,
         (signal) => node.receivedFiles.waitFor(after, signal, filter),
-        queryInt(q, "wait", 0, C.MAX_TIMEOUT_MS),
+        wait,
         req.signal,
       );
       return { files: page.files, next: page.next, timed_out: timedOut };
@@ -438,30 +413,13 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
     "GET /v1/connections": () => Promise.resolve({ connections: ports.connections() }),
     "GET /v1/stream": (req) =>
       Promise.resolve(streamSocket(req, async () => {
-        const q = req.query;
-        const peer = q.get("peer");
-        if (peer === null || peer === "") throw invalid('Query parameter "peer" is required');
-        const port = queryInt(q, "port", 0, 65_535);
-        const timeoutMs = queryInt(
-          q,
-          "timeout_ms",
-          C.STREAM.input.timeout_ms.default,
-          C.MAX_TIMEOUT_MS,
-        );
+        const { peer, port, timeout_ms: timeoutMs } = C.parseInput(C.STREAM, req.query);
         const opened = await ports.openStream(peer, port, timeoutMs);
         return { conn: opened.conn, hello: { peer: opened.peer, port } };
       })),
     "GET /v1/listen": (req) =>
       Promise.resolve(streamSocket(req, async (signal, say) => {
-        const q = req.query;
-        const port = queryInt(q, "port", 0, 65_535);
-        if (port < 1) throw invalid('Query parameter "port" must be 1-65535');
-        const timeoutMs = queryInt(
-          q,
-          "timeout_ms",
-          C.LISTEN.input.timeout_ms.default,
-          C.MAX_TIMEOUT_MS,
-        );
+        const { port, timeout_ms: timeoutMs } = C.parseInput(C.LISTEN, req.query);
         const ac = new AbortController();
         const timer = setTimeout(() => ac.abort(), timeoutMs);
         signal.addEventListener("abort", () => ac.abort(), { once: true });
