@@ -92,6 +92,11 @@ Deno.test("json data may be a JSON value; the inbox offers the parsed value, and
     body: { peer: PAIR_B_NAME, type: "text", data: { a: 1 } },
   });
   assert.equal(notJson.json.code, "invalid_argument", "only json takes a value");
+  const badText = await callApi(a, "POST", "/v1/send", {
+    body: { peer: PAIR_B_NAME, type: "json", data: "{not json" },
+  });
+  assert.equal(badText.json.code, "invalid_argument");
+  assert.match(badText.json.message, /^Field "data" is not valid JSON text/);
 
   const page = await callApi(b, "GET", "/v1/inbox", {});
   const byId = new Map(page.json.data.messages.map((m: { id: string }) => [m.id, m]));

@@ -28,7 +28,7 @@ export function checkReason(reason: string): string {
 export interface OutgoingMessage {
   /** Data type. */
   type: string;
-  /** Text, JSON text, or base64 for binary. */
+  /** Text, JSON text (a JSON value given to the API arrives here as its text), or base64 for binary. */
   data: string;
   /** Idempotency id ("" = a new random one). */
   id: string;
@@ -54,13 +54,15 @@ export function buildEnvelope(m: OutgoingMessage): Envelope {
       throw invalid("Binary data is not valid base64", "send binary data base64-encoded");
     }
   } else {
+    // The one check of json text on the way out: the API turns a JSON value
+    // into its text first, so only a string holding bad JSON reaches here.
     if (type === "json") {
       try {
         JSON.parse(m.data);
       } catch (e) {
         throw invalid(
-          `Data is not valid JSON: ${(e as Error).message}`,
-          "check the quoting, or use --type text",
+          `Field "data" is not valid JSON text: ${(e as Error).message}`,
+          'give "data" as a JSON value, or a string holding JSON text',
         );
       }
     }
