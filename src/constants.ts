@@ -73,6 +73,14 @@ export const MAX_PENDING_HANDSHAKES = 1024;
 export const HANDSHAKE_RATE_PER_SOURCE = { burst: 20, perSecond: 10 } as const;
 /** Completed handshakes per peer key: bucket size and refill per second. */
 export const HANDSHAKE_RATE_PER_KEY = { burst: 10, perSecond: 2 } as const;
+/**
+ * Cookie replies per source endpoint (bucket size, refill per second) and in
+ * all: answering is cheap but not free (a MAC), so a message 1 flood past
+ * these is dropped (`cookie_rate`) before any MAC is computed.
+ */
+export const COOKIE_REPLY_RATE_PER_SOURCE = { burst: 10, perSecond: 5 } as const;
+/** All cookie replies together (bucket size, refill per second). */
+export const COOKIE_REPLY_RATE_TOTAL = { burst: 2_000, perSecond: 2_000 } as const;
 /** Half-open handshakes above which the responder demands cookies (default). */
 export const COOKIE_LOAD_THRESHOLD = 256;
 /** Lifetime of a cookie secret (ms). */
@@ -262,3 +270,25 @@ export const EXCHANGE_STALL_MS = 30_000;
 export const EXCHANGE_PEER_RECEIPTS = 256;
 /** Offers of a file this peer already stored, per peer: beyond the rate they are refused `rate_limited`. */
 export const FILE_DUPLICATE_RATE = { burst: 20, perSecond: 5 } as const;
+
+// Local control API limits: any local user can reach the port without the token, so every
+// connection, body and held request is bounded and the accept loop never dies.
+
+/** Control API: connections open at once, at most; beyond, the longest-idle one makes room. */
+export const CONTROL_MAX_CONNECTIONS = 256;
+/** Control API: a connection that has not sent complete request headers by then is closed (ms). */
+export const CONTROL_HEADER_TIMEOUT_MS = 5_000;
+/** Control API: a keep-alive connection with nothing in flight is closed after this long (ms); above the 15 s follow heartbeat. */
+export const CONTROL_IDLE_TIMEOUT_MS = 30_000;
+/** Control API: a request body not fully received by then is refused `timeout` (ms). */
+export const CONTROL_BODY_TIMEOUT_MS = 30_000;
+/** Control API: largest request body (bytes): a 16 MiB message as base64, with room. */
+export const CONTROL_MAX_BODY = 32 * 1024 * 1024;
+/** Control API: first and longest pause after a failed `accept` (EMFILE and the like), in ms. */
+export const CONTROL_ACCEPT_BACKOFF_MS = { min: 10, max: 1_000 } as const;
+/** Control API: long polls (`wait`) held at once, at most; beyond, `rate_limited`. */
+export const CONTROL_MAX_LONG_POLLS = 64;
+/** Control API: NDJSON follow streams open at once, at most; beyond, `rate_limited`. */
+export const CONTROL_MAX_FOLLOWS = 64;
+/** Control API: WebSocket byte streams open at once, at most; beyond, `rate_limited`. */
+export const CONTROL_MAX_SOCKETS = 64;

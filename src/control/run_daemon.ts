@@ -35,6 +35,7 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     );
   }
   const controlPath = join(home, HOME_FILES.control);
+  const uninstall = installLastWords(controlPath);
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
   const onSignal = (name: string) => () => stop(name);
   const signals: [Deno.Signal, () => void][] = [
@@ -56,7 +57,10 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     if (created) log(`created identity ${identity.address} (${identity.fingerprint})`);
     node = await Node.start(identity, config, home);
     const token = crypto.getRandomValues(new Uint8Array(32)).toHex();
-    server = await startControlServer(nodeRoutes(node, () => stop("api")), token);
+    server = await startControlServer(nodeRoutes(node, () => stop("api")), token, {
+      limits: config.control,
+      onAcceptError: acceptErrorLog(),
+    });
     const control: ControlFile = {
       url: server.url,
       token,
@@ -82,6 +86,54 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     await server?.close().catch(() => {});
     await node?.close();
     lock.release();
+    uninstall();
     closeLog();
   }
+}
+
+/**
+ * Makes sure the background daemon, whose stderr goes nowhere, says why it
+ * died in its log (with the stack) and leaves no control file pointing at a
+ * dead process, whatever ends it: an uncaught error, an unhandled rejection
+ * or `Deno.exit`. Returns the function that removes the handlers.
+ */
+function installLastWords(controlPath: string): () => void {
+  const removeControl = () => {
+    try {
+      Deno.removeSync(controlPath);
+    } catch {
+      // never written, or already removed
+    }
+  };
+  const fatal = (what: string, reason: unknown) => {
+    const detail = reason instanceof Error ? reason.stack ?? reason.message : String(reason);
+    log(`fatal: ${what}: ${detail}`);
+    removeControl();
+  };
+  const onError = (e: ErrorEvent) => fatal("uncaught error", e.error ?? e.message);
+  const onRejection = (e: PromiseRejectionEvent) => fatal("unhandled rejection", e.reason);
+  globalThis.addEventListener("error", onError);
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  globalThis.addEventListener("unload", removeControl);
+  return () => {
+    globalThis.removeEventListener("error", onError);
+    globalThis.removeEventListener("unhandledrejection", onRejection);
+    globalThis.removeEventListener("unload", removeControl);
+  };
+}
+
+/** Logs failed accepts on the control port at most once a second, with the count since. */
+function acceptErrorLog(): (error: Error) => void {
+  let last = -Infinity;
+  let quiet = 0;
+  return (error) => {
+    const now = performance.now();
+    if (now - last < 1_000) {
+      quiet++;
+      return;
+    }
+    log(`control API accept failed (${quiet} more since last said): ${error.message}`);
+    last = now;
+    quiet = 0;
+  };
 }

@@ -8,6 +8,7 @@
  */
 import { isIP } from "node:net";
 import { join } from "node:path";
+import { CONTROL_HEADER_TIMEOUT_MS, CONTROL_IDLE_TIMEOUT_MS } from "../constants.ts";
 import { invalid } from "../errors.ts";
 import { parseEndpoint } from "../discovery/endpoint.ts";
 import { isValidHostname, validateHostname } from "../identity/self_description.ts";
@@ -36,6 +37,8 @@ export interface DaemonConfig {
   timers: Partial<SessionTimers>;
   /** Stream timer overrides in ms. */
   streamTimers: Partial<StreamTimers>;
+  /** Control API timer overrides in ms (shorter only). */
+  control: Partial<Record<ControlTimer, number>>;
   /** Pre-authorised peers: full keys (hex), fingerprints or addresses. */
   autoApprove: string[];
   /** Built-in services turned off (echo, data, events). */
@@ -75,6 +78,14 @@ const STREAM_TIMER_KEYS: Record<string, keyof StreamTimers> = {
   stream_keepalive_ms: "keepaliveMs",
   stream_idle_timeout_ms: "idleTimeoutMs",
   stream_time_wait_ms: "timeWaitMs",
+};
+
+type ControlTimer = "headerTimeoutMs" | "idleTimeoutMs";
+
+/** Control API timers config may shorten, with their defaults. */
+const CONTROL_TIMER_KEYS: Record<string, [ControlTimer, number]> = {
+  control_header_timeout_ms: ["headerTimeoutMs", CONTROL_HEADER_TIMEOUT_MS],
+  control_idle_timeout_ms: ["idleTimeoutMs", CONTROL_IDLE_TIMEOUT_MS],
 };
 
 const FILE_KEYS = [
@@ -220,6 +231,7 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     cookieThreshold: null,
     timers: {},
     streamTimers: {},
+    control: {},
     autoApprove: [],
     disable: [],
   };
@@ -271,17 +283,18 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     for (const [k, v] of Object.entries(file.timers)) {
       const key = TIMER_KEYS[k];
       const streamKey = STREAM_TIMER_KEYS[k];
-      if (key === undefined && streamKey === undefined) {
-        throw invalid(
-          `${where}: unknown timer "${k}"`,
-          `known: ${[...Object.keys(TIMER_KEYS), ...Object.keys(STREAM_TIMER_KEYS)].join(", ")}`,
-        );
+      const controlKey = CONTROL_TIMER_KEYS[k];
+      if (key === undefined && streamKey === undefined && controlKey === undefined) {
+        const known = [TIMER_KEYS, STREAM_TIMER_KEYS, CONTROL_TIMER_KEYS].flatMap(Object.keys);
+        throw invalid(`${where}: unknown timer "${k}"`, `known: ${known.join(", ")}`);
       }
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
         throw invalid(`${where}: timer "${k}" must be a number of ms >= 0, not ${quote(v)}`);
       }
       const limit = streamKey !== undefined
         ? DEFAULT_STREAM_TIMERS[streamKey]
+        : controlKey !== undefined
+        ? controlKey[1]
         : DEFAULT_TIMERS[key!];
       if (v > limit) {
         throw invalid(
@@ -289,10 +302,12 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
           "timers may be shortened (tests), never lengthened",
         );
       }
-      if (streamKey !== undefined) {
+      if (streamKey !== undefined || controlKey !== undefined) {
         if (v === 0) throw invalid(`${where}: timer "${k}" must be above 0, not 0`);
-        cfg.streamTimers[streamKey] = v;
-      } else cfg.timers[key!] = v;
+      }
+      if (streamKey !== undefined) cfg.streamTimers[streamKey] = v;
+      else if (controlKey !== undefined) cfg.control[controlKey[0]] = v;
+      else cfg.timers[key!] = v;
     }
   }
   if (file.auto_approve !== undefined) {

@@ -1,0 +1,167 @@
+/**
+ * The control API is bounded against any local user: bodies are counted as
+ * they stream, held requests are capped and freed on close, half-open
+ * connections time out, and a flood of idle connections neither exhausts the
+ * daemon's descriptors nor keeps the CLI out.
+ */
+import assert from "node:assert/strict";
+import { startControlServer } from "../src/control/server.ts";
+import type { Routes } from "../src/control/server.ts";
+import { CONTROL_MAX_LONG_POLLS } from "../src/constants.ts";
+import { startNode, waitFor } from "./_daemon_harness.ts";
+
+const TOKEN = "t".repeat(64);
+const MIB = 1024 * 1024;
+
+function authed(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, {
+    ...init,
+    headers: { authorization: `Bearer ${TOKEN}`, ...init.headers },
+  });
+}
+
+/** Opens `n` TCP connections that send nothing; unreachable ones are skipped. */
+async function idleConnections(url: string, n: number): Promise<Deno.Conn[]> {
+  const { port } = new URL(url);
+  const conns: Deno.Conn[] = [];
+  for (let i = 0; i < n; i++) {
+    try {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: Number(port) }));
+    } catch {
+      // refused or reset while the daemon makes room: the flood goes on
+    }
+  }
+  return conns;
+}
+
+function closeAll(conns: Deno.Conn[]): void {
+  for (const c of conns) {
+    try {
+      c.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Resolves true once the server closed `conn` (end of file or reset), false after `ms`. */
+async function closedByServer(conn: Deno.Conn, ms: number): Promise<boolean> {
+  const buf = new Uint8Array(1024);
+  const { promise: late, resolve } = Promise.withResolvers<boolean>();
+  const timer = setTimeout(() => resolve(false), ms);
+  const closed = (async () => {
+    try {
+      for (;;) if (await conn.read(buf) === null) return true;
+    } catch {
+      return true;
+    }
+  })();
+  try {
+    return await Promise.race([closed, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("the control API refuses a chunked body over 32 MiB having read little more than the limit", async () => {
+  const routes: Routes = { "POST /v1/echo": () => Promise.resolve("read") };
+  const server = await startControlServer(routes, TOKEN);
+  try {
+    let pulled = 0;
+    const chunk = new Uint8Array(MIB).fill(0x20);
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (pulled >= 600 * MIB) return c.close();
+        pulled += chunk.length;
+        c.enqueue(chunk);
+      },
+    });
+    const res = await authed(`${server.url}/v1/echo`, { method: "POST", body });
+    const answer = await res.json();
+    assert.equal(answer.code, "too_large");
+    // Kernel and HTTP buffers hold a few MiB beyond what the server took.
+    assert.ok(pulled < 96 * MIB, `the client had to send ${pulled / MIB} MiB`);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("the control API caps long polls and frees every slot and waiter when clients go away", async () => {
+  const waiters = new Set<() => void>();
+  const routes: Routes = {
+    "GET /v1/poll": (req) =>
+      new Promise((resolve) => {
+        const done = () => {
+          waiters.delete(done);
+          resolve({ timed_out: true });
+        };
+        waiters.add(done);
+        req.signal.addEventListener("abort", done, { once: true });
+      }),
+  };
+  const server = await startControlServer(routes, TOKEN);
+  const ac = new AbortController();
+  try {
+    const polls = Array.from(
+      { length: CONTROL_MAX_LONG_POLLS },
+      () => authed(`${server.url}/v1/poll?wait=60000`, { signal: ac.signal }).catch(() => null),
+    );
+    await waitFor("every poll to wait", () => waiters.size === CONTROL_MAX_LONG_POLLS, 10_000);
+    const extra = await authed(`${server.url}/v1/poll?wait=60000`, {
+      signal: AbortSignal.any([ac.signal, AbortSignal.timeout(5_000)]),
+    });
+    assert.equal(extra.status, 429);
+    assert.equal((await extra.json()).code, "rate_limited");
+    ac.abort();
+    await Promise.all(polls);
+    await waitFor("the aborted polls to leave", () => waiters.size === 0, 10_000);
+    await waitFor("their slots to be freed", () => server.stats().held.long_poll === 0, 10_000);
+    const again = await authed(`${server.url}/v1/poll?wait=1`, {
+      signal: AbortSignal.timeout(200),
+    }).catch(() => null);
+    assert(again === null || again.status !== 429, "a freed slot takes a new poll");
+  } finally {
+    ac.abort();
+    for (const w of [...waiters]) w();
+    await server.close();
+  }
+});
+
+Deno.test("the control API closes a connection that sends no complete headers within the header timeout", async () => {
+  const server = await startControlServer({}, TOKEN, { limits: { headerTimeoutMs: 300 } });
+  const conns = await idleConnections(server.url, 20);
+  try {
+    await conns[0]!.write(new TextEncoder().encode("GET /v1/health HTTP/1.1\r\nHost: x\r\n"));
+    const closed = await Promise.all(conns.map((c) => closedByServer(c, 5_000)));
+    assert.equal(closed.filter((c) => !c).length, 0, "connections left open after 5 s");
+    assert.equal(server.stats().drops.header_timeout, 20);
+  } finally {
+    closeAll(conns);
+    await server.close();
+  }
+});
+
+Deno.test("a daemon limited to 1,024 descriptors survives 1,100 idle connections and answers info within a second", async () => {
+  await using node = await startNode({ config: { timers: { control_header_timeout_ms: 1_000 } } });
+  const lowered = await new Deno.Command("prlimit", {
+    args: ["--pid", String(node.pid), "--nofile=1024:1024"],
+  }).output();
+  assert(lowered.success, new TextDecoder().decode(lowered.stderr));
+  const { url, token } = await node.controlFile();
+  const conns = await idleConnections(url, 1_100);
+  try {
+    const started = performance.now();
+    const res = await fetch(`${url}/v1/info`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+    assert.equal((await res.json()).status, "ok");
+    assert.ok(performance.now() - started < 1_000, `info took ${performance.now() - started} ms`);
+    // Half-open connections are gone after the (shortened) header timeout.
+    const closed = await Promise.all(conns.map((c) => closedByServer(c, 10_000)));
+    assert.equal(closed.filter((c) => !c).length, 0, "connections left open after 10 s");
+  } finally {
+    closeAll(conns);
+  }
+  assert.equal((await node.info()).address, node.identity?.address);
+});
