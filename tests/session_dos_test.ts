@@ -6,8 +6,18 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { FakeNetwork, IDS, pair, T, type TestNode, u32 } from "./_session_helpers.ts";
 import {
+  FakeNetwork,
+  freshMessage1,
+  IDS,
+  localIdentity,
+  pair,
+  T,
+  type TestNode,
+  u32,
+} from "./_session_helpers.ts";
+import {
+  COOKIE_REPLY_RATE_PER_SOURCE,
   HANDSHAKE_RATE_PER_KEY,
   HANDSHAKE_RATE_UNPROVEN,
   MSG1_SIZE,
@@ -375,4 +385,21 @@ Deno.test({
     );
     await net.giveUp(pending, a, m);
   },
+});
+
+Deno.test("SessionManager answers a message-1 flood from one source with a bounded number of cookie replies", async () => {
+  const net = new FakeNetwork();
+  const b = net.node(IDS[1]!, { manager: { cookieThreshold: 0 } });
+  const flooder = localIdentity(IDS[5]!);
+  const from: Endpoint = { hostname: "198.18.0.77", port: 4000 };
+  for (let i = 1; i <= 100; i++) await net.inject(await freshMessage1(flooder, i), from, b);
+  await net.pump();
+  const burst = COOKIE_REPLY_RATE_PER_SOURCE.burst;
+  assert.equal(net.sentBy(b, T.COOKIE).length, burst, "one bucket of cookie replies, no more");
+  assert.equal(b.manager.drops.cookie_sent, burst);
+  assert.equal(b.manager.drops.cookie_rate, 100 - burst);
+  // Another source still gets its answer: the limit is per source.
+  await net.inject(await freshMessage1(flooder, 101), { hostname: "198.18.0.78", port: 4000 }, b);
+  await net.pump();
+  assert.equal(net.sentBy(b, T.COOKIE).length, burst + 1);
 });

@@ -103,6 +103,11 @@ export class HandshakeAdmission {
     this.#knownHosts.add(endpoint.hostname);
   }
 
+  /** Whether `endpoint` is a trusted peer's current endpoint (its message 1 is never shed). */
+  isKnownEndpoint(endpoint: Endpoint): boolean {
+    return this.#knownEndpoints.has(formatEndpoint(endpoint));
+  }
+
   /** Decides on a message 1; an admitted one holds a slot until `done()`. */
   async admitInit(m: InitCandidate): Promise<Admission> {
     const source = formatEndpoint(m.from);

@@ -12,6 +12,8 @@ export const DROP_REASONS = {
   malformed: "the datagram is no valid outer frame",
   mac1: "stealth: message 1 without a valid mac1",
   cookie_sent: "message 1 answered with a cookie reply instead of message 2 (load or rate)",
+  cookie_rate:
+    "message 1 that would get a cookie, past the cookie-reply rate of its source or in all",
   duplicate_ephemeral: "message 1 reusing a half-open handshake's ephemeral key with other bytes",
   replayed_init: "message 1 whose ephemeral key was seen in the last 180 s",
   rate_limited: "over a per-source (proven address) or per-key handshake rate",

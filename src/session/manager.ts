@@ -23,6 +23,8 @@
  */
 import {
   COOKIE_LOAD_THRESHOLD,
+  COOKIE_REPLY_RATE_PER_SOURCE,
+  COOKIE_REPLY_RATE_TOTAL,
   DATA_ANSWER_MS,
   FINAL_RETRY_MS,
   HALF_OPEN_TIMEOUT_MS,
@@ -213,6 +215,8 @@ export class SessionManager {
   #o: SessionManagerOptions;
   #timers: SessionTimers;
   #now: () => number;
+  #cookieSources: RateLimiter;
+  #cookieTotal: RateLimiter;
   #byIndex = new Map<number, IndexEntry>();
   #peers = new Map<string, PeerState>();
   #attempts = new Map<string, Attempt>();
@@ -243,6 +247,12 @@ export class SessionManager {
       now: this.#now,
     });
     this.#cookies = new CookieJar(this.#now);
+    this.#cookieSources = new RateLimiter({
+      ...COOKIE_REPLY_RATE_PER_SOURCE,
+      maxKeys: 65_536,
+      now: this.#now,
+    });
+    this.#cookieTotal = new RateLimiter({ ...COOKIE_REPLY_RATE_TOTAL, maxKeys: 1, now: this.#now });
     this.#ownMac1Key = mac1Key(options.local.publicKey);
   }
 
@@ -358,6 +368,13 @@ export class SessionManager {
   }
 
   async #sendCookie(frame: HandshakeInitFrame, to: Endpoint): Promise<void> {
+    // Shed before the MAC: a flood of message 1s gets a bounded number of
+    // answers per source endpoint and in all; the rest cost a map lookup. A
+    // trusted peer's current endpoint is never shed, so spoofing its exact
+    // address cannot keep it from proving itself.
+    const shed = !this.#admission.isKnownEndpoint(to) &&
+      (!this.#cookieSources.allow(formatEndpoint(to)) || !this.#cookieTotal.allow("all"));
+    if (shed) return this.#drop("cookie_rate");
     const reply: CookieReplyFrame = {
       type: "cookie",
       receiverIndex: frame.senderIndex,
