@@ -7,7 +7,7 @@
  * @module
  */
 import type { RouteKey } from "../control/contract/spec.ts";
-import type { Schema } from "../control/schema.ts";
+import type { Infer, Schema } from "../control/schema.ts";
 import type { ErrorCode } from "../errors.ts";
 
 /** A flag's value type. Durations accept `500ms`, `10s`, `2m`, `1h` or bare seconds. */
@@ -88,6 +88,20 @@ export interface CommandSpec {
   run(ctx: CommandContext): Promise<unknown>;
   /** Short human text for `data`. */
   human(data: unknown): string;
+}
+
+/**
+ * Declares a command whose `human` reads its data typed by the output
+ * schema (`Infer`), instead of casting. `human` is only called with what
+ * `run` returned, which is the route's answer; the tests check every
+ * answer against the same schema (cli_schema_test), so this one widening
+ * rests on the contract.
+ */
+export function command<const S extends Schema>(
+  spec: Omit<CommandSpec, "output" | "human"> & { output: S; human(data: Infer<S>): string },
+): CommandSpec {
+  const { human, ...rest } = spec;
+  return { ...rest, human: (data: unknown) => human(data as Infer<S>) };
 }
 
 /** Flags every command takes. */

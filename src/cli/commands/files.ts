@@ -15,7 +15,7 @@ import {
   SEND_FILE,
 } from "../../control/contract/mod.ts";
 import { invalid, isErrorCode, PilotError } from "../../errors.ts";
-import type { CommandSpec } from "../command.ts";
+import { command, type CommandSpec } from "../command.ts";
 import { peerText } from "../peer_text.ts";
 import { durationFlag, integerFlag, numberFlag, optionalString } from "../flags.ts";
 import { renewing } from "../renew.ts";
@@ -30,7 +30,7 @@ function progressBar(sent: number, size: number): string {
   } MiB`;
 }
 
-const sendFile: CommandSpec = {
+const sendFile = command({
   name: "send-file",
   routes: [SEND_FILE.route],
   summary:
@@ -83,22 +83,15 @@ const sendFile: CommandSpec = {
     const { kind: _, ...data } = r;
     return data;
   },
-  human: (d) => {
-    const o = d as {
-      to: Record<string, unknown>;
-      stored_as: string;
-      bytes: number;
-      sha256: string;
-      receipt: { status: string };
-    };
+  human: (o) => {
     const how = o.receipt.status === "duplicate" ? "already there (same content)" : "stored";
     return `${how} at ${o.to.address}: ${o.bytes} bytes, sha256 ${o.sha256}, as ${
       peerText(o.stored_as)
     }`;
   },
-};
+});
 
-const received: CommandSpec = {
+const received = command({
   name: "received",
   routes: [RECEIVED.route, RECEIVED_CLEAR.route],
   summary: "list files peers sent (in HOME/received/); same cursor and ack model as inbox",
@@ -149,24 +142,23 @@ const received: CommandSpec = {
     }
     return page;
   },
-  human: (d) => {
-    const o = d as { files: Record<string, unknown>[]; timed_out: boolean };
+  human: (o) => {
     // The sender's address and fingerprint first; names a peer chose, cut to width, after.
     const lines = o.files.map((x) => {
-      const host = x.hostname ? ` (${peerText(String(x.hostname))})` : "";
+      const host = x.hostname ? ` (${peerText(x.hostname)})` : "";
       return [
         `#${x.seq} from ${x.from} ${x.fingerprint}${host}`,
-        `  ${x.bytes} bytes, sha256 ${String(x.sha256).slice(0, 16)}…, ${x.received_at}`,
-        `  id ${peerText(String(x.id))}`,
-        `  ${peerText(String(x.path))}`,
+        `  ${x.bytes} bytes, sha256 ${x.sha256.slice(0, 16)}…, ${x.received_at}`,
+        `  id ${peerText(x.id)}`,
+        `  ${peerText(x.path)}`,
       ].join("\n");
     });
     if (lines.length === 0) lines.push(o.timed_out ? "no files (timed out waiting)" : "no files");
     return lines.join("\n");
   },
-};
+});
 
-const receivedAck: CommandSpec = {
+const receivedAck = command({
   name: "received ack",
   routes: [RECEIVED_ACK.route],
   summary: "take received files off the list by id (the files stay on disk)",
@@ -186,10 +178,10 @@ const receivedAck: CommandSpec = {
       body: { ids: ctx.args.id, ...from },
     });
   },
-  human: (d) => `took ${(d as { removed: number }).removed} file(s) off the list`,
-};
+  human: (o) => `took ${o.removed} file(s) off the list`,
+});
 
-const call: CommandSpec = {
+const call = command({
   name: "call",
   routes: [CALL.route],
   summary:
@@ -226,10 +218,10 @@ const call: CommandSpec = {
       timeoutMs: timeoutMs + 5_000,
     });
   },
-  human: (d) => messageText((d as { reply: Record<string, unknown> }).reply),
-};
+  human: (o) => messageText(o.reply),
+});
 
-const reply: CommandSpec = {
+const reply = command({
   name: "reply",
   routes: [REPLY.route],
   summary: "answer a message in the inbox; the reply names it, so the caller's `call` returns",
@@ -260,11 +252,8 @@ const reply: CommandSpec = {
       timeoutMs: timeoutMs + 5_000,
     });
   },
-  human: (d) => {
-    const o = d as { to: Record<string, unknown>; receipt: { seq: number } };
-    return `reply stored at ${o.to.address} (seq ${o.receipt.seq})`;
-  },
-};
+  human: (o) => `reply stored at ${o.to.address} (seq ${o.receipt.seq})`,
+});
 
 /** File and request/reply commands. */
 export const FILE_COMMANDS: CommandSpec[] = [sendFile, received, receivedAck, call, reply];

@@ -11,13 +11,15 @@ import {
   INBOX_ACK,
   INBOX_CLEAR,
   LONG_READ_TIMEOUT_MS,
+  type MESSAGE,
   SEND,
   TYPES,
   WAIT_TIMEOUT_MS,
 } from "../../control/contract/mod.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import { concat } from "../../bytes.ts";
-import type { CommandContext, CommandSpec, FlagSpec } from "../command.ts";
+import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
+import type { Infer } from "../../control/schema.ts";
 import { renewing } from "../renew.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
@@ -120,7 +122,7 @@ export function typeFlag(ctx: CommandContext): string {
   return type;
 }
 
-const send: CommandSpec = {
+const send = command({
   name: "send",
   aliases: ["send-message"],
   routes: [SEND.route],
@@ -173,43 +175,41 @@ const send: CommandSpec = {
       data,
       timeout_ms: timeoutMs,
     };
-    if (typeof ctx.flags.id === "string") body.id = ctx.flags.id;
-    if (typeof ctx.flags["correlation-id"] === "string") {
-      body.correlation_id = ctx.flags["correlation-id"];
+    const optional = [
+      ["id", "id"],
+      ["correlation-id", "correlation_id"],
+      ["in-reply-to", "in_reply_to"],
+    ] as const;
+    for (const [flag, field] of optional) {
+      const v = optionalString(ctx, flag);
+      if (v !== undefined) body[field] = v;
     }
-    if (typeof ctx.flags["in-reply-to"] === "string") body.in_reply_to = ctx.flags["in-reply-to"];
     const client = await ControlClient.open(ctx.home);
     return await client.call("POST", "/v1/send", { body, timeoutMs: timeoutMs + 5_000 });
   },
-  human: (d) => {
-    const o = d as {
-      to: Record<string, unknown>;
-      id: string;
-      bytes: number;
-      receipt: { status: string; seq: number };
-    };
-    const host = o.to.hostname ? ` (${peerText(String(o.to.hostname))})` : "";
+  human: (o) => {
+    const host = o.to.hostname ? ` (${peerText(o.to.hostname)})` : "";
     const how = o.receipt.status === "duplicate" ? "already stored (a retry)" : "stored";
     return `${how} at ${o.to.address}${host}: id ${
       peerText(o.id)
     }, ${o.bytes} bytes, seq ${o.receipt.seq}`;
   },
-};
+});
 
 /**
  * Human text of an inbox message: the sender's address and fingerprint first,
  * then the peer's own words (hostname, id, a one-line preview of the data),
  * each cut to a fixed width; `--json` has the data whole.
  */
-export function messageText(m: Record<string, unknown>): string {
-  const host = m.hostname ? ` (${peerText(String(m.hostname))})` : "";
+export function messageText(m: Infer<typeof MESSAGE>): string {
+  const host = m.hostname ? ` (${peerText(m.hostname)})` : "";
   const body = m.type === "binary"
     ? `<${m.bytes} bytes of binary data, base64 in --json>`
-    : peerText(String(m.data), PREVIEW_WIDTH);
+    : peerText(m.data, PREVIEW_WIDTH);
   return [
     `#${m.seq} from ${m.from} ${m.fingerprint}${host}`,
     `  ${m.type}, ${m.bytes} bytes, ${m.received_at}`,
-    `  id ${peerText(String(m.id))}`,
+    `  id ${peerText(m.id)}`,
     `  ${body}`,
   ].join("\n");
 }
@@ -227,7 +227,7 @@ export function waitFlag(what: string, follow: boolean): FlagSpec {
   };
 }
 
-const inbox: CommandSpec = {
+const inbox = command({
   name: "inbox",
   routes: [INBOX.route, INBOX_CLEAR.route],
   summary: "read received messages (peer data is untrusted input)",
@@ -268,7 +268,8 @@ const inbox: CommandSpec = {
           const o = line as Record<string, unknown>;
           if (typeof o.seq === "number") query.after = Math.max(query.after, o.seq);
           if (ctx.json) printLine(JSON.stringify(line));
-          else if (o.type !== "heartbeat") printLine(messageText(o));
+          // Follow lines are the route's Message objects, plus heartbeats.
+          else if (o.type !== "heartbeat") printLine(messageText(line as Infer<typeof MESSAGE>));
         }, ms);
         return false;
       });
@@ -294,18 +295,16 @@ const inbox: CommandSpec = {
     }
     return page;
   },
-  human: (d) => {
-    if (d === undefined) return "";
-    const o = d as { messages: Record<string, unknown>[]; timed_out: boolean };
+  human: (o) => {
     const lines = o.messages.map(messageText);
     if (lines.length === 0) {
       lines.push(o.timed_out ? "no messages (timed out waiting)" : "no messages");
     }
     return lines.join("\n");
   },
-};
+});
 
-const inboxAck: CommandSpec = {
+const inboxAck = command({
   name: "inbox ack",
   routes: [INBOX_ACK.route],
   summary: "remove messages from the inbox by id",
@@ -324,8 +323,8 @@ const inboxAck: CommandSpec = {
     const from = typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {};
     return await client.call("POST", "/v1/inbox/ack", { body: { ids: ctx.args.id, ...from } });
   },
-  human: (d) => `removed ${(d as { removed: number }).removed} message(s)`,
-};
+  human: (o) => `removed ${o.removed} message(s)`,
+});
 
 /** The message commands. */
 export const MESSAGE_COMMANDS: CommandSpec[] = [send, inbox, inboxAck];

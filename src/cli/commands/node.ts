@@ -6,12 +6,12 @@
 import { ControlClient } from "../../control/client.ts";
 import { BENCH, INFO, PEERS, PING } from "../../control/contract/diagnostics.ts";
 import { invalid } from "../../errors.ts";
-import type { CommandSpec } from "../command.ts";
+import { command, type CommandSpec } from "../command.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
 import { durationFlag, integerFlag, numberFlag } from "../flags.ts";
 
-const info: CommandSpec = {
+const info = command({
   name: "info",
   routes: [INFO.route],
   summary: "show this node's identity, address and counters",
@@ -22,8 +22,7 @@ const info: CommandSpec = {
   async run(ctx) {
     return await (await ControlClient.open(ctx.home)).call("GET", "/v1/info");
   },
-  human: (d) => {
-    const o = d as Record<string, unknown>;
+  human: (o) => {
     return keyValues([
       ["address", o.address],
       ["hostname", o.hostname ?? "-"],
@@ -34,9 +33,9 @@ const info: CommandSpec = {
       ["peers", `${o.peers} (${o.trusted} trusted)`],
     ]);
   },
-};
+});
 
-const peers: CommandSpec = {
+const peers = command({
   name: "peers",
   routes: [PEERS.route],
   summary: "list peers with a live session",
@@ -47,25 +46,24 @@ const peers: CommandSpec = {
   async run(ctx) {
     return await (await ControlClient.open(ctx.home)).call("GET", "/v1/peers");
   },
-  human: (d) => {
-    const list = (d as { peers: Record<string, unknown>[] }).peers;
+  human: ({ peers: list }) => {
     if (list.length === 0) return "no peers";
     return table(
       ["ADDRESS", "FINGERPRINT", "ENDPOINT", "TRUSTED", "AGE", "DROPPED", "HOSTNAME"],
       list.map((p) => [
-        String(p.address),
-        String(p.fingerprint),
-        String(p.endpoint ?? "-"),
+        p.address,
+        p.fingerprint,
+        p.endpoint ?? "-",
         p.trusted ? "yes" : "no",
         p.session_age_s === null ? "-" : `${p.session_age_s}s`,
         String(p.dropped),
-        p.hostname === null ? "-" : peerText(String(p.hostname)),
+        p.hostname === null ? "-" : peerText(p.hostname),
       ]),
     );
   },
-};
+});
 
-const ping: CommandSpec = {
+const ping = command({
   name: "ping",
   routes: [PING.route],
   summary: "measure round trips through a trusted peer's echo service (port 7)",
@@ -86,16 +84,7 @@ const ping: CommandSpec = {
       timeoutMs: count * (intervalMs + timeoutMs) + 10_000,
     });
   },
-  human: (d) => {
-    const o = d as {
-      peer: Record<string, unknown>;
-      sent: number;
-      received: number;
-      rtt_ms: (number | null)[];
-      min_ms: number | null;
-      avg_ms: number | null;
-      max_ms: number | null;
-    };
+  human: (o) => {
     const lines = o.rtt_ms.map((r, i) =>
       r === null ? `probe ${i + 1}: timeout` : `probe ${i + 1}: ${r} ms`
     );
@@ -104,9 +93,9 @@ const ping: CommandSpec = {
     if (o.min_ms !== null) lines.push(`rtt min/avg/max = ${o.min_ms}/${o.avg_ms}/${o.max_ms} ms`);
     return lines.join("\n");
   },
-};
+});
 
-const bench: CommandSpec = {
+const bench = command({
   name: "bench",
   routes: [BENCH.route],
   summary: "measure stream throughput through a trusted peer's echo (hash-verified)",
@@ -136,20 +125,13 @@ const bench: CommandSpec = {
       timeoutMs: timeoutMs + 5_000,
     });
   },
-  human: (d) => {
-    const o = d as {
-      bytes: number;
-      seconds: number;
-      mbps: number;
-      mbps_one_way: number;
-      retransmits: number;
-    };
+  human: (o) => {
     return `${
       (o.bytes / 1048576).toFixed(1)
     } MiB echoed in ${o.seconds} s: ${o.mbps_one_way} Mbit/s each way ` +
       `(${o.mbps} Mbit/s total), SHA-256 verified, ${o.retransmits} retransmits`;
   },
-};
+});
 
 /** Commands that ask a running node. */
 export const NODE_COMMANDS: CommandSpec[] = [info, peers, ping, bench];

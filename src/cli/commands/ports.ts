@@ -7,7 +7,7 @@
 import { ControlClient } from "../../control/client.ts";
 import { DGRAM, RECV } from "../../control/contract/ports.ts";
 import { invalid } from "../../errors.ts";
-import type { CommandSpec } from "../command.ts";
+import { command, type CommandSpec } from "../command.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
 import { durationFlag, integerFlag, numberFlag } from "../flags.ts";
@@ -32,7 +32,7 @@ function datagramText(d: Record<string, unknown>): string {
   return `from ${d.from}:${d.src_port} ${d.fingerprint} [${d.bytes} bytes]${host}\n  ${body}`;
 }
 
-const dgram: CommandSpec = {
+const dgram = command({
   name: "dgram",
   routes: [DGRAM.route],
   summary: "send one unreliable datagram to a trusted peer's virtual port",
@@ -73,11 +73,8 @@ const dgram: CommandSpec = {
       timeoutMs: timeoutMs + 5_000,
     });
   },
-  human: (d) => {
-    const o = d as { to: Record<string, unknown>; port: number; bytes: number };
-    return `sent ${o.bytes} bytes to ${o.to.address}:${o.port} (no delivery guarantee)`;
-  },
-};
+  human: (o) => `sent ${o.bytes} bytes to ${o.to.address}:${o.port} (no delivery guarantee)`,
+});
 
 const recv: CommandSpec = {
   name: "recv",

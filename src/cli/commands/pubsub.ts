@@ -7,13 +7,13 @@
 import { ControlClient } from "../../control/client.ts";
 import { PUBLISH, SUBSCRIBE } from "../../control/contract/pubsub.ts";
 import { invalid } from "../../errors.ts";
-import type { CommandSpec } from "../command.ts";
+import { command, type CommandSpec } from "../command.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
 import { durationFlag, integerFlag, numberFlag, optionalNumber } from "../flags.ts";
 import { renewing } from "../renew.ts";
 
-const publish: CommandSpec = {
+const publish = command({
   name: "publish",
   routes: [PUBLISH.route],
   summary: "publish an event on a topic at a trusted peer; its subscribers get it",
@@ -54,20 +54,13 @@ const publish: CommandSpec = {
       timeoutMs: timeoutMs + 5_000,
     });
   },
-  human: (d) => {
-    const o = d as {
-      to: Record<string, unknown>;
-      topic: string;
-      seq: number;
-      delivered: number;
-      dropped: number;
-    };
+  human: (o) => {
     const dropped = o.dropped ? `, ${o.dropped} slow subscriber(s) dropped it` : "";
     return `published ${
       peerText(o.topic)
     } at ${o.to.address} (seq ${o.seq}): ${o.delivered} subscriber(s)${dropped}`;
   },
-};
+});
 
 function eventText(e: Record<string, unknown>): string {
   if (e.kind === "overflow") {

@@ -12,7 +12,7 @@ import { anyOf, int, obj, str } from "../../control/schema.ts";
 import { PEER_REF } from "../../control/contract/common.ts";
 import type { StreamSocket } from "../../control/stream_client.ts";
 import { invalid, PilotError } from "../../errors.ts";
-import type { CommandContext, CommandSpec } from "../command.ts";
+import { command, type CommandContext, type CommandSpec } from "../command.ts";
 import { table } from "../output.ts";
 import { escapeText, peerText } from "../peer_text.ts";
 import { durationFlag, numberFlag, optionalNumber } from "../flags.ts";
@@ -108,7 +108,7 @@ async function streamConnect(ctx: CommandContext, port: number, timeoutMs: numbe
   return undefined;
 }
 
-const connect: CommandSpec = {
+const connect = command({
   name: "connect",
   routes: [CONNECT.route, STREAM.route],
   summary: "open a session with a peer; with a port, a stream (stdin/stdout, or --message)",
@@ -150,12 +150,10 @@ const connect: CommandSpec = {
       timeoutMs: timeoutMs + 5_000,
     });
   },
-  human: (d) => {
-    if (d === undefined) return "";
-    const o = d as Record<string, unknown> & { peer: Record<string, unknown> };
-    const host = o.peer.hostname ? ` (${peerText(String(o.peer.hostname))})` : "";
+  human: (o) => {
+    const host = o.peer.hostname ? ` (${peerText(o.peer.hostname)})` : "";
     if ("reply" in o) {
-      const bytes = Uint8Array.fromBase64(String(o.reply));
+      const bytes = Uint8Array.fromBase64(o.reply);
       try {
         return escapeText(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
       } catch {
@@ -170,7 +168,7 @@ const connect: CommandSpec = {
       `trusted:     ${o.trusted ? "yes" : "no"}`,
     ].join("\n");
   },
-};
+});
 
 async function serveWithCommand(s: StreamSocket, command: string): Promise<void> {
   const child = new Deno.Command("sh", {
@@ -196,7 +194,7 @@ async function serveWithCommand(s: StreamSocket, command: string): Promise<void>
   await s.ended;
 }
 
-const listen: CommandSpec = {
+const listen = command({
   name: "listen",
   routes: [LISTEN.route],
   summary: "accept streams on a virtual port: print them, or run a command for each (inetd-style)",
@@ -261,10 +259,10 @@ const listen: CommandSpec = {
     await Promise.allSettled(running);
     return exec === undefined ? undefined : { port, accepted };
   },
-  human: (d) => d === undefined ? "" : `handled ${(d as { accepted: number }).accepted} stream(s)`,
-};
+  human: (o) => `handled ${o.accepted} stream(s)`,
+});
 
-const connections: CommandSpec = {
+const connections = command({
   name: "connections",
   routes: [CONNECTIONS.route],
   summary: "list reliable streams: state, cwnd, srtt, bytes in flight, retransmits",
@@ -273,16 +271,15 @@ const connections: CommandSpec = {
   output: CONNECTIONS.output,
   errors: ["not_running"],
   run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/connections"),
-  human: (d) => {
-    const list = (d as { connections: Record<string, unknown>[] }).connections;
+  human: ({ connections: list }) => {
     if (list.length === 0) return "no streams";
     return table(
       ["PEER", "LOCAL", "REMOTE", "STATE", "CWND", "SRTT", "IN FLIGHT", "RETX", "SENT", "RECEIVED"],
       list.map((c) => [
-        String((c.peer as Record<string, unknown>).address),
+        c.peer.address,
         String(c.local_port),
         String(c.remote_port),
-        String(c.state),
+        c.state,
         String(c.cwnd),
         c.srtt_ms === null ? "-" : `${c.srtt_ms}ms`,
         String(c.bytes_in_flight),
@@ -292,7 +289,7 @@ const connections: CommandSpec = {
       ]),
     );
   },
-};
+});
 
 /** The stream commands. */
 export const STREAM_COMMANDS: CommandSpec[] = [connect, listen, connections];

@@ -14,7 +14,8 @@ import {
   UNTRUST,
 } from "../../control/contract/trust.ts";
 import type { RouteKey } from "../../control/contract/spec.ts";
-import type { CommandContext, CommandSpec } from "../command.ts";
+import type { Infer } from "../../control/schema.ts";
+import { command, type CommandContext, type CommandSpec } from "../command.ts";
 import { durationFlag, numberFlag, optionalString } from "../flags.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
@@ -32,13 +33,13 @@ async function post(ctx: CommandContext, key: RouteKey, body: Record<string, unk
   });
 }
 
-function who(p: Record<string, unknown> | null): string {
+function who(p: { address: string; hostname: string | null } | null): string {
   if (p === null) return "-";
-  const host = p.hostname ? ` (${peerText(String(p.hostname))})` : "";
+  const host = p.hostname ? ` (${peerText(p.hostname)})` : "";
   return `${p.address}${host}`;
 }
 
-const handshake: CommandSpec = {
+const handshake = command({
   name: "handshake",
   routes: [HANDSHAKE.route],
   summary: "ask a peer to trust this node (a signed request on its port 444)",
@@ -70,13 +71,7 @@ const handshake: CommandSpec = {
       reason: optionalString(ctx, "reason") ?? "",
       wait: ctx.flags.wait === true,
     }),
-  human: (d) => {
-    const o = d as {
-      peer: Record<string, unknown>;
-      status: string;
-      changed: boolean;
-      timed_out: boolean;
-    };
+  human: (o) => {
     const line = {
       pending: `request sent to ${who(o.peer)}; waiting for approval`,
       trusted: `${who(o.peer)} trusts this node; trust is mutual`,
@@ -87,9 +82,9 @@ const handshake: CommandSpec = {
       ["fingerprint", o.peer.fingerprint],
     ]);
   },
-};
+});
 
-const pending: CommandSpec = {
+const pending = command({
   name: "pending",
   routes: [PENDING.route],
   summary: "list trust requests waiting for approve or reject",
@@ -98,8 +93,7 @@ const pending: CommandSpec = {
   output: PENDING.output,
   errors: ["not_running"],
   run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/pending"),
-  human: (d) => {
-    const list = (d as { pending: Record<string, unknown>[] }).pending;
+  human: ({ pending: list }) => {
     if (list.length === 0) return "no pending requests";
     // One block per request, each line led by our own label: peer text is cut
     // to fit 80 columns, so it can neither wrap nor pose as another request.
@@ -109,29 +103,23 @@ const pending: CommandSpec = {
       ...list.flatMap((p) => [
         "",
         `${p.address}  ${p.fingerprint}`,
-        `  hostname: ${p.hostname === null ? "-" : peerText(String(p.hostname))}`,
+        `  hostname: ${p.hostname === null ? "-" : peerText(p.hostname)}`,
         `  received: ${p.received_at}`,
-        `  reason:   ${p.reason === "" ? "-" : `"${peerText(String(p.reason))}"`}`,
+        `  reason:   ${p.reason === "" ? "-" : `"${peerText(p.reason)}"`}`,
       ]),
     ].join("\n");
   },
-};
+});
 
-function decisionText(d: unknown): string {
-  const o = d as {
-    peer: Record<string, unknown>;
-    status: string;
-    changed: boolean;
-    delivered: boolean;
-  };
+function decisionText(o: Infer<typeof APPROVE.output>): string {
   const what = o.status === "trusted" ? "approved" : "rejected";
   const done = o.changed ? what : `already ${what}`;
   const sent = o.delivered ? "the peer was told" : "queued: the peer is told when it is reachable";
-  const host = o.peer.hostname ? ` (${peerText(String(o.peer.hostname))})` : "";
+  const host = o.peer.hostname ? ` (${peerText(o.peer.hostname)})` : "";
   return `${done} ${o.peer.address} [${o.peer.fingerprint}]${host}; ${sent}`;
 }
 
-const approve: CommandSpec = {
+const approve = command({
   name: "approve",
   routes: [APPROVE.route],
   summary: "approve a pending trust request (trust becomes mutual)",
@@ -141,9 +129,9 @@ const approve: CommandSpec = {
   errors: ["not_running", "not_found", "conflict"],
   run: (ctx) => post(ctx, APPROVE.route, { peer: ctx.args.peer }),
   human: decisionText,
-};
+});
 
-const reject: CommandSpec = {
+const reject = command({
   name: "reject",
   routes: [REJECT.route],
   summary: "reject a pending trust request; its key is refused for a while",
@@ -160,9 +148,9 @@ const reject: CommandSpec = {
       reason: optionalString(ctx, "reason") ?? "",
     }),
   human: decisionText,
-};
+});
 
-const trust: CommandSpec = {
+const trust = command({
   name: "trust",
   routes: [TRUST.route],
   summary: "list trusted peers",
@@ -171,8 +159,7 @@ const trust: CommandSpec = {
   output: TRUST.output,
   errors: ["not_running"],
   run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/trust"),
-  human: (d) => {
-    const list = (d as { trusted: Record<string, unknown>[] }).trusted;
+  human: ({ trusted: list }) => {
     if (list.length === 0) return "no trusted peers";
     return table(
       ["ADDRESS", "FINGERPRINT", "SINCE", "MUTUAL", "HOSTNAME"],
@@ -181,13 +168,13 @@ const trust: CommandSpec = {
         String(p.fingerprint),
         String(p.since),
         p.mutual ? "yes" : "no",
-        p.hostname === null ? "-" : peerText(String(p.hostname)),
+        p.hostname === null ? "-" : peerText(p.hostname),
       ]),
     );
   },
-};
+});
 
-const untrust: CommandSpec = {
+const untrust = command({
   name: "untrust",
   routes: [UNTRUST.route],
   summary: "stop trusting a peer at once: sessions closed, the peer told",
@@ -196,14 +183,13 @@ const untrust: CommandSpec = {
   output: UNTRUST.output,
   errors: ["not_running", "conflict"],
   run: (ctx) => post(ctx, UNTRUST.route, { peer: ctx.args.peer }),
-  human: (d) => {
-    const o = d as { peer: Record<string, unknown> | null; changed: boolean; delivered: boolean };
+  human: (o) => {
     if (!o.changed) return "not trusted; nothing to do";
     return `no longer trusting ${who(o.peer)}; ${
       o.delivered ? "the peer was told" : "the peer is told when reachable"
     }`;
   },
-};
+});
 
 /** The trust commands. */
 export const TRUST_COMMANDS: CommandSpec[] = [handshake, pending, approve, reject, trust, untrust];
