@@ -7,7 +7,11 @@
 import assert from "node:assert/strict";
 import { startControlServer } from "../src/control/server.ts";
 import type { Routes } from "../src/control/server.ts";
-import { CONTROL_MAX_LONG_POLLS } from "../src/constants.ts";
+import {
+  CONTROL_MAX_FOLLOWS,
+  CONTROL_MAX_LONG_POLLS,
+  CONTROL_MAX_SOCKETS,
+} from "../src/constants.ts";
 import { startNode, waitFor } from "./_daemon_harness.ts";
 
 const TOKEN = "t".repeat(64);
@@ -123,6 +127,84 @@ Deno.test("the control API caps long polls and frees every slot and waiter when 
   } finally {
     ac.abort();
     for (const w of [...waiters]) w();
+    await server.close();
+  }
+});
+
+Deno.test("the control API caps follow streams and frees a slot when a reader goes away", async () => {
+  let open = 0;
+  const routes: Routes = {
+    "GET /v1/follow": () => {
+      let timer: ReturnType<typeof setInterval> | undefined;
+      open++;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode("{}\n"));
+          timer = setInterval(() => c.enqueue(new TextEncoder().encode("{}\n")), 50);
+        },
+        cancel() {
+          clearInterval(timer);
+          open--;
+        },
+      });
+      return Promise.resolve(new Response(body));
+    },
+  };
+  const server = await startControlServer(routes, TOKEN);
+  const readers: Response[] = [];
+  try {
+    for (let i = 0; i < CONTROL_MAX_FOLLOWS; i++) {
+      readers.push(await authed(`${server.url}/v1/follow?follow=true`));
+    }
+    assert.equal(server.stats().held.follow, CONTROL_MAX_FOLLOWS);
+    const extra = await authed(`${server.url}/v1/follow?follow=true`);
+    assert.equal(extra.status, 429);
+    assert.equal((await extra.json()).code, "rate_limited");
+    await waitFor("the refused stream to be cancelled", () => open === CONTROL_MAX_FOLLOWS);
+    await Promise.all(readers.splice(0).map((r) => r.body?.cancel()));
+    await waitFor("every stream to end", () => open === 0, 10_000);
+    await waitFor("their slots to be freed", () => server.stats().held.follow === 0, 10_000);
+  } finally {
+    await Promise.all(readers.map((r) => r.body?.cancel()));
+    await server.close();
+  }
+});
+
+Deno.test("the control API caps WebSocket streams and frees a slot when a socket closes", async () => {
+  const routes: Routes = {
+    "GET /v1/socket": (req) => Promise.resolve(req.upgrade().response),
+  };
+  const server = await startControlServer(routes, TOKEN);
+  const url = `${server.url.replace("http", "ws")}/v1/socket`;
+  const open = (): Promise<WebSocket | "refused"> => {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    return new Promise((resolve) => {
+      ws.onopen = () => resolve(ws);
+      ws.onerror = () => resolve("refused");
+    });
+  };
+  const sockets: WebSocket[] = [];
+  try {
+    for (let i = 0; i < CONTROL_MAX_SOCKETS; i++) {
+      const ws = await open();
+      assert.notEqual(ws, "refused");
+      sockets.push(ws as WebSocket);
+    }
+    assert.equal(await open(), "refused");
+    const first = sockets.shift()!;
+    const closed = new Promise((r) => first.onclose = r);
+    first.close();
+    await closed;
+    await waitFor("the slot to be freed", () => server.stats().held.socket < CONTROL_MAX_SOCKETS);
+    const again = await open();
+    assert.notEqual(again, "refused");
+    sockets.push(again as WebSocket);
+  } finally {
+    await Promise.all(sockets.map((ws) => {
+      const closed = new Promise((r) => ws.onclose = r);
+      ws.close();
+      return closed;
+    }));
     await server.close();
   }
 });

@@ -90,7 +90,7 @@ function streamSocket(
   ) => Promise<{ conn: Connection; hello: Record<string, unknown> }>,
 ): Response {
   requireUpgrade(req);
-  const { socket, response } = Deno.upgradeWebSocket(req.raw);
+  const { socket, response } = req.upgrade();
   const ac = new AbortController();
   socket.addEventListener("close", () => ac.abort(), { once: true });
   socket.addEventListener("open", () => {
@@ -249,15 +249,10 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       return { messages: page.messages.map(withValue), next: page.next, timed_out: timedOut };
     },
     "POST /v1/inbox/ack": async (req) => {
-      const b = objectBody(req.body);
-      const ids = b.ids;
-      if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
-        throw invalid('Field "ids" must be a non-empty list of message ids');
-      }
+      const { ids, from } = C.parseInput(C.INBOX_ACK, req.body);
       // Ids are chosen per sender: "from" scopes them (an address, hostname, fingerprint or key).
-      const from = optionalString(b, "from");
       const fromKey = from === "" ? undefined : messages.senderKey(from);
-      return { removed: await messages.inboxAck(ids as string[], fromKey) };
+      return { removed: await messages.inboxAck(ids, fromKey) };
     },
     "POST /v1/inbox/clear": async (req) => {
       const b = C.parseInput(C.INBOX_CLEAR, req.body);
@@ -379,14 +374,9 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
       return { files: page.files, next: page.next, timed_out: timedOut };
     },
     "POST /v1/received/ack": async (req) => {
-      const b = objectBody(req.body);
-      const ids = b.ids;
-      if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
-        throw invalid('Field "ids" must be a non-empty list of file ids');
-      }
-      const from = optionalString(b, "from");
+      const { ids, from } = C.parseInput(C.RECEIVED_ACK, req.body);
       const scope = from === "" ? {} : { fromKey: messages.senderKey(from) };
-      return { removed: await node.receivedFiles.ack(ids as string[], scope) };
+      return { removed: await node.receivedFiles.ack(ids, scope) };
     },
     "POST /v1/received/clear": async (req) => {
       const b = C.parseInput(C.RECEIVED_CLEAR, req.body);
