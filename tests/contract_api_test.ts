@@ -49,6 +49,9 @@ Deno.test("the API refuses a misspelt body field with invalid_argument naming it
     const clear = await callApi(node, "POST", "/v1/inbox/clear", { body: { upto: 3 } });
     assert.equal(clear.json.code, "invalid_argument");
     assert.match(clear.json.message, /"upto"/);
+    const ack = await callApi(node, "POST", "/v1/inbox/ack", { body: { ids: ["x"], form: "p" } });
+    assert.equal(ack.json.code, "invalid_argument");
+    assert.match(ack.json.message, /"form"/);
   } finally {
     await node.stop();
   }

@@ -1,28 +1,11 @@
 /**
- * Field helpers the contract (`contract/spec.ts`) does not cover: query
- * integers of the streaming routes, the few bodies checked by hand, the bytes
- * of a `data` field, and the JSON view of a json message.
+ * Field helpers the contract (`contract/spec.ts`) does not cover: the
+ * heartbeat query integer of follow streams, the bytes of a `data` field, and
+ * the JSON view of a json message.
  *
  * @module
  */
 import { invalid } from "../errors.ts";
-
-/** The body as an object (an absent body is an empty object). */
-export function objectBody(body: unknown): Record<string, unknown> {
-  if (body === undefined) return {};
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw invalid("Request body must be a JSON object");
-  }
-  return body as Record<string, unknown>;
-}
-
-/** An optional string field ("" when absent). */
-export function optionalString(o: Record<string, unknown>, name: string): string {
-  const v = o[name];
-  if (v === undefined) return "";
-  if (typeof v !== "string") throw invalid(`Field "${name}" must be a string`);
-  return v;
-}
 
 /** A non-negative whole-number query parameter. */
 export function queryInt(q: URLSearchParams, name: string, fallback: number, max: number): number {

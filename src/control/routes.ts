@@ -9,14 +9,7 @@ import type { Node } from "../daemon/node.ts";
 import type { ApiRequest, Routes } from "./server.ts";
 import { bridge } from "./stream_socket.ts";
 import { peerRef } from "../session/peer_ref.ts";
-import {
-  bytesField,
-  messageData,
-  objectBody,
-  optionalString,
-  queryInt,
-  withValue,
-} from "./fields.ts";
+import { bytesField, messageData, queryInt, withValue } from "./fields.ts";
 import * as C from "./contract/mod.ts";
 import { errorBody, invalid, PilotError } from "../errors.ts";
 import type { Connection } from "../stream/mod.ts";
