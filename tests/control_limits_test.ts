@@ -223,6 +223,41 @@ Deno.test("the control API closes a connection that sends no complete headers wi
   }
 });
 
+Deno.test("the control API closes an idle keep-alive connection but not a quiet follow stream", async () => {
+  const routes: Routes = {
+    "GET /v1/quiet": () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          timer = setTimeout(() => {
+            c.enqueue(new TextEncoder().encode('{"late":true}\n'));
+            c.close();
+          }, 1_000);
+        },
+        cancel() {
+          clearTimeout(timer);
+        },
+      });
+      return Promise.resolve(
+        new Response(body, { headers: { "content-type": "application/x-ndjson" } }),
+      );
+    },
+  };
+  const server = await startControlServer(routes, TOKEN, { limits: { idleTimeoutMs: 300 } });
+  const [idle] = await idleConnections(server.url, 1);
+  try {
+    const { host } = new URL(server.url);
+    await idle!.write(new TextEncoder().encode(`GET /v1/health HTTP/1.1\r\nHost: ${host}\r\n\r\n`));
+    const quiet = await authed(`${server.url}/v1/quiet?follow=true`);
+    assert.equal(await closedByServer(idle!, 5_000), true, "the idle connection stayed open");
+    assert.equal(await quiet.text(), '{"late":true}\n');
+    assert.equal(server.stats().drops.idle_timeout, 1);
+  } finally {
+    closeAll([idle!]);
+    await server.close();
+  }
+});
+
 Deno.test("a daemon limited to 1,024 descriptors survives 1,100 idle connections and answers info within a second", async () => {
   await using node = await startNode({ config: { timers: { control_header_timeout_ms: 1_000 } } });
   const lowered = await new Deno.Command("prlimit", {

@@ -10,11 +10,14 @@
  *   headers --"\r\n\r\n" from client--> request --bytes from server--> idle
  *      ^                                                                 |
  *      +------------------------- bytes from client ---------------------+
- *   request/idle --"HTTP/1.1 101" from server--> upgraded (WebSocket)
+ *   request --"HTTP/1.1 101" from server--> upgraded (WebSocket)
+ *   request --an NDJSON response head--> streaming --bytes from client--> headers
  *
  * `headers` must end within the header timeout and `idle` within the idle
  * timeout (any byte either way restarts it); `request` (a handler at work,
- * e.g. a long poll) and `upgraded` are bounded by the routes' own caps.
+ * e.g. a long poll), `streaming` (a follow stream, which may be quiet for
+ * long) and `upgraded` are bounded by the server's caps on held requests,
+ * which only a client with the token can reach.
  *
  * @module
  */
@@ -43,10 +46,14 @@ export interface ConnGateOptions {
   onAcceptError?: (error: Error) => void;
 }
 
-type Phase = "headers" | "request" | "idle" | "upgraded";
+type Phase = "headers" | "request" | "idle" | "streaming" | "upgraded";
 
 const CRLF2 = [13, 10, 13, 10];
 const UPGRADED = new TextEncoder().encode("HTTP/1.1 101");
+const RESPONSE = new TextEncoder().encode("HTTP/1.1 ");
+const STREAMING = /\r\ncontent-type: *application\/x-ndjson/i;
+/** Bytes of a response's first chunk searched for its content type. */
+const HEAD_SCAN = 2048;
 const RELAY_BUFFER = 64 * 1024;
 /** Request headers longer than this are refused before reaching the server. */
 const MAX_HEADER_BYTES = 64 * 1024;
@@ -69,7 +76,7 @@ class Link {
 
   fromClient(chunk: Uint8Array, now: number): void {
     if (this.phase === "upgraded") return;
-    if (this.phase === "idle") {
+    if (this.phase === "idle" || this.phase === "streaming") {
       this.phase = "headers";
       this.since = now;
       this.#matched = 0;
@@ -85,9 +92,13 @@ class Link {
   }
 
   fromServer(chunk: Uint8Array, now: number): void {
-    if (this.phase === "upgraded") return;
+    if (this.phase === "upgraded" || this.phase === "streaming") return;
     if (this.phase === "request" && startsWith(chunk, UPGRADED)) {
       this.phase = "upgraded";
+      return;
+    }
+    if (this.phase === "request" && isStreamingHead(chunk)) {
+      this.phase = "streaming";
       return;
     }
     // A streaming response (NDJSON heartbeats) keeps its connection alive.
@@ -116,6 +127,14 @@ class Link {
 
 function startsWith(chunk: Uint8Array, prefix: Uint8Array): boolean {
   return chunk.length >= prefix.length && prefix.every((b, i) => chunk[i] === b);
+}
+
+/** True when `chunk` starts a response whose body is NDJSON (our own server wrote it). */
+function isStreamingHead(chunk: Uint8Array): boolean {
+  if (!startsWith(chunk, RESPONSE)) return false;
+  const head = new TextDecoder().decode(chunk.subarray(0, HEAD_SCAN));
+  const end = head.indexOf("\r\n\r\n");
+  return STREAMING.test(end === -1 ? head : head.slice(0, end));
 }
 
 /** The accept loop with a connection cap, header and idle timeouts, and accept back-off. */
