@@ -136,9 +136,11 @@ function check(name: string, f: FieldSpec, v: unknown, where: string): unknown {
 }
 
 /**
- * Checks a route's input against its fields: unknown fields are refused by
- * name, required ones must be there, defaults fill the rest, and every bound
- * is checked. A GET route reads its query, a POST route its JSON body.
+ * Checks a route's input against its fields: required ones must be there,
+ * defaults fill the rest, and every bound is checked. A POST route reads its
+ * JSON body, where an unknown field is refused by name; a GET route reads its
+ * query, where parameters of the transport (`flow`, `heartbeat_ms`) may also
+ * appear.
  */
 export function parseInput<R extends RouteSpec>(
   spec: R,
