@@ -147,17 +147,20 @@ Deno.test("the control API caps follow streams and frees a slot when a reader go
           open--;
         },
       });
-      return Promise.resolve(new Response(body));
+      return Promise.resolve(
+        new Response(body, { headers: { "content-type": "application/x-ndjson" } }),
+      );
     },
   };
   const server = await startControlServer(routes, TOKEN);
   const readers: Response[] = [];
   try {
+    // Half announce themselves with follow=true; the rest are known by their NDJSON answer.
     for (let i = 0; i < CONTROL_MAX_FOLLOWS; i++) {
-      readers.push(await authed(`${server.url}/v1/follow?follow=true`));
+      readers.push(await authed(`${server.url}/v1/follow${i % 2 === 0 ? "?follow=true" : ""}`));
     }
     assert.equal(server.stats().held.follow, CONTROL_MAX_FOLLOWS);
-    const extra = await authed(`${server.url}/v1/follow?follow=true`);
+    const extra = await authed(`${server.url}/v1/follow`);
     assert.equal(extra.status, 429);
     assert.equal((await extra.json()).code, "rate_limited");
     await waitFor("the refused stream to be cancelled", () => open === CONTROL_MAX_FOLLOWS);

@@ -210,6 +210,15 @@ async function handle(req: Request, ctx: Context): Promise<Response> {
       },
     });
     if (!(data instanceof Response)) return json(200, { status: "ok", data });
+    if (release === undefined && isStream(data)) {
+      // A stream the query did not announce (subscribe, send-file progress) counts as a follow.
+      try {
+        release = holds.take("follow");
+      } catch (e) {
+        await data.body?.cancel().catch(() => {});
+        throw e;
+      }
+    }
     if (release === undefined) return data;
     const done = release;
     release = undefined;
@@ -234,6 +243,10 @@ async function handle(req: Request, ctx: Context): Promise<Response> {
   } finally {
     release?.();
   }
+}
+
+function isStream(res: Response): boolean {
+  return res.body !== null && res.headers.get("content-type") === "application/x-ndjson";
 }
 
 /** Reads a JSON body, counting bytes as they arrive: nothing past `maxBody` is buffered. */
