@@ -5,6 +5,8 @@
  * daemon's descriptors nor keeps the CLI out.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { startControlServer } from "../src/control/server.ts";
 import type { Routes } from "../src/control/server.ts";
 import {
@@ -15,6 +17,8 @@ import {
 import { startNode, waitFor } from "./_daemon_harness.ts";
 
 const TOKEN = "t".repeat(64);
+const LAST_WORDS_CHILD = fileURLToPath(new URL("./_last_words_child.ts", import.meta.url));
+const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
 const MIB = 1024 * 1024;
 
 function authed(url: string, init: RequestInit = {}): Promise<Response> {
@@ -258,6 +262,45 @@ Deno.test("the control API closes an idle keep-alive connection but not a quiet 
   } finally {
     closeAll([idle!]);
     await server.close();
+  }
+});
+
+const ENDINGS: [string, string][] = [
+  ["rejection", "boom from a promise"],
+  ["error", "boom from a timer"],
+];
+for (const [how, said] of ENDINGS) {
+  Deno.test(`an unhandled ${how} reaches the daemon log with its stack and removes the control file`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "pilot-test-" });
+    try {
+      const [log, control] = [join(dir, "daemon.log"), join(dir, "control.json")];
+      const child = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--config", CONFIG, LAST_WORDS_CHILD, log, control, how],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      assert.notEqual(child.code, 0);
+      const text = await Deno.readTextFile(log);
+      assert.match(text, new RegExp(`fatal: unhandled ${how}|fatal: uncaught error`));
+      assert.match(text, new RegExp(`${said}\\n +at `), "the log has the stack");
+      await assert.rejects(Deno.stat(control), Deno.errors.NotFound);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("Deno.exit in the daemon removes the control file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pilot-test-" });
+  try {
+    const [log, control] = [join(dir, "daemon.log"), join(dir, "control.json")];
+    const child = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--config", CONFIG, LAST_WORDS_CHILD, log, control, "exit"],
+    }).output();
+    assert.equal(child.code, 3);
+    await assert.rejects(Deno.stat(control), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

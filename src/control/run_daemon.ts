@@ -17,6 +17,7 @@ import { Node } from "../daemon/node.ts";
 import { formatEndpoint } from "../discovery/endpoint.ts";
 import type { ControlFile } from "./client.ts";
 import { nodeRoutes } from "./routes.ts";
+import { installLastWords } from "./last_words.ts";
 import { type ControlServer, startControlServer } from "./server.ts";
 
 /** Environment variable by which `daemon start` sends the log to the home's file. */
@@ -89,37 +90,6 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     uninstall();
     closeLog();
   }
-}
-
-/**
- * Makes sure the background daemon, whose stderr goes nowhere, says why it
- * died in its log (with the stack) and leaves no control file pointing at a
- * dead process, whatever ends it: an uncaught error, an unhandled rejection
- * or `Deno.exit`. Returns the function that removes the handlers.
- */
-function installLastWords(controlPath: string): () => void {
-  const removeControl = () => {
-    try {
-      Deno.removeSync(controlPath);
-    } catch {
-      // never written, or already removed
-    }
-  };
-  const fatal = (what: string, reason: unknown) => {
-    const detail = reason instanceof Error ? reason.stack ?? reason.message : String(reason);
-    log(`fatal: ${what}: ${detail}`);
-    removeControl();
-  };
-  const onError = (e: ErrorEvent) => fatal("uncaught error", e.error ?? e.message);
-  const onRejection = (e: PromiseRejectionEvent) => fatal("unhandled rejection", e.reason);
-  globalThis.addEventListener("error", onError);
-  globalThis.addEventListener("unhandledrejection", onRejection);
-  globalThis.addEventListener("unload", removeControl);
-  return () => {
-    globalThis.removeEventListener("error", onError);
-    globalThis.removeEventListener("unhandledrejection", onRejection);
-    globalThis.removeEventListener("unload", removeControl);
-  };
 }
 
 /** Logs failed accepts on the control port at most once a second, with the count since. */
