@@ -161,3 +161,12 @@ Deno.test("every route in help --json exists in the control API's route table, a
     "the contract lists exactly the served routes",
   );
 });
+
+Deno.test("help --json publishes each route's input fields with the defaults the CLI applies", () => {
+  const routes = catalog(COMMANDS).routes as { route: string; input: Record<string, unknown> }[];
+  assert.deepEqual(routes.map((r) => r.route), ROUTES.map((r) => r.route));
+  const send = routes.find((r) => r.route === SEND.route)!;
+  assert.deepEqual(send.input.timeout_ms, SEND.input.timeout_ms);
+  const one = catalog(COMMANDS.filter((c) => c.name === "send"), { onlyUsed: true });
+  assert.deepEqual((one.routes as { route: string }[]).map((r) => r.route), [SEND.route]);
+});

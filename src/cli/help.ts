@@ -5,6 +5,7 @@
  * @module
  */
 import { API_VERSION, VERSION } from "../constants.ts";
+import { ROUTES } from "../control/contract/mod.ts";
 import { ERROR_CODES } from "../errors.ts";
 import { type CommandSpec, type FlagSpec, GLOBAL_ERRORS, GLOBAL_FLAGS } from "./command.ts";
 
@@ -64,8 +65,15 @@ export function commandHelp(c: CommandSpec): string {
   return lines.join("\n");
 }
 
-/** The machine-readable catalog of `pilot help --json`. */
-export function catalog(table: readonly CommandSpec[]): Record<string, unknown> {
+/**
+ * The machine-readable catalog of `pilot help --json`: the commands, and the
+ * contract of every API route (or, with `onlyUsed`, of the routes `table` calls).
+ */
+export function catalog(
+  table: readonly CommandSpec[],
+  options: { onlyUsed?: boolean } = {},
+): Record<string, unknown> {
+  const used = new Set(table.flatMap((c) => c.routes));
   return {
     version: VERSION,
     api_version: API_VERSION,
@@ -81,6 +89,13 @@ export function catalog(table: readonly CommandSpec[]): Record<string, unknown> 
       flags: c.flags,
       output: c.output,
       errors: [...new Set([...GLOBAL_ERRORS, ...c.errors])],
+    })),
+    // The API's side of the same contract: each route's input fields
+    // (type, default, bounds) and the schema of its data.
+    routes: ROUTES.filter((r) => !options.onlyUsed || used.has(r.route)).map((r) => ({
+      route: r.route,
+      input: r.input,
+      output: r.output,
     })),
     errors: Object.fromEntries(
       Object.entries(ERROR_CODES).map(([code, e]) => [code, {

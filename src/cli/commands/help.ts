@@ -42,7 +42,7 @@ export const HELP_COMMAND: CommandSpec = {
     if (c === undefined) {
       throw invalid(`Unknown command "${name}"`, "run `pilot help` to list the commands");
     }
-    return Promise.resolve({ ...catalog([c]), text: commandHelp(c) });
+    return Promise.resolve({ ...catalog([c], { onlyUsed: true }), text: commandHelp(c) });
   },
   human: (d) => (d as { text: string }).text,
 };
