@@ -15,7 +15,7 @@ import {
   loadConfig,
   loadOrCreateIdentity,
 } from "../../daemon/boot.ts";
-import type { CommandContext, CommandSpec, FlagSpec } from "../command.ts";
+import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
 import { bool, int, nullable, obj, str } from "../../control/schema.ts";
 import { INFO, SHUTDOWN } from "../../control/contract/diagnostics.ts";
 import { numberFlag } from "../flags.ts";
@@ -144,7 +144,7 @@ const daemonRun: CommandSpec = {
   human: () => "",
 };
 
-const daemonStart: CommandSpec = {
+const daemonStart = command({
   name: "daemon start",
   routes: [INFO.route],
   summary: "start a node in the background; returns once its API answers",
@@ -241,17 +241,15 @@ const daemonStart: CommandSpec = {
       `see ${join(ctx.home, HOME_FILES.log)}`,
     );
   },
-  human: (d) => {
-    const o = d as Record<string, unknown>;
-    return keyValues([
+  human: (o) =>
+    keyValues([
       ["daemon", o.changed ? `started (pid ${o.pid})` : `already running (pid ${o.pid})`],
       ["address", o.address],
       ["listen", o.listen],
-    ]);
-  },
-};
+    ]),
+});
 
-const daemonStop: CommandSpec = {
+const daemonStop = command({
   name: "daemon stop",
   routes: [SHUTDOWN.route],
   summary: "stop this home's background daemon",
@@ -289,10 +287,10 @@ const daemonStop: CommandSpec = {
       `kill it: kill ${client.control.pid}`,
     );
   },
-  human: (d) => ((d as { changed: boolean }).changed ? "daemon stopped" : "daemon was not running"),
-};
+  human: (o) => (o.changed ? "daemon stopped" : "daemon was not running"),
+});
 
-const daemonStatus: CommandSpec = {
+const daemonStatus = command({
   name: "daemon status",
   routes: [INFO.route],
   summary: "tell whether this home's daemon runs",
@@ -307,15 +305,15 @@ const daemonStatus: CommandSpec = {
   }),
   errors: [],
   run: (ctx) => statusOf(ctx.home),
-  human: (d) => {
-    const o = d as Record<string, unknown>;
+  human: (o) => {
     if (!o.running) return "daemon: not running";
-    return keyValues([["daemon", `running (pid ${o.pid})`], ["address", o.address], [
-      "listen",
-      o.listen,
-    ]]);
+    return keyValues([
+      ["daemon", `running (pid ${o.pid})`],
+      ["address", o.address],
+      ["listen", o.listen],
+    ]);
   },
-};
+});
 
 /** The daemon commands. */
 export const DAEMON_COMMANDS: CommandSpec[] = [daemonRun, daemonStart, daemonStop, daemonStatus];
