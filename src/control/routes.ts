@@ -11,6 +11,7 @@ import { bridge } from "./stream_socket.ts";
 import { peerRef } from "../session/peer_ref.ts";
 import { bytesField, messageData, queryInt, withValue } from "./fields.ts";
 import * as C from "./contract/mod.ts";
+import type { Infer } from "./schema.ts";
 import { errorBody, invalid, PilotError } from "../errors.ts";
 import type { Connection } from "../stream/mod.ts";
 
@@ -239,7 +240,12 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         wait,
         req.signal,
       );
-      return { messages: page.messages.map(withValue), next: page.next, timed_out: timedOut };
+      const data: Infer<typeof C.INBOX.output> = {
+        messages: page.messages.map(withValue),
+        next: page.next,
+        timed_out: timedOut,
+      };
+      return data;
     },
     "POST /v1/inbox/ack": async (req) => {
       const { ids, from } = C.parseInput(C.INBOX_ACK, req.body);
@@ -364,7 +370,12 @@ export function nodeRoutes(node: Node, shutdown: () => void): Routes {
         wait,
         req.signal,
       );
-      return { files: page.files, next: page.next, timed_out: timedOut };
+      const data: Infer<typeof C.RECEIVED.output> = {
+        files: page.files,
+        next: page.next,
+        timed_out: timedOut,
+      };
+      return data;
     },
     "POST /v1/received/ack": async (req) => {
       const { ids, from } = C.parseInput(C.RECEIVED_ACK, req.body);

@@ -29,7 +29,9 @@ export type Infer<S> = S extends { type: "string" } ? string
   : S extends { type: "boolean" } ? boolean
   : S extends { type: "null" } ? null
   : S extends { type: "array"; items: infer I } ? Infer<I>[]
-  : S extends { type: "object"; properties: infer P } ? { [K in keyof P]: Infer<P[K]> }
+  : S extends { type: "object"; properties: infer P; required: readonly (infer R)[] } ?
+      & { [K in Extract<keyof P, R>]: Infer<P[K]> }
+      & { [K in Exclude<keyof P, R>]?: Infer<P[K]> }
   : S extends { anyOf: readonly (infer A)[] } ? Infer<A>
   : S extends { enum: readonly (infer E)[] } ? E
   : unknown;
