@@ -61,6 +61,7 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     server = await startControlServer(nodeRoutes(node, () => stop("api")), token, {
       limits: config.control,
       onAcceptError: acceptErrorLog(),
+      socketPath: join(home, HOME_FILES.controlSocket),
     });
     const control: ControlFile = {
       url: server.url,

@@ -82,7 +82,12 @@ export interface ControlServerOptions {
   limits?: Partial<ControlLimits>;
   /** Told of each failed accept (EMFILE and the like), so the daemon can log it. */
   onAcceptError?: (error: Error) => void;
+  /** Unix socket of the HTTP server behind the gate, in a private directory (default: a new temporary one). */
+  socketPath?: string;
 }
+
+/** Longest Unix socket path the kernel takes (108 bytes with the NUL), with room. */
+const MAX_SOCKET_PATH = 100;
 
 /** A running control server. */
 export interface ControlServer {
@@ -106,8 +111,13 @@ export async function startControlServer(
 ): Promise<ControlServer> {
   const limits = { ...CONTROL_LIMITS, ...options.limits };
   const holds = new Holds(limits.holds);
-  const dir = await Deno.makeTempDir({ prefix: "pilot-api-" });
-  const path = join(dir, "api.sock");
+  const wanted = options.socketPath;
+  const dir = wanted === undefined || new TextEncoder().encode(wanted).length > MAX_SOCKET_PATH
+    ? await Deno.makeTempDir({ prefix: "pilot-api-" })
+    : undefined;
+  const path = dir === undefined ? wanted! : join(dir, "api.sock");
+  // A socket left by a daemon killed with -9: its owner is gone (the caller holds the home's lock).
+  await Deno.remove(path).catch(() => {});
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
   const port = listener.addr.port;
   const ctx: Context = { routes, token, port, limits, holds };
@@ -145,7 +155,7 @@ export async function startControlServer(
       closing = true;
       await gate.close();
       await server.shutdown().catch(() => {});
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.remove(dir ?? path, { recursive: true }).catch(() => {});
     },
   };
 }
@@ -155,6 +165,7 @@ async function serveOn(path: string, ctx: Context): Promise<Deno.HttpServer<Deno
   const { promise, resolve } = Promise.withResolvers<void>();
   const server = Deno.serve({ path, onListen: () => resolve() }, (req) => handle(req, ctx));
   await promise;
+  await Deno.chmod(path, 0o600);
   return server;
 }
 

@@ -13,6 +13,7 @@ export const HOME_FILES = {
   trust: "trust.json",
   config: "config.json",
   control: "control.json",
+  controlSocket: "control.sock",
   lock: "daemon.lock",
   log: "daemon.log",
   inbox: "inbox.log",
