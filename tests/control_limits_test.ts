@@ -265,6 +265,73 @@ Deno.test("the control API closes an idle keep-alive connection but not a quiet 
   }
 });
 
+Deno.test("the control API keeps a request whose body followed 100 Continue open past the header timeout", async () => {
+  const routes: Routes = {
+    "POST /v1/slow": (req) =>
+      new Promise((resolve) => setTimeout(() => resolve({ got: req.body }), 1_000)),
+  };
+  const server = await startControlServer(routes, TOKEN, { limits: { headerTimeoutMs: 300 } });
+  const [conn] = await idleConnections(server.url, 1);
+  try {
+    const { host } = new URL(server.url);
+    const body = '{"x":1}';
+    const head = `POST /v1/slow HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+      `Expect: 100-continue\r\n\r\n`;
+    await conn!.write(new TextEncoder().encode(head));
+    const buf = new Uint8Array(4096);
+    const interim = new TextDecoder().decode(buf.subarray(0, (await conn!.read(buf)) ?? 0));
+    assert.match(interim, /^HTTP\/1\.1 100 /);
+    await conn!.write(new TextEncoder().encode(body));
+    let answer = "";
+    while (!answer.includes('"got"')) {
+      const n = await conn!.read(buf);
+      if (n === null) break;
+      answer += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assert.match(answer, /^HTTP\/1\.1 200 [^]*\{"status":"ok","data":\{"got":\{"x":1\}\}\}/);
+  } finally {
+    closeAll([conn!]);
+    await server.close();
+  }
+});
+
+Deno.test("the control API turns a newcomer away when every connection has a request in flight", async () => {
+  const waiting = new Set<() => void>();
+  const routes: Routes = {
+    "GET /v1/hold": (req) =>
+      new Promise((resolve) => {
+        const done = () => {
+          waiting.delete(done);
+          resolve(null);
+        };
+        waiting.add(done);
+        req.signal.addEventListener("abort", done, { once: true });
+      }),
+  };
+  const server = await startControlServer(routes, TOKEN, { limits: { maxConnections: 4 } });
+  const ac = new AbortController();
+  try {
+    const held = Array.from(
+      { length: 4 },
+      () => authed(`${server.url}/v1/hold`, { signal: ac.signal }).catch(() => null),
+    );
+    await waitFor("four requests in flight", () => waiting.size === 4, 10_000);
+    const turned = await authed(`${server.url}/v1/health`, {
+      signal: AbortSignal.timeout(5_000),
+    }).then(() => "answered", (e) => (e as Error).name);
+    assert.equal(turned, "TypeError", "the fifth connection is closed, not queued");
+    assert.equal(server.stats().drops.full >= 1, true);
+    assert.equal(waiting.size, 4, "the requests in flight are untouched");
+    ac.abort();
+    await Promise.all(held);
+  } finally {
+    ac.abort();
+    for (const w of [...waiting]) w();
+    await server.close();
+  }
+});
+
 const ENDINGS: [string, string][] = [
   ["rejection", "boom from a promise"],
   ["error", "boom from a timer"],

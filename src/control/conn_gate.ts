@@ -28,6 +28,7 @@ export type GateDrop =
   | "header_too_large"
   | "idle_timeout"
   | "evicted"
+  | "full"
   | "accept_error";
 
 /** Limits and the server behind a {@linkcode ConnGate}. */
@@ -50,6 +51,7 @@ type Phase = "headers" | "request" | "idle" | "streaming" | "upgraded";
 
 const CRLF2 = [13, 10, 13, 10];
 const UPGRADED = new TextEncoder().encode("HTTP/1.1 101");
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 ");
 const RESPONSE = new TextEncoder().encode("HTTP/1.1 ");
 const STREAMING = /\r\ncontent-type: *application\/x-ndjson/i;
 /** Bytes of a response's first chunk searched for its content type. */
@@ -93,6 +95,8 @@ class Link {
 
   fromServer(chunk: Uint8Array, now: number): void {
     if (this.phase === "upgraded" || this.phase === "streaming") return;
+    // `100 Continue` (curl sends `Expect` for large bodies) is not the answer: the request goes on.
+    if (this.phase === "request" && startsWith(chunk, CONTINUE)) return;
     if (this.phase === "request" && startsWith(chunk, UPGRADED)) {
       this.phase = "upgraded";
       return;
@@ -147,6 +151,7 @@ export class ConnGate {
     header_too_large: 0,
     idle_timeout: 0,
     evicted: 0,
+    full: 0,
     accept_error: 0,
   };
   #sweep: ReturnType<typeof setInterval>;
@@ -207,22 +212,27 @@ export class ConnGate {
         conn.close();
         return;
       }
-      if (this.#links.size >= this.#options.maxConnections) this.#evict();
+      if (this.#links.size >= this.#options.maxConnections && !this.#evict()) {
+        // Every slot holds a request in flight (bounded by the server's caps): the newcomer waits outside.
+        this.#drops.full++;
+        conn.close();
+        continue;
+      }
       this.#relay(new Link(conn, performance.now()));
     }
   }
 
-  /** Makes room: the connection quiet longest without a request in flight goes first. */
-  #evict(): void {
+  /** Makes room: the connection quiet longest without a request in flight goes; false when none can. */
+  #evict(): boolean {
     let oldest: Link | undefined;
     for (const link of this.#links) {
       if (link.phase !== "headers" && link.phase !== "idle") continue;
       if (oldest === undefined || link.since < oldest.since) oldest = link;
     }
-    // Every slot holds a request in flight: those are capped by the routes, so the newcomer waits its turn.
-    if (oldest === undefined) return;
+    if (oldest === undefined) return false;
     this.#drops.evicted++;
     this.#drop(oldest);
+    return true;
   }
 
   #expire(now: number): void {
