@@ -180,9 +180,9 @@ export const MAX_PENDING_PER_SOURCE = 32;
 /** The pending log is compacted once it holds this many records more than pending entries. */
 export const PENDING_LOG_SLACK = 1024;
 /** First retransmission interval of a reliable datagram exchange (ms); doubles up to the max. */
-export const EXCHANGE_RETRY_MIN_MS = 250;
+export const TRUST_RETRY_MIN_MS = 250;
 /** Largest retransmission interval of a reliable datagram exchange (ms). */
-export const EXCHANGE_RETRY_MAX_MS = 2_000;
+export const TRUST_RETRY_MAX_MS = 2_000;
 /** Message-1 ephemeral keys (and static-key serials) remembered, at most. */
 export const MAX_SEEN_EPHEMERALS = 65_536;
 /** Largest datagram payload on a virtual port (keeps the UDP payload within MAX_DATAGRAM). */
@@ -241,11 +241,11 @@ export const MAX_FILE_CHUNK = 64 * 1024;
 /** Longest file name a sender may offer (bytes of UTF-8). */
 export const MAX_FILE_NAME = 255;
 /** Receipts a port-1001 stream may owe at once; beyond, the service stops reading it. */
-export const EXCHANGE_MAX_PIPELINED = 64;
+export const MESSAGES_MAX_PIPELINED = 64;
 /** Message bytes buffered per peer across its port-1001 streams (two largest messages). */
-export const EXCHANGE_PEER_BUFFER = 34 * 1024 * 1024;
+export const MESSAGES_PEER_BUFFER = 34 * 1024 * 1024;
 /** Message bytes buffered across all peers' port-1001 streams. */
-export const EXCHANGE_TOTAL_BUFFER = 256 * 1024 * 1024;
+export const MESSAGES_TOTAL_BUFFER = 256 * 1024 * 1024;
 /** Events (port 1002): longest topic or topic pattern, in bytes. */
 export const PUBSUB_MAX_TOPIC = 128;
 /** Events: largest event data, in bytes. */
@@ -265,9 +265,9 @@ export const PUBSUB_MAX_SUBSCRIPTIONS_PER_PEER = 32;
 /** Events: subscriptions at once, at most. */
 export const PUBSUB_MAX_SUBSCRIPTIONS = 512;
 /** A port-1001 frame body (or file) with no progress for this long resets its stream (ms). */
-export const EXCHANGE_STALL_MS = 30_000;
+export const MESSAGES_STALL_MS = 30_000;
 /** Receipts one peer may owe across all its port-1001 streams; beyond, its streams wait. */
-export const EXCHANGE_PEER_RECEIPTS = 256;
+export const MESSAGES_PEER_RECEIPTS = 256;
 /** Offers of a file this peer already stored, per peer: beyond the rate they are refused `rate_limited`. */
 export const FILE_DUPLICATE_RATE = { burst: 20, perSecond: 5 } as const;
 

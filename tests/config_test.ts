@@ -146,7 +146,7 @@ Deno.test("list settings add up: --auto-approve and --disable extend config.json
     flags: { autoApprove: [ALICE.fingerprint], disable: ["events"], stealth: true },
   });
   assert.deepEqual(cfg.autoApprove, [ALICE.public_key, ALICE.fingerprint]);
-  assert.deepEqual(cfg.disable, ["echo", "events"]);
+  assert.deepEqual(cfg.disable, ["echo", "pubsub"], "the earlier name events means pubsub");
   assert.equal(cfg.requireMac1, true);
   assert.equal((await load({ file: { require_mac1: true } })).requireMac1, true);
 });
@@ -286,10 +286,15 @@ Deno.test("an auto-approve entry is a full key, a fingerprint or an address; any
 });
 
 Deno.test("only optional services may be disabled; trust and unknown names are refused quoting them", async () => {
-  assert.deepEqual((await load({ flags: { disable: ["echo", "data", "events"] } })).disable, [
+  assert.deepEqual((await load({ flags: { disable: ["echo", "messages", "pubsub"] } })).disable, [
     "echo",
-    "data",
-    "events",
+    "messages",
+    "pubsub",
+  ]);
+  // The earlier names still work and mean the same services.
+  assert.deepEqual((await load({ flags: { disable: ["data", "events"] } })).disable, [
+    "messages",
+    "pubsub",
   ]);
   for (const bad of ["trust", "ECHO", "stdio"]) {
     await assertRefused(load({ flags: { disable: [bad] } }), `"${bad}"`, "--disable");

@@ -46,7 +46,10 @@ export interface DaemonConfig {
 }
 
 /** Built-in services that may be turned off (trust on port 444 may not). */
-export const OPTIONAL_SERVICES = ["echo", "data", "events"];
+export const OPTIONAL_SERVICES = ["echo", "messages", "pubsub"];
+
+/** Earlier names of the optional services, still accepted. */
+const SERVICE_ALIASES: Readonly<Record<string, string>> = { data: "messages", events: "pubsub" };
 
 /** Configuration given as flags (already parsed by the CLI table). */
 export interface ConfigFlags {
@@ -105,7 +108,8 @@ function quote(v: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-function checkService(name: string, where: string): string {
+function checkService(given: string, where: string): string {
+  const name = Object.hasOwn(SERVICE_ALIASES, given) ? SERVICE_ALIASES[given]! : given;
   if (!OPTIONAL_SERVICES.includes(name)) {
     throw invalid(
       `Cannot disable "${name}" (${where})`,

@@ -35,7 +35,7 @@ import { MessagesServer } from "../services/messages/server.ts";
 import { PubSubBroker } from "../services/pubsub/broker.ts";
 import { TrustService } from "../services/trust.ts";
 import { encodeHandshakePayload } from "../wire/handshake_payload.ts";
-import type { DaemonConfig } from "./config.ts";
+import { type DaemonConfig, OPTIONAL_SERVICES } from "./config.ts";
 import type { NodeContext } from "./context.ts";
 import { DatagramRouter } from "./datagrams.ts";
 import { dedupContent, DedupStore } from "./dedup_store.ts";
@@ -205,13 +205,13 @@ export class Node {
       dedup: stores.dedup,
       client: messagesClient,
     });
-    if (enabled("data")) {
+    if (enabled("messages")) {
       streams.serve(PORT_MESSAGES, (conn, peer) => void messagesServer.serve(conn, peer));
     }
     this.broker = new PubSubBroker({
       self: { address: identity.address, publicKey: identity.publicKey },
     });
-    if (enabled("events")) {
+    if (enabled("pubsub")) {
       streams.serve(PORT_PUBSUB, (conn, peer) => void this.broker.serve(conn, peer));
     }
     this.features = {
@@ -222,7 +222,7 @@ export class Node {
         startedAt: performance.now(),
         listen: () => this.listen,
         overloaded: () => this.#overloaded,
-        services: ["trust", ...["echo", "data", "events"].filter(enabled)],
+        services: ["trust", ...OPTIONAL_SERVICES.filter(enabled)],
       }),
       ports: new PortsFeature(this.ctx),
       pubsub: new PubSubFeature(this.ctx),

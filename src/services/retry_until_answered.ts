@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { EXCHANGE_RETRY_MAX_MS, EXCHANGE_RETRY_MIN_MS } from "../constants.ts";
+import { TRUST_RETRY_MAX_MS, TRUST_RETRY_MIN_MS } from "../constants.ts";
 
 /** Datagram requests resent until the answer with their id (hex) arrives. */
 export class RetryUntilAnswered<T> {
@@ -29,7 +29,7 @@ export class RetryUntilAnswered<T> {
     const { promise, resolve } = Promise.withResolvers<T | undefined>();
     this.#waiting.set(id, resolve);
     const deadline = Date.now() + timeoutMs;
-    let interval = EXCHANGE_RETRY_MIN_MS;
+    let interval = TRUST_RETRY_MIN_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const attempt = async () => {
       if (!this.#waiting.has(id)) return;
@@ -41,7 +41,7 @@ export class RetryUntilAnswered<T> {
       }
       await send().catch(() => {});
       timer = setTimeout(attempt, Math.min(interval, left));
-      interval = Math.min(interval * 2, EXCHANGE_RETRY_MAX_MS);
+      interval = Math.min(interval * 2, TRUST_RETRY_MAX_MS);
     };
     await attempt();
     try {

@@ -48,7 +48,7 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     value: "SERVICE",
     multiple: true,
-    description: "turn a built-in service off (echo, data, events)",
+    description: "turn a built-in service off (echo, messages, pubsub)",
   },
   stealth: {
     type: "boolean",

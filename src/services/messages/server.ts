@@ -22,11 +22,11 @@
  * @module
  */
 import {
-  EXCHANGE_MAX_PIPELINED,
-  EXCHANGE_PEER_BUFFER,
-  EXCHANGE_PEER_RECEIPTS,
-  EXCHANGE_STALL_MS,
-  EXCHANGE_TOTAL_BUFFER,
+  MESSAGES_MAX_PIPELINED,
+  MESSAGES_PEER_BUFFER,
+  MESSAGES_PEER_RECEIPTS,
+  MESSAGES_STALL_MS,
+  MESSAGES_TOTAL_BUFFER,
   MAX_STREAM_MESSAGE,
   PORT_MESSAGES,
 } from "../../constants.ts";
@@ -125,15 +125,15 @@ export class MessagesServer {
   constructor(options: MessagesServerOptions) {
     this.#sink = options.sink;
     this.#files = new FileReceiver(options.files, (code) => this.#refuse(code));
-    this.#maxPipelined = options.maxPipelined ?? EXCHANGE_MAX_PIPELINED;
-    this.#peerReceipts = options.peerReceipts ?? EXCHANGE_PEER_RECEIPTS;
-    this.#stallMs = options.stallMs ?? EXCHANGE_STALL_MS;
+    this.#maxPipelined = options.maxPipelined ?? MESSAGES_MAX_PIPELINED;
+    this.#peerReceipts = options.peerReceipts ?? MESSAGES_PEER_RECEIPTS;
+    this.#stallMs = options.stallMs ?? MESSAGES_STALL_MS;
     this.#clock = {
       now: options.now ?? REAL_CLOCK.now,
       after: options.after ?? REAL_CLOCK.after,
     };
-    const peer = options.peerBuffer ?? EXCHANGE_PEER_BUFFER;
-    const total = options.totalBuffer ?? EXCHANGE_TOTAL_BUFFER;
+    const peer = options.peerBuffer ?? MESSAGES_PEER_BUFFER;
+    const total = options.totalBuffer ?? MESSAGES_TOTAL_BUFFER;
     const largest = frameCap(FRAME_MESSAGE);
     if (!(this.#maxPipelined >= 1)) {
       throw new RangeError(`maxPipelined is ${this.#maxPipelined}; expected at least 1`);
