@@ -56,7 +56,8 @@ const RESPONSE = new TextEncoder().encode("HTTP/1.1 ");
 const STREAMING = /\r\ncontent-type: *application\/x-ndjson/i;
 /** Bytes of a response's first chunk searched for its content type. */
 const HEAD_SCAN = 2048;
-const RELAY_BUFFER = 64 * 1024;
+/** Relay buffer sizes: an idle connection holds the smallest, a busy stream grows to the largest. */
+const RELAY_BUFFER = { min: 4 * 1024, max: 256 * 1024 } as const;
 /** Request headers longer than this are refused before reaching the server. */
 const MAX_HEADER_BYTES = 64 * 1024;
 
@@ -278,19 +279,29 @@ export class ConnGate {
 
   /** The client's bytes up to and including complete request headers, or null when it left. */
   async #readHead(link: Link): Promise<Uint8Array | null> {
-    const buf = new Uint8Array(MAX_HEADER_BYTES + 1);
+    // Small reads: a half-open connection costs its kernel socket and little more.
+    const chunks: Uint8Array[] = [];
     let size = 0;
     while (link.phase === "headers") {
-      if (size === buf.length) {
+      if (size > MAX_HEADER_BYTES) {
         this.#drops.header_too_large++;
         return null;
       }
-      const n = await link.client.read(buf.subarray(size));
+      const buf = new Uint8Array(RELAY_BUFFER.min);
+      const n = await link.client.read(buf);
       if (n === null) return null;
-      link.fromClient(buf.subarray(size, size + n), performance.now());
+      const chunk = buf.subarray(0, n);
+      link.fromClient(chunk, performance.now());
+      chunks.push(chunk);
       size += n;
     }
-    return buf.slice(0, size);
+    const head = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      head.set(c, at);
+      at += c.length;
+    }
+    return head;
   }
 }
 
@@ -304,14 +315,21 @@ async function pipe(
   to: Deno.Conn,
   seen: (chunk: Uint8Array) => void,
 ): Promise<void> {
-  const buf = new Uint8Array(RELAY_BUFFER);
+  let buf = new Uint8Array(RELAY_BUFFER.min);
   try {
     for (;;) {
       const n = await from.read(buf);
       if (n === null) break;
       const chunk = buf.subarray(0, n);
+      // A full read asks for a bigger buffer next time; a quiet one gives memory back.
+      const size = n === buf.length
+        ? Math.min(RELAY_BUFFER.max, buf.length * 2)
+        : n < buf.length / 4
+        ? Math.max(RELAY_BUFFER.min, buf.length / 2)
+        : buf.length;
       seen(chunk);
       await writeAll(to, chunk);
+      if (size !== buf.length) buf = new Uint8Array(size);
     }
     await to.closeWrite();
   } catch {
