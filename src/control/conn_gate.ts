@@ -106,7 +106,7 @@ class Link {
       this.phase = "streaming";
       return;
     }
-    // A streaming response (NDJSON heartbeats) keeps its connection alive.
+    // Each chunk of an answer restarts the idle clock: a large one may take a slow reader a while.
     if (this.phase === "request" || this.phase === "idle") {
       this.phase = "idle";
       this.since = now;
