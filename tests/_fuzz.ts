@@ -612,21 +612,9 @@ export function envelopeSeeds(): Seed[] {
   });
 }
 
-/**
- * Known product bug (reported, not fixed here): decodeEnvelope() accepts
- * meta keys in wire order, but a key that is an array index ("0", "17")
- * comes first in Object.entries(), so encodeEnvelope() writes the entries
- * in another order and the accepted input does not re-encode to itself.
- * Until that is fixed such envelopes are exempt from the canonical check
- * (they are still held to "DecodeError only").
- */
-export function metaOrderDiffers(e: Envelope): boolean {
-  return Object.keys(e.meta).some((k) => /^(0|[1-9][0-9]*)$/.test(k) && Number(k) < 2 ** 32 - 1);
-}
-
-/** Re-encodes an envelope, or gives back the input for the known meta-order bug. */
-export function reencodeEnvelope(e: Envelope, input: Uint8Array): Uint8Array {
-  return metaOrderDiffers(e) ? input : encodeEnvelope(e);
+/** Re-encodes an envelope (the codec is canonical: meta keys in UTF-8 byte order). */
+export function reencodeEnvelope(e: Envelope, _input: Uint8Array): Uint8Array {
+  return encodeEnvelope(e);
 }
 
 // ---- Handshake payloads (handshake_payload.ts), shared by the identity fuzzing ----

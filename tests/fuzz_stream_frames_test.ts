@@ -46,7 +46,6 @@ import {
   fuzzAsync,
   type LengthField,
   makeInput,
-  metaOrderDiffers,
   pastEndInputs,
   pattern,
   probeAllocations,
@@ -183,16 +182,12 @@ const messageCorpus: Corpus = {
 };
 
 /**
- * Whether decoding lost something encoding cannot restore, in one of two
- * known ways: a receipt's refusal code this version does not know reads as
- * `internal` (documented in `decodeReceipt()`), and the meta-order bug of
- * {@linkcode metaOrderDiffers}.
+ * Whether decoding lost something encoding cannot restore: a receipt's
+ * refusal code this version does not know reads as `internal` (documented
+ * in `decodeReceipt()`).
  */
 function lossy(frames: MessageFrame[]): boolean {
-  return frames.some((f) =>
-    (f.kind === "receipt" && f.receipt.detail === "internal") ||
-    (f.kind === "message" && metaOrderDiffers(f.envelope))
-  );
+  return frames.some((f) => f.kind === "receipt" && f.receipt.detail === "internal");
 }
 
 /** Re-encodes message frames, or gives back the input when {@linkcode lossy}. */

@@ -20,6 +20,7 @@ import {
   MESSAGE_FRAMES,
   type MessageFrame,
   nextMessageFrame,
+  RECEIPT_FRAMES,
 } from "../src/wire/message_frame.ts";
 import { type ChunkSource, FrameReader } from "../src/wire/framing.ts";
 import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
@@ -412,4 +413,21 @@ Deno.test("FrameReader refuses a stream that ends inside a header or a body with
   }
   const empty = new FrameReader(MESSAGE_FRAMES, chunked(new Uint8Array(0), [1]));
   assert.equal(await empty.next(), null);
+});
+
+Deno.test("a sender's reader (RECEIPT_FRAMES) refuses a MESSAGE header at once, whatever length it claims", () => {
+  const reader = new FrameReader(RECEIPT_FRAMES);
+  reader.push(encodeFrameHeader(FRAME_MESSAGE, frameCap(FRAME_MESSAGE)));
+  reader.push(new Uint8Array(6));
+  assert.throws(
+    () => reader.take(),
+    (e) => e instanceof DecodeError && e.reason === "unknown_kind",
+  );
+  const receipts = new FrameReader(RECEIPT_FRAMES);
+  const receipt = encodeFrame({
+    kind: "receipt",
+    receipt: { subject: "message", status: "stored", seq: 7, id: "m", detail: "" },
+  });
+  receipts.push(receipt);
+  assert.equal(receipts.take()?.kind, FRAME_RECEIPT);
 });

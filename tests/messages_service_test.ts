@@ -120,6 +120,10 @@ async function withWorld(
       files,
       now: timers.now,
       after: timers.after,
+      // Real file I/O runs beside simulated time, which advances 1 ms per turn
+      // while an fsync is pending: under load the protocol's 30 s would pass
+      // in simulated time before a slow fsync ends. Stall tests set their own.
+      stallMs: 3_600_000,
       ...options.service,
     });
     const client = new MessagesClient({ open: () => Promise.reject(new Error("not used")) });

@@ -49,7 +49,7 @@ import {
 } from "../constants.ts";
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
-import { constantTimeEqual } from "../bytes.ts";
+import { compareBytes, constantTimeEqual } from "../bytes.ts";
 import {
   type CookieReplyFrame,
   type DataFrame,
@@ -963,13 +963,6 @@ export class SessionManager {
 
 function isZero(bytes: Uint8Array): boolean {
   return bytes.every((b) => b === 0);
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return a[i]! - b[i]!;
-  }
-  return a.length - b.length;
 }
 
 function clampTimers(overrides: Partial<SessionTimers>): SessionTimers {

@@ -12,7 +12,7 @@ import {
   MAX_META_VALUE,
   MAX_STREAM_MESSAGE,
 } from "../constants.ts";
-import { DecodeError, Reader, Writer } from "../bytes.ts";
+import { compareBytes, DecodeError, Reader, utf8, Writer } from "../bytes.ts";
 
 /** Message data types. */
 export const MESSAGE_TYPES = ["text", "json", "binary"] as const;
@@ -72,7 +72,10 @@ export function encodeEnvelope(e: Envelope, maxData: number = MAX_STREAM_MESSAGE
   if (e.data.length > maxData) {
     throw new RangeError(`Message data is ${e.data.length} bytes; at most ${maxData}`);
   }
-  const meta = Object.entries(e.meta);
+  // Keys in UTF-8 byte order: one encoding per envelope, whatever order the
+  // map was built in (integer-like keys come first in a JS object).
+  const meta = Object.entries(e.meta).map(([k, v]) => [utf8(k), v] as const)
+    .sort(([a], [b]) => compareBytes(a, b));
   if (meta.length > MAX_META) {
     throw new RangeError(`Message meta has ${meta.length} entries; at most ${MAX_META}`);
   }
@@ -82,8 +85,11 @@ export function encodeEnvelope(e: Envelope, maxData: number = MAX_STREAM_MESSAGE
   shortString(w, e.correlationId, MAX_MESSAGE_ID, "correlation_id");
   shortString(w, e.inReplyTo, MAX_MESSAGE_ID, "in_reply_to");
   w.u64(BigInt(e.expiresAt)).u8(meta.length);
-  for (const [k, v] of meta) {
-    shortString(w, k, MAX_META_KEY, "Meta key");
+  for (const [key, v] of meta) {
+    if (key.length > MAX_META_KEY) {
+      throw new RangeError(`Meta key is ${key.length} bytes; at most ${MAX_META_KEY}`);
+    }
+    w.u8(key.length).bytes(key);
     shortString(w, v, MAX_META_VALUE, "Meta value");
   }
   return w.u32(e.data.length).bytes(e.data).finish();
@@ -108,8 +114,18 @@ export function decodeEnvelope(bytes: Uint8Array, maxData: number = MAX_STREAM_M
   const metaCount = r.u8("meta count");
   if (metaCount > MAX_META) throw new DecodeError("too_long", `Meta has ${metaCount} entries`);
   const meta: Record<string, string> = {};
+  let previous: Uint8Array | undefined;
   for (let i = 0; i < metaCount; i++) {
+    const at = r.offset;
     const k = bounded(r, MAX_META_KEY, "meta key");
+    const key = bytes.subarray(at + 1, r.offset);
+    if (previous !== undefined && compareBytes(previous, key) >= 0) {
+      throw new DecodeError(
+        compareBytes(previous, key) === 0 ? "duplicate_key" : "meta_order",
+        "Meta keys must be in ascending UTF-8 byte order, each once",
+      );
+    }
+    previous = key;
     meta[k] = bounded(r, MAX_META_VALUE, "meta value");
   }
   const n = r.u32("data length");

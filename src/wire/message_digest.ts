@@ -12,7 +12,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { utf8 } from "../bytes.ts";
+import { compareBytes, utf8 } from "../bytes.ts";
 import { type Envelope, MESSAGE_TYPES } from "./data_message.ts";
 
 /** Bytes of a content digest (SHA-256). */
@@ -27,12 +27,6 @@ function u32(n: number): Uint8Array {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, n);
   return b;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
 }
 
 /**

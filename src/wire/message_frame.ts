@@ -100,6 +100,14 @@ export const MESSAGE_FRAMES: framing.FrameCaps = {
     },
   },
 };
+/**
+ * What a sender reads back: receipts only. A peer that answers with another
+ * kind is refused at the header, before its claimed length is allocated.
+ */
+export const RECEIPT_FRAMES: framing.FrameCaps = {
+  label: "message receipts",
+  kinds: { [FRAME_RECEIPT]: MESSAGE_FRAMES.kinds[FRAME_RECEIPT]! },
+};
 const STATUS: readonly ReceiptStatus[] = ["stored", "duplicate", "refused"];
 const DETAIL = /^[a-z0-9_]*$/;
 // ignoreBOM: a leading U+FEFF is part of the text, not something to drop silently.

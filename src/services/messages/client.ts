@@ -23,7 +23,7 @@ import {
   type FileOffer,
   FRAME_MESSAGE,
   type FrameKind,
-  MESSAGE_FRAMES,
+  RECEIPT_FRAMES,
   type ReceiptFrame,
   type StoredContent,
 } from "../../wire/message_frame.ts";
@@ -131,7 +131,7 @@ function expecting(subject: ReceiptFrame["subject"]) {
 
 /** The channel of one stream: reads receipts, resets the stream when the peer breaks the protocol. */
 function channelOf(conn: Connection): StreamRpc<ReceiptFrame> {
-  const reader = new FrameReader(MESSAGE_FRAMES, conn);
+  const reader = new FrameReader(RECEIPT_FRAMES, conn);
   return new StreamRpc<ReceiptFrame>({
     read: async () => {
       const raw = await reader.next();
