@@ -391,8 +391,11 @@ Deno.test("inbox reads by seq, limit and sender, removes by ack, and --clear nev
     assert.equal(idle.timed_out, true);
 
     const waiting = b.pilot("inbox", "--after", cursor, "--wait", "--timeout", "60s", "--json");
-    // Give the wait a moment to be in place; the result is the same either way.
-    await new Promise((r) => setTimeout(r, 300));
+    // Send only once the long poll holds its slot: the message then has to wake it.
+    await waitFor("the inbox long poll to be waiting", async () => {
+      const held = (await b!.info()).control?.held?.long_poll ?? 0;
+      return held >= 1;
+    });
     await send(c, "wake up", "c2");
     const woke = okOf(await waiting, "inbox --wait");
     assert.equal(woke.timed_out, false);

@@ -140,13 +140,22 @@ async function longPoll<P>(
 }
 
 /** Builds the route table for a node; `shutdown` stops the daemon. */
-export function nodeRoutes(node: Node, shutdown: () => void): Routes {
+export function nodeRoutes(
+  node: Node,
+  shutdown: () => void,
+  controlStats: () => unknown = () => null,
+): Routes {
   const { trust, messages, files, diagnostics, ports, pubsub } = node.features;
   return {
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
     "GET /v1/info": () =>
-      Promise.resolve({ ...diagnostics.info(), pid: Deno.pid, version: VERSION }),
+      Promise.resolve({
+        ...diagnostics.info(),
+        control: controlStats(),
+        pid: Deno.pid,
+        version: VERSION,
+      }),
     "GET /v1/peers": () => Promise.resolve({ peers: diagnostics.peers() }),
     "POST /v1/connect": async (req) => {
       const b = C.parseInput(C.CONNECT, req.body);

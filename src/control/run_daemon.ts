@@ -58,11 +58,15 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     if (created) log(`created identity ${identity.address} (${identity.fingerprint})`);
     node = await Node.start(identity, config, home);
     const token = crypto.getRandomValues(new Uint8Array(32)).toHex();
-    server = await startControlServer(nodeRoutes(node, () => stop("api")), token, {
+    // The routes show the server's own counters (connections, open long reads).
+    let stats: ControlServer["stats"] | undefined;
+    const routes = nodeRoutes(node, () => stop("api"), () => stats?.() ?? null);
+    server = await startControlServer(routes, token, {
       limits: config.control,
       onAcceptError: acceptErrorLog(),
       socketPath: join(home, HOME_FILES.controlSocket),
     });
+    stats = server.stats;
     const control: ControlFile = {
       url: server.url,
       token,
