@@ -22,12 +22,12 @@
  * @module
  */
 import {
+  MAX_STREAM_MESSAGE,
   MESSAGES_MAX_PIPELINED,
   MESSAGES_PEER_BUFFER,
   MESSAGES_PEER_RECEIPTS,
   MESSAGES_STALL_MS,
   MESSAGES_TOTAL_BUFFER,
-  MAX_STREAM_MESSAGE,
   PORT_MESSAGES,
 } from "../../constants.ts";
 import { DecodeError } from "../../bytes.ts";
