@@ -59,14 +59,12 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
     node = await Node.start(identity, config, home);
     const token = crypto.getRandomValues(new Uint8Array(32)).toHex();
     // The routes show the server's own counters (connections, open long reads).
-    let stats: ControlServer["stats"] | undefined;
-    const routes = nodeRoutes(node, () => stop("api"), () => stats?.() ?? null);
+    const routes = nodeRoutes(node, () => stop("api"), () => server?.stats() ?? null);
     server = await startControlServer(routes, token, {
       limits: config.control,
       onAcceptError: acceptErrorLog(),
       socketPath: join(home, HOME_FILES.controlSocket),
     });
-    stats = server.stats;
     const control: ControlFile = {
       url: server.url,
       token,
