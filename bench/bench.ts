@@ -1016,10 +1016,16 @@ async function measureHandshakes(ctx: Context): Promise<Figures> {
 
   progress(`handshakes: ${HANDSHAKE_ROUNDS} more rounds of ${peers.length}`);
   const steady = await run("steady", peers, HANDSHAKE_ROUNDS);
+  // What C refused, by reason: the why behind any failed handshake above.
+  const info = (await cApi.call("GET", "/v1/info")).json as { data?: { drops?: Json } };
+  const drops = Object.fromEntries(
+    Object.entries((info.data?.drops ?? {}) as Record<string, number>).filter(([, n]) => n > 0),
+  );
   ctx.details.handshakes = {
     first_contact: [firstHalf, secondHalf],
     steady,
     concurrency: HANDSHAKE_CONCURRENCY,
+    daemon_drops: drops,
   };
   ctx.details.handshake_limits_profile = {
     per_source_ip: HANDSHAKE_RATE_PER_SOURCE,
