@@ -1,25 +1,18 @@
 /**
- * Files and request/reply: `send-file`, `received`, `received ack`, `call`,
- * `reply`. Names and data from peers are untrusted text.
+ * Files: `send-file`, `received`, `received ack`. Names and contents from
+ * peers are untrusted text.
  *
  * @module
  */
 import { resolve } from "node:path";
 import { ControlClient } from "../../control/client.ts";
-import {
-  CALL,
-  RECEIVED,
-  RECEIVED_ACK,
-  RECEIVED_CLEAR,
-  REPLY,
-  SEND_FILE,
-} from "../../control/contract/mod.ts";
+import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "../../control/contract/mod.ts";
 import { invalid, isErrorCode, PilotError } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { peerText } from "../peer_text.ts";
 import { durationFlag, integerFlag, numberFlag, optionalString } from "../flags.ts";
 import { renewing } from "../renew.ts";
-import { DATA_FLAGS, messageData, messageText, typeFlag, waitFlag } from "./messages.ts";
+import { waitFlag } from "./messages.ts";
 
 function progressBar(sent: number, size: number): string {
   const width = 30;
@@ -181,79 +174,5 @@ const receivedAck = command({
   human: (o) => `took ${o.removed} file(s) off the list`,
 });
 
-const call = command({
-  name: "call",
-  routes: [CALL.route],
-  summary:
-    "send a request to a trusted peer and wait for its reply (pilot reply on the other side)",
-  args: [{
-    name: "peer",
-    description: "address, hostname, key or endpoint IP:PORT",
-    required: true,
-  }],
-  flags: {
-    ...DATA_FLAGS,
-    id: {
-      type: "string",
-      value: "ID",
-      description: "request id (retries with the same id are stored once)",
-    },
-    timeout: durationFlag(CALL.input.timeout_ms, "how long to wait for the reply"),
-  },
-  output: CALL.output,
-  errors: ["not_running", "not_trusted", "unreachable", "timeout", "too_large", "not_found"],
-  async run(ctx) {
-    const type = typeFlag(ctx);
-    const data = await messageData(ctx, type);
-    const timeoutMs = numberFlag(ctx, "timeout");
-    const body: Record<string, unknown> = {
-      peer: ctx.args.peer,
-      type,
-      data,
-      timeout_ms: timeoutMs,
-    };
-    if (typeof ctx.flags.id === "string") body.id = ctx.flags.id;
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/call", {
-      body,
-      timeoutMs: timeoutMs + 5_000,
-    });
-  },
-  human: (o) => messageText(o.reply),
-});
-
-const reply = command({
-  name: "reply",
-  routes: [REPLY.route],
-  summary: "answer a message in the inbox; the reply names it, so the caller's `call` returns",
-  args: [{ name: "id", description: "the id of the message to answer", required: true }],
-  flags: {
-    ...DATA_FLAGS,
-    from: {
-      type: "string",
-      value: "PEER",
-      description: "the sender of the message (needed when two senders used the id)",
-    },
-    timeout: durationFlag(REPLY.input.timeout_ms, "keep retrying delivery this long"),
-  },
-  output: REPLY.output,
-  errors: ["not_running", "not_found", "conflict", "not_trusted", "unreachable", "timeout"],
-  async run(ctx) {
-    const type = typeFlag(ctx);
-    const data = await messageData(ctx, type);
-    const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/reply", {
-      body: {
-        id: ctx.args.id,
-        type,
-        data,
-        timeout_ms: timeoutMs,
-        ...(typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {}),
-      },
-      timeoutMs: timeoutMs + 5_000,
-    });
-  },
-  human: (o) => `reply stored at ${o.to.address} (seq ${o.receipt.seq})`,
-});
-
-/** File and request/reply commands. */
-export const FILE_COMMANDS: CommandSpec[] = [sendFile, received, receivedAck, call, reply];
+/** File commands. */
+export const FILE_COMMANDS: CommandSpec[] = [sendFile, received, receivedAck];

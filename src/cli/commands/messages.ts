@@ -1,17 +1,21 @@
 /**
- * Messages: `send` (alias `send-message`), `inbox`, `inbox ack`. Message
- * data from peers is untrusted: printed escaped, and agents are warned.
+ * Messages: `send` (alias `send-message`), `inbox`, `inbox ack`, and
+ * request/reply (`call`, `reply`), all on port 1001 and sharing the data
+ * flags. Message data from peers is untrusted: printed escaped, and agents
+ * are warned.
  *
  * @module
  */
 import { MAX_STREAM_MESSAGE } from "../../constants.ts";
 import { ControlClient } from "../../control/client.ts";
 import {
+  CALL,
   INBOX,
   INBOX_ACK,
   INBOX_CLEAR,
   LONG_READ_TIMEOUT_MS,
   type MESSAGE,
+  REPLY,
   SEND,
   TYPES,
   WAIT_TIMEOUT_MS,
@@ -326,5 +330,79 @@ const inboxAck = command({
   human: (o) => `removed ${o.removed} message(s)`,
 });
 
+const call = command({
+  name: "call",
+  routes: [CALL.route],
+  summary:
+    "send a request to a trusted peer and wait for its reply (pilot reply on the other side)",
+  args: [{
+    name: "peer",
+    description: "address, hostname, key or endpoint IP:PORT",
+    required: true,
+  }],
+  flags: {
+    ...DATA_FLAGS,
+    id: {
+      type: "string",
+      value: "ID",
+      description: "request id (retries with the same id are stored once)",
+    },
+    timeout: durationFlag(CALL.input.timeout_ms, "how long to wait for the reply"),
+  },
+  output: CALL.output,
+  errors: ["not_running", "not_trusted", "unreachable", "timeout", "too_large", "not_found"],
+  async run(ctx) {
+    const type = typeFlag(ctx);
+    const data = await messageData(ctx, type);
+    const timeoutMs = numberFlag(ctx, "timeout");
+    const body: Record<string, unknown> = {
+      peer: ctx.args.peer,
+      type,
+      data,
+      timeout_ms: timeoutMs,
+    };
+    if (typeof ctx.flags.id === "string") body.id = ctx.flags.id;
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/call", {
+      body,
+      timeoutMs: timeoutMs + 5_000,
+    });
+  },
+  human: (o) => messageText(o.reply),
+});
+
+const reply = command({
+  name: "reply",
+  routes: [REPLY.route],
+  summary: "answer a message in the inbox; the reply names it, so the caller's `call` returns",
+  args: [{ name: "id", description: "the id of the message to answer", required: true }],
+  flags: {
+    ...DATA_FLAGS,
+    from: {
+      type: "string",
+      value: "PEER",
+      description: "the sender of the message (needed when two senders used the id)",
+    },
+    timeout: durationFlag(REPLY.input.timeout_ms, "keep retrying delivery this long"),
+  },
+  output: REPLY.output,
+  errors: ["not_running", "not_found", "conflict", "not_trusted", "unreachable", "timeout"],
+  async run(ctx) {
+    const type = typeFlag(ctx);
+    const data = await messageData(ctx, type);
+    const timeoutMs = numberFlag(ctx, "timeout");
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/reply", {
+      body: {
+        id: ctx.args.id,
+        type,
+        data,
+        timeout_ms: timeoutMs,
+        ...(typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {}),
+      },
+      timeoutMs: timeoutMs + 5_000,
+    });
+  },
+  human: (o) => `reply stored at ${o.to.address} (seq ${o.receipt.seq})`,
+});
+
 /** The message commands. */
-export const MESSAGE_COMMANDS: CommandSpec[] = [send, inbox, inboxAck];
+export const MESSAGE_COMMANDS: CommandSpec[] = [send, inbox, inboxAck, call, reply];
