@@ -83,3 +83,19 @@ export const HEARTBEAT_FIELD = {
   min: 0,
   max: 15_000,
 } as const satisfies FieldSpec;
+
+/** The `up_to` input of a clear route (inbox, received files): the last seq the caller read. */
+export const UP_TO_FIELD = {
+  type: "integer",
+  required: true,
+  min: 0,
+  max: Number.MAX_SAFE_INTEGER,
+  description: "the last seq you read",
+} as const satisfies FieldSpec;
+
+/** The `from` input of an ack route: ids are scoped per sender. */
+export const ACK_FROM_FIELD = {
+  type: "string",
+  description: "the sender the ids belong to",
+  default: "",
+} as const satisfies FieldSpec;

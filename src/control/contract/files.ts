@@ -6,12 +6,14 @@
  */
 import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
 import {
+  ACK_FROM_FIELD,
   AFTER_FIELD,
   LIMIT_FIELD,
   LONG_READ_TIMEOUT_MS,
   PEER_FIELD,
   PEER_REF,
   timeoutField,
+  UP_TO_FIELD,
   WAIT_FIELD,
 } from "./common.ts";
 import { route } from "./spec.ts";
@@ -72,7 +74,7 @@ export const RECEIVED_ACK = route({
   route: "POST /v1/received/ack",
   input: {
     ids: { type: "strings", required: true, description: "file ids" },
-    from: { type: "string", description: "the sender the ids belong to", default: "" },
+    from: ACK_FROM_FIELD,
   },
   output: obj({ removed: int }),
 });
@@ -81,13 +83,7 @@ export const RECEIVED_ACK = route({
 export const RECEIVED_CLEAR = route({
   route: "POST /v1/received/clear",
   input: {
-    up_to: {
-      type: "integer",
-      required: true,
-      min: 0,
-      max: Number.MAX_SAFE_INTEGER,
-      description: "the last seq you read",
-    },
+    up_to: UP_TO_FIELD,
   },
   output: obj({ removed: int }),
 });

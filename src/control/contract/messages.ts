@@ -6,6 +6,7 @@
  */
 import { anyJson, arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
 import {
+  ACK_FROM_FIELD,
   AFTER_FIELD,
   DELIVERY_TIMEOUT_MS,
   HEARTBEAT_FIELD,
@@ -13,6 +14,7 @@ import {
   PEER_FIELD,
   PEER_REF,
   timeoutField,
+  UP_TO_FIELD,
   WAIT_FIELD,
 } from "./common.ts";
 import { type FieldSpec, route } from "./spec.ts";
@@ -102,7 +104,7 @@ export const INBOX_ACK = route({
   route: "POST /v1/inbox/ack",
   input: {
     ids: { type: "strings", required: true, description: "message ids" },
-    from: { type: "string", description: "the sender the ids belong to", default: "" },
+    from: ACK_FROM_FIELD,
   },
   output: obj({ removed: int }),
 });
@@ -111,13 +113,7 @@ export const INBOX_ACK = route({
 export const INBOX_CLEAR = route({
   route: "POST /v1/inbox/clear",
   input: {
-    up_to: {
-      type: "integer",
-      required: true,
-      min: 0,
-      max: Number.MAX_SAFE_INTEGER,
-      description: "the last seq you read",
-    },
+    up_to: UP_TO_FIELD,
   },
   output: obj({ removed: int }),
 });
