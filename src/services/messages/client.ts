@@ -77,22 +77,6 @@ export interface OutgoingFile {
   onProgress?: (sent: number, size: number) => void;
 }
 
-/** A file to send with {@linkcode MessagesClient.sendFile}. */
-export interface OutgoingFile {
-  /** Name offered to the receiver (not empty; cut to 255 bytes of UTF-8; the receiver sanitises it). */
-  name: string;
-  /** Exact content size in bytes. */
-  size: number;
-  /** SHA-256 of the content (32 bytes), computed beforehand. */
-  sha256: Uint8Array;
-  /** The content, in chunks of any size; buffers may be reused after each step. */
-  read: AsyncIterable<Uint8Array>;
-  /** Transfer id (1–128 bytes of UTF-8); random when absent. */
-  id?: string;
-  /** Called after each chunk is queued: bytes sent so far and the total. */
-  onProgress?: (sent: number, size: number) => void;
-}
-
 /** How {@linkcode MessagesClient.deliver} reaches a peer. */
 export interface Delivery {
   /**
