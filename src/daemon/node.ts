@@ -135,7 +135,6 @@ export class Node {
     const datagrams = new DatagramRouter((key, p) =>
       sessions.send(key, { kind: "datagram", ...p })
     );
-    this.#route = { streams, datagrams };
     const trustService = new TrustService({
       seed: identity.seed,
       publicKey: identity.publicKey,
@@ -252,9 +251,6 @@ export class Node {
     });
   }
 
-  /** Where authenticated packets go: set before the first packet can arrive. */
-  #route!: { streams: Streams; datagrams: DatagramRouter };
-
   /** The session table, delivering each authenticated packet to streams or datagrams. */
   #sessions(
     identity: Identity,
@@ -288,14 +284,14 @@ export class Node {
       serialFloor: (key) => trust.get(key)?.static_serial ?? 0,
       deliver: (session, packet) => {
         if (packet.kind === "stream") {
-          this.#route.streams.receive(session.peer, session.endpoint, packet);
+          this.ctx.streams.receive(session.peer, session.endpoint, packet);
         } else {
-          this.#route.datagrams.deliver(session, packet);
+          this.ctx.datagrams.deliver(session, packet);
         }
       },
       onPeerUp: (peer) => this.#onPeerUp(peer),
       onPeerDown: (peer) => {
-        this.#route.streams.closePeer(peer.keyHex, "peer gone");
+        this.ctx.streams.closePeer(peer.keyHex, "peer gone");
         events.publish("peer.down", { peer: peerRef(peer) });
       },
       requireMac1: config.requireMac1,
