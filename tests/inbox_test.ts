@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { HOME_FILES } from "../src/daemon/home.ts";
 import { Inbox, type InboxMessage, type NewInboxMessage } from "../src/daemon/inbox.ts";
 import { PilotError } from "../src/errors.ts";
 import { Refusal } from "../src/services/refusal.ts";
 import { writerAcks, writerMessage } from "./_kill9_writer.ts";
 import { tempDir } from "./_tmp.ts";
+import { runWriterUntilKilled } from "./_kill9.ts";
 
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const WRITER = join(ROOT, "tests", "_kill9_writer.ts");
+const WRITER = "_kill9_writer.ts";
 const KEY_A = "aa".repeat(32);
 const KEY_B = "bb".repeat(32);
 
@@ -372,43 +371,13 @@ interface Expect {
   present: boolean | undefined;
 }
 
-async function runWriterUntilKilled(home: string, tag: string, delayMs: number): Promise<string[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", WRITER, home, tag],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const decoder = new TextDecoder();
-  let text = "";
-  let killed = false;
-  const stderr = new Response(child.stderr).text();
-  try {
-    for await (const chunk of child.stdout) {
-      text += decoder.decode(chunk, { stream: true });
-      if (!killed && text.split("\n").length > 20) {
-        killed = true;
-        setTimeout(() => child.kill("SIGKILL"), delayMs);
-      }
-    }
-  } finally {
-    if (!killed) child.kill("SIGKILL");
-    const status = await child.status;
-    const err = await stderr;
-    assert.equal(status.signal, "SIGKILL", `the writer died on its own: ${err}`);
-  }
-  // A line cut short by the kill was never complete: ignore it.
-  return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "");
-}
-
 Deno.test("Inbox survives kill -9 at random moments: acknowledged messages intact, seqs increasing", async () => {
   await withHome(async (home) => {
     const expect = new Map<number, Expect>();
     for (let round = 0; round < 5; round++) {
       const tag = `r${round}`;
       const delay = Math.floor(Math.random() * 60) + round * 40;
-      const lines = await runWriterUntilKilled(home, tag, delay);
+      const lines = await runWriterUntilKilled(WRITER, [home, tag], delay);
       for (const line of lines) {
         const [kind, seqText, id] = line.split(" ");
         const seq = Number(seqText);

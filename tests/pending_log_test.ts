@@ -4,15 +4,14 @@
  * request), survive kill -9 at any moment, and older homes keep theirs.
  */
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { PENDING_LOG_SLACK } from "../src/constants.ts";
 import { TrustFlowStore } from "../src/daemon/trust_flow_store.ts";
 import type { OutgoingRequest, PendingRequest } from "../src/services/trust_types.ts";
 import { writerRemoves, writerRequest } from "./_kill9_pending_writer.ts";
+import { runWriterUntilKilled } from "./_kill9.ts";
 
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const WRITER = join(ROOT, "tests", "_kill9_pending_writer.ts");
+const WRITER = "_kill9_pending_writer.ts";
 
 async function withHome(f: (home: string) => Promise<void>): Promise<void> {
   const home = await Deno.makeTempDir({ prefix: "pilot-test-pending-" });
@@ -117,41 +116,11 @@ Deno.test("an outgoing request keeps its pinned flag, and one stored without it 
   });
 });
 
-/** Runs the writer until killed `delayMs` after its first lines; returns its complete lines. */
-async function runWriterUntilKilled(home: string, round: number, delayMs: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", WRITER, home, String(round)],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const decoder = new TextDecoder();
-  let text = "";
-  let killed = false;
-  const stderr = new Response(child.stderr).text();
-  try {
-    for await (const chunk of child.stdout) {
-      text += decoder.decode(chunk, { stream: true });
-      if (!killed && text.split("\n").length > 20) {
-        killed = true;
-        setTimeout(() => child.kill("SIGKILL"), delayMs);
-      }
-    }
-  } finally {
-    if (!killed) child.kill("SIGKILL");
-    const status = await child.status;
-    const err = await stderr;
-    assert.equal(status.signal, "SIGKILL", `the writer died on its own: ${err}`);
-  }
-  return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "");
-}
-
 Deno.test("the pending log survives kill -9 at random moments: every acknowledged change holds", async () => {
   await withHome(async (home) => {
     for (let round = 0; round < 4; round++) {
       const delay = Math.floor(Math.random() * 100) + round * 150;
-      const lines = await runWriterUntilKilled(home, round, delay);
+      const lines = await runWriterUntilKilled(WRITER, [home, String(round)], delay);
       /** true: must be present; false: must be gone; undefined: a removal was cut short. */
       const expect = new Map<number, boolean | undefined>();
       for (const line of lines) {
