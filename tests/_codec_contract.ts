@@ -12,6 +12,7 @@
  */
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { DecodeError } from "../src/bytes.ts";
 
 /** An error class whose instances carry a machine-readable `reason` (DecodeError and its kin). */
@@ -96,4 +97,19 @@ export async function assertCanonicalOrRefusedAsync<T>(
   }
   assert.equal(encode(value).toHex(), bytes.toHex());
   return true;
+}
+
+/** Mutations of valid bytes: a few bytes replaced, then maybe cut or extended. */
+export function mutated(valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
+  return fc.tuple(
+    valid,
+    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 4 }),
+    fc.option(fc.nat(), { nil: undefined }),
+    fc.uint8Array({ maxLength: 3 }),
+  ).map(([bytes, edits, cut, extra]) => {
+    const b = Uint8Array.from(bytes);
+    for (const [at, v] of edits) if (b.length > 0) b[at % b.length] = v;
+    const kept = cut === undefined ? b : b.subarray(0, cut % (b.length + 1));
+    return Uint8Array.of(...kept, ...extra);
+  });
 }

@@ -8,7 +8,7 @@ import {
   type Envelope,
   MESSAGE_TYPES,
 } from "../src/wire/data_message.ts";
-import { assertRefuses } from "./_codec_contract.ts";
+import { assertRefuses, mutated } from "./_codec_contract.ts";
 
 // Worked example: a text message "hi" with id "m1", correlation id "c", an
 // expiry and one meta entry. 27 bytes:
@@ -116,21 +116,6 @@ const envelopes: fc.Arbitrary<Envelope> = fc.record({
   meta: fc.dictionary(text(16), text(32), { maxKeys: 16, noNullPrototype: true }),
   data: fc.uint8Array({ maxLength: 3_000 }),
 }, { noNullPrototype: true });
-
-/** Mutations of valid bytes: a few bytes replaced, then maybe cut or extended. */
-function mutated(valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
-  return fc.tuple(
-    valid,
-    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 4 }),
-    fc.option(fc.nat(), { nil: undefined }),
-    fc.uint8Array({ maxLength: 3 }),
-  ).map(([bytes, edits, cut, extra]) => {
-    const b = Uint8Array.from(bytes);
-    for (const [at, v] of edits) if (b.length > 0) b[at % b.length] = v;
-    const kept = cut === undefined ? b : b.subarray(0, cut % (b.length + 1));
-    return Uint8Array.of(...kept, ...extra);
-  });
-}
 
 /** Decodes `bytes`: false for a DecodeError, else true once its encoding decodes to the same envelope. */
 function decodesOrRefuses(bytes: Uint8Array): boolean {

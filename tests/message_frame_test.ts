@@ -23,7 +23,7 @@ import {
   RECEIPT_FRAMES,
 } from "../src/wire/message_frame.ts";
 import { type ChunkSource, FrameReader } from "../src/wire/framing.ts";
-import { assertCanonicalOrRefused, assertRefuses } from "./_codec_contract.ts";
+import { assertCanonicalOrRefused, assertRefuses, mutated } from "./_codec_contract.ts";
 
 const HELLO_SHA = Uint8Array.fromHex(
   "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
@@ -291,21 +291,6 @@ const frames: fc.Arbitrary<MessageFrame> = fc.oneof(
     )
   ).map((receipt) => ({ kind: "receipt" as const, receipt })),
 );
-
-/** Mutations of valid bytes: a few bytes replaced, then maybe cut or extended. */
-function mutated(valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
-  return fc.tuple(
-    valid,
-    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 4 }),
-    fc.option(fc.nat(), { nil: undefined }),
-    fc.uint8Array({ maxLength: 3 }),
-  ).map(([bytes, edits, cut, extra]) => {
-    const b = Uint8Array.from(bytes);
-    for (const [at, v] of edits) if (b.length > 0) b[at % b.length] = v;
-    const kept = cut === undefined ? b : b.subarray(0, cut % (b.length + 1));
-    return Uint8Array.of(...kept, ...extra);
-  });
-}
 
 Deno.test("every frame round-trips: decode(encode(f)) is f and re-encoding gives the same bytes", () => {
   fc.assert(
