@@ -117,12 +117,13 @@ async function writeTemp(path: string, data: Uint8Array | string, mode: number):
   return tmp;
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** Fsyncs a folder, so a rename, link or removal in it is durable. */
+export async function syncDirectory(dir: string): Promise<void> {
   const d = await Deno.open(dir, { read: true });
   try {
     await d.sync();
   } catch {
-    // Some platforms refuse fsync on a directory; the rename itself is atomic.
+    // Some platforms refuse fsync on a directory; the rename or link itself is atomic.
   } finally {
     d.close();
   }

@@ -14,6 +14,7 @@ import { basename, dirname, join } from "node:path";
 import type { FileWriter, StoredFile } from "../services/messages/file_receiver.ts";
 import { Refusal } from "../services/refusal.ts";
 import { numberedName } from "./safe_file_name.ts";
+import { syncDirectory } from "./home.ts";
 
 /** Prefix of temp files in the received folder (hidden: stored names never start with a dot). */
 export const TEMP_PREFIX = ".incoming-";
@@ -54,18 +55,6 @@ export async function hashFile(path: string): Promise<{ bytes: number; sha256: s
     file.close();
   }
   return { bytes, sha256: hash.digest("hex") };
-}
-
-/** Fsyncs a folder, so a link or removal in it is durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const d = await Deno.open(dir, { read: true });
-  try {
-    await d.sync();
-  } catch {
-    // Some platforms refuse fsync on a directory; the link itself is atomic.
-  } finally {
-    d.close();
-  }
 }
 
 /**
