@@ -8,11 +8,9 @@
  */
 import { TIMER_TICK_MS } from "../src/constants.ts";
 import type { Endpoint } from "../src/discovery/endpoint.ts";
-import { addressToBytes } from "../src/identity/address.ts";
 import type { Identity } from "../src/identity/identity.ts";
-import { signSelfDescription } from "../src/identity/self_description.ts";
+import { localNodeIdentity } from "../src/session/local_identity.ts";
 import { type LocalNodeIdentity, SessionManager } from "../src/session/manager.ts";
-import { encodeHandshakePayload } from "../src/wire/handshake_payload.ts";
 import type { PortPacket } from "../src/wire/inner.ts";
 
 const FRAME_INIT = 0x01;
@@ -22,22 +20,7 @@ const FRAME_DATA = 0x05;
 
 /** The local identity a SessionManager needs, built as the daemon builds it. */
 export function localIdentityOf(id: Identity): LocalNodeIdentity {
-  const self = signSelfDescription(id.seed, { stamp: id.stamp, hostname: null });
-  return {
-    staticKey: id.staticKey,
-    payload: encodeHandshakePayload({
-      publicKey: id.publicKey,
-      stamp: id.stamp,
-      staticSerial: id.binding.serial,
-      staticCreated: id.binding.created,
-      bindingSignature: id.binding.signature,
-      hostname: "",
-      selfTime: self.time,
-      selfSignature: self.signature,
-    }),
-    publicKey: id.publicKey,
-    addressBytes: addressToBytes(id.address),
-  };
+  return localNodeIdentity(id, null);
 }
 
 function u32(bytes: Uint8Array, offset: number): number {

@@ -14,12 +14,10 @@ import fixtures from "./fixtures/identities.json" with { type: "json" };
 import type { Endpoint } from "../src/discovery/endpoint.ts";
 import { isHomeLocked } from "../src/daemon/home.ts";
 import type { TrustEntry } from "../src/daemon/trust_store.ts";
-import { addressToBytes } from "../src/identity/address.ts";
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
-import { signSelfDescription } from "../src/identity/self_description.ts";
+import { localNodeIdentity } from "../src/session/local_identity.ts";
 import { SessionManager } from "../src/session/manager.ts";
 import type { PortPacket } from "../src/wire/inner.ts";
-import { encodeHandshakePayload } from "../src/wire/handshake_payload.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const MAIN = join(ROOT, "main.ts");
@@ -460,26 +458,10 @@ export class RawPeer {
   constructor(index: number) {
     const identity = decodeIdentityFile(JSON.stringify(fixture(index)));
     this.identity = identity;
-    const self = signSelfDescription(identity.seed, { stamp: identity.stamp, hostname: null });
-    const payload = encodeHandshakePayload({
-      publicKey: identity.publicKey,
-      stamp: identity.stamp,
-      staticSerial: identity.binding.serial,
-      staticCreated: identity.binding.created,
-      bindingSignature: identity.binding.signature,
-      hostname: "",
-      selfTime: self.time,
-      selfSignature: self.signature,
-    });
     const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     this.#conn = conn;
     this.sessions = new SessionManager({
-      local: {
-        staticKey: identity.staticKey,
-        payload,
-        publicKey: identity.publicKey,
-        addressBytes: addressToBytes(identity.address),
-      },
+      local: localNodeIdentity(identity, null),
       transmit: (bytes, to) => {
         if (this.#closed) return;
         conn.send(bytes, { transport: "udp", hostname: to.hostname, port: to.port })

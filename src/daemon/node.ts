@@ -23,9 +23,8 @@ import {
 import { matches } from "../discovery/match.ts";
 import { Resolver, staticSource } from "../discovery/resolver.ts";
 import { PilotError } from "../errors.ts";
-import { addressToBytes } from "../identity/address.ts";
 import type { Identity } from "../identity/identity.ts";
-import { signSelfDescription } from "../identity/self_description.ts";
+import { localNodeIdentity } from "../session/local_identity.ts";
 import { SessionManager } from "../session/manager.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { peerRef } from "../session/peer_ref.ts";
@@ -34,7 +33,6 @@ import { MessagesClient } from "../services/messages/client.ts";
 import { MessagesServer } from "../services/messages/server.ts";
 import { PubSubBroker } from "../services/pubsub/broker.ts";
 import { TrustService } from "../services/trust.ts";
-import { encodeHandshakePayload } from "../wire/handshake_payload.ts";
 import { type DaemonConfig, OPTIONAL_SERVICES } from "./config.ts";
 import type { NodeContext } from "./context.ts";
 import { DatagramRouter } from "./datagrams.ts";
@@ -258,27 +256,8 @@ export class Node {
     trust: TrustStore,
     events: EventBus,
   ): SessionManager {
-    const self = signSelfDescription(identity.seed, {
-      stamp: identity.stamp,
-      hostname: config.hostname,
-    });
-    const payload = encodeHandshakePayload({
-      publicKey: identity.publicKey,
-      stamp: identity.stamp,
-      staticSerial: identity.binding.serial,
-      staticCreated: identity.binding.created,
-      bindingSignature: identity.binding.signature,
-      hostname: config.hostname ?? "",
-      selfTime: self.time,
-      selfSignature: self.signature,
-    });
     return new SessionManager({
-      local: {
-        staticKey: identity.staticKey,
-        payload,
-        publicKey: identity.publicKey,
-        addressBytes: addressToBytes(identity.address),
-      },
+      local: localNodeIdentity(identity, config.hostname),
       transmit: (bytes, to) => this.#udp.send(bytes, to),
       isTrusted: (peer) => trust.has(peer.keyHex),
       serialFloor: (key) => trust.get(key)?.static_serial ?? 0,
