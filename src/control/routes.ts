@@ -12,6 +12,7 @@ import { peerRef } from "../session/peer_ref.ts";
 import { bytesField, messageData, queryInt, withValue } from "./fields.ts";
 import * as C from "./contract/mod.ts";
 import type { Infer } from "./schema.ts";
+import * as V from "./views.ts";
 import { errorBody, invalid, PilotError } from "../errors.ts";
 import type { Connection } from "../stream/mod.ts";
 
@@ -163,21 +164,21 @@ export function nodeRoutes(
     },
     "POST /v1/handshake": async (req) => {
       const b = C.parseInput(C.HANDSHAKE, req.body);
-      return await trust.handshake(b.peer, b.reason, b.wait, b.timeout_ms);
+      return V.handshakeView(await trust.handshake(b.peer, b.reason, b.wait, b.timeout_ms));
     },
-    "GET /v1/pending": () => Promise.resolve(trust.pending()),
+    "GET /v1/pending": () => Promise.resolve(V.pendingView(trust.pending())),
     "POST /v1/approve": async (req) => {
       const b = C.parseInput(C.APPROVE, req.body);
-      return await trust.approve(b.peer, b.timeout_ms);
+      return V.decisionView(await trust.approve(b.peer, b.timeout_ms));
     },
     "POST /v1/reject": async (req) => {
       const b = C.parseInput(C.REJECT, req.body);
-      return await trust.reject(b.peer, b.reason, b.timeout_ms);
+      return V.decisionView(await trust.reject(b.peer, b.reason, b.timeout_ms));
     },
-    "GET /v1/trust": () => Promise.resolve(trust.trusted()),
+    "GET /v1/trust": () => Promise.resolve(V.trustView(trust.trusted())),
     "POST /v1/untrust": async (req) => {
       const b = C.parseInput(C.UNTRUST, req.body);
-      return await trust.untrust(b.peer, b.timeout_ms);
+      return V.untrustView(await trust.untrust(b.peer, b.timeout_ms));
     },
     "GET /v1/events": (req) => {
       const { after, limit, follow } = C.parseInput(C.EVENTS, req.query);

@@ -1,15 +1,72 @@
 /**
  * `pilot handshake`, `pending`, `approve`, `reject`, `trust` and `untrust`:
  * the local side of the trust flow (the wire side is services/trust.ts).
+ * Each returns a domain value; control/views.ts shapes it into the API's JSON.
  *
  * @module
  */
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
-import { peerRef, refOf } from "../../session/peer_ref.ts";
+import type { PendingRequest } from "../../services/trust_types.ts";
+import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
-import { nameConflict } from "../name_claims.ts";
+import { type NameConflict, nameConflict } from "../name_claims.ts";
 import { checkReason } from "../outgoing_message.ts";
+
+/** Where a handshake left the relationship. */
+export type HandshakeStatus = "pending" | "trusted" | "rejected";
+
+/** What `pilot handshake` learned. */
+export interface HandshakeResult {
+  /** The peer asked. */
+  peer: PeerRef;
+  /** Where the request stands. */
+  status: HandshakeStatus;
+  /** Whether the request changed anything. */
+  changed: boolean;
+  /** Whether waiting for the decision ran out of time. */
+  timedOut: boolean;
+}
+
+/** A pending request, flagged when it claims a name bound to another key. */
+export interface FlaggedRequest {
+  /** The request. */
+  request: PendingRequest;
+  /** Which binding its hostname collides with, or null. */
+  nameConflict: NameConflict;
+}
+
+/** How `pilot approve` or `pilot reject` ended. */
+export interface TrustDecision {
+  /** The requester. */
+  peer: PeerRef;
+  /** The decision: approve always answers trusted, reject rejected. */
+  status: "trusted" | "rejected";
+  /** Whether this call changed anything. */
+  changed: boolean;
+  /** Whether the peer acknowledged (false: queued for later delivery). */
+  delivered: boolean;
+}
+
+/** One trusted peer as `pilot trust` lists it. */
+export interface TrustedPeer {
+  /** The peer. */
+  peer: PeerRef;
+  /** ISO time trust was given. */
+  since: string;
+  /** Whether the peer trusts us too (as far as we know). */
+  mutual: boolean;
+}
+
+/** How `pilot untrust` ended. */
+export interface UntrustResult {
+  /** The peer no longer trusted, or null when no trusted peer matched. */
+  peer: PeerRef | null;
+  /** Whether this call changed anything. */
+  changed: boolean;
+  /** Whether the peer acknowledged the revoke (false: queued for later delivery). */
+  delivered: boolean;
+}
 
 /** The trust commands over a node's context. */
 export class TrustFeature {
@@ -26,7 +83,7 @@ export class TrustFeature {
     reason: string,
     wait: boolean,
     timeoutMs: number,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<HandshakeResult> {
     checkReason(reason);
     const deadline = Date.now() + timeoutMs;
     // `handshake ENDPOINT` asks whoever answers there now, never a session from before.
@@ -40,7 +97,8 @@ export class TrustFeature {
       Math.max(1, deadline - Date.now()),
       { pinned: resolution.pinned },
     );
-    let status: string = outcome.status;
+    // request() never answers "untrusted" (only untrust does); its type allows it.
+    let status: HandshakeStatus = outcome.status === "untrusted" ? "pending" : outcome.status;
     let timedOut = false;
     if (status === "trusted" || (wait && status === "pending")) {
       // "Approved" by the peer is "trusted" here only once its accept arrived.
@@ -48,11 +106,14 @@ export class TrustFeature {
       status = settled ?? "pending";
       timedOut = settled === undefined;
     }
-    return { peer: peerRef(peer), status, changed: outcome.changed, timed_out: timedOut };
+    return { peer: peerRef(peer), status, changed: outcome.changed, timedOut };
   }
 
   /** Waits until our request to `key` is decided: "trusted", "rejected", or undefined at the deadline. */
-  async #waitForDecision(key: string, deadline: number): Promise<string | undefined> {
+  async #waitForDecision(
+    key: string,
+    deadline: number,
+  ): Promise<"trusted" | "rejected" | undefined> {
     const { flow, trust, events } = this.#ctx;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
@@ -70,28 +131,21 @@ export class TrustFeature {
   }
 
   /** `pilot pending`: each request, flagged when it claims a name bound to another key. */
-  pending(): Record<string, unknown> {
+  pending(): FlaggedRequest[] {
     const { flow, trust, config, reach } = this.#ctx;
     const trusted = trust.list();
-    return {
-      pending: flow.pending.map((p) => ({
-        address: p.address,
-        hostname: p.hostname,
-        fingerprint: p.fingerprint,
-        public_key: p.public_key,
-        reason: p.reason,
-        received_at: p.received_at,
-        name_conflict: nameConflict(
-          { keyHex: p.public_key, hostname: p.hostname, endpoint: reach.endpointOf(p.public_key) },
-          trusted,
-          config.peers,
-        ),
-      })),
-    };
+    return flow.pending.map((p) => ({
+      request: p,
+      nameConflict: nameConflict(
+        { keyHex: p.public_key, hostname: p.hostname, endpoint: reach.endpointOf(p.public_key) },
+        trusted,
+        config.peers,
+      ),
+    }));
   }
 
   /** `pilot approve`. */
-  async approve(text: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  async approve(text: string, timeoutMs: number): Promise<TrustDecision> {
     const { flow, trust, trustService } = this.#ctx;
     const candidates = [
       ...flow.pending,
@@ -101,38 +155,36 @@ export class TrustFeature {
     const outcome = await trustService.approve(p.public_key, timeoutMs);
     return {
       peer: refOf(p),
-      status: outcome.status,
+      status: "trusted",
       changed: outcome.changed,
       delivered: outcome.delivered,
     };
   }
 
   /** `pilot reject`. */
-  async reject(text: string, reason: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  async reject(text: string, reason: string, timeoutMs: number): Promise<TrustDecision> {
     checkReason(reason);
     const p = matchOne(text, this.#ctx.flow.pending, "pending request");
     const outcome = await this.#ctx.trustService.reject(p.public_key, reason, timeoutMs);
     return {
       peer: refOf(p),
-      status: outcome.status,
+      status: "rejected",
       changed: outcome.changed,
       delivered: outcome.delivered,
     };
   }
 
   /** `pilot trust`. */
-  trusted(): Record<string, unknown> {
-    return {
-      trusted: this.#ctx.trust.list().map((e) => ({
-        ...refOf(e),
-        since: e.since,
-        mutual: e.mutual,
-      })),
-    };
+  trusted(): TrustedPeer[] {
+    return this.#ctx.trust.list().map((e) => ({
+      peer: refOf(e),
+      since: e.since,
+      mutual: e.mutual,
+    }));
   }
 
   /** `pilot untrust`: at once; sessions closed, the peer told. Unknown peers answer changed: false. */
-  async untrust(text: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  async untrust(text: string, timeoutMs: number): Promise<UntrustResult> {
     let entry;
     try {
       entry = matchOne(text, this.#ctx.trust.list().map((e) => refOf(e)), "trusted peer");
