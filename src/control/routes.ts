@@ -151,16 +151,17 @@ export function nodeRoutes(
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
     "GET /v1/info": () =>
-      Promise.resolve({
-        ...diagnostics.info(),
-        control: controlStats(),
-        pid: Deno.pid,
-        version: VERSION,
-      }),
-    "GET /v1/peers": () => Promise.resolve({ peers: diagnostics.peers() }),
+      Promise.resolve(
+        V.infoView(diagnostics.info(), {
+          control: controlStats(),
+          pid: Deno.pid,
+          version: VERSION,
+        }),
+      ),
+    "GET /v1/peers": () => Promise.resolve(V.peersView(diagnostics.peers())),
     "POST /v1/connect": async (req) => {
       const b = C.parseInput(C.CONNECT, req.body);
-      return await diagnostics.connect(b.peer, b.timeout_ms);
+      return V.connectView(await diagnostics.connect(b.peer, b.timeout_ms));
     },
     "POST /v1/handshake": async (req) => {
       const b = C.parseInput(C.HANDSHAKE, req.body);
@@ -269,7 +270,7 @@ export function nodeRoutes(
     },
     "POST /v1/ping": async (req) => {
       const b = C.parseInput(C.PING, req.body);
-      return await diagnostics.ping(b.peer, b.count, b.interval_ms, b.timeout_ms);
+      return V.pingView(await diagnostics.ping(b.peer, b.count, b.interval_ms, b.timeout_ms));
     },
     "POST /v1/dgram": async (req) => {
       const b = C.parseInput(C.DGRAM, req.body);
@@ -316,7 +317,8 @@ export function nodeRoutes(
     "POST /v1/bench": async (req) => {
       const b = C.parseInput(C.BENCH, req.body);
       if (!(b.size_mb > 0)) throw invalid('Field "size_mb" must be a number from 0 to 4096');
-      return await diagnostics.bench(b.peer, Math.round(b.size_mb * 1024 * 1024), b.timeout_ms);
+      const bytes = Math.round(b.size_mb * 1024 * 1024);
+      return V.benchView(await diagnostics.bench(b.peer, bytes, b.timeout_ms));
     },
     "POST /v1/publish": async (req) => {
       const b = C.parseInput(C.PUBLISH, req.body);

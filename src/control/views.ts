@@ -19,7 +19,15 @@ import type {
   TrustedPeer,
   UntrustResult,
 } from "../daemon/features/trust.ts";
+import type {
+  BenchResult,
+  ConnectResult,
+  NodeInfo,
+  PingResult,
+  SessionPeer,
+} from "../daemon/features/diagnostics.ts";
 import type { NameConflict } from "../daemon/name_claims.ts";
+import { formatEndpoint } from "../discovery/endpoint.ts";
 
 // ---- Trust ----
 
@@ -63,4 +71,104 @@ export function trustView(peers: readonly TrustedPeer[]): Infer<typeof C.TRUST.o
 /** `POST /v1/untrust`. */
 export function untrustView(r: UntrustResult): Infer<typeof C.UNTRUST.output> {
   return { peer: r.peer, changed: r.changed, delivered: r.delivered };
+}
+
+// ---- Diagnostics ----
+
+/** What the control server adds to `GET /v1/info`. */
+export interface ServerInfo {
+  /** The control server's own counters. */
+  control: unknown;
+  /** The daemon's process id. */
+  pid: number;
+  /** The daemon's version. */
+  version: string;
+}
+
+/** `GET /v1/info` as answered: the schema's fields, counters it does not list, the server's. */
+type InfoData = Infer<typeof C.INFO.output> & ServerInfo & {
+  pending: number;
+  sessions: number;
+  drops: Record<string, number>;
+  trust_refused: Record<string, number>;
+  services: readonly string[];
+};
+
+/** `GET /v1/info`. */
+export function infoView(i: NodeInfo, server: ServerInfo): InfoData {
+  return {
+    address: i.address,
+    hostname: i.hostname,
+    public_key: i.publicKey,
+    fingerprint: i.fingerprint,
+    listen: formatEndpoint(i.listen),
+    uptime_s: i.uptimeS,
+    peers: i.peers,
+    trusted: i.trusted,
+    pending: i.pending,
+    sessions: i.sessions,
+    drops: i.drops,
+    trust_refused: i.trustRefused,
+    services: i.services,
+    control: server.control,
+    pid: server.pid,
+    version: server.version,
+  };
+}
+
+/** One entry of `GET /v1/peers`, with the name-conflict flag the schema does not list. */
+type PeerEntry = Infer<typeof C.PEERS.output>["peers"][number] & { name_conflict: NameConflict };
+
+/** `GET /v1/peers`. */
+export function peersView(
+  peers: readonly SessionPeer[],
+): Infer<typeof C.PEERS.output> & { peers: PeerEntry[] } {
+  return {
+    peers: peers.map((p) => ({
+      ...p.peer,
+      endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+      trusted: p.trusted,
+      path: p.path,
+      rtt_ms: p.rttMs,
+      session_age_s: p.sessionAgeS,
+      dropped: p.dropped,
+      name_conflict: p.nameConflict,
+    })),
+  };
+}
+
+/** `POST /v1/connect`: an unknown endpoint is "". */
+export function connectView(r: ConnectResult): Infer<typeof C.CONNECT.output> {
+  return {
+    peer: r.peer,
+    endpoint: r.endpoint ? formatEndpoint(r.endpoint) : "",
+    trusted: r.trusted,
+    changed: r.changed,
+  };
+}
+
+/** `POST /v1/ping`. */
+export function pingView(r: PingResult): Infer<typeof C.PING.output> {
+  return {
+    peer: r.peer,
+    sent: r.sent,
+    received: r.received,
+    rtt_ms: r.rttMs,
+    min_ms: r.minMs,
+    avg_ms: r.avgMs,
+    max_ms: r.maxMs,
+  };
+}
+
+/** `POST /v1/bench`. */
+export function benchView(r: BenchResult): Infer<typeof C.BENCH.output> {
+  return {
+    peer: r.peer,
+    bytes: r.bytes,
+    seconds: r.seconds,
+    mbps: r.mbps,
+    mbps_one_way: r.mbpsOneWay,
+    sha256_verified: r.sha256Verified,
+    retransmits: r.retransmits,
+  };
 }

@@ -1,17 +1,19 @@
 /**
  * `pilot info`, `peers`, `connect PEER`, `ping` and `bench`: what
- * a person or agent asks to see how the node and its peers are doing.
+ * a person or agent asks to see how the node and its peers are doing. Each
+ * returns a domain value; control/views.ts shapes it into the API's JSON.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 import { PORT_ECHO } from "../../constants.ts";
-import { type Endpoint, formatEndpoint } from "../../discovery/endpoint.ts";
+import type { Endpoint } from "../../discovery/endpoint.ts";
 import { PilotError } from "../../errors.ts";
+import type { TrustDropReason } from "../../services/trust_types.ts";
 import { DROP_REASONS, type DropReason } from "../../session/drop_reason.ts";
-import { peerRef } from "../../session/peer_ref.ts";
+import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
-import { nameConflict } from "../name_claims.ts";
+import { type NameConflict, nameConflict } from "../name_claims.ts";
 
 /** What only the running node knows about itself. */
 export interface NodeRuntime {
@@ -23,6 +25,107 @@ export interface NodeRuntime {
   overloaded(): number;
   /** Names of the built-in services running. */
   services: readonly string[];
+}
+
+/** This node as `pilot info` shows it. */
+export interface NodeInfo {
+  /** Our address. */
+  address: string;
+  /** Our self-claimed hostname, or null. */
+  hostname: string | null;
+  /** Our Ed25519 key, hex. */
+  publicKey: string;
+  /** Our key fingerprint. */
+  fingerprint: string;
+  /** The bound UDP endpoint. */
+  listen: Endpoint;
+  /** Whole seconds since the node started. */
+  uptimeS: number;
+  /** Peers with a session. */
+  peers: number;
+  /** Trusted peers. */
+  trusted: number;
+  /** Trust requests waiting for a decision. */
+  pending: number;
+  /** Live sessions. */
+  sessions: number;
+  /**
+   * Datagrams dropped, by reason: every session drop reason from 0 (the set
+   * is documented in PROTOCOL.md §5.11), then `no_service` and `overloaded`.
+   */
+  drops: Record<string, number>;
+  /** Port-444 datagrams the trust service dropped or refused, by reason. */
+  trustRefused: Record<TrustDropReason, number>;
+  /** Names of the built-in services running. */
+  services: readonly string[];
+}
+
+/** A peer with a session, as `pilot peers` lists it. */
+export interface SessionPeer {
+  /** The peer. */
+  peer: PeerRef;
+  /** Where its last authenticated packet came from, or null. */
+  endpoint: Endpoint | null;
+  /** Whether it is trusted right now. */
+  trusted: boolean;
+  /** How packets reach it: always direct (there are no relays). */
+  path: "direct";
+  /** Round-trip time of the last handshake we initiated (ms), or null. */
+  rttMs: number | null;
+  /** Age of the current session (seconds), or null. */
+  sessionAgeS: number | null;
+  /** Packets from it dropped by the trust gate. */
+  dropped: number;
+  /** Which binding its hostname collides with, or null. */
+  nameConflict: NameConflict;
+}
+
+/** What `pilot connect` did. */
+export interface ConnectResult {
+  /** The peer reached. */
+  peer: PeerRef;
+  /** Where it was reached, or null when unknown. */
+  endpoint: Endpoint | null;
+  /** Whether it is trusted. */
+  trusted: boolean;
+  /** Whether a new session was opened. */
+  changed: boolean;
+}
+
+/** What `pilot ping` measured. */
+export interface PingResult {
+  /** The peer pinged. */
+  peer: PeerRef;
+  /** Probes sent. */
+  sent: number;
+  /** Replies received. */
+  received: number;
+  /** Each probe's round trip (ms, to the microsecond), null when lost. */
+  rttMs: (number | null)[];
+  /** Shortest round trip (ms), null when none came back. */
+  minMs: number | null;
+  /** Mean round trip (ms), null when none came back. */
+  avgMs: number | null;
+  /** Longest round trip (ms), null when none came back. */
+  maxMs: number | null;
+}
+
+/** What `pilot bench` measured. */
+export interface BenchResult {
+  /** The peer whose echo served. */
+  peer: PeerRef;
+  /** Bytes sent (and echoed back). */
+  bytes: number;
+  /** Wall time of the round trip (s, to the ms). */
+  seconds: number;
+  /** Throughput counting both directions (Mbit/s, two decimals). */
+  mbps: number;
+  /** Throughput of one direction (Mbit/s, two decimals). */
+  mbpsOneWay: number;
+  /** The echo matched the bytes sent (a mismatch is an error instead). */
+  sha256Verified: true;
+  /** Segments the stream retransmitted. */
+  retransmits: number;
 }
 
 /** The diagnostic commands over a node's context. */
@@ -37,15 +140,15 @@ export class DiagnosticsFeature {
   }
 
   /** `pilot info`. */
-  info(): Record<string, unknown> {
+  info(): NodeInfo {
     const { sessions, identity, config, trust, flow, trustService, datagrams } = this.#ctx;
     return {
       address: identity.address,
       hostname: config.hostname,
-      public_key: identity.publicKey.toHex(),
+      publicKey: identity.publicKey.toHex(),
       fingerprint: identity.fingerprint,
-      listen: formatEndpoint(this.#runtime.listen()),
-      uptime_s: Math.floor((performance.now() - this.#runtime.startedAt) / 1000),
+      listen: this.#runtime.listen(),
+      uptimeS: Math.floor((performance.now() - this.#runtime.startedAt) / 1000),
       peers: sessions.peers().length,
       trusted: trust.list().length,
       pending: flow.pending.length,
@@ -58,24 +161,24 @@ export class DiagnosticsFeature {
         no_service: datagrams.noService,
         overloaded: this.#runtime.overloaded(),
       },
-      trust_refused: { ...trustService.refused },
+      trustRefused: { ...trustService.refused },
       services: this.#runtime.services,
     };
   }
 
   /** `pilot peers`: every peer with a session, flagged when it claims a name bound elsewhere. */
-  peers(): Record<string, unknown>[] {
+  peers(): SessionPeer[] {
     const { sessions, trust, config } = this.#ctx;
     const trusted = trust.list();
     return sessions.peers().map((p) => ({
-      ...peerRef(p.identity),
-      endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+      peer: peerRef(p.identity),
+      endpoint: p.endpoint,
       trusted: p.trusted,
       path: "direct",
-      rtt_ms: p.rttMs,
-      session_age_s: p.sessionAgeS,
+      rttMs: p.rttMs,
+      sessionAgeS: p.sessionAgeS,
       dropped: p.dropped,
-      name_conflict: nameConflict(
+      nameConflict: nameConflict(
         { keyHex: p.identity.keyHex, hostname: p.identity.hostname, endpoint: p.endpoint },
         trusted,
         config.peers,
@@ -84,14 +187,13 @@ export class DiagnosticsFeature {
   }
 
   /** `pilot connect`: opens (or reuses) a session with a peer. */
-  async connect(text: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  async connect(text: string, timeoutMs: number): Promise<ConnectResult> {
     const { sessions, reach, trust } = this.#ctx;
     const before = sessions.peers().length;
     const { peer } = await reach.reach(text, timeoutMs);
-    const endpoint = reach.endpointOf(peer.keyHex);
     return {
       peer: peerRef(peer),
-      endpoint: endpoint ? formatEndpoint(endpoint) : "",
+      endpoint: reach.endpointOf(peer.keyHex),
       trusted: trust.has(peer.keyHex),
       changed: sessions.peers().length !== before,
     };
@@ -103,7 +205,7 @@ export class DiagnosticsFeature {
     count: number,
     intervalMs: number,
     timeoutMs: number,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<PingResult> {
     const peer = await this.#ctx.reach.reachTrusted(text, timeoutMs);
     const waiting = new Map<string, (at: number) => void>();
     using client = this.#ctx.datagrams.client((packet, from) => {
@@ -137,15 +239,15 @@ export class DiagnosticsFeature {
       peer: peerRef(peer),
       sent: count,
       received: ok.length,
-      rtt_ms: rtts,
-      min_ms: ok.length ? round(Math.min(...ok)) : null,
-      avg_ms: ok.length ? round(ok.reduce((a, b) => a + b, 0) / ok.length) : null,
-      max_ms: ok.length ? round(Math.max(...ok)) : null,
+      rttMs: rtts,
+      minMs: ok.length ? round(Math.min(...ok)) : null,
+      avgMs: ok.length ? round(ok.reduce((a, b) => a + b, 0) / ok.length) : null,
+      maxMs: ok.length ? round(Math.max(...ok)) : null,
     };
   }
 
   /** `pilot bench`: bytes through the peer's stream echo (port 7), hash-verified both ways. */
-  async bench(text: string, bytes: number, timeoutMs: number): Promise<Record<string, unknown>> {
+  async bench(text: string, bytes: number, timeoutMs: number): Promise<BenchResult> {
     const peer = await this.#ctx.reach.reachTrusted(text, timeoutMs);
     const conn = await this.#ctx.streams.open(
       peer,
@@ -199,8 +301,8 @@ export class DiagnosticsFeature {
         bytes,
         seconds: Math.round(seconds * 1000) / 1000,
         mbps: Math.round((bytes * 8 * 2) / seconds / 1e4) / 100,
-        mbps_one_way: Math.round((bytes * 8) / seconds / 1e4) / 100,
-        sha256_verified: true,
+        mbpsOneWay: Math.round((bytes * 8) / seconds / 1e4) / 100,
+        sha256Verified: true,
         retransmits: conn.stats().retransmits,
       };
     } finally {
