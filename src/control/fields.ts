@@ -1,7 +1,7 @@
 /**
- * Field helpers the contract (`contract/spec.ts`) does not cover: the
+ * Input-field helpers the contract (`contract/spec.ts`) does not cover: the
  * heartbeat query integer of follow streams, the bytes of a `data` field, and
- * the JSON view of a json message.
+ * a message's `data` as text. (Output is shaped in views.ts.)
  *
  * @module
  */
@@ -36,18 +36,4 @@ export function messageData(type: string, data: unknown): string {
   if (typeof data === "string") return data;
   if (type === "json") return JSON.stringify(data);
   throw invalid('Field "data" must be a string', 'only "type": "json" takes a JSON value');
-}
-
-/** An inbox message with `value`, the parsed data, when it is a json message. */
-export function withValue<T>(m: T): T {
-  const o = m as { type?: unknown; data?: unknown };
-  if (o === null || typeof o !== "object" || o.type !== "json" || typeof o.data !== "string") {
-    return m;
-  }
-  try {
-    return { ...m, value: JSON.parse(o.data) };
-  } catch {
-    // Stored json was checked on arrival; a record that no longer parses keeps its text only.
-    return m;
-  }
 }

@@ -9,9 +9,8 @@ import type { Node } from "../daemon/node.ts";
 import type { ApiRequest, Routes } from "./server.ts";
 import { bridge } from "./stream_socket.ts";
 import { peerRef } from "../session/peer_ref.ts";
-import { bytesField, messageData, queryInt, withValue } from "./fields.ts";
+import { bytesField, messageData, queryInt } from "./fields.ts";
 import * as C from "./contract/mod.ts";
-import type { Infer } from "./schema.ts";
 import * as V from "./views.ts";
 import { errorBody, invalid, PilotError } from "../errors.ts";
 import type { Connection } from "../stream/mod.ts";
@@ -213,14 +212,16 @@ export function nodeRoutes(
       ) {
         throw invalid('Field "meta" must be an object of strings');
       }
-      return await messages.send(b.peer, {
-        type: b.type,
-        data: messageData(b.type, b.data),
-        id: headerId || bodyId,
-        correlationId: b.correlation_id,
-        inReplyTo: b.in_reply_to,
-        meta: meta as Record<string, string>,
-      }, b.timeout_ms);
+      return V.sendView(
+        await messages.send(b.peer, {
+          type: b.type,
+          data: messageData(b.type, b.data),
+          id: headerId || bodyId,
+          correlationId: b.correlation_id,
+          inReplyTo: b.in_reply_to,
+          meta: meta as Record<string, string>,
+        }, b.timeout_ms),
+      );
     },
     "GET /v1/inbox": async (req) => {
       const q = req.query;
@@ -233,7 +234,7 @@ export function nodeRoutes(
           let cursor = after;
           while (!signal.aborted) {
             const page = node.inbox.list({ after: cursor, limit, ...filter });
-            for (const m of page.messages) yield withValue(m);
+            for (const m of page.messages) yield V.messageView(m);
             cursor = page.next;
             yield* waitOrHeartbeat(
               (s) => node.inbox.waitFor(cursor, s, filter),
@@ -251,22 +252,17 @@ export function nodeRoutes(
         wait,
         req.signal,
       );
-      const data: Infer<typeof C.INBOX.output> = {
-        messages: page.messages.map(withValue),
-        next: page.next,
-        timed_out: timedOut,
-      };
-      return data;
+      return V.inboxView(page, timedOut);
     },
     "POST /v1/inbox/ack": async (req) => {
       const { ids, from } = C.parseInput(C.INBOX_ACK, req.body);
       // Ids are chosen per sender: "from" scopes them (an address, hostname, fingerprint or key).
       const fromKey = from === "" ? undefined : messages.senderKey(from);
-      return { removed: await messages.inboxAck(ids, fromKey) };
+      return V.removedView(await messages.inboxAck(ids, fromKey));
     },
     "POST /v1/inbox/clear": async (req) => {
       const b = C.parseInput(C.INBOX_CLEAR, req.body);
-      return { removed: await messages.inboxClear(b.up_to) };
+      return V.removedView(await messages.inboxClear(b.up_to));
     },
     "POST /v1/ping": async (req) => {
       const b = C.parseInput(C.PING, req.body);
@@ -338,7 +334,7 @@ export function nodeRoutes(
     },
     "POST /v1/send-file": async (req) => {
       const { peer, path, progress, timeout_ms: timeoutMs } = C.parseInput(C.SEND_FILE, req.body);
-      if (!progress) return await files.sendFile(peer, path, timeoutMs);
+      if (!progress) return V.sendFileView(await files.sendFile(peer, path, timeoutMs));
       // Progress lines while the file goes out, then the result (or the error) line.
       return ndjson(req.signal, async function* () {
         const lines: unknown[] = [];
@@ -350,7 +346,7 @@ export function nodeRoutes(
           lines.push({ kind: "progress", sent, size });
           wake?.();
         }).then(
-          (data) => ({ kind: "result", ...data }),
+          (data) => ({ kind: "result", ...V.sendFileView(data) }),
           (e) => ({
             kind: "error",
             ...errorBody(e instanceof PilotError ? e : new PilotError("internal", String(e))),
@@ -382,21 +378,16 @@ export function nodeRoutes(
         wait,
         req.signal,
       );
-      const data: Infer<typeof C.RECEIVED.output> = {
-        files: page.files,
-        next: page.next,
-        timed_out: timedOut,
-      };
-      return data;
+      return V.receivedView(page, timedOut);
     },
     "POST /v1/received/ack": async (req) => {
       const { ids, from } = C.parseInput(C.RECEIVED_ACK, req.body);
       const scope = from === "" ? {} : { fromKey: messages.senderKey(from) };
-      return { removed: await node.receivedFiles.ack(ids, scope) };
+      return V.removedView(await node.receivedFiles.ack(ids, scope));
     },
     "POST /v1/received/clear": async (req) => {
       const b = C.parseInput(C.RECEIVED_CLEAR, req.body);
-      return { removed: await node.receivedFiles.clear(b.up_to) };
+      return V.removedView(await node.receivedFiles.clear(b.up_to));
     },
     "POST /v1/call": async (req) => {
       const b = C.parseInput(C.CALL, req.body);
@@ -405,15 +396,17 @@ export function nodeRoutes(
         data: messageData(b.type, b.data),
         id: b.id,
       }, b.timeout_ms);
-      return { ...answer, reply: withValue(answer.reply) };
+      return V.callView(answer);
     },
     "POST /v1/reply": async (req) => {
       const b = C.parseInput(C.REPLY, req.body);
-      return await messages.reply(
-        b.id,
-        { type: b.type, data: messageData(b.type, b.data), id: "" },
-        b.timeout_ms,
-        b.from === "" ? undefined : messages.senderKey(b.from),
+      return V.sendView(
+        await messages.reply(
+          b.id,
+          { type: b.type, data: messageData(b.type, b.data), id: "" },
+          b.timeout_ms,
+          b.from === "" ? undefined : messages.senderKey(b.from),
+        ),
       );
     },
     "GET /v1/connections": () => Promise.resolve({ connections: ports.connections() }),

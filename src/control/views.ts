@@ -26,7 +26,11 @@ import type {
   PingResult,
   SessionPeer,
 } from "../daemon/features/diagnostics.ts";
+import type { SentFile } from "../daemon/features/files.ts";
+import type { CallResult, SendResult } from "../daemon/features/messages.ts";
+import type { InboxMessage, InboxPage } from "../daemon/inbox.ts";
 import type { NameConflict } from "../daemon/name_claims.ts";
+import type { ReceivedPage } from "../daemon/received_files.ts";
 import { formatEndpoint } from "../discovery/endpoint.ts";
 
 // ---- Trust ----
@@ -171,4 +175,70 @@ export function benchView(r: BenchResult): Infer<typeof C.BENCH.output> {
     sha256_verified: r.sha256Verified,
     retransmits: r.retransmits,
   };
+}
+
+// ---- Messages ----
+
+/** A delivery result: `POST /v1/send`, `POST /v1/reply`, and a call's request. */
+export function sendView(r: SendResult): Infer<typeof C.SEND_RESULT> {
+  return {
+    to: r.to,
+    id: r.id,
+    type: r.type,
+    bytes: r.bytes,
+    receipt: { status: r.receipt.status, seq: r.receipt.seq },
+  };
+}
+
+/** An inbox message as answered: the schema's fields and the optional ones it does not list. */
+type MessageData =
+  & Infer<typeof C.MESSAGE>
+  & Pick<InboxMessage, "correlation_id" | "in_reply_to" | "expires_at" | "meta">;
+
+/** An inbox message with `value`, the parsed data, when it is a json message. */
+export function messageView(m: InboxMessage): MessageData {
+  if (m.type !== "json") return m;
+  try {
+    return { ...m, value: JSON.parse(m.data) };
+  } catch {
+    // Stored json was checked on arrival; a record that no longer parses keeps its text only.
+    return m;
+  }
+}
+
+/** `GET /v1/inbox` (not following). */
+export function inboxView(page: InboxPage, timedOut: boolean): Infer<typeof C.INBOX.output> {
+  return { messages: page.messages.map(messageView), next: page.next, timed_out: timedOut };
+}
+
+/** `POST /v1/call`. */
+export function callView(r: CallResult): Infer<typeof C.CALL.output> {
+  return { request: sendView(r.request), reply: messageView(r.reply) };
+}
+
+/** `POST /v1/inbox/ack`, `/v1/inbox/clear`, `/v1/received/ack` and `/v1/received/clear`. */
+export function removedView(removed: number): Infer<typeof C.INBOX_ACK.output> {
+  return { removed };
+}
+
+// ---- Files ----
+
+/** `POST /v1/send-file` (and the result line of its progress stream). */
+export function sendFileView(r: SentFile): Infer<typeof C.SEND_FILE.output> {
+  return {
+    to: r.to,
+    name: r.name,
+    stored_as: r.storedAs,
+    bytes: r.bytes,
+    sha256: r.sha256,
+    receipt: { status: r.receipt.status, seq: r.receipt.seq, id: r.receipt.id },
+  };
+}
+
+/** `GET /v1/received`. */
+export function receivedView(
+  page: ReceivedPage,
+  timedOut: boolean,
+): Infer<typeof C.RECEIVED.output> {
+  return { files: page.files, next: page.next, timed_out: timedOut };
 }

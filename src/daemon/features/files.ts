@@ -1,7 +1,8 @@
 /**
  * `pilot send-file`: streams a file of any size to a trusted peer's port
  * 1001, SHA-256 verified at the peer (the receiving side is
- * received_files.ts behind services/messages/server.ts).
+ * received_files.ts behind services/messages/server.ts). It returns a domain
+ * value; control/views.ts shapes it into the API's JSON.
  *
  * @module
  */
@@ -10,10 +11,33 @@ import { basename } from "node:path";
 import { PORT_MESSAGES } from "../../constants.ts";
 import { invalid } from "../../errors.ts";
 import { refusalError } from "../errors_map.ts";
-import { peerRef } from "../../session/peer_ref.ts";
-import type { MessagesClient } from "../../services/messages/client.ts";
+import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
+import type { FileReceipt, MessagesClient } from "../../services/messages/client.ts";
 import type { NodeContext } from "../context.ts";
 import { withTimeout } from "../../with_timeout.ts";
+
+/** A file delivered by `pilot send-file`. */
+export interface SentFile {
+  /** The receiver. */
+  to: PeerRef;
+  /** The name offered (the file's base name). */
+  name: string;
+  /** The name the receiver stored it under. */
+  storedAs: string;
+  /** Content size in bytes. */
+  bytes: number;
+  /** SHA-256 of the content, hex, as the receiver verified it. */
+  sha256: string;
+  /** The receiver's receipt. */
+  receipt: {
+    /** Stored now, or the same content stored before. */
+    status: Exclude<FileReceipt["status"], "refused">;
+    /** The receiver's received-files seq. */
+    seq: number;
+    /** The transfer id (that of the earlier transfer for a duplicate). */
+    id: string;
+  };
+}
 
 /** The file command over a node's context. */
 export class FilesFeature {
@@ -32,7 +56,7 @@ export class FilesFeature {
     path: string,
     timeoutMs: number,
     onProgress?: (sent: number, size: number) => void,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<SentFile> {
     let info: Deno.FileInfo;
     try {
       info = await Deno.stat(path);
@@ -71,7 +95,7 @@ export class FilesFeature {
       return {
         to: peerRef(peer),
         name: basename(path),
-        stored_as: receipt.name,
+        storedAs: receipt.name,
         bytes: receipt.size,
         sha256: receipt.sha256,
         receipt: { status: receipt.status, seq: receipt.seq, id: receipt.id },

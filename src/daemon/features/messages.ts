@@ -2,7 +2,8 @@
  * `pilot send`, `call`, `reply`, `inbox ack` and `inbox --clear`, and the
  * receiving side's store: messages to and from port 1001 (the wire side is
  * services/messages/; the durable stores are inbox.ts and
- * dedup_store.ts).
+ * dedup_store.ts). Each command returns a domain value; control/views.ts
+ * shapes it into the API's JSON.
  *
  * @module
  */
@@ -13,7 +14,7 @@ import { messageRefusalError } from "../errors_map.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { MessagesClient } from "../../services/messages/client.ts";
-import type { Envelope } from "../../wire/data_message.ts";
+import type { Envelope, MessageType, ReceiptStatus } from "../../wire/data_message.ts";
 import type { NodeContext } from "../context.ts";
 import { dedupContent, type DedupStore } from "../dedup_store.ts";
 import type { Inbox, InboxMessage } from "../inbox.ts";
@@ -28,6 +29,44 @@ export interface MessagesParts {
   dedup: DedupStore;
   /** The port-1001 client. */
   client: MessagesClient;
+}
+
+/** How the message sink took a received message. */
+export interface StoreOutcome {
+  /** Its inbox seq (that of the first copy for a duplicate). */
+  seq: number;
+  /** Whether it was a retry of a message already stored. */
+  duplicate: boolean;
+}
+
+/** What the receiver's receipt said of a stored message. */
+export interface StoredReceipt {
+  /** Stored now, or stored before (a retry). */
+  status: Exclude<ReceiptStatus, "refused">;
+  /** The receiver's inbox seq. */
+  seq: number;
+}
+
+/** A message delivered by `pilot send` or `pilot reply` (or a call's request). */
+export interface SendResult {
+  /** The receiver. */
+  to: PeerRef;
+  /** The message id. */
+  id: string;
+  /** How its data is to be read. */
+  type: MessageType;
+  /** Size of the data in bytes. */
+  bytes: number;
+  /** The receiver's receipt. */
+  receipt: StoredReceipt;
+}
+
+/** A `pilot call`: the request delivered and the reply it got (taken out of the inbox). */
+export interface CallResult {
+  /** The request as delivered. */
+  request: SendResult;
+  /** The reply. */
+  reply: InboxMessage;
 }
 
 /** A call waiting for its reply: replies to its id, as they arrive. */
@@ -56,7 +95,7 @@ export class MessagesFeature {
   }
 
   /** The message sink: stores a received message once: dedup by (sender key, id), then the durable inbox. */
-  async store(peer: PeerIdentity, e: Envelope): Promise<{ seq: number; duplicate: boolean }> {
+  async store(peer: PeerIdentity, e: Envelope): Promise<StoreOutcome> {
     const content = dedupContent(e);
     const seen = this.#dedup.retryOf(peer.keyHex, e.id, content);
     if (seen !== undefined) return { seq: seen, duplicate: true };
@@ -121,7 +160,7 @@ export class MessagesFeature {
     text: string,
     m: OutgoingMessage,
     timeoutMs: number,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<SendResult> {
     const envelope = buildEnvelope(m);
     // The client keeps one stream per peer and replaces a broken one once,
     // reaching the peer again first (its session may have gone meanwhile).
@@ -147,7 +186,7 @@ export class MessagesFeature {
     text: string,
     m: OutgoingMessage,
     timeoutMs: number,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<CallResult> {
     const deadline = Date.now() + timeoutMs;
     const id = m.id === "" ? crypto.randomUUID() : m.id;
     // Listening before sending: the reply may land before the receipt does.
@@ -164,7 +203,7 @@ export class MessagesFeature {
         { ...m, id, correlationId: m.correlationId || id },
         timeoutMs,
       );
-      const peerKey = (sent.to as PeerRef).public_key;
+      const peerKey = sent.to.public_key;
       // A reply to an earlier attempt with this id may already be stored.
       let reply = this.#findReply(peerKey, id);
       while (reply === undefined) {
@@ -217,7 +256,7 @@ export class MessagesFeature {
     m: OutgoingMessage,
     timeoutMs: number,
     fromKey?: string,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<SendResult> {
     const matches: InboxMessage[] = [];
     let after = 0;
     for (;;) {
