@@ -8,7 +8,6 @@ import { API_VERSION, VERSION } from "../constants.ts";
 import type { Node } from "../daemon/node.ts";
 import type { ApiRequest, Routes } from "./server.ts";
 import { bridge } from "./stream_socket.ts";
-import { peerRef } from "../session/peer_ref.ts";
 import { bytesField, messageData, queryInt } from "./fields.ts";
 import * as C from "./contract/mod.ts";
 import * as V from "./views.ts";
@@ -184,7 +183,7 @@ export function nodeRoutes(
       const { after, limit, follow } = C.parseInput(C.EVENTS, req.query);
       if (!follow) {
         const events = node.ctx.events.since(after, limit);
-        return Promise.resolve({ events, next: events.at(-1)?.seq ?? after });
+        return Promise.resolve(V.eventsView(events, events.at(-1)?.seq ?? after));
       }
       const heartbeatMs = heartbeatOf(req.query);
       return Promise.resolve(ndjson(req.signal, async function* (signal) {
@@ -270,7 +269,8 @@ export function nodeRoutes(
     },
     "POST /v1/dgram": async (req) => {
       const b = C.parseInput(C.DGRAM, req.body);
-      return await ports.dgram(b.peer, b.port, bytesField(b.data, b.encoding), b.timeout_ms);
+      const data = bytesField(b.data, b.encoding);
+      return V.dgramView(await ports.dgram(b.peer, b.port, data, b.timeout_ms));
     },
     "GET /v1/recv": async (req) => {
       const { port, count, follow, timeout_ms: timeoutMs } = C.parseInput(C.RECV, req.query);
@@ -299,12 +299,12 @@ export function nodeRoutes(
         while (datagrams.length < count && !ac.signal.aborted) {
           datagrams.push(...await binding.take(count - datagrams.length, ac.signal));
         }
-        return {
+        return V.recvView({
           port,
           datagrams,
-          timed_out: datagrams.length < count,
+          timedOut: datagrams.length < count,
           overflowed: binding.overflowed,
-        };
+        });
       } finally {
         clearTimeout(timer);
         node.ctx.datagrams.userPorts.release(binding);
@@ -318,19 +318,18 @@ export function nodeRoutes(
     },
     "POST /v1/publish": async (req) => {
       const b = C.parseInput(C.PUBLISH, req.body);
-      return await pubsub.publish(
-        b.peer,
-        b.topic,
-        bytesField(b.data, b.encoding),
-        b.timeout_ms,
-      );
+      const data = bytesField(b.data, b.encoding);
+      return V.publishView(await pubsub.publish(b.peer, b.topic, data, b.timeout_ms));
     },
     "GET /v1/subscribe": async (req) => {
       const q = req.query;
       const { peer, pattern, count, timeout_ms: timeoutMs } = C.parseInput(C.SUBSCRIBE, q);
       // Opening and subscribing come first: their refusals are ordinary JSON errors.
-      const events = await pubsub.subscribe(peer, pattern, timeoutMs);
-      return ndjson(req.signal, (signal) => events(count, heartbeatOf(q), signal));
+      const feed = await pubsub.subscribe(peer, pattern, timeoutMs);
+      const heartbeatMs = heartbeatOf(q);
+      return ndjson(req.signal, async function* (signal) {
+        for await (const n of feed(count, heartbeatMs, signal)) yield V.subscribeLineView(n);
+      });
     },
     "POST /v1/send-file": async (req) => {
       const { peer, path, progress, timeout_ms: timeoutMs } = C.parseInput(C.SEND_FILE, req.body);
@@ -409,12 +408,12 @@ export function nodeRoutes(
         ),
       );
     },
-    "GET /v1/connections": () => Promise.resolve({ connections: ports.connections() }),
+    "GET /v1/connections": () => Promise.resolve(V.connectionsView(ports.connections())),
     "GET /v1/stream": (req) =>
       Promise.resolve(streamSocket(req, async () => {
         const { peer, port, timeout_ms: timeoutMs } = C.parseInput(C.STREAM, req.query);
         const opened = await ports.openStream(peer, port, timeoutMs);
-        return { conn: opened.conn, hello: { peer: opened.peer, port } };
+        return { conn: opened.conn, hello: V.streamHelloView(opened, port) };
       })),
     "GET /v1/listen": (req) =>
       Promise.resolve(streamSocket(req, async (signal, say) => {
@@ -430,14 +429,7 @@ export function nodeRoutes(
           say({ type: "listening", port });
           const incoming = await node.ctx.streams.accept(port, ac.signal, reserved);
           node.ctx.streams.handedOver(port);
-          return {
-            conn: incoming.conn,
-            hello: {
-              peer: peerRef(incoming.peer),
-              port,
-              src_port: incoming.conn.stats().remotePort,
-            },
-          };
+          return { conn: incoming.conn, hello: V.listenHelloView(incoming, port) };
         } finally {
           clearTimeout(timer);
         }

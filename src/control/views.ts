@@ -28,9 +28,15 @@ import type {
 } from "../daemon/features/diagnostics.ts";
 import type { SentFile } from "../daemon/features/files.ts";
 import type { CallResult, SendResult } from "../daemon/features/messages.ts";
+import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/features/ports.ts";
+import type { Published, SubscriptionNotice } from "../daemon/features/pubsub.ts";
+import type { NodeEvent } from "../daemon/events.ts";
 import type { InboxMessage, InboxPage } from "../daemon/inbox.ts";
 import type { NameConflict } from "../daemon/name_claims.ts";
 import type { ReceivedPage } from "../daemon/received_files.ts";
+import type { Incoming } from "../daemon/streams.ts";
+import type { ReceivedDatagram } from "../daemon/user_ports.ts";
+import { peerRef } from "../session/peer_ref.ts";
 import { formatEndpoint } from "../discovery/endpoint.ts";
 
 // ---- Trust ----
@@ -164,6 +170,11 @@ export function pingView(r: PingResult): Infer<typeof C.PING.output> {
   };
 }
 
+/** `GET /v1/events` (not following): a page of events and the cursor to read on. */
+export function eventsView(events: NodeEvent[], next: number): Infer<typeof C.EVENTS.output> {
+  return { events, next };
+}
+
 /** `POST /v1/bench`. */
 export function benchView(r: BenchResult): Infer<typeof C.BENCH.output> {
   return {
@@ -241,4 +252,106 @@ export function receivedView(
   timedOut: boolean,
 ): Infer<typeof C.RECEIVED.output> {
   return { files: page.files, next: page.next, timed_out: timedOut };
+}
+
+// ---- Ports ----
+
+/** `POST /v1/dgram`. */
+export function dgramView(r: DatagramSent): Infer<typeof C.DGRAM.output> {
+  return { to: r.to, port: r.port, bytes: r.bytes };
+}
+
+/** What `GET /v1/recv` took from a bound port. */
+export interface RecvResult {
+  /** The bound port. */
+  port: number;
+  /** The datagrams taken, oldest first. */
+  datagrams: ReceivedDatagram[];
+  /** Whether time ran out before `count` came. */
+  timedOut: boolean;
+  /** Datagrams dropped because the port's queue was full. */
+  overflowed: number;
+}
+
+/** `GET /v1/recv` (not following; each followed line is a datagram as stored). */
+export function recvView(r: RecvResult): Infer<typeof C.RECV.output> {
+  return {
+    port: r.port,
+    datagrams: r.datagrams,
+    timed_out: r.timedOut,
+    overflowed: r.overflowed,
+  };
+}
+
+/** The hello frame of `GET /v1/stream`: the stream is open. */
+export function streamHelloView(opened: OpenedStream, port: number): Infer<typeof C.STREAM.output> {
+  return { peer: opened.peer, port };
+}
+
+/** The hello frame of `GET /v1/listen`: a peer connected to `port` from `src_port`. */
+export function listenHelloView(incoming: Incoming, port: number): Infer<typeof C.LISTEN.output> {
+  return { peer: peerRef(incoming.peer), port, src_port: incoming.conn.stats().remotePort };
+}
+
+/** `GET /v1/connections`: times in ms, the RTT to the microsecond, the RTO whole. */
+export function connectionsView(
+  connections: readonly PeerConnection[],
+): Infer<typeof C.CONNECTIONS.output> {
+  return {
+    connections: connections.map(({ peer, stats: s }) => ({
+      peer,
+      local_port: s.localPort,
+      remote_port: s.remotePort,
+      state: s.state,
+      cwnd: s.cwnd,
+      srtt_ms: s.srtt === null ? null : Math.round(s.srtt * 1000) / 1000,
+      rto_ms: Math.round(s.rto),
+      bytes_in_flight: s.bytesInFlight,
+      retransmits: s.retransmits,
+      sent: s.sent,
+      received: s.received,
+    })),
+  };
+}
+
+// ---- Pub/sub ----
+
+/** `POST /v1/publish`. */
+export function publishView(r: Published): Infer<typeof C.PUBLISH.output> {
+  return {
+    to: r.to,
+    topic: r.topic,
+    bytes: r.bytes,
+    seq: r.seq,
+    delivered: r.delivered,
+    dropped: r.dropped,
+  };
+}
+
+/** One NDJSON line of `GET /v1/subscribe`: times as ISO text, keys as hex, data as base64. */
+export function subscribeLineView(n: SubscriptionNotice): Infer<typeof C.SUBSCRIBE.output> {
+  switch (n.kind) {
+    case "subscribed":
+      return { kind: "subscribed", pattern: n.pattern, since: n.since };
+    case "heartbeat":
+      return { kind: "heartbeat", time: new Date(n.time).toISOString() };
+    case "event":
+      return {
+        kind: "event",
+        seq: n.seq,
+        topic: n.topic,
+        from: n.from,
+        from_key: n.fromKey.toHex(),
+        time: new Date(n.time).toISOString(),
+        data: n.data.toBase64(),
+        bytes: n.data.length,
+      };
+    case "overflow":
+      return {
+        kind: "overflow",
+        dropped: n.dropped,
+        first_seq: n.firstSeq,
+        last_seq: n.lastSeq,
+      };
+  }
 }

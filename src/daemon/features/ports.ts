@@ -1,16 +1,43 @@
 /**
  * Virtual ports of trusted peers: `pilot dgram` (one unreliable datagram),
  * `pilot connect PEER PORT` (a reliable stream; `listen` is the control
- * API's, over daemon/streams.ts) and `pilot connections`.
+ * API's, over daemon/streams.ts) and `pilot connections`. Each returns a
+ * domain value; control/views.ts shapes it into the API's JSON.
  *
  * @module
  */
 import { MAX_PORT_DATAGRAM } from "../../constants.ts";
 import { PilotError } from "../../errors.ts";
 import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
-import type { Connection } from "../../stream/mod.ts";
+import type { Connection, ConnectionStats } from "../../stream/mod.ts";
 import type { NodeContext } from "../context.ts";
 import { checkPort } from "../user_ports.ts";
+
+/** A datagram sent by `pilot dgram`. */
+export interface DatagramSent {
+  /** The receiver. */
+  to: PeerRef;
+  /** The virtual port it went to (and came from). */
+  port: number;
+  /** Size of the data in bytes. */
+  bytes: number;
+}
+
+/** A reliable stream opened to a peer. */
+export interface OpenedStream {
+  /** The peer. */
+  peer: PeerRef;
+  /** The stream. */
+  conn: Connection;
+}
+
+/** One reliable stream as `pilot connections` lists it. */
+export interface PeerConnection {
+  /** The peer at the other end. */
+  peer: PeerRef;
+  /** The stream's counters and estimator state. */
+  stats: ConnectionStats;
+}
 
 /** The port commands over a node's context. */
 export class PortsFeature {
@@ -27,7 +54,7 @@ export class PortsFeature {
     port: number,
     data: Uint8Array,
     timeoutMs: number,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<DatagramSent> {
     checkPort(port);
     if (data.length > MAX_PORT_DATAGRAM) {
       throw new PilotError(
@@ -52,7 +79,7 @@ export class PortsFeature {
     text: string,
     port: number,
     timeoutMs: number,
-  ): Promise<{ peer: PeerRef; conn: Connection }> {
+  ): Promise<OpenedStream> {
     checkPort(port);
     const { reach, streams } = this.#ctx;
     const deadline = Date.now() + timeoutMs;
@@ -72,22 +99,10 @@ export class PortsFeature {
   }
 
   /** `pilot connections`. */
-  connections(): Record<string, unknown>[] {
-    return this.#ctx.streams.connections().map(({ peer, conn }) => {
-      const s = conn.stats();
-      return {
-        peer: peerRef(peer),
-        local_port: s.localPort,
-        remote_port: s.remotePort,
-        state: s.state,
-        cwnd: s.cwnd,
-        srtt_ms: s.srtt === null ? null : Math.round(s.srtt * 1000) / 1000,
-        rto_ms: Math.round(s.rto),
-        bytes_in_flight: s.bytesInFlight,
-        retransmits: s.retransmits,
-        sent: s.sent,
-        received: s.received,
-      };
-    });
+  connections(): PeerConnection[] {
+    return this.#ctx.streams.connections().map(({ peer, conn }) => ({
+      peer: peerRef(peer),
+      stats: conn.stats(),
+    }));
   }
 }

@@ -1,17 +1,52 @@
 /**
  * `pilot publish` and `pilot subscribe`: events through a trusted peer's
  * pub/sub broker on port 1002 (the broker is services/pubsub/broker.ts).
+ * Each returns domain values; control/views.ts shapes them into the API's
+ * JSON.
  *
  * @module
  */
 import { PORT_PUBSUB } from "../../constants.ts";
 import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
-import { publishTo, subscribe } from "../../services/pubsub/client.ts";
+import { type Notice, publishTo, subscribe } from "../../services/pubsub/client.ts";
 import type { Connection } from "../../stream/mod.ts";
 import { checkPattern, checkTopic } from "../../wire/pubsub_topic.ts";
 import type { NodeContext } from "../context.ts";
 import { pubsubError, pubsubInput } from "../errors_map.ts";
 import { withTimeout } from "../../with_timeout.ts";
+
+/** An event published by `pilot publish`. */
+export interface Published {
+  /** The peer whose broker took it. */
+  to: PeerRef;
+  /** Its topic. */
+  topic: string;
+  /** Size of the data in bytes. */
+  bytes: number;
+  /** The broker's seq of the publish. */
+  seq: number;
+  /** Subscribers it was delivered to. */
+  delivered: number;
+  /** Subscribers whose queue was full (they get an overflow notice). */
+  dropped: number;
+}
+
+/**
+ * What a subscription yields: that it took effect (from the broker's seq
+ * `since`), an event or overflow notice, or a heartbeat (`time` in ms since
+ * the epoch) when nothing came for a while.
+ */
+export type SubscriptionNotice =
+  | { kind: "subscribed"; pattern: string; since: number }
+  | { kind: "heartbeat"; time: number }
+  | Notice;
+
+/** A subscription opened and waiting to be read: `count` events at most, heartbeats every `heartbeatMs`. */
+export type SubscriptionFeed = (
+  count: number,
+  heartbeatMs: number,
+  signal: AbortSignal,
+) => AsyncGenerator<SubscriptionNotice>;
 
 /** The pub/sub commands over a node's context. */
 export class PubSubFeature {
@@ -37,7 +72,12 @@ export class PubSubFeature {
   }
 
   /** `pilot publish`: an event to a trusted peer's broker, fanned out to its subscribers. */
-  async publish(text: string, topic: string, data: Uint8Array, timeoutMs: number) {
+  async publish(
+    text: string,
+    topic: string,
+    data: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Published> {
     pubsubInput(() => checkTopic(topic));
     const { peer, conn } = await this.#open(text, timeoutMs);
     try {
@@ -67,13 +107,7 @@ export class PubSubFeature {
     text: string,
     pattern: string,
     timeoutMs: number,
-  ): Promise<
-    (
-      count: number,
-      heartbeatMs: number,
-      signal: AbortSignal,
-    ) => AsyncGenerator<Record<string, unknown>>
-  > {
+  ): Promise<SubscriptionFeed> {
     pubsubInput(() => checkPattern(pattern));
     const deadline = Date.now() + timeoutMs;
     const { conn } = await this.#open(text, timeoutMs);
@@ -102,29 +136,11 @@ export class PubSubFeature {
             n = await Promise.race([pending, tick]);
             clearTimeout(beat);
             if (n !== "beat") break;
-            yield { kind: "heartbeat", time: new Date().toISOString() };
+            yield { kind: "heartbeat", time: Date.now() };
           }
           if (n === null) break;
-          if (n.kind === "event") {
-            events++;
-            yield {
-              kind: "event",
-              seq: n.seq,
-              topic: n.topic,
-              from: n.from,
-              from_key: n.fromKey.toHex(),
-              time: new Date(n.time).toISOString(),
-              data: n.data.toBase64(),
-              bytes: n.data.length,
-            };
-          } else {
-            yield {
-              kind: "overflow",
-              dropped: n.dropped,
-              first_seq: n.firstSeq,
-              last_seq: n.lastSeq,
-            };
-          }
+          if (n.kind === "event") events++;
+          yield n;
         }
       } finally {
         clearTimeout(timer);
