@@ -1,6 +1,8 @@
 /**
  * The control API's routes: each maps one CLI command onto the node. Input
- * is checked here, once, so every caller (CLI or agent) gets the same errors.
+ * is checked here, once, so every caller (CLI or agent) gets the same errors;
+ * a feature (daemon/features/) does the work and returns a domain value, and
+ * views.ts shapes that into the route's JSON.
  *
  * @module
  */

@@ -170,11 +170,6 @@ export function pingView(r: PingResult): Infer<typeof C.PING.output> {
   };
 }
 
-/** `GET /v1/events` (not following): a page of events and the cursor to read on. */
-export function eventsView(events: NodeEvent[], next: number): Infer<typeof C.EVENTS.output> {
-  return { events, next };
-}
-
 /** `POST /v1/bench`. */
 export function benchView(r: BenchResult): Infer<typeof C.BENCH.output> {
   return {
@@ -186,6 +181,11 @@ export function benchView(r: BenchResult): Infer<typeof C.BENCH.output> {
     sha256_verified: r.sha256Verified,
     retransmits: r.retransmits,
   };
+}
+
+/** `GET /v1/events` (not following): a page of events and the cursor to read on. */
+export function eventsView(events: NodeEvent[], next: number): Infer<typeof C.EVENTS.output> {
+  return { events, next };
 }
 
 // ---- Messages ----

@@ -310,10 +310,7 @@ export class MessagesFeature {
 
   /** Finds the sender key a `--from` filter names (among trusted peers and inbox senders). */
   senderKey(text: string): string {
-    const senders = new Map<
-      string,
-      { public_key: string; address: string; hostname: string | null; fingerprint: string }
-    >();
+    const senders = new Map<string, PeerRef>();
     for (const e of this.#ctx.trust.list()) senders.set(e.public_key, refOf(e));
     for (const m of this.#inbox.list({ limit: 1000 }).messages) {
       senders.set(m.from_key, {

@@ -1,0 +1,173 @@
+/**
+ * control/views.ts without a daemon: the JSON each view writes (names, key
+ * order, encodings, rounding) for the lines and fields no route test pins
+ * down, each checked against its contract schema too.
+ */
+import assert from "node:assert/strict";
+import * as C from "../src/control/contract/mod.ts";
+import { validate } from "../src/control/schema.ts";
+import {
+  connectionsView,
+  infoView,
+  messageView,
+  peersView,
+  subscribeLineView,
+} from "../src/control/views.ts";
+import type { InboxMessage } from "../src/daemon/inbox.ts";
+import type { PeerRef } from "../src/session/peer_ref.ts";
+import type { ConnectionStats } from "../src/stream/mod.ts";
+import { TRUST_DROP_REASONS, type TrustDropReason } from "../src/services/trust_types.ts";
+import type { Address } from "../src/identity/address.ts";
+
+const PEER: PeerRef = {
+  address: "3fa2.09c1.77e4",
+  hostname: null,
+  fingerprint: "fp",
+  public_key: "ab".repeat(32),
+};
+
+Deno.test("subscribeLineView() writes an event's key as hex, its time as ISO text and its data as base64", () => {
+  const line = subscribeLineView({
+    kind: "event",
+    seq: 7,
+    time: Date.UTC(2026, 0, 2, 3, 4, 5, 6),
+    from: "3fa2.09c1.77e4" as Address,
+    fromKey: new Uint8Array([0xab, 0x01]),
+    topic: "a.b",
+    data: new TextEncoder().encode("hi"),
+  });
+  assert.deepEqual(Object.entries(line), [
+    ["kind", "event"],
+    ["seq", 7],
+    ["topic", "a.b"],
+    ["from", "3fa2.09c1.77e4"],
+    ["from_key", "ab01"],
+    ["time", "2026-01-02T03:04:05.006Z"],
+    ["data", "aGk="],
+    ["bytes", 2],
+  ]);
+  assert.deepEqual(validate(C.SUBSCRIBE.output, line), []);
+});
+
+Deno.test("subscribeLineView() names an overflow's seqs first_seq and last_seq and dates a heartbeat", () => {
+  const overflow = subscribeLineView({ kind: "overflow", dropped: 3, firstSeq: 4, lastSeq: 6 });
+  assert.deepEqual(overflow, { kind: "overflow", dropped: 3, first_seq: 4, last_seq: 6 });
+  const beat = subscribeLineView({ kind: "heartbeat", time: 0 });
+  assert.deepEqual(beat, { kind: "heartbeat", time: "1970-01-01T00:00:00.000Z" });
+  const subscribed = subscribeLineView({ kind: "subscribed", pattern: "a.*", since: 9 });
+  assert.deepEqual(subscribed, { kind: "subscribed", pattern: "a.*", since: 9 });
+  for (const l of [overflow, beat, subscribed]) {
+    assert.deepEqual(validate(C.SUBSCRIBE.output, l), []);
+  }
+});
+
+Deno.test("messageView() adds the parsed value of a json message and leaves other types as stored", () => {
+  const stored: InboxMessage = {
+    seq: 1,
+    id: "m1",
+    from: PEER.address,
+    from_key: PEER.public_key,
+    hostname: null,
+    fingerprint: PEER.fingerprint,
+    type: "json",
+    data: '{"n":1}',
+    bytes: 7,
+    received_at: "2026-01-01T00:00:00.000Z",
+    in_reply_to: "r0",
+  };
+  const json = messageView(stored);
+  assert.deepEqual(json, { ...stored, value: { n: 1 } });
+  assert.deepEqual(Object.keys(json).slice(-2), ["in_reply_to", "value"]);
+  assert.deepEqual(validate(C.MESSAGE, json), []);
+  assert.equal(messageView({ ...stored, type: "text" }).value, undefined);
+  assert.equal(messageView({ ...stored, data: "{not json" }).value, undefined);
+});
+
+Deno.test("connectionsView() rounds the RTT to the microsecond and the RTO to whole ms", () => {
+  // Only the fields the view reads; the rest of the stats play no part.
+  const stats = {
+    state: "established",
+    localPort: 1000,
+    remotePort: 2000,
+    cwnd: 14_600,
+    srtt: 12.34567,
+    rto: 200.6,
+    bytesInFlight: 0,
+    retransmits: 1,
+    sent: 10,
+    received: 20,
+  } as ConnectionStats;
+  const out = connectionsView([
+    { peer: PEER, stats },
+    { peer: PEER, stats: { ...stats, srtt: null } },
+  ]);
+  assert.equal(out.connections[0]!.srtt_ms, 12.346);
+  assert.equal(out.connections[0]!.rto_ms, 201);
+  assert.equal(out.connections[1]!.srtt_ms, null);
+  assert.deepEqual(validate(C.CONNECTIONS.output, out), []);
+});
+
+Deno.test("infoView() and peersView() keep the published key order, extra fields after the schema's", () => {
+  const info = infoView({
+    address: PEER.address,
+    hostname: "box",
+    publicKey: PEER.public_key,
+    fingerprint: PEER.fingerprint,
+    listen: { hostname: "::1", port: 4000 },
+    uptimeS: 5,
+    peers: 1,
+    trusted: 1,
+    pending: 0,
+    sessions: 1,
+    drops: { no_service: 0, overloaded: 0 },
+    trustRefused: Object.fromEntries(TRUST_DROP_REASONS.map((r) => [r, 0])) as Record<
+      TrustDropReason,
+      number
+    >,
+    services: ["echo"],
+  }, { control: null, pid: 42, version: "0.1.0" });
+  assert.deepEqual(Object.keys(info), [
+    "address",
+    "hostname",
+    "public_key",
+    "fingerprint",
+    "listen",
+    "uptime_s",
+    "peers",
+    "trusted",
+    "pending",
+    "sessions",
+    "drops",
+    "trust_refused",
+    "services",
+    "control",
+    "pid",
+    "version",
+  ]);
+  assert.equal(info.listen, "[::1]:4000");
+  assert.deepEqual(validate(C.INFO.output, info), []);
+  const peers = peersView([{
+    peer: PEER,
+    endpoint: null,
+    trusted: false,
+    path: "direct",
+    rttMs: null,
+    sessionAgeS: 3,
+    dropped: 0,
+    nameConflict: "trusted",
+  }]);
+  assert.deepEqual(Object.keys(peers.peers[0]!), [
+    "address",
+    "hostname",
+    "fingerprint",
+    "public_key",
+    "endpoint",
+    "trusted",
+    "path",
+    "rtt_ms",
+    "session_age_s",
+    "dropped",
+    "name_conflict",
+  ]);
+  assert.deepEqual(validate(C.PEERS.output, peers), []);
+});
