@@ -128,6 +128,13 @@ export const MSG3_WORK = 6;
 export const HANDSHAKE_WORK_RESERVED = 0.25;
 /** Share of the handshake work budget one source IP may spend (its proven and unproven sources one share each). */
 export const HANDSHAKE_WORK_PER_SOURCE = 0.15;
+/**
+ * Data frames per untrusted peer, checked before decryption: such a peer
+ * reaches only the trust service's datagrams, a few per second.
+ */
+export const UNTRUSTED_FRAME_RATE = { burst: 64, perSecond: 32 } as const;
+/** Confirmations per session answering repeats of its message 3 (each costs an encryption). */
+export const RECONFIRM_RATE = { burst: 2, perSecond: 2 } as const;
 /** Handshake computations (message 2 or 3) in flight at once; beyond, dropped and counted. */
 export const MAX_HANDSHAKES_IN_FLIGHT = 64;
 

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { FakeNetwork, IDS, T, type TestNode } from "./_session_helpers.ts";
-import { MAX_FINAL_FAILURES } from "../src/constants.ts";
+import { MAX_FINAL_FAILURES, RECONFIRM_RATE } from "../src/constants.ts";
 
 /** a connects to b with every message 3 held back; returns the genuine message 3. */
 async function halfOpen(): Promise<
@@ -69,4 +69,20 @@ Deno.test("SessionManager answers message 3 for an unknown or finished index wit
   for (let i = 0; i < 5; i++) await net.inject(forged(final), a.endpoint, b);
   assert.equal(b.manager.drops.stale_final, 5);
   assert.equal(b.manager.workSpent.final, spent, "a finished handshake costs nothing more");
+});
+
+Deno.test("SessionManager confirms repeats of the exact message 3 at a bounded rate", async () => {
+  const { net, a, b, final } = await halfOpen();
+  await net.inject(final, a.endpoint, b);
+  await net.pump();
+  assert.equal(b.manager.sessionCount, 1);
+  const before = net.sentBy(b, T.DATA).length;
+  const replays = 50;
+  for (let i = 0; i < replays; i++) await net.inject(final, a.endpoint, b);
+  const confirmations = net.sentBy(b, T.DATA).length;
+  assert.equal(confirmations - before, RECONFIRM_RATE.burst, "each costs an encryption: a few");
+  assert.equal(b.manager.drops.stale_final, replays - RECONFIRM_RATE.burst);
+  net.clock.advance(1000);
+  await net.inject(final, a.endpoint, b);
+  assert.equal(net.sentBy(b, T.DATA).length, confirmations + 1, "a later repeat is confirmed");
 });

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { FakeNetwork, IDS, localIdentity, pair, T, type TestNode } from "./_session_helpers.ts";
-import { PORT_ECHO, PORT_TRUST } from "../src/constants.ts";
+import { PORT_ECHO, PORT_TRUST, UNTRUSTED_FRAME_RATE } from "../src/constants.ts";
 import { PilotError } from "../src/errors.ts";
 import type { DropReason } from "../src/session/drop_reason.ts";
 import { InitiatorHandshake } from "../src/session/handshake.ts";
@@ -116,4 +116,19 @@ Deno.test("SessionManager as responder refuses a message 3 carrying its own key"
   assert.equal(b.manager.sessionCount, 0);
   assert.deepEqual(b.manager.peers(), []);
   assert.deepEqual(net.take(), [], "nothing is sent to itself");
+});
+
+Deno.test("SessionManager sheds an untrusted peer's frame flood before decrypting, and never a trusted peer's", async () => {
+  const { net, a, b } = await pair();
+  b.trusted = false;
+  const flood = UNTRUSTED_FRAME_RATE.burst + 100;
+  for (let i = 0; i < flood; i++) await sendKind(a, b, "datagram", PORT_TRUST);
+  await net.pump();
+  assert.equal(b.manager.drops.untrusted_rate, flood - UNTRUSTED_FRAME_RATE.burst);
+  assert.equal(b.delivered.length, UNTRUSTED_FRAME_RATE.burst, "the bucket's worth went through");
+  b.trusted = true;
+  for (let i = 0; i < flood; i++) await sendKind(a, b, "datagram", PORT_ECHO);
+  await net.pump();
+  assert.equal(b.delivered.length, UNTRUSTED_FRAME_RATE.burst + flood, "trusted: all delivered");
+  assert.equal(b.manager.drops.untrusted_rate, flood - UNTRUSTED_FRAME_RATE.burst);
 });

@@ -80,3 +80,27 @@ Deno.test("RateLimiter.allow() spends the given cost and refuses a cost above wh
   assert.equal(r.allow("k", 3), true);
   assert.equal(r.allow("k"), false);
 });
+
+Deno.test("WorkBudget.reserve() lets waiting work borrow half the reserve and says how long to wait", () => {
+  const clock = new FakeClock();
+  const b = budget(clock, 1);
+  assert.equal(drain(b, "198.18.0.1", 5, false), 15, "75 of 100 units at once");
+  // 12.5 units may be borrowed: two more takes of 5, waiting for the refill that pays them.
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), 50, "5 units at 100/s: 50 ms");
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), 100);
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), false, "never beyond half the reserve");
+  assert.equal(b.reserve("198.18.0.1", 5, false, false), false, "work that cannot wait is refused");
+  assert.equal(drain(b, "198.18.0.9", 5, true), 3, "priority work keeps 15 of its 25 units");
+  clock.advance(100);
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), false, "10 units back: the debt first");
+  clock.advance(200);
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), 0, "above the reserve again: at once");
+});
+
+Deno.test("WorkBudget.reserve() holds a waiting source to its share too", () => {
+  const clock = new FakeClock();
+  const b = budget(clock, 0.2);
+  let admitted = 0;
+  while (b.reserve("198.18.0.1", 5, false, true) !== false) admitted++;
+  assert.equal(admitted, 4, "20 units of 100 per second, waiting or not");
+});

@@ -18,7 +18,11 @@
  *   drop, so spoofing an address cannot lock out the node that has it.
  *
  * Every admitted computation holds one of a bounded number of slots until
- * {@linkcode HandshakeAdmission.done}.
+ * {@linkcode HandshakeAdmission.done}, also while it waits for the work
+ * budget: a source that proved its address (mac2, or by answering message
+ * 2) may borrow against the next refill and waits for it, so a burst above
+ * the budget is delayed by milliseconds instead of dropped and retried
+ * seconds later (`work_budget.ts`).
  *
  * @module
  */
@@ -43,9 +47,13 @@ import { WorkBudget } from "./work_budget.ts";
 /** The lane a message 1 was admitted by; its message 3 is charged to the same. */
 export type Lane = "known" | "proven" | "stranger";
 
-/** The decision on a handshake message: compute (holding a slot), answer with a cookie, or drop. */
+/**
+ * The decision on a handshake message: compute (holding a slot, after
+ * `waitMs` when the work budget is borrowed against), answer with a cookie,
+ * or drop.
+ */
 export type Admission =
-  | { kind: "admit"; lane: Lane }
+  | { kind: "admit"; lane: Lane; waitMs: number }
   | { kind: "cookie" }
   | { kind: "drop"; reason: DropReason };
 
@@ -113,15 +121,21 @@ export class HandshakeAdmission {
     const source = formatEndpoint(m.from);
     const host = m.from.hostname;
     const exact = this.#knownEndpoints.has(source);
-    const known = exact || (this.#knownHosts.has(host) && await m.mac1Valid());
+    // From a trusted peer's IP but another port: known only with a valid mac1.
+    const sameHost = !exact && this.#knownHosts.has(host);
     let lane: Lane = "stranger";
-    // The mac1 path shares one bucket per IP, so new ports cannot multiply it.
-    if (known && !m.proven && this.#known.allow(exact ? source : host)) lane = "known";
-    else if (m.proven) {
+    if (m.proven) {
       if (!this.#proven.allow(source)) return { kind: "drop", reason: "rate_limited" };
       // A known endpoint that proved itself is the trusted peer, whoever drained its lane.
-      lane = known ? "known" : "proven";
-    } else if (!this.#unproven.allow(host)) return { kind: "cookie" };
+      lane = exact || (sameHost && await m.mac1Valid()) ? "known" : "proven";
+    } else if (
+      // The lane's bucket comes before the HMAC, so a flood from a trusted
+      // peer's IP costs a map lookup once it is spent; the mac1 path shares
+      // one bucket per IP, so new ports cannot multiply it.
+      (exact || sameHost) && this.#known.allow(exact ? source : host) &&
+      (exact || await m.mac1Valid())
+    ) lane = "known";
+    else if (!this.#unproven.allow(host)) return { kind: "cookie" };
     const cap = lane === "known"
       ? MAX_PENDING_HANDSHAKES
       : MAX_PENDING_HANDSHAKES - RESERVED_KNOWN_HANDSHAKES;
@@ -129,13 +143,15 @@ export class HandshakeAdmission {
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
       return { kind: "drop", reason: "handshakes_busy" };
     }
-    if (!this.#take(host, MSG2_WORK, lane)) {
-      // A source that has not proved its address gets a cookie, not work.
+    // Only a source that proved its address may wait for the budget; any
+    // other gets a cookie, not work.
+    const waitMs = this.#take(host, MSG2_WORK, lane, m.proven);
+    if (waitMs === false) {
       return m.proven ? { kind: "drop", reason: "work_budget" } : { kind: "cookie" };
     }
     this.workSpent.init++;
     this.#inFlight++;
-    return { kind: "admit", lane };
+    return { kind: "admit", lane, waitMs };
   }
 
   /**
@@ -143,28 +159,29 @@ export class HandshakeAdmission {
    * separate shares: spoofers of an address spend only the unproven one,
    * and the nodes really behind it (one NAT) still have theirs.
    */
-  #take(host: string, units: number, lane: Lane): boolean {
-    return this.#work.take(
+  #take(host: string, units: number, lane: Lane, mayWait: boolean): number | false {
+    return this.#work.reserve(
       `${lane === "stranger" ? "unproven" : "proven"}|${host}`,
       units,
       lane === "known",
+      mayWait,
     );
   }
 
   /**
    * Decides on a message 3 for a half-open handshake whose message 1 came
-   * from `from` by `lane`; an admitted one holds a slot until `done()`.
+   * from `from` by `lane`; an admitted one holds a slot until `done()`. Its
+   * sender answered our message 2, so its address is proven: it may wait.
    */
   admitFinal(from: Endpoint, lane: Lane): Exclude<Admission, { kind: "cookie" }> {
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
       return { kind: "drop", reason: "handshakes_busy" };
     }
-    if (!this.#take(from.hostname, MSG3_WORK, lane)) {
-      return { kind: "drop", reason: "work_budget" };
-    }
+    const waitMs = this.#take(from.hostname, MSG3_WORK, lane, true);
+    if (waitMs === false) return { kind: "drop", reason: "work_budget" };
     this.workSpent.final++;
     this.#inFlight++;
-    return { kind: "admit", lane };
+    return { kind: "admit", lane, waitMs };
   }
 
   /** Releases the slot of an admitted computation. */

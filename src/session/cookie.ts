@@ -14,7 +14,7 @@ import { COOKIE_LABEL, COOKIE_SECRET_LIFETIME_MS, MAC1_LABEL } from "../constant
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
 import { concat, constantTimeEqual, utf8 } from "../bytes.ts";
 import { MAC_SIZE, macInput1, macInput2 } from "../wire/frames.ts";
-import { hmacSha256, randomBytes, sha256 } from "./crypto.ts";
+import { hmacSha256, hmacSha256With, importHmacKey, randomBytes, sha256 } from "./crypto.ts";
 
 const ZERO_MAC = new Uint8Array(MAC_SIZE);
 
@@ -44,6 +44,29 @@ export async function verifyMac1(
   key: Uint8Array,
 ): Promise<boolean> {
   return constantTimeEqual(await computeMac1(frame, key), mac1);
+}
+
+/**
+ * A responder's mac1 check with its key imported once: one HMAC per
+ * message 1, as {@linkcode verifyMac1} gives, without a key import each time.
+ */
+export class Mac1Verifier {
+  #key: CryptoKey;
+
+  private constructor(key: CryptoKey) {
+    this.#key = key;
+  }
+
+  /** The verifier of message 1s sent to the node with `responderPublicKey`. */
+  static async create(responderPublicKey: Uint8Array): Promise<Mac1Verifier> {
+    return new Mac1Verifier(await importHmacKey(await mac1Key(responderPublicKey)));
+  }
+
+  /** Whether `mac1` is right for `frame`, compared in constant time. */
+  async verify(frame: Uint8Array, mac1: Uint8Array): Promise<boolean> {
+    const expected = (await hmacSha256With(this.#key, macInput1(frame))).subarray(0, MAC_SIZE);
+    return constantTimeEqual(expected, mac1);
+  }
 }
 
 /** The responder's rotating cookie secret and the cookies it derives. */

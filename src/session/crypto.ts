@@ -210,7 +210,8 @@ export async function sha256(data: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", buffer(data)));
 }
 
-async function importHmacKey(key: Uint8Array): Promise<CryptoKey> {
+/** Imports an HMAC-SHA256 key once, for {@linkcode hmacSha256With} on a hot path. */
+export async function importHmacKey(key: Uint8Array): Promise<CryptoKey> {
   // WebCrypto refuses empty HMAC keys, but HMAC pads every short key with
   // zeros, so an empty key and a block of zeros are the same key (RFC 2104).
   const raw = key.length === 0 ? new Uint8Array(HASH_LENGTH) : buffer(key);
@@ -219,13 +220,14 @@ async function importHmacKey(key: Uint8Array): Promise<CryptoKey> {
   ]);
 }
 
-async function hmacWith(key: CryptoKey, data: Uint8Array): Promise<Uint8Array> {
+/** HMAC-SHA256 of `data` under a key from {@linkcode importHmacKey}. */
+export async function hmacSha256With(key: CryptoKey, data: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, buffer(data)));
 }
 
 /** HMAC-SHA256 of `data` under `key` (any length, including empty). */
 export async function hmacSha256(key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
-  return hmacWith(await importHmacKey(key), data);
+  return hmacSha256With(await importHmacKey(key), data);
 }
 
 /**

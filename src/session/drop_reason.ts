@@ -32,7 +32,8 @@ export const DROP_REASONS = {
   unexpected_hostname: "the responder claims another hostname than expected",
   self: "the peer is this node itself",
   stale_resp: "message 2 for a session that is already established",
-  stale_final: "message 3 for an established session that is not its exact repeat",
+  stale_final:
+    "message 3 for an established session that is not its exact repeat, or a repeat beyond the confirmations' rate",
   final_in_progress: "message 3 while another copy is being processed",
   final_failed: "a repeat of a message 3 that already failed",
   bad_cookie: "cookie reply whose echo does not match our message 1",
@@ -41,6 +42,7 @@ export const DROP_REASONS = {
   sessions_full: "the session table has no room for a new peer",
   old_static_key: "the peer's static-key serial is older than one it proved before",
   expired: "data for a session past its reject-after time",
+  untrusted_rate: "an untrusted peer's data frame over its rate, dropped before decryption",
   replay: "data frame counter already seen or too old",
   busy: "too many decryptions in flight for the session",
   auth: "data frame failed authentication",

@@ -224,7 +224,7 @@ export class ResponderHandshake {
   readonly createdAt: number;
   /** Set once message 3 made a session: the state is spent. */
   spent = false;
-  /** Set while a message 3 is being processed. */
+  /** Set while a message 3 is being processed (the session table also sets it while one waits for the work budget). */
   busy = false;
   /** Message 3s that failed so far. */
   failures = 0;

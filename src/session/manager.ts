@@ -36,6 +36,7 @@ import {
   PERSISTENT_KEEPALIVE_MS,
   PORT_TRUST,
   PREVIOUS_SESSION_GRACE_MS,
+  RECONFIRM_RATE,
   REJECT_AFTER_TIME_MS,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME_MS,
@@ -45,6 +46,7 @@ import {
   REKEY_TIMEOUT_MS,
   RESERVED_TRUSTED_SESSIONS,
   SESSION_SILENCE_MS,
+  UNTRUSTED_FRAME_RATE,
   UNTRUSTED_IDLE_MS,
 } from "../constants.ts";
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
@@ -61,7 +63,7 @@ import {
   type HandshakeRespFrame,
 } from "../wire/frames.ts";
 import { decodeInner, encodeInner, type PortPacket } from "../wire/inner.ts";
-import { CookieJar, mac1Key, verifyMac1 } from "./cookie.ts";
+import { CookieJar, mac1Key, Mac1Verifier } from "./cookie.ts";
 import { randomBytes } from "./crypto.ts";
 import {
   type Expected,
@@ -145,6 +147,8 @@ export interface SessionManagerOptions {
   serialFloor?(peerKeyHex: string): number;
   /** Monotonic clock in ms (default `performance.now`). */
   now?: () => number;
+  /** Waits `ms` on that clock (default `setTimeout`): handshake work delayed by the work budget. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export type { DropCounters, DropReason } from "./drop_reason.ts";
@@ -215,8 +219,11 @@ export class SessionManager {
   #o: SessionManagerOptions;
   #timers: SessionTimers;
   #now: () => number;
+  #sleep: (ms: number) => Promise<void>;
   #cookieSources: RateLimiter;
   #cookieTotal: RateLimiter;
+  #untrustedFrames: RateLimiter;
+  #reconfirms: RateLimiter;
   #byIndex = new Map<number, IndexEntry>();
   #peers = new Map<string, PeerState>();
   #attempts = new Map<string, Attempt>();
@@ -227,7 +234,7 @@ export class SessionManager {
   #admission: HandshakeAdmission;
   #keyLimiter: RateLimiter;
   #cookies: CookieJar;
-  #ownMac1Key: Promise<Uint8Array>;
+  #mac1: Promise<Mac1Verifier>;
   #sessions = 0;
   #completing = new Map<number, Promise<void>>();
   /** Highest static-key serial seen per key; outlives sessions (bounded, oldest forgotten). */
@@ -240,6 +247,7 @@ export class SessionManager {
     this.#o = options;
     this.#timers = clampTimers(options.timers ?? {});
     this.#now = options.now ?? (() => performance.now());
+    this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.#admission = new HandshakeAdmission(this.#now);
     this.#keyLimiter = new RateLimiter({
       ...HANDSHAKE_RATE_PER_KEY,
@@ -253,7 +261,17 @@ export class SessionManager {
       now: this.#now,
     });
     this.#cookieTotal = new RateLimiter({ ...COOKIE_REPLY_RATE_TOTAL, maxKeys: 1, now: this.#now });
-    this.#ownMac1Key = mac1Key(options.local.publicKey);
+    this.#untrustedFrames = new RateLimiter({
+      ...UNTRUSTED_FRAME_RATE,
+      maxKeys: MAX_SESSIONS,
+      now: this.#now,
+    });
+    this.#reconfirms = new RateLimiter({
+      ...RECONFIRM_RATE,
+      maxKeys: MAX_SESSIONS,
+      now: this.#now,
+    });
+    this.#mac1 = Mac1Verifier.create(options.local.publicKey);
   }
 
   /** Number of established sessions (current and previous). */
@@ -305,8 +323,7 @@ export class SessionManager {
    */
   async #onInit(frame: HandshakeInitFrame, bytes: Uint8Array, from: Endpoint): Promise<void> {
     let mac1Ok: boolean | undefined;
-    const mac1Valid = async () =>
-      mac1Ok ??= await verifyMac1(bytes, frame.mac1, await this.#ownMac1Key);
+    const mac1Valid = async () => mac1Ok ??= await (await this.#mac1).verify(bytes, frame.mac1);
     if (this.#o.requireMac1 && !(await mac1Valid())) return this.#drop("mac1");
     const ephemeral = frame.noise.subarray(0, 32).toHex();
     const existing = this.#responders.get(ephemeral);
@@ -338,6 +355,7 @@ export class SessionManager {
     const localIndex = this.#allocateIndex();
     let handshake: ResponderHandshake;
     try {
+      if (admitted.waitMs > 0) await this.#sleep(admitted.waitMs);
       handshake = await ResponderHandshake.start({
         local: this.#o.local,
         localIndex,
@@ -452,7 +470,10 @@ export class SessionManager {
     if (entry?.kind === "session") {
       const s = entry.session;
       // The initiator repeats message 3 until it hears from us: confirm again.
-      if (!s.initiator && s.finalFrame && constantTimeEqual(s.finalFrame, bytes)) {
+      if (
+        !s.initiator && s.finalFrame && constantTimeEqual(s.finalFrame, bytes) &&
+        this.#reconfirms.allow(String(s.localIndex))
+      ) {
         await this.#sendOn(s, EMPTY);
       } else this.#drop("stale_final");
       return;
@@ -474,6 +495,11 @@ export class SessionManager {
     try {
       let session: Session;
       try {
+        if (admitted.waitMs > 0) {
+          // Repeats that arrive meanwhile are dropped as in progress.
+          handshake.busy = true;
+          await this.#sleep(admitted.waitMs);
+        }
         session = await handshake.complete(frame, from, this.#now());
       } catch (e) {
         // The handshake stays as it was after message 2: a forged or corrupted
@@ -524,6 +550,11 @@ export class SessionManager {
     const s = entry.session;
     const now = this.#now();
     if (now - s.createdAt >= this.#timers.rejectAfterMs) return this.#drop("expired");
+    // An untrusted peer has a few datagrams a second to send: a flood of its
+    // frames is shed here, before each would cost a decryption.
+    if (!this.#o.isTrusted(s.peer) && !this.#untrustedFrames.allow(s.peer.keyHex)) {
+      return this.#drop("untrusted_rate");
+    }
     const opened = await s.open(frame, now);
     if (!opened.ok) return this.#drop(opened.reason);
     // Roaming: the endpoint follows the last authenticated packet.

@@ -7,6 +7,14 @@
  * peers' rekeys and reconnects), and one source may spend at most its fair
  * share, so a single noisy source cannot starve the others either.
  *
+ * Work that may wait (from sources that proved their address) is shaped
+ * rather than policed: when the budget is short it borrows against the
+ * next refill, at most half the reserve, and is told how long to wait until
+ * that refill has come. Handshakes over the rate are then delayed by a few
+ * milliseconds instead of dropped and retried seconds later, the long-run
+ * rate stays at `perSecond`, and priority work keeps at least half its
+ * reserve.
+ *
  * @module
  */
 import { RateLimiter } from "./rate_limit.ts";
@@ -45,6 +53,7 @@ export class WorkBudget {
   #at: number;
   #now: () => number;
   #sources: RateLimiter;
+  #debt: number;
 
   /** Creates a full budget. */
   constructor(options: WorkBudgetOptions) {
@@ -59,6 +68,7 @@ export class WorkBudget {
     }
     this.#perSecond = perSecond;
     this.#floor = perSecond * reserved;
+    this.#debt = this.#floor / 2;
     this.#tokens = perSecond;
     this.#now = options.now;
     this.#at = options.now();
@@ -77,14 +87,25 @@ export class WorkBudget {
    * priority work) is short, or the source has used its share.
    */
   take(source: string, units: number, priority: boolean): boolean {
+    return this.reserve(source, units, priority, false) === 0;
+  }
+
+  /**
+   * Like {@linkcode WorkBudget.take}, but work that is not priority may
+   * borrow against the refill when `mayWait`: the answer is then how many
+   * milliseconds to wait before doing the work (0: at once), or false.
+   */
+  reserve(source: string, units: number, priority: boolean, mayWait: boolean): number | false {
     const now = this.#now();
     const elapsed = Math.max(0, now - this.#at);
     this.#tokens = Math.min(this.#perSecond, this.#tokens + (elapsed * this.#perSecond) / 1000);
     this.#at = Math.max(this.#at, now);
-    if (this.#tokens - units < (priority ? 0 : this.#floor)) return false;
+    const left = this.#tokens - units;
+    const floor = priority ? 0 : this.#floor;
+    if (left < floor - (mayWait && !priority ? this.#debt : 0)) return false;
     // Priority work is not held to a share: it is what the reserve is for.
     if (!priority && !this.#sources.allow(source, units)) return false;
-    this.#tokens -= units;
-    return true;
+    this.#tokens = left;
+    return left >= floor ? 0 : ((floor - left) * 1000) / this.#perSecond;
   }
 }
