@@ -82,8 +82,6 @@ const STREAM_SAMPLE_MS = 100;
 
 const BENCH_IDENTITIES = new URL("../tests/fixtures/bench_identities.json", import.meta.url);
 const UDP_CHILD = new URL("./_udp_child.ts", import.meta.url).pathname;
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /** Where daemons write CPU profiles (`--profile DIR`); unset: daemons run as `daemon start`. */
 let profileDir: string | undefined;
@@ -257,69 +255,13 @@ async function startDaemon(
     identity: index,
     trust: trust.map((i) => trustEntry(i, { mutual: true, hostname: trustHostnames[i] ?? null })),
   });
-  const node = new TestNode(home, { identity: index, hostname, args });
-  if (profileDir === undefined) {
-    cleanups.push(() => node.stop());
-    await node.start();
-    return node;
-  }
-  // Profiling: the daemon in the foreground under --cpu-prof; it writes the
-  // profile when it exits cleanly, so it is asked to stop before anything is killed.
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--unstable-net",
-      "--cpu-prof",
-      "--cpu-prof-dir",
-      profileDir,
-      "--cpu-prof-name",
-      `daemon-${hostname}.cpuprofile`,
-      "--config",
-      CONFIG,
-      MAIN,
-      "daemon",
-      "--home",
-      home,
-      "--listen",
-      "127.0.0.1:0",
-      "--hostname",
-      hostname,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  cleanups.push(async () => {
-    await node.pilot("daemon", "stop", "--timeout", "10s").catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const exited = await Promise.race([
-      child.status.then(() => true),
-      new Promise<false>((r) => timer = setTimeout(() => r(false), 15_000)),
-    ]);
-    clearTimeout(timer);
-    if (!exited) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-      await child.status;
-    }
-    await node.stop();
-  });
-  for (let i = 0;; i++) {
-    try {
-      const control = await node.controlFile();
-      node.pid = control.pid;
-      node.listen = (await node.info()).listen;
-      return node;
-    } catch (e) {
-      if (i > 300) throw e;
-      await sleep(100);
-    }
-  }
+  const profile = profileDir === undefined
+    ? undefined
+    : { dir: profileDir, name: `daemon-${hostname}.cpuprofile` };
+  const node = new TestNode(home, { identity: index, hostname, args, ...(profile && { profile }) });
+  cleanups.push(() => node.stop());
+  await node.start();
+  return node;
 }
 
 async function startDaemons(): Promise<Daemons> {

@@ -7,9 +7,12 @@
  * calls the API; prints ONE JSON object per attack (NDJSON) on stdout and a
  * summary line last. Progress goes to stderr. Not part of the tests.
  *
- * Usage: `deno task floods [--seconds N] [--only NAME[,NAME]] [--rate N] [--victim-nofile N]`
- * (`--victim-nofile` lowers the victim's descriptor limit with `prlimit`, as
- * on a machine whose limit is the usual 1,024).
+ * Usage: `deno task floods [--seconds N] [--only NAME[,NAME]] [--rate N] [--victim-nofile N]
+ * [--profile DIR]` (`--victim-nofile` lowers the victim's descriptor limit with
+ * `prlimit`, as on a machine whose limit is the usual 1,024; `--profile` runs
+ * the victim in the foreground under V8's `--cpu-prof` and writes
+ * `DIR/victim.cpuprofile` when the run ends: summarise it with
+ * `bench/profile_summary.ts`, one attack per run).
  *
  * @module
  */
@@ -370,6 +373,7 @@ async function main(): Promise<void> {
       only: { type: "string" },
       rate: { type: "string", default: "10000" },
       "victim-nofile": { type: "string" },
+      profile: { type: "string" },
     },
   });
   const seconds = Number(values.seconds);
@@ -392,6 +396,11 @@ async function main(): Promise<void> {
       `Bad --victim-nofile ${values["victim-nofile"]}: expected an integer ≥ 64`,
     );
   }
+  const profileDir = values.profile;
+  if (profileDir !== undefined) await Deno.mkdir(profileDir, { recursive: true });
+  const profile = profileDir === undefined
+    ? {}
+    : { profile: { dir: profileDir, name: "victim.cpuprofile" } };
   const chosen = names === undefined ? ATTACKS : ATTACKS.filter((a) => names.includes(a.name));
 
   let victim: TestNode | undefined;
@@ -401,7 +410,7 @@ async function main(): Promise<void> {
     progress("starting the victim (fixture 1, trusts fixture 2) and the friend (fixture 0)");
     victim = new TestNode(
       await makeHome({ identity: VICTIM_FIXTURE, trust: [trustEntry(HOSTILE_FIXTURE)] }),
-      { identity: VICTIM_FIXTURE, hostname: "flood-victim" },
+      { identity: VICTIM_FIXTURE, hostname: "flood-victim", ...profile },
     );
     await victim.start();
     if (nofile !== undefined) await limitFiles(victim.pid, nofile);

@@ -148,6 +148,11 @@ export interface NodeOptions extends HomeOptions {
   hostname?: string;
   /** More `daemon start` arguments. */
   args?: string[];
+  /**
+   * Runs the daemon in the foreground under V8's `--cpu-prof`, writing
+   * `DIR/NAME` when it exits cleanly (on `stop()`), instead of `daemon start`.
+   */
+  profile?: { dir: string; name: string };
 }
 
 /** A node's identity as the tests compare it. */
@@ -189,8 +194,13 @@ export class TestNode {
     return runPilot(args, { home: this.home });
   }
 
+  #profiled: Deno.ChildProcess | undefined;
+
   /** `pilot daemon start` on an OS-chosen loopback port; throws when it fails. */
   async start(): Promise<PilotResult> {
+    if (this.#options.profile !== undefined) {
+      return await this.#startProfiled(this.#options.profile);
+    }
     const hostname = this.#options.hostname === undefined
       ? []
       : ["--hostname", this.#options.hostname];
@@ -210,6 +220,51 @@ export class TestNode {
     this.pid = r.json.data.pid;
     this.#pids.add(this.pid);
     return r;
+  }
+
+  // The daemon in the foreground under --cpu-prof: it writes the profile only
+  // when it exits cleanly, so stop() asks it to stop before anything is killed.
+  async #startProfiled(profile: { dir: string; name: string }): Promise<PilotResult> {
+    const hostname = this.#options.hostname === undefined
+      ? []
+      : ["--hostname", this.#options.hostname];
+    this.#profiled = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        "--unstable-net",
+        "--cpu-prof",
+        "--cpu-prof-dir",
+        profile.dir,
+        "--cpu-prof-name",
+        profile.name,
+        "--config",
+        CONFIG,
+        MAIN,
+        "daemon",
+        "--home",
+        this.home,
+        "--listen",
+        "127.0.0.1:0",
+        ...hostname,
+        ...(this.#options.args ?? []),
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    this.#pids.add(this.#profiled.pid);
+    await waitFor("the profiled daemon's control file", async () => {
+      try {
+        this.pid = (await this.controlFile()).pid;
+        this.listen = (await this.info()).listen;
+        return true;
+      } catch {
+        return false;
+      }
+    }, 30_000);
+    const data = { listen: this.listen, pid: this.pid };
+    return { code: 0, stdout: JSON.stringify(data), stderr: "", json: { status: "ok", data } };
   }
 
   /** Reads the home's control file (url, token, pid, ...). */
@@ -235,6 +290,13 @@ export class TestNode {
    */
   async stop(): Promise<void> {
     await this.pilot("daemon", "stop", "--timeout", "10s").catch(() => {});
+    const profiled = this.#profiled;
+    if (profiled !== undefined) {
+      this.#profiled = undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([profiled.status, new Promise((r) => timer = setTimeout(r, 15_000))]);
+      clearTimeout(timer);
+    }
     try {
       this.#pids.add((await this.controlFile()).pid);
     } catch {
