@@ -118,14 +118,16 @@ export const HANDSHAKE_RATE_UNPROVEN = { burst: 20, perSecond: 10 } as const;
 export const HANDSHAKE_RATE_KNOWN = { burst: 20, perSecond: 10 } as const;
 /** Half-open handshakes kept for message 1 from trusted peers' endpoints. */
 export const RESERVED_KNOWN_HANDSHAKES = 128;
-/** Handshake work budget in units per second; a unit is about 0.1 ms of CPU (measured here), so ~30% of a core. */
-export const HANDSHAKE_WORK_PER_SECOND = 3_000;
+/** Handshake work budget in units per second; a unit is about 0.1 ms of CPU (measured here), so ~80% of one core. */
+export const HANDSHAKE_WORK_PER_SECOND = 8_000;
 /** Work units of answering message 1 (an ephemeral key, two X25519, key imports: ~1.8 ms of CPU). */
 export const MSG2_WORK = 18;
 /** Work units of checking message 3 (one X25519, two Ed25519 verifications, the split: ~0.6 ms of CPU). */
 export const MSG3_WORK = 6;
 /** Share of the handshake work budget held back for message 1 and 3 from trusted peers' endpoints. */
 export const HANDSHAKE_WORK_RESERVED = 0.25;
+/** Longest a proven source's handshake work waits for the budget's refill instead of being dropped (ms). */
+export const HANDSHAKE_WORK_MAX_WAIT_MS = 500;
 /** Share of the handshake work budget one source IP may spend (its proven and unproven sources one share each). */
 export const HANDSHAKE_WORK_PER_SOURCE = 0.15;
 /**

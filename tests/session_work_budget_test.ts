@@ -81,25 +81,41 @@ Deno.test("RateLimiter.allow() spends the given cost and refuses a cost above wh
   assert.equal(r.allow("k"), false);
 });
 
-Deno.test("WorkBudget.reserve() lets waiting work borrow half the reserve and says how long to wait", () => {
+Deno.test("WorkBudget.reserve() lets waiting work borrow up to its longest wait, never from the reserve", () => {
   const clock = new FakeClock();
-  const b = budget(clock, 1);
+  const b = new WorkBudget({
+    perSecond: 100,
+    reserved: 0.25,
+    perSource: 1,
+    maxWaitMs: 200,
+    maxSources: 1024,
+    now: clock.now,
+  });
   assert.equal(drain(b, "198.18.0.1", 5, false), 15, "75 of 100 units at once");
-  // 12.5 units may be borrowed: two more takes of 5, waiting for the refill that pays them.
-  assert.equal(b.reserve("198.18.0.1", 5, false, true), 50, "5 units at 100/s: 50 ms");
-  assert.equal(b.reserve("198.18.0.1", 5, false, true), 100);
-  assert.equal(b.reserve("198.18.0.1", 5, false, true), false, "never beyond half the reserve");
+  // The shared part refills at 75/s: 200 ms of it is 15 units, three takes of 5.
+  const waits = [1, 2, 3].map(() => b.reserve("198.18.0.1", 5, false, true));
+  assert.deepEqual(waits.map((w) => w === false ? w : Math.round(w)), [67, 133, 200]);
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), false, "never beyond the longest wait");
   assert.equal(b.reserve("198.18.0.1", 5, false, false), false, "work that cannot wait is refused");
-  assert.equal(drain(b, "198.18.0.9", 5, true), 3, "priority work keeps 15 of its 25 units");
+  assert.equal(drain(b, "198.18.0.9", 5, true), 5, "priority work keeps all of its 25 units");
   clock.advance(100);
-  assert.equal(b.reserve("198.18.0.1", 5, false, true), false, "10 units back: the debt first");
-  clock.advance(200);
-  assert.equal(b.reserve("198.18.0.1", 5, false, true), 0, "above the reserve again: at once");
+  const wait = b.reserve("198.18.0.1", 5, false, true);
+  assert.equal(wait === false ? wait : Math.round(wait), 167, "7.5 units back: room for one more");
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), false);
+  clock.advance(400);
+  assert.equal(b.reserve("198.18.0.1", 5, false, true), 0, "the debt paid: at once again");
 });
 
 Deno.test("WorkBudget.reserve() holds a waiting source to its share too", () => {
   const clock = new FakeClock();
-  const b = budget(clock, 0.2);
+  const b = new WorkBudget({
+    perSecond: 100,
+    reserved: 0.25,
+    perSource: 0.2,
+    maxWaitMs: 1000,
+    maxSources: 1024,
+    now: clock.now,
+  });
   let admitted = 0;
   while (b.reserve("198.18.0.1", 5, false, true) !== false) admitted++;
   assert.equal(admitted, 4, "20 units of 100 per second, waiting or not");

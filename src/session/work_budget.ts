@@ -3,17 +3,19 @@
  * verification) per second, so that no flood of handshakes, whatever its
  * sources, can take more than a fixed share of the CPU.
  *
- * Strangers may not spend the part held back for priority work (live
- * peers' rekeys and reconnects), and one source may spend at most its fair
- * share, so a single noisy source cannot starve the others either.
+ * The budget is two token buckets: a reserve that only priority work (live
+ * peers' rekeys and reconnects) may spend, and a shared part that everyone
+ * may spend, priority work too once its reserve is used up. One source may
+ * spend at most its fair share, so a single noisy source cannot starve the
+ * others either.
  *
  * Work that may wait (from sources that proved their address) is shaped
- * rather than policed: when the budget is short it borrows against the
- * next refill, at most half the reserve, and is told how long to wait until
- * that refill has come. Handshakes over the rate are then delayed by a few
- * milliseconds instead of dropped and retried seconds later, the long-run
- * rate stays at `perSecond`, and priority work keeps at least half its
- * reserve.
+ * rather than policed: when the shared part is short it borrows against the
+ * next refill, at most `maxWaitMs` of it, and is told how long to wait until
+ * that refill has come. Handshakes over the rate are then delayed by
+ * milliseconds, in the order they came, instead of dropped and retried
+ * seconds later; the long-run rate stays at `perSecond`, and the debt never
+ * touches the reserve.
  *
  * @module
  */
@@ -21,21 +23,46 @@ import { RateLimiter } from "./rate_limit.ts";
 
 /** Options of {@linkcode WorkBudget}. */
 export interface WorkBudgetOptions {
-  /** Units refilled per second; also the bucket size (one second of work). */
+  /** Units refilled per second, reserve included; each bucket holds one second of its rate. */
   perSecond: number;
-  /** Share of the bucket (0 to 1) only priority work may spend. */
+  /** Share of the rate (0 to 1) only priority work may spend. */
   reserved: number;
   /** Share of `perSecond` (0 to 1) one source may spend per second. */
   perSource: number;
+  /** Longest wait work may be given by borrowing (ms; 0: never borrow). */
+  maxWaitMs?: number;
   /** Sources tracked at once, at most. */
   maxSources: number;
   /** Monotonic clock in milliseconds. */
   now: () => number;
 }
 
+/** A token bucket of `rate` units per second that holds one second of them. */
+class Bucket {
+  tokens: number;
+  #rate: number;
+  #at: number;
+
+  constructor(rate: number, now: number) {
+    this.#rate = rate;
+    this.tokens = rate;
+    this.#at = now;
+  }
+
+  get rate(): number {
+    return this.#rate;
+  }
+
+  refill(now: number): void {
+    const elapsed = Math.max(0, now - this.#at);
+    this.tokens = Math.min(this.#rate, this.tokens + (elapsed * this.#rate) / 1000);
+    this.#at = Math.max(this.#at, now);
+  }
+}
+
 /**
- * A token bucket of work units with a reserve for priority work and a fair
- * share per source.
+ * A budget of work units with a reserve for priority work, a fair share per
+ * source, and a bounded wait for work over the rate.
  *
  * @example
  * ```ts
@@ -47,31 +74,29 @@ export interface WorkBudgetOptions {
  * ```
  */
 export class WorkBudget {
-  #perSecond: number;
-  #floor: number;
-  #tokens: number;
-  #at: number;
+  #shared: Bucket;
+  #reserve: Bucket;
+  #maxDebt: number;
   #now: () => number;
   #sources: RateLimiter;
-  #debt: number;
 
   /** Creates a full budget. */
   constructor(options: WorkBudgetOptions) {
-    const { perSecond, reserved, perSource } = options;
+    const { perSecond, reserved, perSource, maxWaitMs = 0 } = options;
     if (
-      !(perSecond > 0) || !(reserved >= 0 && reserved < 1) || !(perSource > 0 && perSource <= 1)
+      !(perSecond > 0) || !(reserved >= 0 && reserved < 1) ||
+      !(perSource > 0 && perSource <= 1) || !(maxWaitMs >= 0)
     ) {
       throw new RangeError(
-        `Invalid work budget ${perSecond}/s, reserved ${reserved}, per source ${perSource}: ` +
-          "expected a positive rate and shares in [0, 1)",
+        `Invalid work budget ${perSecond}/s, reserved ${reserved}, per source ${perSource}, ` +
+          `wait ${maxWaitMs} ms: expected a positive rate, shares in [0, 1) and a wait of 0 or more`,
       );
     }
-    this.#perSecond = perSecond;
-    this.#floor = perSecond * reserved;
-    this.#debt = this.#floor / 2;
-    this.#tokens = perSecond;
+    const now = options.now();
+    this.#shared = new Bucket(perSecond * (1 - reserved), now);
+    this.#reserve = new Bucket(perSecond * reserved, now);
+    this.#maxDebt = (this.#shared.rate * maxWaitMs) / 1000;
     this.#now = options.now;
-    this.#at = options.now();
     const share = perSecond * perSource;
     this.#sources = new RateLimiter({
       burst: share,
@@ -97,15 +122,20 @@ export class WorkBudget {
    */
   reserve(source: string, units: number, priority: boolean, mayWait: boolean): number | false {
     const now = this.#now();
-    const elapsed = Math.max(0, now - this.#at);
-    this.#tokens = Math.min(this.#perSecond, this.#tokens + (elapsed * this.#perSecond) / 1000);
-    this.#at = Math.max(this.#at, now);
-    const left = this.#tokens - units;
-    const floor = priority ? 0 : this.#floor;
-    if (left < floor - (mayWait && !priority ? this.#debt : 0)) return false;
-    // Priority work is not held to a share: it is what the reserve is for.
-    if (!priority && !this.#sources.allow(source, units)) return false;
-    this.#tokens = left;
-    return left >= floor ? 0 : ((floor - left) * 1000) / this.#perSecond;
+    this.#shared.refill(now);
+    this.#reserve.refill(now);
+    if (priority) {
+      // Priority work is not held to a share: it is what the reserve is for.
+      const fromReserve = Math.min(units, this.#reserve.tokens);
+      if (fromReserve + Math.max(0, this.#shared.tokens) < units) return false;
+      this.#reserve.tokens -= fromReserve;
+      this.#shared.tokens -= units - fromReserve;
+      return 0;
+    }
+    const left = this.#shared.tokens - units;
+    if (left < (mayWait ? -this.#maxDebt : 0)) return false;
+    if (!this.#sources.allow(source, units)) return false;
+    this.#shared.tokens = left;
+    return left >= 0 ? 0 : (-left * 1000) / this.#shared.rate;
   }
 }
