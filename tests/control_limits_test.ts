@@ -14,7 +14,7 @@ import {
   CONTROL_MAX_LONG_POLLS,
   CONTROL_MAX_SOCKETS,
 } from "../src/constants.ts";
-import { startNode, waitFor } from "./_daemon_harness.ts";
+import { makeHome, startNode, TestNode, waitFor } from "./_daemon_harness.ts";
 
 const TOKEN = "t".repeat(64);
 const LAST_WORDS_CHILD = fileURLToPath(new URL("./_last_words_child.ts", import.meta.url));
@@ -394,4 +394,46 @@ Deno.test("a daemon limited to 1,024 descriptors survives 1,100 idle connections
     closeAll(conns);
   }
   assert.equal((await node.info()).address, node.identity?.address);
+});
+
+Deno.test({
+  name:
+    "the daemon runs with its descriptor limit raised to the hard limit (Linux: read from /proc)",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const probe = await new Deno.Command("sh", { args: ["-c", "ulimit -H -n"], stdout: "piped" })
+    .output();
+  const hard = Number(new TextDecoder().decode(probe.stdout).trim());
+  // Started from a shell whose soft limit is low, as a user's login shell may have it.
+  const soft = Math.min(512, hard);
+  const home = await makeHome();
+  const node = new TestNode(home);
+  try {
+    const env = Deno.env.toObject();
+    for (const k of Object.keys(env)) if (k.startsWith("PILOT_")) delete env[k];
+    const out = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `ulimit -S -n ${soft} && exec "$0" run --allow-all --config "$1" "$2" --home "$3" ` +
+        "daemon start --listen 127.0.0.1:0 --json",
+        Deno.execPath(),
+        fileURLToPath(new URL("../deno.json", import.meta.url)),
+        fileURLToPath(new URL("../main.ts", import.meta.url)),
+        home,
+      ],
+      clearEnv: true,
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const started = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(started.status, "ok", new TextDecoder().decode(out.stderr));
+    const limits = await Deno.readTextFile(`/proc/${started.data.pid}/limits`);
+    const row = limits.split("\n").find((l) => l.startsWith("Max open files"))!;
+    const [daemonSoft, daemonHard] = row.split(/\s+/).slice(3, 5).map(Number);
+    assert.equal(daemonHard, hard);
+    assert.equal(daemonSoft, hard, `soft limit ${daemonSoft}, started under ${soft}: ${row}`);
+  } finally {
+    await node.stop();
+  }
 });
