@@ -19,6 +19,7 @@ export type Schema =
     readonly properties: Readonly<Record<string, Schema>>;
     readonly required: readonly string[];
   }
+  | { readonly type: "object"; readonly additionalProperties: Schema }
   | { readonly anyOf: readonly Schema[] }
   | { readonly enum: readonly Literal[] }
   | { readonly description: string };
@@ -29,6 +30,7 @@ export type Infer<S> = S extends { type: "string" } ? string
   : S extends { type: "boolean" } ? boolean
   : S extends { type: "null" } ? null
   : S extends { type: "array"; items: infer I } ? Infer<I>[]
+  : S extends { type: "object"; additionalProperties: infer V } ? Record<string, Infer<V>>
   : S extends { type: "object"; properties: infer P; required: readonly (infer R)[] } ?
       & { [K in Extract<keyof P, R>]: Infer<P[K]> }
       & { [K in Exclude<keyof P, R>]?: Infer<P[K]> }
@@ -72,6 +74,22 @@ export function obj<
   };
 }
 
+/**
+ * A map from any key to values of `values` (JSON Schema's `additionalProperties`),
+ * for objects whose keys are data, such as counters by reason.
+ *
+ * @example
+ * ```ts
+ * import { int, record, validate } from "./schema.ts";
+ * validate(record(int), { no_service: 0, overloaded: 2 }); // []
+ * ```
+ */
+export function record<V extends Schema>(
+  values: V,
+): { readonly type: "object"; readonly additionalProperties: V } {
+  return { type: "object", additionalProperties: values };
+}
+
 /** `s` or null. */
 export function nullable<S extends Schema>(
   s: S,
@@ -89,10 +107,33 @@ export function oneOf<const V extends readonly Literal[]>(...values: V): { reado
   return { enum: values };
 }
 
-/** Returns the ways `value` does not match `schema` (empty when it matches). */
-export function validate(schema: Schema, value: unknown, path = "$"): string[] {
+/** Options of {@linkcode validate}. */
+export interface ValidateOptions {
+  /**
+   * Also report fields an object schema does not list (its `properties`),
+   * so a value cannot carry more than its schema documents. Clients ignore
+   * unknown fields; the tests use this to keep the schemas complete.
+   */
+  closed?: boolean;
+}
+
+/**
+ * Returns the ways `value` does not match `schema` (empty when it matches).
+ *
+ * @example
+ * ```ts
+ * import { int, obj, validate } from "./schema.ts";
+ * validate(obj({ n: int }), { n: 1, extra: true }); // []
+ * validate(obj({ n: int }), { n: 1, extra: true }, { closed: true }); // ["$.extra: not in the schema"]
+ * ```
+ */
+export function validate(schema: Schema, value: unknown, options: ValidateOptions = {}): string[] {
+  return check(schema, value, "$", options.closed ?? false);
+}
+
+function check(schema: Schema, value: unknown, path: string, closed: boolean): string[] {
   if ("anyOf" in schema) {
-    return schema.anyOf.some((s) => validate(s, value, path).length === 0)
+    return schema.anyOf.some((s) => check(s, value, path, closed).length === 0)
       ? []
       : [`${path}: matches none of the allowed shapes`];
   }
@@ -115,15 +156,25 @@ export function validate(schema: Schema, value: unknown, path = "$"): string[] {
       return Number.isInteger(value) ? [] : [`${path}: expected integer`];
     case "array":
       if (!Array.isArray(value)) return [`${path}: expected array`];
-      return value.flatMap((v, i) => validate(schema.items, v, `${path}[${i}]`));
+      return value.flatMap((v, i) => check(schema.items, v, `${path}[${i}]`, closed));
     case "object": {
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
         return [`${path}: expected object`];
       }
       const o = value as Record<string, unknown>;
+      if ("additionalProperties" in schema) {
+        return Object.entries(o).flatMap(([k, v]) =>
+          check(schema.additionalProperties, v, `${path}.${k}`, closed)
+        );
+      }
       const errors = schema.required.filter((k) => !(k in o)).map((k) => `${path}.${k}: missing`);
       for (const [k, s] of Object.entries(schema.properties)) {
-        if (k in o) errors.push(...validate(s, o[k], `${path}.${k}`));
+        if (k in o) errors.push(...check(s, o[k], `${path}.${k}`, closed));
+      }
+      if (closed) {
+        for (const k of Object.keys(o)) {
+          if (!Object.hasOwn(schema.properties, k)) errors.push(`${path}.${k}: not in the schema`);
+        }
       }
       return errors;
     }
