@@ -1,11 +1,12 @@
 /**
  * control/views.ts without a daemon: the JSON each view writes (names, key
  * order, encodings, rounding) for the lines and fields no route test pins
- * down, each checked against its contract schema too.
+ * down, each checked against its contract schema too, closed: a field the
+ * view writes and the schema does not list fails.
  */
 import assert from "node:assert/strict";
 import * as C from "../src/control/contract/mod.ts";
-import { validate } from "../src/control/schema.ts";
+import { arr, int, obj, record, str, validate } from "../src/control/schema.ts";
 import {
   connectionsView,
   infoView,
@@ -14,6 +15,7 @@ import {
   subscribeLineView,
 } from "../src/control/views.ts";
 import type { InboxMessage } from "../src/daemon/inbox.ts";
+import type { NodeInfo } from "../src/daemon/features/diagnostics.ts";
 import type { PeerRef } from "../src/session/peer_ref.ts";
 import type { ConnectionStats } from "../src/stream/mod.ts";
 import { TRUST_DROP_REASONS, type TrustDropReason } from "../src/services/trust_types.ts";
@@ -46,7 +48,7 @@ Deno.test("subscribeLineView() writes an event's key as hex, its time as ISO tex
     ["data", "aGk="],
     ["bytes", 2],
   ]);
-  assert.deepEqual(validate(C.SUBSCRIBE.output, line), []);
+  assert.deepEqual(validate(C.SUBSCRIBE.output, line, { closed: true }), []);
 });
 
 Deno.test("subscribeLineView() names an overflow's seqs first_seq and last_seq and dates a heartbeat", () => {
@@ -57,7 +59,7 @@ Deno.test("subscribeLineView() names an overflow's seqs first_seq and last_seq a
   const subscribed = subscribeLineView({ kind: "subscribed", pattern: "a.*", since: 9 });
   assert.deepEqual(subscribed, { kind: "subscribed", pattern: "a.*", since: 9 });
   for (const l of [overflow, beat, subscribed]) {
-    assert.deepEqual(validate(C.SUBSCRIBE.output, l), []);
+    assert.deepEqual(validate(C.SUBSCRIBE.output, l, { closed: true }), []);
   }
 });
 
@@ -78,9 +80,37 @@ Deno.test("messageView() adds the parsed value of a json message and leaves othe
   const json = messageView(stored);
   assert.deepEqual(json, { ...stored, value: { n: 1 } });
   assert.deepEqual(Object.keys(json).slice(-2), ["in_reply_to", "value"]);
-  assert.deepEqual(validate(C.MESSAGE, json), []);
+  assert.deepEqual(validate(C.MESSAGE, json, { closed: true }), []);
   assert.equal(messageView({ ...stored, type: "text" }).value, undefined);
   assert.equal(messageView({ ...stored, data: "{not json" }).value, undefined);
+});
+
+Deno.test("messageView() writes every optional field a sender may set, each listed in the message schema", () => {
+  // expires_at comes only from a peer that sets it on the wire (the CLI never does).
+  const stored: InboxMessage = {
+    seq: 2,
+    id: "m2",
+    from: PEER.address,
+    from_key: PEER.public_key,
+    hostname: "box",
+    fingerprint: PEER.fingerprint,
+    type: "text",
+    data: "hi",
+    bytes: 2,
+    received_at: "2026-01-01T00:00:00.000Z",
+    correlation_id: "c1",
+    in_reply_to: "r1",
+    expires_at: "2026-01-02T00:00:00.000Z",
+    meta: { job: "7" },
+  };
+  const out = messageView(stored);
+  assert.deepEqual(out, stored);
+  assert.deepEqual(validate(C.MESSAGE, out, { closed: true }), []);
+  assert.deepEqual(
+    validate(C.MESSAGE, { ...out, meta: { job: 7 } }),
+    ["$.meta.job: expected string"],
+    "meta is a map of strings",
+  );
 });
 
 Deno.test("connectionsView() rounds the RTT to the microsecond and the RTO to whole ms", () => {
@@ -104,11 +134,11 @@ Deno.test("connectionsView() rounds the RTT to the microsecond and the RTO to wh
   assert.equal(out.connections[0]!.srtt_ms, 12.346);
   assert.equal(out.connections[0]!.rto_ms, 201);
   assert.equal(out.connections[1]!.srtt_ms, null);
-  assert.deepEqual(validate(C.CONNECTIONS.output, out), []);
+  assert.deepEqual(validate(C.CONNECTIONS.output, out, { closed: true }), []);
 });
 
-Deno.test("infoView() and peersView() keep the published key order, extra fields after the schema's", () => {
-  const info = infoView({
+Deno.test("infoView() and peersView() write exactly the schema's fields, in its order", () => {
+  const node: NodeInfo = {
     address: PEER.address,
     hostname: "box",
     publicKey: PEER.public_key,
@@ -125,7 +155,17 @@ Deno.test("infoView() and peersView() keep the published key order, extra fields
       number
     >,
     services: ["echo"],
-  }, { control: null, pid: 42, version: "0.1.0" });
+  };
+  const info = infoView(node, {
+    control: {
+      connections: 1,
+      held: { long_poll: 0, follow: 0, socket: 0 },
+      drops: { header_timeout: 0 },
+    },
+    pid: 42,
+    version: "0.1.0",
+  });
+  assert.deepEqual(Object.keys(info), Object.keys(C.INFO.output.properties));
   assert.deepEqual(Object.keys(info), [
     "address",
     "hostname",
@@ -145,7 +185,13 @@ Deno.test("infoView() and peersView() keep the published key order, extra fields
     "version",
   ]);
   assert.equal(info.listen, "[::1]:4000");
-  assert.deepEqual(validate(C.INFO.output, info), []);
+  assert.deepEqual(validate(C.INFO.output, info, { closed: true }), []);
+  const detached = infoView({ ...node, services: [] }, {
+    control: null,
+    pid: 1,
+    version: "0.1.0",
+  });
+  assert.deepEqual(validate(C.INFO.output, detached, { closed: true }), []);
   const peers = peersView([{
     peer: PEER,
     endpoint: null,
@@ -169,5 +215,27 @@ Deno.test("infoView() and peersView() keep the published key order, extra fields
     "dropped",
     "name_conflict",
   ]);
-  assert.deepEqual(validate(C.PEERS.output, peers), []);
+  assert.deepEqual(
+    Object.keys(peers.peers[0]!),
+    Object.keys(C.PEERS.output.properties.peers.items.properties),
+  );
+  assert.deepEqual(validate(C.PEERS.output, peers, { closed: true }), []);
+});
+
+Deno.test("validate() checks each value of a record and, closed, names a field the schema does not list", () => {
+  const counters = record(int);
+  assert.deepEqual(validate(counters, { a: 1, b: 2 }), []);
+  assert.deepEqual(validate(counters, {}), []);
+  assert.deepEqual(validate(counters, { a: 1.5 }), ["$.a: expected integer"]);
+  assert.deepEqual(validate(counters, [1]), ["$: expected object"]);
+  const shape = obj({ n: int, drops: counters }, { note: str });
+  const value = { n: 1, drops: { x: 0 }, extra: true };
+  assert.deepEqual(validate(shape, value), [], "open by default: clients ignore unknown fields");
+  assert.deepEqual(validate(shape, value, { closed: true }), ["$.extra: not in the schema"]);
+  assert.deepEqual(
+    validate(arr(shape), [{ n: 1, drops: {}, note: "" }, { n: 2, drops: {}, x: 1 }], {
+      closed: true,
+    }),
+    ["$[1].x: not in the schema"],
+  );
 });

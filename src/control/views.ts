@@ -4,9 +4,8 @@
  * C.X.output>`), so a view and the published schema cannot drift apart
  * silently. Features (daemon/features/) return domain values and know
  * nothing of field names on the wire; routes.ts calls feature, then view.
- *
- * Where a route returns more than its schema lists, the view's type names
- * the extra fields too.
+ * A view returns exactly its schema's type: a field the route answers is a
+ * field its schema lists (tests/contract_api_test.ts checks live answers).
  *
  * @module
  */
@@ -32,7 +31,6 @@ import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/featu
 import type { Published, SubscriptionNotice } from "../daemon/features/pubsub.ts";
 import type { NodeEvent } from "../daemon/events.ts";
 import type { InboxMessage, InboxPage } from "../daemon/inbox.ts";
-import type { NameConflict } from "../daemon/name_claims.ts";
 import type { ReceivedPage } from "../daemon/received_files.ts";
 import type { Incoming } from "../daemon/streams.ts";
 import type { ReceivedDatagram } from "../daemon/user_ports.ts";
@@ -46,15 +44,8 @@ export function handshakeView(r: HandshakeResult): Infer<typeof C.HANDSHAKE.outp
   return { peer: r.peer, status: r.status, changed: r.changed, timed_out: r.timedOut };
 }
 
-/** One entry of `GET /v1/pending`, with the name-conflict flag the schema does not list. */
-type PendingEntry = Infer<typeof C.PENDING.output>["pending"][number] & {
-  name_conflict: NameConflict;
-};
-
 /** `GET /v1/pending`. */
-export function pendingView(
-  requests: readonly FlaggedRequest[],
-): Infer<typeof C.PENDING.output> & { pending: PendingEntry[] } {
+export function pendingView(requests: readonly FlaggedRequest[]): Infer<typeof C.PENDING.output> {
   return {
     pending: requests.map(({ request: p, nameConflict }) => ({
       address: p.address,
@@ -87,7 +78,7 @@ export function untrustView(r: UntrustResult): Infer<typeof C.UNTRUST.output> {
 
 /** What the control server adds to `GET /v1/info`. */
 export interface ServerInfo {
-  /** The control server's own counters. */
+  /** The control server's own counters (`ControlServer.stats()`), or null. */
   control: unknown;
   /** The daemon's process id. */
   pid: number;
@@ -95,17 +86,8 @@ export interface ServerInfo {
   version: string;
 }
 
-/** `GET /v1/info` as answered: the schema's fields, counters it does not list, the server's. */
-type InfoData = Infer<typeof C.INFO.output> & ServerInfo & {
-  pending: number;
-  sessions: number;
-  drops: Record<string, number>;
-  trust_refused: Record<string, number>;
-  services: readonly string[];
-};
-
 /** `GET /v1/info`. */
-export function infoView(i: NodeInfo, server: ServerInfo): InfoData {
+export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.output> {
   return {
     address: i.address,
     hostname: i.hostname,
@@ -119,20 +101,16 @@ export function infoView(i: NodeInfo, server: ServerInfo): InfoData {
     sessions: i.sessions,
     drops: i.drops,
     trust_refused: i.trustRefused,
-    services: i.services,
-    control: server.control,
+    services: [...i.services],
+    // routes.ts hands the control server's stats over untyped; the schema names their shape.
+    control: server.control as Infer<typeof C.INFO.output>["control"],
     pid: server.pid,
     version: server.version,
   };
 }
 
-/** One entry of `GET /v1/peers`, with the name-conflict flag the schema does not list. */
-type PeerEntry = Infer<typeof C.PEERS.output>["peers"][number] & { name_conflict: NameConflict };
-
 /** `GET /v1/peers`. */
-export function peersView(
-  peers: readonly SessionPeer[],
-): Infer<typeof C.PEERS.output> & { peers: PeerEntry[] } {
+export function peersView(peers: readonly SessionPeer[]): Infer<typeof C.PEERS.output> {
   return {
     peers: peers.map((p) => ({
       ...p.peer,
@@ -201,13 +179,8 @@ export function sendView(r: SendResult): Infer<typeof C.SEND_RESULT> {
   };
 }
 
-/** An inbox message as answered: the schema's fields and the optional ones it does not list. */
-type MessageData =
-  & Infer<typeof C.MESSAGE>
-  & Pick<InboxMessage, "correlation_id" | "in_reply_to" | "expires_at" | "meta">;
-
 /** An inbox message with `value`, the parsed data, when it is a json message. */
-export function messageView(m: InboxMessage): MessageData {
+export function messageView(m: InboxMessage): Infer<typeof C.MESSAGE> {
   if (m.type !== "json") return m;
   try {
     return { ...m, value: JSON.parse(m.data) };
@@ -285,12 +258,17 @@ export function recvView(r: RecvResult): Infer<typeof C.RECV.output> {
 
 /** The hello frame of `GET /v1/stream`: the stream is open. */
 export function streamHelloView(opened: OpenedStream, port: number): Infer<typeof C.STREAM.output> {
-  return { peer: opened.peer, port };
+  return { type: "open", peer: opened.peer, port };
 }
 
 /** The hello frame of `GET /v1/listen`: a peer connected to `port` from `src_port`. */
 export function listenHelloView(incoming: Incoming, port: number): Infer<typeof C.LISTEN.output> {
-  return { peer: peerRef(incoming.peer), port, src_port: incoming.conn.stats().remotePort };
+  return {
+    type: "open",
+    peer: peerRef(incoming.peer),
+    port,
+    src_port: incoming.conn.stats().remotePort,
+  };
 }
 
 /** `GET /v1/connections`: times in ms, the RTT to the microsecond, the RTO whole. */

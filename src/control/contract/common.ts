@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { nullable, obj, str } from "../schema.ts";
+import { nullable, obj, oneOf, str } from "../schema.ts";
 import type { FieldSpec } from "./spec.ts";
 
 /** The longest single call or long poll the API allows (ms); the CLI renews longer waits. */
@@ -29,6 +29,13 @@ export const PEER_REF = obj({
   fingerprint: str,
   public_key: str,
 });
+
+/**
+ * Schema of `name_conflict` in `peers` and `pending`: which binding an
+ * untrusted peer's claimed hostname collides with (a trusted key, or a
+ * `--peer` entry from another endpoint), or null.
+ */
+export const NAME_CONFLICT = nullable(oneOf("trusted", "configured"));
 
 /** The `peer` input: how the user names a peer. */
 export const PEER_FIELD = {

@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { anyJson, arr, bool, int, nullable, num, obj, str } from "../schema.ts";
+import { anyJson, arr, bool, int, nullable, num, obj, record, str } from "../schema.ts";
 import {
   AFTER_FIELD,
   HEARTBEAT_FIELD,
+  NAME_CONFLICT,
   PEER_CALL_TIMEOUT_MS,
   PEER_FIELD,
   PEER_REF,
@@ -41,6 +42,21 @@ export const INFO = route({
     uptime_s: int,
     peers: int,
     trusted: int,
+    pending: int,
+    sessions: int,
+    // Every session drop reason (0 when none), then no_service and overloaded.
+    drops: record(int),
+    // Every port-444 refusal reason of TRUST_DROP_REASONS (0 when none).
+    trust_refused: record(int),
+    services: arr(str),
+    // The control API's own counters (null only outside a running control server).
+    control: nullable(obj({
+      connections: int,
+      held: obj({ long_poll: int, follow: int, socket: int }),
+      drops: record(int),
+    })),
+    pid: int,
+    version: str,
   }),
 });
 
@@ -60,6 +76,7 @@ export const PEERS = route({
       rtt_ms: nullable(num),
       session_age_s: nullable(int),
       dropped: int,
+      name_conflict: NAME_CONFLICT,
     })),
   }),
 });
@@ -131,7 +148,10 @@ export const EVENTS = route({
     follow: { type: "boolean", description: "NDJSON: events as they happen", default: false },
     heartbeat_ms: HEARTBEAT_FIELD,
   },
-  output: obj({ events: arr(anyJson), next: int }),
+  output: obj({
+    events: arr(obj({ seq: int, type: str, time: str, data: record(anyJson) })),
+    next: int,
+  }),
 });
 
 /** `POST /v1/shutdown`: stop the daemon. */

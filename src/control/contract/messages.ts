@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { anyJson, arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
+import { anyJson, arr, bool, int, nullable, obj, oneOf, record, str } from "../schema.ts";
 import {
   ACK_FROM_FIELD,
   AFTER_FIELD,
@@ -38,7 +38,10 @@ const DATA = {
   description: "text; for json a JSON value (or a string holding JSON); for binary base64",
 } as const satisfies FieldSpec;
 
-/** Schema of an inbox message; `value` is the parsed data of a json message. */
+/**
+ * Schema of an inbox message; `value` is the parsed data of a json message,
+ * the other optional fields are there when the sender set them.
+ */
 export const MESSAGE = obj({
   seq: int,
   id: str,
@@ -50,7 +53,13 @@ export const MESSAGE = obj({
   data: str,
   bytes: int,
   received_at: str,
-}, { value: anyJson });
+}, {
+  correlation_id: str,
+  in_reply_to: str,
+  expires_at: str,
+  meta: record(str),
+  value: anyJson,
+});
 
 /** Schema of a delivery result (send, reply, and a call's request). */
 export const SEND_RESULT = obj({

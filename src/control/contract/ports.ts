@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { arr, bool, int, nullable, num, obj, str } from "../schema.ts";
+import { arr, bool, int, nullable, num, obj, oneOf, str } from "../schema.ts";
 import {
   LONG_READ_TIMEOUT_MS,
   MAX_TIMEOUT_MS,
@@ -89,7 +89,8 @@ export const STREAM = route({
     },
     timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS, "give up opening after this long (ms)"),
   },
-  output: obj({ peer: PEER_REF, port: int }),
+  // The first text frame of the WebSocket.
+  output: obj({ type: oneOf("open"), peer: PEER_REF, port: int }),
 });
 
 /** `GET /v1/listen` (WebSocket): accept one stream on a port. */
@@ -107,7 +108,8 @@ export const LISTEN = route({
       max: MAX_TIMEOUT_MS,
     },
   },
-  output: obj({ peer: PEER_REF, port: int, src_port: int }),
+  // The text frame that carries the accepted stream (after {"type":"listening","port"}).
+  output: obj({ type: oneOf("open"), peer: PEER_REF, port: int, src_port: int }),
 });
 
 /** `GET /v1/connections`: the reliable streams and their state. */

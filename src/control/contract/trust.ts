@@ -5,7 +5,13 @@
  * @module
  */
 import { arr, bool, nullable, obj, oneOf, str } from "../schema.ts";
-import { PEER_CALL_TIMEOUT_MS, PEER_FIELD, PEER_REF, timeoutField } from "./common.ts";
+import {
+  NAME_CONFLICT,
+  PEER_CALL_TIMEOUT_MS,
+  PEER_FIELD,
+  PEER_REF,
+  timeoutField,
+} from "./common.ts";
 import { route } from "./spec.ts";
 
 const REASON = {
@@ -47,6 +53,7 @@ export const PENDING = route({
       public_key: str,
       reason: str,
       received_at: str,
+      name_conflict: NAME_CONFLICT,
     })),
   }),
 });
