@@ -102,6 +102,12 @@ export const HALF_OPEN_TIMEOUT_MS = 15_000;
 export const TIMER_TICK_MS = 250;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
+/**
+ * Of those, datagrams from other than a trusted peer's current endpoint; at
+ * least `MAX_HANDSHAKES_IN_FLIGHT`, since a handshake waiting for the work
+ * budget holds its datagram.
+ */
+export const MAX_INFLIGHT_STRANGER_DATAGRAMS = 256;
 /** Message 3s that may fail on one half-open handshake before it is abandoned. */
 export const MAX_FINAL_FAILURES = 4;
 /** An untrusted peer's sessions end after this long without a port-444 datagram either way (ms). */
@@ -122,10 +128,22 @@ export const RESERVED_KNOWN_HANDSHAKES = 128;
 export const HANDSHAKE_WORK_PER_SECOND = 8_000;
 /** Work units of answering message 1 (an ephemeral key, two X25519, key imports: ~1.8 ms of CPU). */
 export const MSG2_WORK = 18;
-/** Work units of checking message 3 (one X25519, two Ed25519 verifications, the split: ~0.6 ms of CPU). */
+/** Work units of checking message 3 from an identity verified before (one X25519, the split: ~0.6 ms of CPU). */
 export const MSG3_WORK = 6;
+/**
+ * More work units when message 3 carries an identity not verified before
+ * (its key's validity, the binding and self signatures: ~2 ms of CPU, most
+ * of it on the event loop), charged once the payload is decrypted.
+ */
+export const IDENTITY_WORK = 20;
 /** Share of the handshake work budget held back for message 1 and 3 from trusted peers' endpoints. */
 export const HANDSHAKE_WORK_RESERVED = 0.25;
+/**
+ * The largest burst of strangers' handshake work, as this much of the
+ * budget's refill (ms): a full second of it at once would hold the event
+ * loop for hundreds of milliseconds.
+ */
+export const HANDSHAKE_WORK_BURST_MS = 100;
 /** Longest a proven source's handshake work waits for the budget's refill instead of being dropped (ms). */
 export const HANDSHAKE_WORK_MAX_WAIT_MS = 500;
 /** Share of the handshake work budget one source IP may spend (its proven and unproven sources one share each). */

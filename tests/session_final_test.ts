@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { FakeNetwork, IDS, T, type TestNode } from "./_session_helpers.ts";
+import { FakeNetwork, IDS, pair, T, type TestNode } from "./_session_helpers.ts";
+import { DEFAULT_TIMERS } from "../src/session/manager.ts";
 import { MAX_FINAL_FAILURES, RECONFIRM_RATE } from "../src/constants.ts";
 
 /** a connects to b with every message 3 held back; returns the genuine message 3. */
@@ -85,4 +86,14 @@ Deno.test("SessionManager confirms repeats of the exact message 3 at a bounded r
   net.clock.advance(1000);
   await net.inject(final, a.endpoint, b);
   assert.equal(net.sentBy(b, T.DATA).length, confirmations + 1, "a later repeat is confirmed");
+});
+
+Deno.test("SessionManager charges the check of an identity not verified before, and not a repeat of it", async () => {
+  const { net, a, b } = await pair();
+  assert.equal(b.manager.workSpent.identity, 1, "a's first handshake: its identity is checked");
+  net.clock.advance(DEFAULT_TIMERS.rekeyAfterMs);
+  await a.manager.tick();
+  await net.pump();
+  assert.equal(b.manager.workSpent.final, 2, "the rekey completed");
+  assert.equal(b.manager.workSpent.identity, 1, "the same signed payload costs no check again");
 });

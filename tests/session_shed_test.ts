@@ -17,9 +17,9 @@ import {
   u32,
 } from "./_session_helpers.ts";
 import {
+  HANDSHAKE_WORK_BURST_MS,
   HANDSHAKE_WORK_PER_SECOND,
   HANDSHAKE_WORK_RESERVED,
-  MAX_HANDSHAKES_IN_FLIGHT,
   MSG2_WORK,
 } from "../src/constants.ts";
 import type { Endpoint } from "../src/discovery/endpoint.ts";
@@ -120,7 +120,9 @@ Deno.test("SessionManager spends at most its work budget on a crowd of strangers
     const from = { hostname: `198.19.${k >> 8}.${k & 255}`, port: 7000 };
     await net.inject(await freshMessage1(spoofer, k + 1), from, b);
   }
-  const strangersMax = (HANDSHAKE_WORK_PER_SECOND * (1 - HANDSHAKE_WORK_RESERVED)) / MSG2_WORK;
+  // At one instant, strangers spend at most one burst of the shared part.
+  const strangersMax = (HANDSHAKE_WORK_PER_SECOND * (1 - HANDSHAKE_WORK_RESERVED) *
+    HANDSHAKE_WORK_BURST_MS / 1000) / MSG2_WORK;
   const spent = b.manager.workSpent.init - before;
   assert.ok(spent <= strangersMax, `${spent} message 2s computed, budget ${strangersMax}`);
   assert.ok((b.manager.drops.cookie_sent ?? 0) >= 1000 - strangersMax, "the rest got cookies");
@@ -132,20 +134,6 @@ Deno.test("SessionManager spends at most its work budget on a crowd of strangers
   await net.pump();
   assert.equal(net.ofType(T.FINAL).length, finals + 1, "the rekey completed");
   assert.equal(b.manager.workSpent.final, 2);
-});
-
-Deno.test("SessionManager bounds handshake computations in flight and counts the rest", async () => {
-  const net = new FakeNetwork();
-  const b = net.node(IDS[1]!, { manager: { cookieThreshold: 1_000_000 } });
-  const frames = [];
-  for (let k = 0; k < 2 * MAX_HANDSHAKES_IN_FLIGHT; k++) {
-    frames.push(await freshMessage1(spoofer, k + 1));
-  }
-  await Promise.all(
-    frames.map((f, k) => b.manager.handle(f, { hostname: `198.19.9.${k}`, port: 7000 })),
-  );
-  assert.equal(b.manager.workSpent.init, MAX_HANDSHAKES_IN_FLIGHT);
-  assert.equal(b.manager.drops.handshakes_busy, MAX_HANDSHAKES_IN_FLIGHT);
 });
 
 Deno.test("SessionManager gives a trusted peer that proved its endpoint the reserve, even with its lane drained by spoofers and the budget spent by strangers", async () => {

@@ -30,10 +30,12 @@ import {
   HANDSHAKE_RATE_KNOWN,
   HANDSHAKE_RATE_PER_SOURCE,
   HANDSHAKE_RATE_UNPROVEN,
+  HANDSHAKE_WORK_BURST_MS,
   HANDSHAKE_WORK_MAX_WAIT_MS,
   HANDSHAKE_WORK_PER_SECOND,
   HANDSHAKE_WORK_PER_SOURCE,
   HANDSHAKE_WORK_RESERVED,
+  IDENTITY_WORK,
   MAX_HANDSHAKES_IN_FLIGHT,
   MAX_PENDING_HANDSHAKES,
   MSG2_WORK,
@@ -74,8 +76,8 @@ const TRACKED = 65_536;
 
 /** The lanes, rates, work budget and slots of handshake work. */
 export class HandshakeAdmission {
-  /** Expensive computations admitted: message 2 written, message 3 checked. */
-  readonly workSpent = { init: 0, final: 0 };
+  /** Expensive computations admitted: message 2 written, message 3 checked, new identities checked. */
+  readonly workSpent = { init: 0, final: 0, identity: 0 };
   #unproven: RateLimiter;
   #proven: RateLimiter;
   #known: RateLimiter;
@@ -96,6 +98,7 @@ export class HandshakeAdmission {
       reserved: HANDSHAKE_WORK_RESERVED,
       perSource: HANDSHAKE_WORK_PER_SOURCE,
       maxWaitMs: HANDSHAKE_WORK_MAX_WAIT_MS,
+      burstMs: HANDSHAKE_WORK_BURST_MS,
       maxSources: TRACKED,
       now,
     });
@@ -128,8 +131,12 @@ export class HandshakeAdmission {
     let lane: Lane = "stranger";
     if (m.proven) {
       if (!this.#proven.allow(source)) return { kind: "drop", reason: "rate_limited" };
-      // A known endpoint that proved itself is the trusted peer, whoever drained its lane.
-      lane = exact || (sameHost && await m.mac1Valid()) ? "known" : "proven";
+      // A known endpoint that proved itself is the trusted peer, whoever
+      // drained its lane. Another port of its IP proves only that someone
+      // there knows our key (mac1): the known lane's bucket for that IP still
+      // applies, or anyone behind a trusted peer's NAT would have priority.
+      const known = exact || (sameHost && this.#known.allow(host) && await m.mac1Valid());
+      lane = known ? "known" : "proven";
     } else if (
       // The lane's bucket comes before the HMAC, so a flood from a trusted
       // peer's IP costs a map lookup once it is spent; the mac1 path shares
@@ -184,6 +191,18 @@ export class HandshakeAdmission {
     this.workSpent.final++;
     this.#inFlight++;
     return { kind: "admit", lane, waitMs };
+  }
+
+  /**
+   * Charges the check of an identity not seen before (`IDENTITY_WORK`) to a
+   * message 3 admitted by `lane` from `from`, before it is done: the wait in
+   * ms (0: at once), or false when it must be shed. The admitted message 3
+   * already holds a slot.
+   */
+  chargeIdentity(from: Endpoint, lane: Lane): number | false {
+    const waitMs = this.#take(from.hostname, IDENTITY_WORK, lane, true);
+    if (waitMs !== false) this.workSpent.identity++;
+    return waitMs;
   }
 
   /** Releases the slot of an admitted computation. */

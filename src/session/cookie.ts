@@ -17,6 +17,8 @@ import { MAC_SIZE, macInput1, macInput2 } from "../wire/frames.ts";
 import { hmacSha256, hmacSha256With, importHmacKey, randomBytes, sha256 } from "./crypto.ts";
 
 const ZERO_MAC = new Uint8Array(MAC_SIZE);
+/** Sources whose current cookie is kept (oldest forgotten first). */
+const COOKIE_CACHE_SIZE = 1024;
 
 /** The mac1 key of a responder: SHA-256(MAC1_LABEL || its Ed25519 public key). */
 export function mac1Key(responderPublicKey: Uint8Array): Promise<Uint8Array> {
@@ -75,6 +77,10 @@ export class CookieJar {
   #previous: Uint8Array | undefined;
   #rotatedAt: number;
   #now: () => number;
+  // Cookies under the current secret by source, so a flood from one
+  // endpoint (a spoofed trusted peer's, whose cookie replies are never
+  // shed) costs a map lookup instead of an HMAC per reply.
+  #cache = new Map<string, Uint8Array>();
 
   /** Starts with a fresh secret; `now` is a monotonic clock in ms. */
   constructor(now: () => number) {
@@ -87,12 +93,24 @@ export class CookieJar {
     this.#previous = this.#secret;
     this.#secret = randomBytes(32);
     this.#rotatedAt = this.#now();
+    this.#cache.clear();
   }
 
   /** The cookie for a source: HMAC(secret, COOKIE_LABEL || endpoint), 16 bytes. */
   async cookieFor(source: Endpoint): Promise<Uint8Array> {
     this.#rotate();
-    return await derive(this.#secret, source);
+    const key = formatEndpoint(source);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return cached;
+    const secret = this.#secret;
+    const cookie = await derive(secret, source);
+    if (secret === this.#secret) {
+      if (this.#cache.size >= COOKIE_CACHE_SIZE) {
+        this.#cache.delete(this.#cache.keys().next().value!);
+      }
+      this.#cache.set(key, cookie);
+    }
+    return cookie;
   }
 
   /** Whether `mac2` of `frame` was made with a current (or just-rotated) cookie for `source`. */
@@ -100,7 +118,10 @@ export class CookieJar {
     this.#rotate();
     for (const secret of [this.#secret, this.#previous]) {
       if (secret === undefined) continue;
-      const expected = await computeMac2(frame, await derive(secret, source));
+      const cookie = secret === this.#secret
+        ? await this.cookieFor(source)
+        : await derive(secret, source);
+      const expected = await computeMac2(frame, cookie);
       if (constantTimeEqual(expected, mac2)) return true;
     }
     return false;

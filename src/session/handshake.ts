@@ -21,9 +21,22 @@ import { decodeHandshakePayload } from "../wire/handshake_payload.ts";
 import { computeMac1, computeMac2 } from "./cookie.ts";
 import type { X25519KeyPair } from "./crypto.ts";
 import { HandshakeState } from "./noise.ts";
-import { HandshakeFailure, type PeerIdentity, verifyPeerPayload } from "./peer_identity.ts";
+import {
+  HandshakeFailure,
+  payloadVerifiedBefore,
+  type PeerIdentity,
+  verifyPeerPayload,
+} from "./peer_identity.ts";
 import { Session } from "./session.ts";
 
+/** A message 3 that {@linkcode ResponderHandshake.complete} left unchecked because its caller could not pay for it. */
+export class WorkShed extends Error {
+  /** Creates the error. */
+  constructor() {
+    super("Message 3 shed before identity verification: the handshake work budget is spent");
+    this.name = "WorkShed";
+  }
+}
 /** Our side's identity as the handshake needs it. */
 export interface LocalHandshakeIdentity {
   /** Static X25519 key pair Noise uses. */
@@ -294,11 +307,24 @@ export class ResponderHandshake {
    * that fails leaves the handshake as it was (the genuine one can still
    * complete it) without redoing any Diffie-Hellman.
    */
-  async complete(final: HandshakeFinalFrame, from: Endpoint, now: number): Promise<Session> {
+  async complete(
+    final: HandshakeFinalFrame,
+    from: Endpoint,
+    now: number,
+    beforeVerify?: () => Promise<boolean>,
+  ): Promise<Session> {
     this.busy = true;
     const hs = this.#afterResp.fork();
     try {
       const payload = decodeHandshakePayload(await hs.readMessage(final.noise));
+      // Checking an identity not seen before (its key, two signatures) is
+      // the dearest step: the caller may pay for it first, or shed it.
+      if (
+        beforeVerify !== undefined && !payloadVerifiedBefore(payload, hs.remoteStatic!) &&
+        !(await beforeVerify())
+      ) {
+        throw new WorkShed();
+      }
       const peer = await verifyPeerPayload(payload, hs.remoteStatic!);
       const keys = await hs.split();
       const session = await Session.create({
@@ -315,8 +341,11 @@ export class ResponderHandshake {
       this.spent = true;
       return session;
     } catch (e) {
-      this.failures++;
-      if (this.#failed.size < MAX_FINAL_FAILURES) this.#failed.add(final.noise.toHex());
+      // Shed for want of budget is not the message's fault: it may come again.
+      if (!(e instanceof WorkShed)) {
+        this.failures++;
+        if (this.#failed.size < MAX_FINAL_FAILURES) this.#failed.add(final.noise.toHex());
+      }
       throw e;
     } finally {
       this.busy = false;

@@ -70,6 +70,7 @@ import {
   InitiatorHandshake,
   type LocalHandshakeIdentity,
   ResponderHandshake,
+  WorkShed,
 } from "./handshake.ts";
 import type { DropCounters, DropReason } from "./drop_reason.ts";
 import { HandshakeFailure, type PeerIdentity } from "./peer_identity.ts";
@@ -279,8 +280,13 @@ export class SessionManager {
     return this.#sessions;
   }
 
+  /** Whether `endpoint` is a trusted peer's current endpoint (as of the last tick or session). */
+  isKnownEndpoint(endpoint: Endpoint): boolean {
+    return this.#admission.isKnownEndpoint(endpoint);
+  }
+
   /** Expensive handshake computations admitted: message 2 written, message 3 checked. */
-  get workSpent(): { readonly init: number; readonly final: number } {
+  get workSpent(): { readonly init: number; readonly final: number; readonly identity: number } {
     return this.#admission.workSpent;
   }
 
@@ -500,13 +506,19 @@ export class SessionManager {
           handshake.busy = true;
           await this.#sleep(admitted.waitMs);
         }
-        session = await handshake.complete(frame, from, this.#now());
+        session = await handshake.complete(frame, from, this.#now(), async () => {
+          const waitMs = this.#admission.chargeIdentity(handshake.endpoint, entry.lane);
+          if (waitMs === false) return false;
+          if (waitMs > 0) await this.#sleep(waitMs);
+          return true;
+        });
       } catch (e) {
         // The handshake stays as it was after message 2: a forged or corrupted
         // message 3 cannot end it; the genuine one still completes it. Only
         // whoever holds its keys (the initiator, or an on-path attacker
         // altering its message 3) gets past Noise's first check, so after a
         // few failures the initiator is misbehaving: the half-open state goes.
+        if (e instanceof WorkShed) return this.#drop("work_budget");
         if (handshake.failures >= MAX_FINAL_FAILURES) {
           this.#responders.delete(entry.ephemeral);
           this.#byIndex.delete(frame.receiverIndex);

@@ -61,6 +61,18 @@ export interface PeerIdentity {
 const verified = new Map<string, true>();
 const VERIFIED_MAX = 4096;
 
+function cacheKeyOf(p: HandshakePayload, remoteStatic: Uint8Array): string {
+  return `${encodeHandshakePayload(p).toHex()}|${remoteStatic.toHex()}`;
+}
+
+/**
+ * Whether this exact payload with this static key verified before, so that
+ * {@linkcode verifyPeerPayload} costs no signature or key check for it.
+ */
+export function payloadVerifiedBefore(p: HandshakePayload, remoteStatic: Uint8Array): boolean {
+  return verified.has(cacheKeyOf(p, remoteStatic));
+}
+
 /** Verifies a handshake payload against the static key Noise authenticated. */
 export async function verifyPeerPayload(
   p: HandshakePayload,
@@ -69,7 +81,7 @@ export async function verifyPeerPayload(
   // A rekey or reconnect sends the very same signed payload: its signatures
   // were checked already. The cache key is every signed byte plus the static
   // key Noise used, so nothing unchecked can hit it.
-  const cacheKey = `${encodeHandshakePayload(p).toHex()}|${remoteStatic.toHex()}`;
+  const cacheKey = cacheKeyOf(p, remoteStatic);
   if (verified.has(cacheKey)) {
     verified.delete(cacheKey);
     verified.set(cacheKey, true);

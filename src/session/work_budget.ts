@@ -23,8 +23,10 @@ import { RateLimiter } from "./rate_limit.ts";
 
 /** Options of {@linkcode WorkBudget}. */
 export interface WorkBudgetOptions {
-  /** Units refilled per second, reserve included; each bucket holds one second of its rate. */
+  /** Units refilled per second, reserve included. */
   perSecond: number;
+  /** How much of its refill each bucket holds (ms; default one second): the largest burst. */
+  burstMs?: number;
   /** Share of the rate (0 to 1) only priority work may spend. */
   reserved: number;
   /** Share of `perSecond` (0 to 1) one source may spend per second. */
@@ -37,15 +39,17 @@ export interface WorkBudgetOptions {
   now: () => number;
 }
 
-/** A token bucket of `rate` units per second that holds one second of them. */
+/** A token bucket of `rate` units per second that holds `size` of them. */
 class Bucket {
   tokens: number;
   #rate: number;
+  #size: number;
   #at: number;
 
-  constructor(rate: number, now: number) {
+  constructor(rate: number, size: number, now: number) {
     this.#rate = rate;
-    this.tokens = rate;
+    this.#size = size;
+    this.tokens = size;
     this.#at = now;
   }
 
@@ -55,7 +59,7 @@ class Bucket {
 
   refill(now: number): void {
     const elapsed = Math.max(0, now - this.#at);
-    this.tokens = Math.min(this.#rate, this.tokens + (elapsed * this.#rate) / 1000);
+    this.tokens = Math.min(this.#size, this.tokens + (elapsed * this.#rate) / 1000);
     this.#at = Math.max(this.#at, now);
   }
 }
@@ -82,19 +86,22 @@ export class WorkBudget {
 
   /** Creates a full budget. */
   constructor(options: WorkBudgetOptions) {
-    const { perSecond, reserved, perSource, maxWaitMs = 0 } = options;
+    const { perSecond, reserved, perSource, maxWaitMs = 0, burstMs = 1000 } = options;
     if (
       !(perSecond > 0) || !(reserved >= 0 && reserved < 1) ||
-      !(perSource > 0 && perSource <= 1) || !(maxWaitMs >= 0)
+      !(perSource > 0 && perSource <= 1) || !(maxWaitMs >= 0) || !(burstMs > 0)
     ) {
       throw new RangeError(
         `Invalid work budget ${perSecond}/s, reserved ${reserved}, per source ${perSource}, ` +
-          `wait ${maxWaitMs} ms: expected a positive rate, shares in [0, 1) and a wait of 0 or more`,
+          `wait ${maxWaitMs} ms, burst ${burstMs} ms: expected a positive rate and burst, ` +
+          "shares in [0, 1) and a wait of 0 or more",
       );
     }
     const now = options.now();
-    this.#shared = new Bucket(perSecond * (1 - reserved), now);
-    this.#reserve = new Bucket(perSecond * reserved, now);
+    const shared = perSecond * (1 - reserved);
+    this.#shared = new Bucket(shared, (shared * burstMs) / 1000, now);
+    // The reserve always holds a second of its refill: rekeys come in bursts.
+    this.#reserve = new Bucket(perSecond * reserved, perSecond * reserved, now);
     this.#maxDebt = (this.#shared.rate * maxWaitMs) / 1000;
     this.#now = options.now;
     const share = perSecond * perSource;
