@@ -8,6 +8,7 @@
  */
 import {
   MAX_INFLIGHT_DATAGRAMS,
+  MAX_INFLIGHT_STRANGER_DATAGRAMS,
   OUTBOX_RETRY_MS,
   PORT_ECHO,
   PORT_MESSAGES,
@@ -116,7 +117,8 @@ export class Node {
   #flushTimer: ReturnType<typeof setInterval>;
   #serving: Promise<void>;
   #inflight = 0;
-  /** Datagrams dropped because too many were in flight. */
+  #inflightStrangers = 0;
+  /** Datagrams dropped because too many were in flight (in all, or from strangers). */
   #overloaded = 0;
 
   private constructor(identity: Identity, config: DaemonConfig, stores: Stores, udp: UdpSocket) {
@@ -239,13 +241,24 @@ export class Node {
     }, OUTBOX_RETRY_MS);
     this.#serving = udp.serve((bytes, from) => {
       // Bounded work in flight: past the cap, datagrams are dropped (and counted)
-      // instead of queuing memory without limit.
-      if (this.#inflight >= MAX_INFLIGHT_DATAGRAMS) {
+      // instead of queuing memory without limit. Datagrams from anywhere but a
+      // trusted peer's endpoint have a much smaller share, so a flood of them
+      // (each may cost a MAC, a decryption or a handshake) cannot queue up the
+      // runtime's crypto threads in front of a trusted peer's packets.
+      const stranger = !sessions.isKnownEndpoint(from);
+      if (
+        this.#inflight >= MAX_INFLIGHT_DATAGRAMS ||
+        (stranger && this.#inflightStrangers >= MAX_INFLIGHT_STRANGER_DATAGRAMS)
+      ) {
         this.#overloaded++;
         return;
       }
       this.#inflight++;
-      sessions.handle(bytes, from).catch(() => {}).finally(() => this.#inflight--);
+      if (stranger) this.#inflightStrangers++;
+      sessions.handle(bytes, from).catch(() => {}).finally(() => {
+        this.#inflight--;
+        if (stranger) this.#inflightStrangers--;
+      });
     });
   }
 
