@@ -1,10 +1,12 @@
 /**
  * Pieces every contract group shares: the peer reference in answers, the
- * `peer` and `timeout_ms` inputs, and the timeout policy numbers.
+ * error object, the heartbeat line of follow streams, the `peer` and
+ * `timeout_ms` inputs, and the timeout policy numbers.
  *
  * @module
  */
-import { nullable, obj, oneOf, str } from "../schema.ts";
+import { ERROR_CODES, type ErrorCode } from "../../errors.ts";
+import { bool, int, nullable, obj, oneOf, str } from "../schema.ts";
 import type { FieldSpec } from "./spec.ts";
 
 /** The longest single call or long poll the API allows (ms); the CLI renews longer waits. */
@@ -29,6 +31,28 @@ export const PEER_REF = obj({
   fingerprint: str,
   public_key: str,
 });
+
+/** The fields of the API's error object, for the stream lines that carry them too. */
+export const ERROR_FIELDS = {
+  status: oneOf("error"),
+  code: oneOf(...Object.keys(ERROR_CODES) as ErrorCode[]),
+  message: str,
+  hint: str,
+  retryable: bool,
+  request_id: str,
+};
+
+/**
+ * Schema of the API's error object: an error answer, and the error frame a
+ * WebSocket route sends before it closes with 4006.
+ */
+export const ERROR_BODY = obj(ERROR_FIELDS);
+
+/**
+ * Schema of the heartbeat line a follow stream (inbox, events) writes after
+ * `heartbeat_ms` of silence; `seq` is the cursor to resume after.
+ */
+export const HEARTBEAT_LINE = obj({ type: oneOf("heartbeat"), seq: int, time: str });
 
 /**
  * Schema of `name_conflict` in `peers` and `pending`: which binding an

@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { anyJson, arr, bool, int, nullable, num, obj, record, str } from "../schema.ts";
+import { anyJson, anyOf, arr, bool, int, nullable, num, obj, record, str } from "../schema.ts";
 import {
   AFTER_FIELD,
   HEARTBEAT_FIELD,
+  HEARTBEAT_LINE,
   NAME_CONFLICT,
   PEER_CALL_TIMEOUT_MS,
   PEER_FIELD,
@@ -133,6 +134,9 @@ export const BENCH = route({
   }),
 });
 
+/** Schema of a node event; event types contain a dot, so none is `heartbeat`. */
+export const EVENT = obj({ seq: int, type: str, time: str, data: record(anyJson) });
+
 /** `GET /v1/events`: the node's events, a page or NDJSON (`follow`). */
 export const EVENTS = route({
   route: "GET /v1/events",
@@ -148,10 +152,9 @@ export const EVENTS = route({
     follow: { type: "boolean", description: "NDJSON: events as they happen", default: false },
     heartbeat_ms: HEARTBEAT_FIELD,
   },
-  output: obj({
-    events: arr(obj({ seq: int, type: str, time: str, data: record(anyJson) })),
-    next: int,
-  }),
+  output: obj({ events: arr(EVENT), next: int }),
+  // With `follow`: events, and a heartbeat when none came for `heartbeat_ms`.
+  lines: anyOf(EVENT, HEARTBEAT_LINE),
 });
 
 /** `POST /v1/shutdown`: stop the daemon. */

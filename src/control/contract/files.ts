@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
+import { anyOf, arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
 import {
   ACK_FROM_FIELD,
   AFTER_FIELD,
+  ERROR_FIELDS,
   LIMIT_FIELD,
   LONG_READ_TIMEOUT_MS,
   PEER_FIELD,
@@ -34,6 +35,16 @@ export const FILE = obj({
   received_at: str,
 });
 
+/** The fields of a sent file's answer, also in the result line of a `progress` stream. */
+const SENT_FILE_FIELDS = {
+  to: PEER_REF,
+  name: str,
+  stored_as: str,
+  bytes: int,
+  sha256: str,
+  receipt: obj({ status: oneOf("stored", "duplicate"), seq: int, id: str }),
+};
+
 /** `POST /v1/send-file`: stream a file to a peer (NDJSON progress with `progress`). */
 export const SEND_FILE = route({
   route: "POST /v1/send-file",
@@ -47,14 +58,13 @@ export const SEND_FILE = route({
     },
     timeout_ms: timeoutField(LONG_READ_TIMEOUT_MS),
   },
-  output: obj({
-    to: PEER_REF,
-    name: str,
-    stored_as: str,
-    bytes: int,
-    sha256: str,
-    receipt: obj({ status: oneOf("stored", "duplicate"), seq: int, id: str }),
-  }),
+  output: obj(SENT_FILE_FIELDS),
+  // With `progress`: progress lines, then one result line or one error line.
+  lines: anyOf(
+    obj({ kind: oneOf("progress"), sent: int, size: int }),
+    obj({ kind: oneOf("result"), ...SENT_FILE_FIELDS }),
+    obj({ kind: oneOf("error"), ...ERROR_FIELDS }),
+  ),
 });
 
 /** `GET /v1/received`: a page of received files, or a long poll (`wait`). */

@@ -4,12 +4,13 @@
  *
  * @module
  */
-import { anyJson, arr, bool, int, nullable, obj, oneOf, record, str } from "../schema.ts";
+import { anyJson, anyOf, arr, bool, int, nullable, obj, oneOf, record, str } from "../schema.ts";
 import {
   ACK_FROM_FIELD,
   AFTER_FIELD,
   DELIVERY_TIMEOUT_MS,
   HEARTBEAT_FIELD,
+  HEARTBEAT_LINE,
   LIMIT_FIELD,
   PEER_FIELD,
   PEER_REF,
@@ -106,6 +107,8 @@ export const INBOX = route({
     heartbeat_ms: HEARTBEAT_FIELD,
   },
   output: obj({ messages: arr(MESSAGE), next: int, timed_out: bool }),
+  // With `follow`: messages, and a heartbeat when none came for `heartbeat_ms`.
+  lines: anyOf(MESSAGE, HEARTBEAT_LINE),
 });
 
 /** `POST /v1/inbox/ack`: remove messages by id. */

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { arr, bool, int, nullable, num, obj, oneOf, str } from "../schema.ts";
+import { anyOf, arr, bool, int, nullable, num, obj, oneOf, str } from "../schema.ts";
 import {
+  ERROR_BODY,
   LONG_READ_TIMEOUT_MS,
   MAX_TIMEOUT_MS,
   PEER_CALL_TIMEOUT_MS,
@@ -45,6 +46,16 @@ export const DATAGRAM = obj({
   received_at: str,
 });
 
+/**
+ * The JSON text frames the daemon sends on a stream's WebSocket once it is
+ * open: `credit` when it took bytes the client sent, `fin` when the peer
+ * finished sending (stream_socket.ts).
+ */
+const STREAM_FRAMES = [
+  obj({ type: oneOf("credit"), bytes: int }),
+  obj({ type: oneOf("fin") }),
+] as const;
+
 /** `POST /v1/dgram`: one unreliable datagram. */
 export const DGRAM = route({
   route: "POST /v1/dgram",
@@ -74,7 +85,11 @@ export const RECV = route({
     timeout_ms: timeoutField(RECV_TIMEOUT_MS),
   },
   output: obj({ port: int, datagrams: arr(DATAGRAM), timed_out: bool, overflowed: int }),
+  // With `follow`: each datagram as it comes; no heartbeats.
+  lines: DATAGRAM,
 });
+
+const STREAM_OPEN = obj({ type: oneOf("open"), peer: PEER_REF, port: int });
 
 /** `GET /v1/stream` (WebSocket): a reliable stream to a peer's port. */
 export const STREAM = route({
@@ -90,8 +105,13 @@ export const STREAM = route({
     timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS, "give up opening after this long (ms)"),
   },
   // The first text frame of the WebSocket.
-  output: obj({ type: oneOf("open"), peer: PEER_REF, port: int }),
+  output: STREAM_OPEN,
+  // Every text frame: the open frame, or the error object before the close with 4006; then
+  // the frames of an open stream.
+  lines: anyOf(STREAM_OPEN, ERROR_BODY, ...STREAM_FRAMES),
 });
+
+const LISTEN_OPEN = obj({ type: oneOf("open"), peer: PEER_REF, port: int, src_port: int });
 
 /** `GET /v1/listen` (WebSocket): accept one stream on a port. */
 export const LISTEN = route({
@@ -108,8 +128,16 @@ export const LISTEN = route({
       max: MAX_TIMEOUT_MS,
     },
   },
-  // The text frame that carries the accepted stream (after {"type":"listening","port"}).
-  output: obj({ type: oneOf("open"), peer: PEER_REF, port: int, src_port: int }),
+  // The text frame that carries the accepted stream (after the listening frame).
+  output: LISTEN_OPEN,
+  // Every text frame: listening once the port is registered, then the open frame or the
+  // error object before the close with 4006; then the frames of an open stream.
+  lines: anyOf(
+    obj({ type: oneOf("listening"), port: int }),
+    LISTEN_OPEN,
+    ERROR_BODY,
+    ...STREAM_FRAMES,
+  ),
 });
 
 /** `GET /v1/connections`: the reliable streams and their state. */

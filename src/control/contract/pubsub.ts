@@ -35,6 +35,23 @@ export const PUBLISH = route({
   output: obj({ to: PEER_REF, topic: str, bytes: int, seq: int, delivered: int, dropped: int }),
 });
 
+/** Schema of a line of `GET /v1/subscribe`, told apart by `kind`. */
+export const SUBSCRIBE_LINE = anyOf(
+  obj({ kind: oneOf("subscribed"), pattern: str, since: int }),
+  obj({
+    kind: oneOf("event"),
+    seq: int,
+    topic: str,
+    from: str,
+    from_key: str,
+    time: str,
+    data: str,
+    bytes: int,
+  }),
+  obj({ kind: oneOf("overflow"), dropped: int, first_seq: int, last_seq: int }),
+  obj({ kind: oneOf("heartbeat"), time: str }),
+);
+
 /** `GET /v1/subscribe` (NDJSON): events on matching topics at a peer's broker. */
 export const SUBSCRIBE = route({
   route: "GET /v1/subscribe",
@@ -57,20 +74,7 @@ export const SUBSCRIBE = route({
     },
     timeout_ms: timeoutField(LONG_READ_TIMEOUT_MS, "end the subscription after this long (ms)"),
   },
-  // One line per notice (not the ok envelope).
-  output: anyOf(
-    obj({ kind: oneOf("subscribed"), pattern: str, since: int }),
-    obj({
-      kind: oneOf("event"),
-      seq: int,
-      topic: str,
-      from: str,
-      from_key: str,
-      time: str,
-      data: str,
-      bytes: int,
-    }),
-    obj({ kind: oneOf("overflow"), dropped: int, first_seq: int, last_seq: int }),
-    obj({ kind: oneOf("heartbeat"), time: str }),
-  ),
+  // It only streams, so its output is its line: one per notice (not the ok envelope).
+  output: SUBSCRIBE_LINE,
+  lines: SUBSCRIBE_LINE,
 });

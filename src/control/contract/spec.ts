@@ -40,8 +40,14 @@ export interface RouteSpec {
   readonly route: RouteKey;
   /** Input fields by name. */
   readonly input: Readonly<Record<string, FieldSpec>>;
-  /** Schema of `data` in the answer (or of each NDJSON line for follow routes). */
+  /** Schema of `data` in the answer (of each line for `subscribe`, which only streams). */
   readonly output: Schema;
+  /**
+   * Schema of each line when the route streams: an NDJSON line (`follow`,
+   * `progress`, `subscribe`) or a JSON text frame of a WebSocket route.
+   * Absent when the route never streams.
+   */
+  readonly lines?: Schema;
 }
 
 type Value<F> = F extends { type: "string" } ? string
