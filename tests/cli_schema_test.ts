@@ -58,17 +58,8 @@ function designExit(code: string): number {
 }
 
 /**
- * Commands whose published schema lists only some of their fields, and why;
- * every other command's data may hold no field its schema does not list.
- */
-const OPEN_SCHEMA: Readonly<Record<string, string>> = {
-  help:
-    "the catalog's own schema names only its top fields and each command's name, summary, usage",
-};
-
-/**
  * Checks `r` succeeded and its data matches `name`'s published schema, with
- * no field the schema does not list (unless `name` is in OPEN_SCHEMA); returns the data.
+ * no field the schema does not list; returns the data.
  */
 // deno-lint-ignore no-explicit-any
 async function okSchema(seen: Set<string>, name: string, r: PilotResult): Promise<any> {
@@ -76,8 +67,7 @@ async function okSchema(seen: Set<string>, name: string, r: PilotResult): Promis
   assert.equal(r.json?.status, "ok", `${name}: ${r.stdout}`);
   assert.deepEqual(Object.keys(r.json).sort(), ["data", "status"], name);
   assert.equal(r.stdout.trimEnd().split("\n").length, 1, `${name}: one JSON line`);
-  const closed = !Object.hasOwn(OPEN_SCHEMA, name);
-  const errors = validate((await entry(name)).output, r.json.data, { closed });
+  const errors = validate((await entry(name)).output, r.json.data, { closed: true });
   assert.deepEqual(errors, [], `${name}: ${r.stdout}`);
   seen.add(name);
   return r.json.data;

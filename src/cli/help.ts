@@ -5,9 +5,88 @@
  * @module
  */
 import { API_VERSION, VERSION } from "../constants.ts";
-import { ROUTES } from "../control/contract/mod.ts";
+import { type FieldSpec, ROUTES } from "../control/contract/mod.ts";
+import {
+  anyJson,
+  anyOf,
+  arr,
+  bool,
+  type Infer,
+  int,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  record,
+  str,
+} from "../control/schema.ts";
 import { ERROR_CODES } from "../errors.ts";
 import { type CommandSpec, type FlagSpec, GLOBAL_ERRORS, GLOBAL_FLAGS } from "./command.ts";
+
+/**
+ * A schema published in the catalog. The schema kinds nest, which this
+ * subset cannot describe, so the catalog's own schema takes any object here;
+ * each one's kinds are documented in control/schema.ts.
+ */
+const SCHEMA = record(anyJson);
+
+/** Schema of a flag in the catalog: a FlagSpec (cli/command.ts). */
+const FLAG = obj({
+  type: oneOf("string", "boolean", "integer", "duration"),
+  description: str,
+}, {
+  value: str,
+  multiple: bool,
+  default: anyOf(str, bool),
+  defaultWith: obj({ flag: str, value: str }),
+  min: num,
+  max: num,
+  unlimited: bool,
+});
+
+/** Schema of a route's input field in the catalog: a FieldSpec (control/contract/spec.ts). */
+const FIELD = obj({
+  type: oneOf("string", "boolean", "integer", "number", "strings", "json"),
+  description: str,
+}, {
+  required: oneOf(true),
+  default: anyOf(str, num, bool),
+  min: num,
+  max: num,
+  values: arr(str),
+});
+
+/** A route's input field as the catalog publishes it (its `values` as a plain list). */
+function fieldOf(f: FieldSpec): Infer<typeof FIELD> {
+  const { values, ...rest } = f;
+  return values === undefined ? rest : { ...f, values: [...values] };
+}
+
+/** The fields of `pilot help --json`'s data; the help command adds `text`. */
+export const CATALOG_FIELDS = {
+  version: str,
+  api_version: int,
+  global_flags: record(FLAG),
+  commands: arr(obj({
+    name: str,
+    aliases: arr(str),
+    // The main route, or null for a local command.
+    route: nullable(str),
+    routes: arr(str),
+    summary: str,
+    usage: str,
+    args: arr(obj({ name: str, description: str, required: bool }, { variadic: bool })),
+    flags: record(FLAG),
+    output: SCHEMA,
+    errors: arr(str),
+  })),
+  routes: arr(obj({ route: str, input: record(FIELD), output: SCHEMA }, { lines: SCHEMA })),
+  errors: record(obj({ exit_code: int, http_status: int, retryable: bool })),
+  exit_codes: record(str),
+};
+
+/** Schema of the catalog {@linkcode catalog} returns. */
+export const CATALOG = obj(CATALOG_FIELDS);
 
 function usage(c: CommandSpec): string {
   const args = c.args.map((a) => {
@@ -72,7 +151,7 @@ export function commandHelp(c: CommandSpec): string {
 export function catalog(
   table: readonly CommandSpec[],
   options: { onlyUsed?: boolean } = {},
-): Record<string, unknown> {
+): Infer<typeof CATALOG> {
   const used = new Set(table.flatMap((c) => c.routes));
   return {
     version: VERSION,
@@ -91,11 +170,12 @@ export function catalog(
       errors: [...new Set([...GLOBAL_ERRORS, ...c.errors])],
     })),
     // The API's side of the same contract: each route's input fields
-    // (type, default, bounds) and the schema of its data.
+    // (type, default, bounds), the schema of its data and, when it streams, of each line.
     routes: ROUTES.filter((r) => !options.onlyUsed || used.has(r.route)).map((r) => ({
       route: r.route,
-      input: r.input,
+      input: Object.fromEntries(Object.entries(r.input).map(([k, f]) => [k, fieldOf(f)])),
       output: r.output,
+      ...(r.lines === undefined ? {} : { lines: r.lines }),
     })),
     errors: Object.fromEntries(
       Object.entries(ERROR_CODES).map(([code, e]) => [code, {

@@ -5,12 +5,12 @@
  * @module
  */
 import { invalid } from "../../errors.ts";
-import type { CommandSpec } from "../command.ts";
-import { catalog, commandHelp, overview } from "../help.ts";
-import { arr, int, obj, str } from "../../control/schema.ts";
+import { command } from "../command.ts";
+import { catalog, CATALOG_FIELDS, commandHelp, overview } from "../help.ts";
+import { obj, str } from "../../control/schema.ts";
 
 /** The `help` command. */
-export const HELP_COMMAND: CommandSpec = {
+export const HELP_COMMAND = command({
   name: "help",
   routes: [],
   summary: "show help; with --json, the machine-readable command catalog",
@@ -21,16 +21,8 @@ export const HELP_COMMAND: CommandSpec = {
     variadic: true,
   }],
   flags: {},
-  output: {
-    type: "object",
-    properties: {
-      version: str,
-      api_version: int,
-      commands: arr(obj({ name: str, summary: str, usage: str })),
-      text: str,
-    },
-    required: ["version", "api_version", "commands", "text"],
-  },
+  // The catalog, and the help text a person would read.
+  output: obj({ ...CATALOG_FIELDS, text: str }),
   errors: [],
   run(ctx) {
     const words = (ctx.args.command as string[] | undefined) ?? [];
@@ -44,5 +36,5 @@ export const HELP_COMMAND: CommandSpec = {
     }
     return Promise.resolve({ ...catalog([c], { onlyUsed: true }), text: commandHelp(c) });
   },
-  human: (d) => (d as { text: string }).text,
-};
+  human: (d) => d.text,
+});
