@@ -2,7 +2,8 @@
  * The route contract on a running daemon: unknown body fields are refused
  * by name, json data may be a JSON value and comes back parsed, CLI flags are
  * checked in CLI terms, `--json` prints exactly the route's answer, and
- * every route's answer lists no field its output schema does not.
+ * every route's answer, and every line or frame a streaming route sends,
+ * lists no field its schema does not.
  */
 import assert from "node:assert/strict";
 import * as C from "../src/control/contract/mod.ts";
@@ -124,10 +125,99 @@ Deno.test("json data may be a JSON value; the inbox offers the parsed value, and
 
 /** Routes the live check below does not call, and why. */
 const NOT_CALLED: Readonly<Record<string, string>> = {
-  "GET /v1/stream": "a WebSocket: its open frame is streamHelloView's, typed by the schema",
-  "GET /v1/listen": "a WebSocket: its open frame is listenHelloView's, typed by the schema",
   "POST /v1/reject": "answers the same schema (and view) as approve",
 };
+
+/** A direct connection to a node's loopback API, as the harness makes (no proxy). */
+function directClient(url: URL): Deno.HttpClient {
+  return Deno.createHttpClient({
+    proxy: { transport: "tcp", hostname: url.hostname, port: Number(url.port) },
+  });
+}
+
+/** POSTs `body` to a route that answers NDJSON; returns every line once the stream ended. */
+async function postLines(node: TestNode, path: string, body: unknown): Promise<unknown[]> {
+  const control = await node.controlFile();
+  const url = new URL(path, control.url);
+  const client = directClient(url);
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${control.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      client,
+    });
+    const text = await res.text();
+    assert.match(res.headers.get("content-type") ?? "", /ndjson/, `${path}: ${text}`);
+    return text.trimEnd().split("\n").map((l) => JSON.parse(l));
+  } finally {
+    client.close();
+  }
+}
+
+/** A WebSocket route of a node, its JSON text frames collected as they come. */
+class FrameSocket {
+  /** Every text frame so far, parsed. */
+  // deno-lint-ignore no-explicit-any
+  readonly frames: any[] = [];
+  #ws: WebSocket;
+  #client: Deno.HttpClient;
+  #wake: (() => void) | undefined;
+
+  private constructor(ws: WebSocket, client: Deno.HttpClient) {
+    this.#ws = ws;
+    this.#client = client;
+    ws.onmessage = (ev) => {
+      if (typeof ev.data !== "string") return;
+      this.frames.push(JSON.parse(ev.data));
+      this.#wake?.();
+    };
+    ws.onclose = () => this.#wake?.();
+  }
+
+  /** Opens `GET path?query` as a WebSocket with the node's token. */
+  static async open(
+    node: TestNode,
+    path: string,
+    query: Record<string, string | number>,
+  ): Promise<FrameSocket> {
+    const control = await node.controlFile();
+    const url = new URL(path, control.url);
+    url.protocol = "ws:";
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, String(v));
+    const client = directClient(url);
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${control.token}` },
+      client,
+    });
+    return new FrameSocket(ws, client);
+  }
+
+  /** Waits until `n` text frames came; throws when the socket closes first or time runs out. */
+  async frameCount(n: number, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.frames.length < n) {
+      if (this.#ws.readyState === WebSocket.CLOSED) {
+        throw new Error(`The socket closed after ${JSON.stringify(this.frames)}`);
+      }
+      if (Date.now() > deadline) throw new Error(`No frame ${n} within ${timeoutMs} ms`);
+      await new Promise<void>((r) => {
+        this.#wake = r;
+        setTimeout(r, 50);
+      });
+    }
+  }
+
+  /** Closes the socket (the stream, if open, is reset) and releases the connection. */
+  async close(): Promise<void> {
+    if (this.#ws.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise<void>((r) => this.#ws.addEventListener("close", () => r()));
+      this.#ws.close();
+      await closed;
+    }
+    this.#client.close();
+  }
+}
 
 Deno.test("every route's answer on a running daemon has only fields its output schema lists", async () => {
   await using pair = await startPair();
@@ -147,13 +237,17 @@ Deno.test("every route's answer on a running daemon has only fields its output s
     checked.add(spec.route);
     return data;
   };
-  const lineOf = (spec: C.RouteSpec, schema: C.RouteSpec["output"], line: unknown) => {
+  // Routes whose streamed lines (or WebSocket text frames) were checked against `lines`.
+  const linesChecked = new Set<string>();
+  const lineOf = (spec: C.RouteSpec, line: unknown) => {
+    assert.ok(spec.lines, `${spec.route} publishes a line schema`);
     assert.deepEqual(
-      validate(schema, line, { closed: true }),
+      validate(spec.lines, line, { closed: true }),
       [],
       `${spec.route} line: ${JSON.stringify(line)}`,
     );
     checked.add(spec.route);
+    linesChecked.add(spec.route);
   };
 
   await answer(a, C.HEALTH);
@@ -189,9 +283,17 @@ Deno.test("every route's answer on a running daemon has only fields its output s
   const full = inbox.messages.find((m: { id: string }) => m.id === "full");
   assert.deepEqual([full.correlation_id, full.in_reply_to, full.meta], ["c1", "r1", { job: "7" }]);
   assert.ok(inbox.messages.some((m: { value?: unknown }) => m.value !== undefined));
-  const follow = await NdjsonStream.open(b, "/v1/inbox", { follow: true, heartbeat_ms: 1000 });
+  // The shortest heartbeat a query may ask for, so the quiet stream beats at once.
+  const follow = await NdjsonStream.open(b, "/v1/inbox", { follow: true, heartbeat_ms: 100 });
   try {
-    for (let i = 0; i < inbox.messages.length; i++) lineOf(C.INBOX, C.MESSAGE, await follow.next());
+    for (let i = 0; i < inbox.messages.length; i++) {
+      const line = await follow.next();
+      assert.equal(line.seq, inbox.messages[i].seq);
+      lineOf(C.INBOX, line);
+    }
+    const beat = await follow.next();
+    assert.deepEqual([beat.type, beat.seq], ["heartbeat", inbox.next], JSON.stringify(beat));
+    lineOf(C.INBOX, beat);
   } finally {
     await follow.close();
   }
@@ -224,6 +326,24 @@ Deno.test("every route's answer on a running daemon has only fields its output s
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal((await receiving).datagrams.length, 1);
+  // The same with follow: each datagram is a line of its own.
+  const datagrams = await NdjsonStream.open(b, "/v1/recv", {
+    port: 4001,
+    follow: true,
+    count: 1,
+    timeout_ms: 20_000,
+  });
+  try {
+    let datagram: unknown;
+    for (let i = 0; i < 100 && datagram === undefined; i++) {
+      await answer(a, C.DGRAM, { body: { peer: PAIR_B_NAME, port: 4001, data: "f" } });
+      datagram = await datagrams.next(100).catch(() => undefined);
+    }
+    assert.ok(datagram !== undefined, "a followed datagram came");
+    lineOf(C.RECV, datagram);
+  } finally {
+    await datagrams.close();
+  }
 
   const subscription = await NdjsonStream.open(a, "/v1/subscribe", {
     peer: PAIR_B_NAME,
@@ -231,32 +351,83 @@ Deno.test("every route's answer on a running daemon has only fields its output s
     count: 1,
   });
   try {
-    lineOf(C.SUBSCRIBE, C.SUBSCRIBE.output, await subscription.next());
+    lineOf(C.SUBSCRIBE, await subscription.next());
     await answer(a, C.PUBLISH, { body: { peer: PAIR_B_NAME, topic: "jobs.x", data: "go" } });
-    lineOf(
-      C.SUBSCRIBE,
-      C.SUBSCRIBE.output,
-      await subscription.nextWhere((l) => l.kind === "event"),
-    );
+    lineOf(C.SUBSCRIBE, await subscription.nextWhere((l) => l.kind === "event"));
   } finally {
     await subscription.close();
+  }
+
+  // A stream: B listens (its listening frame), A opens (both open frames), then both leave.
+  const listening = await FrameSocket.open(b, "/v1/listen", { port: 9100, timeout_ms: 20_000 });
+  let opening: FrameSocket | undefined;
+  try {
+    await listening.frameCount(1);
+    assert.deepEqual(listening.frames[0], { type: "listening", port: 9100 });
+    opening = await FrameSocket.open(a, "/v1/stream", { peer: PAIR_B_NAME, port: 9100 });
+    await opening.frameCount(1);
+    await listening.frameCount(2);
+    for (const [spec, socket] of [[C.STREAM, opening], [C.LISTEN, listening]] as const) {
+      assert.equal(socket.frames.at(-1).type, "open", JSON.stringify(socket.frames));
+      assert.deepEqual(
+        validate(spec.output, socket.frames.at(-1), { closed: true }),
+        [],
+        `${spec.route}: ${JSON.stringify(socket.frames)}`,
+      );
+      for (const frame of socket.frames) lineOf(spec, frame);
+    }
+  } finally {
+    await opening?.close();
+    await listening.close();
   }
 
   const dir = await Deno.makeTempDir({ prefix: "pilot-test-file-" });
   try {
     await Deno.writeTextFile(`${dir}/report.txt`, "numbers\n");
     await answer(a, C.SEND_FILE, { body: { peer: PAIR_B_NAME, path: `${dir}/report.txt` } });
+    // With progress: progress lines, then the result line; a file that is not there, an error line.
+    await Deno.writeTextFile(`${dir}/summary.txt`, "more numbers\n".repeat(10_000));
+    const sending = await postLines(a, "/v1/send-file", {
+      peer: PAIR_B_NAME,
+      path: `${dir}/summary.txt`,
+      progress: true,
+    });
+    const kinds = sending.map((l) => (l as { kind: string }).kind);
+    assert.equal(kinds[0], "progress", JSON.stringify(sending));
+    assert.equal(kinds.at(-1), "result", JSON.stringify(sending));
+    for (const line of sending) lineOf(C.SEND_FILE, line);
+    const failing = await postLines(a, "/v1/send-file", {
+      peer: PAIR_B_NAME,
+      path: `${dir}/missing.txt`,
+      progress: true,
+    });
+    assert.deepEqual(failing.map((l) => (l as { kind: string }).kind), ["error"]);
+    lineOf(C.SEND_FILE, failing[0]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
   const files = await answer(b, C.RECEIVED);
-  assert.equal(files.files.length, 1, "a non-empty file list was checked");
+  assert.equal(files.files.length, 2, "a file list of both files was checked");
   await answer(b, C.RECEIVED_ACK, { body: { ids: [files.files[0].id] } });
   await answer(b, C.RECEIVED_CLEAR, { body: { up_to: files.next } });
 
   await answer(a, C.CONNECTIONS);
   const events = await answer(a, C.EVENTS);
   assert.ok(events.events.length > 0, "a non-empty event page was checked");
+  // Following from a few events back: those events, then a heartbeat once it is quiet.
+  const following = await NdjsonStream.open(a, "/v1/events", {
+    follow: true,
+    after: Math.max(0, events.next - 3),
+    heartbeat_ms: 100,
+  });
+  try {
+    const beat = await following.nextWhere((l) => l.type === "heartbeat");
+    assert.ok(following.lines.length > 1, "event lines came before the heartbeat");
+    assert.ok(beat.seq >= events.next, JSON.stringify(beat));
+    for (const line of following.lines) lineOf(C.EVENTS, line);
+  } finally {
+    await following.close();
+  }
   await answer(a, C.UNTRUST, { body: { peer: PAIR_B_NAME } });
   await answer(a, C.SHUTDOWN);
 
@@ -265,5 +436,10 @@ Deno.test("every route's answer on a running daemon has only fields its output s
     uncalled.sort(),
     Object.keys(NOT_CALLED).sort(),
     "every other route was checked",
+  );
+  assert.deepEqual(
+    [...linesChecked].sort(),
+    C.ROUTES.filter((r) => r.lines !== undefined).map((r) => r.route).sort(),
+    "every route that streams had its lines checked",
   );
 });
