@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Schema, validate } from "../src/control/schema.ts";
 import { COMMANDS } from "../src/cli/table.ts";
+import { ROUTES } from "../src/control/contract/mod.ts";
 import {
   makeHome,
   type PilotResult,
@@ -59,13 +60,18 @@ function publishedCatalog(): Promise<any> {
   return catalogCache;
 }
 
+/** Checks `r` is `name`'s ok answer with data that has no field its published schema lacks. */
 async function assertMatchesSchema(name: string, r: PilotResult): Promise<void> {
   assert.equal(r.code, 0, `${name}: ${r.stdout}${r.stderr}`);
   assert.equal(r.json?.status, "ok", `${name}: ${r.stdout}`);
   assert.deepEqual(Object.keys(r.json).sort(), ["data", "status"]);
   const entry = (await publishedCatalog()).commands.find((c: { name: string }) => c.name === name);
   assert.ok(entry, `the catalog lists ${name}`);
-  assert.deepEqual(validate(entry.output as Schema, r.json.data), [], `${name}: ${r.stdout}`);
+  assert.deepEqual(
+    validate(entry.output as Schema, r.json.data, { closed: true }),
+    [],
+    `${name}: ${r.stdout}`,
+  );
 }
 
 Deno.test("pilot help --json lists every command of the table with its output schema", async () => {
@@ -80,6 +86,15 @@ Deno.test("pilot help --json lists every command of the table with its output sc
     assert.notDeepEqual(validate(c.output, "not an object"), [], `${c.name}: schema rejects junk`);
     assert.ok(c.errors.includes("invalid_argument"), `${c.name} lists the global errors`);
     for (const code of c.errors) assert.ok(code in catalog.errors, `${c.name}: ${code} published`);
+  }
+  // Streaming routes publish the schema of their lines (or WebSocket frames) too.
+  const streaming = catalog.routes.filter((r: { lines?: Schema }) => r.lines !== undefined);
+  assert.deepEqual(
+    streaming.map((r: { route: string }) => r.route).sort(),
+    ROUTES.filter((r) => r.lines !== undefined).map((r) => r.route).sort(),
+  );
+  for (const r of streaming) {
+    assert.notDeepEqual(validate(r.lines, "not a line"), [], `${r.route}: lines reject junk`);
   }
   assert.equal(catalog.errors.not_running.exit_code, 3);
   assert.equal(catalog.errors.invalid_argument.exit_code, 2);
