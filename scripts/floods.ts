@@ -63,6 +63,17 @@ function progress(message: string): void {
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
+/** `info.memory` (bytes) in MB, one decimal; null when the victim did not answer. */
+function memoryMb(m: Json): Json {
+  if (m === undefined || m === null) return null;
+  return {
+    rss: round(m.rss / 2 ** 20),
+    heap_total: round(m.heap_total / 2 ** 20),
+    heap_used: round(m.heap_used / 2 ** 20),
+    external: round(m.external / 2 ** 20),
+  };
+}
+
 /** Per-reason increase between two `{reason: count}` objects, nonzero ones only. */
 function deltas(before: Record<string, number> = {}, after: Record<string, number> = {}) {
   const out: Record<string, number> = {};
@@ -328,6 +339,9 @@ async function runOne(
       stranger_request_ms: requestR.ms,
       ...(requestR.error === undefined ? {} : { stranger_error: requestR.error }),
       local_api_ms: localR,
+      // The victim's own view (GET /v1/info) before and after, MB: RSS against the V8
+      // heap tells heap growth from memory the runtime holds elsewhere (threads, allocator).
+      victim_memory_mb: { start: memoryMb(info0.memory), end: memoryMb(info1.memory) },
       drain_s: drained.s,
       drained: drained.drained,
       drain_cpu_pct: drained.cpuPct,

@@ -164,6 +164,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     },
     pid: 42,
     version: "0.1.0",
+    memory: { rss: 3, heapTotal: 2, heapUsed: 1, external: 0 },
   });
   assert.deepEqual(Object.keys(info), Object.keys(C.INFO.output.properties));
   assert.deepEqual(Object.keys(info), [
@@ -183,13 +184,16 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "control",
     "pid",
     "version",
+    "memory",
   ]);
+  assert.deepEqual(info.memory, { rss: 3, heap_total: 2, heap_used: 1, external: 0 });
   assert.equal(info.listen, "[::1]:4000");
   assert.deepEqual(validate(C.INFO.output, info, { closed: true }), []);
   const detached = infoView({ ...node, services: [] }, {
     control: null,
     pid: 1,
     version: "0.1.0",
+    memory: { rss: 3, heapTotal: 2, heapUsed: 1, external: 0 },
   });
   assert.deepEqual(validate(C.INFO.output, detached, { closed: true }), []);
   const peers = peersView([{

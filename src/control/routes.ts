@@ -156,6 +156,7 @@ export function nodeRoutes(
           control: controlStats(),
           pid: Deno.pid,
           version: VERSION,
+          memory: Deno.memoryUsage(),
         }),
       ),
     "GET /v1/peers": () => Promise.resolve(V.peersView(diagnostics.peers())),

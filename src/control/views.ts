@@ -84,6 +84,8 @@ export interface ServerInfo {
   pid: number;
   /** The daemon's version. */
   version: string;
+  /** The daemon process's memory (`Deno.memoryUsage()`), bytes. */
+  memory: Deno.MemoryUsage;
 }
 
 /** `GET /v1/info`. */
@@ -106,6 +108,12 @@ export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.o
     control: server.control as Infer<typeof C.INFO.output>["control"],
     pid: server.pid,
     version: server.version,
+    memory: {
+      rss: server.memory.rss,
+      heap_total: server.memory.heapTotal,
+      heap_used: server.memory.heapUsed,
+      external: server.memory.external,
+    },
   };
 }
 

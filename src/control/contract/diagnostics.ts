@@ -58,6 +58,9 @@ export const INFO = route({
     })),
     pid: int,
     version: str,
+    // The daemon process's memory in bytes: resident set, V8 heap reserved and used, and
+    // memory outside the heap that JavaScript objects hold (buffers, WebCrypto keys).
+    memory: obj({ rss: int, heap_total: int, heap_used: int, external: int }),
   }),
 });
 
