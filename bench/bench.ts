@@ -284,19 +284,25 @@ class Api {
   #token: string;
   #client: Deno.HttpClient;
 
-  private constructor(url: string, token: string) {
+  private constructor(url: string, token: string, socket: string | undefined) {
     this.#url = url;
     this.#token = token;
     const u = new URL(url);
     // Direct to loopback, never through an HTTP proxy from the environment.
     this.#client = Deno.createHttpClient({
-      proxy: { transport: "tcp", hostname: u.hostname, port: Number(u.port) },
+      proxy: socket === undefined
+        ? { transport: "tcp", hostname: u.hostname, port: Number(u.port) }
+        : { transport: "unix", path: socket },
     });
   }
 
-  static async of(node: TestNode): Promise<Api> {
-    const control = await node.controlFile();
-    const api = new Api(control.url, control.token);
+  /**
+   * A client of `node`'s API over its Unix socket, as the CLI calls it, or
+   * with `via: "tcp"` over its TCP port (through the connection gate).
+   */
+  static async of(node: TestNode, via: "socket" | "tcp" = "socket"): Promise<Api> {
+    const control = await node.controlFile() as { url: string; token: string; socket?: string };
+    const api = new Api(control.url, control.token, via === "tcp" ? undefined : control.socket);
     cleanups.push(() => Promise.resolve(api.close()));
     return api;
   }
@@ -718,84 +724,99 @@ async function measurePing(ctx: Context): Promise<Figures> {
   };
 }
 
-async function measureMessages(ctx: Context): Promise<Figures> {
-  const { a, b } = await daemonsOf(ctx);
-  const api = await Api.of(a);
+/** One timed burst of sends on A's API (the CLI's socket, or TCP through the gate). */
+async function timedSends(
+  a: TestNode,
+  b: TestNode,
+  api: Api,
+  label: string,
+  count: number,
+): Promise<{ sent: number; ms: number; latencies: number[]; detail: Json }> {
   let sent = 0;
   let failed = 0;
   const failures: Record<string, number> = {};
-  const send = async (i: number, latencies?: number[]): Promise<void> => {
-    const t0 = performance.now();
+  const latencies: number[] = [];
+  const cpuA = await cpuMs(a.pid);
+  const cpuB = await cpuMs(b.pid);
+  const cpuSelf = await cpuMs("self");
+  const deadline = performance.now() + MESSAGE_SECONDS * 1000;
+  let issued = 0;
+  const t0 = performance.now();
+  await pool(count, messageInflight, async (i) => {
+    if (performance.now() > deadline) return;
+    issued++;
+    const s0 = performance.now();
     const r = await api.call("POST", "/v1/send", {
       peer: NAME_B,
       type: "json",
       data: JSON.stringify({ n: i, task: "bench", at: Date.now() }),
-      id: `bench-${i}`,
+      id: `bench-${label}-${i}`,
     }).catch((e) => ({ status: 0, json: { code: (e as Error).name } }));
     // "duplicate": stored once already, by an earlier copy of this same request's datagrams.
     const receipt = r.json.data?.receipt?.status;
     if (r.status === 200 && (receipt === "stored" || receipt === "duplicate")) {
       sent++;
-      latencies?.push(performance.now() - t0);
+      latencies.push(performance.now() - s0);
     } else {
       failed++;
       const code = String(r.json?.code ?? receipt ?? r.status);
       failures[code] = (failures[code] ?? 0) + 1;
     }
-  };
-  progress("messages: warm-up (session A -> B, 50 messages)");
-  for (let i = 0; i < 50; i++) await send(-1 - i);
-  if (sent === 0) {
-    ctx.notes.msgs_per_s = `no message went through in the warm-up: ${JSON.stringify(failures)}`;
-    return { msgs_per_s: null, msg_latency_ms_p99: null };
-  }
-  sent = 0;
-  failed = 0;
-  progress(
-    `messages: up to ${MESSAGE_COUNT} in ${MESSAGE_SECONDS} s, ${messageInflight} in flight`,
-  );
-  const cpuA = await cpuMs(a.pid);
-  const cpuB = await cpuMs(b.pid);
-  const cpuSelf = await cpuMs("self");
-  const latencies: number[] = [];
-  const deadline = performance.now() + MESSAGE_SECONDS * 1000;
-  let issued = 0;
-  const t0 = performance.now();
-  await pool(MESSAGE_COUNT, messageInflight, async (i) => {
-    if (performance.now() > deadline) return;
-    issued++;
-    await send(i, latencies);
   });
   const ms = performance.now() - t0;
   const cpuA2 = await cpuMs(a.pid);
   const cpuB2 = await cpuMs(b.pid);
   const cpuSelf2 = await cpuMs("self");
-  ctx.details.messages = {
-    issued,
-    stored: sent,
-    failed,
-    failures,
-    seconds: round(ms / 1000),
-    inflight: messageInflight,
-    msg_latency_ms_p50: round(percentile(latencies, 0.5) ?? NaN),
-    daemon_a_cpu_percent: cpuA === null || cpuA2 === null
-      ? null
-      : round((cpuA2 - cpuA) / ms * 100, 0),
-    daemon_b_cpu_percent: cpuB === null || cpuB2 === null
-      ? null
-      : round((cpuB2 - cpuB) / ms * 100, 0),
-    client_cpu_percent: cpuSelf === null || cpuSelf2 === null
-      ? null
-      : round((cpuSelf2 - cpuSelf) / ms * 100, 0),
+  const pct = (x: number | null, y: number | null) =>
+    x === null || y === null ? null : round((y - x) / ms * 100, 0);
+  return {
+    sent,
+    ms,
+    latencies,
+    detail: {
+      issued,
+      stored: sent,
+      failed,
+      failures,
+      seconds: round(ms / 1000),
+      inflight: messageInflight,
+      msg_latency_ms_p50: round(percentile(latencies, 0.5) ?? NaN),
+      daemon_a_cpu_percent: pct(cpuA, cpuA2),
+      daemon_b_cpu_percent: pct(cpuB, cpuB2),
+      client_cpu_percent: pct(cpuSelf, cpuSelf2),
+    },
   };
-  ctx.notes.msgs_per_s = `POST /v1/send on A's control API (bearer token from control.json), ` +
+}
+
+async function measureMessages(ctx: Context): Promise<Figures> {
+  const { a, b } = await daemonsOf(ctx);
+  const api = await Api.of(a);
+  progress("messages: warm-up (session A -> B, 50 messages)");
+  const warm = await timedSends(a, b, api, "warm-up", 50);
+  if (warm.sent === 0) {
+    ctx.notes.msgs_per_s = `no message went through in the warm-up: ` +
+      JSON.stringify(warm.detail.failures);
+    return { msgs_per_s: null, msg_latency_ms_p99: null, msgs_per_s_tcp: null };
+  }
+  progress(
+    `messages: up to ${MESSAGE_COUNT} in ${MESSAGE_SECONDS} s, ${messageInflight} in flight`,
+  );
+  const main = await timedSends(a, b, api, "socket", MESSAGE_COUNT);
+  progress(`messages: the same over TCP, through the connection gate`);
+  const tcp = await timedSends(a, b, await Api.of(a, "tcp"), "tcp", MESSAGE_COUNT);
+  ctx.details.messages = { ...main.detail, tcp: tcp.detail };
+  ctx.notes.msgs_per_s = `POST /v1/send on A's control API over its Unix socket, as the CLI ` +
+    `calls it (bearer token from control.json), ` +
     `small JSON messages to B (mutual trust seeded in both trust.json), ${messageInflight} ` +
     `requests in flight, each counted when its answer carries B's receipt ("stored", or ` +
     `"duplicate": stored once already); ` +
     `up to ${MESSAGE_COUNT} messages or ${MESSAGE_SECONDS} s, after a 50-message warm-up`;
+  ctx.notes.msgs_per_s_tcp = "the same over A's TCP port, which relays each connection " +
+    "through the connection gate (src/control/conn_gate.ts) to that socket, right after";
   return {
-    msgs_per_s: round(sent / (ms / 1000), 0),
-    msg_latency_ms_p99: round(percentile(latencies, 0.99) ?? NaN),
+    msgs_per_s: round(main.sent / (main.ms / 1000), 0),
+    msg_latency_ms_p99: round(percentile(main.latencies, 0.99) ?? NaN),
+    msgs_per_s_tcp: round(tcp.sent / (tcp.ms / 1000), 0),
   };
 }
 
@@ -1102,6 +1123,7 @@ async function main(): Promise<void> {
     raw_udp_rtt_ms_p50: null,
     msgs_per_s: null,
     msg_latency_ms_p99: null,
+    msgs_per_s_tcp: null,
     handshakes_per_s: null,
     idle_rss_mb: null,
     rss_per_session_kb: null,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isHomeLocked } from "../src/daemon/home.ts";
-import { startNode, type TestNode, waitFor } from "./_daemon_harness.ts";
+import { callApi, startNode, type TestNode, waitFor } from "./_daemon_harness.ts";
 
 interface RawResponse {
   status: number;
@@ -240,4 +240,29 @@ Deno.test("after kill -9 the CLI answers not_running despite the stale control f
   } finally {
     await node?.stop();
   }
+});
+
+Deno.test("the CLI calls the daemon over its private Unix socket, which still asks for the token", async () => {
+  await using node = await startNode();
+  const control = await node.controlFile() as { url: string; token: string; socket?: string };
+  assert.equal(typeof control.socket, "string", "control.json names the socket");
+  const mode = (await Deno.stat(control.socket!)).mode! & 0o777;
+  assert.equal(mode & 0o077, 0, `only this user may connect (mode ${mode.toString(8)})`);
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: control.socket! } });
+  try {
+    const anonymous = await fetch(new URL("/v1/info", control.url), { client });
+    assert.equal(anonymous.status, 401, "no token, no answer, socket or not");
+    await anonymous.body?.cancel();
+  } finally {
+    client.close();
+  }
+  // A CLI long poll held open is a request the gate never saw: the gate counts only the
+  // TCP connection this test reads info on.
+  const polling = node.pilot("inbox", "--wait", "--timeout", "3s", "--json");
+  const info = await waitFor("the CLI's long poll", async () => {
+    const r = await callApi(node, "GET", "/v1/info");
+    return r.json.data.control.held.long_poll === 1 ? r.json.data : undefined;
+  });
+  assert.equal(info.control.connections, 1, JSON.stringify(info.control));
+  assert.equal((await polling).code, 0);
 });

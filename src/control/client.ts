@@ -23,6 +23,13 @@ export interface ControlFile {
   version: string;
   /** Control API version. */
   api_version: number;
+  /**
+   * The API's Unix socket (mode 0600, only this user can connect), which
+   * clients on this host use instead of `url`: the TCP port goes through the
+   * connection gate that protects the daemon from other local users, one
+   * relay hop per request. Absent in files of daemons before it existed.
+   */
+  socket?: string;
 }
 
 /** Reads and validates the control file; null when there is none. */
@@ -47,12 +54,16 @@ export async function readControlFile(home: string): Promise<ControlFile | null>
   ) {
     throw new PilotError("internal", `Control file "${path}" is malformed`, "restart the daemon");
   }
+  if (o.socket !== undefined && typeof o.socket !== "string") {
+    throw new PilotError("internal", `Control file "${path}" is malformed`, "restart the daemon");
+  }
   return {
     url: o.url,
     token: o.token,
     pid: o.pid,
     version: o.version,
     api_version: o.api_version,
+    ...(o.socket === undefined ? {} : { socket: o.socket }),
   };
 }
 
@@ -70,16 +81,22 @@ export interface CallOptions {
 export class ControlClient {
   #control: ControlFile;
   #http: Deno.HttpClient;
+  #tcp: Deno.HttpClient;
 
   /** Wraps an already validated control file. */
   constructor(control: ControlFile) {
     this.#control = control;
     const url = new URL(control.url);
     // Always a direct connection to the loopback API: fetch would otherwise
-    // honour HTTP_PROXY and hand the bearer token to a proxy.
-    this.#http = Deno.createHttpClient({
+    // honour HTTP_PROXY and hand the bearer token to a proxy. Requests take
+    // the Unix socket when the daemon has one; stream sockets (WebSockets)
+    // take the TCP port.
+    this.#tcp = Deno.createHttpClient({
       proxy: { transport: "tcp", hostname: url.hostname, port: Number(url.port) },
     });
+    this.#http = control.socket === undefined
+      ? this.#tcp
+      : Deno.createHttpClient({ proxy: { transport: "unix", path: control.socket } });
   }
 
   /** The control file this client uses. */
@@ -156,7 +173,7 @@ export class ControlClient {
     for (const [k, v] of Object.entries(query)) {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
-    return StreamSocket.open(url, this.#control.token, this.#http, onListening);
+    return StreamSocket.open(url, this.#control.token, this.#tcp, onListening);
   }
 
   /**

@@ -71,6 +71,7 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
       pid: Deno.pid,
       version: VERSION,
       api_version: API_VERSION,
+      socket: server.socket,
     };
     await writeFileAtomic(controlPath, JSON.stringify(control) + "\n", 0o600);
     log(

@@ -91,8 +91,10 @@ const MAX_SOCKET_PATH = 100;
 
 /** A running control server. */
 export interface ControlServer {
-  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  /** Base URL, e.g. `http://127.0.0.1:41234`: the TCP port, behind the connection gate. */
   url: string;
+  /** The Unix socket the HTTP server itself listens on (mode 0600): this user's clients skip the gate. */
+  socket: string;
   /** Connections open, requests held open by kind, and connections dropped by reason. */
   stats(): { connections: number; held: Record<HoldKind, number>; drops: Record<GateDrop, number> };
   /** Stops accepting requests and waits for the listener to close. */
@@ -101,8 +103,11 @@ export interface ControlServer {
 
 /**
  * Starts the control API on an OS-chosen loopback port. The HTTP server
- * listens on a Unix socket in a private temporary directory; only the
- * {@linkcode ConnGate} in front of it listens on TCP.
+ * listens on a Unix socket (mode 0600: `socketPath`, or one in a private
+ * temporary directory when that path is too long); only the
+ * {@linkcode ConnGate} in front of it listens on TCP. Clients of the same
+ * user may call the socket directly: the gate guards the daemon against
+ * other local users, who cannot open it.
  */
 export async function startControlServer(
   routes: Routes,
@@ -150,6 +155,7 @@ export async function startControlServer(
   });
   return {
     url: `http://127.0.0.1:${port}`,
+    socket: path,
     stats: () => ({ connections: gate.open, held: holds.open, drops: gate.drops }),
     close: async () => {
       closing = true;
