@@ -1,0 +1,303 @@
+/**
+ * A node's signed presence record, as it publishes it to rendezvous nodes
+ * (issue 9): its identity key and address stamp, the hostname it claims,
+ * whether strangers may learn its endpoints, a serial that only grows, an
+ * expiry, and up to eight UDP endpoints. This module lays out the bytes and
+ * checks their shape; the signature, key and stamp are checked by
+ * `discovery/presence.ts`.
+ *
+ * Layout (big-endian), the signed body first:
+ *
+ * | size | field |
+ * |---:|---|
+ * | 1 | version = 1 |
+ * | 32 | Ed25519 public key |
+ * | 8 | address stamp |
+ * | 1 | hostname length n, 0 to 63 |
+ * | n | hostname, `[a-z0-9-]` |
+ * | 1 | visibility: 0 private, 1 public |
+ * | 8 | serial, below 2^53 |
+ * | 8 | expires at, Unix ms below 2^53 |
+ * | 1 | endpoint count, 0 to 8 |
+ * | … | each endpoint: kind (0 local, 1 observed), family (4 or 6), the IP (4 or 16 bytes), port (u16, 1 to 65535) |
+ * | 64 | Ed25519 signature over `utf8("pilot/presence/v1") ‖ body` |
+ *
+ * @module
+ */
+import { isIP } from "node:net";
+import { DecodeError, Reader, utf8, Writer } from "../bytes.ts";
+
+/** The only record version this codec reads and writes. */
+export const PRESENCE_RECORD_VERSION = 1;
+/** Domain label the signature covers before the body. */
+export const PRESENCE_LABEL = "pilot/presence/v1";
+/** Most endpoints one record carries. */
+export const MAX_RECORD_ENDPOINTS = 8;
+/** Longest hostname, in bytes. */
+export const MAX_RECORD_HOSTNAME = 63;
+/** Size of the largest record: every field at its longest, eight IPv6 endpoints. */
+export const MAX_PRESENCE_RECORD_SIZE = 1 + 32 + 8 + 1 + MAX_RECORD_HOSTNAME + 1 + 8 + 8 + 1 +
+  MAX_RECORD_ENDPOINTS * (1 + 1 + 16 + 2) + 64;
+
+/** Who may learn a node's endpoints from a rendezvous. */
+export type Visibility = "private" | "public";
+/** How the node knows an endpoint: its own socket, or what a rendezvous observed. */
+export type EndpointKind = "local" | "observed";
+
+/** One UDP endpoint in a record. */
+export interface RecordEndpoint {
+  /** Local (the node's own address) or observed (as a rendezvous saw it). */
+  kind: EndpointKind;
+  /** IPv4 or IPv6 literal, without brackets. */
+  hostname: string;
+  /** UDP port, 1 to 65535. */
+  port: number;
+}
+
+/** The fields a presence record signs. */
+export interface UnsignedPresence {
+  /** Ed25519 identity public key, 32 bytes. */
+  publicKey: Uint8Array;
+  /** Address stamp, 8 bytes. */
+  stamp: Uint8Array;
+  /** Claimed hostname, `""` for none. */
+  hostname: string;
+  /** Whether strangers may learn the endpoints. */
+  visibility: Visibility;
+  /** Grows with every record the node publishes (it uses its clock in ms). */
+  serial: number;
+  /** When the record stops being valid, Unix ms. */
+  expiresAt: number;
+  /** At most eight endpoints. */
+  endpoints: RecordEndpoint[];
+}
+
+/** A presence record with its signature. */
+export interface PresenceRecord extends UnsignedPresence {
+  /** Ed25519 signature over `utf8(PRESENCE_LABEL) ‖ body`, 64 bytes. */
+  signature: Uint8Array;
+}
+
+/** A decoded record and the exact bytes its signature covers (label excluded). */
+export interface DecodedPresence {
+  /** The record. */
+  record: PresenceRecord;
+  /** The signed body as received. */
+  body: Uint8Array;
+}
+
+const LABEL = utf8(PRESENCE_LABEL);
+const TWO_POW_53 = 2n ** 53n;
+const KINDS: readonly EndpointKind[] = ["local", "observed"];
+const VISIBILITIES: readonly Visibility[] = ["private", "public"];
+
+function fail(reason: string, message: string): never {
+  throw new DecodeError(reason, `Cannot decode presence record: ${message}`);
+}
+
+function readTime(r: Reader, field: string): number {
+  const v = r.u64(field);
+  if (v >= TWO_POW_53) fail("out_of_range", `${field} ${v} is not below 2^53`);
+  return Number(v);
+}
+
+function isHostnameByte(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d;
+}
+
+/**
+ * Decodes a presence record strictly: version 1, exact length, a hostname of
+ * `[a-z0-9-]`, known visibility and endpoint kinds, IPv4 or IPv6 endpoints
+ * with ports 1 to 65535, times below 2^53. Throws only
+ * {@linkcode DecodeError}. Byte fields are copies, safe to keep.
+ */
+export function decodePresenceRecord(bytes: Uint8Array): DecodedPresence {
+  if (bytes.length > MAX_PRESENCE_RECORD_SIZE) {
+    fail("too_large", `${bytes.length} bytes, more than ${MAX_PRESENCE_RECORD_SIZE}`);
+  }
+  const r = new Reader(bytes);
+  const version = r.u8("version");
+  if (version !== PRESENCE_RECORD_VERSION) {
+    throw new DecodeError(
+      "unsupported_version",
+      `Cannot decode presence record version ${version}: expected ${PRESENCE_RECORD_VERSION}`,
+    );
+  }
+  const publicKey = r.bytes(32, "public key").slice();
+  const stamp = r.bytes(8, "stamp").slice();
+  const hostnameLength = r.u8("hostname length");
+  if (hostnameLength > MAX_RECORD_HOSTNAME) {
+    fail("bad_hostname", `hostname length ${hostnameLength} exceeds ${MAX_RECORD_HOSTNAME}`);
+  }
+  const hostnameBytes = r.bytes(hostnameLength, "hostname");
+  if (!hostnameBytes.every(isHostnameByte)) fail("bad_hostname", "hostname outside [a-z0-9-]");
+  const hostname = String.fromCharCode(...hostnameBytes);
+  const visibility = VISIBILITIES[r.u8("visibility")];
+  if (visibility === undefined) fail("bad_visibility", "visibility is neither 0 nor 1");
+  const serial = readTime(r, "serial");
+  const expiresAt = readTime(r, "expires at");
+  const count = r.u8("endpoint count");
+  if (count > MAX_RECORD_ENDPOINTS) {
+    fail("too_many_endpoints", `${count} endpoints, more than ${MAX_RECORD_ENDPOINTS}`);
+  }
+  const endpoints: RecordEndpoint[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = KINDS[r.u8("endpoint kind")];
+    if (kind === undefined) fail("bad_endpoint", `endpoint ${i} has an unknown kind`);
+    const family = r.u8("endpoint family");
+    if (family !== 4 && family !== 6) fail("bad_endpoint", `endpoint ${i} has family ${family}`);
+    const ip = r.bytes(family === 4 ? 4 : 16, "endpoint IP");
+    const port = r.u16("endpoint port");
+    if (port === 0) fail("bad_endpoint", `endpoint ${i} has port 0`);
+    endpoints.push({ kind, hostname: family === 4 ? ipv4Text(ip) : ipv6Text(ip), port });
+  }
+  const bodyLength = r.offset;
+  const signature = r.bytes(64, "signature").slice();
+  r.end("presence record");
+  return {
+    record: {
+      publicKey,
+      stamp,
+      hostname,
+      visibility,
+      serial,
+      expiresAt,
+      endpoints,
+      signature,
+    },
+    body: bytes.slice(0, bodyLength),
+  };
+}
+
+function checkSize(v: Uint8Array, field: string, size: number): void {
+  if (v.length !== size) {
+    throw new RangeError(`Invalid ${field} of ${v.length} bytes: expected exactly ${size} bytes`);
+  }
+}
+
+function checkTime(v: number, field: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new RangeError(`Invalid ${field} ${v}: expected an integer from 0 to 2^53 - 1`);
+  }
+}
+
+/**
+ * The signed body of a record (everything but the signature); throws
+ * `RangeError` for a field of the wrong size, range or shape.
+ */
+export function encodePresenceBody(p: UnsignedPresence): Uint8Array {
+  checkSize(p.publicKey, "public key", 32);
+  checkSize(p.stamp, "stamp", 8);
+  if (!/^[a-z0-9-]{0,63}$/.test(p.hostname)) {
+    throw new RangeError(
+      `Invalid hostname "${p.hostname}": expected 0 to 63 characters of [a-z0-9-]`,
+    );
+  }
+  checkTime(p.serial, "serial");
+  checkTime(p.expiresAt, "expires at");
+  if (p.endpoints.length > MAX_RECORD_ENDPOINTS) {
+    throw new RangeError(
+      `Invalid record with ${p.endpoints.length} endpoints: at most ${MAX_RECORD_ENDPOINTS}`,
+    );
+  }
+  const ips = p.endpoints.map((e) => {
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) {
+      throw new RangeError(`Invalid endpoint port ${e.port}: expected 1 to 65535`);
+    }
+    return ipBytes(e.hostname);
+  });
+  const w = new Writer(MAX_PRESENCE_RECORD_SIZE)
+    .u8(PRESENCE_RECORD_VERSION)
+    .bytes(p.publicKey)
+    .bytes(p.stamp)
+    .u8(p.hostname.length)
+    .bytes(utf8(p.hostname))
+    .u8(VISIBILITIES.indexOf(p.visibility))
+    .u64(BigInt(p.serial))
+    .u64(BigInt(p.expiresAt))
+    .u8(p.endpoints.length);
+  p.endpoints.forEach((e, i) => {
+    const ip = ips[i]!;
+    w.u8(KINDS.indexOf(e.kind)).u8(ip.length === 4 ? 4 : 6).bytes(ip).u16(e.port);
+  });
+  return w.finish();
+}
+
+/** The bytes the signature covers: the domain label, then the body. */
+export function presenceSigningMessage(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(LABEL.length + body.length);
+  out.set(LABEL, 0);
+  out.set(body, LABEL.length);
+  return out;
+}
+
+/** Encodes a signed record: its body, then its 64-byte signature. */
+export function encodePresenceRecord(p: PresenceRecord): Uint8Array {
+  checkSize(p.signature, "signature", 64);
+  const body = encodePresenceBody(p);
+  const out = new Uint8Array(body.length + 64);
+  out.set(body, 0);
+  out.set(p.signature, body.length);
+  return out;
+}
+
+// ---- IP literals <-> bytes ----
+
+function ipBytes(text: string): Uint8Array {
+  const family = isIP(text);
+  if (family === 4) return Uint8Array.from(text.split(".").map(Number));
+  if (family === 6) return ipv6Bytes(text);
+  throw new RangeError(`Invalid endpoint IP "${text}": expected an IPv4 or IPv6 literal`);
+}
+
+function ipv4Text(b: Uint8Array): string {
+  return Array.from(b).join(".");
+}
+
+function ipv6Bytes(text: string): Uint8Array {
+  let s = text.toLowerCase();
+  const out = new Uint8Array(16);
+  // A dotted IPv4 tail (::ffff:192.0.2.1) is two more groups.
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (dotted) {
+    const v4 = dotted[1]!.split(".").map(Number);
+    s = s.slice(0, -dotted[1]!.length) +
+      `${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
+  }
+  const [head, tail] = s.includes("::") ? s.split("::") : [s, undefined];
+  const groups = (part: string | undefined) => part ? part.split(":") : [];
+  const left = groups(head);
+  const right = groups(tail);
+  const all = tail === undefined
+    ? left
+    : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
+  all.forEach((g, i) => {
+    const v = parseInt(g, 16);
+    out[2 * i] = v >> 8;
+    out[2 * i + 1] = v & 0xff;
+  });
+  return out;
+}
+
+/** RFC 5952 text: lowercase, no leading zeros, the longest run of two or more zero groups as `::`. */
+function ipv6Text(b: Uint8Array): string {
+  const groups = Array.from({ length: 8 }, (_, i) => (b[2 * i]! << 8) | b[2 * i + 1]!);
+  let bestAt = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestAt = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
+  if (bestAt < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLength))}`;
+}
