@@ -24,8 +24,8 @@
  *
  * @module
  */
-import { isIP } from "node:net";
 import { DecodeError, Reader, utf8, Writer } from "../bytes.ts";
+import { readEndpoint, writeEndpoint } from "./ip_endpoint.ts";
 
 /** The only record version this codec reads and writes. */
 export const PRESENCE_RECORD_VERSION = 1;
@@ -144,12 +144,7 @@ export function decodePresenceRecord(bytes: Uint8Array): DecodedPresence {
   for (let i = 0; i < count; i++) {
     const kind = KINDS[r.u8("endpoint kind")];
     if (kind === undefined) fail("bad_endpoint", `endpoint ${i} has an unknown kind`);
-    const family = r.u8("endpoint family");
-    if (family !== 4 && family !== 6) fail("bad_endpoint", `endpoint ${i} has family ${family}`);
-    const ip = r.bytes(family === 4 ? 4 : 16, "endpoint IP");
-    const port = r.u16("endpoint port");
-    if (port === 0) fail("bad_endpoint", `endpoint ${i} has port 0`);
-    endpoints.push({ kind, hostname: family === 4 ? ipv4Text(ip) : ipv6Text(ip), port });
+    endpoints.push({ kind, ...readEndpoint(r, `presence record endpoint ${i}`) });
   }
   const bodyLength = r.offset;
   const signature = r.bytes(64, "signature").slice();
@@ -200,12 +195,6 @@ export function encodePresenceBody(p: UnsignedPresence): Uint8Array {
       `Invalid record with ${p.endpoints.length} endpoints: at most ${MAX_RECORD_ENDPOINTS}`,
     );
   }
-  const ips = p.endpoints.map((e) => {
-    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) {
-      throw new RangeError(`Invalid endpoint port ${e.port}: expected 1 to 65535`);
-    }
-    return ipBytes(e.hostname);
-  });
   const w = new Writer(MAX_PRESENCE_RECORD_SIZE)
     .u8(PRESENCE_RECORD_VERSION)
     .bytes(p.publicKey)
@@ -216,10 +205,7 @@ export function encodePresenceBody(p: UnsignedPresence): Uint8Array {
     .u64(BigInt(p.serial))
     .u64(BigInt(p.expiresAt))
     .u8(p.endpoints.length);
-  p.endpoints.forEach((e, i) => {
-    const ip = ips[i]!;
-    w.u8(KINDS.indexOf(e.kind)).u8(ip.length === 4 ? 4 : 6).bytes(ip).u16(e.port);
-  });
+  for (const e of p.endpoints) writeEndpoint(w.u8(KINDS.indexOf(e.kind)), e);
   return w.finish();
 }
 
@@ -239,65 +225,4 @@ export function encodePresenceRecord(p: PresenceRecord): Uint8Array {
   out.set(body, 0);
   out.set(p.signature, body.length);
   return out;
-}
-
-// ---- IP literals <-> bytes ----
-
-function ipBytes(text: string): Uint8Array {
-  const family = isIP(text);
-  if (family === 4) return Uint8Array.from(text.split(".").map(Number));
-  if (family === 6) return ipv6Bytes(text);
-  throw new RangeError(`Invalid endpoint IP "${text}": expected an IPv4 or IPv6 literal`);
-}
-
-function ipv4Text(b: Uint8Array): string {
-  return Array.from(b).join(".");
-}
-
-function ipv6Bytes(text: string): Uint8Array {
-  let s = text.toLowerCase();
-  const out = new Uint8Array(16);
-  // A dotted IPv4 tail (::ffff:192.0.2.1) is two more groups.
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (dotted) {
-    const v4 = dotted[1]!.split(".").map(Number);
-    s = s.slice(0, -dotted[1]!.length) +
-      `${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
-  }
-  const [head, tail] = s.includes("::") ? s.split("::") : [s, undefined];
-  const groups = (part: string | undefined) => part ? part.split(":") : [];
-  const left = groups(head);
-  const right = groups(tail);
-  const all = tail === undefined
-    ? left
-    : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
-  all.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
-}
-
-/** RFC 5952 text: lowercase, no leading zeros, the longest run of two or more zero groups as `::`. */
-function ipv6Text(b: Uint8Array): string {
-  const groups = Array.from({ length: 8 }, (_, i) => (b[2 * i]! << 8) | b[2 * i + 1]!);
-  let bestAt = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestAt = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
-  if (bestAt < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLength))}`;
 }
