@@ -255,17 +255,20 @@ Deno.test("a peer without NAME=ENDPOINT or with a bad endpoint is refused quotin
   for (const bad of ["worker", "=127.0.0.1:7440", "worker:127.0.0.1:7440"]) {
     await assertRefused(load({ flags: { peer: [bad] } }), `"${bad}"`, "NAME=ENDPOINT");
   }
-  for (const endpoint of ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "nowhere:7440"]) {
+  for (const endpoint of ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "no_where:7440"]) {
     await assertRefused(load({ flags: { peer: [`worker=${endpoint}`] } }), `"${endpoint}"`);
     await assertRefused(load({ file: { peers: { worker: endpoint } } }), `"${endpoint}"`);
   }
   await assertRefused(load({ file: { peers: { worker: 7440 } } }), '"worker"');
   await assertRefused(load({ file: { peers: ["worker=127.0.0.1:7440"] } }), '"peers"');
-  // Names may also be addresses, and endpoints udp:// DNS names.
+  // Names may also be addresses, and endpoints DNS names, with or without udp://.
   const cfg = await load({
-    flags: { peer: [`${ALICE.address}=udp://node.example:7440`] },
+    flags: { peer: [`${ALICE.address}=udp://node.example:7440`, "worker=node.example:7440"] },
   });
-  assert.deepEqual(cfg.peers, { [ALICE.address]: "udp://node.example:7440" });
+  assert.deepEqual(cfg.peers, {
+    [ALICE.address]: "udp://node.example:7440",
+    worker: "node.example:7440",
+  });
 });
 
 // Pre-authorised peers, services and the rest --------------------------------

@@ -1,12 +1,15 @@
 /**
- * UDP endpoints and their text syntax: `IP:PORT`, `[IPv6]:PORT`, or
- * `udp://HOST:PORT`. The syntax never overlaps with addresses or hostnames.
+ * UDP endpoints and their text syntax: `IP:PORT`, `[IPv6]:PORT`,
+ * `HOST:PORT` with a DNS name, or `udp://HOST:PORT`. The syntax never
+ * overlaps with addresses (with or without a virtual port), hostnames,
+ * fingerprints or keys: none of those has a single colon after a host.
  *
  * @module
  */
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
 import { invalid } from "../errors.ts";
+import { isAddressLike } from "../identity/address.ts";
 
 /** A UDP endpoint with a literal IP. */
 export interface Endpoint {
@@ -24,7 +27,11 @@ export interface EndpointSpec {
   port: number;
 }
 
-const HINT = "write an endpoint as IP:PORT, [IPv6]:PORT or udp://HOST:PORT";
+const HINT = "write an endpoint as IP:PORT, [IPv6]:PORT, HOST:PORT or udp://HOST:PORT";
+
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123). */
+const DNS_NAME =
+  /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 function parsePort(text: string, whole: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
@@ -33,9 +40,23 @@ function parsePort(text: string, whole: string): number {
   return Number(text);
 }
 
-/** Tells whether `text` is written as an endpoint (rather than an address or hostname). */
+/**
+ * Tells whether `text` is written as an endpoint (rather than an address,
+ * hostname, fingerprint or key): a scheme, a bracket, or one colon after a
+ * host that is not an address (`3fa2.09c1.77e4:1001` is an address with a
+ * virtual port). A bad port still counts, so `parseEndpoint` says what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { looksLikeEndpoint } from "./endpoint.ts";
+ * looksLikeEndpoint("worker.example.com:4000"); // true
+ * looksLikeEndpoint("3fa2.09c1.77e4:1001"); // false
+ * ```
+ */
 export function looksLikeEndpoint(text: string): boolean {
-  return text.startsWith("udp://") || text.startsWith("[") || /^[0-9.]+:\d+$/.test(text);
+  if (text.startsWith("udp://") || text.startsWith("[")) return true;
+  const m = /^([^:[\]/\s]+):[^:]*$/.exec(text);
+  return m !== null && !isAddressLike(m[1]!);
 }
 
 /** Parses endpoint text; throws `invalid_argument` with a hint on anything else. */
@@ -53,10 +74,18 @@ export function parseEndpoint(text: string): EndpointSpec {
   const host = rest.slice(0, colon);
   const port = parsePort(rest.slice(colon + 1), text);
   if (isIP(host) === 4) return { host, port };
-  if (scheme && /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]{1,63})*$/.test(host)) {
-    return { host: host.toLowerCase(), port };
+  if (!scheme && isAddressLike(host)) {
+    throw invalid(
+      `Cannot parse endpoint "${text}": "${host}" is a Pilot address, not a host`,
+      "name a peer by its address alone; an endpoint is IP:PORT or HOST:PORT",
+    );
   }
-  throw invalid(`Cannot parse endpoint "${text}": "${host}" is not an IP address`, HINT);
+  // All digits and dots is a (bad) IPv4 literal, never a DNS name.
+  if (!/^[\d.]+$/.test(host) && DNS_NAME.test(host)) return { host: host.toLowerCase(), port };
+  throw invalid(
+    `Cannot parse endpoint "${text}": "${host}" is not an IP address or DNS name`,
+    HINT,
+  );
 }
 
 /** Resolves a DNS name in an endpoint to an IP (literal IPs pass through). */
