@@ -160,7 +160,10 @@ export class TestNode {
 export interface NodeOptions extends LocalIdentityOptions {
   /** Manager options besides the ones the network provides. */
   manager?: Partial<
-    Pick<SessionManagerOptions, "requireMac1" | "cookieThreshold" | "timers" | "serialFloor">
+    Pick<
+      SessionManagerOptions,
+      "requireMac1" | "cookieThreshold" | "timers" | "serialFloor" | "untrustedPort"
+    >
   >;
   /** Use this local identity as is (ignores the payload options). */
   local?: LocalNodeIdentity;

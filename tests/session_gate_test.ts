@@ -132,3 +132,17 @@ Deno.test("SessionManager sheds an untrusted peer's frame flood before decryptin
   assert.equal(b.delivered.length, UNTRUSTED_FRAME_RATE.burst + flood, "trusted: all delivered");
   assert.equal(b.manager.drops.untrusted_rate, flood - UNTRUSTED_FRAME_RATE.burst);
 });
+
+Deno.test("SessionManager lets an untrusted peer's datagrams reach a port the node opens to strangers, never its streams", async () => {
+  const { net, a, b } = await pair({
+    b: { manager: { untrustedPort: (_peer, port) => port === 445 } },
+  });
+  b.trusted = false;
+  assert.equal(await sendKind(a, b, "datagram", 445), true);
+  assert.equal(await sendKind(a, b, "stream", 445), true);
+  assert.equal(await sendKind(a, b, "datagram", 446), true);
+  await net.pump();
+  assert.deepEqual(b.delivered.map((d) => [d.packet.kind, d.packet.dstPort]), [["datagram", 445]]);
+  assert.equal(b.manager.drops.not_trusted_stream, 1);
+  assert.equal(b.manager.drops.not_trusted, 1);
+});

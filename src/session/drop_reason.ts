@@ -48,7 +48,8 @@ export const DROP_REASONS = {
   auth: "data frame failed authentication",
   malformed_inner: "the decrypted inner packet is malformed",
   inner_address: "inner source or destination address is not the session's",
-  not_trusted: "an untrusted peer's datagram to a port other than 444",
+  not_trusted:
+    "an untrusted peer's datagram to a port not open to strangers (444, and those the node opens)",
   not_trusted_stream: "an untrusted peer's stream segment (streams need trust, even to 444)",
   rekey_failed: "a rekey could not start",
 } as const satisfies Record<string, string>;

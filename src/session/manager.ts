@@ -138,6 +138,12 @@ export interface SessionManagerOptions {
   onPeerUp?(peer: PeerIdentity): void;
   /** A peer lost its last session. */
   onPeerDown?(peer: PeerIdentity): void;
+  /**
+   * Datagram ports other than 444 that an untrusted peer may reach (a
+   * rendezvous serves strangers on 445; a node hears its rendezvous there).
+   * Asked per packet; none when absent. Streams always need trust.
+   */
+  untrustedPort?(peer: PeerIdentity, port: number): boolean;
   /** Refuse message 1 without a valid mac1 (stealth). */
   requireMac1?: boolean;
   /** Half-open handshakes at or above which message 1 needs a cookie. */
@@ -586,19 +592,24 @@ export class SessionManager {
     ) {
       return this.#drop("inner_address");
     }
-    if (packet.kind === "datagram" && packet.dstPort === PORT_TRUST && peer) {
-      peer.trustTrafficAt = now;
-    }
+    const open = packet.kind === "datagram" && this.#openToStrangers(s.peer, packet.dstPort);
+    if (open && peer) peer.trustTrafficAt = now;
     if (!this.#o.isTrusted(s.peer)) {
       // Zero trust: an untrusted peer reaches the trust service's datagrams
-      // and nothing else. Its stream segments never reach the stream layer,
-      // whose resets would tell it which ports listen.
-      if (packet.kind === "stream" || packet.dstPort !== PORT_TRUST) {
+      // (and those of ports the node opens to strangers) and nothing else.
+      // Its stream segments never reach the stream layer, whose resets would
+      // tell it which ports listen.
+      if (!open) {
         if (peer) peer.dropped++;
         return this.#drop(packet.kind === "stream" ? "not_trusted_stream" : "not_trusted");
       }
     }
     this.#o.deliver(s, packet);
+  }
+
+  /** Whether an untrusted peer's datagrams to `port` pass the gate (444, or a port opened to it). */
+  #openToStrangers(peer: PeerIdentity, port: number): boolean {
+    return port === PORT_TRUST || (this.#o.untrustedPort?.(peer, port) ?? false);
   }
 
   #isSelf(peer: PeerIdentity): boolean {
@@ -839,7 +850,9 @@ export class SessionManager {
     const s = peer?.current;
     const now = this.#now();
     if (s === undefined || now - s.createdAt >= this.#timers.rejectAfterMs) return false;
-    if (packet.kind === "datagram" && packet.dstPort === PORT_TRUST) peer!.trustTrafficAt = now;
+    if (packet.kind === "datagram" && this.#openToStrangers(peer!.identity, packet.dstPort)) {
+      peer!.trustTrafficAt = now;
+    }
     const ok = await this.#sendOn(
       s,
       encodeInner({
