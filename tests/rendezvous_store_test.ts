@@ -407,3 +407,17 @@ Deno.test("an address two keys share is held by the first key to publish it, lik
   assert.deepEqual(store.lookupByKey("02".repeat(32))?.record, second);
   assert.deepEqual(store.lookupByHostname("second")?.bound.record, second);
 });
+
+Deno.test("an older record replayed after the newer one expired is stale, until no older record can be valid", () => {
+  const { store, clock } = storeAt();
+  const longLived = record(A, { serial: NOW, expiresAt: NOW + 60 * MINUTE });
+  const shortLived = record(A, { serial: NOW + 1, expiresAt: NOW + 2 * MINUTE });
+  assert.equal(store.publish(longLived, SOURCE).ok, true);
+  assert.equal(store.publish(shortLived, "198.18.0.2").ok, true);
+  clock.now = NOW + 3 * MINUTE;
+  assert.equal(store.sweep(), 1, "the newer, short-lived record expired");
+  refusedAs(store.publish(longLived, "198.18.0.3"), "stale");
+  assert.equal(store.lookupByKey(A.publicKey.toHex()), null, "the replay was not stored");
+  const newer = record(A, { serial: NOW + 2, expiresAt: clock.now + 30 * MINUTE });
+  assert.equal(store.publish(newer, "198.18.0.4").ok, true, "the node itself publishes again");
+});

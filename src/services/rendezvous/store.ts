@@ -43,7 +43,13 @@
  */
 import type { Address } from "../../identity/address.ts";
 import { fingerprint } from "../../identity/fingerprint.ts";
-import { PresenceError, type VerifiedPresence, verifyPresence } from "../../discovery/presence.ts";
+import {
+  MAX_PRESENCE_LIFETIME_MS,
+  PRESENCE_CLOCK_SKEW_MS,
+  PresenceError,
+  type VerifiedPresence,
+  verifyPresence,
+} from "../../discovery/presence.ts";
 import { RateLimiter } from "../../session/rate_limit.ts";
 import { MAX_PRESENCE_RECORD_SIZE, type Visibility } from "../../wire/presence_record.ts";
 import { MAX_CONFLICTS } from "../../wire/rendezvous_message.ts";
@@ -208,6 +214,9 @@ export class RecordStore {
   #byHostname = new Claims();
   #recordBytes = 0;
   #lastFullSweep = -Infinity;
+  // The highest serial of keys whose record went, until no record signed
+  // before it can still be valid: an older record replayed then is stale.
+  #gone = new Map<string, { serial: number; until: number }>();
 
   #dropped = Object.fromEntries(
     Object.keys(PUBLISH_REFUSALS).map((r) => [r, 0]),
@@ -271,6 +280,10 @@ export class RecordStore {
       this.#remove(stored);
       stored = undefined;
     }
+    const gone = this.#gone.get(key);
+    if (gone !== undefined && (gone.until <= now || record.serial > gone.serial)) {
+      this.#gone.delete(key);
+    } else if (gone !== undefined) return this.#refuse("stale");
     if (stored !== undefined) {
       if (record.serial === stored.serial && sameBytes(verified.bytes, stored.bytes)) {
         return { ok: true, changed: false, address, conflict: this.#conflictOf(stored, now) };
@@ -397,6 +410,11 @@ export class RecordStore {
   }
 
   #remove(entry: Entry): void {
+    if (this.#gone.size >= this.#maxRecords) this.#gone.delete(this.#gone.keys().next().value!);
+    this.#gone.set(entry.key, {
+      serial: entry.serial,
+      until: this.#now() + MAX_PRESENCE_LIFETIME_MS + PRESENCE_CLOCK_SKEW_MS,
+    });
     this.#byKey.delete(entry.key);
     this.#byAddress.release(entry.address, entry.key);
     if (entry.hostname !== "") this.#byHostname.release(entry.hostname, entry.key);
