@@ -86,9 +86,62 @@ Deno.test("a trusted binding keeps its name whatever a session or the --peer tab
   });
   const got = r.resolve("data-processor-node");
   assert.equal(got.expected.publicKey?.toHex(), WORKER_KEY);
-  assert.deepEqual(got.endpoint, { host: "127.0.0.1", port: 7440 });
+  // The configured endpoint says where to handshake; the trusted key, who must answer there.
+  assert.deepEqual(got.endpoint, { host: "127.0.0.1", port: 7999 });
   assert.equal(got.trusted, true);
   assert.equal(got.pinned, true);
+});
+
+Deno.test("a trusted peer's remembered endpoint is used when nothing stronger knows one", () => {
+  const r = resolver({
+    trust: [trusted(WORKER_KEY, "w", "0102.0304.0506", "worker.example.com:4000")],
+  });
+  for (const name of ["w", "0102.0304.0506", WORKER_KEY]) {
+    const got = r.resolve(name);
+    assert.deepEqual(got.endpoint, { host: "worker.example.com", port: 4000 }, name);
+    assert.equal(got.expected.publicKey?.toHex(), WORKER_KEY, name);
+    assert.equal(got.trusted, true, name);
+  }
+});
+
+Deno.test("a remembered endpoint ranks below a live session and a --peer entry", () => {
+  const remembered = trusted(WORKER_KEY, "w", "0102.0304.0506", "127.0.0.1:1111");
+  const live = session(WORKER_KEY, "w", "0102.0304.0506", 2222);
+  const bySession = resolver({
+    trust: [remembered],
+    sessions: [live],
+    peers: { w: "127.0.0.1:3333" },
+  });
+  assert.deepEqual(bySession.resolve(WORKER_KEY).endpoint, { host: "127.0.0.1", port: 2222 });
+  assert.deepEqual(bySession.resolve("0102.0304.0506").endpoint, {
+    host: "127.0.0.1",
+    port: 2222,
+  });
+  const byConfig = resolver({ trust: [remembered], peers: { w: "127.0.0.1:3333" } });
+  assert.deepEqual(byConfig.resolve("w").endpoint, { host: "127.0.0.1", port: 3333 });
+  assert.equal(byConfig.resolve("w").expected.publicKey?.toHex(), WORKER_KEY);
+});
+
+Deno.test("a remembered endpoint never names a key: a stranger's session there is not followed", () => {
+  // A stranger now answers at the trusted peer's old endpoint: the name still
+  // expects the trusted key (the handshake there then fails with key_changed).
+  const r = resolver({
+    trust: [trusted(WORKER_KEY, "w", "0102.0304.0506", "127.0.0.1:1111")],
+    sessions: [session(IMPOSTOR_KEY, "w", "0a0b.0c0d.0e0f", 1111)],
+  });
+  const got = r.resolve("w");
+  assert.equal(got.expected.publicKey?.toHex(), WORKER_KEY);
+  assert.deepEqual(got.endpoint, { host: "127.0.0.1", port: 1111 });
+});
+
+Deno.test("staticSource() reads its table at every lookup (peer add / peer remove)", () => {
+  const table: Record<string, string> = {};
+  const r = resolver({ peers: table });
+  assert.equal(code(() => r.resolve("late")), "not_found");
+  table.late = "127.0.0.1:4444";
+  assert.deepEqual(r.resolve("late").endpoint, { host: "127.0.0.1", port: 4444 });
+  delete table.late;
+  assert.equal(code(() => r.resolve("late")), "not_found");
 });
 
 Deno.test("a trusted peer's live session gives its current endpoint first (roaming)", () => {

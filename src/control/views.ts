@@ -66,7 +66,15 @@ export function decisionView(r: TrustDecision): Infer<typeof C.APPROVE.output> {
 
 /** `GET /v1/trust`. */
 export function trustView(peers: readonly TrustedPeer[]): Infer<typeof C.TRUST.output> {
-  return { trusted: peers.map((t) => ({ ...t.peer, since: t.since, mutual: t.mutual })) };
+  return {
+    trusted: peers.map((t) => ({
+      ...t.peer,
+      since: t.since,
+      mutual: t.mutual,
+      endpoint: t.endpoint,
+      last_seen: t.lastSeen,
+    })),
+  };
 }
 
 /** `POST /v1/untrust`. */

@@ -38,6 +38,7 @@ import { type DaemonConfig, OPTIONAL_SERVICES } from "./config.ts";
 import type { NodeContext } from "./context.ts";
 import { DatagramRouter } from "./datagrams.ts";
 import { dedupContent, DedupStore } from "./dedup_store.ts";
+import { ENDPOINT_SAMPLE_MS, EndpointMemory } from "./endpoint_memory.ts";
 import { EventBus } from "./events.ts";
 import { DiagnosticsFeature } from "./features/diagnostics.ts";
 import { FilesFeature } from "./features/files.ts";
@@ -115,6 +116,9 @@ export class Node {
   #udp: UdpSocket;
   #timer: ReturnType<typeof setInterval>;
   #flushTimer: ReturnType<typeof setInterval>;
+  #sampleTimer: ReturnType<typeof setInterval>;
+  /** Where trusted peers were last authenticated, written to trust.json coalesced. */
+  #endpoints: EndpointMemory;
   #serving: Promise<void>;
   #inflight = 0;
   #inflightStrangers = 0;
@@ -127,6 +131,7 @@ export class Node {
     this.#udp = udp;
     this.inbox = stores.inbox;
     this.receivedFiles = stores.receivedFiles;
+    this.#endpoints = new EndpointMemory(trust);
     const events = new EventBus();
     const sessions = this.#sessions(identity, config, trust, events);
     const streams = new Streams((key, p) => {
@@ -239,6 +244,15 @@ export class Node {
       flushing = true;
       trustService.retryOutbox().catch(() => {}).finally(() => flushing = false);
     }, OUTBOX_RETRY_MS);
+    // Roaming moves a session's endpoint without an event: sample trusted peers'.
+    this.#sampleTimer = setInterval(() => {
+      for (const p of sessions.peers()) {
+        if (p.trusted && p.endpoint) {
+          this.#endpoints.observe(p.identity.keyHex, formatEndpoint(p.endpoint));
+        }
+      }
+      this.#endpoints.flush().catch(() => {});
+    }, ENDPOINT_SAMPLE_MS);
     this.#serving = udp.serve((bytes, from) => {
       // Bounded work in flight: past the cap, datagrams are dropped (and counted)
       // instead of queuing memory without limit. Datagrams from anywhere but a
@@ -344,21 +358,15 @@ export class Node {
       });
     }
     const entry = trust.get(peer.keyHex);
-    const endpoint = live ? formatEndpoint(live) : undefined;
-    // Remember where a trusted peer is, and the newest static key it proved
-    // (so a rollback to an older one is refused after a restart too).
+    // Remember the newest static key a trusted peer proved (so a rollback to
+    // an older one is refused after a restart too), and where it is.
     const serial = Math.max(entry?.static_serial ?? 0, peer.staticSerial);
-    if (
-      entry !== undefined &&
-      ((endpoint !== undefined && entry.endpoint !== endpoint) ||
-        serial !== (entry.static_serial ?? 0))
-    ) {
-      trust.put({
-        ...entry,
-        ...(endpoint === undefined ? {} : { endpoint }),
-        static_serial: serial,
-      })
-        .catch(() => {});
+    if (entry !== undefined && serial !== (entry.static_serial ?? 0)) {
+      trust.put({ ...entry, static_serial: serial }).catch(() => {});
+    }
+    if (live) {
+      this.#endpoints.observe(peer.keyHex, formatEndpoint(live));
+      this.#endpoints.flush().catch(() => {});
     }
     trustService.peerUp(peer.keyHex).catch(() => {});
   }
@@ -369,7 +377,10 @@ export class Node {
     this.ctx.streams.close();
     clearInterval(this.#timer);
     clearInterval(this.#flushTimer);
+    clearInterval(this.#sampleTimer);
     this.#udp.close();
+    // What the minute held back is written once, as the daemon stops.
+    await this.#endpoints.flush({ force: true }).catch(() => {});
     await this.#serving.catch(() => {});
     await this.#stores.inbox.close().catch(() => {});
     await this.#stores.dedup.close().catch(() => {});

@@ -1,7 +1,8 @@
 /**
- * The node's own resolver sources: its trusted bindings, and its live
- * sessions for names that prove themselves (full key, address). A hostname
- * claimed on a session is never a source: see discovery/resolver.ts.
+ * The node's own resolver sources: its trusted bindings (with where each was
+ * last authenticated), and its live sessions for names that prove themselves
+ * (full key, address). A hostname claimed on a session is never a source:
+ * see discovery/resolver.ts.
  *
  * @module
  */
@@ -10,15 +11,22 @@ import { answers, type PeerCandidate, type ResolverSource } from "../discovery/r
 import type { PeerStatus } from "../session/manager.ts";
 import type { TrustEntry } from "../services/trust_types.ts";
 
-/** Trusted bindings: key, address and hostname as they were when trust was given. */
+/**
+ * Trusted bindings: key, address and hostname as they were when trust was
+ * given; the endpoint a peer was last authenticated at comes as a separate
+ * `remembered` candidate, weaker than a live session or a `--peer` entry.
+ */
 export function trustSource(list: () => readonly TrustEntry[]): ResolverSource {
   return {
     lookup: (query) =>
       list()
         .filter((e) => answers(query, { keyHex: e.public_key, ...e }))
-        .map((e) => {
-          const c: PeerCandidate = { source: "trust", publicKey: Uint8Array.fromHex(e.public_key) };
-          if (e.endpoint) c.endpoint = parseEndpoint(e.endpoint);
+        .flatMap((e) => {
+          const publicKey = Uint8Array.fromHex(e.public_key);
+          const c: PeerCandidate[] = [{ source: "trust", publicKey }];
+          if (e.endpoint) {
+            c.push({ source: "remembered", publicKey, endpoint: parseEndpoint(e.endpoint) });
+          }
           return c;
         }),
   };

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { parseEndpoint } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
 import { verifyStamp } from "../identity/address.ts";
 import { isValidPublicKey } from "../identity/ed25519.ts";
@@ -13,6 +14,25 @@ import { HOME_FILES, readPrivateFile, StateFile } from "./home.ts";
 import type { TrustBook, TrustEntry } from "../services/trust_types.ts";
 
 export type { TrustEntry };
+
+/**
+ * A trusted peer as the store keeps it: the trust entry, and where the peer
+ * was last authenticated (`endpoint`, `last_seen`), a hint for reaching it
+ * after a restart. The hint names no key: the handshake there must still
+ * prove the trusted one.
+ */
+export interface TrustRecord extends TrustEntry {
+  /** ISO time the peer was last authenticated at `endpoint` (as of the last write). */
+  last_seen?: string;
+}
+
+/** Where a trusted peer was authenticated, for {@linkcode TrustStore.remember}. */
+export interface SeenAt {
+  /** Endpoint text, `IP:PORT` or `[IPv6]:PORT`. */
+  endpoint: string;
+  /** ISO time. */
+  last_seen: string;
+}
 
 const KEYS = [
   "public_key",
@@ -22,6 +42,7 @@ const KEYS = [
   "mutual",
   "accept_hashes",
   "endpoint",
+  "last_seen",
   "static_serial",
 ];
 
@@ -33,7 +54,7 @@ function bad(path: string, why: string): PilotError {
   );
 }
 
-function parseEntry(path: string, v: unknown, i: number): TrustEntry {
+function parseEntry(path: string, v: unknown, i: number): TrustRecord {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw bad(path, `entry ${i} is not an object`);
   }
@@ -67,9 +88,33 @@ function parseEntry(path: string, v: unknown, i: number): TrustEntry {
     since: o.since,
     mutual: o.mutual,
     ...(hashes === undefined ? {} : { accept_hashes: hashes as string[] }),
-    ...(typeof o.endpoint === "string" ? { endpoint: o.endpoint } : {}),
+    ...seenOf(path, o, i),
     ...(serialOf(path, o.static_serial, i)),
   };
+}
+
+function seenOf(
+  path: string,
+  o: Record<string, unknown>,
+  i: number,
+): { endpoint?: string; last_seen?: string } {
+  const out: { endpoint?: string; last_seen?: string } = {};
+  if (o.endpoint !== undefined) {
+    if (typeof o.endpoint !== "string") throw bad(path, `entry ${i} has a bad endpoint`);
+    try {
+      parseEndpoint(o.endpoint);
+    } catch {
+      throw bad(path, `entry ${i} has a bad endpoint ${JSON.stringify(o.endpoint)}`);
+    }
+    out.endpoint = o.endpoint;
+  }
+  if (o.last_seen !== undefined) {
+    if (typeof o.last_seen !== "string" || Number.isNaN(Date.parse(o.last_seen))) {
+      throw bad(path, `entry ${i} has a bad last_seen`);
+    }
+    out.last_seen = o.last_seen;
+  }
+  return out;
 }
 
 function serialOf(path: string, v: unknown, i: number): { static_serial?: number } {
@@ -83,9 +128,9 @@ function serialOf(path: string, v: unknown, i: number): { static_serial?: number
 /** The trust store of one home. */
 export class TrustStore implements TrustBook {
   #file: StateFile;
-  #entries: Map<string, TrustEntry>;
+  #entries: Map<string, TrustRecord>;
 
-  private constructor(path: string, entries: Map<string, TrustEntry>) {
+  private constructor(path: string, entries: Map<string, TrustRecord>) {
     this.#file = new StateFile(path);
     this.#entries = entries;
   }
@@ -94,7 +139,7 @@ export class TrustStore implements TrustBook {
   static async load(home: string): Promise<TrustStore> {
     const path = join(home, HOME_FILES.trust);
     const text = await readPrivateFile(path);
-    const entries = new Map<string, TrustEntry>();
+    const entries = new Map<string, TrustRecord>();
     if (text === null) return new TrustStore(path, entries);
     let v: unknown;
     try {
@@ -119,18 +164,42 @@ export class TrustStore implements TrustBook {
   }
 
   /** The entry of a key (hex). */
-  get(keyHex: string): TrustEntry | undefined {
+  get(keyHex: string): TrustRecord | undefined {
     return this.#entries.get(keyHex);
   }
 
-  /** Adds or replaces an entry. */
-  async put(entry: TrustEntry): Promise<void> {
-    this.#entries.set(entry.public_key, entry);
+  /**
+   * Adds or replaces an entry. Where the peer was last seen is kept when the
+   * new entry does not say (the trust flow rewrites entries without it).
+   */
+  async put(entry: TrustRecord): Promise<void> {
+    const old = this.#entries.get(entry.public_key);
+    const seen: { endpoint?: string; last_seen?: string } = {};
+    if (entry.endpoint === undefined && old?.endpoint !== undefined) {
+      seen.endpoint = old.endpoint;
+      if (old.last_seen !== undefined) seen.last_seen = old.last_seen;
+    }
+    this.#entries.set(entry.public_key, { ...entry, ...seen });
     await this.#save();
   }
 
+  /**
+   * Records where trusted peers were last authenticated, all in one file
+   * write; keys no longer trusted are skipped (no write when none is left).
+   */
+  async remember(updates: ReadonlyMap<string, SeenAt>): Promise<void> {
+    let changed = false;
+    for (const [key, seen] of updates) {
+      const old = this.#entries.get(key);
+      if (old === undefined) continue;
+      this.#entries.set(key, { ...old, endpoint: seen.endpoint, last_seen: seen.last_seen });
+      changed = true;
+    }
+    if (changed) await this.#save();
+  }
+
   /** Every trusted peer. */
-  list(): TrustEntry[] {
+  list(): TrustRecord[] {
     return [...this.#entries.values()];
   }
 

@@ -10,7 +10,11 @@
  * - a trusted peer's name keeps resolving to its trusted key whatever
  *   strangers claim (their claims are flagged elsewhere, never followed);
  * - more than one key for a name among equally strong sources is a
- *   `conflict`, never a guess.
+ *   `conflict`, never a guess;
+ * - where to handshake: a live session's endpoint first, then a configured
+ *   `--peer` endpoint, then where a trusted peer was last authenticated
+ *   (remembered across restarts). Each is only a hint: the handshake still
+ *   checks the expected key, so another key there is `key_changed`.
  *
  * Later sources (LAN, rendezvous, DHT) plug in as more `ResolverSource`s.
  *
@@ -30,11 +34,20 @@ export type PeerQuery =
   | { kind: "key"; keyHex: string };
 
 /**
- * Where an answer came from, strongest first: a trusted binding, the static
- * `--peer` table, or a live authenticated session (answers by key or address
- * only).
+ * Where an answer came from: a trusted binding, the static `--peer` table, a
+ * live authenticated session (answers by key or address only), or the
+ * endpoint a trusted peer was last authenticated at (`remembered`, carrying
+ * the trusted key it was remembered for).
  */
-export type SourceKind = "trust" | "static" | "session";
+export type SourceKind = "trust" | "static" | "session" | "remembered";
+
+/** Which source's endpoint is tried first (lower first); names are decided by trust alone. */
+const ENDPOINT_RANK: Readonly<Record<SourceKind, number>> = {
+  session: 0,
+  trust: 1,
+  static: 2,
+  remembered: 3,
+};
 
 /** One answer from a source. */
 export interface PeerCandidate {
@@ -128,11 +141,12 @@ export class Resolver {
       );
     }
     const key = [...keys][0];
-    // Endpoints: those that answered for the chosen key first (live sessions
-    // and trusted bindings follow the peer when it moves), then keyless ones.
-    const forKey = found.filter((c) => key !== undefined && c.publicKey?.toHex() === key);
-    const keyless = found.filter((c) => c.publicKey === undefined);
-    const endpoint = [...forKey, ...keyless].find((c) => c.endpoint !== undefined)?.endpoint;
+    // Endpoints of the chosen key or of no key (the `--peer` table), by
+    // ENDPOINT_RANK: a live session, a configured entry, then a remembered one.
+    const endpoint = found
+      .filter((c) => c.endpoint !== undefined)
+      .filter((c) => c.publicKey === undefined || c.publicKey.toHex() === key)
+      .sort((x, y) => ENDPOINT_RANK[x.source] - ENDPOINT_RANK[y.source])[0]?.endpoint;
     if (key === undefined && endpoint === undefined) {
       throw new PilotError(
         "not_found",
@@ -170,19 +184,18 @@ export function answers(
   }
 }
 
-/** A source backed by the static `--peer NAME=ENDPOINT` table. */
-export function staticSource(peers: Record<string, string>): ResolverSource {
-  const table = Object.entries(peers).map(([name, ep]) => ({
-    name: isAddressLike(name) ? parseAddress(name) : name,
-    endpoint: parseEndpoint(ep),
-  }));
+/**
+ * A source backed by the static `--peer NAME=ENDPOINT` table, read at every
+ * lookup (`peer add` and `peer remove` change it while the daemon runs).
+ */
+export function staticSource(peers: Readonly<Record<string, string>>): ResolverSource {
   return {
     lookup(query) {
       if (query.kind !== "address" && query.kind !== "hostname") return [];
       const name = query.kind === "address" ? query.address : query.hostname;
-      return table
-        .filter((p) => p.name === name)
-        .map((p) => ({ source: "static", endpoint: p.endpoint }));
+      return Object.entries(peers)
+        .filter(([n]) => (isAddressLike(n) ? parseAddress(n) : n) === name)
+        .map(([, ep]) => ({ source: "static", endpoint: parseEndpoint(ep) }));
     },
   };
 }

@@ -95,6 +95,8 @@ export const TRUST = route({
       public_key: str,
       since: str,
       mutual: bool,
+      endpoint: nullable(str),
+      last_seen: nullable(str),
     })),
   }),
 });

@@ -56,6 +56,10 @@ export interface TrustedPeer {
   since: string;
   /** Whether the peer trusts us too (as far as we know). */
   mutual: boolean;
+  /** Where it was last authenticated (a hint for reaching it after a restart), or null. */
+  endpoint: string | null;
+  /** ISO time it was last seen there (as of the last write), or null. */
+  lastSeen: string | null;
 }
 
 /** How `pilot untrust` ended. */
@@ -180,6 +184,8 @@ export class TrustFeature {
       peer: refOf(e),
       since: e.since,
       mutual: e.mutual,
+      endpoint: e.endpoint ?? null,
+      lastSeen: e.last_seen ?? null,
     }));
   }
 
