@@ -1,0 +1,300 @@
+/**
+ * A node's side of its rendezvous nodes (issue 9; design:
+ * `docs/design/rendezvous.md`), sans-IO: it keeps the node's presence
+ * record published at every configured rendezvous (refreshed before it
+ * expires, and at once when what it says changes), remembers the endpoint
+ * the rendezvous observed, and asks all of them on a lookup, believing only
+ * records it verifies itself. A rendezvous can withhold a record; one that
+ * lies is caught here (a record that does not verify or does not match the
+ * question is dropped) or at the Noise handshake (the expected key).
+ *
+ * The caller sends and receives the port-445 datagrams (inside its session
+ * with each rendezvous) and calls {@linkcode RendezvousClient.tick} every
+ * few hundred milliseconds.
+ *
+ * @module
+ */
+import type { Address } from "../identity/address.ts";
+import { DecodeError } from "../bytes.ts";
+import { signPresence, type VerifiedPresence, verifyPresence } from "./presence.ts";
+import type { RecordEndpoint, Visibility } from "../wire/presence_record.ts";
+import {
+  decodeRendezvousMessage,
+  encodeRendezvousMessage,
+  type LookupKey,
+} from "../wire/rendezvous_message.ts";
+import type { IpEndpoint } from "../wire/ip_endpoint.ts";
+
+/** How long a published record stays valid (ms). */
+export const RECORD_LIFETIME_MS = 30 * 60 * 1000;
+/** A record is republished this long before it expires (ms). */
+export const RECORD_REFRESH_BEFORE_MS = 10 * 60 * 1000;
+/** First wait before a request with no answer is sent again (ms); it doubles. */
+export const REQUEST_RETRY_MS = 1000;
+/** A publish unanswered this long (after retransmissions at 1, 2, 4 and 8 s) has timed out (ms). */
+export const PUBLISH_TIMEOUT_MS = 15_000;
+/** Wait before publishing again to a rendezvous that did not answer (ms). */
+export const PUBLISH_RETRY_MS = 15_000;
+/** Wait before publishing again to a rendezvous that refused the record (ms). */
+export const PUBLISH_REFUSED_RETRY_MS = 60_000;
+
+/** What the node publishes about itself. */
+export interface SelfPresence {
+  /** Identity seed (signs the record). */
+  seed: Uint8Array;
+  /** Identity public key. */
+  publicKey: Uint8Array;
+  /** Address stamp. */
+  stamp: Uint8Array;
+  /** Claimed hostname, `""` for none. */
+  hostname: string;
+  /** Whether strangers may learn the endpoints. */
+  visibility: Visibility;
+  /** Endpoints to publish (public nodes only; a private record carries none). */
+  endpoints: RecordEndpoint[];
+}
+
+/** Options of {@linkcode RendezvousClient}. */
+export interface RendezvousClientOptions {
+  /** How many rendezvous nodes there are; they are numbered from 0. */
+  count: number;
+  /** Sends a port-445 datagram to rendezvous `index`. */
+  send(index: number, bytes: Uint8Array): void;
+  /** Wall clock, Unix ms (records carry wall-clock expiry). */
+  now: () => number;
+}
+
+/** One rendezvous's view of this node, as its last answer to a publish said. */
+export interface PublishState {
+  /** Whether the current record is stored there. */
+  published: boolean;
+  /** Our endpoint as that rendezvous sees it, once it answered. */
+  observed: IpEndpoint | null;
+  /** Another key holds our hostname there. */
+  conflict: { hostname: string; boundTo: Address } | null;
+  /** The last refusal code, "" when none. */
+  error: string;
+}
+
+/** What a lookup found across every rendezvous. */
+export interface LookupResult {
+  /** Verified records matching the question, one per key, the most recent serial each. */
+  records: VerifiedPresence[];
+  /** Addresses the rendezvous listed as other claimants of a hostname. */
+  conflicts: Address[];
+  /** How many rendezvous answered in time. */
+  answered: number;
+}
+
+interface Pending {
+  index: number;
+  bytes: Uint8Array;
+  nextSendAt: number;
+  retryMs: number;
+  deadline: number;
+  onAnswer(answer: ReturnType<typeof decodeRendezvousMessage> | null): void;
+}
+
+/** Keeps a node's record at its rendezvous nodes and asks them on lookups. */
+export class RendezvousClient {
+  #o: RendezvousClientOptions;
+  #self: SelfPresence | null = null;
+  #serial = 0;
+  #record: Uint8Array | null = null;
+  #expiresAt = 0;
+  #states: PublishState[];
+  #publishDueAt: number[];
+  #nextId = 1;
+  #pending = new Map<number, Pending>();
+  /** Answers that were unparseable or matched no request. */
+  readonly dropped = { malformed: 0, unsolicited: 0, bad_record: 0 };
+
+  /** A client of `options.count` rendezvous nodes. */
+  constructor(options: RendezvousClientOptions) {
+    this.#o = options;
+    this.#states = Array.from({ length: options.count }, () => ({
+      published: false,
+      observed: null,
+      conflict: null,
+      error: "",
+    }));
+    this.#publishDueAt = Array(options.count).fill(Infinity);
+  }
+
+  /** What each rendezvous said to our last publish (copies). */
+  get states(): PublishState[] {
+    return this.#states.map((s) => ({ ...s }));
+  }
+
+  /** Publishes `self` everywhere now (a new record; again only when it changes or nears expiry). */
+  publish(self: SelfPresence): void {
+    this.#self = self;
+    this.#sign();
+    this.#publishDueAt.fill(0);
+    this.tick();
+  }
+
+  /**
+   * Asks every rendezvous; resolves once all answered or at `timeoutMs`,
+   * with the verified records that match the question.
+   */
+  lookup(key: LookupKey, timeoutMs: number): Promise<LookupResult> {
+    const now = this.#o.now();
+    const found = new Map<string, VerifiedPresence>();
+    const conflicts = new Set<Address>();
+    let answered = 0;
+    let waiting = this.#o.count;
+    const { promise, resolve } = Promise.withResolvers<LookupResult>();
+    const finish = () =>
+      resolve({ records: [...found.values()], conflicts: [...conflicts], answered });
+    if (waiting === 0) finish();
+    for (let index = 0; index < this.#o.count; index++) {
+      this.#request(index, now + timeoutMs, (id) => ({ type: "lookup", id, ...key }), (m) => {
+        if (m !== null) answered++;
+        if (m?.type === "found") {
+          const v = this.#believe(m.record, key);
+          if (v !== null) {
+            const have = found.get(v.record.publicKey.toHex());
+            if (have === undefined || have.record.serial < v.record.serial) {
+              found.set(v.record.publicKey.toHex(), v);
+            }
+          }
+          for (const a of m.conflicts) conflicts.add(a);
+        }
+        if (--waiting === 0) finish();
+      });
+    }
+    return promise;
+  }
+
+  /** Handles a port-445 datagram from rendezvous `index`. */
+  receive(index: number, bytes: Uint8Array): void {
+    let m;
+    try {
+      m = decodeRendezvousMessage(bytes);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      this.dropped.malformed++;
+      return;
+    }
+    if (!("id" in m) || m.type === "punch_from") {
+      // Relayed frames and punch requests are the path layer's, not ours.
+      this.dropped.unsolicited++;
+      return;
+    }
+    const p = this.#pending.get(m.id);
+    if (p === undefined || p.index !== index) {
+      this.dropped.unsolicited++;
+      return;
+    }
+    this.#pending.delete(m.id);
+    p.onAnswer(m);
+  }
+
+  /** Sends what is due: publishes, refreshes and retransmissions; ends requests past their deadline. */
+  tick(): void {
+    const now = this.#o.now();
+    if (this.#self !== null && now >= this.#expiresAt - RECORD_REFRESH_BEFORE_MS) {
+      this.#sign();
+      this.#publishDueAt.fill(0);
+    }
+    for (let index = 0; index < this.#o.count; index++) {
+      if (now < this.#publishDueAt[index]! || this.#record === null) continue;
+      this.#publishDueAt[index] = Infinity;
+      this.#publishTo(index, now);
+    }
+    for (const [id, p] of this.#pending) {
+      if (now >= p.deadline) {
+        this.#pending.delete(id);
+        p.onAnswer(null);
+      } else if (now >= p.nextSendAt) {
+        p.nextSendAt = now + (p.retryMs *= 2);
+        this.#o.send(p.index, p.bytes);
+      }
+    }
+  }
+
+  #sign(): void {
+    const self = this.#self!;
+    const now = this.#o.now();
+    // Serials only grow, even when the clock steps back.
+    this.#serial = Math.max(now, this.#serial + 1);
+    this.#expiresAt = now + RECORD_LIFETIME_MS;
+    this.#record = signPresence(self.seed, {
+      publicKey: self.publicKey,
+      stamp: self.stamp,
+      hostname: self.hostname,
+      visibility: self.visibility,
+      serial: this.#serial,
+      expiresAt: this.#expiresAt,
+      endpoints: self.visibility === "public" ? self.endpoints : [],
+    });
+  }
+
+  #publishTo(index: number, now: number): void {
+    const record = this.#record!;
+    this.#request(
+      index,
+      now + PUBLISH_TIMEOUT_MS,
+      (id) => ({ type: "publish", id, record }),
+      (m) => {
+        const state = this.#states[index]!;
+        if (m?.type === "ok") {
+          this.#states[index] = {
+            published: true,
+            observed: m.observed,
+            conflict: m.conflict,
+            error: "",
+          };
+          return;
+        }
+        state.published = false;
+        state.error = m?.type === "error" ? m.code : m === null ? "timeout" : m.type;
+        // Try again later; a refusal will not change by itself soon.
+        this.#publishDueAt[index] = this.#o.now() +
+          (m === null ? PUBLISH_RETRY_MS : PUBLISH_REFUSED_RETRY_MS);
+      },
+    );
+  }
+
+  #request(
+    index: number,
+    deadline: number,
+    build: (id: number) => Parameters<typeof encodeRendezvousMessage>[0],
+    onAnswer: Pending["onAnswer"],
+  ): void {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffff_ffff ? 1 : this.#nextId + 1;
+    const bytes = encodeRendezvousMessage(build(id));
+    this.#pending.set(id, {
+      index,
+      bytes,
+      nextSendAt: this.#o.now() + REQUEST_RETRY_MS,
+      retryMs: REQUEST_RETRY_MS,
+      deadline,
+      onAnswer,
+    });
+    this.#o.send(index, bytes);
+  }
+
+  /** A record we verify ourselves and that answers the question asked, else null (counted). */
+  #believe(bytes: Uint8Array, key: LookupKey): VerifiedPresence | null {
+    let v: VerifiedPresence;
+    try {
+      v = verifyPresence(bytes, this.#o.now());
+    } catch {
+      this.dropped.bad_record++;
+      return null;
+    }
+    const matches = key.by === "address"
+      ? v.address === key.address
+      : key.by === "key"
+      ? v.record.publicKey.toHex() === key.key.toHex()
+      : v.record.hostname === key.hostname;
+    if (!matches) {
+      this.dropped.bad_record++;
+      return null;
+    }
+    return v;
+  }
+}
