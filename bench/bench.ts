@@ -7,7 +7,8 @@
  * Usage: `deno task bench [--datagram-bytes N] [--volume-mib N] [--only a,b,...]
  * [--msg-inflight N] [--profile DIR]`.
  *
- * - `--only` picks among: idle, aead, raw_udp, sweep, stream, ping, messages, handshakes.
+ * - `--only` picks among: idle, aead, raw_udp, sweep, stream, ping, messages, handshakes,
+ *   rendezvous.
  * - `--profile DIR` runs the daemons in the foreground under `--cpu-prof`, writing
  *   `DIR/daemon-<hostname>.cpuprofile` at exit (summarise with `bench/profile_summary.ts`).
  *
@@ -33,6 +34,12 @@ import { AeadKey, nonceFromCounter, randomBytes } from "../src/session/crypto.ts
 import { DATA_HEADER_SIZE, TAG_SIZE } from "../src/wire/frames.ts";
 import { endpointOf, fixture, makeHome, TestNode, trustEntry } from "../tests/_daemon_harness.ts";
 import { BenchPeer } from "./_peer.ts";
+import { formatAddress } from "../src/identity/address.ts";
+import { signPresence, type VerifiedPresence, verifyPresence } from "../src/discovery/presence.ts";
+import { RecordStore } from "../src/services/rendezvous/store.ts";
+import { RendezvousService } from "../src/services/rendezvous/service.ts";
+import { decodePresenceRecord, encodePresenceRecord } from "../src/wire/presence_record.ts";
+import { encodeRendezvousMessage } from "../src/wire/rendezvous_message.ts";
 
 // ---------------------------------------------------------------------------
 // Settings
@@ -46,6 +53,7 @@ const MEASUREMENTS = [
   "ping",
   "messages",
   "handshakes",
+  "rendezvous",
 ] as const;
 type Measurement = (typeof MEASUREMENTS)[number];
 
@@ -820,6 +828,133 @@ async function measureMessages(ctx: Context): Promise<Figures> {
   };
 }
 
+/** Records stored for the rendezvous memory figure. */
+const RENDEZVOUS_RECORDS = 20_000;
+/** Time spent on each rendezvous rate figure (ms). */
+const RENDEZVOUS_SECONDS_MS = 2000;
+
+/**
+ * The rendezvous role in process (no sockets): lookups per second through
+ * the request handler over a table of real signed records, record checks
+ * per second (what each publish costs), and memory per stored record.
+ */
+async function measureRendezvous(ctx: Context): Promise<Figures> {
+  const ids = await loadBenchIdentities();
+  if (typeof ids === "string") {
+    ctx.notes.rendezvous_lookups_per_s = ids;
+    return { rendezvous_lookups_per_s: null, rendezvous_verifies_per_s: null };
+  }
+  const now = Date.now();
+  const records = ids.map((id, i) =>
+    signPresence(id.seed, {
+      publicKey: id.publicKey,
+      stamp: id.stamp,
+      hostname: `bench-node-${i}`,
+      visibility: "private",
+      serial: now,
+      expiresAt: now + 30 * 60_000,
+      endpoints: [],
+    })
+  );
+  const store = new RecordStore({
+    now: () => Date.now(),
+    perSource: { burst: 1e9, perSecond: 1e9 },
+  });
+  const service = new RendezvousService(
+    store,
+    { peerAt: () => undefined, send: () => false },
+    () => performance.now(),
+    {
+      requests: { burst: 1e9, perSecond: 1e9 },
+      relayPerPeer: { burst: 1, perSecond: 1 },
+      relayTotal: { burst: 1, perSecond: 1 },
+      maxPeers: 1024,
+    },
+  );
+  const peers = ids.map((id) => ({
+    publicKey: id.publicKey,
+    keyHex: id.publicKey.toHex(),
+    address: id.address,
+    addressBytes: Uint8Array.fromHex(id.address.replaceAll(".", "")),
+    fingerprint: id.fingerprint,
+    hostname: "",
+    staticSerial: 1,
+    staticKey: new Uint8Array(32),
+  }));
+  const at = { hostname: "198.18.0.1", port: 4000 };
+  ids.forEach((_, i) => {
+    service.handle(
+      peers[i]!,
+      at,
+      encodeRendezvousMessage({ type: "publish", id: i, record: records[i]! }),
+    );
+  });
+  progress(`rendezvous: ${store.stats().records} records published; lookups by hostname`);
+  const lookups = ids.map((_, i) =>
+    encodeRendezvousMessage({ type: "lookup", id: i, by: "hostname", hostname: `bench-node-${i}` })
+  );
+  const rate = (op: (i: number) => void) => {
+    let n = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < RENDEZVOUS_SECONDS_MS) {
+      for (let k = 0; k < 256; k++) op(n++);
+    }
+    return round(n / ((performance.now() - t0) / 1000), 0);
+  };
+  const lookupsPerS = rate((i) => {
+    service.handle(peers[i % peers.length]!, at, lookups[i % lookups.length]!);
+  });
+  const verifiesPerS = rate((i) => verifyPresence(records[i % records.length]!, now));
+
+  // Memory: many distinct keys (real stamps are too dear to mint here), so the
+  // table's signature check is replaced by a decode; the records are full size.
+  const fakeVerify = (bytes: Uint8Array): VerifiedPresence => {
+    const { record } = decodePresenceRecord(bytes);
+    return {
+      record,
+      bytes: bytes.slice(),
+      address: formatAddress(record.publicKey.subarray(0, 6)),
+    };
+  };
+  const big = new RecordStore({
+    now: () => Date.now(),
+    maxRecords: RENDEZVOUS_RECORDS,
+    perSource: { burst: 1e9, perSecond: 1e9 },
+    verify: fakeVerify,
+  });
+  const template = decodePresenceRecord(records[0]!).record;
+  const heap0 = Deno.memoryUsage().heapUsed;
+  for (let i = 0; i < RENDEZVOUS_RECORDS; i++) {
+    const publicKey = randomBytes(32);
+    publicKey[0] = 1 + (i % 254);
+    big.publish(
+      encodePresenceRecord({ ...template, publicKey, hostname: `node-${i}` }),
+      `198.18.${(i >> 8) & 255}.${i & 255}`,
+    );
+  }
+  const heap1 = Deno.memoryUsage().heapUsed;
+  const stored = big.stats().records;
+  ctx.details.rendezvous = {
+    records_for_rates: store.stats().records,
+    records_for_memory: stored,
+    heap_growth_bytes_per_record: stored === 0 ? null : round((heap1 - heap0) / stored, 0),
+    accounted_bytes_per_record: stored === 0 ? null : round(big.bytes / stored, 0),
+  };
+  ctx.notes.rendezvous_lookups_per_s = "RendezvousService.handle() in process (no sockets, no " +
+    "session crypto): lookups by hostname over the bench identities' real signed records, " +
+    "one thread, for 2 s; rendezvous_verifies_per_s: verifyPresence() of those records " +
+    "(key, stamp, Ed25519 signature), what each publish costs before it is stored";
+  ctx.notes.rendezvous_bytes_per_record = `V8 heap growth over ${RENDEZVOUS_RECORDS} stored ` +
+    "records of hostname and no endpoints (distinct keys; signature check replaced by a " +
+    "decode), divided by the records; no GC is forced, so it may include garbage " +
+    "(details.rendezvous has the table's own accounting beside it)";
+  return {
+    rendezvous_lookups_per_s: lookupsPerS,
+    rendezvous_verifies_per_s: verifiesPerS,
+    rendezvous_bytes_per_record: stored === 0 ? null : round((heap1 - heap0) / stored, 0),
+  };
+}
+
 async function loadBenchIdentities(): Promise<Identity[] | string> {
   let files: unknown[];
   try {
@@ -1071,6 +1206,7 @@ const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
   ping: measurePing,
   messages: measureMessages,
   handshakes: measureHandshakes,
+  rendezvous: measureRendezvous,
 };
 
 async function main(): Promise<void> {
@@ -1125,6 +1261,9 @@ async function main(): Promise<void> {
     msg_latency_ms_p99: null,
     msgs_per_s_tcp: null,
     handshakes_per_s: null,
+    rendezvous_lookups_per_s: null,
+    rendezvous_verifies_per_s: null,
+    rendezvous_bytes_per_record: null,
     idle_rss_mb: null,
     rss_per_session_kb: null,
   };
