@@ -344,6 +344,14 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
       await b.pilot("inbox", "--wait", "--timeout", "200ms", "--json"),
     );
 
+    const added = await okSchema(
+      seen,
+      "peer add",
+      await a.pilot("peer", "add", PAIR_B_NAME, b.listen, "--json"),
+    );
+    assert.deepEqual([added.changed, added.trusted.length], [false, 1]);
+    await okSchema(seen, "peer list", await a.pilot("peer", "list", "--json"));
+    await okSchema(seen, "peer remove", await a.pilot("peer", "remove", "nobody", "--json"));
     await okSchema(seen, "untrust", await a.pilot("untrust", PAIR_B_NAME, "--json"));
     await okSchema(seen, "untrust", await a.pilot("untrust", fixture(6).address, "--json"));
     const peers = await okSchema(seen, "peers", await b.pilot("peers", "--json"));

@@ -428,6 +428,15 @@ Deno.test("every route's answer on a running daemon has only fields its output s
   } finally {
     await following.close();
   }
+  await answer(a, C.PEER_ADD, {
+    body: { name: "extra-node", endpoint: "worker.example.com:4000" },
+  });
+  const statics = await answer(a, C.PEER_LIST);
+  assert.ok(
+    statics.peers.some((p: { trusted: unknown[] }) => p.trusted.length === 1),
+    "a static peer that is also trusted was checked",
+  );
+  await answer(a, C.PEER_REMOVE, { body: { name: "extra-node" } });
   await answer(a, C.UNTRUST, { body: { peer: PAIR_B_NAME } });
   await answer(a, C.SHUTDOWN);
 

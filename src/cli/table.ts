@@ -13,11 +13,13 @@ import { PORT_COMMANDS } from "./commands/ports.ts";
 import { STREAM_COMMANDS } from "./commands/streams.ts";
 import { PUBSUB_COMMANDS } from "./commands/pubsub.ts";
 import { FILE_COMMANDS } from "./commands/files.ts";
+import { STATIC_PEER_COMMANDS } from "./commands/static_peers.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
   ...NODE_COMMANDS,
+  ...STATIC_PEER_COMMANDS,
   ...STREAM_COMMANDS,
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,

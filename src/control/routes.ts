@@ -146,7 +146,7 @@ export function nodeRoutes(
   shutdown: () => void,
   controlStats: () => unknown = () => null,
 ): Routes {
-  const { trust, messages, files, diagnostics, ports, pubsub } = node.features;
+  const { trust, messages, files, diagnostics, ports, pubsub, peers } = node.features;
   return {
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
@@ -160,6 +160,15 @@ export function nodeRoutes(
         }),
       ),
     "GET /v1/peers": () => Promise.resolve(V.peersView(diagnostics.peers())),
+    "GET /v1/peer/list": () => Promise.resolve(V.peerListView(peers.list())),
+    "POST /v1/peer/add": async (req) => {
+      const b = C.parseInput(C.PEER_ADD, req.body);
+      return V.peerAddView(await peers.add(b.name, b.endpoint, b.save));
+    },
+    "POST /v1/peer/remove": async (req) => {
+      const b = C.parseInput(C.PEER_REMOVE, req.body);
+      return V.peerRemoveView(await peers.remove(b.name, b.save));
+    },
     "POST /v1/connect": async (req) => {
       const b = C.parseInput(C.CONNECT, req.body);
       return V.connectView(await diagnostics.connect(b.peer, b.timeout_ms));

@@ -29,6 +29,7 @@ import type { SentFile } from "../daemon/features/files.ts";
 import type { CallResult, SendResult } from "../daemon/features/messages.ts";
 import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/features/ports.ts";
 import type { Published, SubscriptionNotice } from "../daemon/features/pubsub.ts";
+import type { StaticPeer, StaticPeerChange } from "../daemon/features/static_peers.ts";
 import type { NodeEvent } from "../daemon/events.ts";
 import type { InboxMessage, InboxPage } from "../daemon/inbox.ts";
 import type { ReceivedPage } from "../daemon/received_files.ts";
@@ -80,6 +81,37 @@ export function trustView(peers: readonly TrustedPeer[]): Infer<typeof C.TRUST.o
 /** `POST /v1/untrust`. */
 export function untrustView(r: UntrustResult): Infer<typeof C.UNTRUST.output> {
   return { peer: r.peer, changed: r.changed, delivered: r.delivered };
+}
+
+// ---- Static peers ----
+
+/** `GET /v1/peer/list`. */
+export function peerListView(peers: readonly StaticPeer[]): Infer<typeof C.PEER_LIST.output> {
+  return {
+    peers: peers.map((p) => ({ name: p.name, endpoint: p.endpoint, trusted: p.trusted })),
+  };
+}
+
+/** `POST /v1/peer/add`. */
+export function peerAddView(c: StaticPeerChange): Infer<typeof C.PEER_ADD.output> {
+  return {
+    name: c.name,
+    endpoint: c.endpoint ?? "",
+    changed: c.changed,
+    saved: c.saved,
+    trusted: c.trusted,
+  };
+}
+
+/** `POST /v1/peer/remove`. */
+export function peerRemoveView(c: StaticPeerChange): Infer<typeof C.PEER_REMOVE.output> {
+  return {
+    name: c.name,
+    endpoint: c.endpoint,
+    changed: c.changed,
+    saved: c.saved,
+    trusted: c.trusted,
+  };
 }
 
 // ---- Diagnostics ----

@@ -9,14 +9,14 @@
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { CONTROL_HEADER_TIMEOUT_MS, CONTROL_IDLE_TIMEOUT_MS } from "../constants.ts";
-import { invalid } from "../errors.ts";
+import { invalid, PilotError } from "../errors.ts";
 import { parseEndpoint } from "../discovery/endpoint.ts";
 import { isValidHostname, validateHostname } from "../identity/self_description.ts";
 import { isAddressLike, parseAddress } from "../identity/address.ts";
 import { parseFingerprint } from "../identity/fingerprint.ts";
 import { DEFAULT_TIMERS, type SessionTimers } from "../session/manager.ts";
 import { DEFAULT_STREAM_TIMERS, type StreamTimers } from "../stream/options.ts";
-import { HOME_FILES } from "./home.ts";
+import { HOME_FILES, writeFileAtomic } from "./home.ts";
 
 /** Default UDP listen endpoint. */
 export const DEFAULT_LISTEN = "0.0.0.0:7440";
@@ -27,7 +27,7 @@ export interface DaemonConfig {
   listen: { hostname: string; port: number };
   /** Self-claimed hostname, or null. */
   hostname: string | null;
-  /** Static peer names: NAME -> endpoint text. */
+  /** Static peer names: NAME -> endpoint text (`peer add`/`peer remove` change it at run time). */
   peers: Record<string, string>;
   /** Refuse handshake message 1 without mac1 (stealth). */
   requireMac1: boolean;
@@ -164,25 +164,33 @@ function parsePeerFlag(text: string, where: string): [string, string] {
       "e.g. --peer data-processor-node=198.18.0.2:7440",
     );
   }
-  const name = text.slice(0, eq);
-  const endpoint = text.slice(eq + 1);
-  let known = isValidHostname(name);
-  if (!known && isAddressLike(name)) {
+  return parsePeerEntry(text.slice(0, eq), text.slice(eq + 1), where);
+}
+
+/** Checks a static peer's name: a hostname, or an address (returned canonical). */
+export function parsePeerName(name: string, where: string): string {
+  if (isValidHostname(name)) return name;
+  if (isAddressLike(name)) {
     try {
-      parseAddress(name);
-      known = true;
+      return parseAddress(name);
     } catch {
       // not an address either
     }
   }
-  if (!known) {
-    throw invalid(
-      `Cannot use "${name}" as a peer name (${where}): expected a hostname or an address`,
-      "hostnames are a-z, 0-9 and -, up to 63 characters (e.g. data-processor-node)",
-    );
-  }
+  throw invalid(
+    `Cannot use "${name}" as a peer name (${where}): expected a hostname or an address`,
+    "hostnames are a-z, 0-9 and -, up to 63 characters (e.g. data-processor-node)",
+  );
+}
+
+/**
+ * Checks one static peer (`--peer NAME=ENDPOINT`, `peers` in config.json,
+ * `peer add`): the name as {@linkcode parsePeerName}, the endpoint as typed.
+ */
+export function parsePeerEntry(name: string, endpoint: string, where: string): [string, string] {
+  const n = parsePeerName(name, where);
   parseEndpoint(endpoint);
-  return [name, endpoint];
+  return [n, endpoint];
 }
 
 function checkHostname(h: string, where: string): string {
@@ -348,4 +356,42 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   }
   for (const d of flags.disable ?? []) cfg.disable.push(checkService(d, "--disable"));
   return cfg;
+}
+
+/**
+ * Sets (`endpoint`) or removes (`null`) one static peer in the home's
+ * `config.json`, keeping every other key; written atomically. A file that is
+ * not a valid config object, or whose `peers` is not NAME: ENDPOINT, is
+ * refused and left as it is. Returns whether the file changed.
+ */
+export async function saveConfigPeer(
+  home: string,
+  name: string,
+  endpoint: string | null,
+): Promise<boolean> {
+  const path = join(home, HOME_FILES.config);
+  const keep = "nothing was changed; fix the file, or leave out --save";
+  let file: Record<string, unknown>;
+  try {
+    file = await readConfigFile(home);
+  } catch (e) {
+    if (!(e instanceof PilotError)) throw e;
+    throw new PilotError(e.code, `Cannot save the peer: ${e.message}`, `${keep} (${e.hint})`);
+  }
+  const peers = file.peers ?? {};
+  if (
+    typeof peers !== "object" || peers === null || Array.isArray(peers) ||
+    !Object.values(peers).every((v) => typeof v === "string")
+  ) {
+    throw invalid(
+      `Cannot save the peer: "peers" in "${path}" is not an object of NAME: ENDPOINT`,
+      keep,
+    );
+  }
+  const table = { ...(peers as Record<string, string>) };
+  if (endpoint === null ? !Object.hasOwn(table, name) : table[name] === endpoint) return false;
+  if (endpoint === null) delete table[name];
+  else table[name] = endpoint;
+  await writeFileAtomic(path, JSON.stringify({ ...file, peers: table }, null, 2) + "\n", 0o600);
+  return true;
 }

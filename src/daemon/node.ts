@@ -45,6 +45,7 @@ import { FilesFeature } from "./features/files.ts";
 import { MessagesFeature } from "./features/messages.ts";
 import { PortsFeature } from "./features/ports.ts";
 import { PubSubFeature } from "./features/pubsub.ts";
+import { StaticPeersFeature } from "./features/static_peers.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
 import { nameConflict } from "./name_claims.ts";
@@ -98,6 +99,8 @@ export interface Features {
   ports: PortsFeature;
   /** publish, subscribe. */
   pubsub: PubSubFeature;
+  /** peer list, peer add, peer remove. */
+  peers: StaticPeersFeature;
 }
 
 /** A running node. */
@@ -125,7 +128,13 @@ export class Node {
   /** Datagrams dropped because too many were in flight (in all, or from strangers). */
   #overloaded = 0;
 
-  private constructor(identity: Identity, config: DaemonConfig, stores: Stores, udp: UdpSocket) {
+  private constructor(
+    identity: Identity,
+    config: DaemonConfig,
+    home: string,
+    stores: Stores,
+    udp: UdpSocket,
+  ) {
     const { trust, flow } = stores;
     this.#stores = stores;
     this.#udp = udp;
@@ -230,6 +239,7 @@ export class Node {
       }),
       ports: new PortsFeature(this.ctx),
       pubsub: new PubSubFeature(this.ctx),
+      peers: new StaticPeersFeature(this.ctx, home),
     };
 
     let ticking = false;
@@ -332,7 +342,7 @@ export class Node {
         "pass --listen IP:PORT",
       );
     }
-    return new Node(identity, config, { trust, flow, inbox, dedup, receivedFiles }, udp);
+    return new Node(identity, config, home, { trust, flow, inbox, dedup, receivedFiles }, udp);
   }
 
   /** The bound UDP endpoint. */

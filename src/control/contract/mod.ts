@@ -12,6 +12,7 @@ import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "./files.ts";
 import { BENCH, CONNECT, EVENTS, HEALTH, INFO, PEERS, PING, SHUTDOWN } from "./diagnostics.ts";
 import { CONNECTIONS, DGRAM, LISTEN, RECV, STREAM } from "./ports.ts";
 import { PUBLISH, SUBSCRIBE } from "./pubsub.ts";
+import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "./static_peers.ts";
 import type { RouteSpec } from "./spec.ts";
 
 export * from "./spec.ts";
@@ -22,12 +23,16 @@ export * from "./files.ts";
 export * from "./diagnostics.ts";
 export * from "./ports.ts";
 export * from "./pubsub.ts";
+export * from "./static_peers.ts";
 
 /** Every route of the control API. */
 export const ROUTES: readonly RouteSpec[] = [
   HEALTH,
   INFO,
   PEERS,
+  PEER_LIST,
+  PEER_ADD,
+  PEER_REMOVE,
   CONNECT,
   HANDSHAKE,
   PENDING,
