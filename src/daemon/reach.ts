@@ -102,7 +102,7 @@ export class Reach {
       throw new PilotError(
         "unreachable",
         `No endpoint known for "${text}"`,
-        "give its endpoint (IP:PORT), or add --peer NAME=ENDPOINT to the daemon",
+        "give its endpoint (IP:PORT or HOST:PORT), or run `pilot peer add NAME ENDPOINT`",
       );
     }
     const endpoint = spec === undefined ? live! : await resolveEndpoint(spec);

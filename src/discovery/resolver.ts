@@ -151,7 +151,7 @@ export class Resolver {
       throw new PilotError(
         "not_found",
         `No known peer "${text}"`,
-        "give its endpoint (IP:PORT), or add --peer NAME=ENDPOINT to the daemon",
+        "give its endpoint (IP:PORT or HOST:PORT), or run `pilot peer add NAME ENDPOINT`",
       );
     }
     const expected: Resolution["expected"] = key !== undefined
