@@ -744,3 +744,36 @@ Deno.test("valid trust messages from one key are rate limited (each may cost an 
   assert.equal(statuses.filter((d) => d === "rate_limited").length >= 5, true, statuses.join(","));
   assert.equal(b.trustService.refused.rate_limited! >= 5, true);
 });
+
+Deno.test("approving a pending request of a peer trusted one way keeps what its entry knew (static-key serial, endpoint, since)", async () => {
+  await using net = await network(2);
+  const [a, b] = net.nodes as [ServiceNode, ServiceNode];
+  await b.trust.put({
+    public_key: a.keyHex,
+    address: a.id.address,
+    hostname: null,
+    since: "2026-01-01T00:00:00.000Z",
+    mutual: false,
+    static_serial: 7,
+    endpoint: "198.18.0.9:4000",
+    last_seen: "2026-01-02T00:00:00.000Z",
+  });
+  // A request from a that b holds although it trusts a one way (a request
+  // from a trusted key is answered at once, so this one is put in place).
+  await b.flow.putPending({
+    public_key: a.keyHex,
+    stamp: a.id.stamp.toHex(),
+    address: a.id.address,
+    hostname: null,
+    fingerprint: a.id.fingerprint,
+    reason: "",
+    received_at: "2026-01-03T00:00:00.000Z",
+    request_hash: "ab".repeat(32),
+  });
+  await b.trustService.approve(a.keyHex, 2_000);
+  const entry = b.trust.get(a.keyHex)!;
+  assert.equal(entry.mutual, true);
+  assert.equal(entry.static_serial, 7, "the rollback floor of its static key is kept");
+  assert.equal(entry.endpoint, "198.18.0.9:4000");
+  assert.equal(entry.since, "2026-01-01T00:00:00.000Z");
+});

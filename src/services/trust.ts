@@ -357,6 +357,9 @@ export class TrustService implements PortService {
   async #trust(peer: PeerRef, mutual: boolean, hashes: string[]): Promise<void> {
     const old = this.#o.trust.get(peer.public_key);
     const entry: TrustEntry = {
+      // What the entry already knew (the static key's serial floor, where the
+      // peer was last seen) stays; trust only grows here.
+      ...old,
       public_key: peer.public_key,
       address: peer.address,
       hostname: peer.hostname,
