@@ -31,6 +31,9 @@ import {
 } from "../src/wire/trust_packet.ts";
 import { IDS } from "./_session_helpers.ts";
 
+/** Where simulated sessions' packets come from (the services here never look). */
+const SIMULATED_ENDPOINT = { hostname: "198.18.0.1", port: 4000 };
+
 export { IDS };
 
 /** The PeerIdentity a handshake with `id` would yield. */
@@ -275,6 +278,7 @@ export class ServiceNet {
     const service = wire.to.trustService;
     const ctx = {
       peer: wire.from.peer,
+      endpoint: SIMULATED_ENDPOINT,
       binding: wire.binding,
       reply: async (bytes: Uint8Array) => {
         await this.transmit(wire.to, wire.from.keyHex, wire.port, bytes, true);
@@ -304,6 +308,7 @@ export class ServiceNet {
     const replies: Uint8Array[] = [];
     await to.trustService.onDatagram(portPacket(options.peer, PORT_TRUST, options.payload), {
       peer: options.peer,
+      endpoint: SIMULATED_ENDPOINT,
       binding: options.binding,
       reply: (bytes) => {
         replies.push(Uint8Array.from(bytes));

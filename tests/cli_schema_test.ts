@@ -150,6 +150,24 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
       json: JSON.parse(new TextDecoder().decode(out.stdout)),
     });
 
+    // So does a foreground rendezvous.
+    foreground = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0", "--json"], {
+      home: fg.home,
+    });
+    await waitFor("the rendezvous to answer", async () => {
+      const s = await fg!.pilot("daemon", "status", "--json");
+      return s.json?.data?.running === true;
+    });
+    await okSchema(seen, "daemon stop", await fg.pilot("daemon", "stop", "--json"));
+    const rendezvousOut = await foreground.output();
+    foreground = undefined;
+    await okSchema(seen, "rendezvous", {
+      code: rendezvousOut.code,
+      stdout: new TextDecoder().decode(rendezvousOut.stdout),
+      stderr: new TextDecoder().decode(rendezvousOut.stderr),
+      json: JSON.parse(new TextDecoder().decode(rendezvousOut.stdout)),
+    });
+
     b = new TestNode(await makeHome({ identity: 1 }), { identity: 1, hostname: PAIR_B_NAME });
     await okSchema(seen, "daemon start", await b.start());
     a = new TestNode(await makeHome({ identity: 0 }), {

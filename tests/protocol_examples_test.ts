@@ -214,6 +214,7 @@ async function answer(
   const replies: Uint8Array[] = [];
   await service.onDatagram({ payload }, {
     peer,
+    endpoint: { hostname: "198.18.0.1", port: 7440 },
     binding: session.handshakeHash,
     reply: (bytes) => {
       replies.push(bytes);

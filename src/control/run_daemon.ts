@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { API_VERSION, VERSION } from "../constants.ts";
 import { PilotError } from "../errors.ts";
-import { type ConfigFlags, loadConfig } from "../daemon/config.ts";
+import { type ConfigFlags, type DaemonConfig, loadConfig } from "../daemon/config.ts";
 import { ensureHome, HOME_FILES, HomeLock, writeFileAtomic } from "../daemon/home.ts";
 import { loadOrCreateIdentity } from "../daemon/identity_store.ts";
 import { closeLog, log, logToFile } from "../daemon/log.ts";
@@ -23,8 +23,12 @@ import { type ControlServer, startControlServer } from "./server.ts";
 /** Environment variable by which `daemon start` sends the log to the home's file. */
 export const LOG_TO_FILE_ENV = "PILOT_DAEMON_LOG_FILE";
 
-/** Runs a daemon in the foreground until it is told to stop. */
-export async function runDaemon(home: string, flags: ConfigFlags): Promise<void> {
+/** Runs a daemon in the foreground until it is told to stop; `role` "rendezvous" also serves port 445 to anyone. */
+export async function runDaemon(
+  home: string,
+  flags: ConfigFlags,
+  role: DaemonConfig["role"] = "node",
+): Promise<void> {
   await ensureHome(home);
   if (Deno.env.get(LOG_TO_FILE_ENV) === "1") logToFile(join(home, HOME_FILES.log));
   const lock = await HomeLock.acquire(home);
@@ -47,7 +51,7 @@ export async function runDaemon(home: string, flags: ConfigFlags): Promise<void>
   let node: Node | undefined;
   let server: ControlServer | undefined;
   try {
-    const config = await loadConfig(home, flags);
+    const config = { ...await loadConfig(home, flags), role };
     let lastShown = 0;
     const { identity, created } = await loadOrCreateIdentity(home, (tried) => {
       if (tried - lastShown >= 1 << 18) {

@@ -43,6 +43,8 @@ export interface DaemonConfig {
   autoApprove: string[];
   /** Built-in services turned off (echo, data, events). */
   disable: string[];
+  /** `rendezvous` when run by `pilot rendezvous`: serves port 445 to anyone (issue 9). */
+  role: "node" | "rendezvous";
 }
 
 /** Built-in services that may be turned off (trust on port 444 may not). */
@@ -246,6 +248,7 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     control: {},
     autoApprove: [],
     disable: [],
+    role: "node",
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {

@@ -84,7 +84,12 @@ export class DatagramRouter {
           payload,
         });
       };
-      service.onDatagram(packet, { peer: session.peer, binding: session.handshakeHash, reply })
+      service.onDatagram(packet, {
+        peer: session.peer,
+        endpoint: session.endpoint,
+        binding: session.handshakeHash,
+        reply,
+      })
         .catch(() => {});
       return;
     }

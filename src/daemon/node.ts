@@ -13,6 +13,7 @@ import {
   PORT_ECHO,
   PORT_MESSAGES,
   PORT_PUBSUB,
+  PORT_RENDEZVOUS,
   TIMER_TICK_MS,
 } from "../constants.ts";
 import {
@@ -45,6 +46,7 @@ import { FilesFeature } from "./features/files.ts";
 import { MessagesFeature } from "./features/messages.ts";
 import { PortsFeature } from "./features/ports.ts";
 import { PubSubFeature } from "./features/pubsub.ts";
+import { RendezvousFeature } from "./features/rendezvous.ts";
 import { StaticPeersFeature } from "./features/static_peers.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
@@ -115,6 +117,8 @@ export class Node {
   readonly receivedFiles: ReceivedFiles;
   /** The pub/sub broker for this node's topics (port 1002). */
   readonly broker: PubSubBroker;
+  /** The rendezvous role (port 445), on a node run by `pilot rendezvous`. */
+  rendezvous: RendezvousFeature | undefined;
   #stores: Stores;
   #udp: UdpSocket;
   #timer: ReturnType<typeof setInterval>;
@@ -201,6 +205,10 @@ export class Node {
     // become trusted); the others can.
     const enabled = (name: string) => !config.disable.includes(name);
     datagrams.serve(trustService);
+    if (config.role === "rendezvous") {
+      this.rendezvous = new RendezvousFeature(this.ctx);
+      datagrams.serve(this.rendezvous.portService());
+    }
     if (enabled("echo")) {
       datagrams.serve(echoService());
       streams.serve(PORT_ECHO, (conn) => void echoStream(conn));
@@ -235,7 +243,11 @@ export class Node {
         startedAt: performance.now(),
         listen: () => this.listen,
         overloaded: () => this.#overloaded,
-        services: ["trust", ...OPTIONAL_SERVICES.filter(enabled)],
+        services: [
+          "trust",
+          ...(config.role === "rendezvous" ? ["rendezvous"] : []),
+          ...OPTIONAL_SERVICES.filter(enabled),
+        ],
       }),
       ports: new PortsFeature(this.ctx),
       pubsub: new PubSubFeature(this.ctx),
@@ -305,12 +317,20 @@ export class Node {
           this.ctx.datagrams.deliver(session, packet);
         }
       },
-      onPeerUp: (peer) => this.#onPeerUp(peer),
+      onPeerUp: (peer) => {
+        this.rendezvous?.peerUp(peer);
+        this.#onPeerUp(peer);
+      },
       onPeerDown: (peer) => {
+        this.rendezvous?.peerDown(peer);
         this.ctx.streams.closePeer(peer.keyHex, "peer gone");
         events.publish("peer.down", { peer: peerRef(peer) });
       },
       requireMac1: config.requireMac1,
+      // A rendezvous serves strangers on 445 (datagrams only).
+      ...(config.role === "rendezvous"
+        ? { untrustedPort: (_peer: PeerIdentity, port: number) => port === PORT_RENDEZVOUS }
+        : {}),
       ...(config.cookieThreshold === null ? {} : { cookieThreshold: config.cookieThreshold }),
       timers: config.timers,
     });

@@ -5,11 +5,14 @@
  */
 import type { PortPacket } from "../wire/inner.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
+import type { Endpoint } from "../discovery/endpoint.ts";
 
 /** Where a datagram came from, and how to answer it. */
 export interface DatagramContext {
   /** The authenticated peer (the session's). */
   peer: PeerIdentity;
+  /** Where the session's latest authenticated packet came from (as this node sees it). */
+  endpoint: Endpoint;
   /** The handshake hash of the session it arrived on (channel binding). */
   binding: Uint8Array;
   /** Sends bytes back to the packet's source port over the same peer. */

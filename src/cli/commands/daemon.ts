@@ -144,6 +144,22 @@ const daemonRun: CommandSpec = {
   human: () => "",
 };
 
+const rendezvousRun: CommandSpec = {
+  name: "rendezvous",
+  routes: [],
+  summary: "run a rendezvous node in the foreground: stores signed presence records and " +
+    "answers lookups for anyone (port 445)",
+  args: [],
+  flags: NODE_FLAGS,
+  output: obj({ stopped: bool }),
+  errors: ["already_running"],
+  async run(ctx) {
+    await runDaemon(ctx.home, configFlags(ctx), "rendezvous");
+    return { stopped: true };
+  },
+  human: () => "",
+};
+
 const daemonStart = command({
   name: "daemon start",
   routes: [INFO.route],
@@ -316,4 +332,10 @@ const daemonStatus = command({
 });
 
 /** The daemon commands. */
-export const DAEMON_COMMANDS: CommandSpec[] = [daemonRun, daemonStart, daemonStop, daemonStatus];
+export const DAEMON_COMMANDS: CommandSpec[] = [
+  daemonRun,
+  daemonStart,
+  daemonStop,
+  daemonStatus,
+  rendezvousRun,
+];

@@ -1,0 +1,85 @@
+/**
+ * The rendezvous role (issue 9; design: `docs/design/rendezvous.md`):
+ * `pilot rendezvous` runs a node whose port 445 serves anyone with a
+ * session — strangers included — through the sans-IO handler of
+ * `services/rendezvous/service.ts` over the record table of `store.ts`.
+ * This module wires them to the node: which peers have a live session (the
+ * targets of relayed frames and punch requests), and how datagrams reach
+ * them.
+ *
+ * @module
+ */
+import { PORT_RENDEZVOUS } from "../../constants.ts";
+import type { Address } from "../../identity/address.ts";
+import type { PeerIdentity } from "../../session/peer_identity.ts";
+import type { PortService } from "../../services/port_service.ts";
+import { RendezvousService, type RendezvousStats } from "../../services/rendezvous/service.ts";
+import { RecordStore, type RecordStoreStats } from "../../services/rendezvous/store.ts";
+import type { NodeContext } from "../context.ts";
+
+/** What `pilot rendezvous status` shows. */
+export interface RendezvousStatus {
+  /** The record table: records, hostnames, refusals by reason. */
+  records: RecordStoreStats;
+  /** Relayed frames and bytes, and datagrams dropped by reason. */
+  service: RendezvousStats;
+}
+
+/** The rendezvous role of a node. */
+export class RendezvousFeature {
+  #store = new RecordStore();
+  #service: RendezvousService;
+  /** Peers with a live session, by address, and their keys. */
+  #peers = new Map<Address, string>();
+  #keys = new Set<string>();
+
+  /** Serves port 445 over `ctx`'s sessions. */
+  constructor(ctx: NodeContext) {
+    this.#service = new RendezvousService(
+      this.#store,
+      {
+        peerAt: (address) => this.#peers.get(address),
+        send: (keyHex, payload) => {
+          if (!this.#keys.has(keyHex)) return false;
+          void ctx.sessions.send(keyHex, {
+            kind: "datagram",
+            srcPort: PORT_RENDEZVOUS,
+            dstPort: PORT_RENDEZVOUS,
+            payload,
+          });
+          return true;
+        },
+      },
+      () => performance.now(),
+    );
+  }
+
+  /** The datagram service on port 445. */
+  portService(): PortService {
+    return {
+      port: PORT_RENDEZVOUS,
+      name: "rendezvous",
+      onDatagram: async (packet, ctx) => {
+        const answer = this.#service.handle(ctx.peer, ctx.endpoint, packet.payload);
+        if (answer !== null) await ctx.reply(answer);
+      },
+    };
+  }
+
+  /** A peer got its first session. */
+  peerUp(peer: PeerIdentity): void {
+    this.#peers.set(peer.address, peer.keyHex);
+    this.#keys.add(peer.keyHex);
+  }
+
+  /** A peer lost its last session. */
+  peerDown(peer: PeerIdentity): void {
+    if (this.#peers.get(peer.address) === peer.keyHex) this.#peers.delete(peer.address);
+    this.#keys.delete(peer.keyHex);
+  }
+
+  /** Counters of the table and the handler. */
+  status(): RendezvousStatus {
+    return { records: this.#store.stats(), service: this.#service.stats() };
+  }
+}
