@@ -167,6 +167,26 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
       stderr: new TextDecoder().decode(rendezvousOut.stderr),
       json: JSON.parse(new TextDecoder().decode(rendezvousOut.stdout)),
     });
+    // And in the background.
+    const idle = await okSchema(
+      seen,
+      "rendezvous status",
+      await fg.pilot("rendezvous", "status", "--json"),
+    );
+    assert.equal(idle.running, false);
+    const started = await okSchema(
+      seen,
+      "rendezvous start",
+      await fg.pilot("rendezvous", "start", "--listen", "127.0.0.1:0", "--json"),
+    );
+    assert.equal(started.changed, true);
+    const serving = await okSchema(
+      seen,
+      "rendezvous status",
+      await fg.pilot("rendezvous", "status", "--json"),
+    );
+    assert.deepEqual([serving.running, serving.records, serving.relayed_bytes], [true, 0, 0]);
+    await okSchema(seen, "rendezvous stop", await fg.pilot("rendezvous", "stop", "--json"));
 
     b = new TestNode(await makeHome({ identity: 1 }), { identity: 1, hostname: PAIR_B_NAME });
     await okSchema(seen, "daemon start", await b.start());

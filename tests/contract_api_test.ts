@@ -126,6 +126,8 @@ Deno.test("json data may be a JSON value; the inbox offers the parsed value, and
 /** Routes the live check below does not call, and why. */
 const NOT_CALLED: Readonly<Record<string, string>> = {
   "POST /v1/reject": "answers the same schema (and view) as approve",
+  "GET /v1/rendezvous":
+    "a rendezvous node's alone: rendezvous_role_test.ts checks its answer closed",
 };
 
 /** A direct connection to a node's loopback API, as the harness makes (no proxy). */

@@ -14,7 +14,10 @@ import {
   encodeRendezvousMessage,
   type RendezvousMessage,
 } from "../src/wire/rendezvous_message.ts";
+import { RENDEZVOUS_STATUS } from "../src/control/contract/rendezvous.ts";
+import { validate } from "../src/control/schema.ts";
 import {
+  callApi,
   endpointOf,
   fixture,
   makeHome,
@@ -99,6 +102,11 @@ Deno.test("pilot rendezvous stores a node's record and answers a stranger's look
       id: 3,
       code: "not_your_record",
     });
+    // Its counters, on its own route, exactly as the contract says.
+    const counted = await callApi(rendezvous, "GET", "/v1/rendezvous");
+    assert.equal(counted.status, 200, JSON.stringify(counted.json));
+    assert.deepEqual(validate(RENDEZVOUS_STATUS.output, counted.json.data, { closed: true }), []);
+    assert.equal(counted.json.data.records, 1);
   } finally {
     await rendezvous.stop();
     await child.status;
@@ -122,4 +130,12 @@ Deno.test("an ordinary node serves no port 445: a stranger's rendezvous request 
   });
   await waitFor("the gate's drop", async () => (await node.info()).drops.not_trusted === 1);
   assert.deepEqual(stranger.received.filter((p) => p.kind === "datagram"), []);
+});
+
+Deno.test("an ordinary node answers the rendezvous route with not_found and a hint", async () => {
+  await using node = await startNode({ identity: 4 });
+  const r = await callApi(node, "GET", "/v1/rendezvous");
+  assert.equal(r.status, 404);
+  assert.equal(r.json.code, "not_found");
+  assert.match(r.json.hint, /pilot rendezvous/);
 });

@@ -446,6 +446,16 @@ export function nodeRoutes(
           clearTimeout(timer);
         }
       })),
+    "GET /v1/rendezvous": () => {
+      if (node.rendezvous === undefined) {
+        throw new PilotError(
+          "not_found",
+          "This node is not a rendezvous",
+          "run one with `pilot rendezvous` (or `pilot rendezvous start`)",
+        );
+      }
+      return Promise.resolve(V.rendezvousView(node.rendezvous.status()));
+    },
     "POST /v1/shutdown": () => {
       setTimeout(shutdown, 0);
       return Promise.resolve({ stopped: true });

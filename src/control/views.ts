@@ -29,6 +29,7 @@ import type { SentFile } from "../daemon/features/files.ts";
 import type { CallResult, SendResult } from "../daemon/features/messages.ts";
 import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/features/ports.ts";
 import type { Published, SubscriptionNotice } from "../daemon/features/pubsub.ts";
+import type { RendezvousStatus } from "../daemon/features/rendezvous.ts";
 import type { StaticPeer, StaticPeerChange } from "../daemon/features/static_peers.ts";
 import type { NodeEvent } from "../daemon/events.ts";
 import type { InboxMessage, InboxPage } from "../daemon/inbox.ts";
@@ -380,4 +381,16 @@ export function subscribeLineView(n: SubscriptionNotice): Infer<typeof C.SUBSCRI
         last_seq: n.lastSeq,
       };
   }
+}
+
+/** `GET /v1/rendezvous`. */
+export function rendezvousView(s: RendezvousStatus): Infer<typeof C.RENDEZVOUS_STATUS.output> {
+  return {
+    records: s.records.records,
+    hostnames: s.records.hostnames,
+    refused: s.records.dropped,
+    relayed_frames: s.service.relayed.frames,
+    relayed_bytes: s.service.relayed.bytes,
+    dropped: s.service.dropped,
+  };
 }

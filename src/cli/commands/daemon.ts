@@ -18,6 +18,7 @@ import {
 import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
 import { bool, int, nullable, obj, str } from "../../control/schema.ts";
 import { INFO, SHUTDOWN } from "../../control/contract/diagnostics.ts";
+import { RENDEZVOUS_STATUS } from "../../control/contract/rendezvous.ts";
 import { numberFlag } from "../flags.ts";
 import { keyValues } from "../output.ts";
 
@@ -160,6 +161,85 @@ const rendezvousRun: CommandSpec = {
   human: () => "",
 };
 
+/** Starts this home's node (or rendezvous) in the background; returns once its API answers. */
+async function startInBackground(
+  ctx: CommandContext,
+  role: "daemon" | "rendezvous",
+) {
+  await ensureHome(ctx.home);
+  if (await isHomeLocked(ctx.home)) {
+    if (ctx.flags.ensure !== true) {
+      throw new PilotError(
+        "already_running",
+        `A daemon is already running for home "${ctx.home}"`,
+        "use --ensure to accept a running daemon, or `pilot daemon stop`",
+      );
+    }
+    const s = await statusOf(ctx.home);
+    if (s.running) {
+      return {
+        pid: s.pid,
+        address: s.address,
+        hostname: s.hostname,
+        listen: s.listen,
+        changed: false,
+      };
+    }
+  }
+  // Bad flags or config fail here, with their own error, not as a dead child.
+  await loadConfig(ctx.home, configFlags(ctx));
+  // Make the identity here, so its one-time stamp search shows progress in this terminal.
+  let shown = 0;
+  await loadOrCreateIdentity(ctx.home, (tried) => {
+    if (tried - shown >= 1 << 18) {
+      shown = tried;
+      ctx.progress(`creating identity: ${tried} hashes tried (about 1M expected)`);
+    }
+  });
+  const [exec, ...pre] = selfInvocation();
+  const child = new Deno.Command(exec!, {
+    args: [...pre, role, "--home", ctx.home, ...passThrough(ctx)],
+    env: { [LOG_TO_FILE_ENV]: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  let exited: Deno.CommandStatus | undefined;
+  child.status.then((s) => exited = s);
+  child.unref();
+  const timeoutMs = numberFlag(ctx, "timeout");
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (exited !== undefined) {
+      const last = await tailLog(ctx.home);
+      throw new PilotError(
+        "internal",
+        `The daemon exited at start (code ${exited.code})${last ? `: ${last}` : ""}`,
+        `see ${join(ctx.home, HOME_FILES.log)}`,
+      );
+    }
+    const control = await readControlFile(ctx.home).catch(() => null);
+    if (control?.pid !== child.pid) continue;
+    const s = await statusOf(ctx.home).catch(() => null);
+    if (s?.running) {
+      return {
+        pid: s.pid,
+        address: s.address,
+        hostname: s.hostname,
+        listen: s.listen,
+        changed: true,
+      };
+    }
+  }
+  throw new PilotError(
+    "timeout",
+    `The daemon did not answer within ${timeoutMs} ms`,
+    `see ${join(ctx.home, HOME_FILES.log)}`,
+  );
+}
+
 const daemonStart = command({
   name: "daemon start",
   routes: [INFO.route],
@@ -183,80 +263,7 @@ const daemonStart = command({
     changed: bool,
   }),
   errors: ["already_running", "timeout"],
-  async run(ctx) {
-    await ensureHome(ctx.home);
-    if (await isHomeLocked(ctx.home)) {
-      if (ctx.flags.ensure !== true) {
-        throw new PilotError(
-          "already_running",
-          `A daemon is already running for home "${ctx.home}"`,
-          "use --ensure to accept a running daemon, or `pilot daemon stop`",
-        );
-      }
-      const s = await statusOf(ctx.home);
-      if (s.running) {
-        return {
-          pid: s.pid,
-          address: s.address,
-          hostname: s.hostname,
-          listen: s.listen,
-          changed: false,
-        };
-      }
-    }
-    // Bad flags or config fail here, with their own error, not as a dead child.
-    await loadConfig(ctx.home, configFlags(ctx));
-    // Make the identity here, so its one-time stamp search shows progress in this terminal.
-    let shown = 0;
-    await loadOrCreateIdentity(ctx.home, (tried) => {
-      if (tried - shown >= 1 << 18) {
-        shown = tried;
-        ctx.progress(`creating identity: ${tried} hashes tried (about 1M expected)`);
-      }
-    });
-    const [exec, ...pre] = selfInvocation();
-    const child = new Deno.Command(exec!, {
-      args: [...pre, "daemon", "--home", ctx.home, ...passThrough(ctx)],
-      env: { [LOG_TO_FILE_ENV]: "1" },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-      detached: true,
-    }).spawn();
-    let exited: Deno.CommandStatus | undefined;
-    child.status.then((s) => exited = s);
-    child.unref();
-    const timeoutMs = numberFlag(ctx, "timeout");
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      if (exited !== undefined) {
-        const last = await tailLog(ctx.home);
-        throw new PilotError(
-          "internal",
-          `The daemon exited at start (code ${exited.code})${last ? `: ${last}` : ""}`,
-          `see ${join(ctx.home, HOME_FILES.log)}`,
-        );
-      }
-      const control = await readControlFile(ctx.home).catch(() => null);
-      if (control?.pid !== child.pid) continue;
-      const s = await statusOf(ctx.home).catch(() => null);
-      if (s?.running) {
-        return {
-          pid: s.pid,
-          address: s.address,
-          hostname: s.hostname,
-          listen: s.listen,
-          changed: true,
-        };
-      }
-    }
-    throw new PilotError(
-      "timeout",
-      `The daemon did not answer within ${timeoutMs} ms`,
-      `see ${join(ctx.home, HOME_FILES.log)}`,
-    );
-  },
+  run: (ctx) => startInBackground(ctx, "daemon"),
   human: (o) =>
     keyValues([
       ["daemon", o.changed ? `started (pid ${o.pid})` : `already running (pid ${o.pid})`],
@@ -331,6 +338,72 @@ const daemonStatus = command({
   },
 });
 
+const rendezvousStart: CommandSpec = {
+  ...daemonStart,
+  name: "rendezvous start",
+  summary: "start a rendezvous node in the background; returns once its API answers",
+  run: (ctx) => startInBackground(ctx, "rendezvous"),
+};
+
+const rendezvousStop: CommandSpec = {
+  ...daemonStop,
+  name: "rendezvous stop",
+  summary: "stop this home's background rendezvous",
+};
+
+const rendezvousStatus = command({
+  name: "rendezvous status",
+  routes: [INFO.route, RENDEZVOUS_STATUS.route],
+  summary: "tell whether this home's rendezvous runs, and what it holds and relays",
+  args: [],
+  flags: {},
+  output: obj({
+    running: bool,
+    pid: nullable(int),
+    address: nullable(str),
+    listen: nullable(str),
+    records: nullable(int),
+    relayed_bytes: nullable(int),
+  }),
+  errors: [],
+  async run(ctx) {
+    const s = await statusOf(ctx.home);
+    if (!s.running) {
+      return {
+        running: false,
+        pid: null,
+        address: null,
+        listen: null,
+        records: null,
+        relayed_bytes: null,
+      };
+    }
+    const client = await ControlClient.open(ctx.home);
+    const r = await client.call("GET", "/v1/rendezvous", { timeoutMs: 5_000 }) as {
+      records: number;
+      relayed_bytes: number;
+    };
+    return {
+      running: true,
+      pid: s.pid,
+      address: s.address,
+      listen: s.listen,
+      records: r.records,
+      relayed_bytes: r.relayed_bytes,
+    };
+  },
+  human: (o) => {
+    if (!o.running) return "rendezvous: not running";
+    return keyValues([
+      ["rendezvous", `running (pid ${o.pid})`],
+      ["address", o.address],
+      ["listen", o.listen],
+      ["records", String(o.records)],
+      ["relayed", `${o.relayed_bytes} bytes`],
+    ]);
+  },
+});
+
 /** The daemon commands. */
 export const DAEMON_COMMANDS: CommandSpec[] = [
   daemonRun,
@@ -338,4 +411,7 @@ export const DAEMON_COMMANDS: CommandSpec[] = [
   daemonStop,
   daemonStatus,
   rendezvousRun,
+  rendezvousStart,
+  rendezvousStop,
+  rendezvousStatus,
 ];

@@ -13,6 +13,7 @@ import { BENCH, CONNECT, EVENTS, HEALTH, INFO, PEERS, PING, SHUTDOWN } from "./d
 import { CONNECTIONS, DGRAM, LISTEN, RECV, STREAM } from "./ports.ts";
 import { PUBLISH, SUBSCRIBE } from "./pubsub.ts";
 import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "./static_peers.ts";
+import { RENDEZVOUS_STATUS } from "./rendezvous.ts";
 import type { RouteSpec } from "./spec.ts";
 
 export * from "./spec.ts";
@@ -24,6 +25,7 @@ export * from "./diagnostics.ts";
 export * from "./ports.ts";
 export * from "./pubsub.ts";
 export * from "./static_peers.ts";
+export * from "./rendezvous.ts";
 
 /** Every route of the control API. */
 export const ROUTES: readonly RouteSpec[] = [
@@ -60,5 +62,6 @@ export const ROUTES: readonly RouteSpec[] = [
   CONNECTIONS,
   STREAM,
   LISTEN,
+  RENDEZVOUS_STATUS,
   SHUTDOWN,
 ];
