@@ -34,6 +34,7 @@ import { AeadKey, nonceFromCounter, randomBytes } from "../src/session/crypto.ts
 import { DATA_HEADER_SIZE, TAG_SIZE } from "../src/wire/frames.ts";
 import { endpointOf, fixture, makeHome, TestNode, trustEntry } from "../tests/_daemon_harness.ts";
 import { BenchPeer } from "./_peer.ts";
+import { peerIdentityOf } from "../tests/_session_helpers.ts";
 import { formatAddress } from "../src/identity/address.ts";
 import { signPresence, type VerifiedPresence, verifyPresence } from "../src/discovery/presence.ts";
 import { RecordStore } from "../src/services/rendezvous/store.ts";
@@ -871,16 +872,7 @@ async function measureRendezvous(ctx: Context): Promise<Figures> {
       maxPeers: 1024,
     },
   );
-  const peers = ids.map((id) => ({
-    publicKey: id.publicKey,
-    keyHex: id.publicKey.toHex(),
-    address: id.address,
-    addressBytes: Uint8Array.fromHex(id.address.replaceAll(".", "")),
-    fingerprint: id.fingerprint,
-    hostname: "",
-    staticSerial: 1,
-    staticKey: new Uint8Array(32),
-  }));
+  const peers = ids.map(peerIdentityOf);
   const at = { hostname: "198.18.0.1", port: 4000 };
   ids.forEach((_, i) => {
     service.handle(

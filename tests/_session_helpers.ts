@@ -385,3 +385,17 @@ export async function freshMessage1(
   });
   return await h.frame();
 }
+
+/** The identity a session would prove for `id` (for services driven without a session). */
+export function peerIdentityOf(id: Identity): PeerIdentity {
+  return {
+    publicKey: id.publicKey,
+    keyHex: id.publicKey.toHex(),
+    address: id.address,
+    addressBytes: addressToBytes(id.address),
+    fingerprint: id.fingerprint,
+    hostname: "",
+    staticSerial: 1,
+    staticKey: new Uint8Array(32),
+  };
+}

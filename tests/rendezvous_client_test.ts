@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import type { Identity } from "../src/identity/identity.ts";
 import type { Endpoint } from "../src/discovery/endpoint.ts";
-import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { RecordStore } from "../src/services/rendezvous/store.ts";
 import { RendezvousService } from "../src/services/rendezvous/service.ts";
 import {
@@ -24,22 +23,10 @@ import {
 } from "../src/wire/rendezvous_message.ts";
 import { signPresence } from "../src/discovery/presence.ts";
 import { FUZZ_IDS } from "./_fuzz.ts";
+import { peerIdentityOf } from "./_session_helpers.ts";
 
 const T0 = 1_800_000_000_000;
 const [A, B, C] = [FUZZ_IDS[0]!, FUZZ_IDS[1]!, FUZZ_IDS[2]!];
-
-function peerOf(id: Identity): PeerIdentity {
-  return {
-    publicKey: id.publicKey,
-    keyHex: id.publicKey.toHex(),
-    address: id.address,
-    addressBytes: Uint8Array.fromHex(id.address.replaceAll(".", "")),
-    fingerprint: id.fingerprint,
-    hostname: "",
-    staticSerial: 1,
-    staticKey: new Uint8Array(32),
-  };
-}
 
 function selfOf(id: Identity, hostname: string, visibility: "private" | "public" = "private") {
   return {
@@ -73,7 +60,7 @@ function world(count: number, options: { down?: number[]; liar?: Uint8Array } = 
         sent.push({ index, from: id });
         if (options.down?.includes(index)) return;
         const m = decodeRendezvousMessage(bytes);
-        let answer = rendezvous[index]!.handle(peerOf(id), at, bytes);
+        let answer = rendezvous[index]!.handle(peerIdentityOf(id), at, bytes);
         if (options.liar !== undefined && m.type === "lookup" && index === count - 1) {
           answer = encodeRendezvousMessage({
             type: "found",

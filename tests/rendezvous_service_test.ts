@@ -10,7 +10,6 @@ import type { Address } from "../src/identity/address.ts";
 import type { Identity } from "../src/identity/identity.ts";
 import { signPresence } from "../src/discovery/presence.ts";
 import type { Endpoint } from "../src/discovery/endpoint.ts";
-import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { RecordStore } from "../src/services/rendezvous/store.ts";
 import { RENDEZVOUS_LIMITS, RendezvousService } from "../src/services/rendezvous/service.ts";
 import {
@@ -19,24 +18,12 @@ import {
   type RendezvousMessage,
 } from "../src/wire/rendezvous_message.ts";
 import { FUZZ_IDS } from "./_fuzz.ts";
+import { peerIdentityOf } from "./_session_helpers.ts";
 
 const NOW = 1_800_000_000_000;
 const [A, B, C] = [FUZZ_IDS[0]!, FUZZ_IDS[1]!, FUZZ_IDS[2]!];
 const AT_A: Endpoint = { hostname: "198.18.0.10", port: 40001 };
 const AT_B: Endpoint = { hostname: "198.18.0.20", port: 40002 };
-
-function peerOf(id: Identity): PeerIdentity {
-  return {
-    publicKey: id.publicKey,
-    keyHex: id.publicKey.toHex(),
-    address: id.address,
-    addressBytes: Uint8Array.fromHex(id.address.replaceAll(".", "")),
-    fingerprint: id.fingerprint,
-    hostname: "",
-    staticSerial: 1,
-    staticKey: new Uint8Array(32),
-  };
-}
 
 function recordOf(id: Identity, hostname: string): Uint8Array {
   return signPresence(id.seed, {
@@ -68,7 +55,7 @@ function rendezvous(connected: Identity[], limits = RENDEZVOUS_LIMITS) {
     limits,
   );
   const ask = (from: Identity, at: Endpoint, m: RendezvousMessage) => {
-    const answer = service.handle(peerOf(from), at, encodeRendezvousMessage(m));
+    const answer = service.handle(peerIdentityOf(from), at, encodeRendezvousMessage(m));
     return answer === null ? null : decodeRendezvousMessage(answer);
   };
   return { service, sent, ask, clock };
@@ -168,7 +155,7 @@ Deno.test("requests over a peer's rate, answers sent to the rendezvous and garba
   const answers = Array.from({ length: 5 }, (_, i) => ask(A, AT_A, { type: "observe", id: i }));
   assert.equal(answers.filter((a) => a !== null).length, 3);
   assert.equal(ask(A, AT_A, { type: "not_found", id: 1 }), null);
-  assert.equal(service.handle(peerOf(A), AT_A, new Uint8Array([0x42])), null);
+  assert.equal(service.handle(peerIdentityOf(A), AT_A, new Uint8Array([0x42])), null);
   assert.deepEqual(service.stats().dropped, {
     malformed: 1,
     unexpected: 1,

@@ -9,6 +9,7 @@
  */
 
 import { DecodeError, Reader, Writer } from "../bytes.ts";
+import { checkSize, checkTime } from "./_encode_checks.ts";
 
 export { MSG1_NOISE_SIZE } from "./frames.ts";
 
@@ -109,18 +110,6 @@ export function decodeHandshakePayload(bytes: Uint8Array): HandshakePayload {
     selfTime,
     selfSignature,
   };
-}
-
-function checkSize(v: Uint8Array, field: string, size: number): void {
-  if (v.length !== size) {
-    throw new RangeError(`Invalid ${field} of ${v.length} bytes: expected exactly ${size} bytes`);
-  }
-}
-
-function checkTime(v: number, field: string): void {
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new RangeError(`Invalid ${field} ${v}: expected an integer from 0 to 2^53 - 1`);
-  }
 }
 
 /**

@@ -25,6 +25,7 @@
  * @module
  */
 import { DecodeError, Reader, utf8, Writer } from "../bytes.ts";
+import { checkSize, checkTime } from "./_encode_checks.ts";
 import { readEndpoint, writeEndpoint } from "./ip_endpoint.ts";
 
 /** The only record version this codec reads and writes. */
@@ -162,18 +163,6 @@ export function decodePresenceRecord(bytes: Uint8Array): DecodedPresence {
     },
     body: bytes.slice(0, bodyLength),
   };
-}
-
-function checkSize(v: Uint8Array, field: string, size: number): void {
-  if (v.length !== size) {
-    throw new RangeError(`Invalid ${field} of ${v.length} bytes: expected exactly ${size} bytes`);
-  }
-}
-
-function checkTime(v: number, field: string): void {
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new RangeError(`Invalid ${field} ${v}: expected an integer from 0 to 2^53 - 1`);
-  }
 }
 
 /**
