@@ -349,3 +349,26 @@ Deno.test("a peer name that is neither a hostname nor an address is refused quot
   const ok = await load({ flags: { peer: ["3fa2.09c1.77e4=127.0.0.1:7440"] } });
   assert.deepEqual(Object.keys(ok.peers), ["3fa2.09c1.77e4"]);
 });
+
+// Rendezvous (issue 9) ---------------------------------------------------------
+
+Deno.test("rendezvous come from config.json and --rendezvous (KEY@HOST:PORT or HOST:PORT), --public from either", async () => {
+  const key = ALICE.public_key;
+  const cfg = await load({
+    file: { rendezvous: [`${key}@198.18.0.9:7440`], public: false },
+    flags: { rendezvous: ["rv.example.com:7440"], public: true },
+  });
+  assert.deepEqual(cfg.rendezvous.map((r) => [r.key?.toHex() ?? null, r.endpoint, r.text]), [
+    [key, { host: "198.18.0.9", port: 7440 }, `${key}@198.18.0.9:7440`],
+    [null, { host: "rv.example.com", port: 7440 }, "rv.example.com:7440"],
+  ]);
+  assert.equal(cfg.visibility, "public");
+  assert.equal((await load()).visibility, "private", "private unless asked");
+});
+
+Deno.test("a rendezvous with a bad key or endpoint, or a non-boolean public, is refused quoting it", async () => {
+  await assertRefused(load({ flags: { rendezvous: ["abcd@198.18.0.9:7440"] } }), "abcd@", "64 hex");
+  await assertRefused(load({ flags: { rendezvous: ["198.18.0.9"] } }), "198.18.0.9");
+  await assertRefused(load({ file: { rendezvous: "198.18.0.9:7440" } }), "rendezvous");
+  await assertRefused(load({ file: { public: "yes" } }), "public");
+});

@@ -10,7 +10,7 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { CONTROL_HEADER_TIMEOUT_MS, CONTROL_IDLE_TIMEOUT_MS } from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
-import { parseEndpoint } from "../discovery/endpoint.ts";
+import { type EndpointSpec, parseEndpoint } from "../discovery/endpoint.ts";
 import { isValidHostname, validateHostname } from "../identity/self_description.ts";
 import { isAddressLike, parseAddress } from "../identity/address.ts";
 import { parseFingerprint } from "../identity/fingerprint.ts";
@@ -45,6 +45,46 @@ export interface DaemonConfig {
   disable: string[];
   /** `rendezvous` when run by `pilot rendezvous`: serves port 445 to anyone (issue 9). */
   role: "node" | "rendezvous";
+  /** Rendezvous nodes this node publishes to and looks names up at (issue 9). */
+  rendezvous: RendezvousAddress[];
+  /** Whether strangers may learn this node's endpoints from its presence record. */
+  visibility: "private" | "public";
+}
+
+/** A rendezvous as configured: `KEY@HOST:PORT` (pinned) or `HOST:PORT`. */
+export interface RendezvousAddress {
+  /** Its Ed25519 key, when given: the handshake must prove it. */
+  key: Uint8Array | null;
+  /** Where it listens. */
+  endpoint: EndpointSpec;
+  /** As typed. */
+  text: string;
+}
+
+/** Parses one rendezvous address; throws `invalid_argument` with a hint. */
+export function parseRendezvous(text: string, where: string): RendezvousAddress {
+  const at = text.indexOf("@");
+  const keyText = at < 0 ? null : text.slice(0, at);
+  const endpointText = at < 0 ? text : text.slice(at + 1);
+  const hint =
+    "write KEY@HOST:PORT (the rendezvous's 64-hex key, from its `pilot info`) or HOST:PORT";
+  if (keyText !== null && !/^[0-9a-fA-F]{64}$/.test(keyText)) {
+    throw invalid(
+      `Cannot parse rendezvous "${text}" (${where}): the key is not 64 hex digits`,
+      hint,
+    );
+  }
+  let endpoint: EndpointSpec;
+  try {
+    endpoint = parseEndpoint(endpointText);
+  } catch (e) {
+    throw invalid(`Cannot parse rendezvous "${text}" (${where}): ${(e as Error).message}`, hint);
+  }
+  return {
+    key: keyText === null ? null : Uint8Array.fromHex(keyText.toLowerCase()),
+    endpoint,
+    text,
+  };
 }
 
 /** Built-in services that may be turned off (trust on port 444 may not). */
@@ -61,6 +101,8 @@ export interface ConfigFlags {
   stealth?: boolean;
   autoApprove?: string[];
   disable?: string[];
+  rendezvous?: string[];
+  public?: boolean;
 }
 
 const TIMER_KEYS: Record<string, keyof SessionTimers> = {
@@ -95,6 +137,8 @@ const CONTROL_TIMER_KEYS: Record<string, [ControlTimer, number]> = {
 
 const FILE_KEYS = [
   "listen",
+  "rendezvous",
+  "public",
   "hostname",
   "peers",
   "require_mac1",
@@ -249,6 +293,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     autoApprove: [],
     disable: [],
     role: "node",
+    rendezvous: [],
+    visibility: "private",
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {
@@ -343,6 +389,19 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     cfg.disable = v.map((x) => checkService(x, where));
   }
+  if (file.rendezvous !== undefined) {
+    const v = file.rendezvous;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+      throw invalid(`${where}: "rendezvous" must be a list of KEY@HOST:PORT, not ${quote(v)}`);
+    }
+    cfg.rendezvous = v.map((x) => parseRendezvous(x, where));
+  }
+  if (file.public !== undefined) {
+    if (typeof file.public !== "boolean") {
+      throw invalid(`${where}: "public" must be true or false, not ${quote(file.public)}`);
+    }
+    cfg.visibility = file.public ? "public" : "private";
+  }
   const envListen = Deno.env.get("PILOT_LISTEN");
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
@@ -358,6 +417,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     cfg.autoApprove.push(parseAutoApprove(a, "--auto-approve"));
   }
   for (const d of flags.disable ?? []) cfg.disable.push(checkService(d, "--disable"));
+  for (const r of flags.rendezvous ?? []) cfg.rendezvous.push(parseRendezvous(r, "--rendezvous"));
+  if (flags.public) cfg.visibility = "public";
   return cfg;
 }
 

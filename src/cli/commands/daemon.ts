@@ -55,6 +55,16 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "boolean",
     description: "answer only initiators that already know this node's key (mac1)",
   },
+  rendezvous: {
+    type: "string",
+    value: "KEY@HOST:PORT",
+    multiple: true,
+    description: "publish this node's signed record at this rendezvous and look names up there",
+  },
+  public: {
+    type: "boolean",
+    description: "publish this node's endpoints to anyone who looks it up (private by default)",
+  },
 };
 
 function configFlags(ctx: CommandContext) {
@@ -66,6 +76,8 @@ function configFlags(ctx: CommandContext) {
     ...(f.stealth === true ? { stealth: true } : {}),
     ...(Array.isArray(f["auto-approve"]) ? { autoApprove: f["auto-approve"] } : {}),
     ...(Array.isArray(f.disable) ? { disable: f.disable } : {}),
+    ...(Array.isArray(f.rendezvous) ? { rendezvous: f.rendezvous } : {}),
+    ...(f.public === true ? { public: true } : {}),
   };
 }
 
@@ -80,6 +92,8 @@ function passThrough(ctx: CommandContext): string[] {
     out.push("--auto-approve", a);
   }
   for (const d of Array.isArray(f.disable) ? f.disable : []) out.push("--disable", d);
+  for (const r of Array.isArray(f.rendezvous) ? f.rendezvous : []) out.push("--rendezvous", r);
+  if (f.public === true) out.push("--public");
   return out;
 }
 
