@@ -47,6 +47,7 @@ import { MessagesFeature } from "./features/messages.ts";
 import { PortsFeature } from "./features/ports.ts";
 import { PubSubFeature } from "./features/pubsub.ts";
 import { RendezvousFeature } from "./features/rendezvous.ts";
+import { RendezvousLink } from "./features/rendezvous_link.ts";
 import { StaticPeersFeature } from "./features/static_peers.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
@@ -119,6 +120,8 @@ export class Node {
   readonly broker: PubSubBroker;
   /** The rendezvous role (port 445), on a node run by `pilot rendezvous`. */
   rendezvous: RendezvousFeature | undefined;
+  /** This node's rendezvous (`--rendezvous`), when it has any. */
+  #link: RendezvousLink | undefined;
   #stores: Stores;
   #udp: UdpSocket;
   #timer: ReturnType<typeof setInterval>;
@@ -187,6 +190,11 @@ export class Node {
       sessions,
       isTrusted: (key) => trust.has(key),
       selfKeyHex: identity.publicKey.toHex(),
+      // Names no trusted binding or configured peer knows: ask the rendezvous.
+      discover: (query, timeoutMs) => {
+        if (this.#link === undefined) return Promise.resolve(null);
+        return this.#link.discover(query, timeoutMs);
+      },
     });
     this.ctx = {
       identity,
@@ -208,6 +216,13 @@ export class Node {
     if (config.role === "rendezvous") {
       this.rendezvous = new RendezvousFeature(this.ctx);
       datagrams.serve(this.rendezvous.portService());
+    } else if (config.rendezvous.length > 0) {
+      this.#link = new RendezvousLink(this.ctx, config.rendezvous, identity, {
+        hostname: config.hostname,
+        visibility: config.visibility,
+        listen: () => this.listen,
+      });
+      datagrams.serve(this.#link.portService());
     }
     if (enabled("echo")) {
       datagrams.serve(echoService());
@@ -255,7 +270,12 @@ export class Node {
     };
 
     let ticking = false;
+    let ticks = 0;
     this.#timer = setInterval(() => {
+      // The rendezvous link's work is due once a second.
+      if (this.#link !== undefined && ticks++ % Math.round(1000 / TIMER_TICK_MS) === 0) {
+        this.#link.tick();
+      }
       if (ticking) return;
       ticking = true;
       sessions.tick().catch(() => {}).finally(() => ticking = false);
@@ -327,10 +347,11 @@ export class Node {
         events.publish("peer.down", { peer: peerRef(peer) });
       },
       requireMac1: config.requireMac1,
-      // A rendezvous serves strangers on 445 (datagrams only).
-      ...(config.role === "rendezvous"
-        ? { untrustedPort: (_peer: PeerIdentity, port: number) => port === PORT_RENDEZVOUS }
-        : {}),
+      // A rendezvous serves strangers on 445 (datagrams only); a node hears
+      // its own rendezvous there.
+      untrustedPort: (peer: PeerIdentity, port: number) =>
+        port === PORT_RENDEZVOUS &&
+        (config.role === "rendezvous" || (this.#link?.isRendezvous(peer.keyHex) ?? false)),
       ...(config.cookieThreshold === null ? {} : { cookieThreshold: config.cookieThreshold }),
       timers: config.timers,
     });

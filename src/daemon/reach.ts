@@ -9,8 +9,13 @@
  *
  * @module
  */
-import { type Endpoint, resolveEndpoint } from "../discovery/endpoint.ts";
-import type { Resolution, Resolver } from "../discovery/resolver.ts";
+import { type Endpoint, type EndpointSpec, resolveEndpoint } from "../discovery/endpoint.ts";
+import {
+  classifyPeer,
+  type PeerQuery,
+  type Resolution,
+  type Resolver,
+} from "../discovery/resolver.ts";
 import { invalid, PilotError } from "../errors.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import type { SessionManager } from "../session/manager.ts";
@@ -27,6 +32,20 @@ export interface ReachOptions {
   isTrusted(keyHex: string): boolean;
   /** This node's own key (hex): never a peer. */
   selfKeyHex: string;
+  /**
+   * Asks the rendezvous for a name the resolver does not know, or for where
+   * a known key is (a verified record's key and public endpoint); null when
+   * the node has no rendezvous. Throws the lookup's `PilotError`.
+   */
+  discover?(query: PeerQuery, timeoutMs: number): Promise<Discovered | null>;
+}
+
+/** What a rendezvous lookup found: the key that must answer, and where. */
+export interface Discovered {
+  /** The peer's key. */
+  publicKey: Uint8Array;
+  /** Where to send the handshake. */
+  endpoint: EndpointSpec;
 }
 
 /** A peer reached, and how the user named it. */
@@ -70,7 +89,7 @@ export class Reach {
     timeoutMs: number,
     options: { freshEndpoint?: boolean } = {},
   ): Promise<Reached> {
-    const resolution = this.resolve(text);
+    const resolution = await this.#resolveOrDiscover(text, timeoutMs);
     const fresh = options.freshEndpoint === true && resolution.query.kind === "endpoint";
     return { peer: await this.#connect(text, resolution, timeoutMs, fresh), resolution };
   }
@@ -81,12 +100,38 @@ export class Reach {
    * answered.
    */
   async reachTrusted(text: string, timeoutMs: number): Promise<PeerIdentity> {
-    const resolution = this.resolve(text);
+    const resolution = await this.#resolveOrDiscover(text, timeoutMs);
     const known = resolution.expected.publicKey;
     if (known !== undefined && !this.#o.isTrusted(known.toHex())) throw notTrusted(text);
     const peer = await this.#connect(text, resolution, timeoutMs);
     if (!this.#o.isTrusted(peer.keyHex)) throw notTrusted(text);
     return peer;
+  }
+
+  /**
+   * The resolver's answer, or for a name it does not know, a rendezvous's:
+   * trust on first use, never pinned (the handshake still proves the key the
+   * verified record names).
+   */
+  async #resolveOrDiscover(text: string, timeoutMs: number): Promise<Resolution> {
+    try {
+      return this.resolve(text);
+    } catch (e) {
+      if (!(e instanceof PilotError) || e.code !== "not_found" || !this.#o.discover) throw e;
+      const query = classifyPeer(text);
+      const found = await this.#o.discover(query, timeoutMs);
+      if (found === null) throw e;
+      if (found.publicKey.toHex() === this.#o.selfKeyHex) {
+        throw invalid(`"${text}" is this node itself`, "name another peer");
+      }
+      return {
+        query,
+        endpoint: found.endpoint,
+        expected: { publicKey: found.publicKey },
+        trusted: false,
+        pinned: false,
+      };
+    }
   }
 
   async #connect(
@@ -97,7 +142,13 @@ export class Reach {
   ): Promise<PeerIdentity> {
     const key = r.expected.publicKey?.toHex();
     const live = key === undefined ? null : this.endpointOf(key);
-    const spec = r.endpoint;
+    let spec = r.endpoint;
+    if (spec === undefined && live === null && key !== undefined && this.#o.discover) {
+      // A key we know but not where it is: its record may say.
+      const found = await this.#o.discover({ kind: "key", keyHex: key }, timeoutMs)
+        .catch(() => null);
+      if (found !== null && found.publicKey.toHex() === key) spec = found.endpoint;
+    }
     if (spec === undefined && live === null) {
       throw new PilotError(
         "unreachable",

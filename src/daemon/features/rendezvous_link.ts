@@ -1,0 +1,217 @@
+/**
+ * A node's link to its rendezvous nodes (issue 9; design:
+ * `docs/design/rendezvous.md`): a session with each (pinned by key when the
+ * configuration gives one), the sans-IO client of
+ * `discovery/rendezvous_client.ts` over port 445 in those sessions —
+ * publishing this node's signed record and keeping it fresh — and lookups
+ * for names no trusted binding or configured peer knows.
+ *
+ * @module
+ */
+import { PORT_RENDEZVOUS } from "../../constants.ts";
+import { type Endpoint, resolveEndpoint } from "../../discovery/endpoint.ts";
+import {
+  type LookupResult,
+  RendezvousClient,
+  type SelfPresence,
+} from "../../discovery/rendezvous_client.ts";
+import type { PeerQuery } from "../../discovery/resolver.ts";
+import { PilotError } from "../../errors.ts";
+import type { Identity } from "../../identity/identity.ts";
+import type { PortService } from "../../services/port_service.ts";
+import type { RecordEndpoint } from "../../wire/presence_record.ts";
+import type { RendezvousAddress } from "../config.ts";
+import type { NodeContext } from "../context.ts";
+import type { Discovered } from "../reach.ts";
+
+/** How often a rendezvous hears from this node at least, holding the session and NAT mapping (ms). */
+export const RENDEZVOUS_KEEPALIVE_MS = 25_000;
+/** How long a session with a rendezvous may take to come up (ms). */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** The node's side of its configured rendezvous nodes. */
+export class RendezvousLink {
+  #ctx: NodeContext;
+  #addresses: RendezvousAddress[];
+  #keys: (string | null)[];
+  #connecting = new Set<number>();
+  #client: RendezvousClient;
+  #self: () => SelfPresence;
+  #selfKey: Uint8Array;
+  #lastObserve: number[];
+  /** The endpoints the last published record carries, as text: a change republishes. */
+  #published = "";
+
+  /** A link to `addresses`, publishing what `self()` says (its endpoints once public). */
+  constructor(
+    ctx: NodeContext,
+    addresses: RendezvousAddress[],
+    identity: Identity,
+    options: { hostname: string | null; visibility: "private" | "public"; listen: () => Endpoint },
+  ) {
+    this.#ctx = ctx;
+    this.#addresses = addresses;
+    this.#keys = addresses.map((a) => a.key?.toHex() ?? null);
+    this.#lastObserve = addresses.map(() => -Infinity);
+    this.#selfKey = identity.publicKey;
+    this.#client = new RendezvousClient({
+      count: addresses.length,
+      now: () => Date.now(),
+      send: (index, payload) => {
+        const key = this.#keys[index];
+        if (key === null || key === undefined) return;
+        void ctx.sessions.send(key, {
+          kind: "datagram",
+          srcPort: PORT_RENDEZVOUS,
+          dstPort: PORT_RENDEZVOUS,
+          payload,
+        });
+      },
+    });
+    this.#self = () => ({
+      seed: identity.seed,
+      publicKey: identity.publicKey,
+      stamp: identity.stamp,
+      hostname: options.hostname ?? "",
+      visibility: options.visibility,
+      endpoints: options.visibility === "public" ? this.#endpoints(options.listen()) : [],
+    });
+  }
+
+  /** Whether `keyHex` is one of this node's rendezvous (their datagrams may reach port 445). */
+  isRendezvous(keyHex: string): boolean {
+    return this.#keys.includes(keyHex);
+  }
+
+  /** Port 445 on this node: answers and notices from its rendezvous, nothing from anyone else. */
+  portService(): PortService {
+    return {
+      port: PORT_RENDEZVOUS,
+      name: "rendezvous-client",
+      onDatagram: (packet, dctx) => {
+        const index = this.#keys.indexOf(dctx.peer.keyHex);
+        if (index >= 0) this.#client.receive(index, packet.payload);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  /** Publishes this node's record now (again when what it says changed). */
+  publish(): void {
+    const self = this.#self();
+    this.#published = JSON.stringify(self.endpoints);
+    this.#client.publish(self);
+  }
+
+  /** Keeps a session with each rendezvous, sends what is due, and keeps quiet paths alive. */
+  tick(): void {
+    const now = Date.now();
+    this.#addresses.forEach((_, index) => {
+      const key = this.#keys[index];
+      const live = key !== null && key !== undefined && this.#ctx.reach.endpointOf(key) !== null;
+      if (!live) this.#connect(index);
+      else if (now - this.#lastObserve[index]! >= RENDEZVOUS_KEEPALIVE_MS) {
+        this.#lastObserve[index] = now;
+        // A request keeps the session (and any NAT mapping) alive; looking
+        // ourselves up also shows whether our record is still there.
+        void this.#client.lookup({ by: "key", key: this.#selfKey }, 5_000);
+      }
+    });
+    // A public record follows the endpoints the rendezvous observe.
+    if (JSON.stringify(this.#self().endpoints) !== this.#published) this.publish();
+    this.#client.tick();
+  }
+
+  /**
+   * Looks a name up at every rendezvous: the one key that answers for it,
+   * with a public endpoint. `not_found`, `conflict` (every candidate named)
+   * or `unreachable` (a private node: relay is not built yet) otherwise.
+   */
+  async discover(query: PeerQuery, timeoutMs: number): Promise<Discovered> {
+    if (query.kind === "endpoint") throw new TypeError("an endpoint needs no lookup");
+    const key = query.kind === "hostname"
+      ? { by: "hostname" as const, hostname: query.hostname }
+      : query.kind === "address"
+      ? { by: "address" as const, address: query.address }
+      : { by: "key" as const, key: Uint8Array.fromHex(query.keyHex) };
+    const text = query.kind === "hostname"
+      ? query.hostname
+      : query.kind === "address"
+      ? query.address
+      : query.keyHex;
+    const result: LookupResult = await this.#client.lookup(key, Math.min(timeoutMs, 5_000));
+    if (result.records.length === 0) {
+      throw new PilotError(
+        "not_found",
+        `No known peer "${text}"${
+          result.answered === 0 ? " (no rendezvous answered)" : " (no rendezvous knows it)"
+        }`,
+        "check the name, or give its endpoint (IP:PORT or HOST:PORT)",
+      );
+    }
+    if (result.records.length > 1 || result.conflicts.length > 0) {
+      const names = [
+        ...result.records.map((r) => `${r.address} (${r.record.publicKey.toHex().slice(0, 16)}…)`),
+        ...result.conflicts,
+      ];
+      throw new PilotError(
+        "conflict",
+        `"${text}" is claimed by more than one key: ${names.join(", ")}`,
+        "name the peer by its address or full key instead",
+      );
+    }
+    const found = result.records[0]!;
+    const where = found.record.endpoints.find((e) => e.kind === "observed") ??
+      found.record.endpoints[0];
+    if (where === undefined) {
+      throw new PilotError(
+        "unreachable",
+        `"${text}" (${found.address}) is a private node: its endpoints are not published`,
+        "reaching private nodes through the rendezvous relay is not built yet; " +
+          "ask it to run with --public, or give its endpoint",
+      );
+    }
+    return {
+      publicKey: found.record.publicKey,
+      endpoint: { host: where.hostname, port: where.port },
+    };
+  }
+
+  #connect(index: number): void {
+    if (this.#connecting.has(index)) return;
+    this.#connecting.add(index);
+    const a = this.#addresses[index]!;
+    void (async () => {
+      try {
+        const endpoint = await resolveEndpoint(a.endpoint);
+        const peer = await this.#ctx.sessions.connect(
+          endpoint,
+          a.key === null ? {} : { publicKey: a.key },
+          CONNECT_TIMEOUT_MS,
+        );
+        // A rendezvous given as HOST:PORT is known by the key that first answered there.
+        this.#keys[index] = peer.keyHex;
+        this.#lastObserve[index] = Date.now();
+        this.publish();
+      } catch {
+        // Unreachable for now: the next tick tries again.
+      } finally {
+        this.#connecting.delete(index);
+      }
+    })();
+  }
+
+  #endpoints(listen: Endpoint): RecordEndpoint[] {
+    const out: RecordEndpoint[] = [];
+    for (const s of this.#client.states) {
+      if (s.observed === null) continue;
+      if (out.some((e) => e.hostname === s.observed!.hostname && e.port === s.observed!.port)) {
+        continue;
+      }
+      out.push({ kind: "observed", hostname: s.observed.hostname, port: s.observed.port });
+    }
+    const wildcard = listen.hostname === "0.0.0.0" || listen.hostname === "::";
+    if (!wildcard && out.length < 8) out.push({ kind: "local", ...listen });
+    return out.slice(0, 8);
+  }
+}

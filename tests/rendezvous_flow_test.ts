@@ -1,0 +1,132 @@
+/**
+ * The seed's flow through a rendezvous (issue 9): two daemons that know
+ * only a rendezvous (by key and endpoint) and each other's hostname. The
+ * worker publishes its signed record (public: with its endpoints); the
+ * orchestrator's `handshake data-processor-node` finds it there, the worker
+ * approves, and `send` delivers.
+ */
+
+import assert from "node:assert/strict";
+import {
+  fixture,
+  makeHome,
+  PAIR_B_NAME,
+  spawnPilot,
+  TestNode,
+  waitFor,
+} from "./_daemon_harness.ts";
+
+const RENDEZVOUS_FIXTURE = 5;
+
+Deno.test("handshake, approve and send by hostname between two nodes that know only a rendezvous", async () => {
+  const rvHome = await makeHome({ identity: RENDEZVOUS_FIXTURE });
+  const rv = new TestNode(rvHome, { identity: RENDEZVOUS_FIXTURE });
+  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home: rvHome });
+  let worker: TestNode | undefined;
+  let orchestrator: TestNode | undefined;
+  try {
+    const info = await waitFor("the rendezvous", async () => {
+      try {
+        return await rv.info();
+      } catch {
+        return undefined;
+      }
+    }, 30_000);
+    const at = `${fixture(RENDEZVOUS_FIXTURE).public_key}@${info.listen}`;
+    worker = new TestNode(await makeHome({ identity: 1 }), {
+      identity: 1,
+      hostname: PAIR_B_NAME,
+      args: ["--rendezvous", at, "--public"],
+    });
+    await worker.start();
+    orchestrator = new TestNode(await makeHome({ identity: 0 }), {
+      identity: 0,
+      hostname: "secure-orchestrator",
+      args: ["--rendezvous", at],
+    });
+    await orchestrator.start();
+    const w = worker;
+    await waitFor("the worker's record at the rendezvous", async () => {
+      const r = await rv.pilot("rendezvous", "status", "--json");
+      return r.json?.data?.records === 2;
+    }, 20_000);
+
+    const asked = await orchestrator.pilot(
+      "handshake",
+      PAIR_B_NAME,
+      "--reason",
+      "run jobs",
+      "--json",
+    );
+    assert.equal(asked.code, 0, asked.stdout + asked.stderr);
+    assert.equal(asked.json.data.peer.address, w.identity!.address, "the real worker was asked");
+    const pending = await w.pilot("pending", "--json");
+    assert.equal(pending.json.data.pending[0]?.address, orchestrator.identity!.address);
+    const approved = await w.pilot("approve", orchestrator.identity!.address, "--json");
+    assert.equal(approved.code, 0, approved.stdout + approved.stderr);
+    const sent = await orchestrator.pilot(
+      "send",
+      PAIR_B_NAME,
+      "--data",
+      '{"command":"run"}',
+      "--type",
+      "json",
+      "--json",
+    );
+    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+    const inbox = await w.pilot("inbox", "--json");
+    assert.equal(inbox.json.data.messages[0]?.data, '{"command":"run"}');
+  } finally {
+    await Promise.allSettled([worker?.stop(), orchestrator?.stop()]);
+    await rv.stop();
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+  }
+});
+
+Deno.test("a private node's record names no endpoint: a stranger's handshake by name says so, with a hint", async () => {
+  const rvHome = await makeHome({ identity: RENDEZVOUS_FIXTURE });
+  const rv = new TestNode(rvHome, { identity: RENDEZVOUS_FIXTURE });
+  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home: rvHome });
+  let worker: TestNode | undefined;
+  let stranger: TestNode | undefined;
+  try {
+    const info = await waitFor("the rendezvous", async () => {
+      try {
+        return await rv.info();
+      } catch {
+        return undefined;
+      }
+    }, 30_000);
+    const at = `${fixture(RENDEZVOUS_FIXTURE).public_key}@${info.listen}`;
+    worker = new TestNode(await makeHome({ identity: 1 }), {
+      identity: 1,
+      hostname: PAIR_B_NAME,
+      args: ["--rendezvous", at],
+    });
+    await worker.start();
+    stranger = new TestNode(await makeHome({ identity: 0 }), {
+      identity: 0,
+      args: ["--rendezvous", at],
+    });
+    await stranger.start();
+    await waitFor("both records at the rendezvous", async () => {
+      const r = await rv.pilot("rendezvous", "status", "--json");
+      return r.json?.data?.records === 2;
+    }, 20_000);
+    const asked = await stranger.pilot("handshake", PAIR_B_NAME, "--json");
+    assert.equal(asked.json?.code, "unreachable", asked.stdout + asked.stderr);
+    assert.match(asked.json.message, /private node/);
+    assert.match(asked.json.hint, /--public/);
+    const unknown = await stranger.pilot("handshake", "no-such-node", "--json");
+    assert.equal(unknown.json?.code, "not_found", unknown.stdout);
+    assert.match(unknown.json.message, /no rendezvous knows it/);
+  } finally {
+    await Promise.allSettled([worker?.stop(), stranger?.stop()]);
+    await rv.stop();
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+  }
+});
