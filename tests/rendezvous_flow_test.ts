@@ -51,19 +51,34 @@ Deno.test("handshake, approve and send by hostname between two nodes that know o
       return r.json?.data?.records === 2;
     }, 20_000);
 
+    // A fingerprint the worker does not have: refused, nothing sent.
+    const wrong = await orchestrator.pilot(
+      "handshake",
+      PAIR_B_NAME,
+      "--expect-fingerprint",
+      fixture(2).fingerprint,
+      "--json",
+    );
+    assert.equal(wrong.json?.code, "key_changed", wrong.stdout + wrong.stderr);
+    assert.equal((await w.pilot("pending", "--json")).json.data.pending.length, 0);
     const asked = await orchestrator.pilot(
       "handshake",
       PAIR_B_NAME,
       "--reason",
       "run jobs",
+      "--expect-fingerprint",
+      w.identity!.fingerprint,
       "--json",
     );
     assert.equal(asked.code, 0, asked.stdout + asked.stderr);
     assert.equal(asked.json.data.peer.address, w.identity!.address, "the real worker was asked");
+    assert.equal(asked.json.data.first_contact, true, "found by name: trust on first use");
     const pending = await w.pilot("pending", "--json");
     assert.equal(pending.json.data.pending[0]?.address, orchestrator.identity!.address);
     const approved = await w.pilot("approve", orchestrator.identity!.address, "--json");
     assert.equal(approved.code, 0, approved.stdout + approved.stderr);
+    const again = await orchestrator.pilot("handshake", PAIR_B_NAME, "--json");
+    assert.equal(again.json?.data?.first_contact, false, "a trusted key is no first contact");
     const sent = await orchestrator.pilot(
       "send",
       PAIR_B_NAME,

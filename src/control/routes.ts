@@ -175,7 +175,9 @@ export function nodeRoutes(
     },
     "POST /v1/handshake": async (req) => {
       const b = C.parseInput(C.HANDSHAKE, req.body);
-      return V.handshakeView(await trust.handshake(b.peer, b.reason, b.wait, b.timeout_ms));
+      return V.handshakeView(
+        await trust.handshake(b.peer, b.reason, b.wait, b.timeout_ms, b.expect_fingerprint),
+      );
     },
     "GET /v1/pending": () => Promise.resolve(V.pendingView(trust.pending())),
     "POST /v1/approve": async (req) => {

@@ -43,7 +43,13 @@ import { formatEndpoint } from "../discovery/endpoint.ts";
 
 /** `POST /v1/handshake`. */
 export function handshakeView(r: HandshakeResult): Infer<typeof C.HANDSHAKE.output> {
-  return { peer: r.peer, status: r.status, changed: r.changed, timed_out: r.timedOut };
+  return {
+    peer: r.peer,
+    status: r.status,
+    changed: r.changed,
+    timed_out: r.timedOut,
+    first_contact: r.firstContact,
+  };
 }
 
 /** `GET /v1/pending`. */

@@ -51,6 +51,11 @@ const handshake = command({
       description: "why (shown to the peer; at most 1 KiB)",
     },
     wait: { type: "boolean", description: "wait until the peer approves or rejects" },
+    "expect-fingerprint": {
+      type: "string",
+      value: "FP",
+      description: "refuse, sending nothing, unless the peer that answers has this fingerprint",
+    },
     ...TIMEOUT_FLAG,
   },
   output: HANDSHAKE.output,
@@ -70,6 +75,7 @@ const handshake = command({
       peer: ctx.args.peer,
       reason: optionalString(ctx, "reason") ?? "",
       wait: ctx.flags.wait === true,
+      expect_fingerprint: optionalString(ctx, "expect-fingerprint") ?? "",
     }),
   human: (o) => {
     const line = {
@@ -79,7 +85,11 @@ const handshake = command({
     }[o.status] ?? o.status;
     return keyValues([
       ["status", line + (o.timed_out ? " (timed out waiting)" : "")],
-      ["fingerprint", o.peer.fingerprint],
+      [
+        "fingerprint",
+        o.peer.fingerprint +
+        (o.first_contact ? " (first contact: compare it with the peer's `pilot info`)" : ""),
+      ],
     ]);
   },
 });

@@ -31,6 +31,11 @@ export const HANDSHAKE = route({
       description: "wait until the peer approves or rejects",
       default: false,
     },
+    expect_fingerprint: {
+      type: "string",
+      description: "refuse, sending nothing, unless the peer that answers has this fingerprint",
+      default: "",
+    },
     timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS),
   },
   output: obj({
@@ -38,6 +43,8 @@ export const HANDSHAKE = route({
     status: oneOf("pending", "trusted", "rejected"),
     changed: bool,
     timed_out: bool,
+    // The key was not known before (trust on first use): compare the fingerprint out of band.
+    first_contact: bool,
   }),
 });
 

@@ -7,6 +7,7 @@
  */
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
+import { fingerprintMatches } from "../../identity/fingerprint.ts";
 import type { PendingRequest } from "../../services/trust_types.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
@@ -26,6 +27,8 @@ export interface HandshakeResult {
   changed: boolean;
   /** Whether waiting for the decision ran out of time. */
   timedOut: boolean;
+  /** The key was not known before: trust on first use (compare the fingerprint out of band). */
+  firstContact: boolean;
 }
 
 /** A pending request, flagged when it claims a name bound to another key. */
@@ -87,6 +90,7 @@ export class TrustFeature {
     reason: string,
     wait: boolean,
     timeoutMs: number,
+    expectFingerprint = "",
   ): Promise<HandshakeResult> {
     checkReason(reason);
     const deadline = Date.now() + timeoutMs;
@@ -94,6 +98,17 @@ export class TrustFeature {
     const { peer, resolution } = await this.#ctx.reach.reach(text, timeoutMs, {
       freshEndpoint: true,
     });
+    // The handshake proved who answered; nothing is asked of another key than the one expected.
+    if (expectFingerprint !== "" && !fingerprintMatches(peer.publicKey, expectFingerprint)) {
+      throw new PilotError(
+        "key_changed",
+        `"${text}" answered with fingerprint ${peer.fingerprint}, not the expected ` +
+          expectFingerprint,
+        "nothing was sent to it; check the fingerprint with the peer's owner (its `pilot info`)",
+      );
+    }
+    const firstContact = !resolution.trusted && !resolution.pinned &&
+      !this.#ctx.trust.has(peer.keyHex);
     // Only a request to the exact key the user named may approve a crossing one.
     const outcome = await this.#ctx.trustService.request(
       peer,
@@ -110,7 +125,7 @@ export class TrustFeature {
       status = settled ?? "pending";
       timedOut = settled === undefined;
     }
-    return { peer: peerRef(peer), status, changed: outcome.changed, timedOut };
+    return { peer: peerRef(peer), status, changed: outcome.changed, timedOut, firstContact };
   }
 
   /** Waits until our request to `key` is decided: "trusted", "rejected", or undefined at the deadline. */
