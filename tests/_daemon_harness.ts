@@ -865,3 +865,46 @@ export async function listenReady(
   })();
   return { done };
 }
+
+/** A rendezvous run by `pilot rendezvous` in the foreground, in its own temporary home. */
+export interface TestRendezvous extends AsyncDisposable {
+  /** Its home, for `pilot rendezvous status` and the API. */
+  node: TestNode;
+  /** `KEY@IP:PORT`, as `--rendezvous` takes it. */
+  at: string;
+  /** Its UDP endpoint. */
+  endpoint: Endpoint;
+}
+
+/** Starts `pilot rendezvous --listen 127.0.0.1:0` with fixture identity `index`; waits for its API. */
+export async function startRendezvous(index: number): Promise<TestRendezvous> {
+  const home = await makeHome({ identity: index });
+  const node = new TestNode(home, { identity: index });
+  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home });
+  const stop = async () => {
+    await node.stop();
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+  };
+  try {
+    const info = await waitFor("the rendezvous's API", async () => {
+      try {
+        return await node.info();
+      } catch {
+        return undefined;
+      }
+    }, 30_000);
+    node.listen = info.listen;
+    node.pid = info.pid;
+    return {
+      node,
+      at: `${fixture(index).public_key}@${info.listen}`,
+      endpoint: endpointOf(info.listen),
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

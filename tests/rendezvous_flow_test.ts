@@ -11,7 +11,7 @@ import {
   fixture,
   makeHome,
   PAIR_B_NAME,
-  spawnPilot,
+  startRendezvous,
   TestNode,
   waitFor,
 } from "./_daemon_harness.ts";
@@ -19,20 +19,12 @@ import {
 const RENDEZVOUS_FIXTURE = 5;
 
 Deno.test("handshake, approve and send by hostname between two nodes that know only a rendezvous", async () => {
-  const rvHome = await makeHome({ identity: RENDEZVOUS_FIXTURE });
-  const rv = new TestNode(rvHome, { identity: RENDEZVOUS_FIXTURE });
-  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home: rvHome });
+  await using rendezvous = await startRendezvous(RENDEZVOUS_FIXTURE);
+  const rv = rendezvous.node;
+  const at = rendezvous.at;
   let worker: TestNode | undefined;
   let orchestrator: TestNode | undefined;
   try {
-    const info = await waitFor("the rendezvous", async () => {
-      try {
-        return await rv.info();
-      } catch {
-        return undefined;
-      }
-    }, 30_000);
-    const at = `${fixture(RENDEZVOUS_FIXTURE).public_key}@${info.listen}`;
     worker = new TestNode(await makeHome({ identity: 1 }), {
       identity: 1,
       hostname: PAIR_B_NAME,
@@ -93,28 +85,16 @@ Deno.test("handshake, approve and send by hostname between two nodes that know o
     assert.equal(inbox.json.data.messages[0]?.data, '{"command":"run"}');
   } finally {
     await Promise.allSettled([worker?.stop(), orchestrator?.stop()]);
-    await rv.stop();
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
   }
 });
 
 Deno.test("a private node's record names no endpoint: a stranger's handshake by name says so, with a hint", async () => {
-  const rvHome = await makeHome({ identity: RENDEZVOUS_FIXTURE });
-  const rv = new TestNode(rvHome, { identity: RENDEZVOUS_FIXTURE });
-  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home: rvHome });
+  await using rendezvous = await startRendezvous(RENDEZVOUS_FIXTURE);
+  const rv = rendezvous.node;
+  const at = rendezvous.at;
   let worker: TestNode | undefined;
   let stranger: TestNode | undefined;
   try {
-    const info = await waitFor("the rendezvous", async () => {
-      try {
-        return await rv.info();
-      } catch {
-        return undefined;
-      }
-    }, 30_000);
-    const at = `${fixture(RENDEZVOUS_FIXTURE).public_key}@${info.listen}`;
     worker = new TestNode(await makeHome({ identity: 1 }), {
       identity: 1,
       hostname: PAIR_B_NAME,
@@ -139,9 +119,5 @@ Deno.test("a private node's record names no endpoint: a stranger's handshake by 
     assert.match(unknown.json.message, /no rendezvous knows it/);
   } finally {
     await Promise.allSettled([worker?.stop(), stranger?.stop()]);
-    await rv.stop();
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
   }
 });

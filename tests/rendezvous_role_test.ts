@@ -20,11 +20,9 @@ import {
   callApi,
   endpointOf,
   fixture,
-  makeHome,
   RawPeer,
-  spawnPilot,
   startNode,
-  TestNode,
+  startRendezvous,
   waitFor,
 } from "./_daemon_harness.ts";
 
@@ -52,67 +50,53 @@ async function ask(
 }
 
 Deno.test("pilot rendezvous stores a node's record and answers a stranger's lookup by hostname", async () => {
-  const home = await makeHome({ identity: RENDEZVOUS_FIXTURE });
-  const rendezvous = new TestNode(home, { identity: RENDEZVOUS_FIXTURE });
-  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home });
-  try {
-    const info = await waitFor("the rendezvous's API", async () => {
-      try {
-        return await rendezvous.info();
-      } catch {
-        return undefined;
-      }
-    }, 30_000);
-    assert.ok(info.services.includes("rendezvous"), JSON.stringify(info.services));
-    const at = endpointOf(info.listen);
-    const key = fixture(RENDEZVOUS_FIXTURE).public_key;
-    await using worker = new RawPeer(2);
-    await using stranger = new RawPeer(3);
-    await worker.sessions.connect(at, { publicKey: Uint8Array.fromHex(key) }, 10_000);
+  await using rv = await startRendezvous(RENDEZVOUS_FIXTURE);
+  const rendezvous = rv.node;
+  const info = await rendezvous.info();
+  assert.ok(info.services.includes("rendezvous"), JSON.stringify(info.services));
+  const at = rv.endpoint;
+  const key = fixture(RENDEZVOUS_FIXTURE).public_key;
+  await using worker = new RawPeer(2);
+  await using stranger = new RawPeer(3);
+  await worker.sessions.connect(at, { publicKey: Uint8Array.fromHex(key) }, 10_000);
 
-    const now = Date.now();
-    const record = signPresence(worker.identity.seed, {
-      publicKey: worker.identity.publicKey,
-      stamp: worker.identity.stamp,
-      hostname: "data-processor-node",
-      visibility: "private",
-      serial: now,
-      expiresAt: now + 30 * 60_000,
-      endpoints: [],
-    });
-    const published = await ask(worker, key, { type: "publish", id: 1, record });
-    assert.equal(published.type, "ok", JSON.stringify(published));
-    assert.equal(published.type === "ok" && published.observed.hostname, "127.0.0.1");
+  const now = Date.now();
+  const record = signPresence(worker.identity.seed, {
+    publicKey: worker.identity.publicKey,
+    stamp: worker.identity.stamp,
+    hostname: "data-processor-node",
+    visibility: "private",
+    serial: now,
+    expiresAt: now + 30 * 60_000,
+    endpoints: [],
+  });
+  const published = await ask(worker, key, { type: "publish", id: 1, record });
+  assert.equal(published.type, "ok", JSON.stringify(published));
+  assert.equal(published.type === "ok" && published.observed.hostname, "127.0.0.1");
 
-    // A node nobody trusts asks by name, and believes only what it verifies.
-    await stranger.sessions.connect(at, { publicKey: Uint8Array.fromHex(key) }, 10_000);
-    const found = await ask(stranger, key, {
-      type: "lookup",
-      id: 2,
-      by: "hostname",
-      hostname: "data-processor-node",
-    });
-    assert.equal(found.type, "found", JSON.stringify(found));
-    const verified = verifyPresence(found.type === "found" ? found.record : new Uint8Array(), now);
-    assert.equal(verified.address, worker.identity.address);
+  // A node nobody trusts asks by name, and believes only what it verifies.
+  await stranger.sessions.connect(at, { publicKey: Uint8Array.fromHex(key) }, 10_000);
+  const found = await ask(stranger, key, {
+    type: "lookup",
+    id: 2,
+    by: "hostname",
+    hostname: "data-processor-node",
+  });
+  assert.equal(found.type, "found", JSON.stringify(found));
+  const verified = verifyPresence(found.type === "found" ? found.record : new Uint8Array(), now);
+  assert.equal(verified.address, worker.identity.address);
 
-    // Nobody publishes another node's record, however valid it is.
-    assert.deepEqual(await ask(stranger, key, { type: "publish", id: 3, record }), {
-      type: "error",
-      id: 3,
-      code: "not_your_record",
-    });
-    // Its counters, on its own route, exactly as the contract says.
-    const counted = await callApi(rendezvous, "GET", "/v1/rendezvous");
-    assert.equal(counted.status, 200, JSON.stringify(counted.json));
-    assert.deepEqual(validate(RENDEZVOUS_STATUS.output, counted.json.data, { closed: true }), []);
-    assert.equal(counted.json.data.records, 1);
-  } finally {
-    await rendezvous.stop();
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
-  }
+  // Nobody publishes another node's record, however valid it is.
+  assert.deepEqual(await ask(stranger, key, { type: "publish", id: 3, record }), {
+    type: "error",
+    id: 3,
+    code: "not_your_record",
+  });
+  // Its counters, on its own route, exactly as the contract says.
+  const counted = await callApi(rendezvous, "GET", "/v1/rendezvous");
+  assert.equal(counted.status, 200, JSON.stringify(counted.json));
+  assert.deepEqual(validate(RENDEZVOUS_STATUS.output, counted.json.data, { closed: true }), []);
+  assert.equal(counted.json.data.records, 1);
 });
 
 Deno.test("an ordinary node serves no port 445: a stranger's rendezvous request is dropped unanswered", async () => {
