@@ -160,19 +160,14 @@ const daemonRun: CommandSpec = {
 };
 
 const rendezvousRun: CommandSpec = {
+  ...daemonRun,
   name: "rendezvous",
-  routes: [],
   summary: "run a rendezvous node in the foreground: stores signed presence records and " +
     "answers lookups for anyone (port 445)",
-  args: [],
-  flags: NODE_FLAGS,
-  output: obj({ stopped: bool }),
-  errors: ["already_running"],
   async run(ctx) {
     await runDaemon(ctx.home, configFlags(ctx), "rendezvous");
     return { stopped: true };
   },
-  human: () => "",
 };
 
 /** Starts this home's node (or rendezvous) in the background; returns once its API answers. */
