@@ -4,6 +4,8 @@
  *
  * @module
  */
+import type { LookupResult } from "../discovery/rendezvous_client.ts";
+import type { PeerQuery } from "../discovery/resolver.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { SessionManager } from "../session/manager.ts";
 import type { TrustService } from "../services/trust.ts";
@@ -37,4 +39,9 @@ export interface NodeContext {
   readonly trustService: TrustService;
   /** The event stream. */
   readonly events: EventBus;
+  /**
+   * Asks this node's rendezvous about a name, address or key without
+   * contacting the peer; null when the node has no rendezvous.
+   */
+  lookup(query: PeerQuery, timeoutMs: number): Promise<LookupResult | null>;
 }

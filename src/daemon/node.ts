@@ -207,6 +207,8 @@ export class Node {
       flow,
       trustService,
       events,
+      lookup: (query, timeoutMs) =>
+        this.#link === undefined ? Promise.resolve(null) : this.#link.lookup(query, timeoutMs),
     };
 
     // Services: the trust service cannot be turned off (it is how peers

@@ -123,23 +123,32 @@ export class RendezvousLink {
   }
 
   /**
-   * Looks a name up at every rendezvous: the one key that answers for it,
-   * with a public endpoint. `not_found`, `conflict` (every candidate named)
-   * or `unreachable` (a private node: relay is not built yet) otherwise.
+   * Asks every rendezvous about a name, address or key (at most 5 s): the
+   * verified records, one per key, and any conflicting claimants.
    */
-  async discover(query: PeerQuery, timeoutMs: number): Promise<Discovered> {
+  lookup(query: PeerQuery, timeoutMs: number): Promise<LookupResult> {
     if (query.kind === "endpoint") throw new TypeError("an endpoint needs no lookup");
     const key = query.kind === "hostname"
       ? { by: "hostname" as const, hostname: query.hostname }
       : query.kind === "address"
       ? { by: "address" as const, address: query.address }
       : { by: "key" as const, key: Uint8Array.fromHex(query.keyHex) };
+    return this.#client.lookup(key, Math.min(timeoutMs, 5_000));
+  }
+
+  /**
+   * Looks a name up at every rendezvous: the one key that answers for it,
+   * with a public endpoint. `not_found`, `conflict` (every candidate named)
+   * or `unreachable` (a private node: relay is not built yet) otherwise.
+   */
+  async discover(query: PeerQuery, timeoutMs: number): Promise<Discovered> {
+    if (query.kind === "endpoint") throw new TypeError("an endpoint needs no lookup");
     const text = query.kind === "hostname"
       ? query.hostname
       : query.kind === "address"
       ? query.address
       : query.keyHex;
-    const result: LookupResult = await this.#client.lookup(key, Math.min(timeoutMs, 5_000));
+    const result = await this.lookup(query, timeoutMs);
     if (result.records.length === 0) {
       throw new PilotError(
         "not_found",
