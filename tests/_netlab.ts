@@ -103,12 +103,14 @@ export async function runOk(ns: string, cmd: string[], options: RunOptions = {})
   return r.stdout;
 }
 
-async function ip(args: string[]): Promise<void> {
+/** Runs `ip ARGS` in the host's namespace; throws with its stderr unless it exits 0. */
+export async function ip(args: string[]): Promise<void> {
   const r = await exec(["ip", ...args]);
   if (r.code !== 0) throw new Error(`"ip ${args.join(" ")}" failed (exit ${r.code}): ${r.stderr}`);
 }
 
-async function nft(ns: string, script: string): Promise<void> {
+/** Loads nftables `script` (`nft -f -`) in namespace `ns`; throws with the script if refused. */
+export async function nft(ns: string, script: string): Promise<void> {
   const r = await exec(["ip", "netns", "exec", ns, "nft", "-f", "-"], { stdin: script });
   if (r.code !== 0) throw new Error(`nft in ${ns} refused the ruleset: ${r.stderr}\n${script}`);
 }
@@ -427,7 +429,8 @@ export async function pidsIn(ns: string): Promise<number[]> {
   return r.stdout.split("\n").filter((l) => l.trim() !== "").map(Number);
 }
 
-async function killAllIn(ns: string): Promise<void> {
+/** SIGKILLs every process in namespace `ns` and waits (up to 5 s) until none is left. */
+export async function killAllIn(ns: string): Promise<void> {
   const pids = await pidsIn(ns);
   for (const pid of pids) {
     try {
