@@ -26,6 +26,7 @@ import type {
   SessionPeer,
 } from "../daemon/features/diagnostics.ts";
 import type { SentFile } from "../daemon/features/files.ts";
+import type { FindResult } from "../daemon/features/find.ts";
 import type { CallResult, SendResult } from "../daemon/features/messages.ts";
 import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/features/ports.ts";
 import type { Published, SubscriptionNotice } from "../daemon/features/pubsub.ts";
@@ -121,6 +122,30 @@ export function peerRemoveView(c: StaticPeerChange): Infer<typeof C.PEER_REMOVE.
   };
 }
 
+// ---- Find ----
+
+/** `GET /v1/find`. */
+export function findView(query: string, r: FindResult): Infer<typeof C.FIND.output> {
+  return {
+    query,
+    kind: r.kind,
+    candidates: r.candidates.map((c) => ({
+      address: c.address,
+      hostname: c.hostname,
+      fingerprint: c.fingerprint,
+      public_key: c.publicKey,
+      visibility: c.visibility,
+      trusted: c.trusted,
+      source: c.source,
+      sources: c.sources,
+      reachability: c.reachability,
+      endpoint: c.endpoint,
+    })),
+    conflict: r.conflict,
+    rendezvous: r.rendezvous,
+  };
+}
+
 // ---- Diagnostics ----
 
 /** What the control server adds to `GET /v1/info`. */
@@ -172,6 +197,7 @@ export function peersView(peers: readonly SessionPeer[]): Infer<typeof C.PEERS.o
       endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
       trusted: p.trusted,
       path: p.path,
+      via: p.via,
       rtt_ms: p.rttMs,
       session_age_s: p.sessionAgeS,
       dropped: p.dropped,
