@@ -162,13 +162,7 @@ export interface NodeOptions extends LocalIdentityOptions {
   manager?: Partial<
     Pick<
       SessionManagerOptions,
-      | "requireMac1"
-      | "cookieThreshold"
-      | "timers"
-      | "serialFloor"
-      | "untrustedPort"
-      | "relaysFor"
-      | "relaysFor"
+      "requireMac1" | "cookieThreshold" | "timers" | "serialFloor" | "untrustedPort"
     >
   >;
   /** Use this local identity as is (ignores the payload options). */

@@ -389,6 +389,12 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     );
     assert.deepEqual([added.changed, added.trusted.length], [false, 1]);
     await okSchema(seen, "peer list", await a.pilot("peer", "list", "--json"));
+    // Trusted, configured and in session: every local source, no rendezvous asked.
+    const found = await okSchema(seen, "find", await a.pilot("find", PAIR_B_NAME, "--json"));
+    assert.deepEqual(
+      [found.candidates[0].sources, found.candidates[0].reachability],
+      [["trust", "static", "session"], "session"],
+    );
     await okSchema(seen, "peer remove", await a.pilot("peer", "remove", "nobody", "--json"));
     await okSchema(seen, "untrust", await a.pilot("untrust", PAIR_B_NAME, "--json"));
     await okSchema(seen, "untrust", await a.pilot("untrust", fixture(6).address, "--json"));
@@ -452,6 +458,7 @@ Deno.test("every error met prints the error JSON on stdout with the published ex
       ["dgram", ["dgram", twin1.listen, "70000", "--data", "x"]],
       ["handshake", ["handshake", "not a peer!"]],
       ["approve", ["approve"]],
+      ["find", ["find", twin1.listen]],
     ];
     for (const [name, args] of usage) {
       await errorShape(seen, name, await a.pilot(...args, "--json"), "invalid_argument");
@@ -544,6 +551,7 @@ Deno.test("every error met prints the error JSON on stdout with the published ex
     // A hostname claimed on an untrusted session is never followed.
     await errorShape(seen, "connect", await a.pilot("connect", "twin", "--json"), "not_found");
     await errorShape(seen, "handshake", await a.pilot("handshake", "twin", "--json"), "not_found");
+    await errorShape(seen, "find", await a.pilot("find", "twin", "--json"), "not_found");
     // Two receivers on one port: whichever binds second is refused.
     const both = await Promise.all(
       [1, 2].map(() => a!.pilot("recv", "4001", "--timeout", "2s", "--json")),

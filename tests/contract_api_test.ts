@@ -265,6 +265,8 @@ Deno.test("every route's answer on a running daemon has only fields its output s
     return t.trusted.some((e: { mutual: boolean }) => e.mutual);
   });
   await answer(b, C.TRUST);
+  const found = await answer(a, C.FIND, { query: { peer: PAIR_B_NAME } });
+  assert.equal(found.candidates.length, 1, "a non-empty candidate list was checked");
   await answer(a, C.INFO);
   await answer(b, C.INFO);
   await answer(a, C.PEERS);

@@ -14,12 +14,14 @@ import { STREAM_COMMANDS } from "./commands/streams.ts";
 import { PUBSUB_COMMANDS } from "./commands/pubsub.ts";
 import { FILE_COMMANDS } from "./commands/files.ts";
 import { STATIC_PEER_COMMANDS } from "./commands/static_peers.ts";
+import { FIND_COMMANDS } from "./commands/find.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
   ...NODE_COMMANDS,
   ...STATIC_PEER_COMMANDS,
+  ...FIND_COMMANDS,
   ...STREAM_COMMANDS,
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,

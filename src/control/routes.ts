@@ -146,7 +146,7 @@ export function nodeRoutes(
   shutdown: () => void,
   controlStats: () => unknown = () => null,
 ): Routes {
-  const { trust, messages, files, diagnostics, ports, pubsub, peers } = node.features;
+  const { trust, messages, files, diagnostics, ports, pubsub, peers, find } = node.features;
   return {
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
@@ -168,6 +168,10 @@ export function nodeRoutes(
     "POST /v1/peer/remove": async (req) => {
       const b = C.parseInput(C.PEER_REMOVE, req.body);
       return V.peerRemoveView(await peers.remove(b.name, b.save));
+    },
+    "GET /v1/find": async (req) => {
+      const { peer, timeout_ms: timeoutMs } = C.parseInput(C.FIND, req.query);
+      return V.findView(peer, await find.find(peer, timeoutMs));
     },
     "POST /v1/connect": async (req) => {
       const b = C.parseInput(C.CONNECT, req.body);

@@ -26,19 +26,11 @@
  */
 import { type Address, addressToBytes, formatAddress } from "../identity/address.ts";
 import { DecodeError, Reader, utf8, Writer } from "../bytes.ts";
-import { DATA_HEADER_SIZE, TAG_SIZE } from "./frames.ts";
-import { INNER_HEADER_SIZE } from "./inner.ts";
 import { type IpEndpoint, readEndpoint, writeEndpoint } from "./ip_endpoint.ts";
 import { MAX_PRESENCE_RECORD_SIZE, MAX_RECORD_HOSTNAME } from "./presence_record.ts";
 
 /** Largest session frame a relay message carries (bytes). */
 export const MAX_RELAY_FRAME = 65_000;
-/**
- * Bytes a relayed frame gains on its way to the rendezvous: the relay
- * message's type, address and length, then the outer session's data header,
- * inner header and tag.
- */
-export const RELAY_OVERHEAD: number = 1 + 6 + 2 + DATA_HEADER_SIZE + INNER_HEADER_SIZE + TAG_SIZE;
 /** Most hostname conflicts one answer lists. */
 export const MAX_CONFLICTS = 8;
 /** Longest error code, in bytes. */
@@ -71,8 +63,7 @@ export type RendezvousMessage =
   | { type: "punch_from"; id: number; from: Address; endpoint: IpEndpoint }
   | { type: "error"; id: number; code: string };
 
-/** Each message's type byte. */
-export const RENDEZVOUS_MESSAGE_TYPES = {
+const TYPES = {
   publish: 0x01,
   lookup: 0x02,
   observe: 0x03,
@@ -127,14 +118,14 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
   const type = r.u8("type");
   let m: RendezvousMessage;
   switch (type) {
-    case RENDEZVOUS_MESSAGE_TYPES.publish:
+    case TYPES.publish:
       m = {
         type: "publish",
         id: r.u32("id"),
         record: readBlob(r, MAX_PRESENCE_RECORD_SIZE, "record"),
       };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.lookup: {
+    case TYPES.lookup: {
       const id = r.u32("id");
       const by = BY[r.u8("lookup by")];
       if (by === undefined) fail("bad_lookup", "lookup by neither address, key nor hostname");
@@ -145,27 +136,27 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
         : { type: "lookup", id, by, hostname: readHostname(r) };
       break;
     }
-    case RENDEZVOUS_MESSAGE_TYPES.observe:
+    case TYPES.observe:
       m = { type: "observe", id: r.u32("id") };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.punch:
+    case TYPES.punch:
       m = { type: "punch", id: r.u32("id"), to: readAddress(r, "target") };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.relay:
+    case TYPES.relay:
       m = {
         type: "relay",
         to: readAddress(r, "target"),
         frame: readBlob(r, MAX_RELAY_FRAME, "frame"),
       };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.relayed:
+    case TYPES.relayed:
       m = {
         type: "relayed",
         from: readAddress(r, "source"),
         frame: readBlob(r, MAX_RELAY_FRAME, "frame"),
       };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.ok: {
+    case TYPES.ok: {
       const id = r.u32("id");
       const changed = r.u8("changed");
       if (changed > 1) fail("bad_flag", `changed is ${changed}`);
@@ -178,7 +169,7 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
       m = { type: "ok", id, changed: changed === 1, observed, conflict };
       break;
     }
-    case RENDEZVOUS_MESSAGE_TYPES.found: {
+    case TYPES.found: {
       const id = r.u32("id");
       const record = readBlob(r, MAX_PRESENCE_RECORD_SIZE, "record");
       const n = r.u8("conflict count");
@@ -189,13 +180,13 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
       m = { type: "found", id, record, conflicts };
       break;
     }
-    case RENDEZVOUS_MESSAGE_TYPES.not_found:
+    case TYPES.not_found:
       m = { type: "not_found", id: r.u32("id") };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.observed:
+    case TYPES.observed:
       m = { type: "observed", id: r.u32("id"), endpoint: readEndpoint(r, "endpoint") };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.punch_from:
+    case TYPES.punch_from:
       m = {
         type: "punch_from",
         id: r.u32("id"),
@@ -203,7 +194,7 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
         endpoint: readEndpoint(r, "endpoint"),
       };
       break;
-    case RENDEZVOUS_MESSAGE_TYPES.error: {
+    case TYPES.error: {
       const id = r.u32("id");
       const n = r.u8("code length");
       const code = String.fromCharCode(...r.bytes(n, "code"));
@@ -234,7 +225,7 @@ function checkText(text: string, pattern: RegExp, what: string): void {
 
 /** Encodes a message; throws `RangeError` for a field out of range. */
 export function encodeRendezvousMessage(m: RendezvousMessage): Uint8Array {
-  const w = new Writer(64).u8(RENDEZVOUS_MESSAGE_TYPES[m.type]);
+  const w = new Writer(64).u8(TYPES[m.type]);
   if ("id" in m) {
     checkId(m.id);
     w.u32(m.id);

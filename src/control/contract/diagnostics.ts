@@ -4,19 +4,7 @@
  *
  * @module
  */
-import {
-  anyJson,
-  anyOf,
-  arr,
-  bool,
-  int,
-  nullable,
-  num,
-  obj,
-  oneOf,
-  record,
-  str,
-} from "../schema.ts";
+import { anyJson, anyOf, arr, bool, int, nullable, num, obj, record, str } from "../schema.ts";
 import {
   AFTER_FIELD,
   HEARTBEAT_FIELD,
@@ -88,8 +76,7 @@ export const PEERS = route({
       public_key: str,
       endpoint: nullable(str),
       trusted: bool,
-      path: oneOf("direct", "relay"),
-      via: nullable(str),
+      path: str,
       rtt_ms: nullable(num),
       session_age_s: nullable(int),
       dropped: int,

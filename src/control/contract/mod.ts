@@ -14,6 +14,7 @@ import { CONNECTIONS, DGRAM, LISTEN, RECV, STREAM } from "./ports.ts";
 import { PUBLISH, SUBSCRIBE } from "./pubsub.ts";
 import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "./static_peers.ts";
 import { RENDEZVOUS_STATUS } from "./rendezvous.ts";
+import { FIND } from "./find.ts";
 import type { RouteSpec } from "./spec.ts";
 
 export * from "./spec.ts";
@@ -26,6 +27,7 @@ export * from "./ports.ts";
 export * from "./pubsub.ts";
 export * from "./static_peers.ts";
 export * from "./rendezvous.ts";
+export * from "./find.ts";
 
 /** Every route of the control API. */
 export const ROUTES: readonly RouteSpec[] = [
@@ -35,6 +37,7 @@ export const ROUTES: readonly RouteSpec[] = [
   PEER_LIST,
   PEER_ADD,
   PEER_REMOVE,
+  FIND,
   CONNECT,
   HANDSHAKE,
   PENDING,
