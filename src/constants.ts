@@ -155,6 +155,12 @@ export const HANDSHAKE_WORK_PER_SOURCE = 0.15;
  * reaches only the trust service's datagrams, a few per second.
  */
 export const UNTRUSTED_FRAME_RATE = { burst: 64, perSecond: 32 } as const;
+/**
+ * Data frames per untrusted peer that carries relayed traffic (a node's
+ * rendezvous; every node at a rendezvous), checked before decryption. The
+ * relay's byte quotas apply after it.
+ */
+export const RELAY_FRAME_RATE = { burst: 4096, perSecond: 4096 } as const;
 /** Confirmations per session answering repeats of its message 3 (each costs an encryption). */
 export const RECONFIRM_RATE = { burst: 2, perSecond: 2 } as const;
 /** Handshake computations (message 2 or 3) in flight at once; beyond, dropped and counted. */

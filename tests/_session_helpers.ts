@@ -162,7 +162,13 @@ export interface NodeOptions extends LocalIdentityOptions {
   manager?: Partial<
     Pick<
       SessionManagerOptions,
-      "requireMac1" | "cookieThreshold" | "timers" | "serialFloor" | "untrustedPort"
+      | "requireMac1"
+      | "cookieThreshold"
+      | "timers"
+      | "serialFloor"
+      | "untrustedPort"
+      | "relaysFor"
+      | "relaysFor"
     >
   >;
   /** Use this local identity as is (ignores the payload options). */

@@ -5,7 +5,15 @@
  * is pinned here: none of them is ever taken for an endpoint.
  */
 import assert from "node:assert/strict";
-import { looksLikeEndpoint, parseEndpoint } from "../src/discovery/endpoint.ts";
+import {
+  formatEndpoint,
+  looksLikeEndpoint,
+  parseEndpoint,
+  relayEndpoint,
+  relayPathOf,
+  resolveEndpoint,
+} from "../src/discovery/endpoint.ts";
+import { parseAddress } from "../src/identity/address.ts";
 import { classifyPeer } from "../src/discovery/resolver.ts";
 import { PilotError } from "../src/errors.ts";
 
@@ -115,4 +123,19 @@ Deno.test("parseEndpoint() refuses an address used as a host, and malformed name
   assert.match(refusal("a..b:80").message, /not an IP address or DNS name/);
   assert.match(refusal("1.2.3.999:80").message, /not an IP address or DNS name/);
   assert.match(refusal(`${"a".repeat(64)}.example:80`).message, /not an IP address or DNS name/);
+});
+
+Deno.test("a relay path is an endpoint no one can type: port 0, text relay/VIA/PEER, one per peer", async () => {
+  const via = parseAddress("4e34.14b2.799b");
+  const peer = parseAddress("c054.4de9.c4a1");
+  const e = relayEndpoint({ via, peer });
+  assert.equal(formatEndpoint(e), "relay/4e34.14b2.799b/c054.4de9.c4a1");
+  assert.deepEqual(relayPathOf(e), { via, peer });
+  assert.notEqual(formatEndpoint(relayEndpoint({ via, peer: via })), formatEndpoint(e));
+  assert.equal(relayPathOf({ hostname: "198.18.0.1", port: 4000 }), null);
+  assert.equal(relayPathOf({ hostname: "relay/nonsense", port: 0 }), null);
+  // Resolving passes it through (no DNS), and no typed text parses to it.
+  assert.deepEqual(await resolveEndpoint({ host: e.hostname, port: e.port }), e);
+  assert.equal(refusal(`${e.hostname}:0`).code, "invalid_argument");
+  assert.equal(refusal("relay:0").code, "invalid_argument");
 });

@@ -88,12 +88,12 @@ Deno.test("handshake, approve and send by hostname between two nodes that know o
   }
 });
 
-Deno.test("a private node's record names no endpoint: a stranger's handshake by name says so, with a hint", async () => {
+Deno.test("a private node is reached through the rendezvous's relay: handshake, approve and send by hostname, its IP never given out", async () => {
   await using rendezvous = await startRendezvous(RENDEZVOUS_FIXTURE);
   const rv = rendezvous.node;
   const at = rendezvous.at;
   let worker: TestNode | undefined;
-  let stranger: TestNode | undefined;
+  let orchestrator: TestNode | undefined;
   try {
     worker = new TestNode(await makeHome({ identity: 1 }), {
       identity: 1,
@@ -101,23 +101,55 @@ Deno.test("a private node's record names no endpoint: a stranger's handshake by 
       args: ["--rendezvous", at],
     });
     await worker.start();
-    stranger = new TestNode(await makeHome({ identity: 0 }), {
+    orchestrator = new TestNode(await makeHome({ identity: 0 }), {
       identity: 0,
+      hostname: "secure-orchestrator",
       args: ["--rendezvous", at],
     });
-    await stranger.start();
+    await orchestrator.start();
+    const w = worker;
+    const o = orchestrator;
     await waitFor("both records at the rendezvous", async () => {
       const r = await rv.pilot("rendezvous", "status", "--json");
       return r.json?.data?.records === 2;
     }, 20_000);
-    const asked = await stranger.pilot("handshake", PAIR_B_NAME, "--json");
-    assert.equal(asked.json?.code, "unreachable", asked.stdout + asked.stderr);
-    assert.match(asked.json.message, /private node/);
-    assert.match(asked.json.hint, /--public/);
-    const unknown = await stranger.pilot("handshake", "no-such-node", "--json");
+    const unknown = await o.pilot("handshake", "no-such-node", "--json");
     assert.equal(unknown.json?.code, "not_found", unknown.stdout);
     assert.match(unknown.json.message, /no rendezvous knows it/);
+
+    const asked = await o.pilot("handshake", PAIR_B_NAME, "--reason", "run jobs", "--json");
+    assert.equal(asked.code, 0, asked.stdout + asked.stderr);
+    assert.equal(asked.json.data.peer.address, w.identity!.address);
+    assert.equal(asked.json.data.first_contact, true);
+    const pending = await w.pilot("pending", "--json");
+    assert.equal(pending.json.data.pending[0]?.address, o.identity!.address);
+    const approved = await w.pilot("approve", o.identity!.address, "--json");
+    assert.equal(approved.code, 0, approved.stdout + approved.stderr);
+    const sent = await o.pilot(
+      "send",
+      PAIR_B_NAME,
+      "--data",
+      '{"command":"run"}',
+      "--type",
+      "json",
+      "--json",
+    );
+    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+    const inbox = await w.pilot("inbox", "--json");
+    assert.equal(inbox.json.data.messages[0]?.data, '{"command":"run"}');
+
+    // Both ends see a relayed path through the rendezvous, and no IP for each other.
+    const rvAddress = (await rv.info()).address;
+    for (const [self, other] of [[o, w], [w, o]] as const) {
+      const peers = (await self.pilot("peers", "--json")).json.data.peers;
+      const p = peers.find((x: { address: string }) => x.address === other.identity!.address);
+      assert.equal(p?.path, "relay", JSON.stringify(peers));
+      assert.equal(p.via, rvAddress);
+      assert.equal(p.endpoint, null);
+    }
+    const status = await rv.pilot("rendezvous", "status", "--json");
+    assert.ok(status.json.data.relayed_bytes > 0, JSON.stringify(status.json.data));
   } finally {
-    await Promise.allSettled([worker?.stop(), stranger?.stop()]);
+    await Promise.allSettled([worker?.stop(), orchestrator?.stop()]);
   }
 });

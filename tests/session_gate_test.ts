@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { FakeNetwork, IDS, localIdentity, pair, T, type TestNode } from "./_session_helpers.ts";
-import { PORT_ECHO, PORT_TRUST, UNTRUSTED_FRAME_RATE } from "../src/constants.ts";
+import { PORT_ECHO, PORT_TRUST, RELAY_FRAME_RATE, UNTRUSTED_FRAME_RATE } from "../src/constants.ts";
 import { PilotError } from "../src/errors.ts";
 import type { DropReason } from "../src/session/drop_reason.ts";
 import { InitiatorHandshake } from "../src/session/handshake.ts";
@@ -131,6 +131,23 @@ Deno.test("SessionManager sheds an untrusted peer's frame flood before decryptin
   await net.pump();
   assert.equal(b.delivered.length, UNTRUSTED_FRAME_RATE.burst + flood, "trusted: all delivered");
   assert.equal(b.manager.drops.untrusted_rate, flood - UNTRUSTED_FRAME_RATE.burst);
+});
+
+Deno.test("SessionManager gives an untrusted peer that relays (a rendezvous) the relay frame rate, still shed before decrypting", async () => {
+  const { net, a, b } = await pair({
+    b: { manager: { untrustedPort: (_peer, port) => port === 445, relaysFor: () => true } },
+  });
+  b.trusted = false;
+  const within = UNTRUSTED_FRAME_RATE.burst * 4;
+  for (let i = 0; i < within; i++) await sendKind(a, b, "datagram", 445);
+  await net.pump();
+  assert.equal(b.manager.drops.untrusted_rate ?? 0, 0, "four strangers' bursts pass");
+  assert.equal(b.delivered.length, within);
+  const flood = RELAY_FRAME_RATE.burst + 50 - within;
+  for (let i = 0; i < flood; i++) await sendKind(a, b, "datagram", 445);
+  await net.pump({ max: 2 * RELAY_FRAME_RATE.burst });
+  assert.ok((b.manager.drops.untrusted_rate ?? 0) >= 1, "past the relay burst, shed");
+  assert.ok(b.delivered.length <= RELAY_FRAME_RATE.burst + 5);
 });
 
 Deno.test("SessionManager lets an untrusted peer's datagrams reach a port the node opens to strangers, never its streams", async () => {

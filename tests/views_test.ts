@@ -19,7 +19,7 @@ import type { NodeInfo } from "../src/daemon/features/diagnostics.ts";
 import type { PeerRef } from "../src/session/peer_ref.ts";
 import type { ConnectionStats } from "../src/stream/mod.ts";
 import { TRUST_DROP_REASONS, type TrustDropReason } from "../src/services/trust_types.ts";
-import type { Address } from "../src/identity/address.ts";
+import { type Address, parseAddress } from "../src/identity/address.ts";
 
 const PEER: PeerRef = {
   address: "3fa2.09c1.77e4",
@@ -200,7 +200,8 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     peer: PEER,
     endpoint: null,
     trusted: false,
-    path: "direct",
+    path: "relay",
+    via: parseAddress(PEER.address),
     rttMs: null,
     sessionAgeS: 3,
     dropped: 0,
@@ -214,6 +215,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "endpoint",
     "trusted",
     "path",
+    "via",
     "rtt_ms",
     "session_age_s",
     "dropped",

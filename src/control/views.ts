@@ -197,6 +197,7 @@ export function peersView(peers: readonly SessionPeer[]): Infer<typeof C.PEERS.o
       endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
       trusted: p.trusted,
       path: p.path,
+      via: p.via,
       rtt_ms: p.rttMs,
       session_age_s: p.sessionAgeS,
       dropped: p.dropped,

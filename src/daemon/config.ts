@@ -419,6 +419,9 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   for (const d of flags.disable ?? []) cfg.disable.push(checkService(d, "--disable"));
   for (const r of flags.rendezvous ?? []) cfg.rendezvous.push(parseRendezvous(r, "--rendezvous"));
   if (flags.public) cfg.visibility = "public";
+  // Strangers reach a node with a rendezvous through its relay, knowing its
+  // key: message 1 without mac1 (a scan) gets no answer (docs/PROTOCOL.md §5).
+  if (cfg.rendezvous.length > 0) cfg.requireMac1 = true;
   return cfg;
 }
 

@@ -20,6 +20,8 @@ import {
   type Endpoint,
   formatEndpoint,
   parseEndpoint,
+  RELAY_PORT,
+  relayPathOf,
   resolveEndpoint,
 } from "../discovery/endpoint.ts";
 import { matches } from "../discovery/match.ts";
@@ -43,6 +45,7 @@ import { ENDPOINT_SAMPLE_MS, EndpointMemory } from "./endpoint_memory.ts";
 import { EventBus } from "./events.ts";
 import { DiagnosticsFeature } from "./features/diagnostics.ts";
 import { FilesFeature } from "./features/files.ts";
+import { FindFeature } from "./features/find.ts";
 import { MessagesFeature } from "./features/messages.ts";
 import { PortsFeature } from "./features/ports.ts";
 import { PubSubFeature } from "./features/pubsub.ts";
@@ -104,6 +107,8 @@ export interface Features {
   pubsub: PubSubFeature;
   /** peer list, peer add, peer remove. */
   peers: StaticPeersFeature;
+  /** find. */
+  find: FindFeature;
 }
 
 /** A running node. */
@@ -171,7 +176,9 @@ export class Node {
         return live ? formatEndpoint(live) : trust.get(key)?.endpoint;
       },
       reconnect: async (key, endpoint) => {
-        const at = await resolveEndpoint(parseEndpoint(endpoint));
+        const at = endpoint.startsWith("relay/")
+          ? { hostname: endpoint, port: RELAY_PORT }
+          : await resolveEndpoint(parseEndpoint(endpoint));
         await sessions.connect(at, { publicKey: Uint8Array.fromHex(key) }, OUTBOX_RETRY_MS);
       },
       autoApprove: (peer) => config.autoApprove.some((a) => matches(a, peerRef(peer))),
@@ -223,6 +230,7 @@ export class Node {
         hostname: config.hostname,
         visibility: config.visibility,
         listen: () => this.listen,
+        onRelayed: (frame, from) => this.#ingest(frame, from),
       });
       datagrams.serve(this.#link.portService());
     }
@@ -269,6 +277,7 @@ export class Node {
       ports: new PortsFeature(this.ctx),
       pubsub: new PubSubFeature(this.ctx),
       peers: new StaticPeersFeature(this.ctx, home),
+      find: new FindFeature(this.ctx),
     };
 
     let ticking = false;
@@ -291,33 +300,42 @@ export class Node {
     // Roaming moves a session's endpoint without an event: sample trusted peers'.
     this.#sampleTimer = setInterval(() => {
       for (const p of sessions.peers()) {
-        if (p.trusted && p.endpoint) {
-          this.#endpoints.observe(p.identity.keyHex, formatEndpoint(p.endpoint));
-        }
+        if (p.trusted && p.endpoint) this.#remember(p.identity.keyHex, p.endpoint);
       }
       this.#endpoints.flush().catch(() => {});
     }, ENDPOINT_SAMPLE_MS);
-    this.#serving = udp.serve((bytes, from) => {
-      // Bounded work in flight: past the cap, datagrams are dropped (and counted)
-      // instead of queuing memory without limit. Datagrams from anywhere but a
-      // trusted peer's endpoint have a much smaller share, so a flood of them
-      // (each may cost a MAC, a decryption or a handshake) cannot queue up the
-      // runtime's crypto threads in front of a trusted peer's packets.
-      const stranger = !sessions.isKnownEndpoint(from);
-      if (
-        this.#inflight >= MAX_INFLIGHT_DATAGRAMS ||
-        (stranger && this.#inflightStrangers >= MAX_INFLIGHT_STRANGER_DATAGRAMS)
-      ) {
-        this.#overloaded++;
-        return;
-      }
-      this.#inflight++;
-      if (stranger) this.#inflightStrangers++;
-      sessions.handle(bytes, from).catch(() => {}).finally(() => {
-        this.#inflight--;
-        if (stranger) this.#inflightStrangers--;
-      });
+    this.#serving = udp.serve((bytes, from) => this.#ingest(bytes, from));
+  }
+
+  /**
+   * Hands one frame, from the socket or a relay path, to the session table.
+   * Bounded work in flight: past the cap, frames are dropped (and counted)
+   * instead of queuing memory without limit. Frames from anywhere but a
+   * trusted peer's endpoint have a much smaller share, so a flood of them
+   * (each may cost a MAC, a decryption or a handshake) cannot queue up the
+   * runtime's crypto threads in front of a trusted peer's packets.
+   */
+  #ingest(bytes: Uint8Array, from: Endpoint): void {
+    const sessions = this.ctx.sessions;
+    const stranger = !sessions.isKnownEndpoint(from);
+    if (
+      this.#inflight >= MAX_INFLIGHT_DATAGRAMS ||
+      (stranger && this.#inflightStrangers >= MAX_INFLIGHT_STRANGER_DATAGRAMS)
+    ) {
+      this.#overloaded++;
+      return;
+    }
+    this.#inflight++;
+    if (stranger) this.#inflightStrangers++;
+    sessions.handle(bytes, from).catch(() => {}).finally(() => {
+      this.#inflight--;
+      if (stranger) this.#inflightStrangers--;
     });
+  }
+
+  /** Notes where a trusted peer was authenticated, to remember across restarts (UDP endpoints only). */
+  #remember(keyHex: string, endpoint: Endpoint): void {
+    if (relayPathOf(endpoint) === null) this.#endpoints.observe(keyHex, formatEndpoint(endpoint));
   }
 
   /** The session table, delivering each authenticated packet to streams or datagrams. */
@@ -329,7 +347,9 @@ export class Node {
   ): SessionManager {
     return new SessionManager({
       local: localNodeIdentity(identity, config.hostname),
-      transmit: (bytes, to) => this.#udp.send(bytes, to),
+      // A relay path's frames go inside the session with its rendezvous.
+      transmit: (bytes, to) =>
+        to.port === RELAY_PORT ? this.#link?.relay(to, bytes) : this.#udp.send(bytes, to),
       isTrusted: (peer) => trust.has(peer.keyHex),
       serialFloor: (key) => trust.get(key)?.static_serial ?? 0,
       deliver: (session, packet) => {
@@ -352,11 +372,17 @@ export class Node {
       // A rendezvous serves strangers on 445 (datagrams only); a node hears
       // its own rendezvous there.
       untrustedPort: (peer: PeerIdentity, port: number) =>
-        port === PORT_RENDEZVOUS &&
-        (config.role === "rendezvous" || (this.#link?.isRendezvous(peer.keyHex) ?? false)),
+        port === PORT_RENDEZVOUS && this.#relaysFor(peer),
+      relaysFor: (peer) => this.#relaysFor(peer),
       ...(config.cookieThreshold === null ? {} : { cookieThreshold: config.cookieThreshold }),
       timers: config.timers,
     });
+  }
+
+  /** Whether `peer`'s frames may carry relayed traffic: every node at a rendezvous, and a node's own rendezvous. */
+  #relaysFor(peer: PeerIdentity): boolean {
+    return this.ctx.config.role === "rendezvous" ||
+      (this.#link?.isRendezvous(peer.keyHex) ?? false);
   }
 
   /** Opens the home's stores, binds the UDP socket and starts serving. */
@@ -418,7 +444,7 @@ export class Node {
       trust.put({ ...entry, static_serial: serial }).catch(() => {});
     }
     if (live) {
-      this.#endpoints.observe(peer.keyHex, formatEndpoint(live));
+      this.#remember(peer.keyHex, live);
       this.#endpoints.flush().catch(() => {});
     }
     trustService.peerUp(peer.keyHex).catch(() => {});

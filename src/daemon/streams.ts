@@ -6,7 +6,8 @@
  * @module
  */
 import { LISTEN_BACKLOG, LISTEN_LINGER_MS, LOOPBACK_DATAGRAM, MAX_DATAGRAM } from "../constants.ts";
-import type { Endpoint } from "../discovery/endpoint.ts";
+import { type Endpoint, relayPathOf } from "../discovery/endpoint.ts";
+import { RELAY_OVERHEAD } from "../wire/rendezvous_message.ts";
 import { PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, mssFor, StreamMux, type StreamTimers } from "../stream/mod.ts";
@@ -65,7 +66,14 @@ export class Streams {
   muxFor(peer: PeerIdentity, endpoint: Endpoint | null): StreamMux {
     const existing = this.#muxes.get(peer.keyHex);
     if (existing !== undefined) return existing.mux;
-    const limit = endpoint !== null && isLoopback(endpoint) ? LOOPBACK_DATAGRAM : MAX_DATAGRAM;
+    // A relayed segment travels inside a second session frame: it leaves room for that.
+    const limit = endpoint === null
+      ? MAX_DATAGRAM
+      : isLoopback(endpoint)
+      ? LOOPBACK_DATAGRAM
+      : relayPathOf(endpoint) !== null
+      ? MAX_DATAGRAM - RELAY_OVERHEAD
+      : MAX_DATAGRAM;
     const mux = new StreamMux({
       send: (p) => this.#send(peer.keyHex, p),
       now: () => performance.now(),

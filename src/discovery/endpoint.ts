@@ -9,7 +9,7 @@
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
 import { invalid } from "../errors.ts";
-import { isAddressLike } from "../identity/address.ts";
+import { type Address, isAddressLike, parseAddress } from "../identity/address.ts";
 
 /** A UDP endpoint with a literal IP. */
 export interface Endpoint {
@@ -88,9 +88,11 @@ export function parseEndpoint(text: string): EndpointSpec {
   );
 }
 
-/** Resolves a DNS name in an endpoint to an IP (literal IPs pass through). */
+/** Resolves a DNS name in an endpoint to an IP (literal IPs and relay paths pass through). */
 export async function resolveEndpoint(spec: EndpointSpec): Promise<Endpoint> {
-  if (isIP(spec.host) !== 0) return { hostname: spec.host, port: spec.port };
+  if (isIP(spec.host) !== 0 || spec.port === RELAY_PORT) {
+    return { hostname: spec.host, port: spec.port };
+  }
   try {
     const { address } = await lookup(spec.host);
     return { hostname: address, port: spec.port };
@@ -99,7 +101,46 @@ export async function resolveEndpoint(spec: EndpointSpec): Promise<Endpoint> {
   }
 }
 
-/** Canonical text of an endpoint: `1.2.3.4:5` or `[::1]:5`. */
+/** Canonical text of an endpoint: `1.2.3.4:5`, `[::1]:5`, or a relay path's `relay/VIA/PEER`. */
 export function formatEndpoint(e: Endpoint): string {
+  if (e.port === RELAY_PORT) return e.hostname;
   return isIP(e.hostname) === 6 ? `[${e.hostname}]:${e.port}` : `${e.hostname}:${e.port}`;
+}
+
+/**
+ * The port of a relay path. No UDP endpoint has it (ports are 1 to 65535,
+ * and nothing parses port 0), so a relay path can never be typed, remembered
+ * or sent to as UDP by mistake.
+ */
+export const RELAY_PORT = 0;
+
+/** A path through a rendezvous: who forwards (`via`), and to whom (`peer`). */
+export interface RelayPath {
+  /** The rendezvous's address. */
+  via: Address;
+  /** The peer's address. */
+  peer: Address;
+}
+
+/**
+ * The endpoint of a relayed path, as the session layer sees it: frames for
+ * it go to the rendezvous `via`, which forwards them to `peer`. Its text
+ * (`relay/VIA/PEER`) keys per-source state like an IP:PORT does, one per
+ * relayed peer.
+ */
+export function relayEndpoint(path: RelayPath): Endpoint {
+  return { hostname: `relay/${path.via}/${path.peer}`, port: RELAY_PORT };
+}
+
+/** The relay path an endpoint names, or null for a UDP endpoint. */
+export function relayPathOf(e: Endpoint | EndpointSpec): RelayPath | null {
+  if (e.port !== RELAY_PORT) return null;
+  const text = "hostname" in e ? e.hostname : e.host;
+  const [kind, via, peer, ...rest] = text.split("/");
+  if (kind !== "relay" || via === undefined || peer === undefined || rest.length > 0) return null;
+  try {
+    return { via: parseAddress(via), peer: parseAddress(peer) };
+  } catch {
+    return null;
+  }
 }

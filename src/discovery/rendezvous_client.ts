@@ -76,10 +76,16 @@ export interface PublishState {
   error: string;
 }
 
+/** A verified record, and which rendezvous hold it. */
+export interface HeldPresence extends VerifiedPresence {
+  /** Indices of the rendezvous that answered with this key's record (they can relay to it). */
+  at: number[];
+}
+
 /** What a lookup found across every rendezvous. */
 export interface LookupResult {
   /** Verified records matching the question, one per key, the most recent serial each. */
-  records: VerifiedPresence[];
+  records: HeldPresence[];
   /** Addresses the rendezvous listed as other claimants of a hostname. */
   conflicts: Address[];
   /** How many rendezvous answered in time. */
@@ -140,7 +146,7 @@ export class RendezvousClient {
    */
   lookup(key: LookupKey, timeoutMs: number): Promise<LookupResult> {
     const now = this.#o.now();
-    const found = new Map<string, VerifiedPresence>();
+    const found = new Map<string, HeldPresence>();
     const conflicts = new Set<Address>();
     let answered = 0;
     let waiting = this.#o.count;
@@ -155,9 +161,9 @@ export class RendezvousClient {
           const v = this.#believe(m.record, key);
           if (v !== null) {
             const have = found.get(v.record.publicKey.toHex());
-            if (have === undefined || have.record.serial < v.record.serial) {
-              found.set(v.record.publicKey.toHex(), v);
-            }
+            const at = [...(have?.at ?? []), index];
+            const newest = have === undefined || have.record.serial < v.record.serial ? v : have;
+            found.set(v.record.publicKey.toHex(), { ...newest, at });
           }
           for (const a of m.conflicts) conflicts.add(a);
         }

@@ -44,6 +44,7 @@ import {
   REKEY_BACKOFF_MAX_MS,
   REKEY_TIMEOUT_JITTER_MS,
   REKEY_TIMEOUT_MS,
+  RELAY_FRAME_RATE,
   RESERVED_TRUSTED_SESSIONS,
   SESSION_SILENCE_MS,
   UNTRUSTED_FRAME_RATE,
@@ -144,6 +145,12 @@ export interface SessionManagerOptions {
    * Asked per packet; none when absent. Streams always need trust.
    */
   untrustedPort?(peer: PeerIdentity, port: number): boolean;
+  /**
+   * Untrusted peers whose frames carry relayed traffic (a node's rendezvous;
+   * every node at a rendezvous): they get `RELAY_FRAME_RATE` instead of
+   * `UNTRUSTED_FRAME_RATE`. None when absent.
+   */
+  relaysFor?(peer: PeerIdentity): boolean;
   /** Refuse message 1 without a valid mac1 (stealth). */
   requireMac1?: boolean;
   /** Half-open handshakes at or above which message 1 needs a cookie. */
@@ -230,6 +237,7 @@ export class SessionManager {
   #cookieSources: RateLimiter;
   #cookieTotal: RateLimiter;
   #untrustedFrames: RateLimiter;
+  #relayFrames: RateLimiter;
   #reconfirms: RateLimiter;
   #byIndex = new Map<number, IndexEntry>();
   #peers = new Map<string, PeerState>();
@@ -270,6 +278,11 @@ export class SessionManager {
     this.#cookieTotal = new RateLimiter({ ...COOKIE_REPLY_RATE_TOTAL, maxKeys: 1, now: this.#now });
     this.#untrustedFrames = new RateLimiter({
       ...UNTRUSTED_FRAME_RATE,
+      maxKeys: MAX_SESSIONS,
+      now: this.#now,
+    });
+    this.#relayFrames = new RateLimiter({
+      ...RELAY_FRAME_RATE,
       maxKeys: MAX_SESSIONS,
       now: this.#now,
     });
@@ -570,8 +583,9 @@ export class SessionManager {
     if (now - s.createdAt >= this.#timers.rejectAfterMs) return this.#drop("expired");
     // An untrusted peer has a few datagrams a second to send: a flood of its
     // frames is shed here, before each would cost a decryption.
-    if (!this.#o.isTrusted(s.peer) && !this.#untrustedFrames.allow(s.peer.keyHex)) {
-      return this.#drop("untrusted_rate");
+    if (!this.#o.isTrusted(s.peer)) {
+      const frames = this.#o.relaysFor?.(s.peer) ? this.#relayFrames : this.#untrustedFrames;
+      if (!frames.allow(s.peer.keyHex)) return this.#drop("untrusted_rate");
     }
     const opened = await s.open(frame, now);
     if (!opened.ok) return this.#drop(opened.reason);

@@ -26,11 +26,19 @@
  */
 import { type Address, addressToBytes, formatAddress } from "../identity/address.ts";
 import { DecodeError, Reader, utf8, Writer } from "../bytes.ts";
+import { DATA_HEADER_SIZE, TAG_SIZE } from "./frames.ts";
+import { INNER_HEADER_SIZE } from "./inner.ts";
 import { type IpEndpoint, readEndpoint, writeEndpoint } from "./ip_endpoint.ts";
 import { MAX_PRESENCE_RECORD_SIZE, MAX_RECORD_HOSTNAME } from "./presence_record.ts";
 
 /** Largest session frame a relay message carries (bytes). */
 export const MAX_RELAY_FRAME = 65_000;
+/**
+ * Bytes a relayed frame gains on its way to the rendezvous: the relay
+ * message's type, address and length, then the outer session's data header,
+ * inner header and tag.
+ */
+export const RELAY_OVERHEAD: number = 1 + 6 + 2 + DATA_HEADER_SIZE + INNER_HEADER_SIZE + TAG_SIZE;
 /** Most hostname conflicts one answer lists. */
 export const MAX_CONFLICTS = 8;
 /** Longest error code, in bytes. */
@@ -63,7 +71,8 @@ export type RendezvousMessage =
   | { type: "punch_from"; id: number; from: Address; endpoint: IpEndpoint }
   | { type: "error"; id: number; code: string };
 
-const TYPES = {
+/** Each message's type byte. */
+export const RENDEZVOUS_MESSAGE_TYPES = {
   publish: 0x01,
   lookup: 0x02,
   observe: 0x03,
@@ -118,14 +127,14 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
   const type = r.u8("type");
   let m: RendezvousMessage;
   switch (type) {
-    case TYPES.publish:
+    case RENDEZVOUS_MESSAGE_TYPES.publish:
       m = {
         type: "publish",
         id: r.u32("id"),
         record: readBlob(r, MAX_PRESENCE_RECORD_SIZE, "record"),
       };
       break;
-    case TYPES.lookup: {
+    case RENDEZVOUS_MESSAGE_TYPES.lookup: {
       const id = r.u32("id");
       const by = BY[r.u8("lookup by")];
       if (by === undefined) fail("bad_lookup", "lookup by neither address, key nor hostname");
@@ -136,27 +145,27 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
         : { type: "lookup", id, by, hostname: readHostname(r) };
       break;
     }
-    case TYPES.observe:
+    case RENDEZVOUS_MESSAGE_TYPES.observe:
       m = { type: "observe", id: r.u32("id") };
       break;
-    case TYPES.punch:
+    case RENDEZVOUS_MESSAGE_TYPES.punch:
       m = { type: "punch", id: r.u32("id"), to: readAddress(r, "target") };
       break;
-    case TYPES.relay:
+    case RENDEZVOUS_MESSAGE_TYPES.relay:
       m = {
         type: "relay",
         to: readAddress(r, "target"),
         frame: readBlob(r, MAX_RELAY_FRAME, "frame"),
       };
       break;
-    case TYPES.relayed:
+    case RENDEZVOUS_MESSAGE_TYPES.relayed:
       m = {
         type: "relayed",
         from: readAddress(r, "source"),
         frame: readBlob(r, MAX_RELAY_FRAME, "frame"),
       };
       break;
-    case TYPES.ok: {
+    case RENDEZVOUS_MESSAGE_TYPES.ok: {
       const id = r.u32("id");
       const changed = r.u8("changed");
       if (changed > 1) fail("bad_flag", `changed is ${changed}`);
@@ -169,7 +178,7 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
       m = { type: "ok", id, changed: changed === 1, observed, conflict };
       break;
     }
-    case TYPES.found: {
+    case RENDEZVOUS_MESSAGE_TYPES.found: {
       const id = r.u32("id");
       const record = readBlob(r, MAX_PRESENCE_RECORD_SIZE, "record");
       const n = r.u8("conflict count");
@@ -180,13 +189,13 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
       m = { type: "found", id, record, conflicts };
       break;
     }
-    case TYPES.not_found:
+    case RENDEZVOUS_MESSAGE_TYPES.not_found:
       m = { type: "not_found", id: r.u32("id") };
       break;
-    case TYPES.observed:
+    case RENDEZVOUS_MESSAGE_TYPES.observed:
       m = { type: "observed", id: r.u32("id"), endpoint: readEndpoint(r, "endpoint") };
       break;
-    case TYPES.punch_from:
+    case RENDEZVOUS_MESSAGE_TYPES.punch_from:
       m = {
         type: "punch_from",
         id: r.u32("id"),
@@ -194,7 +203,7 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
         endpoint: readEndpoint(r, "endpoint"),
       };
       break;
-    case TYPES.error: {
+    case RENDEZVOUS_MESSAGE_TYPES.error: {
       const id = r.u32("id");
       const n = r.u8("code length");
       const code = String.fromCharCode(...r.bytes(n, "code"));
@@ -225,7 +234,7 @@ function checkText(text: string, pattern: RegExp, what: string): void {
 
 /** Encodes a message; throws `RangeError` for a field out of range. */
 export function encodeRendezvousMessage(m: RendezvousMessage): Uint8Array {
-  const w = new Writer(64).u8(TYPES[m.type]);
+  const w = new Writer(64).u8(RENDEZVOUS_MESSAGE_TYPES[m.type]);
   if ("id" in m) {
     checkId(m.id);
     w.u32(m.id);

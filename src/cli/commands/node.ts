@@ -49,11 +49,23 @@ const peers = command({
   human: ({ peers: list }) => {
     if (list.length === 0) return "no peers";
     return table(
-      ["ADDRESS", "FINGERPRINT", "ENDPOINT", "TRUSTED", "AGE", "DROPPED", "HOSTNAME"],
+      [
+        "ADDRESS",
+        "FINGERPRINT",
+        "PATH",
+        "ENDPOINT",
+        "RTT",
+        "TRUSTED",
+        "AGE",
+        "DROPPED",
+        "HOSTNAME",
+      ],
       list.map((p) => [
         p.address,
         p.fingerprint,
-        p.endpoint ?? "-",
+        p.path,
+        p.path === "relay" ? `via ${p.via}` : p.endpoint ?? "-",
+        p.rtt_ms === null ? "-" : `${p.rtt_ms}ms`,
         p.trusted ? "yes" : "no",
         p.session_age_s === null ? "-" : `${p.session_age_s}s`,
         String(p.dropped),

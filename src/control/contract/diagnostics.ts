@@ -4,7 +4,19 @@
  *
  * @module
  */
-import { anyJson, anyOf, arr, bool, int, nullable, num, obj, record, str } from "../schema.ts";
+import {
+  anyJson,
+  anyOf,
+  arr,
+  bool,
+  int,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  record,
+  str,
+} from "../schema.ts";
 import {
   AFTER_FIELD,
   HEARTBEAT_FIELD,
@@ -76,7 +88,8 @@ export const PEERS = route({
       public_key: str,
       endpoint: nullable(str),
       trusted: bool,
-      path: str,
+      path: oneOf("direct", "relay"),
+      via: nullable(str),
       rtt_ms: nullable(num),
       session_age_s: nullable(int),
       dropped: int,

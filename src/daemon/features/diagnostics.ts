@@ -7,7 +7,8 @@
  */
 import { createHash } from "node:crypto";
 import { PORT_ECHO } from "../../constants.ts";
-import type { Endpoint } from "../../discovery/endpoint.ts";
+import { type Endpoint, relayPathOf } from "../../discovery/endpoint.ts";
+import type { Address } from "../../identity/address.ts";
 import { PilotError } from "../../errors.ts";
 import type { TrustDropReason } from "../../services/trust_types.ts";
 import { DROP_REASONS, type DropReason } from "../../session/drop_reason.ts";
@@ -64,12 +65,14 @@ export interface NodeInfo {
 export interface SessionPeer {
   /** The peer. */
   peer: PeerRef;
-  /** Where its last authenticated packet came from, or null. */
+  /** Where its last authenticated packet came from (a UDP endpoint), or null (none, or relayed). */
   endpoint: Endpoint | null;
   /** Whether it is trusted right now. */
   trusted: boolean;
-  /** How packets reach it: always direct (there are no relays). */
-  path: "direct";
+  /** How packets reach it: straight over UDP, or through a rendezvous. */
+  path: "direct" | "relay";
+  /** The rendezvous that relays them (its address), or null on a direct path. */
+  via: Address | null;
   /** Round-trip time of the last handshake we initiated (ms), or null. */
   rttMs: number | null;
   /** Age of the current session (seconds), or null. */
@@ -170,20 +173,24 @@ export class DiagnosticsFeature {
   peers(): SessionPeer[] {
     const { sessions, trust, config } = this.#ctx;
     const trusted = trust.list();
-    return sessions.peers().map((p) => ({
-      peer: peerRef(p.identity),
-      endpoint: p.endpoint,
-      trusted: p.trusted,
-      path: "direct",
-      rttMs: p.rttMs,
-      sessionAgeS: p.sessionAgeS,
-      dropped: p.dropped,
-      nameConflict: nameConflict(
-        { keyHex: p.identity.keyHex, hostname: p.identity.hostname, endpoint: p.endpoint },
-        trusted,
-        config.peers,
-      ),
-    }));
+    return sessions.peers().map((p) => {
+      const relay = p.endpoint === null ? null : relayPathOf(p.endpoint);
+      return {
+        peer: peerRef(p.identity),
+        endpoint: relay === null ? p.endpoint : null,
+        trusted: p.trusted,
+        path: relay === null ? "direct" as const : "relay" as const,
+        via: relay?.via ?? null,
+        rttMs: p.rttMs,
+        sessionAgeS: p.sessionAgeS,
+        dropped: p.dropped,
+        nameConflict: nameConflict(
+          { keyHex: p.identity.keyHex, hostname: p.identity.hostname, endpoint: p.endpoint },
+          trusted,
+          config.peers,
+        ),
+      };
+    });
   }
 
   /** `pilot connect`: opens (or reuses) a session with a peer. */

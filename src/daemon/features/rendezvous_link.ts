@@ -9,7 +9,14 @@
  * @module
  */
 import { PORT_RENDEZVOUS } from "../../constants.ts";
-import { type Endpoint, resolveEndpoint } from "../../discovery/endpoint.ts";
+import { DecodeError } from "../../bytes.ts";
+import {
+  type Endpoint,
+  RELAY_PORT,
+  relayEndpoint,
+  relayPathOf,
+  resolveEndpoint,
+} from "../../discovery/endpoint.ts";
 import {
   type LookupResult,
   RendezvousClient,
@@ -17,9 +24,17 @@ import {
 } from "../../discovery/rendezvous_client.ts";
 import type { PeerQuery } from "../../discovery/resolver.ts";
 import { PilotError } from "../../errors.ts";
+import type { Address } from "../../identity/address.ts";
 import type { Identity } from "../../identity/identity.ts";
 import type { PortService } from "../../services/port_service.ts";
 import type { RecordEndpoint } from "../../wire/presence_record.ts";
+import {
+  decodeRendezvousMessage,
+  encodeRendezvousMessage,
+  MAX_RELAY_FRAME,
+  RENDEZVOUS_MESSAGE_TYPES,
+  type RendezvousMessage,
+} from "../../wire/rendezvous_message.ts";
 import type { RendezvousAddress } from "../config.ts";
 import type { NodeContext } from "../context.ts";
 import type { Discovered } from "../reach.ts";
@@ -28,12 +43,16 @@ import type { Discovered } from "../reach.ts";
 export const RENDEZVOUS_KEEPALIVE_MS = 25_000;
 /** How long a session with a rendezvous may take to come up (ms). */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Relayed frames are the path layer's, not the client's. */
+const RELAYED_TYPE = RENDEZVOUS_MESSAGE_TYPES.relayed;
 
 /** The node's side of its configured rendezvous nodes. */
 export class RendezvousLink {
   #ctx: NodeContext;
   #addresses: RendezvousAddress[];
   #keys: (string | null)[];
+  /** Each rendezvous's address, once a session proved it: relay paths name it. */
+  #vias: (Address | null)[];
   #connecting = new Set<number>();
   #client: RendezvousClient;
   #self: () => SelfPresence;
@@ -41,17 +60,28 @@ export class RendezvousLink {
   #lastObserve: number[];
   /** The endpoints the last published record carries, as text: a change republishes. */
   #published = "";
+  #onRelayed: (frame: Uint8Array, from: Endpoint) => void;
+  /** Relayed frames not sent or not taken, by reason. */
+  readonly relayDropped = { no_rendezvous: 0, too_large: 0, malformed: 0 };
 
   /** A link to `addresses`, publishing what `self()` says (its endpoints once public). */
   constructor(
     ctx: NodeContext,
     addresses: RendezvousAddress[],
     identity: Identity,
-    options: { hostname: string | null; visibility: "private" | "public"; listen: () => Endpoint },
+    options: {
+      hostname: string | null;
+      visibility: "private" | "public";
+      listen: () => Endpoint;
+      /** Takes a session frame a rendezvous relayed, from the peer at the relay path `from`. */
+      onRelayed(frame: Uint8Array, from: Endpoint): void;
+    },
   ) {
     this.#ctx = ctx;
     this.#addresses = addresses;
     this.#keys = addresses.map((a) => a.key?.toHex() ?? null);
+    this.#vias = addresses.map(() => null);
+    this.#onRelayed = options.onRelayed;
     this.#lastObserve = addresses.map(() => -Infinity);
     this.#selfKey = identity.publicKey;
     this.#client = new RendezvousClient({
@@ -90,10 +120,54 @@ export class RendezvousLink {
       name: "rendezvous-client",
       onDatagram: (packet, dctx) => {
         const index = this.#keys.indexOf(dctx.peer.keyHex);
-        if (index >= 0) this.#client.receive(index, packet.payload);
+        if (index < 0) return Promise.resolve();
+        if (packet.payload[0] !== RELAYED_TYPE) {
+          this.#client.receive(index, packet.payload);
+          return Promise.resolve();
+        }
+        let m: RendezvousMessage;
+        try {
+          m = decodeRendezvousMessage(packet.payload);
+        } catch (e) {
+          if (!(e instanceof DecodeError)) throw e;
+          this.relayDropped.malformed++;
+          return Promise.resolve();
+        }
+        if (m.type === "relayed") {
+          this.#onRelayed(m.frame, relayEndpoint({ via: dctx.peer.address, peer: m.from }));
+        }
         return Promise.resolve();
       },
     };
+  }
+
+  /**
+   * Sends one session frame along a relay path: inside our session with the
+   * rendezvous it names, which forwards it to the peer. Frames for a
+   * rendezvous we have no session with are dropped (and counted): the
+   * session layer retransmits what matters.
+   */
+  relay(to: Endpoint, frame: Uint8Array): void {
+    const path = relayPathOf(to);
+    const index = path === null ? -1 : this.#vias.indexOf(path.via);
+    const key = index < 0 ? null : this.#keys[index];
+    if (path === null || key === null || key === undefined) {
+      this.relayDropped.no_rendezvous++;
+      return;
+    }
+    if (frame.length > MAX_RELAY_FRAME) {
+      this.relayDropped.too_large++;
+      return;
+    }
+    const payload = encodeRendezvousMessage({ type: "relay", to: path.peer, frame });
+    void this.#ctx.sessions.send(key, {
+      kind: "datagram",
+      srcPort: PORT_RENDEZVOUS,
+      dstPort: PORT_RENDEZVOUS,
+      payload,
+    }).then((sent) => {
+      if (!sent) this.relayDropped.no_rendezvous++;
+    });
   }
 
   /** Publishes this node's record now (again when what it says changed). */
@@ -172,17 +246,27 @@ export class RendezvousLink {
     const found = result.records[0]!;
     const where = found.record.endpoints.find((e) => e.kind === "observed") ??
       found.record.endpoints[0];
-    if (where === undefined) {
+    if (where !== undefined) {
+      return {
+        publicKey: found.record.publicKey,
+        endpoint: { host: where.hostname, port: where.port },
+      };
+    }
+    // A private node: reached through a rendezvous that holds its record
+    // (and so has a session with it), never at an IP it did not give us.
+    const via = found.at.map((i) => this.#vias[i]).find((a) => a !== null && a !== undefined);
+    if (via === undefined) {
       throw new PilotError(
         "unreachable",
-        `"${text}" (${found.address}) is a private node: its endpoints are not published`,
-        "reaching private nodes through the rendezvous relay is not built yet; " +
-          "ask it to run with --public, or give its endpoint",
+        `"${text}" (${found.address}) is a private node, and no rendezvous holding its record ` +
+          "is connected now",
+        "try again in a few seconds",
       );
     }
+    const relay = relayEndpoint({ via, peer: found.address });
     return {
       publicKey: found.record.publicKey,
-      endpoint: { host: where.hostname, port: where.port },
+      endpoint: { host: relay.hostname, port: RELAY_PORT },
     };
   }
 
@@ -200,6 +284,7 @@ export class RendezvousLink {
         );
         // A rendezvous given as HOST:PORT is known by the key that first answered there.
         this.#keys[index] = peer.keyHex;
+        this.#vias[index] = peer.address;
         this.#lastObserve[index] = Date.now();
         this.publish();
       } catch {
