@@ -392,17 +392,12 @@ export class NatLab implements AsyncDisposable {
     await ip(["-n", this.core, "link", "set", "br0", "up"]);
     // Every veth is made inside a lab namespace, never in the host's: no name
     // clashes with the host or with labs of tests running in parallel.
-    const uplinks: [string, string, string][] = [
+    // Each member's link to the switch: namespace, device name, address.
+    const uplinks: [ns: string, dev: string, address: string][] = [
       [this.rendezvous, "eth0", `${RENDEZVOUS_IP}/24`],
-      ...(this.public === undefined ? [] : [[this.public, "eth0", `${PUBLIC_NODE_IP}/24`]] as [
-        string,
-        string,
-        string,
-      ][]),
-      ...this.#sites.map((
-        s,
-      ): [string, string, string] => [s.router, "wan", `${wanIp(s.index)}/24`]),
     ];
+    if (this.public !== undefined) uplinks.push([this.public, "eth0", `${PUBLIC_NODE_IP}/24`]);
+    for (const s of this.#sites) uplinks.push([s.router, "wan", `${wanIp(s.index)}/24`]);
     for (const [i, [ns, dev, address]] of uplinks.entries()) {
       const port = `port${i}`;
       await ip(["-n", this.core, "link", "add", port, "type", "veth", "peer", "name", dev]);
