@@ -31,6 +31,8 @@ export const PORT_MESSAGES = 1001;
 export const PORT_PUBSUB = 1002;
 /** Virtual port of the rendezvous service (issue 9): datagrams only, open to strangers on a rendezvous. */
 export const PORT_RENDEZVOUS = 445;
+/** Virtual port of path messages between trusted peers (hole punching). */
+export const PORT_PATH = 446;
 
 /** Initiator starts a new handshake once a session is this old (ms). */
 export const REKEY_AFTER_TIME_MS = 120_000;

@@ -168,7 +168,8 @@ export interface NodeOptions extends LocalIdentityOptions {
       | "serialFloor"
       | "untrustedPort"
       | "relaysFor"
-      | "relaysFor"
+      | "onPathChanged"
+      | "holdsMapping"
     >
   >;
   /** Use this local identity as is (ignores the payload options). */

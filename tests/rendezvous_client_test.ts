@@ -75,7 +75,14 @@ function world(count: number, options: { down?: number[]; liar?: Uint8Array } = 
     });
     return c;
   };
-  return { clock, client, sent };
+  const restart = (index: number) => {
+    rendezvous[index] = new RendezvousService(
+      new RecordStore({ now: () => clock.now }),
+      { peerAt: () => undefined, send: () => false },
+      () => clock.now,
+    );
+  };
+  return { clock, client, sent, restart };
 }
 
 const AT_A: Endpoint = { hostname: "198.18.0.10", port: 40001 };
@@ -184,4 +191,29 @@ Deno.test("the record is signed again with a higher serial before it expires", a
     decodePresenceRecord(stored.records[0]!.bytes).record.expiresAt > T0 + RECORD_LIFETIME_MS,
     "and a later expiry",
   );
+});
+
+Deno.test("a rendezvous that lost our record (restarted) has it again once the keepalive's check finds it missing", async () => {
+  const { client, restart } = world(1);
+  const a = client(A, AT_A);
+  a.publish(selfOf(A, "worker"));
+  await Promise.resolve();
+  assert.equal(a.states[0]!.published, true);
+  restart(0);
+  const b = client(B, AT_B);
+  const gone = await b.lookup({ by: "hostname", hostname: "worker" }, 5000);
+  assert.equal(gone.records.length, 0);
+  a.checkPublished(0, 5000);
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(a.states[0]!.published, false, "missing: to be published again");
+  a.tick();
+  await Promise.resolve();
+  assert.equal(a.states[0]!.published, true);
+  const back = await b.lookup({ by: "hostname", hostname: "worker" }, 5000);
+  assert.deepEqual(back.records.map((r) => r.address), [A.address]);
+  a.checkPublished(0, 5000);
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(a.states[0]!.published, true, "present: nothing to do");
 });

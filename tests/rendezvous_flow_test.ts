@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import {
+  callApi,
   fixture,
   makeHome,
   PAIR_B_NAME,
@@ -88,7 +89,7 @@ Deno.test("handshake, approve and send by hostname between two nodes that know o
   }
 });
 
-Deno.test("a private node is reached through the rendezvous's relay: handshake, approve and send by hostname, its IP never given out", async () => {
+Deno.test("a private node is reached through the rendezvous's relay (its IP never given to a stranger), then trusted peers punch to a direct path", async () => {
   await using rendezvous = await startRendezvous(RENDEZVOUS_FIXTURE);
   const rv = rendezvous.node;
   const at = rendezvous.at;
@@ -123,6 +124,19 @@ Deno.test("a private node is reached through the rendezvous's relay: handshake, 
     assert.equal(asked.json.data.first_contact, true);
     const pending = await w.pilot("pending", "--json");
     assert.equal(pending.json.data.pending[0]?.address, o.identity!.address);
+    // Before approval both ends see a relayed path through the rendezvous,
+    // and no IP for each other.
+    const rvAddress = (await rv.info()).address;
+    const pathOf = async (self: TestNode, other: TestNode) => {
+      const peers = (await self.pilot("peers", "--json")).json.data.peers;
+      return peers.find((x: { address: string }) => x.address === other.identity!.address);
+    };
+    for (const [self, other] of [[o, w], [w, o]] as const) {
+      const p = await pathOf(self, other);
+      assert.equal(p?.path, "relay", JSON.stringify(p));
+      assert.equal(p.via, rvAddress);
+      assert.equal(p.endpoint, null);
+    }
     const approved = await w.pilot("approve", o.identity!.address, "--json");
     assert.equal(approved.code, 0, approved.stdout + approved.stderr);
     const sent = await o.pilot(
@@ -138,15 +152,22 @@ Deno.test("a private node is reached through the rendezvous's relay: handshake, 
     const inbox = await w.pilot("inbox", "--json");
     assert.equal(inbox.json.data.messages[0]?.data, '{"command":"run"}');
 
-    // Both ends see a relayed path through the rendezvous, and no IP for each other.
-    const rvAddress = (await rv.info()).address;
+    // Trusted now, they punch: on loopback the probes arrive, and both
+    // paths move to direct, each announced by peer.path_changed.
     for (const [self, other] of [[o, w], [w, o]] as const) {
-      const peers = (await self.pilot("peers", "--json")).json.data.peers;
-      const p = peers.find((x: { address: string }) => x.address === other.identity!.address);
-      assert.equal(p?.path, "relay", JSON.stringify(peers));
-      assert.equal(p.via, rvAddress);
-      assert.equal(p.endpoint, null);
+      await waitFor("a direct path after punching", async () => {
+        const p = await pathOf(self, other);
+        return p?.path === "direct" && p.endpoint !== null;
+      }, 15_000);
+      const events = (await callApi(self, "GET", "/v1/events", { query: { limit: "1000" } }))
+        .json.data.events;
+      const moved = events.filter((e: { type: string; data: { peer: { address: string } } }) =>
+        e.type === "peer.path_changed" && e.data.peer.address === other.identity!.address
+      );
+      assert.equal(moved.at(-1)?.data.path, "direct", JSON.stringify(moved));
     }
+    const again = await o.pilot("send", PAIR_B_NAME, "--data", "direct now", "--json");
+    assert.equal(again.code, 0, again.stdout + again.stderr);
     const status = await rv.pilot("rendezvous", "status", "--json");
     assert.ok(status.json.data.relayed_bytes > 0, JSON.stringify(status.json.data));
   } finally {

@@ -402,9 +402,14 @@ Deno.test("trust, pending requests and the inbox survive a restart of both daemo
       "handshake C",
     );
 
+    // Where a trusted peer was last seen (remembered_endpoint_test.ts) is
+    // sampled and written on its own schedule: it may move across a restart,
+    // the rest of each entry may not.
+    const durable = async (node: TestNode) =>
+      (await trustList(node)).map(({ endpoint: _e, last_seen: _s, ...rest }) => rest);
     const snapshot = async () => ({
-      trustA: await trustList(a!),
-      trustB: await trustList(b!),
+      trustA: await durable(a!),
+      trustB: await durable(b!),
       pendingB: await pendingList(b!),
       inboxB: okOf(await b!.pilot("inbox", "--json"), "inbox").messages,
     });

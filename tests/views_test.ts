@@ -155,6 +155,16 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
       number
     >,
     services: ["echo"],
+    reachability: {
+      observed: { hostname: "198.18.0.10", port: 40_001 },
+      nat: "endpoint-independent",
+      rendezvous: [{
+        address: PEER.address as Address,
+        published: true,
+        observed: { hostname: "198.18.0.10", port: 40_001 },
+        error: "",
+      }],
+    },
   };
   const info = infoView(node, {
     control: {
@@ -181,6 +191,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "drops",
     "trust_refused",
     "services",
+    "reachability",
     "control",
     "pid",
     "version",
@@ -189,7 +200,8 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
   assert.deepEqual(info.memory, { rss: 3, heap_total: 2, heap_used: 1, external: 0 });
   assert.equal(info.listen, "[::1]:4000");
   assert.deepEqual(validate(C.INFO.output, info, { closed: true }), []);
-  const detached = infoView({ ...node, services: [] }, {
+  assert.equal(info.reachability?.observed, "198.18.0.10:40001");
+  const detached = infoView({ ...node, services: [], reachability: null }, {
     control: null,
     pid: 1,
     version: "0.1.0",

@@ -176,6 +176,16 @@ export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.o
     drops: i.drops,
     trust_refused: i.trustRefused,
     services: [...i.services],
+    reachability: i.reachability === null ? null : {
+      observed: i.reachability.observed === null ? null : formatEndpoint(i.reachability.observed),
+      nat: i.reachability.nat,
+      rendezvous: i.reachability.rendezvous.map((r) => ({
+        address: r.address,
+        published: r.published,
+        observed: r.observed === null ? null : formatEndpoint(r.observed),
+        error: r.error,
+      })),
+    },
     // routes.ts hands the control server's stats over untyped; the schema names their shape.
     control: server.control as Infer<typeof C.INFO.output>["control"],
     pid: server.pid,

@@ -8,7 +8,11 @@
  */
 import { isIP } from "node:net";
 import { join } from "node:path";
-import { CONTROL_HEADER_TIMEOUT_MS, CONTROL_IDLE_TIMEOUT_MS } from "../constants.ts";
+import {
+  CONTROL_HEADER_TIMEOUT_MS,
+  CONTROL_IDLE_TIMEOUT_MS,
+  PERSISTENT_KEEPALIVE_MS,
+} from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
 import { type EndpointSpec, parseEndpoint } from "../discovery/endpoint.ts";
 import { isValidHostname, validateHostname } from "../identity/self_description.ts";
@@ -356,6 +360,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
         ? DEFAULT_STREAM_TIMERS[streamKey]
         : controlKey !== undefined
         ? controlKey[1]
+        : key === "persistentKeepaliveMs"
+        ? PERSISTENT_KEEPALIVE_MS // off by default; on, at most every 25 s
         : DEFAULT_TIMERS[key!];
       if (v > limit) {
         throw invalid(

@@ -1,6 +1,7 @@
 /**
  * The node's event stream: trust.requested, trust.approved, trust.rejected,
- * trust.revoked, message.received, peer.up, peer.down. Events are numbered;
+ * trust.revoked, message.received, peer.up, peer.down, peer.name_conflict,
+ * peer.path_changed. Events are numbered;
  * a reader resumes with `after=SEQ`. Kept in a bounded ring in memory.
  *
  * @module
@@ -16,6 +17,7 @@ export const EVENT_TYPES = [
   "peer.up",
   "peer.down",
   "peer.name_conflict",
+  "peer.path_changed",
 ] as const;
 
 /** One event type. */

@@ -56,6 +56,7 @@ import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
 import { nameConflict } from "./name_claims.ts";
 import { sessionSource, trustSource } from "./peer_sources.ts";
+import { Puncher } from "./punch.ts";
 import { Reach } from "./reach.ts";
 import { ReceivedFiles } from "./received_files.ts";
 import { Streams } from "./streams.ts";
@@ -127,6 +128,8 @@ export class Node {
   rendezvous: RendezvousFeature | undefined;
   /** This node's rendezvous (`--rendezvous`), when it has any. */
   #link: RendezvousLink | undefined;
+  /** Hole punching towards trusted peers on a relayed path (with a rendezvous only). */
+  #puncher: Puncher | undefined;
   #stores: Stores;
   #udp: UdpSocket;
   #timer: ReturnType<typeof setInterval>;
@@ -233,6 +236,13 @@ export class Node {
         onRelayed: (frame, from) => this.#ingest(frame, from),
       });
       datagrams.serve(this.#link.portService());
+      const link = this.#link;
+      this.#puncher = new Puncher({
+        sessions,
+        candidates: () => link.candidates(),
+        now: () => performance.now(),
+      });
+      datagrams.serve(this.#puncher.portService());
     }
     if (enabled("echo")) {
       datagrams.serve(echoService());
@@ -268,6 +278,7 @@ export class Node {
         startedAt: performance.now(),
         listen: () => this.listen,
         overloaded: () => this.#overloaded,
+        reachability: () => this.#link?.reachability() ?? null,
         services: [
           "trust",
           ...(config.role === "rendezvous" ? ["rendezvous"] : []),
@@ -283,10 +294,11 @@ export class Node {
     let ticking = false;
     let ticks = 0;
     this.#timer = setInterval(() => {
-      // The rendezvous link's work is due once a second.
+      // The rendezvous link's work is due once a second; punching probes, on every tick.
       if (this.#link !== undefined && ticks++ % Math.round(1000 / TIMER_TICK_MS) === 0) {
         this.#link.tick();
-      }
+        this.#puncher?.tick();
+      } else this.#puncher?.sendDueProbes();
       if (ticking) return;
       ticking = true;
       sessions.tick().catch(() => {}).finally(() => ticking = false);
@@ -368,6 +380,21 @@ export class Node {
         this.ctx.streams.closePeer(peer.keyHex, "peer gone");
         events.publish("peer.down", { peer: peerRef(peer) });
       },
+      onPathChanged: (peer, endpoint) => {
+        const relay = relayPathOf(endpoint);
+        events.publish("peer.path_changed", {
+          peer: peerRef(peer),
+          path: relay === null ? "direct" : "relay",
+          endpoint: relay === null ? formatEndpoint(endpoint) : null,
+          via: relay?.via ?? null,
+        });
+      },
+      // A direct path to a trusted peer through a NAT is held open with
+      // keepalives every 25 s. A node with a rendezvous knows whether it is
+      // behind one (an observed endpoint it does not listen on); one without
+      // cannot tell, and keeps them.
+      holdsMapping: (peer, endpoint) =>
+        endpoint.port !== RELAY_PORT && trust.has(peer.keyHex) && (this.#link?.natted() ?? true),
       requireMac1: config.requireMac1,
       // A rendezvous serves strangers on 445 (datagrams only); a node hears
       // its own rendezvous there.

@@ -173,6 +173,27 @@ export class RendezvousClient {
     return promise;
   }
 
+  /**
+   * Asks rendezvous `index` for our own record: a request that keeps the
+   * session alive and checks the record is still there. When it is gone (the
+   * rendezvous restarted, or let it expire), it is published there again at
+   * the next tick.
+   */
+  checkPublished(index: number, timeoutMs: number): void {
+    if (this.#self === null || this.#record === null) return;
+    const key: LookupKey = { by: "key", key: this.#self.publicKey };
+    this.#request(
+      index,
+      this.#o.now() + timeoutMs,
+      (id) => ({ type: "lookup", id, ...key }),
+      (m) => {
+        if (m?.type !== "not_found") return;
+        this.#states[index]!.published = false;
+        this.#publishDueAt[index] = 0;
+      },
+    );
+  }
+
   /** Handles a port-445 datagram from rendezvous `index`. */
   receive(index: number, bytes: Uint8Array): void {
     let m;
@@ -244,6 +265,9 @@ export class RendezvousClient {
       now + PUBLISH_TIMEOUT_MS,
       (id) => ({ type: "publish", id, record }),
       (m) => {
+        // An answer about a record we have replaced since (a retransmission
+        // that arrived after its successor, and is stale) says nothing now.
+        if (record !== this.#record) return;
         const state = this.#states[index]!;
         if (m?.type === "ok") {
           this.#states[index] = {

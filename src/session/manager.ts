@@ -50,7 +50,7 @@ import {
   UNTRUSTED_FRAME_RATE,
   UNTRUSTED_IDLE_MS,
 } from "../constants.ts";
-import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
+import { type Endpoint, formatEndpoint, RELAY_PORT } from "../discovery/endpoint.ts";
 import { PilotError } from "../errors.ts";
 import { compareBytes, constantTimeEqual } from "../bytes.ts";
 import {
@@ -91,7 +91,7 @@ export interface SessionTimers {
   rekeyAttemptMs: number;
   /** Passive keepalive after receiving with nothing sent. */
   keepaliveMs: number;
-  /** Persistent keepalive interval; 0 turns it off. */
+  /** Persistent keepalive interval for every session; 0 (the default) turns it off. */
   persistentKeepaliveMs: number;
   /** How long a replaced session still decrypts packets in flight. */
   previousGraceMs: number;
@@ -110,7 +110,8 @@ export const DEFAULT_TIMERS: SessionTimers = {
   rekeyTimeoutMs: REKEY_TIMEOUT_MS,
   rekeyAttemptMs: REKEY_ATTEMPT_TIME_MS,
   keepaliveMs: KEEPALIVE_TIMEOUT_MS,
-  persistentKeepaliveMs: PERSISTENT_KEEPALIVE_MS,
+  // Off: keepalives go only where a NAT mapping needs holding (`holdsMapping`).
+  persistentKeepaliveMs: 0,
   previousGraceMs: PREVIOUS_SESSION_GRACE_MS,
   untrustedIdleMs: UNTRUSTED_IDLE_MS,
   answerMs: DATA_ANSWER_MS,
@@ -151,6 +152,15 @@ export interface SessionManagerOptions {
    * `UNTRUSTED_FRAME_RATE`. None when absent.
    */
   relaysFor?(peer: PeerIdentity): boolean;
+  /**
+   * Whether a session on a direct path to `peer` at `endpoint` needs
+   * keepalives every 25 s to hold a NAT mapping open (a punched path).
+   * Asked on every tick; none when absent (`timers.persistentKeepaliveMs`
+   * still applies to every session).
+   */
+  holdsMapping?(peer: PeerIdentity, endpoint: Endpoint): boolean;
+  /** A peer's path changed: `endpoint` is where its frames go now (a relay path, or UDP). */
+  onPathChanged?(peer: PeerIdentity, endpoint: Endpoint): void;
   /** Refuse message 1 without a valid mac1 (stealth). */
   requireMac1?: boolean;
   /** Half-open handshakes at or above which message 1 needs a cookie. */
@@ -205,6 +215,10 @@ interface PeerState {
   rttMs: number | null;
   /** Set when a rekey found another key at the peer's endpoint; cleared by its next packet. */
   keyChanged?: PilotError;
+  /** The relay path it was last reached or heard on: where its frames go when the direct path dies. */
+  relayPath?: Endpoint;
+  /** Monotonic time of its last authenticated frame over UDP (not relayed), or -Infinity. */
+  directAt: number;
 }
 
 interface Waiter {
@@ -589,10 +603,11 @@ export class SessionManager {
     }
     const opened = await s.open(frame, now);
     if (!opened.ok) return this.#drop(opened.reason);
-    // Roaming: the endpoint follows the last authenticated packet.
-    s.endpoint = from;
     const peer = this.#peers.get(s.peer.keyHex);
-    if (peer !== undefined) delete peer.keyChanged;
+    if (peer !== undefined) {
+      delete peer.keyChanged;
+      this.#roam(peer, s, from, now);
+    } else s.endpoint = from;
     let packet;
     try {
       packet = decodeInner(opened.plaintext);
@@ -619,6 +634,24 @@ export class SessionManager {
       }
     }
     this.#o.deliver(s, packet);
+  }
+
+  /**
+   * Roaming: a session's endpoint follows the last authenticated packet, with
+   * one exception. A relayed frame does not move a path that carried a direct
+   * frame within the last `silenceMs` (frames still in flight on the relay
+   * after an upgrade), so a punched path is not dropped for a slower one.
+   */
+  #roam(peer: PeerState, s: Session, from: Endpoint, now: number): void {
+    const relayed = from.port === RELAY_PORT;
+    if (relayed) peer.relayPath = from;
+    else peer.directAt = now;
+    const sticky = relayed && s.endpoint.port !== RELAY_PORT &&
+      now - peer.directAt < this.#timers.silenceMs;
+    if (sticky || formatEndpoint(s.endpoint) === formatEndpoint(from)) return;
+    const wasRelayed = s.endpoint.port === RELAY_PORT;
+    s.endpoint = from;
+    if (s === peer.current && wasRelayed !== relayed) this.#o.onPathChanged?.(peer.identity, from);
   }
 
   /** Whether an untrusted peer's datagrams to `port` pass the gate (444, or a port opened to it). */
@@ -660,6 +693,7 @@ export class SessionManager {
         trustTrafficAt: now,
         dropped: 0,
         rttMs: null,
+        directAt: -Infinity,
       };
       this.#peers.set(key, peer);
     }
@@ -683,6 +717,7 @@ export class SessionManager {
     peer.current = keep;
     peer.previous = spare;
     peer.previousUntil = now + this.#timers.previousGraceMs;
+    if (keep.endpoint.port === RELAY_PORT) peer.relayPath = keep.endpoint;
     this.#noteKnown(session.peer, keep.endpoint);
     if (old === undefined) this.#o.onPeerUp?.(session.peer);
     return true;
@@ -855,10 +890,15 @@ export class SessionManager {
     return undefined;
   }
 
-  /** Sends an inner packet to a peer over its current session; false when there is none. */
+  /**
+   * Sends an inner packet to a peer over its current session; false when
+   * there is none. With `to`, the frame goes there instead of the session's
+   * endpoint (a hole-punching probe), which stays as it is.
+   */
   async send(
     peerKeyHex: string,
     packet: Omit<PortPacket, "srcAddress" | "dstAddress">,
+    options: { to?: Endpoint } = {},
   ): Promise<boolean> {
     const peer = this.#peers.get(peerKeyHex);
     const s = peer?.current;
@@ -874,15 +914,20 @@ export class SessionManager {
         srcAddress: this.#o.local.addressBytes,
         dstAddress: s.peer.addressBytes,
       }),
+      options.to,
     );
     if (s.sent >= REKEY_AFTER_MESSAGES) this.#startRekey(peer!);
     return ok;
   }
 
-  async #sendOn(s: Session, plaintext: Uint8Array): Promise<boolean> {
+  async #sendOn(s: Session, plaintext: Uint8Array, to?: Endpoint): Promise<boolean> {
+    const awaiting = s.awaitingReplySince;
     const frame = await s.seal(plaintext, this.#now());
     if (frame === null) return false;
-    this.#o.transmit(frame, s.endpoint);
+    // A probe to another endpoint (hole punching) may well be lost: it never
+    // makes the session look silent.
+    if (to !== undefined) s.awaitingReplySince = awaiting;
+    this.#o.transmit(frame, to ?? s.endpoint);
     return true;
   }
 
@@ -976,10 +1021,20 @@ export class SessionManager {
       // answered within answerMs: the peer has most likely lost the session
       // (restarted), so a new handshake, rather than waiting for the rekey.
       const silent = s.awaitingReplySince !== null && now - s.awaitingReplySince >= t.silenceMs;
+      if (silent && s.endpoint.port !== RELAY_PORT && peer.relayPath !== undefined) {
+        // A direct path that went quiet (a NAT mapping lost, the peer moved
+        // behind another NAT): back to the relay it came through, which the
+        // rekey below then uses. A punch may upgrade it again later.
+        s.endpoint = peer.relayPath;
+        this.#o.onPathChanged?.(peer.identity, s.endpoint);
+      }
       if (age >= rekeyAt || unconfirmed || silent) this.#startRekey(peer);
       const answer = s.owedAnswerSince !== null && now - s.owedAnswerSince >= t.answerMs;
       const idleReply = s.lastReceived > s.lastSent && now - s.lastReceived >= t.keepaliveMs;
-      const persistent = t.persistentKeepaliveMs > 0 && now - s.lastSent >= t.persistentKeepaliveMs;
+      const keepaliveMs = this.#o.holdsMapping?.(peer.identity, s.endpoint)
+        ? PERSISTENT_KEEPALIVE_MS
+        : t.persistentKeepaliveMs;
+      const persistent = keepaliveMs > 0 && now - s.lastSent >= keepaliveMs;
       if (answer || idleReply || persistent) await this.#sendOn(s, EMPTY);
     }
   }

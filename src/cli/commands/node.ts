@@ -29,6 +29,18 @@ const info = command({
       ["fingerprint", o.fingerprint],
       ["public key", o.public_key],
       ["listen", o.listen],
+      ...(o.reachability === null ? [] : [
+        ["observed", o.reachability.observed ?? "-"] as [string, string],
+        ["nat", o.reachability.nat] as [string, string],
+        [
+          "rendezvous",
+          o.reachability.rendezvous.map((r) =>
+            `${r.address ?? "(connecting)"} ${
+              r.published ? "published" : `not published${r.error ? ` (${r.error})` : ""}`
+            }`
+          ).join(", "),
+        ] as [string, string],
+      ]),
       ["uptime", `${o.uptime_s}s`],
       ["peers", `${o.peers} (${o.trusted} trusted)`],
     ]);

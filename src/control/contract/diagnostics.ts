@@ -62,6 +62,18 @@ export const INFO = route({
     // Every port-444 refusal reason of TRUST_DROP_REASONS (0 when none).
     trust_refused: record(int),
     services: arr(str),
+    // What this node's rendezvous see of it (null without a rendezvous): the endpoint
+    // observed first, the NAT type that follows, and each rendezvous's publish state.
+    reachability: nullable(obj({
+      observed: nullable(str),
+      nat: oneOf("none", "endpoint-independent", "endpoint-dependent", "unknown"),
+      rendezvous: arr(obj({
+        address: nullable(str),
+        published: bool,
+        observed: nullable(str),
+        error: str,
+      })),
+    })),
     // The control API's own counters (null only outside a running control server).
     control: nullable(obj({
       connections: int,

@@ -14,6 +14,7 @@ import type { TrustDropReason } from "../../services/trust_types.ts";
 import { DROP_REASONS, type DropReason } from "../../session/drop_reason.ts";
 import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
+import type { Reachability } from "./rendezvous_link.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 
 /** What only the running node knows about itself. */
@@ -26,6 +27,8 @@ export interface NodeRuntime {
   overloaded(): number;
   /** Names of the built-in services running. */
   services: readonly string[];
+  /** What this node's rendezvous see of it, or null without any. */
+  reachability(): Reachability | null;
 }
 
 /** This node as `pilot info` shows it. */
@@ -59,6 +62,8 @@ export interface NodeInfo {
   trustRefused: Record<TrustDropReason, number>;
   /** Names of the built-in services running. */
   services: readonly string[];
+  /** What this node's rendezvous see of it (observed endpoint, NAT type), or null without any. */
+  reachability: Reachability | null;
 }
 
 /** A peer with a session, as `pilot peers` lists it. */
@@ -166,6 +171,7 @@ export class DiagnosticsFeature {
       },
       trustRefused: { ...trustService.refused },
       services: this.#runtime.services,
+      reachability: this.#runtime.reachability(),
     };
   }
 

@@ -27,6 +27,7 @@ import { PilotError } from "../../errors.ts";
 import type { Address } from "../../identity/address.ts";
 import type { Identity } from "../../identity/identity.ts";
 import type { PortService } from "../../services/port_service.ts";
+import type { IpEndpoint } from "../../wire/ip_endpoint.ts";
 import type { RecordEndpoint } from "../../wire/presence_record.ts";
 import {
   decodeRendezvousMessage,
@@ -46,6 +47,24 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** Relayed frames are the path layer's, not the client's. */
 const RELAYED_TYPE = RENDEZVOUS_MESSAGE_TYPES.relayed;
 
+/** How this node is mapped on its way out, as its rendezvous see it. */
+export type NatType = "none" | "endpoint-independent" | "endpoint-dependent" | "unknown";
+
+/** What the rendezvous see of this node (`pilot info`). */
+export interface Reachability {
+  /** The endpoint the first rendezvous that answered observes, or null. */
+  observed: IpEndpoint | null;
+  /** The NAT type that follows from what they observe. */
+  nat: NatType;
+  /** Each configured rendezvous: its address once connected, whether our record is there, what it observes, its last refusal ("" when none). */
+  rendezvous: {
+    address: Address | null;
+    published: boolean;
+    observed: IpEndpoint | null;
+    error: string;
+  }[];
+}
+
 /** The node's side of its configured rendezvous nodes. */
 export class RendezvousLink {
   #ctx: NodeContext;
@@ -56,11 +75,11 @@ export class RendezvousLink {
   #connecting = new Set<number>();
   #client: RendezvousClient;
   #self: () => SelfPresence;
-  #selfKey: Uint8Array;
   #lastObserve: number[];
   /** The endpoints the last published record carries, as text: a change republishes. */
   #published = "";
   #onRelayed: (frame: Uint8Array, from: Endpoint) => void;
+  #listen: () => Endpoint;
   /** Relayed frames not sent or not taken, by reason. */
   readonly relayDropped = { no_rendezvous: 0, too_large: 0, malformed: 0 };
 
@@ -82,8 +101,8 @@ export class RendezvousLink {
     this.#keys = addresses.map((a) => a.key?.toHex() ?? null);
     this.#vias = addresses.map(() => null);
     this.#onRelayed = options.onRelayed;
+    this.#listen = options.listen;
     this.#lastObserve = addresses.map(() => -Infinity);
-    this.#selfKey = identity.publicKey;
     this.#client = new RendezvousClient({
       count: addresses.length,
       now: () => Date.now(),
@@ -104,7 +123,7 @@ export class RendezvousLink {
       stamp: identity.stamp,
       hostname: options.hostname ?? "",
       visibility: options.visibility,
-      endpoints: options.visibility === "public" ? this.#endpoints(options.listen()) : [],
+      endpoints: options.visibility === "public" ? this.candidates() : [],
     });
   }
 
@@ -188,7 +207,7 @@ export class RendezvousLink {
         this.#lastObserve[index] = now;
         // A request keeps the session (and any NAT mapping) alive; looking
         // ourselves up also shows whether our record is still there.
-        void this.#client.lookup({ by: "key", key: this.#selfKey }, 5_000);
+        this.#client.checkPublished(index, 5_000);
       }
     });
     // A public record follows the endpoints the rendezvous observe.
@@ -277,12 +296,14 @@ export class RendezvousLink {
     void (async () => {
       try {
         const endpoint = await resolveEndpoint(a.endpoint);
+        // A rendezvous given as HOST:PORT is pinned to the key that first
+        // answered there (trust on first use, for as long as the daemon runs).
+        const known = this.#keys[index];
         const peer = await this.#ctx.sessions.connect(
           endpoint,
-          a.key === null ? {} : { publicKey: a.key },
+          known === null || known === undefined ? {} : { publicKey: Uint8Array.fromHex(known) },
           CONNECT_TIMEOUT_MS,
         );
-        // A rendezvous given as HOST:PORT is known by the key that first answered there.
         this.#keys[index] = peer.keyHex;
         this.#vias[index] = peer.address;
         this.#lastObserve[index] = Date.now();
@@ -295,17 +316,83 @@ export class RendezvousLink {
     })();
   }
 
-  #endpoints(listen: Endpoint): RecordEndpoint[] {
+  /**
+   * Where this node may be reached directly, at most 8: the endpoints its
+   * rendezvous observe first, then its local ones (the listen address, or
+   * for a wildcard listen each interface's address with the listen port).
+   */
+  candidates(): RecordEndpoint[] {
+    const listen = this.#listen();
     const out: RecordEndpoint[] = [];
+    const add = (e: RecordEndpoint) => {
+      if (!out.some((o) => o.hostname === e.hostname && o.port === e.port)) out.push(e);
+    };
     for (const s of this.#client.states) {
-      if (s.observed === null) continue;
-      if (out.some((e) => e.hostname === s.observed!.hostname && e.port === s.observed!.port)) {
-        continue;
-      }
-      out.push({ kind: "observed", hostname: s.observed.hostname, port: s.observed.port });
+      if (s.observed !== null) add({ kind: "observed", ...s.observed });
     }
     const wildcard = listen.hostname === "0.0.0.0" || listen.hostname === "::";
-    if (!wildcard && out.length < 8) out.push({ kind: "local", ...listen });
+    if (!wildcard) add({ kind: "local", ...listen });
+    else {
+      for (const i of localInterfaces()) {
+        if (i.family === "IPv4" || listen.hostname === "::") {
+          add({ kind: "local", hostname: i.address, port: listen.port });
+        }
+      }
+    }
     return out.slice(0, 8);
+  }
+
+  /**
+   * What the rendezvous see of this node: each one's publish state and the
+   * endpoint it observes, and the NAT type that follows. `none` when one
+   * sees an endpoint we listen on; with two or more that see others, the
+   * same mapping for all is `endpoint-independent` and different ones
+   * `endpoint-dependent`; `unknown` until then (one rendezvous cannot tell).
+   */
+  reachability(): Reachability {
+    const local = this.candidates().filter((e) => e.kind === "local");
+    const observed = this.#client.states.flatMap((s) => s.observed === null ? [] : [s.observed]);
+    const text = (e: { hostname: string; port: number }) => `${e.hostname}|${e.port}`;
+    const mapped = new Set(observed.map(text));
+    const nat: NatType = observed.some((o) => local.some((l) => text(l) === text(o)))
+      ? "none"
+      : observed.length < 2
+      ? "unknown"
+      : mapped.size === 1
+      ? "endpoint-independent"
+      : "endpoint-dependent";
+    return {
+      observed: observed[0] ?? null,
+      nat,
+      rendezvous: this.#client.states.map((s, i) => ({
+        address: this.#vias[i] ?? null,
+        published: s.published,
+        observed: s.observed,
+        error: s.error,
+      })),
+    };
+  }
+
+  /**
+   * Whether a rendezvous sees this node at an endpoint it does not listen
+   * on (behind a NAT): its direct paths then need keepalives.
+   */
+  natted(): boolean {
+    const local = this.candidates().filter((e) => e.kind === "local");
+    return this.#client.states.some((s) =>
+      s.observed !== null &&
+      !local.some((l) => l.hostname === s.observed!.hostname && l.port === s.observed!.port)
+    );
+  }
+}
+
+/** This machine's interface addresses, but loopback and link-local (never throws). */
+function localInterfaces(): Deno.NetworkInterfaceInfo[] {
+  try {
+    return Deno.networkInterfaces().filter((i) =>
+      !i.address.startsWith("127.") && i.address !== "::1" && !i.address.startsWith("fe80:")
+    );
+  } catch {
+    return [];
   }
 }

@@ -1,0 +1,152 @@
+/**
+ * The puncher, sans-IO (daemon/punch.ts): what it sends to a trusted peer
+ * on a relayed path, when, and to where; what it answers.
+ */
+import assert from "node:assert/strict";
+import { PORT_PATH } from "../src/constants.ts";
+import { type Endpoint, relayEndpoint } from "../src/discovery/endpoint.ts";
+import { PROBE_SCHEDULE_MS, PUNCH_RETRY_MS, Puncher } from "../src/daemon/punch.ts";
+import type { PeerStatus } from "../src/session/manager.ts";
+import type { PortPacket } from "../src/wire/inner.ts";
+import {
+  decodePathMessage,
+  encodePathMessage,
+  type PathMessage,
+} from "../src/wire/path_message.ts";
+import { IDS, peerIdentityOf } from "./_session_helpers.ts";
+
+const PEER = peerIdentityOf(IDS[1]!);
+const RELAY = relayEndpoint({ via: peerIdentityOf(IDS[2]!).address, peer: PEER.address });
+const THEIRS = { hostname: "198.18.0.20", port: 40_002 };
+const OURS = { hostname: "198.18.0.10", port: 40_001 };
+
+interface Sent {
+  key: string;
+  message: PathMessage;
+  to: Endpoint | undefined;
+}
+
+function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
+  let now = 1_000;
+  const sent: Sent[] = [];
+  const status = (): PeerStatus => ({
+    identity: PEER,
+    endpoint: options.endpoint ?? RELAY,
+    trusted: options.trusted ?? true,
+    sessionAgeS: 1,
+    rttMs: null,
+    dropped: 0,
+  });
+  const puncher = new Puncher({
+    sessions: {
+      peers: () => [status()],
+      send: (key: string, packet: Omit<PortPacket, "srcAddress" | "dstAddress">, o = {}) => {
+        assert.equal(packet.kind, "datagram");
+        if (packet.kind === "datagram") {
+          assert.equal(packet.dstPort, PORT_PATH);
+          sent.push({ key, message: decodePathMessage(packet.payload), to: o.to });
+        }
+        return Promise.resolve(true);
+      },
+    },
+    candidates: () => [{ kind: "observed" as const, ...OURS }],
+    now: () => now,
+  });
+  const receive = (m: PathMessage) =>
+    puncher.portService().onDatagram(
+      {
+        kind: "datagram",
+        srcPort: PORT_PATH,
+        dstPort: PORT_PATH,
+        payload: encodePathMessage(m),
+      } as PortPacket,
+      {
+        peer: PEER,
+        endpoint: RELAY,
+        binding: new Uint8Array(32),
+        reply: () => Promise.resolve(),
+      },
+    );
+  return { puncher, sent, receive, advance: (ms: number) => now += ms };
+}
+
+Deno.test("puncher: a trusted peer on a relay gets our candidates at once, then with doubling backoff", () => {
+  const { puncher, sent, advance } = setup();
+  puncher.tick();
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0]!.message.type, "candidates");
+  assert.equal(sent[0]!.to, undefined, "along the session's path (the tunnel)");
+  assert.deepEqual(
+    sent[0]!.message.type === "candidates" && sent[0]!.message.endpoints,
+    [OURS],
+  );
+  advance(PUNCH_RETRY_MS - 1);
+  puncher.tick();
+  assert.equal(sent.length, 1);
+  advance(1);
+  puncher.tick();
+  assert.equal(sent.length, 2);
+  advance(PUNCH_RETRY_MS);
+  puncher.tick();
+  assert.equal(sent.length, 2, "the second wait is twice as long");
+  advance(PUNCH_RETRY_MS);
+  puncher.tick();
+  assert.equal(sent.length, 3);
+});
+
+Deno.test("puncher: no candidates to an untrusted peer, nor to one already on a direct path", () => {
+  for (const options of [{ trusted: false }, { endpoint: THEIRS }]) {
+    const { puncher, sent } = setup(options);
+    puncher.tick();
+    assert.deepEqual(sent, []);
+  }
+});
+
+Deno.test("puncher: candidates received are probed straight over UDP on a schedule, and ours go back once", async () => {
+  const { puncher, sent, receive, advance } = setup();
+  await receive({ type: "candidates", endpoints: [THEIRS] });
+  const probes = () => sent.filter((s) => s.message.type === "probe");
+  assert.equal(sent.filter((s) => s.message.type === "candidates").length, 1, "ours, back");
+  assert.equal(probes().length, 1, "the first probe at once");
+  assert.deepEqual(probes()[0]!.to, THEIRS);
+  await receive({ type: "candidates", endpoints: [THEIRS] });
+  assert.equal(
+    sent.filter((s) => s.message.type === "candidates").length,
+    1,
+    "not sent back again within a second",
+  );
+  for (const d of PROBE_SCHEDULE_MS.slice(1)) {
+    advance(d - (PROBE_SCHEDULE_MS[PROBE_SCHEDULE_MS.indexOf(d) - 1] ?? 0));
+    puncher.sendDueProbes();
+  }
+  assert.equal(
+    probes().length,
+    1 + PROBE_SCHEDULE_MS.length,
+    "the re-announce restarted the schedule",
+  );
+  advance(60_000);
+  puncher.sendDueProbes();
+  assert.equal(probes().length, 1 + PROBE_SCHEDULE_MS.length, "then no more");
+});
+
+Deno.test("puncher: a probe is acknowledged along the session's path with its nonce", async () => {
+  const { puncher, sent, receive } = setup();
+  await receive({ type: "probe", nonce: 77n });
+  assert.deepEqual(sent, [{
+    key: PEER.keyHex,
+    message: { type: "probe_ack", nonce: 77n },
+    to: undefined,
+  }]);
+  await receive({ type: "probe_ack", nonce: 77n });
+  assert.equal(puncher.stats.probesAcked, 1);
+  await puncher.portService().onDatagram(
+    {
+      kind: "datagram",
+      srcPort: PORT_PATH,
+      dstPort: PORT_PATH,
+      payload: Uint8Array.of(9),
+    } as PortPacket,
+    { peer: PEER, endpoint: RELAY, binding: new Uint8Array(32), reply: () => Promise.resolve() },
+  );
+  assert.equal(puncher.stats.malformed, 1);
+});
