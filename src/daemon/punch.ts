@@ -78,6 +78,7 @@ export interface PunchStats {
 export class Puncher {
   #o: PunchOptions;
   #peers = new Map<string, PeerPunch>();
+  #lastCandidates = "";
   readonly stats: PunchStats = { candidatesSent: 0, probesSent: 0, probesAcked: 0, malformed: 0 };
 
   /** A puncher over the node's session table. */
@@ -112,6 +113,15 @@ export class Puncher {
   tick(): void {
     const now = this.#o.now();
     const relayed = new Set<string>();
+    // Our candidates moved (a NAT rebinding): every peer hears the new ones now.
+    const ours = JSON.stringify(this.#o.candidates());
+    if (ours !== this.#lastCandidates) {
+      this.#lastCandidates = ours;
+      for (const state of this.#peers.values()) {
+        state.nextAt = now;
+        state.backoffMs = PUNCH_RETRY_MS;
+      }
+    }
     for (const p of this.#o.sessions.peers()) {
       if (!p.trusted || p.endpoint?.port !== RELAY_PORT) continue;
       const key = p.identity.keyHex;

@@ -194,6 +194,21 @@ export class RendezvousClient {
     );
   }
 
+  /**
+   * Asks rendezvous `index` where it sees us now (a NAT may have moved us):
+   * the answer updates that rendezvous's `observed`.
+   */
+  observe(index: number, timeoutMs: number): void {
+    this.#request(
+      index,
+      this.#o.now() + timeoutMs,
+      (id) => ({ type: "observe", id }),
+      (m) => {
+        if (m?.type === "observed") this.#states[index]!.observed = m.endpoint;
+      },
+    );
+  }
+
   /** Handles a port-445 datagram from rendezvous `index`. */
   receive(index: number, bytes: Uint8Array): void {
     let m;

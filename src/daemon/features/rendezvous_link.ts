@@ -208,6 +208,9 @@ export class RendezvousLink {
         // A request keeps the session (and any NAT mapping) alive; looking
         // ourselves up also shows whether our record is still there.
         this.#client.checkPublished(index, 5_000);
+        // And where it sees us now: a NAT that moved us shows here, and the
+        // endpoints we publish or hand to trusted peers follow.
+        this.#client.observe(index, 5_000);
       }
     });
     // A public record follows the endpoints the rendezvous observe.
