@@ -1031,9 +1031,13 @@ export class SessionManager {
       if (age >= rekeyAt || unconfirmed || silent) this.#startRekey(peer);
       const answer = s.owedAnswerSince !== null && now - s.owedAnswerSince >= t.answerMs;
       const idleReply = s.lastReceived > s.lastSent && now - s.lastReceived >= t.keepaliveMs;
-      const keepaliveMs = this.#o.holdsMapping?.(peer.identity, s.endpoint)
+      // A configured interval applies to every session; without one, paths
+      // that hold a NAT mapping get the protocol's 25 s.
+      const keepaliveMs = t.persistentKeepaliveMs > 0
+        ? t.persistentKeepaliveMs
+        : this.#o.holdsMapping?.(peer.identity, s.endpoint)
         ? PERSISTENT_KEEPALIVE_MS
-        : t.persistentKeepaliveMs;
+        : 0;
       const persistent = keepaliveMs > 0 && now - s.lastSent >= keepaliveMs;
       if (answer || idleReply || persistent) await this.#sendOn(s, EMPTY);
     }
