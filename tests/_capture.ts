@@ -66,14 +66,17 @@ export class Capture implements AsyncDisposable {
   /** Starts tcpdump in `ns` and waits until it says it is listening (at most 10 s). */
   static async start(ns: string): Promise<Capture> {
     const dir = await Deno.makeTempDir({ prefix: "pilot-capture-" });
-    // -U: each packet is written as it comes, so nothing waits in a buffer
-    // when we stop; -s 0: whole frames; -n: no name lookups leaving the lab.
+    // --immediate-mode: the kernel hands over each packet at once (else the
+    // last ring block, up to a second of packets, can be lost at the stop);
+    // -U: each is written as it comes; -s 0: whole frames; -n: no name
+    // lookups leaving the lab.
     const child = new Deno.Command("ip", {
       args: [
         "netns",
         "exec",
         ns,
         "tcpdump",
+        "--immediate-mode",
         "-i",
         "any",
         "-n",
