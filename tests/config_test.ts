@@ -372,3 +372,25 @@ Deno.test("a rendezvous with a bad key or endpoint, or a non-boolean public, is 
   await assertRefused(load({ file: { rendezvous: "198.18.0.9:7440" } }), "rendezvous");
   await assertRefused(load({ file: { public: "yes" } }), "public");
 });
+
+Deno.test("punch is a boolean (default on); relay_quota sets a rendezvous's per-node and total bytes per second", async () => {
+  const plain = await load({});
+  assert.equal(plain.punch, true);
+  assert.deepEqual(plain.relayQuota, { perPeer: 1_000_000, total: 50_000_000 });
+  assert.equal((await load({ file: { punch: false } })).punch, false);
+  await assertRefused(load({ file: { punch: "no" } }), '"punch"');
+  const quota = await load({ file: { relay_quota: { per_peer: 200_000_000 } } });
+  assert.deepEqual(quota.relayQuota, { perPeer: 200_000_000, total: 50_000_000 });
+  for (const bad of [[1], { per_peer: 10 }, { total: 1.5e4 + 0.5 }, { both: 1 }, "1000"]) {
+    await assertRefused(load({ file: { relay_quota: bad } }), "relay_quota");
+  }
+});
+
+Deno.test("a node with a rendezvous requires mac1: strangers reach it by key only", async () => {
+  assert.equal((await load({})).requireMac1, false);
+  const key = "ab".repeat(32);
+  assert.equal(
+    (await load({ flags: { rendezvous: [`${key}@198.18.0.2:7445`] } })).requireMac1,
+    true,
+  );
+});

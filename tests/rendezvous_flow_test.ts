@@ -14,6 +14,7 @@ import {
   PAIR_B_NAME,
   startRendezvous,
   TestNode,
+  trustEntry,
   waitFor,
 } from "./_daemon_harness.ts";
 
@@ -172,5 +173,60 @@ Deno.test("a private node is reached through the rendezvous's relay (its IP neve
     assert.ok(status.json.data.relayed_bytes > 0, JSON.stringify(status.json.data));
   } finally {
     await Promise.allSettled([worker?.stop(), orchestrator?.stop()]);
+  }
+});
+
+Deno.test("with punch off, trusted peers stay on the relay (no endpoints shared) and a file crosses it intact", async () => {
+  await using rendezvous = await startRendezvous(RENDEZVOUS_FIXTURE);
+  const at = rendezvous.at;
+  const nodes: TestNode[] = [];
+  try {
+    const start = async (identity: number, other: number, hostname: string) => {
+      const node = new TestNode(
+        await makeHome({
+          identity,
+          trust: [trustEntry(other, { mutual: true })],
+          config: { punch: false },
+        }),
+        { identity, hostname, args: ["--rendezvous", at] },
+      );
+      nodes.push(node);
+      await node.start();
+      return node;
+    };
+    const worker = await start(1, 0, PAIR_B_NAME);
+    const orchestrator = await start(0, 1, "secure-orchestrator");
+    await waitFor("both records at the rendezvous", async () => {
+      const r = await rendezvous.node.pilot("rendezvous", "status", "--json");
+      return r.json?.data?.records === 2;
+    }, 20_000);
+    const bytes = new Uint8Array(512 * 1024);
+    for (let i = 0; i < bytes.length; i += 65_536) {
+      crypto.getRandomValues(bytes.subarray(i, i + 65_536));
+    }
+    const path = `${orchestrator.home}/payload.bin`;
+    await Deno.writeFile(path, bytes);
+    const sha256 = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
+    // A trusted key with no endpoint anywhere: found by key, reached through the relay.
+    const sent = await orchestrator.pilot(
+      "send-file",
+      worker.identity!.address,
+      path,
+      "--timeout",
+      "60s",
+      "--json",
+    );
+    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+    assert.equal(sent.json.data.sha256, sha256);
+    const files = (await worker.pilot("received", "--json")).json.data.files;
+    assert.equal(files[0]?.sha256, sha256);
+    await new Promise((r) => setTimeout(r, 3_000));
+    for (const [self, other] of [[orchestrator, worker], [worker, orchestrator]] as const) {
+      const peers = (await self.pilot("peers", "--json")).json.data.peers;
+      const p = peers.find((x: { address: string }) => x.address === other.identity!.address);
+      assert.equal(p?.path, "relay", JSON.stringify(p));
+    }
+  } finally {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
   }
 });

@@ -20,6 +20,7 @@ import { isAddressLike, parseAddress } from "../identity/address.ts";
 import { parseFingerprint } from "../identity/fingerprint.ts";
 import { DEFAULT_TIMERS, type SessionTimers } from "../session/manager.ts";
 import { DEFAULT_STREAM_TIMERS, type StreamTimers } from "../stream/options.ts";
+import { DEFAULT_RELAY_QUOTA } from "../services/rendezvous/service.ts";
 import { HOME_FILES, writeFileAtomic } from "./home.ts";
 
 /** Default UDP listen endpoint. */
@@ -53,6 +54,14 @@ export interface DaemonConfig {
   rendezvous: RendezvousAddress[];
   /** Whether strangers may learn this node's endpoints from its presence record. */
   visibility: "private" | "public";
+  /**
+   * Whether relayed paths to trusted peers are upgraded to direct ones by
+   * hole punching (which tells those peers this node's endpoints). Off, a
+   * node keeps its IP from everyone, trusted or not, at the relay's cost.
+   */
+  punch: boolean;
+  /** On a rendezvous: relayed bytes per second it forwards for each sending node, and in all. */
+  relayQuota: { perPeer: number; total: number };
 }
 
 /** A rendezvous as configured: `KEY@HOST:PORT` (pinned) or `HOST:PORT`. */
@@ -89,6 +98,27 @@ export function parseRendezvous(text: string, where: string): RendezvousAddress 
     endpoint,
     text,
   };
+}
+
+/** `relay_quota` in config.json: `{"per_peer": BYTES_PER_S, "total": BYTES_PER_S}`, each optional. */
+function parseRelayQuota(v: unknown, where: string): { perPeer: number; total: number } {
+  const hint = 'write {"per_peer": 1000000, "total": 50000000} (bytes per second, 1000 to 10^10)';
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw invalid(`${where}: "relay_quota" must be an object, not ${quote(v)}`, hint);
+  }
+  const out: { perPeer: number; total: number } = { ...DEFAULT_RELAY_QUOTA };
+  for (const [k, n] of Object.entries(v)) {
+    const key = k === "per_peer" ? "perPeer" : k === "total" ? "total" : null;
+    if (key === null) throw invalid(`${where}: unknown "relay_quota" field "${k}"`, hint);
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1000 || n > 1e10) {
+      throw invalid(
+        `${where}: "relay_quota.${k}" must be an integer from 1000 to 10^10, not ${quote(n)}`,
+        hint,
+      );
+    }
+    out[key] = n;
+  }
+  return out;
 }
 
 /** Built-in services that may be turned off (trust on port 444 may not). */
@@ -143,6 +173,8 @@ const FILE_KEYS = [
   "listen",
   "rendezvous",
   "public",
+  "punch",
+  "relay_quota",
   "hostname",
   "peers",
   "require_mac1",
@@ -299,6 +331,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     role: "node",
     rendezvous: [],
     visibility: "private",
+    punch: true,
+    relayQuota: { ...DEFAULT_RELAY_QUOTA },
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {
@@ -402,6 +436,13 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     cfg.rendezvous = v.map((x) => parseRendezvous(x, where));
   }
+  if (file.punch !== undefined) {
+    if (typeof file.punch !== "boolean") {
+      throw invalid(`${where}: "punch" must be true or false, not ${quote(file.punch)}`);
+    }
+    cfg.punch = file.punch;
+  }
+  if (file.relay_quota !== undefined) cfg.relayQuota = parseRelayQuota(file.relay_quota, where);
   if (file.public !== undefined) {
     if (typeof file.public !== "boolean") {
       throw invalid(`${where}: "public" must be true or false, not ${quote(file.public)}`);

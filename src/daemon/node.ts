@@ -237,12 +237,14 @@ export class Node {
       });
       datagrams.serve(this.#link.portService());
       const link = this.#link;
-      this.#puncher = new Puncher({
-        sessions,
-        candidates: () => link.candidates(),
-        now: () => performance.now(),
-      });
-      datagrams.serve(this.#puncher.portService());
+      if (config.punch) {
+        this.#puncher = new Puncher({
+          sessions,
+          candidates: () => link.candidates(),
+          now: () => performance.now(),
+        });
+        datagrams.serve(this.#puncher.portService());
+      }
     }
     if (enabled("echo")) {
       datagrams.serve(echoService());

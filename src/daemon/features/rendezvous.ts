@@ -13,7 +13,12 @@ import { PORT_RENDEZVOUS } from "../../constants.ts";
 import type { Address } from "../../identity/address.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import type { PortService } from "../../services/port_service.ts";
-import { RendezvousService, type RendezvousStats } from "../../services/rendezvous/service.ts";
+import {
+  relayLimits,
+  RENDEZVOUS_LIMITS,
+  RendezvousService,
+  type RendezvousStats,
+} from "../../services/rendezvous/service.ts";
 import { RecordStore, type RecordStoreStats } from "../../services/rendezvous/store.ts";
 import type { NodeContext } from "../context.ts";
 
@@ -51,6 +56,7 @@ export class RendezvousFeature {
         },
       },
       () => performance.now(),
+      { ...RENDEZVOUS_LIMITS, ...relayLimits(ctx.config.relayQuota) },
     );
   }
 

@@ -45,11 +45,23 @@ export interface RendezvousLimits {
   maxPeers: number;
 }
 
+/** Relayed bytes per second forwarded by default: for each sending node, and in all. */
+export const DEFAULT_RELAY_QUOTA = { perPeer: 1_000_000, total: 50_000_000 } as const;
+
+/** Relay limits for a quota in bytes per second, with bursts of two seconds' worth. */
+export function relayLimits(
+  quota: { perPeer: number; total: number },
+): Pick<RendezvousLimits, "relayPerPeer" | "relayTotal"> {
+  return {
+    relayPerPeer: { burst: 2 * quota.perPeer, perSecond: quota.perPeer },
+    relayTotal: { burst: 2 * quota.total, perSecond: quota.total },
+  };
+}
+
 /** Default limits: 20 requests/s per peer; 1 MB/s relayed per peer, 50 MB/s in all. */
 export const RENDEZVOUS_LIMITS: RendezvousLimits = {
   requests: { burst: 40, perSecond: 20 },
-  relayPerPeer: { burst: 2_000_000, perSecond: 1_000_000 },
-  relayTotal: { burst: 100_000_000, perSecond: 50_000_000 },
+  ...relayLimits(DEFAULT_RELAY_QUOTA),
   maxPeers: 65_536,
 };
 
