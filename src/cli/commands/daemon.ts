@@ -16,7 +16,7 @@ import {
   loadOrCreateIdentity,
 } from "../../daemon/boot.ts";
 import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
-import { bool, int, nullable, obj, str } from "../../control/schema.ts";
+import { bool, type Infer, int, nullable, obj, record, str } from "../../control/schema.ts";
 import { INFO, SHUTDOWN } from "../../control/contract/diagnostics.ts";
 import { RENDEZVOUS_STATUS } from "../../control/contract/rendezvous.ts";
 import { numberFlag } from "../flags.ts";
@@ -144,44 +144,36 @@ async function statusOf(home: string) {
   }
 }
 
-const daemonRun: CommandSpec = {
-  name: "daemon",
-  routes: [],
-  summary: "run a node in the foreground (for systemd, containers)",
-  args: [],
-  flags: NODE_FLAGS,
-  output: obj({ stopped: bool }),
-  errors: ["already_running"],
-  async run(ctx) {
-    await runDaemon(ctx.home, configFlags(ctx));
-    return { stopped: true };
-  },
-  human: () => "",
-};
+/** Which program a command runs or manages: an ordinary node, or a rendezvous (issue 9). */
+type Role = "daemon" | "rendezvous";
 
-const rendezvousRun: CommandSpec = {
-  ...daemonRun,
-  name: "rendezvous",
-  summary: "run a rendezvous node in the foreground: stores signed presence records and " +
-    "answers lookups for anyone (port 445)",
-  async run(ctx) {
-    await runDaemon(ctx.home, configFlags(ctx), "rendezvous");
-    return { stopped: true };
-  },
-};
+/** `pilot daemon` or `pilot rendezvous`: runs in the foreground until stopped. */
+function runCommand(role: Role, summary: string): CommandSpec {
+  return {
+    name: role,
+    routes: [],
+    summary,
+    args: [],
+    flags: NODE_FLAGS,
+    output: obj({ stopped: bool }),
+    errors: ["already_running"],
+    async run(ctx) {
+      await runDaemon(ctx.home, configFlags(ctx), role === "daemon" ? "node" : role);
+      return { stopped: true };
+    },
+    human: () => "",
+  };
+}
 
 /** Starts this home's node (or rendezvous) in the background; returns once its API answers. */
-async function startInBackground(
-  ctx: CommandContext,
-  role: "daemon" | "rendezvous",
-) {
+async function startInBackground(ctx: CommandContext, role: Role) {
   await ensureHome(ctx.home);
   if (await isHomeLocked(ctx.home)) {
     if (ctx.flags.ensure !== true) {
       throw new PilotError(
         "already_running",
-        `A daemon is already running for home "${ctx.home}"`,
-        "use --ensure to accept a running daemon, or `pilot daemon stop`",
+        `A ${role} is already running for home "${ctx.home}"`,
+        `use --ensure to accept a running ${role}, or \`pilot ${role} stop\``,
       );
     }
     const s = await statusOf(ctx.home);
@@ -225,7 +217,7 @@ async function startInBackground(
       const last = await tailLog(ctx.home);
       throw new PilotError(
         "internal",
-        `The daemon exited at start (code ${exited.code})${last ? `: ${last}` : ""}`,
+        `The ${role} exited at start (code ${exited.code})${last ? `: ${last}` : ""}`,
         `see ${join(ctx.home, HOME_FILES.log)}`,
       );
     }
@@ -244,83 +236,89 @@ async function startInBackground(
   }
   throw new PilotError(
     "timeout",
-    `The daemon did not answer within ${timeoutMs} ms`,
+    `The ${role} did not answer within ${timeoutMs} ms`,
     `see ${join(ctx.home, HOME_FILES.log)}`,
   );
 }
 
-const daemonStart = command({
-  name: "daemon start",
-  routes: [INFO.route],
-  summary: "start a node in the background; returns once its API answers",
-  args: [],
-  flags: {
-    ...NODE_FLAGS,
-    ensure: { type: "boolean", description: "succeed when this home's daemon already runs" },
-    timeout: {
-      type: "duration",
-      description: "how long to wait for the daemon",
-      default: "60s",
-      min: 1,
+/** `pilot daemon start` or `pilot rendezvous start`. */
+function startCommand(role: Role, summary: string): CommandSpec {
+  return command({
+    name: `${role} start`,
+    routes: [INFO.route],
+    summary,
+    args: [],
+    flags: {
+      ...NODE_FLAGS,
+      ensure: { type: "boolean", description: `succeed when this home's ${role} already runs` },
+      timeout: {
+        type: "duration",
+        description: `how long to wait for the ${role}`,
+        default: "60s",
+        min: 1,
+      },
     },
-  },
-  output: obj({
-    pid: int,
-    address: str,
-    hostname: nullable(str),
-    listen: str,
-    changed: bool,
-  }),
-  errors: ["already_running", "timeout"],
-  run: (ctx) => startInBackground(ctx, "daemon"),
-  human: (o) =>
-    keyValues([
-      ["daemon", o.changed ? `started (pid ${o.pid})` : `already running (pid ${o.pid})`],
-      ["address", o.address],
-      ["listen", o.listen],
-    ]),
-});
+    output: obj({
+      pid: int,
+      address: str,
+      hostname: nullable(str),
+      listen: str,
+      changed: bool,
+    }),
+    errors: ["already_running", "timeout"],
+    run: (ctx) => startInBackground(ctx, role),
+    human: (o) =>
+      keyValues([
+        [role, o.changed ? `started (pid ${o.pid})` : `already running (pid ${o.pid})`],
+        ["address", o.address],
+        ["listen", o.listen],
+      ]),
+  });
+}
 
-const daemonStop = command({
-  name: "daemon stop",
-  routes: [SHUTDOWN.route],
-  summary: "stop this home's background daemon",
-  args: [],
-  flags: {
-    timeout: {
-      type: "duration",
-      description: "how long to wait for it to exit",
-      default: "10s",
-      min: 1,
+/** `pilot daemon stop` or `pilot rendezvous stop`. */
+function stopCommand(role: Role): CommandSpec {
+  return command({
+    name: `${role} stop`,
+    routes: [SHUTDOWN.route],
+    summary: `stop this home's background ${role}`,
+    args: [],
+    flags: {
+      timeout: {
+        type: "duration",
+        description: "how long to wait for it to exit",
+        default: "10s",
+        min: 1,
+      },
     },
-  },
-  output: obj({ stopped: bool, changed: bool }),
-  errors: ["timeout"],
-  async run(ctx) {
-    let client: ControlClient;
-    try {
-      client = await ControlClient.open(ctx.home);
-    } catch (e) {
-      if (e instanceof PilotError && e.code === "not_running") {
-        return { stopped: true, changed: false };
+    output: obj({ stopped: bool, changed: bool }),
+    errors: ["timeout"],
+    async run(ctx) {
+      let client: ControlClient;
+      try {
+        client = await ControlClient.open(ctx.home);
+      } catch (e) {
+        if (e instanceof PilotError && e.code === "not_running") {
+          return { stopped: true, changed: false };
+        }
+        throw e;
       }
-      throw e;
-    }
-    await client.call("POST", "/v1/shutdown");
-    const timeoutMs = numberFlag(ctx, "timeout");
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (!(await isHomeLocked(ctx.home))) return { stopped: true, changed: true };
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new PilotError(
-      "timeout",
-      `The daemon (pid ${client.control.pid}) did not exit within ${timeoutMs} ms`,
-      `kill it: kill ${client.control.pid}`,
-    );
-  },
-  human: (o) => (o.changed ? "daemon stopped" : "daemon was not running"),
-});
+      await client.call("POST", "/v1/shutdown");
+      const timeoutMs = numberFlag(ctx, "timeout");
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (!(await isHomeLocked(ctx.home))) return { stopped: true, changed: true };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new PilotError(
+        "timeout",
+        `The ${role} (pid ${client.control.pid}) did not exit within ${timeoutMs} ms`,
+        `kill it: kill ${client.control.pid}`,
+      );
+    },
+    human: (o) => (o.changed ? `${role} stopped` : `${role} was not running`),
+  });
+}
 
 const daemonStatus = command({
   name: "daemon status",
@@ -347,32 +345,31 @@ const daemonStatus = command({
   },
 });
 
-const rendezvousStart: CommandSpec = {
-  ...daemonStart,
-  name: "rendezvous start",
-  summary: "start a rendezvous node in the background; returns once its API answers",
-  run: (ctx) => startInBackground(ctx, "rendezvous"),
-};
-
-const rendezvousStop: CommandSpec = {
-  ...daemonStop,
-  name: "rendezvous stop",
-  summary: "stop this home's background rendezvous",
-};
+/** Counters by reason, the non-zero ones only: `stale 2, rate_limited 1`, or `none`. */
+function nonZero(counts: Record<string, number>): string {
+  const shown = Object.entries(counts).filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${n}`);
+  return shown.length === 0 ? "none" : shown.join(", ");
+}
 
 const rendezvousStatus = command({
   name: "rendezvous status",
   routes: [INFO.route, RENDEZVOUS_STATUS.route],
-  summary: "tell whether this home's rendezvous runs, and what it holds and relays",
+  summary: "tell whether this home's rendezvous runs, what it holds and relays, " +
+    "and what it refused and dropped",
   args: [],
   flags: {},
+  // GET /v1/rendezvous's counters, all null when nothing runs.
   output: obj({
     running: bool,
     pid: nullable(int),
     address: nullable(str),
     listen: nullable(str),
     records: nullable(int),
+    hostnames: nullable(int),
+    refused: nullable(record(int)),
+    relayed_frames: nullable(int),
     relayed_bytes: nullable(int),
+    dropped: nullable(record(int)),
   }),
   errors: [],
   async run(ctx) {
@@ -384,22 +381,18 @@ const rendezvousStatus = command({
         address: null,
         listen: null,
         records: null,
+        hostnames: null,
+        refused: null,
+        relayed_frames: null,
         relayed_bytes: null,
+        dropped: null,
       };
     }
     const client = await ControlClient.open(ctx.home);
-    const r = await client.call("GET", "/v1/rendezvous", { timeoutMs: 5_000 }) as {
-      records: number;
-      relayed_bytes: number;
-    };
-    return {
-      running: true,
-      pid: s.pid,
-      address: s.address,
-      listen: s.listen,
-      records: r.records,
-      relayed_bytes: r.relayed_bytes,
-    };
+    const r = await client.call("GET", "/v1/rendezvous", { timeoutMs: 5_000 }) as Infer<
+      typeof RENDEZVOUS_STATUS.output
+    >;
+    return { running: true, pid: s.pid, address: s.address, listen: s.listen, ...r };
   },
   human: (o) => {
     if (!o.running) return "rendezvous: not running";
@@ -407,20 +400,29 @@ const rendezvousStatus = command({
       ["rendezvous", `running (pid ${o.pid})`],
       ["address", o.address],
       ["listen", o.listen],
-      ["records", String(o.records)],
-      ["relayed", `${o.relayed_bytes} bytes`],
+      ["records", `${o.records} (${o.hostnames} hostnames)`],
+      ["relayed", `${o.relayed_bytes} bytes in ${o.relayed_frames} frames`],
+      ["refused", nonZero(o.refused ?? {})],
+      ["dropped", nonZero(o.dropped ?? {})],
     ]);
   },
 });
 
 /** The daemon commands. */
 export const DAEMON_COMMANDS: CommandSpec[] = [
-  daemonRun,
-  daemonStart,
-  daemonStop,
+  runCommand("daemon", "run a node in the foreground (for systemd, containers)"),
+  startCommand("daemon", "start a node in the background; returns once its API answers"),
+  stopCommand("daemon"),
   daemonStatus,
-  rendezvousRun,
-  rendezvousStart,
-  rendezvousStop,
+  runCommand(
+    "rendezvous",
+    "run a rendezvous node in the foreground: stores signed presence records and " +
+      "answers lookups for anyone (port 445)",
+  ),
+  startCommand(
+    "rendezvous",
+    "start a rendezvous node in the background; returns once its API answers",
+  ),
+  stopCommand("rendezvous"),
   rendezvousStatus,
 ];
