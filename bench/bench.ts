@@ -8,7 +8,7 @@
  * [--msg-inflight N] [--profile DIR]`.
  *
  * - `--only` picks among: idle, aead, raw_udp, sweep, stream, ping, messages, handshakes,
- *   rendezvous.
+ *   rendezvous, relay.
  * - `--profile DIR` runs the daemons in the foreground under `--cpu-prof`, writing
  *   `DIR/daemon-<hostname>.cpuprofile` at exit (summarise with `bench/profile_summary.ts`).
  *
@@ -32,13 +32,22 @@ import {
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
 import { AeadKey, nonceFromCounter, randomBytes } from "../src/session/crypto.ts";
 import { DATA_HEADER_SIZE, TAG_SIZE } from "../src/wire/frames.ts";
-import { endpointOf, fixture, makeHome, TestNode, trustEntry } from "../tests/_daemon_harness.ts";
+import {
+  endpointOf,
+  fixture,
+  makeHome,
+  startRendezvous,
+  TestNode,
+  trustEntry,
+  waitFor,
+} from "../tests/_daemon_harness.ts";
 import { BenchPeer } from "./_peer.ts";
 import { peerIdentityOf } from "../tests/_session_helpers.ts";
+import type { PeerIdentity } from "../src/session/peer_identity.ts";
 import { formatAddress } from "../src/identity/address.ts";
 import { signPresence, type VerifiedPresence, verifyPresence } from "../src/discovery/presence.ts";
 import { RecordStore } from "../src/services/rendezvous/store.ts";
-import { RendezvousService } from "../src/services/rendezvous/service.ts";
+import { RENDEZVOUS_LIMITS, RendezvousService } from "../src/services/rendezvous/service.ts";
 import { decodePresenceRecord, encodePresenceRecord } from "../src/wire/presence_record.ts";
 import { encodeRendezvousMessage } from "../src/wire/rendezvous_message.ts";
 
@@ -55,6 +64,7 @@ const MEASUREMENTS = [
   "messages",
   "handshakes",
   "rendezvous",
+  "relay",
 ] as const;
 type Measurement = (typeof MEASUREMENTS)[number];
 
@@ -623,10 +633,14 @@ async function measureRawRtt(): Promise<{ p50: number | null; p99: number | null
 /** Daemon A pings B's echo service through `POST /v1/ping` (RTTs timed inside A). */
 async function pingThroughApi(ctx: Context): Promise<{ rtts: number[]; lost: number }> {
   const { a } = await daemonsOf(ctx);
-  const api = await Api.of(a);
+  return pingVia(await Api.of(a), NAME_B);
+}
+
+/** PING_PROBES probes to `peer`'s echo service through a daemon's `POST /v1/ping`. */
+async function pingVia(api: Api, peer: string): Promise<{ rtts: number[]; lost: number }> {
   const ping = async (count: number) => {
     const r = await api.call("POST", "/v1/ping", {
-      peer: NAME_B,
+      peer,
       count,
       interval_ms: 0,
       timeout_ms: 5_000,
@@ -1189,6 +1203,126 @@ function met(f: Figures): Record<string, boolean | null> {
   };
 }
 
+// ---------------------------------------------------------------------------
+// Relay
+
+/** Fixtures of the relay measurement: the rendezvous, and the two private nodes it relays between. */
+const RELAY_FIXTURES = { rendezvous: 4, x: 5, y: 6 } as const;
+/** Stream volume through the relay (MiB): the relay carries each frame twice. */
+const RELAY_VOLUME_MIB = 16;
+/** Relayed pairs for the per-pair memory figure. */
+const RELAY_PAIRS = 10_000;
+
+/**
+ * Streams and pings between two private daemons (fixtures 5 and 6, trusting
+ * each other, `punch: false` so they stay on the relay) through a
+ * rendezvous on loopback, beside the direct figures of the same run; and the
+ * rendezvous's memory per relayed pair, in process.
+ */
+async function measureRelay(ctx: Context): Promise<Figures> {
+  progress("relay: a rendezvous and two private daemons that stay on its relay");
+  // The quota raised out of the way: the figure is what relaying costs, not the default 1 MB/s.
+  const rendezvous = await startRendezvous(RELAY_FIXTURES.rendezvous, {
+    relay_quota: { per_peer: 10_000_000_000, total: 10_000_000_000 },
+  });
+  cleanups.push(async () => await rendezvous[Symbol.asyncDispose]());
+  const node = async (self: number, other: number) => {
+    const home = await makeHome({
+      identity: self,
+      trust: [trustEntry(other, { mutual: true })],
+      config: { punch: false },
+    });
+    const n = new TestNode(home, { identity: self, args: ["--rendezvous", rendezvous.at] });
+    cleanups.push(() => n.stop());
+    await n.start();
+    return n;
+  };
+  const x = await node(RELAY_FIXTURES.x, RELAY_FIXTURES.y);
+  const y = await node(RELAY_FIXTURES.y, RELAY_FIXTURES.x);
+  await waitFor("both records at the rendezvous", async () => {
+    const r = await rendezvous.node.pilot("rendezvous", "status", "--json");
+    return r.json?.data?.records === 2;
+  }, 30_000);
+  const api = await Api.of(x);
+  const peer = fixture(RELAY_FIXTURES.y).address;
+  progress(`relay: ${RELAY_VOLUME_MIB} MiB X -> Y's stream echo -> X through the relay`);
+  const r = await api.call("POST", "/v1/bench", {
+    peer,
+    size_mb: RELAY_VOLUME_MIB,
+    timeout_ms: STREAM_TIMEOUT_MS,
+  });
+  const data = r.json?.data;
+  const streamOk = r.status === 200 && data?.sha256_verified === true;
+  if (!streamOk) ctx.notes.relay_stream_error = JSON.stringify(r.json).slice(0, 300);
+  progress(`relay: X -> Y's echo through the relay, ${PING_PROBES} probes`);
+  const ping = await pingVia(api, peer);
+  const peers = (await api.call("GET", "/v1/peers")).json?.data?.peers ?? [];
+  const path = peers.find((p: { address: string }) => p.address === peer)?.path ?? null;
+  const status = (await rendezvous.node.pilot("rendezvous", "status", "--json")).json?.data;
+  ctx.details.relay = {
+    path,
+    stream: data ?? null,
+    ping_lost: ping.lost,
+    relayed_bytes: status?.relayed_bytes ?? null,
+  };
+  progress(`relay: ${RELAY_PAIRS} relayed pairs in process, heap per pair`);
+  const perPair = relayBytesPerPair();
+  const ms = (v: number | null) => v === null ? null : round(v, 3);
+  ctx.notes.relay_stream_mbps = `POST /v1/bench on private daemon X to private daemon Y ` +
+    `(fixtures ${RELAY_FIXTURES.x} and ${RELAY_FIXTURES.y}, trusting each other, "punch": false), ` +
+    `${RELAY_VOLUME_MIB} MiB each way at once through a pilot rendezvous on loopback whose relay ` +
+    `quota is raised out of the way (the default quota, 1 MB/s per sending node, would cap it ` +
+    `there): each frame is sealed twice and crosses three processes. Compare stream_mbps ` +
+    `(direct) from the same run; details.relay.path says the path stayed "relay"`;
+  ctx.notes.relay_ping_rtt_ms_p50 = `POST /v1/ping on X to Y's echo through the relay ` +
+    `(${PING_PROBES} probes of ${PING_PAYLOAD} bytes); compare ping_rtt_ms_p50 (direct)`;
+  ctx.notes.relay_bytes_per_pair = `V8 heap growth of a RendezvousService relaying one frame ` +
+    `for each of ${RELAY_PAIRS} distinct sender -> target pairs (its per-sender quota state; ` +
+    `the table holds nothing per pair beyond it), in process`;
+  return {
+    relay_stream_mbps: streamOk ? mbps(data.bytes, data.seconds * 1000) : null,
+    relay_ping_rtt_ms_p50: ms(percentile(ping.rtts, 0.5)),
+    relay_ping_rtt_ms_p99: ms(percentile(ping.rtts, 0.99)),
+    relay_bytes_per_pair: perPair,
+  };
+}
+
+/** Heap bytes a RendezvousService holds per relayed sender -> target pair (in process). */
+function relayBytesPerPair(): number | null {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  // The handler keys its state by the sender's key and looks the target up
+  // by address: distinct random ones stand for distinct nodes.
+  const peers = Array.from({ length: 2 * RELAY_PAIRS }, () =>
+    ({
+      keyHex: randomBytes(32).toHex(),
+      address: formatAddress(randomBytes(6)),
+    }) as unknown as PeerIdentity);
+  const service = new RendezvousService(
+    new RecordStore(),
+    { peerAt: (address) => address === peers[0]!.address ? undefined : "target", send: () => true },
+    () => performance.now(),
+    { ...RENDEZVOUS_LIMITS, maxPeers: 4 * RELAY_PAIRS },
+  );
+  const frame = new Uint8Array(100);
+  gc?.();
+  const heap0 = Deno.memoryUsage().heapUsed;
+  for (let i = 0; i < RELAY_PAIRS; i++) {
+    const to = peers[RELAY_PAIRS + i]!.address;
+    service.handle(
+      peers[i]!,
+      { hostname: "127.0.0.1", port: 1 },
+      encodeRendezvousMessage({
+        type: "relay",
+        to,
+        frame,
+      }),
+    );
+  }
+  gc?.();
+  const grown = Deno.memoryUsage().heapUsed - heap0;
+  return service.stats().relayed.frames === RELAY_PAIRS ? round(grown / RELAY_PAIRS, 0) : null;
+}
+
 const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
   idle: measureIdle,
   aead: measureAead,
@@ -1199,6 +1333,7 @@ const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
   messages: measureMessages,
   handshakes: measureHandshakes,
   rendezvous: measureRendezvous,
+  relay: measureRelay,
 };
 
 async function main(): Promise<void> {
@@ -1256,6 +1391,10 @@ async function main(): Promise<void> {
     rendezvous_lookups_per_s: null,
     rendezvous_verifies_per_s: null,
     rendezvous_bytes_per_record: null,
+    relay_stream_mbps: null,
+    relay_ping_rtt_ms_p50: null,
+    relay_ping_rtt_ms_p99: null,
+    relay_bytes_per_pair: null,
     idle_rss_mb: null,
     rss_per_session_kb: null,
   };

@@ -876,9 +876,15 @@ export interface TestRendezvous extends AsyncDisposable {
   endpoint: Endpoint;
 }
 
-/** Starts `pilot rendezvous --listen 127.0.0.1:0` with fixture identity `index`; waits for its API. */
-export async function startRendezvous(index: number): Promise<TestRendezvous> {
-  const home = await makeHome({ identity: index });
+/**
+ * Starts `pilot rendezvous --listen 127.0.0.1:0` with fixture identity
+ * `index` (and `config` as its config.json); waits for its API.
+ */
+export async function startRendezvous(
+  index: number,
+  config?: Record<string, unknown>,
+): Promise<TestRendezvous> {
+  const home = await makeHome({ identity: index, ...(config && { config }) });
   const node = new TestNode(home, { identity: index });
   const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home });
   const stop = async () => {

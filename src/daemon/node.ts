@@ -331,7 +331,10 @@ export class Node {
    */
   #ingest(bytes: Uint8Array, from: Endpoint): void {
     const sessions = this.ctx.sessions;
-    const stranger = !sessions.isKnownEndpoint(from);
+    // A rendezvous carries relayed traffic: its frames are not a stranger's
+    // (on a rendezvous, where everyone is a stranger, the whole budget is theirs).
+    const stranger = this.ctx.config.role !== "rendezvous" && !sessions.isKnownEndpoint(from) &&
+      !(this.#link?.isRendezvousEndpoint(from) ?? false);
     if (
       this.#inflight >= MAX_INFLIGHT_DATAGRAMS ||
       (stranger && this.#inflightStrangers >= MAX_INFLIGHT_STRANGER_DATAGRAMS)

@@ -76,7 +76,7 @@ export class Reach {
 
   /** The current endpoint of a peer with a live session, or null. */
   endpointOf(keyHex: string): Endpoint | null {
-    return this.#o.sessions.peers().find((p) => p.identity.keyHex === keyHex)?.endpoint ?? null;
+    return this.#o.sessions.endpointOf(keyHex);
   }
 
   /**

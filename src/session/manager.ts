@@ -1071,6 +1071,11 @@ export class SessionManager {
     return this.#peers.get(peerKeyHex)?.current?.handshakeHash;
   }
 
+  /** Where a peer's current session sends (its endpoint or relay path), or null without one. */
+  endpointOf(peerKeyHex: string): Endpoint | null {
+    return this.#peers.get(peerKeyHex)?.current?.endpoint ?? null;
+  }
+
   /** Looks a peer up by key. */
   peer(peerKeyHex: string): PeerIdentity | undefined {
     return this.#peers.get(peerKeyHex)?.identity;

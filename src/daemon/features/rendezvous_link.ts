@@ -132,6 +132,15 @@ export class RendezvousLink {
     return this.#keys.includes(keyHex);
   }
 
+  /** Whether `e` is where one of this node's rendezvous sends from (its live session's endpoint). */
+  isRendezvousEndpoint(e: Endpoint): boolean {
+    return this.#keys.some((key) => {
+      if (key === null) return false;
+      const at = this.#ctx.reach.endpointOf(key);
+      return at !== null && at.port === e.port && at.hostname === e.hostname;
+    });
+  }
+
   /** Port 445 on this node: answers and notices from its rendezvous, nothing from anyone else. */
   portService(): PortService {
     return {
