@@ -163,6 +163,22 @@ export async function netlabUnavailable(): Promise<string | null> {
   }
 }
 
+const unavailable = await netlabUnavailable();
+
+/**
+ * Registers a lab test. Where the lab cannot run (see
+ * {@linkcode netlabUnavailable}), or where `reason` says why this test needs
+ * more than the lab, it is ignored and its name says why.
+ */
+export function labTest(name: string, fn: () => Promise<void>, reason?: string | null): void {
+  const skip = unavailable ?? reason ?? null;
+  Deno.test({
+    name: skip === null ? name : `${name} (skipped: ${skip})`,
+    ignore: skip !== null,
+    fn,
+  });
+}
+
 function masquerade(ports: { min: number; max: number }): string {
   // UDP gets a port range (so a rebinding visibly moves the port too); the
   // rest (ICMP errors) is masqueraded plainly.
@@ -245,6 +261,90 @@ export class LabNode {
   }
 }
 
+/**
+ * What a lab made and must delete again: its namespaces and its nodes'
+ * homes. {@linkcode NetLab} and `NatLab` each hold one.
+ */
+export class LabResources {
+  #namespaces: string[] = [];
+  #nodes: LabNode[] = [];
+
+  /** Creates namespace `ns` with its loopback up; {@linkcode LabResources.release} deletes it. */
+  async namespace(ns: string): Promise<void> {
+    await ip(["netns", "add", ns]);
+    this.#namespaces.push(ns);
+    await ip(["-n", ns, "link", "set", "lo", "up"]);
+  }
+
+  /** Makes a home (fixture identity, files as given) for a node that runs in namespace `ns`. */
+  async node(ns: string, options: LabNodeOptions = {}): Promise<LabNode> {
+    const home = await makeHome(options);
+    const node = new LabNode(ns, home, options.name ?? ns);
+    this.#nodes.push(node);
+    return node;
+  }
+
+  /**
+   * Deletes everything, even after failures: `stop(node)` for every node,
+   * SIGKILL for any process still in a lab namespace (all of them are ours:
+   * the namespaces are), then the namespaces (with their veths and nftables
+   * tables) and the homes.
+   */
+  async release(stop: (node: LabNode) => Promise<unknown>): Promise<void> {
+    await Promise.allSettled(this.#nodes.map(stop));
+    for (const ns of this.#namespaces) await killAllIn(ns);
+    for (const ns of this.#namespaces) await ip(["netns", "del", ns]).catch(() => {});
+    await Promise.allSettled(this.#nodes.map((n) => Deno.remove(n.home, { recursive: true })));
+    this.#namespaces = [];
+    this.#nodes = [];
+  }
+}
+
+/** A new lab's namespace prefix, `pilot-<random>`: labs of tests running in parallel never clash. */
+export function labPrefix(): string {
+  return `pilot-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** Runs `build` on a new `lab`; if it fails, whatever was made is deleted again before the error is thrown. */
+export async function buildLab<L extends { destroy(): Promise<void> }>(
+  lab: L,
+  build: (lab: L) => Promise<void>,
+): Promise<L> {
+  try {
+    await build(lab);
+  } catch (e) {
+    await lab.destroy();
+    throw e;
+  }
+  return lab;
+}
+
+/**
+ * Makes the masquerading `router` map new flows to external address `to`
+ * (on its device `dev`, in place of `from`) under the nftables `rules`, as a
+ * home router does when its WAN address changes.
+ *
+ * Why this way: the mapping of a live UDP flow is its conntrack entry, and
+ * a new nft rule only applies to new entries; the keepalives keep the old
+ * one alive, and without the `conntrack` tool there is no way to delete it
+ * by hand. Masquerade, however, ties its entries to the address it mapped
+ * to: when that address is removed, the kernel deletes every entry NATed to
+ * it (`masq_inet_event` in nf_nat_masquerade.c). So: add the new address,
+ * swap the rules (one nft transaction, which `rules` is), then delete the
+ * old address. The host's next packet makes a fresh mapping. Both addresses
+ * are /24s; the router needs `promote_secondaries` on `dev`, so that deleting
+ * the old one leaves the new one.
+ */
+export async function rebindRouter(
+  router: string,
+  wan: { dev: string; from: string; to: string },
+  rules: string,
+): Promise<void> {
+  await ip(["-n", router, "address", "add", `${wan.to}/24`, "dev", wan.dev]);
+  await nft(router, rules);
+  await ip(["-n", router, "address", "del", `${wan.from}/24`, "dev", wan.dev]);
+}
+
 /** What a raw UDP probe got back. */
 export interface ProbeResult {
   /** Datagrams received from the target before the wait ran out. */
@@ -287,8 +387,7 @@ export class NetLab {
   readonly router: string;
   /** Namespace of the public node B. */
   readonly b: string;
-  #nodes: LabNode[] = [];
-  #created: string[] = [];
+  #made = new LabResources();
 
   private constructor(prefix: string) {
     this.a = `${prefix}-a`;
@@ -302,23 +401,12 @@ export class NetLab {
   }
 
   /** Builds the lab; on failure, whatever was made is deleted again before the error is thrown. */
-  static async create(): Promise<NetLab> {
-    const lab = new NetLab(`pilot-${crypto.randomUUID().slice(0, 8)}`);
-    try {
-      await lab.#build();
-    } catch (e) {
-      await lab.destroy();
-      throw e;
-    }
-    return lab;
+  static create(): Promise<NetLab> {
+    return buildLab(new NetLab(labPrefix()), (lab) => lab.#build());
   }
 
   async #build(): Promise<void> {
-    for (const ns of this.namespaces) {
-      await ip(["netns", "add", ns]);
-      this.#created.push(ns);
-      await ip(["-n", ns, "link", "set", "lo", "up"]);
-    }
+    for (const ns of this.namespaces) await this.#made.namespace(ns);
     // Each pair is made inside a lab namespace, never in the host's: no name
     // clashes with the host or with labs of tests running in parallel.
     await ip(["-n", this.a, "link", "add", "a-r", "type", "veth", "peer", "name", ROUTER_TO_A])
@@ -351,34 +439,22 @@ export class NetLab {
   }
 
   /** Makes a home (fixture identity, files as given) for a node that runs in namespace `ns`. */
-  async node(ns: string, options: LabNodeOptions = {}): Promise<LabNode> {
-    const home = await makeHome(options);
-    const node = new LabNode(ns, home, options.name ?? ns);
-    this.#nodes.push(node);
-    return node;
+  node(ns: string, options: LabNodeOptions = {}): Promise<LabNode> {
+    return this.#made.node(ns, options);
   }
 
   /**
    * Makes the NAT map A's flow to a new external address and port, as a
-   * home router does when its WAN address changes.
-   *
-   * Why this way: the mapping of a live UDP flow is its conntrack entry, and
-   * a new nft rule only applies to new entries; the keepalives keep the old
-   * one alive, and without the `conntrack` tool there is no way to delete it
-   * by hand. Masquerade, however, ties its entries to the address it mapped
-   * to: when that address is removed, the kernel deletes every entry NATed to
-   * it (`masq_inet_event` in nf_nat_masquerade.c). So: add the new address,
-   * swap the rule to a new port range (one nft transaction), then delete the
-   * old address. A's next packet makes a fresh entry, mapped to
+   * home router does when its WAN address changes ({@linkcode rebindRouter}):
+   * A's next packet makes a fresh entry, mapped to
    * {@linkcode ROUTER_REBOUND_IP} and a port in {@linkcode REBOUND_NAT_PORTS}.
    */
   async rebindNat(): Promise<void> {
-    await ip(["-n", this.router, "address", "add", `${ROUTER_REBOUND_IP}/24`, "dev", ROUTER_TO_B]);
-    await nft(
+    await rebindRouter(
       this.router,
+      { dev: ROUTER_TO_B, from: ROUTER_PUBLIC_IP, to: ROUTER_REBOUND_IP },
       `flush chain ip ${NAT_TABLE} postrouting\n${masquerade(REBOUND_NAT_PORTS)}`,
     );
-    await ip(["-n", this.router, "address", "del", `${ROUTER_PUBLIC_IP}/24`, "dev", ROUTER_TO_B]);
   }
 
   /**
@@ -405,20 +481,10 @@ export class NetLab {
 
   /**
    * Tears everything down, even after failures: `daemon stop` for every node,
-   * SIGKILL for any process still in a lab namespace (all of them are ours:
-   * the namespaces are), then the namespaces and the homes.
+   * then what {@linkcode LabResources.release} deletes.
    */
-  async destroy(): Promise<void> {
-    await Promise.allSettled(
-      this.#nodes.map((n) => n.pilot("daemon", "stop", "--timeout", "5s")),
-    );
-    for (const ns of this.#created) await killAllIn(ns);
-    for (const ns of this.#created) {
-      await ip(["netns", "del", ns]).catch(() => {});
-    }
-    await Promise.allSettled(this.#nodes.map((n) => Deno.remove(n.home, { recursive: true })));
-    this.#created = [];
-    this.#nodes = [];
+  destroy(): Promise<void> {
+    return this.#made.release((n) => n.pilot("daemon", "stop", "--timeout", "5s"));
   }
 }
 

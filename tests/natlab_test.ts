@@ -15,18 +15,7 @@ import {
   type UdpAgent,
   wanIp,
 } from "./_natlab.ts";
-import { listNamespaces, netlabUnavailable, pidsIn, runOk } from "./_netlab.ts";
-
-const unavailable = await netlabUnavailable();
-
-/** Registers a lab test; where the lab cannot run it is ignored, and its name says why. */
-function labTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({
-    name: unavailable === null ? name : `${name} (skipped: ${unavailable})`,
-    ignore: unavailable !== null,
-    fn,
-  });
-}
+import { labTest, listNamespaces, pidsIn, runOk } from "./_netlab.ts";
 
 const REFLECTOR_PORT = 3478;
 const RENDEZVOUS = { host: RENDEZVOUS_IP, port: REFLECTOR_PORT };

@@ -9,27 +9,16 @@ import { join } from "node:path";
 import { fixture, waitFor } from "./_daemon_harness.ts";
 import {
   type LabNode,
+  labTest,
   listNamespaces,
   NAT_PORTS,
   NetLab,
-  netlabUnavailable,
   pidsIn,
   PUBLIC_IP,
   REBOUND_NAT_PORTS,
   ROUTER_PUBLIC_IP,
   ROUTER_REBOUND_IP,
 } from "./_netlab.ts";
-
-const unavailable = await netlabUnavailable();
-
-/** Registers a lab test; where the lab cannot run it is ignored, and its name says why. */
-function labTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({
-    name: unavailable === null ? name : `${name} (skipped: ${unavailable})`,
-    ignore: unavailable !== null,
-    fn,
-  });
-}
 
 const A_NAME = "secure-orchestrator";
 const B_NAME = "data-processor-node";
