@@ -29,6 +29,7 @@ interface Sent {
 function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
   let now = 1_000;
   const sent: Sent[] = [];
+  const punchRequests: string[] = [];
   const status = (): PeerStatus => ({
     identity: PEER,
     endpoint: options.endpoint ?? RELAY,
@@ -50,6 +51,7 @@ function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
       },
     },
     candidates: () => [{ kind: "observed" as const, ...OURS }],
+    requestPunch: (p) => punchRequests.push(p.identity.address),
     now: () => now,
   });
   const receive = (m: PathMessage) =>
@@ -67,7 +69,7 @@ function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
         reply: () => Promise.resolve(),
       },
     );
-  return { puncher, sent, receive, advance: (ms: number) => now += ms };
+  return { puncher, sent, punchRequests, receive, advance: (ms: number) => now += ms };
 }
 
 Deno.test("puncher: a trusted peer on a relay gets our candidates at once, then with doubling backoff", () => {
@@ -149,4 +151,24 @@ Deno.test("puncher: a probe is acknowledged along the session's path with its no
     { peer: PEER, endpoint: RELAY, binding: new Uint8Array(32), reply: () => Promise.resolve() },
   );
   assert.equal(puncher.stats.malformed, 1);
+});
+
+Deno.test("puncher: each round of candidates also asks the rendezvous to tell the peer where it sees us", () => {
+  const { puncher, punchRequests, advance } = setup();
+  puncher.tick();
+  assert.deepEqual(punchRequests, [PEER.address]);
+  advance(PUNCH_RETRY_MS);
+  puncher.tick();
+  assert.deepEqual(punchRequests, [PEER.address, PEER.address]);
+});
+
+Deno.test("puncher: a rendezvous's punch notice gets the endpoint it saw probed on the schedule", () => {
+  const { puncher, sent, advance } = setup();
+  puncher.punchFrom(PEER.keyHex, THEIRS);
+  const probes = () => sent.filter((s) => s.message.type === "probe");
+  assert.equal(probes().length, 1);
+  assert.deepEqual(probes()[0]!.to, THEIRS);
+  advance(PROBE_SCHEDULE_MS.at(-1)!);
+  puncher.sendDueProbes();
+  assert.equal(probes().length, PROBE_SCHEDULE_MS.length);
 });

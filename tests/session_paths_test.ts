@@ -111,3 +111,20 @@ Deno.test("a path that holds a NAT mapping gets a keepalive every 25 s; others n
     assert.equal(keepalives > 0, holds, `holdsMapping ${holds}: ${keepalives} keepalives`);
   }
 });
+
+Deno.test("a new session over another kind of path (a handshake through the relay) is announced as a change of path", async () => {
+  const { net, a, b, relay, changes, pathAtB } = await setup();
+  // a reaches b again through a relay path: a sends to b's relay path, b sees a's.
+  const toB = relayEndpoint({ via: a.identity.address, peer: b.identity.address });
+  net.route(toB, b);
+  net.filter = (d) => d.by === a ? { from: relay } : "deliver";
+  net.route(relay, a);
+  const connected = a.manager.connect(toB, { publicKey: b.identity.publicKey }, 5_000, {
+    fresh: true,
+  });
+  await net.pump();
+  await connected;
+  await net.pump();
+  assert.equal(pathAtB(), formatEndpoint(relay));
+  assert.deepEqual(changes, [formatEndpoint(relay)]);
+});

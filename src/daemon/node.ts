@@ -238,12 +238,22 @@ export class Node {
       datagrams.serve(this.#link.portService());
       const link = this.#link;
       if (config.punch) {
-        this.#puncher = new Puncher({
+        const puncher = new Puncher({
           sessions,
           candidates: () => link.candidates(),
+          requestPunch: (p) => {
+            const relay = p.endpoint === null ? null : relayPathOf(p.endpoint);
+            if (relay !== null) link.requestPunch(relay.via, p.identity.address);
+          },
           now: () => performance.now(),
         });
-        datagrams.serve(this.#puncher.portService());
+        // A punch notice counts only for a trusted peer with a session here.
+        link.onPunchFrom((from, endpoint) => {
+          const peer = sessions.peers().find((p) => p.identity.address === from);
+          if (peer !== undefined && peer.trusted) puncher.punchFrom(peer.identity.keyHex, endpoint);
+        });
+        this.#puncher = puncher;
+        datagrams.serve(puncher.portService());
       }
     }
     if (enabled("echo")) {

@@ -20,7 +20,7 @@ import { PORT_PATH } from "../constants.ts";
 import { DecodeError } from "../bytes.ts";
 import { type Endpoint, RELAY_PORT } from "../discovery/endpoint.ts";
 import type { PortService } from "../services/port_service.ts";
-import type { SessionManager } from "../session/manager.ts";
+import type { PeerStatus, SessionManager } from "../session/manager.ts";
 import { randomBytes } from "../session/crypto.ts";
 import type { IpEndpoint } from "../wire/ip_endpoint.ts";
 import {
@@ -47,6 +47,11 @@ export interface PunchOptions {
   sessions: Pick<SessionManager, "peers" | "send">;
   /** This node's candidate endpoints (observed by its rendezvous, and local). */
   candidates(): IpEndpoint[];
+  /**
+   * Asks the rendezvous relaying to a peer to tell it where it sees us now
+   * (sent with each round of candidates).
+   */
+  requestPunch?(peer: PeerStatus): void;
   /** Monotonic clock (ms). */
   now(): number;
 }
@@ -132,10 +137,25 @@ export class Puncher {
         state.nextAt = now + state.backoffMs;
         state.backoffMs = Math.min(state.backoffMs * 2, PUNCH_RETRY_MAX_MS);
         this.#sendCandidates(key, state, now);
+        this.#o.requestPunch?.(p);
       }
       this.#sendDueProbes(key, state, now);
     }
     for (const key of this.#peers.keys()) if (!relayed.has(key)) this.#peers.delete(key);
+  }
+
+  /**
+   * A rendezvous says trusted peer `key` wants a direct path and is seen at
+   * `endpoint`: that endpoint gets probes too (the freshest there is, after
+   * a NAT moved the peer).
+   */
+  punchFrom(key: string, endpoint: IpEndpoint): void {
+    const now = this.#o.now();
+    const state = this.#state(key, now);
+    if (state === undefined) return;
+    const to = { hostname: endpoint.hostname, port: endpoint.port };
+    state.probes.push(...PROBE_SCHEDULE_MS.map((d) => ({ to, at: now + d })));
+    this.#sendDueProbes(key, state, now);
   }
 
   /** Sends the probes that are due (cheap: only peers being punched are looked at). */

@@ -209,6 +209,23 @@ export class RendezvousClient {
     );
   }
 
+  /**
+   * Asks rendezvous `index` to tell the node at `to` where it sees us now
+   * (`punch`; the target punches back only if it trusts us); its answer
+   * updates that rendezvous's `observed`, and nothing about the target
+   * comes back.
+   */
+  punch(index: number, to: Address, timeoutMs: number): void {
+    this.#request(
+      index,
+      this.#o.now() + timeoutMs,
+      (id) => ({ type: "punch", id, to }),
+      (m) => {
+        if (m?.type === "observed") this.#states[index]!.observed = m.endpoint;
+      },
+    );
+  }
+
   /** Handles a port-445 datagram from rendezvous `index`. */
   receive(index: number, bytes: Uint8Array): void {
     let m;

@@ -718,6 +718,14 @@ export class SessionManager {
     peer.previous = spare;
     peer.previousUntil = now + this.#timers.previousGraceMs;
     if (keep.endpoint.port === RELAY_PORT) peer.relayPath = keep.endpoint;
+    // A new session over another kind of path (a rekey through the relay
+    // after the direct path died, or the other way) is a change of path too.
+    if (old !== undefined && keep !== old) {
+      const relayed = keep.endpoint.port === RELAY_PORT;
+      if (relayed !== (old.endpoint.port === RELAY_PORT)) {
+        this.#o.onPathChanged?.(session.peer, keep.endpoint);
+      }
+    }
     this.#noteKnown(session.peer, keep.endpoint);
     if (old === undefined) this.#o.onPeerUp?.(session.peer);
     return true;

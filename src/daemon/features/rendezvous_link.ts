@@ -44,8 +44,9 @@ import type { Discovered } from "../reach.ts";
 export const RENDEZVOUS_KEEPALIVE_MS = 25_000;
 /** How long a session with a rendezvous may take to come up (ms). */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Relayed frames are the path layer's, not the client's. */
+/** Relayed frames and punch notices are the path layer's, not the client's. */
 const RELAYED_TYPE = RENDEZVOUS_MESSAGE_TYPES.relayed;
+const PUNCH_FROM_TYPE = RENDEZVOUS_MESSAGE_TYPES.punch_from;
 
 /** How this node is mapped on its way out, as its rendezvous see it. */
 export type NatType = "none" | "endpoint-independent" | "endpoint-dependent" | "unknown";
@@ -79,6 +80,7 @@ export class RendezvousLink {
   /** The endpoints the last published record carries, as text: a change republishes. */
   #published = "";
   #onRelayed: (frame: Uint8Array, from: Endpoint) => void;
+  #onPunchFrom: (from: Address, endpoint: IpEndpoint) => void = () => {};
   #listen: () => Endpoint;
   /** Relayed frames not sent or not taken, by reason. */
   readonly relayDropped = { no_rendezvous: 0, too_large: 0, malformed: 0 };
@@ -149,7 +151,8 @@ export class RendezvousLink {
       onDatagram: (packet, dctx) => {
         const index = this.#keys.indexOf(dctx.peer.keyHex);
         if (index < 0) return Promise.resolve();
-        if (packet.payload[0] !== RELAYED_TYPE) {
+        const type = packet.payload[0];
+        if (type !== RELAYED_TYPE && type !== PUNCH_FROM_TYPE) {
           this.#client.receive(index, packet.payload);
           return Promise.resolve();
         }
@@ -163,10 +166,29 @@ export class RendezvousLink {
         }
         if (m.type === "relayed") {
           this.#onRelayed(m.frame, relayEndpoint({ via: dctx.peer.address, peer: m.from }));
-        }
+        } else if (m.type === "punch_from") this.#onPunchFrom(m.from, m.endpoint);
         return Promise.resolve();
       },
     };
+  }
+
+  /**
+   * Where punch notices go: a rendezvous says the node at `from` wants a
+   * direct path and is seen at `endpoint` (the path layer probes it only for
+   * a trusted peer).
+   */
+  onPunchFrom(handler: (from: Address, endpoint: IpEndpoint) => void): void {
+    this.#onPunchFrom = handler;
+  }
+
+  /**
+   * Asks the rendezvous of the relay path `via` to tell `to` where it sees
+   * us now, so that it probes our freshest endpoint (ignored for a
+   * rendezvous we have no session with).
+   */
+  requestPunch(via: Address, to: Address): void {
+    const index = this.#vias.indexOf(via);
+    if (index >= 0) this.#client.punch(index, to, 5_000);
   }
 
   /**
