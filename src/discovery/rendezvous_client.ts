@@ -237,7 +237,8 @@ export class RendezvousClient {
       return;
     }
     if (!("id" in m) || m.type === "punch_from") {
-      // Relayed frames and punch requests are the path layer's, not ours.
+      // Relayed frames and punch notices are the path layer's (the link
+      // takes them before us): here they are counted and dropped.
       this.dropped.unsolicited++;
       return;
     }
