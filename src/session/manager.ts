@@ -601,7 +601,7 @@ export class SessionManager {
       const frames = this.#o.relaysFor?.(s.peer) ? this.#relayFrames : this.#untrustedFrames;
       if (!frames.allow(s.peer.keyHex)) return this.#drop("untrusted_rate");
     }
-    const opened = await s.open(frame, now);
+    const opened = await s.openInOrder(frame, now);
     if (!opened.ok) return this.#drop(opened.reason);
     const peer = this.#peers.get(s.peer.keyHex);
     if (peer !== undefined) {
@@ -930,7 +930,7 @@ export class SessionManager {
 
   async #sendOn(s: Session, plaintext: Uint8Array, to?: Endpoint): Promise<boolean> {
     const awaiting = s.awaitingReplySince;
-    const frame = await s.seal(plaintext, this.#now());
+    const frame = await s.sealInOrder(plaintext, this.#now());
     if (frame === null) return false;
     // A probe to another endpoint (hole punching) may well be lost: it never
     // makes the session look silent.

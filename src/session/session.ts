@@ -75,6 +75,8 @@ export class Session {
   awaitingReplySince: number | null = null;
   /** Monotonic time of the first data frame received since the last frame sent (ms), or null. */
   owedAnswerSince: number | null = null;
+  #sealTail: Promise<unknown> = Promise.resolve();
+  #openTail: Promise<unknown> = Promise.resolve();
 
   #send: AeadKey;
   #receive: AeadKey;
@@ -109,6 +111,27 @@ export class Session {
   /** Frames sent so far (the next send counter). */
   get sent(): number {
     return this.#sendCounter;
+  }
+
+  /**
+   * {@linkcode seal}, resolving in the order of the calls: WebCrypto runs
+   * encryptions in parallel and completes them out of order, and frames
+   * sent as they complete would reach the peer reordered (which its stream
+   * layer takes for loss). The encryptions still run in parallel.
+   */
+  sealInOrder(plaintext: Uint8Array, now: number): Promise<Uint8Array | null> {
+    const sealing = this.seal(plaintext, now);
+    const ordered = this.#sealTail.then(() => sealing);
+    this.#sealTail = ordered.catch(() => {});
+    return ordered;
+  }
+
+  /** {@linkcode open}, resolving in the order frames arrived (see {@linkcode sealInOrder}). */
+  openInOrder(frame: DataFrame, now: number): Promise<OpenResult> {
+    const opening = this.open(frame, now);
+    const ordered = this.#openTail.then(() => opening);
+    this.#openTail = ordered.catch(() => {});
+    return ordered;
   }
 
   /** Encrypts `plaintext` into a data frame, or null once the counter is exhausted. */
