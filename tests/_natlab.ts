@@ -41,8 +41,19 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fixture, makeHome } from "./_daemon_harness.ts";
-import { ip, killAllIn, LabNode, type LabNodeOptions, nft, runOk } from "./_netlab.ts";
+import { fixture } from "./_daemon_harness.ts";
+import {
+  buildLab,
+  ip,
+  type LabNode,
+  type LabNodeOptions,
+  labPrefix,
+  LabResources,
+  nft,
+  rebindRouter,
+  run,
+  runOk,
+} from "./_netlab.ts";
 
 const PROBE = join(dirname(fileURLToPath(import.meta.url)), "_udp_probe.ts");
 
@@ -128,6 +139,43 @@ export interface LabRendezvous {
   /** What `pilot rendezvous start` answered (pid, listen, address, ...). */
   // deno-lint-ignore no-explicit-any
   started: any;
+}
+
+/** One entry of a node's `GET /v1/events`. */
+export interface LabEvent {
+  /** Monotonic number, from 1. */
+  seq: number;
+  /** What happened, e.g. `peer.path_changed`. */
+  type: string;
+  /** ISO time. */
+  time: string;
+  /** Details. */
+  // deno-lint-ignore no-explicit-any
+  data: any;
+}
+
+/**
+ * The events of `node`'s daemon after seq `after` (`GET /v1/events`, which
+ * no CLI command prints). The control API listens on 127.0.0.1 of the
+ * node's namespace, so the request is made from a Deno child inside it.
+ */
+export async function labEvents(node: LabNode, after = 0): Promise<LabEvent[]> {
+  const control = join(node.home, "control.json");
+  const code = `
+    const c = JSON.parse(await Deno.readTextFile(${JSON.stringify(control)}));
+    const url = new URL("/v1/events?limit=10000&after=${after}", c.url);
+    // Straight to the daemon, whatever proxy the environment names.
+    const client = Deno.createHttpClient({
+      proxy: { transport: "tcp", hostname: url.hostname, port: Number(url.port) },
+    });
+    const res = await fetch(url, { headers: { authorization: "Bearer " + c.token }, client });
+    console.log(await res.text());`;
+  const r = await run(node.ns, [Deno.execPath(), "eval", "--no-config", code]);
+  const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+  if (body?.status !== "ok") {
+    throw new Error(`${node.name}: GET /v1/events failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  }
+  return body.data.events;
 }
 
 /** A datagram a {@linkcode UdpAgent} received. */
@@ -305,10 +353,9 @@ export class NatLab implements AsyncDisposable {
   /** The public node's namespace ({@linkcode PUBLIC_NODE_IP}), when the lab has one. */
   readonly public: string | undefined;
   #sites: SiteState[];
-  #nodes: LabNode[] = [];
+  #made = new LabResources();
   #rendezvousNodes: LabNode[] = [];
   #agents: UdpAgent[] = [];
-  #created: string[] = [];
 
   private constructor(prefix: string, sites: NatKind[], publicNode: boolean) {
     this.prefix = prefix;
@@ -330,18 +377,8 @@ export class NatLab implements AsyncDisposable {
     if (sites.length < 1 || sites.length > MAX_SITES) {
       throw new RangeError(`Cannot build a NAT lab with ${sites.length} sites: expected 1 to 9`);
     }
-    const lab = new NatLab(
-      `pilot-${crypto.randomUUID().slice(0, 8)}`,
-      sites,
-      options.publicNode ?? true,
-    );
-    try {
-      await lab.#build();
-    } catch (e) {
-      await lab.destroy();
-      throw e;
-    }
-    return lab;
+    const lab = new NatLab(labPrefix(), sites, options.publicNode ?? true);
+    return await buildLab(lab, (lab) => lab.#build());
   }
 
   /** Every namespace of the lab. */
@@ -383,11 +420,7 @@ export class NatLab implements AsyncDisposable {
   }
 
   async #build(): Promise<void> {
-    for (const ns of this.namespaces) {
-      await ip(["netns", "add", ns]);
-      this.#created.push(ns);
-      await ip(["-n", ns, "link", "set", "lo", "up"]);
-    }
+    for (const ns of this.namespaces) await this.#made.namespace(ns);
     await ip(["-n", this.core, "link", "add", "br0", "type", "bridge"]);
     await ip(["-n", this.core, "link", "set", "br0", "up"]);
     // Every veth is made inside a lab namespace, never in the host's: no name
@@ -431,11 +464,8 @@ export class NatLab implements AsyncDisposable {
   }
 
   /** Makes a home (fixture identity, files as given) for a node that runs in namespace `ns`. */
-  async node(ns: string, options: LabNodeOptions = {}): Promise<LabNode> {
-    const home = await makeHome(options);
-    const node = new LabNode(ns, home, options.name ?? ns);
-    this.#nodes.push(node);
-    return node;
+  node(ns: string, options: LabNodeOptions = {}): Promise<LabNode> {
+    return this.#made.node(ns, options);
   }
 
   /**
@@ -463,57 +493,36 @@ export class NatLab implements AsyncDisposable {
   /**
    * Makes site `index`'s router map its host's flows to its next WAN address
    * and port range ({@linkcode wanIp}, {@linkcode natPorts} of the next
-   * generation), as a home router does when its address changes.
-   *
-   * Why this way: a live flow's mapping is its conntrack entry, a new rule
-   * only applies to new entries, and there may be no `conntrack` tool to
-   * flush them. Masquerade ties its entries to the address it mapped to:
-   * when that address is removed, the kernel deletes every entry NATed to it
-   * (`masq_inet_event` in nf_nat_masquerade.c). So: add the new address,
-   * swap the rules to the new port range (one nft transaction), then delete
-   * the old address. The host's next packet makes a fresh mapping.
+   * generation), as a home router does when its address changes
+   * ({@linkcode rebindRouter}).
    */
   async rebindNat(index: number): Promise<NatSite> {
     const s = this.#state(index);
     if (s.generation >= MAX_REBINDS) {
       throw new RangeError(`Cannot rebind site ${index} again: at most ${MAX_REBINDS} rebindings`);
     }
-    const old = wanIp(s.index, s.generation);
     const next = { ...s, generation: s.generation + 1 };
-    await ip([
-      "-n",
+    await rebindRouter(
       s.router,
-      "address",
-      "add",
-      `${wanIp(s.index, next.generation)}/24`,
-      "dev",
-      "wan",
-    ]);
-    await nft(s.router, `flush chain ip ${NAT_TABLE} postrouting\n${masquerade(next)}`);
-    await ip(["-n", s.router, "address", "del", `${old}/24`, "dev", "wan"]);
+      { dev: "wan", from: wanIp(s.index, s.generation), to: wanIp(s.index, next.generation) },
+      `flush chain ip ${NAT_TABLE} postrouting\n${masquerade(next)}`,
+    );
     s.generation = next.generation;
     return this.site(index);
   }
 
   /**
    * Tears everything down, even after failures: the UDP agents, `daemon stop`
-   * / `rendezvous stop` for every node, SIGKILL for any process still in a
-   * lab namespace (all of them are ours), then the namespaces (with their
-   * veths, bridge and nftables tables) and the homes.
+   * / `rendezvous stop` for every node, then what
+   * {@linkcode LabResources.release} deletes (the bridge goes with its
+   * namespace).
    */
   async destroy(): Promise<void> {
     await Promise.allSettled(this.#agents.map((a) => a.close()));
-    await Promise.allSettled([
-      ...this.#nodes.filter((n) => !this.#rendezvousNodes.includes(n)).map((n) =>
-        n.pilot("daemon", "stop", "--timeout", "5s")
-      ),
-      ...this.#rendezvousNodes.map((n) => n.pilot("rendezvous", "stop", "--timeout", "5s")),
-    ]);
-    for (const ns of this.#created) await killAllIn(ns);
-    for (const ns of this.#created) await ip(["netns", "del", ns]).catch(() => {});
-    await Promise.allSettled(this.#nodes.map((n) => Deno.remove(n.home, { recursive: true })));
-    this.#created = [];
-    this.#nodes = [];
+    const rendezvous = this.#rendezvousNodes;
+    await this.#made.release((n) =>
+      n.pilot(rendezvous.includes(n) ? "rendezvous" : "daemon", "stop", "--timeout", "5s")
+    );
     this.#rendezvousNodes = [];
     this.#agents = [];
   }

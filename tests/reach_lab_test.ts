@@ -21,29 +21,21 @@ import {
 } from "./_capture.ts";
 import { fixture, waitFor } from "./_daemon_harness.ts";
 import {
+  type LabRendezvous,
   NatLab,
   type NatLabOptions,
   PUBLIC_NODE_IP,
   RENDEZVOUS_IP,
   RENDEZVOUS_PORT,
 } from "./_natlab.ts";
-import { type LabNode, listNamespaces, netlabUnavailable, pidsIn } from "./_netlab.ts";
-
-const unavailable = await netlabUnavailable();
-
-/** Registers a lab test; where `reason` is not null it is ignored, and its name says why. */
-function labTest(name: string, fn: () => Promise<void>, reason = unavailable): void {
-  Deno.test({
-    name: reason === null ? name : `${name} (skipped: ${reason})`,
-    ignore: reason !== null,
-    fn,
-  });
-}
+import { type LabNode, labTest, listNamespaces, pidsIn } from "./_netlab.ts";
 
 const NODE_PORT = "0.0.0.0:7440";
 const WORKER = "data-processor-node";
 const ORCHESTRATOR = "secure-orchestrator";
 const MESSAGE = '{"command":"run"}';
+/** Fixture identity of the second rendezvous (the first is 7, the nodes 1 and 2). */
+const SECOND_RENDEZVOUS = 6;
 
 /**
  * Runs `scenario` in a fresh lab, then checks that destroying it left no
@@ -84,7 +76,13 @@ async function alive(pid: number): Promise<boolean> {
 async function startNode(
   lab: NatLab,
   homes: string[],
-  options: { ns: string; identity: number; hostname: string; at: string; public?: boolean },
+  options: {
+    ns: string;
+    identity: number;
+    hostname: string;
+    at: string | string[];
+    public?: boolean;
+  },
 ): Promise<LabNode> {
   const node = await lab.node(options.ns, { name: options.hostname, identity: options.identity });
   homes.push(node.home);
@@ -93,8 +91,7 @@ async function startNode(
     NODE_PORT,
     "--hostname",
     options.hostname,
-    "--rendezvous",
-    options.at,
+    ...[options.at].flat().flatMap((at) => ["--rendezvous", at]),
     ...(options.public ? ["--public"] : []),
   );
   return node;
@@ -106,6 +103,53 @@ async function records(rendezvous: LabNode, count: number, timeoutMs: number): P
     const s = await rendezvous.ok("rendezvous", "status");
     return s.records === count;
   }, timeoutMs);
+}
+
+/**
+ * A rendezvous, the worker (fixture 1) behind site 1 and the orchestrator
+ * (fixture 2) behind site 2, each started with that rendezvous only (or,
+ * with `second`, also with {@linkcode startSecondRendezvous}'s); returns
+ * once every rendezvous holds both records.
+ */
+async function sitePair(lab: NatLab, homes: string[], options: { second?: boolean } = {}) {
+  const rendezvous = await lab.startRendezvous();
+  const second = options.second ? await startSecondRendezvous(lab) : undefined;
+  const at = [rendezvous, ...second ? [second] : []];
+  const [s1, s2] = lab.sites;
+  const start = (ns: string, identity: number, hostname: string) =>
+    startNode(lab, homes, { ns, identity, hostname, at: at.map((r) => r.at) });
+  const worker = await start(s1!.host, 1, WORKER);
+  const orchestrator = await start(s2!.host, 2, ORCHESTRATOR);
+  for (const r of at) await records(r.node, 2, 20_000);
+  return { rendezvous, second, worker, orchestrator };
+}
+
+/**
+ * A second rendezvous on the rendezvous host (fixture identity 6, the next
+ * port): a node configured with both compares where each sees it (NAT type).
+ */
+function startSecondRendezvous(lab: NatLab): Promise<LabRendezvous> {
+  return lab.startRendezvous({ identity: SECOND_RENDEZVOUS, port: RENDEZVOUS_PORT + 1 });
+}
+
+/**
+ * Waits until `node`'s `pilot info` reports NAT type `nat` and every
+ * rendezvous's observation of it, and returns its `reachability`; fails
+ * with the last one seen.
+ */
+// deno-lint-ignore no-explicit-any
+async function natSeen(node: LabNode, nat: string, timeoutMs: number): Promise<any> {
+  // deno-lint-ignore no-explicit-any
+  let seen: any;
+  try {
+    await waitFor(`${node.name} sees NAT type ${nat}`, async () => {
+      seen = (await node.info()).reachability;
+      return seen.nat === nat && seen.rendezvous.every((r: { observed: unknown }) => r.observed);
+    }, timeoutMs);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; last seen: ${JSON.stringify(seen)}`);
+  }
+  return seen;
 }
 
 /** `peer`'s entry in `self`'s `pilot peers --json`. */
@@ -130,25 +174,22 @@ async function sendAndReceive(from: LabNode, hostname: string, to: LabNode, tag:
 }
 
 labTest(
-  "two nodes behind symmetric NATs handshake, approve and send by hostname through the rendezvous's relay",
+  "two nodes behind symmetric NATs see an endpoint-dependent NAT, and handshake, approve and send by hostname through a rendezvous's relay",
   () =>
     inLab({ sites: ["symmetric", "symmetric"], publicNode: false }, async (lab, homes) => {
-      const rendezvous = await lab.startRendezvous();
-      const rvAddress = (await rendezvous.node.info()).address;
-      const [s1, s2] = lab.sites;
-      const worker = await startNode(lab, homes, {
-        ns: s1!.host,
-        identity: 1,
-        hostname: WORKER,
-        at: rendezvous.at,
+      const { rendezvous, second, worker, orchestrator } = await sitePair(lab, homes, {
+        second: true,
       });
-      const orchestrator = await startNode(lab, homes, {
-        ns: s2!.host,
-        identity: 2,
-        hostname: ORCHESTRATOR,
-        at: rendezvous.at,
-      });
-      await records(rendezvous.node, 2, 20_000);
+      for (const [node, site] of [[worker, lab.site(1)], [orchestrator, lab.site(2)]] as const) {
+        const seen = await natSeen(node, "endpoint-dependent", 10_000);
+        const text = `${node.name}: ${JSON.stringify(seen)}`;
+        assert.equal(seen.observed.split(":")[0], site.wanIp, text);
+        const [a, b] = seen.rendezvous;
+        assert.ok(a.published && b.published, text);
+        assert.equal(a.observed.split(":")[0], site.wanIp, text);
+        assert.equal(b.observed.split(":")[0], site.wanIp, text);
+        assert.notEqual(a.observed, b.observed, `a mapping per destination: ${text}`);
+      }
 
       const asked = await orchestrator.ok("handshake", WORKER, "--reason", "run jobs");
       assert.equal(asked.peer.address, fixture(1).address, "the worker was asked");
@@ -157,18 +198,19 @@ labTest(
       await worker.ok("approve", fixture(2).address);
       await sendAndReceive(orchestrator, WORKER, worker, "symmetric");
 
+      // Relayed by either rendezvous: the one that relays says so.
+      const relays = new Map<string, LabRendezvous>();
+      for (const r of [rendezvous, second!]) relays.set((await r.node.info()).address, r);
       for (const [self, other] of [[orchestrator, 1], [worker, 2]] as const) {
         const p = await peerEntry(self, fixture(other).address);
         assert.equal(p.path, "relay", `${self.name}: ${JSON.stringify(p)}`);
-        assert.equal(p.via, rvAddress, `${self.name}: via the rendezvous ${JSON.stringify(p)}`);
+        assert.ok(relays.has(p.via), `${self.name}: via a rendezvous ${JSON.stringify(p)}`);
         assert.equal(p.endpoint, null, `${self.name}: no endpoint on a relay path`);
+        const status = await relays.get(p.via)!.node.ok("rendezvous", "status");
+        assert.ok(status.relayed_bytes > 0, `${p.via}: ${JSON.stringify(status)}`);
       }
-      const status = await rendezvous.node.ok("rendezvous", "status");
-      assert.ok(status.relayed_bytes > 0, JSON.stringify(status));
     }),
 );
-
-const captureUnavailable = unavailable ?? await tcpdumpUnavailable();
 
 labTest(
   "a stranger's handshake by hostname shows it neither the private node's address nor its router's, on the wire or in its CLI, until approval",
@@ -177,6 +219,7 @@ labTest(
       const site = lab.site(1);
       const secret = [site.hostIp, site.wanIp];
       const rendezvous = await lab.startRendezvous();
+      const second = await startSecondRendezvous(lab);
       // Every packet in the stranger's namespace, from before its daemon starts.
       await using capture = await Capture.start(lab.public!);
       const worker = await startNode(lab, homes, {
@@ -191,7 +234,7 @@ labTest(
         ns: lab.public!,
         identity: 2,
         hostname: ORCHESTRATOR,
-        at: rendezvous.at,
+        at: [rendezvous.at, second.at],
         public: true,
       });
       await records(rendezvous.node, 2, 20_000);
@@ -259,8 +302,18 @@ labTest(
         assert.equal(path.path, "relay", JSON.stringify(path));
         assert.equal(path.endpoint, null, JSON.stringify(path));
       }
+
+      // On the public segment both rendezvous see the stranger where it listens.
+      const seen = await natSeen(stranger, "none", 10_000);
+      const text = JSON.stringify(seen);
+      assert.equal(seen.observed, `${PUBLIC_NODE_IP}:7440`, text);
+      assert.deepEqual(
+        seen.rendezvous.map((r: { observed: string }) => r.observed),
+        [seen.observed, seen.observed],
+        text,
+      );
     }),
-  captureUnavailable,
+  await tcpdumpUnavailable(),
 );
 
 /**
@@ -283,21 +336,7 @@ labTest(
   () =>
     // Symmetric on both sides: no hole to punch, so the relay is the only path.
     inLab({ sites: ["symmetric", "symmetric"], publicNode: false }, async (lab, homes) => {
-      const rendezvous = await lab.startRendezvous();
-      const [s1, s2] = lab.sites;
-      const worker = await startNode(lab, homes, {
-        ns: s1!.host,
-        identity: 1,
-        hostname: WORKER,
-        at: rendezvous.at,
-      });
-      const orchestrator = await startNode(lab, homes, {
-        ns: s2!.host,
-        identity: 2,
-        hostname: ORCHESTRATOR,
-        at: rendezvous.at,
-      });
-      await records(rendezvous.node, 2, 20_000);
+      const { rendezvous, worker, orchestrator } = await sitePair(lab, homes);
       await orchestrator.ok("handshake", WORKER, "--reason", "run jobs");
       await worker.ok("approve", fixture(2).address);
       await sendAndReceive(orchestrator, WORKER, worker, "before");
