@@ -1238,7 +1238,7 @@ async function measureRelay(ctx: Context): Promise<Figures> {
     return n;
   };
   const x = await node(RELAY_FIXTURES.x, RELAY_FIXTURES.y);
-  const y = await node(RELAY_FIXTURES.y, RELAY_FIXTURES.x);
+  await node(RELAY_FIXTURES.y, RELAY_FIXTURES.x);
   await waitFor("both records at the rendezvous", async () => {
     const r = await rendezvous.node.pilot("rendezvous", "status", "--json");
     return r.json?.data?.records === 2;

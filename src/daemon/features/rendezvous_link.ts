@@ -42,6 +42,8 @@ import type { Discovered } from "../reach.ts";
 
 /** How often a rendezvous hears from this node at least, holding the session and NAT mapping (ms). */
 export const RENDEZVOUS_KEEPALIVE_MS = 25_000;
+/** How long the list of local endpoints is reused (ms). */
+const LOCALS_TTL_MS = 5_000;
 /** How long a session with a rendezvous may take to come up (ms). */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Relayed frames and punch notices are the path layer's, not the client's. */
@@ -82,6 +84,7 @@ export class RendezvousLink {
   #onRelayed: (frame: Uint8Array, from: Endpoint) => void;
   #onPunchFrom: (from: Address, endpoint: IpEndpoint) => void = () => {};
   #listen: () => Endpoint;
+  #localsCache: { at: number; value: RecordEndpoint[] } | null = null;
   /** Relayed frames not sent or not taken, by reason. */
   readonly relayDropped = { no_rendezvous: 0, too_large: 0, malformed: 0 };
 
@@ -356,7 +359,6 @@ export class RendezvousLink {
    * for a wildcard listen each interface's address with the listen port).
    */
   candidates(): RecordEndpoint[] {
-    const listen = this.#listen();
     const out: RecordEndpoint[] = [];
     const add = (e: RecordEndpoint) => {
       if (!out.some((o) => o.hostname === e.hostname && o.port === e.port)) out.push(e);
@@ -364,16 +366,27 @@ export class RendezvousLink {
     for (const s of this.#client.states) {
       if (s.observed !== null) add({ kind: "observed", ...s.observed });
     }
-    const wildcard = listen.hostname === "0.0.0.0" || listen.hostname === "::";
-    if (!wildcard) add({ kind: "local", ...listen });
-    else {
-      for (const i of localInterfaces()) {
-        if (i.family === "IPv4" || listen.hostname === "::") {
-          add({ kind: "local", hostname: i.address, port: listen.port });
-        }
-      }
-    }
+    for (const e of this.#locals()) add(e);
     return out.slice(0, 8);
+  }
+
+  /**
+   * The endpoints this node listens on: the listen address, or for a
+   * wildcard each interface's (read at most every few seconds: the session
+   * table asks on every tick whether a path needs keepalives).
+   */
+  #locals(): RecordEndpoint[] {
+    const now = performance.now();
+    if (this.#localsCache !== null && now - this.#localsCache.at < LOCALS_TTL_MS) {
+      return this.#localsCache.value;
+    }
+    const listen = this.#listen();
+    const wildcard = listen.hostname === "0.0.0.0" || listen.hostname === "::";
+    const value: RecordEndpoint[] = !wildcard ? [{ kind: "local", ...listen }] : localInterfaces()
+      .filter((i) => i.family === "IPv4" || listen.hostname === "::")
+      .map((i) => ({ kind: "local" as const, hostname: i.address, port: listen.port }));
+    this.#localsCache = { at: now, value };
+    return value;
   }
 
   /**
@@ -384,7 +397,7 @@ export class RendezvousLink {
    * `endpoint-dependent`; `unknown` until then (one rendezvous cannot tell).
    */
   reachability(): Reachability {
-    const local = this.candidates().filter((e) => e.kind === "local");
+    const local = this.#locals();
     const observed = this.#client.states.flatMap((s) => s.observed === null ? [] : [s.observed]);
     const text = (e: { hostname: string; port: number }) => `${e.hostname}|${e.port}`;
     const mapped = new Set(observed.map(text));
@@ -412,7 +425,7 @@ export class RendezvousLink {
    * on (behind a NAT): its direct paths then need keepalives.
    */
   natted(): boolean {
-    const local = this.candidates().filter((e) => e.kind === "local");
+    const local = this.#locals();
     return this.#client.states.some((s) =>
       s.observed !== null &&
       !local.some((l) => l.hostname === s.observed!.hostname && l.port === s.observed!.port)
