@@ -35,8 +35,9 @@ export async function runDaemon(
   if (lock === null) {
     throw new PilotError(
       "already_running",
-      `A daemon is already running for home "${home}"`,
-      "stop it with `pilot daemon stop`, or use another --home",
+      // The home's lock does not say which role holds it.
+      `A daemon or rendezvous is already running for home "${home}"`,
+      "stop it with `pilot daemon stop` or `pilot rendezvous stop`, or use another --home",
     );
   }
   const controlPath = join(home, HOME_FILES.control);
