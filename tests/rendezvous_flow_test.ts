@@ -20,6 +20,15 @@ import {
 
 const RENDEZVOUS_FIXTURE = 5;
 
+/** The seed's `send data-processor-node --data '{"command":"run"}' --type json`, and `to`'s inbox has it. */
+async function sendRun(from: TestNode, to: TestNode): Promise<void> {
+  const data = '{"command":"run"}';
+  const sent = await from.pilot("send", PAIR_B_NAME, "--data", data, "--type", "json", "--json");
+  assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+  const inbox = await to.pilot("inbox", "--json");
+  assert.equal(inbox.json.data.messages[0]?.data, data);
+}
+
 Deno.test("handshake, approve and send by hostname between two nodes that know only a rendezvous", async () => {
   await using rendezvous = await startRendezvous(RENDEZVOUS_FIXTURE);
   const rv = rendezvous.node;
@@ -73,18 +82,7 @@ Deno.test("handshake, approve and send by hostname between two nodes that know o
     assert.equal(approved.code, 0, approved.stdout + approved.stderr);
     const again = await orchestrator.pilot("handshake", PAIR_B_NAME, "--json");
     assert.equal(again.json?.data?.first_contact, false, "a trusted key is no first contact");
-    const sent = await orchestrator.pilot(
-      "send",
-      PAIR_B_NAME,
-      "--data",
-      '{"command":"run"}',
-      "--type",
-      "json",
-      "--json",
-    );
-    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
-    const inbox = await w.pilot("inbox", "--json");
-    assert.equal(inbox.json.data.messages[0]?.data, '{"command":"run"}');
+    await sendRun(orchestrator, w);
   } finally {
     await Promise.allSettled([worker?.stop(), orchestrator?.stop()]);
   }
@@ -140,18 +138,7 @@ Deno.test("a private node is reached through the rendezvous's relay (its IP neve
     }
     const approved = await w.pilot("approve", o.identity!.address, "--json");
     assert.equal(approved.code, 0, approved.stdout + approved.stderr);
-    const sent = await o.pilot(
-      "send",
-      PAIR_B_NAME,
-      "--data",
-      '{"command":"run"}',
-      "--type",
-      "json",
-      "--json",
-    );
-    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
-    const inbox = await w.pilot("inbox", "--json");
-    assert.equal(inbox.json.data.messages[0]?.data, '{"command":"run"}');
+    await sendRun(o, w);
 
     // Trusted now, they punch: on loopback the probes arrive, and both
     // paths move to direct, each announced by peer.path_changed.
