@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { PORT_PATH } from "../src/constants.ts";
 import { type Endpoint, relayEndpoint } from "../src/discovery/endpoint.ts";
-import { PROBE_SCHEDULE_MS, PUNCH_RETRY_MS, Puncher } from "../src/daemon/punch.ts";
+import {
+  PROBE_SCHEDULE_MS,
+  PUNCH_NOTICE_MS,
+  PUNCH_RETRY_MS,
+  Puncher,
+} from "../src/daemon/punch.ts";
 import type { PeerStatus } from "../src/session/manager.ts";
 import type { PortPacket } from "../src/wire/inner.ts";
 import {
@@ -171,4 +176,13 @@ Deno.test("puncher: a rendezvous's punch notice gets the endpoint it saw probed 
   advance(PROBE_SCHEDULE_MS.at(-1)!);
   puncher.sendDueProbes();
   assert.equal(probes().length, PROBE_SCHEDULE_MS.length);
+  // A flood of notices gets one schedule a second, no more (its first probe at once).
+  for (let i = 0; i < 100; i++) puncher.punchFrom(PEER.keyHex, THEIRS);
+  puncher.sendDueProbes();
+  assert.equal(probes().length, PROBE_SCHEDULE_MS.length + 1);
+  advance(PUNCH_NOTICE_MS);
+  for (let i = 0; i < 100; i++) puncher.punchFrom(PEER.keyHex, THEIRS);
+  advance(PROBE_SCHEDULE_MS.at(-1)!);
+  puncher.sendDueProbes();
+  assert.equal(probes().length, 3 * PROBE_SCHEDULE_MS.length, "three schedules, all sent");
 });

@@ -36,6 +36,8 @@ export const PUNCH_RETRY_MS = 2_000;
 export const PUNCH_RETRY_MAX_MS = 5 * 60_000;
 /** When, after candidates arrived, each candidate gets a probe (ms). */
 export const PROBE_SCHEDULE_MS = [0, 200, 500, 1_000, 2_000, 4_000] as const;
+/** Punch notices from a rendezvous are taken at most this often per peer (ms). */
+export const PUNCH_NOTICE_MS = 1_000;
 /** Candidates are sent back at most this often to one peer (ms). */
 const ANSWER_CANDIDATES_MS = 1_000;
 /** Peers with punching state, at most (trusted peers with a session are far fewer). */
@@ -65,6 +67,8 @@ interface PeerPunch {
   sentAt: number;
   /** Probes still to send: where, and when. */
   probes: { to: Endpoint; at: number }[];
+  /** When the last punch notice from a rendezvous for it was taken. */
+  noticeAt: number;
 }
 
 /** Counters of the puncher. */
@@ -152,7 +156,10 @@ export class Puncher {
   punchFrom(key: string, endpoint: IpEndpoint): void {
     const now = this.#o.now();
     const state = this.#state(key, now);
-    if (state === undefined) return;
+    // At most one notice a second per peer: a rendezvous that sends more
+    // cannot make this node probe an endpoint of its choosing any faster.
+    if (state === undefined || now - state.noticeAt < PUNCH_NOTICE_MS) return;
+    state.noticeAt = now;
     const to = { hostname: endpoint.hostname, port: endpoint.port };
     state.probes.push(...PROBE_SCHEDULE_MS.map((d) => ({ to, at: now + d })));
     this.#sendDueProbes(key, state, now);
@@ -167,7 +174,13 @@ export class Puncher {
   #state(key: string, now: number): PeerPunch | undefined {
     let state = this.#peers.get(key);
     if (state === undefined && this.#peers.size < MAX_PEERS) {
-      state = { nextAt: now, backoffMs: PUNCH_RETRY_MS, sentAt: -Infinity, probes: [] };
+      state = {
+        nextAt: now,
+        backoffMs: PUNCH_RETRY_MS,
+        sentAt: -Infinity,
+        probes: [],
+        noticeAt: -Infinity,
+      };
       this.#peers.set(key, state);
     }
     return state;
