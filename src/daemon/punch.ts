@@ -36,7 +36,7 @@ export const PUNCH_RETRY_MS = 2_000;
 export const PUNCH_RETRY_MAX_MS = 5 * 60_000;
 /** When, after candidates arrived, each candidate gets a probe (ms). */
 export const PROBE_SCHEDULE_MS = [0, 200, 500, 1_000, 2_000, 4_000] as const;
-/** Punch notices from a rendezvous are taken at most this often per peer (ms). */
+/** Candidates from a peer, and punch notices about it, are taken at most this often (ms). */
 export const PUNCH_NOTICE_MS = 1_000;
 /** Candidates are sent back at most this often to one peer (ms). */
 const ANSWER_CANDIDATES_MS = 1_000;
@@ -69,6 +69,8 @@ interface PeerPunch {
   probes: { to: Endpoint; at: number }[];
   /** When the last punch notice from a rendezvous for it was taken. */
   noticeAt: number;
+  /** When its last candidates were taken. */
+  candidatesAt: number;
 }
 
 /** Counters of the puncher. */
@@ -180,6 +182,7 @@ export class Puncher {
         sentAt: -Infinity,
         probes: [],
         noticeAt: -Infinity,
+        candidatesAt: -Infinity,
       };
       this.#peers.set(key, state);
     }
@@ -198,7 +201,10 @@ export class Puncher {
       return;
     }
     const state = this.#state(key, now);
-    if (state === undefined) return;
+    // One set of candidates a second per peer: even a trusted peer cannot
+    // make this node probe endpoints of its choosing any faster.
+    if (state === undefined || now - state.candidatesAt < PUNCH_NOTICE_MS) return;
+    state.candidatesAt = now;
     state.probes = m.endpoints.flatMap((to) => PROBE_SCHEDULE_MS.map((d) => ({ to, at: now + d })));
     if (now - state.sentAt >= ANSWER_CANDIDATES_MS) this.#sendCandidates(key, state, now);
     this.#sendDueProbes(key, state, now);
