@@ -18,6 +18,8 @@ export const HOME_FILES = {
   log: "daemon.log",
   inbox: "inbox.log",
   dedup: "dedup.log",
+  outbox: "outbox.log",
+  outboxDir: "outbox",
 } as const;
 
 /** Resolves the home: `--home` flag, else `PILOT_HOME`, else `~/.pilot`. */
