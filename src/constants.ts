@@ -273,6 +273,10 @@ export const LISTEN_BACKLOG = 16;
 export const LISTEN_LINGER_MS = 5_000;
 /** Largest message data (bytes) on a port-1001 stream. */
 export const MAX_STREAM_MESSAGE = 16 * 1024 * 1024;
+/** How long `send --queue` retries a message by default: 24 h. */
+export const DEFAULT_QUEUE_TTL_MS = 24 * 60 * 60 * 1000;
+/** The longest TTL a queued message may have: 30 days. */
+export const MAX_QUEUE_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 /** Largest raw file bytes in one FILE_DATA frame on a port-1001 stream. */
 export const MAX_FILE_CHUNK = 64 * 1024;
 /** Longest file name a sender may offer (bytes of UTF-8). */

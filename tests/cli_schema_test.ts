@@ -375,6 +375,8 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     const inbox = await okSchema(seen, "inbox", await b.pilot("inbox", "--json"));
     assert.ok(inbox.messages.some((m: { id: string }) => m.id === sentMessage.id));
     await okSchema(seen, "inbox ack", await b.pilot("inbox", "ack", sentMessage.id, "--json"));
+    await okSchema(seen, "outbox", await a.pilot("outbox", "--json"));
+    await okSchema(seen, "outbox cancel", await a.pilot("outbox", "cancel", "none", "--json"));
     await okSchema(seen, "inbox", await b.pilot("inbox", "--clear", "--json"));
     await okSchema(
       seen,

@@ -16,6 +16,7 @@ function message(id: string, to = TO) {
   return {
     id,
     to,
+    name: "data-processor-node",
     address: "3fa2.09c1.77e4",
     hostname: "data-processor-node",
     fingerprint: "fp",

@@ -230,15 +230,25 @@ export function nodeRoutes(
         throw invalid('Field "meta" must be an object of strings');
       }
       return V.sendView(
-        await messages.send(b.peer, {
-          type: b.type,
-          data: messageData(b.type, b.data),
-          id: headerId || bodyId,
-          correlationId: b.correlation_id,
-          inReplyTo: b.in_reply_to,
-          meta: meta as Record<string, string>,
-        }, b.timeout_ms),
+        await messages.send(
+          b.peer,
+          {
+            type: b.type,
+            data: messageData(b.type, b.data),
+            id: headerId || bodyId,
+            correlationId: b.correlation_id,
+            inReplyTo: b.in_reply_to,
+            meta: meta as Record<string, string>,
+          },
+          b.timeout_ms,
+          { queue: b.queue, ttlMs: b.ttl_ms },
+        ),
       );
+    },
+    "GET /v1/outbox": () => Promise.resolve(V.outboxView(messages.outbox())),
+    "POST /v1/outbox/cancel": async (req) => {
+      const b = C.parseInput(C.OUTBOX_CANCEL, req.body);
+      return { cancelled: await messages.outboxCancel(b.id, b.to) };
     },
     "GET /v1/inbox": async (req) => {
       const q = req.query;

@@ -26,6 +26,7 @@ import type {
   SessionPeer,
 } from "../daemon/features/diagnostics.ts";
 import type { SentFile } from "../daemon/features/files.ts";
+import type { QueuedMessage } from "../daemon/outbox.ts";
 import type { FindResult } from "../daemon/features/find.ts";
 import type { CallResult, SendResult } from "../daemon/features/messages.ts";
 import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/features/ports.ts";
@@ -266,7 +267,30 @@ export function sendView(r: SendResult): Infer<typeof C.SEND_RESULT> {
     id: r.id,
     type: r.type,
     bytes: r.bytes,
-    receipt: { status: r.receipt.status, seq: r.receipt.seq },
+    delivery: r.delivery,
+    receipt: r.receipt === null ? null : { status: r.receipt.status, seq: r.receipt.seq },
+    expires_at: r.expiresAt,
+  };
+}
+
+/** `GET /v1/outbox`. */
+export function outboxView(queued: readonly QueuedMessage[]): Infer<typeof C.OUTBOX.output> {
+  return {
+    messages: queued.map((m) => ({
+      to: {
+        public_key: m.to,
+        address: m.address,
+        hostname: m.hostname,
+        fingerprint: m.fingerprint,
+      },
+      id: m.id,
+      type: m.type,
+      bytes: m.bytes,
+      created_at: m.created_at,
+      expires_at: m.expires_at,
+      attempts: m.attempts,
+      last_error: m.last_error,
+    })),
   };
 }
 

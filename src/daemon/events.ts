@@ -1,6 +1,7 @@
 /**
  * The node's event stream: trust.requested, trust.approved, trust.rejected,
- * trust.revoked, message.received, peer.up, peer.down, peer.name_conflict,
+ * trust.revoked, message.received, message.delivered, message.refused,
+ * message.expired, peer.up, peer.down, peer.name_conflict,
  * peer.path_changed. Events are numbered;
  * a reader resumes with `after=SEQ`. Kept in a bounded ring in memory.
  *
@@ -14,6 +15,9 @@ export const EVENT_TYPES = [
   "trust.rejected",
   "trust.revoked",
   "message.received",
+  "message.delivered",
+  "message.refused",
+  "message.expired",
   "peer.up",
   "peer.down",
   "peer.name_conflict",

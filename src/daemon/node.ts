@@ -54,6 +54,7 @@ import { RendezvousLink } from "./features/rendezvous_link.ts";
 import { StaticPeersFeature } from "./features/static_peers.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
+import { Outbox } from "./outbox.ts";
 import { nameConflict } from "./name_claims.ts";
 import { sessionSource, trustSource } from "./peer_sources.ts";
 import { Puncher } from "./punch.ts";
@@ -90,6 +91,7 @@ interface Stores {
   inbox: Inbox;
   dedup: DedupStore;
   receivedFiles: ReceivedFiles;
+  outbox: Outbox;
 }
 
 /** The command groups of a node, one per `cli/commands/` module. */
@@ -139,6 +141,8 @@ export class Node {
   #endpoints: EndpointMemory;
   #serving: Promise<void>;
   #inflight = 0;
+  /** The message outbox's round under way, if any. */
+  #queueRound: Promise<void> | null = null;
   #inflightStrangers = 0;
   /** Datagrams dropped because too many were in flight (in all, or from strangers). */
   #overloaded = 0;
@@ -272,6 +276,7 @@ export class Node {
       inbox: stores.inbox,
       dedup: stores.dedup,
       client: messagesClient,
+      outbox: stores.outbox,
     });
     if (enabled("messages")) {
       streams.serve(PORT_MESSAGES, (conn, peer) => void messagesServer.serve(conn, peer));
@@ -317,9 +322,12 @@ export class Node {
     }, TIMER_TICK_MS);
     let flushing = false;
     this.#flushTimer = setInterval(() => {
-      if (flushing || flow.outbox.length === 0) return;
-      flushing = true;
-      trustService.retryOutbox().catch(() => {}).finally(() => flushing = false);
+      // Trust answers waiting for their peer, and messages queued by `send --queue`.
+      if (!flushing && flow.outbox.length > 0) {
+        flushing = true;
+        trustService.retryOutbox().catch(() => {}).finally(() => flushing = false);
+      }
+      this.#retryQueue();
     }, OUTBOX_RETRY_MS);
     // Roaming moves a session's endpoint without an event: sample trusted peers'.
     this.#sampleTimer = setInterval(() => {
@@ -358,6 +366,13 @@ export class Node {
       this.#inflight--;
       if (stranger) this.#inflightStrangers--;
     });
+  }
+
+  /** Runs a round of the message outbox, unless one runs or nothing is queued. */
+  #retryQueue(): void {
+    if (this.#queueRound !== null || this.#stores.outbox.size === 0) return;
+    this.#queueRound = this.features.messages.retryOutbox()
+      .finally(() => this.#queueRound = null);
   }
 
   /** Notes where a trusted peer was authenticated, to remember across restarts (UDP endpoints only). */
@@ -435,6 +450,7 @@ export class Node {
     const dedup = await DedupStore.open(home);
     await reseedDedup(inbox, dedup);
     const receivedFiles = await ReceivedFiles.open(home);
+    const outbox = await Outbox.open(home);
     let udp: UdpSocket;
     try {
       udp = UdpSocket.open(config.listen);
@@ -453,7 +469,13 @@ export class Node {
         "pass --listen IP:PORT",
       );
     }
-    return new Node(identity, config, home, { trust, flow, inbox, dedup, receivedFiles }, udp);
+    return new Node(
+      identity,
+      config,
+      home,
+      { trust, flow, inbox, dedup, receivedFiles, outbox },
+      udp,
+    );
   }
 
   /** The bound UDP endpoint. */
@@ -490,6 +512,9 @@ export class Node {
       this.#endpoints.flush().catch(() => {});
     }
     trustService.peerUp(peer.keyHex).catch(() => {});
+    // Messages queued for it go now.
+    this.features.messages.peerUp(peer.keyHex);
+    this.#retryQueue();
   }
 
   /** Stops timers, the socket and the stores. */

@@ -42,6 +42,8 @@ export interface QueuedMessage {
   id: string;
   /** The peer's full key, hex. */
   to: string;
+  /** The peer as the sender named it (hostname, address, endpoint): where retries look first. */
+  name: string;
   /** The peer's address. */
   address: string;
   /** The peer's hostname as known when queued, or null. */

@@ -15,6 +15,8 @@ import {
   INBOX_CLEAR,
   LONG_READ_TIMEOUT_MS,
   type MESSAGE,
+  OUTBOX,
+  OUTBOX_CANCEL,
   REPLY,
   SEND,
   TYPES,
@@ -25,7 +27,7 @@ import { concat } from "../../bytes.ts";
 import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
 import type { Infer } from "../../control/schema.ts";
 import { renewing } from "../renew.ts";
-import { printLine } from "../output.ts";
+import { printLine, table } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
 import { durationFlag, integerFlag, numberFlag, optionalString } from "../flags.ts";
 import { formatDuration } from "../parse.ts";
@@ -146,6 +148,15 @@ const send = command({
     },
     "in-reply-to": { type: "string", value: "ID", description: "id of the message this answers" },
     timeout: durationFlag(SEND.input.timeout_ms, "keep retrying delivery this long"),
+    queue: {
+      type: "boolean",
+      description: "keep the message in the local outbox if the peer cannot take it in time, " +
+        "and retry (a trusted peer only)",
+    },
+    // No default here: --ttl without --queue is refused (the API's default is 24 h).
+    ttl: withoutDefault(
+      durationFlag(SEND.input.ttl_ms, "how long a queued message is retried (with --queue; 24h)"),
+    ),
   },
   output: SEND.output,
   errors: [
@@ -179,6 +190,11 @@ const send = command({
       data,
       timeout_ms: timeoutMs,
     };
+    if (ctx.flags.ttl !== undefined && ctx.flags.queue !== true) {
+      throw invalid("--ttl needs --queue", "add --queue, or leave out --ttl");
+    }
+    if (ctx.flags.queue === true) body.queue = true;
+    if (ctx.flags.ttl !== undefined) body.ttl_ms = numberFlag(ctx, "ttl");
     const optional = [
       ["id", "id"],
       ["correlation-id", "correlation_id"],
@@ -193,6 +209,10 @@ const send = command({
   },
   human: (o) => {
     const host = o.to.hostname ? ` (${peerText(o.to.hostname)})` : "";
+    if (o.receipt === null) {
+      return `queued for ${o.to.address}${host}: id ${peerText(o.id)}, ${o.bytes} bytes; ` +
+        `retried until ${o.expires_at} (pilot outbox)`;
+    }
     const how = o.receipt.status === "duplicate" ? "already stored (a retry)" : "stored";
     return `${how} at ${o.to.address}${host}: id ${
       peerText(o.id)
@@ -401,8 +421,68 @@ const reply = command({
       timeoutMs: timeoutMs + 5_000,
     });
   },
-  human: (o) => `reply stored at ${o.to.address} (seq ${o.receipt.seq})`,
+  human: (o) => `reply stored at ${o.to.address} (seq ${o.receipt?.seq ?? "-"})`,
 });
 
 /** The message commands. */
-export const MESSAGE_COMMANDS: CommandSpec[] = [send, inbox, inboxAck, call, reply];
+/** A flag as given, with no default filled in (so that giving it can be told apart). */
+function withoutDefault(spec: FlagSpec): FlagSpec {
+  const { default: _, ...rest } = spec;
+  return rest;
+}
+
+const outbox = command({
+  name: "outbox",
+  routes: [OUTBOX.route],
+  summary: "list messages queued by send --queue, with attempts and expiry",
+  args: [],
+  flags: {},
+  output: OUTBOX.output,
+  errors: ["not_running"],
+  async run(ctx) {
+    return await (await ControlClient.open(ctx.home)).call("GET", "/v1/outbox");
+  },
+  human: ({ messages }) => {
+    if (messages.length === 0) return "no queued messages";
+    return table(
+      ["ID", "TO", "BYTES", "ATTEMPTS", "LAST ERROR", "EXPIRES"],
+      messages.map((m) => [
+        peerText(m.id),
+        m.to.hostname === null ? m.to.address : `${m.to.address} (${peerText(m.to.hostname)})`,
+        String(m.bytes),
+        String(m.attempts),
+        m.last_error ?? "-",
+        m.expires_at,
+      ]),
+    );
+  },
+});
+
+const outboxCancel = command({
+  name: "outbox cancel",
+  routes: [OUTBOX_CANCEL.route],
+  summary: "give up a queued message (one being delivered right now may still arrive)",
+  args: [{ name: "id", description: "the queued message's id", required: true }],
+  flags: {
+    to: { type: "string", value: "PEER", description: "only the one queued for this peer" },
+  },
+  output: OUTBOX_CANCEL.output,
+  errors: ["not_running", "not_found"],
+  async run(ctx) {
+    const to = optionalString(ctx, "to");
+    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/outbox/cancel", {
+      body: { id: ctx.args.id, ...(to === undefined ? {} : { to }) },
+    });
+  },
+  human: (o) => `cancelled ${o.cancelled} queued message(s)`,
+});
+
+export const MESSAGE_COMMANDS: CommandSpec[] = [
+  send,
+  inbox,
+  inboxAck,
+  call,
+  reply,
+  outbox,
+  outboxCancel,
+];

@@ -19,6 +19,7 @@ import {
   WAIT_FIELD,
 } from "./common.ts";
 import { type FieldSpec, route } from "./spec.ts";
+import { DEFAULT_QUEUE_TTL_MS, MAX_QUEUE_TTL_MS } from "../../constants.ts";
 
 /** Default time `call` waits for the reply (ms). */
 export const CALL_TIMEOUT_MS = 60_000;
@@ -68,7 +69,11 @@ export const SEND_RESULT = obj({
   id: str,
   type: oneOf(...TYPES),
   bytes: int,
-  receipt: obj({ status: oneOf("stored", "duplicate"), seq: int }),
+  // stored: the peer fsynced it (receipt); queued_local: kept in this node's outbox (`queue`).
+  delivery: oneOf("stored", "queued_local"),
+  receipt: nullable(obj({ status: oneOf("stored", "duplicate"), seq: int })),
+  // When a queued message is given up; null when stored.
+  expires_at: nullable(str),
 });
 
 /** `POST /v1/send`: a typed message, answered once stored durably at the peer. */
@@ -91,8 +96,50 @@ export const SEND = route({
     in_reply_to: { type: "string", description: "id of the message this answers", default: "" },
     meta: { type: "json", description: "a small map of strings (absent: none)" },
     timeout_ms: timeoutField(DELIVERY_TIMEOUT_MS, "keep retrying delivery this long (ms)"),
+    queue: {
+      type: "boolean",
+      description: "keep the message in the local outbox when the peer cannot take it in time, " +
+        "and retry until ttl_ms ends (a trusted peer only)",
+      default: false,
+    },
+    ttl_ms: {
+      type: "integer",
+      description: "how long a queued message is retried (ms)",
+      default: DEFAULT_QUEUE_TTL_MS,
+      min: 1000,
+      max: MAX_QUEUE_TTL_MS,
+    },
   },
   output: SEND_RESULT,
+});
+
+/** One message in the local outbox. */
+export const QUEUED_MESSAGE = obj({
+  to: PEER_REF,
+  id: str,
+  type: oneOf(...TYPES),
+  bytes: int,
+  created_at: str,
+  expires_at: str,
+  attempts: int,
+  last_error: nullable(str),
+});
+
+/** `GET /v1/outbox`: messages queued by `send --queue`, oldest first. */
+export const OUTBOX = route({
+  route: "GET /v1/outbox",
+  input: {},
+  output: obj({ messages: arr(QUEUED_MESSAGE) }),
+});
+
+/** `POST /v1/outbox/cancel`: give up queued messages by id. */
+export const OUTBOX_CANCEL = route({
+  route: "POST /v1/outbox/cancel",
+  input: {
+    id: { type: "string", required: true, description: "the queued message's id" },
+    to: { type: "string", description: "only the one queued for this peer" },
+  },
+  output: obj({ cancelled: int }),
 });
 
 /** `GET /v1/inbox`: a page of messages, a long poll (`wait`), or NDJSON (`follow`). */

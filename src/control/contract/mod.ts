@@ -7,7 +7,16 @@
  * @module
  */
 import { APPROVE, HANDSHAKE, PENDING, REJECT, TRUST, UNTRUST } from "./trust.ts";
-import { CALL, INBOX, INBOX_ACK, INBOX_CLEAR, REPLY, SEND } from "./messages.ts";
+import {
+  CALL,
+  INBOX,
+  INBOX_ACK,
+  INBOX_CLEAR,
+  OUTBOX,
+  OUTBOX_CANCEL,
+  REPLY,
+  SEND,
+} from "./messages.ts";
 import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "./files.ts";
 import { BENCH, CONNECT, EVENTS, HEALTH, INFO, PEERS, PING, SHUTDOWN } from "./diagnostics.ts";
 import { CONNECTIONS, DGRAM, LISTEN, RECV, STREAM } from "./ports.ts";
@@ -50,6 +59,8 @@ export const ROUTES: readonly RouteSpec[] = [
   INBOX,
   INBOX_ACK,
   INBOX_CLEAR,
+  OUTBOX,
+  OUTBOX_CANCEL,
   PING,
   DGRAM,
   RECV,

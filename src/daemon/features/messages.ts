@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { DEFAULT_QUEUE_TTL_MS } from "../../constants.ts";
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
 import { Refusal } from "../../services/refusal.ts";
@@ -20,6 +21,8 @@ import { dedupContent, type DedupStore } from "../dedup_store.ts";
 import type { Inbox, InboxMessage } from "../inbox.ts";
 import { log } from "../log.ts";
 import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
+import type { Outbox, QueuedMessage } from "../outbox.ts";
+import { compareBytes } from "../../bytes.ts";
 
 /** What the messages feature owns besides the node's context. */
 export interface MessagesParts {
@@ -29,6 +32,8 @@ export interface MessagesParts {
   dedup: DedupStore;
   /** The port-1001 client. */
   client: MessagesClient;
+  /** Messages waiting for their peer (`send --queue`). */
+  outbox: Outbox;
 }
 
 /** How the message sink took a received message. */
@@ -57,9 +62,30 @@ export interface SendResult {
   type: MessageType;
   /** Size of the data in bytes. */
   bytes: number;
-  /** The receiver's receipt. */
-  receipt: StoredReceipt;
+  /** Stored at the peer (fsynced there), or kept in the local outbox to retry. */
+  delivery: "stored" | "queued_local";
+  /** The receiver's receipt; null while queued. */
+  receipt: StoredReceipt | null;
+  /** When a queued message is given up (ISO); null when stored. */
+  expiresAt: string | null;
 }
+
+/** Options of {@linkcode MessagesFeature.send}. */
+export interface SendOptions {
+  /** Keep the message in the outbox when it cannot be delivered in time. */
+  queue?: boolean;
+  /** How long a queued message is retried (ms). */
+  ttlMs?: number;
+}
+
+/** First wait before a queued message is tried again (ms); it doubles. */
+export const QUEUE_RETRY_MS = 5_000;
+/** Longest wait between two tries of a queued message (ms). */
+export const QUEUE_RETRY_MAX_MS = 5 * 60_000;
+/** How long one try of a queued message may take (ms). */
+const QUEUE_ATTEMPT_MS = 15_000;
+/** Peers tried at once by the outbox. */
+const QUEUE_PARALLEL = 4;
 
 /** A `pilot call`: the request delivered and the reply it got (taken out of the inbox). */
 export interface CallResult {
@@ -85,6 +111,11 @@ export class MessagesFeature {
   #dedupPending = new Set<Promise<void>>();
   /** Calls waiting for a reply, by the id of their request. */
   #replyWaits = new Map<string, Set<ReplyWait>>();
+  #outbox: Outbox;
+  /** Per peer key: when its queued messages are tried next, and the wait after. */
+  #retry = new Map<string, { at: number; waitMs: number }>();
+  /** Peers whose queued messages are being tried now. */
+  #trying = new Set<string>();
 
   /** Creates the feature over `ctx` and its stores. */
   constructor(ctx: NodeContext, parts: MessagesParts) {
@@ -92,6 +123,7 @@ export class MessagesFeature {
     this.#inbox = parts.inbox;
     this.#dedup = parts.dedup;
     this.#client = parts.client;
+    this.#outbox = parts.outbox;
   }
 
   /** The message sink: stores a received message once: dedup by (sender key, id), then the durable inbox. */
@@ -155,27 +187,261 @@ export class MessagesFeature {
     return { seq: message.seq, duplicate: false };
   }
 
-  /** `pilot send`: delivers a typed message; returns once the peer stored it durably. */
+  /**
+   * `pilot send`: delivers a typed message; returns once the peer stored it
+   * durably. With `queue`, a message the peer cannot take in time (it is
+   * unreachable, or did not answer) is kept in the outbox instead, durably,
+   * and retried until `ttlMs` ends; the answer then says `queued_local`.
+   * Only a trusted peer's messages are queued: its key is known now.
+   */
   async send(
     text: string,
     m: OutgoingMessage,
     timeoutMs: number,
+    options: SendOptions = {},
   ): Promise<SendResult> {
     const envelope = buildEnvelope(m);
-    // The client keeps one stream per peer and replaces a broken one once,
-    // reaching the peer again first (its session may have gone meanwhile).
-    const { peer, receipt } = await this.#client.deliver(envelope, {
-      reach: (ms) => this.#ctx.reach.reachTrusted(text, ms),
-      timeoutMs,
-    });
-    if (receipt.status === "refused") throw messageRefusalError(peer.address, envelope, receipt);
+    const queuedFor = options.queue ? this.#queueTarget(text) : undefined;
+    if (queuedFor !== undefined) {
+      const queued = this.#outbox.get(queuedFor.public_key, envelope.id);
+      // The same message queued already (a retried send): the same answer, never a second copy.
+      if (queued !== undefined) return await this.#alreadyQueued(queued, envelope, queuedFor);
+    }
+    try {
+      // The client keeps one stream per peer and replaces a broken one once,
+      // reaching the peer again first (its session may have gone meanwhile).
+      const { peer, receipt } = await this.#client.deliver(envelope, {
+        reach: (ms) => this.#ctx.reach.reachTrusted(text, ms),
+        timeoutMs,
+      });
+      if (receipt.status === "refused") throw messageRefusalError(peer.address, envelope, receipt);
+      return {
+        to: peerRef(peer),
+        id: envelope.id,
+        type: envelope.type,
+        bytes: envelope.data.length,
+        delivery: "stored",
+        receipt: { status: receipt.status, seq: receipt.seq },
+        expiresAt: null,
+      };
+    } catch (e) {
+      const retryable = e instanceof PilotError &&
+        (e.code === "unreachable" || e.code === "timeout");
+      if (queuedFor === undefined || !retryable) throw e;
+      const ttlMs = options.ttlMs ?? DEFAULT_QUEUE_TTL_MS;
+      const now = Date.now();
+      const queued = await this.#outbox.add({
+        id: envelope.id,
+        to: queuedFor.public_key,
+        name: text,
+        address: queuedFor.address,
+        hostname: queuedFor.hostname,
+        fingerprint: queuedFor.fingerprint,
+        type: envelope.type,
+        correlation_id: envelope.correlationId,
+        in_reply_to: envelope.inReplyTo,
+        meta: envelope.meta,
+        created_at: new Date(now).toISOString(),
+        expires_at: new Date(now + ttlMs).toISOString(),
+      }, envelope.data);
+      await this.#outbox.attempt(queued.to, queued.id, (e as PilotError).code);
+      this.#scheduleRetry(queued.to, false);
+      return this.#queuedResult(queued, queuedFor);
+    }
+  }
+
+  /** The trusted peer `text` names, for queueing; none when it names no trusted key here. */
+  #queueTarget(text: string): PeerRef | undefined {
+    let key: string | undefined;
+    try {
+      key = this.#ctx.reach.resolve(text).expected.publicKey?.toHex();
+    } catch {
+      return undefined;
+    }
+    const entry = key === undefined ? undefined : this.#ctx.trust.get(key);
+    return entry === undefined ? undefined : refOf(entry);
+  }
+
+  async #alreadyQueued(queued: QueuedMessage, envelope: Envelope, to: PeerRef) {
+    const data = await this.#outbox.data(queued);
+    if (queued.type !== envelope.type || compareBytes(data, envelope.data) !== 0) {
+      throw new PilotError(
+        "conflict",
+        `Message "${envelope.id}" is queued for ${to.address} with other content`,
+        "use another --id, or cancel the queued one: pilot outbox cancel ID",
+      );
+    }
+    return this.#queuedResult(queued, to);
+  }
+
+  #queuedResult(queued: QueuedMessage, to: PeerRef): SendResult {
     return {
-      to: peerRef(peer),
-      id: envelope.id,
-      type: envelope.type,
-      bytes: envelope.data.length,
-      receipt: { status: receipt.status, seq: receipt.seq },
+      to,
+      id: queued.id,
+      type: queued.type,
+      bytes: queued.bytes,
+      delivery: "queued_local",
+      receipt: null,
+      expiresAt: queued.expires_at,
     };
+  }
+
+  /** `pilot outbox`: queued messages, oldest first. */
+  outbox(): QueuedMessage[] {
+    return this.#outbox.list();
+  }
+
+  /**
+   * `pilot outbox cancel`: gives up queued messages with `id` (to `toText`'s
+   * peer only, when given); returns how many. A message being delivered at
+   * this moment may still arrive.
+   */
+  async outboxCancel(id: string, toText?: string): Promise<number> {
+    const to = toText === undefined ? undefined : this.#queueTarget(toText)?.public_key;
+    if (toText !== undefined && to === undefined) {
+      throw new PilotError("not_found", `No trusted peer "${toText}"`, "see `pilot outbox`");
+    }
+    let n = 0;
+    for (const m of this.#outbox.list()) {
+      if (m.id !== id || (to !== undefined && m.to !== to)) continue;
+      if (await this.#outbox.finish(m.to, m.id, "cancelled")) n++;
+    }
+    return n;
+  }
+
+  /** A peer came up: its queued messages are tried now. */
+  peerUp(keyHex: string): void {
+    if (this.#outbox.list().some((m) => m.to === keyHex)) this.#scheduleRetry(keyHex, true);
+  }
+
+  #scheduleRetry(keyHex: string, now: boolean): void {
+    const r = this.#retry.get(keyHex);
+    if (now) this.#retry.set(keyHex, { at: 0, waitMs: QUEUE_RETRY_MS });
+    else if (r === undefined) {
+      this.#retry.set(keyHex, { at: Date.now() + QUEUE_RETRY_MS, waitMs: QUEUE_RETRY_MS * 2 });
+    }
+  }
+
+  /**
+   * One round of the outbox, for the node's timer: expired messages end
+   * (`message.expired`), and peers whose wait is over get their queued
+   * messages in order, oldest first, until one fails (then the peer waits
+   * twice as long, up to 5 min). Never throws.
+   */
+  async retryOutbox(): Promise<void> {
+    const now = Date.now();
+    const byPeer = new Map<string, QueuedMessage[]>();
+    for (const m of this.#outbox.list()) {
+      if (Date.parse(m.expires_at) <= now) {
+        await this.#end(m, "expired").catch(() => {});
+        continue;
+      }
+      const list = byPeer.get(m.to) ?? [];
+      list.push(m);
+      byPeer.set(m.to, list);
+    }
+    for (const key of this.#retry.keys()) if (!byPeer.has(key)) this.#retry.delete(key);
+    const due = [...byPeer.entries()].filter(([key]) => {
+      if (this.#trying.has(key)) return false;
+      const r = this.#retry.get(key);
+      return r === undefined || r.at <= now;
+    });
+    for (let i = 0; i < due.length; i += QUEUE_PARALLEL) {
+      await Promise.all(
+        due.slice(i, i + QUEUE_PARALLEL).map(([key, list]) => this.#tryPeer(key, list)),
+      );
+    }
+  }
+
+  async #tryPeer(key: string, list: QueuedMessage[]): Promise<void> {
+    this.#trying.add(key);
+    try {
+      for (const m of list) {
+        if (this.#outbox.get(m.to, m.id) === undefined) continue; // cancelled meanwhile
+        const failed = await this.#tryOne(m);
+        if (failed !== null) {
+          await this.#outbox.attempt(m.to, m.id, failed).catch(() => {});
+          const r = this.#retry.get(key) ?? { at: 0, waitMs: QUEUE_RETRY_MS };
+          this.#retry.set(key, {
+            at: Date.now() + r.waitMs,
+            waitMs: Math.min(r.waitMs * 2, QUEUE_RETRY_MAX_MS),
+          });
+          return;
+        }
+      }
+      this.#retry.delete(key);
+    } finally {
+      this.#trying.delete(key);
+    }
+  }
+
+  /** Tries one queued message; null when it ended (delivered or refused), else why it failed. */
+  async #tryOne(m: QueuedMessage): Promise<string | null> {
+    const data = await this.#outbox.data(m);
+    const envelope = buildEnvelope({
+      type: m.type,
+      data: m.type === "binary" ? data.toBase64() : new TextDecoder().decode(data),
+      id: m.id,
+      correlationId: m.correlation_id,
+      inReplyTo: m.in_reply_to,
+      meta: m.meta,
+    });
+    try {
+      const { receipt } = await this.#client.deliver(envelope, {
+        reach: (ms) => this.#reachQueued(m, ms),
+        timeoutMs: QUEUE_ATTEMPT_MS,
+      });
+      if (receipt.status === "refused") {
+        await this.#end(m, "refused", { code: receipt.detail || "refused" });
+      } else {
+        await this.#end(m, "delivered", { receipt: { status: receipt.status, seq: receipt.seq } });
+      }
+      return null;
+    } catch (e) {
+      return e instanceof PilotError ? e.code : "internal";
+    }
+  }
+
+  /**
+   * Reaches the peer a queued message is for: by the name the sender used
+   * (its `--peer` endpoint, say), which must still lead to the same key, and
+   * by the key itself when the name leads nowhere.
+   */
+  async #reachQueued(m: QueuedMessage, timeoutMs: number): Promise<PeerIdentity> {
+    let peer: PeerIdentity;
+    try {
+      peer = await this.#ctx.reach.reachTrusted(m.name, timeoutMs);
+    } catch (e) {
+      if (!(e instanceof PilotError) || e.code === "key_changed") throw e;
+      return await this.#ctx.reach.reachTrusted(m.to, timeoutMs);
+    }
+    if (peer.keyHex !== m.to) {
+      throw new PilotError(
+        "key_changed",
+        `"${m.name}" now leads to ${peer.address}, not ${m.address} the message was queued for`,
+        "cancel it (pilot outbox cancel) or let it expire",
+      );
+    }
+    return peer;
+  }
+
+  /** Ends a queued message and says so on the event stream (`message.delivered|refused|expired`). */
+  async #end(
+    m: QueuedMessage,
+    how: "delivered" | "refused" | "expired",
+    data: Record<string, unknown> = {},
+  ): Promise<void> {
+    if (await this.#outbox.finish(m.to, m.id, how) === undefined) return;
+    this.#ctx.events.publish(`message.${how}`, {
+      peer: {
+        public_key: m.to,
+        address: m.address,
+        hostname: m.hostname,
+        fingerprint: m.fingerprint,
+      },
+      id: m.id,
+      ...data,
+    });
   }
 
   /**

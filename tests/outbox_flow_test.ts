@@ -1,0 +1,219 @@
+/**
+ * `pilot send --queue` end to end (issue 10 item 1): a message for a trusted
+ * peer that is down is kept in the sender's outbox, survives a kill -9 of the
+ * sender, and is delivered exactly once when the peer is back; the result
+ * says `queued_local`, `pilot outbox` lists it, `message.delivered` ends it.
+ * A TTL that runs out ends it with `message.expired`; `outbox cancel` ends
+ * it at once; an untrusted peer's messages are never queued.
+ */
+import assert from "node:assert/strict";
+import * as C from "../src/control/contract/mod.ts";
+import { validate } from "../src/control/schema.ts";
+import {
+  callApi,
+  makeHome,
+  PAIR_B_NAME,
+  TestNode,
+  trustEntry,
+  waitFor,
+} from "./_daemon_harness.ts";
+
+/** A UDP port free right now on loopback. */
+function freePort(): number {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (s.addr as Deno.NetAddr).port;
+  s.close();
+  return port;
+}
+
+/** A (fixture 0) and B (fixture 1), trusting each other; B listens on a fixed port, down at first. */
+async function pair() {
+  const port = freePort();
+  const a = new TestNode(
+    await makeHome({
+      identity: 0,
+      trust: [trustEntry(1, { mutual: true, hostname: PAIR_B_NAME })],
+    }),
+    {
+      identity: 0,
+      hostname: "secure-orchestrator",
+      args: ["--peer", `${PAIR_B_NAME}=127.0.0.1:${port}`],
+    },
+  );
+  const b = new TestNode(
+    await makeHome({ identity: 1, trust: [trustEntry(0, { mutual: true })] }),
+    { identity: 1, hostname: PAIR_B_NAME, args: ["--listen", `127.0.0.1:${port}`] },
+  );
+  return { a, b };
+}
+
+// deno-lint-ignore no-explicit-any
+async function events(node: TestNode, type: string): Promise<any[]> {
+  const r = await callApi(node, "GET", "/v1/events", { query: { limit: "1000" } });
+  // deno-lint-ignore no-explicit-any
+  return r.json.data.events.filter((e: any) => e.type === type);
+}
+
+Deno.test("a queued message for a peer that is down survives a kill -9 of the sender and arrives exactly once when the peer is back", async () => {
+  const { a, b } = await pair();
+  try {
+    await a.start();
+    const sent = await a.pilot(
+      "send",
+      PAIR_B_NAME,
+      "--data",
+      '{"command":"run"}',
+      "--type",
+      "json",
+      "--id",
+      "job-1",
+      "--queue",
+      "--timeout",
+      "1s",
+      "--json",
+    );
+    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+    assert.equal(sent.json.data.delivery, "queued_local");
+    assert.equal(sent.json.data.receipt, null);
+    assert.equal(sent.json.data.id, "job-1");
+    assert.deepEqual(validate(C.SEND.output, sent.json.data, { closed: true }), []);
+    // The same send again: the same answer, one queued copy.
+    const again = await a.pilot(
+      "send",
+      PAIR_B_NAME,
+      "--data",
+      '{"command":"run"}',
+      "--type",
+      "json",
+      "--id",
+      "job-1",
+      "--queue",
+      "--timeout",
+      "1s",
+      "--json",
+    );
+    assert.equal(again.json?.data?.delivery, "queued_local", again.stdout);
+    const other = await a.pilot(
+      "send",
+      PAIR_B_NAME,
+      "--data",
+      '{"command":"stop"}',
+      "--type",
+      "json",
+      "--id",
+      "job-1",
+      "--queue",
+      "--timeout",
+      "1s",
+      "--json",
+    );
+    assert.equal(other.json?.code, "conflict", "another content under a queued id");
+    const outbox = (await a.pilot("outbox", "--json")).json.data;
+    assert.deepEqual(validate(C.OUTBOX.output, outbox, { closed: true }), []);
+    const listed = outbox.messages;
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0].id, "job-1");
+    assert.equal(listed[0].to.address, b.identity!.address);
+    assert.ok(listed[0].attempts >= 1, JSON.stringify(listed[0]));
+
+    // The sender dies hard; what it acknowledged as queued is still there.
+    Deno.kill(a.pid, "SIGKILL");
+    await waitFor("the sender to exit", () => {
+      try {
+        Deno.kill(a.pid, "SIGCONT");
+        return Promise.resolve(false);
+      } catch {
+        return Promise.resolve(true);
+      }
+    }, 10_000);
+    await a.start();
+    assert.equal((await a.pilot("outbox", "--json")).json.data.messages.length, 1);
+
+    await b.start();
+    await waitFor("the queued message delivered", async () => {
+      return (await a.pilot("outbox", "--json")).json.data.messages.length === 0;
+    }, 30_000);
+    const inbox = (await b.pilot("inbox", "--json")).json.data.messages;
+    assert.deepEqual(inbox.map((m: { id: string }) => m.id), ["job-1"], "exactly once");
+    const delivered = await events(a, "message.delivered");
+    assert.equal(delivered.length, 1);
+    assert.equal(delivered[0].data.id, "job-1");
+    assert.equal(delivered[0].data.receipt.seq, inbox[0].seq);
+  } finally {
+    await Promise.allSettled([a.stop(), b.stop()]);
+  }
+});
+
+Deno.test("a queued message whose TTL runs out ends with message.expired; outbox cancel ends one at once", async () => {
+  const { a, b } = await pair();
+  try {
+    await a.start();
+    const short = await a.pilot(
+      "send",
+      PAIR_B_NAME,
+      "--data",
+      "soon gone",
+      "--id",
+      "short",
+      "--queue",
+      "--ttl",
+      "2s",
+      "--timeout",
+      "1s",
+      "--json",
+    );
+    assert.equal(short.json?.data?.delivery, "queued_local", short.stdout + short.stderr);
+    const long = await a.pilot(
+      "send",
+      PAIR_B_NAME,
+      "--data",
+      "cancel me",
+      "--id",
+      "long",
+      "--queue",
+      "--timeout",
+      "1s",
+      "--json",
+    );
+    assert.equal(long.json?.data?.delivery, "queued_local");
+    const cancelled = await a.pilot("outbox", "cancel", "long", "--json");
+    assert.equal(cancelled.json.data.cancelled, 1);
+    assert.equal((await a.pilot("outbox", "cancel", "long", "--json")).json.data.cancelled, 0);
+    await waitFor(
+      "message.expired",
+      async () => (await events(a, "message.expired")).length === 1,
+      20_000,
+    );
+    assert.equal((await events(a, "message.expired"))[0].data.id, "short");
+    assert.deepEqual((await a.pilot("outbox", "--json")).json.data.messages, []);
+    // Nothing arrives later either.
+    await b.start();
+    await new Promise((r) => setTimeout(r, 6_000));
+    assert.deepEqual((await b.pilot("inbox", "--json")).json.data.messages, []);
+  } finally {
+    await Promise.allSettled([a.stop(), b.stop()]);
+  }
+});
+
+Deno.test("send --queue to a peer that is not trusted is refused as before, and nothing is queued", async () => {
+  const a = new TestNode(await makeHome({ identity: 0 }), { identity: 0 });
+  try {
+    await a.start();
+    const r = await a.pilot(
+      "send",
+      `127.0.0.1:${freePort()}`,
+      "--data",
+      "x",
+      "--queue",
+      "--timeout",
+      "1s",
+      "--json",
+    );
+    assert.notEqual(r.code, 0);
+    assert.deepEqual((await a.pilot("outbox", "--json")).json.data.messages, []);
+    const bad = await a.pilot("send", PAIR_B_NAME, "--data", "x", "--ttl", "1h", "--json");
+    assert.equal(bad.code, 2, "--ttl without --queue: " + bad.stdout + bad.stderr);
+  } finally {
+    await a.stop();
+  }
+});
