@@ -217,3 +217,68 @@ Deno.test("send --queue to a peer that is not trusted is refused as before, and 
     await a.stop();
   }
 });
+
+/** SIGKILLs a daemon and waits until it is gone. */
+async function kill9(node: TestNode): Promise<void> {
+  const pid = node.pid;
+  Deno.kill(pid, "SIGKILL");
+  await waitFor(`pid ${pid} to exit`, () => {
+    try {
+      Deno.kill(pid, "SIGCONT");
+      return Promise.resolve(false);
+    } catch {
+      return Promise.resolve(true);
+    }
+  }, 10_000);
+}
+
+Deno.test("kill -9 of the receiver and then of the sender in the middle of a queued burst: every acknowledged message arrives exactly once", async () => {
+  const { a, b } = await pair();
+  const COUNT = 60;
+  try {
+    await a.start();
+    // Queued while the receiver is down, through the API (as an agent would), all at once.
+    const answers = await Promise.all(
+      Array.from({ length: COUNT }, (_, i) =>
+        callApi(a, "POST", "/v1/send", {
+          body: {
+            peer: PAIR_B_NAME,
+            data: `job ${i}`,
+            id: `burst-${i}`,
+            queue: true,
+            timeout_ms: 1000,
+          },
+        })),
+    );
+    const acknowledged = answers.filter((r) => r.json?.data?.delivery === "queued_local")
+      .map((r) => r.json.data.id as string);
+    assert.equal(acknowledged.length, COUNT, JSON.stringify(answers.find((r) => !r.json?.data)));
+
+    const inboxIds = async () =>
+      ((await b.pilot("inbox", "--limit", "1000", "--json")).json?.data?.messages ?? [])
+        .map((m: { id: string }) => m.id) as string[];
+    await b.start();
+    await waitFor(
+      "some of the burst to arrive",
+      async () => (await inboxIds()).length >= 5,
+      30_000,
+    );
+    await kill9(b);
+    await b.start();
+    await waitFor(
+      "more of the burst to arrive",
+      async () => (await inboxIds()).length >= 20,
+      30_000,
+    );
+    await kill9(a);
+    await a.start();
+    await waitFor("the outbox to empty", async () => {
+      return (await a.pilot("outbox", "--json")).json.data.messages.length === 0;
+    }, 60_000);
+    const ids = await inboxIds();
+    assert.equal(new Set(ids).size, ids.length, "no message twice");
+    assert.deepEqual([...ids].sort(), [...acknowledged].sort(), "every acknowledged one");
+  } finally {
+    await Promise.allSettled([a.stop(), b.stop()]);
+  }
+});
