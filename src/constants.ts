@@ -333,3 +333,29 @@ export const CONTROL_MAX_LONG_POLLS = 64;
 export const CONTROL_MAX_FOLLOWS = 64;
 /** Control API: WebSocket byte streams open at once, at most; beyond, `rate_limited`. */
 export const CONTROL_MAX_SOCKETS = 64;
+
+// LAN discovery (PROTOCOL.md §14): signed announcements over link-scoped multicast.
+
+/** LAN discovery: IPv4 group, in 239.255.0.0/16 (IPv4 Local Scope, RFC 2365). */
+export const LAN_GROUP_V4 = "239.255.74.40";
+/** LAN discovery: IPv6 group, link-local scope with the transient flag (not an IANA-assigned ff02:: group). */
+export const LAN_GROUP_V6 = "ff12::7440";
+/**
+ * LAN discovery: the well-known UDP port announcements go to. Not 7441 and up: people run
+ * more daemons on one host there; below Linux's ephemeral range (32768-60999).
+ */
+export const LAN_PORT = 27440;
+/** LAN discovery: a node announces itself this often, give or take LAN_ANNOUNCE_JITTER_MS (ms). */
+export const LAN_ANNOUNCE_MS = 30_000;
+/** LAN discovery: random spread around LAN_ANNOUNCE_MS, either way (ms). */
+export const LAN_ANNOUNCE_JITTER_MS = 5_000;
+/** LAN discovery: how long an announcement's record is valid, and how long a heard one is kept (ms). */
+export const LAN_RECORD_TTL_MS = 5 * 60_000;
+/** LAN discovery: answers to soliciting announcements, at most one per this long (ms). */
+export const LAN_ANSWER_MIN_MS = 1_000;
+/** LAN discovery: nodes remembered at once; beyond, the least recently heard is forgotten. */
+export const LAN_MAX_NODES = 256;
+/** LAN discovery: announcements taken per source IP before any signature check (burst, per second). */
+export const LAN_SOURCE_RATE = { burst: 5, perSecond: 1 } as const;
+/** LAN discovery: source IPs whose rate is tracked at once. */
+export const LAN_RATE_KEYS = 1024;
