@@ -394,3 +394,16 @@ Deno.test("a node with a rendezvous requires mac1: strangers reach it by key onl
     true,
   );
 });
+
+Deno.test("LAN discovery is on by default on port 27440; lan: false or --no-lan turn it off, lan_port moves it, bad values are refused", async () => {
+  const plain = await load({});
+  assert.deepEqual([plain.lan, plain.lanPort], [true, 27440]);
+  assert.equal((await load({ file: { lan: false } })).lan, false);
+  assert.equal((await load({ flags: { noLan: true } })).lan, false);
+  assert.equal((await load({ file: { lan: true }, flags: { noLan: true } })).lan, false);
+  assert.equal((await load({ file: { lan_port: 17440 } })).lanPort, 17440);
+  await assertRefused(load({ file: { lan: "off" } }), '"lan"', '"off"');
+  for (const bad of [0, 65536, 1.5, "27440"]) {
+    await assertRefused(load({ file: { lan_port: bad } }), '"lan_port"', JSON.stringify(bad));
+  }
+});

@@ -165,6 +165,13 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
         error: "",
       }],
     },
+    lan: {
+      port: 27440,
+      known: 2,
+      heard: 9,
+      announced: 3,
+      dropped: { oversized: 0, rate_limited: 1, malformed: 0, self: 3, bad_record: 0, stale: 0 },
+    },
   };
   const info = infoView(node, {
     control: {
@@ -192,6 +199,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "trust_refused",
     "services",
     "reachability",
+    "lan",
     "control",
     "pid",
     "version",
@@ -201,7 +209,8 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
   assert.equal(info.listen, "[::1]:4000");
   assert.deepEqual(validate(C.INFO.output, info, { closed: true }), []);
   assert.equal(info.reachability?.observed, "198.18.0.10:40001");
-  const detached = infoView({ ...node, services: [], reachability: null }, {
+  assert.equal(info.lan?.dropped.self, 3);
+  const detached = infoView({ ...node, services: [], reachability: null, lan: null }, {
     control: null,
     pid: 1,
     version: "0.1.0",

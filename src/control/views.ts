@@ -187,6 +187,7 @@ export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.o
         error: r.error,
       })),
     },
+    lan: i.lan === null ? null : { ...i.lan, dropped: { ...i.lan.dropped } },
     // routes.ts hands the control server's stats over untyped; the schema names their shape.
     control: server.control as Infer<typeof C.INFO.output>["control"],
     pid: server.pid,

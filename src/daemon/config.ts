@@ -11,6 +11,7 @@ import { join } from "node:path";
 import {
   CONTROL_HEADER_TIMEOUT_MS,
   CONTROL_IDLE_TIMEOUT_MS,
+  LAN_PORT,
   PERSISTENT_KEEPALIVE_MS,
 } from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
@@ -62,6 +63,10 @@ export interface DaemonConfig {
   punch: boolean;
   /** On a rendezvous: relayed bytes per second it forwards for each sending node, and in all. */
   relayQuota: { perPeer: number; total: number };
+  /** LAN discovery (PROTOCOL.md §14): announce on the link and hear others; `--no-lan` turns it off. */
+  lan: boolean;
+  /** The UDP port of LAN announcements (LAN_PORT; another for an isolated test network). */
+  lanPort: number;
 }
 
 /** A rendezvous as configured: `KEY@HOST:PORT` (pinned) or `HOST:PORT`. */
@@ -137,6 +142,7 @@ export interface ConfigFlags {
   disable?: string[];
   rendezvous?: string[];
   public?: boolean;
+  noLan?: boolean;
 }
 
 const TIMER_KEYS: Record<string, keyof SessionTimers> = {
@@ -182,6 +188,8 @@ const FILE_KEYS = [
   "timers",
   "auto_approve",
   "disable",
+  "lan",
+  "lan_port",
 ];
 
 /** A config value as the error quotes it: JSON, shortened. */
@@ -333,6 +341,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     visibility: "private",
     punch: true,
     relayQuota: { ...DEFAULT_RELAY_QUOTA },
+    lan: true,
+    lanPort: LAN_PORT,
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {
@@ -449,6 +459,19 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     cfg.visibility = file.public ? "public" : "private";
   }
+  if (file.lan !== undefined) {
+    if (typeof file.lan !== "boolean") {
+      throw invalid(`${where}: "lan" must be true or false, not ${quote(file.lan)}`);
+    }
+    cfg.lan = file.lan;
+  }
+  if (file.lan_port !== undefined) {
+    const v = file.lan_port;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 65535) {
+      throw invalid(`${where}: "lan_port" must be a port from 1 to 65535, not ${quote(v)}`);
+    }
+    cfg.lanPort = v;
+  }
   const envListen = Deno.env.get("PILOT_LISTEN");
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
@@ -466,6 +489,7 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   for (const d of flags.disable ?? []) cfg.disable.push(checkService(d, "--disable"));
   for (const r of flags.rendezvous ?? []) cfg.rendezvous.push(parseRendezvous(r, "--rendezvous"));
   if (flags.public) cfg.visibility = "public";
+  if (flags.noLan) cfg.lan = false;
   // Strangers reach a node with a rendezvous through its relay, knowing its
   // key: message 1 without mac1 (a scan) gets no answer (docs/PROTOCOL.md §5).
   if (cfg.rendezvous.length > 0) cfg.requireMac1 = true;

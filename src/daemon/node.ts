@@ -54,6 +54,7 @@ import { RendezvousLink } from "./features/rendezvous_link.ts";
 import { StaticPeersFeature } from "./features/static_peers.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
+import { LanDiscovery, lanReachable } from "./lan.ts";
 import { Outbox } from "./outbox.ts";
 import { nameConflict } from "./name_claims.ts";
 import { sessionSource, trustSource } from "./peer_sources.ts";
@@ -130,6 +131,8 @@ export class Node {
   rendezvous: RendezvousFeature | undefined;
   /** This node's rendezvous (`--rendezvous`), when it has any. */
   #link: RendezvousLink | undefined;
+  /** LAN discovery (on unless turned off, or the node listens on loopback only). */
+  #lan: LanDiscovery | undefined;
   /** Hole punching towards trusted peers on a relayed path (with a rendezvous only). */
   #puncher: Puncher | undefined;
   #stores: Stores;
@@ -204,10 +207,11 @@ export class Node {
       sessions,
       isTrusted: (key) => trust.has(key),
       selfKeyHex: identity.publicKey.toHex(),
-      // Names no trusted binding or configured peer knows: ask the rendezvous.
-      discover: (query, timeoutMs) => {
-        if (this.#link === undefined) return Promise.resolve(null);
-        return this.#link.discover(query, timeoutMs);
+      // Names no trusted binding or configured peer knows: the LAN, then the rendezvous.
+      discover: async (query, timeoutMs) => {
+        const onLan = this.#lan?.discover(query) ?? null;
+        if (onLan !== null || this.#link === undefined) return onLan;
+        return await this.#link.discover(query, timeoutMs);
       },
     });
     this.ctx = {
@@ -224,6 +228,16 @@ export class Node {
       lookup: (query, timeoutMs) =>
         this.#link === undefined ? Promise.resolve(null) : this.#link.lookup(query, timeoutMs),
     };
+
+    if (config.lan && config.role === "node" && lanReachable(config.listen)) {
+      this.#lan = LanDiscovery.start({
+        identity,
+        hostname: config.hostname,
+        visibility: config.visibility,
+        listen: udp.local,
+        port: config.lanPort,
+      });
+    }
 
     // Services: the trust service cannot be turned off (it is how peers
     // become trusted); the others can.
@@ -296,6 +310,7 @@ export class Node {
         listen: () => this.listen,
         overloaded: () => this.#overloaded,
         reachability: () => this.#link?.reachability() ?? null,
+        lan: () => this.#lan?.stats() ?? null,
         services: [
           "trust",
           ...(config.role === "rendezvous" ? ["rendezvous"] : []),
@@ -305,7 +320,7 @@ export class Node {
       ports: new PortsFeature(this.ctx),
       pubsub: new PubSubFeature(this.ctx),
       peers: new StaticPeersFeature(this.ctx, home),
-      find: new FindFeature(this.ctx),
+      find: new FindFeature(this.ctx, this.#lan?.table),
     };
 
     let ticking = false;
@@ -524,6 +539,7 @@ export class Node {
     clearInterval(this.#timer);
     clearInterval(this.#flushTimer);
     clearInterval(this.#sampleTimer);
+    this.#lan?.close();
     this.#udp.close();
     // What the minute held back is written once, as the daemon stops.
     await this.#endpoints.flush({ force: true }).catch(() => {});

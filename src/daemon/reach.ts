@@ -33,9 +33,10 @@ export interface ReachOptions {
   /** This node's own key (hex): never a peer. */
   selfKeyHex: string;
   /**
-   * Asks the rendezvous for a name the resolver does not know, or for where
-   * a known key is (a verified record's key and public endpoint); null when
-   * the node has no rendezvous. Throws the lookup's `PilotError`.
+   * Asks the LAN, then the rendezvous, for a name the resolver does not
+   * know, or for where a known key is (a verified record's key and an
+   * endpoint: where its LAN announcement came from, or a public record's);
+   * null when neither knows it. Throws the lookup's `PilotError`.
    */
   discover?(query: PeerQuery, timeoutMs: number): Promise<Discovered | null>;
 }

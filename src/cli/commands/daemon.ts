@@ -65,6 +65,10 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "boolean",
     description: "publish this node's endpoints to anyone who looks it up (private by default)",
   },
+  "no-lan": {
+    type: "boolean",
+    description: "neither announce this node on its LAN nor hear announcements (on by default)",
+  },
 };
 
 function configFlags(ctx: CommandContext) {
@@ -78,6 +82,7 @@ function configFlags(ctx: CommandContext) {
     ...(Array.isArray(f.disable) ? { disable: f.disable } : {}),
     ...(Array.isArray(f.rendezvous) ? { rendezvous: f.rendezvous } : {}),
     ...(f.public === true ? { public: true } : {}),
+    ...(f["no-lan"] === true ? { noLan: true } : {}),
   };
 }
 
@@ -94,6 +99,7 @@ function passThrough(ctx: CommandContext): string[] {
   for (const d of Array.isArray(f.disable) ? f.disable : []) out.push("--disable", d);
   for (const r of Array.isArray(f.rendezvous) ? f.rendezvous : []) out.push("--rendezvous", r);
   if (f.public === true) out.push("--public");
+  if (f["no-lan"] === true) out.push("--no-lan");
   return out;
 }
 

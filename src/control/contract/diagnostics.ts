@@ -74,6 +74,15 @@ export const INFO = route({
         error: str,
       })),
     })),
+    // LAN discovery (null when off: --no-lan, "lan": false, a rendezvous, or a loopback
+    // listen): its port, nodes known now, announcements heard and sent, drops by reason.
+    lan: nullable(obj({
+      port: int,
+      known: int,
+      heard: int,
+      announced: int,
+      dropped: record(int),
+    })),
     // The control API's own counters (null only outside a running control server).
     control: nullable(obj({
       connections: int,

@@ -15,6 +15,7 @@ import { DROP_REASONS, type DropReason } from "../../session/drop_reason.ts";
 import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
 import type { Reachability } from "./rendezvous_link.ts";
+import type { LanStats } from "../lan.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 
 /** What only the running node knows about itself. */
@@ -29,6 +30,8 @@ export interface NodeRuntime {
   services: readonly string[];
   /** What this node's rendezvous see of it, or null without any. */
   reachability(): Reachability | null;
+  /** LAN discovery's counters, or null when it is off. */
+  lan(): LanStats | null;
 }
 
 /** This node as `pilot info` shows it. */
@@ -64,6 +67,8 @@ export interface NodeInfo {
   services: readonly string[];
   /** What this node's rendezvous see of it (observed endpoint, NAT type), or null without any. */
   reachability: Reachability | null;
+  /** LAN discovery's counters, or null when it is off. */
+  lan: LanStats | null;
 }
 
 /** A peer with a session, as `pilot peers` lists it. */
@@ -172,6 +177,7 @@ export class DiagnosticsFeature {
       trustRefused: { ...trustService.refused },
       services: this.#runtime.services,
       reachability: this.#runtime.reachability(),
+      lan: this.#runtime.lan(),
     };
   }
 

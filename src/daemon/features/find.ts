@@ -1,14 +1,16 @@
 /**
  * `pilot find <hostname|address|key>` (issue 9): what this node knows about
- * a name, and what its rendezvous nodes say, without sending anything to the
- * peer itself. Local knowledge comes first (trusted bindings, the static
- * `--peer` table, live sessions), then verified presence records. Every key
+ * a name, and what its LAN and rendezvous nodes say, without sending anything
+ * to the peer itself. Local knowledge comes first (trusted bindings, the static
+ * `--peer` table, live sessions), then verified presence records: those heard
+ * in LAN announcements (issue 10), then the rendezvous's. Every key
  * that claims the name is listed: a hostname with more than one claimant is
  * shown as a conflict, never settled here (the resolver's rules decide what
  * a handshake by that name would do: discovery/resolver.ts).
  *
  * A private node's endpoints are never shown from a record: its record
- * carries none, and one that does is not believed on that point.
+ * carries none, and one that does is not believed on that point. A node heard
+ * on the LAN is shown where its announcement came from (PROTOCOL.md §14).
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { formatEndpoint } from "../../discovery/endpoint.ts";
 import type { LookupResult } from "../../discovery/rendezvous_client.ts";
 import { answers, classifyPeer, type PeerQuery } from "../../discovery/resolver.ts";
 import type { VerifiedPresence } from "../../discovery/presence.ts";
+import type { LanTable } from "../../discovery/lan_table.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import { type Address, isAddressLike, parseAddress } from "../../identity/address.ts";
 import { fingerprint } from "../../identity/fingerprint.ts";
@@ -25,7 +28,7 @@ import type { NodeContext } from "../context.ts";
 export const MAX_FIND_CLAIMANTS = 8;
 
 /** Where a candidate is known from, strongest first. */
-export type FindSource = "trust" | "static" | "session" | "rendezvous";
+export type FindSource = "trust" | "static" | "session" | "lan" | "rendezvous";
 /** Whether strangers may learn a candidate's endpoints, as its signed record says. */
 export type FindVisibility = "public" | "private" | "unknown";
 /**
@@ -35,7 +38,7 @@ export type FindVisibility = "public" | "private" | "unknown";
  */
 export type Reachability = "session" | "direct" | "relay" | "unknown";
 
-const SOURCE_ORDER: readonly FindSource[] = ["trust", "static", "session", "rendezvous"];
+const SOURCE_ORDER: readonly FindSource[] = ["trust", "static", "session", "lan", "rendezvous"];
 
 /** One key (or, for a keyless `--peer` entry, one name) the query matched. */
 export interface FindCandidate {
@@ -81,15 +84,19 @@ interface Draft {
   record: VerifiedPresence | null;
   /** An endpoint from local knowledge: a `--peer` entry or where a trusted peer was last seen. */
   localEndpoint: string | null;
+  /** Where its LAN announcement came from, when one was heard. */
+  lanEndpoint?: string;
 }
 
 /** Looks names up locally and at the rendezvous, never at the peer. */
 export class FindFeature {
   #ctx: NodeContext;
+  #lan: LanTable | undefined;
 
-  /** Works over the node's stores, sessions and rendezvous link. */
-  constructor(ctx: NodeContext) {
+  /** Works over the node's stores, sessions, LAN table (when LAN discovery is on) and rendezvous link. */
+  constructor(ctx: NodeContext, lan?: LanTable) {
     this.#ctx = ctx;
+    this.#lan = lan;
   }
 
   /** `pilot find TEXT`: `not_found` when nobody knows the name; an endpoint is `invalid_argument`. */
@@ -104,6 +111,10 @@ export class FindFeature {
     const selfKey = this.#ctx.identity.publicKey.toHex();
     const drafts = new Map<string, Draft>();
     this.#local(query, drafts);
+    for (const n of this.#lan?.lookup(query) ?? []) {
+      const d = this.#record(n.presence, drafts, "lan");
+      d.lanEndpoint = formatEndpoint(n.endpoint);
+    }
     const deadline = Date.now() + timeoutMs;
     const result = await this.#ctx.lookup(query, timeoutMs);
     const asked = result === null ? 0 : this.#ctx.config.rendezvous.length;
@@ -149,7 +160,7 @@ export class FindFeature {
             : " (no rendezvous knows it)"
         }`,
         asked === 0
-          ? "a name is found through trust, --peer, a live session or a rendezvous: " +
+          ? "a name is found through trust, --peer, a live session, the LAN or a rendezvous: " +
             "start the daemon with --rendezvous KEY@IP:PORT, or run `pilot peer add NAME ENDPOINT`"
           : "check the name; its node may be offline or not publishing to the same rendezvous",
       );
@@ -219,11 +230,16 @@ export class FindFeature {
   }
 
   /** Adds a verified record's key (its hostname is a claim the key signed). */
-  #record(v: VerifiedPresence, drafts: Map<string, Draft>): void {
+  #record(
+    v: VerifiedPresence,
+    drafts: Map<string, Draft>,
+    source: "lan" | "rendezvous" = "rendezvous",
+  ): Draft {
     const key = v.record.publicKey.toHex();
     const d = this.#draft(drafts, key, v.address, v.record.hostname || null);
-    d.sources.add("rendezvous");
+    d.sources.add(source);
     if (d.record === null || d.record.record.serial < v.record.serial) d.record = v;
+    return d;
   }
 
   /** Claimant addresses the rendezvous listed that no record here covers yet. */
@@ -275,7 +291,7 @@ export class FindFeature {
     const published = record?.visibility === "public"
       ? record.endpoints.find((e) => e.kind === "observed") ?? record.endpoints[0]
       : undefined;
-    const endpoint = live !== null ? formatEndpoint(live) : d.localEndpoint ??
+    const endpoint = live !== null ? formatEndpoint(live) : d.localEndpoint ?? d.lanEndpoint ??
       (published === undefined ? null : formatEndpoint(published));
     const reachability: Reachability = live !== null
       ? "session"
