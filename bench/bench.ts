@@ -117,6 +117,11 @@ function progress(message: string): void {
   console.error(`[bench ${s}s] ${message}`);
 }
 
+/** A full GC when the bench runs with --expose-gc (deno task bench does), so heap figures hold no garbage. */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 function round(v: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
@@ -929,6 +934,7 @@ async function measureRendezvous(ctx: Context): Promise<Figures> {
     verify: fakeVerify,
   });
   const template = decodePresenceRecord(records[0]!).record;
+  collectGarbage();
   const heap0 = Deno.memoryUsage().heapUsed;
   for (let i = 0; i < RENDEZVOUS_RECORDS; i++) {
     const publicKey = randomBytes(32);
@@ -938,6 +944,7 @@ async function measureRendezvous(ctx: Context): Promise<Figures> {
       `198.18.${(i >> 8) & 255}.${i & 255}`,
     );
   }
+  collectGarbage();
   const heap1 = Deno.memoryUsage().heapUsed;
   const stored = big.stats().records;
   ctx.details.rendezvous = {
@@ -1289,7 +1296,6 @@ async function measureRelay(ctx: Context): Promise<Figures> {
 
 /** Heap bytes a RendezvousService holds per relayed sender -> target pair (in process). */
 function relayBytesPerPair(): number | null {
-  const gc = (globalThis as { gc?: () => void }).gc;
   // The handler keys its state by the sender's key and looks the target up
   // by address: distinct random ones stand for distinct nodes.
   const peers = Array.from({ length: 2 * RELAY_PAIRS }, () =>
@@ -1304,7 +1310,7 @@ function relayBytesPerPair(): number | null {
     { ...RENDEZVOUS_LIMITS, maxPeers: 4 * RELAY_PAIRS },
   );
   const frame = new Uint8Array(100);
-  gc?.();
+  collectGarbage();
   const heap0 = Deno.memoryUsage().heapUsed;
   for (let i = 0; i < RELAY_PAIRS; i++) {
     const to = peers[RELAY_PAIRS + i]!.address;
@@ -1318,7 +1324,7 @@ function relayBytesPerPair(): number | null {
       }),
     );
   }
-  gc?.();
+  collectGarbage();
   const grown = Deno.memoryUsage().heapUsed - heap0;
   return service.stats().relayed.frames === RELAY_PAIRS ? round(grown / RELAY_PAIRS, 0) : null;
 }
