@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { LAN_RECORD_TTL_MS, LAN_SOURCE_RATE } from "../src/constants.ts";
+import { LAN_RATE_KEYS, LAN_RECORD_TTL_MS, LAN_SOURCE_RATE } from "../src/constants.ts";
 import { LanTable } from "../src/discovery/lan_table.ts";
 import { signPresence } from "../src/discovery/presence.ts";
 import { Resolver, staticSource } from "../src/discovery/resolver.ts";
@@ -15,6 +15,7 @@ import { Reach } from "../src/daemon/reach.ts";
 import { PilotError } from "../src/errors.ts";
 import type { Identity } from "../src/identity/identity.ts";
 import type { SessionManager } from "../src/session/manager.ts";
+import { RateLimiter } from "../src/session/rate_limit.ts";
 import type { TrustEntry } from "../src/services/trust_types.ts";
 import { encodeLanAnnouncement } from "../src/wire/lan_announcement.ts";
 import type { UnsignedPresence } from "../src/wire/presence_record.ts";
@@ -59,6 +60,11 @@ function table(maxNodes?: number) {
     selfKeyHex: SELF.publicKey.toHex(),
     now: () => clock.now,
     monotonic: () => clock.mono,
+    limiter: new RateLimiter({
+      ...LAN_SOURCE_RATE,
+      maxKeys: LAN_RATE_KEYS,
+      now: () => clock.mono,
+    }),
     ...(maxNodes === undefined ? {} : { maxNodes }),
   });
   return { t, clock };

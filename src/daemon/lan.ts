@@ -24,13 +24,16 @@ import {
   LAN_ANSWER_MIN_MS,
   LAN_GROUP_V4,
   LAN_GROUP_V6,
+  LAN_RATE_KEYS,
   LAN_RECORD_TTL_MS,
+  LAN_SOURCE_RATE,
 } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
 import { LanTable } from "../discovery/lan_table.ts";
 import { signPresence } from "../discovery/presence.ts";
 import type { PeerQuery } from "../discovery/resolver.ts";
 import type { Identity } from "../identity/identity.ts";
+import { RateLimiter } from "../session/rate_limit.ts";
 import { encodeLanAnnouncement, MAX_LAN_ANNOUNCEMENT } from "../wire/lan_announcement.ts";
 import type { RecordEndpoint } from "../wire/presence_record.ts";
 import type { Discovered } from "./reach.ts";
@@ -111,7 +114,10 @@ export class LanDiscovery {
 
   private constructor(options: LanOptions) {
     this.#o = options;
-    this.table = new LanTable({ selfKeyHex: options.identity.publicKey.toHex() });
+    this.table = new LanTable({
+      selfKeyHex: options.identity.publicKey.toHex(),
+      limiter: new RateLimiter({ ...LAN_SOURCE_RATE, maxKeys: LAN_RATE_KEYS }),
+    });
   }
 
   /**

@@ -21,8 +21,7 @@
  * @module
  */
 import { DecodeError } from "../bytes.ts";
-import { LAN_MAX_NODES, LAN_RATE_KEYS, LAN_RECORD_TTL_MS, LAN_SOURCE_RATE } from "../constants.ts";
-import { RateLimiter } from "../session/rate_limit.ts";
+import { LAN_MAX_NODES, LAN_RECORD_TTL_MS } from "../constants.ts";
 import { decodeLanAnnouncement, MAX_LAN_ANNOUNCEMENT } from "../wire/lan_announcement.ts";
 import type { IpEndpoint } from "../wire/ip_endpoint.ts";
 import { PresenceError, type VerifiedPresence, verifyPresence } from "./presence.ts";
@@ -74,6 +73,12 @@ export interface LanTableOptions {
   monotonic?: () => number;
   /** Most nodes kept (default LAN_MAX_NODES). */
   maxNodes?: number;
+  /**
+   * The per-source limit, asked with the source IP before anything else is
+   * checked (the daemon gives a `RateLimiter` of LAN_SOURCE_RATE; it lives
+   * in the session layer, above this one).
+   */
+  limiter: { allow(sourceIp: string): boolean };
 }
 
 /** The nodes heard on the LAN, and why others were not taken. */
@@ -82,7 +87,7 @@ export class LanTable {
   #now: () => number;
   #monotonic: () => number;
   #maxNodes: number;
-  #limiter: RateLimiter;
+  #limiter: { allow(sourceIp: string): boolean };
   /** By key (hex), least recently heard first. */
   #nodes = new Map<string, LanNode>();
   /** Announcements taken. */
@@ -98,11 +103,7 @@ export class LanTable {
     this.#now = options.now ?? (() => Date.now());
     this.#monotonic = options.monotonic ?? (() => performance.now());
     this.#maxNodes = options.maxNodes ?? LAN_MAX_NODES;
-    this.#limiter = new RateLimiter({
-      ...LAN_SOURCE_RATE,
-      maxKeys: LAN_RATE_KEYS,
-      now: this.#monotonic,
-    });
+    this.#limiter = options.limiter;
   }
 
   /** Takes one datagram from `from` (its source IP; the source port is not used). */
