@@ -407,3 +407,23 @@ Deno.test("LAN discovery is on by default on port 27440; lan: false or --no-lan 
     await assertRefused(load({ file: { lan_port: bad } }), '"lan_port"', JSON.stringify(bad));
   }
 });
+
+Deno.test('dht is off by default; --dht or "dht": true turn it on; dht_port and dht_bootstrap are checked', async () => {
+  const plain = await load({});
+  assert.equal(plain.dht, false);
+  assert.equal(plain.dhtPort, 0);
+  assert.ok(plain.dhtBootstrap.length > 0, "public bootstrap nodes by default");
+  assert.equal((await load({ flags: { dht: true } })).dht, true);
+  const cfg = await load({
+    file: { dht: true, dht_port: 6881, dht_bootstrap: ["127.0.0.1:7000", "dht.example.com:6881"] },
+  });
+  assert.deepEqual([cfg.dht, cfg.dhtPort], [true, 6881]);
+  assert.deepEqual(cfg.dhtBootstrap, [
+    { host: "127.0.0.1", port: 7000 },
+    { host: "dht.example.com", port: 6881 },
+  ]);
+  await assertRefused(load({ file: { dht: "yes" } }), '"dht"');
+  await assertRefused(load({ file: { dht_port: 70000 } }), '"dht_port"');
+  await assertRefused(load({ file: { dht_bootstrap: "127.0.0.1:1" } }), '"dht_bootstrap"');
+  await assertRefused(load({ file: { dht_bootstrap: ["nope"] } }), "nope");
+});

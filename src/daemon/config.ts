@@ -67,7 +67,20 @@ export interface DaemonConfig {
   lan: boolean;
   /** The UDP port of LAN announcements (LAN_PORT; another for an isolated test network). */
   lanPort: number;
+  /** The Mainline DHT (issue 10): publish this node's record there and look names up. */
+  dht: boolean;
+  /** The DHT node's own UDP port (0: any free one). */
+  dhtPort: number;
+  /** DHT nodes to join through, as HOST:PORT. */
+  dhtBootstrap: EndpointSpec[];
 }
+
+/** The public DHT nodes a node joins through unless config.json names others. */
+export const DHT_BOOTSTRAP = [
+  "router.bittorrent.com:6881",
+  "router.utorrent.com:6881",
+  "dht.transmissionbt.com:6881",
+] as const;
 
 /** A rendezvous as configured: `KEY@HOST:PORT` (pinned) or `HOST:PORT`. */
 export interface RendezvousAddress {
@@ -143,6 +156,7 @@ export interface ConfigFlags {
   rendezvous?: string[];
   public?: boolean;
   noLan?: boolean;
+  dht?: boolean;
 }
 
 const TIMER_KEYS: Record<string, keyof SessionTimers> = {
@@ -189,6 +203,9 @@ const FILE_KEYS = [
   "auto_approve",
   "disable",
   "lan",
+  "dht",
+  "dht_port",
+  "dht_bootstrap",
   "lan_port",
 ];
 
@@ -343,6 +360,9 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     relayQuota: { ...DEFAULT_RELAY_QUOTA },
     lan: true,
     lanPort: LAN_PORT,
+    dht: false,
+    dhtPort: 0,
+    dhtBootstrap: DHT_BOOTSTRAP.map((e) => parseEndpoint(e)),
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {
@@ -472,6 +492,28 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     cfg.lanPort = v;
   }
+  if (file.dht !== undefined) {
+    if (typeof file.dht !== "boolean") {
+      throw invalid(`${where}: "dht" must be true or false, not ${quote(file.dht)}`);
+    }
+    cfg.dht = file.dht;
+  }
+  if (file.dht_port !== undefined) {
+    const v = file.dht_port;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 65535) {
+      throw invalid(`${where}: "dht_port" must be a port from 0 to 65535, not ${quote(v)}`);
+    }
+    cfg.dhtPort = v;
+  }
+  if (file.dht_bootstrap !== undefined) {
+    const v = file.dht_bootstrap;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string") || v.length > 64) {
+      throw invalid(
+        `${where}: "dht_bootstrap" must be a list of at most 64 HOST:PORT, not ${quote(v)}`,
+      );
+    }
+    cfg.dhtBootstrap = v.map((x) => parseEndpoint(x));
+  }
   const envListen = Deno.env.get("PILOT_LISTEN");
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
@@ -490,6 +532,7 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   for (const r of flags.rendezvous ?? []) cfg.rendezvous.push(parseRendezvous(r, "--rendezvous"));
   if (flags.public) cfg.visibility = "public";
   if (flags.noLan) cfg.lan = false;
+  if (flags.dht) cfg.dht = true;
   // Strangers reach a node with a rendezvous through its relay, knowing its
   // key: message 1 without mac1 (a scan) gets no answer (docs/PROTOCOL.md §5).
   if (cfg.rendezvous.length > 0) cfg.requireMac1 = true;

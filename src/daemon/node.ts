@@ -56,6 +56,7 @@ import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
 import { LanDiscovery, lanReachable } from "./lan.ts";
 import { Outbox } from "./outbox.ts";
+import { DhtLink } from "./dht_link.ts";
 import { nameConflict } from "./name_claims.ts";
 import { sessionSource, trustSource } from "./peer_sources.ts";
 import { Puncher } from "./punch.ts";
@@ -133,6 +134,8 @@ export class Node {
   #link: RendezvousLink | undefined;
   /** LAN discovery (on unless turned off, or the node listens on loopback only). */
   #lan: LanDiscovery | undefined;
+  /** This node's DHT node (`--dht`), when it has one. */
+  #dht: DhtLink | undefined;
   /** Hole punching towards trusted peers on a relayed path (with a rendezvous only). */
   #puncher: Puncher | undefined;
   #stores: Stores;
@@ -156,9 +159,11 @@ export class Node {
     home: string,
     stores: Stores,
     udp: UdpSocket,
+    dht: DhtLink | undefined,
   ) {
     const { trust, flow } = stores;
     this.#stores = stores;
+    this.#dht = dht;
     this.#udp = udp;
     this.inbox = stores.inbox;
     this.receivedFiles = stores.receivedFiles;
@@ -208,10 +213,25 @@ export class Node {
       isTrusted: (key) => trust.has(key),
       selfKeyHex: identity.publicKey.toHex(),
       // Names no trusted binding or configured peer knows: the LAN, then the rendezvous.
+      // Names no trusted binding or configured peer knows: the LAN, the
+      // rendezvous, then the DHT (when the rendezvous know nothing of it).
       discover: async (query, timeoutMs) => {
         const onLan = this.#lan?.discover(query) ?? null;
-        if (onLan !== null || this.#link === undefined) return onLan;
-        return await this.#link.discover(query, timeoutMs);
+        if (onLan !== null) return onLan;
+        let unknown: PilotError | undefined;
+        if (this.#link !== undefined) {
+          try {
+            return await this.#link.discover(query, timeoutMs);
+          } catch (e) {
+            if (this.#dht === undefined || !(e instanceof PilotError) || e.code !== "not_found") {
+              throw e;
+            }
+            unknown = e;
+          }
+        }
+        const inDht = (await this.#dht?.discover(query, timeoutMs)) ?? null;
+        if (inDht === null && unknown !== undefined) throw unknown;
+        return inDht;
       },
     });
     this.ctx = {
@@ -326,9 +346,10 @@ export class Node {
     let ticking = false;
     let ticks = 0;
     this.#timer = setInterval(() => {
-      // The rendezvous link's work is due once a second; punching probes, on every tick.
-      if (this.#link !== undefined && ticks++ % Math.round(1000 / TIMER_TICK_MS) === 0) {
-        this.#link.tick();
+      // The rendezvous and DHT links' work is due once a second; punching probes, on every tick.
+      if (ticks++ % Math.round(1000 / TIMER_TICK_MS) === 0) {
+        this.#link?.tick();
+        this.#dht?.tick();
         this.#puncher?.tick();
       } else this.#puncher?.sendDueProbes();
       if (ticking) return;
@@ -484,12 +505,33 @@ export class Node {
         "pass --listen IP:PORT",
       );
     }
+    let dht: DhtLink | undefined;
+    if (config.dht && config.role === "node") {
+      try {
+        dht = await DhtLink.start({
+          identity,
+          hostname: config.hostname,
+          visibility: config.visibility,
+          listen: () => udp.local,
+          port: config.dhtPort,
+          bootstrap: config.dhtBootstrap,
+        });
+      } catch (e) {
+        udp.close();
+        throw new PilotError(
+          "invalid_argument",
+          `Cannot start the DHT node on UDP port ${config.dhtPort}: ${(e as Error).message}`,
+          'set "dht_port" in config.json to a free port, or 0',
+        );
+      }
+    }
     return new Node(
       identity,
       config,
       home,
       { trust, flow, inbox, dedup, receivedFiles, outbox },
       udp,
+      dht,
     );
   }
 
@@ -540,6 +582,7 @@ export class Node {
     clearInterval(this.#flushTimer);
     clearInterval(this.#sampleTimer);
     this.#lan?.close();
+    await this.#dht?.close().catch(() => {});
     this.#udp.close();
     // What the minute held back is written once, as the daemon stops.
     await this.#endpoints.flush({ force: true }).catch(() => {});

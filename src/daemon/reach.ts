@@ -17,6 +17,7 @@ import {
   type Resolver,
 } from "../discovery/resolver.ts";
 import { invalid, PilotError } from "../errors.ts";
+import type { Address } from "../identity/address.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import type { SessionManager } from "../session/manager.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
@@ -43,8 +44,10 @@ export interface ReachOptions {
 
 /** What a rendezvous lookup found: the key that must answer, and where. */
 export interface Discovered {
-  /** The peer's key. */
-  publicKey: Uint8Array;
+  /** The peer's key, from a verified record; absent when only an address led here. */
+  publicKey?: Uint8Array;
+  /** The address asked for, when no key is known: the handshake must prove it. */
+  address?: Address;
   /** Where to send the handshake. */
   endpoint: EndpointSpec;
 }
@@ -122,13 +125,15 @@ export class Reach {
       const query = classifyPeer(text);
       const found = await this.#o.discover(query, timeoutMs);
       if (found === null) throw e;
-      if (found.publicKey.toHex() === this.#o.selfKeyHex) {
+      if (found.publicKey?.toHex() === this.#o.selfKeyHex) {
         throw invalid(`"${text}" is this node itself`, "name another peer");
       }
       return {
         query,
         endpoint: found.endpoint,
-        expected: { publicKey: found.publicKey },
+        expected: found.publicKey !== undefined
+          ? { publicKey: found.publicKey }
+          : { address: found.address! },
         trusted: false,
         pinned: false,
       };
@@ -148,7 +153,7 @@ export class Reach {
       // A key we know but not where it is: its record may say.
       const found = await this.#o.discover({ kind: "key", keyHex: key }, timeoutMs)
         .catch(() => null);
-      if (found !== null && found.publicKey.toHex() === key) spec = found.endpoint;
+      if (found !== null && found.publicKey?.toHex() === key) spec = found.endpoint;
     }
     if (spec === undefined && live === null) {
       throw new PilotError(

@@ -42,8 +42,8 @@ export interface PresenceDhtOptions {
   host?: string;
   /** UDP port (0: any free one). */
   port: number;
-  /** Nodes to join through (none: a DHT of its own until nodes are added). */
-  bootstrap: Endpoint[];
+  /** Nodes to join through, as HOST:PORT (none: a DHT of its own until nodes are added). */
+  bootstrap: string[];
   /** Wall clock (ms) for record expiry. */
   now?: () => number;
 }
@@ -76,9 +76,7 @@ export class PresenceDht {
   /** Starts a DHT node on `port` and joins through `bootstrap`. */
   static async start(options: PresenceDhtOptions): Promise<PresenceDht> {
     const dht = new DHT({
-      bootstrap: options.bootstrap.length === 0
-        ? false
-        : options.bootstrap.map((e) => `${e.hostname}:${e.port}`),
+      bootstrap: options.bootstrap.length === 0 ? false : options.bootstrap,
       // Every signature a DHT item carries is checked as strictly as ours.
       verify: (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) =>
         verify(signature, message, publicKey),

@@ -69,6 +69,10 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "boolean",
     description: "neither announce this node on its LAN nor hear announcements (on by default)",
   },
+  dht: {
+    type: "boolean",
+    description: "publish this node's signed record in the Mainline DHT and look names up there",
+  },
 };
 
 function configFlags(ctx: CommandContext) {
@@ -83,6 +87,7 @@ function configFlags(ctx: CommandContext) {
     ...(Array.isArray(f.rendezvous) ? { rendezvous: f.rendezvous } : {}),
     ...(f.public === true ? { public: true } : {}),
     ...(f["no-lan"] === true ? { noLan: true } : {}),
+    ...(f.dht === true ? { dht: true } : {}),
   };
 }
 
@@ -100,6 +105,7 @@ function passThrough(ctx: CommandContext): string[] {
   for (const r of Array.isArray(f.rendezvous) ? f.rendezvous : []) out.push("--rendezvous", r);
   if (f.public === true) out.push("--public");
   if (f["no-lan"] === true) out.push("--no-lan");
+  if (f.dht === true) out.push("--dht");
   return out;
 }
 

@@ -380,11 +380,7 @@ export class RendezvousLink {
     if (this.#localsCache !== null && now - this.#localsCache.at < LOCALS_TTL_MS) {
       return this.#localsCache.value;
     }
-    const listen = this.#listen();
-    const wildcard = listen.hostname === "0.0.0.0" || listen.hostname === "::";
-    const value: RecordEndpoint[] = !wildcard ? [{ kind: "local", ...listen }] : localInterfaces()
-      .filter((i) => i.family === "IPv4" || listen.hostname === "::")
-      .map((i) => ({ kind: "local" as const, hostname: i.address, port: listen.port }));
+    const value = localEndpoints(this.#listen());
     this.#localsCache = { at: now, value };
     return value;
   }
@@ -431,6 +427,20 @@ export class RendezvousLink {
       !local.some((l) => l.hostname === s.observed!.hostname && l.port === s.observed!.port)
     );
   }
+}
+
+/**
+ * The endpoints a node listening on `listen` can be reached at locally: the
+ * listen address itself, or for a wildcard each interface's address with
+ * the listen port.
+ */
+export function localEndpoints(listen: Endpoint): RecordEndpoint[] {
+  const wildcard = listen.hostname === "0.0.0.0" || listen.hostname === "::";
+  if (!wildcard) return [{ kind: "local", ...listen }];
+  return localInterfaces()
+    .filter((i) => i.family === "IPv4" || listen.hostname === "::")
+    .map((i) => ({ kind: "local" as const, hostname: i.address, port: listen.port }))
+    .slice(0, 8);
 }
 
 /** This machine's interface addresses, but loopback and link-local (never throws). */

@@ -1,0 +1,151 @@
+/**
+ * A node's side of the Mainline DHT (`--dht`; issue 10 item 4): its own DHT
+ * node (`discovery/dht.ts`) on its own UDP port, this node's signed
+ * presence record published there and refreshed before it expires, a public
+ * node also announced under its address, and lookups for names nothing
+ * closer knows (after trust, `--peer`, the LAN and the rendezvous).
+ *
+ * What the DHT learns: the record (key, address stamp, hostname, and for a
+ * public node its endpoints) and, from its packets, this DHT node's IP and
+ * port. A private node's record names no endpoint, so strangers find it
+ * there but cannot reach it without a rendezvous's relay.
+ *
+ * @module
+ */
+import { type Endpoint, type EndpointSpec, formatEndpoint } from "../discovery/endpoint.ts";
+import { PresenceDht } from "../discovery/dht.ts";
+import { signPresence } from "../discovery/presence.ts";
+import { RECORD_LIFETIME_MS, RECORD_REFRESH_BEFORE_MS } from "../discovery/rendezvous_client.ts";
+import type { PeerQuery } from "../discovery/resolver.ts";
+import { PilotError } from "../errors.ts";
+import type { Identity } from "../identity/identity.ts";
+import { localEndpoints } from "./features/rendezvous_link.ts";
+import type { Discovered } from "./reach.ts";
+
+/** What the DHT link needs from the node. */
+export interface DhtLinkOptions {
+  /** This node's identity (its key signs the record and the DHT item). */
+  identity: Identity;
+  /** The hostname it claims, or null. */
+  hostname: string | null;
+  /** Whether its record carries endpoints (and it announces its address). */
+  visibility: "private" | "public";
+  /** The node's session UDP endpoint. */
+  listen: () => Endpoint;
+  /** The DHT node's own port (0: any free one). */
+  port: number;
+  /** DHT nodes to join through. */
+  bootstrap: EndpointSpec[];
+}
+
+/** The node's DHT node and its published record. */
+export class DhtLink {
+  #o: DhtLinkOptions;
+  #dht: PresenceDht;
+  #serial = 0;
+  #expiresAt = 0;
+  #publishing = false;
+
+  private constructor(options: DhtLinkOptions, dht: PresenceDht) {
+    this.#o = options;
+    this.#dht = dht;
+  }
+
+  /** Starts the DHT node; the record is published on the first {@linkcode tick}. */
+  static async start(options: DhtLinkOptions): Promise<DhtLink> {
+    const dht = await PresenceDht.start({
+      port: options.port,
+      bootstrap: options.bootstrap.map((e) => `${e.host}:${e.port}`),
+    });
+    return new DhtLink(options, dht);
+  }
+
+  /** The DHT node's UDP endpoint. */
+  get endpoint(): Endpoint {
+    return this.#dht.endpoint;
+  }
+
+  /** Answers dropped, by reason (records that failed our checks). */
+  get dropped(): Readonly<Record<string, number>> {
+    return this.#dht.dropped;
+  }
+
+  /** Publishes the record when it is due (at start, then before it expires); never throws. */
+  tick(): void {
+    const now = Date.now();
+    if (this.#publishing || now < this.#expiresAt - RECORD_REFRESH_BEFORE_MS) return;
+    this.#publishing = true;
+    this.#publish(now).finally(() => this.#publishing = false);
+  }
+
+  async #publish(now: number): Promise<void> {
+    const { identity, hostname, visibility } = this.#o;
+    // Serials only grow, even when the clock steps back.
+    const serial = Math.max(now, this.#serial + 1);
+    const expiresAt = now + RECORD_LIFETIME_MS;
+    const listen = this.#o.listen();
+    const record = signPresence(identity.seed, {
+      publicKey: identity.publicKey,
+      stamp: identity.stamp,
+      hostname: hostname ?? "",
+      visibility,
+      serial,
+      expiresAt,
+      endpoints: visibility === "public" ? localEndpoints(listen) : [],
+    });
+    try {
+      await this.#dht.publish(record, identity.seed, identity.publicKey, serial);
+      if (visibility === "public") await this.#dht.announce(identity.address, listen.port);
+      this.#serial = serial;
+      this.#expiresAt = expiresAt;
+    } catch {
+      // No DHT node took it yet (none known, or none answered): the next tick tries again.
+      this.#expiresAt = 0;
+      this.#serial = serial;
+    }
+  }
+
+  /**
+   * Looks a key or an address up in the DHT: the record's key and public
+   * endpoint, or for an address the endpoint it announced (the handshake
+   * must prove the address). Null when the DHT knows nothing; hostnames are
+   * not looked up there.
+   */
+  async discover(query: PeerQuery, timeoutMs: number): Promise<Discovered | null> {
+    if (query.kind === "key") {
+      const v = await this.#dht.lookupKey(Uint8Array.fromHex(query.keyHex));
+      if (v === null) return null;
+      const where = v.record.endpoints.find((e) => e.kind === "observed") ??
+        v.record.endpoints[0];
+      if (where === undefined) {
+        throw new PilotError(
+          "unreachable",
+          `${v.address} is a private node: its DHT record names no endpoint`,
+          "reach it through a rendezvous (--rendezvous), or ask it to run with --public",
+        );
+      }
+      return {
+        publicKey: v.record.publicKey,
+        endpoint: { host: where.hostname, port: where.port },
+      };
+    }
+    if (query.kind === "address") {
+      const found = await this.#dht.lookupAddress(query.address, Math.min(timeoutMs, 5_000));
+      const first = found[0];
+      return first === undefined
+        ? null
+        : { address: query.address, endpoint: { host: first.hostname, port: first.port } };
+    }
+    return null;
+  }
+
+  /** Stops the DHT node. */
+  close(): Promise<void> {
+    return this.#dht.close();
+  }
+
+  /** For logs: where the DHT node listens. */
+  toString(): string {
+    return `DHT node at ${formatEndpoint(this.endpoint)}`;
+  }
+}

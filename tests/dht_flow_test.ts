@@ -1,0 +1,66 @@
+/**
+ * Daemons that share only a private Mainline DHT on loopback (`--dht`, no
+ * rendezvous, no LAN) find each other by full key and by address and
+ * handshake (issue 10 item 4). The DHT's bootstrap node runs in this
+ * process; the daemons' own DHT nodes join through it.
+ */
+import assert from "node:assert/strict";
+import { PresenceDht } from "../src/discovery/dht.ts";
+import { fixture, makeHome, TestNode, waitFor } from "./_daemon_harness.ts";
+
+Deno.test("two public nodes that share only a private DHT find each other by full key and by address, and a handshake proves the key", async () => {
+  const bootstrap = await PresenceDht.start({ host: "127.0.0.1", port: 0, bootstrap: [] });
+  const config = {
+    dht: true,
+    lan: false,
+    public: true,
+    dht_bootstrap: [`127.0.0.1:${bootstrap.endpoint.port}`],
+  };
+  const nodes: TestNode[] = [];
+  const start = async (identity: number, hostname: string) => {
+    const node = new TestNode(await makeHome({ identity, config }), { identity, hostname });
+    nodes.push(node);
+    await node.start();
+    return node;
+  };
+  try {
+    const worker = await start(1, "data-processor-node");
+    const orchestrator = await start(0, "secure-orchestrator");
+    const third = await start(2, "third-node");
+    const workerKey = Uint8Array.fromHex(worker.identity!.publicKey);
+    await waitFor("the worker's record in the DHT", async () => {
+      return (await bootstrap.lookupKey(workerKey)) !== null;
+    }, 30_000);
+
+    const byKey = await orchestrator.pilot(
+      "handshake",
+      worker.identity!.publicKey,
+      "--reason",
+      "found in the DHT",
+      "--json",
+    );
+    assert.equal(byKey.code, 0, byKey.stdout + byKey.stderr);
+    assert.equal(byKey.json.data.peer.address, worker.identity!.address);
+    assert.equal(
+      byKey.json.data.first_contact,
+      false,
+      "a full key names itself: no trust on first use",
+    );
+
+    const byAddress = await third.pilot("handshake", worker.identity!.address, "--json");
+    assert.equal(byAddress.code, 0, byAddress.stdout + byAddress.stderr);
+    assert.equal(byAddress.json.data.peer.public_key, worker.identity!.publicKey);
+
+    const pending = (await worker.pilot("pending", "--json")).json.data.pending;
+    assert.deepEqual(
+      pending.map((p: { address: string }) => p.address).sort(),
+      [fixture(0).address, fixture(2).address].sort(),
+    );
+    // A key nobody published is not found.
+    const unknown = await orchestrator.pilot("handshake", fixture(5).public_key, "--json");
+    assert.notEqual(unknown.code, 0);
+  } finally {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    await bootstrap.close();
+  }
+});
