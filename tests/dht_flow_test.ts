@@ -32,6 +32,15 @@ Deno.test("two public nodes that share only a private DHT find each other by ful
       return (await bootstrap.lookupKey(workerKey)) !== null;
     }, 30_000);
 
+    // find asks the DHT without contacting the node.
+    const found = await third.pilot("find", worker.identity!.publicKey, "--json");
+    assert.equal(found.code, 0, found.stdout + found.stderr);
+    const candidate = found.json.data.candidates[0];
+    assert.deepEqual(candidate.sources, ["dht"]);
+    assert.equal(candidate.address, worker.identity!.address);
+    assert.equal(candidate.visibility, "public");
+    assert.equal((await worker.pilot("pending", "--json")).json.data.pending.length, 0);
+
     const byKey = await orchestrator.pilot(
       "handshake",
       worker.identity!.publicKey,

@@ -14,7 +14,7 @@
  */
 import { type Endpoint, type EndpointSpec, formatEndpoint } from "../discovery/endpoint.ts";
 import { PresenceDht } from "../discovery/dht.ts";
-import { signPresence } from "../discovery/presence.ts";
+import { signPresence, type VerifiedPresence } from "../discovery/presence.ts";
 import { RECORD_LIFETIME_MS, RECORD_REFRESH_BEFORE_MS } from "../discovery/rendezvous_client.ts";
 import type { PeerQuery } from "../discovery/resolver.ts";
 import { PilotError } from "../errors.ts";
@@ -137,6 +137,11 @@ export class DhtLink {
         : { address: query.address, endpoint: { host: first.hostname, port: first.port } };
     }
     return null;
+  }
+
+  /** The verified record of `publicKey` in the DHT, or null. */
+  lookupKey(publicKey: Uint8Array): Promise<VerifiedPresence | null> {
+    return this.#dht.lookupKey(publicKey);
   }
 
   /** Stops the DHT node. */

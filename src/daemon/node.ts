@@ -340,7 +340,7 @@ export class Node {
       ports: new PortsFeature(this.ctx),
       pubsub: new PubSubFeature(this.ctx),
       peers: new StaticPeersFeature(this.ctx, home),
-      find: new FindFeature(this.ctx, this.#lan?.table),
+      find: new FindFeature(this.ctx, this.#lan?.table, this.#dht),
     };
 
     let ticking = false;

@@ -11,7 +11,7 @@ import { route } from "./spec.ts";
 /** Default time `find` waits for the rendezvous nodes (ms). */
 export const FIND_TIMEOUT_MS = 5_000;
 
-const SOURCE = oneOf("trust", "static", "session", "lan", "rendezvous");
+const SOURCE = oneOf("trust", "static", "session", "lan", "rendezvous", "dht");
 
 /** `GET /v1/find`: every candidate a name matches, local knowledge first, then the rendezvous. */
 export const FIND = route({

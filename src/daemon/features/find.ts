@@ -28,7 +28,7 @@ import type { NodeContext } from "../context.ts";
 export const MAX_FIND_CLAIMANTS = 8;
 
 /** Where a candidate is known from, strongest first. */
-export type FindSource = "trust" | "static" | "session" | "lan" | "rendezvous";
+export type FindSource = "trust" | "static" | "session" | "lan" | "rendezvous" | "dht";
 /** Whether strangers may learn a candidate's endpoints, as its signed record says. */
 export type FindVisibility = "public" | "private" | "unknown";
 /**
@@ -38,7 +38,14 @@ export type FindVisibility = "public" | "private" | "unknown";
  */
 export type Reachability = "session" | "direct" | "relay" | "unknown";
 
-const SOURCE_ORDER: readonly FindSource[] = ["trust", "static", "session", "lan", "rendezvous"];
+const SOURCE_ORDER: readonly FindSource[] = [
+  "trust",
+  "static",
+  "session",
+  "lan",
+  "rendezvous",
+  "dht",
+];
 
 /** One key (or, for a keyless `--peer` entry, one name) the query matched. */
 export interface FindCandidate {
@@ -92,11 +99,17 @@ interface Draft {
 export class FindFeature {
   #ctx: NodeContext;
   #lan: LanTable | undefined;
+  #dht: { lookupKey(publicKey: Uint8Array): Promise<VerifiedPresence | null> } | undefined;
 
   /** Works over the node's stores, sessions, LAN table (when LAN discovery is on) and rendezvous link. */
-  constructor(ctx: NodeContext, lan?: LanTable) {
+  constructor(
+    ctx: NodeContext,
+    lan?: LanTable,
+    dht?: { lookupKey(publicKey: Uint8Array): Promise<VerifiedPresence | null> },
+  ) {
     this.#ctx = ctx;
     this.#lan = lan;
+    this.#dht = dht;
   }
 
   /** `pilot find TEXT`: `not_found` when nobody knows the name; an endpoint is `invalid_argument`. */
@@ -120,6 +133,11 @@ export class FindFeature {
     const asked = result === null ? 0 : this.#ctx.config.rendezvous.length;
     let answered = result?.answered ?? 0;
     for (const v of result?.records ?? []) this.#record(v, drafts);
+    // The DHT holds records by key only (an address or hostname finds no record there).
+    if (this.#dht !== undefined && query.kind === "key") {
+      const v = await this.#dht.lookupKey(Uint8Array.fromHex(query.keyHex));
+      if (v !== null) this.#record(v, drafts, "dht");
+    }
     if (result !== null && query.kind === "hostname") {
       // Other claimants of the hostname: their own records, by address.
       const others = this.#others(result, drafts);
@@ -233,7 +251,7 @@ export class FindFeature {
   #record(
     v: VerifiedPresence,
     drafts: Map<string, Draft>,
-    source: "lan" | "rendezvous" = "rendezvous",
+    source: "lan" | "rendezvous" | "dht" = "rendezvous",
   ): Draft {
     const key = v.record.publicKey.toHex();
     const d = this.#draft(drafts, key, v.address, v.record.hostname || null);
