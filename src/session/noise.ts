@@ -1,9 +1,10 @@
 /**
  * The Noise Protocol Framework handshake (rev. 34) for
- * `Noise_<PATTERN>_25519_AESGCM_SHA256`, generic over the interactive
- * fundamental and deferred patterns. No PSKs and no fallback: Pilot uses XX,
- * and the other patterns are here so that every published vector can check
- * the same code.
+ * `Noise_<PATTERN>_25519_AESGCM_SHA256`, generic over the one-way, the
+ * interactive fundamental and the deferred patterns. No PSKs and no
+ * fallback: Pilot's tunnel uses XX, sealed items for an offline peer will use
+ * a one-way pattern (issue 10, docs/design/offline.md), and the other
+ * patterns are here so that every published vector can check the same code.
  *
  * @example
  * ```ts
@@ -38,6 +39,9 @@ export { CipherState, hashProtocolName, NoiseError } from "./_symmetric_state.ts
  * are pre-messages.
  */
 const PATTERN_TEXT = {
+  N: ["<- s", "...", "-> e, es"],
+  K: ["-> s", "<- s", "...", "-> e, es, ss"],
+  X: ["<- s", "...", "-> e, es, s, ss"],
   NN: ["-> e", "<- e, ee"],
   NK: ["<- s", "...", "-> e, es", "<- e, ee"],
   NX: ["-> e", "<- e, ee, s, es"],
@@ -74,6 +78,12 @@ const PATTERN_TEXT = {
   IX1: ["-> e, s", "<- e, ee, se, s", "-> es"],
   I1X1: ["-> e, s", "<- e, ee, s", "-> se, es"],
 } as const;
+
+/**
+ * The one-way patterns (section 7.4): a single message from the initiator,
+ * after which only the initiator sends.
+ */
+export const ONE_WAY_PATTERNS = ["N", "K", "X"] as const;
 
 /** A handshake pattern this module implements, e.g. `"XX"`. */
 export type PatternName = keyof typeof PATTERN_TEXT;
