@@ -1,0 +1,246 @@
+/**
+ * Mailboxes at a rendezvous (issue 10 item 2; docs/design/offline.md),
+ * sans-IO: sealed items (`session/seal.ts`) left for a node while it is
+ * offline, fetched and acknowledged by that node when it is back.
+ *
+ * The rendezvous cannot read an item, nor tell its type or its sealer. It
+ * does know who deposited for whom, when and how much: depositors come over
+ * their authenticated session, which is what the quotas count against.
+ *
+ * Every table is bounded, and checked before anything is stored, cheapest
+ * first:
+ * - an item's size;
+ * - items and bytes per recipient, where a full mailbox refuses with
+ *   `mailbox_full`, never evicting;
+ * - items and bytes per depositing key, across all recipients;
+ * - items per depositor's source address;
+ * - items and bytes in all.
+ *
+ * Items expire after their TTL, which is capped. Each refusal is counted by
+ * reason.
+ *
+ * @module
+ */
+import { MAX_SEALED_ITEM, SEAL_OVERHEAD } from "../../session/seal.ts";
+import { MAX_HANDSHAKE_PAYLOAD_SIZE } from "../../wire/handshake_payload.ts";
+
+/** Largest sealed item a mailbox takes (bytes): a 64 KiB item, sealed. */
+export const MAX_MAILBOX_ITEM = MAX_SEALED_ITEM + MAX_HANDSHAKE_PAYLOAD_SIZE + SEAL_OVERHEAD;
+
+/** Bounds of a rendezvous's mailboxes. */
+export interface MailboxLimits {
+  /** Per recipient. */
+  perRecipient: { items: number; bytes: number };
+  /** Per depositing key, across recipients. */
+  perSender: { items: number; bytes: number };
+  /** Items per depositor's source address. */
+  perSource: number;
+  /** In all. */
+  total: { items: number; bytes: number };
+  /** Longest TTL an item may ask for (ms). */
+  maxTtlMs: number;
+}
+
+/** Default bounds: 256 items / 4 MiB per recipient, 1 GiB and 100,000 items in all, 7 days. */
+export const MAILBOX_LIMITS: MailboxLimits = {
+  perRecipient: { items: 256, bytes: 4 * 1024 * 1024 },
+  perSender: { items: 512, bytes: 8 * 1024 * 1024 },
+  perSource: 2048,
+  total: { items: 100_000, bytes: 1024 * 1024 * 1024 },
+  maxTtlMs: 7 * 24 * 60 * 60 * 1000,
+};
+
+/** Why a deposit was refused. */
+export const MAILBOX_REFUSALS = {
+  too_large: "a sealed item over MAX_MAILBOX_ITEM",
+  mailbox_full: "the recipient's mailbox holds its items or bytes already",
+  sender_quota: "the depositing key holds its items or bytes across mailboxes already",
+  source_quota: "the depositor's source address holds its items already",
+  full: "the rendezvous holds its items or bytes in all already",
+} as const satisfies Record<string, string>;
+
+/** One reason a deposit was refused. */
+export type MailboxRefusal = keyof typeof MAILBOX_REFUSALS;
+
+/** A deposit to make. */
+export interface Deposit {
+  /** The recipient's identity key (hex). */
+  recipient: string;
+  /** The depositing session's identity key (hex). */
+  sender: string;
+  /** The depositor's source IP, as the session sees it. */
+  source: string;
+  /** The sealed item. */
+  sealed: Uint8Array;
+  /** How long to keep it (ms), capped at `maxTtlMs`. */
+  ttlMs: number;
+}
+
+/** An item as its recipient fetches it. */
+export interface MailboxItem {
+  /** Its id in this mailbox (increasing). */
+  id: number;
+  /** The sealed item, as deposited. */
+  sealed: Uint8Array;
+  /** When it was deposited (ms, the store's clock). */
+  depositedAt: number;
+}
+
+interface Held extends MailboxItem {
+  recipient: string;
+  sender: string;
+  source: string;
+  expiresAt: number;
+}
+
+interface Tally {
+  items: number;
+  bytes: number;
+}
+
+/** Counters of the mailboxes. */
+export interface MailboxStats {
+  /** Items held, and their bytes. */
+  items: number;
+  bytes: number;
+  /** Mailboxes with at least one item. */
+  mailboxes: number;
+  /** Deposits refused, by reason (every reason from 0). */
+  refused: Record<MailboxRefusal, number>;
+  /** Items that expired before their recipient acknowledged them. */
+  expired: number;
+}
+
+/** The mailboxes of one rendezvous. */
+export class MailboxStore {
+  #now: () => number;
+  #limits: MailboxLimits;
+  #byRecipient = new Map<string, Map<number, Held>>();
+  #recipients = new Map<string, Tally>();
+  #senders = new Map<string, Tally>();
+  #sources = new Map<string, number>();
+  #total: Tally = { items: 0, bytes: 0 };
+  #nextId = 1;
+  #expired = 0;
+  #refused = Object.fromEntries(
+    Object.keys(MAILBOX_REFUSALS).map((k) => [k, 0]),
+  ) as Record<MailboxRefusal, number>;
+
+  /** Mailboxes on the clock `now` (ms) within `limits`. */
+  constructor(options: { now: () => number; limits?: MailboxLimits }) {
+    this.#now = options.now;
+    this.#limits = options.limits ?? MAILBOX_LIMITS;
+  }
+
+  /** Stores a sealed item for its recipient, or says why not (counted). */
+  deposit(d: Deposit): { ok: true; id: number } | { ok: false; reason: MailboxRefusal } {
+    const size = d.sealed.length;
+    const l = this.#limits;
+    if (size > MAX_MAILBOX_ITEM) return this.#refuse("too_large");
+    const r = this.#recipients.get(d.recipient) ?? { items: 0, bytes: 0 };
+    if (r.items >= l.perRecipient.items || r.bytes + size > l.perRecipient.bytes) {
+      return this.#refuse("mailbox_full");
+    }
+    const s = this.#senders.get(d.sender) ?? { items: 0, bytes: 0 };
+    if (s.items >= l.perSender.items || s.bytes + size > l.perSender.bytes) {
+      return this.#refuse("sender_quota");
+    }
+    if ((this.#sources.get(d.source) ?? 0) >= l.perSource) return this.#refuse("source_quota");
+    if (this.#total.items >= l.total.items || this.#total.bytes + size > l.total.bytes) {
+      return this.#refuse("full");
+    }
+    const now = this.#now();
+    const held: Held = {
+      id: this.#nextId++,
+      sealed: d.sealed.slice(),
+      depositedAt: now,
+      recipient: d.recipient,
+      sender: d.sender,
+      source: d.source,
+      expiresAt: now + Math.max(0, Math.min(d.ttlMs, l.maxTtlMs)),
+    };
+    let box = this.#byRecipient.get(d.recipient);
+    if (box === undefined) this.#byRecipient.set(d.recipient, box = new Map());
+    box.set(held.id, held);
+    this.#count(held, +1);
+    return { ok: true, id: held.id };
+  }
+
+  /** The recipient's items after `afterId`, oldest first, at most `max`; expired ones are gone. */
+  fetch(recipient: string, afterId = 0, max = 64): MailboxItem[] {
+    this.expire();
+    const out: MailboxItem[] = [];
+    for (const h of this.#byRecipient.get(recipient)?.values() ?? []) {
+      if (h.id <= afterId) continue;
+      out.push({ id: h.id, sealed: h.sealed, depositedAt: h.depositedAt });
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
+  /** Removes the recipient's items `ids` (it has them now); returns how many it held. */
+  ack(recipient: string, ids: readonly number[]): number {
+    const box = this.#byRecipient.get(recipient);
+    if (box === undefined) return 0;
+    let n = 0;
+    for (const id of ids) {
+      const h = box.get(id);
+      if (h === undefined) continue;
+      this.#remove(box, h);
+      n++;
+    }
+    return n;
+  }
+
+  /** Drops items past their TTL (each counted as expired). */
+  expire(): void {
+    const now = this.#now();
+    for (const box of this.#byRecipient.values()) {
+      for (const h of box.values()) {
+        if (h.expiresAt > now) continue;
+        this.#remove(box, h);
+        this.#expired++;
+      }
+    }
+  }
+
+  /** Counters (a copy). */
+  stats(): MailboxStats {
+    return {
+      items: this.#total.items,
+      bytes: this.#total.bytes,
+      mailboxes: this.#byRecipient.size,
+      refused: { ...this.#refused },
+      expired: this.#expired,
+    };
+  }
+
+  #remove(box: Map<number, Held>, h: Held): void {
+    box.delete(h.id);
+    if (box.size === 0) this.#byRecipient.delete(h.recipient);
+    this.#count(h, -1);
+  }
+
+  #count(h: Held, sign: 1 | -1): void {
+    const size = h.sealed.length * sign;
+    const bump = (map: Map<string, Tally>, key: string) => {
+      const t = map.get(key) ?? { items: 0, bytes: 0 };
+      t.items += sign;
+      t.bytes += size;
+      if (t.items === 0) map.delete(key);
+      else map.set(key, t);
+    };
+    bump(this.#recipients, h.recipient);
+    bump(this.#senders, h.sender);
+    const sources = (this.#sources.get(h.source) ?? 0) + sign;
+    if (sources === 0) this.#sources.delete(h.source);
+    else this.#sources.set(h.source, sources);
+    this.#total.items += sign;
+    this.#total.bytes += size;
+  }
+
+  #refuse(reason: MailboxRefusal): { ok: false; reason: MailboxRefusal } {
+    this.#refused[reason]++;
+    return { ok: false, reason };
+  }
+}
