@@ -47,6 +47,21 @@ async function pair() {
   return { a, b };
 }
 
+/** `pilot send PAIR_B_NAME --data DATA --queue --timeout 1s --json` and more flags. */
+function queueSend(node: TestNode, data: string, ...flags: string[]) {
+  return node.pilot(
+    "send",
+    PAIR_B_NAME,
+    "--data",
+    data,
+    "--queue",
+    "--timeout",
+    "1s",
+    ...flags,
+    "--json",
+  );
+}
+
 // deno-lint-ignore no-explicit-any
 async function events(node: TestNode, type: string): Promise<any[]> {
   const r = await callApi(node, "GET", "/v1/events", { query: { limit: "1000" } });
@@ -58,55 +73,16 @@ Deno.test("a queued message for a peer that is down survives a kill -9 of the se
   const { a, b } = await pair();
   try {
     await a.start();
-    const sent = await a.pilot(
-      "send",
-      PAIR_B_NAME,
-      "--data",
-      '{"command":"run"}',
-      "--type",
-      "json",
-      "--id",
-      "job-1",
-      "--queue",
-      "--timeout",
-      "1s",
-      "--json",
-    );
+    const sent = await queueSend(a, '{"command":"run"}', "--type", "json", "--id", "job-1");
     assert.equal(sent.code, 0, sent.stdout + sent.stderr);
     assert.equal(sent.json.data.delivery, "queued_local");
     assert.equal(sent.json.data.receipt, null);
     assert.equal(sent.json.data.id, "job-1");
     assert.deepEqual(validate(C.SEND.output, sent.json.data, { closed: true }), []);
     // The same send again: the same answer, one queued copy.
-    const again = await a.pilot(
-      "send",
-      PAIR_B_NAME,
-      "--data",
-      '{"command":"run"}',
-      "--type",
-      "json",
-      "--id",
-      "job-1",
-      "--queue",
-      "--timeout",
-      "1s",
-      "--json",
-    );
+    const again = await queueSend(a, '{"command":"run"}', "--type", "json", "--id", "job-1");
     assert.equal(again.json?.data?.delivery, "queued_local", again.stdout);
-    const other = await a.pilot(
-      "send",
-      PAIR_B_NAME,
-      "--data",
-      '{"command":"stop"}',
-      "--type",
-      "json",
-      "--id",
-      "job-1",
-      "--queue",
-      "--timeout",
-      "1s",
-      "--json",
-    );
+    const other = await queueSend(a, '{"command":"stop"}', "--type", "json", "--id", "job-1");
     assert.equal(other.json?.code, "conflict", "another content under a queued id");
     const outbox = (await a.pilot("outbox", "--json")).json.data;
     assert.deepEqual(validate(C.OUTBOX.output, outbox, { closed: true }), []);
@@ -117,15 +93,7 @@ Deno.test("a queued message for a peer that is down survives a kill -9 of the se
     assert.ok(listed[0].attempts >= 1, JSON.stringify(listed[0]));
 
     // The sender dies hard; what it acknowledged as queued is still there.
-    Deno.kill(a.pid, "SIGKILL");
-    await waitFor("the sender to exit", () => {
-      try {
-        Deno.kill(a.pid, "SIGCONT");
-        return Promise.resolve(false);
-      } catch {
-        return Promise.resolve(true);
-      }
-    }, 10_000);
+    await kill9(a);
     await a.start();
     assert.equal((await a.pilot("outbox", "--json")).json.data.messages.length, 1);
 
@@ -148,33 +116,9 @@ Deno.test("a queued message whose TTL runs out ends with message.expired; outbox
   const { a, b } = await pair();
   try {
     await a.start();
-    const short = await a.pilot(
-      "send",
-      PAIR_B_NAME,
-      "--data",
-      "soon gone",
-      "--id",
-      "short",
-      "--queue",
-      "--ttl",
-      "2s",
-      "--timeout",
-      "1s",
-      "--json",
-    );
+    const short = await queueSend(a, "soon gone", "--id", "short", "--ttl", "2s");
     assert.equal(short.json?.data?.delivery, "queued_local", short.stdout + short.stderr);
-    const long = await a.pilot(
-      "send",
-      PAIR_B_NAME,
-      "--data",
-      "cancel me",
-      "--id",
-      "long",
-      "--queue",
-      "--timeout",
-      "1s",
-      "--json",
-    );
+    const long = await queueSend(a, "cancel me", "--id", "long");
     assert.equal(long.json?.data?.delivery, "queued_local");
     const cancelled = await a.pilot("outbox", "cancel", "long", "--json");
     assert.equal(cancelled.json.data.cancelled, 1);
