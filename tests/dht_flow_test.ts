@@ -65,6 +65,10 @@ Deno.test("two public nodes that share only a private DHT find each other by ful
       pending.map((p: { address: string }) => p.address).sort(),
       [fixture(0).address, fixture(2).address].sort(),
     );
+    const info = (await third.pilot("info", "--json")).json.data;
+    assert.ok(info.dht.nodes >= 1, JSON.stringify(info.dht));
+    assert.deepEqual(info.dht.dropped, { bad_record: 0, wrong_key: 0 });
+    assert.equal((await worker.pilot("info", "--json")).json.data.lan, null, "lan: false");
     // A key nobody published is not found.
     const unknown = await orchestrator.pilot("handshake", fixture(5).public_key, "--json");
     assert.notEqual(unknown.code, 0);

@@ -172,6 +172,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
       announced: 3,
       dropped: { oversized: 0, rate_limited: 1, malformed: 0, self: 3, bad_record: 0, stale: 0 },
     },
+    dht: { port: 6881, nodes: 12, dropped: { bad_record: 1, wrong_key: 0 } },
   };
   const info = infoView(node, {
     control: {
@@ -200,6 +201,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "services",
     "reachability",
     "lan",
+    "dht",
     "control",
     "pid",
     "version",

@@ -188,6 +188,7 @@ export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.o
       })),
     },
     lan: i.lan === null ? null : { ...i.lan, dropped: { ...i.lan.dropped } },
+    dht: i.dht === null ? null : { ...i.dht, dropped: { ...i.dht.dropped } },
     // routes.ts hands the control server's stats over untyped; the schema names their shape.
     control: server.control as Infer<typeof C.INFO.output>["control"],
     pid: server.pid,

@@ -22,6 +22,16 @@ import type { Identity } from "../identity/identity.ts";
 import { localEndpoints } from "./features/rendezvous_link.ts";
 import type { Discovered } from "./reach.ts";
 
+/** The DHT node as `pilot info` shows it. */
+export interface DhtStats {
+  /** Its UDP port. */
+  port: number;
+  /** Nodes in its routing table. */
+  nodes: number;
+  /** Answers dropped, by reason. */
+  dropped: Record<string, number>;
+}
+
 /** What the DHT link needs from the node. */
 export interface DhtLinkOptions {
   /** This node's identity (its key signs the record and the DHT item). */
@@ -65,9 +75,13 @@ export class DhtLink {
     return this.#dht.endpoint;
   }
 
-  /** Answers dropped, by reason (records that failed our checks). */
-  get dropped(): Readonly<Record<string, number>> {
-    return this.#dht.dropped;
+  /** Its port, routing-table size, and answers dropped by reason (records that failed our checks). */
+  stats(): DhtStats {
+    return {
+      port: this.#dht.endpoint.port,
+      nodes: this.#dht.nodes,
+      dropped: { ...this.#dht.dropped },
+    };
   }
 
   /** Publishes the record when it is due (at start, then before it expires); never throws. */

@@ -331,6 +331,7 @@ export class Node {
         overloaded: () => this.#overloaded,
         reachability: () => this.#link?.reachability() ?? null,
         lan: () => this.#lan?.stats() ?? null,
+        dht: () => this.#dht?.stats() ?? null,
         services: [
           "trust",
           ...(config.role === "rendezvous" ? ["rendezvous"] : []),

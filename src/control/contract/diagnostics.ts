@@ -83,6 +83,9 @@ export const INFO = route({
       announced: int,
       dropped: record(int),
     })),
+    // The Mainline DHT (null without --dht): its node's UDP port, nodes in its routing
+    // table, and answers dropped by reason (bad_record, wrong_key).
+    dht: nullable(obj({ port: int, nodes: int, dropped: record(int) })),
     // The control API's own counters (null only outside a running control server).
     control: nullable(obj({
       connections: int,

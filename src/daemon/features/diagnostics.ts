@@ -16,6 +16,7 @@ import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
 import type { Reachability } from "./rendezvous_link.ts";
 import type { LanStats } from "../lan.ts";
+import type { DhtStats } from "../dht_link.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 
 /** What only the running node knows about itself. */
@@ -32,6 +33,8 @@ export interface NodeRuntime {
   reachability(): Reachability | null;
   /** LAN discovery's counters, or null when it is off. */
   lan(): LanStats | null;
+  /** The DHT node's port, routing-table size and drops by reason, or null without `--dht`. */
+  dht(): DhtStats | null;
 }
 
 /** This node as `pilot info` shows it. */
@@ -69,6 +72,8 @@ export interface NodeInfo {
   reachability: Reachability | null;
   /** LAN discovery's counters, or null when it is off. */
   lan: LanStats | null;
+  /** The DHT node (`--dht`), or null. */
+  dht: DhtStats | null;
 }
 
 /** A peer with a session, as `pilot peers` lists it. */
@@ -178,6 +183,7 @@ export class DiagnosticsFeature {
       services: this.#runtime.services,
       reachability: this.#runtime.reachability(),
       lan: this.#runtime.lan(),
+      dht: this.#runtime.dht(),
     };
   }
 
