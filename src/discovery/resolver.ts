@@ -16,7 +16,10 @@
  *   (remembered across restarts). Each is only a hint: the handshake still
  *   checks the expected key, so another key there is `key_changed`.
  *
- * Later sources (LAN, rendezvous, DHT) plug in as more `ResolverSource`s.
+ * Names none of these sources know are discovered after them, in this
+ * order: signed LAN announcements, the rendezvous, the Mainline DHT
+ * (`discover` in daemon/node.ts, used by daemon/reach.ts). What they find is
+ * trust on first use and never pins a name; a trusted binding always wins.
  *
  * @module
  */
