@@ -62,3 +62,9 @@ export function optionalString(ctx: CommandContext, name: string): string | unde
   const v = ctx.flags[name];
   return typeof v === "string" ? v : undefined;
 }
+
+/** A flag as given, with no default filled in (so that giving it can be told apart). */
+export function withoutDefault(spec: FlagSpec): FlagSpec {
+  const { default: _, ...rest } = spec;
+  return rest;
+}

@@ -180,7 +180,12 @@ export function nodeRoutes(
     "POST /v1/handshake": async (req) => {
       const b = C.parseInput(C.HANDSHAKE, req.body);
       return V.handshakeView(
-        await trust.handshake(b.peer, b.reason, b.wait, b.timeout_ms, b.expect_fingerprint),
+        await trust.handshake(b.peer, b.reason, b.timeout_ms, {
+          wait: b.wait,
+          expectFingerprint: b.expect_fingerprint,
+          queue: b.queue,
+          ttlMs: b.ttl_ms,
+        }),
       );
     },
     "GET /v1/pending": () => Promise.resolve(V.pendingView(trust.pending())),

@@ -51,6 +51,7 @@ export function handshakeView(r: HandshakeResult): Infer<typeof C.HANDSHAKE.outp
     changed: r.changed,
     timed_out: r.timedOut,
     first_contact: r.firstContact,
+    expires_at: r.expiresAt,
   };
 }
 

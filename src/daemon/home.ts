@@ -20,6 +20,7 @@ export const HOME_FILES = {
   dedup: "dedup.log",
   outbox: "outbox.log",
   outboxDir: "outbox",
+  handshakeQueue: "handshake_queue.json",
 } as const;
 
 /** Resolves the home: `--home` flag, else `PILOT_HOME`, else `~/.pilot`. */

@@ -56,6 +56,7 @@ import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
 import { LanDiscovery, lanReachable } from "./lan.ts";
 import { Outbox } from "./outbox.ts";
+import { HandshakeQueue } from "./handshake_queue.ts";
 import { DhtLink } from "./dht_link.ts";
 import { nameConflict } from "./name_claims.ts";
 import { sessionSource, trustSource } from "./peer_sources.ts";
@@ -94,6 +95,7 @@ interface Stores {
   dedup: DedupStore;
   receivedFiles: ReceivedFiles;
   outbox: Outbox;
+  handshakes: HandshakeQueue;
 }
 
 /** The command groups of a node, one per `cli/commands/` module. */
@@ -322,7 +324,7 @@ export class Node {
       streams.serve(PORT_PUBSUB, (conn, peer) => void this.broker.serve(conn, peer));
     }
     this.features = {
-      trust: new TrustFeature(this.ctx),
+      trust: new TrustFeature(this.ctx, stores.handshakes),
       messages,
       files: new FilesFeature(this.ctx, messagesClient),
       diagnostics: new DiagnosticsFeature(this.ctx, {
@@ -405,8 +407,9 @@ export class Node {
     });
   }
 
-  /** Runs a round of the message outbox, unless one runs or nothing is queued. */
+  /** Runs a round of the message outbox and of queued handshakes, unless one runs or nothing is queued. */
   #retryQueue(): void {
+    if (this.features.trust.hasQueued) this.features.trust.retryQueued().catch(() => {});
     if (this.#queueRound !== null || this.#stores.outbox.size === 0) return;
     this.#queueRound = this.features.messages.retryOutbox()
       .finally(() => this.#queueRound = null);
@@ -488,6 +491,7 @@ export class Node {
     await reseedDedup(inbox, dedup);
     const receivedFiles = await ReceivedFiles.open(home);
     const outbox = await Outbox.open(home);
+    const handshakes = await HandshakeQueue.open(home);
     let udp: UdpSocket;
     try {
       udp = UdpSocket.open(config.listen);
@@ -530,7 +534,7 @@ export class Node {
       identity,
       config,
       home,
-      { trust, flow, inbox, dedup, receivedFiles, outbox },
+      { trust, flow, inbox, dedup, receivedFiles, outbox, handshakes },
       udp,
       dht,
     );

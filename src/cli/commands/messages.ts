@@ -29,7 +29,7 @@ import type { Infer } from "../../control/schema.ts";
 import { renewing } from "../renew.ts";
 import { printLine, table } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
-import { durationFlag, integerFlag, numberFlag, optionalString } from "../flags.ts";
+import { durationFlag, integerFlag, numberFlag, optionalString, withoutDefault } from "../flags.ts";
 import { formatDuration } from "../parse.ts";
 
 async function readLimited(read: () => Promise<Uint8Array>, what: string): Promise<Uint8Array> {
@@ -425,12 +425,6 @@ const reply = command({
 });
 
 /** The message commands. */
-/** A flag as given, with no default filled in (so that giving it can be told apart). */
-function withoutDefault(spec: FlagSpec): FlagSpec {
-  const { default: _, ...rest } = spec;
-  return rest;
-}
-
 const outbox = command({
   name: "outbox",
   routes: [OUTBOX.route],

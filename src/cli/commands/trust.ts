@@ -16,7 +16,8 @@ import {
 import type { RouteKey } from "../../control/contract/spec.ts";
 import type { Infer } from "../../control/schema.ts";
 import { command, type CommandContext, type CommandSpec } from "../command.ts";
-import { durationFlag, numberFlag, optionalString } from "../flags.ts";
+import { durationFlag, numberFlag, optionalString, withoutDefault } from "../flags.ts";
+import { invalid } from "../../errors.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
 
@@ -57,6 +58,13 @@ const handshake = command({
       description: "refuse, sending nothing, unless the peer that answers has this fingerprint",
     },
     ...TIMEOUT_FLAG,
+    queue: {
+      type: "boolean",
+      description: "if the peer cannot be reached now, keep the request and ask again",
+    },
+    ttl: withoutDefault(
+      durationFlag(HANDSHAKE.input.ttl_ms, "how long a queued request is asked again (24h)"),
+    ),
   },
   output: HANDSHAKE.output,
   errors: [
@@ -70,24 +78,38 @@ const handshake = command({
     "rate_limited",
     "too_large",
   ],
-  run: (ctx) =>
-    post(ctx, HANDSHAKE.route, {
+  run: (ctx) => {
+    if (ctx.flags.ttl !== undefined && ctx.flags.queue !== true) {
+      throw invalid("--ttl needs --queue", "add --queue, or leave out --ttl");
+    }
+    return post(ctx, HANDSHAKE.route, {
       peer: ctx.args.peer,
       reason: optionalString(ctx, "reason") ?? "",
       wait: ctx.flags.wait === true,
       expect_fingerprint: optionalString(ctx, "expect-fingerprint") ?? "",
-    }),
+      ...(ctx.flags.queue === true ? { queue: true } : {}),
+      ...(ctx.flags.ttl !== undefined ? { ttl_ms: numberFlag(ctx, "ttl") } : {}),
+    });
+  },
   human: (o) => {
-    const line = {
-      pending: `request sent to ${who(o.peer)}; waiting for approval`,
-      trusted: `${who(o.peer)} trusts this node; trust is mutual`,
-      rejected: `${who(o.peer)} rejected the request`,
-    }[o.status] ?? o.status;
+    if (o.peer === null) {
+      return keyValues([[
+        "status",
+        `queued: the peer is not reachable now; asked again until ${o.expires_at}`,
+      ]]);
+    }
+    const peer = o.peer;
+    const lines: Record<string, string> = {
+      pending: `request sent to ${who(peer)}; waiting for approval`,
+      trusted: `${who(peer)} trusts this node; trust is mutual`,
+      rejected: `${who(peer)} rejected the request`,
+    };
+    const line = lines[o.status] ?? o.status;
     return keyValues([
       ["status", line + (o.timed_out ? " (timed out waiting)" : "")],
       [
         "fingerprint",
-        o.peer.fingerprint +
+        peer.fingerprint +
         (o.first_contact ? " (first contact: compare it with the peer's `pilot info`)" : ""),
       ],
     ]);

@@ -13,6 +13,7 @@ import {
   timeoutField,
 } from "./common.ts";
 import { route } from "./spec.ts";
+import { DEFAULT_QUEUE_TTL_MS, MAX_QUEUE_TTL_MS } from "../../constants.ts";
 
 const REASON = {
   type: "string",
@@ -37,14 +38,30 @@ export const HANDSHAKE = route({
       default: "",
     },
     timeout_ms: timeoutField(PEER_CALL_TIMEOUT_MS),
+    queue: {
+      type: "boolean",
+      description: "when the peer cannot be reached now (down, unknown yet, no answer), keep " +
+        "the request and ask again until ttl_ms ends",
+      default: false,
+    },
+    ttl_ms: {
+      type: "integer",
+      description: "how long a queued request is asked again (ms)",
+      default: DEFAULT_QUEUE_TTL_MS,
+      min: 1000,
+      max: MAX_QUEUE_TTL_MS,
+    },
   },
   output: obj({
-    peer: PEER_REF,
-    status: oneOf("pending", "trusted", "rejected"),
+    // null while queued: who will answer is not known yet.
+    peer: nullable(PEER_REF),
+    status: oneOf("pending", "trusted", "rejected", "queued"),
     changed: bool,
     timed_out: bool,
     // The key was not known before (trust on first use): compare the fingerprint out of band.
     first_contact: bool,
+    // When a queued request is given up; null unless queued.
+    expires_at: nullable(str),
   }),
 });
 

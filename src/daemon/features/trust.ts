@@ -13,14 +13,16 @@ import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 import { checkReason } from "../outgoing_message.ts";
+import type { HandshakeQueue, QueuedHandshake } from "../handshake_queue.ts";
+import { DEFAULT_QUEUE_TTL_MS } from "../../constants.ts";
 
-/** Where a handshake left the relationship. */
-export type HandshakeStatus = "pending" | "trusted" | "rejected";
+/** Where a handshake left the relationship (`queued`: the peer was not reachable; `--queue`). */
+export type HandshakeStatus = "pending" | "trusted" | "rejected" | "queued";
 
 /** What `pilot handshake` learned. */
 export interface HandshakeResult {
-  /** The peer asked. */
-  peer: PeerRef;
+  /** The peer asked; null while the request is queued (who will answer is not known yet). */
+  peer: PeerRef | null;
   /** Where the request stands. */
   status: HandshakeStatus;
   /** Whether the request changed anything. */
@@ -29,7 +31,28 @@ export interface HandshakeResult {
   timedOut: boolean;
   /** The key was not known before: trust on first use (compare the fingerprint out of band). */
   firstContact: boolean;
+  /** When a queued request is given up (ISO); null unless queued. */
+  expiresAt: string | null;
 }
+
+/** Options of {@linkcode TrustFeature.handshake}. */
+export interface HandshakeOptions {
+  /** Wait until the peer decides (or time runs out). */
+  wait?: boolean;
+  /** Refuse unless the peer that answers has this fingerprint ("" for any). */
+  expectFingerprint?: string;
+  /** Keep the request and ask again when the peer cannot be reached now. */
+  queue?: boolean;
+  /** How long a queued request is asked again (ms). */
+  ttlMs?: number;
+}
+
+/** First wait before a queued handshake is tried again (ms); it doubles. */
+const QUEUED_HANDSHAKE_RETRY_MS = 5_000;
+/** Longest wait between two tries of a queued handshake (ms). */
+const QUEUED_HANDSHAKE_RETRY_MAX_MS = 5 * 60_000;
+/** How long one try of a queued handshake may take (ms). */
+const QUEUED_HANDSHAKE_ATTEMPT_MS = 15_000;
 
 /** A pending request, flagged when it claims a name bound to another key. */
 export interface FlaggedRequest {
@@ -78,26 +101,65 @@ export interface UntrustResult {
 /** The trust commands over a node's context. */
 export class TrustFeature {
   #ctx: NodeContext;
+  #queue: HandshakeQueue;
+  /** Per queued name: when it is tried next, and the wait after. */
+  #retry = new Map<string, { at: number; waitMs: number }>();
+  #retrying = false;
 
-  /** Creates the feature over `ctx`. */
-  constructor(ctx: NodeContext) {
+  /** Creates the feature over `ctx`, with the queue of handshakes waiting for their peer. */
+  constructor(ctx: NodeContext, queue: HandshakeQueue) {
     this.#ctx = ctx;
+    this.#queue = queue;
   }
 
-  /** `pilot handshake`: asks a peer to trust us; with `wait`, until it decides or time runs out. */
+  /**
+   * `pilot handshake`: asks a peer to trust us; with `wait`, until it
+   * decides or time runs out. With `queue`, a peer that cannot be reached
+   * now (unreachable, unknown yet, no answer) is asked again until `ttlMs`
+   * ends: the answer says `queued`.
+   */
   async handshake(
     text: string,
     reason: string,
-    wait: boolean,
     timeoutMs: number,
-    expectFingerprint = "",
+    options: HandshakeOptions = {},
   ): Promise<HandshakeResult> {
     checkReason(reason);
+    const { wait = false, expectFingerprint = "" } = options;
     const deadline = Date.now() + timeoutMs;
-    // `handshake ENDPOINT` asks whoever answers there now, never a session from before.
-    const { peer, resolution } = await this.#ctx.reach.reach(text, timeoutMs, {
-      freshEndpoint: true,
-    });
+    let reached;
+    try {
+      // `handshake ENDPOINT` asks whoever answers there now, never a session from before.
+      reached = await this.#ctx.reach.reach(text, timeoutMs, { freshEndpoint: true });
+    } catch (e) {
+      const later = e instanceof PilotError &&
+        (e.code === "unreachable" || e.code === "timeout" || e.code === "not_found");
+      if (!options.queue || !later) throw e;
+      const now = Date.now();
+      const queued = await this.#queue.add({
+        name: text,
+        reason,
+        expect_fingerprint: expectFingerprint,
+        created_at: new Date(now).toISOString(),
+        expires_at: new Date(now + (options.ttlMs ?? DEFAULT_QUEUE_TTL_MS)).toISOString(),
+      });
+      await this.#queue.attempt(text, e.code);
+      if (!this.#retry.has(text)) {
+        this.#retry.set(text, {
+          at: now + QUEUED_HANDSHAKE_RETRY_MS,
+          waitMs: 2 * QUEUED_HANDSHAKE_RETRY_MS,
+        });
+      }
+      return {
+        peer: null,
+        status: "queued",
+        changed: queued.attempts === 0,
+        timedOut: false,
+        firstContact: false,
+        expiresAt: queued.expires_at,
+      };
+    }
+    const { peer, resolution } = reached;
     // The handshake proved who answered; nothing is asked of another key than the one expected.
     if (expectFingerprint !== "" && !fingerprintMatches(peer.publicKey, expectFingerprint)) {
       throw new PilotError(
@@ -125,7 +187,71 @@ export class TrustFeature {
       status = settled ?? "pending";
       timedOut = settled === undefined;
     }
-    return { peer: peerRef(peer), status, changed: outcome.changed, timedOut, firstContact };
+    // Asked: a queued request for this name has done its work.
+    if (this.#queue.get(text) !== undefined) await this.#queue.remove(text);
+    return {
+      peer: peerRef(peer),
+      status,
+      changed: outcome.changed,
+      timedOut,
+      firstContact,
+      expiresAt: null,
+    };
+  }
+
+  /** `pilot handshake --list-queued`: trust requests waiting for their peer. */
+  queued(): QueuedHandshake[] {
+    return this.#queue.list();
+  }
+
+  /**
+   * One round of queued handshakes, for the node's timer: expired ones are
+   * dropped, due ones are tried (each in turn, once the last try's wait is
+   * over, doubling from 5 s to 5 min). Never throws.
+   */
+  async retryQueued(): Promise<void> {
+    if (this.#retrying) return;
+    this.#retrying = true;
+    try {
+      const now = Date.now();
+      for (const q of this.#queue.list()) {
+        if (Date.parse(q.expires_at) <= now) {
+          await this.#queue.remove(q.name).catch(() => {});
+          this.#retry.delete(q.name);
+          continue;
+        }
+        const r = this.#retry.get(q.name);
+        if (r !== undefined && r.at > now) continue;
+        try {
+          await this.handshake(q.name, q.reason, QUEUED_HANDSHAKE_ATTEMPT_MS, {
+            expectFingerprint: q.expect_fingerprint,
+          });
+          this.#retry.delete(q.name);
+        } catch (e) {
+          // key_changed, rejected and the like will not change by asking again: given up.
+          const later = e instanceof PilotError &&
+            (e.code === "unreachable" || e.code === "timeout" || e.code === "not_found");
+          if (!later) {
+            await this.#queue.remove(q.name).catch(() => {});
+            this.#retry.delete(q.name);
+            continue;
+          }
+          await this.#queue.attempt(q.name, e.code).catch(() => {});
+          const waitMs = r?.waitMs ?? QUEUED_HANDSHAKE_RETRY_MS;
+          this.#retry.set(q.name, {
+            at: Date.now() + waitMs,
+            waitMs: Math.min(waitMs * 2, QUEUED_HANDSHAKE_RETRY_MAX_MS),
+          });
+        }
+      }
+    } finally {
+      this.#retrying = false;
+    }
+  }
+
+  /** Whether any handshake waits for its peer. */
+  get hasQueued(): boolean {
+    return this.#queue.list().length > 0;
   }
 
   /** Waits until our request to `key` is decided: "trusted", "rejected", or undefined at the deadline. */
