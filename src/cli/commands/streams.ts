@@ -35,7 +35,7 @@ function endError(code: number, reason: string): PilotError | undefined {
     4002: "refused",
     4003: "a limit was hit",
     4004: "closed",
-  }[code] ?? "ended";
+  }[code] ?? `ended (WebSocket close ${code})`;
   return new PilotError(
     code === 4001 ? "timeout" : "unreachable",
     `The stream was ${what}${reason ? `: ${peerText(reason)}` : ""}`,
