@@ -48,6 +48,11 @@ export interface DhtLinkOptions {
   bootstrap: EndpointSpec[];
 }
 
+/** Wait after a publish no DHT node took before the next (ms); it doubles. */
+const PUBLISH_RETRY_MS = 5_000;
+/** Longest wait between two failed publishes (ms). */
+const PUBLISH_RETRY_MAX_MS = 5 * 60_000;
+
 /** The node's DHT node and its published record. */
 export class DhtLink {
   #o: DhtLinkOptions;
@@ -55,6 +60,10 @@ export class DhtLink {
   #serial = 0;
   #expiresAt = 0;
   #publishing = false;
+  /** No publish before this (after a failed one: no DHT node known, none answered). */
+  #notBefore = 0;
+  /** The wait after the next failed publish; it doubles. */
+  #retryMs = PUBLISH_RETRY_MS;
 
   private constructor(options: DhtLinkOptions, dht: PresenceDht) {
     this.#o = options;
@@ -87,7 +96,8 @@ export class DhtLink {
   /** Publishes the record when it is due (at start, then before it expires); never throws. */
   tick(): void {
     const now = Date.now();
-    if (this.#publishing || now < this.#expiresAt - RECORD_REFRESH_BEFORE_MS) return;
+    if (this.#publishing || now < this.#notBefore) return;
+    if (now < this.#expiresAt - RECORD_REFRESH_BEFORE_MS) return;
     this.#publishing = true;
     this.#publish(now).finally(() => this.#publishing = false);
   }
@@ -112,10 +122,12 @@ export class DhtLink {
       if (visibility === "public") await this.#dht.announce(identity.address, listen.port);
       this.#serial = serial;
       this.#expiresAt = expiresAt;
+      this.#retryMs = PUBLISH_RETRY_MS;
     } catch {
-      // No DHT node took it yet (none known, or none answered): the next tick tries again.
-      this.#expiresAt = 0;
+      // No DHT node took it (none known, or none answered): tried again in a while.
       this.#serial = serial;
+      this.#notBefore = Date.now() + this.#retryMs;
+      this.#retryMs = Math.min(this.#retryMs * 2, PUBLISH_RETRY_MAX_MS);
     }
   }
 
