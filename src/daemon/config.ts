@@ -209,6 +209,30 @@ const FILE_KEYS = [
   "lan_port",
 ];
 
+/** `file[key]` when it is a boolean, undefined when absent; anything else is refused quoting it. */
+function fileBoolean(
+  file: Record<string, unknown>,
+  key: string,
+  where: string,
+): boolean | undefined {
+  const v = file[key];
+  if (v === undefined || typeof v === "boolean") return v;
+  throw invalid(`${where}: "${key}" must be true or false, not ${quote(v)}`);
+}
+
+/** `file[key]` when it is a UDP port from `min` (0: any free one) to 65535, undefined when absent. */
+function filePort(
+  file: Record<string, unknown>,
+  key: string,
+  min: 0 | 1,
+  where: string,
+): number | undefined {
+  const v = file[key];
+  if (v === undefined) return undefined;
+  if (typeof v === "number" && Number.isInteger(v) && v >= min && v <= 65535) return v;
+  throw invalid(`${where}: "${key}" must be a port from ${min} to 65535, not ${quote(v)}`);
+}
+
 /** A config value as the error quotes it: JSON, shortened. */
 function quote(v: unknown): string {
   const text = JSON.stringify(v) ?? String(v);
@@ -390,14 +414,9 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
       cfg.peers[n] = e;
     }
   }
-  if (file.require_mac1 !== undefined) {
-    if (typeof file.require_mac1 !== "boolean") {
-      throw invalid(
-        `${where}: "require_mac1" must be true or false, not ${quote(file.require_mac1)}`,
-      );
-    }
-    cfg.requireMac1 = file.require_mac1;
-  }
+  const bool = (key: string) => fileBoolean(file, key, where);
+  const port = (key: string, min: 0 | 1) => filePort(file, key, min, where);
+  cfg.requireMac1 = bool("require_mac1") ?? cfg.requireMac1;
   if (file.cookie_threshold !== undefined) {
     const v = file.cookie_threshold;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
@@ -466,45 +485,14 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     cfg.rendezvous = v.map((x) => parseRendezvous(x, where));
   }
-  if (file.punch !== undefined) {
-    if (typeof file.punch !== "boolean") {
-      throw invalid(`${where}: "punch" must be true or false, not ${quote(file.punch)}`);
-    }
-    cfg.punch = file.punch;
-  }
+  cfg.punch = bool("punch") ?? cfg.punch;
   if (file.relay_quota !== undefined) cfg.relayQuota = parseRelayQuota(file.relay_quota, where);
-  if (file.public !== undefined) {
-    if (typeof file.public !== "boolean") {
-      throw invalid(`${where}: "public" must be true or false, not ${quote(file.public)}`);
-    }
-    cfg.visibility = file.public ? "public" : "private";
-  }
-  if (file.lan !== undefined) {
-    if (typeof file.lan !== "boolean") {
-      throw invalid(`${where}: "lan" must be true or false, not ${quote(file.lan)}`);
-    }
-    cfg.lan = file.lan;
-  }
-  if (file.lan_port !== undefined) {
-    const v = file.lan_port;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 65535) {
-      throw invalid(`${where}: "lan_port" must be a port from 1 to 65535, not ${quote(v)}`);
-    }
-    cfg.lanPort = v;
-  }
-  if (file.dht !== undefined) {
-    if (typeof file.dht !== "boolean") {
-      throw invalid(`${where}: "dht" must be true or false, not ${quote(file.dht)}`);
-    }
-    cfg.dht = file.dht;
-  }
-  if (file.dht_port !== undefined) {
-    const v = file.dht_port;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 65535) {
-      throw invalid(`${where}: "dht_port" must be a port from 0 to 65535, not ${quote(v)}`);
-    }
-    cfg.dhtPort = v;
-  }
+  const publicRecord = bool("public");
+  if (publicRecord !== undefined) cfg.visibility = publicRecord ? "public" : "private";
+  cfg.lan = bool("lan") ?? cfg.lan;
+  cfg.lanPort = port("lan_port", 1) ?? cfg.lanPort;
+  cfg.dht = bool("dht") ?? cfg.dht;
+  cfg.dhtPort = port("dht_port", 0) ?? cfg.dhtPort;
   if (file.dht_bootstrap !== undefined) {
     const v = file.dht_bootstrap;
     if (!Array.isArray(v) || !v.every((x) => typeof x === "string") || v.length > 64) {
