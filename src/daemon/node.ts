@@ -193,8 +193,10 @@ export class Node {
         return live ? formatEndpoint(live) : trust.get(key)?.endpoint;
       },
       reconnect: async (key, endpoint) => {
-        const at = endpoint.startsWith("relay/")
-          ? { hostname: endpoint, port: RELAY_PORT }
+        // The text of a live relay path (formatEndpoint) reads back as that path.
+        const relay = { hostname: endpoint, port: RELAY_PORT };
+        const at = relayPathOf(relay) !== null
+          ? relay
           : await resolveEndpoint(parseEndpoint(endpoint));
         await sessions.connect(at, { publicKey: Uint8Array.fromHex(key) }, OUTBOX_RETRY_MS);
       },
@@ -214,7 +216,6 @@ export class Node {
       sessions,
       isTrusted: (key) => trust.has(key),
       selfKeyHex: identity.publicKey.toHex(),
-      // Names no trusted binding or configured peer knows: the LAN, then the rendezvous.
       // Names no trusted binding or configured peer knows: the LAN, the
       // rendezvous, then the DHT (when the rendezvous know nothing of it).
       discover: async (query, timeoutMs) => {
