@@ -21,6 +21,7 @@ import { dedupContent, type DedupStore } from "../dedup_store.ts";
 import type { Inbox, InboxMessage } from "../inbox.ts";
 import { log } from "../log.ts";
 import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
+import { RetryBackoff } from "../../services/retry_backoff.ts";
 import type { Outbox, QueuedMessage } from "../outbox.ts";
 import { compareBytes } from "../../bytes.ts";
 
@@ -113,7 +114,12 @@ export class MessagesFeature {
   #replyWaits = new Map<string, Set<ReplyWait>>();
   #outbox: Outbox;
   /** Per peer key: when its queued messages are tried next, and the wait after. */
-  #retry = new Map<string, { at: number; waitMs: number }>();
+  #backoff = new RetryBackoff({
+    minMs: QUEUE_RETRY_MS,
+    maxMs: QUEUE_RETRY_MAX_MS,
+    // Queued messages end with their TTL, not with the backoff.
+    giveUpMs: Infinity,
+  });
   /** Peers whose queued messages are being tried now. */
   #trying = new Set<string>();
 
@@ -245,7 +251,8 @@ export class MessagesFeature {
         expires_at: new Date(now + ttlMs).toISOString(),
       }, envelope.data);
       await this.#outbox.attempt(queued.to, queued.id, (e as PilotError).code);
-      this.#scheduleRetry(queued.to, false);
+      // A peer already waiting out a backoff keeps its schedule.
+      if (this.#backoff.due(queued.to)) this.#backoff.failed(queued.to);
       return this.#queuedResult(queued, queuedFor);
     }
   }
@@ -311,22 +318,15 @@ export class MessagesFeature {
 
   /** A peer came up: its queued messages are tried now. */
   peerUp(keyHex: string): void {
-    if (this.#outbox.list().some((m) => m.to === keyHex)) this.#scheduleRetry(keyHex, true);
-  }
-
-  #scheduleRetry(keyHex: string, now: boolean): void {
-    const r = this.#retry.get(keyHex);
-    if (now) this.#retry.set(keyHex, { at: 0, waitMs: QUEUE_RETRY_MS });
-    else if (r === undefined) {
-      this.#retry.set(keyHex, { at: Date.now() + QUEUE_RETRY_MS, waitMs: QUEUE_RETRY_MS * 2 });
-    }
+    this.#backoff.reset(keyHex);
   }
 
   /**
    * One round of the outbox, for the node's timer: expired messages end
    * (`message.expired`), and peers whose wait is over get their queued
    * messages in order, oldest first, until one fails (then the peer waits
-   * twice as long, up to 5 min). Never throws.
+   * twice as long, up to 5 min, plus up to a quarter of jitter: RetryBackoff).
+   * Never throws.
    */
   async retryOutbox(): Promise<void> {
     const now = Date.now();
@@ -340,12 +340,10 @@ export class MessagesFeature {
       list.push(m);
       byPeer.set(m.to, list);
     }
-    for (const key of this.#retry.keys()) if (!byPeer.has(key)) this.#retry.delete(key);
-    const due = [...byPeer.entries()].filter(([key]) => {
-      if (this.#trying.has(key)) return false;
-      const r = this.#retry.get(key);
-      return r === undefined || r.at <= now;
-    });
+    this.#backoff.retain(new Set(byPeer.keys()));
+    const due = [...byPeer.entries()].filter(([key]) =>
+      !this.#trying.has(key) && this.#backoff.due(key)
+    );
     for (let i = 0; i < due.length; i += QUEUE_PARALLEL) {
       await Promise.all(
         due.slice(i, i + QUEUE_PARALLEL).map(([key, list]) => this.#tryPeer(key, list)),
@@ -361,15 +359,11 @@ export class MessagesFeature {
         const failed = await this.#tryOne(m);
         if (failed !== null) {
           await this.#outbox.attempt(m.to, m.id, failed).catch(() => {});
-          const r = this.#retry.get(key) ?? { at: 0, waitMs: QUEUE_RETRY_MS };
-          this.#retry.set(key, {
-            at: Date.now() + r.waitMs,
-            waitMs: Math.min(r.waitMs * 2, QUEUE_RETRY_MAX_MS),
-          });
+          this.#backoff.failed(key);
           return;
         }
       }
-      this.#retry.delete(key);
+      this.#backoff.reset(key);
     } finally {
       this.#trying.delete(key);
     }

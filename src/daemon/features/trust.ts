@@ -13,6 +13,7 @@ import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 import { checkReason } from "../outgoing_message.ts";
+import { RetryBackoff } from "../../services/retry_backoff.ts";
 import type { HandshakeQueue, QueuedHandshake } from "../handshake_queue.ts";
 import { DEFAULT_QUEUE_TTL_MS } from "../../constants.ts";
 
@@ -103,7 +104,12 @@ export class TrustFeature {
   #ctx: NodeContext;
   #queue: HandshakeQueue;
   /** Per queued name: when it is tried next, and the wait after. */
-  #retry = new Map<string, { at: number; waitMs: number }>();
+  #backoff = new RetryBackoff({
+    minMs: QUEUED_HANDSHAKE_RETRY_MS,
+    maxMs: QUEUED_HANDSHAKE_RETRY_MAX_MS,
+    // Queued handshakes end with their TTL, not with the backoff.
+    giveUpMs: Infinity,
+  });
   #retrying = false;
 
   /** Creates the feature over `ctx`, with the queue of handshakes waiting for their peer. */
@@ -132,9 +138,7 @@ export class TrustFeature {
       // `handshake ENDPOINT` asks whoever answers there now, never a session from before.
       reached = await this.#ctx.reach.reach(text, timeoutMs, { freshEndpoint: true });
     } catch (e) {
-      const later = e instanceof PilotError &&
-        (e.code === "unreachable" || e.code === "timeout" || e.code === "not_found");
-      if (!options.queue || !later) throw e;
+      if (!options.queue || !askAgainLater(e)) throw e;
       const now = Date.now();
       const queued = await this.#queue.add({
         name: text,
@@ -144,12 +148,8 @@ export class TrustFeature {
         expires_at: new Date(now + (options.ttlMs ?? DEFAULT_QUEUE_TTL_MS)).toISOString(),
       });
       await this.#queue.attempt(text, e.code);
-      if (!this.#retry.has(text)) {
-        this.#retry.set(text, {
-          at: now + QUEUED_HANDSHAKE_RETRY_MS,
-          waitMs: 2 * QUEUED_HANDSHAKE_RETRY_MS,
-        });
-      }
+      // A name already waiting out a backoff keeps its schedule.
+      if (this.#backoff.due(text)) this.#backoff.failed(text);
       return {
         peer: null,
         status: "queued",
@@ -207,41 +207,35 @@ export class TrustFeature {
   /**
    * One round of queued handshakes, for the node's timer: expired ones are
    * dropped, due ones are tried (each in turn, once the last try's wait is
-   * over, doubling from 5 s to 5 min). Never throws.
+   * over, doubling from 5 s to 5 min, plus up to a quarter of jitter: RetryBackoff).
+   * Never throws.
    */
   async retryQueued(): Promise<void> {
     if (this.#retrying) return;
     this.#retrying = true;
     try {
       const now = Date.now();
-      for (const q of this.#queue.list()) {
+      const queued = this.#queue.list();
+      this.#backoff.retain(new Set(queued.map((q) => q.name)));
+      for (const q of queued) {
         if (Date.parse(q.expires_at) <= now) {
           await this.#queue.remove(q.name).catch(() => {});
-          this.#retry.delete(q.name);
           continue;
         }
-        const r = this.#retry.get(q.name);
-        if (r !== undefined && r.at > now) continue;
+        if (!this.#backoff.due(q.name)) continue;
         try {
           await this.handshake(q.name, q.reason, QUEUED_HANDSHAKE_ATTEMPT_MS, {
             expectFingerprint: q.expect_fingerprint,
           });
-          this.#retry.delete(q.name);
+          this.#backoff.reset(q.name);
         } catch (e) {
           // key_changed, rejected and the like will not change by asking again: given up.
-          const later = e instanceof PilotError &&
-            (e.code === "unreachable" || e.code === "timeout" || e.code === "not_found");
-          if (!later) {
+          if (!askAgainLater(e)) {
             await this.#queue.remove(q.name).catch(() => {});
-            this.#retry.delete(q.name);
             continue;
           }
           await this.#queue.attempt(q.name, e.code).catch(() => {});
-          const waitMs = r?.waitMs ?? QUEUED_HANDSHAKE_RETRY_MS;
-          this.#retry.set(q.name, {
-            at: Date.now() + waitMs,
-            waitMs: Math.min(waitMs * 2, QUEUED_HANDSHAKE_RETRY_MAX_MS),
-          });
+          this.#backoff.failed(q.name);
         }
       }
     } finally {
@@ -344,4 +338,10 @@ export class TrustFeature {
     const outcome = await this.#ctx.trustService.untrust(entry.public_key, timeoutMs);
     return { peer: entry, changed: outcome.changed, delivered: outcome.delivered };
   }
+}
+
+/** Whether a failed handshake may go through later: the peer is down, unknown yet, or silent. */
+function askAgainLater(e: unknown): e is PilotError {
+  return e instanceof PilotError &&
+    (e.code === "unreachable" || e.code === "timeout" || e.code === "not_found");
 }
