@@ -26,7 +26,7 @@ import type {
   SessionPeer,
 } from "../daemon/features/diagnostics.ts";
 import type { SentFile } from "../daemon/features/files.ts";
-import type { QueuedMessage } from "../daemon/outbox.ts";
+import { type QueuedMessage, queuedPeer } from "../daemon/outbox.ts";
 import type { FindResult } from "../daemon/features/find.ts";
 import type { CallResult, SendResult } from "../daemon/features/messages.ts";
 import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/features/ports.ts";
@@ -280,12 +280,7 @@ export function sendView(r: SendResult): Infer<typeof C.SEND_RESULT> {
 export function outboxView(queued: readonly QueuedMessage[]): Infer<typeof C.OUTBOX.output> {
   return {
     messages: queued.map((m) => ({
-      to: {
-        public_key: m.to,
-        address: m.address,
-        hostname: m.hostname,
-        fingerprint: m.fingerprint,
-      },
+      to: queuedPeer(m),
       id: m.id,
       type: m.type,
       bytes: m.bytes,

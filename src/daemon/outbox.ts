@@ -19,6 +19,7 @@
  */
 import { join } from "node:path";
 import { PilotError } from "../errors.ts";
+import type { PeerRef } from "../session/peer_ref.ts";
 import type { MessageType } from "../wire/data_message.ts";
 import { HOME_FILES, writeFileAtomic } from "./home.ts";
 import { PendingLog } from "./pending_log.ts";
@@ -70,6 +71,11 @@ export interface QueuedMessage {
   last_error: string | null;
   /** Its data file in `HOME/outbox/`. */
   file: string;
+}
+
+/** The peer a queued message is for, as a reference (events, `pilot outbox`). */
+export function queuedPeer(m: QueuedMessage): PeerRef {
+  return { public_key: m.to, address: m.address, hostname: m.hostname, fingerprint: m.fingerprint };
 }
 
 /** How a queued message ended. */

@@ -22,7 +22,7 @@ import type { Inbox, InboxMessage } from "../inbox.ts";
 import { log } from "../log.ts";
 import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
 import { RetryBackoff } from "../../services/retry_backoff.ts";
-import type { Outbox, QueuedMessage } from "../outbox.ts";
+import { type Outbox, type QueuedMessage, queuedPeer } from "../outbox.ts";
 import { compareBytes } from "../../bytes.ts";
 
 /** What the messages feature owns besides the node's context. */
@@ -427,12 +427,7 @@ export class MessagesFeature {
   ): Promise<void> {
     if (await this.#outbox.finish(m.to, m.id, how) === undefined) return;
     this.#ctx.events.publish(`message.${how}`, {
-      peer: {
-        public_key: m.to,
-        address: m.address,
-        hostname: m.hostname,
-        fingerprint: m.fingerprint,
-      },
+      peer: queuedPeer(m),
       id: m.id,
       ...data,
     });
