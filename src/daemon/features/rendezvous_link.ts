@@ -10,6 +10,7 @@
  */
 import { PORT_RENDEZVOUS } from "../../constants.ts";
 import { DecodeError } from "../../bytes.ts";
+import { RateLimiter } from "../../session/rate_limit.ts";
 import {
   type Endpoint,
   RELAY_PORT,
@@ -42,6 +43,8 @@ import type { Discovered } from "../reach.ts";
 
 /** How often a rendezvous hears from this node at least, holding the session and NAT mapping (ms). */
 export const RENDEZVOUS_KEEPALIVE_MS = 25_000;
+/** Punch notices taken from one rendezvous (an honest one sends one per peer punching). */
+const PUNCH_NOTICE_RATE = { burst: 16, perSecond: 8 } as const;
 /** How long the list of local endpoints is reused (ms). */
 const LOCALS_TTL_MS = 5_000;
 /** How long a session with a rendezvous may take to come up (ms). */
@@ -86,7 +89,13 @@ export class RendezvousLink {
   #listen: () => Endpoint;
   #localsCache: { at: number; value: RecordEndpoint[] } | null = null;
   /** Relayed frames not sent or not taken, by reason. */
-  readonly relayDropped = { no_rendezvous: 0, too_large: 0, malformed: 0 };
+  readonly relayDropped = { no_rendezvous: 0, too_large: 0, malformed: 0, punch_rate: 0 };
+  /** Punch notices taken per rendezvous, before the path layer looks their peer up. */
+  #punchNotices = new RateLimiter({
+    ...PUNCH_NOTICE_RATE,
+    maxKeys: 64,
+    now: () => performance.now(),
+  });
 
   /** A link to `addresses`, publishing what `self()` says (its endpoints once public). */
   constructor(
@@ -169,7 +178,12 @@ export class RendezvousLink {
         }
         if (m.type === "relayed") {
           this.#onRelayed(m.frame, relayEndpoint({ via: dctx.peer.address, peer: m.from }));
-        } else if (m.type === "punch_from") this.#onPunchFrom(m.from, m.endpoint);
+        } else if (m.type === "punch_from") {
+          // Each notice costs a look through the session table: a rendezvous
+          // sending a flood of them is shed here first.
+          if (this.#punchNotices.allow(dctx.peer.keyHex)) this.#onPunchFrom(m.from, m.endpoint);
+          else this.relayDropped.punch_rate++;
+        }
         return Promise.resolve();
       },
     };
