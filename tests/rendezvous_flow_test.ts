@@ -29,6 +29,25 @@ async function sendRun(from: TestNode, to: TestNode): Promise<void> {
   assert.equal(inbox.json.data.messages[0]?.data, data);
 }
 
+/** A daemon of fixture `identity` claiming `hostname`, with the rendezvous `at` (and `args`). */
+async function nodeAt(identity: number, hostname: string, at: string, ...args: string[]) {
+  const node = new TestNode(await makeHome({ identity }), {
+    identity,
+    hostname,
+    args: ["--rendezvous", at, ...args],
+  });
+  await node.start();
+  return node;
+}
+
+/** Waits until `rendezvous` holds `count` records. */
+async function records(rendezvous: TestNode, count: number): Promise<void> {
+  await waitFor(`${count} records at the rendezvous`, async () => {
+    const r = await rendezvous.pilot("rendezvous", "status", "--json");
+    return r.json?.data?.records === count;
+  }, 20_000);
+}
+
 Deno.test("handshake, approve and send by hostname between two nodes that know only a rendezvous", async () => {
   await using rendezvous = await startRendezvous(RENDEZVOUS_FIXTURE);
   const rv = rendezvous.node;
@@ -36,23 +55,10 @@ Deno.test("handshake, approve and send by hostname between two nodes that know o
   let worker: TestNode | undefined;
   let orchestrator: TestNode | undefined;
   try {
-    worker = new TestNode(await makeHome({ identity: 1 }), {
-      identity: 1,
-      hostname: PAIR_B_NAME,
-      args: ["--rendezvous", at, "--public"],
-    });
-    await worker.start();
-    orchestrator = new TestNode(await makeHome({ identity: 0 }), {
-      identity: 0,
-      hostname: "secure-orchestrator",
-      args: ["--rendezvous", at],
-    });
-    await orchestrator.start();
+    worker = await nodeAt(1, PAIR_B_NAME, at, "--public");
+    orchestrator = await nodeAt(0, "secure-orchestrator", at);
     const w = worker;
-    await waitFor("the worker's record at the rendezvous", async () => {
-      const r = await rv.pilot("rendezvous", "status", "--json");
-      return r.json?.data?.records === 2;
-    }, 20_000);
+    await records(rv, 2);
 
     // A fingerprint the worker does not have: refused, nothing sent.
     const wrong = await orchestrator.pilot(
@@ -95,24 +101,11 @@ Deno.test("a private node is reached through the rendezvous's relay (its IP neve
   let worker: TestNode | undefined;
   let orchestrator: TestNode | undefined;
   try {
-    worker = new TestNode(await makeHome({ identity: 1 }), {
-      identity: 1,
-      hostname: PAIR_B_NAME,
-      args: ["--rendezvous", at],
-    });
-    await worker.start();
-    orchestrator = new TestNode(await makeHome({ identity: 0 }), {
-      identity: 0,
-      hostname: "secure-orchestrator",
-      args: ["--rendezvous", at],
-    });
-    await orchestrator.start();
+    worker = await nodeAt(1, PAIR_B_NAME, at);
+    orchestrator = await nodeAt(0, "secure-orchestrator", at);
     const w = worker;
     const o = orchestrator;
-    await waitFor("both records at the rendezvous", async () => {
-      const r = await rv.pilot("rendezvous", "status", "--json");
-      return r.json?.data?.records === 2;
-    }, 20_000);
+    await records(rv, 2);
     const unknown = await o.pilot("handshake", "no-such-node", "--json");
     assert.equal(unknown.json?.code, "not_found", unknown.stdout);
     assert.match(unknown.json.message, /no rendezvous knows it/);
@@ -183,10 +176,7 @@ Deno.test("with punch off, trusted peers stay on the relay (no endpoints shared)
     };
     const worker = await start(1, 0, PAIR_B_NAME);
     const orchestrator = await start(0, 1, "secure-orchestrator");
-    await waitFor("both records at the rendezvous", async () => {
-      const r = await rendezvous.node.pilot("rendezvous", "status", "--json");
-      return r.json?.data?.records === 2;
-    }, 20_000);
+    await records(rendezvous.node, 2);
     const bytes = new Uint8Array(512 * 1024);
     for (let i = 0; i < bytes.length; i += 65_536) {
       crypto.getRandomValues(bytes.subarray(i, i + 65_536));
