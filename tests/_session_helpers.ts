@@ -167,6 +167,7 @@ export interface NodeOptions extends LocalIdentityOptions {
       | "timers"
       | "serialFloor"
       | "untrustedPort"
+      | "untrustedStream"
       | "relaysFor"
       | "onPathChanged"
       | "holdsMapping"

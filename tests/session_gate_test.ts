@@ -164,3 +164,17 @@ Deno.test("SessionManager lets an untrusted peer's datagrams reach a port the no
   assert.equal(b.manager.drops.not_trusted_stream, 1);
   assert.equal(b.manager.drops.not_trusted, 1);
 });
+
+Deno.test("SessionManager lets an untrusted peer's stream segments through only where the node opens that stream port to it", async () => {
+  const { net, a, b } = await pair({
+    b: { manager: { untrustedStream: (_peer, _src, dst) => dst === 447 } },
+  });
+  b.trusted = false;
+  assert.equal(await sendKind(a, b, "stream", 447), true);
+  assert.equal(await sendKind(a, b, "stream", 448), true);
+  assert.equal(await sendKind(a, b, "datagram", 447), true);
+  await net.pump();
+  assert.deepEqual(b.delivered.map((d) => [d.packet.kind, d.packet.dstPort]), [["stream", 447]]);
+  assert.equal(b.manager.drops.not_trusted_stream, 1, "a stream to another port is still refused");
+  assert.equal(b.manager.drops.not_trusted, 1, "the stream port opens no datagram port");
+});

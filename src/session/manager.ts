@@ -143,9 +143,16 @@ export interface SessionManagerOptions {
   /**
    * Datagram ports other than 444 that an untrusted peer may reach (a
    * rendezvous serves strangers on 445; a node hears its rendezvous there).
-   * Asked per packet; none when absent. Streams always need trust.
+   * Asked per packet; none when absent.
    */
   untrustedPort?(peer: PeerIdentity, port: number): boolean;
+  /**
+   * Stream segments an untrusted peer may send (a rendezvous serves
+   * strangers' mailbox streams; a node hears its rendezvous answer the
+   * mailbox streams it opened there). Asked per segment with the segment's
+   * ports; none when absent: streams need trust.
+   */
+  untrustedStream?(peer: PeerIdentity, srcPort: number, dstPort: number): boolean;
   /**
    * Untrusted peers whose frames carry relayed traffic (a node's rendezvous;
    * every node at a rendezvous): they get `RELAY_FRAME_RATE` instead of
@@ -621,13 +628,17 @@ export class SessionManager {
     ) {
       return this.#drop("inner_address");
     }
-    const open = packet.kind === "datagram" && this.#openToStrangers(s.peer, packet.dstPort);
+    const open = packet.kind === "datagram"
+      ? this.#openToStrangers(s.peer, packet.dstPort)
+      : packet.kind === "stream" &&
+        (this.#o.untrustedStream?.(s.peer, packet.srcPort, packet.dstPort) ?? false);
     if (open && peer) peer.trustTrafficAt = now;
     if (!this.#o.isTrusted(s.peer)) {
       // Zero trust: an untrusted peer reaches the trust service's datagrams
       // (and those of ports the node opens to strangers) and nothing else.
       // Its stream segments never reach the stream layer, whose resets would
-      // tell it which ports listen.
+      // tell it which ports listen, unless the node opens that stream port
+      // to it (mailboxes).
       if (!open) {
         if (peer) peer.dropped++;
         return this.#drop(packet.kind === "stream" ? "not_trusted_stream" : "not_trusted");

@@ -31,7 +31,7 @@ import { type PeerIdentity, verifyPeerPayload } from "./peer_identity.ts";
 /** Bound into every sealed item's handshake hash. */
 const PROLOGUE = new TextEncoder().encode("pilot sealed item v1");
 /** Largest item a seal carries (bytes): what a mailbox takes (issue 10). */
-export const MAX_SEALED_ITEM = 64 * 1024;
+export const MAX_SEALED_ITEM = 70 * 1024;
 /** Bytes a seal adds around the item and the identity: e, encrypted s, two tags, a length. */
 export const SEAL_OVERHEAD = 32 + 32 + 16 + 16 + 2;
 
