@@ -33,6 +33,8 @@ export const PORT_PUBSUB = 1002;
 export const PORT_RENDEZVOUS = 445;
 /** Virtual port of path messages between trusted peers (hole punching). */
 export const PORT_PATH = 446;
+/** Virtual port of mailboxes at a rendezvous (issue 10): streams, open to strangers on a rendezvous. */
+export const PORT_MAILBOX = 447;
 
 /** Initiator starts a new handshake once a session is this old (ms). */
 export const REKEY_AFTER_TIME_MS = 120_000;

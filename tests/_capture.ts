@@ -40,8 +40,8 @@ export async function tcpdumpUnavailable(): Promise<string | null> {
  * (or `await using`) stops it if needed and removes the directory.
  */
 export class Capture implements AsyncDisposable {
-  /** The namespace captured. */
-  readonly ns: string;
+  /** The namespace captured (null: the host's, on loopback). */
+  readonly ns: string | null;
   /** The temporary directory holding the capture file. */
   readonly dir: string;
   /** The capture file. */
@@ -50,7 +50,7 @@ export class Capture implements AsyncDisposable {
   #stderr: Promise<string>;
   #stopped: Promise<Deno.CommandStatus> | undefined;
 
-  private constructor(ns: string, dir: string, child: Deno.ChildProcess, stderr: Promise<string>) {
+  private constructor(ns: string | null, dir: string, child: Deno.ChildProcess, stderr: Promise<string>) {
     this.ns = ns;
     this.dir = dir;
     this.file = join(dir, "capture.pcap");
@@ -63,28 +63,32 @@ export class Capture implements AsyncDisposable {
     return this.#child.pid;
   }
 
-  /** Starts tcpdump in `ns` and waits until it says it is listening (at most 10 s). */
-  static async start(ns: string): Promise<Capture> {
+  /**
+   * Starts tcpdump in `ns` (null: this host's own namespace, on loopback),
+   * capturing what the pcap `filter` words select (everything by default),
+   * and waits until it says it is listening (at most 10 s).
+   */
+  static async start(ns: string | null, filter: string[] = []): Promise<Capture> {
     const dir = await Deno.makeTempDir({ prefix: "pilot-capture-" });
     // --immediate-mode: the kernel hands over each packet at once (else the
     // last ring block, up to a second of packets, can be lost at the stop);
     // -U: each is written as it comes; -s 0: whole frames; -n: no name
     // lookups leaving the lab.
-    const child = new Deno.Command("ip", {
+    const inNs = ns === null ? [] : ["ip", "netns", "exec", ns];
+    const child = new Deno.Command(inNs[0] ?? "tcpdump", {
       args: [
-        "netns",
-        "exec",
-        ns,
-        "tcpdump",
+        ...inNs.slice(1),
+        ...(ns === null ? [] : ["tcpdump"]),
         "--immediate-mode",
         "-i",
-        "any",
+        ns === null ? "lo" : "any",
         "-n",
         "-U",
         "-s",
         "0",
         "-w",
         join(dir, "capture.pcap"),
+        ...filter,
       ],
       stdin: "null",
       stdout: "null",

@@ -46,6 +46,7 @@ const EXAMPLES: RendezvousMessage[] = [
   { type: "not_found", id: 2 },
   { type: "observed", id: 5, endpoint: { hostname: "198.18.0.7", port: 1 } },
   { type: "punch_from", id: 0, from: A, endpoint: { hostname: "198.18.0.9", port: 40000 } },
+  { type: "mail", id: 0 },
   { type: "error", id: 9, code: "rate_limited" },
 ];
 

@@ -52,6 +52,7 @@ export function handshakeView(r: HandshakeResult): Infer<typeof C.HANDSHAKE.outp
     timed_out: r.timedOut,
     first_contact: r.firstContact,
     expires_at: r.expiresAt,
+    mailbox: r.mailbox,
   };
 }
 
@@ -288,6 +289,8 @@ export function outboxView(queued: readonly QueuedMessage[]): Infer<typeof C.OUT
       expires_at: m.expires_at,
       attempts: m.attempts,
       last_error: m.last_error,
+      state: m.relayed_via === null ? "queued_local" : "queued_relay",
+      mailbox: m.relayed_via,
     })),
   };
 }

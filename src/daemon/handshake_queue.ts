@@ -34,6 +34,10 @@ export interface QueuedHandshake {
   attempts: number;
   /** The error code of the last try, or null. */
   last_error: string | null;
+  /** The peer's key, once a sealed copy was left at its mailbox. */
+  public_key?: string;
+  /** The rendezvous (address) whose mailbox holds that copy. */
+  mailbox?: string;
 }
 
 /** The durable queue of trust requests waiting for their peer. */
@@ -103,6 +107,15 @@ export class HandshakeQueue {
     if (i === undefined) return;
     i.attempts++;
     i.last_error = error;
+    await this.#save();
+  }
+
+  /** Records that `name`'s request, for the key `publicKey`, waits at the mailbox `via` too; durable when it resolves. */
+  async relayed(name: string, publicKey: string, via: string): Promise<void> {
+    const i = this.#items.find((x) => x.name === name);
+    if (i === undefined) return;
+    i.public_key = publicKey;
+    i.mailbox = via;
     await this.#save();
   }
 

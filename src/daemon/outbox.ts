@@ -69,6 +69,8 @@ export interface QueuedMessage {
   attempts: number;
   /** Why the last attempt failed, or null. */
   last_error: string | null;
+  /** The rendezvous (address) whose mailbox holds a sealed copy, or null: then it waits here only. */
+  relayed_via: string | null;
   /** Its data file in `HOME/outbox/`. */
   file: string;
 }
@@ -84,6 +86,7 @@ export type OutboxEnd = "delivered" | "expired" | "refused" | "cancelled";
 type LogRecord =
   | { op: "add"; message: QueuedMessage }
   | { op: "attempt"; to: string; id: string; error: string | null }
+  | { op: "relayed"; to: string; id: string; via: string }
   | { op: "done"; to: string; id: string; how: OutboxEnd };
 
 const keyOf = (to: string, id: string) => `${to}\n${id}`;
@@ -122,7 +125,14 @@ export class Outbox {
     const messages = new Map<string, QueuedMessage>();
     for (const r of records as LogRecord[]) {
       if (r?.op === "add" && typeof r.message?.id === "string") {
-        messages.set(keyOf(r.message.to, r.message.id), r.message);
+        // Logs written before mailboxes have no relayed_via: the message waits here only.
+        messages.set(keyOf(r.message.to, r.message.id), {
+          ...r.message,
+          relayed_via: r.message.relayed_via ?? null,
+        });
+      } else if (r?.op === "relayed") {
+        const m = messages.get(keyOf(r.to, r.id));
+        if (m !== undefined) m.relayed_via = r.via;
       } else if (r?.op === "attempt") {
         const m = messages.get(keyOf(r.to, r.id));
         if (m !== undefined) {
@@ -174,7 +184,7 @@ export class Outbox {
    * for `to` already (the caller compares contents first).
    */
   async add(
-    m: Omit<QueuedMessage, "attempts" | "last_error" | "file" | "bytes">,
+    m: Omit<QueuedMessage, "attempts" | "last_error" | "file" | "bytes" | "relayed_via">,
     data: Uint8Array,
   ): Promise<QueuedMessage> {
     const key = keyOf(m.to, m.id);
@@ -198,6 +208,7 @@ export class Outbox {
       bytes: data.length,
       attempts: 0,
       last_error: null,
+      relayed_via: null,
       file,
     };
     // Reserved before the awaits, so concurrent adds respect the bounds.
@@ -227,6 +238,15 @@ export class Outbox {
     m.attempts++;
     m.last_error = error;
     await this.#log.append({ op: "attempt", to, id, error } satisfies LogRecord);
+  }
+
+  /** Records that the mailbox at `via` holds a sealed copy; durable when it resolves. */
+  async relayed(to: string, id: string, via: string): Promise<void> {
+    const m = this.#messages.get(keyOf(to, id));
+    if (m === undefined) return;
+    m.relayed_via = via;
+    this.#dead++;
+    await this.#log.append({ op: "relayed", to, id, via } satisfies LogRecord);
   }
 
   /**

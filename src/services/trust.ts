@@ -87,6 +87,12 @@ export interface TrustServiceOptions {
   ): void;
   /** Called after trust in a key was removed (close its sessions). */
   onUntrusted(peerKeyHex: string): void;
+  /**
+   * Leaves a trust message signed for offline delivery at the peer's
+   * mailbox (issue 10): true when a mailbox took it. Without it, answers to
+   * a peer with no session wait for one.
+   */
+  leaveOffline?(peerKeyHex: string, signed: Uint8Array, ttlMs: number): Promise<boolean>;
   /** Wall clock in ms (default Date.now). */
   now?: () => number;
   /** Monotonic clock in ms for rate limits and retry backoff (default `performance.now`). */
@@ -155,6 +161,7 @@ export class TrustService implements PortService {
       // Without a way to reconnect, answers wait for the peer to connect.
       reconnect: (key, endpoint) => options.reconnect?.(key, endpoint) ?? Promise.resolve(),
       exchange: (item, timeoutMs) => this.#exchangeAnswer(item, timeoutMs),
+      ...(options.leaveOffline === undefined ? {} : { leave: (item) => this.#leaveAnswer(item) }),
       now: this.#now,
       monotonic,
       ...(options.random === undefined ? {} : { random: options.random }),
@@ -404,6 +411,76 @@ export class TrustService implements PortService {
         : undefined,
     );
     return ack !== undefined;
+  }
+
+  /** Signs one queued answer for offline delivery and leaves it at the peer's mailbox. */
+  async #leaveAnswer(item: OutboxItem): Promise<boolean> {
+    const ref = Uint8Array.fromHex(item.ref_hash);
+    const ttlMs = Math.max(1, item.expires_at - this.#now());
+    const signed = await this.#signOffline(
+      item.public_key,
+      item.kind === "revoke"
+        ? { kind: "revoke", acceptHash: ref }
+        : item.kind === "accept"
+        ? { kind: "accept", requestHash: ref }
+        : { kind: "reject", requestHash: ref, reason: item.reason },
+      ttlMs,
+    );
+    if (item.kind === "accept") await this.#addAcceptHash(item.public_key, signed.hash.toHex());
+    return await this.#o.leaveOffline!(item.public_key, signed.bytes, ttlMs).catch(() => false);
+  }
+
+  /** Signs a trust message for offline delivery: bound to no session, expiring after `ttlMs`. */
+  #signOffline(
+    key: string,
+    fields: Omit<
+      TrustMessage,
+      "fromKey" | "binding" | "nonce" | "created" | "expires" | "fromStamp" | "toKey"
+    >,
+    ttlMs: number,
+  ): Promise<SignedTrustMessage> {
+    const now = this.#now();
+    return signTrustMessage(this.#o.seed, {
+      ...fields,
+      fromStamp: this.#o.stamp,
+      toKey: Uint8Array.fromHex(key),
+      nonce: randomBytes(16),
+      created: now,
+      expires: now + ttlMs,
+      binding: new Uint8Array(32),
+    } as Omit<TrustMessage, "fromKey">);
+  }
+
+  /**
+   * A trust request for a peer that is offline, to leave at its mailbox:
+   * recorded as our outgoing request (so its accept is recognised, whichever
+   * way it comes back) and signed for offline delivery, expiring after
+   * `ttlMs`. Returns its bytes.
+   */
+  offlineRequest(peer: PeerRef, reason: string, ttlMs: number): Promise<Uint8Array> {
+    return this.#locks.run(peer.public_key, async () => {
+      const key = peer.public_key;
+      const now = this.#now();
+      const prior = this.#o.flow.outgoingTo(key);
+      const repeat = prior !== undefined && prior.expires_at > now && prior.status === "pending";
+      const signed = await this.#signOffline(
+        key,
+        { kind: "request", hostname: this.#o.hostname ?? "", reason },
+        ttlMs,
+      );
+      await this.#o.flow.putOutgoing({
+        public_key: key,
+        address: peer.address,
+        hostname: peer.hostname,
+        reason,
+        created_at: repeat ? prior.created_at : new Date(now).toISOString(),
+        expires_at: now + OUTGOING_REQUEST_TTL_MS,
+        status: "pending",
+        hashes: [...(repeat ? prior.hashes : []), signed.hash.toHex()].slice(-16),
+        pinned: repeat && prior.pinned === true,
+      });
+      return signed.bytes;
+    });
   }
 
   /** Signs with the binding of the peer's current session and exchanges until acknowledged. */

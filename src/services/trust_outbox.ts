@@ -31,6 +31,12 @@ export interface OutboxOptions {
   reconnect(peerKeyHex: string, endpoint: string): Promise<void>;
   /** Signs and sends one answer until acknowledged; true when it was. */
   exchange(item: OutboxItem, timeoutMs: number): Promise<boolean>;
+  /**
+   * Leaves one answer, signed for offline delivery, at the peer's mailbox
+   * while it has no session; true when a mailbox took it. Without it,
+   * answers wait for a session.
+   */
+  leave?(item: OutboxItem): Promise<boolean>;
   /** Wall clock in ms (expiry of queued answers). */
   now: () => number;
   /** Monotonic clock in ms for the backoff (default `performance.now`). */
@@ -140,8 +146,9 @@ export class TrustOutbox {
     const running = this.#delivering.get(item);
     if (running !== undefined) return running;
     const run = (async () => {
-      if (this.#o.binding(item.public_key) === undefined) return false;
-      if (!(await this.#o.exchange(item, timeoutMs))) return false;
+      if (this.#o.binding(item.public_key) !== undefined) {
+        if (!(await this.#o.exchange(item, timeoutMs))) return false;
+      } else if (!(await (this.#o.leave?.(item) ?? Promise.resolve(false)))) return false;
       await this.#o.flow.removeOutbox(item);
       return true;
     })().finally(() => this.#delivering.delete(item));

@@ -18,6 +18,7 @@
  * | 0x83 | not_found | id u32 |
  * | 0x84 | observed | id u32, endpoint |
  * | 0x85 | punch_from | id u32, source address (6), endpoint |
+ * | 0x86 | mail | id u32 (0): an item was left in the node's mailbox here (issue 10) |
  * | 0xff | error | id u32, code length u8 (1 to 32), code (`[a-z_]`) |
  *
  * An endpoint is `wire/ip_endpoint.ts`'s: family (4 or 6), IP, port.
@@ -69,6 +70,7 @@ export type RendezvousMessage =
   | { type: "not_found"; id: number }
   | { type: "observed"; id: number; endpoint: IpEndpoint }
   | { type: "punch_from"; id: number; from: Address; endpoint: IpEndpoint }
+  | { type: "mail"; id: number }
   | { type: "error"; id: number; code: string };
 
 /** Each message's type byte. */
@@ -84,6 +86,7 @@ export const RENDEZVOUS_MESSAGE_TYPES = {
   not_found: 0x83,
   observed: 0x84,
   punch_from: 0x85,
+  mail: 0x86,
   error: 0xff,
 } as const satisfies Record<RendezvousMessage["type"], number>;
 const BY = ["address", "key", "hostname"] as const;
@@ -192,6 +195,9 @@ export function decodeRendezvousMessage(bytes: Uint8Array): RendezvousMessage {
     case RENDEZVOUS_MESSAGE_TYPES.not_found:
       m = { type: "not_found", id: r.u32("id") };
       break;
+    case RENDEZVOUS_MESSAGE_TYPES.mail:
+      m = { type: "mail", id: r.u32("id") };
+      break;
     case RENDEZVOUS_MESSAGE_TYPES.observed:
       m = { type: "observed", id: r.u32("id"), endpoint: readEndpoint(r, "endpoint") };
       break;
@@ -257,6 +263,7 @@ export function encodeRendezvousMessage(m: RendezvousMessage): Uint8Array {
       break;
     case "observe":
     case "not_found":
+    case "mail":
       break;
     case "punch":
       w.bytes(addressToBytes(m.to));

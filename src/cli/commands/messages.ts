@@ -210,7 +210,8 @@ const send = command({
   human: (o) => {
     const host = o.to.hostname ? ` (${peerText(o.to.hostname)})` : "";
     if (o.receipt === null) {
-      return `queued for ${o.to.address}${host}: id ${peerText(o.id)}, ${o.bytes} bytes; ` +
+      const where = o.delivery === "queued_relay" ? ", a sealed copy at its mailbox" : "";
+      return `queued for ${o.to.address}${host}: id ${peerText(o.id)}, ${o.bytes} bytes${where}; ` +
         `retried until ${o.expires_at} (pilot outbox)`;
     }
     const how = o.receipt.status === "duplicate" ? "already stored (a retry)" : "stored";
@@ -439,10 +440,11 @@ const outbox = command({
   human: ({ messages }) => {
     if (messages.length === 0) return "no queued messages";
     return table(
-      ["ID", "TO", "BYTES", "ATTEMPTS", "LAST ERROR", "EXPIRES"],
+      ["ID", "TO", "STATE", "BYTES", "ATTEMPTS", "LAST ERROR", "EXPIRES"],
       messages.map((m) => [
         peerText(m.id),
         m.to.hostname === null ? m.to.address : `${m.to.address} (${peerText(m.to.hostname)})`,
+        m.mailbox === null ? "local" : `mailbox ${m.mailbox}`,
         String(m.bytes),
         String(m.attempts),
         m.last_error ?? "-",

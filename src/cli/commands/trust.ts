@@ -100,6 +100,8 @@ const handshake = command({
     }
     const peer = o.peer;
     const lines: Record<string, string> = {
+      queued: `queued: ${who(peer)} is not reachable now; a sealed copy waits at its mailbox ` +
+        `(${o.mailbox}); asked again until ${o.expires_at}`,
       pending: `request sent to ${who(peer)}; waiting for approval`,
       trusted: `${who(peer)} trusts this node; trust is mutual`,
       rejected: `${who(peer)} rejected the request`,

@@ -69,8 +69,9 @@ export const SEND_RESULT = obj({
   id: str,
   type: oneOf(...TYPES),
   bytes: int,
-  // stored: the peer fsynced it (receipt); queued_local: kept in this node's outbox (`queue`).
-  delivery: oneOf("stored", "queued_local"),
+  // stored: the peer fsynced it (receipt); queued_local: kept in this node's outbox (`queue`);
+  // queued_relay: kept there, and a sealed copy left at the peer's mailbox.
+  delivery: oneOf("stored", "queued_local", "queued_relay"),
   receipt: nullable(obj({ status: oneOf("stored", "duplicate"), seq: int })),
   // When a queued message is given up; null when stored.
   expires_at: nullable(str),
@@ -123,6 +124,10 @@ export const QUEUED_MESSAGE = obj({
   expires_at: str,
   attempts: int,
   last_error: nullable(str),
+  // queued_local: it waits here only; queued_relay: a sealed copy waits at the peer's mailbox too.
+  state: oneOf("queued_local", "queued_relay"),
+  // The address of the rendezvous whose mailbox holds it, or null.
+  mailbox: nullable(str),
 });
 
 /** `GET /v1/outbox`: messages queued by `send --queue`, oldest first. */

@@ -53,7 +53,7 @@ export const HANDSHAKE = route({
     },
   },
   output: obj({
-    // null while queued: who will answer is not known yet.
+    // null while queued, unless a mailbox holds the request: who will answer is not known yet.
     peer: nullable(PEER_REF),
     status: oneOf("pending", "trusted", "rejected", "queued"),
     changed: bool,
@@ -62,6 +62,8 @@ export const HANDSHAKE = route({
     first_contact: bool,
     // When a queued request is given up; null unless queued.
     expires_at: nullable(str),
+    // The rendezvous (address) whose mailbox holds a queued request, or null.
+    mailbox: nullable(str),
   }),
 });
 

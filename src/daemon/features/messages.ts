@@ -24,6 +24,7 @@ import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
 import { RetryBackoff } from "../../services/retry_backoff.ts";
 import { type Outbox, type QueuedMessage, queuedPeer } from "../outbox.ts";
 import { compareBytes } from "../../bytes.ts";
+import { MAILBOX_MESSAGE_MAX, type SealedContent } from "../../wire/sealed_item.ts";
 
 /** What the messages feature owns besides the node's context. */
 export interface MessagesParts {
@@ -63,8 +64,11 @@ export interface SendResult {
   type: MessageType;
   /** Size of the data in bytes. */
   bytes: number;
-  /** Stored at the peer (fsynced there), or kept in the local outbox to retry. */
-  delivery: "stored" | "queued_local";
+  /**
+   * Stored at the peer (fsynced there); kept in the local outbox to retry;
+   * or kept there and a sealed copy left at the peer's mailbox.
+   */
+  delivery: "stored" | "queued_local" | "queued_relay";
   /** The receiver's receipt; null while queued. */
   receipt: StoredReceipt | null;
   /** When a queued message is given up (ISO); null when stored. */
@@ -87,6 +91,15 @@ export const QUEUE_RETRY_MAX_MS = 5 * 60_000;
 const QUEUE_ATTEMPT_MS = 15_000;
 /** Peers tried at once by the outbox. */
 const QUEUE_PARALLEL = 4;
+/** Longest a send waits for a mailbox to take its queued message (ms); later, the outbox's retries try again. */
+const RELAY_WAIT_MS = 10_000;
+
+/** Leaves sealed content at a peer's mailbox for `ttlMs`; resolves to the address of the rendezvous holding it. */
+export type MailboxDeposit = (
+  keyHex: string,
+  content: SealedContent,
+  ttlMs: number,
+) => Promise<string>;
 
 /** A `pilot call`: the request delivered and the reply it got (taken out of the inbox). */
 export interface CallResult {
@@ -122,6 +135,8 @@ export class MessagesFeature {
   });
   /** Peers whose queued messages are being tried now. */
   #trying = new Set<string>();
+  /** Leaves queued messages at peers' mailboxes, when this node has rendezvous. */
+  #mailbox: MailboxDeposit | undefined;
 
   /** Creates the feature over `ctx` and its stores. */
   constructor(ctx: NodeContext, parts: MessagesParts) {
@@ -130,6 +145,45 @@ export class MessagesFeature {
     this.#dedup = parts.dedup;
     this.#client = parts.client;
     this.#outbox = parts.outbox;
+  }
+
+  /** Queued messages also go to the peer's mailbox, through `deposit` (the mailboxes feature). */
+  useMailbox(deposit: MailboxDeposit): void {
+    this.#mailbox = deposit;
+  }
+
+  /**
+   * Leaves a queued message at its peer's mailbox, once: true when a
+   * mailbox holds it (now or before). A message over MAILBOX_MESSAGE_MAX
+   * waits in the outbox only. Never throws.
+   */
+  async #relay(m: QueuedMessage, envelope: Envelope): Promise<boolean> {
+    if (m.relayed_via !== null) return true;
+    const ttlMs = Date.parse(m.expires_at) - Date.now();
+    if (this.#mailbox === undefined || envelope.data.length > MAILBOX_MESSAGE_MAX || ttlMs <= 0) {
+      return false;
+    }
+    try {
+      const via = await this.#mailbox(m.to, { kind: "message", envelope }, ttlMs);
+      await this.#outbox.relayed(m.to, m.id, via);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A receipt that came back through this node's mailbox for a message it
+   * left at a peer's: ends the queued message as a direct receipt would.
+   */
+  async mailboxReceipt(
+    sender: PeerIdentity,
+    r: Extract<SealedContent, { kind: "receipt" }>,
+  ): Promise<void> {
+    const m = this.#outbox.get(sender.keyHex, r.id);
+    if (m === undefined) return; // delivered directly meanwhile, or not ours
+    if (r.status === "refused") await this.#end(m, "refused", { code: r.code });
+    else await this.#end(m, "delivered", { receipt: { status: r.status, seq: r.seq } });
   }
 
   /** The message sink: stores a received message once: dedup by (sender key, id), then the durable inbox. */
@@ -253,7 +307,15 @@ export class MessagesFeature {
       await this.#outbox.attempt(queued.to, queued.id, (e as PilotError).code);
       // A peer already waiting out a backoff keeps its schedule.
       if (this.#backoff.due(queued.to)) this.#backoff.failed(queued.to);
-      return this.#queuedResult(queued, queuedFor);
+      // A mailbox that takes longer than this still gets it: the answer just says queued_local.
+      const relaying = this.#relay(queued, envelope);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const relayed = await Promise.race([
+        relaying,
+        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), RELAY_WAIT_MS)),
+      ]);
+      clearTimeout(timer);
+      return this.#queuedResult(this.#outbox.get(queued.to, queued.id) ?? queued, queuedFor, relayed);
     }
   }
 
@@ -278,16 +340,16 @@ export class MessagesFeature {
         "use another --id, or cancel the queued one: pilot outbox cancel ID",
       );
     }
-    return this.#queuedResult(queued, to);
+    return this.#queuedResult(queued, to, queued.relayed_via !== null);
   }
 
-  #queuedResult(queued: QueuedMessage, to: PeerRef): SendResult {
+  #queuedResult(queued: QueuedMessage, to: PeerRef, relayed: boolean): SendResult {
     return {
       to,
       id: queued.id,
       type: queued.type,
       bytes: queued.bytes,
-      delivery: "queued_local",
+      delivery: relayed ? "queued_relay" : "queued_local",
       receipt: null,
       expiresAt: queued.expires_at,
     };
@@ -392,7 +454,10 @@ export class MessagesFeature {
       }
       return null;
     } catch (e) {
-      return e instanceof PilotError ? e.code : "internal";
+      const code = e instanceof PilotError ? e.code : "internal";
+      // The peer is away: its mailbox keeps a sealed copy meanwhile.
+      if (code === "unreachable" || code === "timeout") await this.#relay(m, envelope);
+      return code;
     }
   }
 

@@ -7,7 +7,7 @@
  */
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
-import { fingerprintMatches } from "../../identity/fingerprint.ts";
+import { fingerprint, fingerprintMatches } from "../../identity/fingerprint.ts";
 import type { PendingRequest } from "../../services/trust_types.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
@@ -34,7 +34,17 @@ export interface HandshakeResult {
   firstContact: boolean;
   /** When a queued request is given up (ISO); null unless queued. */
   expiresAt: string | null;
+  /** The rendezvous (address) whose mailbox holds a queued request, or null. */
+  mailbox: string | null;
 }
+
+/** Leaves a trust request at the mailbox of the peer `text` names (the mailboxes feature). */
+export type MailboxRequest = (
+  text: string,
+  reason: string,
+  ttlMs: number,
+  expectFingerprint: string,
+) => Promise<{ peer: PeerRef; via: string }>;
 
 /** Options of {@linkcode TrustFeature.handshake}. */
 export interface HandshakeOptions {
@@ -112,6 +122,42 @@ export class TrustFeature {
   });
   #retrying = false;
 
+  /** Leaves queued requests at peers' mailboxes, when this node has rendezvous. */
+  #mailbox: MailboxRequest | undefined;
+
+  /** Queued requests also go to the peer's mailbox, through `request` (the mailboxes feature). */
+  useMailbox(request: MailboxRequest): void {
+    this.#mailbox = request;
+  }
+
+  /**
+   * Leaves a queued request at its peer's mailbox, once; the peer and the
+   * mailbox when one holds it (now or before). Never throws.
+   */
+  async #relay(q: QueuedHandshake): Promise<{ peer: PeerRef | null; via: string } | null> {
+    if (q.mailbox !== undefined) return { peer: this.#refOfKey(q.public_key), via: q.mailbox };
+    if (this.#mailbox === undefined) return null;
+    const ttlMs = Date.parse(q.expires_at) - Date.now();
+    if (ttlMs <= 0) return null;
+    try {
+      const { peer, via } = await this.#mailbox(q.name, q.reason, ttlMs, q.expect_fingerprint);
+      await this.#queue.relayed(q.name, peer.public_key, via);
+      return { peer, via };
+    } catch {
+      return null;
+    }
+  }
+
+  #refOfKey(key: string | undefined): PeerRef | null {
+    const out = key === undefined ? undefined : this.#ctx.flow.outgoingTo(key);
+    return out === undefined ? null : {
+      public_key: out.public_key,
+      address: out.address,
+      hostname: out.hostname,
+      fingerprint: fingerprint(Uint8Array.fromHex(out.public_key)),
+    };
+  }
+
   /** Creates the feature over `ctx`, with the queue of handshakes waiting for their peer. */
   constructor(ctx: NodeContext, queue: HandshakeQueue) {
     this.#ctx = ctx;
@@ -150,13 +196,15 @@ export class TrustFeature {
       await this.#queue.attempt(text, e.code);
       // A name already waiting out a backoff keeps its schedule.
       if (this.#backoff.due(text)) this.#backoff.failed(text);
+      const relayed = await this.#relay(queued);
       return {
-        peer: null,
+        peer: relayed?.peer ?? null,
         status: "queued",
         changed: queued.attempts === 0,
         timedOut: false,
         firstContact: false,
         expiresAt: queued.expires_at,
+        mailbox: relayed?.via ?? null,
       };
     }
     const { peer, resolution } = reached;
@@ -196,6 +244,7 @@ export class TrustFeature {
       timedOut,
       firstContact,
       expiresAt: null,
+      mailbox: null,
     };
   }
 
@@ -222,6 +271,12 @@ export class TrustFeature {
           await this.#queue.remove(q.name).catch(() => {});
           continue;
         }
+        // Answered through the mailboxes: its work is done.
+        const out = q.public_key === undefined ? undefined : this.#ctx.flow.outgoingTo(q.public_key);
+        if (q.public_key !== undefined && (this.#ctx.trust.has(q.public_key) || out?.status === "rejected")) {
+          await this.#queue.remove(q.name).catch(() => {});
+          continue;
+        }
         if (!this.#backoff.due(q.name)) continue;
         try {
           await this.handshake(q.name, q.reason, QUEUED_HANDSHAKE_ATTEMPT_MS, {
@@ -236,6 +291,7 @@ export class TrustFeature {
           }
           await this.#queue.attempt(q.name, e.code).catch(() => {});
           this.#backoff.failed(q.name);
+          await this.#relay(q);
         }
       }
     } finally {
