@@ -50,7 +50,12 @@ export class Capture implements AsyncDisposable {
   #stderr: Promise<string>;
   #stopped: Promise<Deno.CommandStatus> | undefined;
 
-  private constructor(ns: string | null, dir: string, child: Deno.ChildProcess, stderr: Promise<string>) {
+  private constructor(
+    ns: string | null,
+    dir: string,
+    child: Deno.ChildProcess,
+    stderr: Promise<string>,
+  ) {
     this.ns = ns;
     this.dir = dir;
     this.file = join(dir, "capture.pcap");

@@ -315,7 +315,11 @@ export class MessagesFeature {
         new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), RELAY_WAIT_MS)),
       ]);
       clearTimeout(timer);
-      return this.#queuedResult(this.#outbox.get(queued.to, queued.id) ?? queued, queuedFor, relayed);
+      return this.#queuedResult(
+        this.#outbox.get(queued.to, queued.id) ?? queued,
+        queuedFor,
+        relayed,
+      );
     }
   }
 

@@ -272,8 +272,13 @@ export class TrustFeature {
           continue;
         }
         // Answered through the mailboxes: its work is done.
-        const out = q.public_key === undefined ? undefined : this.#ctx.flow.outgoingTo(q.public_key);
-        if (q.public_key !== undefined && (this.#ctx.trust.has(q.public_key) || out?.status === "rejected")) {
+        const out = q.public_key === undefined
+          ? undefined
+          : this.#ctx.flow.outgoingTo(q.public_key);
+        if (
+          q.public_key !== undefined &&
+          (this.#ctx.trust.has(q.public_key) || out?.status === "rejected")
+        ) {
           await this.#queue.remove(q.name).catch(() => {});
           continue;
         }
