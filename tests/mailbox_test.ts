@@ -113,3 +113,67 @@ Deno.test("bounds hold under many deposits: counts and bytes return to zero when
   for (const r of recipients) mb.ack(r, mb.fetch(r, 0, 1000).map((i) => i.id));
   assert.deepEqual([mb.stats().items, mb.stats().bytes, mb.stats().mailboxes], [0, 0, 0]);
 });
+
+Deno.test("page() caps items and sealed bytes, says when more follow, and stops below an id", () => {
+  const { mb, deposit } = store();
+  for (let i = 0; i < 5; i++) deposit(R1, S1, 100);
+  const ids = mb.fetch(R1).map((i) => i.id);
+  assert.deepEqual(mb.page(R1, { max: 2 }).items.map((i) => i.id), ids.slice(0, 2));
+  assert.equal(mb.page(R1, { max: 2 }).more, true);
+  assert.equal(mb.page(R1, { max: 5 }).more, false);
+  const bytes = mb.page(R1, { maxBytes: 250 });
+  assert.deepEqual(
+    [bytes.items.length, bytes.more],
+    [2, true],
+    "a third item would pass 250 bytes",
+  );
+  assert.deepEqual(
+    [mb.page(R1, { maxBytes: 99 }).items.length, mb.page(R1, { maxBytes: 99 }).more],
+    [
+      0,
+      true,
+    ],
+  );
+  const below = mb.page(R1, { after: ids[0]!, below: ids[3]! });
+  assert.deepEqual([below.items.map((i) => i.id), below.more], [ids.slice(1, 3), false]);
+  assert.deepEqual(mb.page(R2), { items: [], more: false });
+});
+
+Deno.test("restore() puts items back with their ids and times, counted against the quotas", () => {
+  const { mb, clock, deposit } = store({ perRecipient: { items: 2, bytes: 1e9 } });
+  const at = clock.now - 5_000;
+  mb.restore({
+    id: 7,
+    recipient: R1,
+    sender: S1,
+    source: "198.18.0.1",
+    sealed: Uint8Array.of(1, 2),
+    depositedAt: at,
+    expiresAt: at + 60_000,
+  });
+  assert.deepEqual(mb.fetch(R1), [{ id: 7, sealed: Uint8Array.of(1, 2), depositedAt: at }]);
+  assert.equal(mb.nextId, 8);
+  assert.throws(
+    () => mb.restore({ ...mb.held(R1, 7)!, id: 7 }),
+    RangeError,
+    "an id at or below one given",
+  );
+  const next = deposit(R1, S1);
+  assert.ok(next.ok && next.id === 8 && next.depositedAt === clock.now);
+  assert.deepEqual(deposit(R1, S1), { ok: false, reason: "mailbox_full" }, "restored items count");
+  mb.skipTo(100);
+  mb.skipTo(50);
+  assert.equal(mb.nextId, 100);
+  clock.now = at + 60_000;
+  assert.deepEqual(mb.expire().map((h) => h.id), [7]);
+});
+
+Deno.test("withdraw() takes a deposit back without counting it as expired", () => {
+  const { mb, deposit } = store();
+  const d = deposit(R1, S1);
+  assert.ok(d.ok);
+  assert.equal(mb.withdraw(R2, d.id), false, "another recipient's id");
+  assert.equal(mb.withdraw(R1, d.id), true);
+  assert.equal(mb.withdraw(R1, d.id), false);
+  assert.deepEqual([mb.stats().items, mb.stats().bytes, mb.stats().expired], [0, 0, 0]);
+});

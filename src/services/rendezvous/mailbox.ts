@@ -19,6 +19,10 @@
  * Items expire after their TTL, which is capped. Each refusal is counted by
  * reason.
  *
+ * Times are the store's `now`: Unix milliseconds wherever items outlive the
+ * process (`daemon/mailbox_disk.ts` persists them and puts them back with
+ * {@linkcode MailboxStore.restore}), since a monotonic clock restarts.
+ *
  * @module
  */
 import { MAX_SEALED_ITEM, SEAL_OVERHEAD } from "../../session/seal.ts";
@@ -86,12 +90,51 @@ export interface MailboxItem {
   depositedAt: number;
 }
 
-interface Held extends MailboxItem {
+/** An item as the store holds it: what a durable copy must keep to restore it. */
+export interface HeldItem extends MailboxItem {
+  /** The recipient's identity key (hex). */
   recipient: string;
+  /** The depositing key (hex). */
   sender: string;
+  /** The depositor's source IP. */
   source: string;
+  /** When it expires (ms, the store's clock). */
   expiresAt: number;
 }
+
+/** A deposit stored: its id and times. */
+export interface Deposited {
+  /** Stored. */
+  ok: true;
+  /** Its id (increasing across the store). */
+  id: number;
+  /** When it was stored (ms, the store's clock). */
+  depositedAt: number;
+  /** When it expires (ms, the store's clock). */
+  expiresAt: number;
+}
+
+/** A page of a recipient's items. */
+export interface MailboxPage {
+  /** Oldest first. */
+  items: MailboxItem[];
+  /** Whether the mailbox holds more items after the last one (below `below`). */
+  more: boolean;
+}
+
+/** Which items {@linkcode MailboxStore.page} returns. */
+export interface PageOptions {
+  /** Items with a larger id only (default 0). */
+  after?: number;
+  /** Most items (default 64). */
+  max?: number;
+  /** Most sealed bytes over the page's items (default no cap); an item that would pass it ends the page. */
+  maxBytes?: number;
+  /** Items with a smaller id only (default none): the first item not yet durable. */
+  below?: number;
+}
+
+type Held = HeldItem;
 
 interface Tally {
   items: number;
@@ -133,7 +176,7 @@ export class MailboxStore {
   }
 
   /** Stores a sealed item for its recipient, or says why not (counted). */
-  deposit(d: Deposit): { ok: true; id: number } | { ok: false; reason: MailboxRefusal } {
+  deposit(d: Deposit): Deposited | { ok: false; reason: MailboxRefusal } {
     const size = d.sealed.length;
     const l = this.#limits;
     if (size > MAX_MAILBOX_ITEM) return this.#refuse("too_large");
@@ -159,23 +202,69 @@ export class MailboxStore {
       source: d.source,
       expiresAt: now + Math.max(0, Math.min(d.ttlMs, l.maxTtlMs)),
     };
-    let box = this.#byRecipient.get(d.recipient);
-    if (box === undefined) this.#byRecipient.set(d.recipient, box = new Map());
-    box.set(held.id, held);
-    this.#count(held, +1);
-    return { ok: true, id: held.id };
+    this.#insert(held);
+    return { ok: true, id: held.id, depositedAt: held.depositedAt, expiresAt: held.expiresAt };
+  }
+
+  /**
+   * Puts back an item a durable copy kept (on reopen), with its id and
+   * times, whatever the quotas say now (they count it). Ids must come in
+   * increasing order, above every id the store gave; RangeError otherwise.
+   */
+  restore(held: HeldItem): void {
+    if (!Number.isSafeInteger(held.id) || held.id < this.#nextId) {
+      throw new RangeError(`Cannot restore item ${held.id}: expected an id from ${this.#nextId}`);
+    }
+    this.#nextId = held.id + 1;
+    this.#insert({ ...held });
+  }
+
+  /** The id the next deposit gets. */
+  get nextId(): number {
+    return this.#nextId;
+  }
+
+  /** Makes the next ids start at `id` at least (ids given before a restart stay unused). */
+  skipTo(id: number): void {
+    if (id > this.#nextId) this.#nextId = id;
   }
 
   /** The recipient's items after `afterId`, oldest first, at most `max`; expired ones are gone. */
   fetch(recipient: string, afterId = 0, max = 64): MailboxItem[] {
+    return this.page(recipient, { after: afterId, max }).items;
+  }
+
+  /** A page of the recipient's items, oldest first, within `options`; expired ones are gone. */
+  page(recipient: string, options: PageOptions = {}): MailboxPage {
     this.expire();
-    const out: MailboxItem[] = [];
+    const { after = 0, max = 64, maxBytes = Infinity, below = Infinity } = options;
+    const items: MailboxItem[] = [];
+    let bytes = 0;
     for (const h of this.#byRecipient.get(recipient)?.values() ?? []) {
-      if (h.id <= afterId) continue;
-      out.push({ id: h.id, sealed: h.sealed, depositedAt: h.depositedAt });
-      if (out.length >= max) break;
+      if (h.id <= after) continue;
+      if (h.id >= below) break;
+      if (items.length >= max || bytes + h.sealed.length > maxBytes) {
+        return { items, more: true };
+      }
+      items.push({ id: h.id, sealed: h.sealed, depositedAt: h.depositedAt });
+      bytes += h.sealed.length;
     }
-    return out;
+    return { items, more: false };
+  }
+
+  /** The held item `id` of `recipient`, if any. */
+  held(recipient: string, id: number): HeldItem | undefined {
+    const h = this.#byRecipient.get(recipient)?.get(id);
+    return h === undefined ? undefined : { ...h };
+  }
+
+  /** Takes back a deposit that could not be made durable (not counted as expired nor refused). */
+  withdraw(recipient: string, id: number): boolean {
+    const box = this.#byRecipient.get(recipient);
+    const h = box?.get(id);
+    if (box === undefined || h === undefined) return false;
+    this.#remove(box, h);
+    return true;
   }
 
   /** Removes the recipient's items `ids` (it has them now); returns how many it held. */
@@ -192,15 +281,25 @@ export class MailboxStore {
     return n;
   }
 
-  /** Drops items past their TTL (each counted as expired). */
-  expire(): void {
+  /** Drops items past their TTL (each counted as expired); returns them. */
+  expire(): HeldItem[] {
     const now = this.#now();
+    const gone: HeldItem[] = [];
     for (const box of this.#byRecipient.values()) {
       for (const h of box.values()) {
         if (h.expiresAt > now) continue;
         this.#remove(box, h);
         this.#expired++;
+        gone.push(h);
       }
+    }
+    return gone;
+  }
+
+  /** Every held item, by recipient and then id (what compaction writes). */
+  *items(): IterableIterator<HeldItem> {
+    for (const box of this.#byRecipient.values()) {
+      for (const h of box.values()) yield { ...h };
     }
   }
 
@@ -213,6 +312,13 @@ export class MailboxStore {
       refused: { ...this.#refused },
       expired: this.#expired,
     };
+  }
+
+  #insert(held: Held): void {
+    let box = this.#byRecipient.get(held.recipient);
+    if (box === undefined) this.#byRecipient.set(held.recipient, box = new Map());
+    box.set(held.id, held);
+    this.#count(held, +1);
   }
 
   #remove(box: Map<number, Held>, h: Held): void {
