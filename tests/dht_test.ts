@@ -21,6 +21,9 @@ function record(id: Identity, serial: number, hostname = "worker"): Uint8Array {
     serial,
     expiresAt: Date.now() + 30 * 60_000,
     endpoints: [{ kind: "observed", hostname: "198.18.0.10", port: 7440 }],
+    staticKey: id.binding.staticKey,
+    staticSerial: id.binding.serial,
+    mailboxes: [],
   });
 }
 

@@ -44,6 +44,9 @@ function announcement(
     serial: NOW,
     expiresAt: NOW + LAN_RECORD_TTL_MS,
     endpoints: [],
+    staticKey: id.binding.staticKey,
+    staticSerial: id.binding.serial,
+    mailboxes: [],
     ...overrides,
   });
   return encodeLanAnnouncement({

@@ -21,27 +21,36 @@ import {
   decodeRendezvousMessage,
   encodeRendezvousMessage,
 } from "../src/wire/rendezvous_message.ts";
-import { signPresence } from "../src/discovery/presence.ts";
+import { signOwnPresence } from "../src/discovery/presence.ts";
+import { type Address, parseAddress } from "../src/identity/address.ts";
 import { FUZZ_IDS } from "./_fuzz.ts";
 import { peerIdentityOf } from "./_session_helpers.ts";
 
 const T0 = 1_800_000_000_000;
 const [A, B, C] = [FUZZ_IDS[0]!, FUZZ_IDS[1]!, FUZZ_IDS[2]!];
 
-function selfOf(id: Identity, hostname: string, visibility: "private" | "public" = "private") {
+function selfOf(
+  id: Identity,
+  hostname: string,
+  visibility: "private" | "public" = "private",
+  mailboxes: Address[] = [],
+) {
   return {
-    seed: id.seed,
-    publicKey: id.publicKey,
-    stamp: id.stamp,
+    identity: id,
     hostname,
     visibility,
     endpoints: [{ kind: "local" as const, hostname: "198.18.0.50", port: 4000 }],
+    mailboxes,
   } satisfies SelfPresence;
 }
 
+/** Addresses the test's rendezvous go by (as their sessions would prove them). */
+const RV = [1, 2, 3, 4, 5].map((i) => parseAddress(`0c1d.aa00.000${i}`));
+
 /**
  * `count` rendezvous handlers and a client per node; `down` rendezvous drop
- * everything; `liar` answers every lookup with its own choice of record.
+ * everything (read at each send); `liar` answers every lookup with its own
+ * choice of record.
  */
 function world(count: number, options: { down?: number[]; liar?: Uint8Array } = {}) {
   const clock = { now: T0 };
@@ -119,9 +128,7 @@ Deno.test("a public node's record carries its endpoints", async () => {
 });
 
 Deno.test("a rendezvous that answers with another key's record, or a forged one, is not believed", async () => {
-  const impostor = signPresence(C.seed, {
-    publicKey: C.publicKey,
-    stamp: C.stamp,
+  const impostor = signOwnPresence(C, {
     hostname: "someone-else",
     visibility: "private",
     serial: T0,
@@ -216,4 +223,24 @@ Deno.test("a rendezvous that lost our record (restarted) has it again once the k
   await Promise.resolve();
   await Promise.resolve();
   assert.equal(a.states[0]!.published, true, "present: nothing to do");
+});
+
+Deno.test("the record carries the node's static key and names the rendezvous it knows as mailboxes, at most four; a new set is signed and published again", async () => {
+  const { client } = world(1);
+  const a = client(A, AT_A);
+  const b = client(B, AT_B);
+  const stored = async () =>
+    (await b.lookup({ by: "key", key: A.publicKey }, 5000)).records[0]!.record;
+  a.publish(selfOf(A, "worker", "private", [RV[0]!]));
+  await Promise.resolve();
+  const first = await stored();
+  assert.deepEqual(first.staticKey, A.staticKey.publicKey);
+  assert.equal(first.staticSerial, A.binding.serial);
+  assert.deepEqual(first.mailboxes, [RV[0]]);
+
+  a.publish(selfOf(A, "worker", "private", [RV[0]!, RV[1]!, RV[0]!, RV[2]!, RV[3]!, RV[4]!]));
+  await Promise.resolve();
+  const second = await stored();
+  assert.deepEqual(second.mailboxes, RV.slice(0, 4), "distinct, the first four");
+  assert.ok(second.serial > first.serial);
 });

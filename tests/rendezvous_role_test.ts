@@ -69,6 +69,9 @@ Deno.test("pilot rendezvous stores a node's record and answers a stranger's look
     serial: now,
     expiresAt: now + 30 * 60_000,
     endpoints: [],
+    staticKey: worker.identity.binding.staticKey,
+    staticSerial: worker.identity.binding.serial,
+    mailboxes: [],
   });
   const published = await ask(worker, key, { type: "publish", id: 1, record });
   assert.equal(published.type, "ok", JSON.stringify(published));

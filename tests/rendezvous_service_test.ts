@@ -34,6 +34,9 @@ function recordOf(id: Identity, hostname: string): Uint8Array {
     serial: NOW,
     expiresAt: NOW + 30 * 60_000,
     endpoints: [],
+    staticKey: id.binding.staticKey,
+    staticSerial: id.binding.serial,
+    mailboxes: [],
   });
 }
 

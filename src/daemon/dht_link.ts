@@ -14,7 +14,7 @@
  */
 import { type Endpoint, type EndpointSpec, formatEndpoint } from "../discovery/endpoint.ts";
 import { PresenceDht } from "../discovery/dht.ts";
-import { signPresence, type VerifiedPresence } from "../discovery/presence.ts";
+import { signOwnPresence, type VerifiedPresence } from "../discovery/presence.ts";
 import { RECORD_LIFETIME_MS, RECORD_REFRESH_BEFORE_MS } from "../discovery/rendezvous_client.ts";
 import type { PeerQuery } from "../discovery/resolver.ts";
 import { PilotError } from "../errors.ts";
@@ -108,9 +108,7 @@ export class DhtLink {
     const serial = Math.max(now, this.#serial + 1);
     const expiresAt = now + RECORD_LIFETIME_MS;
     const listen = this.#o.listen();
-    const record = signPresence(identity.seed, {
-      publicKey: identity.publicKey,
-      stamp: identity.stamp,
+    const record = signOwnPresence(identity, {
       hostname: hostname ?? "",
       visibility,
       serial,

@@ -30,7 +30,7 @@ import {
 } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
 import { LanTable } from "../discovery/lan_table.ts";
-import { signPresence } from "../discovery/presence.ts";
+import { signOwnPresence } from "../discovery/presence.ts";
 import type { PeerQuery } from "../discovery/resolver.ts";
 import type { Identity } from "../identity/identity.ts";
 import { RateLimiter } from "../session/rate_limit.ts";
@@ -241,9 +241,7 @@ export class LanDiscovery {
     this.#lastSerial = Math.max(now, this.#lastSerial + 1);
     const endpoints = this.#endpoints();
     this.#published = JSON.stringify(endpoints);
-    const record = signPresence(identity.seed, {
-      publicKey: identity.publicKey,
-      stamp: identity.stamp,
+    const record = signOwnPresence(identity, {
       hostname: hostname ?? "",
       visibility,
       serial: this.#lastSerial,

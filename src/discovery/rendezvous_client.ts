@@ -2,9 +2,12 @@
  * A node's side of its rendezvous nodes (issue 9; design:
  * `docs/design/rendezvous.md`), sans-IO: it keeps the node's presence
  * record published at every configured rendezvous (refreshed before it
- * expires, and at once when what it says changes), remembers the endpoint
- * the rendezvous observed, and asks all of them on a lookup, believing only
- * records it verifies itself. A rendezvous can withhold a record; one that
+ * expires, and at once when what it says changes: its endpoints, or which
+ * rendezvous it names as its mailboxes), remembers the endpoint the
+ * rendezvous observed, and asks all of them on a lookup, believing only
+ * records it verifies itself (a mailbox lookup also believes a record
+ * expired less than `MAILBOX_RETENTION_MS` ago, which the rendezvous named
+ * as its mailbox keeps). A rendezvous can withhold a record; one that
  * lies is caught here (a record that does not verify or does not match the
  * question is dropped) or at the Noise handshake (the expected key).
  *
@@ -16,8 +19,19 @@
  */
 import type { Address } from "../identity/address.ts";
 import { DecodeError } from "../bytes.ts";
-import { signPresence, type VerifiedPresence, verifyPresence } from "./presence.ts";
-import type { RecordEndpoint, Visibility } from "../wire/presence_record.ts";
+import {
+  MAILBOX_RETENTION_MS,
+  PresenceError,
+  type PresenceSigner,
+  signOwnPresence,
+  type VerifiedPresence,
+  verifyPresence,
+} from "./presence.ts";
+import {
+  MAX_RECORD_MAILBOXES,
+  type RecordEndpoint,
+  type Visibility,
+} from "../wire/presence_record.ts";
 import {
   decodeRendezvousMessage,
   encodeRendezvousMessage,
@@ -40,18 +54,29 @@ export const PUBLISH_REFUSED_RETRY_MS = 60_000;
 
 /** What the node publishes about itself. */
 export interface SelfPresence {
-  /** Identity seed (signs the record). */
-  seed: Uint8Array;
-  /** Identity public key. */
-  publicKey: Uint8Array;
-  /** Address stamp. */
-  stamp: Uint8Array;
+  /** The node's identity: its key signs the record, which carries its bound static key. */
+  identity: PresenceSigner;
   /** Claimed hostname, `""` for none. */
   hostname: string;
   /** Whether strangers may learn the endpoints. */
   visibility: Visibility;
   /** Endpoints to publish (public nodes only; a private record carries none). */
   endpoints: RecordEndpoint[];
+  /**
+   * Addresses of the rendezvous whose key the node knows: the record names
+   * the first four distinct ones as its mailboxes.
+   */
+  mailboxes: Address[];
+}
+
+/** Options of {@linkcode RendezvousClient.lookup}. */
+export interface LookupOptions {
+  /**
+   * A mailbox lookup: also believe a record that expired less than
+   * `MAILBOX_RETENTION_MS` ago (a rendezvous keeps a mailbox owner's last
+   * record that long). Default false.
+   */
+  stale?: boolean;
 }
 
 /** Options of {@linkcode RendezvousClient}. */
@@ -112,8 +137,13 @@ export class RendezvousClient {
   #publishDueAt: number[];
   #nextId = 1;
   #pending = new Map<number, Pending>();
-  /** Answers that were unparseable or matched no request. */
-  readonly dropped = { malformed: 0, unsolicited: 0, bad_record: 0 };
+  /**
+   * Answers that were unparseable or matched no request, records that did
+   * not verify or answer the question, and records past their expiry (a
+   * rendezvous keeps a mailbox owner's for a week; only a stale lookup
+   * believes them).
+   */
+  readonly dropped = { malformed: 0, unsolicited: 0, bad_record: 0, expired: 0 };
 
   /** A client of `options.count` rendezvous nodes. */
   constructor(options: RendezvousClientOptions) {
@@ -132,7 +162,11 @@ export class RendezvousClient {
     return this.#states.map((s) => ({ ...s }));
   }
 
-  /** Publishes `self` everywhere now (a new record; again only when it changes or nears expiry). */
+  /**
+   * Publishes `self` everywhere now: a new record, signed again only when
+   * the caller publishes again (what it says changed: its endpoints, or a
+   * rendezvous whose key became known) or when it nears expiry.
+   */
   publish(self: SelfPresence): void {
     this.#self = self;
     this.#sign();
@@ -142,9 +176,11 @@ export class RendezvousClient {
 
   /**
    * Asks every rendezvous; resolves once all answered or at `timeoutMs`,
-   * with the verified records that match the question.
+   * with the verified records that match the question (with `stale`, also
+   * records expired less than `MAILBOX_RETENTION_MS` ago).
    */
-  lookup(key: LookupKey, timeoutMs: number): Promise<LookupResult> {
+  lookup(key: LookupKey, timeoutMs: number, options: LookupOptions = {}): Promise<LookupResult> {
+    const { stale = false } = options;
     const now = this.#o.now();
     const found = new Map<string, HeldPresence>();
     const conflicts = new Set<Address>();
@@ -158,7 +194,7 @@ export class RendezvousClient {
       this.#request(index, now + timeoutMs, (id) => ({ type: "lookup", id, ...key }), (m) => {
         if (m !== null) answered++;
         if (m?.type === "found") {
-          const v = this.#believe(m.record, key);
+          const v = this.#believe(m.record, key, stale ? MAILBOX_RETENTION_MS : 0);
           if (v !== null) {
             const have = found.get(v.record.publicKey.toHex());
             const at = [...(have?.at ?? []), index];
@@ -176,18 +212,20 @@ export class RendezvousClient {
   /**
    * Asks rendezvous `index` for our own record: a request that keeps the
    * session alive and checks the record is still there. When it is gone (the
-   * rendezvous restarted, or let it expire), it is published there again at
-   * the next tick.
+   * rendezvous restarted, or let it expire, or answers with an older record
+   * it keeps as our mailbox), it is published there again at the next tick.
    */
   checkPublished(index: number, timeoutMs: number): void {
     if (this.#self === null || this.#record === null) return;
-    const key: LookupKey = { by: "key", key: this.#self.publicKey };
+    const key: LookupKey = { by: "key", key: this.#self.identity.publicKey };
     this.#request(
       index,
       this.#o.now() + timeoutMs,
       (id) => ({ type: "lookup", id, ...key }),
       (m) => {
-        if (m?.type !== "not_found") return;
+        const current = this.#record;
+        if (m?.type === "found" && current !== null && sameBytes(m.record, current)) return;
+        if (m?.type !== "not_found" && m?.type !== "found") return;
         this.#states[index]!.published = false;
         this.#publishDueAt[index] = 0;
       },
@@ -280,14 +318,13 @@ export class RendezvousClient {
     // Serials only grow, even when the clock steps back.
     this.#serial = Math.max(now, this.#serial + 1);
     this.#expiresAt = now + RECORD_LIFETIME_MS;
-    this.#record = signPresence(self.seed, {
-      publicKey: self.publicKey,
-      stamp: self.stamp,
+    this.#record = signOwnPresence(self.identity, {
       hostname: self.hostname,
       visibility: self.visibility,
       serial: this.#serial,
       expiresAt: this.#expiresAt,
-      endpoints: self.visibility === "public" ? self.endpoints : [],
+      endpoints: self.endpoints,
+      mailboxes: [...new Set(self.mailboxes)].slice(0, MAX_RECORD_MAILBOXES),
     });
   }
 
@@ -340,13 +377,17 @@ export class RendezvousClient {
     this.#o.send(index, bytes);
   }
 
-  /** A record we verify ourselves and that answers the question asked, else null (counted). */
-  #believe(bytes: Uint8Array, key: LookupKey): VerifiedPresence | null {
+  /**
+   * A record we verify ourselves (accepting one expired less than `staleMs`
+   * ago) and that answers the question asked, else null (counted).
+   */
+  #believe(bytes: Uint8Array, key: LookupKey, staleMs: number): VerifiedPresence | null {
     let v: VerifiedPresence;
     try {
-      v = verifyPresence(bytes, this.#o.now());
-    } catch {
-      this.dropped.bad_record++;
+      v = verifyPresence(bytes, this.#o.now(), { staleMs });
+    } catch (e) {
+      if (e instanceof PresenceError && e.reason === "expired") this.dropped.expired++;
+      else this.dropped.bad_record++;
       return null;
     }
     const matches = key.by === "address"
@@ -360,4 +401,8 @@ export class RendezvousClient {
     }
     return v;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -1,16 +1,18 @@
 /**
  * A node's signed presence record, as it publishes it to rendezvous nodes
- * (issue 9): its identity key and address stamp, the hostname it claims,
- * whether strangers may learn its endpoints, a serial that only grows, an
- * expiry, and up to eight UDP endpoints. This module lays out the bytes and
- * checks their shape; the signature, key and stamp are checked by
+ * (issue 9), on its LAN and in the DHT: its identity key and address stamp,
+ * the hostname it claims, whether strangers may learn its endpoints, a
+ * serial that only grows, an expiry, up to eight UDP endpoints, its static
+ * X25519 key (what a sealed mailbox item is sealed to) and up to four
+ * rendezvous that keep its mailbox. This module lays out the bytes and
+ * checks their shape; the signature, keys and stamp are checked by
  * `discovery/presence.ts`.
  *
  * Layout (big-endian), the signed body first:
  *
  * | size | field |
  * |---:|---|
- * | 1 | version = 1 |
+ * | 1 | version = 2 |
  * | 32 | Ed25519 public key |
  * | 8 | address stamp |
  * | 1 | hostname length n, 0 to 63 |
@@ -20,25 +22,39 @@
  * | 8 | expires at, Unix ms below 2^53 |
  * | 1 | endpoint count, 0 to 8 |
  * | … | each endpoint: kind (0 local, 1 observed), family (4 or 6), the IP (4 or 16 bytes), port (u16, 1 to 65535) |
- * | 64 | Ed25519 signature over `utf8("pilot/presence/v1") ‖ body` |
+ * | 32 | static X25519 public key |
+ * | 4 | static key serial (u32, the binding's) |
+ * | 1 | mailbox count, 0 to 4 |
+ * | 6 each | mailbox rendezvous addresses, no two alike |
+ * | 64 | Ed25519 signature over `utf8("pilot/presence/v2") ‖ body` |
+ *
+ * Version 1 (no static key, no mailboxes) is not read: it was never
+ * deployed.
  *
  * @module
  */
 import { DecodeError, Reader, utf8, Writer } from "../bytes.ts";
+import { type Address, ADDRESS_BYTES, addressToBytes, formatAddress } from "../identity/address.ts";
 import { checkSize, checkTime } from "./_encode_checks.ts";
 import { readEndpoint, writeEndpoint } from "./ip_endpoint.ts";
 
 /** The only record version this codec reads and writes. */
-export const PRESENCE_RECORD_VERSION = 1;
+export const PRESENCE_RECORD_VERSION = 2;
 /** Domain label the signature covers before the body. */
-export const PRESENCE_LABEL = "pilot/presence/v1";
+export const PRESENCE_LABEL = "pilot/presence/v2";
 /** Most endpoints one record carries. */
 export const MAX_RECORD_ENDPOINTS = 8;
 /** Longest hostname, in bytes. */
 export const MAX_RECORD_HOSTNAME = 63;
-/** Size of the largest record: every field at its longest, eight IPv6 endpoints. */
+/** Most mailbox rendezvous one record names. */
+export const MAX_RECORD_MAILBOXES = 4;
+/**
+ * Size of the largest record (408 bytes): every field at its longest, eight
+ * IPv6 endpoints, four mailboxes. It fits a BEP 44 value (1000 bytes).
+ */
 export const MAX_PRESENCE_RECORD_SIZE = 1 + 32 + 8 + 1 + MAX_RECORD_HOSTNAME + 1 + 8 + 8 + 1 +
-  MAX_RECORD_ENDPOINTS * (1 + 1 + 16 + 2) + 64;
+  MAX_RECORD_ENDPOINTS * (1 + 1 + 16 + 2) + 32 + 4 + 1 + MAX_RECORD_MAILBOXES * ADDRESS_BYTES +
+  64;
 
 /** Who may learn a node's endpoints from a rendezvous. */
 export type Visibility = "private" | "public";
@@ -71,6 +87,12 @@ export interface UnsignedPresence {
   expiresAt: number;
   /** At most eight endpoints. */
   endpoints: RecordEndpoint[];
+  /** The node's static X25519 public key (its tunnel key; sealed items are sealed to it), 32 bytes. */
+  staticKey: Uint8Array;
+  /** The serial of the identity's binding of that static key, u32. */
+  staticSerial: number;
+  /** Rendezvous that keep this node's mailbox, at most four, no two alike. */
+  mailboxes: Address[];
 }
 
 /** A presence record with its signature. */
@@ -107,10 +129,11 @@ function isHostnameByte(c: number): boolean {
 }
 
 /**
- * Decodes a presence record strictly: version 1, exact length, a hostname of
+ * Decodes a presence record strictly: version 2, exact length, a hostname of
  * `[a-z0-9-]`, known visibility and endpoint kinds, IPv4 or IPv6 endpoints
- * with ports 1 to 65535, times below 2^53. Throws only
- * {@linkcode DecodeError}. Byte fields are copies, safe to keep.
+ * with ports 1 to 65535, times below 2^53, at most four distinct mailboxes
+ * that are not reserved addresses. Throws only {@linkcode DecodeError}.
+ * Byte fields are copies, safe to keep.
  */
 export function decodePresenceRecord(bytes: Uint8Array): DecodedPresence {
   if (bytes.length > MAX_PRESENCE_RECORD_SIZE) {
@@ -147,6 +170,24 @@ export function decodePresenceRecord(bytes: Uint8Array): DecodedPresence {
     if (kind === undefined) fail("bad_endpoint", `endpoint ${i} has an unknown kind`);
     endpoints.push({ kind, ...readEndpoint(r, `presence record endpoint ${i}`) });
   }
+  const staticKey = r.bytes(32, "static key").slice();
+  const staticSerial = r.u32("static serial");
+  const mailboxCount = r.u8("mailbox count");
+  if (mailboxCount > MAX_RECORD_MAILBOXES) {
+    fail("too_many_mailboxes", `${mailboxCount} mailboxes, more than ${MAX_RECORD_MAILBOXES}`);
+  }
+  const mailboxes: Address[] = [];
+  for (let i = 0; i < mailboxCount; i++) {
+    let mailbox: Address;
+    try {
+      mailbox = formatAddress(r.bytes(ADDRESS_BYTES, `mailbox ${i}`));
+    } catch (e) {
+      if (e instanceof DecodeError) throw e;
+      fail("bad_mailbox", `mailbox ${i} is a reserved address`);
+    }
+    if (mailboxes.includes(mailbox)) fail("bad_mailbox", `mailbox ${mailbox} is named twice`);
+    mailboxes.push(mailbox);
+  }
   const bodyLength = r.offset;
   const signature = r.bytes(64, "signature").slice();
   r.end("presence record");
@@ -159,6 +200,9 @@ export function decodePresenceRecord(bytes: Uint8Array): DecodedPresence {
       serial,
       expiresAt,
       endpoints,
+      staticKey,
+      staticSerial,
+      mailboxes,
       signature,
     },
     body: bytes.slice(0, bodyLength),
@@ -184,6 +228,26 @@ export function encodePresenceBody(p: UnsignedPresence): Uint8Array {
       `Invalid record with ${p.endpoints.length} endpoints: at most ${MAX_RECORD_ENDPOINTS}`,
     );
   }
+  checkSize(p.staticKey, "static key", 32);
+  if (!Number.isInteger(p.staticSerial) || p.staticSerial < 0 || p.staticSerial > 0xffff_ffff) {
+    throw new RangeError(`Invalid static serial ${p.staticSerial}: expected a u32`);
+  }
+  if (p.mailboxes.length > MAX_RECORD_MAILBOXES) {
+    throw new RangeError(
+      `Invalid record with ${p.mailboxes.length} mailboxes: at most ${MAX_RECORD_MAILBOXES}`,
+    );
+  }
+  if (new Set(p.mailboxes).size !== p.mailboxes.length) {
+    throw new RangeError(`Invalid mailboxes ${p.mailboxes.join(", ")}: one is named twice`);
+  }
+  // addressToBytes throws TypeError for a malformed or reserved address.
+  const mailboxes = p.mailboxes.map((m) => {
+    try {
+      return addressToBytes(m);
+    } catch (e) {
+      throw new RangeError(`Invalid mailbox "${m}": ${(e as Error).message}`);
+    }
+  });
   const w = new Writer(MAX_PRESENCE_RECORD_SIZE)
     .u8(PRESENCE_RECORD_VERSION)
     .bytes(p.publicKey)
@@ -195,6 +259,8 @@ export function encodePresenceBody(p: UnsignedPresence): Uint8Array {
     .u64(BigInt(p.expiresAt))
     .u8(p.endpoints.length);
   for (const e of p.endpoints) writeEndpoint(w.u8(KINDS.indexOf(e.kind)), e);
+  w.bytes(p.staticKey).u32(p.staticSerial).u8(mailboxes.length);
+  for (const m of mailboxes) w.bytes(m);
   return w.finish();
 }
 

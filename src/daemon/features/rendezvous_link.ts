@@ -19,6 +19,7 @@ import {
   resolveEndpoint,
 } from "../../discovery/endpoint.ts";
 import {
+  type LookupOptions,
   type LookupResult,
   RendezvousClient,
   type SelfPresence,
@@ -82,7 +83,7 @@ export class RendezvousLink {
   #client: RendezvousClient;
   #self: () => SelfPresence;
   #lastObserve: number[];
-  /** The endpoints the last published record carries, as text: a change republishes. */
+  /** The endpoints and mailboxes the last published record carries, as text: a change republishes. */
   #published = "";
   #onRelayed: (frame: Uint8Array, from: Endpoint) => void;
   #onPunchFrom: (from: Address, endpoint: IpEndpoint) => void = () => {};
@@ -132,12 +133,12 @@ export class RendezvousLink {
       },
     });
     this.#self = () => ({
-      seed: identity.seed,
-      publicKey: identity.publicKey,
-      stamp: identity.stamp,
+      identity,
       hostname: options.hostname ?? "",
       visibility: options.visibility,
       endpoints: options.visibility === "public" ? this.candidates() : [],
+      // The rendezvous whose key a session proved: our mailboxes.
+      mailboxes: this.#vias.filter((a) => a !== null),
     });
   }
 
@@ -240,7 +241,7 @@ export class RendezvousLink {
   /** Publishes this node's record now (again when what it says changed). */
   publish(): void {
     const self = this.#self();
-    this.#published = JSON.stringify(self.endpoints);
+    this.#published = publishedText(self);
     this.#client.publish(self);
   }
 
@@ -261,23 +262,26 @@ export class RendezvousLink {
         this.#client.observe(index, 5_000);
       }
     });
-    // A public record follows the endpoints the rendezvous observe.
-    if (JSON.stringify(this.#self().endpoints) !== this.#published) this.publish();
+    // A public record follows the endpoints the rendezvous observe, and
+    // every record the rendezvous whose key is known (its mailboxes).
+    if (publishedText(this.#self()) !== this.#published) this.publish();
     this.#client.tick();
   }
 
   /**
    * Asks every rendezvous about a name, address or key (at most 5 s): the
-   * verified records, one per key, and any conflicting claimants.
+   * verified records, one per key, and any conflicting claimants. With
+   * `{ stale: true }` (a mailbox lookup), also records expired less than
+   * `MAILBOX_RETENTION_MS` ago.
    */
-  lookup(query: PeerQuery, timeoutMs: number): Promise<LookupResult> {
+  lookup(query: PeerQuery, timeoutMs: number, options: LookupOptions = {}): Promise<LookupResult> {
     if (query.kind === "endpoint") throw new TypeError("an endpoint needs no lookup");
     const key = query.kind === "hostname"
       ? { by: "hostname" as const, hostname: query.hostname }
       : query.kind === "address"
       ? { by: "address" as const, address: query.address }
       : { by: "key" as const, key: Uint8Array.fromHex(query.keyHex) };
-    return this.#client.lookup(key, Math.min(timeoutMs, 5_000));
+    return this.#client.lookup(key, Math.min(timeoutMs, 5_000), options);
   }
 
   /**
@@ -466,4 +470,9 @@ function localInterfaces(): Deno.NetworkInterfaceInfo[] {
   } catch {
     return [];
   }
+}
+
+/** What of a record the link republishes on: its endpoints and mailboxes, as text. */
+function publishedText(self: SelfPresence): string {
+  return JSON.stringify([self.endpoints, self.mailboxes]);
 }

@@ -22,12 +22,13 @@
  *   returned. Lookups and publishes remove the expired records they meet;
  *   {@linkcode RecordStore.sweep} removes the rest.
  *
- * Memory per record: its bytes (at most 347, off the V8 heap) plus about
+ * Memory per record: its bytes (at most 408, off the V8 heap) plus about
  * {@linkcode RECORD_OVERHEAD_BYTES} on the heap for the entry object, its key,
  * address and hostname strings, the record's buffer object, three index
  * slots and the key's rate bucket (measured: about 610 bytes on Deno 2.9 with
- * 50,000 largest records). That is under 1 KiB a record, so 100,000 records
- * stay under 100 MB; {@linkcode RecordStore.bytes} reports this estimate.
+ * 50,000 largest version 1 records). That is about 1 KiB a record, so
+ * 100,000 records take about 105 MB; {@linkcode RecordStore.bytes} reports
+ * this estimate.
  * The per-source rate limiter adds at most `maxSources` buckets.
  *
  * @example
@@ -61,6 +62,7 @@ export const PUBLISH_REFUSALS = {
   rate_limited: "over the publish rate of the source IP (before verification) or of the key",
   malformed: "the bytes are no valid presence record",
   bad_key: "the record's identity key is weak or malformed",
+  bad_static_key: "the record's static X25519 key is of low order",
   bad_stamp: "the record's stamp does not prove an address for its key",
   bad_hostname: "the record claims a hostname nodes may not use",
   bad_signature: "the record's signature does not verify",
