@@ -21,7 +21,7 @@ import {
   decodeRendezvousMessage,
   encodeRendezvousMessage,
 } from "../src/wire/rendezvous_message.ts";
-import { signOwnPresence } from "../src/discovery/presence.ts";
+import { MAILBOX_RETENTION_MS, signOwnPresence } from "../src/discovery/presence.ts";
 import { type Address, parseAddress } from "../src/identity/address.ts";
 import { FUZZ_IDS } from "./_fuzz.ts";
 import { peerIdentityOf } from "./_session_helpers.ts";
@@ -50,13 +50,13 @@ const RV = [1, 2, 3, 4, 5].map((i) => parseAddress(`0c1d.aa00.000${i}`));
 /**
  * `count` rendezvous handlers and a client per node; `down` rendezvous drop
  * everything (read at each send); `liar` answers every lookup with its own
- * choice of record.
+ * choice of record. Rendezvous `i` goes by the address `RV[i]`.
  */
 function world(count: number, options: { down?: number[]; liar?: Uint8Array } = {}) {
   const clock = { now: T0 };
-  const rendezvous = Array.from({ length: count }, () =>
+  const rendezvous = Array.from({ length: count }, (_, i) =>
     new RendezvousService(
-      new RecordStore({ now: () => clock.now }),
+      new RecordStore({ now: () => clock.now, self: RV[i]! }),
       { peerAt: () => undefined, send: () => false },
       () => clock.now,
     ));
@@ -243,4 +243,57 @@ Deno.test("the record carries the node's static key and names the rendezvous it 
   const second = await stored();
   assert.deepEqual(second.mailboxes, RV.slice(0, 4), "distinct, the first four");
   assert.ok(second.serial > first.serial);
+});
+
+Deno.test("a stale lookup finds an offline node's record its mailbox keeps past expiry; a default lookup does not", async () => {
+  const { client, clock } = world(2);
+  const a = client(A, AT_A);
+  // Rendezvous 0 is named as a mailbox, rendezvous 1 is not.
+  a.publish(selfOf(A, "worker", "private", [RV[0]!]));
+  await Promise.resolve();
+  clock.now = T0 + RECORD_LIFETIME_MS + 24 * 60 * 60_000; // A has been off for a day
+  const b = client(B, AT_B);
+  const plain = await b.lookup({ by: "key", key: A.publicKey }, 5000);
+  assert.equal(plain.records.length, 0);
+  assert.equal(plain.answered, 2);
+  assert.deepEqual(b.dropped, { malformed: 0, unsolicited: 0, bad_record: 0, expired: 1 });
+
+  for (
+    const key of [{ by: "key", key: A.publicKey }, { by: "address", address: A.address }] as const
+  ) {
+    const stale = await b.lookup(key, 5000, { stale: true });
+    assert.equal(stale.records.length, 1, key.by);
+    assert.deepEqual(stale.records[0]!.at, [0], "only the mailbox kept it");
+    assert.deepEqual(stale.records[0]!.record.mailboxes, [RV[0]]);
+    assert.deepEqual(stale.records[0]!.record.staticKey, A.staticKey.publicKey);
+  }
+  const byName = await b.lookup({ by: "hostname", hostname: "worker" }, 5000, { stale: true });
+  assert.equal(byName.records.length, 0, "an expired record holds no hostname");
+
+  clock.now = T0 + RECORD_LIFETIME_MS + MAILBOX_RETENTION_MS;
+  const gone = await b.lookup({ by: "key", key: A.publicKey }, 5000, { stale: true });
+  assert.equal(gone.records.length, 0, "retention over");
+});
+
+Deno.test("the keepalive's check publishes again when a mailbox answers with an older record it retained", async () => {
+  const down: number[] = [];
+  const { client, clock } = world(1, { down });
+  const a = client(A, AT_A);
+  a.publish(selfOf(A, "worker", "private", [RV[0]!]));
+  await Promise.resolve();
+  // The record expired there (retained) while the refreshed one got lost.
+  clock.now = T0 + RECORD_LIFETIME_MS + 60_000;
+  down.push(0);
+  a.tick();
+  down.pop();
+  a.checkPublished(0, 5000);
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(a.states[0]!.published, false, "an older record: ours is missing");
+  a.tick();
+  await Promise.resolve();
+  assert.equal(a.states[0]!.published, true);
+  const b = client(B, AT_B);
+  const found = await b.lookup({ by: "hostname", hostname: "worker" }, 5000);
+  assert.deepEqual(found.records.map((r) => r.address), [A.address], "the live record is back");
 });

@@ -8,7 +8,12 @@ import assert from "node:assert/strict";
 import { formatAddress } from "../src/identity/address.ts";
 import { fingerprint } from "../src/identity/fingerprint.ts";
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
-import { signPresence, type VerifiedPresence, verifyPresence } from "../src/discovery/presence.ts";
+import {
+  MAILBOX_RETENTION_MS,
+  signPresence,
+  type VerifiedPresence,
+  verifyPresence,
+} from "../src/discovery/presence.ts";
 import {
   decodePresenceRecord,
   encodePresenceRecord,
@@ -267,7 +272,7 @@ Deno.test("a full table refuses new keys as full but always takes updates of sto
 Deno.test("stats() counts every refusal by reason, each reason present from 0", () => {
   const { store } = storeAt({ maxRecords: 1 });
   const zero = Object.fromEntries(Object.keys(PUBLISH_REFUSALS).map((r) => [r, 0]));
-  assert.deepEqual(store.stats(), { records: 0, hostnames: 0, dropped: zero });
+  assert.deepEqual(store.stats(), { records: 0, retained: 0, hostnames: 0, dropped: zero });
 
   const bad = (b: Uint8Array, at: number) => {
     const c = b.slice();
@@ -430,4 +435,107 @@ Deno.test("an older record replayed after the newer one expired is stale, until 
   assert.equal(store.lookupByKey(A.publicKey.toHex()), null, "the replay was not stored");
   const newer = record(A, { serial: NOW + 2, expiresAt: clock.now + 30 * MINUTE });
   assert.equal(store.publish(newer, "198.18.0.4").ok, true, "the node itself publishes again");
+});
+
+// ---- Mailbox owners' records, retained past expiry ----
+
+/** This rendezvous's address, and another's. */
+const SELF = formatAddress(Uint8Array.of(0x0c, 0x1d, 0xaa, 0, 0, 1));
+const ELSEWHERE = formatAddress(Uint8Array.of(0x0c, 0x1d, 0xaa, 0, 0, 2));
+
+Deno.test("a record naming this rendezvous as a mailbox is kept past expiry for lookups by key and address, never by hostname", () => {
+  const { store, clock } = storeAt({ self: SELF });
+  const bytes = record(A, { mailboxes: [ELSEWHERE, SELF] });
+  assert.equal(store.publish(bytes, SOURCE).ok, true);
+  assert.equal(store.hostsMailbox(A.publicKey.toHex()), true);
+  const live = store.bytes;
+
+  clock.now = NOW + 30 * MINUTE;
+  assert.equal(store.lookupByHostname("alpha"), null, "an expired record holds no name");
+  const expected = { record: bytes, address: A.address, hostname: "alpha", visibility: "public" };
+  assert.deepEqual(store.lookupByKey(A.publicKey.toHex().toUpperCase()), expected);
+  assert.deepEqual(store.lookupByAddress(A.address), expected);
+  assert.equal(store.hostsMailbox(A.publicKey.toHex()), true);
+  assert.deepEqual([store.stats().records, store.stats().retained], [0, 1]);
+  assert.equal(store.bytes, live, "a retained record is accounted as a stored one");
+
+  clock.now = NOW + 30 * MINUTE + MAILBOX_RETENTION_MS - 1;
+  assert.equal(store.sweep(), 0);
+  assert.deepEqual(store.lookupByKey(A.publicKey.toHex())?.record, bytes, "still within retention");
+  clock.now += 1;
+  assert.equal(store.lookupByKey(A.publicKey.toHex()), null, "retention over");
+  assert.equal(store.lookupByAddress(A.address), null);
+  assert.equal(store.hostsMailbox(A.publicKey.toHex()), false);
+  assert.deepEqual([store.stats().retained, store.bytes], [0, 0]);
+});
+
+Deno.test("a record not naming this rendezvous, or any record without self, is dropped at expiry as before", () => {
+  for (const [options, mailboxes] of [[{ self: SELF }, [ELSEWHERE]], [{}, [SELF]]] as const) {
+    const { store, clock } = storeAt(options);
+    assert.equal(store.publish(record(A, { mailboxes: [...mailboxes] }), SOURCE).ok, true);
+    assert.equal(store.hostsMailbox(A.publicKey.toHex()), false);
+    clock.now = NOW + 30 * MINUTE;
+    assert.equal(store.sweep(), 1);
+    assert.equal(store.lookupByKey(A.publicKey.toHex()), null);
+    assert.equal(store.lookupByAddress(A.address), null);
+    assert.deepEqual([store.stats().retained, store.bytes], [0, 0]);
+  }
+});
+
+Deno.test("a live record wins over a retained one, and a newer record ends the retention of an older one", () => {
+  const { store, clock } = storeAt({ self: SELF });
+  const old = record(A, { mailboxes: [SELF] });
+  assert.equal(store.publish(old, SOURCE).ok, true);
+  clock.now = NOW + 31 * MINUTE;
+  assert.equal(store.sweep(), 1);
+  assert.equal(store.stats().retained, 1);
+
+  // Another key claiming the same address while A's record is only retained.
+  const shared = storeAt({
+    self: SELF,
+    verify: (bytes, now) => ({ ...verifyPresence(bytes, now), address: A.address }),
+  });
+  assert.equal(shared.store.publish(old, SOURCE).ok, true);
+  shared.clock.now = NOW + 31 * MINUTE;
+  const other = record(B, { serial: shared.clock.now, expiresAt: shared.clock.now + MINUTE });
+  assert.equal(shared.store.publish(other, SOURCE).ok, true);
+  assert.deepEqual(shared.store.lookupByAddress(A.address)?.record, other, "live wins");
+  shared.clock.now += MINUTE;
+  assert.deepEqual(shared.store.lookupByAddress(A.address)?.record, old, "then the retained one");
+
+  // The owner moves its mailbox elsewhere: its newer record ends the retention.
+  const moved = record(A, {
+    serial: clock.now,
+    expiresAt: clock.now + MINUTE,
+    mailboxes: [ELSEWHERE],
+  });
+  assert.equal(store.publish(moved, SOURCE).ok, true);
+  assert.deepEqual(store.lookupByKey(A.publicKey.toHex())?.record, moved);
+  assert.equal(store.hostsMailbox(A.publicKey.toHex()), false);
+  assert.equal(store.stats().retained, 0);
+  clock.now += MINUTE;
+  assert.equal(store.lookupByKey(A.publicKey.toHex()), null, "nothing retained any more");
+});
+
+Deno.test("the retained table holds at most maxRecords records, the oldest retained going first", () => {
+  const { store, clock } = storeAt({ self: SELF, maxRecords: 2 });
+  const ids = [A, B, C];
+  ids.forEach((id, i) => {
+    if (i === 2) {
+      clock.now = NOW + 31 * MINUTE;
+      store.sweep();
+    }
+    const at = clock.now;
+    assert.equal(
+      store.publish(record(id, { serial: at, expiresAt: at + MINUTE, mailboxes: [SELF] }), SOURCE)
+        .ok,
+      true,
+    );
+  });
+  clock.now += MINUTE;
+  store.sweep();
+  assert.equal(store.stats().retained, 2);
+  assert.equal(store.lookupByKey(A.publicKey.toHex()), null, "retained first, evicted first");
+  assert.equal(store.hostsMailbox(B.publicKey.toHex()), true);
+  assert.equal(store.hostsMailbox(C.publicKey.toHex()), true);
 });

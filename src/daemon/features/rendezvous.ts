@@ -32,7 +32,7 @@ export interface RendezvousStatus {
 
 /** The rendezvous role of a node. */
 export class RendezvousFeature {
-  #store = new RecordStore();
+  #store: RecordStore;
   #service: RendezvousService;
   /** Peers with a live session, by address, and their keys. */
   #peers = new Map<Address, string>();
@@ -40,6 +40,8 @@ export class RendezvousFeature {
 
   /** Serves port 445 over `ctx`'s sessions. */
   constructor(ctx: NodeContext) {
+    // Records naming this rendezvous as a mailbox outlive their expiry here.
+    this.#store = new RecordStore({ self: ctx.identity.address });
     this.#service = new RendezvousService(
       this.#store,
       {

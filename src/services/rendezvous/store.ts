@@ -21,20 +21,30 @@
  * - **Expiry.** A record past its `expiresAt` by the table's clock is never
  *   returned. Lookups and publishes remove the expired records they meet;
  *   {@linkcode RecordStore.sweep} removes the rest.
+ * - **Mailbox owners' records are retained.** A record that names this
+ *   rendezvous (`self`) among its mailboxes is kept, when it expires, in a
+ *   retained table for {@linkcode MAILBOX_RETENTION_MS} more: senders
+ *   looking up an offline owner (with a stale lookup) still learn its static
+ *   key and that it collects mail here. Lookups by key and by address fall
+ *   back to a retained record when no live one exists (a live record always
+ *   wins); lookups by hostname never do (an expired record holds no name).
+ *   A newer record of the key ends the retention (it is retained in turn if
+ *   it names this rendezvous). The retained table holds at most `maxRecords`
+ *   records, the oldest retained going first.
  *
- * Memory per record: its bytes (at most 408, off the V8 heap) plus about
- * {@linkcode RECORD_OVERHEAD_BYTES} on the heap for the entry object, its key,
- * address and hostname strings, the record's buffer object, three index
- * slots and the key's rate bucket (measured: about 610 bytes on Deno 2.9 with
- * 50,000 largest version 1 records). That is about 1 KiB a record, so
- * 100,000 records take about 105 MB; {@linkcode RecordStore.bytes} reports
- * this estimate.
+ * Memory per record, live or retained: its bytes (at most 408, off the V8
+ * heap) plus about {@linkcode RECORD_OVERHEAD_BYTES} on the heap for the
+ * entry object, its key, address and hostname strings, the record's buffer
+ * object, three index slots and the key's rate bucket (measured: about 610
+ * bytes on Deno 2.9 with 50,000 largest version 1 records). That is about
+ * 1 KiB a record, so 100,000 records take about 105 MB, and a full retained
+ * table as much again; {@linkcode RecordStore.bytes} reports this estimate.
  * The per-source rate limiter adds at most `maxSources` buckets.
  *
  * @example
  * ```ts ignore
  * import { RecordStore } from "./store.ts";
- * const store = new RecordStore({ now: Date.now });
+ * const store = new RecordStore({ now: Date.now, self: ownAddress });
  * const result = store.publish(recordBytes, "198.18.0.7");
  * if (result.ok && result.conflict) console.log(`${result.conflict.hostname} is taken`);
  * const found = store.lookupByHostname("alpha"); // { bound, conflicts } | null
@@ -45,6 +55,7 @@
 import type { Address } from "../../identity/address.ts";
 import { fingerprint } from "../../identity/fingerprint.ts";
 import {
+  MAILBOX_RETENTION_MS,
   MAX_PRESENCE_LIFETIME_MS,
   PRESENCE_CLOCK_SKEW_MS,
   PresenceError,
@@ -76,7 +87,7 @@ export const PUBLISH_REFUSALS = {
 /** One reason a publish was refused. */
 export type PublishRefusal = keyof typeof PUBLISH_REFUSALS;
 
-/** Most records a rendezvous stores (docs/design/rendezvous.md, Bounds). */
+/** Most records a rendezvous stores, and most it retains for mailbox owners (docs/design/rendezvous.md, Bounds). */
 export const RENDEZVOUS_MAX_RECORDS = 100_000;
 /** Publishes per source IP, checked before any signature. */
 export const PUBLISH_PER_SOURCE: RateOptions = { burst: 10, perSecond: 2 };
@@ -101,8 +112,13 @@ export interface RateOptions {
 export interface RecordStoreOptions {
   /** Wall clock, Unix ms: records expire by it and rates refill by it. Default `Date.now`. */
   now?: () => number;
-  /** Most records stored. Default {@linkcode RENDEZVOUS_MAX_RECORDS}. */
+  /** Most records stored, and most retained. Default {@linkcode RENDEZVOUS_MAX_RECORDS}. */
   maxRecords?: number;
+  /**
+   * This rendezvous's own address: records naming it among their mailboxes
+   * are retained past expiry. Default none (nothing is retained).
+   */
+  self?: Address;
   /** Publish rate per source IP. Default {@linkcode PUBLISH_PER_SOURCE}. */
   perSource?: RateOptions;
   /** Publish rate per key. Default {@linkcode PUBLISH_PER_KEY}. */
@@ -169,6 +185,8 @@ export interface FoundHostname {
 export interface RecordStoreStats {
   /** Records stored (expired ones until they are removed). */
   records: number;
+  /** Expired records of mailbox owners, retained (past retention until they are removed). */
+  retained: number;
   /** Hostnames claimed by stored records. */
   hostnames: number;
   /** Refused publishes by reason, every reason present. */
@@ -183,6 +201,8 @@ interface Entry {
   visibility: Visibility;
   serial: number;
   expiresAt: number;
+  /** The record names this rendezvous among its mailboxes. */
+  mailbox: boolean;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -208,6 +228,7 @@ export class RecordStore {
   #now: () => number;
   #verify: (bytes: Uint8Array, now: number) => VerifiedPresence;
   #maxRecords: number;
+  #self: Address | undefined;
   #perSource: RateLimiter;
   #perKey: RateLimiter;
 
@@ -216,6 +237,11 @@ export class RecordStore {
   #byHostname = new Claims();
   #recordBytes = 0;
   #lastFullSweep = -Infinity;
+  // Expired records of keys whose record named this rendezvous as a
+  // mailbox, oldest retained first, and who holds each address among them.
+  #retained = new Map<string, Entry>();
+  #retainedByAddress = new Claims();
+  #retainedBytes = 0;
   // The highest serial of keys whose record went, until no record signed
   // before it can still be valid: an older record replayed then is stale.
   #gone = new Map<string, { serial: number; until: number }>();
@@ -233,6 +259,7 @@ export class RecordStore {
       perKey = PUBLISH_PER_KEY,
       maxSources = PUBLISH_MAX_SOURCES,
       verify = verifyPresence,
+      self,
     } = options;
     if (!Number.isInteger(maxRecords) || maxRecords < 1) {
       throw new RangeError(`Invalid maxRecords ${maxRecords}: expected an integer of at least 1`);
@@ -240,15 +267,17 @@ export class RecordStore {
     this.#now = now;
     this.#verify = verify;
     this.#maxRecords = maxRecords;
+    this.#self = self;
     this.#perSource = new RateLimiter({ ...perSource, maxKeys: maxSources, now });
     // Keys reach this limiter only with a valid stamp and signature: room
     // for every stored key and as many again that are refused or new.
     this.#perKey = new RateLimiter({ ...perKey, maxKeys: 2 * maxRecords, now });
   }
 
-  /** Estimated memory of the stored records: their bytes plus {@linkcode RECORD_OVERHEAD_BYTES} each. */
+  /** Estimated memory of the stored and retained records: their bytes plus {@linkcode RECORD_OVERHEAD_BYTES} each. */
   get bytes(): number {
-    return this.#recordBytes + this.#byKey.size * RECORD_OVERHEAD_BYTES;
+    return this.#recordBytes + this.#retainedBytes +
+      (this.#byKey.size + this.#retained.size) * RECORD_OVERHEAD_BYTES;
   }
 
   /**
@@ -304,27 +333,47 @@ export class RecordStore {
       visibility: record.visibility,
       serial: record.serial,
       expiresAt: record.expiresAt,
+      mailbox: this.#self !== undefined && record.mailboxes.includes(this.#self),
     };
     if (stored !== undefined) this.#replace(stored, entry);
     else this.#insert(entry);
+    // A newer record supersedes the one retained (and says whether we are still a mailbox).
+    this.#unretain(key);
     return { ok: true, changed: true, address, conflict: this.#conflictOf(entry, now) };
   }
 
-  /** The live record holding `address` (the earliest key to claim it), or null. */
+  /**
+   * The live record holding `address` (the earliest key to claim it), else
+   * the retained one (the earliest retained), or null.
+   */
   lookupByAddress(address: Address): FoundRecord | null {
-    const [holder] = this.#live(this.#byAddress, address, this.#now(), 1);
-    return holder === undefined ? null : found(holder);
+    const now = this.#now();
+    const [holder] = this.#live(this.#byAddress, address, now, 1);
+    if (holder !== undefined) return found(holder);
+    for (const key of this.#retainedByAddress.claimants(address)) {
+      const entry = this.#retainedOf(key, now);
+      if (entry !== undefined) return found(entry);
+    }
+    return null;
   }
 
-  /** The live record of the key with hex `keyHex`, or null. */
+  /** The live record of the key with hex `keyHex`, else its retained one, or null. */
   lookupByKey(keyHex: string): FoundRecord | null {
-    const entry = this.#byKey.get(keyHex.toLowerCase());
-    if (entry === undefined) return null;
-    if (entry.expiresAt <= this.#now()) {
-      this.#remove(entry);
-      return null;
-    }
-    return found(entry);
+    const key = keyHex.toLowerCase();
+    const now = this.#now();
+    const entry = this.#liveOf(key, now) ?? this.#retainedOf(key, now);
+    return entry === undefined ? null : found(entry);
+  }
+
+  /**
+   * Whether this rendezvous keeps the mailbox of the key with hex `keyHex`:
+   * its live record, or else its retained one, names `self`.
+   */
+  hostsMailbox(keyHex: string): boolean {
+    const key = keyHex.toLowerCase();
+    const now = this.#now();
+    const entry = this.#liveOf(key, now) ?? this.#retainedOf(key, now);
+    return entry?.mailbox ?? false;
   }
 
   /** The live record bound to hostname `name` and the other live claimants, or null. */
@@ -340,10 +389,15 @@ export class RecordStore {
     };
   }
 
-  /** Removes every expired record and returns how many went. */
+  /**
+   * Removes every expired record (retaining mailbox owners') and every
+   * retained record past its retention; returns how many expired records
+   * left the live table.
+   */
   sweep(): number {
     const now = this.#now();
     this.#lastFullSweep = now;
+    for (const key of this.#retained.keys()) this.#retainedOf(key, now);
     let removed = 0;
     for (const entry of this.#byKey.values()) {
       if (entry.expiresAt <= now) {
@@ -358,6 +412,7 @@ export class RecordStore {
   stats(): RecordStoreStats {
     return {
       records: this.#byKey.size,
+      retained: this.#retained.size,
       hostnames: this.#byHostname.size,
       dropped: { ...this.#dropped },
     };
@@ -382,6 +437,40 @@ export class RecordStore {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /** The key's live record, or undefined; an expired one met is removed (and retained if a mailbox's). */
+  #liveOf(key: string, now: number): Entry | undefined {
+    const entry = this.#byKey.get(key);
+    if (entry === undefined || entry.expiresAt > now) return entry;
+    this.#remove(entry);
+    return undefined;
+  }
+
+  /** The key's retained record, or undefined; one past its retention is removed. */
+  #retainedOf(key: string, now: number): Entry | undefined {
+    const entry = this.#retained.get(key);
+    if (entry === undefined || entry.expiresAt + MAILBOX_RETENTION_MS > now) return entry;
+    this.#unretain(key);
+    return undefined;
+  }
+
+  #retain(entry: Entry): void {
+    this.#unretain(entry.key);
+    while (this.#retained.size >= this.#maxRecords) {
+      this.#unretain(this.#retained.keys().next().value!);
+    }
+    this.#retained.set(entry.key, entry);
+    this.#retainedByAddress.claim(entry.address, entry.key);
+    this.#retainedBytes += entry.bytes.length;
+  }
+
+  #unretain(key: string): void {
+    const entry = this.#retained.get(key);
+    if (entry === undefined) return;
+    this.#retained.delete(key);
+    this.#retainedByAddress.release(entry.address, key);
+    this.#retainedBytes -= entry.bytes.length;
   }
 
   #conflictOf(entry: Entry, now: number): HostnameConflict | null {
@@ -421,5 +510,6 @@ export class RecordStore {
     this.#byAddress.release(entry.address, entry.key);
     if (entry.hostname !== "") this.#byHostname.release(entry.hostname, entry.key);
     this.#recordBytes -= entry.bytes.length;
+    if (entry.mailbox) this.#retain(entry);
   }
 }
