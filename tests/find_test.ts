@@ -4,13 +4,15 @@
  */
 
 import assert from "node:assert/strict";
+import { PresenceDht } from "../src/discovery/dht.ts";
 import {
   fixture,
+  makeHome,
   PAIR_B_NAME,
   startNode,
   startRendezvous,
   stopAll,
-  type TestNode,
+  TestNode,
   waitFor,
 } from "./_daemon_harness.ts";
 
@@ -69,8 +71,47 @@ Deno.test("find shows a name's address, fingerprint, visibility and reachability
         endpoint: worker.listen,
       }], text);
     }
+    // What each source said: the rendezvous answered with the record; the
+    // others knew nothing or are not configured here (no LAN on loopback, no --dht).
+    const bySource = await f.pilot("find", PAIR_B_NAME, "--json");
+    const reports = bySource.json.data.sources;
+    assert.deepEqual(
+      reports.map((x: { source: string; status: string }) => [x.source, x.status]),
+      [
+        ["trust", "none"],
+        ["static", "none"],
+        ["session", "none"],
+        ["remembered", "none"],
+        ["lan", "not_configured"],
+        ["rendezvous", "answered"],
+        ["dht", "not_configured"],
+      ],
+    );
+    const rv = reports[5];
+    assert.deepEqual(rv.servers, { asked: 1, answered: 1 });
+    assert.equal(rv.error, null);
+    assert.equal(rv.said.length, 1);
+    const said = rv.said[0];
+    assert.deepEqual(
+      [said.public_key, said.address, said.hostname, said.endpoint, said.relay, said.visibility],
+      [w.publicKey, w.address, PAIR_B_NAME, worker.listen, false, "public"],
+    );
+    assert.ok(Number.isInteger(said.serial) && said.serial > 0, JSON.stringify(said));
+    assert.deepEqual(bySource.json.data.decision, {
+      outcome: "found",
+      public_key: w.publicKey,
+      source: "rendezvous",
+      endpoint: worker.listen,
+      endpoint_source: "rendezvous",
+      trusted: false,
+      key_changed: false,
+    });
     const human = await f.pilot("find", PAIR_B_NAME);
     assert.equal(human.code, 0, human.stderr);
+    assert.match(
+      human.stdout,
+      new RegExp(`rendezvous +${w.address} \\(public, serial \\d+\\) at `),
+    );
     assert.match(human.stdout, new RegExp(`address: +${w.address}`));
     assert.match(human.stdout, new RegExp(`fingerprint: +${w.fingerprint}`));
     assert.match(human.stdout, /reachability: +direct/);
@@ -105,10 +146,50 @@ Deno.test("find shows a name's address, fingerprint, visibility and reachability
       twin.listen,
     ]);
     assert.match((await f.pilot("find", "twin")).stdout, /^conflict: 2 keys claim "twin"/);
+    // The merge rule's answer for a handshake by that name: a conflict, the
+    // private twin's record reached through the relay, its IP never shown.
+    assert.equal(both.json.data.decision.outcome, "conflict");
+    assert.equal(both.json.data.decision.public_key, null);
+    const twinSaid = both.json.data.sources[5].said;
+    assert.deepEqual(
+      twinSaid.map((x: { address: string }) => x.address).sort(),
+      [h.address, twin.identity!.address].sort(),
+    );
+    const hiddenSaid = twinSaid.find((x: { address: string }) => x.address === h.address);
+    assert.deepEqual([hiddenSaid.endpoint, hiddenSaid.relay, hiddenSaid.visibility], [
+      null,
+      true,
+      "private",
+    ]);
 
     // Local knowledge: a `--peer` entry, its key unknown until someone handshakes there.
     const local = await f.pilot("find", "build-box", "--json");
     assert.equal(local.code, 0, local.stdout + local.stderr);
+    assert.deepEqual(local.json.data.sources[1], {
+      source: "static",
+      status: "answered",
+      said: [{
+        public_key: null,
+        address: null,
+        hostname: "build-box",
+        endpoint: "127.0.0.1:9",
+        relay: false,
+        visibility: null,
+        serial: null,
+        unreachable: null,
+      }],
+      error: null,
+      servers: null,
+    });
+    assert.deepEqual(local.json.data.decision, {
+      outcome: "found",
+      public_key: null,
+      source: "static",
+      endpoint: "127.0.0.1:9",
+      endpoint_source: "static",
+      trusted: false,
+      key_changed: false,
+    });
     assert.deepEqual(local.json.data.candidates, [{
       address: null,
       hostname: "build-box",
@@ -167,5 +248,79 @@ Deno.test("find on a node without a rendezvous: not_found says it has none, with
     assert.match(r.json.hint, /--rendezvous/);
   } finally {
     await node.stop();
+  }
+});
+
+Deno.test("find on nodes that share only a DHT: the dht source says what the record does (by key) and where the address announced (by address); the LAN and rendezvous show as not configured", async () => {
+  const bootstrap = await PresenceDht.start({ host: "127.0.0.1", port: 0, bootstrap: [] });
+  const config = {
+    dht: true,
+    lan: false,
+    public: true,
+    dht_bootstrap: [`127.0.0.1:${bootstrap.endpoint.port}`],
+  };
+  const nodes: TestNode[] = [];
+  const start = async (identity: number, hostname: string) => {
+    const node = new TestNode(await makeHome({ identity, config }), { identity, hostname });
+    nodes.push(node);
+    await node.start();
+    return node;
+  };
+  try {
+    const worker = await start(1, PAIR_B_NAME);
+    const finder = await start(0, "secure-orchestrator");
+    const w = worker.identity!;
+    await waitFor("the worker's record in the DHT", async () => {
+      return (await bootstrap.lookupKey(Uint8Array.fromHex(w.publicKey))) !== null;
+    }, 30_000);
+
+    const byKey = await finder.pilot("find", w.publicKey, "--json");
+    assert.equal(byKey.code, 0, byKey.stdout + byKey.stderr);
+    const statuses = (r: typeof byKey) =>
+      r.json.data.sources.map((x: { source: string; status: string }) => [x.source, x.status]);
+    assert.deepEqual(statuses(byKey), [
+      ["trust", "none"],
+      ["static", "none"],
+      ["session", "none"],
+      ["remembered", "none"],
+      ["lan", "not_configured"],
+      ["rendezvous", "not_configured"],
+      ["dht", "answered"],
+    ]);
+    const [said] = byKey.json.data.sources[6].said;
+    assert.deepEqual(
+      [said.public_key, said.address, said.hostname, said.visibility, said.relay],
+      [w.publicKey, w.address, PAIR_B_NAME, "public", false],
+    );
+    assert.ok(said.endpoint !== null && Number.isInteger(said.serial), JSON.stringify(said));
+    assert.deepEqual(
+      [byKey.json.data.decision.outcome, byKey.json.data.decision.endpoint_source],
+      ["found", "dht"],
+    );
+
+    // By address the DHT holds no record, only where the address announced
+    // itself: no key yet (the handshake would prove the address).
+    const byAddress = await finder.pilot("find", w.address, "--json");
+    assert.equal(byAddress.code, 0, byAddress.stdout + byAddress.stderr);
+    const [at] = byAddress.json.data.sources[6].said;
+    assert.deepEqual([at.public_key, at.address, at.visibility], [null, w.address, null]);
+    assert.ok(at.endpoint !== null, JSON.stringify(at));
+    assert.deepEqual(byAddress.json.data.candidates.map((c: { sources: string[] }) => c.sources), [
+      ["dht"],
+    ]);
+    const decided = byAddress.json.data.decision;
+    assert.deepEqual([decided.outcome, decided.public_key, decided.endpoint_source], [
+      "found",
+      null,
+      "dht",
+    ]);
+    assert.match(
+      (await finder.pilot("find", w.publicKey)).stdout,
+      /\n {2}dht +\S+ \(public, serial \d+\) at /,
+    );
+    assert.deepEqual((await worker.pilot("pending", "--json")).json.data.pending, []);
+  } finally {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    await bootstrap.close();
   }
 });

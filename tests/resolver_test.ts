@@ -1,10 +1,21 @@
 /**
  * The resolver's naming rules: trusted bindings and `--peer` entries
  * resolve names, a hostname claimed on a session never does, and ambiguity
- * is a `conflict`, never a guess.
+ * is a `conflict`, never a guess. With the discovery sources (LAN,
+ * rendezvous, DHT): one merge rule over every source's answer, trust never
+ * overridden, the first endpoint by rank, and a failing source hiding none.
  */
 import assert from "node:assert/strict";
-import { classifyPeer, Resolver, staticSource } from "../src/discovery/resolver.ts";
+import {
+  classifyPeer,
+  type DiscoveryAnswer,
+  type DiscoverySource,
+  mergeCandidates,
+  type PeerQuery,
+  resolutionOf,
+  Resolver,
+  staticSource,
+} from "../src/discovery/resolver.ts";
 import { sessionSource, trustSource } from "../src/daemon/peer_sources.ts";
 import { PilotError } from "../src/errors.ts";
 import { parseAddress } from "../src/identity/address.ts";
@@ -205,4 +216,202 @@ Deno.test("classifyPeer() tells endpoints, keys, addresses and hostnames apart",
   assert.equal(classifyPeer("ab".repeat(32)).kind, "key");
   assert.equal(classifyPeer("3FA209C177E4").kind, "address");
   assert.equal(classifyPeer("worker-7").kind, "hostname");
+});
+
+// ---- Discovery sources and the merge rule ----
+
+const WORKER_ADDRESS = "0102.0304.0506";
+const IMPOSTOR_ADDRESS = "0a0b.0c0d.0e0f";
+
+/** A discovery source's answer: a verified record's key, address, hostname and endpoint. */
+function record(
+  key: string,
+  address: string,
+  hostname: string,
+  port?: number,
+): DiscoveryAnswer["candidates"][number] {
+  return {
+    publicKey: Uint8Array.fromHex(key),
+    address: parseAddress(address),
+    hostname,
+    record: { visibility: port === undefined ? "private" : "public", serial: 1 },
+    ...(port === undefined ? {} : { endpoint: { host: "192.0.2.1", port } }),
+  };
+}
+
+/** A discovery source that answers `candidates` and counts how often it was asked. */
+function says(...candidates: DiscoveryAnswer["candidates"]): DiscoverySource & { asked: number } {
+  const f = Object.assign(() => {
+    f.asked++;
+    return Promise.resolve({ candidates });
+  }, { asked: 0 });
+  return f;
+}
+
+const HOSTNAME: PeerQuery = { kind: "hostname", hostname: "data-processor-node" };
+
+Deno.test("trust wins over discovery: a LAN or rendezvous claim of a trusted hostname is listed, not followed", async () => {
+  const r = resolver({
+    trust: [trusted(WORKER_KEY, "data-processor-node", WORKER_ADDRESS, "127.0.0.1:7440")],
+  });
+  const lan = says(record(IMPOSTOR_KEY, IMPOSTOR_ADDRESS, "data-processor-node", 9));
+  const rendezvous = says(record(IMPOSTOR_KEY, IMPOSTOR_ADDRESS, "data-processor-node", 9));
+  const found = await r.candidates(HOSTNAME, {
+    timeoutMs: 1_000,
+    discovery: { lan, rendezvous },
+    thorough: true,
+  });
+  const d = found.decision;
+  assert.deepEqual([d.outcome, d.key, d.source, d.trusted], ["found", WORKER_KEY, "trust", true]);
+  assert.deepEqual(d.endpoint, { host: "127.0.0.1", port: 7440 }, "the remembered endpoint");
+  assert.equal(d.endpointSource, "remembered");
+  assert.equal(d.keyChanged, true, "only another key claims the trusted name out there");
+  assert.deepEqual(
+    d.claimants.map((k) => [k.key, k.sources]),
+    [[WORKER_KEY, ["trust", "remembered"]], [IMPOSTOR_KEY, ["lan", "rendezvous"]]],
+  );
+  assert.deepEqual(
+    found.sources.map((s) => [s.source, s.status]),
+    [
+      ["trust", "answered"],
+      ["static", "none"],
+      ["session", "none"],
+      ["remembered", "answered"],
+      ["lan", "answered"],
+      ["rendezvous", "answered"],
+      ["dht", "not_configured"],
+    ],
+  );
+  assert.equal(resolutionOf("data-processor-node", found).expected.publicKey?.toHex(), WORKER_KEY);
+  // The trusted key also heard on the LAN: no key change, and the name still needs no discovery.
+  const also = await r.candidates(HOSTNAME, {
+    timeoutMs: 1_000,
+    discovery: { lan: says(record(WORKER_KEY, WORKER_ADDRESS, "data-processor-node", 9)) },
+    thorough: true,
+  });
+  assert.equal(also.decision.keyChanged, false);
+  const quick = await r.candidates(HOSTNAME, { timeoutMs: 1_000, discovery: { lan, rendezvous } });
+  assert.deepEqual(
+    quick.sources.slice(4).map((s) => s.status),
+    ["skipped", "skipped", "not_configured"],
+    "what this node knows settles it: the network is not asked",
+  );
+});
+
+Deno.test("two keys claiming one hostname across the LAN and the rendezvous are a conflict, never a guess", async () => {
+  const lan = says(record(WORKER_KEY, WORKER_ADDRESS, "data-processor-node", 7440));
+  const rendezvous = says(record(IMPOSTOR_KEY, IMPOSTOR_ADDRESS, "data-processor-node", 9));
+  for (const thorough of [true, false]) {
+    const found = await resolver({}).candidates(HOSTNAME, {
+      timeoutMs: 1_000,
+      discovery: { lan, rendezvous },
+      thorough,
+    });
+    assert.equal(found.decision.outcome, "conflict", `thorough: ${thorough}`);
+    assert.deepEqual(found.decision.claimants.map((k) => k.key), [WORKER_KEY, IMPOSTOR_KEY]);
+    assert.throws(
+      () => resolutionOf("data-processor-node", found),
+      (e) =>
+        e instanceof PilotError && e.code === "conflict" &&
+        e.message.includes(WORKER_ADDRESS) && e.message.includes(IMPOSTOR_ADDRESS),
+    );
+  }
+  assert.equal(rendezvous.asked, 2, "a LAN answer alone does not settle a hostname");
+  // A claimant the rendezvous names by address only counts too.
+  const byAddress = mergeCandidates(HOSTNAME, [
+    { source: "lan", ...record(WORKER_KEY, WORKER_ADDRESS, "data-processor-node", 7440) },
+    { source: "rendezvous", address: parseAddress(IMPOSTOR_ADDRESS) },
+  ]);
+  assert.equal(byAddress.outcome, "conflict");
+  assert.deepEqual(byAddress.claimants.map((k) => [k.key, k.address]), [
+    [WORKER_KEY, WORKER_ADDRESS],
+    [null, IMPOSTOR_ADDRESS],
+  ]);
+});
+
+Deno.test("the handshake endpoint comes from the first source by rank: session, --peer, remembered, LAN, rendezvous, DHT", () => {
+  const key = { kind: "key", keyHex: WORKER_KEY } as const;
+  const at = (port: number) => ({ host: "192.0.2.1", port });
+  const publicKey = Uint8Array.fromHex(WORKER_KEY);
+  const all = [
+    { source: "dht" as const, publicKey, endpoint: at(6) },
+    { source: "rendezvous" as const, publicKey, endpoint: at(5) },
+    { source: "lan" as const, publicKey, endpoint: at(4) },
+    { source: "remembered" as const, publicKey, endpoint: at(3) },
+    { source: "static" as const, endpoint: at(2) },
+    { source: "session" as const, publicKey, endpoint: at(1) },
+  ];
+  for (let n = all.length; n > 0; n--) {
+    const d = mergeCandidates(key, all.slice(0, n));
+    assert.equal(d.endpointSource, all[n - 1]!.source);
+    assert.deepEqual(d.endpoint, all[n - 1]!.endpoint);
+  }
+  // Another key's endpoint is never used for this one.
+  const other = mergeCandidates(key, [
+    { source: "lan", publicKey: Uint8Array.fromHex(OTHER_KEY), endpoint: at(9) },
+  ]);
+  assert.equal(other.endpoint, null);
+});
+
+Deno.test("a discovery source that throws or times out hides none of the others' answers", async () => {
+  const never: DiscoverySource = () => new Promise(() => {});
+  const found = await resolver({}).candidates(HOSTNAME, {
+    timeoutMs: 50,
+    discovery: {
+      lan: () => {
+        throw new Error("socket closed");
+      },
+      rendezvous: says(record(WORKER_KEY, WORKER_ADDRESS, "data-processor-node", 7440)),
+      dht: never,
+    },
+    thorough: true,
+  });
+  assert.deepEqual(
+    found.sources.slice(4).map((s) => [s.source, s.status, s.error?.code]),
+    [["lan", "failed", "internal"], ["rendezvous", "answered", undefined], [
+      "dht",
+      "failed",
+      "timeout",
+    ]],
+  );
+  assert.match(found.sources[4]!.error!.message, /socket closed/);
+  assert.equal(found.decision.outcome, "found");
+  assert.equal(found.decision.key, WORKER_KEY);
+  assert.equal(found.decision.endpointSource, "rendezvous");
+});
+
+Deno.test("a full key found on the LAN settles it: the rendezvous and the DHT are not asked", async () => {
+  const rendezvous = says(record(WORKER_KEY, WORKER_ADDRESS, "w", 9));
+  const dht = says();
+  const found = await resolver({}).candidates({ kind: "key", keyHex: WORKER_KEY }, {
+    timeoutMs: 1_000,
+    discovery: { lan: says(record(WORKER_KEY, WORKER_ADDRESS, "w", 7440)), rendezvous, dht },
+  });
+  assert.deepEqual(found.decision.endpoint, { host: "192.0.2.1", port: 7440 });
+  assert.deepEqual([rendezvous.asked, dht.asked], [0, 0]);
+  assert.deepEqual(found.sources.slice(4).map((s) => s.status), ["answered", "skipped", "skipped"]);
+});
+
+Deno.test("a name no source knows is not_found, saying whether any rendezvous answered", async () => {
+  const found = await resolver({}).candidates(HOSTNAME, {
+    timeoutMs: 1_000,
+    discovery: { rendezvous: () => ({ candidates: [], servers: { asked: 2, answered: 1 } }) },
+  });
+  assert.equal(found.decision.outcome, "not_found");
+  assert.throws(
+    () => resolutionOf("data-processor-node", found),
+    (e) =>
+      e instanceof PilotError && e.code === "not_found" && /no rendezvous knows it/.test(e.message),
+  );
+  // A private node whose record names no endpoint and no relay: unreachable, saying why.
+  const hidden = await resolver({}).candidates(HOSTNAME, {
+    timeoutMs: 1_000,
+    discovery: {
+      dht: says({ ...record(WORKER_KEY, WORKER_ADDRESS, "w"), unreachable: "a private node" }),
+    },
+  });
+  assert.throws(
+    () => resolutionOf("data-processor-node", hidden),
+    (e) => e instanceof PilotError && e.code === "unreachable" && e.message === "a private node",
+  );
 });

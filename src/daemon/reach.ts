@@ -3,17 +3,22 @@
  * connect (or reuse the session), and check trust once. Everything below
  * takes the resulting `PeerIdentity`, never the text.
  *
- * This is the seat of the path layer: today a peer is reached directly at
- * a UDP endpoint; a relayed path plugs in at `#connect`, and more resolver
- * sources (LAN, rendezvous, DHT) join the resolver given here.
+ * This is the seat of the path layer: a peer is reached directly at a UDP
+ * endpoint or through a rendezvous relay (`#connect`). Names this node's own
+ * sources do not know are asked of the discovery sources the node plugs in
+ * (LAN, rendezvous, DHT), under the resolver's one merge rule
+ * (discovery/resolver.ts).
  *
  * @module
  */
 import { type Endpoint, type EndpointSpec, resolveEndpoint } from "../discovery/endpoint.ts";
 import {
+  type Candidates,
   classifyPeer,
+  type DiscoverySources,
   type PeerQuery,
   type Resolution,
+  resolutionOf,
   type Resolver,
 } from "../discovery/resolver.ts";
 import { invalid, PilotError } from "../errors.ts";
@@ -34,15 +39,14 @@ export interface ReachOptions {
   /** This node's own key (hex): never a peer. */
   selfKeyHex: string;
   /**
-   * Asks the LAN, then the rendezvous, for a name the resolver does not
-   * know, or for where a known key is (a verified record's key and an
-   * endpoint: where its LAN announcement came from, or a public record's);
-   * null when neither knows it. Throws the lookup's `PilotError`.
+   * The node's discovery sources now (the LAN, the rendezvous, the DHT),
+   * asked for names its own sources do not know, and for where a known key
+   * is. One left out is not configured.
    */
-  discover?(query: PeerQuery, timeoutMs: number): Promise<Discovered | null>;
+  discovery?(): DiscoverySources;
 }
 
-/** What a rendezvous lookup found: the key that must answer, and where. */
+/** What one discovery link found for a name: the key that must answer, and where. */
 export interface Discovered {
   /** The peer's key, from a verified record; absent when only an address led here. */
   publicKey?: Uint8Array;
@@ -113,30 +117,37 @@ export class Reach {
   }
 
   /**
-   * The resolver's answer, or for a name it does not know, a rendezvous's:
-   * trust on first use, never pinned (the handshake still proves the key the
-   * verified record names).
+   * Every source's answer for `query` and the merged decision, asking every
+   * configured discovery source at once (`pilot find`); nothing is sent to
+   * the peer itself.
+   */
+  candidates(query: PeerQuery, timeoutMs: number): Promise<Candidates> {
+    return this.#o.resolver.candidates(query, {
+      timeoutMs,
+      discovery: this.#o.discovery?.() ?? {},
+      thorough: true,
+    });
+  }
+
+  /**
+   * The resolver's answer from this node's own sources, or for a name they
+   * do not know, the discovery sources' under the same merge rule: trust on
+   * first use, never pinned (the handshake still proves the key).
    */
   async #resolveOrDiscover(text: string, timeoutMs: number): Promise<Resolution> {
     try {
       return this.resolve(text);
     } catch (e) {
-      if (!(e instanceof PilotError) || e.code !== "not_found" || !this.#o.discover) throw e;
-      const query = classifyPeer(text);
-      const found = await this.#o.discover(query, timeoutMs);
-      if (found === null) throw e;
-      if (found.publicKey?.toHex() === this.#o.selfKeyHex) {
+      if (!(e instanceof PilotError) || e.code !== "not_found" || !this.#o.discovery) throw e;
+      const found = await this.#o.resolver.candidates(classifyPeer(text), {
+        timeoutMs,
+        discovery: this.#o.discovery(),
+      });
+      const r = resolutionOf(text, found);
+      if (r.expected.publicKey?.toHex() === this.#o.selfKeyHex) {
         throw invalid(`"${text}" is this node itself`, "name another peer");
       }
-      return {
-        query,
-        endpoint: found.endpoint,
-        expected: found.publicKey !== undefined
-          ? { publicKey: found.publicKey }
-          : { address: found.address! },
-        trusted: false,
-        pinned: false,
-      };
+      return r;
     }
   }
 
@@ -149,11 +160,13 @@ export class Reach {
     const key = r.expected.publicKey?.toHex();
     const live = key === undefined ? null : this.endpointOf(key);
     let spec = r.endpoint;
-    if (spec === undefined && live === null && key !== undefined && this.#o.discover) {
+    if (spec === undefined && live === null && key !== undefined && this.#o.discovery) {
       // A key we know but not where it is: its record may say.
-      const found = await this.#o.discover({ kind: "key", keyHex: key }, timeoutMs)
-        .catch(() => null);
-      if (found !== null && found.publicKey?.toHex() === key) spec = found.endpoint;
+      const found = await this.#o.resolver.candidates({ kind: "key", keyHex: key }, {
+        timeoutMs,
+        discovery: this.#o.discovery(),
+      });
+      spec = found.decision.endpoint ?? undefined;
     }
     if (spec === undefined && live === null) {
       throw new PilotError(

@@ -1,7 +1,8 @@
 /**
- * `pilot find <hostname|address|key>`: what this node and its rendezvous
- * nodes know about a name (address, fingerprint, hostname, visibility,
- * reachability), without contacting the node itself.
+ * `pilot find <hostname|address|key>`: what every source of names (trust,
+ * `--peer`, sessions, remembered endpoints, the LAN, the rendezvous, the DHT)
+ * knows about a name (address, fingerprint, hostname, visibility,
+ * reachability), and what each said, without contacting the node itself.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { FIND } from "../../control/contract/find.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { durationFlag, numberFlag } from "../flags.ts";
 import { keyValues } from "../output.ts";
+import type { Infer } from "../../control/schema.ts";
 import { peerText } from "../peer_text.ts";
 
 const REACHABILITY: Readonly<Record<string, string>> = {
@@ -19,12 +21,33 @@ const REACHABILITY: Readonly<Record<string, string>> = {
   unknown: "unknown (no endpoint known)",
 };
 
+type Report = Infer<typeof FIND.output>["sources"][number];
+
+/** One line for a source that answered (what it said of each key) or failed (why). */
+function sourceLine(s: Report): string {
+  const what = s.status === "failed"
+    ? `failed: ${s.error?.message ?? "no answer"}`
+    : s.said.map((x) =>
+      [
+        x.address ?? (x.hostname === null ? "-" : peerText(x.hostname)),
+        x.visibility === null ? "" : ` (${x.visibility}, serial ${x.serial})`,
+        x.endpoint === null ? "" : ` at ${peerText(x.endpoint)}`,
+        x.relay ? " through a rendezvous relay" : "",
+        x.unreachable === null ? "" : ` (unreachable: ${peerText(x.unreachable)})`,
+      ].join("")
+    ).join("; ");
+  return `  ${s.source.padEnd(10)} ${what}`;
+}
+
 const find = command({
   name: "find",
   routes: [FIND.route],
-  summary: "show what this node and its rendezvous know about a name, without contacting the node",
+  summary:
+    "show what every source (trust, --peer, LAN, rendezvous, DHT) knows about a name, without contacting the node",
   args: [{ name: "peer", description: FIND.input.peer.description, required: true }],
-  flags: { timeout: durationFlag(FIND.input.timeout_ms, "wait this long for the rendezvous") },
+  flags: {
+    timeout: durationFlag(FIND.input.timeout_ms, "wait this long for the LAN, rendezvous and DHT"),
+  },
   output: FIND.output,
   errors: ["not_running", "not_found"],
   async run(ctx) {
@@ -58,6 +81,14 @@ const find = command({
       );
     }
     lines.push(blocks.join("\n\n"));
+    if (o.decision.key_changed) {
+      lines.push(
+        "",
+        "key changed: only other keys claim this trusted name now; it still resolves to the trusted key",
+      );
+    }
+    const heard = o.sources.filter((s) => s.status === "answered" || s.status === "failed");
+    if (heard.length > 0) lines.push("", "sources:", ...heard.map(sourceLine));
     if (o.rendezvous.asked > 0 && o.rendezvous.answered < o.rendezvous.asked) {
       lines.push("", `${o.rendezvous.answered} of ${o.rendezvous.asked} rendezvous answered`);
     }

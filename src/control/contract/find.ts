@@ -12,8 +12,22 @@ import { route } from "./spec.ts";
 export const FIND_TIMEOUT_MS = 5_000;
 
 const SOURCE = oneOf("trust", "static", "session", "lan", "rendezvous", "dht");
+/** Every resolver source, strongest first (discovery/resolver.ts `SOURCE_ORDER`). */
+const RESOLVER_SOURCE = oneOf(
+  "trust",
+  "static",
+  "session",
+  "remembered",
+  "lan",
+  "rendezvous",
+  "dht",
+);
 
-/** `GET /v1/find`: every candidate a name matches, local knowledge first, then the rendezvous. */
+/**
+ * `GET /v1/find`: every candidate a name matches, local knowledge first, then
+ * the LAN, the rendezvous and the DHT; what each source said; and what the
+ * resolver's merge rule decided.
+ */
 export const FIND = route({
   route: "GET /v1/find",
   input: {
@@ -22,7 +36,10 @@ export const FIND = route({
       required: true,
       description: "a hostname, address or full key (an endpoint is not a name to look up)",
     },
-    timeout_ms: timeoutField(FIND_TIMEOUT_MS, "wait this long for the rendezvous nodes (ms)"),
+    timeout_ms: timeoutField(
+      FIND_TIMEOUT_MS,
+      "wait this long for the LAN, rendezvous and DHT (ms)",
+    ),
   },
   output: obj({
     query: str,
@@ -42,5 +59,32 @@ export const FIND = route({
     })),
     conflict: nullable(obj({ hostname: str, claimants: int })),
     rendezvous: obj({ asked: int, answered: int }),
+    // Every source, strongest first, whether it answered, and what it said.
+    sources: arr(obj({
+      source: RESOLVER_SOURCE,
+      status: oneOf("answered", "none", "failed", "skipped", "not_configured"),
+      said: arr(obj({
+        public_key: nullable(str),
+        address: nullable(str),
+        hostname: nullable(str),
+        endpoint: nullable(str),
+        relay: bool,
+        visibility: nullable(oneOf("public", "private")),
+        serial: nullable(int),
+        unreachable: nullable(str),
+      })),
+      error: nullable(obj({ code: str, message: str })),
+      servers: nullable(obj({ asked: int, answered: int })),
+    })),
+    // What a handshake by this name would aim at (the one merge rule).
+    decision: obj({
+      outcome: oneOf("found", "conflict", "not_found"),
+      public_key: nullable(str),
+      source: nullable(RESOLVER_SOURCE),
+      endpoint: nullable(str),
+      endpoint_source: nullable(RESOLVER_SOURCE),
+      trusted: bool,
+      key_changed: bool,
+    }),
   }),
 });
