@@ -29,7 +29,11 @@ import {
   LOOPBACK_DATAGRAM,
   PORT_ECHO,
 } from "../src/constants.ts";
-import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
+import {
+  decodeIdentityFile,
+  generateX25519KeyPair,
+  type Identity,
+} from "../src/identity/identity.ts";
 import { AeadKey, nonceFromCounter, randomBytes } from "../src/session/crypto.ts";
 import { DATA_HEADER_SIZE, TAG_SIZE } from "../src/wire/frames.ts";
 import {
@@ -865,6 +869,8 @@ async function measureRendezvous(ctx: Context): Promise<Figures> {
     return { rendezvous_lookups_per_s: null, rendezvous_verifies_per_s: null };
   }
   const now = Date.now();
+  // Records carry a static key (for sealed mailboxes); one for all is enough here.
+  const staticKey = generateX25519KeyPair().publicKey;
   const records = ids.map((id, i) =>
     signPresence(id.seed, {
       publicKey: id.publicKey,
@@ -874,6 +880,9 @@ async function measureRendezvous(ctx: Context): Promise<Figures> {
       serial: now,
       expiresAt: now + 30 * 60_000,
       endpoints: [],
+      staticKey,
+      staticSerial: 0,
+      mailboxes: [],
     })
   );
   const store = new RecordStore({

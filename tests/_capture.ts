@@ -40,7 +40,7 @@ export async function tcpdumpUnavailable(): Promise<string | null> {
  * (or `await using`) stops it if needed and removes the directory.
  */
 export class Capture implements AsyncDisposable {
-  /** The namespace captured (null: the host's, on loopback). */
+  /** The namespace captured (null: the host's own). */
   readonly ns: string | null;
   /** The temporary directory holding the capture file. */
   readonly dir: string;
@@ -69,7 +69,7 @@ export class Capture implements AsyncDisposable {
   }
 
   /**
-   * Starts tcpdump in `ns` (null: this host's own namespace, on loopback),
+   * Starts tcpdump in `ns` (null: this host's own namespace),
    * capturing what the pcap `filter` words select (everything by default),
    * and waits until it says it is listening (at most 10 s).
    */
@@ -86,7 +86,7 @@ export class Capture implements AsyncDisposable {
         ...(ns === null ? [] : ["tcpdump"]),
         "--immediate-mode",
         "-i",
-        ns === null ? "lo" : "any",
+        "any",
         "-n",
         "-U",
         "-s",

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { discoverySources } from "../src/daemon/discovery_sources.ts";
 import { LAN_RATE_KEYS, LAN_RECORD_TTL_MS, LAN_SOURCE_RATE } from "../src/constants.ts";
 import { LanTable } from "../src/discovery/lan_table.ts";
 import { signPresence } from "../src/discovery/presence.ts";
@@ -251,7 +252,7 @@ function reachOver(t: LanTable, trusted: TrustEntry[]) {
     sessions,
     isTrusted: (key) => trusted.some((e) => e.public_key === key),
     selfKeyHex: SELF.publicKey.toHex(),
-    discover: (query) => Promise.resolve(t.discover(query)),
+    discovery: () => discoverySources({ lan: t }),
   });
   return { reach, connects };
 }

@@ -146,6 +146,31 @@ export function findView(query: string, r: FindResult): Infer<typeof C.FIND.outp
     })),
     conflict: r.conflict,
     rendezvous: r.rendezvous,
+    sources: r.sources.map((s) => ({
+      source: s.source,
+      status: s.status,
+      said: s.said.map((x) => ({
+        public_key: x.publicKey,
+        address: x.address,
+        hostname: x.hostname,
+        endpoint: x.endpoint,
+        relay: x.relay,
+        visibility: x.visibility,
+        serial: x.serial,
+        unreachable: x.unreachable,
+      })),
+      error: s.error,
+      servers: s.servers,
+    })),
+    decision: {
+      outcome: r.decision.outcome,
+      public_key: r.decision.publicKey,
+      source: r.decision.source,
+      endpoint: r.decision.endpoint,
+      endpoint_source: r.decision.endpointSource,
+      trusted: r.decision.trusted,
+      key_changed: r.decision.keyChanged,
+    },
   };
 }
 
@@ -459,5 +484,14 @@ export function rendezvousView(s: RendezvousStatus): Infer<typeof C.RENDEZVOUS_S
     relayed_frames: s.service.relayed.frames,
     relayed_bytes: s.service.relayed.bytes,
     dropped: s.service.dropped,
+    mailboxes: {
+      items: s.mailboxes.items,
+      bytes: s.mailboxes.bytes,
+      mailboxes: s.mailboxes.mailboxes,
+      refused: { ...s.mailboxes.refused, ...s.mailboxes.server.refused },
+      expired: s.mailboxes.expired,
+      streams: s.mailboxes.server.streams,
+      streams_dropped: s.mailboxes.server.dropped,
+    },
   };
 }

@@ -21,6 +21,8 @@ export const HOME_FILES = {
   outbox: "outbox.log",
   outboxDir: "outbox",
   handshakeQueue: "handshake_queue.json",
+  /** A rendezvous's mailboxes (sealed items for offline nodes). */
+  mailboxes: "mailboxes",
 } as const;
 
 /** Resolves the home: `--home` flag, else `PILOT_HOME`, else `~/.pilot`. */

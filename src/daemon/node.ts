@@ -11,6 +11,7 @@ import {
   MAX_INFLIGHT_STRANGER_DATAGRAMS,
   OUTBOX_RETRY_MS,
   PORT_ECHO,
+  PORT_MAILBOX,
   PORT_MESSAGES,
   PORT_PUBSUB,
   PORT_RENDEZVOUS,
@@ -45,11 +46,16 @@ import { ENDPOINT_SAMPLE_MS, EndpointMemory } from "./endpoint_memory.ts";
 import { EventBus } from "./events.ts";
 import { DiagnosticsFeature } from "./features/diagnostics.ts";
 import { FilesFeature } from "./features/files.ts";
+import { discoverySources } from "./discovery_sources.ts";
 import { FindFeature } from "./features/find.ts";
 import { MessagesFeature } from "./features/messages.ts";
 import { PortsFeature } from "./features/ports.ts";
 import { PubSubFeature } from "./features/pubsub.ts";
 import { RendezvousFeature } from "./features/rendezvous.ts";
+import { MailboxesFeature } from "./features/mailboxes.ts";
+import { DurableMailboxes } from "./mailbox_disk.ts";
+import { HOME_FILES } from "./home.ts";
+import { join } from "node:path";
 import { RendezvousLink } from "./features/rendezvous_link.ts";
 import { StaticPeersFeature } from "./features/static_peers.ts";
 import { TrustFeature } from "./features/trust.ts";
@@ -96,6 +102,8 @@ interface Stores {
   receivedFiles: ReceivedFiles;
   outbox: Outbox;
   handshakes: HandshakeQueue;
+  /** A rendezvous's mailboxes (`pilot rendezvous` only). */
+  mailboxes: DurableMailboxes | undefined;
 }
 
 /** The command groups of a node, one per `cli/commands/` module. */
@@ -140,6 +148,8 @@ export class Node {
   #dht: DhtLink | undefined;
   /** Hole punching towards trusted peers on a relayed path (with a rendezvous only). */
   #puncher: Puncher | undefined;
+  /** Items left at peers' mailboxes, and this node's own mailboxes (with a rendezvous only). */
+  #mailboxes: MailboxesFeature | undefined;
   #stores: Stores;
   #udp: UdpSocket;
   #timer: ReturnType<typeof setInterval>;
@@ -206,6 +216,12 @@ export class Node {
         streams.closePeer(key, "untrusted");
         sessions.closePeer(key);
       },
+      // Answers to a peer with no session wait at its mailbox (with a rendezvous).
+      leaveOffline: async (key, signed, ttlMs) => {
+        if (this.#mailboxes === undefined) return false;
+        await this.#mailboxes.deposit(key, { kind: "trust", signed }, ttlMs);
+        return true;
+      },
     });
     const reach = new Reach({
       resolver: new Resolver([
@@ -217,25 +233,13 @@ export class Node {
       isTrusted: (key) => trust.has(key),
       selfKeyHex: identity.publicKey.toHex(),
       // Names no trusted binding or configured peer knows: the LAN, the
-      // rendezvous, then the DHT (when the rendezvous know nothing of it).
-      discover: async (query, timeoutMs) => {
-        const onLan = this.#lan?.discover(query) ?? null;
-        if (onLan !== null) return onLan;
-        let unknown: PilotError | undefined;
-        if (this.#link !== undefined) {
-          try {
-            return await this.#link.discover(query, timeoutMs);
-          } catch (e) {
-            if (this.#dht === undefined || !(e instanceof PilotError) || e.code !== "not_found") {
-              throw e;
-            }
-            unknown = e;
-          }
-        }
-        const inDht = (await this.#dht?.discover(query, timeoutMs)) ?? null;
-        if (inDht === null && unknown !== undefined) throw unknown;
-        return inDht;
-      },
+      // rendezvous, then the DHT, under the resolver's one merge rule.
+      discovery: () =>
+        discoverySources({
+          lan: this.#lan?.table,
+          rendezvous: this.#link && { link: this.#link, count: config.rendezvous.length },
+          dht: this.#dht,
+        }),
     });
     this.ctx = {
       identity,
@@ -267,8 +271,10 @@ export class Node {
     const enabled = (name: string) => !config.disable.includes(name);
     datagrams.serve(trustService);
     if (config.role === "rendezvous") {
-      this.rendezvous = new RendezvousFeature(this.ctx);
-      datagrams.serve(this.rendezvous.portService());
+      const rendezvous = new RendezvousFeature(this.ctx, stores.mailboxes!);
+      this.rendezvous = rendezvous;
+      datagrams.serve(rendezvous.portService());
+      streams.serve(PORT_MAILBOX, (conn, peer) => void rendezvous.serveMailbox(conn, peer));
     } else if (config.rendezvous.length > 0) {
       this.#link = new RendezvousLink(this.ctx, config.rendezvous, identity, {
         hostname: config.hostname,
@@ -324,8 +330,24 @@ export class Node {
     if (enabled("pubsub")) {
       streams.serve(PORT_PUBSUB, (conn, peer) => void this.broker.serve(conn, peer));
     }
+    const trustFeature = new TrustFeature(this.ctx, stores.handshakes);
+    if (this.#link !== undefined) {
+      const mailboxes = new MailboxesFeature(this.ctx, this.#link, {
+        message: (sender, c) => messages.store(sender, c.envelope),
+        receipt: (sender, c) => messages.mailboxReceipt(sender, c),
+        trust: async (sender, signed) => {
+          await trustService.processOffline(signed, sender);
+        },
+      });
+      this.#link.onMail(() => mailboxes.notified());
+      messages.useMailbox((key, content, ttlMs) => mailboxes.deposit(key, content, ttlMs));
+      trustFeature.useMailbox((text, reason, ttlMs, fingerprint) =>
+        mailboxes.requestTrust(text, reason, ttlMs, fingerprint)
+      );
+      this.#mailboxes = mailboxes;
+    }
     this.features = {
-      trust: new TrustFeature(this.ctx, stores.handshakes),
+      trust: trustFeature,
       messages,
       files: new FilesFeature(this.ctx, messagesClient),
       diagnostics: new DiagnosticsFeature(this.ctx, {
@@ -344,7 +366,7 @@ export class Node {
       ports: new PortsFeature(this.ctx),
       pubsub: new PubSubFeature(this.ctx),
       peers: new StaticPeersFeature(this.ctx, home),
-      find: new FindFeature(this.ctx, this.#lan?.table, this.#dht),
+      find: new FindFeature(this.ctx),
     };
 
     let ticking = false;
@@ -353,6 +375,7 @@ export class Node {
       // The rendezvous and DHT links' work is due once a second; punching probes, on every tick.
       if (ticks++ % Math.round(1000 / TIMER_TICK_MS) === 0) {
         this.#link?.tick();
+        this.#mailboxes?.tick();
         this.#dht?.tick();
         this.#puncher?.tick();
       } else this.#puncher?.sendDueProbes();
@@ -467,6 +490,12 @@ export class Node {
       holdsMapping: (peer, endpoint) =>
         endpoint.port !== RELAY_PORT && trust.has(peer.keyHex) && (this.#link?.natted() ?? true),
       requireMac1: config.requireMac1,
+      // Mailboxes (447) are streams: a rendezvous takes strangers' there, and
+      // a node hears its own rendezvous answer the streams it opened there.
+      untrustedStream: (peer, srcPort, dstPort) =>
+        config.role === "rendezvous"
+          ? dstPort === PORT_MAILBOX
+          : srcPort === PORT_MAILBOX && (this.#link?.isRendezvous(peer.keyHex) ?? false),
       // A rendezvous serves strangers on 445 (datagrams only); a node hears
       // its own rendezvous there.
       untrustedPort: (peer: PeerIdentity, port: number) =>
@@ -493,6 +522,9 @@ export class Node {
     const receivedFiles = await ReceivedFiles.open(home);
     const outbox = await Outbox.open(home);
     const handshakes = await HandshakeQueue.open(home);
+    const mailboxes = config.role === "rendezvous"
+      ? await DurableMailboxes.open(join(home, HOME_FILES.mailboxes))
+      : undefined;
     let udp: UdpSocket;
     try {
       udp = UdpSocket.open(config.listen);
@@ -535,7 +567,7 @@ export class Node {
       identity,
       config,
       home,
-      { trust, flow, inbox, dedup, receivedFiles, outbox, handshakes },
+      { trust, flow, inbox, dedup, receivedFiles, outbox, handshakes, mailboxes },
       udp,
       dht,
     );
@@ -588,6 +620,7 @@ export class Node {
     clearInterval(this.#flushTimer);
     clearInterval(this.#sampleTimer);
     this.#lan?.close();
+    await this.#mailboxes?.close().catch(() => {});
     await this.#dht?.close().catch(() => {});
     this.#udp.close();
     // What the minute held back is written once, as the daemon stops.
@@ -596,5 +629,6 @@ export class Node {
     await this.#stores.inbox.close().catch(() => {});
     await this.#stores.dedup.close().catch(() => {});
     await this.#stores.receivedFiles.close().catch(() => {});
+    await this.#stores.mailboxes?.close().catch(() => {});
   }
 }

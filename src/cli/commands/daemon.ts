@@ -382,6 +382,7 @@ const rendezvousStatus = command({
     relayed_frames: nullable(int),
     relayed_bytes: nullable(int),
     dropped: nullable(record(int)),
+    mailboxes: nullable(RENDEZVOUS_STATUS.output.properties.mailboxes),
   }),
   errors: [],
   async run(ctx) {
@@ -398,6 +399,7 @@ const rendezvousStatus = command({
         relayed_frames: null,
         relayed_bytes: null,
         dropped: null,
+        mailboxes: null,
       };
     }
     const client = await ControlClient.open(ctx.home);
@@ -416,6 +418,11 @@ const rendezvousStatus = command({
       ["relayed", `${o.relayed_bytes} bytes in ${o.relayed_frames} frames`],
       ["refused", nonZero(o.refused ?? {})],
       ["dropped", nonZero(o.dropped ?? {})],
+      [
+        "mailboxes",
+        `${o.mailboxes?.items} sealed items, ${o.mailboxes?.bytes} bytes, for ` +
+        `${o.mailboxes?.mailboxes} nodes; refused ${nonZero(o.mailboxes?.refused ?? {})}`,
+      ],
     ]);
   },
 });

@@ -22,5 +22,16 @@ export const RENDEZVOUS_STATUS = route({
     relayed_bytes: int,
     // Port-445 datagrams dropped unanswered, by reason (every reason from 0).
     dropped: record(int),
+    // Mailboxes (port 447): sealed items held and their bytes, mailboxes with items,
+    // deposits refused by reason, items expired unfetched, streams open and reset by reason.
+    mailboxes: obj({
+      items: int,
+      bytes: int,
+      mailboxes: int,
+      refused: record(int),
+      expired: int,
+      streams: int,
+      streams_dropped: record(int),
+    }),
   }),
 });

@@ -167,7 +167,8 @@ export class MessagesFeature {
       const via = await this.#mailbox(m.to, { kind: "message", envelope }, ttlMs);
       await this.#outbox.relayed(m.to, m.id, via);
       return true;
-    } catch {
+    } catch (e) {
+      log(`message ${JSON.stringify(m.id)} not left at a mailbox: ${(e as Error).message}`);
       return false;
     }
   }

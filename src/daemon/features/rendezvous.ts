@@ -10,6 +10,13 @@
  * @module
  */
 import { PORT_RENDEZVOUS } from "../../constants.ts";
+import type { Connection } from "../../stream/mod.ts";
+import { encodeRendezvousMessage } from "../../wire/rendezvous_message.ts";
+import {
+  MailboxServer,
+  type MailboxServerStats,
+} from "../../services/rendezvous/mailbox_server.ts";
+import type { DurableMailboxes, DurableMailboxStats } from "../mailbox_disk.ts";
 import type { Address } from "../../identity/address.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import type { PortService } from "../../services/port_service.ts";
@@ -28,6 +35,8 @@ export interface RendezvousStatus {
   records: RecordStoreStats;
   /** Relayed frames and bytes, and datagrams dropped by reason. */
   service: RendezvousStats;
+  /** The mailboxes: items held, refusals and expiries; and their streams. */
+  mailboxes: DurableMailboxStats & { server: MailboxServerStats };
 }
 
 /** The rendezvous role of a node. */
@@ -37,9 +46,14 @@ export class RendezvousFeature {
   /** Peers with a live session, by address, and their keys. */
   #peers = new Map<Address, string>();
   #keys = new Set<string>();
+  #mailboxes: DurableMailboxes;
+  #mailboxServer: MailboxServer;
+  #ctx: NodeContext;
 
-  /** Serves port 445 over `ctx`'s sessions. */
-  constructor(ctx: NodeContext) {
+  /** Serves port 445 over `ctx`'s sessions, and mailboxes (port 447) from `mailboxes`. */
+  constructor(ctx: NodeContext, mailboxes: DurableMailboxes) {
+    this.#ctx = ctx;
+    this.#mailboxes = mailboxes;
     // Records naming this rendezvous as a mailbox outlive their expiry here.
     this.#store = new RecordStore({ self: ctx.identity.address });
     this.#service = new RendezvousService(
@@ -60,6 +74,37 @@ export class RendezvousFeature {
       () => performance.now(),
       { ...RENDEZVOUS_LIMITS, ...relayLimits(ctx.config.relayQuota) },
     );
+    this.#mailboxServer = new MailboxServer({
+      store: {
+        deposit: async (d) => {
+          const r = await mailboxes.deposit(d);
+          if (r.ok) this.#tellRecipient(d.recipient);
+          return r;
+        },
+        fetch: (recipient, after, max, maxBytes) =>
+          mailboxes.fetch(recipient, after, max, maxBytes),
+        ack: (recipient, ids) => mailboxes.ack(recipient, ids),
+      },
+      // Only for nodes whose record names this rendezvous as a mailbox.
+      hosts: (key) => this.#store.hostsMailbox(key),
+    });
+  }
+
+  /** Serves one mailbox stream (port 447) from `peer`, a stranger like every peer here. */
+  serveMailbox(conn: Connection, peer: PeerIdentity): Promise<void> {
+    const source = this.#ctx.reach.endpointOf(peer.keyHex)?.hostname ?? "unknown";
+    return this.#mailboxServer.serve(conn, peer, source);
+  }
+
+  /** A recipient with a session here hears at once that an item waits (it fetches over its session). */
+  #tellRecipient(keyHex: string): void {
+    if (!this.#keys.has(keyHex)) return;
+    void this.#ctx.sessions.send(keyHex, {
+      kind: "datagram",
+      srcPort: PORT_RENDEZVOUS,
+      dstPort: PORT_RENDEZVOUS,
+      payload: encodeRendezvousMessage({ type: "mail", id: 0 }),
+    });
   }
 
   /** The datagram service on port 445. */
@@ -88,6 +133,10 @@ export class RendezvousFeature {
 
   /** Counters of the table and the handler. */
   status(): RendezvousStatus {
-    return { records: this.#store.stats(), service: this.#service.stats() };
+    return {
+      records: this.#store.stats(),
+      service: this.#service.stats(),
+      mailboxes: { ...this.#mailboxes.stats(), server: this.#mailboxServer.stats() },
+    };
   }
 }

@@ -53,6 +53,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** Relayed frames and punch notices are the path layer's, not the client's. */
 const RELAYED_TYPE = RENDEZVOUS_MESSAGE_TYPES.relayed;
 const PUNCH_FROM_TYPE = RENDEZVOUS_MESSAGE_TYPES.punch_from;
+const MAIL_TYPE = RENDEZVOUS_MESSAGE_TYPES.mail;
 
 /** How this node is mapped on its way out, as its rendezvous see it. */
 export type NatType = "none" | "endpoint-independent" | "endpoint-dependent" | "unknown";
@@ -87,6 +88,7 @@ export class RendezvousLink {
   #published = "";
   #onRelayed: (frame: Uint8Array, from: Endpoint) => void;
   #onPunchFrom: (from: Address, endpoint: IpEndpoint) => void = () => {};
+  #onMail: () => void = () => {};
   #listen: () => Endpoint;
   #localsCache: { at: number; value: RecordEndpoint[] } | null = null;
   /** Relayed frames not sent or not taken, by reason. */
@@ -147,6 +149,17 @@ export class RendezvousLink {
     return this.#keys.includes(keyHex);
   }
 
+  /** The key of this node's rendezvous at `address`, once a session proved it; null otherwise. */
+  rendezvousAt(address: Address): string | null {
+    const i = this.#vias.indexOf(address);
+    return i < 0 ? null : this.#keys[i] ?? null;
+  }
+
+  /** The keys of this node's rendezvous whose sessions proved their address. */
+  connectedRendezvous(): string[] {
+    return this.#keys.filter((k, i): k is string => k !== null && this.#vias[i] !== null);
+  }
+
   /** Whether `e` is where one of this node's rendezvous sends from (its live session's endpoint). */
   isRendezvousEndpoint(e: Endpoint): boolean {
     return this.#keys.some((key) => {
@@ -165,6 +178,11 @@ export class RendezvousLink {
         const index = this.#keys.indexOf(dctx.peer.keyHex);
         if (index < 0) return Promise.resolve();
         const type = packet.payload[0];
+        if (type === MAIL_TYPE) {
+          // Its content does not matter: the mailbox itself is asked, over the session.
+          this.#onMail();
+          return Promise.resolve();
+        }
         if (type !== RELAYED_TYPE && type !== PUNCH_FROM_TYPE) {
           this.#client.receive(index, packet.payload);
           return Promise.resolve();
@@ -197,6 +215,14 @@ export class RendezvousLink {
    */
   onPunchFrom(handler: (from: Address, endpoint: IpEndpoint) => void): void {
     this.#onPunchFrom = handler;
+  }
+
+  /**
+   * Where mail notices go: one of this node's rendezvous holds a new item
+   * for it, or may (a session with it came up).
+   */
+  onMail(handler: () => void): void {
+    this.#onMail = handler;
   }
 
   /**
@@ -363,6 +389,8 @@ export class RendezvousLink {
         this.#vias[index] = peer.address;
         this.#lastObserve[index] = Date.now();
         this.publish();
+        // A new session there: what waits in this node's mailbox is fetched now.
+        this.#onMail();
       } catch {
         // Unreachable for now: the next tick tries again.
       } finally {

@@ -13,6 +13,7 @@ import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 import { checkReason } from "../outgoing_message.ts";
+import { log } from "../log.ts";
 import { RetryBackoff } from "../../services/retry_backoff.ts";
 import type { HandshakeQueue, QueuedHandshake } from "../handshake_queue.ts";
 import { DEFAULT_QUEUE_TTL_MS } from "../../constants.ts";
@@ -143,7 +144,8 @@ export class TrustFeature {
       const { peer, via } = await this.#mailbox(q.name, q.reason, ttlMs, q.expect_fingerprint);
       await this.#queue.relayed(q.name, peer.public_key, via);
       return { peer, via };
-    } catch {
+    } catch (e) {
+      log(`trust request for "${q.name}" not left at a mailbox: ${(e as Error).message}`);
       return null;
     }
   }
