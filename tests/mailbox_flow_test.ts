@@ -13,11 +13,14 @@ import { join } from "node:path";
 import { Capture, containsBytes, tcpdumpUnavailable } from "./_capture.ts";
 import {
   callApi,
+  fixture,
   makeHome,
   PAIR_A_NAME,
   PAIR_B_NAME,
+  spawnPilot,
   startRendezvous,
   TestNode,
+  trustEntry,
   waitFor,
 } from "./_daemon_harness.ts";
 
@@ -207,5 +210,146 @@ Deno.test("two nodes never up together become trusted and deliver a job once, th
     throw e;
   } finally {
     await Promise.allSettled([orchestrator.stop(), worker.stop()]);
+  }
+});
+
+/** A UDP port free right now on loopback. */
+function freePort(): number {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (s.addr as Deno.NetAddr).port;
+  s.close();
+  return port;
+}
+
+/** Kills a process hard and waits until it is gone. */
+async function kill9(pid: number): Promise<void> {
+  Deno.kill(pid, "SIGKILL");
+  await waitFor(`pid ${pid} to exit`, () => {
+    try {
+      Deno.kill(pid, "SIGCONT");
+      return Promise.resolve(false);
+    } catch {
+      return Promise.resolve(true);
+    }
+  }, 10_000);
+}
+
+/** `pilot rendezvous` in `home` on a fixed port, restartable there (kill -9, then again). */
+class FixedRendezvous {
+  readonly node: TestNode;
+  #child: Deno.ChildProcess | undefined;
+  constructor(readonly home: string, readonly port: number) {
+    this.node = new TestNode(home, { identity: RENDEZVOUS_FIXTURE });
+  }
+  get at(): string {
+    return `${fixture(RENDEZVOUS_FIXTURE).public_key}@127.0.0.1:${this.port}`;
+  }
+  async start(): Promise<void> {
+    this.#child = spawnPilot(["rendezvous", "--listen", `127.0.0.1:${this.port}`], {
+      home: this.home,
+    });
+    const info = await waitFor("the rendezvous's API", async () => {
+      try {
+        return await this.node.info();
+      } catch {
+        return undefined;
+      }
+    }, 30_000);
+    this.node.pid = info.pid;
+  }
+  async kill(): Promise<void> {
+    const child = this.#child!;
+    await kill9(child.pid);
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+    // The next start must not read the dead daemon's control file as its own.
+    await Deno.remove(join(this.home, "control.json")).catch(() => {});
+  }
+  async stop(): Promise<void> {
+    if (this.#child === undefined) return;
+    await this.node.stop();
+    await this.#child.status.catch(() => {});
+    await this.#child.stdout.cancel().catch(() => {});
+    await this.#child.stderr.cancel().catch(() => {});
+  }
+}
+
+Deno.test("kill -9 of the rendezvous, the sender and the receiver during a burst queued through mailboxes: every acknowledged message arrives exactly once", async () => {
+  const COUNT = 30;
+  const rendezvous = new FixedRendezvous(
+    await makeHome({ identity: RENDEZVOUS_FIXTURE }),
+    freePort(),
+  );
+  await rendezvous.start();
+  const a = new TestNode(
+    await makeHome({
+      identity: 0,
+      trust: [trustEntry(1, { mutual: true, hostname: PAIR_B_NAME })],
+    }),
+    { identity: 0, hostname: PAIR_A_NAME, args: ["--rendezvous", rendezvous.at] },
+  );
+  const b = new TestNode(
+    await makeHome({ identity: 1, trust: [trustEntry(0, { mutual: true })] }),
+    { identity: 1, hostname: PAIR_B_NAME, args: ["--rendezvous", rendezvous.at] },
+  );
+  const inboxIds = async () =>
+    ((await b.pilot("inbox", "--limit", "1000", "--json")).json?.data?.messages ?? [])
+      .map((m: { id: string }) => m.id) as string[];
+  try {
+    // B publishes its record (naming the rendezvous as its mailbox) and goes away.
+    await b.start();
+    await waitFor("B's record", async () => {
+      const r = await rendezvous.node.pilot("rendezvous", "status", "--json");
+      return r.json?.data?.records >= 1;
+    }, 30_000);
+    await down(b);
+    await a.start();
+    const send = (i: number) =>
+      callApi(a, "POST", "/v1/send", {
+        body: {
+          peer: PAIR_B_NAME,
+          data: `job ${i}`,
+          id: `burst-${i}`,
+          queue: true,
+          timeout_ms: 1000,
+        },
+      });
+    // Half the burst, then the rendezvous dies at a random moment of the second half.
+    const first = await Promise.all(Array.from({ length: COUNT / 2 }, (_, i) => send(i)));
+    const second = Array.from({ length: COUNT / 2 }, (_, i) => send(COUNT / 2 + i));
+    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
+    await rendezvous.kill();
+    const answers = [...first, ...await Promise.all(second)];
+    const acknowledged = answers
+      .filter((r) => ["queued_local", "queued_relay"].includes(r.json?.data?.delivery))
+      .map((r) => r.json.data.id as string);
+    assert.equal(acknowledged.length, COUNT, JSON.stringify(answers.find((r) => !r.json?.data)));
+    assert.ok(
+      answers.some((r) => r.json.data.delivery === "queued_relay"),
+      "some went to the mailbox before the rendezvous died",
+    );
+    await rendezvous.start();
+    // The sender dies too; then the receiver comes back, and dies in the middle of taking them.
+    await kill9(a.pid);
+    await a.start();
+    await b.start();
+    await waitFor("some of the burst at B", async () => (await inboxIds()).length >= 3, 60_000);
+    await kill9(b.pid);
+    await b.start();
+    await waitFor("the sender's outbox to empty", async () => {
+      return (await a.pilot("outbox", "--json")).json.data.messages.length === 0;
+    }, 120_000);
+    const ids = await inboxIds();
+    assert.equal(new Set(ids).size, ids.length, "no message twice");
+    assert.deepEqual([...ids].sort(), [...acknowledged].sort(), "every acknowledged one");
+  } catch (e) {
+    for (const n of [a, b, rendezvous.node]) {
+      const text = await Deno.readTextFile(join(n.home, "daemon.log")).catch(() => "");
+      console.error(`--- ${n.home}/daemon.log\n${text.split("\n").slice(-30).join("\n")}`);
+    }
+    throw e;
+  } finally {
+    await Promise.allSettled([a.stop(), b.stop(), rendezvous.stop()]);
   }
 });

@@ -164,6 +164,14 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
         observed: { hostname: "198.18.0.10", port: 40_001 },
         error: "",
       }],
+      dropped: { no_rendezvous: 0, too_large: 0, malformed: 0, punch_rate: 2 },
+    },
+    mailboxes: {
+      deposited: 2,
+      depositFailed: { mailbox_full: 1 },
+      fetched: 3,
+      taken: 2,
+      dropped: { unopenable: 1, replayed: 0, malformed: 0, not_trusted: 0, expired: 0 },
     },
     lan: {
       port: 27440,
@@ -200,6 +208,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "trust_refused",
     "services",
     "reachability",
+    "mailboxes",
     "lan",
     "dht",
     "control",
@@ -212,7 +221,15 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
   assert.deepEqual(validate(C.INFO.output, info, { closed: true }), []);
   assert.equal(info.reachability?.observed, "198.18.0.10:40001");
   assert.equal(info.lan?.dropped.self, 3);
-  const detached = infoView({ ...node, services: [], reachability: null, lan: null }, {
+  assert.equal(info.reachability?.dropped.punch_rate, 2);
+  assert.deepEqual(info.mailboxes?.deposit_failed, { mailbox_full: 1 });
+  const detached = infoView({
+    ...node,
+    services: [],
+    reachability: null,
+    mailboxes: null,
+    lan: null,
+  }, {
     control: null,
     pid: 1,
     version: "0.1.0",

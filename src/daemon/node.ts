@@ -356,6 +356,7 @@ export class Node {
         overloaded: () => this.#overloaded,
         reachability: () => this.#link?.reachability() ?? null,
         lan: () => this.#lan?.stats() ?? null,
+        mailboxes: () => this.#mailboxes?.counters() ?? null,
         dht: () => this.#dht?.stats() ?? null,
         services: [
           "trust",
@@ -376,6 +377,7 @@ export class Node {
       if (ticks++ % Math.round(1000 / TIMER_TICK_MS) === 0) {
         this.#link?.tick();
         this.#mailboxes?.tick();
+        this.rendezvous?.tick();
         this.#dht?.tick();
         this.#puncher?.tick();
       } else this.#puncher?.sendDueProbes();

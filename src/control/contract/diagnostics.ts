@@ -73,6 +73,18 @@ export const INFO = route({
         observed: nullable(str),
         error: str,
       })),
+      // Relayed frames and notices from its rendezvous not taken, by reason.
+      dropped: record(int),
+    })),
+    // Sealed mailboxes (null without a rendezvous): items this node left at peers'
+    // mailboxes, deposits that failed by code, items fetched from its own, taken, and
+    // dropped by reason (unopenable, replayed, malformed, not_trusted, expired).
+    mailboxes: nullable(obj({
+      deposited: int,
+      deposit_failed: record(int),
+      fetched: int,
+      taken: int,
+      dropped: record(int),
     })),
     // LAN discovery (null when off: --no-lan, "lan": false, a rendezvous, or a loopback
     // listen): its port, nodes known now, announcements heard and sent, drops by reason.

@@ -16,6 +16,7 @@ import { type PeerRef, peerRef } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
 import type { Reachability } from "./rendezvous_link.ts";
 import type { LanStats } from "../lan.ts";
+import type { MailboxCounters } from "./mailboxes.ts";
 import type { DhtStats } from "../dht_link.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 
@@ -33,6 +34,8 @@ export interface NodeRuntime {
   reachability(): Reachability | null;
   /** LAN discovery's counters, or null when it is off. */
   lan(): LanStats | null;
+  /** Sealed mailbox counters, or null without a rendezvous. */
+  mailboxes(): MailboxCounters | null;
   /** The DHT node's port, routing-table size and drops by reason, or null without `--dht`. */
   dht(): DhtStats | null;
 }
@@ -72,6 +75,8 @@ export interface NodeInfo {
   reachability: Reachability | null;
   /** LAN discovery's counters, or null when it is off. */
   lan: LanStats | null;
+  /** Sealed mailbox counters, or null without a rendezvous. */
+  mailboxes: MailboxCounters | null;
   /** The DHT node (`--dht`), or null. */
   dht: DhtStats | null;
 }
@@ -183,6 +188,7 @@ export class DiagnosticsFeature {
       services: this.#runtime.services,
       reachability: this.#runtime.reachability(),
       lan: this.#runtime.lan(),
+      mailboxes: this.#runtime.mailboxes(),
       dht: this.#runtime.dht(),
     };
   }

@@ -10,17 +10,9 @@
  * neither content nor type, and deposited over a stream on port 447 at the
  * first of its mailboxes this node has a session with.
  *
- * Taking items: every item is opened and checked as if it had arrived
- * directly — who sealed it (the handshake payload inside, against the key
- * that sealed it), a replay cache of sealing keys, the trust gate (an
- * untrusted sender's item is dropped unless it is a trust message), the
- * message's expiry — then handed to the messages feature (dedup by sender
- * and id, the durable inbox) or the trust service (its offline path, with
- * its persisted replay cache). A stored message's receipt goes back the
- * same way, sealed to the sender's mailbox; an item is acknowledged (and so
- * removed at the rendezvous) only once it needs nothing more, so a receipt
- * that could not be left is tried again at the next fetch, and the dedup
- * makes the message's second pass a duplicate.
+ * Taking items: each is checked as if it had arrived directly and handed
+ * to the messages feature or the trust service by `services/sealed_inbox.ts`;
+ * it is acknowledged (removed at the rendezvous) once it needs nothing more.
  *
  * @module
  */
@@ -31,44 +23,27 @@ import { classifyPeer, type PeerQuery } from "../../discovery/resolver.ts";
 import { fingerprint, fingerprintMatches } from "../../identity/fingerprint.ts";
 import type { PeerRef } from "../../session/peer_ref.ts";
 import { PilotError } from "../../errors.ts";
-import { refusalCodeOf } from "../../services/refusal.ts";
+import { SealedInbox, type SealedItemDrop, type SealedSinks } from "../../services/sealed_inbox.ts";
 import { localNodeIdentity } from "../../session/local_identity.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
-import { openSealed, seal, type SealingIdentity } from "../../session/seal.ts";
+import { seal, type SealingIdentity } from "../../session/seal.ts";
 import type { Connection } from "../../stream/mod.ts";
 import type { PresenceRecord } from "../../wire/presence_record.ts";
-import {
-  decodeSealedContent,
-  encodeSealedContent,
-  type SealedContent,
-} from "../../wire/sealed_item.ts";
+import { encodeSealedContent, type SealedContent } from "../../wire/sealed_item.ts";
 import type { NodeContext } from "../context.ts";
 import { log } from "../log.ts";
 import type { RendezvousLink } from "./rendezvous_link.ts";
 
 /** How often this node asks its mailboxes for items while nothing tells it to (ms). */
 export const MAILBOX_POLL_MS = 60_000;
+/** How long a receipt waits at the sender's mailbox (ms): what a mailbox keeps at most. */
+const RECEIPT_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 /** Longest one deposit or one fetch round may take (ms). */
 const MAILBOX_TIMEOUT_MS = 10_000;
 /** Least time between two fetches that notices start (ms). */
 const NOTICE_GAP_MS = 1_000;
 /** Items asked for per fetch. */
 const FETCH_BATCH = 32;
-/** Sealing keys remembered against replays (each item has its own). */
-const REPLAY_CACHE = 4096;
-
-/** Why a fetched item was dropped. */
-export const MAILBOX_ITEM_DROPS = {
-  unopenable: "not sealed to this node's static key, altered, or its sender's identity fails",
-  replayed: "an item whose sealing key was seen already",
-  malformed: "opened, but the content does not decode",
-  not_trusted: "a message or receipt from a sender this node does not trust",
-  expired: "a message past its expiry",
-} as const satisfies Record<string, string>;
-
-/** One reason an item was dropped. */
-export type MailboxItemDrop = keyof typeof MAILBOX_ITEM_DROPS;
-
 /** Counters of this node's mailbox traffic. */
 export interface MailboxCounters {
   /** Items this node left at peers' mailboxes. */
@@ -77,58 +52,49 @@ export interface MailboxCounters {
   depositFailed: Record<string, number>;
   /** Items this node fetched from its own mailboxes. */
   fetched: number;
-  /** Fetched items dropped, by reason (every reason from 0). */
-  dropped: Record<MailboxItemDrop, number>;
-}
-
-/** What the feature hands fetched items to. */
-export interface MailboxSinks {
-  /** Stores a message from a trusted sender: dedup, then the inbox (throws a Refusal to refuse). */
-  message(sender: PeerIdentity, content: Extract<SealedContent, { kind: "message" }>): Promise<{
-    seq: number;
-    duplicate: boolean;
-  }>;
-  /** A receipt for a message this node left: ends it in the outbox. */
-  receipt(
-    sender: PeerIdentity,
-    content: Extract<SealedContent, { kind: "receipt" }>,
-  ): Promise<void>;
-  /** A signed trust message carried offline (the trust service's offline path). */
-  trust(sender: PeerIdentity, signed: Uint8Array): Promise<void>;
+  /** Fetched items taken (handed on), and dropped by reason (every reason from 0). */
+  taken: number;
+  dropped: Record<SealedItemDrop, number>;
 }
 
 /** The node's mailbox client: leaving items for peers, fetching its own. */
 export class MailboxesFeature {
   #ctx: NodeContext;
   #link: RendezvousLink;
-  #sinks: MailboxSinks;
+  #inbox: SealedInbox;
   #sealer: SealingIdentity;
-  #seen = new Set<string>();
   #fetching: Promise<void> | null = null;
   #again = false;
   #lastFetch = -Infinity;
   #noticeTimer: ReturnType<typeof setTimeout> | undefined;
-  #counters: MailboxCounters = {
-    deposited: 0,
-    depositFailed: {},
-    fetched: 0,
-    dropped: Object.fromEntries(
-      Object.keys(MAILBOX_ITEM_DROPS).map((k) => [k, 0]),
-    ) as Record<MailboxItemDrop, number>,
-  };
+  #deposited = 0;
+  #depositFailed: Record<string, number> = {};
+  #fetched = 0;
 
   /** The feature over `ctx`, reaching mailboxes through `link`, handing items to `sinks`. */
-  constructor(ctx: NodeContext, link: RendezvousLink, sinks: MailboxSinks) {
+  constructor(ctx: NodeContext, link: RendezvousLink, sinks: SealedSinks) {
     this.#ctx = ctx;
     this.#link = link;
-    this.#sinks = sinks;
+    this.#inbox = new SealedInbox({
+      staticKey: ctx.identity.staticKey,
+      isTrusted: (key) => ctx.trust.has(key),
+      sinks,
+      reply: async (sender, receipt) => {
+        await this.deposit(sender.keyHex, receipt, RECEIPT_TTL_MS);
+      },
+    });
     const local = localNodeIdentity(ctx.identity, ctx.config.hostname);
     this.#sealer = { staticKey: local.staticKey, payload: local.payload };
   }
 
   /** Counters (a copy). */
   counters(): MailboxCounters {
-    return structuredClone(this.#counters);
+    return {
+      deposited: this.#deposited,
+      depositFailed: { ...this.#depositFailed },
+      fetched: this.#fetched,
+      ...this.#inbox.stats(),
+    };
   }
 
   /**
@@ -157,7 +123,7 @@ export class MailboxesFeature {
             rendezvous,
             (client) => client.deposit(record.publicKey, sealed, ttlMs),
           );
-          this.#counters.deposited++;
+          this.#deposited++;
           return via;
         } catch (e) {
           if (!(e instanceof MailboxRefused)) throw e;
@@ -182,7 +148,7 @@ export class MailboxesFeature {
       );
     } catch (e) {
       const code = e instanceof MailboxRefused || e instanceof PilotError ? e.code : "internal";
-      this.#counters.depositFailed[code] = (this.#counters.depositFailed[code] ?? 0) + 1;
+      this.#depositFailed[code] = (this.#depositFailed[code] ?? 0) + 1;
       if (e instanceof PilotError) throw e;
       throw new PilotError(
         "unreachable",
@@ -382,87 +348,11 @@ export class MailboxesFeature {
       const done: number[] = [];
       for (const item of items) {
         after = Math.max(after, item.id);
-        this.#counters.fetched++;
-        if (await this.#take(item.sealed)) done.push(item.id);
+        this.#fetched++;
+        if (await this.#inbox.take(item.sealed)) done.push(item.id);
       }
       if (done.length > 0) await client.ack(done);
       if (!more || items.length === 0) return;
     }
-  }
-
-  /** Opens and hands on one item; true when it needs nothing more (taken, or dropped for good). */
-  async #take(sealed: Uint8Array): Promise<boolean> {
-    let opened;
-    try {
-      opened = await openSealed(this.#ctx.identity.staticKey, sealed);
-    } catch {
-      return this.#drop("unopenable");
-    }
-    if (this.#seen.has(opened.ephemeral)) return this.#drop("replayed");
-    let content: SealedContent;
-    try {
-      content = decodeSealedContent(opened.item);
-    } catch {
-      return this.#drop("malformed");
-    }
-    const sender = opened.sender;
-    const trusted = this.#ctx.trust.has(sender.keyHex);
-    switch (content.kind) {
-      case "trust":
-        await this.#sinks.trust(sender, content.signed);
-        break;
-      case "receipt":
-        if (!trusted) return this.#drop("not_trusted");
-        await this.#sinks.receipt(sender, content);
-        break;
-      case "message": {
-        if (!trusted) return this.#drop("not_trusted");
-        const { envelope } = content;
-        if (envelope.expiresAt !== 0 && envelope.expiresAt <= Date.now()) {
-          return this.#drop("expired");
-        }
-        let receipt: SealedContent;
-        try {
-          const stored = await this.#sinks.message(sender, content);
-          receipt = {
-            kind: "receipt",
-            id: envelope.id,
-            status: stored.duplicate ? "duplicate" : "stored",
-            seq: stored.seq,
-            code: "",
-          };
-        } catch (e) {
-          receipt = {
-            kind: "receipt",
-            id: envelope.id,
-            status: "refused",
-            seq: 0,
-            code: refusalCodeOf(e),
-          };
-        }
-        try {
-          await this.deposit(sender.keyHex, receipt, 7 * 24 * 60 * 60 * 1000);
-        } catch (e) {
-          // Kept at the mailbox: the next fetch stores it as a duplicate and tries the receipt again.
-          log(`receipt for ${envelope.id} to ${sender.address} not left: ${(e as Error).message}`);
-          return false;
-        }
-        break;
-      }
-    }
-    this.#remember(opened.ephemeral);
-    return true;
-  }
-
-  #remember(ephemeral: string): void {
-    this.#seen.add(ephemeral);
-    if (this.#seen.size > REPLAY_CACHE) {
-      this.#seen.delete(this.#seen.values().next().value!);
-    }
-  }
-
-  #drop(reason: MailboxItemDrop): true {
-    this.#counters.dropped[reason]++;
-    return true;
   }
 }

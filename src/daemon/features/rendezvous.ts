@@ -29,6 +29,9 @@ import {
 import { RecordStore, type RecordStoreStats } from "../../services/rendezvous/store.ts";
 import type { NodeContext } from "../context.ts";
 
+/** How often expired mailbox items are swept (ms). */
+const MAILBOX_EXPIRE_EVERY_MS = 60_000;
+
 /** What `pilot rendezvous status` shows. */
 export interface RendezvousStatus {
   /** The record table: records, hostnames, refusals by reason. */
@@ -49,6 +52,8 @@ export class RendezvousFeature {
   #mailboxes: DurableMailboxes;
   #mailboxServer: MailboxServer;
   #ctx: NodeContext;
+  #expiredAt = -Infinity;
+  #expiring = false;
 
   /** Serves port 445 over `ctx`'s sessions, and mailboxes (port 447) from `mailboxes`. */
   constructor(ctx: NodeContext, mailboxes: DurableMailboxes) {
@@ -88,6 +93,17 @@ export class RendezvousFeature {
       // Only for nodes whose record names this rendezvous as a mailbox.
       hosts: (key) => this.#store.hostsMailbox(key),
     });
+  }
+
+  /**
+   * The node's timer, once a second: items whose TTL ran out leave the
+   * mailboxes (and the disk) once a minute, fetched or not.
+   */
+  tick(now = performance.now()): void {
+    if (now - this.#expiredAt < MAILBOX_EXPIRE_EVERY_MS || this.#expiring) return;
+    this.#expiredAt = now;
+    this.#expiring = true;
+    this.#mailboxes.expire().catch(() => {}).finally(() => this.#expiring = false);
   }
 
   /** Serves one mailbox stream (port 447) from `peer`, a stranger like every peer here. */

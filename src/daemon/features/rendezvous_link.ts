@@ -71,6 +71,8 @@ export interface Reachability {
     observed: IpEndpoint | null;
     error: string;
   }[];
+  /** Relayed frames and notices from its rendezvous not taken, by reason (every reason from 0). */
+  dropped: Record<string, number>;
 }
 
 /** The node's side of its configured rendezvous nodes. */
@@ -459,6 +461,7 @@ export class RendezvousLink {
         observed: s.observed,
         error: s.error,
       })),
+      dropped: { ...this.relayDropped },
     };
   }
 
