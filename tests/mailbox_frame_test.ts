@@ -21,7 +21,7 @@ import { assertCanonicalOrRefused, assertRefuses, mutated } from "./_codec_contr
 const hex = (s: string) => Uint8Array.fromHex(s.replaceAll(" ", ""));
 const KEY = new Uint8Array(32).fill(0x11);
 
-// Worked example (docs/design/mailbox-wire.md): DEPOSIT of the 3-byte item
+// Worked example (docs/PROTOCOL.md §16.8): DEPOSIT of the 3-byte item
 // "abc" for key 11…11, kept 60 s, 44 bytes:
 //   01                 kind DEPOSIT
 //   00000027           body length 39

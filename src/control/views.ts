@@ -488,6 +488,7 @@ export function rendezvousView(s: RendezvousStatus): Infer<typeof C.RENDEZVOUS_S
   return {
     records: s.records.records,
     hostnames: s.records.hostnames,
+    retained: s.records.retained,
     refused: s.records.dropped,
     relayed_frames: s.service.relayed.frames,
     relayed_bytes: s.service.relayed.bytes,

@@ -4,7 +4,7 @@
  * with no server of ours.
  *
  * - A node stores its signed presence record (`wire/presence_record.ts`,
- *   at most 347 bytes, within BEP 44's 1000) as a *mutable item* under its
+ *   at most 408 bytes, within BEP 44's 1000) as a *mutable item* under its
  *   own Ed25519 identity key, with the record's serial as the item's `seq`.
  *   BEP 44 signs `seq` and the value with that same key, so DHT nodes refuse
  *   an item its owner did not sign, and an older `seq` than the one they

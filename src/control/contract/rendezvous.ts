@@ -15,6 +15,8 @@ export const RENDEZVOUS_STATUS = route({
     // Live records stored, and hostnames bound.
     records: int,
     hostnames: int,
+    // Expired records of mailbox owners, kept 7 days for senders to seal to.
+    retained: int,
     // Publishes refused, by reason (every reason from 0).
     refused: record(int),
     // Session frames relayed between nodes, and their bytes.
