@@ -1,14 +1,15 @@
 /**
  * Daemons that share only a private Mainline DHT on loopback (`--dht`, no
  * rendezvous, no LAN) find each other by full key and by address and
- * handshake (issue 10 item 4). The DHT's bootstrap node runs in this
+ * handshake (issue 10 item 4); a public node's hostname is found too, as
+ * trust on first use. The DHT's bootstrap node runs in this
  * process; the daemons' own DHT nodes join through it.
  */
 import assert from "node:assert/strict";
 import { PresenceDht } from "../src/discovery/dht.ts";
 import { fixture, makeHome, TestNode, waitFor } from "./_daemon_harness.ts";
 
-Deno.test("two public nodes that share only a private DHT find each other by full key and by address, and a handshake proves the key", async () => {
+Deno.test("two public nodes that share only a private DHT find each other by full key, by address and by hostname, and a handshake proves the key", async () => {
   const bootstrap = await PresenceDht.start({ host: "127.0.0.1", port: 0, bootstrap: [] });
   const config = {
     dht: true,
@@ -60,10 +61,23 @@ Deno.test("two public nodes that share only a private DHT find each other by ful
     assert.equal(byAddress.code, 0, byAddress.stdout + byAddress.stderr);
     assert.equal(byAddress.json.data.peer.public_key, worker.identity!.publicKey);
 
+    // By hostname: the worker announced it (a public node); the handshake proves the claim.
+    const fourth = await start(3, "fourth-node");
+    await waitFor("the worker's hostname in the DHT", async () => {
+      const f = await fourth.pilot("find", "data-processor-node", "--json");
+      return f.json?.data?.sources?.some((s: { source: string; status: string }) =>
+        s.source === "dht" && s.status === "answered"
+      );
+    }, 30_000);
+    const byName = await fourth.pilot("handshake", "data-processor-node", "--json");
+    assert.equal(byName.code, 0, byName.stdout + byName.stderr);
+    assert.equal(byName.json.data.peer.public_key, worker.identity!.publicKey);
+    assert.equal(byName.json.data.first_contact, true, "a name is trust on first use");
+
     const pending = (await worker.pilot("pending", "--json")).json.data.pending;
     assert.deepEqual(
       pending.map((p: { address: string }) => p.address).sort(),
-      [fixture(0).address, fixture(2).address].sort(),
+      [fixture(0).address, fixture(2).address, fixture(3).address].sort(),
     );
     const info = (await third.pilot("info", "--json")).json.data;
     assert.ok(info.dht.nodes >= 1, JSON.stringify(info.dht));

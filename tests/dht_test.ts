@@ -99,3 +99,15 @@ Deno.test("a node announced under its address is found by that address", async (
   );
   assert.deepEqual(await dht[3]!.lookupAddress(B.address, 1000), []);
 });
+
+Deno.test("nodes announced under a hostname are all found by it: a name announced twice is two claimants", async () => {
+  await using dht = await privateDht(4);
+  await dht[0]!.announceHostname("data-processor-node", 7440);
+  const one = await dht[3]!.lookupHostname("data-processor-node", 3000);
+  assert.deepEqual(one.map((e) => e.port), [7440]);
+  await dht[1]!.announceHostname("data-processor-node", 7441);
+  const two = await dht[3]!.lookupHostname("data-processor-node", 3000);
+  assert.deepEqual(two.map((e) => e.port).sort(), [7440, 7441]);
+  assert.deepEqual(await dht[3]!.lookupHostname("another-node", 1000), []);
+  assert.deepEqual(await dht[3]!.lookupAddress(A.address, 1000), [], "names and addresses apart");
+});

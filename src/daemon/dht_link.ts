@@ -2,7 +2,7 @@
  * A node's side of the Mainline DHT (`--dht`; issue 10 item 4): its own DHT
  * node (`discovery/dht.ts`) on its own UDP port, this node's signed
  * presence record published there and refreshed before it expires, a public
- * node also announced under its address, and lookups for names nothing
+ * node also announced under its address and its hostname, and lookups for names nothing
  * closer knows (after trust, `--peer`, the LAN and the rendezvous).
  *
  * What the DHT learns: the record (key, address stamp, hostname, and for a
@@ -117,7 +117,10 @@ export class DhtLink {
     });
     try {
       await this.#dht.publish(record, identity.seed, identity.publicKey, serial);
-      if (visibility === "public") await this.#dht.announce(identity.address, listen.port);
+      if (visibility === "public") {
+        await this.#dht.announce(identity.address, listen.port);
+        if (hostname !== null) await this.#dht.announceHostname(hostname, listen.port);
+      }
       this.#serial = serial;
       this.#expiresAt = expiresAt;
       this.#retryMs = PUBLISH_RETRY_MS;
@@ -133,7 +136,7 @@ export class DhtLink {
    * Looks a key or an address up in the DHT: the record's key and public
    * endpoint, or for an address the endpoint it announced (the handshake
    * must prove the address). Null when the DHT knows nothing; hostnames are
-   * not looked up there.
+   * looked up with {@linkcode lookupHostname}.
    */
   async discover(query: PeerQuery, timeoutMs: number): Promise<Discovered | null> {
     if (query.kind === "key") {
@@ -161,6 +164,11 @@ export class DhtLink {
         : { address: query.address, endpoint: { host: first.hostname, port: first.port } };
     }
     return null;
+  }
+
+  /** The endpoints announced under `hostname` (by anyone: only where to try a handshake). */
+  lookupHostname(hostname: string, timeoutMs: number): Promise<Endpoint[]> {
+    return this.#dht.lookupHostname(hostname, timeoutMs);
   }
 
   /** The verified record of `publicKey` in the DHT, or null. */

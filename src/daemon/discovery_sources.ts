@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { relayPathOf } from "../discovery/endpoint.ts";
+import { type Endpoint, formatEndpoint, relayPathOf } from "../discovery/endpoint.ts";
 import type { LanTable } from "../discovery/lan_table.ts";
 import type { VerifiedPresence } from "../discovery/presence.ts";
 import type { LookupResult } from "../discovery/rendezvous_client.ts";
@@ -37,6 +37,8 @@ export interface DhtLookup {
   lookupKey(publicKey: Uint8Array): Promise<VerifiedPresence | null>;
   /** A key's record endpoint, or the endpoint an address announced, or null. */
   discover(query: PeerQuery, timeoutMs: number): Promise<Discovered | null>;
+  /** The endpoints announced under a hostname (by anyone: only where to try a handshake). */
+  lookupHostname(hostname: string, timeoutMs: number): Promise<Endpoint[]>;
 }
 
 /** What a node's discovery is made of; one left out is not configured. */
@@ -104,7 +106,7 @@ export function discoverySources(parts: DiscoveryParts): DiscoverySources {
     };
   }
   if (dht !== undefined) {
-    // The DHT holds records by key, and endpoints announced by address; no hostnames.
+    // The DHT holds records by key, and endpoints announced by address and by hostname.
     out.dht = async (query, timeoutMs): Promise<DiscoveryAnswer> => {
       if (query.kind === "key") {
         const v = await dht.lookupKey(Uint8Array.fromHex(query.keyHex));
@@ -117,6 +119,27 @@ export function discoverySources(parts: DiscoveryParts): DiscoverySources {
               unreachable: `${v.address} is a private node: its DHT record names no endpoint`,
             },
           ],
+        };
+      }
+      if (query.kind === "hostname") {
+        // Anyone may announce under any hostname: one endpoint is where to try
+        // (the handshake must show a key whose signed self-description claims
+        // the name); several are claimants this source cannot tell apart.
+        const found = await dht.lookupHostname(query.hostname, Math.min(timeoutMs, 5_000));
+        if (found.length > 1) {
+          throw new PilotError(
+            "conflict",
+            `${found.length} endpoints announce "${query.hostname}" in the DHT: ${
+              found.map(formatEndpoint).join(", ")
+            }`,
+            "name the peer by its address or full key instead",
+          );
+        }
+        const at = found[0];
+        return {
+          candidates: at === undefined
+            ? []
+            : [{ hostname: query.hostname, endpoint: { host: at.hostname, port: at.port } }],
         };
       }
       if (query.kind !== "address") return { candidates: [] };

@@ -15,8 +15,12 @@
  *   expiry) and only if the record's key is the one asked for. What the DHT
  *   says is never trusted beyond that; a bad answer is counted and dropped.
  * - A node can also announce itself (BEP 5) under an infohash derived from
- *   its address, so that an address finds the endpoints it announced from:
- *   that reveals its IP to anyone who asks, so only public nodes announce.
+ *   its address, and one derived from its hostname, so that an address or
+ *   a hostname finds the endpoints it announced from: that reveals its IP
+ *   to anyone who asks, so only public nodes announce. An announce proves
+ *   nothing: anyone can announce under any name, so what it gives is only
+ *   where to send a handshake, which must prove the key (and the address,
+ *   or the hostname the key's signed self-description claims).
  *
  * @module
  */
@@ -59,6 +63,11 @@ export function itemTarget(publicKey: Uint8Array): Uint8Array {
 /** The BEP 5 infohash a node announces itself under for `address`. */
 export function addressInfohash(address: Address): Uint8Array {
   return new Uint8Array(createHash("sha1").update(`pilot address v1 ${address}`).digest());
+}
+
+/** The BEP 5 infohash a public node announces itself under for `hostname`. */
+export function hostnameInfohash(hostname: string): Uint8Array {
+  return new Uint8Array(createHash("sha1").update(`pilot hostname v1 ${hostname}`).digest());
 }
 
 /** A DHT node that stores and finds presence records. */
@@ -158,9 +167,18 @@ export class PresenceDht {
 
   /** Announces this node's UDP `port` under `address` (public nodes only: it reveals the IP). */
   announce(address: Address, port: number): Promise<void> {
+    return this.#announce(addressInfohash(address), port);
+  }
+
+  /** Announces this node's UDP `port` under `hostname` (public nodes only: it reveals the IP). */
+  announceHostname(hostname: string, port: number): Promise<void> {
+    return this.#announce(hostnameInfohash(hostname), port);
+  }
+
+  #announce(infohash: Uint8Array, port: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#dht.announce(
-        Buffer.from(addressInfohash(address)),
+        Buffer.from(infohash),
         port,
         (err: Error | null) => err ? reject(err) : resolve(),
       );
@@ -173,7 +191,20 @@ export class PresenceDht {
    * address (its key's stamp).
    */
   lookupAddress(address: Address, timeoutMs: number): Promise<Endpoint[]> {
-    const infohash = Buffer.from(addressInfohash(address));
+    return this.#lookup(addressInfohash(address), timeoutMs);
+  }
+
+  /**
+   * The endpoints that announced themselves under `hostname`, gathered for
+   * up to `timeoutMs`. Only hints, from anyone: a handshake there must
+   * still prove a key whose signed self-description claims the hostname.
+   */
+  lookupHostname(hostname: string, timeoutMs: number): Promise<Endpoint[]> {
+    return this.#lookup(hostnameInfohash(hostname), timeoutMs);
+  }
+
+  #lookup(target: Uint8Array, timeoutMs: number): Promise<Endpoint[]> {
+    const infohash = Buffer.from(target);
     const found = new Map<string, Endpoint>();
     const onPeer = (peer: { host: string; port: number }, hash: Uint8Array) => {
       if (Buffer.compare(Buffer.from(hash), infohash) !== 0 || found.size >= 16) return;

@@ -363,7 +363,7 @@ export function mergeCandidates(query: PeerQuery, all: readonly PeerCandidate[])
  * sources need not be asked (`next`, the next one): a conflict is final; a
  * key with an endpoint is enough for a full key (a key names itself), and for
  * a hostname or address once the LAN and the rendezvous, which hold the
- * claims, have both been asked (the DHT holds no hostnames, and by address
+ * claims, have both been asked (a DHT hostname announce proves nothing, and by address
  * only endpoints).
  */
 function settled(query: PeerQuery, d: Decision, next: DiscoveryKind): boolean {

@@ -306,12 +306,15 @@ export class FindFeature {
   #discovered(c: PeerCandidate, drafts: Map<string, Draft>): void {
     const source = c.source as "lan" | "rendezvous" | "dht";
     if (c.publicKey === undefined) {
-      if (c.address === undefined) return;
-      // Named without its key (a claimant a rendezvous listed, an address the DHT
-      // announced): joined to the key that holds the address, else shown alone.
-      const owner = [...drafts.values()].find((d) => d.address === c.address);
+      if (c.address === undefined && c.hostname === undefined) return;
+      // Named without its key (a claimant a rendezvous listed, an address or a
+      // hostname the DHT announced): joined to the key that holds the address,
+      // else shown alone.
+      const owner = c.address === undefined
+        ? undefined
+        : [...drafts.values()].find((d) => d.address === c.address);
       const d = owner ?? {
-        address: c.address,
+        address: c.address ?? null,
         publicKey: null,
         hostname: c.hostname ?? null,
         sources: new Set<FindSource>(),
@@ -319,7 +322,9 @@ export class FindFeature {
         published: null,
         localEndpoint: null,
       };
-      if (owner === undefined) drafts.set(`address:${c.address}`, d);
+      if (owner === undefined) {
+        drafts.set(c.address === undefined ? `hostname:${c.hostname}` : `address:${c.address}`, d);
+      }
       d.sources.add(source);
       if (source === "dht" && c.endpoint !== undefined) d.published ??= specText(c.endpoint);
       return;
