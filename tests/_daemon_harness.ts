@@ -142,6 +142,27 @@ async function writePrivate(path: string, text: string, mode: number): Promise<v
   await Deno.chmod(path, mode);
 }
 
+/** A UDP port free right now on loopback (for a daemon that must come back on the same port). */
+export function freeUdpPort(): number {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (s.addr as Deno.NetAddr).port;
+  s.close();
+  return port;
+}
+
+/** Kills a process hard (`kill -9`) and waits until it is gone. */
+export async function kill9(pid: number): Promise<void> {
+  Deno.kill(pid, "SIGKILL");
+  await waitFor(`pid ${pid} to exit`, () => {
+    try {
+      Deno.kill(pid, "SIGCONT");
+      return Promise.resolve(false);
+    } catch {
+      return Promise.resolve(true);
+    }
+  }, 10_000);
+}
+
 /** Options of {@linkcode startNode}. */
 export interface NodeOptions extends HomeOptions {
   /** `--hostname` for the daemon. */

@@ -4,15 +4,14 @@
  */
 
 import assert from "node:assert/strict";
-import { PresenceDht } from "../src/discovery/dht.ts";
+import { privateDhtLab } from "./_dht_lab.ts";
 import {
   fixture,
-  makeHome,
   PAIR_B_NAME,
   startNode,
   startRendezvous,
   stopAll,
-  TestNode,
+  type TestNode,
   waitFor,
 } from "./_daemon_harness.ts";
 
@@ -252,75 +251,58 @@ Deno.test("find on a node without a rendezvous: not_found says it has none, with
 });
 
 Deno.test("find on nodes that share only a DHT: the dht source says what the record does (by key) and where the address announced (by address); the LAN and rendezvous show as not configured", async () => {
-  const bootstrap = await PresenceDht.start({ host: "127.0.0.1", port: 0, bootstrap: [] });
-  const config = {
-    dht: true,
-    lan: false,
-    public: true,
-    dht_bootstrap: [`127.0.0.1:${bootstrap.endpoint.port}`],
-  };
-  const nodes: TestNode[] = [];
-  const start = async (identity: number, hostname: string) => {
-    const node = new TestNode(await makeHome({ identity, config }), { identity, hostname });
-    nodes.push(node);
-    await node.start();
-    return node;
-  };
-  try {
-    const worker = await start(1, PAIR_B_NAME);
-    const finder = await start(0, "secure-orchestrator");
-    const w = worker.identity!;
-    await waitFor("the worker's record in the DHT", async () => {
-      return (await bootstrap.lookupKey(Uint8Array.fromHex(w.publicKey))) !== null;
-    }, 30_000);
+  await using lab = await privateDhtLab();
+  const { bootstrap, start } = lab;
+  const worker = await start(1, PAIR_B_NAME);
+  const finder = await start(0, "secure-orchestrator");
+  const w = worker.identity!;
+  await waitFor("the worker's record in the DHT", async () => {
+    return (await bootstrap.lookupKey(Uint8Array.fromHex(w.publicKey))) !== null;
+  }, 30_000);
 
-    const byKey = await finder.pilot("find", w.publicKey, "--json");
-    assert.equal(byKey.code, 0, byKey.stdout + byKey.stderr);
-    const statuses = (r: typeof byKey) =>
-      r.json.data.sources.map((x: { source: string; status: string }) => [x.source, x.status]);
-    assert.deepEqual(statuses(byKey), [
-      ["trust", "none"],
-      ["static", "none"],
-      ["session", "none"],
-      ["remembered", "none"],
-      ["lan", "not_configured"],
-      ["rendezvous", "not_configured"],
-      ["dht", "answered"],
-    ]);
-    const [said] = byKey.json.data.sources[6].said;
-    assert.deepEqual(
-      [said.public_key, said.address, said.hostname, said.visibility, said.relay],
-      [w.publicKey, w.address, PAIR_B_NAME, "public", false],
-    );
-    assert.ok(said.endpoint !== null && Number.isInteger(said.serial), JSON.stringify(said));
-    assert.deepEqual(
-      [byKey.json.data.decision.outcome, byKey.json.data.decision.endpoint_source],
-      ["found", "dht"],
-    );
+  const byKey = await finder.pilot("find", w.publicKey, "--json");
+  assert.equal(byKey.code, 0, byKey.stdout + byKey.stderr);
+  const statuses = (r: typeof byKey) =>
+    r.json.data.sources.map((x: { source: string; status: string }) => [x.source, x.status]);
+  assert.deepEqual(statuses(byKey), [
+    ["trust", "none"],
+    ["static", "none"],
+    ["session", "none"],
+    ["remembered", "none"],
+    ["lan", "not_configured"],
+    ["rendezvous", "not_configured"],
+    ["dht", "answered"],
+  ]);
+  const [said] = byKey.json.data.sources[6].said;
+  assert.deepEqual(
+    [said.public_key, said.address, said.hostname, said.visibility, said.relay],
+    [w.publicKey, w.address, PAIR_B_NAME, "public", false],
+  );
+  assert.ok(said.endpoint !== null && Number.isInteger(said.serial), JSON.stringify(said));
+  assert.deepEqual(
+    [byKey.json.data.decision.outcome, byKey.json.data.decision.endpoint_source],
+    ["found", "dht"],
+  );
 
-    // By address the DHT holds no record, only where the address announced
-    // itself: no key yet (the handshake would prove the address).
-    const byAddress = await finder.pilot("find", w.address, "--json");
-    assert.equal(byAddress.code, 0, byAddress.stdout + byAddress.stderr);
-    const [at] = byAddress.json.data.sources[6].said;
-    assert.deepEqual([at.public_key, at.address, at.visibility], [null, w.address, null]);
-    assert.ok(at.endpoint !== null, JSON.stringify(at));
-    assert.deepEqual(byAddress.json.data.candidates.map((c: { sources: string[] }) => c.sources), [
-      ["dht"],
-    ]);
-    const decided = byAddress.json.data.decision;
-    assert.deepEqual([decided.outcome, decided.public_key, decided.endpoint_source], [
-      "found",
-      null,
-      "dht",
-    ]);
-    assert.match(
-      (await finder.pilot("find", w.publicKey)).stdout,
-      /\n {2}dht +\S+ \(public, serial \d+\) at /,
-    );
-    assert.deepEqual((await worker.pilot("pending", "--json")).json.data.pending, []);
-  } finally {
-    await Promise.allSettled(nodes.map((n) => n.stop()));
-    await bootstrap.close();
-  }
+  // By address the DHT holds no record, only where the address announced
+  // itself: no key yet (the handshake would prove the address).
+  const byAddress = await finder.pilot("find", w.address, "--json");
+  assert.equal(byAddress.code, 0, byAddress.stdout + byAddress.stderr);
+  const [at] = byAddress.json.data.sources[6].said;
+  assert.deepEqual([at.public_key, at.address, at.visibility], [null, w.address, null]);
+  assert.ok(at.endpoint !== null, JSON.stringify(at));
+  assert.deepEqual(byAddress.json.data.candidates.map((c: { sources: string[] }) => c.sources), [
+    ["dht"],
+  ]);
+  const decided = byAddress.json.data.decision;
+  assert.deepEqual([decided.outcome, decided.public_key, decided.endpoint_source], [
+    "found",
+    null,
+    "dht",
+  ]);
+  assert.match(
+    (await finder.pilot("find", w.publicKey)).stdout,
+    /\n {2}dht +\S+ \(public, serial \d+\) at /,
+  );
+  assert.deepEqual((await worker.pilot("pending", "--json")).json.data.pending, []);
 });

@@ -14,6 +14,8 @@ import { Capture, containsBytes, tcpdumpUnavailable } from "./_capture.ts";
 import {
   callApi,
   fixture,
+  freeUdpPort,
+  kill9,
   makeHome,
   PAIR_A_NAME,
   PAIR_B_NAME,
@@ -213,27 +215,6 @@ Deno.test("two nodes never up together become trusted and deliver a job once, th
   }
 });
 
-/** A UDP port free right now on loopback. */
-function freePort(): number {
-  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const port = (s.addr as Deno.NetAddr).port;
-  s.close();
-  return port;
-}
-
-/** Kills a process hard and waits until it is gone. */
-async function kill9(pid: number): Promise<void> {
-  Deno.kill(pid, "SIGKILL");
-  await waitFor(`pid ${pid} to exit`, () => {
-    try {
-      Deno.kill(pid, "SIGCONT");
-      return Promise.resolve(false);
-    } catch {
-      return Promise.resolve(true);
-    }
-  }, 10_000);
-}
-
 /** `pilot rendezvous` in `home` on a fixed port, restartable there (kill -9, then again). */
 class FixedRendezvous {
   readonly node: TestNode;
@@ -279,7 +260,7 @@ Deno.test("kill -9 of the rendezvous, the sender and the receiver during a burst
   const COUNT = 30;
   const rendezvous = new FixedRendezvous(
     await makeHome({ identity: RENDEZVOUS_FIXTURE }),
-    freePort(),
+    freeUdpPort(),
   );
   await rendezvous.start();
   const a = new TestNode(

@@ -11,6 +11,8 @@ import * as C from "../src/control/contract/mod.ts";
 import { validate } from "../src/control/schema.ts";
 import {
   callApi,
+  freeUdpPort,
+  kill9,
   makeHome,
   PAIR_B_NAME,
   TestNode,
@@ -18,17 +20,9 @@ import {
   waitFor,
 } from "./_daemon_harness.ts";
 
-/** A UDP port free right now on loopback. */
-function freePort(): number {
-  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const port = (s.addr as Deno.NetAddr).port;
-  s.close();
-  return port;
-}
-
 /** A (fixture 0) and B (fixture 1), trusting each other; B listens on a fixed port, down at first. */
 async function pair() {
-  const port = freePort();
+  const port = freeUdpPort();
   const a = new TestNode(
     await makeHome({
       identity: 0,
@@ -93,7 +87,7 @@ Deno.test("a queued message for a peer that is down survives a kill -9 of the se
     assert.ok(listed[0].attempts >= 1, JSON.stringify(listed[0]));
 
     // The sender dies hard; what it acknowledged as queued is still there.
-    await kill9(a);
+    await kill9(a.pid);
     await a.start();
     assert.equal((await a.pilot("outbox", "--json")).json.data.messages.length, 1);
 
@@ -145,7 +139,7 @@ Deno.test("send --queue to a peer that is not trusted is refused as before, and 
     await a.start();
     const r = await a.pilot(
       "send",
-      `127.0.0.1:${freePort()}`,
+      `127.0.0.1:${freeUdpPort()}`,
       "--data",
       "x",
       "--queue",
@@ -161,20 +155,6 @@ Deno.test("send --queue to a peer that is not trusted is refused as before, and 
     await a.stop();
   }
 });
-
-/** SIGKILLs a daemon and waits until it is gone. */
-async function kill9(node: TestNode): Promise<void> {
-  const pid = node.pid;
-  Deno.kill(pid, "SIGKILL");
-  await waitFor(`pid ${pid} to exit`, () => {
-    try {
-      Deno.kill(pid, "SIGCONT");
-      return Promise.resolve(false);
-    } catch {
-      return Promise.resolve(true);
-    }
-  }, 10_000);
-}
 
 Deno.test("kill -9 of the receiver and then of the sender in the middle of a queued burst: every acknowledged message arrives exactly once", async () => {
   const { a, b } = await pair();
@@ -207,14 +187,14 @@ Deno.test("kill -9 of the receiver and then of the sender in the middle of a que
       async () => (await inboxIds()).length >= 5,
       30_000,
     );
-    await kill9(b);
+    await kill9(b.pid);
     await b.start();
     await waitFor(
       "more of the burst to arrive",
       async () => (await inboxIds()).length >= 20,
       30_000,
     );
-    await kill9(a);
+    await kill9(a.pid);
     await a.start();
     await waitFor("the outbox to empty", async () => {
       return (await a.pilot("outbox", "--json")).json.data.messages.length === 0;

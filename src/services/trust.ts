@@ -397,14 +397,9 @@ export class TrustService implements PortService {
 
   /** Signs one queued answer for the peer's session and sends it until acknowledged. */
   async #exchangeAnswer(item: OutboxItem, timeoutMs: number): Promise<boolean> {
-    const ref = Uint8Array.fromHex(item.ref_hash);
     const ack = await this.#exchange(
       item.public_key,
-      item.kind === "revoke"
-        ? { kind: "revoke", acceptHash: ref }
-        : item.kind === "accept"
-        ? { kind: "accept", requestHash: ref }
-        : { kind: "reject", requestHash: ref, reason: item.reason },
+      answerFields(item),
       timeoutMs,
       item.kind === "accept"
         ? (s) => this.#addAcceptHash(item.public_key, s.hash.toHex())
@@ -415,17 +410,8 @@ export class TrustService implements PortService {
 
   /** Signs one queued answer for offline delivery and leaves it at the peer's mailbox. */
   async #leaveAnswer(item: OutboxItem): Promise<boolean> {
-    const ref = Uint8Array.fromHex(item.ref_hash);
     const ttlMs = Math.max(1, item.expires_at - this.#now());
-    const signed = await this.#signOffline(
-      item.public_key,
-      item.kind === "revoke"
-        ? { kind: "revoke", acceptHash: ref }
-        : item.kind === "accept"
-        ? { kind: "accept", requestHash: ref }
-        : { kind: "reject", requestHash: ref, reason: item.reason },
-      ttlMs,
-    );
+    const signed = await this.#signOffline(item.public_key, answerFields(item), ttlMs);
     if (item.kind === "accept") await this.#addAcceptHash(item.public_key, signed.hash.toHex());
     return await this.#o.leaveOffline!(item.public_key, signed.bytes, ttlMs).catch(() => false);
   }
@@ -433,10 +419,7 @@ export class TrustService implements PortService {
   /** Signs a trust message for offline delivery: bound to no session, expiring after `ttlMs`. */
   #signOffline(
     key: string,
-    fields: Omit<
-      TrustMessage,
-      "fromKey" | "binding" | "nonce" | "created" | "expires" | "fromStamp" | "toKey"
-    >,
+    fields: MessageFields,
     ttlMs: number,
   ): Promise<SignedTrustMessage> {
     const now = this.#now();
@@ -486,10 +469,7 @@ export class TrustService implements PortService {
   /** Signs with the binding of the peer's current session and exchanges until acknowledged. */
   async #exchange(
     key: string,
-    fields: Omit<
-      TrustMessage,
-      "fromKey" | "binding" | "nonce" | "created" | "expires" | "fromStamp" | "toKey"
-    >,
+    fields: MessageFields,
     timeoutMs: number,
     onSigned?: (s: SignedTrustMessage) => Promise<void>,
   ): Promise<TrustAck | undefined> {
@@ -702,6 +682,21 @@ export class TrustService implements PortService {
   flush(key?: string, timeoutMs = 5_000): Promise<boolean> {
     return this.#outbox.flush(key, timeoutMs);
   }
+}
+
+/** What a caller chooses of a trust message: the signer fills in the rest. */
+type MessageFields = Omit<
+  TrustMessage,
+  "fromKey" | "binding" | "nonce" | "created" | "expires" | "fromStamp" | "toKey"
+>;
+/** The fields of a queued answer's trust message (what it names, and a reject's reason). */
+function answerFields(item: OutboxItem): MessageFields {
+  const ref = Uint8Array.fromHex(item.ref_hash);
+  return item.kind === "revoke"
+    ? { kind: "revoke", acceptHash: ref }
+    : item.kind === "accept"
+    ? { kind: "accept", requestHash: ref }
+    : { kind: "reject", requestHash: ref, reason: item.reason };
 }
 
 /** The IP of an `IP:PORT` or `[IPv6]:PORT` endpoint, or undefined. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { SOURCE_ORDER } from "../../discovery/resolver.ts";
 import { arr, bool, int, nullable, obj, oneOf, str } from "../schema.ts";
 import { timeoutField } from "./common.ts";
 import { route } from "./spec.ts";
@@ -12,16 +13,8 @@ import { route } from "./spec.ts";
 export const FIND_TIMEOUT_MS = 5_000;
 
 const SOURCE = oneOf("trust", "static", "session", "lan", "rendezvous", "dht");
-/** Every resolver source, strongest first (discovery/resolver.ts `SOURCE_ORDER`). */
-const RESOLVER_SOURCE = oneOf(
-  "trust",
-  "static",
-  "session",
-  "remembered",
-  "lan",
-  "rendezvous",
-  "dht",
-);
+/** Every resolver source, strongest first. */
+const RESOLVER_SOURCE = oneOf(...SOURCE_ORDER);
 
 /**
  * `GET /v1/find`: every candidate a name matches, local knowledge first, then
