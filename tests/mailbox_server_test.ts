@@ -334,6 +334,7 @@ Deno.test("fetch pages by max and by the 1 MiB cap, with more", async () => {
     limits: {
       ...MAILBOX_LIMITS,
       perRecipient: { items: 256, bytes: 1e9 },
+      perPair: { items: 256, bytes: 1e9 },
       perSender: { items: 512, bytes: 1e9 },
     },
   });

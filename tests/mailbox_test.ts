@@ -59,6 +59,23 @@ Deno.test("a full mailbox refuses with mailbox_full and keeps what it holds; an 
   assert.equal(mb.stats().refused.mailbox_full, 1);
 });
 
+Deno.test("one depositing key holds at most its share of a recipient's mailbox: others still reach it", () => {
+  const { mb, deposit } = store({
+    perRecipient: { items: 10, bytes: 1e9 },
+    perPair: { items: 3, bytes: 1e9 },
+  });
+  for (let i = 0; i < 3; i++) assert.equal(deposit(R1, S1).ok, true);
+  assert.deepEqual(deposit(R1, S1), { ok: false, reason: "pair_quota" });
+  assert.equal(deposit(R1, S2).ok, true, "another sender still reaches the recipient");
+  assert.equal(deposit(R2, S1).ok, true, "the sender still reaches other recipients");
+  mb.ack(R1, [mb.fetch(R1)[0]!.id]);
+  assert.equal(deposit(R1, S1).ok, true, "an ack gives the share back");
+  const bytes = store({ perPair: { items: 100, bytes: 250 } });
+  bytes.deposit(R1, S1, 200);
+  assert.deepEqual(bytes.deposit(R1, S1, 100), { ok: false, reason: "pair_quota" });
+  assert.equal(mb.stats().refused.pair_quota, 1);
+});
+
 Deno.test("one depositing key, one source address and the whole store each have a bound", () => {
   const sender = store({ perSender: { items: 3, bytes: 1e9 } });
   for (const r of ["01", "02", "03"]) assert.equal(sender.deposit(r.repeat(32), S1).ok, true);

@@ -42,6 +42,14 @@ const RECEIPT_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 const MAILBOX_TIMEOUT_MS = 10_000;
 /** Least time between two fetches that notices start (ms). */
 const NOTICE_GAP_MS = 1_000;
+/** Refusals that say a mailbox holds its share: try again once items are fetched. */
+const QUOTA_REFUSALS = new Set([
+  "mailbox_full",
+  "pair_quota",
+  "sender_quota",
+  "source_quota",
+  "full",
+]);
 /** Items asked for per fetch. */
 const FETCH_BATCH = 32;
 /** Counters of this node's mailbox traffic. */
@@ -132,7 +140,7 @@ export class MailboxesFeature {
       }
       if (refused !== undefined) {
         throw new PilotError(
-          refused.code === "mailbox_full" ? "rate_limited" : "unreachable",
+          QUOTA_REFUSALS.has(refused.code) ? "rate_limited" : "unreachable",
           `The peer's mailbox refused the item (${refused.code})`,
           "it waits in the local outbox",
         );

@@ -12,6 +12,8 @@
  * - an item's size;
  * - items and bytes per recipient, where a full mailbox refuses with
  *   `mailbox_full`, never evicting;
+ * - items and bytes per depositing key in one recipient's mailbox, so no
+ *   one sender fills it;
  * - items and bytes per depositing key, across all recipients;
  * - items per depositor's source address;
  * - items and bytes in all.
@@ -35,6 +37,8 @@ export const MAX_MAILBOX_ITEM = MAX_SEALED_ITEM + MAX_HANDSHAKE_PAYLOAD_SIZE + S
 export interface MailboxLimits {
   /** Per recipient. */
   perRecipient: { items: number; bytes: number };
+  /** Per depositing key in one recipient's mailbox: no one sender fills it. */
+  perPair: { items: number; bytes: number };
   /** Per depositing key, across recipients. */
   perSender: { items: number; bytes: number };
   /** Items per depositor's source address. */
@@ -48,16 +52,21 @@ export interface MailboxLimits {
 /** Default bounds: 256 items / 4 MiB per recipient, 1 GiB and 100,000 items in all, 7 days. */
 export const MAILBOX_LIMITS: MailboxLimits = {
   perRecipient: { items: 256, bytes: 4 * 1024 * 1024 },
+  perPair: { items: 64, bytes: 1024 * 1024 },
   perSender: { items: 512, bytes: 8 * 1024 * 1024 },
   perSource: 2048,
   total: { items: 100_000, bytes: 1024 * 1024 * 1024 },
   maxTtlMs: 7 * 24 * 60 * 60 * 1000,
 };
 
+/** The tally key of one depositing key's items in one recipient's mailbox. */
+const pairKey = (sender: string, recipient: string) => `${sender}>${recipient}`;
+
 /** Why a deposit was refused. */
 export const MAILBOX_REFUSALS = {
   too_large: "a sealed item over MAX_MAILBOX_ITEM",
   mailbox_full: "the recipient's mailbox holds its items or bytes already",
+  pair_quota: "the depositing key holds its share of the recipient's mailbox already",
   sender_quota: "the depositing key holds its items or bytes across mailboxes already",
   source_quota: "the depositor's source address holds its items already",
   full: "the rendezvous holds its items or bytes in all already",
@@ -161,6 +170,7 @@ export class MailboxStore {
   #byRecipient = new Map<string, Map<number, Held>>();
   #recipients = new Map<string, Tally>();
   #senders = new Map<string, Tally>();
+  #pairs = new Map<string, Tally>();
   #sources = new Map<string, number>();
   #total: Tally = { items: 0, bytes: 0 };
   #nextId = 1;
@@ -183,6 +193,10 @@ export class MailboxStore {
     const r = this.#recipients.get(d.recipient) ?? { items: 0, bytes: 0 };
     if (r.items >= l.perRecipient.items || r.bytes + size > l.perRecipient.bytes) {
       return this.#refuse("mailbox_full");
+    }
+    const p = this.#pairs.get(pairKey(d.sender, d.recipient)) ?? { items: 0, bytes: 0 };
+    if (p.items >= l.perPair.items || p.bytes + size > l.perPair.bytes) {
+      return this.#refuse("pair_quota");
     }
     const s = this.#senders.get(d.sender) ?? { items: 0, bytes: 0 };
     if (s.items >= l.perSender.items || s.bytes + size > l.perSender.bytes) {
@@ -338,6 +352,7 @@ export class MailboxStore {
     };
     bump(this.#recipients, h.recipient);
     bump(this.#senders, h.sender);
+    bump(this.#pairs, pairKey(h.sender, h.recipient));
     const sources = (this.#sources.get(h.source) ?? 0) + sign;
     if (sources === 0) this.#sources.delete(h.source);
     else this.#sources.set(h.source, sources);
