@@ -167,7 +167,7 @@ Deno.test("SessionManager lets an untrusted peer's datagrams reach a port the no
 
 Deno.test("SessionManager lets an untrusted peer's stream segments through only where the node opens that stream port to it", async () => {
   const { net, a, b } = await pair({
-    b: { manager: { untrustedStream: (_peer, _src, dst) => dst === 447 } },
+    b: { manager: { untrustedStream: (_peer, segment) => segment.dstPort === 447 } },
   });
   b.trusted = false;
   assert.equal(await sendKind(a, b, "stream", 447), true);

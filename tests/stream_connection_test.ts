@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { StreamError } from "../src/stream/error.ts";
 import { StreamMux, type StreamPacket } from "../src/stream/mux.ts";
 import type { Connection } from "../src/stream/connection.ts";
-import { decodeSegment, SEG_ACK, SEG_FIN, SEG_RST, SEG_SYN } from "../src/wire/stream_segment.ts";
+import {
+  decodeSegment,
+  encodeSegment,
+  SEG_ACK,
+  SEG_FIN,
+  SEG_RST,
+  SEG_SYN,
+} from "../src/wire/stream_segment.ts";
 import {
   openPair,
   patternBytes,
@@ -288,4 +295,36 @@ Deno.test("wake() reports each new earliest deadline so that one timer can drive
   assert.equal(sent.length, 5); // four SYNs and the RST that ends it
   assert.equal(mux.nextDeadline(), Infinity);
   return Promise.resolve().then(() => assert.ok(isError("timeout")(t.error)));
+});
+
+Deno.test("isReplyToOwn() admits only segments of connections this side opened, on their ports", async () => {
+  const link = new SimLink({ timers });
+  const { client, server } = await openPair(link, 447);
+  const seg = (connId: number, flags: number) =>
+    encodeSegment({
+      flags,
+      connId,
+      seq: flags === SEG_SYN ? 0 : 1,
+      ack: flags === SEG_SYN ? 0 : 1,
+      window: 1 << 16,
+      sack: [],
+      // A SYN carries its MSS.
+      data: flags === SEG_SYN ? Uint8Array.of(0, 0, 0x05, 0x78) : new Uint8Array(),
+    });
+  const reply = { srcPort: 447, dstPort: client.localPort, payload: seg(client.connId, SEG_ACK) };
+  assert.equal(link.a.isReplyToOwn(reply), true, "the answer on a stream a opened");
+  assert.equal(link.a.isReplyToOwn({ ...reply, srcPort: 448 }), false, "another remote port");
+  assert.equal(link.a.isReplyToOwn({ ...reply, dstPort: 1001 }), false, "another local port");
+  assert.equal(
+    link.a.isReplyToOwn({ ...reply, payload: seg(client.connId + 1, SEG_SYN) }),
+    false,
+    "a SYN the peer would open",
+  );
+  assert.equal(link.a.isReplyToOwn({ ...reply, payload: Uint8Array.of(1, 2) }), false, "junk");
+  const towardServer = {
+    srcPort: client.localPort,
+    dstPort: 447,
+    payload: seg(server.connId, SEG_ACK),
+  };
+  assert.equal(link.b.isReplyToOwn(towardServer), false, "b accepted this one; it did not open it");
 });

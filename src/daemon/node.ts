@@ -493,11 +493,14 @@ export class Node {
         endpoint.port !== RELAY_PORT && trust.has(peer.keyHex) && (this.#link?.natted() ?? true),
       requireMac1: config.requireMac1,
       // Mailboxes (447) are streams: a rendezvous takes strangers' there, and
-      // a node hears its own rendezvous answer the streams it opened there.
-      untrustedStream: (peer, srcPort, dstPort) =>
+      // a node hears its own rendezvous answer on the streams it opened
+      // there, never a stream the rendezvous would open to it.
+      untrustedStream: (peer, segment) =>
         config.role === "rendezvous"
-          ? dstPort === PORT_MAILBOX
-          : srcPort === PORT_MAILBOX && (this.#link?.isRendezvous(peer.keyHex) ?? false),
+          ? segment.dstPort === PORT_MAILBOX
+          : segment.srcPort === PORT_MAILBOX &&
+            (this.#link?.isRendezvous(peer.keyHex) ?? false) &&
+            this.ctx.streams.isReplyToOwn(peer.keyHex, segment),
       // A rendezvous serves strangers on 445 (datagrams only); a node hears
       // its own rendezvous there.
       untrustedPort: (peer: PeerIdentity, port: number) =>

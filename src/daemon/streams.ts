@@ -141,6 +141,14 @@ export class Streams {
     this.muxFor(peer, endpoint).receive(p);
   }
 
+  /** Whether a packet from a peer belongs to a stream this node opened to it (on its ports). */
+  isReplyToOwn(
+    peerKeyHex: string,
+    p: { srcPort: number; dstPort: number; payload: Uint8Array },
+  ): boolean {
+    return this.#muxes.get(peerKeyHex)?.mux.isReplyToOwn(p) ?? false;
+  }
+
   /** Ends every stream with a peer (untrusted, or gone). */
   closePeer(peerKeyHex: string, reason: string): void {
     const entry = this.#muxes.get(peerKeyHex);

@@ -149,10 +149,13 @@ export interface SessionManagerOptions {
   /**
    * Stream segments an untrusted peer may send (a rendezvous serves
    * strangers' mailbox streams; a node hears its rendezvous answer the
-   * mailbox streams it opened there). Asked per segment with the segment's
-   * ports; none when absent: streams need trust.
+   * mailbox streams it opened there). Asked per segment; none when absent:
+   * streams need trust.
    */
-  untrustedStream?(peer: PeerIdentity, srcPort: number, dstPort: number): boolean;
+  untrustedStream?(
+    peer: PeerIdentity,
+    segment: { srcPort: number; dstPort: number; payload: Uint8Array },
+  ): boolean;
   /**
    * Untrusted peers whose frames carry relayed traffic (a node's rendezvous;
    * every node at a rendezvous): they get `RELAY_FRAME_RATE` instead of
@@ -631,7 +634,7 @@ export class SessionManager {
     const open = packet.kind === "datagram"
       ? this.#openToStrangers(s.peer, packet.dstPort)
       : packet.kind === "stream" &&
-        (this.#o.untrustedStream?.(s.peer, packet.srcPort, packet.dstPort) ?? false);
+        (this.#o.untrustedStream?.(s.peer, packet) ?? false);
     if (open && peer) peer.trustTrafficAt = now;
     if (!this.#o.isTrusted(s.peer)) {
       // Zero trust: an untrusted peer reaches the trust service's datagrams

@@ -250,6 +250,23 @@ export class StreamMux {
     this.#refuse(packet, seg.connId, "unknown connection");
   }
 
+  /**
+   * Whether `packet` is a segment of a connection this side opened, on its
+   * ports: what a firewall lets back in. A SYN, a segment of a connection
+   * the peer opened, or one that does not decode is not.
+   */
+  isReplyToOwn(packet: StreamPacket): boolean {
+    let seg;
+    try {
+      seg = decodeSegment(packet.payload);
+    } catch {
+      return false;
+    }
+    const conn = this.#conns.get(seg.connId);
+    return conn !== undefined && conn.initiator && conn.localPort === packet.dstPort &&
+      conn.remotePort === packet.srcPort;
+  }
+
   /** Runs every due timer, then reports the next deadline through `wake`. */
   tick(): void {
     const now = this.#o.now();
