@@ -33,6 +33,8 @@ export const PORT_PUBSUB = 1002;
 export const PORT_RENDEZVOUS = 445;
 /** Virtual port of path messages between trusted peers (hole punching). */
 export const PORT_PATH = 446;
+/** Virtual port of durable tasks (issue 11): streams of the messages protocol, trusted peers only. */
+export const PORT_TASKS = 1003;
 /** Virtual port of mailboxes at a rendezvous (issue 10): streams, open to strangers on a rendezvous. */
 export const PORT_MAILBOX = 447;
 

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   clock_skew: { http: 409, exit: 1, retryable: false },
   version_mismatch: { http: 409, exit: 1, retryable: false },
   internal: { http: 500, exit: 1, retryable: false },
+  task_failed: { http: 409, exit: 1, retryable: false },
 } as const;
 
 /** One of the published error codes. */

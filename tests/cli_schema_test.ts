@@ -377,6 +377,37 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     await okSchema(seen, "inbox ack", await b.pilot("inbox", "ack", sentMessage.id, "--json"));
     await okSchema(seen, "outbox", await a.pilot("outbox", "--json"));
     await okSchema(seen, "outbox cancel", await a.pilot("outbox", "cancel", "none", "--json"));
+    // A task through every command: given, listed, accepted, reported on, finished, waited for.
+    const task = ["t-schema", "--json"] as const;
+    await okSchema(
+      seen,
+      "task submit",
+      await a.pilot("task", "submit", PAIR_B_NAME, "--data", "x", "--id", "t-schema", "--json"),
+    );
+    await okSchema(seen, "task list", await b.pilot("task", "list", "--wait", "--json"));
+    await okSchema(seen, "task accept", await b.pilot("task", "accept", ...task));
+    await okSchema(
+      seen,
+      "task progress",
+      await b.pilot("task", "progress", "t-schema", "--data", "1/2", "--json"),
+    );
+    await okSchema(
+      seen,
+      "task result",
+      await b.pilot("task", "result", "t-schema", "--data", "ok", "--json"),
+    );
+    await okSchema(seen, "task wait", await a.pilot("task", "wait", ...task));
+    await okSchema(seen, "task status", await a.pilot("task", "status", ...task));
+    await okSchema(
+      seen,
+      "task submit",
+      await a.pilot("task", "submit", PAIR_B_NAME, "--data", "y", "--id", "t-decline", "--json"),
+    );
+    await okSchema(
+      seen,
+      "task decline",
+      await b.pilot("task", "decline", "t-decline", "--reason", "busy", "--json"),
+    );
     await okSchema(seen, "inbox", await b.pilot("inbox", "--clear", "--json"));
     await okSchema(
       seen,

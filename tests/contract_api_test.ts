@@ -304,6 +304,18 @@ Deno.test("every route's answer on a running daemon has only fields its output s
   // The outbox: empty here (outbox_flow_test.ts checks a queued message against the schema).
   await answer(a, C.OUTBOX);
   await answer(a, C.OUTBOX_CANCEL, { body: { id: "none" } });
+  // A task through every route.
+  await answer(a, C.TASK_SUBMIT, {
+    body: { peer: PAIR_B_NAME, data: { job: 1 }, type: "json", id: "t-api" },
+  });
+  await answer(b, C.TASK_LIST, { query: { wait: 5000 } });
+  await answer(b, C.TASK_ACCEPT, { body: { id: "t-api" } });
+  await answer(b, C.TASK_PROGRESS, { body: { id: "t-api", data: "half" } });
+  await answer(b, C.TASK_RESULT, { body: { id: "t-api", data: { done: true }, type: "json" } });
+  await answer(a, C.TASK_WAIT, { query: { id: "t-api", timeout_ms: 10_000 } });
+  await answer(a, C.TASK_STATUS, { query: { id: "t-api" } });
+  await answer(a, C.TASK_SUBMIT, { body: { peer: PAIR_B_NAME, data: "x", id: "t-api-2" } });
+  await answer(b, C.TASK_DECLINE, { body: { id: "t-api-2", reason: "busy" } });
   await answer(b, C.INBOX_ACK, { body: { ids: [sent.id] } });
   await answer(b, C.INBOX_CLEAR, { body: { up_to: inbox.next } });
 

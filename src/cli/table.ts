@@ -15,6 +15,7 @@ import { PUBSUB_COMMANDS } from "./commands/pubsub.ts";
 import { FILE_COMMANDS } from "./commands/files.ts";
 import { STATIC_PEER_COMMANDS } from "./commands/static_peers.ts";
 import { FIND_COMMANDS } from "./commands/find.ts";
+import { TASK_COMMANDS } from "./commands/tasks.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -25,6 +26,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...STREAM_COMMANDS,
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,
+  ...TASK_COMMANDS,
   ...FILE_COMMANDS,
   ...PORT_COMMANDS,
   ...PUBSUB_COMMANDS,

@@ -251,6 +251,58 @@ export function nodeRoutes(
       );
     },
     "GET /v1/outbox": () => Promise.resolve(V.outboxView(messages.outbox())),
+    "POST /v1/tasks/submit": async (req) => {
+      const b = C.parseInput(C.TASK_SUBMIT, req.body);
+      return V.taskView(
+        await node.features.tasks.submit(b.peer, {
+          type: b.type,
+          data: messageData(b.type, b.data),
+          id: b.id,
+          deadlineMs: b.deadline_ms ?? null,
+        }, b.timeout_ms),
+      );
+    },
+    "GET /v1/tasks": async (req) => {
+      const q = C.parseInput(C.TASK_LIST, req.query);
+      const tasks = await node.features.tasks.list({
+        role: q.role as "worker" | "submitter",
+        ...(q.state === undefined ? {} : { state: q.state as C.TaskStateName }),
+        waitMs: q.wait,
+      });
+      return { tasks: tasks.map(V.taskView) };
+    },
+    "POST /v1/tasks/accept": async (req) => {
+      const b = C.parseInput(C.TASK_ACCEPT, req.body);
+      return V.taskView(await node.features.tasks.accept(b.id, b.from));
+    },
+    "POST /v1/tasks/decline": async (req) => {
+      const b = C.parseInput(C.TASK_DECLINE, req.body);
+      return V.taskView(await node.features.tasks.decline(b.id, b.reason, b.from));
+    },
+    "POST /v1/tasks/progress": async (req) => {
+      const b = C.parseInput(C.TASK_PROGRESS, req.body);
+      return V.taskView(
+        await node.features.tasks.progress(b.id, b.type, messageData(b.type, b.data), b.from),
+      );
+    },
+    "POST /v1/tasks/result": async (req) => {
+      const b = C.parseInput(C.TASK_RESULT, req.body);
+      if ((b.data === undefined) === (b.error === undefined)) {
+        throw invalid("Give exactly one of data and error", "a result, or why the task failed");
+      }
+      const outcome = b.error !== undefined
+        ? { error: b.error }
+        : { type: b.type, data: messageData(b.type, b.data) };
+      return V.taskView(await node.features.tasks.result(b.id, outcome, b.from));
+    },
+    "GET /v1/tasks/status": async (req) => {
+      const q = C.parseInput(C.TASK_STATUS, req.query);
+      return V.taskView(await node.features.tasks.status(q.id, q.from));
+    },
+    "GET /v1/tasks/wait": async (req) => {
+      const q = C.parseInput(C.TASK_WAIT, req.query);
+      return V.taskView(await node.features.tasks.wait(q.id, q.timeout_ms, q.from));
+    },
     "POST /v1/outbox/cancel": async (req) => {
       const b = C.parseInput(C.OUTBOX_CANCEL, req.body);
       return { cancelled: await messages.outboxCancel(b.id, b.to) };

@@ -27,6 +27,7 @@ import type {
 } from "../daemon/features/diagnostics.ts";
 import type { SentFile } from "../daemon/features/files.ts";
 import { type QueuedMessage, queuedPeer } from "../daemon/outbox.ts";
+import type { TaskView } from "../daemon/features/tasks.ts";
 import type { FindResult } from "../daemon/features/find.ts";
 import type { CallResult, SendResult } from "../daemon/features/messages.ts";
 import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/features/ports.ts";
@@ -502,5 +503,28 @@ export function rendezvousView(s: RendezvousStatus): Infer<typeof C.RENDEZVOUS_S
       streams: s.mailboxes.server.streams,
       streams_dropped: s.mailboxes.server.dropped,
     },
+  };
+}
+
+/** A task (`/v1/tasks/*`). */
+export function taskView(t: TaskView): Infer<typeof C.TASK> {
+  return {
+    id: t.id,
+    role: t.role,
+    peer: t.peer,
+    state: t.state,
+    type: t.input.type,
+    bytes: t.input.bytes,
+    deadline: t.deadline,
+    reason: t.reason,
+    error: t.error,
+    result: t.result === null || t.resultData === null
+      ? null
+      : { type: t.result.type, bytes: t.result.bytes, data: t.resultData },
+    progress: t.progress.map((p) => ({ n: p.n, type: p.type, data: p.data, at: p.at })),
+    progress_count: t.progressCount,
+    pending: t.pending.length,
+    created_at: t.createdAt,
+    updated_at: t.updatedAt,
   };
 }

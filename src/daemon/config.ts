@@ -140,7 +140,7 @@ function parseRelayQuota(v: unknown, where: string): { perPeer: number; total: n
 }
 
 /** Built-in services that may be turned off (trust on port 444 may not). */
-export const OPTIONAL_SERVICES = ["echo", "messages", "pubsub"];
+export const OPTIONAL_SERVICES = ["echo", "messages", "pubsub", "tasks"];
 
 /** Earlier names of the optional services, still accepted. */
 const SERVICE_ALIASES: Readonly<Record<string, string>> = { data: "messages", events: "pubsub" };

@@ -2,7 +2,8 @@
  * The node's event stream: trust.requested, trust.approved, trust.rejected,
  * trust.revoked, message.received, message.delivered, message.refused,
  * message.expired, peer.up, peer.down, peer.name_conflict,
- * peer.path_changed. Events are numbered;
+ * peer.path_changed, and task.received, task.accepted, task.declined,
+ * task.progress, task.result, task.expired. Events are numbered;
  * a reader resumes with `after=SEQ`. Kept in a bounded ring in memory.
  *
  * @module
@@ -22,6 +23,12 @@ export const EVENT_TYPES = [
   "peer.down",
   "peer.name_conflict",
   "peer.path_changed",
+  "task.received",
+  "task.accepted",
+  "task.declined",
+  "task.progress",
+  "task.result",
+  "task.expired",
 ] as const;
 
 /** One event type. */

@@ -15,6 +15,7 @@ import {
   PORT_MESSAGES,
   PORT_PUBSUB,
   PORT_RENDEZVOUS,
+  PORT_TASKS,
   TIMER_TICK_MS,
 } from "../constants.ts";
 import {
@@ -53,6 +54,9 @@ import { PortsFeature } from "./features/ports.ts";
 import { PubSubFeature } from "./features/pubsub.ts";
 import { RendezvousFeature } from "./features/rendezvous.ts";
 import { MailboxesFeature } from "./features/mailboxes.ts";
+import { TasksFeature } from "./features/tasks.ts";
+import { TaskStore } from "./task_store.ts";
+import { Refusal } from "../services/refusal.ts";
 import { DurableMailboxes } from "./mailbox_disk.ts";
 import { HOME_FILES } from "./home.ts";
 import { join } from "node:path";
@@ -104,6 +108,8 @@ interface Stores {
   handshakes: HandshakeQueue;
   /** A rendezvous's mailboxes (`pilot rendezvous` only). */
   mailboxes: DurableMailboxes | undefined;
+  /** Tasks submitted and received. */
+  tasks: TaskStore;
 }
 
 /** The command groups of a node, one per `cli/commands/` module. */
@@ -124,6 +130,8 @@ export interface Features {
   peers: StaticPeersFeature;
   /** find. */
   find: FindFeature;
+  /** task submit, list, accept, decline, progress, result, status, wait. */
+  tasks: TasksFeature;
 }
 
 /** A running node. */
@@ -324,6 +332,22 @@ export class Node {
     if (enabled("messages")) {
       streams.serve(PORT_MESSAGES, (conn, peer) => void messagesServer.serve(conn, peer));
     }
+    // Tasks: transitions are messages of the port-1001 protocol on port 1003,
+    // stored by the tasks feature instead of the inbox; no files there.
+    const tasksServer: MessagesServer = new MessagesServer({
+      sink: { store: (peer, envelope) => tasks.store(peer, envelope) },
+      files: { begin: () => Promise.reject(new Refusal("invalid_argument", "no files on tasks")) },
+    });
+    const tasks = new TasksFeature(
+      this.ctx,
+      stores.tasks,
+      new MessagesClient({
+        open: (peer, ms) => streams.open(peer, reach.endpointOf(peer.keyHex), PORT_TASKS, ms),
+      }),
+    );
+    if (enabled("tasks")) {
+      streams.serve(PORT_TASKS, (conn, peer) => void tasksServer.serve(conn, peer));
+    }
     this.broker = new PubSubBroker({
       self: { address: identity.address, publicKey: identity.publicKey },
     });
@@ -368,6 +392,7 @@ export class Node {
       pubsub: new PubSubFeature(this.ctx),
       peers: new StaticPeersFeature(this.ctx, home),
       find: new FindFeature(this.ctx),
+      tasks,
     };
 
     let ticking = false;
@@ -393,6 +418,7 @@ export class Node {
         trustService.retryOutbox().catch(() => {}).finally(() => flushing = false);
       }
       this.#retryQueue();
+      void tasks.tick();
     }, OUTBOX_RETRY_MS);
     // Roaming moves a session's endpoint without an event: sample trusted peers'.
     this.#sampleTimer = setInterval(() => {
@@ -527,6 +553,7 @@ export class Node {
     const receivedFiles = await ReceivedFiles.open(home);
     const outbox = await Outbox.open(home);
     const handshakes = await HandshakeQueue.open(home);
+    const tasks = await TaskStore.open(home);
     const mailboxes = config.role === "rendezvous"
       ? await DurableMailboxes.open(join(home, HOME_FILES.mailboxes))
       : undefined;
@@ -572,7 +599,7 @@ export class Node {
       identity,
       config,
       home,
-      { trust, flow, inbox, dedup, receivedFiles, outbox, handshakes, mailboxes },
+      { trust, flow, inbox, dedup, receivedFiles, outbox, handshakes, mailboxes, tasks },
       udp,
       dht,
     );
@@ -612,8 +639,9 @@ export class Node {
       this.#endpoints.flush().catch(() => {});
     }
     trustService.peerUp(peer.keyHex).catch(() => {});
-    // Messages queued for it go now.
+    // Messages queued for it go now, and task transitions it has not heard.
     this.features.messages.peerUp(peer.keyHex);
+    void this.features.tasks.tick(peer.keyHex);
     this.#retryQueue();
   }
 

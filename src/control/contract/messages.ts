@@ -27,14 +27,14 @@ export const CALL_TIMEOUT_MS = 60_000;
 /** The message types. */
 export const TYPES = ["text", "json", "binary"] as const;
 
-const TYPE = {
+export const TYPE = {
   type: "string",
   description: "text, json or binary",
   default: "text",
   values: TYPES,
 } as const satisfies FieldSpec;
 
-const DATA = {
+export const DATA = {
   type: "json",
   required: true,
   description: "text; for json a JSON value (or a string holding JSON); for binary base64",

@@ -24,6 +24,16 @@ import { PUBLISH, SUBSCRIBE } from "./pubsub.ts";
 import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "./static_peers.ts";
 import { RENDEZVOUS_STATUS } from "./rendezvous.ts";
 import { FIND } from "./find.ts";
+import {
+  TASK_ACCEPT,
+  TASK_DECLINE,
+  TASK_LIST,
+  TASK_PROGRESS,
+  TASK_RESULT,
+  TASK_STATUS,
+  TASK_SUBMIT,
+  TASK_WAIT,
+} from "./tasks.ts";
 import type { RouteSpec } from "./spec.ts";
 
 export * from "./spec.ts";
@@ -37,6 +47,7 @@ export * from "./pubsub.ts";
 export * from "./static_peers.ts";
 export * from "./rendezvous.ts";
 export * from "./find.ts";
+export * from "./tasks.ts";
 
 /** Every route of the control API. */
 export const ROUTES: readonly RouteSpec[] = [
@@ -73,6 +84,14 @@ export const ROUTES: readonly RouteSpec[] = [
   RECEIVED_CLEAR,
   CALL,
   REPLY,
+  TASK_SUBMIT,
+  TASK_LIST,
+  TASK_ACCEPT,
+  TASK_DECLINE,
+  TASK_PROGRESS,
+  TASK_RESULT,
+  TASK_STATUS,
+  TASK_WAIT,
   CONNECTIONS,
   STREAM,
   LISTEN,
