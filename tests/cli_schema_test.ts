@@ -429,6 +429,15 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
       [["trust", "static", "session"], "session"],
     );
     await okSchema(seen, "peer remove", await a.pilot("peer", "remove", "nobody", "--json"));
+    const hook = "http://127.0.0.1:9/pilot";
+    await okSchema(
+      seen,
+      "webhook add",
+      await a.pilot("webhook", "add", hook, "--event", "task.*", "--secret", "s", "--json"),
+    );
+    const hooks = await okSchema(seen, "webhook list", await a.pilot("webhook", "list", "--json"));
+    assert.equal(hooks.webhooks.length, 1, "a non-empty webhook list was checked");
+    await okSchema(seen, "webhook remove", await a.pilot("webhook", "remove", hook, "--json"));
     await okSchema(seen, "untrust", await a.pilot("untrust", PAIR_B_NAME, "--json"));
     await okSchema(seen, "untrust", await a.pilot("untrust", fixture(6).address, "--json"));
     const peers = await okSchema(seen, "peers", await b.pilot("peers", "--json"));

@@ -456,6 +456,11 @@ Deno.test("every route's answer on a running daemon has only fields its output s
     "a static peer that is also trusted was checked",
   );
   await answer(a, C.PEER_REMOVE, { body: { name: "extra-node" } });
+  const hook = "http://127.0.0.1:9/pilot";
+  await answer(a, C.WEBHOOK_ADD, { body: { url: hook, events: ["task.*"], secret: "s" } });
+  const hooks = await answer(a, C.WEBHOOK_LIST);
+  assert.equal(hooks.webhooks.length, 1, "a non-empty webhook list was checked");
+  await answer(a, C.WEBHOOK_REMOVE, { body: { url: hook } });
   await answer(a, C.UNTRUST, { body: { peer: PAIR_B_NAME } });
   await answer(a, C.SHUTDOWN);
 

@@ -14,6 +14,7 @@ import { STREAM_COMMANDS } from "./commands/streams.ts";
 import { PUBSUB_COMMANDS } from "./commands/pubsub.ts";
 import { FILE_COMMANDS } from "./commands/files.ts";
 import { STATIC_PEER_COMMANDS } from "./commands/static_peers.ts";
+import { WEBHOOK_COMMANDS } from "./commands/webhooks.ts";
 import { FIND_COMMANDS } from "./commands/find.ts";
 import { TASK_COMMANDS } from "./commands/tasks.ts";
 
@@ -22,6 +23,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
   ...NODE_COMMANDS,
   ...STATIC_PEER_COMMANDS,
+  ...WEBHOOK_COMMANDS,
   ...FIND_COMMANDS,
   ...STREAM_COMMANDS,
   ...TRUST_COMMANDS,

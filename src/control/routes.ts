@@ -146,7 +146,8 @@ export function nodeRoutes(
   shutdown: () => void,
   controlStats: () => unknown = () => null,
 ): Routes {
-  const { trust, messages, files, diagnostics, ports, pubsub, peers, find } = node.features;
+  const { trust, messages, files, diagnostics, ports, pubsub, peers, find, webhooks } =
+    node.features;
   return {
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
@@ -168,6 +169,16 @@ export function nodeRoutes(
     "POST /v1/peer/remove": async (req) => {
       const b = C.parseInput(C.PEER_REMOVE, req.body);
       return V.peerRemoveView(await peers.remove(b.name, b.save));
+    },
+    "GET /v1/webhooks": () =>
+      Promise.resolve(V.webhookListView(webhooks.list(), webhooks.allowRemote)),
+    "POST /v1/webhooks/add": async (req) => {
+      const b = C.parseInput(C.WEBHOOK_ADD, req.body);
+      return V.webhookChangeView(await webhooks.add(b.url, b.events, b.secret));
+    },
+    "POST /v1/webhooks/remove": async (req) => {
+      const b = C.parseInput(C.WEBHOOK_REMOVE, req.body);
+      return V.webhookChangeView(await webhooks.remove(b.url));
     },
     "GET /v1/find": async (req) => {
       const { peer, timeout_ms: timeoutMs } = C.parseInput(C.FIND, req.query);

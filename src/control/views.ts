@@ -34,6 +34,8 @@ import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/featu
 import type { Published, SubscriptionNotice } from "../daemon/features/pubsub.ts";
 import type { RendezvousStatus } from "../daemon/features/rendezvous.ts";
 import type { StaticPeer, StaticPeerChange } from "../daemon/features/static_peers.ts";
+import type { WebhookChange } from "../daemon/features/webhooks.ts";
+import type { WebhookState } from "../daemon/webhooks.ts";
 import type { NodeEvent } from "../daemon/events.ts";
 import type { InboxMessage, InboxPage } from "../daemon/inbox.ts";
 import type { ReceivedPage } from "../daemon/received_files.ts";
@@ -124,6 +126,35 @@ export function peerRemoveView(c: StaticPeerChange): Infer<typeof C.PEER_REMOVE.
     saved: c.saved,
     trusted: c.trusted,
   };
+}
+
+// ---- Webhooks ----
+
+/** `GET /v1/webhooks`: never the secrets, only whether there is one. */
+export function webhookListView(
+  hooks: readonly WebhookState[],
+  allowRemote: boolean,
+): Infer<typeof C.WEBHOOK_LIST.output> {
+  return {
+    webhooks: hooks.map((h) => ({
+      url: h.url,
+      events: h.events,
+      secret: h.secret !== null,
+      delivered: h.delivered,
+      failed: h.failed,
+      dropped: h.dropped,
+      queued: h.queued,
+      last_status: h.lastStatus,
+      last_error: h.lastError,
+      last_attempt_at: h.lastAttemptAt === null ? null : new Date(h.lastAttemptAt).toISOString(),
+    })),
+    allow_remote: allowRemote,
+  };
+}
+
+/** `POST /v1/webhooks/add` and `POST /v1/webhooks/remove`. */
+export function webhookChangeView(c: WebhookChange): Infer<typeof C.WEBHOOK_ADD.output> {
+  return { url: c.url, events: c.events, secret: c.secret, changed: c.changed };
 }
 
 // ---- Find ----

@@ -23,6 +23,7 @@ import { DEFAULT_TIMERS, type SessionTimers } from "../session/manager.ts";
 import { DEFAULT_STREAM_TIMERS, type StreamTimers } from "../stream/options.ts";
 import { DEFAULT_RELAY_QUOTA } from "../services/rendezvous/service.ts";
 import { HOME_FILES, writeFileAtomic } from "./home.ts";
+import { MAX_WEBHOOKS, parseWebhook, type WebhookSpec } from "./webhooks.ts";
 
 /** Default UDP listen endpoint. */
 export const DEFAULT_LISTEN = "0.0.0.0:7440";
@@ -73,6 +74,10 @@ export interface DaemonConfig {
   dhtPort: number;
   /** DHT nodes to join through, as HOST:PORT. */
   dhtBootstrap: EndpointSpec[];
+  /** Where events are POSTed (`webhook add`/`webhook remove` change it at run time). */
+  webhooks: WebhookSpec[];
+  /** Whether webhook URLs may be off this machine (`--allow-remote-webhooks`). */
+  allowRemoteWebhooks: boolean;
 }
 
 /** The public DHT nodes a node joins through unless config.json names others. */
@@ -157,6 +162,7 @@ export interface ConfigFlags {
   public?: boolean;
   noLan?: boolean;
   dht?: boolean;
+  allowRemoteWebhooks?: boolean;
 }
 
 const TIMER_KEYS: Record<string, keyof SessionTimers> = {
@@ -207,6 +213,8 @@ const FILE_KEYS = [
   "dht_port",
   "dht_bootstrap",
   "lan_port",
+  "webhooks",
+  "allow_remote_webhooks",
 ];
 
 /** `file[key]` when it is a boolean, undefined when absent; anything else is refused quoting it. */
@@ -387,6 +395,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     dht: false,
     dhtPort: 0,
     dhtBootstrap: DHT_BOOTSTRAP.map((e) => parseEndpoint(e)),
+    webhooks: [],
+    allowRemoteWebhooks: false,
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {
@@ -502,6 +512,9 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     }
     cfg.dhtBootstrap = v.map((x) => parseEndpoint(x));
   }
+  cfg.allowRemoteWebhooks = flags.allowRemoteWebhooks === true ||
+    (bool("allow_remote_webhooks") ?? false);
+  if (file.webhooks !== undefined) cfg.webhooks = parseWebhooks(file.webhooks, where, cfg);
   const envListen = Deno.env.get("PILOT_LISTEN");
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
@@ -525,6 +538,82 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   // key: message 1 without mac1 (a scan) gets no answer (docs/PROTOCOL.md §5).
   if (cfg.rendezvous.length > 0) cfg.requireMac1 = true;
   return cfg;
+}
+
+/** `webhooks` in config.json: a list of `{url, events, secret?}`, one per URL. */
+function parseWebhooks(v: unknown, where: string, cfg: DaemonConfig): WebhookSpec[] {
+  if (!Array.isArray(v) || v.length > MAX_WEBHOOKS) {
+    throw invalid(
+      `${where}: "webhooks" must be a list of at most ${MAX_WEBHOOKS} {url, events, secret?}, not ${
+        quote(v)
+      }`,
+      'e.g. [{"url": "http://127.0.0.1:8080/pilot", "events": ["message.received"]}]',
+    );
+  }
+  const hooks = v.map((x) => parseWebhook(x, where, cfg.allowRemoteWebhooks));
+  const twice = hooks.find((h, i) => hooks.findIndex((o) => o.url === h.url) !== i);
+  if (twice !== undefined) {
+    throw invalid(`${where}: webhook "${twice.url}" is listed twice`, "list each URL once");
+  }
+  return hooks;
+}
+
+/**
+ * Sets (`hook`) or removes (`{url}` alone) the webhook at a URL in the home's
+ * `config.json`, keeping every other key and webhook; written atomically.
+ * A file that is not a valid config object, or whose `webhooks` is not a
+ * list of objects, is refused and left as it is. Returns whether the file
+ * changed.
+ */
+export async function saveConfigWebhook(
+  home: string,
+  url: string,
+  hook: WebhookSpec | null,
+): Promise<boolean> {
+  const path = join(home, HOME_FILES.config);
+  const keep = "nothing was changed; fix the file";
+  let file: Record<string, unknown>;
+  try {
+    file = await readConfigFile(home);
+  } catch (e) {
+    if (!(e instanceof PilotError)) throw e;
+    throw new PilotError(e.code, `Cannot save the webhook: ${e.message}`, `${keep} (${e.hint})`);
+  }
+  const list = file.webhooks ?? [];
+  if (
+    !Array.isArray(list) ||
+    !list.every((h) => typeof h === "object" && h !== null && !Array.isArray(h))
+  ) {
+    throw invalid(
+      `Cannot save the webhook: "webhooks" in "${path}" is not a list of {url, events, secret?}`,
+      keep,
+    );
+  }
+  const sameUrl = (h: Record<string, unknown>) => {
+    try {
+      return typeof h.url === "string" && new URL(h.url).href === url;
+    } catch {
+      return false;
+    }
+  };
+  const entry = hook === null ? null : {
+    url: hook.url,
+    events: hook.events,
+    ...(hook.secret === null ? {} : { secret: hook.secret }),
+  };
+  const at = (list as Record<string, unknown>[]).findIndex(sameUrl);
+  const next = [...(list as Record<string, unknown>[])];
+  if (entry === null) {
+    if (at < 0) return false;
+    next.splice(at, 1);
+  } else if (at < 0) {
+    next.push(entry);
+  } else {
+    if (JSON.stringify(next[at]) === JSON.stringify(entry)) return false;
+    next[at] = entry;
+  }
+  await writeFileAtomic(path, JSON.stringify({ ...file, webhooks: next }, null, 2) + "\n", 0o600);
+  return true;
 }
 
 /**

@@ -54,6 +54,7 @@ export class EventBus {
   #ring: NodeEvent[] = [];
   #seq = 0;
   #waiters = new Set<() => void>();
+  #listeners = new Set<(event: NodeEvent) => void>();
 
   /** The last event's seq (0 before any). */
   get lastSeq(): number {
@@ -67,7 +68,24 @@ export class EventBus {
     if (this.#ring.length > RING) this.#ring.splice(0, this.#ring.length - RING);
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure is its own; the event is published all the same.
+      }
+    }
     return event;
+  }
+
+  /**
+   * Calls `listener` with every event published from now on, synchronously
+   * inside `publish` (so it must only queue work, never wait); returns the
+   * function that stops it.
+   */
+  listen(listener: (event: NodeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Events with seq > after, oldest first, at most `limit`. */

@@ -62,6 +62,9 @@ import { HOME_FILES } from "./home.ts";
 import { join } from "node:path";
 import { RendezvousLink } from "./features/rendezvous_link.ts";
 import { StaticPeersFeature } from "./features/static_peers.ts";
+import { WebhooksFeature } from "./features/webhooks.ts";
+import { WebhookDispatcher } from "./webhooks.ts";
+import { log } from "./log.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
 import { LanDiscovery, lanReachable } from "./lan.ts";
@@ -130,6 +133,8 @@ export interface Features {
   peers: StaticPeersFeature;
   /** find. */
   find: FindFeature;
+  /** webhook list, webhook add, webhook remove. */
+  webhooks: WebhooksFeature;
   /** task submit, list, accept, decline, progress, result, status, wait. */
   tasks: TasksFeature;
 }
@@ -172,6 +177,8 @@ export class Node {
   #inflightStrangers = 0;
   /** Datagrams dropped because too many were in flight (in all, or from strangers). */
   #overloaded = 0;
+  /** Posts events to the configured webhooks. */
+  #webhooks: WebhookDispatcher;
 
   private constructor(
     identity: Identity,
@@ -189,6 +196,13 @@ export class Node {
     this.receivedFiles = stores.receivedFiles;
     this.#endpoints = new EndpointMemory(trust);
     const events = new EventBus();
+    // Webhooks hear every event after it is in the ring; the bus only queues for them.
+    this.#webhooks = new WebhookDispatcher({
+      onFailed: (url, event, reason) =>
+        log(`webhook ${url}: gave up on event ${event.seq} (${event.type}): ${reason}`),
+    });
+    for (const hook of config.webhooks) this.#webhooks.set(hook);
+    events.listen((event) => this.#webhooks.enqueue(event));
     const sessions = this.#sessions(identity, config, trust, events);
     const streams = new Streams((key, p) => {
       sessions.send(key, { kind: "stream", ...p }).catch(() => {});
@@ -392,6 +406,7 @@ export class Node {
       pubsub: new PubSubFeature(this.ctx),
       peers: new StaticPeersFeature(this.ctx, home),
       find: new FindFeature(this.ctx),
+      webhooks: new WebhooksFeature(this.ctx, home, this.#webhooks),
       tasks,
     };
 
@@ -647,6 +662,7 @@ export class Node {
 
   /** Stops timers, the socket and the stores. */
   async close(): Promise<void> {
+    this.#webhooks.close();
     this.broker.close("daemon stopping");
     this.ctx.streams.close();
     clearInterval(this.#timer);

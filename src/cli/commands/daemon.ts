@@ -73,6 +73,10 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "boolean",
     description: "publish this node's signed record in the Mainline DHT and look names up there",
   },
+  "allow-remote-webhooks": {
+    type: "boolean",
+    description: "let webhooks POST events off this machine (loopback URLs only by default)",
+  },
 };
 
 function configFlags(ctx: CommandContext) {
@@ -88,6 +92,7 @@ function configFlags(ctx: CommandContext) {
     ...(f.public === true ? { public: true } : {}),
     ...(f["no-lan"] === true ? { noLan: true } : {}),
     ...(f.dht === true ? { dht: true } : {}),
+    ...(f["allow-remote-webhooks"] === true ? { allowRemoteWebhooks: true } : {}),
   };
 }
 
@@ -106,6 +111,7 @@ function passThrough(ctx: CommandContext): string[] {
   if (f.public === true) out.push("--public");
   if (f["no-lan"] === true) out.push("--no-lan");
   if (f.dht === true) out.push("--dht");
+  if (f["allow-remote-webhooks"] === true) out.push("--allow-remote-webhooks");
   return out;
 }
 

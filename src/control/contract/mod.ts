@@ -23,6 +23,7 @@ import { CONNECTIONS, DGRAM, LISTEN, RECV, STREAM } from "./ports.ts";
 import { PUBLISH, SUBSCRIBE } from "./pubsub.ts";
 import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "./static_peers.ts";
 import { RENDEZVOUS_STATUS } from "./rendezvous.ts";
+import { WEBHOOK_ADD, WEBHOOK_LIST, WEBHOOK_REMOVE } from "./webhooks.ts";
 import { FIND } from "./find.ts";
 import {
   TASK_ACCEPT,
@@ -46,6 +47,7 @@ export * from "./ports.ts";
 export * from "./pubsub.ts";
 export * from "./static_peers.ts";
 export * from "./rendezvous.ts";
+export * from "./webhooks.ts";
 export * from "./find.ts";
 export * from "./tasks.ts";
 
@@ -57,6 +59,9 @@ export const ROUTES: readonly RouteSpec[] = [
   PEER_LIST,
   PEER_ADD,
   PEER_REMOVE,
+  WEBHOOK_LIST,
+  WEBHOOK_ADD,
+  WEBHOOK_REMOVE,
   FIND,
   CONNECT,
   HANDSHAKE,
