@@ -279,6 +279,7 @@ export function nodeRoutes(
         role: q.role as "worker" | "submitter",
         ...(q.state === undefined ? {} : { state: q.state as C.TaskStateName }),
         waitMs: q.wait,
+        limit: q.limit,
       });
       return { tasks: tasks.map(V.taskView) };
     },

@@ -546,6 +546,7 @@ export function taskView(t: TaskView): Infer<typeof C.TASK> {
     state: t.state,
     type: t.input.type,
     bytes: t.input.bytes,
+    input: t.inputData,
     deadline: t.deadline,
     reason: t.reason,
     error: t.error,

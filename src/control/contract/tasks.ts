@@ -39,9 +39,10 @@ export const TASK = obj({
   // The other side.
   peer: PEER_REF,
   state: oneOf(...TASK_STATES),
-  // The input's data type and size.
+  // The input's data type and size, and the input (text, JSON text, or base64).
   type: oneOf(...TYPES),
   bytes: int,
+  input: str,
   // When it is given up (ISO), or null.
   deadline: nullable(str),
   // Why the worker declined it ("" otherwise).
@@ -109,6 +110,13 @@ export const TASK_LIST = route({
       default: 0,
       min: 0,
       max: MAX_TIMEOUT_MS,
+    },
+    limit: {
+      type: "integer",
+      description: "at most this many tasks (the oldest)",
+      default: 100,
+      min: 1,
+      max: 1000,
     },
   },
   output: obj({ tasks: arr(TASK) }),

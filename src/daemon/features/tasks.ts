@@ -62,6 +62,8 @@ const DELIVER_ATTEMPT_MS = 10_000;
 
 /** A task as the commands return it (data read back). */
 export interface TaskView extends Task {
+  /** The input's data (text, JSON text, or base64). */
+  inputData: string;
   /** The result's data (text, JSON text, or base64), when done. */
   resultData: string | null;
 }
@@ -218,7 +220,7 @@ export class TasksFeature {
    * that long for one to exist.
    */
   async list(
-    options: { role?: TaskRole; state?: TaskState; waitMs?: number } = {},
+    options: { role?: TaskRole; state?: TaskState; waitMs?: number; limit?: number } = {},
   ): Promise<TaskView[]> {
     const role = options.role ?? "worker";
     const pick = () =>
@@ -238,7 +240,7 @@ export class TasksFeature {
         clearTimeout(timer);
       }
     }
-    return await Promise.all(found.map((t) => this.#view(t)));
+    return await Promise.all(found.slice(0, options.limit ?? 100).map((t) => this.#view(t)));
   }
 
   /** `pilot task accept`. */
@@ -597,7 +599,8 @@ export class TasksFeature {
     const resultData = t.result === null
       ? null
       : dataText(t.result.type, await this.#store.readData(t.result));
-    return { ...t, resultData };
+    const inputData = dataText(t.input.type, await this.#store.readData(t.input));
+    return { ...t, inputData, resultData };
   }
 
   #event(t: Task): Record<string, unknown> {
