@@ -7,8 +7,8 @@
  * Usage: `deno task bench [--datagram-bytes N] [--volume-mib N] [--only a,b,...]
  * [--msg-inflight N] [--profile DIR]`.
  *
- * - `--only` picks among: idle, aead, raw_udp, sweep, stream, ping, messages, handshakes,
- *   rendezvous, relay.
+ * - `--only` picks among: idle, aead, raw_udp, sweep, stream, ping, messages, forward,
+ *   handshakes, rendezvous, relay.
  * - `--profile DIR` runs the daemons in the foreground under `--cpu-prof`, writing
  *   `DIR/daemon-<hostname>.cpuprofile` at exit (summarise with `bench/profile_summary.ts`).
  *
@@ -66,6 +66,7 @@ const MEASUREMENTS = [
   "stream",
   "ping",
   "messages",
+  "forward",
   "handshakes",
   "rendezvous",
   "relay",
@@ -1338,6 +1339,109 @@ function relayBytesPerPair(): number | null {
   return service.stats().relayed.frames === RELAY_PAIRS ? round(grown / RELAY_PAIRS, 0) : null;
 }
 
+// ---------------------------------------------------------------------------
+// HTTP through `pilot forward` / `pilot expose`, beside the same server on loopback
+
+const HTTP_WARMUP = 50;
+const HTTP_SEQUENTIAL = 500;
+const HTTP_CONCURRENT = 32;
+const HTTP_TOTAL = 2000;
+const HTTP_NEW_CONNECTIONS = 100;
+
+interface HttpRun {
+  p50: number | null;
+  p99: number | null;
+  rps: number;
+  newConnectionP50: number | null;
+}
+
+/** One GET of `url`, its body read; throws unless it answers 200. */
+async function httpGet(url: string, client: Deno.HttpClient): Promise<void> {
+  const res = await fetch(url, { client });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}`);
+}
+
+/** Latencies of sequential GETs on kept-alive connections, rps with many at once, and new-connection latency. */
+async function httpRun(url: string): Promise<HttpRun> {
+  const u = new URL(url);
+  // Straight to the port, never through an HTTP proxy from the environment.
+  const direct = { transport: "tcp" as const, hostname: u.hostname, port: Number(u.port) };
+  const client = Deno.createHttpClient({ proxy: direct });
+  const fresh = Deno.createHttpClient({ proxy: direct, poolMaxIdlePerHost: 0 });
+  try {
+    for (let i = 0; i < HTTP_WARMUP; i++) await httpGet(url, client);
+    const latencies: number[] = [];
+    for (let i = 0; i < HTTP_SEQUENTIAL; i++) {
+      const t = performance.now();
+      await httpGet(url, client);
+      latencies.push(performance.now() - t);
+    }
+    const t0 = performance.now();
+    await pool(HTTP_TOTAL, HTTP_CONCURRENT, () => httpGet(url, client));
+    const rps = HTTP_TOTAL / ((performance.now() - t0) / 1000);
+    const opened: number[] = [];
+    for (let i = 0; i < HTTP_NEW_CONNECTIONS; i++) {
+      const t = performance.now();
+      await httpGet(url, fresh);
+      opened.push(performance.now() - t);
+    }
+    return {
+      p50: percentile(latencies, 0.5),
+      p99: percentile(latencies, 0.99),
+      rps,
+      newConnectionP50: percentile(opened, 0.5),
+    };
+  } finally {
+    client.close();
+    fresh.close();
+  }
+}
+
+async function measureForward(ctx: Context): Promise<Figures> {
+  const { a, b } = await daemonsOf(ctx);
+  const card = JSON.stringify({ name: "bench-agent", url: "http://127.0.0.1/a2a", skills: [] });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response(card, { headers: { "content-type": "application/json" } }),
+  );
+  cleanups.push(() => server.shutdown());
+  const target = server.addr.port;
+  const exposed = await (await Api.of(b)).call("POST", "/v1/expose", {
+    target: String(target),
+    vport: 80,
+  });
+  if (exposed.status !== 200) throw new Error(`expose answered ${JSON.stringify(exposed.json)}`);
+  const forwarded = await (await Api.of(a)).call("POST", "/v1/forward", { peer: NAME_B });
+  if (forwarded.status !== 200) {
+    throw new Error(`forward answered ${JSON.stringify(forwarded.json)}`);
+  }
+  const listen = forwarded.json.data.forward.listen;
+  const path = "/.well-known/agent.json";
+  progress(`forward: HTTP GETs to 127.0.0.1:${target} directly, then through ${listen}`);
+  const direct = await httpRun(`http://127.0.0.1:${target}${path}`);
+  const through = await httpRun(`http://${listen}${path}`);
+  const view = (r: HttpRun) => ({
+    rps: round(r.rps, 0),
+    p50_ms: r.p50 === null ? null : round(r.p50, 3),
+    p99_ms: r.p99 === null ? null : round(r.p99, 3),
+    new_connection_p50_ms: r.newConnectionP50 === null ? null : round(r.newConnectionP50, 3),
+  });
+  ctx.details.forward = { direct: view(direct), forward: view(through) };
+  ctx.notes.forward_http_rps = `B exposes a Deno.serve HTTP server (a ${card.length}-byte JSON ` +
+    `agent card) on virtual port 80, A forwards ${listen} to it: GETs through A's forward, ` +
+    `one tunnel stream per TCP connection, against the same server on loopback (direct_*). ` +
+    `p50: ${HTTP_SEQUENTIAL} sequential GETs on a kept-alive connection; rps: ${HTTP_TOTAL} ` +
+    `GETs, ${HTTP_CONCURRENT} at once over pooled connections; details.forward also has a new ` +
+    `connection (and tunnel) per GET`;
+  return {
+    forward_http_rps: round(through.rps, 0),
+    forward_http_p50_ms: through.p50 === null ? null : round(through.p50, 3),
+    direct_http_rps: round(direct.rps, 0),
+    direct_http_p50_ms: direct.p50 === null ? null : round(direct.p50, 3),
+  };
+}
+
 const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
   idle: measureIdle,
   aead: measureAead,
@@ -1346,6 +1450,7 @@ const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
   stream: measureStream,
   ping: measurePing,
   messages: measureMessages,
+  forward: measureForward,
   handshakes: measureHandshakes,
   rendezvous: measureRendezvous,
   relay: measureRelay,
@@ -1402,6 +1507,10 @@ async function main(): Promise<void> {
     msgs_per_s: null,
     msg_latency_ms_p99: null,
     msgs_per_s_tcp: null,
+    forward_http_rps: null,
+    forward_http_p50_ms: null,
+    direct_http_rps: null,
+    direct_http_p50_ms: null,
     handshakes_per_s: null,
     rendezvous_lookups_per_s: null,
     rendezvous_verifies_per_s: null,

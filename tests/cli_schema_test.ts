@@ -351,6 +351,19 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     const conns = await okSchema(seen, "connections", await a.pilot("connections", "--json"));
     // (Which streams are still listed depends on timing; the schema is what counts here.)
     assert.ok(Array.isArray(conns.connections));
+    // Tunnels: A exposes a port (nothing needs to listen behind it), B forwards to it.
+    await okSchema(seen, "expose", await a.pilot("expose", "9", "--as", "8080", "--json"));
+    const fwd = await okSchema(
+      seen,
+      "forward",
+      await b.pilot("forward", "0", PAIR_A_NAME, "8080", "--json"),
+    );
+    const listed = await okSchema(seen, "tunnels", await a.pilot("tunnels", "--json"));
+    assert.equal(listed.exposed.length, 1, "a non-empty tunnel list was checked");
+    await okSchema(seen, "tunnels", await b.pilot("tunnels", "--json"));
+    const port = String(fwd.forward.local_port);
+    await okSchema(seen, "unforward", await b.pilot("unforward", port, "--json"));
+    await okSchema(seen, "unexpose", await a.pilot("unexpose", "8080", "--json"));
 
     const sentMessage = await okSchema(
       seen,

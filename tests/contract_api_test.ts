@@ -431,6 +431,15 @@ Deno.test("every route's answer on a running daemon has only fields its output s
   await answer(b, C.RECEIVED_CLEAR, { body: { up_to: files.next } });
 
   await answer(a, C.CONNECTIONS);
+  // Tunnels: A exposes a port (nothing needs to listen behind it), B forwards to it.
+  await answer(a, C.EXPOSE, {
+    body: { target: "127.0.0.1:9", vport: 8080, allow: [b.identity!.fingerprint] },
+  });
+  const forwarding = await answer(b, C.FORWARD, { body: { peer: PAIR_A_NAME, vport: 8080 } });
+  assert.equal((await answer(a, C.TUNNELS)).exposed.length, 1, "an exposure was checked");
+  assert.equal((await answer(b, C.TUNNELS)).forwarded.length, 1, "a forward was checked");
+  await answer(b, C.UNFORWARD, { body: { local_port: forwarding.forward.local_port } });
+  await answer(a, C.UNEXPOSE, { body: { vport: 8080 } });
   const events = await answer(a, C.EVENTS);
   assert.ok(events.events.length > 0, "a non-empty event page was checked");
   // Following from a few events back: those events, then a heartbeat once it is quiet.

@@ -181,6 +181,30 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
       dropped: { oversized: 0, rate_limited: 1, malformed: 0, self: 3, bad_record: 0, stale: 0 },
     },
     dht: { port: 6881, nodes: 12, dropped: { bad_record: 1, wrong_key: 0 } },
+    tunnels: {
+      exposed: [{
+        vport: 80,
+        target: "127.0.0.1:8080",
+        allow: [PEER.fingerprint],
+        saved: true,
+        active: 1,
+        served: 2,
+        refused: 0,
+        failed: 0,
+      }],
+      forwarded: [{
+        localPort: 9000,
+        listen: "127.0.0.1:9000",
+        peer: "box",
+        vport: 80,
+        timeoutMs: 10_000,
+        saved: false,
+        active: 0,
+        served: 3,
+        failed: 1,
+        busy: 0,
+      }],
+    },
   };
   const info = infoView(node, {
     control: {
@@ -211,6 +235,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "mailboxes",
     "lan",
     "dht",
+    "tunnels",
     "control",
     "pid",
     "version",
@@ -223,6 +248,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
   assert.equal(info.lan?.dropped.self, 3);
   assert.equal(info.reachability?.dropped.punch_rate, 2);
   assert.deepEqual(info.mailboxes?.deposit_failed, { mailbox_full: 1 });
+  assert.deepEqual(info.tunnels.forwarded[0]?.local_port, 9000);
   const detached = infoView({
     ...node,
     services: [],

@@ -11,6 +11,7 @@ import { TRUST_COMMANDS } from "./commands/trust.ts";
 import { MESSAGE_COMMANDS } from "./commands/messages.ts";
 import { PORT_COMMANDS } from "./commands/ports.ts";
 import { STREAM_COMMANDS } from "./commands/streams.ts";
+import { TUNNEL_COMMANDS } from "./commands/tunnels.ts";
 import { PUBSUB_COMMANDS } from "./commands/pubsub.ts";
 import { FILE_COMMANDS } from "./commands/files.ts";
 import { STATIC_PEER_COMMANDS } from "./commands/static_peers.ts";
@@ -26,6 +27,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...WEBHOOK_COMMANDS,
   ...FIND_COMMANDS,
   ...STREAM_COMMANDS,
+  ...TUNNEL_COMMANDS,
   ...TRUST_COMMANDS,
   ...MESSAGE_COMMANDS,
   ...TASK_COMMANDS,

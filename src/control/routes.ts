@@ -148,6 +148,7 @@ export function nodeRoutes(
 ): Routes {
   const { trust, messages, files, diagnostics, ports, pubsub, peers, find, webhooks } =
     node.features;
+  const { tunnels } = node.features;
   return {
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
@@ -515,6 +516,8 @@ export function nodeRoutes(
     "GET /v1/listen": (req) =>
       Promise.resolve(streamSocket(req, async (signal, say) => {
         const { port, timeout_ms: timeoutMs } = C.parseInput(C.LISTEN, req.query);
+        // An exposed port is the tunnel's; while this waits, the port cannot be exposed.
+        using _client = tunnels.apiListen(port);
         const ac = new AbortController();
         const timer = setTimeout(() => ac.abort(), timeoutMs);
         signal.addEventListener("abort", () => ac.abort(), { once: true });
@@ -531,6 +534,25 @@ export function nodeRoutes(
           clearTimeout(timer);
         }
       })),
+    "GET /v1/tunnels": () => Promise.resolve(V.tunnelsView(tunnels.list())),
+    "POST /v1/expose": async (req) => {
+      const b = C.parseInput(C.EXPOSE, req.body);
+      return V.exposeView(await tunnels.expose(b.target, b.vport, b.allow ?? [], b.save));
+    },
+    "POST /v1/unexpose": async (req) => {
+      const b = C.parseInput(C.UNEXPOSE, req.body);
+      return V.unexposeView(await tunnels.unexpose(b.vport, b.save));
+    },
+    "POST /v1/forward": async (req) => {
+      const b = C.parseInput(C.FORWARD, req.body);
+      return V.forwardView(
+        await tunnels.forward(b.local_port, b.peer, b.vport, b.timeout_ms, b.save),
+      );
+    },
+    "POST /v1/unforward": async (req) => {
+      const b = C.parseInput(C.UNFORWARD, req.body);
+      return V.unforwardView(await tunnels.unforward(b.local_port, b.save));
+    },
     "GET /v1/rendezvous": () => {
       if (node.rendezvous === undefined) {
         throw new PilotError(

@@ -34,6 +34,13 @@ import type { DatagramSent, OpenedStream, PeerConnection } from "../daemon/featu
 import type { Published, SubscriptionNotice } from "../daemon/features/pubsub.ts";
 import type { RendezvousStatus } from "../daemon/features/rendezvous.ts";
 import type { StaticPeer, StaticPeerChange } from "../daemon/features/static_peers.ts";
+import type {
+  ExposureInfo,
+  ForwardInfo,
+  TunnelChange,
+  TunnelList,
+  TunnelRemoval,
+} from "../daemon/features/tunnels.ts";
 import type { WebhookChange } from "../daemon/features/webhooks.ts";
 import type { WebhookState } from "../daemon/webhooks.ts";
 import type { NodeEvent } from "../daemon/events.ts";
@@ -256,6 +263,7 @@ export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.o
     },
     lan: i.lan === null ? null : { ...i.lan, dropped: { ...i.lan.dropped } },
     dht: i.dht === null ? null : { ...i.dht, dropped: { ...i.dht.dropped } },
+    tunnels: tunnelsView(i.tunnels),
     // routes.ts hands the control server's stats over untyped; the schema names their shape.
     control: server.control as Infer<typeof C.INFO.output>["control"],
     pid: server.pid,
@@ -559,4 +567,59 @@ export function taskView(t: TaskView): Infer<typeof C.TASK> {
     created_at: t.createdAt,
     updated_at: t.updatedAt,
   };
+}
+
+// ---- Tunnels ----
+
+function exposureView(e: ExposureInfo): Infer<typeof C.EXPOSURE> {
+  return {
+    vport: e.vport,
+    target: e.target,
+    allow: [...e.allow],
+    saved: e.saved,
+    active: e.active,
+    served: e.served,
+    refused: e.refused,
+    failed: e.failed,
+  };
+}
+
+function forwardEntryView(f: ForwardInfo): Infer<typeof C.FORWARD_ENTRY> {
+  return {
+    local_port: f.localPort,
+    listen: f.listen,
+    peer: f.peer,
+    vport: f.vport,
+    timeout_ms: f.timeoutMs,
+    saved: f.saved,
+    active: f.active,
+    served: f.served,
+    failed: f.failed,
+    busy: f.busy,
+  };
+}
+
+/** `GET /v1/tunnels`, and `tunnels` in `info`. */
+export function tunnelsView(t: TunnelList): Infer<typeof C.TUNNELS.output> {
+  return { exposed: t.exposed.map(exposureView), forwarded: t.forwarded.map(forwardEntryView) };
+}
+
+/** `POST /v1/expose`. */
+export function exposeView(c: TunnelChange<ExposureInfo>): Infer<typeof C.EXPOSE.output> {
+  return { exposure: exposureView(c.entry), changed: c.changed };
+}
+
+/** `POST /v1/unexpose`. */
+export function unexposeView(r: TunnelRemoval): Infer<typeof C.UNEXPOSE.output> {
+  return { vport: r.port, target: r.what, changed: r.changed, saved: r.saved };
+}
+
+/** `POST /v1/forward`. */
+export function forwardView(c: TunnelChange<ForwardInfo>): Infer<typeof C.FORWARD.output> {
+  return { forward: forwardEntryView(c.entry), changed: c.changed };
+}
+
+/** `POST /v1/unforward`. */
+export function unforwardView(r: TunnelRemoval): Infer<typeof C.UNFORWARD.output> {
+  return { local_port: r.port, peer: r.what, vport: r.vport, changed: r.changed, saved: r.saved };
 }

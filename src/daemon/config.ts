@@ -78,6 +78,40 @@ export interface DaemonConfig {
   webhooks: WebhookSpec[];
   /** Whether webhook URLs may be off this machine (`--allow-remote-webhooks`). */
   allowRemoteWebhooks: boolean;
+  /** Local TCP services exposed to trusted peers (`expose` in config.json; `pilot expose --save`). */
+  expose: ExposeEntry[];
+  /** Loopback TCP ports forwarded to peers' exposures (`forward`; `pilot forward --save`). */
+  forward: ForwardEntry[];
+}
+
+/** Where an exposure's TCP service listens. */
+export interface ServiceTarget {
+  /** Host name or IP literal (127.0.0.1 unless the user names another). */
+  hostname: string;
+  /** TCP port. */
+  port: number;
+}
+
+/** A local TCP service trusted peers reach on a virtual port (`pilot expose`). */
+export interface ExposeEntry {
+  /** The virtual port. */
+  vport: number;
+  /** The service. */
+  target: ServiceTarget;
+  /** Keys (hex) or fingerprints allowed; empty: every trusted peer. */
+  allow: string[];
+}
+
+/** A TCP port on 127.0.0.1 carried to a peer's exposure (`pilot forward`). */
+export interface ForwardEntry {
+  /** The local TCP port (0: any free one). */
+  localPort: number;
+  /** The peer as the user named it. */
+  peer: string;
+  /** The peer's exposed virtual port. */
+  vport: number;
+  /** How long each connection's tunnel may take to open (ms). */
+  timeoutMs: number;
 }
 
 /** The public DHT nodes a node joins through unless config.json names others. */
@@ -215,6 +249,8 @@ const FILE_KEYS = [
   "lan_port",
   "webhooks",
   "allow_remote_webhooks",
+  "expose",
+  "forward",
 ];
 
 /** `file[key]` when it is a boolean, undefined when absent; anything else is refused quoting it. */
@@ -397,6 +433,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
     dhtBootstrap: DHT_BOOTSTRAP.map((e) => parseEndpoint(e)),
     webhooks: [],
     allowRemoteWebhooks: false,
+    expose: [],
+    forward: [],
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {
@@ -515,6 +553,8 @@ export async function loadConfig(home: string, flags: ConfigFlags): Promise<Daem
   cfg.allowRemoteWebhooks = flags.allowRemoteWebhooks === true ||
     (bool("allow_remote_webhooks") ?? false);
   if (file.webhooks !== undefined) cfg.webhooks = parseWebhooks(file.webhooks, where, cfg);
+  if (file.expose !== undefined) cfg.expose = parseExposeList(file.expose, where);
+  if (file.forward !== undefined) cfg.forward = parseForwardList(file.forward, where);
   const envListen = Deno.env.get("PILOT_LISTEN");
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
@@ -651,5 +691,172 @@ export async function saveConfigPeer(
   if (endpoint === null) delete table[name];
   else table[name] = endpoint;
   await writeFileAtomic(path, JSON.stringify({ ...file, peers: table }, null, 2) + "\n", 0o600);
+  return true;
+}
+
+/** How a service target reads back: `HOST:PORT`, `[IPv6]:PORT`. */
+export function formatTarget(t: ServiceTarget): string {
+  return t.hostname.includes(":") ? `[${t.hostname}]:${t.port}` : `${t.hostname}:${t.port}`;
+}
+
+/**
+ * Parses an exposure's service: `PORT` (on 127.0.0.1), `HOST:PORT` or
+ * `[IPv6]:PORT`. Any host the user names is allowed (it is their own
+ * daemon); loopback is only the default.
+ */
+export function parseServiceTarget(text: string, where: string): ServiceTarget {
+  const t = text.trim();
+  const m = /^(\d{1,5})$/.exec(t) ?? /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(t) ??
+    /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(t);
+  const port = m === null ? NaN : Number(m[m.length - 1]);
+  if (m === null || !(port >= 1 && port <= 65_535)) {
+    throw invalid(
+      `Cannot expose "${text}" (${where}): expected PORT, HOST:PORT or [IPv6]:PORT`,
+      "e.g. 8080 for 127.0.0.1:8080 (ports 1-65535)",
+    );
+  }
+  return { hostname: m.length === 2 ? "127.0.0.1" : m[1]!, port };
+}
+
+/**
+ * Checks one `--allow` value: a full key (64 hex, returned lower case) or a
+ * fingerprint (canonical). An address is refused: it is a name, not an identity.
+ */
+export function parseAllow(text: string, where: string): string {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return t.toLowerCase();
+  try {
+    return parseFingerprint(t);
+  } catch {
+    throw invalid(
+      `Cannot allow "${text}" (${where}): expected a full key or a fingerprint`,
+      "give the peer's fingerprint or 64-hex key (from `pilot trust`); an address is only a name",
+    );
+  }
+}
+
+function vportOf(v: unknown, what: string, where: string): number {
+  if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65_535) return v;
+  throw invalid(`${where}: ${what} "vport" must be a port from 1 to 65535, not ${quote(v)}`);
+}
+
+function entriesOf(v: unknown, key: string, where: string): Record<string, unknown>[] {
+  if (
+    !Array.isArray(v) || !v.every((x) => typeof x === "object" && x !== null && !Array.isArray(x))
+  ) {
+    throw invalid(`${where}: "${key}" must be a list of objects, not ${quote(v)}`);
+  }
+  return v as Record<string, unknown>[];
+}
+
+function onlyKeys(e: Record<string, unknown>, keys: string[], what: string, where: string): void {
+  const extra = Object.keys(e).find((k) => !keys.includes(k));
+  if (extra !== undefined) {
+    throw invalid(`${where}: ${what} has unknown key "${extra}"`, `known: ${keys.join(", ")}`);
+  }
+}
+
+/** `expose` in config.json: `[{"target": "127.0.0.1:8080", "vport": 80, "allow": [KEY]}]`. */
+function parseExposeList(v: unknown, where: string): ExposeEntry[] {
+  const seen = new Set<number>();
+  return entriesOf(v, "expose", where).map((e) => {
+    onlyKeys(e, ["target", "vport", "allow"], "an expose entry", where);
+    if (typeof e.target !== "string") {
+      throw invalid(
+        `${where}: an expose entry's "target" must be a string, not ${quote(e.target)}`,
+      );
+    }
+    const vport = vportOf(e.vport ?? 80, "an expose entry's", where);
+    if (seen.has(vport)) throw invalid(`${where}: "expose" lists vport ${vport} twice`);
+    seen.add(vport);
+    const allow = e.allow ?? [];
+    if (!Array.isArray(allow) || !allow.every((x) => typeof x === "string")) {
+      throw invalid(
+        `${where}: an expose entry's "allow" must be a list of keys, not ${quote(allow)}`,
+      );
+    }
+    return {
+      vport,
+      target: parseServiceTarget(e.target, where),
+      allow: allow.map((a) => parseAllow(a, where)),
+    };
+  });
+}
+
+/** `forward` in config.json: `[{"local_port": 9000, "peer": "NAME", "vport": 80}]`. */
+function parseForwardList(v: unknown, where: string): ForwardEntry[] {
+  const seen = new Set<number>();
+  return entriesOf(v, "forward", where).map((e) => {
+    onlyKeys(e, ["local_port", "peer", "vport", "timeout_ms"], "a forward entry", where);
+    const lp = e.local_port;
+    if (typeof lp !== "number" || !Number.isInteger(lp) || lp < 1 || lp > 65_535) {
+      throw invalid(`${where}: a forward entry's "local_port" must be 1-65535, not ${quote(lp)}`);
+    }
+    if (seen.has(lp)) throw invalid(`${where}: "forward" lists local_port ${lp} twice`);
+    seen.add(lp);
+    if (typeof e.peer !== "string" || e.peer === "") {
+      throw invalid(`${where}: a forward entry's "peer" must be a peer name, not ${quote(e.peer)}`);
+    }
+    const t = e.timeout_ms ?? 10_000;
+    if (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > 120_000) {
+      throw invalid(`${where}: a forward entry's "timeout_ms" must be 1-120000, not ${quote(t)}`);
+    }
+    return {
+      localPort: lp,
+      peer: e.peer,
+      vport: vportOf(e.vport ?? 80, "a forward entry's", where),
+      timeoutMs: t,
+    };
+  });
+}
+
+/** The config.json form of an exposure. */
+export function exposeJson(e: ExposeEntry): Record<string, unknown> {
+  return {
+    target: formatTarget(e.target),
+    vport: e.vport,
+    ...(e.allow.length > 0 ? { allow: e.allow } : {}),
+  };
+}
+
+/** The config.json form of a forward. */
+export function forwardJson(f: ForwardEntry): Record<string, unknown> {
+  return { local_port: f.localPort, peer: f.peer, vport: f.vport, timeout_ms: f.timeoutMs };
+}
+
+/**
+ * Sets (`entry`) or removes (`null`) the one entry of `expose` (by `vport`)
+ * or `forward` (by `local_port`) in the home's config.json whose key field is
+ * `id`, keeping every other key; written atomically. A file that is not a
+ * valid config is refused and left as it is. Returns whether the file changed.
+ */
+export async function saveConfigTunnel(
+  home: string,
+  list: "expose" | "forward",
+  id: number,
+  entry: Record<string, unknown> | null,
+): Promise<boolean> {
+  const path = join(home, HOME_FILES.config);
+  const keep = "nothing was changed; fix the file, or leave out --save";
+  let file: Record<string, unknown>;
+  try {
+    file = await readConfigFile(home);
+    // The whole file must load, so what is saved also starts.
+    if (file[list] !== undefined) {
+      if (list === "expose") parseExposeList(file[list], "config.json");
+      else parseForwardList(file[list], "config.json");
+    }
+  } catch (e) {
+    if (!(e instanceof PilotError)) throw e;
+    throw new PilotError(e.code, `Cannot save the ${list}: ${e.message}`, `${keep} (${e.hint})`);
+  }
+  const field = list === "expose" ? "vport" : "local_port";
+  const before = (file[list] ?? []) as Record<string, unknown>[];
+  const after = before.filter((e) => (e[field] ?? 80) !== id);
+  if (entry !== null) after.push(entry);
+  if (JSON.stringify(before) === JSON.stringify(after)) return false;
+  const next: Record<string, unknown> = { ...file, [list]: after };
+  if (after.length === 0) delete next[list];
+  await writeFileAtomic(path, JSON.stringify(next, null, 2) + "\n", 0o600);
   return true;
 }

@@ -62,6 +62,7 @@ import { HOME_FILES } from "./home.ts";
 import { join } from "node:path";
 import { RendezvousLink } from "./features/rendezvous_link.ts";
 import { StaticPeersFeature } from "./features/static_peers.ts";
+import { TunnelsFeature } from "./features/tunnels.ts";
 import { WebhooksFeature } from "./features/webhooks.ts";
 import { WebhookDispatcher } from "./webhooks.ts";
 import { log } from "./log.ts";
@@ -133,6 +134,8 @@ export interface Features {
   peers: StaticPeersFeature;
   /** find. */
   find: FindFeature;
+  /** expose, unexpose, forward, unforward, tunnels. */
+  tunnels: TunnelsFeature;
   /** webhook list, webhook add, webhook remove. */
   webhooks: WebhooksFeature;
   /** task submit, list, accept, decline, progress, result, status, wait. */
@@ -396,6 +399,7 @@ export class Node {
         lan: () => this.#lan?.stats() ?? null,
         mailboxes: () => this.#mailboxes?.counters() ?? null,
         dht: () => this.#dht?.stats() ?? null,
+        tunnels: () => this.features.tunnels.list(),
         services: [
           "trust",
           ...(config.role === "rendezvous" ? ["rendezvous"] : []),
@@ -406,6 +410,7 @@ export class Node {
       pubsub: new PubSubFeature(this.ctx),
       peers: new StaticPeersFeature(this.ctx, home),
       find: new FindFeature(this.ctx),
+      tunnels: new TunnelsFeature(this.ctx, home),
       webhooks: new WebhooksFeature(this.ctx, home, this.#webhooks),
       tasks,
     };
@@ -610,7 +615,7 @@ export class Node {
         );
       }
     }
-    return new Node(
+    const node = new Node(
       identity,
       config,
       home,
@@ -618,6 +623,14 @@ export class Node {
       udp,
       dht,
     );
+    // Saved exposures and forwards start with the node; a forward's port in use fails the start.
+    try {
+      await node.features.tunnels.restore();
+    } catch (e) {
+      await node.close();
+      throw e;
+    }
+    return node;
   }
 
   /** The bound UDP endpoint. */
@@ -664,6 +677,7 @@ export class Node {
   async close(): Promise<void> {
     this.#webhooks.close();
     this.broker.close("daemon stopping");
+    this.features.tunnels.close();
     this.ctx.streams.close();
     clearInterval(this.#timer);
     clearInterval(this.#flushTimer);

@@ -28,6 +28,7 @@ import {
   timeoutField,
 } from "./common.ts";
 import { route } from "./spec.ts";
+import { TUNNEL_LIST } from "./tunnels.ts";
 
 /** Default time `ping` waits for each reply (ms). */
 export const PING_TIMEOUT_MS = 5_000;
@@ -98,6 +99,8 @@ export const INFO = route({
     // The Mainline DHT (null without --dht): its node's UDP port, nodes in its routing
     // table, and answers dropped by reason (bad_record, wrong_key).
     dht: nullable(obj({ port: int, nodes: int, dropped: record(int) })),
+    // Local services exposed to trusted peers, and local ports forwarded to peers' exposures.
+    tunnels: TUNNEL_LIST,
     // The control API's own counters (null only outside a running control server).
     control: nullable(obj({
       connections: int,

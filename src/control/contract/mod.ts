@@ -25,6 +25,7 @@ import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "./static_peers.ts";
 import { RENDEZVOUS_STATUS } from "./rendezvous.ts";
 import { WEBHOOK_ADD, WEBHOOK_LIST, WEBHOOK_REMOVE } from "./webhooks.ts";
 import { FIND } from "./find.ts";
+import { EXPOSE, FORWARD, TUNNELS, UNEXPOSE, UNFORWARD } from "./tunnels.ts";
 import {
   TASK_ACCEPT,
   TASK_DECLINE,
@@ -49,6 +50,7 @@ export * from "./static_peers.ts";
 export * from "./rendezvous.ts";
 export * from "./webhooks.ts";
 export * from "./find.ts";
+export * from "./tunnels.ts";
 export * from "./tasks.ts";
 
 /** Every route of the control API. */
@@ -100,6 +102,11 @@ export const ROUTES: readonly RouteSpec[] = [
   CONNECTIONS,
   STREAM,
   LISTEN,
+  EXPOSE,
+  UNEXPOSE,
+  FORWARD,
+  UNFORWARD,
+  TUNNELS,
   RENDEZVOUS_STATUS,
   SHUTDOWN,
 ];

@@ -19,6 +19,7 @@ import type { LanStats } from "../lan.ts";
 import type { MailboxCounters } from "./mailboxes.ts";
 import type { DhtStats } from "../dht_link.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
+import type { TunnelList } from "./tunnels.ts";
 
 /** What only the running node knows about itself. */
 export interface NodeRuntime {
@@ -38,6 +39,8 @@ export interface NodeRuntime {
   mailboxes(): MailboxCounters | null;
   /** The DHT node's port, routing-table size and drops by reason, or null without `--dht`. */
   dht(): DhtStats | null;
+  /** Exposures and forwards (`pilot expose`, `pilot forward`). */
+  tunnels(): TunnelList;
 }
 
 /** This node as `pilot info` shows it. */
@@ -79,6 +82,8 @@ export interface NodeInfo {
   mailboxes: MailboxCounters | null;
   /** The DHT node (`--dht`), or null. */
   dht: DhtStats | null;
+  /** Exposures and forwards. */
+  tunnels: TunnelList;
 }
 
 /** A peer with a session, as `pilot peers` lists it. */
@@ -190,6 +195,7 @@ export class DiagnosticsFeature {
       lan: this.#runtime.lan(),
       mailboxes: this.#runtime.mailboxes(),
       dht: this.#runtime.dht(),
+      tunnels: this.#runtime.tunnels(),
     };
   }
 
