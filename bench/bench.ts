@@ -66,6 +66,7 @@ const MEASUREMENTS = [
   "stream",
   "ping",
   "messages",
+  "tasks",
   "forward",
   "handshakes",
   "rendezvous",
@@ -853,6 +854,65 @@ async function measureMessages(ctx: Context): Promise<Figures> {
   };
 }
 
+/** Tasks in the task round-trip figure, and how many are in flight at once. */
+const TASK_COUNT = 200;
+const TASK_INFLIGHT = 8;
+
+/**
+ * Durable tasks A -> B, each a full round trip: A submits (answered once B
+ * stored it), a worker loop on B's API takes each submitted task and posts
+ * its result, and A's `task wait` returns it. Tasks per second over the
+ * whole run, and the p50/p99 of one round trip.
+ */
+async function measureTasks(ctx: Context): Promise<Figures> {
+  const { a, b } = await daemonsOf(ctx);
+  const apiA = await Api.of(a);
+  const apiB = await Api.of(b);
+  const run = `${Date.now()}`;
+  let stop = false;
+  const worker = (async () => {
+    while (!stop) {
+      const r = await apiB.call("GET", "/v1/tasks?state=submitted&wait=200");
+      for (const t of r.json.data?.tasks ?? []) {
+        await apiB.call("POST", "/v1/tasks/result", { id: t.id, data: "ok" });
+      }
+    }
+  })();
+  const latencies: number[] = [];
+  const failures: Record<string, number> = {};
+  let next = 0;
+  const t0 = performance.now();
+  progress(`tasks: ${TASK_COUNT} round trips (submit -> result -> wait), ${TASK_INFLIGHT} at once`);
+  await Promise.all(Array.from({ length: TASK_INFLIGHT }, async () => {
+    while (next < TASK_COUNT) {
+      const id = `bench-${run}-${next++}`;
+      const s0 = performance.now();
+      const sub = await apiA.call("POST", "/v1/tasks/submit", { peer: NAME_B, data: "job", id });
+      const done = sub.status === 200
+        ? await apiA.call("GET", `/v1/tasks/wait?id=${id}&timeout_ms=30000`)
+        : sub;
+      if (done.status === 200 && done.json.data?.state === "done") {
+        latencies.push(performance.now() - s0);
+      } else {
+        const code = String(done.json?.code ?? done.status);
+        failures[code] = (failures[code] ?? 0) + 1;
+      }
+    }
+  }));
+  const ms = performance.now() - t0;
+  stop = true;
+  await worker;
+  ctx.details.tasks = { completed: latencies.length, failures, seconds: round(ms / 1000) };
+  ctx.notes.tasks_per_s = `task submit on A's API, a loop on B's API posting each task's ` +
+    `result as it shows in GET /v1/tasks?state=submitted, and task wait on A until done; ` +
+    `${TASK_COUNT} tasks, ${TASK_INFLIGHT} in flight; every change fsynced on both sides`;
+  return {
+    tasks_per_s: round(latencies.length / (ms / 1000), 0),
+    task_round_trip_ms_p50: round(percentile(latencies, 0.5) ?? NaN),
+    task_round_trip_ms_p99: round(percentile(latencies, 0.99) ?? NaN),
+  };
+}
+
 /** Records stored for the rendezvous memory figure. */
 const RENDEZVOUS_RECORDS = 20_000;
 /** Time spent on each rendezvous rate figure (ms). */
@@ -1450,6 +1510,7 @@ const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
   stream: measureStream,
   ping: measurePing,
   messages: measureMessages,
+  tasks: measureTasks,
   forward: measureForward,
   handshakes: measureHandshakes,
   rendezvous: measureRendezvous,
@@ -1507,6 +1568,9 @@ async function main(): Promise<void> {
     msgs_per_s: null,
     msg_latency_ms_p99: null,
     msgs_per_s_tcp: null,
+    tasks_per_s: null,
+    task_round_trip_ms_p50: null,
+    task_round_trip_ms_p99: null,
     forward_http_rps: null,
     forward_http_p50_ms: null,
     direct_http_rps: null,

@@ -79,12 +79,19 @@ export interface CallOptions {
 
 /** A connection to one home's daemon. */
 export class ControlClient {
-  #control: ControlFile;
-  #http: Deno.HttpClient;
-  #tcp: Deno.HttpClient;
+  #control!: ControlFile;
+  #http!: Deno.HttpClient;
+  #tcp!: Deno.HttpClient;
+  /** The home it was opened from: its control file is read again after `unauthorized`. */
+  #home: string | undefined;
 
-  /** Wraps an already validated control file. */
-  constructor(control: ControlFile) {
+  /** Wraps an already validated control file (of `home`, when known). */
+  constructor(control: ControlFile, home?: string) {
+    this.#home = home;
+    this.#use(control);
+  }
+
+  #use(control: ControlFile): void {
     this.#control = control;
     const url = new URL(control.url);
     // Always a direct connection to the loopback API: fetch would otherwise
@@ -124,11 +131,46 @@ export class ControlClient {
         "restart the daemon with this version: `pilot daemon stop && pilot daemon start`",
       );
     }
-    return new ControlClient(control);
+    return new ControlClient(control, home);
   }
 
-  /** Calls a route and returns its `data`, or throws the daemon's PilotError. */
+  /**
+   * After an `unauthorized` answer: the daemon may have restarted with a new
+   * token (and port). True when the home's control file says so, and this
+   * client now uses it.
+   */
+  async #reload(): Promise<boolean> {
+    if (this.#home === undefined) return false;
+    const fresh = await readControlFile(this.#home).catch(() => null);
+    if (fresh === null || fresh.token === this.#control.token) return false;
+    if (fresh.api_version !== API_VERSION) return false;
+    this.close();
+    this.#use(fresh);
+    return true;
+  }
+
+  /** Releases the client's HTTP connections. */
+  close(): void {
+    this.#http.close();
+    if (this.#tcp !== this.#http) this.#tcp.close();
+  }
+
+  /**
+   * Calls a route and returns its `data`, or throws the daemon's PilotError;
+   * an `unauthorized` answer is retried once when the daemon has a new token.
+   */
   async call(method: string, path: string, options: CallOptions = {}): Promise<unknown> {
+    try {
+      return await this.#callOnce(method, path, options);
+    } catch (e) {
+      if (e instanceof PilotError && e.code === "unauthorized" && await this.#reload()) {
+        return await this.#callOnce(method, path, options);
+      }
+      throw e;
+    }
+  }
+
+  async #callOnce(method: string, path: string, options: CallOptions): Promise<unknown> {
     const url = new URL(path, this.#control.url);
     for (const [k, v] of Object.entries(options.query ?? {})) {
       if (v !== undefined) url.searchParams.set(k, String(v));
@@ -188,32 +230,57 @@ export class ControlClient {
     timeoutMs: number,
     body?: unknown,
   ): Promise<void> {
+    for await (const line of this.lines(path, query, { timeoutMs, body })) onLine(line);
+  }
+
+  /**
+   * The parsed lines of an NDJSON stream (a GET, or a POST of `body`), until
+   * `timeoutMs` passes or `signal` aborts (the iteration then just ends:
+   * running out of time is not an error) or the daemon ends the stream. An
+   * error answer throws its PilotError (after `unauthorized`, once more with
+   * a new token when the daemon restarted).
+   */
+  async *lines(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    options: { timeoutMs?: number; signal?: AbortSignal; body?: unknown } = {},
+  ): AsyncGenerator<unknown> {
     const url = new URL(path, this.#control.url);
     for (const [k, v] of Object.entries(query)) {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    const timer = options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => ac.abort(), options.timeoutMs);
+    const onAbort = () => ac.abort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      let res: Response;
-      try {
-        res = await fetch(url, {
-          method: body === undefined ? "GET" : "POST",
-          headers: {
-            authorization: `Bearer ${this.#control.token}`,
-            "content-type": "application/json",
-          },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal: ac.signal,
-          client: this.#http,
-        });
-      } catch (e) {
-        if (ac.signal.aborted) return;
-        throw new PilotError(
-          "not_running",
-          `Cannot reach the daemon: ${(e as Error).message}`,
-          "start it with `pilot daemon start`",
-        );
+      let res: Response | undefined;
+      for (let attempt = 0; res === undefined; attempt++) {
+        try {
+          res = await fetch(new URL(url.pathname + url.search, this.#control.url), {
+            method: options.body === undefined ? "GET" : "POST",
+            headers: {
+              authorization: `Bearer ${this.#control.token}`,
+              "content-type": "application/json",
+            },
+            ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+            signal: ac.signal,
+            client: this.#http,
+          });
+        } catch (e) {
+          if (ac.signal.aborted) return;
+          throw new PilotError(
+            "not_running",
+            `Cannot reach the daemon: ${(e as Error).message}`,
+            "start it with `pilot daemon start`",
+          );
+        }
+        if (res.status === 401 && attempt === 0 && await this.#reload()) {
+          await res.body?.cancel();
+          res = undefined;
+        }
       }
       if (!res.headers.get("content-type")?.includes("ndjson")) {
         await parseResponse(res);
@@ -228,7 +295,7 @@ export class ControlClient {
           while ((nl = buffered.indexOf("\n")) >= 0) {
             const line = buffered.slice(0, nl);
             buffered = buffered.slice(nl + 1);
-            if (line.trim() !== "") onLine(JSON.parse(line));
+            if (line.trim() !== "") yield JSON.parse(line);
           }
         }
       } catch (e) {
@@ -236,6 +303,8 @@ export class ControlClient {
       }
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      ac.abort();
     }
   }
 }

@@ -53,8 +53,8 @@ export * from "./find.ts";
 export * from "./tunnels.ts";
 export * from "./tasks.ts";
 
-/** Every route of the control API. */
-export const ROUTES: readonly RouteSpec[] = [
+/** Every route of the control API, each with its literal types (the typed client's). */
+export const TYPED_ROUTES = [
   HEALTH,
   INFO,
   PEERS,
@@ -109,4 +109,7 @@ export const ROUTES: readonly RouteSpec[] = [
   TUNNELS,
   RENDEZVOUS_STATUS,
   SHUTDOWN,
-];
+] as const satisfies readonly RouteSpec[];
+
+/** Every route of the control API. */
+export const ROUTES: readonly RouteSpec[] = TYPED_ROUTES;
