@@ -12,7 +12,8 @@
  * It is compacted atomically once dead records outnumber live tasks.
  *
  * Bounded: at most {@linkcode MAX_TASKS} tasks (finished ones included,
- * until they are removed), `rate_limited` beyond.
+ * until they are removed: the tasks feature removes a finished task a week
+ * after its last change), `rate_limited` beyond.
  *
  * @module
  */
@@ -203,7 +204,7 @@ export class TaskStore {
       throw new PilotError(
         "rate_limited",
         `${MAX_TASKS} tasks are kept already`,
-        "remove finished ones: pilot task remove ID",
+        "finished tasks are kept 7 days; wait for some to finish and age out",
       );
     }
     const stored = copy(task);

@@ -24,7 +24,8 @@
  * Bounds: a worker keeps at most {@linkcode MAX_OPEN_TASKS_PER_PEER} open
  * tasks per submitter (`rate_limited`); data up to 16 MiB (a result is a
  * message); deadlines on both sides: a task not finished by its deadline
- * is `expired` there, and a result after it is refused.
+ * is `expired` there, and a result after it is refused. A finished task
+ * with nothing left to tell is forgotten a week after its last change.
  *
  * @module
  */
@@ -57,6 +58,8 @@ export const MAX_TASK_ID = 96;
 export const MAX_PROGRESS_DATA = 64 * 1024;
 /** Longest decline reason or error text (bytes). */
 export const MAX_TASK_TEXT = 4096;
+/** How long a finished task (nothing left to tell) is kept after its last change (ms). */
+export const TASK_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 /** How long one try of a pending transition may take (ms). */
 const DELIVER_ATTEMPT_MS = 10_000;
 
@@ -546,7 +549,15 @@ export class TasksFeature {
     this.#ticking = true;
     try {
       const failed = new Set<string>();
+      const forgetBefore = Date.now() - TASK_RETENTION_MS;
       for (const t of this.#store.list()) {
+        if (
+          FINAL_STATES.has(t.state) && t.pending.length === 0 &&
+          Date.parse(t.updatedAt) < forgetBefore
+        ) {
+          await this.#store.remove(t.role, t.peer.public_key, t.id).catch(() => {});
+          continue;
+        }
         if (this.#expireIfDue(t)) {
           await this.#store.put(t).catch(() => {});
           this.#ctx.events.publish("task.expired", this.#event(t));
