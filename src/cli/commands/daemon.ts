@@ -49,7 +49,7 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     value: "SERVICE",
     multiple: true,
-    description: "turn a built-in service off (echo, messages, pubsub)",
+    description: "turn a built-in service off (echo, messages, pubsub, tasks)",
   },
   stealth: {
     type: "boolean",
