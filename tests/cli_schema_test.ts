@@ -4,6 +4,8 @@
  * way, against the error shape and the published exit-code table.
  */
 import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { type Schema, validate } from "../src/control/schema.ts";
 import {
   fixture,
@@ -20,6 +22,9 @@ import {
   trustEntry,
   waitFor,
 } from "./_daemon_harness.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 interface CatalogEntry {
   name: string;
@@ -458,6 +463,25 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     await okSchema(seen, "info", await b.pilot("info", "--json"));
     await okSchema(seen, "daemon stop", await a.pilot("daemon", "stop", "--json"));
     await okSchema(seen, "daemon status", await a.pilot("daemon", "status", "--json"));
+
+    // `mcp` speaks MCP on stdout, not the envelope: a tool's data is its route's, as published.
+    const mcp = new Client({ name: "cli-schema-test", version: "1" });
+    await mcp.connect(
+      new StdioClientTransport({
+        command: Deno.execPath(),
+        args: ["run", "--allow-all", "--config", CONFIG, MAIN, "mcp", "--home", b.home],
+        stderr: "pipe",
+      }),
+    );
+    try {
+      const info = await mcp.callTool({ name: "pilot_info", arguments: {} });
+      const [content] = info.content as { text: string }[];
+      const data = JSON.parse(content!.text).data;
+      assert.deepEqual(validate((await entry("info")).output, data, { closed: true }), []);
+      seen.add("mcp");
+    } finally {
+      await mcp.close();
+    }
 
     const names = (await catalog()).commands.map((e) => e.name).sort();
     assert.deepEqual([...seen].sort(), names, "every published command was run and checked");

@@ -9,6 +9,7 @@ import { dirname, join, relative, resolve } from "node:path";
 /** Top to bottom, as in DESIGN.md; `.` is src/'s own files (bytes, errors, constants). */
 const LAYERS = [
   "cli",
+  "mcp",
   "control",
   "daemon",
   "services",

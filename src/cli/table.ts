@@ -18,6 +18,7 @@ import { STATIC_PEER_COMMANDS } from "./commands/static_peers.ts";
 import { WEBHOOK_COMMANDS } from "./commands/webhooks.ts";
 import { FIND_COMMANDS } from "./commands/find.ts";
 import { TASK_COMMANDS } from "./commands/tasks.ts";
+import { MCP_COMMAND } from "./commands/mcp.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -34,5 +35,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...FILE_COMMANDS,
   ...PORT_COMMANDS,
   ...PUBSUB_COMMANDS,
+  MCP_COMMAND,
   HELP_COMMAND,
 ];
