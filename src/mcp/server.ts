@@ -137,7 +137,7 @@ function success(tool: Tool, data: unknown): CallToolResult {
  * A tool error: the API's error fields. A message may quote what a peer
  * wrote (a task's error, a decline's reason), so it is marked like data.
  */
-export function failure(err: PilotError): CallToolResult {
+function failure(err: PilotError): CallToolResult {
   const body = {
     code: err.code,
     message: err.message,
