@@ -5,7 +5,7 @@
  * PilotError, and a new token read again after the daemon restarted.
  */
 import assert from "node:assert/strict";
-import { methodName, PilotClient, PilotError } from "../src/client.ts";
+import { methodName, PilotClient, PilotError } from "../src/client/mod.ts";
 import { ROUTES } from "../src/control/contract/mod.ts";
 import { establishTrust, PAIR_B_NAME, startPair } from "./_daemon_harness.ts";
 

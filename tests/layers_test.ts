@@ -10,6 +10,7 @@ import { dirname, join, relative, resolve } from "node:path";
 const LAYERS = [
   "cli",
   "mcp",
+  "client",
   "control",
   "daemon",
   "services",

@@ -20,14 +20,14 @@
  *
  * @module
  */
-import { type CallOptions, ControlClient } from "./control/client.ts";
-import { TYPED_ROUTES } from "./control/contract/mod.ts";
-import type { FieldSpec } from "./control/contract/spec.ts";
-import type { Infer } from "./control/schema.ts";
-import { resolveHome } from "./daemon/home.ts";
-import { PilotError } from "./errors.ts";
+import { type CallOptions, ControlClient } from "../control/client.ts";
+import { TYPED_ROUTES } from "../control/contract/mod.ts";
+import type { FieldSpec } from "../control/contract/spec.ts";
+import type { Infer } from "../control/schema.ts";
+import { resolveHome } from "../daemon/home.ts";
+import { PilotError } from "../errors.ts";
 
-export { PilotError } from "./errors.ts";
+export { PilotError } from "../errors.ts";
 
 type Value<F> = F extends { type: "string" } ? string
   : F extends { type: "boolean" } ? boolean
