@@ -143,6 +143,7 @@ Deno.test("a usage error with --json prints the API's error object on stdout and
 // Routes an agent uses that no command wraps, each with its reason.
 const API_ONLY = new Set([
   "GET /v1/health", // the token-free liveness probe
+  "GET /v1/openapi.json", // the token-free OpenAPI document, for tools
   "GET /v1/events", // the event stream for agents
 ]);
 

@@ -128,6 +128,7 @@ const NOT_CALLED: Readonly<Record<string, string>> = {
   "POST /v1/reject": "answers the same schema (and view) as approve",
   "GET /v1/rendezvous":
     "a rendezvous node's alone: rendezvous_role_test.ts checks its answer closed",
+  "GET /v1/openapi.json": "the OpenAPI document, no envelope: openapi_test.ts compares it",
 };
 
 /** A direct connection to a node's loopback API, as the harness makes (no proxy). */

@@ -11,6 +11,7 @@ import type { Node } from "../daemon/node.ts";
 import type { ApiRequest, Routes } from "./server.ts";
 import { bridge } from "./stream_socket.ts";
 import { bytesField, messageData, queryInt } from "./fields.ts";
+import { openApiDocument } from "./openapi.ts";
 import * as C from "./contract/mod.ts";
 import * as V from "./views.ts";
 import { errorBody, invalid, PilotError } from "../errors.ts";
@@ -152,6 +153,12 @@ export function nodeRoutes(
   return {
     "GET /v1/health": () =>
       Promise.resolve({ ok: true, pid: Deno.pid, version: VERSION, api_version: API_VERSION }),
+    "GET /v1/openapi.json": () =>
+      Promise.resolve(
+        Response.json(openApiDocument(), {
+          headers: { "x-pilot-version": VERSION, "x-pilot-api-version": String(API_VERSION) },
+        }),
+      ),
     "GET /v1/info": () =>
       Promise.resolve(
         V.infoView(diagnostics.info(), {

@@ -46,6 +46,12 @@ export type Handler = (req: ApiRequest) => Promise<unknown>;
 /** Routes keyed as `"GET /v1/info"`. */
 export type Routes = Record<string, Handler>;
 
+/**
+ * The routes served without a token: the liveness probe and the API's own
+ * description, which reveal nothing. GET only; `Host` and `Origin` are still checked.
+ */
+export const TOKEN_FREE: ReadonlySet<string> = new Set(["GET /v1/health", "GET /v1/openapi.json"]);
+
 /** Limits of the control API (tests shorten the timeouts; nothing may lengthen them). */
 export interface ControlLimits {
   /** Connections open at once. */
@@ -201,7 +207,7 @@ async function handle(req: Request, ctx: Context): Promise<Response> {
     checkOrigin(req.headers.get("origin"), port);
     const url = new URL(req.url);
     const key = `${req.method} ${url.pathname}`;
-    if (key !== "GET /v1/health") checkToken(req.headers.get("authorization"), token);
+    if (!TOKEN_FREE.has(key)) checkToken(req.headers.get("authorization"), token);
     const handler = Object.hasOwn(routes, key) ? routes[key] : undefined;
     if (handler === undefined) {
       throw new PilotError(

@@ -1,6 +1,6 @@
 /**
- * Contract of the diagnostic routes: health, info, peers, connect, ping,
- * bench, events.
+ * Contract of the diagnostic routes: health, openapi.json, info, peers,
+ * connect, ping, bench, events.
  *
  * @module
  */
@@ -36,11 +36,19 @@ export const PING_TIMEOUT_MS = 5_000;
 /** Default time `bench` may take (ms). */
 export const BENCH_TIMEOUT_MS = 120_000;
 
-/** `GET /v1/health`: the one route that needs no token. */
+/** `GET /v1/health`: the liveness probe, one of the two routes that need no token. */
 export const HEALTH = route({
   route: "GET /v1/health",
   input: {},
   output: obj({ ok: bool, pid: int, version: str, api_version: int }),
+});
+
+/** `GET /v1/openapi.json`: this API as an OpenAPI 3.1 document (control/openapi.ts); no token. */
+export const OPENAPI = route({
+  route: "GET /v1/openapi.json",
+  input: {},
+  // The document itself, not wrapped in the envelope: what OpenAPI tools read.
+  output: record(anyJson),
 });
 
 /** `GET /v1/info`: this node. */

@@ -18,7 +18,17 @@ import {
   SEND,
 } from "./messages.ts";
 import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "./files.ts";
-import { BENCH, CONNECT, EVENTS, HEALTH, INFO, PEERS, PING, SHUTDOWN } from "./diagnostics.ts";
+import {
+  BENCH,
+  CONNECT,
+  EVENTS,
+  HEALTH,
+  INFO,
+  OPENAPI,
+  PEERS,
+  PING,
+  SHUTDOWN,
+} from "./diagnostics.ts";
 import { CONNECTIONS, DGRAM, LISTEN, RECV, STREAM } from "./ports.ts";
 import { PUBLISH, SUBSCRIBE } from "./pubsub.ts";
 import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "./static_peers.ts";
@@ -111,5 +121,8 @@ export const TYPED_ROUTES = [
   SHUTDOWN,
 ] as const satisfies readonly RouteSpec[];
 
-/** Every route of the control API. */
-export const ROUTES: readonly RouteSpec[] = TYPED_ROUTES;
+/**
+ * Every route of the control API. `OPENAPI` answers the OpenAPI document
+ * itself, not the envelope the typed client reads, so it has no typed method.
+ */
+export const ROUTES: readonly RouteSpec[] = [...TYPED_ROUTES, OPENAPI];
