@@ -6,7 +6,8 @@
  * route's path (`POST /v1/tasks/submit` is `api.tasksSubmit`), plus async
  * iterators for the NDJSON streams and WebSocket streams as a
  * `ReadableStream`/`WritableStream` pair. It is the CLI's own client
- * (`control/client.ts` underneath), so both speak the API the same way.
+ * (`control/client.ts`'s ControlClient, which it extends), so both speak
+ * the API the same way.
  *
  * ```ts ignore
  * import { PilotClient } from "@pilot/pilot/client";
@@ -20,7 +21,7 @@
  *
  * @module
  */
-import { type CallOptions, ControlClient } from "../control/client.ts";
+import { type CallOptions, ControlClient, type ControlFile } from "../control/client.ts";
 import { TYPED_ROUTES } from "../control/contract/mod.ts";
 import type { FieldSpec } from "../control/contract/spec.ts";
 import type { Infer } from "../control/schema.ts";
@@ -70,14 +71,18 @@ export function methodName(route: string): string {
 /** The longest wait a call allows itself past its own `timeout_ms` (ms). */
 const ANSWER_SLACK_MS = 10_000;
 
-/** A typed client of one node's daemon. */
-export class PilotClient {
-  #control: ControlClient;
+/**
+ * A typed client of one node's daemon: the CLI's own client
+ * (`ControlClient`: its untyped `call`, NDJSON `lines` and stream sockets),
+ * with one typed method per route, iterators and web streams on top.
+ */
+export class PilotClient extends ControlClient {
   /** One typed method per route. */
   readonly api: Api;
 
-  private constructor(control: ControlClient) {
-    this.#control = control;
+  /** A client of the daemon whose control file is `control` (of `home`, when known). */
+  constructor(control: ControlFile, home?: string) {
+    super(control, home);
     const api: Record<string, unknown> = {};
     for (const spec of TYPED_ROUTES) {
       api[methodName(spec.route)] = (input: Record<string, unknown> = {}, o = {}) =>
@@ -91,8 +96,9 @@ export class PilotClient {
    * `not_running` when none runs there, `version_mismatch` when its API
    * differs from this client's.
    */
-  static async open(home?: string): Promise<PilotClient> {
-    return new PilotClient(await ControlClient.open(resolveHome(home)));
+  static override async open(home?: string): Promise<PilotClient> {
+    const dir = resolveHome(home);
+    return new PilotClient(await ControlClient.controlOf(dir), dir);
   }
 
   /**
@@ -115,7 +121,7 @@ export class PilotClient {
     const call: CallOptions = { timeoutMs };
     if (method === "GET") call.query = queryOf(spec, values);
     else call.body = values;
-    return await this.#control.call(method, path, call) as Infer<R["output"]>;
+    return await this.call(method, path, call) as Infer<R["output"]>;
   }
 
   /** The node's events as they happen (and those after `after`), until `timeoutMs` or `signal`. */
@@ -148,7 +154,7 @@ export class PilotClient {
     query: Record<string, string | number | boolean>,
     options: { timeoutMs?: number; signal?: AbortSignal },
   ): AsyncGenerator<Record<string, unknown>> {
-    for await (const line of this.#control.lines(path, query, options)) {
+    for await (const line of this.lines(path, query, options)) {
       const l = line as Record<string, unknown>;
       if (l.type === "heartbeat") continue;
       yield l;
@@ -165,7 +171,7 @@ export class PilotClient {
     port: number,
     options: { timeoutMs?: number } = {},
   ): Promise<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }> {
-    const socket = await this.#control.openStream("/v1/stream", {
+    const socket = await this.openStream("/v1/stream", {
       peer,
       port,
       ...(options.timeoutMs === undefined ? {} : { timeout_ms: options.timeoutMs }),
@@ -186,11 +192,6 @@ export class PilotClient {
         abort: () => socket.abort(),
       }),
     };
-  }
-
-  /** Releases the client's connections. */
-  close(): void {
-    this.#control.close();
   }
 }
 

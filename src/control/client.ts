@@ -116,6 +116,11 @@ export class ControlClient {
    * daemon holds the home's lock and `version_mismatch` when the API differs.
    */
   static async open(home: string): Promise<ControlClient> {
+    return new ControlClient(await ControlClient.controlOf(home), home);
+  }
+
+  /** The control file of `home`'s running daemon, checked: `not_running`, `version_mismatch`. */
+  protected static async controlOf(home: string): Promise<ControlFile> {
     const notRunning = new PilotError(
       "not_running",
       `No daemon is running for home "${home}"`,
@@ -131,7 +136,7 @@ export class ControlClient {
         "restart the daemon with this version: `pilot daemon stop && pilot daemon start`",
       );
     }
-    return new ControlClient(control, home);
+    return control;
   }
 
   /**

@@ -6,7 +6,8 @@
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PilotError } from "../../errors.ts";
-import { ControlClient, readControlFile } from "../../control/client.ts";
+import { readControlFile } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { LOG_TO_FILE_ENV, runDaemon } from "../../control/run_daemon.ts";
 import {
   ensureHome,
@@ -142,7 +143,7 @@ async function tailLog(home: string): Promise<string> {
 
 async function statusOf(home: string) {
   try {
-    const client = await ControlClient.open(home);
+    const client = await PilotClient.open(home);
     const info = await client.call("GET", "/v1/info", { timeoutMs: 5_000 }) as Record<
       string,
       unknown
@@ -312,9 +313,9 @@ function stopCommand(role: Role): CommandSpec {
     output: obj({ stopped: bool, changed: bool }),
     errors: ["timeout"],
     async run(ctx) {
-      let client: ControlClient;
+      let client: PilotClient;
       try {
-        client = await ControlClient.open(ctx.home);
+        client = await PilotClient.open(ctx.home);
       } catch (e) {
         if (e instanceof PilotError && e.code === "not_running") {
           return { stopped: true, changed: false };
@@ -410,7 +411,7 @@ const rendezvousStatus = command({
         mailboxes: null,
       };
     }
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     const r = await client.call("GET", "/v1/rendezvous", { timeoutMs: 5_000 }) as Infer<
       typeof RENDEZVOUS_STATUS.output
     >;

@@ -5,7 +5,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "../../control/contract/mod.ts";
 import { invalid, isErrorCode, PilotError } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
@@ -45,7 +45,7 @@ const sendFile = command({
       path: resolve(String(ctx.args.path)),
       timeout_ms: timeoutMs,
     };
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     if (ctx.json || !Deno.stderr.isTerminal()) {
       return await client.call("POST", "/v1/send-file", { body, timeoutMs: timeoutMs + 5_000 });
     }
@@ -107,7 +107,7 @@ const received = command({
     if (f.clear === true && typeof f.from === "string") {
       throw invalid("--clear cannot be combined with --from", "use `pilot received ack ID…`");
     }
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     const query = {
       after: numberFlag(ctx, "after"),
       limit: numberFlag(ctx, "limit"),
@@ -167,7 +167,7 @@ const receivedAck = command({
   errors: ["not_running", "conflict"],
   async run(ctx) {
     const from = typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {};
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/received/ack", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/received/ack", {
       body: { ids: ctx.args.id, ...from },
     });
   },

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { FIND } from "../../control/contract/find.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { durationFlag, numberFlag } from "../flags.ts";
@@ -52,7 +52,7 @@ const find = command({
   errors: ["not_running", "not_found"],
   async run(ctx) {
     const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await ControlClient.open(ctx.home)).call("GET", "/v1/find", {
+    return await (await PilotClient.open(ctx.home)).call("GET", "/v1/find", {
       query: { peer: String(ctx.args.peer), timeout_ms: timeoutMs },
       timeoutMs: timeoutMs + 5_000,
     });

@@ -7,7 +7,7 @@
  * @module
  */
 import { MAX_STREAM_MESSAGE } from "../../constants.ts";
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import {
   CALL,
   INBOX,
@@ -204,7 +204,7 @@ const send = command({
       const v = optionalString(ctx, flag);
       if (v !== undefined) body[field] = v;
     }
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("POST", "/v1/send", { body, timeoutMs: timeoutMs + 5_000 });
   },
   human: (o) => {
@@ -279,7 +279,7 @@ const inbox = command({
         "use `pilot inbox ack ID…` for single messages",
       );
     }
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     const timeoutMs = numberFlag(ctx, "timeout");
     const query = {
       after: numberFlag(ctx, "after"),
@@ -344,7 +344,7 @@ const inboxAck = command({
   output: INBOX_ACK.output,
   errors: ["not_running", "conflict"],
   async run(ctx) {
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     const from = typeof ctx.flags.from === "string" ? { from: ctx.flags.from } : {};
     return await client.call("POST", "/v1/inbox/ack", { body: { ids: ctx.args.id, ...from } });
   },
@@ -383,7 +383,7 @@ const call = command({
       timeout_ms: timeoutMs,
     };
     if (typeof ctx.flags.id === "string") body.id = ctx.flags.id;
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/call", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/call", {
       body,
       timeoutMs: timeoutMs + 5_000,
     });
@@ -411,7 +411,7 @@ const reply = command({
     const type = typeFlag(ctx);
     const data = await messageData(ctx, type);
     const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/reply", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/reply", {
       body: {
         id: ctx.args.id,
         type,
@@ -435,7 +435,7 @@ const outbox = command({
   output: OUTBOX.output,
   errors: ["not_running"],
   async run(ctx) {
-    return await (await ControlClient.open(ctx.home)).call("GET", "/v1/outbox");
+    return await (await PilotClient.open(ctx.home)).call("GET", "/v1/outbox");
   },
   human: ({ messages }) => {
     if (messages.length === 0) return "no queued messages";
@@ -466,7 +466,7 @@ const outboxCancel = command({
   errors: ["not_running", "not_found"],
   async run(ctx) {
     const to = optionalString(ctx, "to");
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/outbox/cancel", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/outbox/cancel", {
       body: { id: ctx.args.id, ...(to === undefined ? {} : { to }) },
     });
   },

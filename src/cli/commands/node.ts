@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { BENCH, INFO, PEERS, PING } from "../../control/contract/diagnostics.ts";
 import { invalid } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
@@ -20,7 +20,7 @@ const info = command({
   output: INFO.output,
   errors: ["not_running", "version_mismatch"],
   async run(ctx) {
-    return await (await ControlClient.open(ctx.home)).call("GET", "/v1/info");
+    return await (await PilotClient.open(ctx.home)).call("GET", "/v1/info");
   },
   human: (o) => {
     return keyValues([
@@ -56,7 +56,7 @@ const peers = command({
   output: PEERS.output,
   errors: ["not_running", "version_mismatch"],
   async run(ctx) {
-    return await (await ControlClient.open(ctx.home)).call("GET", "/v1/peers");
+    return await (await PilotClient.open(ctx.home)).call("GET", "/v1/peers");
   },
   human: ({ peers: list }) => {
     if (list.length === 0) return "no peers";
@@ -103,7 +103,7 @@ const ping = command({
     const count = numberFlag(ctx, "count");
     const intervalMs = numberFlag(ctx, "interval");
     const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/ping", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/ping", {
       body: { peer: ctx.args.peer, count, interval_ms: intervalMs, timeout_ms: timeoutMs },
       timeoutMs: count * (intervalMs + timeoutMs) + 10_000,
     });
@@ -144,7 +144,7 @@ const bench = command({
       );
     }
     const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/bench", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/bench", {
       body: { peer: ctx.args.peer, size_mb: size, timeout_ms: timeoutMs },
       timeoutMs: timeoutMs + 5_000,
     });

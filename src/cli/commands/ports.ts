@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { DGRAM, RECV } from "../../control/contract/ports.ts";
 import { invalid } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
@@ -62,7 +62,7 @@ const dgram = command({
   async run(ctx) {
     if (typeof ctx.flags.data !== "string") throw invalid("Give the datagram with --data");
     const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/dgram", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/dgram", {
       body: {
         peer: ctx.args.peer,
         port: portArg(ctx.args.port),
@@ -90,7 +90,7 @@ const recv: CommandSpec = {
   async run(ctx) {
     const count = numberFlag(ctx, "count");
     const timeoutMs = numberFlag(ctx, "timeout");
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     const query = { port: portArg(ctx.args.port), count, timeout_ms: timeoutMs };
     if (!ctx.json) {
       // People see datagrams as they come.

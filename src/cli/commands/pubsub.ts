@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { PUBLISH, SUBSCRIBE } from "../../control/contract/pubsub.ts";
 import { invalid } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
@@ -43,7 +43,7 @@ const publish = command({
   async run(ctx) {
     if (typeof ctx.flags.data !== "string") throw invalid("Give the event with --data");
     const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/publish", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/publish", {
       body: {
         peer: ctx.args.peer,
         topic: ctx.args.topic,
@@ -100,7 +100,7 @@ const subscribeCommand: CommandSpec = {
   ],
   async run(ctx) {
     let left = optionalNumber(ctx, "count");
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     // One subscription lasts at most the API's bound; a longer --timeout (or
     // none) subscribes again. Events published in between are not seen.
     await renewing(numberFlag(ctx, "timeout"), SUBSCRIBE.input.timeout_ms.max, async (ms) => {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { PEER_ADD, PEER_LIST, PEER_REMOVE } from "../../control/contract/static_peers.ts";
 import { command, type CommandSpec, type FlagSpec } from "../command.ts";
 import { table } from "../output.ts";
@@ -31,7 +31,7 @@ const peerList = command({
   flags: {},
   output: PEER_LIST.output,
   errors: ["not_running"],
-  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/peer/list"),
+  run: async (ctx) => await (await PilotClient.open(ctx.home)).call("GET", "/v1/peer/list"),
   human: ({ peers }) => {
     if (peers.length === 0) return "no static peers";
     return table(
@@ -58,7 +58,7 @@ const peerAdd = command({
   output: PEER_ADD.output,
   errors: ["not_running", "too_large"],
   run: async (ctx) =>
-    await (await ControlClient.open(ctx.home)).call("POST", "/v1/peer/add", {
+    await (await PilotClient.open(ctx.home)).call("POST", "/v1/peer/add", {
       body: { name: ctx.args.name, endpoint: ctx.args.endpoint, save: ctx.flags.save === true },
     }),
   human: (o) => {
@@ -77,7 +77,7 @@ const peerRemove = command({
   output: PEER_REMOVE.output,
   errors: ["not_running"],
   run: async (ctx) =>
-    await (await ControlClient.open(ctx.home)).call("POST", "/v1/peer/remove", {
+    await (await PilotClient.open(ctx.home)).call("POST", "/v1/peer/remove", {
       body: { name: ctx.args.name, save: ctx.flags.save === true },
     }),
   human: (o) => {

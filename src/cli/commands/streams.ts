@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { CONNECT } from "../../control/contract/diagnostics.ts";
 import { CONNECTIONS, LISTEN, STREAM } from "../../control/contract/ports.ts";
 import { anyOf, int, obj, str } from "../../control/schema.ts";
@@ -65,7 +65,7 @@ async function pumpOut(s: StreamSocket, out: WritableStreamDefaultWriter<Uint8Ar
 }
 
 async function streamConnect(ctx: CommandContext, port: number, timeoutMs: number) {
-  const client = await ControlClient.open(ctx.home);
+  const client = await PilotClient.open(ctx.home);
   const s = await client.openStream("/v1/stream", {
     peer: String(ctx.args.peer),
     port,
@@ -145,7 +145,7 @@ const connect = command({
     if (ctx.flags.message !== undefined) {
       throw invalid("--message needs a port", "pilot connect PEER PORT --message TEXT");
     }
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/connect", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/connect", {
       body: { peer: ctx.args.peer, timeout_ms: timeoutMs },
       timeoutMs: timeoutMs + 5_000,
     });
@@ -225,7 +225,7 @@ const listen = command({
     if (exec === undefined && ctx.json) {
       throw invalid("Printing a stream carries raw bytes on stdout", "use --exec, or drop --json");
     }
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     const running: Promise<void>[] = [];
     let said = false;
     let accepted = 0;
@@ -270,7 +270,7 @@ const connections = command({
   flags: {},
   output: CONNECTIONS.output,
   errors: ["not_running"],
-  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/connections"),
+  run: async (ctx) => await (await PilotClient.open(ctx.home)).call("GET", "/v1/connections"),
   human: ({ connections: list }) => {
     if (list.length === 0) return "no streams";
     return table(

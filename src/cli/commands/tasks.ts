@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import {
   TASK_ACCEPT,
   TASK_DECLINE,
@@ -106,7 +106,7 @@ const submit = command({
     if (id !== undefined) body.id = id;
     const deadline = optionalNumber(ctx, "deadline");
     if (deadline !== undefined) body.deadline_ms = deadline;
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("POST", "/v1/tasks/submit", {
       body,
       timeoutMs: timeoutOf(ctx) + 5_000,
@@ -138,7 +138,7 @@ const list = command({
       throw invalid(`Unknown --state "${state}"`, `use ${TASK_STATES.join(", ")}`);
     }
     const wait = ctx.flags.wait === true ? optionalNumber(ctx, "timeout") ?? 30_000 : 0;
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("GET", "/v1/tasks", {
       query: {
         role: ctx.flags.submitted === true ? "submitter" : "worker",
@@ -174,7 +174,7 @@ const accept = command({
   output: TASK_ACCEPT.output,
   errors: ["not_running", "not_found", "conflict"],
   async run(ctx) {
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("POST", "/v1/tasks/accept", {
       body: { id: ctx.args.id, ...fromOf(ctx) },
     }) as TaskData;
@@ -194,7 +194,7 @@ const decline = command({
   output: TASK_DECLINE.output,
   errors: ["not_running", "not_found", "conflict", "too_large"],
   async run(ctx) {
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("POST", "/v1/tasks/decline", {
       body: { id: ctx.args.id, reason: optionalString(ctx, "reason") ?? "", ...fromOf(ctx) },
     }) as TaskData;
@@ -213,7 +213,7 @@ const progress = command({
   async run(ctx) {
     const type = typeFlag(ctx);
     const data = await messageData(ctx, type);
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("POST", "/v1/tasks/progress", {
       body: { id: ctx.args.id, type, data, ...fromOf(ctx) },
     }) as TaskData;
@@ -246,7 +246,7 @@ const result = command({
       body.type = type;
       body.data = await messageData(ctx, type);
     }
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("POST", "/v1/tasks/result", { body }) as TaskData;
   },
   human: taskText,
@@ -261,7 +261,7 @@ const status = command({
   output: TASK_STATUS.output,
   errors: ["not_running", "not_found", "conflict"],
   async run(ctx) {
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("GET", "/v1/tasks/status", {
       query: { id: String(ctx.args.id), ...fromOf(ctx) },
     }) as TaskData;
@@ -282,7 +282,7 @@ const wait = command({
   output: TASK_WAIT.output,
   errors: ["not_running", "not_found", "conflict", "task_failed", "timeout"],
   async run(ctx) {
-    const client = await ControlClient.open(ctx.home);
+    const client = await PilotClient.open(ctx.home);
     return await client.call("GET", "/v1/tasks/wait", {
       query: { id: String(ctx.args.id), timeout_ms: timeoutOf(ctx), ...fromOf(ctx) },
       timeoutMs: timeoutOf(ctx) + 5_000,

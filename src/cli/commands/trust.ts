@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import {
   APPROVE,
   HANDSHAKE,
@@ -27,7 +27,7 @@ const TIMEOUT_FLAG = {
 
 async function post(ctx: CommandContext, key: RouteKey, body: Record<string, unknown>) {
   const timeoutMs = numberFlag(ctx, "timeout");
-  const client = await ControlClient.open(ctx.home);
+  const client = await PilotClient.open(ctx.home);
   return await client.call("POST", key.slice("POST ".length), {
     body: { ...body, timeout_ms: timeoutMs },
     timeoutMs: timeoutMs + 5_000,
@@ -126,7 +126,7 @@ const pending = command({
   flags: {},
   output: PENDING.output,
   errors: ["not_running"],
-  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/pending"),
+  run: async (ctx) => await (await PilotClient.open(ctx.home)).call("GET", "/v1/pending"),
   human: ({ pending: list }) => {
     if (list.length === 0) return "no pending requests";
     // One block per request, each line led by our own label: peer text is cut
@@ -192,7 +192,7 @@ const trust = command({
   flags: {},
   output: TRUST.output,
   errors: ["not_running"],
-  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/trust"),
+  run: async (ctx) => await (await PilotClient.open(ctx.home)).call("GET", "/v1/trust"),
   human: ({ trusted: list }) => {
     if (list.length === 0) return "no trusted peers";
     return table(

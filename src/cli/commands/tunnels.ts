@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { EXPOSE, FORWARD, TUNNELS, UNEXPOSE, UNFORWARD } from "../../control/contract/tunnels.ts";
 import { invalid } from "../../errors.ts";
 import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
@@ -59,7 +59,7 @@ const expose = command({
   errors: ["not_running", "conflict", "too_large"],
   run: async (ctx) => {
     const allow = ctx.flags.allow;
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/expose", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/expose", {
       body: {
         target: ctx.args.target,
         vport: vportFlag(ctx),
@@ -86,7 +86,7 @@ const unexpose = command({
   output: UNEXPOSE.output,
   errors: ["not_running"],
   run: async (ctx) =>
-    await (await ControlClient.open(ctx.home)).call("POST", "/v1/unexpose", {
+    await (await PilotClient.open(ctx.home)).call("POST", "/v1/unexpose", {
       body: { vport: portOf(ctx.args.vport, "vport", 1), save: ctx.flags.save === true },
     }),
   human: (o) => {
@@ -119,7 +119,7 @@ const forward = command({
   output: FORWARD.output,
   errors: ["not_running", "conflict", "not_trusted", "too_large"],
   run: async (ctx) =>
-    await (await ControlClient.open(ctx.home)).call("POST", "/v1/forward", {
+    await (await PilotClient.open(ctx.home)).call("POST", "/v1/forward", {
       body: {
         local_port: portOf(ctx.args["local-port"], "local port", 0),
         peer: ctx.args.peer,
@@ -147,7 +147,7 @@ const unforward = command({
   output: UNFORWARD.output,
   errors: ["not_running"],
   run: async (ctx) =>
-    await (await ControlClient.open(ctx.home)).call("POST", "/v1/unforward", {
+    await (await PilotClient.open(ctx.home)).call("POST", "/v1/unforward", {
       body: {
         local_port: portOf(ctx.args["local-port"], "local port", 1),
         save: ctx.flags.save === true,
@@ -168,7 +168,7 @@ const tunnels = command({
   flags: {},
   output: TUNNELS.output,
   errors: ["not_running"],
-  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/tunnels"),
+  run: async (ctx) => await (await PilotClient.open(ctx.home)).call("GET", "/v1/tunnels"),
   human: ({ exposed, forwarded }) => {
     const parts: string[] = [];
     parts.push(

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ControlClient } from "../../control/client.ts";
+import { PilotClient } from "../../client/mod.ts";
 import { WEBHOOK_ADD, WEBHOOK_LIST, WEBHOOK_REMOVE } from "../../control/contract/webhooks.ts";
 import { invalid } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
@@ -29,7 +29,7 @@ const webhookList = command({
   flags: {},
   output: WEBHOOK_LIST.output,
   errors: ["not_running"],
-  run: async (ctx) => await (await ControlClient.open(ctx.home)).call("GET", "/v1/webhooks"),
+  run: async (ctx) => await (await PilotClient.open(ctx.home)).call("GET", "/v1/webhooks"),
   human: ({ webhooks }) => {
     if (webhooks.length === 0) return "no webhooks";
     const rows = webhooks.map((h) => [
@@ -72,7 +72,7 @@ const webhookAdd = command({
       );
     }
     const secret = await secretOf(ctx.flags.secret);
-    return await (await ControlClient.open(ctx.home)).call("POST", "/v1/webhooks/add", {
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/webhooks/add", {
       body: { url: ctx.args.url, events, ...(secret === undefined ? {} : { secret }) },
     });
   },
@@ -91,7 +91,7 @@ const webhookRemove = command({
   output: WEBHOOK_REMOVE.output,
   errors: ["not_running"],
   run: async (ctx) =>
-    await (await ControlClient.open(ctx.home)).call("POST", "/v1/webhooks/remove", {
+    await (await PilotClient.open(ctx.home)).call("POST", "/v1/webhooks/remove", {
       body: { url: ctx.args.url },
     }),
   human: (o) => o.changed ? `removed ${o.url}` : `no webhook ${o.url}; nothing to do`,
