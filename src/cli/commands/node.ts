@@ -43,6 +43,21 @@ const info = command({
       ]),
       ["uptime", `${o.uptime_s}s`],
       ["peers", `${o.peers} (${o.trusted} trusted)`],
+      ...o.tunnels.exposed.map((e) =>
+        ["exposed", `virtual port ${e.vport} -> ${e.target} (${e.served} served)`] as [
+          string,
+          string,
+        ]
+      ),
+      ...o.tunnels.forwarded.map((f) =>
+        [
+          "forwarded",
+          `${f.listen} -> ${peerText(f.peer)} port ${f.vport} (${f.served} served)`,
+        ] as [
+          string,
+          string,
+        ]
+      ),
     ]);
   },
 });
