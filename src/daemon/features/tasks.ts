@@ -145,28 +145,18 @@ export class TasksFeature {
     }
     const known = this.#store.get("submitter", peer.keyHex, id);
     if (known !== undefined) return await this.#view(known);
-    const now = new Date().toISOString();
-    const task: Task = {
-      role: "submitter",
+    const task = newTask(
+      "submitter",
       id,
-      peer: peerRef(peer),
-      input: {
+      peer,
+      {
         type: built.type,
         bytes: built.data.length,
         file: await this.#store.writeData(built.data),
       },
       deadline,
-      state: "submitted",
-      reason: "",
-      error: null,
-      result: null,
-      progress: [],
-      progressCount: 0,
-      pending: [],
-      seen: [],
-      createdAt: now,
-      updatedAt: now,
-    };
+      [],
+    );
     await this.#store.put(task);
     return await this.#view(task);
   }
@@ -449,24 +439,18 @@ export class TasksFeature {
     if (deadline !== null && !(Date.parse(deadline) > Date.now())) {
       throw new Refusal("invalid_argument", "the deadline has passed or is not a date");
     }
-    const now = new Date().toISOString();
-    const task: Task = {
-      role: "worker",
+    const task = newTask(
+      "worker",
       id,
-      peer: peerRef(peer),
-      input: { type: e.type, bytes: e.data.length, file: await this.#store.writeData(e.data) },
+      peer,
+      {
+        type: e.type,
+        bytes: e.data.length,
+        file: await this.#store.writeData(e.data),
+      },
       deadline,
-      state: "submitted",
-      reason: "",
-      error: null,
-      result: null,
-      progress: [],
-      progressCount: 0,
-      pending: [],
-      seen: [e.id],
-      createdAt: now,
-      updatedAt: now,
-    };
+      [e.id],
+    );
     try {
       await this.#store.put(task);
     } catch (err) {
@@ -617,6 +601,35 @@ export class TasksFeature {
   #event(t: Task): Record<string, unknown> {
     return { id: t.id, role: t.role, peer: t.peer, state: t.state };
   }
+}
+
+/** A task as its side first stores it: submitted, nothing told or taken but `seen`. */
+function newTask(
+  role: TaskRole,
+  id: string,
+  peer: PeerIdentity,
+  input: Task["input"],
+  deadline: string | null,
+  seen: string[],
+): Task {
+  const now = new Date().toISOString();
+  return {
+    role,
+    id,
+    peer: peerRef(peer),
+    input,
+    deadline,
+    state: "submitted",
+    reason: "",
+    error: null,
+    result: null,
+    progress: [],
+    progressCount: 0,
+    pending: [],
+    seen,
+    createdAt: now,
+    updatedAt: now,
+  };
 }
 
 /** The event a worker's transition to `state` publishes. */
