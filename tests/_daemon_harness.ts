@@ -163,6 +163,47 @@ export async function kill9(pid: number): Promise<void> {
   }, 10_000);
 }
 
+/**
+ * A (fixture 0, hostname {@linkcode PAIR_A_NAME}) and B (fixture 1,
+ * {@linkcode PAIR_B_NAME}) trusting each other from their trust files, each
+ * on a fixed UDP port and naming the other with `--peer`, so either can come
+ * back after a restart (or a kill -9) where the other looks for it. Started;
+ * on failure nothing is left running.
+ */
+export async function trustedPair(): Promise<{ a: TestNode; b: TestNode }> {
+  const [aPort, bPort] = [freeUdpPort(), freeUdpPort()];
+  const a = new TestNode(
+    await makeHome({
+      identity: 0,
+      trust: [trustEntry(1, { mutual: true, hostname: PAIR_B_NAME })],
+    }),
+    {
+      identity: 0,
+      hostname: PAIR_A_NAME,
+      args: ["--listen", `127.0.0.1:${aPort}`, "--peer", `${PAIR_B_NAME}=127.0.0.1:${bPort}`],
+    },
+  );
+  const b = new TestNode(
+    await makeHome({
+      identity: 1,
+      trust: [trustEntry(0, { mutual: true, hostname: PAIR_A_NAME })],
+    }),
+    {
+      identity: 1,
+      hostname: PAIR_B_NAME,
+      args: ["--listen", `127.0.0.1:${bPort}`, "--peer", `${PAIR_A_NAME}=127.0.0.1:${aPort}`],
+    },
+  );
+  try {
+    await a.start();
+    await b.start();
+  } catch (e) {
+    await stopAll(a, b);
+    throw e;
+  }
+  return { a, b };
+}
+
 /** Options of {@linkcode startNode}. */
 export interface NodeOptions extends HomeOptions {
   /** `--hostname` for the daemon. */

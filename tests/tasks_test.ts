@@ -9,14 +9,12 @@ import assert from "node:assert/strict";
 import {
   callApi,
   establishTrust,
-  freeUdpPort,
   kill9,
   makeHome,
-  PAIR_A_NAME,
   PAIR_B_NAME,
   type TestNode,
   TestNode as Node,
-  trustEntry,
+  trustedPair,
   waitFor,
 } from "./_daemon_harness.ts";
 
@@ -27,39 +25,8 @@ async function events(node: TestNode, type: string): Promise<any[]> {
   return r.json.data.events.filter((e: any) => e.type === type);
 }
 
-/** A (fixture 0, the submitter) on a fixed port and B (fixture 1, the worker), trusting each other. */
-async function pair() {
-  const aPort = freeUdpPort();
-  const bPort = freeUdpPort();
-  const a = new Node(
-    await makeHome({
-      identity: 0,
-      trust: [trustEntry(1, { mutual: true, hostname: PAIR_B_NAME })],
-    }),
-    {
-      identity: 0,
-      hostname: PAIR_A_NAME,
-      args: ["--listen", `127.0.0.1:${aPort}`, "--peer", `${PAIR_B_NAME}=127.0.0.1:${bPort}`],
-    },
-  );
-  const b = new Node(
-    await makeHome({
-      identity: 1,
-      trust: [trustEntry(0, { mutual: true, hostname: PAIR_A_NAME })],
-    }),
-    {
-      identity: 1,
-      hostname: PAIR_B_NAME,
-      args: ["--listen", `127.0.0.1:${bPort}`, "--peer", `${PAIR_A_NAME}=127.0.0.1:${aPort}`],
-    },
-  );
-  await b.start();
-  await a.start();
-  return { a, b };
-}
-
 Deno.test("a task round trip: submit, list, accept, progress, result, wait; a retry is the same task", async () => {
-  const { a, b } = await pair();
+  const { a, b } = await trustedPair();
   try {
     const submitted = await a.pilot(
       "task",
@@ -150,7 +117,7 @@ Deno.test("a task round trip: submit, list, accept, progress, result, wait; a re
 });
 
 Deno.test("a result posted while the submitter is killed -9 reaches it when it is back, once; failures and timeouts exit 1 and 5", async () => {
-  const { a, b } = await pair();
+  const { a, b } = await trustedPair();
   try {
     const s = await a.pilot(
       "task",

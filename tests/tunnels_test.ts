@@ -17,9 +17,9 @@ import {
   makeHome,
   okOf,
   PAIR_A_NAME,
-  PAIR_B_NAME,
   stopAll,
   TestNode,
+  trustedPair,
   trustEntry,
   waitFor,
 } from "./_daemon_harness.ts";
@@ -53,41 +53,6 @@ function freeTcpPort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-/** A (fixture 0) and B (fixture 1) trusting each other, each on a fixed UDP port naming the other. */
-async function trustedPair(): Promise<{ a: TestNode; b: TestNode }> {
-  const [aPort, bPort] = [freeUdpPort(), freeUdpPort()];
-  const a = new TestNode(
-    await makeHome({
-      identity: 0,
-      trust: [trustEntry(1, { mutual: true, hostname: PAIR_B_NAME })],
-    }),
-    {
-      identity: 0,
-      hostname: PAIR_A_NAME,
-      args: ["--listen", `127.0.0.1:${aPort}`, "--peer", `${PAIR_B_NAME}=127.0.0.1:${bPort}`],
-    },
-  );
-  const b = new TestNode(
-    await makeHome({
-      identity: 1,
-      trust: [trustEntry(0, { mutual: true, hostname: PAIR_A_NAME })],
-    }),
-    {
-      identity: 1,
-      hostname: PAIR_B_NAME,
-      args: ["--listen", `127.0.0.1:${bPort}`, "--peer", `${PAIR_A_NAME}=127.0.0.1:${aPort}`],
-    },
-  );
-  try {
-    await a.start();
-    await b.start();
-  } catch (e) {
-    await stopAll(a, b);
-    throw e;
-  }
-  return { a, b };
 }
 
 /** A fetch on a fresh connection each time (no pooled keep-alive between checks). */
