@@ -129,6 +129,30 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
   try {
     await okSchema(seen, "help", await runPilot(["help", "--json"]));
     await okSchema(seen, "help", await runPilot(["help", "send", "--json"]));
+    // config.json, read and edited without a daemon (fixture 3's home, before it starts).
+    {
+      const home = await makeHome({ identity: 3 });
+      try {
+        await okSchema(
+          seen,
+          "config set",
+          await runPilot(["config", "set", "lan", "false", "--json"], { home }),
+        );
+        await okSchema(
+          seen,
+          "config get",
+          await runPilot(["config", "get", "lan", "--json"], { home }),
+        );
+        await okSchema(seen, "config list", await runPilot(["config", "list", "--json"], { home }));
+        await okSchema(
+          seen,
+          "config unset",
+          await runPilot(["config", "unset", "lan", "--json"], { home }),
+        );
+      } finally {
+        await Deno.remove(home, { recursive: true });
+      }
+    }
 
     // The foreground daemon prints its result when it stops.
     fg = new TestNode(await makeHome({ identity: 3 }), { identity: 3 });

@@ -18,6 +18,7 @@ import { STATIC_PEER_COMMANDS } from "./commands/static_peers.ts";
 import { WEBHOOK_COMMANDS } from "./commands/webhooks.ts";
 import { FIND_COMMANDS } from "./commands/find.ts";
 import { TASK_COMMANDS } from "./commands/tasks.ts";
+import { CONFIG_COMMANDS } from "./commands/config.ts";
 import { MCP_COMMAND } from "./commands/mcp.ts";
 
 /** All commands. */
@@ -25,6 +26,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
   ...NODE_COMMANDS,
   ...STATIC_PEER_COMMANDS,
+  ...CONFIG_COMMANDS,
   ...WEBHOOK_COMMANDS,
   ...FIND_COMMANDS,
   ...STREAM_COMMANDS,

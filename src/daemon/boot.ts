@@ -9,4 +9,5 @@
  */
 export { ensureHome, HOME_FILES, isHomeLocked, resolveHome } from "./home.ts";
 export { loadOrCreateIdentity } from "./identity_store.ts";
-export { loadConfig } from "./config.ts";
+export { CONFIG_KEYS, configOf, loadConfig, readConfigFile } from "./config.ts";
+export { writeFileAtomic } from "./home.ts";

@@ -396,19 +396,32 @@ export async function readConfigFile(home: string): Promise<Record<string, unkno
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw invalid(`Config "${path}" must be a JSON object`);
   }
-  const unknown = Object.keys(v).find((k) => !FILE_KEYS.includes(k));
-  if (unknown !== undefined) {
-    throw invalid(
-      `Config "${path}" has unknown key "${unknown}"`,
-      `known keys: ${FILE_KEYS.join(", ")}`,
-    );
-  }
+  checkKnownKeys(v as Record<string, unknown>, `Config "${path}"`);
   return v as Record<string, unknown>;
+}
+
+/** The keys config.json may hold. */
+export const CONFIG_KEYS: readonly string[] = FILE_KEYS;
+
+/** Refuses a key config.json does not know, naming `where`. */
+function checkKnownKeys(file: Record<string, unknown>, where: string): void {
+  const unknown = Object.keys(file).find((k) => !FILE_KEYS.includes(k));
+  if (unknown !== undefined) {
+    throw invalid(`${where} has unknown key "${unknown}"`, `known keys: ${FILE_KEYS.join(", ")}`);
+  }
 }
 
 /** Merges flags, environment and the config file into the effective configuration. */
 export async function loadConfig(home: string, flags: ConfigFlags): Promise<DaemonConfig> {
-  const file = await readConfigFile(home);
+  return configOf(await readConfigFile(home), flags);
+}
+
+/**
+ * Checks a config.json object exactly as the daemon reads it, and merges it
+ * with `flags` and the environment: the one place each key is checked.
+ */
+export function configOf(file: Record<string, unknown>, flags: ConfigFlags): DaemonConfig {
+  checkKnownKeys(file, "config.json");
   const where = "config.json";
   const cfg: DaemonConfig = {
     listen: parseListen(DEFAULT_LISTEN, "default"),
