@@ -31,7 +31,7 @@ export function findCommand(
   if (words.length >= 1) {
     const c = table.find((c) => names(c).includes(words[0]!));
     if (c) return { command: c, used: 1 };
-    throw invalid(`Unknown command "${words[0]}"`, "run `pilot help` to list the commands");
+    throw unknownCommand(table, words);
   }
   return { command: undefined, used: 0 };
 }
@@ -106,12 +106,14 @@ export function parseCommandLine(table: readonly CommandSpec[], argv: string[]):
   }
   const skip = new Set(at.slice(0, used));
   const withoutCommand = argv.filter((_, i) => !skip.has(i));
+  checkFlags(withoutCommand, flagsSpec, command);
   let parsed;
   try {
     parsed = parseArgs({ args: withoutCommand, options, allowPositionals: true, strict: true });
   } catch (e) {
+    // What checkFlags did not name: said in our words, never the parser's.
     const where = command ? ` for \`pilot ${command.name}\`` : "";
-    throw invalid(`${(e as Error).message.split("\n")[0]}${where}`, helpHint(command));
+    throw invalid(`Cannot read the flags${where}: ${parserWords(e)}`, helpHint(command));
   }
   const flags: FlagValues = {};
   for (const [name, raw] of Object.entries(parsed.values)) {
@@ -154,7 +156,7 @@ export function parseCommandLine(table: readonly CommandSpec[], argv: string[]):
       );
     }
   } else if (positionals.length > 0) {
-    throw invalid(`Unknown command "${positionals[0]}"`, "run `pilot help` to list the commands");
+    throw unknownCommand(table, positionals);
   }
   return { command, args, flags };
 }
@@ -175,6 +177,100 @@ function commandWordIndices(argv: string[]): number[] {
     return next !== undefined && !next.startsWith("-") ? [i, i + 1] : [i];
   }
   return [];
+}
+
+/** `Unknown command`, with the nearest command when one is close (`did you mean send?`). */
+function unknownCommand(table: readonly CommandSpec[], words: string[]): Error {
+  const names = table.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+  // A group's first word (`task`, `outbox`): the second word is what was mistyped.
+  const group = names.filter((n) => n.startsWith(`${words[0]} `));
+  if (group.length > 0 && words[1] === undefined) {
+    return invalid(
+      `\`pilot ${words[0]}\` needs one of: ${group.map((n) => n.split(" ")[1]).join(", ")}`,
+      `e.g. \`pilot ${group[0]}\`; run \`pilot help\` to list the commands`,
+    );
+  }
+  let typed = words[0]!;
+  let guess: string | undefined;
+  if (group.length > 0) {
+    typed = `${words[0]} ${words[1]}`;
+    guess = nearest(typed, group);
+  } else {
+    const first = nearest(typed, names.map((n) => n.split(" ")[0]!));
+    const two = first === undefined || words[1] === undefined ? undefined : `${first} ${words[1]}`;
+    guess = two !== undefined && names.includes(two) ? two : first;
+  }
+  return invalid(
+    `Unknown command "${typed}"`,
+    guess === undefined
+      ? "run `pilot help` to list the commands"
+      : `did you mean \`pilot ${guess}\`? run \`pilot help\` to list the commands`,
+  );
+}
+
+/**
+ * Refuses a flag the command does not take, or one missing its value,
+ * naming the nearest flag it does take; stops at `--`.
+ */
+function checkFlags(
+  args: string[],
+  spec: Record<string, FlagSpec>,
+  command: CommandSpec | undefined,
+): void {
+  const where = command ? ` for \`pilot ${command.name}\`` : "";
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") return;
+    if (!a.startsWith("--")) continue;
+    const name = a.slice(2).split("=")[0]!;
+    const flag = spec[name];
+    if (flag === undefined) {
+      const guess = nearest(name, Object.keys(spec));
+      throw invalid(
+        `Unknown flag --${name}${where}`,
+        guess === undefined ? helpHint(command) : `did you mean --${guess}? ${helpHint(command)}`,
+      );
+    }
+    if (flag.type !== "boolean" && !a.includes("=")) {
+      const value = args[i + 1];
+      if (value === undefined) throw invalid(`--${name} needs a value${where}`, helpHint(command));
+      i++;
+    }
+  }
+}
+
+/** The parser's complaint, in our words (its own text names its internals). */
+function parserWords(e: unknown): string {
+  const text = (e as Error).message.split("\n")[0] ?? "";
+  const option = /'(-{1,2}[^' ]+)/.exec(text)?.[1];
+  return option === undefined ? "unexpected input" : `unexpected ${option}`;
+}
+
+/** The candidate nearest to `word` within two edits (or the one it starts), if any. */
+function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const name of new Set(candidates)) {
+    const d = name.startsWith(word) && word.length >= 3 ? 1 : distance(word, name);
+    if (d <= 2 && (best === undefined || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        prev[j]! + 1,
+        row[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 function helpHint(command: CommandSpec | undefined): string {
