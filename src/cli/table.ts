@@ -20,6 +20,7 @@ import { FIND_COMMANDS } from "./commands/find.ts";
 import { TASK_COMMANDS } from "./commands/tasks.ts";
 import { CONFIG_COMMANDS } from "./commands/config.ts";
 import { MCP_COMMAND } from "./commands/mcp.ts";
+import { VERSION_COMMAND } from "./commands/version.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -38,5 +39,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...PORT_COMMANDS,
   ...PUBSUB_COMMANDS,
   MCP_COMMAND,
+  VERSION_COMMAND,
   HELP_COMMAND,
 ];
