@@ -144,7 +144,6 @@ Deno.test("a usage error with --json prints the API's error object on stdout and
 const API_ONLY = new Set([
   "GET /v1/health", // the token-free liveness probe
   "GET /v1/openapi.json", // the token-free OpenAPI document, for tools
-  "GET /v1/events", // the event stream for agents
 ]);
 
 Deno.test("every route in help --json exists in the control API's route table, and every route has a command", () => {

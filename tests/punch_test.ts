@@ -42,6 +42,7 @@ function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
     sessionAgeS: 1,
     rttMs: null,
     dropped: 0,
+    idleMs: null,
   });
   const puncher = new Puncher({
     sessions: {

@@ -47,6 +47,7 @@ function session(key: string, hostname: string, address: string, port: number): 
     sessionAgeS: 1,
     rttMs: null,
     dropped: 0,
+    idleMs: null,
   };
 }
 

@@ -271,6 +271,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     rttMs: null,
     sessionAgeS: 3,
     dropped: 0,
+    lastSeen: Date.parse("2026-12-03T09:00:00.000Z"),
     nameConflict: "trusted",
   }]);
   assert.deepEqual(Object.keys(peers.peers[0]!), [
@@ -284,9 +285,11 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "via",
     "rtt_ms",
     "session_age_s",
+    "last_seen",
     "dropped",
     "name_conflict",
   ]);
+  assert.equal(peers.peers[0]!.last_seen, "2026-12-03T09:00:00.000Z");
   assert.deepEqual(
     Object.keys(peers.peers[0]!),
     Object.keys(C.PEERS.output.properties.peers.items.properties),

@@ -20,12 +20,16 @@ import { FIND_COMMANDS } from "./commands/find.ts";
 import { TASK_COMMANDS } from "./commands/tasks.ts";
 import { CONFIG_COMMANDS } from "./commands/config.ts";
 import { MCP_COMMAND } from "./commands/mcp.ts";
-import { VERSION_COMMAND } from "./commands/version.ts";
+import { STATUS_COMMAND } from "./commands/status.ts";
+import { EVENTS_COMMAND } from "./commands/events.ts";
+import { COMPLETION_COMMANDS } from "./commands/completion.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
+  STATUS_COMMAND,
   ...NODE_COMMANDS,
+  EVENTS_COMMAND,
   ...STATIC_PEER_COMMANDS,
   ...CONFIG_COMMANDS,
   ...WEBHOOK_COMMANDS,
@@ -38,7 +42,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...FILE_COMMANDS,
   ...PORT_COMMANDS,
   ...PUBSUB_COMMANDS,
+  ...COMPLETION_COMMANDS,
   MCP_COMMAND,
-  VERSION_COMMAND,
   HELP_COMMAND,
 ];

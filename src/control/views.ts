@@ -288,6 +288,7 @@ export function peersView(peers: readonly SessionPeer[]): Infer<typeof C.PEERS.o
       via: p.via,
       rtt_ms: p.rttMs,
       session_age_s: p.sessionAgeS,
+      last_seen: p.lastSeen === null ? null : new Date(p.lastSeen).toISOString(),
       dropped: p.dropped,
       name_conflict: p.nameConflict,
     })),

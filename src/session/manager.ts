@@ -207,6 +207,8 @@ export interface PeerStatus {
   rttMs: number | null;
   /** Packets from it dropped by the trust gate. */
   dropped: number;
+  /** Milliseconds since its last authenticated frame (on either of its sessions), or null. */
+  idleMs: number | null;
 }
 
 interface PeerState {
@@ -1106,14 +1108,21 @@ export class SessionManager {
   /** Every peer with a session. */
   peers(): PeerStatus[] {
     const now = this.#now();
-    return [...this.#peers.values()].map((p) => ({
-      identity: p.identity,
-      endpoint: p.current?.endpoint ?? null,
-      trusted: this.#o.isTrusted(p.identity),
-      sessionAgeS: p.current ? Math.floor((now - p.current.createdAt) / 1000) : null,
-      rttMs: p.rttMs,
-      dropped: p.dropped,
-    }));
+    return [...this.#peers.values()].map((p) => {
+      const heard = Math.max(
+        p.current?.lastReceived ?? -Infinity,
+        p.previous?.lastReceived ?? -Infinity,
+      );
+      return {
+        identity: p.identity,
+        endpoint: p.current?.endpoint ?? null,
+        trusted: this.#o.isTrusted(p.identity),
+        sessionAgeS: p.current ? Math.floor((now - p.current.createdAt) / 1000) : null,
+        rttMs: p.rttMs,
+        dropped: p.dropped,
+        idleMs: heard === -Infinity ? null : Math.max(0, Math.round(now - heard)),
+      };
+    });
   }
 }
 

@@ -116,27 +116,20 @@ function passThrough(ctx: CommandContext): string[] {
   return out;
 }
 
-/**
- * How to run this program again: the compiled binary, or deno with this
- * script. main.ts runs with the deno.json beside it (its import map); the
- * bundle (`deno task bundle`) has no deno.json beside it and needs none, so it
- * runs without one, whatever directory it was started from.
- */
+/** How to run this program again: the compiled binary, or deno with this script. */
 function selfInvocation(): string[] {
   const exec = Deno.execPath();
   if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
   const main = fileURLToPath(Deno.mainModule);
-  const config = join(dirname(main), "deno.json");
-  const configFlags = isFile(config) ? ["--config", config] : ["--no-config"];
-  return [exec, "run", "--allow-all", "--unstable-net", ...configFlags, main];
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
+  return [
+    exec,
+    "run",
+    "--allow-all",
+    "--unstable-net",
+    "--config",
+    join(dirname(main), "deno.json"),
+    main,
+  ];
 }
 
 async function tailLog(home: string): Promise<string> {

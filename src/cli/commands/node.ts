@@ -5,10 +5,11 @@
  */
 import { PilotClient } from "../../client/mod.ts";
 import { BENCH, INFO, PEERS, PING } from "../../control/contract/diagnostics.ts";
-import { invalid, PilotError } from "../../errors.ts";
+import { invalid } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
+import { ago } from "../time_ago.ts";
 import { durationFlag, integerFlag, numberFlag } from "../flags.ts";
 
 const info = command({
@@ -65,7 +66,7 @@ const info = command({
 const peers = command({
   name: "peers",
   routes: [PEERS.route],
-  summary: "list peers with a live session",
+  summary: "list peers with a live session and when each was last heard",
   args: [],
   flags: {},
   output: PEERS.output,
@@ -84,6 +85,7 @@ const peers = command({
         "RTT",
         "TRUSTED",
         "AGE",
+        "LAST SEEN",
         "DROPPED",
         "HOSTNAME",
       ],
@@ -95,6 +97,7 @@ const peers = command({
         p.rtt_ms === null ? "-" : `${p.rtt_ms}ms`,
         p.trusted ? "yes" : "no",
         p.session_age_s === null ? "-" : `${p.session_age_s}s`,
+        ago(p.last_seen),
         String(p.dropped),
         p.hostname === null ? "-" : peerText(p.hostname),
       ]),
@@ -118,21 +121,10 @@ const ping = command({
     const count = numberFlag(ctx, "count");
     const intervalMs = numberFlag(ctx, "interval");
     const timeoutMs = numberFlag(ctx, "timeout");
-    const result = await (await PilotClient.open(ctx.home)).request(PING, {
-      peer: String(ctx.args.peer),
-      count,
-      interval_ms: intervalMs,
-      timeout_ms: timeoutMs,
-    }, { timeoutMs: count * (intervalMs + timeoutMs) + 10_000 });
-    // Like ping(8): no reply at all is a failure, not a report of 100% loss.
-    if (result.received === 0) {
-      throw new PilotError(
-        "unreachable",
-        `${ctx.args.peer} answered none of ${result.sent} probes`,
-        "is its daemon running, and does UDP reach it? `pilot peers` shows its path",
-      );
-    }
-    return result;
+    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/ping", {
+      body: { peer: ctx.args.peer, count, interval_ms: intervalMs, timeout_ms: timeoutMs },
+      timeoutMs: count * (intervalMs + timeoutMs) + 10_000,
+    });
   },
   human: (o) => {
     const lines = o.rtt_ms.map((r, i) =>

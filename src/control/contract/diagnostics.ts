@@ -123,7 +123,7 @@ export const INFO = route({
   }),
 });
 
-/** `GET /v1/peers`: peers with a live session. */
+/** `GET /v1/peers`: peers with a live session (never this node itself). */
 export const PEERS = route({
   route: "GET /v1/peers",
   input: {},
@@ -139,6 +139,8 @@ export const PEERS = route({
       via: nullable(str),
       rtt_ms: nullable(num),
       session_age_s: nullable(int),
+      // ISO time of its last authenticated frame (null without one).
+      last_seen: nullable(str),
       dropped: int,
       name_conflict: NAME_CONFLICT,
     })),

@@ -104,6 +104,8 @@ export interface SessionPeer {
   sessionAgeS: number | null;
   /** Packets from it dropped by the trust gate. */
   dropped: number;
+  /** Wall-clock ms of its last authenticated frame, or null. */
+  lastSeen: number | null;
   /** Which binding its hostname collides with, or null. */
   nameConflict: NameConflict;
 }
@@ -203,6 +205,7 @@ export class DiagnosticsFeature {
   peers(): SessionPeer[] {
     const { sessions, trust, config } = this.#ctx;
     const trusted = trust.list();
+    const wallNow = Date.now();
     return sessions.peers().map((p) => {
       const relay = p.endpoint === null ? null : relayPathOf(p.endpoint);
       return {
@@ -214,6 +217,7 @@ export class DiagnosticsFeature {
         rttMs: p.rttMs,
         sessionAgeS: p.sessionAgeS,
         dropped: p.dropped,
+        lastSeen: p.idleMs === null ? null : wallNow - p.idleMs,
         nameConflict: nameConflict(
           { keyHex: p.identity.keyHex, hostname: p.identity.hostname, endpoint: p.endpoint },
           trusted,
