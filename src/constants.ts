@@ -4,6 +4,7 @@
  *
  * Timers follow WireGuard's table (seconds unless named otherwise).
  */
+import denoJson from "../deno.json" with { type: "json" };
 
 /** Noise prologue; a protocol version change changes it (no silent downgrade). */
 export const PROLOGUE = "pilot/1";
@@ -99,8 +100,8 @@ export const STAMP_ZERO_BITS = 20;
 
 /** Control API version (additive changes only within one version). */
 export const API_VERSION = 1;
-/** Program version, reported by the daemon and compared by the CLI. */
-export const VERSION = "0.1.0";
+/** Program version, reported by the daemon and `pilot version`: deno.json's, written only there. */
+export const VERSION: string = denoJson.version;
 
 /** The initiator repeats message 3 this often until an authenticated packet arrives (ms). */
 export const FINAL_RETRY_MS = 1_000;

@@ -129,6 +129,7 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
   try {
     await okSchema(seen, "help", await runPilot(["help", "--json"]));
     await okSchema(seen, "help", await runPilot(["help", "send", "--json"]));
+    await okSchema(seen, "version", await runPilot(["version", "--json"]));
     // config.json, read and edited without a daemon (fixture 3's home, before it starts).
     {
       const home = await makeHome({ identity: 3 });

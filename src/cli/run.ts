@@ -15,7 +15,7 @@ import { COMMANDS } from "./table.ts";
 export async function runCli(argv: string[]): Promise<number> {
   const json = argv.includes("--json");
   try {
-    const { command, args, flags } = parseCommandLine(COMMANDS, argv);
+    const { command, args, flags } = parseCommandLine(COMMANDS, versionAlias(argv));
     if (command === undefined) {
       printOk(json, { commands: COMMANDS.map((c) => c.name) }, overview(COMMANDS));
       return 0;
@@ -45,4 +45,13 @@ export async function runCli(argv: string[]): Promise<number> {
     printError(json, new PilotError("internal", `Internal error: ${(e as Error).message}`));
     return 1;
   }
+}
+
+// `pilot --version` and `pilot -V`, alone or with global flags, are `pilot version`, as in most CLIs.
+function versionAlias(argv: string[]): string[] {
+  const rest = argv.filter((a, i) =>
+    a !== "--json" && a !== "--home" && argv[i - 1] !== "--home" && !a.startsWith("--home=")
+  );
+  if (rest.length !== 1 || (rest[0] !== "--version" && rest[0] !== "-V")) return argv;
+  return argv.map((a) => a === rest[0] ? "version" : a);
 }

@@ -23,6 +23,7 @@ import { MCP_COMMAND } from "./commands/mcp.ts";
 import { STATUS_COMMAND } from "./commands/status.ts";
 import { EVENTS_COMMAND } from "./commands/events.ts";
 import { COMPLETION_COMMANDS } from "./commands/completion.ts";
+import { VERSION_COMMAND } from "./commands/version.ts";
 
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -44,5 +45,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...PUBSUB_COMMANDS,
   ...COMPLETION_COMMANDS,
   MCP_COMMAND,
+  VERSION_COMMAND,
   HELP_COMMAND,
 ];

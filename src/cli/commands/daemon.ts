@@ -116,20 +116,27 @@ function passThrough(ctx: CommandContext): string[] {
   return out;
 }
 
-/** How to run this program again: the compiled binary, or deno with this script. */
+/**
+ * How to run this program again: the compiled binary, or deno with this
+ * script. main.ts runs with the deno.json beside it (its import map); the
+ * bundle (`deno task bundle`) has no deno.json beside it and needs none, so it
+ * runs without one, whatever directory it was started from.
+ */
 function selfInvocation(): string[] {
   const exec = Deno.execPath();
   if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
   const main = fileURLToPath(Deno.mainModule);
-  return [
-    exec,
-    "run",
-    "--allow-all",
-    "--unstable-net",
-    "--config",
-    join(dirname(main), "deno.json"),
-    main,
-  ];
+  const config = join(dirname(main), "deno.json");
+  const configFlags = isFile(config) ? ["--config", config] : ["--no-config"];
+  return [exec, "run", "--allow-all", "--unstable-net", ...configFlags, main];
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 async function tailLog(home: string): Promise<string> {

@@ -5,7 +5,7 @@
  */
 import { PilotClient } from "../../client/mod.ts";
 import { BENCH, INFO, PEERS, PING } from "../../control/contract/diagnostics.ts";
-import { invalid } from "../../errors.ts";
+import { invalid, PilotError } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
@@ -121,10 +121,21 @@ const ping = command({
     const count = numberFlag(ctx, "count");
     const intervalMs = numberFlag(ctx, "interval");
     const timeoutMs = numberFlag(ctx, "timeout");
-    return await (await PilotClient.open(ctx.home)).call("POST", "/v1/ping", {
-      body: { peer: ctx.args.peer, count, interval_ms: intervalMs, timeout_ms: timeoutMs },
-      timeoutMs: count * (intervalMs + timeoutMs) + 10_000,
-    });
+    const result = await (await PilotClient.open(ctx.home)).request(PING, {
+      peer: String(ctx.args.peer),
+      count,
+      interval_ms: intervalMs,
+      timeout_ms: timeoutMs,
+    }, { timeoutMs: count * (intervalMs + timeoutMs) + 10_000 });
+    // Like ping(8): no reply at all is a failure, not a report of 100% loss.
+    if (result.received === 0) {
+      throw new PilotError(
+        "unreachable",
+        `${ctx.args.peer} answered none of ${result.sent} probes`,
+        "is its daemon running, and does UDP reach it? `pilot peers` shows its path",
+      );
+    }
+    return result;
   },
   human: (o) => {
     const lines = o.rtt_ms.map((r, i) =>
