@@ -30,6 +30,8 @@ const LAYERS = [
 const BOOT_SURFACE = "daemon/boot.ts";
 
 const SRC = resolve(new URL("../src", import.meta.url).pathname);
+/** deno.json: the package manifest, which src/constants.ts reads the version from. */
+const MANIFEST = resolve(SRC, "../deno.json");
 
 async function sources(dir = SRC): Promise<string[]> {
   const out: string[] = [];
