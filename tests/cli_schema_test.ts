@@ -129,6 +129,22 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
   try {
     await okSchema(seen, "help", await runPilot(["help", "--json"]));
     await okSchema(seen, "help", await runPilot(["help", "send", "--json"]));
+    // The boot service, written into a temporary folder (--dir: systemctl is never asked).
+    {
+      const dir = await Deno.makeTempDir({ prefix: "pilot-test-service-" });
+      try {
+        const svc = (...args: string[]) =>
+          runPilot(["service", ...args, "--dir", `${dir}/units`, "--json"], {
+            home: `${dir}/home`,
+          });
+        await okSchema(seen, "service status", await svc("status"));
+        await okSchema(seen, "service install", await svc("install"));
+        await okSchema(seen, "service status", await svc("status"));
+        await okSchema(seen, "service uninstall", await svc("uninstall"));
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    }
     await okSchema(seen, "version", await runPilot(["version", "--json"]));
     // config.json, read and edited without a daemon (fixture 3's home, before it starts).
     {
@@ -235,6 +251,8 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     assert.equal(ensured.changed, false);
     await okSchema(seen, "daemon status", await a.pilot("daemon", "status", "--json"));
     await okSchema(seen, "info", await a.pilot("info", "--json"));
+    // A background daemon writes HOME/daemon.log.
+    await okSchema(seen, "logs", await a.pilot("logs", "--lines", "5", "--json"));
     await okSchema(seen, "peers", await a.pilot("peers", "--json"));
     await okSchema(seen, "connect", await a.pilot("connect", PAIR_B_NAME, "--json"));
 

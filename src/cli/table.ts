@@ -20,6 +20,8 @@ import { FIND_COMMANDS } from "./commands/find.ts";
 import { TASK_COMMANDS } from "./commands/tasks.ts";
 import { CONFIG_COMMANDS } from "./commands/config.ts";
 import { MCP_COMMAND } from "./commands/mcp.ts";
+import { SERVICE_COMMANDS } from "./commands/service.ts";
+import { LOG_COMMANDS } from "./commands/logs.ts";
 import { STATUS_COMMAND } from "./commands/status.ts";
 import { EVENTS_COMMAND } from "./commands/events.ts";
 import { COMPLETION_COMMANDS } from "./commands/completion.ts";
@@ -28,6 +30,8 @@ import { VERSION_COMMAND } from "./commands/version.ts";
 /** All commands. */
 export const COMMANDS: readonly CommandSpec[] = [
   ...DAEMON_COMMANDS,
+  ...SERVICE_COMMANDS,
+  ...LOG_COMMANDS,
   STATUS_COMMAND,
   ...NODE_COMMANDS,
   EVENTS_COMMAND,

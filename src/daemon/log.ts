@@ -1,27 +1,198 @@
 /**
- * The daemon's log: stderr in the foreground, the home's `daemon.log` when
- * started in the background. One line per event, with an ISO time.
+ * The daemon's log: stderr in the foreground (journald or launchd collect
+ * it), the home's `daemon.log` when started in the background. One line per
+ * event, with an ISO time. The file rotates by size: `daemon.log` becomes
+ * `daemon.log.1`, `.1` becomes `.2`, and so on up to `keep`. Only the daemon
+ * writes the file (one per home, under the home's lock), so renaming needs no
+ * lock; a reader that holds the old file open finishes it, then reopens.
  *
  * @module
  */
 
-let file: Deno.FsFile | undefined;
+/** Size at which `daemon.log` rotates. */
+export const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
+/** Rotated files kept beside `daemon.log` (`daemon.log.1` … `.3`). */
+export const LOG_KEEP = 3;
 
-/** Sends log lines to `path` (appending) instead of stderr. */
-export function logToFile(path: string): void {
-  file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+interface LogFile {
+  path: string;
+  file: Deno.FsFile;
+  /** Bytes in the current file: counted, so a write costs no stat. */
+  size: number;
+  maxBytes: number;
+  keep: number;
+}
+
+let current: LogFile | undefined;
+
+/** How `logToFile` rotates; the defaults are `LOG_ROTATE_BYTES` and `LOG_KEEP` (tests make them small). */
+export interface RotateOptions {
+  /** Rotate before a line would take the file past this many bytes. */
+  maxBytes?: number;
+  /** Rotated files to keep (at least 1). */
+  keep?: number;
+}
+
+function open(path: string): Deno.FsFile {
+  return Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+}
+
+/** Sends log lines to `path` (appending, rotating by size) instead of stderr. */
+export function logToFile(path: string, options: RotateOptions = {}): void {
+  closeLog();
+  const file = open(path);
+  current = {
+    path,
+    file,
+    size: file.statSync().size,
+    maxBytes: options.maxBytes ?? LOG_ROTATE_BYTES,
+    keep: Math.max(1, options.keep ?? LOG_KEEP),
+  };
+}
+
+/** Shifts `path.N` up by one (the oldest falls off), moves `path` to `path.1`, opens a new `path`. */
+function rotate(log: LogFile): void {
+  log.file.close();
+  for (let i = log.keep - 1; i >= 1; i--) {
+    try {
+      Deno.renameSync(`${log.path}.${i}`, `${log.path}.${i + 1}`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  Deno.renameSync(log.path, `${log.path}.1`);
+  log.file = open(log.path);
+  log.size = 0;
 }
 
 /** Writes one log line. */
 export function log(message: string): void {
   const line = `${new Date().toISOString()} ${message}\n`;
   const bytes = new TextEncoder().encode(line);
-  if (file) file.writeSync(bytes);
-  else Deno.stderr.writeSync(bytes);
+  const f = current;
+  if (f === undefined) {
+    Deno.stderr.writeSync(bytes);
+    return;
+  }
+  if (f.size > 0 && f.size + bytes.length > f.maxBytes) {
+    try {
+      rotate(f);
+    } catch {
+      // A failed rename (disk trouble) must not stop the daemon: keep appending.
+      if (!isOpen(f)) f.file = open(f.path);
+    }
+  }
+  f.file.writeSync(bytes);
+  f.size += bytes.length;
+}
+
+function isOpen(f: LogFile): boolean {
+  try {
+    f.file.statSync();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Closes the log file, if any. */
 export function closeLog(): void {
-  file?.close();
-  file = undefined;
+  current?.file.close();
+  current = undefined;
+}
+
+/**
+ * The last `n` lines of `path`, filled from `path.1` when `path` has fewer
+ * (none when neither exists), and the length of `path` they were read from,
+ * where {@linkcode followLog} goes on.
+ */
+export async function lastLogLines(
+  path: string,
+  n: number,
+): Promise<{ lines: string[]; end: number }> {
+  const lines: string[] = [];
+  let end = 0;
+  for (const p of [path, `${path}.1`]) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(p);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    if (p === path) end = bytes.length;
+    if (lines.length >= n) break;
+    const text = new TextDecoder().decode(bytes);
+    const own = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+    lines.unshift(...own.slice(Math.max(0, own.length - (n - lines.length))));
+  }
+  return { lines, end };
+}
+
+/**
+ * Calls `onLines` with each batch of whole lines written to `path` from byte
+ * `from` on (a file not there yet is read from its start), polling every
+ * `intervalMs`, until `signal` aborts. Survives rotation: the old file is
+ * read to its end before the new one is opened.
+ */
+export async function followLog(
+  path: string,
+  onLines: (lines: string[]) => void,
+  options: { signal: AbortSignal; from?: number; intervalMs?: number },
+): Promise<void> {
+  const intervalMs = options.intervalMs ?? 250;
+  const decoder = new TextDecoder();
+  let file: Deno.FsFile | undefined;
+  let partial = "";
+  const buf = new Uint8Array(64 * 1024);
+  const drain = async (f: Deno.FsFile) => {
+    let text = "";
+    for (;;) {
+      const n = await f.read(buf);
+      if (n === null || n === 0) break;
+      text += decoder.decode(buf.subarray(0, n), { stream: true });
+    }
+    if (text === "") return;
+    const parts = (partial + text).split("\n");
+    partial = parts.pop()!;
+    if (parts.length > 0) onLines(parts);
+  };
+  const openAt = async (offset: number) => {
+    try {
+      const f = await Deno.open(path, { read: true });
+      await f.seek(offset, Deno.SeekMode.Start);
+      return f;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+  };
+  file = await openAt(options.from ?? 0);
+  try {
+    while (!options.signal.aborted) {
+      if (file !== undefined) await drain(file);
+      const now = await Deno.stat(path).catch(() => null);
+      if (now !== null && (file === undefined || now.ino !== (await file.stat()).ino)) {
+        // Rotated (or created): finish the old file; all of the new one is new.
+        if (file !== undefined) await drain(file);
+        file?.close();
+        file = await openAt(0);
+        partial = "";
+        continue;
+      }
+      if (file !== undefined && now !== null) {
+        const pos = await file.seek(0, Deno.SeekMode.Current);
+        if (now.size < pos) await file.seek(0, Deno.SeekMode.Start); // truncated
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, intervalMs);
+        options.signal.addEventListener("abort", () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+    }
+  } finally {
+    file?.close();
+  }
 }
