@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { closeLog, lastLogLines, log, logToFile } from "../src/daemon/log.ts";
+import { closeLog, log, logToFile } from "../src/daemon/log.ts";
+import { lastLogLines } from "../src/cli/log_file.ts";
 import { runPilot, spawnPilot } from "./_daemon_harness.ts";
 import { tempDir } from "./_tmp.ts";
 

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { PilotError } from "../../errors.ts";
 import { HOME_FILES } from "../../daemon/boot.ts";
-import { followLog, lastLogLines } from "../../daemon/log.ts";
+import { followLog, lastLogLines } from "../log_file.ts";
 import { arr, obj, str } from "../../control/schema.ts";
 import { command } from "../command.ts";
 import { numberFlag } from "../flags.ts";
