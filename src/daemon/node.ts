@@ -241,12 +241,17 @@ export class Node {
         streams.closePeer(key, "untrusted");
         sessions.closePeer(key);
       },
-      // Answers to a peer with no session wait at its mailbox (with a rendezvous).
-      leaveOffline: async (key, signed, ttlMs) => {
-        if (this.#mailboxes === undefined) return false;
-        await this.#mailboxes.deposit(key, { kind: "trust", signed }, ttlMs);
-        return true;
-      },
+      // Answers to a peer with no session wait at its mailbox (with a rendezvous;
+      // without one there is nothing to sign an offline answer for).
+      ...(config.role === "node" && config.rendezvous.length > 0
+        ? {
+          leaveOffline: async (key: string, signed: Uint8Array, ttlMs: number) => {
+            if (this.#mailboxes === undefined) return false;
+            await this.#mailboxes.deposit(key, { kind: "trust", signed }, ttlMs);
+            return true;
+          },
+        }
+        : {}),
     });
     const reach = new Reach({
       resolver: new Resolver([
