@@ -31,8 +31,8 @@ export interface ServiceOptions {
 /**
  * How to run this program again: the compiled binary itself, or, run from
  * source, `deno run` with this checkout's `main.ts` and its `deno.json` (a
- * bundle, which has none, runs with `--no-config`). The same rule as
- * `daemon start`'s re-spawn.
+ * bundle, which has none, runs with `--no-config`). `daemon start` re-spawns
+ * itself with it too.
  */
 export function selfInvocation(): string[] {
   const exec = Deno.execPath();

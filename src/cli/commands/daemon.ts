@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { PilotError } from "../../errors.ts";
 import { readControlFile } from "../../control/client.ts";
 import { PilotClient } from "../../client/mod.ts";
+import { selfInvocation } from "../service.ts";
 import { LOG_TO_FILE_ENV, runDaemon } from "../../control/run_daemon.ts";
 import {
   ensureHome,
@@ -114,29 +114,6 @@ function passThrough(ctx: CommandContext): string[] {
   if (f.dht === true) out.push("--dht");
   if (f["allow-remote-webhooks"] === true) out.push("--allow-remote-webhooks");
   return out;
-}
-
-/**
- * How to run this program again: the compiled binary, or deno with this
- * script. main.ts runs with the deno.json beside it (its import map); the
- * bundle (`deno task bundle`) has no deno.json beside it and needs none, so it
- * runs without one, whatever directory it was started from.
- */
-function selfInvocation(): string[] {
-  const exec = Deno.execPath();
-  if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
-  const main = fileURLToPath(Deno.mainModule);
-  const config = join(dirname(main), "deno.json");
-  const configFlags = isFile(config) ? ["--config", config] : ["--no-config"];
-  return [exec, "run", "--allow-all", "--unstable-net", ...configFlags, main];
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
 }
 
 async function tailLog(home: string): Promise<string> {
