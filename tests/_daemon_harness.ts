@@ -87,6 +87,11 @@ export async function runPilot(
     stdout: "piped",
     stderr: "piped",
   }).output();
+  return pilotResultOf(out);
+}
+
+/** What a finished `pilot` process printed and returned, its stdout parsed when it is JSON. */
+export function pilotResultOf(out: Deno.CommandOutput): PilotResult {
   const stdout = new TextDecoder().decode(out.stdout);
   let json: unknown;
   try {

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isHomeLocked } from "../src/daemon/home.ts";
-import { fixture, makeHome, waitFor } from "./_daemon_harness.ts";
+import { fixture, makeHome, pilotResultOf, waitFor } from "./_daemon_harness.ts";
 import { tempDir } from "./_tmp.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -74,14 +74,7 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).output();
-      const stdout = new TextDecoder().decode(out.stdout);
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
+      return pilotResultOf(out);
     };
     // deno-lint-ignore no-explicit-any
     const ok = async (home: string, ...args: string[]): Promise<any> => {

@@ -400,6 +400,23 @@ export async function readConfigFile(home: string): Promise<Record<string, unkno
   return v as Record<string, unknown>;
 }
 
+/**
+ * config.json as read before a change to save `what` into it: a file the
+ * daemon would refuse is left as it is, and the error says so (`keep`).
+ */
+async function configToChange(
+  home: string,
+  what: string,
+  keep: string,
+): Promise<Record<string, unknown>> {
+  try {
+    return await readConfigFile(home);
+  } catch (e) {
+    if (!(e instanceof PilotError)) throw e;
+    throw new PilotError(e.code, `Cannot save ${what}: ${e.message}`, `${keep} (${e.hint})`);
+  }
+}
+
 /** The keys config.json may hold. */
 export const CONFIG_KEYS: readonly string[] = FILE_KEYS;
 
@@ -625,13 +642,7 @@ export async function saveConfigWebhook(
 ): Promise<boolean> {
   const path = join(home, HOME_FILES.config);
   const keep = "nothing was changed; fix the file";
-  let file: Record<string, unknown>;
-  try {
-    file = await readConfigFile(home);
-  } catch (e) {
-    if (!(e instanceof PilotError)) throw e;
-    throw new PilotError(e.code, `Cannot save the webhook: ${e.message}`, `${keep} (${e.hint})`);
-  }
+  const file = await configToChange(home, "the webhook", keep);
   const list = file.webhooks ?? [];
   if (
     !Array.isArray(list) ||
@@ -682,13 +693,7 @@ export async function saveConfigPeer(
 ): Promise<boolean> {
   const path = join(home, HOME_FILES.config);
   const keep = "nothing was changed; fix the file, or leave out --save";
-  let file: Record<string, unknown>;
-  try {
-    file = await readConfigFile(home);
-  } catch (e) {
-    if (!(e instanceof PilotError)) throw e;
-    throw new PilotError(e.code, `Cannot save the peer: ${e.message}`, `${keep} (${e.hint})`);
-  }
+  const file = await configToChange(home, "the peer", keep);
   const peers = file.peers ?? {};
   if (
     typeof peers !== "object" || peers === null || Array.isArray(peers) ||
