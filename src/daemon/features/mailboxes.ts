@@ -21,7 +21,7 @@ import { MailboxClient, MailboxRefused } from "../../services/rendezvous/mailbox
 import type { Address } from "../../identity/address.ts";
 import { classifyPeer, type PeerQuery } from "../../discovery/resolver.ts";
 import { fingerprint, fingerprintMatches } from "../../identity/fingerprint.ts";
-import type { PeerRef } from "../../session/peer_ref.ts";
+import { type PeerRef, refOf } from "../../session/peer_ref.ts";
 import { PilotError } from "../../errors.ts";
 import { SealedInbox, type SealedItemDrop, type SealedSinks } from "../../services/sealed_inbox.ts";
 import { localNodeIdentity } from "../../session/local_identity.ts";
@@ -222,12 +222,11 @@ export class MailboxesFeature {
         "nothing was sent; check the fingerprint with the peer's owner (its `pilot info`)",
       );
     }
-    const peer: PeerRef = {
+    const peer = refOf({
       public_key: record.publicKey.toHex(),
       address,
       hostname: record.hostname === "" ? null : record.hostname,
-      fingerprint: fingerprint(record.publicKey),
-    };
+    });
     const signed = await this.#ctx.trustService.offlineRequest(peer, reason, ttlMs);
     const via = await this.deposit(peer.public_key, { kind: "trust", signed }, ttlMs);
     return { peer, via };

@@ -24,6 +24,7 @@ import { buildEnvelope, type OutgoingMessage } from "../outgoing_message.ts";
 import { RetryBackoff } from "../../services/retry_backoff.ts";
 import { type Outbox, type QueuedMessage, queuedPeer } from "../outbox.ts";
 import { compareBytes } from "../../bytes.ts";
+import { withTimeout } from "../../with_timeout.ts";
 import { MAILBOX_MESSAGE_MAX, type SealedContent } from "../../wire/sealed_item.ts";
 
 /** What the messages feature owns besides the node's context. */
@@ -309,13 +310,8 @@ export class MessagesFeature {
       // A peer already waiting out a backoff keeps its schedule.
       if (this.#backoff.due(queued.to)) this.#backoff.failed(queued.to);
       // A mailbox that takes longer than this still gets it: the answer just says queued_local.
-      const relaying = this.#relay(queued, envelope);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const relayed = await Promise.race([
-        relaying,
-        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), RELAY_WAIT_MS)),
-      ]);
-      clearTimeout(timer);
+      const relayed = await withTimeout(this.#relay(queued, envelope), RELAY_WAIT_MS, "mailbox")
+        .catch(() => false); // #relay never throws: only the wait ran out
       return this.#queuedResult(
         this.#outbox.get(queued.to, queued.id) ?? queued,
         queuedFor,

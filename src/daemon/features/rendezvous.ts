@@ -65,16 +65,7 @@ export class RendezvousFeature {
       this.#store,
       {
         peerAt: (address) => this.#peers.get(address),
-        send: (keyHex, payload) => {
-          if (!this.#keys.has(keyHex)) return false;
-          void ctx.sessions.send(keyHex, {
-            kind: "datagram",
-            srcPort: PORT_RENDEZVOUS,
-            dstPort: PORT_RENDEZVOUS,
-            payload,
-          });
-          return true;
-        },
+        send: (keyHex, payload) => this.#send(keyHex, payload),
       },
       () => performance.now(),
       { ...RENDEZVOUS_LIMITS, ...relayLimits(ctx.config.relayQuota) },
@@ -114,13 +105,19 @@ export class RendezvousFeature {
 
   /** A recipient with a session here hears at once that an item waits (it fetches over its session). */
   #tellRecipient(keyHex: string): void {
-    if (!this.#keys.has(keyHex)) return;
+    this.#send(keyHex, encodeRendezvousMessage({ type: "mail", id: 0 }));
+  }
+
+  /** Sends a port-445 datagram to a peer with a live session here; false when it has none. */
+  #send(keyHex: string, payload: Uint8Array): boolean {
+    if (!this.#keys.has(keyHex)) return false;
     void this.#ctx.sessions.send(keyHex, {
       kind: "datagram",
       srcPort: PORT_RENDEZVOUS,
       dstPort: PORT_RENDEZVOUS,
-      payload: encodeRendezvousMessage({ type: "mail", id: 0 }),
+      payload,
     });
+    return true;
   }
 
   /** The datagram service on port 445. */

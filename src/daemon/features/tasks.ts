@@ -29,6 +29,7 @@
  *
  * @module
  */
+import { compareBytes } from "../../bytes.ts";
 import { invalid, PilotError } from "../../errors.ts";
 import type { MessagesClient } from "../../services/messages/client.ts";
 import { ConflictRefusal, Refusal } from "../../services/refusal.ts";
@@ -419,7 +420,7 @@ export class TasksFeature {
     const known = this.#store.get("worker", peer.keyHex, id);
     if (known !== undefined) {
       const input = await this.#store.readData(known.input);
-      if (known.input.type !== e.type || !sameBytes(input, e.data)) {
+      if (known.input.type !== e.type || compareBytes(input, e.data) !== 0) {
         // What is stored under the id, as a message conflict says it.
         const stored = { ...e, type: known.input.type, data: input };
         throw new ConflictRefusal(
@@ -661,8 +662,4 @@ function checkText(text: string, what: string): void {
   if (new TextEncoder().encode(text).length > MAX_TASK_TEXT) {
     throw new PilotError("too_large", `The ${what} is over ${MAX_TASK_TEXT} bytes`, "shorten it");
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -7,7 +7,7 @@
  */
 import { matchOne } from "../../discovery/match.ts";
 import { PilotError } from "../../errors.ts";
-import { fingerprint, fingerprintMatches } from "../../identity/fingerprint.ts";
+import { fingerprintMatches } from "../../identity/fingerprint.ts";
 import type { PendingRequest } from "../../services/trust_types.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
@@ -152,12 +152,7 @@ export class TrustFeature {
 
   #refOfKey(key: string | undefined): PeerRef | null {
     const out = key === undefined ? undefined : this.#ctx.flow.outgoingTo(key);
-    return out === undefined ? null : {
-      public_key: out.public_key,
-      address: out.address,
-      hostname: out.hostname,
-      fingerprint: fingerprint(Uint8Array.fromHex(out.public_key)),
-    };
+    return out === undefined ? null : refOf(out);
   }
 
   /** Creates the feature over `ctx`, with the queue of handshakes waiting for their peer. */
