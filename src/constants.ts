@@ -103,6 +103,13 @@ export const API_VERSION = 1;
 /** Program version, reported by the daemon and `pilot version`: deno.json's, written only there. */
 export const VERSION: string = denoJson.version;
 
+/** Size at which the daemon's `daemon.log` rotates (bytes). */
+export const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
+/** Rotated log files kept beside `daemon.log` (`daemon.log.1` … `.3`). */
+export const LOG_KEEP = 3;
+/** How often the daemon logs one summary of the datagrams it dropped, when it dropped any (ms). */
+export const DROP_SUMMARY_MS = 60_000;
+
 /** The initiator repeats message 3 this often until an authenticated packet arrives (ms). */
 export const FINAL_RETRY_MS = 1_000;
 /** A half-open responder handshake is forgotten after this long (ms). */

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { closeLog, log, logToFile } from "../src/daemon/log.ts";
+import { closeLog, configureLog, log, logToFile } from "../src/daemon/log.ts";
 import { lastLogLines } from "../src/cli/log_file.ts";
 import { runPilot, spawnPilot } from "./_daemon_harness.ts";
 import { tempDir } from "./_tmp.ts";
@@ -44,7 +44,41 @@ Deno.test("logToFile() counts an existing file's bytes toward rotation", async (
     closeLog();
   }
   assert.equal(await Deno.readTextFile(`${path}.1`), "x".repeat(190) + "\n");
-  assert.match(await Deno.readTextFile(path), /^\S+ one more line\n$/);
+  assert.match(await Deno.readTextFile(path), /^\S+ INFO {2}log: one more line\n$/);
+});
+
+Deno.test("log() writes only lines at or above the level set, as text or as JSON lines", async () => {
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "daemon.log");
+  logToFile(path);
+  try {
+    configureLog({ level: "warn", format: "text" });
+    log("quiet", { event: "peer.up" });
+    log("debug detail", { level: "debug" });
+    log("disk trouble", { level: "error", event: "store.write_failed", code: "internal" });
+    log("slow peer", { level: "warn", event: "peer.slow" });
+    configureLog({ level: "debug", format: "json" });
+    log("detail", { level: "debug", event: "message.received", fields: { bytes: 12 } });
+    // A field cannot pass for one of the line's own keys.
+    log("a reason", { event: "trust.requested", fields: { level: "error", msg: "forged" } });
+  } finally {
+    configureLog({ level: "info", format: "text" });
+    closeLog();
+  }
+  const lines = (await Deno.readTextFile(path)).trimEnd().split("\n");
+  assert.equal(lines.length, 4, lines.join("\n"));
+  assert.match(lines[0]!, /^\S+Z ERROR store\.write_failed: disk trouble \(internal\)$/);
+  assert.match(lines[1]!, /^\S+Z WARN {2}peer\.slow: slow peer$/);
+  const [detail, reason] = [JSON.parse(lines[2]!), JSON.parse(lines[3]!)];
+  assert.deepEqual(Object.keys(detail), ["time", "level", "event", "msg", "bytes"]);
+  assert.equal(detail.level, "debug");
+  assert.equal(detail.event, "message.received");
+  assert.equal(detail.bytes, 12);
+  assert.ok(!Number.isNaN(Date.parse(detail.time)), detail.time);
+  assert.deepEqual(
+    [reason.level, reason.msg, reason.event],
+    ["info", "a reason", "trust.requested"],
+  );
 });
 
 Deno.test("lastLogLines() fills from daemon.log.1 when daemon.log has fewer lines", async () => {

@@ -22,7 +22,7 @@ export function installLastWords(controlPath: string): () => void {
   };
   const fatal = (what: string, reason: unknown) => {
     const detail = reason instanceof Error ? reason.stack ?? reason.message : String(reason);
-    log(`fatal: ${what}: ${detail}`);
+    log(`${what}: ${detail}`, { level: "error", event: "fatal", code: "internal" });
     removeControl();
   };
   const onError = (e: ErrorEvent) => fatal("uncaught error", e.error ?? e.message);

@@ -12,7 +12,7 @@ import { PilotError } from "../errors.ts";
 import { type ConfigFlags, type DaemonConfig, loadConfig } from "../daemon/config.ts";
 import { ensureHome, HOME_FILES, HomeLock, writeFileAtomic } from "../daemon/home.ts";
 import { loadOrCreateIdentity } from "../daemon/identity_store.ts";
-import { closeLog, log, logToFile } from "../daemon/log.ts";
+import { closeLog, configureLog, log, logToFile } from "../daemon/log.ts";
 import { Node } from "../daemon/node.ts";
 import { formatEndpoint } from "../discovery/endpoint.ts";
 import type { ControlFile } from "./client.ts";
@@ -53,6 +53,7 @@ export async function runDaemon(
   let server: ControlServer | undefined;
   try {
     const config = { ...await loadConfig(home, flags), role };
+    configureLog({ level: config.logLevel, format: config.logFormat });
     let lastShown = 0;
     const { identity, created } = await loadOrCreateIdentity(home, (tried) => {
       if (tried - lastShown >= 1 << 18) {
@@ -60,7 +61,12 @@ export async function runDaemon(
         console.error(`creating identity: ${tried} hashes tried (about 1M expected)`);
       }
     });
-    if (created) log(`created identity ${identity.address} (${identity.fingerprint})`);
+    if (created) {
+      log(`created identity ${identity.address} (${identity.fingerprint})`, {
+        event: "identity.created",
+        fields: { address: identity.address, fingerprint: identity.fingerprint },
+      });
+    }
     node = await Node.start(identity, config, home);
     const token = crypto.getRandomValues(new Uint8Array(32)).toHex();
     // The routes show the server's own counters (connections, open long reads).
@@ -79,16 +85,25 @@ export async function runDaemon(
       socket: server.socket,
     };
     await writeFileAtomic(controlPath, JSON.stringify(control) + "\n", 0o600);
-    log(
-      `pilot ${VERSION} address ${identity.address} udp ${
-        formatEndpoint(node.listen)
-      } api ${control.url}`,
-    );
+    const udp = formatEndpoint(node.listen);
+    log(`pilot ${VERSION} ${role} ${identity.address} udp ${udp} api ${control.url}`, {
+      event: "daemon.started",
+      fields: {
+        version: VERSION,
+        role,
+        address: identity.address,
+        fingerprint: identity.fingerprint,
+        udp,
+        api: control.url,
+        pid: Deno.pid,
+      },
+    });
     const why = await stopped;
-    log(`stopping (${why})`);
+    log(`stopping (${why})`, { event: "daemon.stopping", fields: { why } });
   } catch (e) {
     // The background daemon's only voice is its log: say why it could not run.
-    log(`fatal: ${(e as Error).message}`);
+    const code = e instanceof PilotError ? e.code : "internal";
+    log((e as Error).message, { level: "error", event: "fatal", code });
     throw e;
   } finally {
     for (const [s, h] of signals) Deno.removeSignalListener(s, h);
@@ -111,7 +126,10 @@ function acceptErrorLog(): (error: Error) => void {
       quiet++;
       return;
     }
-    log(`control API accept failed (${quiet} more since last said): ${error.message}`);
+    log(`control API accept failed (${quiet} more since last said): ${error.message}`, {
+      level: "error",
+      event: "api.accept_failed",
+    });
     last = now;
     quiet = 0;
   };

@@ -20,6 +20,7 @@ import {
   VERSION,
 } from "../constants.ts";
 import { errorBody, PilotError } from "../errors.ts";
+import { log, logs } from "../daemon/log.ts";
 import { ConnGate, type GateDrop } from "./conn_gate.ts";
 import { type HoldKind, Holds } from "./holds.ts";
 import { checkHost, checkOrigin, checkToken } from "./security.ts";
@@ -198,6 +199,23 @@ function holdOf(req: Request, url: URL): HoldKind | undefined {
   return undefined;
 }
 
+/**
+ * A failed request in the daemon's log: an internal error (the daemon's own
+ * fault) at error with its stack, any other (the caller's to handle) at debug.
+ */
+function logFailure(req: Request, err: PilotError, cause: unknown): void {
+  const level = err.code === "internal" ? "error" : "debug";
+  if (!logs(level)) return;
+  const route = `${req.method} ${new URL(req.url).pathname}`;
+  const stack = level === "error" && cause instanceof Error ? { stack: cause.stack } : {};
+  log(`${route}: ${err.message}`, {
+    level,
+    event: "api.error",
+    code: err.code,
+    fields: { route, request_id: err.requestId, ...stack },
+  });
+}
+
 async function handle(req: Request, ctx: Context): Promise<Response> {
   const { routes, token, port, limits, holds } = ctx;
   const requestId = crypto.randomUUID();
@@ -262,6 +280,7 @@ async function handle(req: Request, ctx: Context): Promise<Response> {
       ? e
       : new PilotError("internal", `Internal error: ${(e as Error).message}`, "see the daemon log");
     err.requestId = requestId;
+    logFailure(req, err, e);
     return json(err.httpStatus, errorBody(err));
   } finally {
     release?.();

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import {
   CONTROL_HEADER_TIMEOUT_MS,
   CONTROL_IDLE_TIMEOUT_MS,
+  DROP_SUMMARY_MS,
   LAN_PORT,
   PERSISTENT_KEEPALIVE_MS,
 } from "../constants.ts";
@@ -24,6 +25,7 @@ import { DEFAULT_STREAM_TIMERS, type StreamTimers } from "../stream/options.ts";
 import { DEFAULT_RELAY_QUOTA } from "../services/rendezvous/service.ts";
 import { HOME_FILES, writeFileAtomic } from "./home.ts";
 import { MAX_WEBHOOKS, parseWebhook, type WebhookSpec } from "./webhooks.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 
 /** Default UDP listen endpoint. */
 export const DEFAULT_LISTEN = "0.0.0.0:7440";
@@ -82,6 +84,12 @@ export interface DaemonConfig {
   expose: ExposeEntry[];
   /** Loopback TCP ports forwarded to peers' exposures (`forward`; `pilot forward --save`). */
   forward: ForwardEntry[];
+  /** The lowest level the daemon's log writes (`--log-level`). */
+  logLevel: LogLevel;
+  /** Text lines or JSON lines (`--log-format`). */
+  logFormat: LogFormat;
+  /** How often dropped datagrams are summarised in the log (ms; timer `drop_summary_ms`). */
+  dropSummaryMs: number;
 }
 
 /** Where an exposure's TCP service listens. */
@@ -197,6 +205,8 @@ export interface ConfigFlags {
   noLan?: boolean;
   dht?: boolean;
   allowRemoteWebhooks?: boolean;
+  logLevel?: string;
+  logFormat?: string;
 }
 
 const TIMER_KEYS: Record<string, keyof SessionTimers> = {
@@ -229,6 +239,9 @@ const CONTROL_TIMER_KEYS: Record<string, [ControlTimer, number]> = {
   control_idle_timeout_ms: ["idleTimeoutMs", CONTROL_IDLE_TIMEOUT_MS],
 };
 
+/** The log's summary of drops, which config may make more frequent (tests). */
+const DROP_SUMMARY_KEY = "drop_summary_ms";
+
 const FILE_KEYS = [
   "listen",
   "rendezvous",
@@ -251,6 +264,8 @@ const FILE_KEYS = [
   "allow_remote_webhooks",
   "expose",
   "forward",
+  "log_level",
+  "log_format",
 ];
 
 /** `file[key]` when it is a boolean, undefined when absent; anything else is refused quoting it. */
@@ -465,6 +480,9 @@ export function configOf(file: Record<string, unknown>, flags: ConfigFlags): Dae
     allowRemoteWebhooks: false,
     expose: [],
     forward: [],
+    logLevel: "info",
+    logFormat: "text",
+    dropSummaryMs: DROP_SUMMARY_MS,
   };
   if (file.listen !== undefined) {
     if (typeof file.listen !== "string") {
@@ -510,14 +528,22 @@ export function configOf(file: Record<string, unknown>, flags: ConfigFlags): Dae
       const key = TIMER_KEYS[k];
       const streamKey = STREAM_TIMER_KEYS[k];
       const controlKey = CONTROL_TIMER_KEYS[k];
-      if (key === undefined && streamKey === undefined && controlKey === undefined) {
+      const dropKey = k === DROP_SUMMARY_KEY;
+      if (
+        key === undefined && streamKey === undefined && controlKey === undefined && !dropKey
+      ) {
         const known = [TIMER_KEYS, STREAM_TIMER_KEYS, CONTROL_TIMER_KEYS].flatMap(Object.keys);
-        throw invalid(`${where}: unknown timer "${k}"`, `known: ${known.join(", ")}`);
+        throw invalid(
+          `${where}: unknown timer "${k}"`,
+          `known: ${[...known, DROP_SUMMARY_KEY].join(", ")}`,
+        );
       }
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
         throw invalid(`${where}: timer "${k}" must be a number of ms >= 0, not ${quote(v)}`);
       }
-      const limit = streamKey !== undefined
+      const limit = dropKey
+        ? DROP_SUMMARY_MS
+        : streamKey !== undefined
         ? DEFAULT_STREAM_TIMERS[streamKey]
         : controlKey !== undefined
         ? controlKey[1]
@@ -530,10 +556,11 @@ export function configOf(file: Record<string, unknown>, flags: ConfigFlags): Dae
           "timers may be shortened (tests), never lengthened",
         );
       }
-      if (streamKey !== undefined || controlKey !== undefined) {
+      if (streamKey !== undefined || controlKey !== undefined || dropKey) {
         if (v === 0) throw invalid(`${where}: timer "${k}" must be above 0, not 0`);
       }
-      if (streamKey !== undefined) cfg.streamTimers[streamKey] = v;
+      if (dropKey) cfg.dropSummaryMs = v;
+      else if (streamKey !== undefined) cfg.streamTimers[streamKey] = v;
       else if (controlKey !== undefined) cfg.control[controlKey[0]] = v;
       else cfg.timers[key!] = v;
     }
@@ -589,6 +616,18 @@ export function configOf(file: Record<string, unknown>, flags: ConfigFlags): Dae
   if (envListen) cfg.listen = parseListen(envListen, "PILOT_LISTEN");
   const envHostname = Deno.env.get("PILOT_HOSTNAME");
   if (envHostname) cfg.hostname = checkHostname(envHostname, "PILOT_HOSTNAME");
+  const level = (given: unknown, at: string) => oneOf(given, LOG_LEVELS, at, "log level");
+  const format = (given: unknown, at: string) => oneOf(given, LOG_FORMATS, at, "log format");
+  if (file.log_level !== undefined) cfg.logLevel = level(file.log_level, `${where} "log_level"`);
+  if (file.log_format !== undefined) {
+    cfg.logFormat = format(file.log_format, `${where} "log_format"`);
+  }
+  const envLevel = Deno.env.get("PILOT_LOG_LEVEL");
+  if (envLevel) cfg.logLevel = level(envLevel, "PILOT_LOG_LEVEL");
+  const envFormat = Deno.env.get("PILOT_LOG_FORMAT");
+  if (envFormat) cfg.logFormat = format(envFormat, "PILOT_LOG_FORMAT");
+  if (flags.logLevel !== undefined) cfg.logLevel = level(flags.logLevel, "--log-level");
+  if (flags.logFormat !== undefined) cfg.logFormat = format(flags.logFormat, "--log-format");
   if (flags.listen !== undefined) cfg.listen = parseListen(flags.listen, "--listen");
   if (flags.hostname !== undefined) cfg.hostname = checkHostname(flags.hostname, "--hostname");
   for (const p of flags.peer ?? []) {
@@ -608,6 +647,19 @@ export function configOf(file: Record<string, unknown>, flags: ConfigFlags): Dae
   // key: message 1 without mac1 (a scan) gets no answer (docs/PROTOCOL.md §5).
   if (cfg.rendezvous.length > 0) cfg.requireMac1 = true;
   return cfg;
+}
+
+/** `given` when it is one of `choices`; anything else is refused, quoting it and naming the choices. */
+function oneOf<T extends string>(
+  given: unknown,
+  choices: readonly T[],
+  where: string,
+  what: string,
+): T {
+  if (typeof given === "string" && (choices as readonly string[]).includes(given)) {
+    return given as T;
+  }
+  throw invalid(`Unknown ${what} ${quote(given)} (${where})`, `use one of: ${choices.join(", ")}`);
 }
 
 /** `webhooks` in config.json: a list of `{url, events, secret?}`, one per URL. */

@@ -228,7 +228,10 @@ export class DedupStore {
       await this.#compact();
     } catch (e) {
       // The old log is intact; try again after the next write.
-      log(`dedup: compaction failed: ${e instanceof Error ? e.message : String(e)}`);
+      log(`dedup: compaction failed: ${e instanceof Error ? e.message : String(e)}`, {
+        level: "error",
+        event: "store.compaction_failed",
+      });
     }
   }
 

@@ -66,6 +66,7 @@ import { TunnelsFeature } from "./features/tunnels.ts";
 import { WebhooksFeature } from "./features/webhooks.ts";
 import { WebhookDispatcher } from "./webhooks.ts";
 import { log } from "./log.ts";
+import { DropSummary, logEvents } from "./event_log.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
 import { LanDiscovery, lanReachable } from "./lan.ts";
@@ -182,6 +183,10 @@ export class Node {
   #overloaded = 0;
   /** Posts events to the configured webhooks. */
   #webhooks: WebhookDispatcher;
+  /** Stops logging events. */
+  #stopEventLog: () => void;
+  /** Logs the datagrams dropped, once per interval. */
+  #dropSummary: DropSummary;
 
   private constructor(
     identity: Identity,
@@ -202,8 +207,13 @@ export class Node {
     // Webhooks hear every event after it is in the ring; the bus only queues for them.
     this.#webhooks = new WebhookDispatcher({
       onFailed: (url, event, reason) =>
-        log(`webhook ${url}: gave up on event ${event.seq} (${event.type}): ${reason}`),
+        log(`${url}: gave up on event ${event.seq} (${event.type}): ${reason}`, {
+          level: "warn",
+          event: "webhook.failed",
+          fields: { url, seq: event.seq, type: event.type, reason },
+        }),
     });
+    this.#stopEventLog = logEvents((listener) => events.listen(listener));
     for (const hook of config.webhooks) this.#webhooks.set(hook);
     events.listen((event) => this.#webhooks.enqueue(event));
     const sessions = this.#sessions(identity, config, trust, events);
@@ -420,6 +430,12 @@ export class Node {
       tasks,
     };
 
+    const diagnostics = this.features.diagnostics;
+    this.#dropSummary = new DropSummary(() => {
+      const { drops, trustRefused } = diagnostics.info();
+      const trust = Object.entries(trustRefused).map(([r, n]) => [`trust_${r}`, n]);
+      return { ...drops, ...Object.fromEntries(trust) };
+    }, config.dropSummaryMs);
     let ticking = false;
     let ticks = 0;
     this.#timer = setInterval(() => {
@@ -430,6 +446,7 @@ export class Node {
         this.rendezvous?.tick();
         this.#dht?.tick();
         this.#puncher?.tick();
+        this.#dropSummary.tick();
       } else this.#puncher?.sendDueProbes();
       if (ticking) return;
       ticking = true;
@@ -680,6 +697,7 @@ export class Node {
 
   /** Stops timers, the socket and the stores. */
   async close(): Promise<void> {
+    this.#stopEventLog();
     this.#webhooks.close();
     this.broker.close("daemon stopping");
     this.features.tunnels.close();

@@ -388,7 +388,10 @@ export class ReceivedFiles implements FileSink {
       // Without its record the file would be invisible: take it back and refuse.
       await Deno.remove(path).catch(() => {});
       if (e instanceof Refusal) throw e;
-      log(`received files: index append failed: ${e instanceof Error ? e.message : String(e)}`);
+      log(`received files: index append failed: ${e instanceof Error ? e.message : String(e)}`, {
+        level: "error",
+        event: "store.write_failed",
+      });
       throw new Refusal("io_error", "Cannot append to the received files index");
     }
     this.#bySha.set(key, file.seq);

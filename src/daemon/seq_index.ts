@@ -491,7 +491,10 @@ export class SeqIndex<T extends SeqEntry> {
       await this.#compact();
     } catch (e) {
       // The old log is intact and the change already durable: try again later.
-      log(`${this.#label}: compaction failed: ${e instanceof Error ? e.message : String(e)}`);
+      log(`${this.#label}: compaction failed: ${e instanceof Error ? e.message : String(e)}`, {
+        level: "error",
+        event: "store.compaction_failed",
+      });
     }
   }
 

@@ -15,6 +15,7 @@ import {
   isHomeLocked,
   loadConfig,
   loadOrCreateIdentity,
+  LOG_LEVELS,
 } from "../../daemon/boot.ts";
 import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
 import { bool, type Infer, int, nullable, obj, record, str } from "../../control/schema.ts";
@@ -78,6 +79,16 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
     type: "boolean",
     description: "let webhooks POST events off this machine (loopback URLs only by default)",
   },
+  "log-level": {
+    type: "string",
+    value: "LEVEL",
+    description: `lowest level the log writes: ${LOG_LEVELS.join(", ")} (default info)`,
+  },
+  "log-format": {
+    type: "string",
+    value: "FORMAT",
+    description: "log lines as text (default) or json (one object per line)",
+  },
 };
 
 function configFlags(ctx: CommandContext) {
@@ -94,26 +105,19 @@ function configFlags(ctx: CommandContext) {
     ...(f["no-lan"] === true ? { noLan: true } : {}),
     ...(f.dht === true ? { dht: true } : {}),
     ...(f["allow-remote-webhooks"] === true ? { allowRemoteWebhooks: true } : {}),
+    ...(typeof f["log-level"] === "string" ? { logLevel: f["log-level"] } : {}),
+    ...(typeof f["log-format"] === "string" ? { logFormat: f["log-format"] } : {}),
   };
 }
 
+/** The node flags given, as the background daemon is started with them again. */
 function passThrough(ctx: CommandContext): string[] {
-  const out: string[] = [];
-  const f = ctx.flags;
-  if (typeof f.listen === "string") out.push("--listen", f.listen);
-  if (typeof f.hostname === "string") out.push("--hostname", f.hostname);
-  for (const p of Array.isArray(f.peer) ? f.peer : []) out.push("--peer", p);
-  if (f.stealth === true) out.push("--stealth");
-  for (const a of Array.isArray(f["auto-approve"]) ? f["auto-approve"] : []) {
-    out.push("--auto-approve", a);
-  }
-  for (const d of Array.isArray(f.disable) ? f.disable : []) out.push("--disable", d);
-  for (const r of Array.isArray(f.rendezvous) ? f.rendezvous : []) out.push("--rendezvous", r);
-  if (f.public === true) out.push("--public");
-  if (f["no-lan"] === true) out.push("--no-lan");
-  if (f.dht === true) out.push("--dht");
-  if (f["allow-remote-webhooks"] === true) out.push("--allow-remote-webhooks");
-  return out;
+  return Object.keys(NODE_FLAGS).flatMap((name) => {
+    const v = ctx.flags[name];
+    if (v === true) return [`--${name}`];
+    if (typeof v === "string") return [`--${name}`, v];
+    return Array.isArray(v) ? v.flatMap((x) => [`--${name}`, String(x)]) : [];
+  });
 }
 
 async function tailLog(home: string): Promise<string> {

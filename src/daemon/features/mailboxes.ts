@@ -31,7 +31,7 @@ import type { Connection } from "../../stream/mod.ts";
 import type { PresenceRecord } from "../../wire/presence_record.ts";
 import { encodeSealedContent, type SealedContent } from "../../wire/sealed_item.ts";
 import type { NodeContext } from "../context.ts";
-import { log } from "../log.ts";
+import { codeOf, log } from "../log.ts";
 import type { RendezvousLink } from "./rendezvous_link.ts";
 
 /** How often this node asks its mailboxes for items while nothing tells it to (ms). */
@@ -287,7 +287,13 @@ export class MailboxesFeature {
       return;
     }
     this.#fetching = this.#fetchAll()
-      .catch((e) => log(`mailbox fetch failed: ${(e as Error).message}`))
+      .catch((e) =>
+        log(`mailbox fetch failed: ${(e as Error).message}`, {
+          level: "warn",
+          event: "mailbox.fetch_failed",
+          ...codeOf(e),
+        })
+      )
       .finally(() => {
         this.#fetching = null;
         if (this.#again) {
@@ -342,7 +348,12 @@ export class MailboxesFeature {
       try {
         await this.#withMailbox(rendezvous, (client) => this.#drain(client));
       } catch (e) {
-        log(`mailbox at ${rendezvous.address}: ${(e as Error).message}`);
+        log(`mailbox at ${rendezvous.address}: ${(e as Error).message}`, {
+          level: "warn",
+          event: "mailbox.fetch_failed",
+          ...codeOf(e),
+          fields: { rendezvous: rendezvous.address },
+        });
       }
     }
   }

@@ -478,7 +478,11 @@ export class TasksFeature {
           timeoutMs,
         });
         if (receipt.status === "refused") {
-          log(`task ${task.id}: ${task.peer.address} refused ${transition} (${receipt.detail})`);
+          log(`task ${task.id}: ${task.peer.address} refused ${transition} (${receipt.detail})`, {
+            level: "warn",
+            event: "task.refused",
+            fields: { id: task.id, peer: task.peer, transition, detail: receipt.detail },
+          });
         }
         const now = this.#store.get(task.role, task.peer.public_key, task.id);
         if (now === undefined) return true;
