@@ -170,15 +170,36 @@ Deno.test("--json output of daemon start, status, info, peers, connect and stop 
   let b: TestNode | undefined;
   try {
     a = new TestNode(await makeHome({ identity: 0 }), { identity: 0, hostname: "schema-a" });
-    await assertMatchesSchema("daemon status", await a.pilot("daemon", "status", "--json"));
+    const idle = await a.pilot("daemon", "status", "--json");
+    assertErrorJson(idle, "not_running", 3, "daemon status with no daemon");
+    assert.match(idle.json.hint, /pilot daemon start/);
+    const idleText = await a.pilot("daemon", "status");
+    assert.equal(idleText.code, 3);
+    assert.match(idleText.stderr, /No daemon is running for home/);
     await assertMatchesSchema("daemon stop", await a.pilot("daemon", "stop", "--json"));
     await assertMatchesSchema("daemon start", await a.start());
     b = await startNode({ identity: 1 });
     await assertMatchesSchema("daemon status", await a.pilot("daemon", "status", "--json"));
-    await assertMatchesSchema(
-      "daemon start",
-      await a.pilot("daemon", "start", "--ensure", "--listen", "127.0.0.1:0", "--json"),
+    const same = await a.pilot("daemon", "start", "--ensure", "--listen", "127.0.0.1:0", "--json");
+    await assertMatchesSchema("daemon start", same);
+    assert.deepEqual([same.json.data.changed, same.json.data.differs], [false, []]);
+    // --ensure keeps the running daemon, and names the given flags it was not started with.
+    const other = await a.pilot(
+      "daemon",
+      "start",
+      "--ensure",
+      "--hostname",
+      "schema-b",
+      "--auto-approve",
+      b.identity!.fingerprint,
+      "--json",
     );
+    await assertMatchesSchema("daemon start", other);
+    assert.deepEqual(other.json.data.differs, ["--hostname", "--auto-approve"]);
+    const otherText = await a.pilot("daemon", "start", "--ensure", "--hostname", "schema-b");
+    assert.equal(otherText.code, 0, otherText.stderr);
+    assert.match(otherText.stdout, /already running \(pid \d+\), started without the --hostname/);
+    assert.match(otherText.stdout, /pilot daemon stop/);
     await assertMatchesSchema("info", await a.pilot("info", "--json"));
     await assertMatchesSchema("peers", await a.pilot("peers", "--json"));
     await assertMatchesSchema("connect", await a.pilot("connect", b.listen, "--json"));
@@ -198,7 +219,12 @@ Deno.test("--json output of daemon start, status, info, peers, connect and stop 
     await assertMatchesSchema("peers", await b.pilot("peers", "--json"));
     await assertMatchesSchema("info", await b.pilot("info", "--json"));
     await assertMatchesSchema("daemon stop", await a.pilot("daemon", "stop", "--json"));
-    await assertMatchesSchema("daemon status", await a.pilot("daemon", "status", "--json"));
+    assertErrorJson(
+      await a.pilot("daemon", "status", "--json"),
+      "not_running",
+      3,
+      "daemon status after stop",
+    );
   } finally {
     await stopAll(a, b);
   }
@@ -220,7 +246,7 @@ Deno.test("daemon start with a hostname that looks like an address fails and lea
       assert.notEqual(r.code, 0, `${hostname}: ${r.stdout}`);
       assert.equal(r.json.status, "error");
       const status = await node.pilot("daemon", "status", "--json");
-      assert.equal(status.json.data.running, false, hostname);
+      assert.deepEqual([status.code, status.json.code], [3, "not_running"], hostname);
     }
   } finally {
     await node.stop();

@@ -174,7 +174,7 @@ Deno.test("a corrupt identity file stops daemon start with a one-line error and 
 
       assert.deepEqual(await Deno.readFile(path), before, `${what}: file left byte for byte`);
       const status = await node.pilot("daemon", "status", "--json");
-      assert.equal(status.json.data.running, false, what);
+      assert.deepEqual([status.code, status.json.code], [3, "not_running"], what);
     } finally {
       await node.stop();
     }
@@ -199,7 +199,7 @@ Deno.test("an identity file other users can read is refused with a chmod hint", 
     const info = await Deno.stat(path);
     assert.equal(modeOf(info), 0o644, "the daemon does not silently fix the mode");
     assert.deepEqual(await Deno.readFile(path), before);
-    assert.equal((await node.pilot("daemon", "status", "--json")).json.data.running, false);
+    assert.equal((await node.pilot("daemon", "status", "--json")).code, 3, "not running");
   } finally {
     await node.stop();
   }
@@ -215,7 +215,7 @@ Deno.test("a home other users can enter is refused with a chmod hint", async () 
     assert.ok(r.json.message.includes(node.home), r.json.message);
     assert.equal(r.json.hint, `run: chmod 700 ${node.home}`);
     assert.equal(modeOf(await Deno.stat(node.home)), 0o755, "the mode is not silently changed");
-    assert.equal((await node.pilot("daemon", "status", "--json")).json.data.running, false);
+    assert.equal((await node.pilot("daemon", "status", "--json")).code, 3, "not running");
   } finally {
     await node.stop();
   }
@@ -255,9 +255,7 @@ Deno.test("one daemon runs per home, and repeated start --ensure and stop answer
     assert.deepEqual(stop2.json.data, { stopped: true, changed: false });
 
     const status = await node.pilot("daemon", "status", "--json");
-    assert.equal(status.code, 0);
-    assert.equal(status.json.data.running, false);
-    assert.equal(status.json.data.pid, null);
+    assert.deepEqual([status.code, status.json.code], [3, "not_running"]);
   } finally {
     await node?.stop();
   }

@@ -30,6 +30,13 @@ export interface ControlFile {
    * relay hop per request. Absent in files of daemons before it existed.
    */
   socket?: string;
+  /**
+   * The configuration flags the daemon was started with (`ConfigFlags`:
+   * `listen`, `hostname`, `autoApprove`, …), so that `daemon start --ensure`
+   * can say which given flags a running daemon does not have. Absent in
+   * files of daemons before it existed.
+   */
+  flags?: Record<string, unknown>;
 }
 
 /** Reads and validates the control file; null when there is none. */
@@ -54,7 +61,9 @@ export async function readControlFile(home: string): Promise<ControlFile | null>
   ) {
     throw new PilotError("internal", `Control file "${path}" is malformed`, "restart the daemon");
   }
-  if (o.socket !== undefined && typeof o.socket !== "string") {
+  const flagsOk = o.flags === undefined ||
+    (typeof o.flags === "object" && o.flags !== null && !Array.isArray(o.flags));
+  if ((o.socket !== undefined && typeof o.socket !== "string") || !flagsOk) {
     throw new PilotError("internal", `Control file "${path}" is malformed`, "restart the daemon");
   }
   return {
@@ -64,6 +73,7 @@ export async function readControlFile(home: string): Promise<ControlFile | null>
     version: o.version,
     api_version: o.api_version,
     ...(o.socket === undefined ? {} : { socket: o.socket }),
+    ...(o.flags === undefined ? {} : { flags: o.flags as Record<string, unknown> }),
   };
 }
 

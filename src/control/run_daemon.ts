@@ -83,6 +83,7 @@ export async function runDaemon(
       version: VERSION,
       api_version: API_VERSION,
       socket: server.socket,
+      flags: { ...flags },
     };
     await writeFileAtomic(controlPath, JSON.stringify(control) + "\n", 0o600);
     const udp = formatEndpoint(node.listen);

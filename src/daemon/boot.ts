@@ -10,5 +10,6 @@
 export { ensureHome, HOME_FILES, isHomeLocked, resolveHome } from "./home.ts";
 export { loadOrCreateIdentity } from "./identity_store.ts";
 export { CONFIG_KEYS, configOf, loadConfig, readConfigFile } from "./config.ts";
+export type { ConfigFlags } from "./config.ts";
 export { writeFileAtomic } from "./home.ts";
 export { LOG_LEVELS } from "./log.ts";

@@ -17,8 +17,9 @@ import {
   loadOrCreateIdentity,
   LOG_LEVELS,
 } from "../../daemon/boot.ts";
+import type { ConfigFlags } from "../../daemon/boot.ts";
 import { command, type CommandContext, type CommandSpec, type FlagSpec } from "../command.ts";
-import { bool, type Infer, int, nullable, obj, record, str } from "../../control/schema.ts";
+import { arr, bool, type Infer, int, nullable, obj, record, str } from "../../control/schema.ts";
 import { INFO, SHUTDOWN } from "../../control/contract/diagnostics.ts";
 import { RENDEZVOUS_STATUS } from "../../control/contract/rendezvous.ts";
 import { numberFlag } from "../flags.ts";
@@ -91,7 +92,7 @@ const NODE_FLAGS: Record<string, FlagSpec> = {
   },
 };
 
-function configFlags(ctx: CommandContext) {
+function configFlags(ctx: CommandContext): ConfigFlags {
   const f = ctx.flags;
   return {
     ...(typeof f.listen === "string" ? { listen: f.listen } : {}),
@@ -129,26 +130,46 @@ async function tailLog(home: string): Promise<string> {
   }
 }
 
-async function statusOf(home: string) {
+/**
+ * The flags given now that the running daemon was not started with, as
+ * typed (`--listen`): `--ensure` keeps the running daemon, and says so.
+ * Flags not given are not compared; a daemon from before control files
+ * named their flags differs in nothing that can be told.
+ */
+function flagsDiffer(given: ConfigFlags, running: Record<string, unknown> | undefined): string[] {
+  if (running === undefined) return [];
+  return Object.entries(given)
+    .filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(running[k]))
+    .map(([k]) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+}
+
+/** What `status` shows of a running daemon; `not_running` when none answers. */
+async function statusOf(home: string, role: Role) {
+  let client: PilotClient;
   try {
-    const client = await PilotClient.open(home);
-    const info = await client.call("GET", "/v1/info", { timeoutMs: 5_000 }) as Record<
-      string,
-      unknown
-    >;
-    return {
-      running: true,
-      pid: client.control.pid,
-      address: info.address as string,
-      hostname: info.hostname as string | null,
-      listen: info.listen as string,
-    };
+    client = await PilotClient.open(home);
   } catch (e) {
     if (e instanceof PilotError && e.code === "not_running") {
-      return { running: false, pid: null, address: null, hostname: null, listen: null };
+      throw new PilotError(
+        "not_running",
+        `No ${role} is running for home "${home}"`,
+        `start it with \`pilot ${role} start\``,
+      );
     }
     throw e;
   }
+  const info = await client.call("GET", "/v1/info", { timeoutMs: 5_000 }) as Record<
+    string,
+    unknown
+  >;
+  return {
+    running: true,
+    pid: client.control.pid,
+    address: info.address as string,
+    hostname: info.hostname as string | null,
+    listen: info.listen as string,
+    flags: client.control.flags,
+  };
 }
 
 /** Which program a command runs or manages: an ordinary node, or a rendezvous (issue 9). */
@@ -183,14 +204,19 @@ async function startInBackground(ctx: CommandContext, role: Role) {
         `use --ensure to accept a running ${role}, or \`pilot ${role} stop\``,
       );
     }
-    const s = await statusOf(ctx.home);
-    if (s.running) {
+    const s = await statusOf(ctx.home, role).catch((e) => {
+      // Locked but not answering: a daemon starting or stopping; start one, or fail on the lock.
+      if (e instanceof PilotError && e.code === "not_running") return null;
+      throw e;
+    });
+    if (s !== null) {
       return {
         pid: s.pid,
         address: s.address,
         hostname: s.hostname,
         listen: s.listen,
         changed: false,
+        differs: flagsDiffer(configFlags(ctx), s.flags),
       };
     }
   }
@@ -230,14 +256,15 @@ async function startInBackground(ctx: CommandContext, role: Role) {
     }
     const control = await readControlFile(ctx.home).catch(() => null);
     if (control?.pid !== child.pid) continue;
-    const s = await statusOf(ctx.home).catch(() => null);
-    if (s?.running) {
+    const s = await statusOf(ctx.home, role).catch(() => null);
+    if (s !== null) {
       return {
         pid: s.pid,
         address: s.address,
         hostname: s.hostname,
         listen: s.listen,
         changed: true,
+        differs: [],
       };
     }
   }
@@ -271,12 +298,21 @@ function startCommand(role: Role, summary: string): CommandSpec {
       hostname: nullable(str),
       listen: str,
       changed: bool,
+      differs: arr(str),
     }),
     errors: ["already_running", "timeout"],
     run: (ctx) => startInBackground(ctx, role),
     human: (o) =>
       keyValues([
-        [role, o.changed ? `started (pid ${o.pid})` : `already running (pid ${o.pid})`],
+        [
+          role,
+          o.changed
+            ? `started (pid ${o.pid})`
+            : o.differs.length === 0
+            ? `already running (pid ${o.pid})`
+            : `already running (pid ${o.pid}), started without the ${o.differs.join(", ")} ` +
+              `given now: they apply after \`pilot ${role} stop\` and a start`,
+        ],
         ["address", o.address],
         ["listen", o.listen],
       ]),
@@ -340,10 +376,12 @@ const daemonStatus = command({
     hostname: nullable(str),
     listen: nullable(str),
   }),
-  errors: [],
-  run: (ctx) => statusOf(ctx.home),
+  errors: ["not_running"],
+  run: async (ctx) => {
+    const { flags: _, ...s } = await statusOf(ctx.home, "daemon");
+    return s;
+  },
   human: (o) => {
-    if (!o.running) return "daemon: not running";
     return keyValues([
       ["daemon", `running (pid ${o.pid})`],
       ["address", o.address],
@@ -380,25 +418,9 @@ const rendezvousStatus = command({
     dropped: nullable(record(int)),
     mailboxes: nullable(RENDEZVOUS_STATUS.output.properties.mailboxes),
   }),
-  errors: [],
+  errors: ["not_running"],
   async run(ctx) {
-    const s = await statusOf(ctx.home);
-    if (!s.running) {
-      return {
-        running: false,
-        pid: null,
-        address: null,
-        listen: null,
-        records: null,
-        hostnames: null,
-        retained: null,
-        refused: null,
-        relayed_frames: null,
-        relayed_bytes: null,
-        dropped: null,
-        mailboxes: null,
-      };
-    }
+    const s = await statusOf(ctx.home, "rendezvous");
     const client = await PilotClient.open(ctx.home);
     const r = await client.call("GET", "/v1/rendezvous", { timeoutMs: 5_000 }) as Infer<
       typeof RENDEZVOUS_STATUS.output
@@ -406,7 +428,6 @@ const rendezvousStatus = command({
     return { running: true, pid: s.pid, address: s.address, listen: s.listen, ...r };
   },
   human: (o) => {
-    if (!o.running) return "rendezvous: not running";
     return keyValues([
       ["rendezvous", `running (pid ${o.pid})`],
       ["address", o.address],
