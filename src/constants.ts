@@ -110,6 +110,11 @@ export const LOG_KEEP = 3;
 /** How often the daemon logs one summary of the datagrams it dropped, when it dropped any (ms). */
 export const DROP_SUMMARY_MS = 60_000;
 
+/** The GitHub repository releases come from, as in install.sh's `PILOT_REPO_DEFAULT`. */
+export const DEFAULT_RELEASE_REPO = "pilot-net/pilot";
+/** How long `pilot version --check` waits for the release server by default (ms). */
+export const RELEASE_CHECK_TIMEOUT_MS = 5_000;
+
 /** The initiator repeats message 3 this often until an authenticated packet arrives (ms). */
 export const FINAL_RETRY_MS = 1_000;
 /** A half-open responder handshake is forgotten after this long (ms). */

@@ -6,13 +6,8 @@
  *
  * @module
  */
+import { DEFAULT_RELEASE_REPO } from "../constants.ts";
 import { PilotError } from "../errors.ts";
-
-/** The GitHub repository releases come from, as in install.sh's `PILOT_REPO_DEFAULT`. */
-export const DEFAULT_RELEASE_REPO = "pilot-net/pilot";
-
-/** How long `pilot version --check` waits for the release server by default. */
-export const RELEASE_CHECK_TIMEOUT_MS = 5_000;
 
 // A VERSION file is one short line; a longer answer is not one and need not be read whole.
 const MAX_VERSION_BYTES = 256;

@@ -7,18 +7,12 @@
  *
  * @module
  */
-import { API_VERSION, VERSION } from "../../constants.ts";
+import { API_VERSION, RELEASE_CHECK_TIMEOUT_MS, VERSION } from "../../constants.ts";
 import { bool, int, obj, str } from "../../control/schema.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { optionalNumber } from "../flags.ts";
 import { formatDuration } from "../parse.ts";
-import {
-  checkRelease,
-  compareVersions,
-  parseVersion,
-  RELEASE_CHECK_TIMEOUT_MS,
-  UPGRADE_COMMAND,
-} from "../release_check.ts";
+import { checkRelease, compareVersions, parseVersion, UPGRADE_COMMAND } from "../release_check.ts";
 import { invalid } from "../../errors.ts";
 
 /** The `version` command. */
