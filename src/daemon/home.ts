@@ -46,7 +46,11 @@ export async function ensureHome(dir: string): Promise<void> {
   try {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new PilotError("internal", `Cannot create home "${dir}": ${(e as Error).message}`);
+    throw new PilotError(
+      "invalid_argument",
+      `Cannot create home "${dir}": ${(e as Error).message}`,
+      HOME_WRITE_HINT,
+    );
   }
   const info = await Deno.stat(dir);
   if (!info.isDirectory) {
@@ -63,7 +67,22 @@ export async function ensureHome(dir: string): Promise<void> {
       `run: chmod 700 ${dir}`,
     );
   }
+  // A home the daemon cannot write fails here, named, not halfway through a first start.
+  let probe: string;
+  try {
+    probe = await Deno.makeTempFile({ dir, prefix: ".write-check-" });
+  } catch (e) {
+    throw new PilotError(
+      "invalid_argument",
+      `Home "${dir}" is not writable: ${(e as Error).message}`,
+      HOME_WRITE_HINT,
+    );
+  }
+  await Deno.remove(probe).catch(() => {});
 }
+
+const HOME_WRITE_HINT =
+  "give --home (or PILOT_HOME) a directory this user can create and write, or fix its permissions";
 
 /**
  * Writes a file so that a crash at any instant leaves the old or the new

@@ -197,8 +197,6 @@ async function restore(t: Target, previous: string | null): Promise<void> {
 async function checkHome(home: string): Promise<void> {
   try {
     await ensureHome(home);
-    const probe = await Deno.makeTempFile({ dir: home, prefix: ".service-probe-" });
-    await Deno.remove(probe);
   } catch (e) {
     const why = (e as Error).message.split("\n")[0];
     throw invalid(
