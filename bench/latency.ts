@@ -1,0 +1,172 @@
+/**
+ * Latency figures: raw UDP round trips, and pings through the daemons (over the
+ * API, and from an in-process peer).
+ *
+ * @module
+ */
+
+import { PORT_ECHO } from "../src/constants.ts";
+import { decodeIdentityFile } from "../src/identity/identity.ts";
+import { randomBytes } from "../src/session/crypto.ts";
+import { endpointOf, fixture } from "../tests/_daemon_harness.ts";
+import { BenchPeer } from "./_peer.ts";
+import {
+  Api,
+  cleanups,
+  closeQuietly,
+  type Context,
+  daemonsOf,
+  type Figures,
+  NAME_B,
+  percentile,
+  progress,
+  round,
+  spawnUdpChild,
+} from "./_common.ts";
+
+/** Bytes of each ping probe. */
+export const PING_PAYLOAD = 8;
+
+const PING_API_MAX_COUNT = 1000;
+
+/** Probes per ping figure. */
+export const PING_PROBES = 2000;
+
+const PING_WARMUP = 200;
+
+async function measureRawRtt(): Promise<{ p50: number | null; p99: number | null }> {
+  const echo = await spawnUdpChild("echo");
+  const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  cleanups.push(() => Promise.resolve(closeQuietly(conn)));
+  const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: echo.port };
+  const payload = randomBytes(PING_PAYLOAD);
+  const buffer = new Uint8Array(65_536);
+  const rtts: number[] = [];
+  for (let i = 0; i < PING_WARMUP + PING_PROBES; i++) {
+    const t0 = performance.now();
+    await conn.send(payload, to);
+    await conn.receive(buffer);
+    if (i >= PING_WARMUP) rtts.push(performance.now() - t0);
+  }
+  closeQuietly(conn);
+  await echo.stop();
+  return { p50: percentile(rtts, 0.5), p99: percentile(rtts, 0.99) };
+}
+
+/** Daemon A pings B's echo service through `POST /v1/ping` (RTTs timed inside A). */
+async function pingThroughApi(ctx: Context): Promise<{ rtts: number[]; lost: number }> {
+  const { a } = await daemonsOf(ctx);
+  return pingVia(await Api.of(a), NAME_B);
+}
+
+/** PING_PROBES probes to `peer`'s echo service through a daemon's `POST /v1/ping`. */
+export async function pingVia(api: Api, peer: string): Promise<{ rtts: number[]; lost: number }> {
+  const ping = async (count: number) => {
+    const r = await api.call("POST", "/v1/ping", {
+      peer,
+      count,
+      interval_ms: 0,
+      timeout_ms: 5_000,
+    });
+    if (r.status !== 200) throw new Error(`POST /v1/ping answered ${JSON.stringify(r.json)}`);
+    return r.json.data.rtt_ms as (number | null)[];
+  };
+  await ping(PING_WARMUP);
+  const rtts: number[] = [];
+  let lost = 0;
+  for (let done = 0; done < PING_PROBES; done += PING_API_MAX_COUNT) {
+    for (const r of await ping(Math.min(PING_API_MAX_COUNT, PING_PROBES - done))) {
+      if (r === null) lost++;
+      else rtts.push(r);
+    }
+  }
+  return { rtts, lost };
+}
+
+/**
+ * The same probes from a SessionManager in this process (fixture 2, trusted
+ * by B): what the tunnel costs without daemon A's API and scheduling.
+ */
+async function pingInProcess(ctx: Context): Promise<{ rtts: number[]; lost: number }> {
+  const { b } = await daemonsOf(ctx);
+  const peer = new BenchPeer(decodeIdentityFile(JSON.stringify(fixture(2))));
+  cleanups.push(() => peer.close());
+  const bKey = Uint8Array.fromHex(b.identity!.publicKey);
+  await peer.handshake(endpointOf(b.listen), bKey, 10_000);
+  let waiting: ((payload: Uint8Array) => void) | undefined;
+  peer.onPacket = (packet) => {
+    if (packet.srcPort === PORT_ECHO) waiting?.(packet.payload);
+  };
+  const rtts: number[] = [];
+  let lost = 0;
+  const payload = randomBytes(PING_PAYLOAD);
+  const view = new DataView(payload.buffer);
+  for (let i = 0; i < PING_WARMUP + PING_PROBES; i++) {
+    view.setUint32(0, i);
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    waiting = (p) => {
+      if (p.length === PING_PAYLOAD && new DataView(p.buffer, p.byteOffset).getUint32(0) === i) {
+        resolve(true);
+      }
+    };
+    const timer = setTimeout(() => resolve(false), 1000);
+    const t0 = performance.now();
+    await peer.sessions.send(b.identity!.publicKey, {
+      kind: "datagram",
+      srcPort: 5000,
+      dstPort: PORT_ECHO,
+      payload,
+    });
+    const ok = await promise;
+    const rtt = performance.now() - t0;
+    clearTimeout(timer);
+    if (!ok) lost++;
+    else if (i >= PING_WARMUP) rtts.push(rtt);
+  }
+  waiting = undefined;
+  await peer.close();
+  return { rtts, lost };
+}
+
+/** Round trips through the daemons, beside raw UDP. */
+export async function measurePing(ctx: Context): Promise<Figures> {
+  progress(`ping: raw UDP echo child, ${PING_PROBES} probes of ${PING_PAYLOAD} bytes`);
+  const raw = await measureRawRtt();
+  let api: { rtts: number[]; lost: number } | undefined;
+  progress(`ping: daemon A -> B's echo through POST /v1/ping, ${PING_PROBES} probes`);
+  try {
+    api = await pingThroughApi(ctx);
+  } catch (e) {
+    ctx.notes.ping_api_error = (e as Error).message;
+  }
+  progress(`ping: in-process peer -> B's echo, ${PING_PROBES} probes`);
+  const local = await pingInProcess(ctx);
+  const ms = (v: number | null) => v === null ? null : round(v, 3);
+  ctx.details.ping = {
+    probes: PING_PROBES,
+    payload_bytes: PING_PAYLOAD,
+    lost: api?.lost ?? local.lost,
+    raw_udp_rtt_ms_p99: ms(raw.p99),
+    in_process_peer_rtt_ms_p50: ms(percentile(local.rtts, 0.5)),
+    in_process_peer_rtt_ms_p99: ms(percentile(local.rtts, 0.99)),
+    in_process_peer_lost: local.lost,
+  };
+  const rawNote = `raw_udp_rtt_ms_p50: the same ${PING_PAYLOAD}-byte probes, one at a time, ` +
+    `from this process to a plain Deno UDP echo child process`;
+  ctx.notes.ping_rtt_ms_p50 =
+    (api !== undefined
+      ? `POST /v1/ping on A's control API to B (${PING_PROBES} probes of ${PING_PAYLOAD} bytes, ` +
+        `interval 0, after ${PING_WARMUP} warm-up probes): each RTT is timed inside daemon A ` +
+        `from its send to B's echo (port ${PORT_ECHO}) arriving back, so it covers both ` +
+        `daemons' encryption, decryption and scheduling. details.ping.in_process_peer_* is ` +
+        `the same probe from a SessionManager in the bench process (fixture 2, trusted by B). `
+      : `a SessionManager in the bench process (fixture 2, ` +
+        `trusted by B through its seeded trust.json) sends probes to B's echo service and ` +
+        `times each echo (POST /v1/ping failed: notes.ping_api_error). `) + rawNote;
+  const rtts = api?.rtts ?? local.rtts;
+  return {
+    ping_rtt_ms_p50: ms(percentile(rtts, 0.5)),
+    ping_rtt_ms_p99: ms(percentile(rtts, 0.99)),
+    raw_udp_rtt_ms_p50: ms(raw.p50),
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * Session figures: idle memory, handshakes per second at one daemon, and
+ * memory per session.
+ *
+ * @module
+ */
+
+import {
+  COOKIE_LOAD_THRESHOLD,
+  HANDSHAKE_RATE_PER_KEY,
+  HANDSHAKE_RATE_PER_SOURCE,
+} from "../src/constants.ts";
+import { endpointOf } from "../tests/_daemon_harness.ts";
+import { BenchPeer } from "./_peer.ts";
+import {
+  Api,
+  cleanups,
+  type Context,
+  cpuMs,
+  daemonsOf,
+  type Figures,
+  type Json,
+  loadBenchIdentities,
+  type Memory,
+  memoryOf,
+  percentile,
+  pool,
+  progress,
+  round,
+  RSS_SETTLE_MS,
+  rssKb,
+  settledMemory,
+  sleep,
+} from "./_common.ts";
+
+const HANDSHAKE_CONCURRENCY = 64;
+
+const HANDSHAKE_ROUNDS = 3;
+
+/** Memory and threads of the three daemons at rest. */
+export async function measureIdle(ctx: Context): Promise<Figures> {
+  const { a, b, c } = await daemonsOf(ctx);
+  await sleep(1500);
+  const kb = {
+    a: await rssKb(a.pid),
+    b: await rssKb(b.pid),
+    c: await rssKb(c.pid),
+  };
+  ctx.details.idle_rss_kb = kb;
+  const values = Object.values(kb).filter((v): v is number => v !== null);
+  if (values.length === 0) {
+    ctx.notes.idle_rss_mb = "VmRSS is not readable here (/proc/PID/status is Linux only)";
+    return { idle_rss_mb: null };
+  }
+  ctx.notes.idle_rss_mb =
+    "VmRSS of each freshly started daemon (no peers, 1.5 s after start); the largest of A, B, C";
+  return { idle_rss_mb: round(Math.max(...values) / 1024, 1) };
+}
+
+/** A distinct loopback source address per initiator: 127.0.1.2, 127.0.1.3, ... */
+function sourceAddress(i: number): string {
+  return `127.0.${1 + Math.floor(i / 250)}.${2 + (i % 250)}`;
+}
+
+/** Handshakes per second at daemon C, and memory per session. */
+export async function measureHandshakes(ctx: Context): Promise<Figures> {
+  const ids = await loadBenchIdentities();
+  if (typeof ids === "string") {
+    const why = `${ids}; run \`deno run -A scripts/make_bench_identities.ts\` once`;
+    ctx.notes.handshakes_per_s = why;
+    ctx.notes.rss_per_session_kb = why;
+    return { handshakes_per_s: null, rss_per_session_kb: null };
+  }
+  const { c } = await daemonsOf(ctx);
+  const cApi = await Api.of(c);
+  const cKey = Uint8Array.fromHex(c.identity!.publicKey);
+  const to = endpointOf(c.listen);
+  progress(`handshakes: binding ${ids.length} initiators to distinct 127.0.x.y addresses`);
+  let distinctSources = true;
+  const peers: BenchPeer[] = [];
+  for (const [i, id] of ids.entries()) {
+    let peer: BenchPeer;
+    try {
+      peer = new BenchPeer(id, distinctSources ? sourceAddress(i) : "127.0.0.1");
+    } catch {
+      // Not Linux (only 127.0.0.1 is loopback): one source, so the per-source limit binds.
+      distinctSources = false;
+      peer = new BenchPeer(id, "127.0.0.1");
+    }
+    peers.push(peer);
+    cleanups.push(() => peer.close());
+  }
+
+  const run = async (label: string, group: BenchPeer[], rounds: number) => {
+    const latencies: number[] = [];
+    const errors: Record<string, number> = {};
+    const cpu0 = await cpuMs(c.pid);
+    const self0 = await cpuMs("self");
+    const t0 = performance.now();
+    await pool(group.length * rounds, HANDSHAKE_CONCURRENCY, async (j) => {
+      const peer = group[j % group.length]!;
+      peer.renew();
+      const h0 = performance.now();
+      try {
+        await peer.handshake(to, cKey, 20_000);
+        latencies.push(performance.now() - h0);
+      } catch (e) {
+        const m = (e as Error).message.slice(0, 60);
+        errors[m] = (errors[m] ?? 0) + 1;
+      }
+    });
+    const ms = performance.now() - t0;
+    const cpu1 = await cpuMs(c.pid);
+    const self1 = await cpuMs("self");
+    const done = latencies.length;
+    const detail = {
+      handshakes: done,
+      failed: group.length * rounds - done,
+      errors,
+      seconds: round(ms / 1000),
+      per_s: round(done / (ms / 1000), 0),
+      latency_ms_p50: round(percentile(latencies, 0.5) ?? NaN),
+      latency_ms_p99: round(percentile(latencies, 0.99) ?? NaN),
+      daemon_cpu_ms_per_handshake: cpu0 === null || cpu1 === null || done === 0
+        ? null
+        : round((cpu1 - cpu0) / done, 2),
+      daemon_cpu_percent: cpu0 === null || cpu1 === null
+        ? null
+        : round((cpu1 - cpu0) / ms * 100, 0),
+      initiators_cpu_percent: self0 === null || self1 === null
+        ? null
+        : round((self1 - self0) / ms * 100, 0),
+    };
+    progress(`handshakes (${label}): ${JSON.stringify(detail)}`);
+    return detail;
+  };
+
+  // Memory first: every identity holds one session with C, made in two
+  // halves so that the growth of the second half (after the one-time costs:
+  // runtime threads, heap and allocator growth, compiled code) shows apart.
+  await sleep(500);
+  const idle = await memoryOf(c, cApi, 0);
+  progress(`handshakes: first contact, ${peers.length} distinct identities in two halves`);
+  const half = Math.floor(peers.length / 2);
+  const firstHalf = await run("first contact, first half", peers.slice(0, half), 1);
+  const mid = await settledMemory(c, cApi);
+  const secondHalf = await run("first contact, second half", peers.slice(half), 1);
+  const end = await settledMemory(c, cApi);
+  const last = end.at(-1)!;
+  const midLast = mid.at(-1)!;
+  const perSession = (a: Memory, b: Memory) =>
+    a.rss_kb === null || b.rss_kb === null || b.sessions <= a.sessions
+      ? null
+      : round((b.rss_kb - a.rss_kb) / (b.sessions - a.sessions), 1);
+  const rssPerSession = perSession(idle, last);
+  ctx.details.rss_per_session = {
+    idle,
+    after_first_half: mid,
+    after_second_half: end,
+    total_growth_per_session_kb: rssPerSession,
+    second_half_growth_per_session_kb: perSession(midLast, last),
+  };
+  ctx.notes.rss_per_session_kb = `VmRSS growth of daemon C from idle to ${last.sessions} live ` +
+    `sessions, one per distinct identity (${peers.length} from ` +
+    `tests/fixtures/bench_identities.json, real difficulty), divided by the sessions; read ` +
+    `${RSS_SETTLE_MS.at(-1)! / 1000} s after the last handshake, when the runtime's blocking ` +
+    `threads (WebCrypto runs on them) have idled out. It includes what the handshakes left ` +
+    `behind (allocator arenas, heap capacity; no GC can be forced in the daemon); ` +
+    `details.rss_per_session.second_half_growth_per_session_kb is the growth of the second ` +
+    `half alone, after those one-time costs`;
+
+  progress(`handshakes: ${HANDSHAKE_ROUNDS} more rounds of ${peers.length}`);
+  const steady = await run("steady", peers, HANDSHAKE_ROUNDS);
+  // What C refused, by reason: the why behind any failed handshake above.
+  const info = (await cApi.call("GET", "/v1/info")).json as { data?: { drops?: Json } };
+  const drops = Object.fromEntries(
+    Object.entries((info.data?.drops ?? {}) as Record<string, number>).filter(([, n]) => n > 0),
+  );
+  ctx.details.handshakes = {
+    first_contact: [firstHalf, secondHalf],
+    steady,
+    concurrency: HANDSHAKE_CONCURRENCY,
+    daemon_drops: drops,
+  };
+  ctx.details.handshake_limits_profile = {
+    per_source_ip: HANDSHAKE_RATE_PER_SOURCE,
+    per_key: HANDSHAKE_RATE_PER_KEY,
+    cookie_threshold_half_open: COOKIE_LOAD_THRESHOLD,
+    daemon_config: "defaults (no config.json knobs changed)",
+    distinct_source_ips: distinctSources ? peers.length : 1,
+  };
+  ctx.notes.handshakes_per_s = `complete handshakes (message 3 processed and answered by the ` +
+    `responder) per second at daemon C, from ${peers.length} in-process initiators with ` +
+    `distinct identities, ${HANDSHAKE_CONCURRENCY} handshakes in flight, ` +
+    `${HANDSHAKE_ROUNDS} rounds (each a fresh handshake replacing the previous session). ` +
+    `Limits profile: the daemon's defaults, unchanged — ${HANDSHAKE_RATE_PER_SOURCE.burst} message 1 per source IP at once then ${HANDSHAKE_RATE_PER_SOURCE.perSecond}/s, ` +
+    `${HANDSHAKE_RATE_PER_KEY.burst} completed per key then ${HANDSHAKE_RATE_PER_KEY.perSecond}/s, ` +
+    `cookies above ${COOKIE_LOAD_THRESHOLD} half-open. ` +
+    (distinctSources
+      ? `Each initiator binds its own source address in 127/8 (127.0.1.2, ...), so no source ` +
+        `exceeds its burst and the per-source limit never throttles; the per-key limit is ` +
+        `not reached either (${1 + HANDSHAKE_ROUNDS} handshakes per key). `
+      : `Only 127.0.0.1 could be bound, so the per-source limit throttles this figure. `) +
+    `The initiators share this machine's cores with the daemon (see details.handshakes)`;
+  return {
+    handshakes_per_s: steady.per_s,
+    rss_per_session_kb: rssPerSession,
+  };
+}
