@@ -7,7 +7,8 @@
 
 import { PORT_ECHO } from "../src/constants.ts";
 import { decodeIdentityFile } from "../src/identity/identity.ts";
-import { randomBytes } from "../src/session/crypto.ts";
+import { AeadKey, nonceFromCounter, randomBytes } from "../src/session/crypto.ts";
+import { DATA_HEADER_SIZE } from "../src/wire/frames.ts";
 import { endpointOf, fixture } from "../tests/_daemon_harness.ts";
 import { BenchPeer } from "./_peer.ts";
 import {
@@ -23,6 +24,13 @@ import {
   round,
   spawnUdpChild,
 } from "./_common.ts";
+import type { Targets } from "./targets.ts";
+
+/** Targets of the latency figures. */
+export const LATENCY_TARGETS: Targets = {
+  // The floor WebCrypto sets: raw UDP round trip + 4 single AES-GCM calls.
+  ping_rtt_ms_p50: { max_times: 1.5, of: "ping_floor_ms" },
+};
 
 /** Bytes of each ping probe. */
 export const PING_PAYLOAD = 8;
@@ -129,9 +137,32 @@ async function pingInProcess(ctx: Context): Promise<{ rtts: number[]; lost: numb
 }
 
 /** Round trips through the daemons, beside raw UDP. */
+/** Single AES-GCM seals, one at a time, for the floor a ping cannot beat. */
+const AEAD_CALLS = 2000;
+
+/**
+ * The median latency of one AES-GCM seal of a ping-sized packet, awaited
+ * before the next (ms): WebCrypto's thread hop, which a ping pays four
+ * times (seal and open at each end).
+ */
+async function aeadCallMsP50(): Promise<number | null> {
+  const key = await AeadKey.create(randomBytes(32));
+  const packet = new Uint8Array(DATA_HEADER_SIZE + 16 + PING_PAYLOAD);
+  const ad = new Uint8Array(DATA_HEADER_SIZE);
+  const times: number[] = [];
+  for (let i = 0; i < AEAD_CALLS; i++) {
+    const t0 = performance.now();
+    await key.seal(nonceFromCounter(i), packet, ad);
+    times.push(performance.now() - t0);
+  }
+  return percentile(times.slice(AEAD_CALLS / 10), 0.5);
+}
+
 export async function measurePing(ctx: Context): Promise<Figures> {
   progress(`ping: raw UDP echo child, ${PING_PROBES} probes of ${PING_PAYLOAD} bytes`);
   const raw = await measureRawRtt();
+  progress(`ping: ${AEAD_CALLS} single AES-GCM seals of a ping-sized packet, one at a time`);
+  const aeadMs = await aeadCallMsP50();
   let api: { rtts: number[]; lost: number } | undefined;
   progress(`ping: daemon A -> B's echo through POST /v1/ping, ${PING_PROBES} probes`);
   try {
@@ -163,10 +194,15 @@ export async function measurePing(ctx: Context): Promise<Figures> {
       : `a SessionManager in the bench process (fixture 2, ` +
         `trusted by B through its seeded trust.json) sends probes to B's echo service and ` +
         `times each echo (POST /v1/ping failed: notes.ping_api_error). `) + rawNote;
+  ctx.notes.ping_floor_ms = "raw_udp_rtt_ms_p50 + 4 × aead_call_ms_p50 (one AES-GCM seal " +
+    `of a ${PING_PAYLOAD}-byte probe's packet, awaited alone, median of ${AEAD_CALLS}): ` +
+    "a ping is sealed and opened once at each end, each a WebCrypto call";
   const rtts = api?.rtts ?? local.rtts;
   return {
     ping_rtt_ms_p50: ms(percentile(rtts, 0.5)),
     ping_rtt_ms_p99: ms(percentile(rtts, 0.99)),
     raw_udp_rtt_ms_p50: ms(raw.p50),
+    aead_call_ms_p50: ms(aeadMs),
+    ping_floor_ms: raw.p50 === null || aeadMs === null ? null : ms(raw.p50 + 4 * aeadMs),
   };
 }

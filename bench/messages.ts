@@ -21,6 +21,12 @@ import {
   round,
   settings,
 } from "./_common.ts";
+import type { Targets } from "./targets.ts";
+
+/** Targets of the message figures. */
+export const MESSAGE_TARGETS: Targets = {
+  msgs_per_s: { min: 5000 },
+};
 
 const MESSAGE_COUNT = 5000;
 

@@ -32,6 +32,14 @@ import {
   settledMemory,
   sleep,
 } from "./_common.ts";
+import type { Targets } from "./targets.ts";
+
+/** Targets of the session figures. */
+export const SESSION_TARGETS: Targets = {
+  handshakes_per_s: { min: 1000 },
+  idle_rss_mb: { max: 80 },
+  rss_per_session_kb: { max: 16 },
+};
 
 const HANDSHAKE_CONCURRENCY = 64;
 
