@@ -43,7 +43,7 @@ import {
 import { LATENCY_TARGETS, measurePing } from "./latency.ts";
 import { measureForward, measureMessages, measureTasks, MESSAGE_TARGETS } from "./messages.ts";
 import { metOf, type Targets } from "./targets.ts";
-import { measureRelay, measureRendezvous } from "./rendezvous.ts";
+import { measureRelay, measureRendezvous, RENDEZVOUS_TARGETS } from "./rendezvous.ts";
 
 const MEASUREMENTS = [
   "idle",
@@ -71,6 +71,7 @@ export const TARGETS: Targets = {
   ...LATENCY_TARGETS,
   ...MESSAGE_TARGETS,
   ...SESSION_TARGETS,
+  ...RENDEZVOUS_TARGETS,
 };
 
 export async function machine(): Promise<Record<string, unknown>> {

@@ -37,6 +37,10 @@ import {
   progress,
   round,
 } from "./_common.ts";
+import type { Targets } from "./targets.ts";
+
+/** Targets of the rendezvous and relay figures. */
+export const RENDEZVOUS_TARGETS: Targets = {};
 
 /** Records stored for the rendezvous memory figure. */
 const RENDEZVOUS_RECORDS = 20_000;
