@@ -5,12 +5,16 @@
  * stderr. Not part of the tests: nothing here asserts anything.
  *
  * Usage: `deno task bench [--datagram-bytes N] [--volume-mib N] [--only a,b,...]
- * [--msg-inflight N] [--profile DIR]`.
+ * [--msg-inflight N] [--profile NAME] [--profile-dir DIR]`.
  *
- * - `--only` picks among: idle, aead, raw_udp, sweep, stream, ping, messages, forward,
- *   handshakes, rendezvous, relay.
- * - `--profile DIR` runs the daemons in the foreground under `--cpu-prof`, writing
- *   `DIR/daemon-<hostname>.cpuprofile` at exit (summarise with `bench/profile_summary.ts`).
+ * - `--only` picks among: idle, aead, raw_udp, sweep, stream, ping, messages, tasks,
+ *   forward, handshakes, rendezvous, relay.
+ * - `--profile NAME` measures only NAME, with this process and every daemon it starts
+ *   under V8's `--cpu-prof`: the profiles go to `profiles/NAME/` (or `--profile-dir`),
+ *   with `summary.txt` (each profile's top functions by self and total time), and the
+ *   JSON's `details.profile` lists them. Open a `.cpuprofile` in Chrome DevTools
+ *   (Performance, "Load profile") to read it whole.
+ * - `--profile-dir DIR` alone profiles the daemons of every measurement run into DIR.
  *
  * Daemons: A (fixture 0) and B (fixture 1) trust each other (seeded
  * trust.json, `mutual: true`); B also trusts fixture 2, the in-process peer
@@ -22,6 +26,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { join, resolve } from "node:path";
+import { type Row, summarise } from "./profile_summary.ts";
 import { LOOPBACK_DATAGRAM } from "../src/constants.ts";
 import {
   cleanup,
@@ -112,6 +118,75 @@ const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
   relay: measureRelay,
 };
 
+/** Profiles kept per function in `summary.txt`. */
+const PROFILE_TOP = 25;
+
+/**
+ * `--profile NAME`: runs this bench again with `--only NAME` under
+ * `--cpu-prof` (its daemons too, through `--profile-dir`), then writes
+ * `summary.txt` beside the profiles and prints the run's JSON with
+ * `details.profile` added.
+ */
+async function profileOne(name: string, dirFlag: string | undefined): Promise<void> {
+  if (!(MEASUREMENTS as readonly string[]).includes(name)) {
+    throw new RangeError(
+      `Unknown measurement "${name}" for --profile: expected one of ${MEASUREMENTS.join(", ")} ` +
+        "(to profile the daemons of a whole run into a folder, use --profile-dir DIR)",
+    );
+  }
+  const dir = resolve(dirFlag ?? join("profiles", name));
+  await Deno.mkdir(dir, { recursive: true });
+  const passed = Deno.args.flatMap((a, i, all) =>
+    a === "--profile" || all[i - 1] === "--profile" || a.startsWith("--profile=") ||
+      a === "--only" || all[i - 1] === "--only" || a.startsWith("--only=") ||
+      a === "--profile-dir" || all[i - 1] === "--profile-dir" || a.startsWith("--profile-dir=")
+      ? []
+      : [a]
+  );
+  progress(`profile: ${name}, this process and its daemons under --cpu-prof into ${dir}`);
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--v8-flags=--expose-gc",
+      "--cpu-prof",
+      "--cpu-prof-dir",
+      dir,
+      "--cpu-prof-name",
+      "bench.cpuprofile",
+      new URL(import.meta.url).pathname,
+      ...passed,
+      "--only",
+      name,
+      "--profile-dir",
+      dir,
+      "--profiled",
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!child.success) throw new Error(`the profiled run of ${name} exited ${child.code}`);
+  const out = JSON.parse(new TextDecoder().decode(child.stdout));
+  const files = [...Deno.readDirSync(dir)].map((e) => e.name)
+    .filter((n) => n.endsWith(".cpuprofile")).sort();
+  const lines: string[] = [];
+  const top: Record<string, string[]> = {};
+  for (const f of files) {
+    const { total, self, inclusive } = summarise(JSON.parse(await Deno.readTextFile(join(dir, f))));
+    const row = (r: Row) =>
+      `${r.percent.toFixed(1).padStart(6)}%  ${r.ms.toString().padStart(7)} ms  ${r.name}`;
+    lines.push(`${f}: ${Math.round(total)} ms sampled`, "", `self time (top ${PROFILE_TOP}):`);
+    lines.push(...self.slice(0, PROFILE_TOP).map(row), "", `total time (top ${PROFILE_TOP}):`);
+    lines.push(...inclusive.slice(0, PROFILE_TOP).map(row), "", "");
+    // What the CPU did: idle time is not a hot spot.
+    top[f] = self.filter((r) => !r.name.startsWith("(idle)")).slice(0, 5)
+      .map((r) => `${r.percent}% ${r.name}`);
+  }
+  await Deno.writeTextFile(join(dir, "summary.txt"), lines.join("\n"));
+  out.details.profile = { measurement: name, dir, files, summary: "summary.txt", top_self: top };
+  console.log(JSON.stringify(out, null, 2));
+}
+
 export async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -120,15 +195,22 @@ export async function main(): Promise<void> {
       "volume-mib": { type: "string", default: "64" },
       only: { type: "string", default: MEASUREMENTS.join(",") },
       profile: { type: "string" },
+      "profile-dir": { type: "string" },
       "msg-inflight": { type: "string", default: String(MESSAGE_INFLIGHT) },
+      // Set by --profile for the process it re-runs under --cpu-prof.
+      profiled: { type: "boolean", default: false },
     },
   });
+  if (values.profile !== undefined && !values.profiled) {
+    await profileOne(values.profile, values["profile-dir"]);
+    return;
+  }
   settings.messageInflight = Number(values["msg-inflight"]);
   if (!Number.isInteger(settings.messageInflight) || settings.messageInflight < 1) {
     throw new RangeError(`Invalid --msg-inflight ${values["msg-inflight"]}`);
   }
-  if (values.profile !== undefined) {
-    settings.profileDir = values.profile;
+  if (values["profile-dir"] !== undefined) {
+    settings.profileDir = values["profile-dir"];
     await Deno.mkdir(settings.profileDir, { recursive: true });
   }
   const datagramBytes = Number(values["datagram-bytes"]);
