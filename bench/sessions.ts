@@ -10,7 +10,7 @@ import {
   HANDSHAKE_RATE_PER_KEY,
   HANDSHAKE_RATE_PER_SOURCE,
 } from "../src/constants.ts";
-import { endpointOf } from "../tests/_daemon_harness.ts";
+import { endpointOf, type TestNode } from "../tests/_daemon_harness.ts";
 import { BenchPeer } from "./_peer.ts";
 import {
   Api,
@@ -39,6 +39,10 @@ export const SESSION_TARGETS: Targets = {
   handshakes_per_s: { min: 1000 },
   idle_rss_mb: { max: 80 },
   rss_per_session_kb: { max: 16 },
+  // The per-session figure counts only over at least 1,000 sessions.
+  rss_per_session_sessions: { min: 1000 },
+  // "No measurable CPU": under 1% of one core.
+  idle_cpu_percent_with_sessions: { max: 1 },
 };
 
 const HANDSHAKE_CONCURRENCY = 64;
@@ -179,6 +183,12 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
 
   progress(`handshakes: ${HANDSHAKE_ROUNDS} more rounds of ${peers.length}`);
   const steady = await run("steady", peers, HANDSHAKE_ROUNDS);
+  progress(`handshakes: daemon C's CPU over ${IDLE_CPU_MS / 1000} s with its sessions idle`);
+  const idleCpu = await idleCpuPercent(c, cApi);
+  ctx.details.idle_with_sessions = idleCpu;
+  ctx.notes.idle_cpu_percent_with_sessions = `daemon C's user + system CPU time over ` +
+    `${IDLE_CPU_MS / 1000} s right after the last handshake, its ${idleCpu.sessions_before} ` +
+    `sessions idle (nothing sent; keepalives and timers only), as a percent of one core`;
   // What C refused, by reason: the why behind any failed handshake above.
   const info = (await cApi.call("GET", "/v1/info")).json as { data?: { drops?: Json } };
   const drops = Object.fromEntries(
@@ -213,5 +223,30 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
   return {
     handshakes_per_s: steady.per_s,
     rss_per_session_kb: rssPerSession,
+    rss_per_session_sessions: last.sessions,
+    idle_cpu_percent_with_sessions: idleCpu.percent,
+  };
+}
+
+/** How long an idle daemon's CPU is measured with its sessions up (ms). */
+const IDLE_CPU_MS = 10_000;
+
+/** `node`'s CPU use while nothing is asked of it, and its sessions before and after. */
+async function idleCpuPercent(
+  node: TestNode,
+  api: Api,
+): Promise<{ percent: number | null; sessions_before: number; sessions_after: number }> {
+  const sessions = async () => (await api.call("GET", "/v1/info")).json.data.sessions as number;
+  const before = await sessions();
+  const cpu0 = await cpuMs(node.pid);
+  const t0 = performance.now();
+  await sleep(IDLE_CPU_MS);
+  const cpu1 = await cpuMs(node.pid);
+  const wall = performance.now() - t0;
+  const after = await sessions();
+  return {
+    percent: cpu0 === null || cpu1 === null ? null : round((cpu1 - cpu0) / wall * 100, 2),
+    sessions_before: before,
+    sessions_after: after,
   };
 }
