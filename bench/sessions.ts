@@ -150,7 +150,9 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
   // Memory first: every identity holds one session with C, made in two
   // halves so that the growth of the second half (after the one-time costs:
   // runtime threads, heap and allocator growth, compiled code) shows apart.
-  await sleep(500);
+  // Idle is read after the same settle as the figures after the handshakes, so that the
+  // runtime's worker threads (and their arenas) are in the same state at both ends.
+  await sleep(RSS_SETTLE_MS.at(-1)!);
   const idle = await memoryOf(c, cApi, 0);
   progress(`handshakes: first contact, ${peers.length} distinct identities in two halves`);
   const half = Math.floor(peers.length / 2);
@@ -164,7 +166,13 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
     a.rss_kb === null || b.rss_kb === null || b.sessions <= a.sessions
       ? null
       : round((b.rss_kb - a.rss_kb) / (b.sessions - a.sessions), 1);
-  const rssPerSession = perSession(idle, last);
+  const growth = perSession(idle, last);
+  // RSS that fell is noise larger than the sessions' memory: no figure rather than a negative one.
+  const rssPerSession = growth !== null && growth < 0 ? null : growth;
+  if (rssPerSession === null && growth !== null) {
+    ctx.notes.rss_per_session_kb_missing = `RSS fell by ${-growth} KiB per session from idle ` +
+      "to the last reading: the allocator returned more than the sessions took (noise)";
+  }
   ctx.details.rss_per_session = {
     idle,
     after_first_half: mid,
