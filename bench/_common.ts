@@ -313,16 +313,19 @@ export async function loadBenchIdentities(): Promise<Identity[] | string> {
 export interface Memory {
   after_ms: number;
   rss_kb: number | null;
+  /** V8 heap in use, as the daemon's `GET /v1/info` `memory` says (KiB). */
+  heap_used_kb: number;
   threads: number | null;
   sessions: number;
 }
 
-/** A node's RSS, threads and sessions, labelled `afterMs` after the last handshake. */
+/** A node's RSS, heap, threads and sessions, labelled `afterMs` after the last handshake. */
 export async function memoryOf(node: TestNode, api: Api, afterMs: number): Promise<Memory> {
   const info = (await api.call("GET", "/v1/info")).json.data;
   return {
     after_ms: afterMs,
     rss_kb: await rssKb(node.pid),
+    heap_used_kb: Math.round(info.memory.heap_used / 1024),
     threads: await threadCount(node.pid),
     sessions: info.sessions as number,
   };

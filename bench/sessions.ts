@@ -166,6 +166,10 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
     a.rss_kb === null || b.rss_kb === null || b.sessions <= a.sessions
       ? null
       : round((b.rss_kb - a.rss_kb) / (b.sessions - a.sessions), 1);
+  const heapPerSession = (a: Memory, b: Memory) =>
+    b.sessions <= a.sessions
+      ? null
+      : round((b.heap_used_kb - a.heap_used_kb) / (b.sessions - a.sessions), 1);
   const growth = perSession(idle, last);
   // RSS that fell is noise larger than the sessions' memory: no figure rather than a negative one.
   const rssPerSession = growth !== null && growth < 0 ? null : growth;
@@ -179,6 +183,8 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
     after_second_half: end,
     total_growth_per_session_kb: rssPerSession,
     second_half_growth_per_session_kb: perSession(midLast, last),
+    heap_per_session_kb: heapPerSession(idle, last),
+    second_half_heap_per_session_kb: heapPerSession(midLast, last),
   };
   ctx.notes.rss_per_session_kb = `VmRSS growth of daemon C from idle to ${last.sessions} live ` +
     `sessions, one per distinct identity (${peers.length} from ` +
@@ -187,7 +193,9 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
     `threads (WebCrypto runs on them) have idled out. It includes what the handshakes left ` +
     `behind (allocator arenas, heap capacity; no GC can be forced in the daemon); ` +
     `details.rss_per_session.second_half_growth_per_session_kb is the growth of the second ` +
-    `half alone, after those one-time costs`;
+    `half alone, after those one-time costs. heap_per_session_kb is the growth of V8's heap in ` +
+    "use (GET /v1/info memory.heap_used) over the same span: what the sessions' objects hold, " +
+    "garbage the daemon's idle-time GC has not yet collected included";
 
   progress(`handshakes: ${HANDSHAKE_ROUNDS} more rounds of ${peers.length}`);
   const steady = await run("steady", peers, HANDSHAKE_ROUNDS);
@@ -232,6 +240,7 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
     handshakes_per_s: steady.per_s,
     rss_per_session_kb: rssPerSession,
     rss_per_session_sessions: last.sessions,
+    heap_per_session_kb: heapPerSession(idle, last),
     idle_cpu_percent_with_sessions: idleCpu.percent,
   };
 }
