@@ -1,6 +1,6 @@
 /**
- * The peer resolver: turns what a user typed (address, hostname, full key or
- * endpoint) into where to send a handshake and who must answer there.
+ * The peer resolver: turns what a user typed (address, hostname, full key,
+ * fingerprint or endpoint) into where to send a handshake and who must answer there.
  *
  * Naming rules (docs/PROTOCOL.md, threat model):
  * - only trusted bindings, the static `--peer NAME=ENDPOINT` table and names
@@ -32,6 +32,7 @@
  */
 import { isAddressLike, parseAddress } from "../identity/address.ts";
 import { isValidHostname } from "../identity/self_description.ts";
+import { fingerprint, parseFingerprint } from "../identity/fingerprint.ts";
 import { type ErrorCode, invalid, PilotError } from "../errors.ts";
 import { type EndpointSpec, looksLikeEndpoint, parseEndpoint } from "./endpoint.ts";
 import type { Address } from "../identity/address.ts";
@@ -40,7 +41,8 @@ import type { Address } from "../identity/address.ts";
 export type PeerQuery =
   | { kind: "endpoint"; endpoint: EndpointSpec }
   | { kind: "address"; address: Address }
-  | { kind: "hostname"; hostname: string }
+  // A hostname that is also a fingerprint's text names whichever known key has that fingerprint.
+  | { kind: "hostname"; hostname: string; fingerprint?: string }
   | { kind: "key"; keyHex: string };
 
 /**
@@ -240,8 +242,21 @@ export function classifyPeer(text: string): PeerQuery {
       throw invalid((e as Error).message, HINT);
     }
   }
+  const fp = fingerprintIn(text);
+  if (fp !== undefined) {
+    return { kind: "hostname", hostname: isValidHostname(text) ? text : fp, fingerprint: fp };
+  }
   if (isValidHostname(text)) return { kind: "hostname", hostname: text };
   throw invalid(`Cannot parse peer "${text}"`, HINT);
+}
+
+/** The canonical fingerprint `text` spells, or undefined. */
+function fingerprintIn(text: string): string | undefined {
+  try {
+    return parseFingerprint(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Distinct claimants: one per key, plus addresses named without a key that no key here holds. */
@@ -485,7 +500,16 @@ export class Resolver {
     if (query.kind === "endpoint") {
       return { query, endpoint: query.endpoint, expected: {}, trusted: false, pinned: false };
     }
-    return resolutionOf(text, this.#local(query));
+    const found = this.#local(query);
+    const key = found.decision.outcome === "found" ? found.decision.key : null;
+    if (
+      query.kind === "hostname" && query.fingerprint !== undefined && key !== null &&
+      fingerprint(Uint8Array.fromHex(key)) === query.fingerprint
+    ) {
+      // A fingerprint named this exact key: resolved as the key is (sessions answer too).
+      return resolutionOf(text, this.#local({ kind: "key", keyHex: key }));
+    }
+    return resolutionOf(text, found);
   }
 
   /**
@@ -563,7 +587,9 @@ export function answers(
     case "address":
       return record.address === query.address;
     case "hostname":
-      return record.hostname === query.hostname;
+      return record.hostname === query.hostname ||
+        (query.fingerprint !== undefined &&
+          fingerprint(Uint8Array.fromHex(record.keyHex)) === query.fingerprint);
     case "endpoint":
       return false;
   }

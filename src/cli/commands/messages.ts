@@ -133,7 +133,11 @@ const send = command({
   aliases: ["send-message"],
   routes: [SEND.route],
   summary: "send a typed message to a trusted peer; returns once it is stored durably there",
-  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  args: [{
+    name: "peer",
+    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
+    required: true,
+  }],
   flags: {
     ...DATA_FLAGS,
     id: {

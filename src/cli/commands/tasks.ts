@@ -70,7 +70,11 @@ const submit = command({
   name: "task submit",
   routes: [TASK_SUBMIT.route],
   summary: "give a task to a trusted worker; returns its id once the worker stored it",
-  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  args: [{
+    name: "peer",
+    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
+    required: true,
+  }],
   flags: {
     ...DATA_FLAGS,
     id: {
