@@ -86,3 +86,29 @@ export function errorBody(err: PilotError): Record<string, unknown> {
     request_id: err.requestId ?? crypto.randomUUID(),
   };
 }
+
+/**
+ * The error for a peer that did not answer, worded for a person: who (the
+ * name the user gave, or its hostname or address), where it was tried, and
+ * what to check. Every "no answer" a user sees is made here.
+ *
+ * @example
+ * ```ts
+ * import { noAnswer } from "./errors.ts";
+ * noAnswer("timeout", "worker-2", "127.0.0.1:7441").message;
+ * // "worker-2 (127.0.0.1:7441) did not answer: is its daemon running and is UDP reachable?"
+ * ```
+ */
+export function noAnswer(
+  code: "unreachable" | "timeout",
+  name: string,
+  endpoint: string | null,
+  hint = "retrying is safe; `pilot peers` shows the path to it",
+): PilotError {
+  const where = endpoint === null || endpoint === name ? "" : ` (${endpoint})`;
+  return new PilotError(
+    code,
+    `${name}${where} did not answer: is its daemon running and is UDP reachable?`,
+    hint,
+  );
+}

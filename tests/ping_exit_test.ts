@@ -22,7 +22,8 @@ Deno.test("ping with 100% loss exits non-zero with unreachable; with replies it 
   );
   assert.equal(r.code, 5, r.stdout);
   assert.equal(r.json.code, "unreachable");
-  assert.match(r.json.message, /answered none of 2 probes/);
+  assert.match(r.json.message, /^data-processor-node \(127\.0\.0\.1:\d+\) did not answer: /);
+  assert.match(r.json.hint, /none of 2 probes came back/);
   const ok = await b.pilot("ping", a.identity!.address, "--count", "1", "--json");
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
   assert.equal(ok.json.data.received, 1);

@@ -11,7 +11,12 @@
  *
  * @module
  */
-import { type Endpoint, type EndpointSpec, resolveEndpoint } from "../discovery/endpoint.ts";
+import {
+  type Endpoint,
+  type EndpointSpec,
+  formatEndpoint,
+  resolveEndpoint,
+} from "../discovery/endpoint.ts";
 import {
   type Candidates,
   classifyPeer,
@@ -21,7 +26,7 @@ import {
   resolutionOf,
   type Resolver,
 } from "../discovery/resolver.ts";
-import { invalid, PilotError } from "../errors.ts";
+import { invalid, noAnswer, PilotError } from "../errors.ts";
 import type { Address } from "../identity/address.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import type { SessionManager } from "../session/manager.ts";
@@ -180,6 +185,9 @@ export class Reach {
     try {
       peer = await this.#o.sessions.connect(endpoint, r.expected, timeoutMs, { fresh });
     } catch (e) {
+      if (e instanceof PilotError && e.code === "unreachable") {
+        throw noAnswer("unreachable", text, formatEndpoint(endpoint));
+      }
       if (!(e instanceof PilotError) || e.code !== "key_changed" || !r.trusted) throw e;
       // The trusted peer's own endpoint answered with another key: say so
       // with both fingerprints, and never suggest dropping the trusted key.

@@ -6,9 +6,9 @@
  * @module
  */
 import { LISTEN_BACKLOG, LISTEN_LINGER_MS, LOOPBACK_DATAGRAM, MAX_DATAGRAM } from "../constants.ts";
-import { type Endpoint, relayPathOf } from "../discovery/endpoint.ts";
+import { type Endpoint, formatEndpoint, relayPathOf } from "../discovery/endpoint.ts";
 import { RELAY_OVERHEAD } from "../wire/rendezvous_message.ts";
-import { PilotError } from "../errors.ts";
+import { noAnswer, PilotError } from "../errors.ts";
 import type { PeerIdentity } from "../session/peer_identity.ts";
 import { type Connection, mssFor, StreamMux, type StreamTimers } from "../stream/mod.ts";
 import { streamOpenError } from "./errors_map.ts";
@@ -126,7 +126,12 @@ export class Streams {
       if (e instanceof PilotError) {
         // The connect may still complete: end it rather than leak it.
         connecting.then((c) => c.reset("timed out"), () => {});
-        throw e;
+        if (e.code !== "timeout") throw e;
+        throw noAnswer(
+          "timeout",
+          peer.hostname || peer.address,
+          endpoint === null ? null : formatEndpoint(endpoint),
+        );
       }
       throw streamOpenError(e, peer.address, port);
     }

@@ -5,7 +5,7 @@
  */
 import { PilotClient } from "../../client/mod.ts";
 import { BENCH, INFO, PEERS, PING } from "../../control/contract/diagnostics.ts";
-import { invalid, PilotError } from "../../errors.ts";
+import { invalid, noAnswer } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
@@ -109,7 +109,11 @@ const ping = command({
   name: "ping",
   routes: [PING.route],
   summary: "measure round trips through a trusted peer's echo service (port 7)",
-  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  args: [{
+    name: "peer",
+    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
+    required: true,
+  }],
   flags: {
     count: integerFlag(PING.input.count, "N", "probes to send"),
     interval: durationFlag(PING.input.interval_ms, "pause between probes"),
@@ -121,7 +125,8 @@ const ping = command({
     const count = numberFlag(ctx, "count");
     const intervalMs = numberFlag(ctx, "interval");
     const timeoutMs = numberFlag(ctx, "timeout");
-    const result = await (await PilotClient.open(ctx.home)).request(PING, {
+    const client = await PilotClient.open(ctx.home);
+    const result = await client.request(PING, {
       peer: String(ctx.args.peer),
       count,
       interval_ms: intervalMs,
@@ -129,10 +134,14 @@ const ping = command({
     }, { timeoutMs: count * (intervalMs + timeoutMs) + 10_000 });
     // Like ping(8): no reply at all is a failure, not a report of 100% loss.
     if (result.received === 0) {
-      throw new PilotError(
+      const { peers } = await client.request(PEERS, {});
+      const endpoint = peers.find((p) => p.public_key === result.peer.public_key)?.endpoint;
+      throw noAnswer(
         "unreachable",
-        `${ctx.args.peer} answered none of ${result.sent} probes`,
-        "is its daemon running, and does UDP reach it? `pilot peers` shows its path",
+        String(ctx.args.peer),
+        endpoint ?? null,
+        `none of ${result.sent} probes came back (a peer run with --disable echo answers none); ` +
+          "`pilot peers` shows the path to it",
       );
     }
     return result;
@@ -152,7 +161,11 @@ const bench = command({
   name: "bench",
   routes: [BENCH.route],
   summary: "measure stream throughput through a trusted peer's echo (hash-verified)",
-  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  args: [{
+    name: "peer",
+    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
+    required: true,
+  }],
   flags: {
     size: {
       type: "string",
