@@ -126,11 +126,18 @@ Deno.test("handshake, pending, approve make trust mutual, and repeating any step
     assert.equal(approvedAgain.status, "trusted");
     assert.equal(approvedAgain.changed, false);
 
-    for (const unknown of [fixture(5).address, fixture(5).fingerprint, "nobody-here"]) {
+    // An exact id (address, fingerprint, key) is a safe repeat; a hostname nothing knows is not_found.
+    for (const unknown of [fixture(5).address, fixture(5).fingerprint, fixture(5).public_key]) {
       const u = okOf(await a.pilot("untrust", unknown, "--json"), `untrust ${unknown}`);
       assert.equal(u.changed, false, unknown);
       assert.equal(u.peer, null, unknown);
     }
+    assertError(
+      await a.pilot("untrust", "nobody-here", "--json"),
+      "not_found",
+      1,
+      "untrust nobody",
+    );
     assert.equal((await trustList(a)).length, 1, "untrust of unknown peers removed nothing");
   } finally {
     await stopAll(a, b);
@@ -261,9 +268,12 @@ Deno.test("a rejected request is reported to the requester with the reason, and 
     assert.equal(rejected.changed, true);
     assert.equal(rejected.delivered, true);
 
-    const waited = okOf(await waiting, "handshake --wait");
-    assert.equal(waited.status, "rejected");
-    assert.equal(waited.timed_out, false);
+    const waited = await waiting;
+    assertError(waited, "rejected", 4, "handshake --wait");
+    assert.equal(
+      waited.json.message,
+      `${PAIR_B_NAME} rejected the trust request: "not on the allow list"`,
+    );
 
     const events = (await callApi(a, "GET", "/v1/events")).json.data.events;
     const rejectedEvent = events.find((e: { type: string }) => e.type === "trust.rejected");
@@ -271,16 +281,18 @@ Deno.test("a rejected request is reported to the requester with the reason, and 
     assert.equal(rejectedEvent.data.reason, "not on the allow list");
     assert.equal(rejectedEvent.data.peer.public_key, b.identity!.publicKey);
 
-    // Suppressed: asking again answers "rejected" and puts nothing in B's pending.
-    const again = okOf(await a.pilot("handshake", PAIR_B_NAME, "--json"), "handshake again");
-    assert.equal(again.status, "rejected");
+    // Suppressed: asking again is rejected again, with the same reason, and puts
+    // nothing in B's pending.
+    const again = await a.pilot("handshake", PAIR_B_NAME, "--json");
+    assertError(again, "rejected", 4, "handshake again");
+    assert.match(again.json.message, /: "not on the allow list"$/);
     assert.deepEqual(await pendingList(b), []);
     assert.deepEqual(await trustList(a), []);
     assert.deepEqual(await trustList(b), []);
 
     const human = await a.pilot("handshake", PAIR_B_NAME);
-    assert.equal(human.code, 0, human.stderr);
-    assert.match(human.stdout, /rejected/);
+    assert.equal(human.code, 4, human.stderr);
+    assert.match(human.stderr, /rejected the trust request: "not on the allow list"/);
   } finally {
     await stopAll(a, b);
   }

@@ -575,6 +575,8 @@ Deno.test("after reject() the same key's requests answer rejected 'suppressed' u
   const again = await a.trustService.request(b.peer, "", 2_000);
   // Asking again after a rejection changes nothing: a safe repeat.
   assert.deepEqual(again, { status: "rejected", changed: false, delivered: true });
+  // The ack of a repeat says only "suppressed": the reason of the reject is kept.
+  assert.equal(a.flow.outgoingTo(b.keyHex)?.reject_reason, "not now");
   const ack = net.trustPackets().find((p) => p.wire.seq >= sent && p.packet.op === "ack")!;
   assert.deepEqual(ack.packet, { ...ack.packet, status: "rejected", detail: "suppressed" });
   assert.equal(b.flow.pending.length, 0);

@@ -63,6 +63,7 @@ export function handshakeView(r: HandshakeResult): Infer<typeof C.HANDSHAKE.outp
     first_contact: r.firstContact,
     expires_at: r.expiresAt,
     mailbox: r.mailbox,
+    own_fingerprint: r.ownFingerprint,
   };
 }
 

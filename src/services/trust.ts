@@ -571,7 +571,9 @@ export class TrustService implements PortService {
     }
     if (ack.status === "rejected") {
       const out = this.#o.flow.outgoingTo(key)!;
-      await this.#o.flow.putOutgoing({ ...out, status: "rejected", reject_reason: ack.detail });
+      // The ack says only "suppressed": the reason is the one its reject gave, if that came.
+      const reason = prior?.status === "rejected" ? prior.reject_reason ?? "" : "";
+      await this.#o.flow.putOutgoing({ ...out, status: "rejected", reject_reason: reason });
       const wasRejected = live && prior.status === "rejected";
       return { status: "rejected", changed: !wasRejected, delivered: true };
     }

@@ -44,7 +44,11 @@ const handshake = command({
   name: "handshake",
   routes: [HANDSHAKE.route],
   summary: "ask a peer to trust this node (a signed request on its port 444)",
-  args: [{ name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true }],
+  args: [{
+    name: "peer",
+    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
+    required: true,
+  }],
   flags: {
     reason: {
       type: "string",
@@ -92,11 +96,12 @@ const handshake = command({
     });
   },
   human: (o) => {
+    const yours = ["yours", `${o.own_fingerprint} — give it to the peer`] as [string, string];
     if (o.peer === null) {
-      return keyValues([[
-        "status",
-        `queued: the peer is not reachable now; asked again until ${o.expires_at}`,
-      ]]);
+      return keyValues([
+        ["status", `queued: the peer is not reachable now; asked again until ${o.expires_at}`],
+        yours,
+      ]);
     }
     const peer = o.peer;
     const lines: Record<string, string> = {
@@ -104,16 +109,16 @@ const handshake = command({
         `(${o.mailbox}); asked again until ${o.expires_at}`,
       pending: `request sent to ${who(peer)}; waiting for approval`,
       trusted: `${who(peer)} trusts this node; trust is mutual`,
-      rejected: `${who(peer)} rejected the request`,
     };
     const line = lines[o.status] ?? o.status;
     return keyValues([
       ["status", line + (o.timed_out ? " (timed out waiting)" : "")],
       [
-        "fingerprint",
-        peer.fingerprint +
+        "peer",
+        `${peer.fingerprint} — check it with the peer's owner` +
         (o.first_contact ? " (first contact: compare it with the peer's `pilot info`)" : ""),
       ],
+      yours,
     ]);
   },
 });
@@ -215,7 +220,7 @@ const untrust = command({
   args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
   flags: TIMEOUT_FLAG,
   output: UNTRUST.output,
-  errors: ["not_running", "conflict"],
+  errors: ["not_running", "not_found", "conflict"],
   run: (ctx) => post(ctx, UNTRUST.route, { peer: ctx.args.peer }),
   human: (o) => {
     if (!o.changed) return "not trusted; nothing to do";

@@ -55,7 +55,8 @@ export const HANDSHAKE = route({
   output: obj({
     // null while queued, unless a mailbox holds the request: who will answer is not known yet.
     peer: nullable(PEER_REF),
-    status: oneOf("pending", "trusted", "rejected", "queued"),
+    // A rejection is not a status: it is the `rejected` error (exit 4), with the peer's reason.
+    status: oneOf("pending", "trusted", "queued"),
     changed: bool,
     timed_out: bool,
     // The key was not known before (trust on first use): compare the fingerprint out of band.
@@ -64,6 +65,8 @@ export const HANDSHAKE = route({
     expires_at: nullable(str),
     // The rendezvous (address) whose mailbox holds a queued request, or null.
     mailbox: nullable(str),
+    // This node's own fingerprint: the peer's owner compares it before approving.
+    own_fingerprint: str,
   }),
 });
 

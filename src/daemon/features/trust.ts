@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { matchOne } from "../../discovery/match.ts";
+import { matches, matchOne } from "../../discovery/match.ts";
+import { isAddressLike, parseAddress } from "../../identity/address.ts";
 import { PilotError } from "../../errors.ts";
-import { fingerprintMatches } from "../../identity/fingerprint.ts";
+import { fingerprintMatches, parseFingerprint } from "../../identity/fingerprint.ts";
 import type { PendingRequest } from "../../services/trust_types.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
@@ -18,8 +19,11 @@ import { RetryBackoff } from "../../services/retry_backoff.ts";
 import type { HandshakeQueue, QueuedHandshake } from "../handshake_queue.ts";
 import { DEFAULT_QUEUE_TTL_MS } from "../../constants.ts";
 
-/** Where a handshake left the relationship (`queued`: the peer was not reachable; `--queue`). */
-export type HandshakeStatus = "pending" | "trusted" | "rejected" | "queued";
+/**
+ * Where a handshake left the relationship (`queued`: the peer was not
+ * reachable; `--queue`). A rejection is no status: it is the `rejected` error.
+ */
+export type HandshakeStatus = "pending" | "trusted" | "queued";
 
 /** What `pilot handshake` learned. */
 export interface HandshakeResult {
@@ -37,6 +41,8 @@ export interface HandshakeResult {
   expiresAt: string | null;
   /** The rendezvous (address) whose mailbox holds a queued request, or null. */
   mailbox: string | null;
+  /** This node's own fingerprint: what the peer's owner compares before approving. */
+  ownFingerprint: string;
 }
 
 /** Leaves a trust request at the mailbox of the peer `text` names (the mailboxes feature). */
@@ -202,6 +208,7 @@ export class TrustFeature {
         firstContact: false,
         expiresAt: queued.expires_at,
         mailbox: relayed?.via ?? null,
+        ownFingerprint: this.#ctx.identity.fingerprint,
       };
     }
     const { peer, resolution } = reached;
@@ -223,17 +230,28 @@ export class TrustFeature {
       Math.max(1, deadline - Date.now()),
       { pinned: resolution.pinned },
     );
+    // Asked: a queued request for this name has done its work (a rejection included).
+    const asked = async () => {
+      if (this.#queue.get(text) !== undefined) await this.#queue.remove(text);
+    };
+    if (outcome.status === "rejected") {
+      await asked();
+      throw this.#rejected(text, peer.keyHex);
+    }
     // request() never answers "untrusted" (only untrust does); its type allows it.
     let status: HandshakeStatus = outcome.status === "untrusted" ? "pending" : outcome.status;
     let timedOut = false;
     if (status === "trusted" || (wait && status === "pending")) {
       // "Approved" by the peer is "trusted" here only once its accept arrived.
       const settled = await this.#waitForDecision(peer.keyHex, deadline);
+      if (settled === "rejected") {
+        await asked();
+        throw this.#rejected(text, peer.keyHex);
+      }
       status = settled ?? "pending";
       timedOut = settled === undefined;
     }
-    // Asked: a queued request for this name has done its work.
-    if (this.#queue.get(text) !== undefined) await this.#queue.remove(text);
+    await asked();
     return {
       peer: peerRef(peer),
       status,
@@ -242,7 +260,23 @@ export class TrustFeature {
       firstContact,
       expiresAt: null,
       mailbox: null,
+      ownFingerprint: this.#ctx.identity.fingerprint,
     };
+  }
+
+  /**
+   * The `rejected` error of a handshake to `key` (named `text` by the user),
+   * with the reason the peer gave, if any. The reason is the peer's text:
+   * quoted as a JSON string, so it stays on one line and cannot pose as ours.
+   */
+  #rejected(text: string, key: string): PilotError {
+    const reason = this.#ctx.flow.outgoingTo(key)?.reject_reason ?? "";
+    return new PilotError(
+      "rejected",
+      `${text} rejected the trust request` +
+        (reason === "" ? " and gave no reason" : `: ${JSON.stringify(reason)}`),
+      "ask the peer's owner; a new request is refused for a while",
+    );
   }
 
   /** `pilot handshake --list-queued`: trust requests waiting for their peer. */
@@ -371,6 +405,27 @@ export class TrustFeature {
     };
   }
 
+  /**
+   * Whether `text` names a peer this node knows of, trusted or not: one
+   * named exactly (key, fingerprint, address), one a pending or sent request
+   * names, or one the resolver knows (a `--peer` name, a session).
+   */
+  #knows(text: string): boolean {
+    if (namesOneKey(text)) return true;
+    const { flow, reach } = this.#ctx;
+    const requests = [...flow.pending, ...flow.outgoing.map((o) => refOf(o))];
+    if (requests.some((r) => matches(text, r))) return true;
+    try {
+      reach.resolve(text);
+      return true;
+    } catch (e) {
+      if (e instanceof PilotError && e.code === "not_found") return false;
+      // A conflict names peers too; a malformed name is its own error.
+      if (e instanceof PilotError && e.code === "conflict") return true;
+      throw e;
+    }
+  }
+
   /** `pilot trust`. */
   trusted(): TrustedPeer[] {
     return this.#ctx.trust.list().map((e) => ({
@@ -382,19 +437,44 @@ export class TrustFeature {
     }));
   }
 
-  /** `pilot untrust`: at once; sessions closed, the peer told. Unknown peers answer changed: false. */
+  /**
+   * `pilot untrust`: at once; sessions closed, the peer told. A peer known
+   * but not trusted (or named by key, fingerprint or address: a repeat is
+   * safe) answers changed: false; a name that matches nothing is `not_found`.
+   */
   async untrust(text: string, timeoutMs: number): Promise<UntrustResult> {
     let entry;
     try {
       entry = matchOne(text, this.#ctx.trust.list().map((e) => refOf(e)), "trusted peer");
     } catch (e) {
       if (e instanceof PilotError && e.code === "not_found") {
-        return { peer: null, changed: false, delivered: true };
+        if (this.#knows(text)) return { peer: null, changed: false, delivered: true };
+        throw new PilotError(
+          "not_found",
+          `No peer is known as "${text}": nothing to untrust`,
+          "run `pilot trust` to list the trusted peers",
+        );
       }
       throw e;
     }
     const outcome = await this.#ctx.trustService.untrust(entry.public_key, timeoutMs);
     return { peer: entry, changed: outcome.changed, delivered: outcome.delivered };
+  }
+}
+
+/** Whether `text` is a full key, a fingerprint or an address: each names one peer exactly. */
+function namesOneKey(text: string): boolean {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return true;
+  try {
+    if (isAddressLike(t)) {
+      parseAddress(t);
+      return true;
+    }
+    parseFingerprint(t);
+    return true;
+  } catch {
+    return false;
   }
 }
 
