@@ -43,7 +43,7 @@ Deno.test("logEvents() logs peer and trust events at info, messages and tasks on
   };
   for (const level of ["info", "debug"] as const) {
     const bus = new EventBus();
-    const stop = logEvents((l) => bus.listen(l));
+    const stop = logEvents((l) => bus.listen(l), (key) => key === ALPHA.public_key);
     const lines = await linesOf(level, () => {
       publishAll(bus);
       stop();
@@ -62,6 +62,34 @@ Deno.test("logEvents() logs peer and trust events at info, messages and tasks on
     const asked = lines[1] as any;
     assert.equal(asked.msg, 'alpha (0:0000.0000.00a1) asks for trust: "deploy\\"\\nbot"');
     assert.deepEqual(asked.peer, ALPHA, "the event's data are the line's fields");
+  }
+});
+
+Deno.test("logEvents() logs a stranger's session coming and going only at debug", async () => {
+  const stranger = { ...ALPHA, public_key: "11", hostname: null };
+  for (const level of ["info", "debug"] as const) {
+    const bus = new EventBus();
+    const stop = logEvents((l) => bus.listen(l), (key) => key === ALPHA.public_key);
+    const lines = await linesOf(level, () => {
+      bus.publish("peer.up", { peer: stranger });
+      bus.publish("peer.path_changed", { peer: stranger, path: "direct", endpoint: "x" });
+      bus.publish("trust.requested", { peer: stranger, reason: "" });
+      bus.publish("peer.down", { peer: stranger });
+      bus.publish("peer.down", { peer: ALPHA });
+      stop();
+    });
+    // deno-lint-ignore no-explicit-any
+    const seen = lines.map((l: any) => `${l.event} ${l.peer.public_key}`);
+    assert.deepEqual(
+      seen,
+      level === "info" ? ["trust.requested 11", "peer.down 00"] : [
+        "peer.up 11",
+        "peer.path_changed 11",
+        "trust.requested 11",
+        "peer.down 11",
+        "peer.down 00",
+      ],
+    );
   }
 });
 

@@ -85,13 +85,28 @@ export function eventMessage(event: NodeEvent): string {
   }
 }
 
+/** Events about a session, which any stranger can cause: at info only for a trusted peer. */
+const SESSION_EVENTS: ReadonlySet<EventType> = new Set([
+  "peer.up",
+  "peer.down",
+  "peer.path_changed",
+]);
+
 /**
  * Logs every event `listen` hears at its level; returns the function that
- * stops. Peer-written text (a trust request's reason) is quoted.
+ * stops. Peer-written text (a trust request's reason) is quoted. A
+ * stranger's session coming and going is at debug: a flood of handshakes
+ * must not become a flood of log lines.
  */
-export function logEvents(listen: (l: (event: NodeEvent) => void) => () => void): () => void {
+export function logEvents(
+  listen: (l: (event: NodeEvent) => void) => () => void,
+  isTrusted: (keyHex: string) => boolean,
+): () => void {
   return listen((event) => {
-    const level = EVENT_LEVELS[event.type];
+    const peer = event.data.peer as { public_key?: unknown } | undefined;
+    const stranger = SESSION_EVENTS.has(event.type) &&
+      !(typeof peer?.public_key === "string" && isTrusted(peer.public_key));
+    const level = stranger ? "debug" : EVENT_LEVELS[event.type];
     if (!logs(level)) return;
     log(eventMessage(event), { level, event: event.type, fields: event.data });
   });

@@ -213,7 +213,7 @@ export class Node {
           fields: { url, seq: event.seq, type: event.type, reason },
         }),
     });
-    this.#stopEventLog = logEvents((listener) => events.listen(listener));
+    this.#stopEventLog = logEvents((listener) => events.listen(listener), (key) => trust.has(key));
     for (const hook of config.webhooks) this.#webhooks.set(hook);
     events.listen((event) => this.#webhooks.enqueue(event));
     const sessions = this.#sessions(identity, config, trust, events);
