@@ -5,7 +5,8 @@
  * @module
  */
 import type { FieldSpec } from "../control/contract/spec.ts";
-import type { CommandContext, FlagSpec } from "./command.ts";
+import { PEER_FIELD } from "../control/contract/common.ts";
+import type { ArgSpec, CommandContext, FlagSpec } from "./command.ts";
 import { formatDuration } from "./parse.ts";
 
 /**
@@ -68,3 +69,17 @@ export function withoutDefault(spec: FlagSpec): FlagSpec {
   const { default: _, ...rest } = spec;
   return rest;
 }
+
+/** The peer argument of every command that reaches a peer: any way of naming one. */
+export const PEER_ARG: ArgSpec = {
+  name: "peer",
+  description: PEER_FIELD.description,
+  required: true,
+};
+
+/** The peer argument of a command about a peer already known here (a request, a trust). */
+export const KNOWN_PEER_ARG: ArgSpec = {
+  name: "peer",
+  description: "address, hostname, fingerprint or key",
+  required: true,
+};

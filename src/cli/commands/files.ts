@@ -10,7 +10,7 @@ import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "../../control
 import { invalid, isErrorCode, PilotError } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { peerText } from "../peer_text.ts";
-import { durationFlag, integerFlag, numberFlag, optionalString } from "../flags.ts";
+import { durationFlag, integerFlag, numberFlag, optionalString, PEER_ARG } from "../flags.ts";
 import { renewing } from "../renew.ts";
 import { waitFlag } from "./messages.ts";
 
@@ -29,7 +29,7 @@ const sendFile = command({
   summary:
     "stream a file of any size to a trusted peer (SHA-256 verified; stored in its received/)",
   args: [
-    { name: "peer", description: "address, hostname, key or endpoint IP:PORT", required: true },
+    PEER_ARG,
     { name: "path", description: "the file to send", required: true },
   ],
   flags: {

@@ -29,7 +29,14 @@ import type { Infer } from "../../control/schema.ts";
 import { renewing } from "../renew.ts";
 import { printLine, table } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
-import { durationFlag, integerFlag, numberFlag, optionalString, withoutDefault } from "../flags.ts";
+import {
+  durationFlag,
+  integerFlag,
+  numberFlag,
+  optionalString,
+  PEER_ARG,
+  withoutDefault,
+} from "../flags.ts";
 import { formatDuration } from "../parse.ts";
 
 async function readLimited(read: () => Promise<Uint8Array>, what: string): Promise<Uint8Array> {
@@ -133,11 +140,7 @@ const send = command({
   aliases: ["send-message"],
   routes: [SEND.route],
   summary: "send a typed message to a trusted peer; returns once it is stored durably there",
-  args: [{
-    name: "peer",
-    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
-    required: true,
-  }],
+  args: [PEER_ARG],
   flags: {
     ...DATA_FLAGS,
     id: {
@@ -360,11 +363,7 @@ const call = command({
   routes: [CALL.route],
   summary:
     "send a request to a trusted peer and wait for its reply (pilot reply on the other side)",
-  args: [{
-    name: "peer",
-    description: "address, hostname, key or endpoint IP:PORT",
-    required: true,
-  }],
+  args: [PEER_ARG],
   flags: {
     ...DATA_FLAGS,
     id: {

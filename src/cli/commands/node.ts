@@ -10,7 +10,7 @@ import { command, type CommandSpec } from "../command.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
 import { ago } from "../time_ago.ts";
-import { durationFlag, integerFlag, numberFlag } from "../flags.ts";
+import { durationFlag, integerFlag, numberFlag, PEER_ARG } from "../flags.ts";
 
 const info = command({
   name: "info",
@@ -109,11 +109,7 @@ const ping = command({
   name: "ping",
   routes: [PING.route],
   summary: "measure round trips through a trusted peer's echo service (port 7)",
-  args: [{
-    name: "peer",
-    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
-    required: true,
-  }],
+  args: [PEER_ARG],
   flags: {
     count: integerFlag(PING.input.count, "N", "probes to send"),
     interval: durationFlag(PING.input.interval_ms, "pause between probes"),
@@ -161,11 +157,7 @@ const bench = command({
   name: "bench",
   routes: [BENCH.route],
   summary: "measure stream throughput through a trusted peer's echo (hash-verified)",
-  args: [{
-    name: "peer",
-    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
-    required: true,
-  }],
+  args: [PEER_ARG],
   flags: {
     size: {
       type: "string",

@@ -10,7 +10,7 @@ import { invalid } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
-import { durationFlag, integerFlag, numberFlag } from "../flags.ts";
+import { durationFlag, integerFlag, numberFlag, PEER_ARG } from "../flags.ts";
 
 function portArg(text: unknown): number {
   const s = String(text);
@@ -37,7 +37,7 @@ const dgram = command({
   routes: [DGRAM.route],
   summary: "send one unreliable datagram to a trusted peer's virtual port",
   args: [
-    { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
+    PEER_ARG,
     { name: "port", description: "virtual port 1-65535", required: true },
   ],
   flags: {

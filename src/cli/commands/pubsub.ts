@@ -10,7 +10,7 @@ import { invalid } from "../../errors.ts";
 import { command, type CommandSpec } from "../command.ts";
 import { printLine } from "../output.ts";
 import { peerText, PREVIEW_WIDTH } from "../peer_text.ts";
-import { durationFlag, integerFlag, numberFlag, optionalNumber } from "../flags.ts";
+import { durationFlag, integerFlag, numberFlag, optionalNumber, PEER_ARG } from "../flags.ts";
 import { renewing } from "../renew.ts";
 
 const publish = command({
@@ -18,7 +18,7 @@ const publish = command({
   routes: [PUBLISH.route],
   summary: "publish an event on a topic at a trusted peer; its subscribers get it",
   args: [
-    { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
+    PEER_ARG,
     { name: "topic", description: "dot-separated labels of a-z, 0-9, _ and -", required: true },
   ],
   flags: {
@@ -81,7 +81,7 @@ const subscribeCommand: CommandSpec = {
   routes: [SUBSCRIBE.route],
   summary: "print events on matching topics at a trusted peer (NDJSON with --json)",
   args: [
-    { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
+    PEER_ARG,
     { name: "pattern", description: "a topic, prefix.* or *", required: true },
   ],
   flags: {

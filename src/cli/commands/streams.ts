@@ -15,7 +15,7 @@ import { invalid, PilotError } from "../../errors.ts";
 import { command, type CommandContext, type CommandSpec } from "../command.ts";
 import { table } from "../output.ts";
 import { escapeText, peerText } from "../peer_text.ts";
-import { durationFlag, numberFlag, optionalNumber } from "../flags.ts";
+import { durationFlag, numberFlag, optionalNumber, PEER_ARG } from "../flags.ts";
 import { renewing } from "../renew.ts";
 
 function portArg(text: unknown): number {
@@ -113,7 +113,7 @@ const connect = command({
   routes: [CONNECT.route, STREAM.route],
   summary: "open a session with a peer; with a port, a stream (stdin/stdout, or --message)",
   args: [
-    { name: "peer", description: "address, hostname, or endpoint IP:PORT", required: true },
+    PEER_ARG,
     { name: "port", description: "virtual port: open a reliable stream to it", required: false },
   ],
   flags: {

@@ -22,7 +22,7 @@ import type { Infer } from "../../control/schema.ts";
 import type { TASK } from "../../control/contract/tasks.ts";
 import { invalid } from "../../errors.ts";
 import { command, type CommandContext, type CommandSpec } from "../command.ts";
-import { durationFlag, numberFlag, optionalNumber, optionalString } from "../flags.ts";
+import { durationFlag, numberFlag, optionalNumber, optionalString, PEER_ARG } from "../flags.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
 import { DATA_FLAGS, messageData, typeFlag } from "./messages.ts";
@@ -70,11 +70,7 @@ const submit = command({
   name: "task submit",
   routes: [TASK_SUBMIT.route],
   summary: "give a task to a trusted worker; returns its id once the worker stored it",
-  args: [{
-    name: "peer",
-    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
-    required: true,
-  }],
+  args: [PEER_ARG],
   flags: {
     ...DATA_FLAGS,
     id: {

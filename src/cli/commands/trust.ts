@@ -16,7 +16,14 @@ import {
 import type { RouteKey } from "../../control/contract/spec.ts";
 import type { Infer } from "../../control/schema.ts";
 import { command, type CommandContext, type CommandSpec } from "../command.ts";
-import { durationFlag, numberFlag, optionalString, withoutDefault } from "../flags.ts";
+import {
+  durationFlag,
+  KNOWN_PEER_ARG,
+  numberFlag,
+  optionalString,
+  PEER_ARG,
+  withoutDefault,
+} from "../flags.ts";
 import { invalid } from "../../errors.ts";
 import { keyValues, table } from "../output.ts";
 import { peerText } from "../peer_text.ts";
@@ -44,11 +51,7 @@ const handshake = command({
   name: "handshake",
   routes: [HANDSHAKE.route],
   summary: "ask a peer to trust this node (a signed request on its port 444)",
-  args: [{
-    name: "peer",
-    description: "address, hostname, fingerprint, key or endpoint IP:PORT",
-    required: true,
-  }],
+  args: [PEER_ARG],
   flags: {
     reason: {
       type: "string",
@@ -162,7 +165,7 @@ const approve = command({
   name: "approve",
   routes: [APPROVE.route],
   summary: "approve a pending trust request (trust becomes mutual)",
-  args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
+  args: [KNOWN_PEER_ARG],
   flags: TIMEOUT_FLAG,
   output: APPROVE.output,
   errors: ["not_running", "not_found", "conflict"],
@@ -174,7 +177,7 @@ const reject = command({
   name: "reject",
   routes: [REJECT.route],
   summary: "reject a pending trust request; its key is refused for a while",
-  args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
+  args: [KNOWN_PEER_ARG],
   flags: {
     reason: { type: "string", value: "TEXT", description: "told to the peer (at most 1 KiB)" },
     ...TIMEOUT_FLAG,
@@ -217,7 +220,7 @@ const untrust = command({
   name: "untrust",
   routes: [UNTRUST.route],
   summary: "stop trusting a peer at once: sessions closed, the peer told",
-  args: [{ name: "peer", description: "address, hostname, fingerprint or key", required: true }],
+  args: [KNOWN_PEER_ARG],
   flags: TIMEOUT_FLAG,
   output: UNTRUST.output,
   errors: ["not_running", "not_found", "conflict"],
