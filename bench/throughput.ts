@@ -5,7 +5,7 @@
  * @module
  */
 
-import { createCipheriv } from "node:crypto";
+import { createCipheriv, createHash } from "node:crypto";
 import { AeadKey, nonceFromCounter, randomBytes } from "../src/session/crypto.ts";
 import { DATA_HEADER_SIZE, TAG_SIZE } from "../src/wire/frames.ts";
 import {
@@ -21,16 +21,30 @@ import {
   pool,
   progress,
   round,
+  settings,
   sleep,
   spawnUdpChild,
 } from "./_common.ts";
 import type { Targets } from "./targets.ts";
+import { ControlClient } from "../src/control/client.ts";
+import type { StreamSocket } from "../src/control/stream_client.ts";
+import { LOOPBACK_DATAGRAM, MAX_DATAGRAM } from "../src/constants.ts";
+import { mssFor } from "../src/stream/mod.ts";
+import { makeHome, TestNode, trustEntry } from "../tests/_daemon_harness.ts";
 
 /** Targets of the throughput figures. */
 export const THROUGHPUT_TARGETS: Targets = {
   // Twice the Go reference's 89 MB/s.
   stream_mbps: { min: 178 },
+  // What real networks carry: 1400-byte datagrams.
+  stream_mbps_1400: { min: 60 },
+  // Retransmitted segments per segment sent on a clean loopback.
+  stream_retransmit_rate: { max: 0.001 },
+  stream_retransmit_rate_1400: { max: 0.001 },
 };
+
+/** The datagram size of real networks, measured beside the loopback size. */
+const REAL_DATAGRAM = 1400;
 
 const AEAD_INFLIGHT = 64;
 
@@ -155,9 +169,14 @@ export async function measureAead(ctx: Context): Promise<Figures> {
     `${r.seals} frames of ${size} bytes (plaintext = frame - ${DATA_HEADER_SIZE}-byte header - ` +
     `${TAG_SIZE}-byte tag), counted as frame bytes; aead_mbps with ${AEAD_INFLIGHT} seals in ` +
     `flight, aead_mbps_sequential awaiting each`;
+  progress(`aead: ${ctx.volumeBytes / MIB} MiB in ${REAL_DATAGRAM}-byte frames`);
+  const small = size === REAL_DATAGRAM ? r : await aeadRun(REAL_DATAGRAM, ctx.volumeBytes);
+  ctx.notes.aead_mbps_1400 = `the same in ${REAL_DATAGRAM}-byte frames (what real networks ` +
+    `carry), the ceiling of stream_mbps_1400`;
   return {
     aead_mbps: mbps(r.seals * size, r.pipelinedMs),
     aead_mbps_sequential: mbps(r.seals * size, r.sequentialMs),
+    aead_mbps_1400: mbps(small.seals * REAL_DATAGRAM, small.pipelinedMs),
   };
 }
 
@@ -179,7 +198,19 @@ export async function measureRawUdp(ctx: Context): Promise<Figures> {
     `flight allow (no flow control, so the receiver drops what it cannot take: ` +
     `details.raw_udp.loss); the figure is bytes received by the child over its ` +
     `first-to-last receive time`;
-  return { raw_udp_mbps: r.receiveMs > 0 ? mbps(r.receivedBytes, r.receiveMs) : null };
+  progress(`raw_udp: ${ctx.volumeBytes / MIB} MiB in ${REAL_DATAGRAM}-byte datagrams`);
+  const small = size === REAL_DATAGRAM ? r : await rawUdpRun(REAL_DATAGRAM, ctx.volumeBytes);
+  ctx.details.raw_udp_1400 = {
+    datagrams_sent: small.sent,
+    datagrams_received: small.received,
+    loss: round(1 - small.received / small.sent, 4),
+  };
+  ctx.notes.raw_udp_mbps_1400 = `the same in ${REAL_DATAGRAM}-byte datagrams ` +
+    `(details.raw_udp_1400), the socket ceiling of stream_mbps_1400`;
+  return {
+    raw_udp_mbps: r.receiveMs > 0 ? mbps(r.receivedBytes, r.receiveMs) : null,
+    raw_udp_mbps_1400: small.receiveMs > 0 ? mbps(small.receivedBytes, small.receiveMs) : null,
+  };
 }
 
 /** The raw baselines at other datagram sizes: what a larger loopback datagram would buy. */
@@ -208,30 +239,39 @@ export async function measureSweep(ctx: Context): Promise<Figures> {
   return {};
 }
 
+/** Virtual port of the one-way transfer's sink (a `listen` on the receiving daemon). */
+const ONE_WAY_PORT = 5201;
+
+/** Bytes per write into the sending stream socket. */
+const ONE_WAY_CHUNK = 64 * 1024;
+
+/** Fixture identities of the pair that talks over a non-loopback address. */
+const REAL_PAIR = [4, 5] as const;
+
+interface OneWayRun {
+  bytes: number;
+  ms: number;
+  retransmits: number | null;
+  segments: number;
+  samples: unknown[];
+}
+
 /**
- * 64 MiB through an encrypted stream between A and B, hash-verified: daemon
- * A's `POST /v1/bench` (the stream layer's own diagnostic, `pilot bench`)
- * writes random data into a stream to B's echo service (port 7) and reads the
- * echo back, SHA-256 checking both ways. While the stream layer is not wired
- * (no route, or it fails), the figure is null with the reason in the notes.
+ * Starts a sampler of `api`'s connection table every STREAM_SAMPLE_MS:
+ * where a stall shows (cwnd, rto, retransmits). Stop it with the function
+ * it returns.
  */
-export async function measureStream(ctx: Context): Promise<Figures> {
-  const { a } = await daemonsOf(ctx);
-  const api = await Api.of(a);
-  const mib = ctx.volumeBytes / MIB;
-  progress(`stream: ${mib} MiB A -> B's stream echo -> A through POST /v1/bench`);
-  // A's connection table every STREAM_SAMPLE_MS while the transfer runs:
-  // where a stall shows (cwnd, rto, retransmits).
-  const samples: unknown[] = [];
+function sampleConnections(api: Api, samples: unknown[]): () => Promise<void> {
   let sampling = true;
   const t0 = performance.now();
-  const sampler = (async () => {
+  const done = (async () => {
     while (sampling) {
       await sleep(STREAM_SAMPLE_MS);
       const c = await api.call("GET", "/v1/connections").catch(() => undefined);
       for (const x of c?.json?.data?.connections ?? []) {
         samples.push({
           at_ms: Math.round(performance.now() - t0),
+          remote_port: x.remote_port,
           state: x.state,
           cwnd: x.cwnd,
           srtt_ms: x.srtt_ms,
@@ -244,6 +284,181 @@ export async function measureStream(ctx: Context): Promise<Figures> {
       }
     }
   })();
+  return () => {
+    sampling = false;
+    return done;
+  };
+}
+
+/**
+ * One-way bulk transfer, like iperf: `to`'s daemon listens on ONE_WAY_PORT
+ * through its control API (`GET /v1/listen`), `from`'s daemon opens a stream
+ * to it (`GET /v1/stream`), this process writes `bytes` of random data into
+ * the sending socket and reads them from the receiving one, hashing both
+ * ends with SHA-256. The time runs from the first write to the last byte read.
+ */
+async function oneWay(
+  from: TestNode,
+  to: TestNode,
+  peer: string,
+  bytes: number,
+  mss: number,
+): Promise<OneWayRun> {
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i += 65_536) crypto.getRandomValues(data.subarray(i, i + 65_536));
+  const sentHash = createHash("sha256").update(data).digest("hex");
+  const sender = await ControlClient.open(from.home);
+  const receiver = await ControlClient.open(to.home);
+  const api = await Api.of(from);
+  const samples: unknown[] = [];
+  const stopSampling = sampleConnections(api, samples);
+  let sink: StreamSocket | undefined;
+  let source: StreamSocket | undefined;
+  try {
+    const { promise: listening, resolve: onListening } = Promise.withResolvers<number>();
+    const accepted = receiver.openStream(
+      "/v1/listen",
+      { port: ONE_WAY_PORT, timeout_ms: STREAM_TIMEOUT_MS },
+      onListening,
+    );
+    accepted.catch(() => {});
+    await Promise.race([listening, accepted]);
+    source = await sender.openStream("/v1/stream", {
+      peer,
+      port: ONE_WAY_PORT,
+      timeout_ms: STREAM_TIMEOUT_MS,
+    });
+    sink = await accepted;
+    const t0 = performance.now();
+    const writing = (async () => {
+      for (let i = 0; i < bytes; i += ONE_WAY_CHUNK) {
+        await source!.write(data.subarray(i, Math.min(bytes, i + ONE_WAY_CHUNK)));
+      }
+      source!.fin();
+    })();
+    const gotHash = createHash("sha256");
+    let got = 0;
+    for await (const piece of sink.data()) {
+      gotHash.update(piece);
+      got += piece.length;
+    }
+    const ms = performance.now() - t0;
+    await writing;
+    if (got !== bytes || gotHash.digest("hex") !== sentHash) {
+      throw new Error(`One-way transfer: received ${got} of ${bytes} bytes, or a different hash`);
+    }
+    sink.fin();
+    await Promise.race([Promise.all([source.ended, sink.ended]), sleep(5_000)]);
+    await stopSampling();
+    const c = await api.call("GET", "/v1/connections");
+    const conns = (c.json?.data?.connections ?? []) as {
+      remote_port: number;
+      sent: number;
+      retransmits: number;
+    }[];
+    const mine = conns.filter((x) => x.remote_port === ONE_WAY_PORT)
+      .sort((x, y) => y.sent - x.sent)[0];
+    return {
+      bytes,
+      ms,
+      retransmits: mine?.retransmits ?? null,
+      segments: Math.ceil(bytes / mss),
+      samples,
+    };
+  } finally {
+    await stopSampling();
+    source?.abort();
+    sink?.abort();
+    sender.close();
+    receiver.close();
+  }
+}
+
+/**
+ * A pair of daemons that address each other by this machine's first
+ * non-loopback IPv4 address: the stream layer then takes the path for a
+ * real network (datagrams of MAX_DATAGRAM bytes) while the packets still
+ * cross the loopback device. Null when the machine has no such address.
+ */
+async function realPathPair(): Promise<{ a: TestNode; b: TestNode; host: string } | null> {
+  const host = Deno.networkInterfaces().find((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.")
+  )?.address;
+  if (host === undefined) return null;
+  const [ia, ib] = REAL_PAIR;
+  const start = async (index: number, name: string, trust: number, args: string[]) => {
+    const home = await makeHome({
+      identity: index,
+      trust: [trustEntry(trust, { mutual: true, hostname: trust === ib ? "bench-real-b" : null })],
+    });
+    const profile = settings.profileDir === undefined
+      ? undefined
+      : { dir: settings.profileDir, name: `daemon-${name}.cpuprofile` };
+    const node = new TestNode(home, {
+      identity: index,
+      hostname: name,
+      args: ["--listen", `${host}:0`, "--no-lan", ...args],
+      ...(profile && { profile }),
+    });
+    cleanups.push(() => node.stop());
+    await node.start();
+    return node;
+  };
+  const b = await start(ib, "bench-real-b", ia, []);
+  const a = await start(ia, "bench-real-a", ib, ["--peer", `bench-real-b=${b.listen}`]);
+  return { a, b, host };
+}
+
+/**
+ * The stream between daemons, three ways, each hash-verified:
+ * - `stream_mbps`: one-way bulk A -> B (see {@linkcode oneWay}), 64 MiB by
+ *   default, at the loopback datagram size;
+ * - `stream_echo_mbps`: A's `POST /v1/bench` (`pilot bench`) writes into a
+ *   stream to B's echo service (port 7) and reads the echo back;
+ * - `stream_mbps_1400`: one-way between two more daemons that see each other
+ *   at a non-loopback address, so they send 1400-byte datagrams.
+ * Retransmit rates are the sender's retransmitted segments per segment of
+ * the transfer.
+ */
+export async function measureStream(ctx: Context): Promise<Figures> {
+  const { a, b } = await daemonsOf(ctx);
+  const mib = ctx.volumeBytes / MIB;
+  const figures: Figures = {
+    stream_mbps: null,
+    stream_retransmit_rate: null,
+    stream_echo_mbps: null,
+    stream_mbps_1400: null,
+    stream_retransmit_rate_1400: null,
+  };
+  const loopMss = mssFor(LOOPBACK_DATAGRAM);
+  progress(`stream: ${mib} MiB one way A -> B (listen/stream through the control APIs)`);
+  try {
+    const r = await oneWay(a, b, NAME_B, ctx.volumeBytes, loopMss);
+    figures.stream_mbps = mbps(r.bytes, r.ms);
+    figures.stream_retransmit_rate = r.retransmits === null
+      ? null
+      : round(r.retransmits / r.segments, 5);
+    ctx.details.stream = {
+      bytes: r.bytes,
+      seconds: round(r.ms / 1000, 3),
+      retransmits: r.retransmits,
+      segments: r.segments,
+      mss: loopMss,
+      connection_samples: r.samples,
+    };
+    ctx.notes.stream_mbps = `one-way bulk transfer, like iperf: B listens on port ` +
+      `${ONE_WAY_PORT} (GET /v1/listen), A opens a stream to it (GET /v1/stream), the bench ` +
+      `writes ${mib} MiB of random data into A's socket and reads them from B's, SHA-256 ` +
+      `verified; MB/s from the first write to the last byte read. Segments carry ${loopMss} ` +
+      `bytes (LOOPBACK_DATAGRAM ${LOOPBACK_DATAGRAM}); stream_retransmit_rate is A's ` +
+      `retransmitted segments / ${Math.ceil(ctx.volumeBytes / loopMss)} segments`;
+  } catch (e) {
+    ctx.notes.stream_mbps = `failed: ${(e as Error).message}`;
+  }
+  progress(`stream: ${mib} MiB A -> B's stream echo -> A through POST /v1/bench`);
+  const api = await Api.of(a);
+  const samples: unknown[] = [];
+  const stopSampling = sampleConnections(api, samples);
   let r;
   try {
     r = await api.call("POST", "/v1/bench", {
@@ -254,23 +469,47 @@ export async function measureStream(ctx: Context): Promise<Figures> {
   } catch (e) {
     r = { status: 0, json: { message: (e as Error).message } };
   } finally {
-    sampling = false;
-    await sampler;
+    await stopSampling();
   }
   const data = r.json?.data;
   if (r.status !== 200 || data?.sha256_verified !== true || typeof data.seconds !== "number") {
-    ctx.notes.stream_mbps = `not available: the stream layer (src/stream/) is not wired yet ` +
-      `(POST /v1/bench answered ${r.status}: ${JSON.stringify(r.json).slice(0, 300)}); ` +
-      `measureStream() in bench/bench.ts is the one function to adjust`;
-    return { stream_mbps: null };
+    ctx.notes.stream_echo_mbps = `failed: POST /v1/bench answered ${r.status}: ` +
+      JSON.stringify(r.json).slice(0, 300);
+  } else {
+    figures.stream_echo_mbps = mbps(data.bytes, data.seconds * 1000);
+    ctx.details.stream_echo = { ...data, connection_samples: samples };
+    ctx.notes.stream_echo_mbps = `POST /v1/bench on daemon A: ${mib} MiB of random data ` +
+      `written into one encrypted stream to B's echo service (port 7) and read back, SHA-256 ` +
+      `verified both ways; payload bytes each way per second (MB/s), both directions at once ` +
+      `(details.stream_echo is the route's answer; its mbps fields are megabits per second)`;
   }
-  ctx.details.stream = { ...data, connection_samples: samples };
-  ctx.notes.stream_mbps = `POST /v1/bench on daemon A: ${mib} MiB of random data written into ` +
-    `one encrypted stream to B's echo service (port 7) and read back, SHA-256 verified both ` +
-    `ways; the figure is payload bytes each way per second (MB/s), with both directions ` +
-    `running at once, so each daemon sends and receives ${mib} MiB (details.stream is the ` +
-    `route's answer; its mbps/mbps_one_way fields are megabits per second). On loopback ` +
-    `the stream sends datagrams of LOOPBACK_DATAGRAM (src/constants.ts) bytes, which is ` +
-    `datagram_bytes unless --datagram-bytes says otherwise`;
-  return { stream_mbps: mbps(data.bytes, data.seconds * 1000) };
+  progress(`stream: ${mib} MiB one way between two daemons on a non-loopback address`);
+  try {
+    const pair = await realPathPair();
+    if (pair === null) {
+      ctx.notes.stream_mbps_1400 = "not measured: this machine has no non-loopback IPv4 address";
+    } else {
+      const realMss = mssFor(MAX_DATAGRAM);
+      const r = await oneWay(pair.a, pair.b, "bench-real-b", ctx.volumeBytes, realMss);
+      figures.stream_mbps_1400 = mbps(r.bytes, r.ms);
+      figures.stream_retransmit_rate_1400 = r.retransmits === null
+        ? null
+        : round(r.retransmits / r.segments, 5);
+      ctx.details.stream_1400 = {
+        bytes: r.bytes,
+        seconds: round(r.ms / 1000, 3),
+        retransmits: r.retransmits,
+        segments: r.segments,
+        mss: realMss,
+        connection_samples: r.samples,
+      };
+      ctx.notes.stream_mbps_1400 = `as stream_mbps, between two more daemons (fixtures ` +
+        `${REAL_PAIR.join(", ")}) listening on ${pair.host}, this machine's non-loopback ` +
+        `address: the stream layer sees a real network's path and sends datagrams of ` +
+        `MAX_DATAGRAM (${MAX_DATAGRAM}) bytes, ${realMss} data bytes per segment`;
+    }
+  } catch (e) {
+    ctx.notes.stream_mbps_1400 = `failed: ${(e as Error).message}`;
+  }
+  return figures;
 }
