@@ -259,3 +259,77 @@ Deno.test("AppendLog.open removes the temp files a rewrite killed mid-way left b
   await Deno.stat(other); // another file's temp is not ours to remove
   await log.close();
 });
+
+Deno.test("AppendLog resolves each of 300 staggered appends only after an fsync that began with its bytes written", async () => {
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  /** File size when each completed fsync began: every byte below it is durable. */
+  let durable = 0;
+  let syncs = 0;
+  const { log } = await AppendLog.open(path, {
+    sync: async (f) => {
+      syncs++;
+      const size = (await f.stat()).size;
+      await new Promise((r) => setTimeout(r, 2)); // a slow disk: later appends pile up
+      await f.sync();
+      durable = Math.max(durable, size);
+    },
+  });
+  const coveredAt: number[] = [];
+  const appends: Promise<void>[] = [];
+  for (let i = 0; i < 300; i++) {
+    appends.push(log.append({ i }).then(() => void (coveredAt[i] = durable)));
+    if (i % 7 === 0) await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(appends);
+  await log.close();
+  const text = await Deno.readTextFile(path);
+  let end = 0;
+  for (const [i, line] of text.split("\n").slice(0, -1).entries()) {
+    end += line.length + 1;
+    const { i: n } = JSON.parse(line) as { i: number };
+    assert.equal(n, i, "records stay in call order");
+    assert.ok(coveredAt[n]! >= end, `append ${n} resolved before an fsync covered byte ${end}`);
+  }
+  assert.equal(coveredAt.length, 300);
+  assert.ok(syncs < 300 && syncs >= 2, `${syncs} fsyncs for 300 staggered appends`);
+});
+
+Deno.test("AppendLog rejects every append a failed fsync covered, and every later one", async () => {
+  await using dir = await tempDir("pilot-log-");
+  const path = join(dir.path, "a.log");
+  let syncs = 0;
+  const gate = Promise.withResolvers<void>();
+  const entered = Promise.withResolvers<void>();
+  const { log } = await AppendLog.open(path, {
+    sync: async (f) => {
+      syncs++;
+      if (syncs === 1) {
+        await f.sync();
+        return;
+      }
+      entered.resolve();
+      await gate.promise;
+      throw new Error("EIO");
+    },
+  });
+  await log.append({ i: 0 });
+  const covered = Array.from({ length: 50 }, (_, i) => log.append({ i: i + 1 }));
+  await entered.promise;
+  // These arrive while the failing fsync runs: they would share the next one.
+  const waiting = Array.from({ length: 20 }, (_, i) => log.append({ i: i + 51 }));
+  gate.resolve();
+  const results = await Promise.allSettled([...covered, ...waiting]);
+  for (const r of results) {
+    assert.equal(r.status, "rejected");
+    assert.ok(r.reason instanceof PilotError && r.reason.code === "internal");
+    assert.match(r.reason.message, /EIO/);
+  }
+  assert.equal(syncs, 2, "no fsync after the failed one");
+  await assert.rejects(log.append({ late: true }), /EIO/);
+  await log.close();
+  const { log: again, records } = await AppendLog.open(path);
+  assert.ok(records.length >= 1, "the acknowledged record is kept");
+  assert.deepEqual(records[0], { i: 0 });
+  await again.close();
+});
