@@ -156,9 +156,13 @@ labTest(
 
     await send(worker, orchestrator, ORCHESTRATOR, "after the rebinding, from the worker");
     await send(orchestrator, worker, WORKER, "after the rebinding, to the worker");
-    await waitFor("the orchestrator's path at the worker's new address", async () => {
+    // Both sides direct, the orchestrator's path at the worker's new address:
+    // one side alone may see a single direct frame (a probe) and go back to
+    // the relay its peer still uses, until the punch holds both ways.
+    await waitFor("both paths direct, at the worker's new address", async () => {
       const e = await entry(orchestrator, 1);
-      return e?.path === "direct" && e.endpoint.startsWith(`${moved.wanIp}:`);
+      return e?.path === "direct" && e.endpoint.startsWith(`${moved.wanIp}:`) &&
+        (await entry(worker, 2))?.path === "direct";
     }, 60_000);
     await send(orchestrator, worker, WORKER, "direct again");
 

@@ -128,3 +128,24 @@ Deno.test("a new session over another kind of path (a handshake through the rela
   assert.equal(pathAtB(), formatEndpoint(relay));
   assert.deepEqual(changes, [formatEndpoint(relay)]);
 });
+
+Deno.test("a handshake through the relay within the silence window of a direct frame keeps the direct path (both sides rekeyed when it went quiet)", async () => {
+  const { net, a, b, relay, changes, pathAtB } = await setup();
+  await datagram(a, b);
+  await net.pump();
+  assert.equal(pathAtB(), formatEndpoint(a.endpoint));
+  const before = b.manager.binding(a.keyHex);
+  const toB = relayEndpoint({ via: a.identity.address, peer: b.identity.address });
+  net.route(toB, b);
+  net.filter = (d) => d.by === a ? { from: relay } : "deliver";
+  net.route(relay, a);
+  const connected = a.manager.connect(toB, { publicKey: b.identity.publicKey }, 5_000, {
+    fresh: true,
+  });
+  await net.pump();
+  await connected;
+  await net.pump();
+  assert.notDeepEqual(b.manager.binding(a.keyHex), before, "a new session");
+  assert.equal(pathAtB(), formatEndpoint(a.endpoint), "still the direct path");
+  assert.deepEqual(changes, [], "no change announced");
+});

@@ -231,6 +231,8 @@ interface PeerState {
   relayPath?: Endpoint;
   /** Monotonic time of its last authenticated frame over UDP (not relayed), or -Infinity. */
   directAt: number;
+  /** Whether the path last reported (onPathChanged, or the first session's) went through a relay. */
+  reportedRelayed?: boolean;
 }
 
 interface Waiter {
@@ -665,9 +667,25 @@ export class SessionManager {
     const sticky = relayed && s.endpoint.port !== RELAY_PORT &&
       now - peer.directAt < this.#timers.silenceMs;
     if (sticky || formatEndpoint(s.endpoint) === formatEndpoint(from)) return;
-    const wasRelayed = s.endpoint.port === RELAY_PORT;
     s.endpoint = from;
-    if (s === peer.current && wasRelayed !== relayed) this.#o.onPathChanged?.(peer.identity, from);
+    this.#reportPath(peer);
+  }
+
+  /**
+   * Tells onPathChanged when the current session's path changed kind (direct
+   * or relayed) since the last report: called after every change of the
+   * current session or of its endpoint, so events and `peers()` never
+   * disagree. A peer's first session sets the kind without an event.
+   */
+  #reportPath(peer: PeerState): void {
+    const s = peer.current;
+    if (s === undefined) return;
+    const relayed = s.endpoint.port === RELAY_PORT;
+    const before = peer.reportedRelayed;
+    peer.reportedRelayed = relayed;
+    if (before !== undefined && before !== relayed) {
+      this.#o.onPathChanged?.(peer.identity, s.endpoint);
+    }
   }
 
   /** Whether an untrusted peer's datagrams to `port` pass the gate (444, or a port opened to it). */
@@ -734,14 +752,18 @@ export class SessionManager {
     peer.previous = spare;
     peer.previousUntil = now + this.#timers.previousGraceMs;
     if (keep.endpoint.port === RELAY_PORT) peer.relayPath = keep.endpoint;
+    // A handshake through the relay (a rekey both sides started when the
+    // path went quiet) does not move a path that carried a direct frame
+    // within the silence window, as in #roam: the new session keeps it.
+    if (
+      old !== undefined && keep !== old && keep.endpoint.port === RELAY_PORT &&
+      old.endpoint.port !== RELAY_PORT && now - peer.directAt < this.#timers.silenceMs
+    ) {
+      keep.endpoint = old.endpoint;
+    }
     // A new session over another kind of path (a rekey through the relay
     // after the direct path died, or the other way) is a change of path too.
-    if (old !== undefined && keep !== old) {
-      const relayed = keep.endpoint.port === RELAY_PORT;
-      if (relayed !== (old.endpoint.port === RELAY_PORT)) {
-        this.#o.onPathChanged?.(session.peer, keep.endpoint);
-      }
-    }
+    this.#reportPath(peer);
     this.#noteKnown(session.peer, keep.endpoint);
     if (old === undefined) this.#o.onPeerUp?.(session.peer);
     return true;
@@ -1050,7 +1072,7 @@ export class SessionManager {
         // behind another NAT): back to the relay it came through, which the
         // rekey below then uses. A punch may upgrade it again later.
         s.endpoint = peer.relayPath;
-        this.#o.onPathChanged?.(peer.identity, s.endpoint);
+        this.#reportPath(peer);
       }
       if (age >= rekeyAt || unconfirmed || silent) this.#startRekey(peer);
       const answer = s.owedAnswerSince !== null && now - s.owedAnswerSince >= t.answerMs;
