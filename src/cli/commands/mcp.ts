@@ -3,10 +3,11 @@
  * host as an MCP server on stdin/stdout (src/mcp/), until stdin closes.
  * The daemon is found at each tool call, so the server starts without one
  * (its tools then answer `not_running`). stdout carries only the MCP session.
+ * The MCP SDK (and zod under it) loads only here: the daemon, which is the
+ * same program, never holds it.
  *
  * @module
  */
-import { serveStdio } from "../../mcp/server.ts";
 import { obj } from "../../control/schema.ts";
 import { command, type CommandSpec } from "../command.ts";
 
@@ -28,6 +29,7 @@ export const MCP_COMMAND: CommandSpec = command({
   output: obj({}),
   errors: [],
   async run(ctx) {
+    const { serveStdio } = await import("../../mcp/server.ts");
     await serveStdio({
       home: ctx.home,
       commands: ctx.table,
