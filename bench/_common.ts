@@ -344,7 +344,7 @@ export async function settledMemory(node: TestNode, api: Api): Promise<Memory[]>
   return out;
 }
 
-const MIN_BENCH_IDENTITIES = 200;
+const MIN_BENCH_IDENTITIES = 1000;
 
 /** When the per-session memory is read, after the last handshake (ms). */
 export const RSS_SETTLE_MS = [2_000, 12_000];

@@ -1,6 +1,6 @@
 /**
  * Writes `tests/fixtures/bench_identities.json`: identities for the benchmark
- * (`deno task bench` needs at least 200 distinct ones for its handshake and
+ * (`deno task bench` needs at least 1,000 distinct ones for its handshake and
  * per-session memory figures), made with the real stamp difficulty. The keys
  * are for benchmarks only.
  *
@@ -16,7 +16,7 @@
 import { createIdentity, encodeIdentityFile } from "../src/identity/mod.ts";
 
 /** Number of identities the file holds when no count is given. */
-export const DEFAULT_COUNT = 256;
+export const DEFAULT_COUNT = 1024;
 
 /** Where the identities are written. */
 export const BENCH_IDENTITIES_URL = new URL(
