@@ -219,8 +219,9 @@ const validSegment: fc.Arbitrary<StreamSegment> = fc.oneof(
     seq: seqArb,
     ack: seqArb,
     window: fc.integer({ min: 0, max: 0xffff_ffff }),
+    // A block ends at most 2^32 - 1 past the ACK (offset + length).
     sackOffsets: fc.array(
-      fc.tuple(fc.integer({ min: 1, max: 2 ** 31 }), fc.integer({ min: 1, max: 2 ** 31 })),
+      fc.tuple(fc.integer({ min: 1, max: 2 ** 31 }), fc.integer({ min: 1, max: 2 ** 31 - 1 })),
       { maxLength: MAX_SACK_BLOCKS },
     ),
     data: fc.uint8Array({ maxLength: 200 }),
