@@ -152,6 +152,31 @@ Deno.test("relayed frames go to the target's session within byte quotas, and nev
   assert.equal(stats.dropped.relay_no_target, 2, "an unknown target, and oneself");
 });
 
+Deno.test("a relayed frame leaves as the exact bytes its encoding gives, copied from the datagram", () => {
+  const bytes: Uint8Array[] = [];
+  const service = new RendezvousService(
+    new RecordStore({ now: () => NOW }),
+    {
+      peerAt: (address: Address) => address === B.address ? B.publicKey.toHex() : undefined,
+      send: (_to, b) => {
+        bytes.push(b);
+        return true;
+      },
+    },
+    () => 0,
+  );
+  for (const size of [0, 1, 1300, 65_000]) {
+    const frame = new Uint8Array(size).map((_, i) => i * 7);
+    const datagram = encodeRendezvousMessage({ type: "relay", to: B.address, frame });
+    assert.equal(service.handle(peerIdentityOf(A), AT_A, datagram), null);
+    const out = bytes.at(-1)!;
+    assert.deepEqual(out, encodeRendezvousMessage({ type: "relayed", from: A.address, frame }));
+    datagram.fill(0);
+    assert.deepEqual(decodeRendezvousMessage(out), { type: "relayed", from: A.address, frame });
+  }
+  assert.equal(bytes.length, 4);
+});
+
 Deno.test("requests over a peer's rate, answers sent to the rendezvous and garbage are dropped and counted", () => {
   const limits = { ...RENDEZVOUS_LIMITS, requests: { burst: 3, perSecond: 1 } };
   const { ask, service } = rendezvous([A], limits);

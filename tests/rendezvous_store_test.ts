@@ -394,6 +394,46 @@ Deno.test("10,000 records of the largest size stay within 1.1 KB each by the tab
   assert.equal(store.bytes, 0);
 });
 
+Deno.test("lookups hand back the exact bytes published, every byte value, as a fresh copy each time", () => {
+  const { store } = storeAt({ verify: trustingVerify });
+  const publicKey = Uint8Array.from({ length: 32 }, (_, i) => 0xe0 + i);
+  const unsigned = (signature: Uint8Array) =>
+    encodePresenceRecord({
+      publicKey,
+      stamp: Uint8Array.of(0, 0x7f, 0x80, 0x81, 0x9f, 0xa0, 0xfe, 0xff),
+      hostname: "bytes",
+      visibility: "private",
+      serial: NOW,
+      expiresAt: NOW + MINUTE,
+      endpoints: [],
+      staticKey: Uint8Array.from({ length: 32 }, (_, i) => 0x80 + i),
+      staticSerial: 0xffffffff,
+      mailboxes: [],
+      signature,
+    });
+  // Every byte value 0..255 appears: a signature over 0..63, keys above.
+  const bytes = unsigned(Uint8Array.from({ length: 64 }, (_, i) => i * 4 + (i & 3)));
+  const seen = new Set(bytes);
+  for (let v = 0x80; v <= 0x9f; v++) assert.ok(seen.has(v), `byte ${v} in the record`);
+  assert.equal(store.publish(bytes, SOURCE).ok, true);
+  const key = publicKey.toHex();
+  const byKey = store.lookupByKey(key)!.record;
+  assert.deepEqual(byKey, bytes);
+  byKey.fill(0);
+  assert.deepEqual(store.lookupByAddress(formatAddress(publicKey.subarray(0, 6)))!.record, bytes);
+  assert.deepEqual(store.lookupByHostname("bytes")!.bound.record, bytes);
+  assert.deepEqual(store.publish(bytes.slice(), SOURCE), {
+    ok: true,
+    changed: false,
+    address: formatAddress(publicKey.subarray(0, 6)),
+    conflict: null,
+  });
+  const other = bytes.slice();
+  other[other.length - 1]! ^= 0x80;
+  refusedAs(store.publish(other, SOURCE), "stale");
+  assert.equal(store.bytes, bytes.length + RECORD_OVERHEAD_BYTES);
+});
+
 Deno.test("an address two keys share is held by the first key to publish it, like a hostname", () => {
   const shared = formatAddress(Uint8Array.of(0x3f, 0xa2, 0x09, 0xc1, 0x77, 0xe4));
   const store = new RecordStore({

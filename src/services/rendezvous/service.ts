@@ -21,6 +21,7 @@ import { decodePresenceRecord } from "../../wire/presence_record.ts";
 import {
   decodeRendezvousMessage,
   encodeRendezvousMessage,
+  RENDEZVOUS_MESSAGE_TYPES,
   type RendezvousMessage,
 } from "../../wire/rendezvous_message.ts";
 import type { RecordStore } from "./store.ts";
@@ -129,7 +130,7 @@ export class RendezvousService {
       case "publish":
         return encodeRendezvousMessage(this.#publish(peer, endpoint, m.id, m.record));
       case "relay":
-        return this.#relay(peer, m.to, m.frame);
+        return this.#relay(peer, m.to, m.frame.length, bytes);
       case "lookup":
       case "observe":
       case "punch": {
@@ -212,21 +213,26 @@ export class RendezvousService {
     return told ? { type: "observed", id, endpoint } : { type: "not_found", id };
   }
 
-  /** Forwards one session frame to the node at `to`, within the byte quotas; never answers. */
-  #relay(peer: PeerIdentity, to: Address, frame: Uint8Array): null {
+  /**
+   * Forwards one session frame to the node at `to`, within the byte quotas;
+   * never answers. `relay` is the decoded relay message, of `size` frame bytes.
+   */
+  #relay(peer: PeerIdentity, to: Address, size: number, relay: Uint8Array): null {
     const target = this.#link.peerAt(to);
     if (target === undefined || target === peer.keyHex) return this.#drop("relay_no_target");
-    const cost = Math.max(1, frame.length);
+    const cost = Math.max(1, size);
     if (!this.#relayPeer.allow(peer.keyHex, cost) || !this.#relayTotal.allow("all", cost)) {
       return this.#drop("relay_quota");
     }
-    const sent = this.#link.send(
-      target,
-      encodeRendezvousMessage({ type: "relayed", from: peer.address, frame }),
-    );
-    if (!sent) return this.#drop("relay_no_target");
+    // A relayed message is laid out as the relay message it answers, its
+    // type and address aside (wire/rendezvous_message.ts), and the decode
+    // above checked every byte: one copy per frame, no re-encode.
+    const relayed = relay.slice();
+    relayed[0] = RENDEZVOUS_MESSAGE_TYPES.relayed;
+    relayed.set(peer.addressBytes, 1);
+    if (!this.#link.send(target, relayed)) return this.#drop("relay_no_target");
     this.#relayed.frames++;
-    this.#relayed.bytes += frame.length;
+    this.#relayed.bytes += size;
     return null;
   }
 }

@@ -32,13 +32,16 @@
  *   it names this rendezvous). The retained table holds at most `maxRecords`
  *   records, the oldest retained going first.
  *
- * Memory per record, live or retained: its bytes (at most 408, off the V8
- * heap) plus about {@linkcode RECORD_OVERHEAD_BYTES} on the heap for the
- * entry object, its key, address and hostname strings, the record's buffer
- * object, three index slots and the key's rate bucket (measured: about 610
- * bytes on Deno 2.9 with 50,000 largest version 1 records). That is about
- * 1 KiB a record, so 100,000 records take about 105 MB, and a full retained
- * table as much again; {@linkcode RecordStore.bytes} reports this estimate.
+ * Memory per record, live or retained: its bytes (at most 408, kept as a
+ * one-byte string on the V8 heap, which compacts, rather than as one small
+ * ArrayBuffer each, whose malloc'd backing stores pin the allocator's
+ * pages) plus about {@linkcode RECORD_OVERHEAD_BYTES} on the heap for the
+ * entry object, its key, address and hostname strings, three index slots
+ * and the key's rate bucket; {@linkcode RecordStore.bytes} reports this
+ * estimate. Measured (`deno task bench --only rendezvous`, Deno 2.9, records
+ * of 164 bytes): about 760 bytes of heap a record, 75 MB for 100,000; the
+ * process's RSS after filling the table at full speed is about three times
+ * that, V8's heap grown by the publishes' garbage.
  * The per-source rate limiter adds at most `maxSources` buckets.
  *
  * @example
@@ -195,7 +198,13 @@ export interface RecordStoreStats {
 
 interface Entry {
   key: string;
-  bytes: Uint8Array;
+  /**
+   * The record's bytes as a one-byte string (char i = byte i): on the V8
+   * heap, which compacts, where 100,000 small ArrayBuffers would each hold
+   * a malloc'd backing store that pins the allocator's pages (measured:
+   * about 1 KiB of RSS a record more).
+   */
+  bytes: string;
   address: Address;
   hostname: string;
   visibility: Visibility;
@@ -205,15 +214,21 @@ interface Entry {
   mailbox: boolean;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** `bytes` as a one-byte string, char i = byte i (at most MAX_PRESENCE_RECORD_SIZE of them). */
+function binaryOf(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
+/** The bytes of a string made by {@linkcode binaryOf}. */
+function bytesOf(binary: string): Uint8Array {
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
 }
 
 function found(e: Entry): FoundRecord {
   return {
-    record: e.bytes.slice(),
+    record: bytesOf(e.bytes),
     address: e.address,
     hostname: e.hostname,
     visibility: e.visibility,
@@ -315,8 +330,9 @@ export class RecordStore {
     if (gone !== undefined && (gone.until <= now || record.serial > gone.serial)) {
       this.#gone.delete(key);
     } else if (gone !== undefined) return this.#refuse("stale");
+    const binary = binaryOf(verified.bytes);
     if (stored !== undefined) {
-      if (record.serial === stored.serial && sameBytes(verified.bytes, stored.bytes)) {
+      if (record.serial === stored.serial && binary === stored.bytes) {
         return { ok: true, changed: false, address, conflict: this.#conflictOf(stored, now) };
       }
       if (record.serial <= stored.serial) return this.#refuse("stale");
@@ -327,7 +343,7 @@ export class RecordStore {
 
     const entry: Entry = {
       key,
-      bytes: verified.bytes,
+      bytes: binary,
       address,
       hostname: record.hostname,
       visibility: record.visibility,
