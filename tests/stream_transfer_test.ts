@@ -267,3 +267,34 @@ Deno.test("idle connections hold only their reserve of the peer's budget while a
   assert.equal(widest, MIB);
   for (const s of servers.slice(1)) assert.equal(s.stats().receiveWindow, reserve);
 });
+
+Deno.test("a bulk transfer over a long round trip grows the receive window past its reserve however fast the reader reads", async () => {
+  const reserve = 64 * 1024;
+  const link = new SimLink({
+    mss: 1328,
+    // 10 MB/s: segments arrive one by one, and the reader takes each at once.
+    link: { delayMs: 50, bytesPerMs: 10_000, queueBytes: 4 * MIB },
+    limits: { receiveBuffer: 4 * MIB, reserve, peerBuffer: 8 * MIB, sendBuffer: 4 * MIB },
+  });
+  const { client, server } = await openPair(link);
+  const data = patternBytes(8 * MIB, 3);
+  let unread = 0;
+  const got = readAll(server);
+  const sent = track(writeAll(client, data, { chunk: MIB }));
+  const start = link.clock.now;
+  let widest = 0;
+  await link.run(() => {
+    const s = server.stats();
+    widest = Math.max(widest, s.receiveWindow);
+    unread = Math.max(unread, s.receiveBuffered);
+    return sent.settled && got.result.ended;
+  });
+  const seconds = (link.clock.now - start) / 1000;
+  assert.equal(got.result.sha256, sha256(data));
+  // At the reserve's 64 KiB per 100 ms round trip, 8 MiB take 12.8 s.
+  assert.ok(widest >= 4 * reserve, `the window reached only ${widest} bytes`);
+  assert.ok(
+    seconds < 4,
+    `8 MiB took ${seconds} s over a 100 ms round trip (unread at most ${unread})`,
+  );
+});

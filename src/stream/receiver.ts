@@ -62,6 +62,8 @@ export class Receiver {
   #finReceived = false;
   #advRight = 1;
   #sentRight = 1;
+  /** `next` when the window last grew (or at the start). */
+  #grownAt = 0;
   #windowLimit: number;
   #held = 0;
   #ackPending = 0;
@@ -263,14 +265,22 @@ export class Receiver {
   /**
    * Receive-window auto-tuning: a connection starts with a window of its
    * reserve (idle streams hold little of the peer's budget) and doubles it,
-   * up to `receiveBuffer`, whenever more than a quarter of it is in use
-   * (in flight or unread), so a busy stream's window stays well ahead of a
-   * congestion window that doubles per round trip.
+   * up to `receiveBuffer`, whenever it may limit the sender: more than a
+   * quarter of it is unread (the reader is behind), or a whole window
+   * arrived since it last grew (a bulk transfer, however fast the reader;
+   * the receiver cannot see the sender's round trip, so it grows by volume
+   * as the congestion window grows by acknowledged bytes). A busy stream's
+   * window so stays ahead of its congestion window, and a stream that only
+   * carries requests and answers keeps its reserve.
    */
   #autotune(): void {
     const cap = this.#h.limits.receiveBuffer;
     if (this.#windowLimit >= cap) return;
-    if (this.#advRight - this.#rb.next >= (this.#windowLimit * 3) / 4) return;
+    const next = this.#rb.next;
+    const unread = next - this.#rb.consumed;
+    const busy = next - this.#grownAt >= this.#windowLimit;
+    if (unread <= this.#windowLimit / 4 && !busy) return;
+    this.#grownAt = next;
     this.#windowLimit = Math.min(cap, 2 * this.#windowLimit);
     this.#growWindow(false);
   }
