@@ -4,6 +4,7 @@ import {
   decodeIdentityFile,
   encodeIdentityFile,
   fingerprint,
+  fingerprintIn,
   fingerprintMatches,
   generateSeed,
   generateX25519KeyPair,
@@ -241,4 +242,12 @@ Deno.test("fingerprint() is 160 bits of base32 in groups of 4, parsed leniently"
   assert.equal(fingerprintMatches(identity.publicKey, "abcd"), false);
   assert.throws(() => parseFingerprint(print.slice(0, -1)), /expected 32 base32 letters/);
   assert.throws(() => parseFingerprint(print.replace(/[a-z]/, "1")), TypeError);
+  // The same parse without an exception, for callers that try names of every kind.
+  assert.equal(fingerprintIn(sloppy), print);
+  for (
+    const text of [print.slice(0, -1), print.replace(/[a-z]/, "1"), "", "worker-2", `${print}a`]
+  ) {
+    assert.equal(fingerprintIn(text), null, text);
+    assert.throws(() => parseFingerprint(text), TypeError);
+  }
 });

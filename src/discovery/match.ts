@@ -7,7 +7,7 @@
  */
 import { PilotError } from "../errors.ts";
 import { isAddressLike, parseAddress } from "../identity/address.ts";
-import { parseFingerprint } from "../identity/fingerprint.ts";
+import { fingerprintIn } from "../identity/fingerprint.ts";
 
 /** What a record must have to be matched. */
 export interface Matchable {
@@ -34,12 +34,8 @@ function normalised(text: string): (r: Matchable) => boolean {
     })();
     if (a !== undefined) return (r) => r.address === a;
   }
-  try {
-    const f = parseFingerprint(t);
-    return (r) => r.fingerprint === f;
-  } catch {
-    return (r) => r.hostname === t;
-  }
+  const f = fingerprintIn(t);
+  return f === null ? (r) => r.hostname === t : (r) => r.fingerprint === f;
 }
 
 /** The one record `text` names among `records`; throws `not_found` or `conflict`. */

@@ -32,7 +32,7 @@
  */
 import { isAddressLike, parseAddress } from "../identity/address.ts";
 import { isValidHostname } from "../identity/self_description.ts";
-import { fingerprint, parseFingerprint } from "../identity/fingerprint.ts";
+import { fingerprint, fingerprintIn } from "../identity/fingerprint.ts";
 import { type ErrorCode, invalid, PilotError } from "../errors.ts";
 import { type EndpointSpec, looksLikeEndpoint, parseEndpoint } from "./endpoint.ts";
 import type { Address } from "../identity/address.ts";
@@ -243,20 +243,11 @@ export function classifyPeer(text: string): PeerQuery {
     }
   }
   const fp = fingerprintIn(text);
-  if (fp !== undefined) {
+  if (fp !== null) {
     return { kind: "hostname", hostname: isValidHostname(text) ? text : fp, fingerprint: fp };
   }
   if (isValidHostname(text)) return { kind: "hostname", hostname: text };
   throw invalid(`Cannot parse peer "${text}"`, HINT);
-}
-
-/** The canonical fingerprint `text` spells, or undefined. */
-function fingerprintIn(text: string): string | undefined {
-  try {
-    return parseFingerprint(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Distinct claimants: one per key, plus addresses named without a key that no key here holds. */

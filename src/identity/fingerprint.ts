@@ -28,6 +28,16 @@ export function parseFingerprint(text: string): string {
   return formatDigest(decodeFingerprint(text));
 }
 
+/**
+ * The canonical fingerprint `text` spells (parsed as {@linkcode parseFingerprint}
+ * does), or null: for callers that try a fingerprint among other kinds of
+ * names on every request, without the cost of a thrown error.
+ */
+export function fingerprintIn(text: string): string | null {
+  const letters = lettersOf(text);
+  return letters === null ? null : formatDigest(base32.decode(letters));
+}
+
 /** Returns true when `text` (parsed leniently) is the fingerprint of `publicKey`; false for malformed text. */
 export function fingerprintMatches(publicKey: Uint8Array, text: string): boolean {
   let wanted: Uint8Array;
@@ -51,9 +61,16 @@ function formatDigest(bytes: Uint8Array): string {
   return letters.match(/.{4}/g)!.join("-");
 }
 
+/** The 32 base32 letters `text` spells (any case, dashes and spaces anywhere), or null. */
+function lettersOf(text: string): string | null {
+  if (typeof text !== "string") return null;
+  const letters = text.replace(/[-\s]/g, "").toUpperCase();
+  return letters.length === LETTERS && /^[A-Z2-7]+$/.test(letters) ? letters : null;
+}
+
 function decodeFingerprint(text: string): Uint8Array {
-  const letters = typeof text === "string" ? text.replace(/[-\s]/g, "").toUpperCase() : "";
-  if (letters.length !== LETTERS || !/^[A-Z2-7]+$/.test(letters)) {
+  const letters = lettersOf(text);
+  if (letters === null) {
     const shown = typeof text === "string"
       ? JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text)
       : typeof text;
