@@ -127,9 +127,12 @@ const PROFILE_TOP = 25;
  * `summary.txt` beside the profiles and prints the run's JSON with
  * `details.profile` added.
  */
+/** A flag the bench cannot take: reported in one line, with no stack. */
+class UsageError extends Error {}
+
 async function profileOne(name: string, dirFlag: string | undefined): Promise<void> {
   if (!(MEASUREMENTS as readonly string[]).includes(name)) {
-    throw new RangeError(
+    throw new UsageError(
       `Unknown measurement "${name}" for --profile: expected one of ${MEASUREMENTS.join(", ")} ` +
         "(to profile the daemons of a whole run into a folder, use --profile-dir DIR)",
     );
@@ -187,27 +190,35 @@ async function profileOne(name: string, dirFlag: string | undefined): Promise<vo
   console.log(JSON.stringify(out, null, 2));
 }
 
+function flags() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        "datagram-bytes": { type: "string", default: String(LOOPBACK_DATAGRAM) },
+        "volume-mib": { type: "string", default: "64" },
+        only: { type: "string", default: MEASUREMENTS.join(",") },
+        profile: { type: "string" },
+        "profile-dir": { type: "string" },
+        "msg-inflight": { type: "string", default: String(MESSAGE_INFLIGHT) },
+        // Set by --profile for the process it re-runs under --cpu-prof.
+        profiled: { type: "boolean", default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 export async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      "datagram-bytes": { type: "string", default: String(LOOPBACK_DATAGRAM) },
-      "volume-mib": { type: "string", default: "64" },
-      only: { type: "string", default: MEASUREMENTS.join(",") },
-      profile: { type: "string" },
-      "profile-dir": { type: "string" },
-      "msg-inflight": { type: "string", default: String(MESSAGE_INFLIGHT) },
-      // Set by --profile for the process it re-runs under --cpu-prof.
-      profiled: { type: "boolean", default: false },
-    },
-  });
+  const { values } = flags();
   if (values.profile !== undefined && !values.profiled) {
     await profileOne(values.profile, values["profile-dir"]);
     return;
   }
   settings.messageInflight = Number(values["msg-inflight"]);
   if (!Number.isInteger(settings.messageInflight) || settings.messageInflight < 1) {
-    throw new RangeError(`Invalid --msg-inflight ${values["msg-inflight"]}`);
+    throw new UsageError(`Invalid --msg-inflight ${values["msg-inflight"]}`);
   }
   if (values["profile-dir"] !== undefined) {
     settings.profileDir = values["profile-dir"];
@@ -215,16 +226,16 @@ export async function main(): Promise<void> {
   }
   const datagramBytes = Number(values["datagram-bytes"]);
   if (!Number.isInteger(datagramBytes) || datagramBytes < 64 || datagramBytes > 65_507) {
-    throw new RangeError(
+    throw new UsageError(
       `Invalid --datagram-bytes ${values["datagram-bytes"]}: expected 64 to 65507`,
     );
   }
   const volumeMib = Number(values["volume-mib"]);
-  if (!(volumeMib > 0)) throw new RangeError(`Invalid --volume-mib ${values["volume-mib"]}`);
+  if (!(volumeMib > 0)) throw new UsageError(`Invalid --volume-mib ${values["volume-mib"]}`);
   const only = values.only.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const unknown = only.find((s) => !(MEASUREMENTS as readonly string[]).includes(s));
   if (unknown !== undefined) {
-    throw new RangeError(`Unknown measurement "${unknown}": expected ${MEASUREMENTS.join(", ")}`);
+    throw new UsageError(`Unknown measurement "${unknown}": expected ${MEASUREMENTS.join(", ")}`);
   }
   const ctx: Context = {
     datagramBytes,
@@ -296,12 +307,21 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  let usage: UsageError | undefined;
   try {
     await main();
+  } catch (e) {
+    // Bad flags: one line, no stack.
+    if (!(e instanceof UsageError)) throw e;
+    usage = e;
   } finally {
     progress("cleaning up");
     await cleanup();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  if (usage !== undefined) {
+    console.error(`bench: ${usage.message}`);
+    Deno.exit(2);
   }
 }
