@@ -243,8 +243,6 @@ const RELAY_QUOTA_UNBOUND = 10_000_000_000;
 /** Y's hostname in X's trust, by which X is told Y's endpoint in the direct run. */
 const RELAY_NAME_Y = "relay-y";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
 /** A CPU profile for `name` when the bench runs with `--profile DIR`. */
 function profileOf(
   name: string,
@@ -256,57 +254,22 @@ function profileOf(
 
 /**
  * `pilot rendezvous` with fixture identity `index` and `config`, under
- * `--cpu-prof` when the bench profiles (the harness's `startRendezvous`
- * otherwise).
+ * `--cpu-prof` when the bench profiles.
  */
 async function startRelayRendezvous(
   index: number,
   config: Record<string, unknown>,
 ): Promise<{ node: TestNode; at: string }> {
-  if (settings.profileDir === undefined) {
-    const r = await startRendezvous(index, config);
-    cleanups.push(async () => await r[Symbol.asyncDispose]());
-    return r;
-  }
-  const home = await makeHome({ identity: index, config });
-  const node = new TestNode(home, { identity: index });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--unstable-net",
-      "--cpu-prof",
-      "--cpu-prof-dir",
-      settings.profileDir,
-      "--cpu-prof-name",
-      "rendezvous-relay.cpuprofile",
-      "--config",
-      `${ROOT}deno.json`,
-      `${ROOT}main.ts`,
-      "rendezvous",
-      "--home",
-      home,
-      "--listen",
-      "127.0.0.1:0",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  cleanups.push(async () => {
-    await node.stop();
-    await child.status;
-  });
-  const info = await waitFor("the rendezvous's API", async () => {
-    try {
-      return await node.info();
-    } catch {
-      return undefined;
-    }
-  }, 30_000);
-  node.listen = info.listen;
-  node.pid = info.pid;
-  return { node, at: `${fixture(index).public_key}@${info.listen}` };
+  const profile = settings.profileDir === undefined ? [] : [
+    "--cpu-prof",
+    "--cpu-prof-dir",
+    settings.profileDir,
+    "--cpu-prof-name",
+    "rendezvous-relay.cpuprofile",
+  ];
+  const r = await startRendezvous(index, config, profile);
+  cleanups.push(async () => await r[Symbol.asyncDispose]());
+  return r;
 }
 
 /** A private daemon (`punch: false`) trusting `other` (as RELAY_NAME_Y when `other` is Y), started with `args`. */

@@ -661,11 +661,12 @@ export async function runPilotInput(
  */
 export function spawnPilot(
   args: string[],
-  options: { home?: string; stdin?: boolean } = {},
+  options: { home?: string; stdin?: boolean; runtimeFlags?: string[] } = {},
 ): Deno.ChildProcess {
   const home = options.home === undefined ? [] : ["--home", options.home];
+  const runtime = options.runtimeFlags ?? [];
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, MAIN, ...home, ...args],
+    args: ["run", "--allow-all", ...runtime, "--config", CONFIG, MAIN, ...home, ...args],
     clearEnv: true,
     env: childEnv(),
     stdin: options.stdin ? "piped" : "null",
@@ -945,15 +946,17 @@ export interface TestRendezvous extends AsyncDisposable {
 
 /**
  * Starts `pilot rendezvous --listen 127.0.0.1:0` with fixture identity
- * `index` (and `config` as its config.json); waits for its API.
+ * `index` (and `config` as its config.json; `runtimeFlags` for Deno, such
+ * as a CPU profile's); waits for its API.
  */
 export async function startRendezvous(
   index: number,
   config?: Record<string, unknown>,
+  runtimeFlags: string[] = [],
 ): Promise<TestRendezvous> {
   const home = await makeHome({ identity: index, ...(config && { config }) });
   const node = new TestNode(home, { identity: index });
-  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home });
+  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home, runtimeFlags });
   const stop = async () => {
     await node.stop();
     await child.status;
