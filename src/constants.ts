@@ -264,6 +264,12 @@ export const STREAM_INITIAL_RTO_MS = 1_000;
 export const STREAM_MIN_RTO_MS = 200;
 /** Reliable streams: upper bound of the retransmission timeout (ms). */
 export const STREAM_MAX_RTO_MS = 60_000;
+/**
+ * Reliable streams: a receive window doubles when a whole window of data
+ * arrived within this long (ms), a bulk transfer rather than requests and
+ * answers (which keep their reserve).
+ */
+export const STREAM_WINDOW_GROWTH_MS = 1_000;
 /** Reliable streams: longest delay of an acknowledgement (ms); every second segment is acknowledged at once. */
 export const STREAM_DELAYED_ACK_MS = 1;
 /** Reliable streams: a keepalive probe after this long without a segment from the peer (ms). */

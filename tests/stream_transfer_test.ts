@@ -298,3 +298,24 @@ Deno.test("a bulk transfer over a long round trip grows the receive window past 
     `8 MiB took ${seconds} s over a 100 ms round trip (unread at most ${unread})`,
   );
 });
+
+Deno.test("a stream of small requests keeps its reserve window however much it carries in all", async () => {
+  const reserve = 64 * 1024;
+  const link = new SimLink({
+    mss: 1328,
+    link: { delayMs: 10 },
+    limits: { receiveBuffer: 4 * MIB, reserve, peerBuffer: 8 * MIB },
+  });
+  const { client, server } = await openPair(link);
+  const got = readAll(server);
+  let widest = 0;
+  // 400 requests of 1 KiB, one every 50 ms: 400 KiB in 20 s, 20 KiB/s.
+  for (let i = 0; i < 400; i++) {
+    const wrote = track(client.write(patternBytes(1024, i)));
+    await link.run(() => wrote.settled);
+    await link.advance(50);
+    widest = Math.max(widest, server.stats().receiveWindow);
+  }
+  assert.equal(got.result.bytes, 400 * 1024);
+  assert.equal(widest, reserve);
+});

@@ -259,6 +259,7 @@ export class Connection {
       budget: h.receiveBudget,
       at: this.#at,
       wakeLater,
+      now,
     });
     this.#at.open = now + h.timers.connectTimeoutMs;
     this.#at.rto = now + this.#tx.rto.rto;
@@ -613,7 +614,7 @@ export class Connection {
   }
 
   #onData(seg: StreamSegment, now: number): void {
-    if (!this.#rx.onData(seg)) return;
+    if (!this.#rx.onData(seg, now)) return;
     const s = this.#state;
     if (s === "established") this.#setState("close-wait");
     else if (s === "fin-wait-1") this.#setState("closing");

@@ -14,6 +14,7 @@ import type { Deadlines } from "./deadlines.ts";
 import type { StreamError } from "./error.ts";
 import type { StreamLimits, StreamTimers } from "./options.ts";
 import { Insert, ReceiveBuffer } from "./receive_buffer.ts";
+import { STREAM_WINDOW_GROWTH_MS } from "../constants.ts";
 
 /** What the receiving half needs from its connection. @internal */
 export interface ReceiverInit {
@@ -29,6 +30,8 @@ export interface ReceiverInit {
   at: Deadlines;
   /** Makes a budget waiter that runs `mark` inside the connection's next (or current) run. */
   wakeLater(mark: () => void): () => void;
+  /** The clock at creation (ms). */
+  now: number;
 }
 
 /** The receiving half's counters, for {@linkcode Connection.stats}. @internal */
@@ -62,8 +65,9 @@ export class Receiver {
   #finReceived = false;
   #advRight = 1;
   #sentRight = 1;
-  /** `next` when the window last grew (or at the start). */
+  /** `next` and the time when a whole window last arrived (or at the start). */
   #grownAt = 0;
+  #grownAtTime: number;
   #windowLimit: number;
   #held = 0;
   #ackPending = 0;
@@ -76,6 +80,7 @@ export class Receiver {
     this.#h = init;
     this.#at = init.at;
     this.#rb = new ReceiveBuffer(1, init.limits.maxOutOfOrder);
+    this.#grownAtTime = init.now;
     this.#waiter = init.wakeLater(() => this.#growLater = true);
     this.#windowLimit = Math.min(
       init.limits.receiveBuffer,
@@ -137,7 +142,7 @@ export class Receiver {
    * complete (every byte before it arrived): the connection then changes
    * state and calls {@linkcode Receiver.deliver}.
    */
-  onData(seg: StreamSegment): boolean {
+  onData(seg: StreamSegment, now: number): boolean {
     if (this.#finReceived) {
       this.#ackNow = true; // a retransmission after the FIN: answer so the peer stops
       return false;
@@ -163,7 +168,7 @@ export class Receiver {
         this.#received += rb.next - before;
         this.deliver();
       }
-      this.#autotune();
+      this.#autotune(now);
     }
     if (this.#peerFin < 0 || rb.next !== this.#peerFin) return false;
     rb.consumeFin();
@@ -267,20 +272,24 @@ export class Receiver {
    * reserve (idle streams hold little of the peer's budget) and doubles it,
    * up to `receiveBuffer`, whenever it may limit the sender: more than a
    * quarter of it is unread (the reader is behind), or a whole window
-   * arrived since it last grew (a bulk transfer, however fast the reader;
-   * the receiver cannot see the sender's round trip, so it grows by volume
-   * as the congestion window grows by acknowledged bytes). A busy stream's
-   * window so stays ahead of its congestion window, and a stream that only
-   * carries requests and answers keeps its reserve.
+   * arrived within STREAM_WINDOW_GROWTH_MS (a bulk transfer, however fast
+   * the reader; the receiver cannot see the sender's round trip). A busy
+   * stream's window so stays ahead of its congestion window, and a stream
+   * of requests and answers keeps its reserve.
    */
-  #autotune(): void {
+  #autotune(now: number): void {
     const cap = this.#h.limits.receiveBuffer;
     if (this.#windowLimit >= cap) return;
     const next = this.#rb.next;
     const unread = next - this.#rb.consumed;
-    const busy = next - this.#grownAt >= this.#windowLimit;
-    if (unread <= this.#windowLimit / 4 && !busy) return;
-    this.#grownAt = next;
+    let bulk = false;
+    if (next - this.#grownAt >= this.#windowLimit) {
+      // A whole window since the mark: quickly (bulk), or not (start again).
+      bulk = now - this.#grownAtTime < STREAM_WINDOW_GROWTH_MS;
+      this.#grownAt = next;
+      this.#grownAtTime = now;
+    }
+    if (unread <= this.#windowLimit / 4 && !bulk) return;
     this.#windowLimit = Math.min(cap, 2 * this.#windowLimit);
     this.#growWindow(false);
   }
