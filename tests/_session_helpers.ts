@@ -313,11 +313,16 @@ export class FakeNetwork {
    * Starts `a.manager.connect()` to `b` and waits until message 1 is on the
    * wire (or connect() already settled); nothing is delivered yet.
    */
-  async begin(a: TestNode, b: TestNode | Endpoint, expected: Expected = {}): Promise<Pending> {
+  async begin(
+    a: TestNode,
+    b: TestNode | Endpoint,
+    expected: Expected = {},
+    options: { fresh?: boolean } = {},
+  ): Promise<Pending> {
     const to = b instanceof TestNode ? b.endpoint : b;
     const before = this.sent.length;
     const pending: Pending = {
-      result: a.manager.connect(to, expected, 5000),
+      result: a.manager.connect(to, expected, 5000, options),
       state: "pending",
     };
     pending.result.then(() => pending.state = "resolved", () => pending.state = "rejected");

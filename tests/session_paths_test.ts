@@ -37,6 +37,21 @@ async function setup(options: { holdsMapping?: boolean } = {}) {
   return { net, a, b, relay, changes, viaRelay, direct, pathAtB };
 }
 
+/** A fresh handshake from a to b through a relay: a sends to b's relay path, b sees a's. */
+async function handshakeThroughRelay(
+  { net, a, b, relay }: Pick<Awaited<ReturnType<typeof setup>>, "net" | "a" | "b" | "relay">,
+): Promise<void> {
+  const toB = relayEndpoint({ via: a.identity.address, peer: b.identity.address });
+  net.route(toB, b);
+  net.filter = (d) => d.by === a ? { from: relay } : "deliver";
+  net.route(relay, a);
+  // Message 1 on the wire first: pump() alone may run before it is sealed.
+  const pending = await net.begin(a, toB, { publicKey: b.identity.publicKey }, { fresh: true });
+  await net.pump();
+  await pending.result;
+  await net.pump();
+}
+
 Deno.test("roaming: a relayed frame moves a path unless a direct frame came within the silence window; each move is announced", async () => {
   const { net, a, b, relay, changes, viaRelay, direct, pathAtB } = await setup();
   viaRelay();
@@ -114,17 +129,7 @@ Deno.test("a path that holds a NAT mapping gets a keepalive every 25 s; others n
 
 Deno.test("a new session over another kind of path (a handshake through the relay) is announced as a change of path", async () => {
   const { net, a, b, relay, changes, pathAtB } = await setup();
-  // a reaches b again through a relay path: a sends to b's relay path, b sees a's.
-  const toB = relayEndpoint({ via: a.identity.address, peer: b.identity.address });
-  net.route(toB, b);
-  net.filter = (d) => d.by === a ? { from: relay } : "deliver";
-  net.route(relay, a);
-  const connected = a.manager.connect(toB, { publicKey: b.identity.publicKey }, 5_000, {
-    fresh: true,
-  });
-  await net.pump();
-  await connected;
-  await net.pump();
+  await handshakeThroughRelay({ net, a, b, relay });
   assert.equal(pathAtB(), formatEndpoint(relay));
   assert.deepEqual(changes, [formatEndpoint(relay)]);
 });
@@ -135,16 +140,7 @@ Deno.test("a handshake through the relay within the silence window of a direct f
   await net.pump();
   assert.equal(pathAtB(), formatEndpoint(a.endpoint));
   const before = b.manager.binding(a.keyHex);
-  const toB = relayEndpoint({ via: a.identity.address, peer: b.identity.address });
-  net.route(toB, b);
-  net.filter = (d) => d.by === a ? { from: relay } : "deliver";
-  net.route(relay, a);
-  const connected = a.manager.connect(toB, { publicKey: b.identity.publicKey }, 5_000, {
-    fresh: true,
-  });
-  await net.pump();
-  await connected;
-  await net.pump();
+  await handshakeThroughRelay({ net, a, b, relay });
   assert.notDeepEqual(b.manager.binding(a.keyHex), before, "a new session");
   assert.equal(pathAtB(), formatEndpoint(a.endpoint), "still the direct path");
   assert.deepEqual(changes, [], "no change announced");
