@@ -121,15 +121,15 @@ const RUNNERS: Record<Measurement, (ctx: Context) => Promise<Figures>> = {
 /** Profiles kept per function in `summary.txt`. */
 const PROFILE_TOP = 25;
 
+/** A flag the bench cannot take: reported in one line, with no stack. */
+class UsageError extends Error {}
+
 /**
  * `--profile NAME`: runs this bench again with `--only NAME` under
  * `--cpu-prof` (its daemons too, through `--profile-dir`), then writes
  * `summary.txt` beside the profiles and prints the run's JSON with
  * `details.profile` added.
  */
-/** A flag the bench cannot take: reported in one line, with no stack. */
-class UsageError extends Error {}
-
 async function profileOne(name: string, dirFlag: string | undefined): Promise<void> {
   if (!(MEASUREMENTS as readonly string[]).includes(name)) {
     throw new UsageError(
@@ -190,6 +190,7 @@ async function profileOne(name: string, dirFlag: string | undefined): Promise<vo
   console.log(JSON.stringify(out, null, 2));
 }
 
+/** The command line's flags; a flag the bench does not know is a UsageError. */
 function flags() {
   try {
     return parseArgs({
