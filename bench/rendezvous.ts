@@ -61,6 +61,28 @@ const RENDEZVOUS_SECONDS_MS = 2000;
 
 const RENDEZVOUS_CHILD = new URL("./_rendezvous_child.ts", import.meta.url).pathname;
 
+/** The fields of a bench presence record: private, no endpoints, valid for 30 minutes. */
+function presenceOf(
+  publicKey: Uint8Array,
+  stamp: Uint8Array,
+  hostname: string,
+  now: number,
+  staticKey: Uint8Array,
+) {
+  return {
+    publicKey,
+    stamp,
+    hostname,
+    visibility: "private" as const,
+    serial: now,
+    expiresAt: now + 30 * 60_000,
+    endpoints: [],
+    staticKey,
+    staticSerial: 0,
+    mailboxes: [],
+  };
+}
+
 /**
  * `n` records of fresh Ed25519 keys (WebCrypto, to make them fast; the
  * rendezvous checks them with the product's noble verify), hostnames
@@ -76,18 +98,13 @@ async function writeSyntheticRecords(path: string, n: number): Promise<void> {
     const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, [
       "sign",
     ]) as CryptoKeyPair;
-    const p = {
-      publicKey: new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey)),
-      stamp: randomBytes(8),
-      hostname: `n-${i}`,
-      visibility: "private" as const,
-      serial: now,
-      expiresAt: now + 30 * 60_000,
-      endpoints: [],
+    const p = presenceOf(
+      new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey)),
+      randomBytes(8),
+      `n-${i}`,
+      now,
       staticKey,
-      staticSerial: 0,
-      mailboxes: [],
-    };
+    );
     const message = new Uint8Array(presenceSigningMessage(encodePresenceBody(p)));
     const signature = new Uint8Array(await crypto.subtle.sign("Ed25519", pair.privateKey, message));
     const record = encodePresenceRecord({ ...p, signature });
@@ -123,18 +140,10 @@ export async function measureRendezvous(ctx: Context): Promise<Figures> {
     const now = Date.now();
     const staticKey = generateX25519KeyPair().publicKey;
     const records = ids.map((id, i) =>
-      signPresence(id.seed, {
-        publicKey: id.publicKey,
-        stamp: id.stamp,
-        hostname: `bench-node-${i}`,
-        visibility: "private",
-        serial: now,
-        expiresAt: now + 30 * 60_000,
-        endpoints: [],
-        staticKey,
-        staticSerial: 0,
-        mailboxes: [],
-      })
+      signPresence(
+        id.seed,
+        presenceOf(id.publicKey, id.stamp, `bench-node-${i}`, now, staticKey),
+      )
     );
     let n = 0;
     const t0 = performance.now();
