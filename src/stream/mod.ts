@@ -92,8 +92,10 @@
  *   still admits; the right edge never moves left and grows in steps of at
  *   least min(window / 2, MSS) (receiver SWS avoidance). Auto-tuning: a
  *   connection's window starts at its `reserve` and doubles (up to
- *   `receiveBuffer`) whenever more than a quarter of it is in use, so idle
- *   streams hold little of the peer's budget. A zero window arms the
+ *   `receiveBuffer`) whenever more than a quarter of it is unread or a
+ *   whole window arrived within `windowGrowthMs` (a bulk transfer), so idle
+ *   streams and streams of requests hold little of the peer's budget. A
+ *   zero window arms the
  *   persist timer: PROBEs at RTO × 2^n up to `persistMaxMs` (keepalives
  *   pause meanwhile).
  * - Keepalive and idle: a PROBE after `keepaliveMs` without a segment from

@@ -23,6 +23,7 @@ import {
   STREAM_RESERVE_BUFFER,
   STREAM_SEND_BUFFER,
   STREAM_TIME_WAIT_MS,
+  STREAM_WINDOW_GROWTH_MS,
 } from "../constants.ts";
 import { MAX_WINDOW } from "../wire/stream_segment.ts";
 
@@ -64,6 +65,8 @@ export interface StreamTimers {
   connectTimeoutMs: number;
   /** Longest interval between zero-window probes. */
   persistMaxMs: number;
+  /** A receive window doubles when a whole window arrived within this long (a bulk transfer). */
+  windowGrowthMs: number;
 }
 
 /** The protocol's caps. */
@@ -88,6 +91,7 @@ export const DEFAULT_STREAM_TIMERS: Readonly<StreamTimers> = {
   timeWaitMs: STREAM_TIME_WAIT_MS,
   connectTimeoutMs: STREAM_CONNECT_TIMEOUT_MS,
   persistMaxMs: STREAM_PERSIST_MAX_MS,
+  windowGrowthMs: STREAM_WINDOW_GROWTH_MS,
 };
 
 /** Fills in default caps; throws `RangeError` for a cap that is not a positive integer. */

@@ -14,7 +14,6 @@ import type { Deadlines } from "./deadlines.ts";
 import type { StreamError } from "./error.ts";
 import type { StreamLimits, StreamTimers } from "./options.ts";
 import { Insert, ReceiveBuffer } from "./receive_buffer.ts";
-import { STREAM_WINDOW_GROWTH_MS } from "../constants.ts";
 
 /** What the receiving half needs from its connection. @internal */
 export interface ReceiverInit {
@@ -65,9 +64,9 @@ export class Receiver {
   #finReceived = false;
   #advRight = 1;
   #sentRight = 1;
-  /** `next` and the time when a whole window last arrived (or at the start). */
-  #grownAt = 0;
-  #grownAtTime: number;
+  /** `next` and the time when a whole window had last arrived (or the start). */
+  #windowMark = 0;
+  #windowMarkTime: number;
   #windowLimit: number;
   #held = 0;
   #ackPending = 0;
@@ -80,7 +79,7 @@ export class Receiver {
     this.#h = init;
     this.#at = init.at;
     this.#rb = new ReceiveBuffer(1, init.limits.maxOutOfOrder);
-    this.#grownAtTime = init.now;
+    this.#windowMarkTime = init.now;
     this.#waiter = init.wakeLater(() => this.#growLater = true);
     this.#windowLimit = Math.min(
       init.limits.receiveBuffer,
@@ -272,7 +271,7 @@ export class Receiver {
    * reserve (idle streams hold little of the peer's budget) and doubles it,
    * up to `receiveBuffer`, whenever it may limit the sender: more than a
    * quarter of it is unread (the reader is behind), or a whole window
-   * arrived within STREAM_WINDOW_GROWTH_MS (a bulk transfer, however fast
+   * arrived within `windowGrowthMs` (a bulk transfer, however fast
    * the reader; the receiver cannot see the sender's round trip). A busy
    * stream's window so stays ahead of its congestion window, and a stream
    * of requests and answers keeps its reserve.
@@ -283,11 +282,11 @@ export class Receiver {
     const next = this.#rb.next;
     const unread = next - this.#rb.consumed;
     let bulk = false;
-    if (next - this.#grownAt >= this.#windowLimit) {
+    if (next - this.#windowMark >= this.#windowLimit) {
       // A whole window since the mark: quickly (bulk), or not (start again).
-      bulk = now - this.#grownAtTime < STREAM_WINDOW_GROWTH_MS;
-      this.#grownAt = next;
-      this.#grownAtTime = now;
+      bulk = now - this.#windowMarkTime < this.#h.timers.windowGrowthMs;
+      this.#windowMark = next;
+      this.#windowMarkTime = now;
     }
     if (unread <= this.#windowLimit / 4 && !bulk) return;
     this.#windowLimit = Math.min(cap, 2 * this.#windowLimit);
