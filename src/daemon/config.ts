@@ -19,7 +19,7 @@ import { invalid, PilotError } from "../errors.ts";
 import { type EndpointSpec, parseEndpoint } from "../discovery/endpoint.ts";
 import { isValidHostname, validateHostname } from "../identity/self_description.ts";
 import { isAddressLike, parseAddress } from "../identity/address.ts";
-import { parseFingerprint } from "../identity/fingerprint.ts";
+import { fingerprintIn, parseFingerprint } from "../identity/fingerprint.ts";
 import { DEFAULT_TIMERS, type SessionTimers } from "../session/manager.ts";
 import { DEFAULT_STREAM_TIMERS, type StreamTimers } from "../stream/options.ts";
 import { DEFAULT_RELAY_QUOTA } from "../services/rendezvous/service.ts";
@@ -313,11 +313,8 @@ function checkService(given: string, where: string): string {
 export function parseAutoApprove(text: string, where: string): string {
   const t = text.trim();
   if (/^[0-9a-fA-F]{64}$/.test(t)) return t.toLowerCase();
-  try {
-    return parseFingerprint(t);
-  } catch {
-    // not a fingerprint; try an address
-  }
+  const print = fingerprintIn(t);
+  if (print !== null) return print;
   try {
     return parseAddress(t);
   } catch {

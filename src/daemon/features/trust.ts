@@ -8,7 +8,7 @@
 import { matches, matchOne } from "../../discovery/match.ts";
 import { isAddressLike, parseAddress } from "../../identity/address.ts";
 import { PilotError } from "../../errors.ts";
-import { fingerprintMatches, parseFingerprint } from "../../identity/fingerprint.ts";
+import { fingerprintIn, fingerprintMatches } from "../../identity/fingerprint.ts";
 import type { PendingRequest } from "../../services/trust_types.ts";
 import { type PeerRef, peerRef, refOf } from "../../session/peer_ref.ts";
 import type { NodeContext } from "../context.ts";
@@ -466,12 +466,9 @@ export class TrustFeature {
 function namesOneKey(text: string): boolean {
   const t = text.trim();
   if (/^[0-9a-fA-F]{64}$/.test(t)) return true;
+  if (!isAddressLike(t)) return fingerprintIn(t) !== null;
   try {
-    if (isAddressLike(t)) {
-      parseAddress(t);
-      return true;
-    }
-    parseFingerprint(t);
+    parseAddress(t);
     return true;
   } catch {
     return false;
