@@ -270,8 +270,19 @@ export const STREAM_MAX_RTO_MS = 60_000;
  * answers (which keep their reserve).
  */
 export const STREAM_WINDOW_GROWTH_MS = 1_000;
-/** Reliable streams: longest delay of an acknowledgement (ms); every second segment is acknowledged at once. */
+/**
+ * Reliable streams: longest delay of an acknowledgement (ms); in-order data is
+ * acknowledged at once after two segments and `STREAM_ACK_BYTES`.
+ */
 export const STREAM_DELAYED_ACK_MS = 1;
+/**
+ * Reliable streams: in-order data owes an ACK at once after at least two
+ * segments and this many bytes (stretch ACKs: about 8 segments of the
+ * 1328-byte MSS, 2 of a loopback one). Each ACK is one AEAD call on both
+ * sides, so with small segments ACKing every second one cost a third of the
+ * data path's crypto; slow start's byte-counting limit is the same amount.
+ */
+export const STREAM_ACK_BYTES = 10_000;
 /** Reliable streams: a keepalive probe after this long without a segment from the peer (ms). */
 export const STREAM_KEEPALIVE_MS = 10_000;
 /** Reliable streams: a connection is reset after this long without a segment from the peer (ms). */

@@ -6,6 +6,7 @@ import {
   type LossEvent,
 } from "../src/stream/congestion.ts";
 import { NewReno } from "../src/stream/new_reno.ts";
+import { STREAM_ACK_BYTES } from "../src/constants.ts";
 import type { ConnectionStats } from "../src/stream/connection.ts";
 import { SEG_ACK } from "../src/wire/stream_segment.ts";
 import { openPair, patternBytes, readAll, sha256, SimLink, track, writeAll } from "./_sim_link.ts";
@@ -21,17 +22,23 @@ Deno.test("the initial window follows RFC 6928", () => {
   assert.equal(new NewReno({ mss: 1328, maxWindow: MIB }).cwnd, 13_280);
 });
 
-Deno.test("NewReno slow start grows cwnd by the bytes acknowledged, at most 2 SMSS per ACK", () => {
+Deno.test("NewReno slow start grows cwnd by the bytes acknowledged, at most max(2 SMSS, STREAM_ACK_BYTES) per ACK", () => {
   const cc = new NewReno({ mss: MSS, maxWindow: MIB });
   assert.equal(cc.slowStart, true);
   cc.onAck(2 * MSS, true);
   assert.equal(cc.cwnd, 12 * MSS);
-  cc.onAck(5 * MSS, true); // byte counting limit L = 2 SMSS (RFC 3465)
-  assert.equal(cc.cwnd, 14 * MSS);
+  // Byte counting (RFC 3465) with L = one stretch ACK's worth: 10 SMSS here.
+  assert.equal(STREAM_ACK_BYTES, 10 * MSS);
+  cc.onAck(25 * MSS, true);
+  assert.equal(cc.cwnd, 22 * MSS);
   cc.onAck(500, true);
-  assert.equal(cc.cwnd, 14 * MSS + 500);
+  assert.equal(cc.cwnd, 22 * MSS + 500);
   cc.onAck(2 * MSS, false); // application-limited: no growth
-  assert.equal(cc.cwnd, 14 * MSS + 500);
+  assert.equal(cc.cwnd, 22 * MSS + 500);
+  // Segments larger than a stretch ACK: L = 2 SMSS, as the RFC has it.
+  const big = new NewReno({ mss: 60_000, maxWindow: 100 * MIB });
+  big.onAck(5 * 60_000, true);
+  assert.equal(big.cwnd, initialWindow(60_000) + 2 * 60_000);
 });
 
 Deno.test("NewReno congestion avoidance adds one SMSS per cwnd of acknowledged bytes", () => {

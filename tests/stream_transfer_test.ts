@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Connection } from "../src/stream/connection.ts";
 import { SEG_ACK } from "../src/wire/stream_segment.ts";
+import { STREAM_ACK_BYTES } from "../src/constants.ts";
 import {
   openPair,
   patternBytes,
@@ -184,6 +185,36 @@ Deno.test("many silent readers cannot make one peer hold more than its budget", 
   const got = readAll(servers[0]!);
   await link.run(() => got.result.ended);
   assert.equal(got.result.bytes, MIB);
+});
+
+Deno.test("in-order data is acknowledged once per STREAM_ACK_BYTES with small segments, every second segment with large ones", async () => {
+  for (const mss of [1328, 30_000]) {
+    const link = new SimLink({
+      mss,
+      link: { delayMs: 5 },
+      limits: { sendBuffer: 4 * MIB, receiveBuffer: 4 * MIB },
+    });
+    link.tracing = true;
+    const { client, server } = await openPair(link);
+    const data = patternBytes(4 * MIB, 3);
+    const got = readAll(server);
+    const sent = track(writeAll(client, data));
+    await link.run(() => sent.settled && got.result.ended);
+    assert.equal(got.result.sha256, sha256(data));
+    assert.equal(client.stats().retransmits, 0);
+    const segments = link.trace.filter((p) => p.from === "a" && isData(p)).length;
+    const acks = link.trace.filter((p) =>
+      p.from === "b" && p.segment.flags === SEG_ACK && p.segment.data.length === 0
+    ).length;
+    // One ACK per ceil(STREAM_ACK_BYTES / mss) segments (at least 2), give
+    // or take the ACKs of window updates and of the delayed-ACK timer.
+    const every = Math.max(2, Math.ceil(STREAM_ACK_BYTES / mss));
+    const expected = segments / every;
+    assert.ok(
+      acks >= 0.9 * expected && acks <= 1.25 * expected,
+      `mss ${mss}: ${acks} ACKs for ${segments} segments, expected about ${expected}`,
+    );
+  }
 });
 
 Deno.test("a segment lost once is retransmitted after three duplicate ACKs, well before the RTO", async () => {

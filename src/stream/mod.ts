@@ -64,9 +64,10 @@
  *   window; both are retransmitted with RTO backoff until
  *   `connectTimeoutMs`. `connect()` resolves, and a listener's `onAccept`
  *   runs, once the handshake completes.
- * - Transfer: sliding window limited by min(cwnd, peer's window); ACK every
- *   second segment or after `delayedAckMs` (1 ms), at once for out-of-order
- *   data, gap fills, FIN and PROBE. Nagle (RFC 896) for short tails unless
+ * - Transfer: sliding window limited by min(cwnd, peer's window); ACK once
+ *   two segments and `STREAM_ACK_BYTES` arrived in order (stretch ACKs for
+ *   small segments), else after `delayedAckMs` (1 ms), at once for
+ *   out-of-order data, gap fills, FIN and PROBE. Nagle (RFC 896) for short tails unless
  *   `noDelay`.
  * - RTO: RFC 6298 (SRTT, RTTVAR, K = 4, G = 1 ms, min 200 ms configurable,
  *   max 60 s, doubling backoff, Karn).
@@ -81,7 +82,7 @@
  *   oldest segment restarts the RTO timer.
  * - Congestion control: **NewReno** (RFC 5681, RFC 6582), cwnd in bytes,
  *   initial window per RFC 6928, slow start with byte counting (RFC 3465,
- *   L = 2 SMSS), congestion avoidance +1 SMSS per cwnd acknowledged, fast
+ *   L = max(2 SMSS, `STREAM_ACK_BYTES`)), congestion avoidance +1 SMSS per cwnd acknowledged, fast
  *   recovery: ssthresh = cwnd = max(FlightSize / 2, 2 SMSS) once per window
  *   (the recovery point), exit at a full ACK with
  *   cwnd = min(ssthresh, FlightSize + SMSS), RTO: cwnd = 1 SMSS. cwnd only

@@ -1,8 +1,10 @@
 /**
  * NewReno congestion control with the window in bytes: slow start and
  * congestion avoidance as RFC 5681 with appropriate byte counting (RFC 3465,
- * L = 2 SMSS), one window reduction per loss episode as RFC 6582 (the
- * "recover" point), and the initial window of RFC 6928.
+ * L = max(2 SMSS, `STREAM_ACK_BYTES`): the receiver's stretch ACKs each
+ * cover that much, and slow start still doubles cwnd per round trip), one
+ * window reduction per loss episode as RFC 6582 (the "recover" point), and
+ * the initial window of RFC 6928.
  *
  * Fast recovery keeps cwnd at ssthresh instead of inflating it per
  * duplicate ACK: the sender counts what is really in flight (the "pipe" of
@@ -12,6 +14,7 @@
  * @module
  */
 
+import { STREAM_ACK_BYTES } from "../constants.ts";
 import {
   type AckEvent,
   type CongestionControl,
@@ -41,12 +44,14 @@ export class NewReno implements CongestionControl {
   /** Times the window collapsed to one segment after a retransmission timeout. */
   timeouts = 0;
   #maxWindow: number;
+  #byteCountLimit: number;
   #bytesAcked = 0;
 
   /** Starts in slow start with the RFC 6928 initial window. */
   constructor(options: CongestionOptions) {
     this.mss = options.mss;
     this.#maxWindow = Math.max(options.maxWindow, 2 * options.mss);
+    this.#byteCountLimit = Math.max(2 * options.mss, STREAM_ACK_BYTES);
     this.cwnd = Math.min(initialWindow(options.mss), this.#maxWindow);
   }
 
@@ -63,7 +68,7 @@ export class NewReno implements CongestionControl {
   onAck(acked: number, limited: boolean): void {
     if (this.inRecovery || acked <= 0 || !limited) return;
     if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(acked, 2 * this.mss);
+      this.cwnd += Math.min(acked, this.#byteCountLimit);
     } else {
       this.#bytesAcked += acked;
       if (this.#bytesAcked >= this.cwnd) {

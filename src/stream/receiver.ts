@@ -8,6 +8,7 @@
  * @module
  */
 
+import { STREAM_ACK_BYTES } from "../constants.ts";
 import { type SackBlock, SEG_FIN, type StreamSegment } from "../wire/stream_segment.ts";
 import type { Budget } from "./budget.ts";
 import type { Deadlines } from "./deadlines.ts";
@@ -48,6 +49,7 @@ interface Reader {
   reject(e: StreamError): void;
 }
 
+/** In-order segments that owe an ACK at once, once they carry `STREAM_ACK_BYTES` too. */
 const ACK_EVERY = 2;
 const NO_SACK: readonly SackBlock[] = [];
 
@@ -70,6 +72,7 @@ export class Receiver {
   #windowLimit: number;
   #held = 0;
   #ackPending = 0;
+  #ackPendingBytes = 0;
   #ackNow = false;
   #readers: Reader[] = [];
   #received = 0;
@@ -157,7 +160,10 @@ export class Receiver {
       const before = rb.next;
       const r = rb.insert(seg.seq, data, limit);
       if (r === Insert.InOrder) {
-        if (++this.#ackPending >= ACK_EVERY) this.#ackNow = true;
+        this.#ackPendingBytes += data.length;
+        if (++this.#ackPending >= ACK_EVERY && this.#ackPendingBytes >= STREAM_ACK_BYTES) {
+          this.#ackNow = true;
+        }
       } else {
         // Out of order, duplicate, gap filled or beyond the window: at once
         // (RFC 5681 4.2), so that the sender sees duplicate ACKs and SACKs.
@@ -220,6 +226,7 @@ export class Receiver {
     if (sack.length > 0 || rb.heldSegments === 0) {
       this.#ackNow = false;
       this.#ackPending = 0;
+      this.#ackPendingBytes = 0;
       this.#at.ack = Infinity;
     }
     return sack;
