@@ -27,7 +27,7 @@ import {
 } from "../src/wire/presence_record.ts";
 import { encodeRendezvousMessage } from "../src/wire/rendezvous_message.ts";
 import { PING_PAYLOAD, PING_PROBES, pingVia } from "./latency.ts";
-import { STREAM_TIMEOUT_MS } from "./throughput.ts";
+import { sampleConnections, STREAM_TIMEOUT_MS } from "./throughput.ts";
 import {
   Api,
   cleanups,
@@ -309,12 +309,14 @@ async function streamVia(
   peer: string,
   figure: string,
 ): Promise<{ mbps: number | null; data: Json }> {
+  const samples: unknown[] = [];
+  const stopSampling = sampleConnections(api, samples);
   const r = await api.call("POST", "/v1/bench", {
     peer,
     size_mb: RELAY_VOLUME_MIB,
     timeout_ms: STREAM_TIMEOUT_MS,
-  });
-  const data = r.json?.data;
+  }).finally(stopSampling);
+  const data = r.json?.data && { ...r.json.data, connection_samples: samples };
   if (r.status !== 200 || data?.sha256_verified !== true) {
     ctx.notes[`${figure}_error`] = JSON.stringify(r.json).slice(0, 300);
     return { mbps: null, data: data ?? null };
@@ -353,6 +355,13 @@ export async function measureRelay(ctx: Context): Promise<Figures> {
   const peers = (await api.call("GET", "/v1/peers")).json?.data?.peers ?? [];
   const path = peers.find((p: { address: string }) => p.address === peer)?.path ?? null;
   const status = (await rendezvous.node.pilot("rendezvous", "status", "--json")).json?.data;
+  const dropsOf = async (n: TestNode) =>
+    (await (await Api.of(n)).call("GET", "/v1/info")).json?.data?.drops ?? null;
+  const drops = {
+    x: await dropsOf(x),
+    y: await dropsOf(y),
+    rendezvous: await dropsOf(rendezvous.node),
+  };
   await x.stop();
   await y.stop();
 
@@ -394,6 +403,7 @@ export async function measureRelay(ctx: Context): Promise<Figures> {
       stream: direct1400.data,
     },
     ping_lost: ping.lost,
+    drops,
     rendezvous: status ?? null,
   };
   progress(`relay: ${RELAY_PAIRS} relayed pairs in process, heap per pair`);

@@ -261,7 +261,7 @@ interface OneWayRun {
  * where a stall shows (cwnd, rto, retransmits). Stop it with the function
  * it returns.
  */
-function sampleConnections(api: Api, samples: unknown[]): () => Promise<void> {
+export function sampleConnections(api: Api, samples: unknown[]): () => Promise<void> {
   let sampling = true;
   const t0 = performance.now();
   const done = (async () => {
