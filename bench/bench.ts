@@ -259,6 +259,8 @@ export async function main(): Promise<void> {
     msgs_per_s: null,
     msg_latency_ms_p99: null,
     msgs_per_s_tcp: null,
+    msgs_per_s_batch: null,
+    msg_latency_ms_p99_batch: null,
     tasks_per_s: null,
     task_round_trip_ms_p50: null,
     task_round_trip_ms_p99: null,

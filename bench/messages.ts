@@ -26,20 +26,39 @@ import type { Targets } from "./targets.ts";
 /** Targets of the message figures. */
 export const MESSAGE_TARGETS: Targets = {
   msgs_per_s: { min: 5000 },
+  msgs_per_s_batch: { min: 5000 },
 };
 
 const MESSAGE_COUNT = 5000;
 
 const MESSAGE_SECONDS = 5;
 
-/** One timed burst of sends on A's API (the CLI's socket, or TCP through the gate). */
+/** Messages in each request of the batch run (`POST /v1/send-batch`). */
+const BATCH_SIZE = 64;
+
+/** Batch requests in flight at once in the batch run. */
+const BATCH_INFLIGHT = 4;
+
+/** Messages of the batch run: 128 batches, within B's inbox cap (10,000) once emptied. */
+const BATCH_COUNT = 128 * BATCH_SIZE;
+
+/**
+ * One timed burst of sends on A's API (the CLI's socket, or TCP through the
+ * gate): `count` messages, `inflight` requests at once, each request one
+ * message (`POST /v1/send`) or, with `batch` > 1, that many (`POST
+ * /v1/send-batch`). A message counts when its answer carries B's receipt;
+ * its latency is its request's.
+ */
 async function timedSends(
   a: TestNode,
   b: TestNode,
   api: Api,
   label: string,
   count: number,
+  options: { inflight?: number; batch?: number } = {},
 ): Promise<{ sent: number; ms: number; latencies: number[]; detail: Json }> {
+  const inflight = options.inflight ?? settings.messageInflight;
+  const batch = options.batch ?? 1;
   let sent = 0;
   let failed = 0;
   const failures: Record<string, number> = {};
@@ -49,27 +68,42 @@ async function timedSends(
   const cpuSelf = await cpuMs("self");
   const deadline = performance.now() + MESSAGE_SECONDS * 1000;
   let issued = 0;
-  const t0 = performance.now();
-  await pool(count, settings.messageInflight, async (i) => {
-    if (performance.now() > deadline) return;
-    issued++;
-    const s0 = performance.now();
-    const r = await api.call("POST", "/v1/send", {
-      peer: NAME_B,
-      type: "json",
-      data: JSON.stringify({ n: i, task: "bench", at: Date.now() }),
-      id: `bench-${label}-${i}`,
-    }).catch((e) => ({ status: 0, json: { code: (e as Error).name } }));
+  const message = (i: number) => ({
+    type: "json",
+    data: JSON.stringify({ n: i, task: "bench", at: Date.now() }),
+    id: `bench-${label}-${i}`,
+  });
+  // deno-lint-ignore no-explicit-any
+  const count1 = (answer: any, s0: number) => {
     // "duplicate": stored once already, by an earlier copy of this same request's datagrams.
-    const receipt = r.json.data?.receipt?.status;
-    if (r.status === 200 && (receipt === "stored" || receipt === "duplicate")) {
+    const receipt = answer?.data?.receipt?.status;
+    if (answer?.status === "ok" && (receipt === "stored" || receipt === "duplicate")) {
       sent++;
       latencies.push(performance.now() - s0);
     } else {
       failed++;
-      const code = String(r.json?.code ?? receipt ?? r.status);
+      const code = String(answer?.code ?? receipt ?? "no answer");
       failures[code] = (failures[code] ?? 0) + 1;
     }
+  };
+  const t0 = performance.now();
+  await pool(Math.ceil(count / batch), inflight, async (k) => {
+    if (performance.now() > deadline) return;
+    const s0 = performance.now();
+    const ids = Array.from({ length: Math.min(batch, count - k * batch) }, (_, j) => k * batch + j);
+    issued += ids.length;
+    const r = await (batch === 1
+      ? api.call("POST", "/v1/send", { peer: NAME_B, ...message(ids[0]!) })
+      : api.call("POST", "/v1/send-batch", { peer: NAME_B, messages: ids.map(message) }))
+      .catch((e) => ({ status: 0, json: { code: (e as Error).name } }));
+    const answers = r.status !== 200
+      ? ids.map(() =>
+        r.json
+      )
+      : batch === 1
+      ? [r.json]
+      : r.json.data.results;
+    for (const answer of answers) count1(answer, s0);
   });
   const ms = performance.now() - t0;
   const cpuA2 = await cpuMs(a.pid);
@@ -87,7 +121,8 @@ async function timedSends(
       failed,
       failures,
       seconds: round(ms / 1000),
-      inflight: settings.messageInflight,
+      inflight,
+      batch,
       msg_latency_ms_p50: round(percentile(latencies, 0.5) ?? NaN),
       daemon_a_cpu_percent: pct(cpuA, cpuA2),
       daemon_b_cpu_percent: pct(cpuB, cpuB2),
@@ -114,7 +149,13 @@ export async function measureMessages(ctx: Context): Promise<Figures> {
   if (warm.sent === 0) {
     ctx.notes.msgs_per_s = `no message went through in the warm-up: ` +
       JSON.stringify(warm.detail.failures);
-    return { msgs_per_s: null, msg_latency_ms_p99: null, msgs_per_s_tcp: null };
+    return {
+      msgs_per_s: null,
+      msg_latency_ms_p99: null,
+      msgs_per_s_tcp: null,
+      msgs_per_s_batch: null,
+      msg_latency_ms_p99_batch: null,
+    };
   }
   progress(
     `messages: up to ${MESSAGE_COUNT} in ${MESSAGE_SECONDS} s, ${settings.messageInflight} in flight`,
@@ -125,7 +166,16 @@ export async function measureMessages(ctx: Context): Promise<Figures> {
   await clearInbox(b);
   progress(`messages: the same over TCP, through the connection gate`);
   const tcp = await timedSends(a, b, await Api.of(a, "tcp"), "tcp", MESSAGE_COUNT);
-  ctx.details.messages = { ...main.detail, tcp: tcp.detail };
+  await clearInbox(b);
+  progress(
+    `messages: up to ${BATCH_COUNT} in ${MESSAGE_SECONDS} s in batches of ${BATCH_SIZE}, ` +
+      `${BATCH_INFLIGHT} batches in flight`,
+  );
+  const batched = await timedSends(a, b, api, "batch", BATCH_COUNT, {
+    inflight: BATCH_INFLIGHT,
+    batch: BATCH_SIZE,
+  });
+  ctx.details.messages = { ...main.detail, tcp: tcp.detail, batch: batched.detail };
   ctx.notes.msgs_per_s = `POST /v1/send on A's control API over its Unix socket, as the CLI ` +
     `calls it (bearer token from control.json), ` +
     `small JSON messages to B (mutual trust seeded in both trust.json), ${settings.messageInflight} ` +
@@ -134,10 +184,18 @@ export async function measureMessages(ctx: Context): Promise<Figures> {
     `up to ${MESSAGE_COUNT} messages or ${MESSAGE_SECONDS} s, after a 50-message warm-up`;
   ctx.notes.msgs_per_s_tcp = "the same over A's TCP port, which relays each connection " +
     "through the connection gate (src/control/conn_gate.ts) to that socket, right after";
+  ctx.notes.msgs_per_s_batch = `the same messages through POST /v1/send-batch on A's Unix ` +
+    `socket, ${BATCH_SIZE} per request and ${BATCH_INFLIGHT} requests in flight ` +
+    `(${BATCH_SIZE * BATCH_INFLIGHT} messages), up to ${BATCH_COUNT} messages or ` +
+    `${MESSAGE_SECONDS} s, each counted when its own result carries B's receipt; B's inbox ` +
+    `emptied before; msg_latency_ms_p99_batch is a message's request's. The batch route is ` +
+    `item 3's answer to an HTTP round trip per message: msgs_per_s keeps one request each`;
   return {
     msgs_per_s: round(main.sent / (main.ms / 1000), 0),
     msg_latency_ms_p99: round(percentile(main.latencies, 0.99) ?? NaN),
     msgs_per_s_tcp: round(tcp.sent / (tcp.ms / 1000), 0),
+    msgs_per_s_batch: round(batched.sent / (batched.ms / 1000), 0),
+    msg_latency_ms_p99_batch: round(percentile(batched.latencies, 0.99) ?? NaN),
   };
 }
 

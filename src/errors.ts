@@ -75,6 +75,16 @@ export function invalid(message: string, hint = ""): PilotError {
   return new PilotError("invalid_argument", message, hint);
 }
 
+/**
+ * `e` as the API reports it: a PilotError as it is, anything else (a bug of
+ * ours) as `internal` with its message.
+ */
+export function asPilotError(e: unknown): PilotError {
+  if (e instanceof PilotError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new PilotError("internal", `Internal error: ${message}`, "see the daemon log");
+}
+
 /** The error body of the API, also printed by the CLI with `--json`. */
 export function errorBody(err: PilotError): Record<string, unknown> {
   return {

@@ -696,7 +696,11 @@ export async function callApi(
   node: TestNode,
   method: string,
   path: string,
-  options: { body?: unknown; query?: Record<string, string | number | boolean> } = {},
+  options: {
+    body?: unknown;
+    query?: Record<string, string | number | boolean>;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<ApiResult> {
   const control = await node.controlFile();
   const url = new URL(path, control.url);
@@ -705,7 +709,11 @@ export async function callApi(
   try {
     const res = await fetch(url, {
       method,
-      headers: { authorization: `Bearer ${control.token}`, "content-type": "application/json" },
+      headers: {
+        authorization: `Bearer ${control.token}`,
+        "content-type": "application/json",
+        ...options.headers,
+      },
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       client,
     });

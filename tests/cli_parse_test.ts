@@ -144,6 +144,7 @@ Deno.test("a usage error with --json prints the API's error object on stdout and
 const API_ONLY = new Set([
   "GET /v1/health", // the token-free liveness probe
   "GET /v1/openapi.json", // the token-free OpenAPI document, for tools
+  "POST /v1/send-batch", // many messages in one request, for agents: a command sends one per call
 ]);
 
 Deno.test("every route in help --json exists in the control API's route table, and every route has a command", () => {

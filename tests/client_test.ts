@@ -34,6 +34,15 @@ Deno.test("the typed client sends, follows the inbox and events, opens a stream,
     });
     assert.equal(sent.delivery, "stored");
     assert.equal(sent.receipt?.status, "stored");
+    // A batch: typed results, one per message, in order.
+    const batch = await pa.api.sendBatch({
+      peer: PAIR_B_NAME,
+      messages: [{ data: "one", id: "c-2" }, { data: "two", id: "c-3" }],
+    });
+    assert.deepEqual(
+      batch.results.map((r) => r.status === "ok" ? r.data.id : r.code),
+      ["c-2", "c-3"],
+    );
 
     // The inbox as an iterator: the stored message comes first.
     for await (const m of pb.inbox({ timeoutMs: 5_000 })) {

@@ -284,6 +284,18 @@ Deno.test("every route's answer on a running daemon has only fields its output s
     },
   });
   await answer(a, C.SEND, { body: { peer: PAIR_B_NAME, type: "json", data: { n: 1 } } });
+  // A batch whose answer holds both kinds of result: a receipt, and an error
+  // (the same id as "full" with other content: a conflict).
+  const batch = await answer(a, C.SEND_BATCH, {
+    body: {
+      peer: PAIR_B_NAME,
+      messages: [{ data: "batched", id: "b-1" }, { data: "not x", id: "full" }],
+    },
+  });
+  assert.deepEqual(
+    batch.results.map((r: { status: string; code?: string }) => r.code ?? r.status),
+    ["ok", "conflict"],
+  );
   const inbox = await answer(b, C.INBOX);
   const full = inbox.messages.find((m: { id: string }) => m.id === "full");
   assert.deepEqual([full.correlation_id, full.in_reply_to, full.meta], ["c1", "r1", { job: "7" }]);

@@ -10,12 +10,13 @@ import { API_VERSION, VERSION } from "../constants.ts";
 import type { Node } from "../daemon/node.ts";
 import type { ApiRequest, Routes } from "./server.ts";
 import { bridge } from "./stream_socket.ts";
-import { bytesField, messageData, queryInt } from "./fields.ts";
+import { batchEnvelopes, bytesField, messageData, outgoingMessage, queryInt } from "./fields.ts";
 import { openApiDocument } from "./openapi.ts";
 import * as C from "./contract/mod.ts";
 import * as V from "./views.ts";
-import { errorBody, invalid, PilotError } from "../errors.ts";
+import { asPilotError, errorBody, invalid, PilotError } from "../errors.ts";
 import type { Connection } from "../stream/mod.ts";
+import { log } from "../daemon/log.ts";
 
 /** Heartbeat interval of follow streams (ms); a query may shorten it. */
 export const HEARTBEAT_MS = 15_000;
@@ -100,9 +101,7 @@ function streamSocket(
       }
       bridge(socket, conn, hello, req.query.get("flow") === "credit");
     }, (e) => {
-      const err = e instanceof PilotError
-        ? e
-        : new PilotError("internal", `Internal error: ${(e as Error).message}`);
+      const err = asPilotError(e);
       if (socket.readyState !== WebSocket.OPEN) return;
       socket.send(JSON.stringify(errorBody(err)));
       socket.close(4006, err.code);
@@ -242,32 +241,40 @@ export function nodeRoutes(
     "POST /v1/send": async (req) => {
       const b = C.parseInput(C.SEND, req.body);
       const headerId = req.headers.get("idempotency-key") ?? "";
-      const bodyId = b.id;
-      if (headerId !== "" && bodyId !== "" && headerId !== bodyId) {
+      if (headerId !== "" && b.id !== "" && headerId !== b.id) {
         throw invalid("Idempotency-Key and id differ", "give the message id once");
       }
-      const meta = b.meta ?? {};
-      if (
-        typeof meta !== "object" || meta === null || Array.isArray(meta) ||
-        !Object.values(meta).every((v) => typeof v === "string")
-      ) {
-        throw invalid('Field "meta" must be an object of strings');
-      }
+      const message = outgoingMessage({ ...b, id: headerId || b.id });
       return V.sendView(
-        await messages.send(
-          b.peer,
-          {
-            type: b.type,
-            data: messageData(b.type, b.data),
-            id: headerId || bodyId,
-            correlationId: b.correlation_id,
-            inReplyTo: b.in_reply_to,
-            meta: meta as Record<string, string>,
-          },
-          b.timeout_ms,
-          { queue: b.queue, ttlMs: b.ttl_ms },
-        ),
+        await messages.send(b.peer, message, b.timeout_ms, { queue: b.queue, ttlMs: b.ttl_ms }),
       );
+    },
+    "POST /v1/send-batch": async (req) => {
+      const b = C.parseInput(C.SEND_BATCH, req.body);
+      if (req.headers.get("idempotency-key") !== null) {
+        throw invalid(
+          "Idempotency-Key names one message, not a batch",
+          'give each message of the batch its own "id"',
+        );
+      }
+      const envelopes = batchEnvelopes(b.messages);
+      const options = { queue: b.queue, ttlMs: b.ttl_ms };
+      // All at once: they pipeline on the peer's one message stream, and
+      // each settles on its own receipt (or error), as separate sends would.
+      const settled = await Promise.allSettled(
+        envelopes.map((e) => messages.sendEnvelope(b.peer, e, b.timeout_ms, options)),
+      );
+      for (const r of settled) {
+        if (r.status === "rejected" && !(r.reason instanceof PilotError)) {
+          log(`POST /v1/send-batch: ${String(r.reason)}`, {
+            level: "error",
+            event: "api.error",
+            code: "internal",
+            fields: { route: "POST /v1/send-batch", stack: (r.reason as Error)?.stack },
+          });
+        }
+      }
+      return V.sendBatchView(settled);
     },
     "GET /v1/outbox": () => Promise.resolve(V.outboxView(messages.outbox())),
     "POST /v1/tasks/submit": async (req) => {
@@ -453,7 +460,7 @@ export function nodeRoutes(
           (data) => ({ kind: "result", ...V.sendFileView(data) }),
           (e) => ({
             kind: "error",
-            ...errorBody(e instanceof PilotError ? e : new PilotError("internal", String(e))),
+            ...errorBody(asPilotError(e)),
           }),
         );
         let end: unknown;

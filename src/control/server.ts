@@ -19,7 +19,7 @@ import {
   CONTROL_MAX_SOCKETS,
   VERSION,
 } from "../constants.ts";
-import { errorBody, PilotError } from "../errors.ts";
+import { asPilotError, errorBody, PilotError } from "../errors.ts";
 import { log, logs } from "../daemon/log.ts";
 import { ConnGate, type GateDrop } from "./conn_gate.ts";
 import { type HoldKind, Holds } from "./holds.ts";
@@ -276,9 +276,7 @@ async function handle(req: Request, ctx: Context): Promise<Response> {
     data.body.pipeTo(relay.writable).catch(() => {}).finally(done);
     return new Response(relay.readable, { status: data.status, headers: data.headers });
   } catch (e) {
-    const err = e instanceof PilotError
-      ? e
-      : new PilotError("internal", `Internal error: ${(e as Error).message}`, "see the daemon log");
+    const err = asPilotError(e);
     err.requestId = requestId;
     logFailure(req, err, e);
     return json(err.httpStatus, errorBody(err));

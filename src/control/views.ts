@@ -11,6 +11,7 @@
  */
 import type * as C from "./contract/mod.ts";
 import type { Infer } from "./schema.ts";
+import { asPilotError, errorBody } from "../errors.ts";
 import type {
   FlaggedRequest,
   HandshakeResult,
@@ -349,6 +350,19 @@ export function sendView(r: SendResult): Infer<typeof C.SEND_RESULT> {
     delivery: r.delivery,
     receipt: r.receipt === null ? null : { status: r.receipt.status, seq: r.receipt.seq },
     expires_at: r.expiresAt,
+  };
+}
+
+/** `POST /v1/send-batch`: each message's answer, in order, as `POST /v1/send` would give it. */
+export function sendBatchView(
+  settled: readonly PromiseSettledResult<SendResult>[],
+): Infer<typeof C.SEND_BATCH.output> {
+  return {
+    results: settled.map((r) =>
+      r.status === "fulfilled"
+        ? { status: "ok" as const, data: sendView(r.value) }
+        : errorBody(asPilotError(r.reason)) as Infer<typeof C.ERROR_BODY>
+    ),
   };
 }
 

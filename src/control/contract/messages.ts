@@ -9,6 +9,7 @@ import {
   ACK_FROM_FIELD,
   AFTER_FIELD,
   DELIVERY_TIMEOUT_MS,
+  ERROR_BODY,
   HEARTBEAT_FIELD,
   HEARTBEAT_LINE,
   LIMIT_FIELD,
@@ -63,8 +64,8 @@ export const MESSAGE = obj({
   value: anyJson,
 });
 
-/** Schema of a delivery result (send, reply, and a call's request). */
-export const SEND_RESULT = obj({
+/** The fields of a delivery result (send, reply, and a call's request). */
+const SEND_RESULT_FIELDS = {
   to: PEER_REF,
   id: str,
   type: oneOf(...TYPES),
@@ -75,43 +76,88 @@ export const SEND_RESULT = obj({
   receipt: nullable(obj({ status: oneOf("stored", "duplicate"), seq: int })),
   // When a queued message is given up; null when stored.
   expires_at: nullable(str),
-});
+};
+
+/** Schema of a delivery result (send, reply, and a call's request). */
+export const SEND_RESULT = obj(SEND_RESULT_FIELDS);
+
+/** The input fields of one message: `POST /v1/send`'s, and each of a batch's. */
+const MESSAGE_FIELDS = {
+  type: TYPE,
+  data: DATA,
+  id: {
+    type: "string",
+    description: "message id: retries with the same id are stored once",
+    default: "",
+  },
+  correlation_id: {
+    type: "string",
+    description: "correlates a reply with its request",
+    default: "",
+  },
+  in_reply_to: { type: "string", description: "id of the message this answers", default: "" },
+  meta: { type: "json", description: "a small map of strings (absent: none)" },
+} as const satisfies Record<string, FieldSpec>;
+
+/** The delivery fields of `POST /v1/send` and of a batch (one setting for all its messages). */
+const DELIVERY_FIELDS = {
+  timeout_ms: timeoutField(DELIVERY_TIMEOUT_MS, "keep retrying delivery this long (ms)"),
+  queue: {
+    type: "boolean",
+    description: "keep the message in the local outbox when the peer cannot take it in time, " +
+      "and retry until ttl_ms ends (a trusted peer only)",
+    default: false,
+  },
+  ttl_ms: {
+    type: "integer",
+    description: "how long a queued message is retried (ms)",
+    default: DEFAULT_QUEUE_TTL_MS,
+    min: 1000,
+    max: MAX_QUEUE_TTL_MS,
+  },
+} as const satisfies Record<string, FieldSpec>;
 
 /** `POST /v1/send`: a typed message, answered once stored durably at the peer. */
 export const SEND = route({
   route: "POST /v1/send",
+  input: { peer: PEER_FIELD, ...MESSAGE_FIELDS, ...DELIVERY_FIELDS },
+  output: SEND_RESULT,
+});
+
+/** Messages in one `POST /v1/send-batch`, at most. */
+export const MAX_BATCH_MESSAGES = 256;
+
+/**
+ * One message of a batch, checked as `POST /v1/send` checks its body (the
+ * route key names the batch in an error).
+ */
+export const BATCH_MESSAGE = route({
+  route: "POST /v1/send-batch",
+  input: MESSAGE_FIELDS,
+  output: SEND_RESULT,
+});
+
+/**
+ * `POST /v1/send-batch`: up to MAX_BATCH_MESSAGES messages to one peer in one
+ * request, delivered at once on the peer's message stream; each gets its own
+ * answer, in order: what `POST /v1/send` would have answered for it alone
+ * (`{"status": "ok", "data": …}` with its receipt, or the error object).
+ */
+export const SEND_BATCH = route({
+  route: "POST /v1/send-batch",
   input: {
     peer: PEER_FIELD,
-    type: TYPE,
-    data: DATA,
-    id: {
-      type: "string",
-      description: "message id: retries with the same id are stored once",
-      default: "",
+    messages: {
+      type: "json",
+      required: true,
+      description: `a list of 1 to ${MAX_BATCH_MESSAGES} messages, each an object of the ` +
+        "message fields of POST /v1/send (type, data, id, correlation_id, in_reply_to, meta)",
     },
-    correlation_id: {
-      type: "string",
-      description: "correlates a reply with its request",
-      default: "",
-    },
-    in_reply_to: { type: "string", description: "id of the message this answers", default: "" },
-    meta: { type: "json", description: "a small map of strings (absent: none)" },
-    timeout_ms: timeoutField(DELIVERY_TIMEOUT_MS, "keep retrying delivery this long (ms)"),
-    queue: {
-      type: "boolean",
-      description: "keep the message in the local outbox when the peer cannot take it in time, " +
-        "and retry until ttl_ms ends (a trusted peer only)",
-      default: false,
-    },
-    ttl_ms: {
-      type: "integer",
-      description: "how long a queued message is retried (ms)",
-      default: DEFAULT_QUEUE_TTL_MS,
-      min: 1000,
-      max: MAX_QUEUE_TTL_MS,
-    },
+    ...DELIVERY_FIELDS,
   },
-  output: SEND_RESULT,
+  output: obj({
+    results: arr(anyOf(obj({ status: oneOf("ok"), data: SEND_RESULT }), ERROR_BODY)),
+  }),
 });
 
 /** One message in the local outbox. */

@@ -16,6 +16,7 @@ import {
   OUTBOX_CANCEL,
   REPLY,
   SEND,
+  SEND_BATCH,
 } from "./messages.ts";
 import { RECEIVED, RECEIVED_ACK, RECEIVED_CLEAR, SEND_FILE } from "./files.ts";
 import {
@@ -84,6 +85,7 @@ export const TYPED_ROUTES = [
   UNTRUST,
   EVENTS,
   SEND,
+  SEND_BATCH,
   INBOX,
   INBOX_ACK,
   INBOX_CLEAR,

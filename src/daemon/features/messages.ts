@@ -262,7 +262,16 @@ export class MessagesFeature {
     timeoutMs: number,
     options: SendOptions = {},
   ): Promise<SendResult> {
-    const envelope = buildEnvelope(m);
+    return await this.sendEnvelope(text, buildEnvelope(m), timeoutMs, options);
+  }
+
+  /** {@linkcode send} for an envelope already built (and so checked): a batch checks all first. */
+  async sendEnvelope(
+    text: string,
+    envelope: Envelope,
+    timeoutMs: number,
+    options: SendOptions = {},
+  ): Promise<SendResult> {
     const queuedFor = options.queue ? this.#queueTarget(text) : undefined;
     if (queuedFor !== undefined) {
       const queued = this.#outbox.get(queuedFor.public_key, envelope.id);
