@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { isIP } from "node:net";
 import { join } from "node:path";
 import {
   CONTROL_HEADER_TIMEOUT_MS,
@@ -17,6 +16,7 @@ import {
 } from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
 import { type EndpointSpec, parseEndpoint } from "../discovery/endpoint.ts";
+import { ipFamily } from "../wire/ip_endpoint.ts";
 import { isValidHostname, validateHostname } from "../identity/self_description.ts";
 import { isAddressLike, parseAddress } from "../identity/address.ts";
 import { fingerprintIn, parseFingerprint } from "../identity/fingerprint.ts";
@@ -337,7 +337,7 @@ export function parseListen(text: string, where: string): { hostname: string; po
   } catch {
     throw invalid(expected, "e.g. --listen 0.0.0.0:7440, or 127.0.0.1:0 for any free port");
   }
-  if (isIP(spec.host) === 0) {
+  if (ipFamily(spec.host) === 0) {
     throw invalid(expected, "give an IP literal: a hostname would resolve differently later");
   }
   return { hostname: spec.host, port: spec.port };

@@ -13,7 +13,7 @@
  * @module
  */
 import { type Endpoint, type EndpointSpec, formatEndpoint } from "../discovery/endpoint.ts";
-import { PresenceDht } from "../discovery/dht.ts";
+import type { PresenceDht } from "../discovery/dht.ts";
 import { signOwnPresence, type VerifiedPresence } from "../discovery/presence.ts";
 import { RECORD_LIFETIME_MS, RECORD_REFRESH_BEFORE_MS } from "../discovery/rendezvous_client.ts";
 import type { PeerQuery } from "../discovery/resolver.ts";
@@ -70,8 +70,13 @@ export class DhtLink {
     this.#dht = dht;
   }
 
-  /** Starts the DHT node; the record is published on the first {@linkcode tick}. */
+  /**
+   * Starts the DHT node; the record is published on the first {@linkcode tick}.
+   * The DHT code (and its npm dependencies) loads here, so a node without
+   * `--dht` never holds it in memory.
+   */
   static async start(options: DhtLinkOptions): Promise<DhtLink> {
+    const { PresenceDht } = await import("../discovery/dht.ts");
     const dht = await PresenceDht.start({
       port: options.port,
       bootstrap: options.bootstrap.map((e) => `${e.host}:${e.port}`),

@@ -26,7 +26,6 @@
  *
  * @module
  */
-import { lstat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { FILE_DUPLICATE_RATE } from "../constants.ts";
 import { invalid, PilotError } from "../errors.ts";
@@ -134,6 +133,8 @@ interface Verified {
 
 /** The stat fields that change whenever a file's content may have. */
 async function stamp(path: string): Promise<Omit<Verified, "sha256"> & { isFile: boolean }> {
+  // node:fs (for the nanosecond times Deno.lstat lacks) loads on the first file.
+  const { lstat } = await import("node:fs/promises");
   const st = await lstat(path, { bigint: true });
   return {
     isFile: st.isFile(),

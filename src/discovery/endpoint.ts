@@ -6,9 +6,8 @@
  *
  * @module
  */
-import { isIP } from "node:net";
-import { lookup } from "node:dns/promises";
 import { invalid } from "../errors.ts";
+import { ipFamily } from "../wire/ip_endpoint.ts";
 import { type Address, isAddressLike, parseAddress } from "../identity/address.ts";
 
 /** A UDP endpoint with a literal IP. */
@@ -66,14 +65,14 @@ export function parseEndpoint(text: string): EndpointSpec {
   if (scheme) rest = rest.slice(6);
   const v6 = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(rest);
   if (v6) {
-    if (isIP(v6[1]!) !== 6) throw invalid(`Cannot parse endpoint "${text}": bad IPv6`, HINT);
+    if (ipFamily(v6[1]!) !== 6) throw invalid(`Cannot parse endpoint "${text}": bad IPv6`, HINT);
     return { host: v6[1]!.toLowerCase(), port: parsePort(v6[2]!, text) };
   }
   const colon = rest.lastIndexOf(":");
   if (colon <= 0) throw invalid(`Cannot parse endpoint "${text}": missing :PORT`, HINT);
   const host = rest.slice(0, colon);
   const port = parsePort(rest.slice(colon + 1), text);
-  if (isIP(host) === 4) return { host, port };
+  if (ipFamily(host) === 4) return { host, port };
   if (!scheme && isAddressLike(host)) {
     throw invalid(
       `Cannot parse endpoint "${text}": "${host}" is a Pilot address, not a host`,
@@ -90,10 +89,12 @@ export function parseEndpoint(text: string): EndpointSpec {
 
 /** Resolves a DNS name in an endpoint to an IP (literal IPs and relay paths pass through). */
 export async function resolveEndpoint(spec: EndpointSpec): Promise<Endpoint> {
-  if (isIP(spec.host) !== 0 || spec.port === RELAY_PORT) {
+  if (ipFamily(spec.host) !== 0 || spec.port === RELAY_PORT) {
     return { hostname: spec.host, port: spec.port };
   }
   try {
+    // node:dns loads only when a name needs resolving.
+    const { lookup } = await import("node:dns/promises");
     const { address } = await lookup(spec.host);
     return { hostname: address, port: spec.port };
   } catch {
@@ -104,7 +105,7 @@ export async function resolveEndpoint(spec: EndpointSpec): Promise<Endpoint> {
 /** Canonical text of an endpoint: `1.2.3.4:5`, `[::1]:5`, or a relay path's `relay/VIA/PEER`. */
 export function formatEndpoint(e: Endpoint): string {
   if (e.port === RELAY_PORT) return e.hostname;
-  return isIP(e.hostname) === 6 ? `[${e.hostname}]:${e.port}` : `${e.hostname}:${e.port}`;
+  return ipFamily(e.hostname) === 6 ? `[${e.hostname}]:${e.port}` : `${e.hostname}:${e.port}`;
 }
 
 /**

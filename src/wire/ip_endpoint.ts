@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { isIP } from "node:net";
 import { DecodeError, type Reader, type Writer } from "../bytes.ts";
 
 /** An endpoint as these codecs carry it: an IP literal (no brackets) and a port. */
@@ -40,8 +39,48 @@ export function readEndpoint(r: Reader, what: string): IpEndpoint {
   return { hostname: family === 4 ? Array.from(ip).join(".") : ipv6Text(ip), port };
 }
 
+const IPV4_OCTET = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)$/;
+const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
+const IPV6_ZONE = /^[0-9a-zA-Z\-.:]+$/;
+
+function isIPv4(text: string): boolean {
+  const octets = text.split(".");
+  return octets.length === 4 && octets.every((o) => IPV4_OCTET.test(o));
+}
+
+function isIPv6(text: string): boolean {
+  const percent = text.indexOf("%");
+  if (percent >= 0 && !IPV6_ZONE.test(text.slice(percent + 1))) return false;
+  let s = percent >= 0 ? text.slice(0, percent) : text;
+  // A dotted IPv4 tail (::ffff:192.0.2.1) stands for the last two groups.
+  let tailGroups = 0;
+  const lastColon = s.lastIndexOf(":");
+  if (lastColon >= 0 && s.indexOf(".", lastColon) >= 0) {
+    if (!isIPv4(s.slice(lastColon + 1))) return false;
+    s = s.slice(0, lastColon + 1) + "0";
+    tailGroups = 1;
+  }
+  const halves = s.split("::");
+  if (halves.length > 2) return false;
+  const groupsOf = (part: string) => part === "" ? [] : part.split(":");
+  const groups = halves.flatMap(groupsOf);
+  if (!groups.every((g) => IPV6_GROUP.test(g))) return false;
+  const count = groups.length + tailGroups;
+  return halves.length === 2 ? count <= 7 : count === 8;
+}
+
+/**
+ * 4 for an IPv4 literal (dotted decimal, no leading zeros), 6 for an IPv6
+ * literal (with `::`, a dotted IPv4 tail or a `%zone`), else 0: what
+ * `node:net`'s `isIP` answers, without loading `node:net`.
+ */
+export function ipFamily(text: string): 0 | 4 | 6 {
+  if (isIPv4(text)) return 4;
+  return text.includes(":") && isIPv6(text) ? 6 : 0;
+}
+
 function ipBytes(text: string): Uint8Array {
-  const family = isIP(text);
+  const family = ipFamily(text);
   if (family === 4) return Uint8Array.from(text.split(".").map(Number));
   if (family === 6) return ipv6Bytes(text);
   throw new RangeError(`Invalid endpoint IP "${text}": expected an IPv4 or IPv6 literal`);
