@@ -88,6 +88,30 @@ Deno.test("SessionManager confirms repeats of the exact message 3 at a bounded r
   assert.equal(net.sentBy(b, T.DATA).length, confirmations + 1, "a later repeat is confirmed");
 });
 
+Deno.test("SessionManager keeps message 3 only while the initiator may repeat it", async () => {
+  const { net, a, b, final } = await halfOpen();
+  await net.inject(final, a.endpoint, b);
+  await net.pump();
+  const responder = b.manager.peers()[0]!;
+  assert.equal(b.manager.sessionCount, 1);
+  const confirmations = () => net.sentBy(b, T.DATA).length;
+  // Within the initiator's repeat window a repeat is confirmed again.
+  await net.advance(DEFAULT_TIMERS.rekeyTimeoutMs, b);
+  const before = confirmations();
+  await net.inject(final, a.endpoint, b);
+  assert.equal(confirmations(), before + 1);
+  // Past twice that window the bytes are gone: a repeat is stale and costs nothing.
+  await net.advance(DEFAULT_TIMERS.rekeyTimeoutMs, b);
+  await net.inject(final, a.endpoint, b);
+  assert.equal(confirmations(), before + 1);
+  assert.equal(b.manager.drops.stale_final, 1);
+  assert.equal(
+    b.manager.peers()[0]!.identity.keyHex,
+    responder.identity.keyHex,
+    "the session stays",
+  );
+});
+
 Deno.test("SessionManager charges the check of an identity not verified before, and not a repeat of it", async () => {
   const { net, a, b } = await pair();
   assert.equal(b.manager.workSpent.identity, 1, "a's first handshake: its identity is checked");

@@ -57,6 +57,26 @@ Deno.test("SessionManager answers one-way data in time, so a live peer is never 
   assert.ok(keepalives >= 60_000 / (DATA_ANSWER_MS + TIMER_TICK_MS) - 5, `${keepalives} answers`);
 });
 
+Deno.test("two idle peers send no keepalives back and forth: a keepalive is never answered by one", async () => {
+  const { net, a, b } = await pair();
+  await a.send(b, "hello");
+  await net.pump();
+  // Settle: B answers the data within DATA_ANSWER_MS; then nothing is owed.
+  await net.advance(DATA_ANSWER_MS + TIMER_TICK_MS, a, b);
+  await net.pump();
+  const before = net.ofType(T.DATA).length;
+  // Two minutes idle (under the rekey), no path that holds a NAT mapping.
+  for (let t = 0; t < 110_000; t += 500) {
+    await net.advance(500, a, b);
+    await net.pump();
+  }
+  assert.equal(net.ofType(T.DATA).length - before, 0, "no frame on an idle session");
+  // A live session still answers data at once.
+  await b.send(a, "still there?");
+  await net.pump();
+  assert.deepEqual(a.texts(), ["still there?"]);
+});
+
 Deno.test("SessionManager stops retrying a peer that vanished once its session expires, backing off until then", async () => {
   const { net, a, b } = await pair();
   net.route(b.endpoint, undefined);

@@ -114,7 +114,7 @@ Deno.test("a probe goes to the endpoint given, leaves the path alone, and never 
 Deno.test("a path that holds a NAT mapping gets a keepalive every 25 s; others none", async () => {
   for (const holds of [true, false]) {
     const { net, b } = await setup({ holdsMapping: holds });
-    // The passive keepalive owed for the handshake's confirmation goes first.
+    // Past the handshake's own frames first.
     net.clock.advance(KEEPALIVE_TIMEOUT_MS);
     await b.manager.tick();
     await net.pump();

@@ -28,7 +28,7 @@ export class CryptoError extends Error {
 /** Length of X25519 keys and shared secrets. */
 const X25519_LENGTH = 32;
 /** Length of the AES-256-GCM key. */
-const AEAD_KEY_LENGTH = 32;
+export const AEAD_KEY_LENGTH = 32;
 /** Length of the AES-GCM nonce; other lengths go through GHASH, which we never want. */
 const AEAD_NONCE_LENGTH = 12;
 /** Length of the AES-GCM tag. */

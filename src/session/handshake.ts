@@ -183,7 +183,7 @@ export class InitiatorHandshake {
       noise,
     };
     const keys = await this.#hs.split();
-    const session = await Session.create({
+    const session = Session.create({
       localIndex: this.localIndex,
       remoteIndex: resp.senderIndex,
       initiator: true,
@@ -327,7 +327,7 @@ export class ResponderHandshake {
       }
       const peer = await verifyPeerPayload(payload, hs.remoteStatic!);
       const keys = await hs.split();
-      const session = await Session.create({
+      const session = Session.create({
         localIndex: this.localIndex,
         remoteIndex: this.remoteIndex,
         initiator: false,

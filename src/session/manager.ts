@@ -46,6 +46,7 @@ import {
   REKEY_TIMEOUT_MS,
   RELAY_FRAME_RATE,
   RESERVED_TRUSTED_SESSIONS,
+  SESSION_KEY_IDLE_MS,
   SESSION_SILENCE_MS,
   UNTRUSTED_FRAME_RATE,
   UNTRUSTED_IDLE_MS,
@@ -1042,8 +1043,10 @@ export class SessionManager {
         this.#forget(peer.previous);
         peer.previous = undefined;
       }
+      peer.previous?.releaseIdleKeys(now, SESSION_KEY_IDLE_MS);
       const s = peer.current;
       if (s === undefined) continue;
+      s.releaseIdleKeys(now, SESSION_KEY_IDLE_MS);
       const age = now - s.createdAt;
       if (age >= t.rejectAfterMs) {
         this.#removePeer(key, peer, "its session expired");
@@ -1058,6 +1061,13 @@ export class SessionManager {
         s.finalSentAt = now;
         this.#o.transmit(s.finalFrame, s.endpoint);
       }
+      // Message 3 is kept only while it may still be repeated: until the
+      // initiator is confirmed, which it stops waiting for after
+      // rekeyTimeoutMs (the responder keeps it twice as long).
+      if (
+        s.finalFrame !== undefined &&
+        (s.initiator ? s.confirmed : age >= 2 * t.rekeyTimeoutMs)
+      ) s.finalFrame = undefined;
       const rekeyAt = s.initiator ? t.rekeyAfterMs : t.rekeyAfterMs + 3 * t.rekeyTimeoutMs;
       // An initiator session the responder never confirmed (message 3 lost for
       // good, or refused) is replaced by a fresh handshake rather than left to
@@ -1076,7 +1086,11 @@ export class SessionManager {
       }
       if (age >= rekeyAt || unconfirmed || silent) this.#startRekey(peer);
       const answer = s.owedAnswerSince !== null && now - s.owedAnswerSince >= t.answerMs;
-      const idleReply = s.lastReceived > s.lastSent && now - s.lastReceived >= t.keepaliveMs;
+      // WireGuard's passive keepalive: for data received and nothing sent
+      // since. Never for a keepalive, or two idle peers would trade
+      // keepalives every keepaliveMs for as long as the session lasts.
+      const idleReply = s.lastReceivedData && s.lastReceived > s.lastSent &&
+        now - s.lastReceived >= t.keepaliveMs;
       // A configured interval applies to every session; without one, paths
       // that hold a NAT mapping get the protocol's 25 s.
       const keepaliveMs = t.persistentKeepaliveMs > 0

@@ -9,7 +9,7 @@
 import { MAX_INFLIGHT_DECRYPTS, REJECT_AFTER_MESSAGES } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
 import { DATA_HEADER_SIZE, type DataFrame, encodeDataHeader } from "../wire/frames.ts";
-import { AeadKey, nonceFromCounter } from "./crypto.ts";
+import { AEAD_KEY_LENGTH, AeadKey, nonceFromCounter } from "./crypto.ts";
 import type { PeerIdentity } from "./peer_identity.ts";
 import { ReplayWindow } from "./replay.ts";
 
@@ -43,6 +43,41 @@ export interface SessionInit {
   now: number;
 }
 
+/**
+ * A transport key kept as its 32 bytes and imported into WebCrypto on first
+ * use; {@linkcode TransportKey.release} drops the import while the session
+ * is idle (most sessions of a busy node are), and the next use imports it
+ * again.
+ */
+class TransportKey {
+  #raw: Uint8Array;
+  #imported: Promise<AeadKey> | undefined;
+
+  constructor(raw: Uint8Array) {
+    if (raw.length !== AEAD_KEY_LENGTH) {
+      throw new TypeError(
+        `Invalid transport key: expected ${AEAD_KEY_LENGTH} bytes, got ${raw.length}`,
+      );
+    }
+    this.#raw = Uint8Array.from(raw);
+  }
+
+  /** The imported key (importing it now if it is not). */
+  get(): Promise<AeadKey> {
+    return this.#imported ??= AeadKey.create(this.#raw);
+  }
+
+  /** Whether the key is imported now. */
+  get imported(): boolean {
+    return this.#imported !== undefined;
+  }
+
+  /** Drops the import; calls already under way keep theirs. */
+  release(): void {
+    this.#imported = undefined;
+  }
+}
+
 /** An established session. */
 export class Session {
   /** Our index. */
@@ -67,7 +102,11 @@ export class Session {
   lastReceived: number;
   /** Frames received that authenticated. */
   received = 0;
-  /** Responder: the exact message 3 that created it, to answer repeats. */
+  /**
+   * The message 3 that made it, while it may be repeated (the manager drops
+   * it after): the initiator's, to repeat until confirmed; the responder's,
+   * to answer the initiator's repeats.
+   */
   finalFrame: Uint8Array | undefined;
   /** Initiator: monotonic time message 3 was last sent (ms). */
   finalSentAt = 0;
@@ -75,16 +114,18 @@ export class Session {
   awaitingReplySince: number | null = null;
   /** Monotonic time of the first data frame received since the last frame sent (ms), or null. */
   owedAnswerSince: number | null = null;
+  /** Whether the last authenticated frame received carried data (was not a keepalive). */
+  lastReceivedData = false;
   #sealTail: Promise<unknown> = Promise.resolve();
   #openTail: Promise<unknown> = Promise.resolve();
 
-  #send: AeadKey;
-  #receive: AeadKey;
+  #send: TransportKey;
+  #receive: TransportKey;
   #sendCounter = 0;
   #replay = new ReplayWindow();
   #inflight = 0;
 
-  private constructor(init: SessionInit, send: AeadKey, receive: AeadKey) {
+  private constructor(init: SessionInit) {
     this.localIndex = init.localIndex;
     this.remoteIndex = init.remoteIndex;
     this.initiator = init.initiator;
@@ -95,17 +136,39 @@ export class Session {
     this.confirmed = !init.initiator;
     this.lastSent = init.now;
     this.lastReceived = init.now;
-    this.#send = send;
-    this.#receive = receive;
+    this.#send = new TransportKey(init.sendKey);
+    this.#receive = new TransportKey(init.receiveKey);
   }
 
-  /** Imports the transport keys. Keys and counters never touch disk. */
-  static async create(init: SessionInit): Promise<Session> {
-    const [send, receive] = await Promise.all([
-      AeadKey.create(init.sendKey),
-      AeadKey.create(init.receiveKey),
-    ]);
-    return new Session(init, send, receive);
+  /**
+   * A session with these transport keys, imported into WebCrypto on first
+   * use. Keys and counters never touch disk.
+   */
+  static create(init: SessionInit): Session {
+    return new Session(init);
+  }
+
+  /** How many of the two transport keys are imported into WebCrypto now. */
+  get importedKeys(): number {
+    return Number(this.#send.imported) + Number(this.#receive.imported);
+  }
+
+  /**
+   * Releases the WebCrypto import of a key unused (no frame sealed, or none
+   * opened) for `idleMs`: the session then holds its keys as bytes. Returns
+   * how many keys were released.
+   */
+  releaseIdleKeys(now: number, idleMs: number): number {
+    let released = 0;
+    if (this.#send.imported && now - this.lastSent >= idleMs) {
+      this.#send.release();
+      released++;
+    }
+    if (this.#receive.imported && now - this.lastReceived >= idleMs) {
+      this.#receive.release();
+      released++;
+    }
+    return released;
   }
 
   /** Frames sent so far (the next send counter). */
@@ -144,7 +207,8 @@ export class Session {
     this.owedAnswerSince = null;
     if (plaintext.length > 0) this.awaitingReplySince ??= now;
     const header = encodeDataHeader(this.remoteIndex, counter);
-    const sealed = await this.#send.seal(nonceFromCounter(counter), plaintext, header);
+    const key = await this.#send.get();
+    const sealed = await key.seal(nonceFromCounter(counter), plaintext, header);
     const frame = new Uint8Array(DATA_HEADER_SIZE + sealed.length);
     frame.set(header);
     frame.set(sealed, DATA_HEADER_SIZE);
@@ -163,7 +227,8 @@ export class Session {
     this.#inflight++;
     let plaintext: Uint8Array | null;
     try {
-      plaintext = await this.#receive.open(
+      const key = await this.#receive.get();
+      plaintext = await key.open(
         nonceFromCounter(frame.counter),
         frame.body,
         frame.header,
@@ -177,6 +242,7 @@ export class Session {
     this.received++;
     this.confirmed = true;
     this.awaitingReplySince = null;
+    this.lastReceivedData = plaintext.length > 0;
     if (plaintext.length > 0) this.owedAnswerSince ??= now;
     return { ok: true, plaintext };
   }
