@@ -84,7 +84,12 @@ export function verify(
 }
 
 const webKeys = new Map<string, Promise<CryptoKey>>();
-const WEB_KEYS_MAX = 4096;
+/**
+ * Imported verify keys kept: the peers verified most recently (a rekey
+ * verifies the same key again). A CryptoKey holds about 2 KB of heap and an
+ * import costs about 13 µs, so a node with thousands of peers keeps few.
+ */
+const WEB_KEYS_MAX = 256;
 
 /**
  * The same strict verification as {@linkcode verify}, through WebCrypto's
@@ -104,7 +109,11 @@ export async function verifyAsync(
   if (publicKeyProblem(publicKey) !== undefined) return false;
   const hex = publicKey.toHex();
   let key = webKeys.get(hex);
-  if (key === undefined) {
+  if (key !== undefined) {
+    // Most recently used last: the oldest goes first when the cache is full.
+    webKeys.delete(hex);
+    webKeys.set(hex, key);
+  } else {
     key = crypto.subtle.importKey("raw", Uint8Array.from(publicKey), { name: "Ed25519" }, false, [
       "verify",
     ]);
