@@ -62,10 +62,15 @@ export function mbps(bytes: number, ms: number): number {
 }
 
 /** VmRSS of a process in KiB (Linux), or null. */
-export async function rssKb(pid: number): Promise<number | null> {
+export function rssKb(pid: number): Promise<number | null> {
+  return statusKb(pid, "VmRSS");
+}
+
+/** A `kB` field of a process's /proc status (Linux), or null. */
+async function statusKb(pid: number, field: string): Promise<number | null> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(status);
     return m ? Number(m[1]) : null;
   } catch {
     return null;
@@ -198,6 +203,7 @@ async function startDaemon(
   trust: number[],
   trustHostnames: Record<number, string> = {},
   args: string[] = [],
+  runtimeFlags?: string[],
 ): Promise<TestNode> {
   const home = await makeHome({
     identity: index,
@@ -206,7 +212,13 @@ async function startDaemon(
   const profile = settings.profileDir === undefined
     ? undefined
     : { dir: settings.profileDir, name: `daemon-${hostname}.cpuprofile` };
-  const node = new TestNode(home, { identity: index, hostname, args, ...(profile && { profile }) });
+  const node = new TestNode(home, {
+    identity: index,
+    hostname,
+    args,
+    ...(profile && { profile }),
+    ...(runtimeFlags && { runtimeFlags }),
+  });
   cleanups.push(() => node.stop());
   await node.start();
   return node;
@@ -215,12 +227,63 @@ async function startDaemon(
 async function startDaemons(): Promise<Daemons> {
   progress("starting daemons B, C, then A");
   const b = await startDaemon(1, NAME_B, [0, 2]);
-  const c = await startDaemon(3, "bench-c", []);
+  // C under V8's inspector on loopback, so that the per-session memory is
+  // read after a full GC (collectGarbage) and garbage does not count.
+  const inspector = freePort();
+  const c = await startDaemon(3, "bench-c", [], {}, [], [`--inspect=127.0.0.1:${inspector}`]);
+  inspectorPorts.set(c, inspector);
   const a = await startDaemon(0, "bench-a", [1], { 1: NAME_B }, [
     "--peer",
     `${NAME_B}=${b.listen}`,
   ]);
   return { a, b, c };
+}
+
+/** The inspector port of each daemon started under `--inspect`. */
+const inspectorPorts = new Map<TestNode, number>();
+
+/** A TCP port free on 127.0.0.1 now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * Runs V8's full garbage collection twice in `node` through its inspector
+ * (HeapProfiler.collectGarbage); false when it runs without one.
+ */
+export async function collectGarbageIn(node: TestNode): Promise<boolean> {
+  const port = inspectorPorts.get(node);
+  if (port === undefined) return false;
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+  const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+  try {
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    let id = 0;
+    const call = (method: string) =>
+      new Promise<void>((resolve, reject) => {
+        const mine = ++id;
+        const timer = setTimeout(() => reject(new Error(`inspector: ${method} timed out`)), 30_000);
+        ws.onmessage = (e) => {
+          if (JSON.parse(e.data).id !== mine) return;
+          clearTimeout(timer);
+          resolve();
+        };
+        ws.send(JSON.stringify({ id: mine, method }));
+      });
+    await call("HeapProfiler.enable");
+    await call("HeapProfiler.collectGarbage");
+    await call("HeapProfiler.collectGarbage");
+    await call("HeapProfiler.disable");
+  } finally {
+    ws.close();
+  }
+  return true;
 }
 
 /** A JSON answer, read loosely. */
@@ -312,20 +375,44 @@ export async function loadBenchIdentities(): Promise<Identity[] | string> {
 /** A daemon's memory, sessions and threads at one moment. */
 export interface Memory {
   after_ms: number;
+  /** Whether a full GC ran (through the inspector) just before the reading. */
+  after_gc: boolean;
   rss_kb: number | null;
+  /** RSS of anonymous memory (heaps, arenas) and of mapped files (the runtime binary), Linux. */
+  rss_anon_kb: number | null;
+  rss_file_kb: number | null;
   /** V8 heap in use, as the daemon's `GET /v1/info` `memory` says (KiB). */
   heap_used_kb: number;
+  /** V8 heap reserved, and memory outside it that JS objects hold (ArrayBuffers), KiB. */
+  heap_total_kb: number;
+  external_kb: number;
   threads: number | null;
   sessions: number;
 }
 
-/** A node's RSS, heap, threads and sessions, labelled `afterMs` after the last handshake. */
-export async function memoryOf(node: TestNode, api: Api, afterMs: number): Promise<Memory> {
+/**
+ * A node's RSS, heap, threads and sessions, labelled `afterMs` after the last
+ * handshake; with `gc`, read after a full GC when the node runs under the
+ * inspector (and the allocator had half a second to give pages back).
+ */
+export async function memoryOf(
+  node: TestNode,
+  api: Api,
+  afterMs: number,
+  gc = false,
+): Promise<Memory> {
+  const afterGc = gc && await collectGarbageIn(node);
+  if (afterGc) await sleep(500);
   const info = (await api.call("GET", "/v1/info")).json.data;
   return {
     after_ms: afterMs,
+    after_gc: afterGc,
     rss_kb: await rssKb(node.pid),
+    rss_anon_kb: await statusKb(node.pid, "RssAnon"),
+    rss_file_kb: await statusKb(node.pid, "RssFile"),
     heap_used_kb: Math.round(info.memory.heap_used / 1024),
+    heap_total_kb: Math.round(info.memory.heap_total / 1024),
+    external_kb: Math.round(info.memory.external / 1024),
     threads: await threadCount(node.pid),
     sessions: info.sessions as number,
   };
@@ -340,6 +427,10 @@ export async function settledMemory(node: TestNode, api: Api): Promise<Memory[]>
     waited = at;
     out.push(await memoryOf(node, api, at));
     progress(`handshakes: memory ${JSON.stringify(out.at(-1))}`);
+  }
+  if (inspectorPorts.has(node)) {
+    out.push(await memoryOf(node, api, waited, true));
+    progress(`handshakes: memory after a full GC ${JSON.stringify(out.at(-1))}`);
   }
   return out;
 }

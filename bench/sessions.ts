@@ -56,16 +56,17 @@ export async function measureIdle(ctx: Context): Promise<Figures> {
   const kb = {
     a: await rssKb(a.pid),
     b: await rssKb(b.pid),
-    c: await rssKb(c.pid),
   };
-  ctx.details.idle_rss_kb = kb;
+  // C runs under the inspector (for the per-session figure), which holds memory of its own.
+  ctx.details.idle_rss_kb = { ...kb, c_under_inspector: await rssKb(c.pid) };
   const values = Object.values(kb).filter((v): v is number => v !== null);
   if (values.length === 0) {
     ctx.notes.idle_rss_mb = "VmRSS is not readable here (/proc/PID/status is Linux only)";
     return { idle_rss_mb: null };
   }
   ctx.notes.idle_rss_mb =
-    "VmRSS of each freshly started daemon (no peers, 1.5 s after start); the largest of A, B, C";
+    "VmRSS of each freshly started daemon (no peers, 1.5 s after start); the larger of A and B " +
+    "(C runs under V8's inspector for rss_per_session_kb: details.idle_rss_kb.c_under_inspector)";
   return { idle_rss_mb: round(Math.max(...values) / 1024, 1) };
 }
 
@@ -153,7 +154,8 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
   // Idle is read after the same settle as the figures after the handshakes, so that the
   // runtime's worker threads (and their arenas) are in the same state at both ends.
   await sleep(RSS_SETTLE_MS.at(-1)!);
-  const idle = await memoryOf(c, cApi, 0);
+  const idleUnforced = await memoryOf(c, cApi, 0);
+  const idle = await memoryOf(c, cApi, 0, true);
   progress(`handshakes: first contact, ${peers.length} distinct identities in two halves`);
   const half = Math.floor(peers.length / 2);
   const firstHalf = await run("first contact, first half", peers.slice(0, half), 1);
@@ -162,6 +164,7 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
   const end = await settledMemory(c, cApi);
   const last = end.at(-1)!;
   const midLast = mid.at(-1)!;
+  const lastUnforced = end.findLast((m) => !m.after_gc)!;
   const perSession = (a: Memory, b: Memory) =>
     a.rss_kb === null || b.rss_kb === null || b.sessions <= a.sessions
       ? null
@@ -178,11 +181,14 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
       "to the last reading: the allocator returned more than the sessions took (noise)";
   }
   ctx.details.rss_per_session = {
+    idle_before_gc: idleUnforced,
     idle,
     after_first_half: mid,
     after_second_half: end,
     total_growth_per_session_kb: rssPerSession,
     second_half_growth_per_session_kb: perSession(midLast, last),
+    // The same growth without the forced GCs: garbage the daemon had not collected counted in.
+    growth_per_session_before_gc_kb: perSession(idleUnforced, lastUnforced),
     heap_per_session_kb: heapPerSession(idle, last),
     second_half_heap_per_session_kb: heapPerSession(midLast, last),
   };
@@ -190,12 +196,15 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
     `sessions, one per distinct identity (${peers.length} from ` +
     `tests/fixtures/bench_identities.json, real difficulty), divided by the sessions; read ` +
     `${RSS_SETTLE_MS.at(-1)! / 1000} s after the last handshake, when the runtime's blocking ` +
-    `threads (WebCrypto runs on them) have idled out. It includes what the handshakes left ` +
-    `behind (allocator arenas, heap capacity; no GC can be forced in the daemon); ` +
-    `details.rss_per_session.second_half_growth_per_session_kb is the growth of the second ` +
-    `half alone, after those one-time costs. heap_per_session_kb is the growth of V8's heap in ` +
-    "use (GET /v1/info memory.heap_used) over the same span: what the sessions' objects hold, " +
-    "garbage the daemon's idle-time GC has not yet collected included";
+    `threads (WebCrypto runs on them) have idled out, and at both ends right after two full ` +
+    `GCs run through V8's inspector (C runs with --inspect on loopback; ` +
+    `HeapProfiler.collectGarbage) and half a second for the allocator: what the sessions ` +
+    `hold, not the handshakes' garbage. It still includes what the burst left in the ` +
+    `allocator and V8's heap capacity. details.rss_per_session: ` +
+    `growth_per_session_before_gc_kb is the same growth read without the GCs; ` +
+    `second_half_growth_per_session_kb the second half's alone, after the one-time costs. ` +
+    "heap_per_session_kb is the growth of V8's heap in use (GET /v1/info memory.heap_used) " +
+    "over the same span (after the GCs: live objects only)";
 
   progress(`handshakes: ${HANDSHAKE_ROUNDS} more rounds of ${peers.length}`);
   const steady = await run("steady", peers, HANDSHAKE_ROUNDS);

@@ -220,6 +220,11 @@ export interface NodeOptions extends HomeOptions {
    * `DIR/NAME` when it exits cleanly (on `stop()`), instead of `daemon start`.
    */
   profile?: { dir: string; name: string };
+  /**
+   * Deno flags for the daemon (e.g. `--inspect=127.0.0.1:PORT`): it then
+   * runs in the foreground as with `profile`, instead of `daemon start`.
+   */
+  runtimeFlags?: string[];
 }
 
 /** A node's identity as the tests compare it. */
@@ -265,8 +270,14 @@ export class TestNode {
 
   /** `pilot daemon start` on an OS-chosen loopback port; throws when it fails. */
   async start(): Promise<PilotResult> {
-    if (this.#options.profile !== undefined) {
-      return await this.#startProfiled(this.#options.profile);
+    const { profile, runtimeFlags } = this.#options;
+    if (profile !== undefined || runtimeFlags !== undefined) {
+      return await this.#startForeground([
+        ...(profile === undefined
+          ? []
+          : ["--cpu-prof", "--cpu-prof-dir", profile.dir, "--cpu-prof-name", profile.name]),
+        ...(runtimeFlags ?? []),
+      ]);
     }
     const hostname = this.#options.hostname === undefined
       ? []
@@ -289,9 +300,10 @@ export class TestNode {
     return r;
   }
 
-  // The daemon in the foreground under --cpu-prof: it writes the profile only
-  // when it exits cleanly, so stop() asks it to stop before anything is killed.
-  async #startProfiled(profile: { dir: string; name: string }): Promise<PilotResult> {
+  // The daemon in the foreground with Deno `flags` (under --cpu-prof it
+  // writes the profile only when it exits cleanly, so stop() asks it to stop
+  // before anything is killed).
+  async #startForeground(flags: string[]): Promise<PilotResult> {
     const hostname = this.#options.hostname === undefined
       ? []
       : ["--hostname", this.#options.hostname];
@@ -300,11 +312,7 @@ export class TestNode {
         "run",
         "--allow-all",
         "--unstable-net",
-        "--cpu-prof",
-        "--cpu-prof-dir",
-        profile.dir,
-        "--cpu-prof-name",
-        profile.name,
+        ...flags,
         "--config",
         CONFIG,
         MAIN,
@@ -321,7 +329,7 @@ export class TestNode {
       stderr: "inherit",
     }).spawn();
     this.#pids.add(this.#profiled.pid);
-    await waitFor("the profiled daemon's control file", async () => {
+    await waitFor("the foreground daemon's control file", async () => {
       try {
         this.pid = (await this.controlFile()).pid;
         this.listen = (await this.info()).listen;
