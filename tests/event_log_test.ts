@@ -144,3 +144,20 @@ Deno.test("DropSummary logs one line per interval, by reason, only when somethin
   assert.deepEqual(first.by_reason, { malformed: 1200, auth: 3 });
   assert.equal(second.msg, "2 datagrams dropped in the last 65 s: replay 2");
 });
+
+Deno.test("EventBus keeps at least the last 10,000 events, consecutive, and since() pages them from any seq", () => {
+  const bus = new EventBus();
+  const total = 12_345;
+  for (let i = 1; i <= total; i++) bus.publish("message.received", { i });
+  assert.equal(bus.lastSeq, total);
+  const all = bus.since(0, 100_000);
+  assert.ok(all.length >= 10_000 && all.length < 12_000, `${all.length} kept`);
+  assert.equal(all.at(-1)!.seq, total);
+  all.forEach((e, k) => assert.equal(e.seq, all[0]!.seq + k, "consecutive"));
+  assert.deepEqual(bus.since(total - 3).map((e) => e.seq), [total - 2, total - 1, total]);
+  assert.deepEqual(bus.since(total - 10, 2).map((e) => e.seq), [total - 9, total - 8]);
+  assert.deepEqual(bus.since(total), []);
+  assert.deepEqual(bus.since(total + 5), []);
+  assert.equal(bus.since(-1, 1)[0]!.seq, all[0]!.seq, "older than the ring: from its oldest");
+  assert.deepEqual(new EventBus().since(0), []);
+});

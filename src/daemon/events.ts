@@ -46,8 +46,11 @@ export interface NodeEvent {
   data: Record<string, unknown>;
 }
 
-/** Events kept for readers that resume. */
+/** Events kept for readers that resume (at least; up to RING_SLACK more). */
 const RING = 10_000;
+
+/** Events dropped at once when the ring is over RING: one shift per this many events, not one each. */
+const RING_SLACK = 1_024;
 
 /** Publishes events and lets readers wait for new ones. */
 export class EventBus {
@@ -65,7 +68,7 @@ export class EventBus {
   publish(type: EventType, data: Record<string, unknown>): NodeEvent {
     const event = { seq: ++this.#seq, type, time: new Date().toISOString(), data };
     this.#ring.push(event);
-    if (this.#ring.length > RING) this.#ring.splice(0, this.#ring.length - RING);
+    if (this.#ring.length > RING + RING_SLACK) this.#ring.splice(0, this.#ring.length - RING);
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
     for (const listener of this.#listeners) {
@@ -90,8 +93,11 @@ export class EventBus {
 
   /** Events with seq > after, oldest first, at most `limit`. */
   since(after: number, limit = RING): NodeEvent[] {
-    const first = this.#ring.findIndex((e) => e.seq > after);
-    return first < 0 ? [] : this.#ring.slice(first, first + limit);
+    const oldest = this.#ring[0];
+    if (oldest === undefined) return [];
+    // Seqs in the ring are consecutive: the first one after `after` is found by arithmetic.
+    const first = Math.max(0, Math.floor(after) + 1 - oldest.seq);
+    return this.#ring.slice(first, first + limit);
   }
 
   /** Resolves at the next publish, or when the signal aborts. */

@@ -39,13 +39,13 @@ export function readEndpoint(r: Reader, what: string): IpEndpoint {
   return { hostname: family === 4 ? Array.from(ip).join(".") : ipv6Text(ip), port };
 }
 
-const IPV4_OCTET = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)$/;
+const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]\\d|\\d)";
+const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
 const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
 const IPV6_ZONE = /^[0-9a-zA-Z\-.:]+$/;
 
 function isIPv4(text: string): boolean {
-  const octets = text.split(".");
-  return octets.length === 4 && octets.every((o) => IPV4_OCTET.test(o));
+  return IPV4.test(text);
 }
 
 function isIPv6(text: string): boolean {
