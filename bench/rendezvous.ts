@@ -197,6 +197,8 @@ export async function measureRendezvous(ctx: Context): Promise<Figures> {
       full: {
         rss: mib(r.memory.full.rss),
         heap: mib(r.memory.full.heapUsed),
+        // V8's heap as reserved after the forced GC: what the publishing's garbage grew it to.
+        heap_total: mib(r.memory.full.heapTotal),
         external: mib(r.memory.full.external),
       },
       after_lookups: { rss: mib(r.memory.after_lookups.rss) },
