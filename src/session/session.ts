@@ -62,9 +62,16 @@ class TransportKey {
     this.#raw = Uint8Array.from(raw);
   }
 
-  /** The imported key (importing it now if it is not). */
+  /** The imported key (importing it now if it is not; a failed import is tried again next time). */
   get(): Promise<AeadKey> {
-    return this.#imported ??= AeadKey.create(this.#raw);
+    if (this.#imported === undefined) {
+      const importing = AeadKey.create(this.#raw);
+      this.#imported = importing;
+      importing.catch(() => {
+        if (this.#imported === importing) this.#imported = undefined;
+      });
+    }
+    return this.#imported;
   }
 
   /** Whether the key is imported now. */
