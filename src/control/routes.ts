@@ -18,6 +18,23 @@ import { asPilotError, errorBody, invalid, PilotError } from "../errors.ts";
 import type { Connection } from "../stream/mod.ts";
 import { log } from "../daemon/log.ts";
 
+/**
+ * `e` as the API reports it (see asPilotError); a bug of ours is also logged
+ * with its stack, since its hint says "see the daemon log".
+ */
+function reported(route: string, e: unknown): PilotError {
+  const err = asPilotError(e);
+  if (err.code === "internal") {
+    log(`${route}: ${err.message}`, {
+      level: "error",
+      event: "api.error",
+      code: "internal",
+      fields: { route, stack: e instanceof Error ? e.stack : undefined },
+    });
+  }
+  return err;
+}
+
 /** Heartbeat interval of follow streams (ms); a query may shorten it. */
 export const HEARTBEAT_MS = 15_000;
 /** The shortest heartbeat interval a query may ask for (ms). */
@@ -101,7 +118,7 @@ function streamSocket(
       }
       bridge(socket, conn, hello, req.query.get("flow") === "credit");
     }, (e) => {
-      const err = asPilotError(e);
+      const err = reported("stream socket", e);
       if (socket.readyState !== WebSocket.OPEN) return;
       socket.send(JSON.stringify(errorBody(err)));
       socket.close(4006, err.code);
@@ -264,17 +281,11 @@ export function nodeRoutes(
       const settled = await Promise.allSettled(
         envelopes.map((e) => messages.sendEnvelope(b.peer, e, b.timeout_ms, options)),
       );
-      for (const r of settled) {
-        if (r.status === "rejected" && !(r.reason instanceof PilotError)) {
-          log(`POST /v1/send-batch: ${String(r.reason)}`, {
-            level: "error",
-            event: "api.error",
-            code: "internal",
-            fields: { route: "POST /v1/send-batch", stack: (r.reason as Error)?.stack },
-          });
-        }
-      }
-      return V.sendBatchView(settled);
+      return V.sendBatchView(
+        settled.map((r) =>
+          r.status === "fulfilled" ? r : { ...r, reason: reported("POST /v1/send-batch", r.reason) }
+        ),
+      );
     },
     "GET /v1/outbox": () => Promise.resolve(V.outboxView(messages.outbox())),
     "POST /v1/tasks/submit": async (req) => {
@@ -460,7 +471,7 @@ export function nodeRoutes(
           (data) => ({ kind: "result", ...V.sendFileView(data) }),
           (e) => ({
             kind: "error",
-            ...errorBody(asPilotError(e)),
+            ...errorBody(reported("POST /v1/send-file", e)),
           }),
         );
         let end: unknown;
