@@ -958,6 +958,33 @@ export interface TestRendezvous extends AsyncDisposable {
   at: string;
   /** Its UDP endpoint. */
   endpoint: Endpoint;
+  /** The last lines it printed (a foreground daemon logs to stderr). */
+  output(): string;
+}
+
+/** What {@linkcode drainOutput} keeps of a child's output. */
+export interface DrainedOutput {
+  /** The last lines printed on stdout and stderr, interleaved as they came. */
+  lines: string[];
+  /** Settles when both streams have ended. */
+  done: Promise<void>;
+}
+
+/**
+ * Reads `child`'s stdout and stderr as it runs, keeping the last `keep`
+ * lines: a foreground daemon logs to stderr, and one whose pipe nobody
+ * reads blocks on its next write once the pipe is full.
+ */
+export function drainOutput(child: Deno.ChildProcess, keep = 40): DrainedOutput {
+  const lines: string[] = [];
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      lines.push(...text.split("\n").filter((l) => l !== ""));
+      lines.splice(0, Math.max(0, lines.length - keep));
+    }
+  };
+  const done = Promise.all([drain(child.stdout), drain(child.stderr)]).then(() => {});
+  return { lines, done };
 }
 
 /**
@@ -973,11 +1000,16 @@ export async function startRendezvous(
   const home = await makeHome({ identity: index, ...(config && { config }) });
   const node = new TestNode(home, { identity: index });
   const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home, runtimeFlags });
+  const output = drainOutput(child);
   const stop = async () => {
-    await node.stop();
+    await node.stop().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It stopped already.
+    }
     await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
+    await output.done;
   };
   try {
     const info = await waitFor("the rendezvous's API", async () => {
@@ -993,10 +1025,11 @@ export async function startRendezvous(
       node,
       at: `${fixture(index).public_key}@${info.listen}`,
       endpoint: endpointOf(info.listen),
+      output: () => output.lines.join("\n"),
       [Symbol.asyncDispose]: stop,
     };
   } catch (e) {
     await stop();
-    throw e;
+    throw new Error(`${(e as Error).message}; its output:\n${output.lines.join("\n")}`);
   }
 }

@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { Capture, containsBytes, tcpdumpUnavailable } from "./_capture.ts";
 import {
   callApi,
+  type DrainedOutput,
+  drainOutput,
   fixture,
   freeUdpPort,
   kill9,
@@ -219,40 +221,59 @@ Deno.test("two nodes never up together become trusted and deliver a job once, th
 class FixedRendezvous {
   readonly node: TestNode;
   #child: Deno.ChildProcess | undefined;
+  #output: DrainedOutput | undefined;
   constructor(readonly home: string, readonly port: number) {
     this.node = new TestNode(home, { identity: RENDEZVOUS_FIXTURE });
   }
   get at(): string {
     return `${fixture(RENDEZVOUS_FIXTURE).public_key}@127.0.0.1:${this.port}`;
   }
+  /** Starts it and waits for its API; its output is drained as it runs (see drainOutput). */
   async start(): Promise<void> {
-    this.#child = spawnPilot(["rendezvous", "--listen", `127.0.0.1:${this.port}`], {
+    const child = spawnPilot(["rendezvous", "--listen", `127.0.0.1:${this.port}`], {
       home: this.home,
     });
-    const info = await waitFor("the rendezvous's API", async () => {
-      try {
-        return await this.node.info();
-      } catch {
-        return undefined;
-      }
-    }, 30_000);
-    this.node.pid = info.pid;
+    this.#child = child;
+    this.#output = drainOutput(child);
+    let exited: Deno.CommandStatus | undefined;
+    void child.status.then((s) => exited = s);
+    try {
+      const info = await waitFor("the rendezvous's API", async () => {
+        if (exited !== undefined) throw new Error(`the rendezvous exited with ${exited.code}`);
+        try {
+          return await this.node.info();
+        } catch {
+          return undefined;
+        }
+      }, 30_000);
+      this.node.pid = info.pid;
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; its output:\n${this.output()}`);
+    }
+  }
+  /** The last lines the rendezvous printed since it last started. */
+  output(): string {
+    return this.#output?.lines.join("\n") ?? "";
   }
   async kill(): Promise<void> {
     const child = this.#child!;
     await kill9(child.pid);
     await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
+    await this.#output?.done;
     // The next start must not read the dead daemon's control file as its own.
     await Deno.remove(join(this.home, "control.json")).catch(() => {});
   }
   async stop(): Promise<void> {
-    if (this.#child === undefined) return;
-    await this.node.stop();
-    await this.#child.status.catch(() => {});
-    await this.#child.stdout.cancel().catch(() => {});
-    await this.#child.stderr.cancel().catch(() => {});
+    const child = this.#child;
+    if (child === undefined) return;
+    await this.node.stop().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It stopped already.
+    }
+    await child.status;
+    await this.#output?.done;
   }
 }
 
@@ -298,6 +319,8 @@ Deno.test("kill -9 of the rendezvous, the sender and the receiver during a burst
       });
     // Half the burst, then the rendezvous dies at a random moment of the second half.
     const first = await Promise.all(Array.from({ length: COUNT / 2 }, (_, i) => send(i)));
+    // The burst's deposits took turns on the rendezvous's streams: none was reset.
+    assert.deepEqual((await a.info()).mailboxes.deposit_failed, {});
     const second = Array.from({ length: COUNT / 2 }, (_, i) => send(COUNT / 2 + i));
     await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
     await rendezvous.kill();
@@ -325,10 +348,11 @@ Deno.test("kill -9 of the rendezvous, the sender and the receiver during a burst
     assert.equal(new Set(ids).size, ids.length, "no message twice");
     assert.deepEqual([...ids].sort(), [...acknowledged].sort(), "every acknowledged one");
   } catch (e) {
-    for (const n of [a, b, rendezvous.node]) {
+    for (const n of [a, b]) {
       const text = await Deno.readTextFile(join(n.home, "daemon.log")).catch(() => "");
       console.error(`--- ${n.home}/daemon.log\n${text.split("\n").slice(-30).join("\n")}`);
     }
+    console.error(`--- the rendezvous's output\n${rendezvous.output()}`);
     throw e;
   } finally {
     await Promise.allSettled([a.stop(), b.stop(), rendezvous.stop()]);

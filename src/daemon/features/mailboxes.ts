@@ -23,6 +23,7 @@ import { classifyPeer, type PeerQuery } from "../../discovery/resolver.ts";
 import { fingerprint, fingerprintMatches } from "../../identity/fingerprint.ts";
 import { type PeerRef, refOf } from "../../session/peer_ref.ts";
 import { PilotError } from "../../errors.ts";
+import { KeyedLock } from "../../services/keyed_lock.ts";
 import { SealedInbox, type SealedItemDrop, type SealedSinks } from "../../services/sealed_inbox.ts";
 import { localNodeIdentity } from "../../session/local_identity.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
@@ -78,6 +79,12 @@ export class MailboxesFeature {
   #deposited = 0;
   #depositFailed: Record<string, number> = {};
   #fetched = 0;
+  /**
+   * Deposits at one rendezvous go one stream at a time: a rendezvous
+   * serves two streams per peer (MAILBOX_SERVER_LIMITS), one for a fetch
+   * and one for deposits, and resets the streams past that.
+   */
+  #depositing = new KeyedLock();
 
   /** The feature over `ctx`, reaching mailboxes through `link`, handing items to `sinks`. */
   constructor(ctx: NodeContext, link: RendezvousLink, sinks: SealedSinks) {
@@ -127,9 +134,13 @@ export class MailboxesFeature {
         const rendezvous = this.#rendezvousAt(via);
         if (rendezvous === undefined) continue;
         try {
-          await this.#withMailbox(
-            rendezvous,
-            (client) => client.deposit(record.publicKey, sealed, ttlMs),
+          await this.#depositing.run(
+            rendezvous.keyHex,
+            () =>
+              this.#withMailbox(
+                rendezvous,
+                (client) => client.deposit(record.publicKey, sealed, ttlMs),
+              ),
           );
           this.#deposited++;
           return via;
