@@ -14,7 +14,8 @@
  * synthetic; a real stamp costs about 2^20 SHA-512s per key, hours for
  * 100,000).
  *
- * Usage: `deno run --allow-read --v8-flags=--expose-gc bench/_rendezvous_child.ts RECORDS LOOKUP_MS`,
+ * Usage: `deno run --allow-read --v8-flags=--expose-gc,RUNTIME_V8_FLAGS bench/_rendezvous_child.ts RECORDS LOOKUP_MS`
+ * (the product's V8 flags, src/constants.ts),
  * where RECORDS holds the records as `u16 length ‖ bytes`, one after the
  * other. Prints one JSON line on stdout.
  *
@@ -100,9 +101,16 @@ function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
+/**
+ * Memory once the garbage is collected: the ArrayBuffers it held (the
+ * records file's 17 MB) are freed by a sweeper after the GC, measured
+ * here to take up to about a second.
+ */
 async function settledMemory(): Promise<Deno.MemoryUsage> {
   gc();
   await new Promise((r) => setTimeout(r, 200));
+  gc();
+  await new Promise((r) => setTimeout(r, 2000));
   gc();
   return Deno.memoryUsage();
 }

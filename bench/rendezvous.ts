@@ -5,6 +5,7 @@
  * @module
  */
 
+import { RUNTIME_V8_FLAGS } from "../src/constants.ts";
 import { generateX25519KeyPair } from "../src/identity/identity.ts";
 import { randomBytes } from "../src/session/crypto.ts";
 import {
@@ -167,7 +168,8 @@ export async function measureRendezvous(ctx: Context): Promise<Figures> {
     args: [
       "run",
       "--allow-read",
-      "--v8-flags=--expose-gc",
+      // With the V8 flags the product runs with.
+      `--v8-flags=--expose-gc,${RUNTIME_V8_FLAGS}`,
       RENDEZVOUS_CHILD,
       file,
       String(RENDEZVOUS_SECONDS_MS),

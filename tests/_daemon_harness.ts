@@ -11,6 +11,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fixtures from "./fixtures/identities.json" with { type: "json" };
+import { RUNTIME_V8_FLAGS } from "../src/constants.ts";
 import type { Endpoint } from "../src/discovery/endpoint.ts";
 import { isHomeLocked } from "../src/daemon/home.ts";
 import type { TrustEntry } from "../src/daemon/trust_store.ts";
@@ -312,6 +313,7 @@ export class TestNode {
         "run",
         "--allow-all",
         "--unstable-net",
+        `--v8-flags=${RUNTIME_V8_FLAGS}`,
         ...flags,
         "--config",
         CONFIG,
@@ -663,9 +665,10 @@ export async function runPilotInput(
 }
 
 /**
- * Starts `pilot ARGS` without waiting (a foreground daemon, a follow stream);
- * stdout and stderr piped, stdin piped only when `stdin` is true. The caller
- * reaps it (`child.output()` or kill + `child.status`).
+ * Starts `pilot ARGS` without waiting (a foreground daemon, a follow stream)
+ * with the V8 flags the binary has baked in; stdout and stderr piped, stdin
+ * piped only when `stdin` is true. The caller reaps it (`child.output()` or
+ * kill + `child.status`).
  */
 export function spawnPilot(
   args: string[],
@@ -674,7 +677,17 @@ export function spawnPilot(
   const home = options.home === undefined ? [] : ["--home", options.home];
   const runtime = options.runtimeFlags ?? [];
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", ...runtime, "--config", CONFIG, MAIN, ...home, ...args],
+    args: [
+      "run",
+      "--allow-all",
+      `--v8-flags=${RUNTIME_V8_FLAGS}`,
+      ...runtime,
+      "--config",
+      CONFIG,
+      MAIN,
+      ...home,
+      ...args,
+    ],
     clearEnv: true,
     env: childEnv(),
     stdin: options.stdin ? "piped" : "null",

@@ -6,11 +6,42 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { launchdPlist, servicePath, systemdUnit } from "../src/cli/service.ts";
-import { runPilot } from "./_daemon_harness.ts";
+import { RUNTIME_V8_FLAGS } from "../src/constants.ts";
+import { launchdPlist, selfInvocation, servicePath, systemdUnit } from "../src/cli/service.ts";
+import { makeHome, runPilot, TestNode } from "./_daemon_harness.ts";
 import { tempDir } from "./_tmp.ts";
 
 const EXEC = ["/usr/local/bin/pilot"];
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+Deno.test("the V8 flags are the same on every path: compile.sh bakes them, selfInvocation() passes them", async () => {
+  const compile = await Deno.readTextFile(join(ROOT, "compile.sh"));
+  assert.match(compile, new RegExp(`^V8_FLAGS=${RUNTIME_V8_FLAGS}$`, "m"));
+  assert.match(compile, /^FLAGS=\([^)]*"--v8-flags=\$V8_FLAGS"\)/m);
+  assert.ok(
+    selfInvocation().includes(`--v8-flags=${RUNTIME_V8_FLAGS}`),
+    selfInvocation().join(" "),
+  );
+});
+
+const PROC_SKIP = Deno.build.os !== "linux" ? "reads the daemon's /proc/PID/cmdline" : null;
+
+Deno.test({
+  name: "a daemon started by `pilot daemon start` from source runs with the V8 flags" +
+    (PROC_SKIP ? ` (skipped: ${PROC_SKIP})` : ""),
+  ignore: PROC_SKIP !== null,
+  async fn() {
+    const node = new TestNode(await makeHome({ identity: 0 }), { identity: 0 });
+    try {
+      await node.start();
+      const cmdline = (await Deno.readTextFile(`/proc/${node.pid}/cmdline`)).split("\0");
+      assert.ok(cmdline.includes(`--v8-flags=${RUNTIME_V8_FLAGS}`), cmdline.join(" "));
+    } finally {
+      await node.stop();
+    }
+  },
+});
 
 function hasTool(name: string): boolean {
   try {

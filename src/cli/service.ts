@@ -7,6 +7,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { RUNTIME_V8_FLAGS } from "../constants.ts";
 
 /** The unit's name under systemd. */
 export const SYSTEMD_UNIT_NAME = "pilot.service";
@@ -31,8 +32,9 @@ export interface ServiceOptions {
 /**
  * How to run this program again: the compiled binary itself, or, run from
  * source, `deno run` with this checkout's `main.ts` and its `deno.json` (a
- * bundle, which has none, runs with `--no-config`). `daemon start` re-spawns
- * itself with it too.
+ * bundle, which has none, runs with `--no-config`) and the V8 flags the
+ * binary has baked in ({@linkcode RUNTIME_V8_FLAGS}). `daemon start`
+ * re-spawns itself with it too.
  */
 export function selfInvocation(): string[] {
   const exec = Deno.execPath();
@@ -40,7 +42,15 @@ export function selfInvocation(): string[] {
   const main = fileURLToPath(Deno.mainModule);
   const config = join(dirname(main), "deno.json");
   const configFlags = isFile(config) ? ["--config", config] : ["--no-config"];
-  return [exec, "run", "--allow-all", "--unstable-net", ...configFlags, main];
+  return [
+    exec,
+    "run",
+    "--allow-all",
+    "--unstable-net",
+    `--v8-flags=${RUNTIME_V8_FLAGS}`,
+    ...configFlags,
+    main,
+  ];
 }
 
 function isFile(path: string): boolean {
