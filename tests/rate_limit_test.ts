@@ -43,6 +43,21 @@ Deno.test("RateLimiter accumulates fractional refills across calls", () => {
   assert.equal(granted, 10);
 });
 
+Deno.test("RateLimiter spends a cost of several tokens at once, never more than the bucket holds", () => {
+  const { l, clock } = limiter(10, 5);
+  assert.equal(l.allow("a", 11), false, "over the burst, from a full bucket");
+  assert.equal(l.size, 0);
+  assert.equal(l.allow("a", 7), true);
+  assert.equal(l.allow("a", 4), false, "3 left");
+  assert.equal(l.allow("a", 3), true);
+  clock.t += 1000;
+  assert.equal(l.allow("a", 6), false, "5 refilled");
+  assert.equal(l.allow("a", 5), true);
+  clock.t += 3_600_000;
+  assert.equal(l.allow("a", 11), false, "refilled to the burst, no more");
+  assert.equal(l.allow("a", 10), true);
+});
+
 Deno.test("RateLimiter keeps a separate bucket per key", () => {
   const { l } = limiter(2, 1);
   assert.equal(allowed(l, "198.18.0.1:1", 5), 2);

@@ -18,14 +18,16 @@ export interface RateLimiterOptions {
   now?: () => number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 /**
  * Per-key token bucket: each key may spend `burst` requests at once, refilled
  * at `perSecond`.
+ *
+ * A key's whole state is one number, the time its bucket is full again
+ * (the generic cell rate algorithm's form of the token bucket): at `now` it
+ * holds `burst - max(0, full - now) / interval` tokens, `interval` being
+ * the time one token takes to refill. One number a key, rather than an
+ * object of two, is about 30 bytes less a key: a rendezvous tracks up to
+ * 230,000 keys in its limiters.
  *
  * Memory is bounded by `maxKeys`. Forgetting a key is the same as giving it a
  * full bucket, so the key forgotten first is the least recently used one: it
@@ -45,12 +47,15 @@ interface Bucket {
  */
 export class RateLimiter {
   #burst: number;
-  #perSecond: number;
+  /** Milliseconds one token takes to refill. */
+  #interval: number;
   #maxKeys: number;
   #now: () => number;
-  // Map iteration follows insertion order; re-inserting on every use keeps
-  // the least recently used key first.
-  #buckets = new Map<string, Bucket>();
+  /** The latest time read: a clock that steps back reads as standing still. */
+  #latest = -Infinity;
+  // When each key's bucket is full again. Map iteration follows insertion
+  // order; re-inserting on every use keeps the least recently used key first.
+  #full = new Map<string, number>();
 
   /** Creates a limiter; throws `RangeError` for a non-positive burst, rate or key cap. */
   constructor(options: RateLimiterOptions) {
@@ -65,37 +70,39 @@ export class RateLimiter {
       throw new RangeError(`Invalid maxKeys ${maxKeys}: expected an integer of at least 1`);
     }
     this.#burst = burst;
-    this.#perSecond = perSecond;
+    this.#interval = 1000 / perSecond;
     this.#maxKeys = maxKeys;
     this.#now = options.now ?? (() => performance.now());
   }
 
   /** Number of keys currently tracked, never more than `maxKeys`. */
   get size(): number {
-    return this.#buckets.size;
+    return this.#full.size;
   }
 
   /** Spends `cost` tokens (default 1) of `key` and returns true, or returns false if it has fewer. */
   allow(key: string, cost = 1): boolean {
-    const now = this.#now();
-    const bucket = this.#buckets.get(key);
-    if (bucket === undefined) {
+    // A clock that steps back refills nothing rather than draining the bucket.
+    const now = this.#latest = Math.max(this.#latest, this.#now());
+    const full = this.#full.get(key);
+    if (full === undefined) {
       if (cost > this.#burst) return false;
-      if (this.#buckets.size >= this.#maxKeys) {
-        const oldest = this.#buckets.keys().next();
-        if (!oldest.done) this.#buckets.delete(oldest.value);
+      if (this.#full.size >= this.#maxKeys) {
+        const oldest = this.#full.keys().next();
+        if (!oldest.done) this.#full.delete(oldest.value);
       }
-      this.#buckets.set(key, { tokens: this.#burst - cost, at: now });
+      this.#full.set(key, now + cost * this.#interval);
       return true;
     }
-    // A clock that steps back refills nothing rather than draining the bucket.
-    const elapsed = Math.max(0, now - bucket.at);
-    bucket.tokens = Math.min(this.#burst, bucket.tokens + (elapsed * this.#perSecond) / 1000);
-    bucket.at = Math.max(bucket.at, now);
-    this.#buckets.delete(key);
-    this.#buckets.set(key, bucket);
-    if (bucket.tokens < cost) return false;
-    bucket.tokens -= cost;
+    const from = Math.max(full, now);
+    this.#full.delete(key);
+    // Fewer than `cost` tokens: the bucket is more than `burst - cost` tokens from full.
+    // (The margin absorbs rounding in `interval`, a few ulps of a millisecond.)
+    if (from - now > (this.#burst - cost) * this.#interval + 1e-6) {
+      this.#full.set(key, full);
+      return false;
+    }
+    this.#full.set(key, from + cost * this.#interval);
     return true;
   }
 }
