@@ -36,12 +36,14 @@
  * one-byte string on the V8 heap, which compacts, rather than as one small
  * ArrayBuffer each, whose malloc'd backing stores pin the allocator's
  * pages) plus about {@linkcode RECORD_OVERHEAD_BYTES} on the heap for the
- * entry object, its key, address and hostname strings, three index slots
- * and the key's rate bucket; {@linkcode RecordStore.bytes} reports this
- * estimate. Measured (`deno task bench --only rendezvous`, Deno 2.9, records
- * of 164 bytes): about 760 bytes of heap a record, 75 MB for 100,000; the
- * process's RSS after filling the table at full speed is about three times
- * that, V8's heap grown by the publishes' garbage.
+ * entry object, its key (32 bytes as a one-byte string), address and
+ * hostname strings, three index slots and the key's rate;
+ * {@linkcode RecordStore.bytes} reports this estimate. Measured (`deno task
+ * bench --only rendezvous`, Deno 2.9, records of 164 bytes, with the source
+ * rates of 65,536 IPs): about 660 bytes of heap a record, 68 MB for
+ * 100,000; the process's RSS after filling the table at full speed is about
+ * 200 MiB: 48 for Deno itself, V8's heap reserved at about 1.4 times what it
+ * uses, and malloc's heap grown by the publishes' short-lived buffers.
  * The per-source rate limiter adds at most `maxSources` buckets.
  *
  * @example
@@ -197,6 +199,10 @@ export interface RecordStoreStats {
 }
 
 interface Entry {
+  /**
+   * The identity key's 32 bytes as a one-byte string (see `bytes`): the
+   * key of every index and of the key's rate, 32 bytes fewer than its hex.
+   */
   key: string;
   /**
    * The record's bytes as a one-byte string (char i = byte i): on the V8
@@ -224,6 +230,11 @@ function bytesOf(binary: string): Uint8Array {
   const out = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
+}
+
+/** The index key of the identity key with hex `keyHex` (either case), or null for no key's hex. */
+function keyOfHex(keyHex: string): string | null {
+  return /^[0-9a-fA-F]{64}$/.test(keyHex) ? binaryOf(Uint8Array.fromHex(keyHex)) : null;
 }
 
 function found(e: Entry): FoundRecord {
@@ -314,7 +325,7 @@ export class RecordStore {
     // verifyPresence tolerates clock skew; a record already expired by this
     // table's clock would never be returned, so it is not worth storing.
     if (record.expiresAt <= now) return this.#refuse("expired");
-    const key = record.publicKey.toHex();
+    const key = binaryOf(record.publicKey);
     if (!this.#perKey.allow(key)) return this.#refuse("rate_limited");
     if (record.visibility === "private" && record.endpoints.length > 0) {
       return this.#refuse("private_endpoints");
@@ -375,7 +386,8 @@ export class RecordStore {
 
   /** The live record of the key with hex `keyHex`, else its retained one, or null. */
   lookupByKey(keyHex: string): FoundRecord | null {
-    const key = keyHex.toLowerCase();
+    const key = keyOfHex(keyHex);
+    if (key === null) return null;
     const now = this.#now();
     const entry = this.#liveOf(key, now) ?? this.#retainedOf(key, now);
     return entry === undefined ? null : found(entry);
@@ -386,7 +398,8 @@ export class RecordStore {
    * its live record, or else its retained one, names `self`.
    */
   hostsMailbox(keyHex: string): boolean {
-    const key = keyHex.toLowerCase();
+    const key = keyOfHex(keyHex);
+    if (key === null) return false;
     const now = this.#now();
     const entry = this.#liveOf(key, now) ?? this.#retainedOf(key, now);
     return entry?.mailbox ?? false;
@@ -400,7 +413,7 @@ export class RecordStore {
       bound: found(bound),
       conflicts: others.map((e) => ({
         address: e.address,
-        fingerprint: fingerprint(Uint8Array.fromHex(e.key)),
+        fingerprint: fingerprint(bytesOf(e.key)),
       })),
     };
   }
