@@ -26,8 +26,8 @@ export interface RateLimiterOptions {
  * (the generic cell rate algorithm's form of the token bucket): at `now` it
  * holds `burst - max(0, full - now) / interval` tokens, `interval` being
  * the time one token takes to refill. One number a key, rather than an
- * object of two, is about 30 bytes less a key: a rendezvous tracks up to
- * 230,000 keys in its limiters.
+ * object of two, is about 56 bytes of heap less a key (146 -> 90 measured
+ * over 200,000 keys): a rendezvous tracks up to 230,000 keys in its limiters.
  *
  * Memory is bounded by `maxKeys`. Forgetting a key is the same as giving it a
  * full bucket, so the key forgotten first is the least recently used one: it
