@@ -334,6 +334,9 @@ Deno.test("kill -9 of the rendezvous, the sender and the receiver during a burst
       "some went to the mailbox before the rendezvous died",
     );
     await rendezvous.start();
+    // Deposits the rendezvous's death cut short failed with their stream, never as internal errors.
+    const failed = (await a.info()).mailboxes.deposit_failed;
+    assert.ok(!("internal" in failed), JSON.stringify(failed));
     // The sender dies too; then the receiver comes back, and dies in the middle of taking them.
     await kill9(a.pid);
     await a.start();

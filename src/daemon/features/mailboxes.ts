@@ -28,7 +28,7 @@ import { SealedInbox, type SealedItemDrop, type SealedSinks } from "../../servic
 import { localNodeIdentity } from "../../session/local_identity.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { seal, type SealingIdentity } from "../../session/seal.ts";
-import type { Connection } from "../../stream/mod.ts";
+import { type Connection, StreamError } from "../../stream/mod.ts";
 import type { PresenceRecord } from "../../wire/presence_record.ts";
 import { encodeSealedContent, type SealedContent } from "../../wire/sealed_item.ts";
 import type { NodeContext } from "../context.ts";
@@ -166,7 +166,13 @@ export class MailboxesFeature {
         "share a rendezvous with the peer; the item waits in the local outbox",
       );
     } catch (e) {
-      const code = e instanceof MailboxRefused || e instanceof PilotError ? e.code : "internal";
+      // Counted by cause: a stream that failed (the rendezvous went away,
+      // reset or did not answer) is no internal error.
+      const code = e instanceof MailboxRefused || e instanceof PilotError
+        ? e.code
+        : e instanceof StreamError
+        ? `stream_${e.code}`
+        : "internal";
       this.#depositFailed[code] = (this.#depositFailed[code] ?? 0) + 1;
       if (e instanceof PilotError) throw e;
       throw new PilotError(
