@@ -1000,6 +1000,58 @@ export function drainOutput(child: Deno.ChildProcess, keep = 40): DrainedOutput 
   return { lines, done };
 }
 
+/** A foreground `pilot rendezvous` started by {@linkcode spawnRendezvous}. */
+export interface ForegroundRendezvous {
+  child: Deno.ChildProcess;
+  /** Its output, drained as it runs. */
+  output: DrainedOutput;
+  /** Stops it (`daemon stop`, then SIGKILL if it is still there) and waits for its output to end. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `pilot rendezvous --listen LISTEN` in `node`'s home (`runtimeFlags`
+ * for Deno, such as a CPU profile's) and waits for its API, setting
+ * `node.listen` and `node.pid`. A start that fails (it exited, or no API
+ * within 30 s) is stopped and throws with its last output lines.
+ */
+export async function spawnRendezvous(
+  node: TestNode,
+  listen: string,
+  runtimeFlags: string[] = [],
+): Promise<ForegroundRendezvous> {
+  const child = spawnPilot(["rendezvous", "--listen", listen], { home: node.home, runtimeFlags });
+  const output = drainOutput(child);
+  const stop = async () => {
+    await node.stop().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It stopped already.
+    }
+    await child.status;
+    await output.done;
+  };
+  let exited: Deno.CommandStatus | undefined;
+  void child.status.then((s) => exited = s);
+  try {
+    const info = await waitFor("the rendezvous's API", async () => {
+      if (exited !== undefined) throw new Error(`the rendezvous exited with ${exited.code}`);
+      try {
+        return await node.info();
+      } catch {
+        return undefined;
+      }
+    }, 30_000);
+    node.listen = info.listen;
+    node.pid = info.pid;
+    return { child, output, stop };
+  } catch (e) {
+    await stop();
+    throw new Error(`${(e as Error).message}; its output:\n${output.lines.join("\n")}`);
+  }
+}
+
 /**
  * Starts `pilot rendezvous --listen 127.0.0.1:0` with fixture identity
  * `index` (and `config` as its config.json; `runtimeFlags` for Deno, such
@@ -1012,37 +1064,12 @@ export async function startRendezvous(
 ): Promise<TestRendezvous> {
   const home = await makeHome({ identity: index, ...(config && { config }) });
   const node = new TestNode(home, { identity: index });
-  const child = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0"], { home, runtimeFlags });
-  const output = drainOutput(child);
-  const stop = async () => {
-    await node.stop().catch(() => {});
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It stopped already.
-    }
-    await child.status;
-    await output.done;
+  const run = await spawnRendezvous(node, "127.0.0.1:0", runtimeFlags);
+  return {
+    node,
+    at: `${fixture(index).public_key}@${node.listen}`,
+    endpoint: endpointOf(node.listen),
+    output: () => run.output.lines.join("\n"),
+    [Symbol.asyncDispose]: run.stop,
   };
-  try {
-    const info = await waitFor("the rendezvous's API", async () => {
-      try {
-        return await node.info();
-      } catch {
-        return undefined;
-      }
-    }, 30_000);
-    node.listen = info.listen;
-    node.pid = info.pid;
-    return {
-      node,
-      at: `${fixture(index).public_key}@${info.listen}`,
-      endpoint: endpointOf(info.listen),
-      output: () => output.lines.join("\n"),
-      [Symbol.asyncDispose]: stop,
-    };
-  } catch (e) {
-    await stop();
-    throw new Error(`${(e as Error).message}; its output:\n${output.lines.join("\n")}`);
-  }
 }

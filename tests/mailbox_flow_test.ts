@@ -13,15 +13,14 @@ import { join } from "node:path";
 import { Capture, containsBytes, tcpdumpUnavailable } from "./_capture.ts";
 import {
   callApi,
-  type DrainedOutput,
-  drainOutput,
   fixture,
+  type ForegroundRendezvous,
   freeUdpPort,
   kill9,
   makeHome,
   PAIR_A_NAME,
   PAIR_B_NAME,
-  spawnPilot,
+  spawnRendezvous,
   startRendezvous,
   TestNode,
   trustEntry,
@@ -220,60 +219,32 @@ Deno.test("two nodes never up together become trusted and deliver a job once, th
 /** `pilot rendezvous` in `home` on a fixed port, restartable there (kill -9, then again). */
 class FixedRendezvous {
   readonly node: TestNode;
-  #child: Deno.ChildProcess | undefined;
-  #output: DrainedOutput | undefined;
+  #run: ForegroundRendezvous | undefined;
   constructor(readonly home: string, readonly port: number) {
     this.node = new TestNode(home, { identity: RENDEZVOUS_FIXTURE });
   }
   get at(): string {
     return `${fixture(RENDEZVOUS_FIXTURE).public_key}@127.0.0.1:${this.port}`;
   }
-  /** Starts it and waits for its API; its output is drained as it runs (see drainOutput). */
+  /** Starts it and waits for its API; its output is drained as it runs. */
   async start(): Promise<void> {
-    const child = spawnPilot(["rendezvous", "--listen", `127.0.0.1:${this.port}`], {
-      home: this.home,
-    });
-    this.#child = child;
-    this.#output = drainOutput(child);
-    let exited: Deno.CommandStatus | undefined;
-    void child.status.then((s) => exited = s);
-    try {
-      const info = await waitFor("the rendezvous's API", async () => {
-        if (exited !== undefined) throw new Error(`the rendezvous exited with ${exited.code}`);
-        try {
-          return await this.node.info();
-        } catch {
-          return undefined;
-        }
-      }, 30_000);
-      this.node.pid = info.pid;
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; its output:\n${this.output()}`);
-    }
+    this.#run = undefined;
+    this.#run = await spawnRendezvous(this.node, `127.0.0.1:${this.port}`);
   }
   /** The last lines the rendezvous printed since it last started. */
   output(): string {
-    return this.#output?.lines.join("\n") ?? "";
+    return this.#run?.output.lines.join("\n") ?? "";
   }
   async kill(): Promise<void> {
-    const child = this.#child!;
+    const { child, output } = this.#run!;
     await kill9(child.pid);
     await child.status;
-    await this.#output?.done;
+    await output.done;
     // The next start must not read the dead daemon's control file as its own.
     await Deno.remove(join(this.home, "control.json")).catch(() => {});
   }
   async stop(): Promise<void> {
-    const child = this.#child;
-    if (child === undefined) return;
-    await this.node.stop().catch(() => {});
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It stopped already.
-    }
-    await child.status;
-    await this.#output?.done;
+    await this.#run?.stop();
   }
 }
 
