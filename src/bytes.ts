@@ -183,6 +183,24 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * Copies `parts` into one new buffer and returns a view of each, in order:
+ * for small arrays kept long, since in Deno each typed array made on its own
+ * has its own backing store, costing far more memory than its bytes.
+ *
+ * @example
+ * ```ts
+ * import { packBytes } from "./bytes.ts";
+ * const [a, b] = packBytes(new Uint8Array([1]), new Uint8Array([2, 3]));
+ * a.buffer === b.buffer; // true
+ * ```
+ */
+export function packBytes<T extends Uint8Array[]>(...parts: T): { [K in keyof T]: Uint8Array } {
+  const all = concat(...parts);
+  let o = 0;
+  return parts.map((p) => all.subarray(o, o += p.length)) as { [K in keyof T]: Uint8Array };
+}
+
 /** Encodes a string as UTF-8. */
 export function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);

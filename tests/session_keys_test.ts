@@ -75,6 +75,40 @@ Deno.test("a session imports each transport key on first use and releases it onl
   assert.equal(a.importedKeys, 2);
 });
 
+Deno.test("a session keeps its own copy of the keys and hash it was made with, and refuses a key of the wrong length", async () => {
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  const hash = randomBytes(32);
+  const hashCopy = hash.slice();
+  const init = {
+    peer: {} as PeerIdentity,
+    endpoint: { hostname: "127.0.0.1", port: 1 },
+    handshakeHash: hash,
+    now: 0,
+    localIndex: 1,
+    remoteIndex: 2,
+    initiator: true,
+  };
+  const a = Session.create({ ...init, sendKey: k1, receiveKey: k2 });
+  const b = Session.create({
+    ...init,
+    initiator: false,
+    sendKey: k2.slice(),
+    receiveKey: k1.slice(),
+  });
+  // The caller zeroes its arrays (as a handshake may): the session is unchanged.
+  k1.fill(0);
+  k2.fill(0);
+  hash.fill(0);
+  assert.deepEqual(a.handshakeHash, hashCopy);
+  assert.equal(await carry(a, b, "still", 0), "still");
+  assert.equal(await carry(b, a, "both ways", 0), "both ways");
+  assert.throws(
+    () => Session.create({ ...init, sendKey: randomBytes(31), receiveKey: randomBytes(32) }),
+    /Invalid transport key: expected 32 bytes, got 31/,
+  );
+});
+
 Deno.test("a released key under frames in flight: every frame is sealed and opened, in order", async () => {
   const [a, b] = pairOfSessions();
   const texts = Array.from({ length: 50 }, (_, i) => `m${i}`);

@@ -11,7 +11,7 @@ import { isValidPublicKey, verifyAsync } from "../identity/ed25519.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import { selfDescriptionMessage } from "../identity/self_description.ts";
 import { bindingMessage } from "../identity/static_key.ts";
-import { constantTimeEqual } from "../bytes.ts";
+import { constantTimeEqual, packBytes } from "../bytes.ts";
 import { encodeHandshakePayload, type HandshakePayload } from "../wire/handshake_payload.ts";
 
 /** Why a handshake was refused after its cryptography succeeded (each is also a drop reason). */
@@ -124,15 +124,21 @@ export async function verifyPeerPayload(
 
 function identityOf(p: HandshakePayload, remoteStatic: Uint8Array, address: Address): PeerIdentity {
   const keyHex = p.publicKey.toHex();
+  // Copies in one buffer: a session keeps its peer's identity as long as it lives.
+  const [publicKey, addressBytes, staticKey] = packBytes(
+    p.publicKey,
+    addressToBytes(address),
+    remoteStatic,
+  );
   return {
-    publicKey: Uint8Array.from(p.publicKey),
+    publicKey,
     keyHex,
     address,
-    addressBytes: addressToBytes(address),
+    addressBytes,
     fingerprint: fingerprint(p.publicKey),
     hostname: p.hostname,
     staticSerial: p.staticSerial,
-    staticKey: Uint8Array.from(remoteStatic),
+    staticKey,
   };
 }
 
