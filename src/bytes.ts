@@ -201,6 +201,23 @@ export function packBytes<T extends Uint8Array[]>(...parts: T): { [K in keyof T]
   return parts.map((p) => all.subarray(o, o += p.length)) as { [K in keyof T]: Uint8Array };
 }
 
+/**
+ * `bytes` as a one-byte string, char i = byte i: a compact key for a `Map`
+ * (a 32-byte digest takes 32 characters, not 64 as hex) that, unlike a
+ * typed array, lives wholly in V8's heap. For small arrays: every byte is
+ * an argument of one call.
+ */
+export function binaryString(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
+/** The bytes of a string made by {@linkcode binaryString}. */
+export function bytesOfBinary(binary: string): Uint8Array {
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
 /** Encodes a string as UTF-8. */
 export function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { HandshakeFailure, verifyPeerPayload } from "../src/session/peer_identity.ts";
+import {
+  HandshakeFailure,
+  payloadVerifiedBefore,
+  verifyPeerPayload,
+} from "../src/session/peer_identity.ts";
 import { decodeHandshakePayload } from "../src/wire/handshake_payload.ts";
 import { IDS, localIdentity } from "./_session_helpers.ts";
 
@@ -26,4 +30,29 @@ Deno.test("verifyPeerPayload() refuses a payload whose self-description was alte
     verifyPeerPayload({ ...good, hostname: "beta" }, id.staticKey.publicKey),
     (e: unknown) => e instanceof HandshakeFailure && e.reason === "bad_self",
   );
+});
+
+Deno.test("payloadVerifiedBefore() is true only for the very payload and static key that verified", async () => {
+  const id = IDS[3]!;
+  const bytes = localIdentity(id, { hostname: "gamma" }).payload;
+  const payload = decodeHandshakePayload(bytes);
+  const staticKey = id.staticKey.publicKey;
+  assert.equal(await payloadVerifiedBefore(payload, staticKey), false, "nothing verified yet");
+  await verifyPeerPayload(payload, staticKey);
+  assert.equal(await payloadVerifiedBefore(payload, staticKey), true);
+  // The same bytes decoded again (as a rekey sends them): still known.
+  assert.equal(
+    await payloadVerifiedBefore(
+      decodeHandshakePayload(bytes),
+      staticKey,
+    ),
+    true,
+  );
+  // Any signed byte changed, or another static key: not known, checked in full.
+  assert.equal(await payloadVerifiedBefore({ ...payload, hostname: "delta" }, staticKey), false);
+  assert.equal(
+    await payloadVerifiedBefore({ ...payload, selfTime: payload.selfTime + 1 }, staticKey),
+    false,
+  );
+  assert.equal(await payloadVerifiedBefore(payload, IDS[4]!.staticKey.publicKey), false);
 });

@@ -320,7 +320,7 @@ export class ResponderHandshake {
       // Checking an identity not seen before (its key, two signatures) is
       // the dearest step: the caller may pay for it first, or shed it.
       if (
-        beforeVerify !== undefined && !payloadVerifiedBefore(payload, hs.remoteStatic!) &&
+        beforeVerify !== undefined && !(await payloadVerifiedBefore(payload, hs.remoteStatic!)) &&
         !(await beforeVerify())
       ) {
         throw new WorkShed();

@@ -11,7 +11,8 @@ import { isValidPublicKey, verifyAsync } from "../identity/ed25519.ts";
 import { fingerprint } from "../identity/fingerprint.ts";
 import { selfDescriptionMessage } from "../identity/self_description.ts";
 import { bindingMessage } from "../identity/static_key.ts";
-import { constantTimeEqual, packBytes } from "../bytes.ts";
+import { binaryString, concat, constantTimeEqual, packBytes } from "../bytes.ts";
+import { sha256 } from "./crypto.ts";
 import { encodeHandshakePayload, type HandshakePayload } from "../wire/handshake_payload.ts";
 
 /** Why a handshake was refused after its cryptography succeeded (each is also a drop reason). */
@@ -57,20 +58,27 @@ export interface PeerIdentity {
   staticKey: Uint8Array;
 }
 
-/** Payloads whose signatures verified (with the static key used), most recent last. */
+/**
+ * Payloads whose signatures verified (with the static key used), most
+ * recent last, by the SHA-256 of every signed byte and that key as a
+ * 32-character string: the payload's hex would take 0.5 KB of heap each.
+ */
 const verified = new Map<string, true>();
 const VERIFIED_MAX = 4096;
 
-function cacheKeyOf(p: HandshakePayload, remoteStatic: Uint8Array): string {
-  return `${encodeHandshakePayload(p).toHex()}|${remoteStatic.toHex()}`;
+async function cacheKeyOf(p: HandshakePayload, remoteStatic: Uint8Array): Promise<string> {
+  return binaryString(await sha256(concat(encodeHandshakePayload(p), remoteStatic)));
 }
 
 /**
  * Whether this exact payload with this static key verified before, so that
  * {@linkcode verifyPeerPayload} costs no signature or key check for it.
  */
-export function payloadVerifiedBefore(p: HandshakePayload, remoteStatic: Uint8Array): boolean {
-  return verified.has(cacheKeyOf(p, remoteStatic));
+export async function payloadVerifiedBefore(
+  p: HandshakePayload,
+  remoteStatic: Uint8Array,
+): Promise<boolean> {
+  return verified.has(await cacheKeyOf(p, remoteStatic));
 }
 
 /** Verifies a handshake payload against the static key Noise authenticated. */
@@ -79,9 +87,9 @@ export async function verifyPeerPayload(
   remoteStatic: Uint8Array,
 ): Promise<PeerIdentity> {
   // A rekey or reconnect sends the very same signed payload: its signatures
-  // were checked already. The cache key is every signed byte plus the static
-  // key Noise used, so nothing unchecked can hit it.
-  const cacheKey = cacheKeyOf(p, remoteStatic);
+  // were checked already. The cache key is a hash of every signed byte plus
+  // the static key Noise used, so nothing unchecked can hit it.
+  const cacheKey = await cacheKeyOf(p, remoteStatic);
   if (verified.has(cacheKey)) {
     verified.delete(cacheKey);
     verified.set(cacheKey, true);

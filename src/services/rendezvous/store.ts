@@ -57,6 +57,7 @@
  *
  * @module
  */
+import { binaryString, bytesOfBinary } from "../../bytes.ts";
 import type { Address } from "../../identity/address.ts";
 import { fingerprint } from "../../identity/fingerprint.ts";
 import {
@@ -220,26 +221,14 @@ interface Entry {
   mailbox: boolean;
 }
 
-/** `bytes` as a one-byte string, char i = byte i (at most MAX_PRESENCE_RECORD_SIZE of them). */
-function binaryOf(bytes: Uint8Array): string {
-  return String.fromCharCode.apply(null, bytes as unknown as number[]);
-}
-
-/** The bytes of a string made by {@linkcode binaryOf}. */
-function bytesOf(binary: string): Uint8Array {
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
-
 /** The index key of the identity key with hex `keyHex` (either case), or null for no key's hex. */
 function keyOfHex(keyHex: string): string | null {
-  return /^[0-9a-fA-F]{64}$/.test(keyHex) ? binaryOf(Uint8Array.fromHex(keyHex)) : null;
+  return /^[0-9a-fA-F]{64}$/.test(keyHex) ? binaryString(Uint8Array.fromHex(keyHex)) : null;
 }
 
 function found(e: Entry): FoundRecord {
   return {
-    record: bytesOf(e.bytes),
+    record: bytesOfBinary(e.bytes),
     address: e.address,
     hostname: e.hostname,
     visibility: e.visibility,
@@ -325,7 +314,7 @@ export class RecordStore {
     // verifyPresence tolerates clock skew; a record already expired by this
     // table's clock would never be returned, so it is not worth storing.
     if (record.expiresAt <= now) return this.#refuse("expired");
-    const key = binaryOf(record.publicKey);
+    const key = binaryString(record.publicKey);
     if (!this.#perKey.allow(key)) return this.#refuse("rate_limited");
     if (record.visibility === "private" && record.endpoints.length > 0) {
       return this.#refuse("private_endpoints");
@@ -341,7 +330,7 @@ export class RecordStore {
     if (gone !== undefined && (gone.until <= now || record.serial > gone.serial)) {
       this.#gone.delete(key);
     } else if (gone !== undefined) return this.#refuse("stale");
-    const binary = binaryOf(verified.bytes);
+    const binary = binaryString(verified.bytes);
     if (stored !== undefined) {
       if (record.serial === stored.serial && binary === stored.bytes) {
         return { ok: true, changed: false, address, conflict: this.#conflictOf(stored, now) };
@@ -413,7 +402,7 @@ export class RecordStore {
       bound: found(bound),
       conflicts: others.map((e) => ({
         address: e.address,
-        fingerprint: fingerprint(bytesOf(e.key)),
+        fingerprint: fingerprint(bytesOfBinary(e.key)),
       })),
     };
   }
