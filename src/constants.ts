@@ -125,8 +125,15 @@ export const RELEASE_CHECK_TIMEOUT_MS = 5_000;
 export const FINAL_RETRY_MS = 1_000;
 /** A half-open responder handshake is forgotten after this long (ms). */
 export const HALF_OPEN_TIMEOUT_MS = 15_000;
-/** How often the session timers run (ms). */
+/** How often the session timers run (ms): handshake retransmissions and punching probes. */
 export const TIMER_TICK_MS = 250;
+/**
+ * How often a tick also walks every peer's sessions (ms): their timers
+ * (message 3 repeats, answers, keepalives, rekeys, expiry) count in seconds,
+ * and an idle node with thousands of sessions should not walk them four
+ * times a second.
+ */
+export const SESSION_SWEEP_MS = 1_000;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
 /**

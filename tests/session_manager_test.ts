@@ -13,6 +13,7 @@ import {
   PORT_ECHO,
   PORT_TRUST,
   REKEY_TIMEOUT_JITTER_MS,
+  SESSION_SWEEP_MS,
 } from "../src/constants.ts";
 
 const RETRY_MS = DEFAULT_TIMERS.rekeyTimeoutMs + REKEY_TIMEOUT_JITTER_MS + 1;
@@ -285,7 +286,8 @@ Deno.test("SessionManager rekeys, keeps the previous keys for packets in flight,
   assert.deepEqual(b.texts(), ["old", "new", "late 1"]);
   assert.equal(b.delivered.at(-1)!.session, oldSession, "decrypted with the previous keys");
 
-  await net.advance(1, a, b);
+  // Peers' timers run once every SESSION_SWEEP_MS: gone within one sweep of the grace's end.
+  await net.advance(SESSION_SWEEP_MS, a, b);
   assert.equal(b.manager.sessionCount, 1, "the previous session is gone after the grace");
   assert.equal(a.manager.sessionCount, 1);
   await net.inject(late2!.bytes, a.endpoint, b);

@@ -48,6 +48,7 @@ import {
   RESERVED_TRUSTED_SESSIONS,
   SESSION_KEY_IDLE_MS,
   SESSION_SILENCE_MS,
+  SESSION_SWEEP_MS,
   UNTRUSTED_FRAME_RATE,
   UNTRUSTED_IDLE_MS,
 } from "../constants.ts";
@@ -274,6 +275,7 @@ export class SessionManager {
   #starting = new Map<string, Promise<Attempt>>();
   #responders = new Map<string, ResponderHandshake>();
   #seenEphemerals = new Map<string, number>();
+  #nextSweepAt = -Infinity;
   /** Lanes, rates, work budget and slots of handshake work. */
   #admission: HandshakeAdmission;
   #keyLimiter: RateLimiter;
@@ -1036,6 +1038,14 @@ export class SessionManager {
     for (const [ephemeral, until] of this.#seenEphemerals) {
       if (now >= until) this.#seenEphemerals.delete(ephemeral);
     }
+    if (now < this.#nextSweepAt) return;
+    this.#nextSweepAt = now + SESSION_SWEEP_MS;
+    await this.#sweepPeers(now);
+  }
+
+  /** The timers of every peer's sessions, run by {@linkcode tick} every SESSION_SWEEP_MS. */
+  async #sweepPeers(now: number): Promise<void> {
+    const t = this.#timers;
     this.#admission.clearKnown();
     for (const [key, peer] of this.#peers) {
       if (peer.current !== undefined) this.#noteKnown(peer.identity, peer.current.endpoint);
