@@ -191,3 +191,50 @@ Deno.test("ReplayWindow agrees with a Set-based model over counters near its cur
     { numRuns: 300 },
   );
 });
+
+Deno.test("ReplayWindow holds no bitmap while counters arrive in order, and makes one at the first gap that still refuses every counter seen", () => {
+  const w = new ReplayWindow();
+  for (let c = 0; c < 3 * W; c++) assert.equal(w.accept(c), true);
+  assert.equal(w.bitmapBytes, 0, "in order: the highest counter says everything");
+  assert.equal(w.check(3 * W - 1), false, "a duplicate is refused without a bitmap");
+  assert.equal(w.check(0), false, "so is a counter far behind");
+  // A gap: 3W is skipped (lost, or still on its way).
+  assert.equal(w.accept(3 * W + 1), true);
+  assert.ok(w.bitmapBytes > 0, "the first gap makes the bitmap");
+  for (let c = 2 * W + 2; c <= 3 * W + 1; c++) {
+    if (c !== 3 * W) assert.equal(w.check(c), false, `counter ${c} was accepted before`);
+  }
+  assert.equal(w.check(2 * W + 1), false, "a window behind");
+  assert.equal(w.accept(3 * W), true, "the late counter is taken once");
+  assert.equal(w.accept(3 * W), false);
+});
+
+Deno.test("ReplayWindow agrees with a Set-based model when counters mostly arrive in order", () => {
+  // Mostly the next counter, sometimes a repeat, a small jump ahead (a gap),
+  // or a late one: the traffic of a real session, crossing from no bitmap to one.
+  const step = fc.record({
+    accept: fc.boolean(),
+    delta: fc.oneof(
+      { weight: 8, arbitrary: fc.constant(1) },
+      { weight: 1, arbitrary: fc.integer({ min: -5, max: 0 }) },
+      { weight: 1, arbitrary: fc.integer({ min: 2, max: 40 }) },
+      { weight: 1, arbitrary: fc.integer({ min: -W - 2, max: -W + 2 }) },
+    ),
+  });
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 400 }), (steps) => {
+      const real = new ReplayWindow();
+      const model = new ModelWindow();
+      let next = 0;
+      for (const [i, { accept, delta }] of steps.entries()) {
+        const counter = Math.max(0, next - 1 + delta);
+        const got = accept ? real.accept(counter) : real.check(counter);
+        const want = accept ? model.accept(counter) : model.check(counter);
+        assert.equal(got, want, `step ${i}: ${accept ? "accept" : "check"}(${counter})`);
+        assert.equal(real.highest, model.highest, `step ${i}: highest`);
+        if (got && accept) next = Math.max(next, counter + 1);
+      }
+    }),
+    { numRuns: 500 },
+  );
+});

@@ -1,6 +1,7 @@
 /**
  * Sliding replay window over per-direction packet counters, in the manner of
- * wireguard-go's `replay` package: a ring of 32-bit words, O(1) per packet.
+ * wireguard-go's `replay` package: a ring of 32-bit words, O(1) per packet,
+ * made only once a counter arrives out of order.
  *
  * @module
  */
@@ -35,12 +36,25 @@ const RING_WORDS = REPLAY_WINDOW / WORD_BITS + 1;
  * ```
  */
 export class ReplayWindow {
-  #words = new Uint32Array(RING_WORDS);
+  /**
+   * The ring, made at the first gap: until then every counter from 0 to
+   * `#next - 1` was accepted and nothing else, so `#next` alone answers
+   * (most sessions, and every idle one, only ever see counters in order,
+   * and a ring is 1 KB).
+   */
+  #words: Uint32Array | null = null;
+  /** While there is no ring: the counter after the last accepted (0 before any). */
+  #next = 0;
   #highest = 0;
 
   /** Highest counter accepted so far, or 0 before any. */
   get highest(): number {
     return this.#highest;
+  }
+
+  /** Bytes the window holds for its bitmap: 0 until a counter arrives out of order. */
+  get bitmapBytes(): number {
+    return this.#words?.byteLength ?? 0;
   }
 
   /**
@@ -51,6 +65,7 @@ export class ReplayWindow {
     if (!Number.isInteger(counter) || counter < 0 || counter >= REJECT_AFTER_MESSAGES) {
       return false;
     }
+    if (this.#words === null) return counter >= this.#next;
     if (counter > this.#highest) return true;
     if (this.#highest - counter >= REPLAY_WINDOW) return false;
     const word = Math.floor(counter / WORD_BITS) % RING_WORDS;
@@ -63,18 +78,35 @@ export class ReplayWindow {
    */
   accept(counter: number): boolean {
     if (!this.check(counter)) return false;
+    if (this.#words === null) {
+      if (counter === this.#next) {
+        this.#highest = this.#next++;
+        return true;
+      }
+      this.#words = this.#ringOfNext();
+    }
+    const words = this.#words;
     const block = Math.floor(counter / WORD_BITS);
     if (counter > this.#highest) {
       const last = Math.floor(this.#highest / WORD_BITS);
       const advance = block - last;
       if (advance >= RING_WORDS) {
-        this.#words.fill(0);
+        words.fill(0);
       } else {
-        for (let i = 1; i <= advance; i++) this.#words[(last + i) % RING_WORDS] = 0;
+        for (let i = 1; i <= advance; i++) words[(last + i) % RING_WORDS] = 0;
       }
       this.#highest = counter;
     }
-    this.#words[block % RING_WORDS]! |= 1 << (counter % WORD_BITS);
+    words[block % RING_WORDS]! |= 1 << (counter % WORD_BITS);
     return true;
+  }
+
+  /** A ring marking what `#next` stood for: every counter below it that is still in the window. */
+  #ringOfNext(): Uint32Array {
+    const words = new Uint32Array(RING_WORDS);
+    for (let c = Math.max(0, this.#next - REPLAY_WINDOW); c < this.#next; c++) {
+      words[Math.floor(c / WORD_BITS) % RING_WORDS]! |= 1 << (c % WORD_BITS);
+    }
+    return words;
   }
 }
