@@ -131,7 +131,8 @@ export const TIMER_TICK_MS = 250;
  * How often a tick also walks every peer's sessions (ms): their timers
  * (message 3 repeats, answers, keepalives, rekeys, expiry) count in seconds,
  * and an idle node with thousands of sessions should not walk them four
- * times a second.
+ * times a second. A timer configured shorter (`timers` in config.json)
+ * makes every tick walk them.
  */
 export const SESSION_SWEEP_MS = 1_000;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */

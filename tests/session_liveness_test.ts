@@ -12,6 +12,7 @@ import {
   DATA_ANSWER_MS,
   PORT_TRUST,
   SESSION_SILENCE_MS,
+  SESSION_SWEEP_MS,
   TIMER_TICK_MS,
   UNTRUSTED_IDLE_MS,
 } from "../src/constants.ts";
@@ -150,6 +151,27 @@ Deno.test("SessionManager keeps an untrusted peer's session while port-444 datag
     await trusted.net.pump();
   }
   assert.equal(trusted.b.manager.peers().length, 1);
+});
+
+Deno.test("a timer configured shorter than SESSION_SWEEP_MS still fires on time: data answered within answerMs and one tick", async () => {
+  const answerMs = 300;
+  const { net, a, b } = await pair({ b: { manager: { timers: { answerMs } } } });
+  for (let round = 0; round < 5; round++) {
+    await a.send(b, `one-way ${round}`);
+    await net.pump();
+    const answers = () => net.sentBy(b, T.DATA).filter((d) => d.bytes.length === 29).length;
+    const before = answers();
+    let waited = 0;
+    while (answers() === before && waited < 5_000) {
+      await net.advance(TIMER_TICK_MS, a, b);
+      await net.pump();
+      waited += TIMER_TICK_MS;
+    }
+    assert.ok(
+      waited <= answerMs + TIMER_TICK_MS,
+      `round ${round}: answered after ${waited} ms (answerMs ${answerMs}, sweep ${SESSION_SWEEP_MS})`,
+    );
+  }
 });
 
 Deno.test("SessionManager does not let configuration lengthen the untrusted idle time", async () => {

@@ -49,6 +49,7 @@ import {
   SESSION_KEY_IDLE_MS,
   SESSION_SILENCE_MS,
   SESSION_SWEEP_MS,
+  TIMER_TICK_MS,
   UNTRUSTED_FRAME_RATE,
   UNTRUSTED_IDLE_MS,
 } from "../constants.ts";
@@ -276,6 +277,7 @@ export class SessionManager {
   #responders = new Map<string, ResponderHandshake>();
   #seenEphemerals = new Map<string, number>();
   #nextSweepAt = -Infinity;
+  #sweepMs: number;
   /** Lanes, rates, work budget and slots of handshake work. */
   #admission: HandshakeAdmission;
   #keyLimiter: RateLimiter;
@@ -292,6 +294,9 @@ export class SessionManager {
   constructor(options: SessionManagerOptions) {
     this.#o = options;
     this.#timers = clampTimers(options.timers ?? {});
+    // A timer configured shorter than a sweep still fires on time: every tick sweeps then.
+    const shortest = Math.min(...Object.values(this.#timers).filter((ms) => ms > 0));
+    this.#sweepMs = shortest < SESSION_SWEEP_MS ? 0 : SESSION_SWEEP_MS;
     this.#now = options.now ?? (() => performance.now());
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.#admission = new HandshakeAdmission(this.#now);
@@ -1039,11 +1044,15 @@ export class SessionManager {
       if (now >= until) this.#seenEphemerals.delete(ephemeral);
     }
     if (now < this.#nextSweepAt) return;
-    this.#nextSweepAt = now + SESSION_SWEEP_MS;
+    // Half a tick early, so that a timer firing a little early does not skip a whole tick.
+    this.#nextSweepAt = now + this.#sweepMs - TIMER_TICK_MS / 2;
     await this.#sweepPeers(now);
   }
 
-  /** The timers of every peer's sessions, run by {@linkcode tick} every SESSION_SWEEP_MS. */
+  /**
+   * The timers of every peer's sessions, run by {@linkcode tick} every
+   * SESSION_SWEEP_MS, or on every tick when a timer is configured shorter.
+   */
   async #sweepPeers(now: number): Promise<void> {
     const t = this.#timers;
     this.#admission.clearKnown();
