@@ -87,6 +87,13 @@ export async function machine(): Promise<Record<string, unknown>> {
   } catch {
     // Not Linux.
   }
+  // Every UDP socket's receive buffer (Deno cannot set one): it bounds the 60,000-byte streams.
+  let rmemDefault: number | null = null;
+  try {
+    rmemDefault = Number((await Deno.readTextFile("/proc/sys/net/core/rmem_default")).trim());
+  } catch {
+    // Not Linux.
+  }
   let load: number[] | null = null;
   try {
     load = Deno.loadavg();
@@ -100,6 +107,7 @@ export async function machine(): Promise<Record<string, unknown>> {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
     loadavg_at_start: load,
+    udp_receive_buffer_bytes: rmemDefault,
   };
 }
 
