@@ -119,3 +119,55 @@ Deno.test("RateLimiter refuses a burst below 1, a non-positive rate or key cap",
     assert.throws(() => new RateLimiter({ ...ok, ...bad }), RangeError, JSON.stringify(bad));
   }
 });
+
+Deno.test("RateLimiter forgets keys whose bucket is full again, a few on each call", () => {
+  const { l, clock } = limiter(5, 1, 10_000);
+  for (let i = 0; i < 1000; i++) assert.equal(l.allow(`k-${i}`), true);
+  assert.equal(l.size, 1000);
+  // One token spent each, refilled after a second: every bucket is full again.
+  clock.t += 999;
+  assert.equal(l.allow("x"), true);
+  assert.equal(l.size, 1001, "no bucket is full yet, none forgotten");
+  clock.t += 1;
+  let calls = 0;
+  while (l.size > 1 && calls < 10_000) {
+    l.allow("x");
+    calls++;
+  }
+  assert.equal(l.size, 1, "only the key still in use is tracked");
+  assert.ok(calls <= 500, `${calls} calls to forget 1,000 full buckets`);
+  // Forgotten keys start from a full bucket, exactly as if they had been kept.
+  assert.equal(allowed(l, "k-0", 10), 5);
+});
+
+Deno.test("RateLimiter gives the verdicts of a token bucket kept for every key", () => {
+  // A plain token bucket per key, never forgotten, against the limiter.
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (const [burst, perSecond] of [[1, 10], [3, 2], [10, 5], [4, 0.5]] as const) {
+    const { l, clock } = limiter(burst, perSecond);
+    const model = new Map<string, { tokens: number; at: number }>();
+    let refused = 0;
+    for (let i = 0; i < 20_000; i++) {
+      if (random() < 0.1) clock.t += Math.floor(random() * 100);
+      const key = `k-${Math.floor(random() * 30)}`;
+      const cost = random() < 0.8 ? 1 : 1 + Math.floor(random() * burst);
+      const b = model.get(key) ?? { tokens: burst, at: clock.t };
+      b.tokens = Math.min(burst, b.tokens + (clock.t - b.at) * perSecond / 1000);
+      b.at = clock.t;
+      const expected = b.tokens + 1e-9 >= cost;
+      if (expected) b.tokens -= cost;
+      model.set(key, b);
+      assert.equal(l.allow(key, cost), expected, `call ${i}: ${key} cost ${cost}`);
+      if (!expected) refused++;
+    }
+    assert.ok(
+      refused > 500 && refused < 19_500,
+      `${refused} of 20,000 refused: both verdicts occur`,
+    );
+    // Once every bucket is full again, the keys met are forgotten.
+    clock.t += burst / perSecond * 1000;
+    for (let i = 0; i < 15; i++) l.allow("last");
+    assert.equal(l.size, 1);
+  }
+});

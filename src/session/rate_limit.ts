@@ -18,6 +18,9 @@ export interface RateLimiterOptions {
   now?: () => number;
 }
 
+/** Keys whose bucket is full again that one call forgets, at most: enough to outrun the keys it adds. */
+export const FORGET_PER_CALL = 2;
+
 /**
  * Per-key token bucket: each key may spend `burst` requests at once, refilled
  * at `perSecond`.
@@ -29,9 +32,16 @@ export interface RateLimiterOptions {
  * object of two, is about 56 bytes of heap less a key (146 -> 90 measured
  * over 200,000 keys): a rendezvous tracks up to 230,000 keys in its limiters.
  *
- * Memory is bounded by `maxKeys`. Forgetting a key is the same as giving it a
- * full bucket, so the key forgotten first is the least recently used one: it
- * has been refilling longest and is the most likely to be full already. Under
+ * Forgetting a key is the same as giving it a full bucket. So each call
+ * also forgets up to {@linkcode FORGET_PER_CALL} of the least recently used
+ * keys whose bucket is full again: a limiter tracks about the keys used in
+ * the last `burst / perSecond` seconds, not every key it ever met (a
+ * rendezvous meets one per node). A throttled key at the front holds the
+ * others back until its bucket is full.
+ *
+ * Memory is bounded by `maxKeys`. When the cap is reached the key forgotten
+ * is the least recently used one: it has been refilling longest and is the
+ * most likely to be full already. Under
  * a flood of more than `maxKeys` distinct keys a throttled key can thus be
  * forgotten and allowed its burst again — no more than any one of the
  * flood's fresh keys gets, so a spoofing attacker gains nothing from it.
@@ -84,6 +94,7 @@ export class RateLimiter {
   allow(key: string, cost = 1): boolean {
     // A clock that steps back refills nothing rather than draining the bucket.
     const now = this.#latest = Math.max(this.#latest, this.#now());
+    this.#forgetFull(now);
     const full = this.#full.get(key);
     if (full === undefined) {
       if (cost > this.#burst) return false;
@@ -104,5 +115,14 @@ export class RateLimiter {
     }
     this.#full.set(key, from + cost * this.#interval);
     return true;
+  }
+
+  /** Forgets up to FORGET_PER_CALL of the least recently used keys, while their bucket is full. */
+  #forgetFull(now: number): void {
+    let forgotten = 0;
+    for (const [key, full] of this.#full) {
+      if (full > now || forgotten++ === FORGET_PER_CALL) return;
+      this.#full.delete(key);
+    }
   }
 }

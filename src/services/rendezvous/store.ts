@@ -37,14 +37,16 @@
  * ArrayBuffer each, whose malloc'd backing stores pin the allocator's
  * pages) plus about {@linkcode RECORD_OVERHEAD_BYTES} on the heap for the
  * entry object, its key (32 bytes as a one-byte string), address and
- * hostname strings, three index slots and the key's rate;
- * {@linkcode RecordStore.bytes} reports this estimate. Measured (`deno task
- * bench --only rendezvous`, Deno 2.9, records of 164 bytes, with the source
- * rates of 65,536 IPs): about 660 bytes of heap a record, 68 MB for
- * 100,000; the process's RSS after filling the table at full speed is about
- * 200 MiB: 48 for Deno itself, V8's heap reserved at about 1.4 times what it
- * uses, and malloc's heap grown by the publishes' short-lived buffers.
- * The per-source rate limiter adds at most `maxSources` buckets.
+ * hostname strings and three index slots; {@linkcode RecordStore.bytes}
+ * reports this estimate. The publish rates of a key and of a source IP are
+ * tracked only until their bucket is full again (a few seconds after their
+ * last publish), at most `2 × maxRecords` keys and `maxSources` sources.
+ * Measured (`deno task bench --only rendezvous`, Deno 2.9, records of 164
+ * bytes, published from 100,000 source IPs): about 540 bytes of heap a
+ * record, 56 MB for 100,000; the process's RSS after filling the table at
+ * full speed is about 190 MiB: 49 for Deno itself, V8's heap reserved at
+ * about 1.5 times what it uses, and malloc's heap grown by the publishes'
+ * short-lived buffers.
  *
  * @example
  * ```ts ignore
@@ -102,7 +104,7 @@ export const PUBLISH_PER_KEY: RateOptions = { burst: 5, perSecond: 1 };
 /** Most source IPs whose publish rate is tracked at once. */
 export const PUBLISH_MAX_SOURCES = 65_536;
 /** Estimated bytes per stored record beyond the record itself (see the module's notes). */
-export const RECORD_OVERHEAD_BYTES = 640;
+export const RECORD_OVERHEAD_BYTES = 360;
 /** Least time between two sweeps that a full table runs on its own (ms). */
 export const FULL_SWEEP_INTERVAL_MS = 1000;
 
