@@ -203,7 +203,13 @@ export async function measureRendezvous(ctx: Context): Promise<Figures> {
         heap_total: mib(r.memory.full.heapTotal),
         external: mib(r.memory.full.external),
       },
+      // Right after the lookups, the garbage of 2 s of answers still there.
       after_lookups: { rss: mib(r.memory.after_lookups.rss) },
+      // Then collected, and the bench's own peers and requests released.
+      after_lookups_settled: {
+        rss: mib(r.memory.after_lookups_settled.rss),
+        heap: mib(r.memory.after_lookups_settled.heapUsed),
+      },
     },
     heap_bytes_per_record: round((r.memory.full.heapUsed - r.memory.empty.heapUsed) / stored, 0),
     accounted_bytes_per_record: round(r.accounted_bytes / stored, 0),

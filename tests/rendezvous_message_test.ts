@@ -58,6 +58,27 @@ Deno.test("every rendezvous message type round-trips exactly", () => {
   }
 });
 
+Deno.test("encodeRendezvousMessage() writes each message into one buffer, never outgrown", () => {
+  const longest: RendezvousMessage[] = [
+    ...EXAMPLES,
+    { type: "relay", to: B, frame: new Uint8Array(MAX_RELAY_FRAME) },
+    { type: "found", id: 4, record: RECORD, conflicts: Array(8).fill(B) },
+    {
+      type: "ok",
+      id: 1,
+      changed: false,
+      observed: { hostname: "2001:db8:1:2:3:4:5:6", port: 65535 },
+      conflict: { hostname: "a".repeat(63), boundTo: B },
+    },
+  ];
+  for (const m of longest) {
+    const bytes = encodeRendezvousMessage(m);
+    const blob = "record" in m ? m.record.length : "frame" in m ? m.frame.length : 0;
+    // A buffer that grew would be larger than the first one's 112 bytes and the blob.
+    assert.equal(bytes.buffer.byteLength, 112 + blob, m.type);
+  }
+});
+
 Deno.test("a lookup by hostname and its conflict answer, byte by byte", () => {
   // 02 | 00000004 | 02 | 13 "data-processor-node"
   assert.equal(

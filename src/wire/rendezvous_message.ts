@@ -240,7 +240,10 @@ function checkText(text: string, pattern: RegExp, what: string): void {
 
 /** Encodes a message; throws `RangeError` for a field out of range. */
 export function encodeRendezvousMessage(m: RendezvousMessage): Uint8Array {
-  const w = new Writer(64).u8(RENDEZVOUS_MESSAGE_TYPES[m.type]);
+  // Room for the whole message at once: every fixed field fits in 112 bytes,
+  // and each buffer outgrown is one more allocation per relayed frame.
+  const blob = "record" in m ? m.record.length : "frame" in m ? m.frame.length : 0;
+  const w = new Writer(112 + Math.min(blob, MAX_RELAY_FRAME)).u8(RENDEZVOUS_MESSAGE_TYPES[m.type]);
   if ("id" in m) {
     checkId(m.id);
     w.u32(m.id);
