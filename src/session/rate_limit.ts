@@ -18,7 +18,7 @@ export interface RateLimiterOptions {
   now?: () => number;
 }
 
-/** Keys whose bucket is full again that one call forgets, at most: enough to outrun the keys it adds. */
+/** Keys whose bucket is full again that adding a key forgets, at most: more than the one it adds. */
 export const FORGET_PER_CALL = 2;
 
 /**
@@ -33,8 +33,8 @@ export const FORGET_PER_CALL = 2;
  * over 200,000 keys): a rendezvous tracks up to 230,000 keys in its limiters.
  *
  * Forgetting a key is the same as giving it a full bucket. So each call
- * also forgets up to {@linkcode FORGET_PER_CALL} of the least recently used
- * keys whose bucket is full again: a limiter tracks about the keys used in
+ * that adds a key also forgets up to {@linkcode FORGET_PER_CALL} of the
+ * least recently used keys whose bucket is full again: a limiter tracks about the keys used in
  * the last `burst / perSecond` seconds, not every key it ever met (a
  * rendezvous meets one per node). A throttled key at the front holds the
  * others back until its bucket is full.
@@ -94,10 +94,10 @@ export class RateLimiter {
   allow(key: string, cost = 1): boolean {
     // A clock that steps back refills nothing rather than draining the bucket.
     const now = this.#latest = Math.max(this.#latest, this.#now());
-    this.#forgetFull(now);
     const full = this.#full.get(key);
     if (full === undefined) {
       if (cost > this.#burst) return false;
+      this.#forgetFull(now);
       if (this.#full.size >= this.#maxKeys) {
         const oldest = this.#full.keys().next();
         if (!oldest.done) this.#full.delete(oldest.value);
