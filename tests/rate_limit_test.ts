@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RateLimiter } from "../src/session/rate_limit.ts";
+import { FORGET_PER_SWEEP, RateLimiter } from "../src/session/rate_limit.ts";
 
 /** A limiter on a clock the test moves by hand. */
 function limiter(burst: number, perSecond: number, maxKeys = 1000) {
@@ -171,4 +171,29 @@ Deno.test("RateLimiter gives the verdicts of a token bucket kept for every key",
     for (let i = 0; i < tracked; i++) l.allow(`last-${i}`);
     assert.equal(l.size, tracked, "the keys added, every earlier one forgotten");
   }
+});
+
+Deno.test("RateLimiter.forgetFull() forgets full buckets from the front, at most `max`, up to the first that is not full", () => {
+  const { l, clock } = limiter(2, 1, 100_000);
+  for (let i = 0; i < 50_000; i++) l.allow(`spoofed-${i}`);
+  clock.t += 500;
+  assert.equal(l.allow("busy"), true);
+  assert.equal(l.allow("busy"), true);
+  assert.equal(l.forgetFull(), 0, "half refilled: none is full");
+  assert.equal(l.size, 50_001);
+  clock.t += 500;
+  assert.equal(l.forgetFull(20_000), 20_000, "at most max");
+  let rest = 0;
+  for (let n = l.forgetFull(); n > 0; n = l.forgetFull()) {
+    assert.ok(n <= FORGET_PER_SWEEP, `${n} in one call: at most FORGET_PER_SWEEP by default`);
+    rest += n;
+  }
+  assert.equal(rest, 30_000, "then the rest of the full ones");
+  assert.equal(l.size, 1, "the key still refilling stays, with its state");
+  assert.equal(l.allow("busy"), false, "two tokens spent 500 ms ago: half of one back");
+  clock.t += 1000;
+  assert.equal(l.forgetFull(), 0, "full again only 1,500 ms after it spent two");
+  clock.t += 500;
+  assert.equal(l.forgetFull(), 1);
+  assert.equal(l.size, 0);
 });

@@ -160,3 +160,27 @@ Deno.test("SessionManager gives a trusted peer that proved its endpoint the rese
     "it proved itself (mac2)",
   );
 });
+
+Deno.test("SessionManager forgets the sources of a spoofed message-1 flood once their buckets refill", async () => {
+  const { net, a, b } = await pair();
+  await net.pump();
+  const before = b.manager.rateKeysTracked;
+  // One message 1 from each of 3,000 spoofed addresses.
+  for (let i = 0; i < 3000; i++) {
+    const from = { hostname: `198.18.${(i >> 8) & 255}.${i & 255}`, port: 40_000 };
+    await net.inject(await freshMessage1(spoofer, i + 1), from, b);
+  }
+  const during = b.manager.rateKeysTracked;
+  assert.ok(during >= before + 3000, `${during} keys tracked during the flood (${before} before)`);
+  // Every bucket is full again within a few seconds; each sweep (once a
+  // second) forgets up to FORGET_PER_SWEEP keys per limiter.
+  for (let s = 0; s < 10; s++) await net.advance(1000, a, b);
+  assert.ok(
+    b.manager.rateKeysTracked <= before,
+    `${b.manager.rateKeysTracked} keys tracked after the flood (${before} before)`,
+  );
+  // The flood changed nothing for the real peer.
+  await a.send(b, "after");
+  await net.pump();
+  assert.deepEqual(b.texts(), ["after"]);
+});

@@ -104,6 +104,17 @@ export class HandshakeAdmission {
     });
   }
 
+  /** Sources and endpoints whose rates are tracked, in every lane and the work budget. */
+  get keysTracked(): number {
+    return this.#unproven.size + this.#proven.size + this.#known.size + this.#work.sourcesTracked;
+  }
+
+  /** Forgets the sources whose buckets are full again, in every lane and the work budget. */
+  forgetFull(): number {
+    return this.#unproven.forgetFull() + this.#proven.forgetFull() + this.#known.forgetFull() +
+      this.#work.forgetFull();
+  }
+
   /** Forgets every known endpoint (the session table notes them again on each tick). */
   clearKnown(): void {
     this.#knownEndpoints.clear();

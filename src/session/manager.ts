@@ -345,6 +345,27 @@ export class SessionManager {
     return this.#admission.workSpent;
   }
 
+  /**
+   * Keys (sources, endpoints, peers) its rate limiters track: bounded, and
+   * forgotten on the sweep after their buckets are full again, so a flood
+   * from many sources leaves nothing behind once it stops.
+   */
+  get rateKeysTracked(): number {
+    return this.#admission.keysTracked +
+      this.#rateLimiters().reduce((n, l) => n + l.size, 0);
+  }
+
+  #rateLimiters(): RateLimiter[] {
+    return [
+      this.#keyLimiter,
+      this.#cookieSources,
+      this.#cookieTotal,
+      this.#untrustedFrames,
+      this.#relayFrames,
+      this.#reconfirms,
+    ];
+  }
+
   /** Number of half-open responder handshakes. */
   get halfOpenCount(): number {
     return this.#responders.size;
@@ -1056,6 +1077,8 @@ export class SessionManager {
   async #sweepPeers(now: number): Promise<void> {
     const t = this.#timers;
     this.#admission.clearKnown();
+    this.#admission.forgetFull();
+    for (const limiter of this.#rateLimiters()) limiter.forgetFull();
     for (const [key, peer] of this.#peers) {
       if (peer.current !== undefined) this.#noteKnown(peer.identity, peer.current.endpoint);
       if (peer.previous !== undefined && now >= peer.previousUntil) {

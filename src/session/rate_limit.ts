@@ -20,6 +20,8 @@ export interface RateLimiterOptions {
 
 /** Keys whose bucket is full again that adding a key forgets, at most: more than the one it adds. */
 export const FORGET_PER_CALL = 2;
+/** Keys whose bucket is full again that one {@linkcode RateLimiter.forgetFull} forgets, at most (a few ms of work). */
+export const FORGET_PER_SWEEP = 4096;
 
 /**
  * Per-key token bucket: each key may spend `burst` requests at once, refilled
@@ -97,7 +99,7 @@ export class RateLimiter {
     const full = this.#full.get(key);
     if (full === undefined) {
       if (cost > this.#burst) return false;
-      this.#forgetFull(now);
+      this.#forgetFull(now, FORGET_PER_CALL);
       if (this.#full.size >= this.#maxKeys) {
         const oldest = this.#full.keys().next();
         if (!oldest.done) this.#full.delete(oldest.value);
@@ -117,12 +119,24 @@ export class RateLimiter {
     return true;
   }
 
-  /** Forgets up to FORGET_PER_CALL of the least recently used keys, while their bucket is full. */
-  #forgetFull(now: number): void {
+  /**
+   * Forgets the least recently used keys whose bucket is full again, from
+   * the front, until one is not or `max` are gone; returns how many went.
+   * For an owner to call on a timer: keys are otherwise forgotten only as
+   * new ones come, so the memory a burst of keys took (a flood from
+   * spoofed sources) would stay while none do.
+   */
+  forgetFull(max: number = FORGET_PER_SWEEP): number {
+    return this.#forgetFull(this.#latest = Math.max(this.#latest, this.#now()), max);
+  }
+
+  #forgetFull(now: number, max: number): number {
     let forgotten = 0;
     for (const [key, full] of this.#full) {
-      if (full > now || forgotten++ === FORGET_PER_CALL) return;
+      if (full > now || forgotten === max) break;
       this.#full.delete(key);
+      forgotten++;
     }
+    return forgotten;
   }
 }

@@ -113,6 +113,16 @@ export class WorkBudget {
     });
   }
 
+  /** Sources whose share is tracked (refilling). */
+  get sourcesTracked(): number {
+    return this.#sources.size;
+  }
+
+  /** Forgets sources whose share is full again (see `RateLimiter.forgetFull`); returns how many. */
+  forgetFull(): number {
+    return this.#sources.forgetFull();
+  }
+
   /**
    * Spends `units` for `source` and returns true, or spends nothing and
    * returns false: when the budget (less the reserve, for other than
