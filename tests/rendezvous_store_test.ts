@@ -21,6 +21,8 @@ import {
   type UnsignedPresence,
 } from "../src/wire/presence_record.ts";
 import {
+  PUBLISH_PER_KEY,
+  PUBLISH_PER_SOURCE,
   PUBLISH_REFUSALS,
   type PublishRefusal,
   RECORD_OVERHEAD_BYTES,
@@ -392,6 +394,37 @@ Deno.test("10,000 records of the largest size stay within 1.1 KB each by the tab
   clock.now = NOW + 30 * MINUTE;
   assert.equal(store.sweep(), 10_000);
   assert.equal(store.bytes, 0);
+});
+
+Deno.test("forgetFull() gives back the publish rates of sources and keys once they are full again", () => {
+  const clock = { now: NOW };
+  const store = new RecordStore({ now: () => clock.now, verify: trustingVerify });
+  for (let i = 0; i < 500; i++) {
+    const publicKey = new Uint8Array(32);
+    new DataView(publicKey.buffer).setUint32(0, i + 1);
+    const bytes = encodePresenceRecord({
+      publicKey,
+      stamp: new Uint8Array(8),
+      hostname: `node-${i}`,
+      visibility: "private",
+      serial: NOW,
+      expiresAt: NOW + 30 * MINUTE,
+      endpoints: [],
+      staticKey: new Uint8Array(32).fill(9),
+      staticSerial: 0,
+      mailboxes: [],
+      signature: new Uint8Array(64),
+    });
+    assert.equal(store.publish(bytes, `198.18.${i >> 8}.${i & 255}`).ok, true);
+  }
+  assert.equal(store.forgetFull(), 0, "every bucket is still refilling");
+  clock.now += 1000 * Math.max(
+    PUBLISH_PER_SOURCE.burst / PUBLISH_PER_SOURCE.perSecond,
+    PUBLISH_PER_KEY.burst / PUBLISH_PER_KEY.perSecond,
+  );
+  assert.equal(store.forgetFull(), 1000, "500 sources and 500 keys");
+  assert.equal(store.forgetFull(), 0);
+  assert.equal(store.stats().records, 500, "the records themselves stay");
 });
 
 Deno.test("lookups hand back the exact bytes published, every byte value, as a fresh copy each time", () => {

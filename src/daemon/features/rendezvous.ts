@@ -87,10 +87,12 @@ export class RendezvousFeature {
   }
 
   /**
-   * The node's timer, once a second: items whose TTL ran out leave the
+   * The node's timer, once a second: the rates of peers and sources whose
+   * buckets are full again are forgotten; items whose TTL ran out leave the
    * mailboxes (and the disk) once a minute, fetched or not.
    */
   tick(now = performance.now()): void {
+    this.#service.forgetFull();
     if (now - this.#expiredAt < MAILBOX_EXPIRE_EVERY_MS || this.#expiring) return;
     this.#expiredAt = now;
     this.#expiring = true;

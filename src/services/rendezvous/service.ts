@@ -147,6 +147,16 @@ export class RendezvousService {
     }
   }
 
+  /**
+   * Forgets the request and relay rates of peers that are full again, and
+   * the table's publish rates (see `RateLimiter.forgetFull`), for the
+   * owner's timer; returns how many.
+   */
+  forgetFull(): number {
+    return this.#requests.forgetFull() + this.#relayPeer.forgetFull() +
+      this.#relayTotal.forgetFull() + this.#store.forgetFull();
+  }
+
   /** Relay and drop counters (a copy). */
   stats(): RendezvousStats {
     return { relayed: { ...this.#relayed }, dropped: { ...this.#dropped } };

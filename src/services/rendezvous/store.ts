@@ -428,6 +428,14 @@ export class RecordStore {
     return removed;
   }
 
+  /**
+   * Forgets the publish rates of sources and keys that are full again (see
+   * `RateLimiter.forgetFull`), for the owner's timer; returns how many.
+   */
+  forgetFull(): number {
+    return this.#perSource.forgetFull() + this.#perKey.forgetFull();
+  }
+
   /** Counts of records, hostnames and refusals by reason (a copy). */
   stats(): RecordStoreStats {
     return {
