@@ -36,10 +36,12 @@ export const FORGET_PER_SWEEP = 4096;
  *
  * Forgetting a key is the same as giving it a full bucket. So each call
  * that adds a key also forgets up to {@linkcode FORGET_PER_CALL} of the
- * least recently used keys whose bucket is full again: a limiter tracks about the keys used in
- * the last `burst / perSecond` seconds, not every key it ever met (a
- * rendezvous meets one per node). A throttled key at the front holds the
- * others back until its bucket is full.
+ * least recently used keys whose bucket is full again, and the owner's
+ * timer calls {@linkcode RateLimiter.forgetFull} for the rest: a limiter
+ * tracks about the keys used in the last `burst / perSecond` seconds, not
+ * every key it ever met (a rendezvous meets one per node). Both walk from
+ * the least recently used key and stop at the first bucket still
+ * refilling, which holds the keys behind it until it is full.
  *
  * Memory is bounded by `maxKeys`. When the cap is reached the key forgotten
  * is the least recently used one: it has been refilling longest and is the
