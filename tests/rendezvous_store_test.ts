@@ -356,6 +356,26 @@ function trustingVerify(bytes: Uint8Array, _now: number): VerifiedPresence {
   return { record, bytes: bytes.slice(), address: formatAddress(record.publicKey.subarray(0, 6)) };
 }
 
+/** An unsigned record (for trustingVerify) of node `i`: key `i + 1` in its first 4 bytes. */
+function unsignedRecord(i: number, fields: Partial<UnsignedPresence> = {}): Uint8Array {
+  const publicKey = new Uint8Array(32);
+  new DataView(publicKey.buffer).setUint32(0, i + 1);
+  return encodePresenceRecord({
+    publicKey,
+    stamp: new Uint8Array(8),
+    hostname: `node-${i}`,
+    visibility: "private",
+    serial: NOW,
+    expiresAt: NOW + 30 * MINUTE,
+    endpoints: [],
+    staticKey: new Uint8Array(32).fill(9),
+    staticSerial: 0,
+    mailboxes: [],
+    ...fields,
+    signature: new Uint8Array(64),
+  });
+}
+
 Deno.test("10,000 records of the largest size stay within 1.1 KB each by the table's accounting", () => {
   const clock = { now: NOW };
   const store = new RecordStore({
@@ -364,24 +384,15 @@ Deno.test("10,000 records of the largest size stay within 1.1 KB each by the tab
     perSource: { burst: 20_000, perSecond: 1 },
   });
   for (let i = 0; i < 10_000; i++) {
-    const publicKey = new Uint8Array(32);
-    new DataView(publicKey.buffer).setUint32(0, i + 1);
-    const bytes = encodePresenceRecord({
-      publicKey,
-      stamp: new Uint8Array(8),
+    const bytes = unsignedRecord(i, {
       hostname: `node-${i}`.padEnd(63, "x"),
       visibility: "public",
-      serial: NOW,
-      expiresAt: NOW + 30 * MINUTE,
       endpoints: Array.from({ length: 8 }, (_, j) => ({
         kind: "local" as const,
         hostname: `2001:db8::${j + 1}`,
         port: 7440,
       })),
-      staticKey: new Uint8Array(32).fill(9),
-      staticSerial: 0,
       mailboxes: [1, 2, 3, 4].map((j) => formatAddress(Uint8Array.of(0x3f, 0, 0, 0, 0, j))),
-      signature: new Uint8Array(64),
     });
     assert.equal(bytes.length, MAX_PRESENCE_RECORD_SIZE);
     assert.equal(store.publish(bytes, SOURCE).ok, true);
@@ -400,21 +411,7 @@ Deno.test("forgetFull() gives back the publish rates of sources and keys once th
   const clock = { now: NOW };
   const store = new RecordStore({ now: () => clock.now, verify: trustingVerify });
   for (let i = 0; i < 500; i++) {
-    const publicKey = new Uint8Array(32);
-    new DataView(publicKey.buffer).setUint32(0, i + 1);
-    const bytes = encodePresenceRecord({
-      publicKey,
-      stamp: new Uint8Array(8),
-      hostname: `node-${i}`,
-      visibility: "private",
-      serial: NOW,
-      expiresAt: NOW + 30 * MINUTE,
-      endpoints: [],
-      staticKey: new Uint8Array(32).fill(9),
-      staticSerial: 0,
-      mailboxes: [],
-      signature: new Uint8Array(64),
-    });
+    const bytes = unsignedRecord(i);
     assert.equal(store.publish(bytes, `198.18.${i >> 8}.${i & 255}`).ok, true);
   }
   assert.equal(store.forgetFull(), 0, "every bucket is still refilling");
