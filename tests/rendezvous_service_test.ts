@@ -100,6 +100,13 @@ Deno.test("a node cannot publish another node's record, however valid", () => {
     code: "not_your_record",
   });
   assert.equal(service.stats().dropped.malformed, 0, "answered, not dropped");
+  // Its own key in the right place, the rest no record: the table refuses it.
+  const broken = recordOf(B, "worker").slice(0, 40);
+  assert.deepEqual(ask(B, AT_B, { type: "publish", id: 3, record: broken }), {
+    type: "error",
+    id: 3,
+    code: "malformed",
+  });
 });
 
 Deno.test("a second key claiming a name hears of the conflict, and lookups list it beside the holder", () => {

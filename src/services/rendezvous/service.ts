@@ -17,7 +17,7 @@ import { DecodeError } from "../../bytes.ts";
 import type { Endpoint } from "../../discovery/endpoint.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { RateLimiter } from "../../session/rate_limit.ts";
-import { decodePresenceRecord } from "../../wire/presence_record.ts";
+import { PRESENCE_RECORD_VERSION } from "../../wire/presence_record.ts";
 import {
   decodeRendezvousMessage,
   encodeRendezvousMessage,
@@ -84,6 +84,13 @@ export interface RendezvousStats {
   relayed: { frames: number; bytes: number };
   /** Datagrams dropped, by reason, every reason from 0. */
   dropped: Record<RendezvousDrop, number>;
+}
+
+/** Whether `record` is a presence record's version byte and then `key` (its signer's). */
+function isOwnRecord(record: Uint8Array, key: Uint8Array): boolean {
+  if (record.length < 1 + key.length || record[0] !== PRESENCE_RECORD_VERSION) return false;
+  for (let i = 0; i < key.length; i++) if (record[1 + i] !== key[i]) return false;
+  return true;
 }
 
 /** Answers, forwards and relays port-445 datagrams for one rendezvous. */
@@ -170,13 +177,8 @@ export class RendezvousService {
   #publish(peer: PeerIdentity, endpoint: Endpoint, id: number, record: Uint8Array) {
     // A node publishes its own record only: the table's per-key state, and
     // the relay to the record's owner, follow the session that published it.
-    let owner: Uint8Array | undefined;
-    try {
-      owner = decodePresenceRecord(record).record.publicKey;
-    } catch {
-      owner = undefined;
-    }
-    if (owner === undefined || owner.toHex() !== peer.keyHex) {
+    // The key's place is all this reads (the table decodes and checks the rest).
+    if (!isOwnRecord(record, peer.publicKey)) {
       return { type: "error" as const, id, code: "not_your_record" };
     }
     const r = this.#store.publish(record, endpoint.hostname);
