@@ -106,13 +106,16 @@ export class HandshakeAdmission {
 
   /** Sources and endpoints whose rates are tracked, in every lane and the work budget. */
   get keysTracked(): number {
-    return this.#unproven.size + this.#proven.size + this.#known.size + this.#work.sourcesTracked;
+    return this.#lanes().reduce((n, l) => n + l.size, 0) + this.#work.sourcesTracked;
   }
 
   /** Forgets the sources whose buckets are full again, in every lane and the work budget. */
   forgetFull(): number {
-    return this.#unproven.forgetFull() + this.#proven.forgetFull() + this.#known.forgetFull() +
-      this.#work.forgetFull();
+    return this.#lanes().reduce((n, l) => n + l.forgetFull(), 0) + this.#work.forgetFull();
+  }
+
+  #lanes(): RateLimiter[] {
+    return [this.#unproven, this.#proven, this.#known];
   }
 
   /** Forgets every known endpoint (the session table notes them again on each tick). */

@@ -45,10 +45,10 @@ export const FORGET_PER_SWEEP = 4096;
  *
  * Memory is bounded by `maxKeys`. When the cap is reached the key forgotten
  * is the least recently used one: it has been refilling longest and is the
- * most likely to be full already. Under
- * a flood of more than `maxKeys` distinct keys a throttled key can thus be
- * forgotten and allowed its burst again — no more than any one of the
- * flood's fresh keys gets, so a spoofing attacker gains nothing from it.
+ * most likely to be full already. Under a flood of more than `maxKeys`
+ * distinct keys a throttled key can thus be forgotten and allowed its burst
+ * again — no more than any one of the flood's fresh keys gets, so a
+ * spoofing attacker gains nothing from it.
  *
  * @example
  * ```ts

@@ -13,7 +13,7 @@
  * @module
  */
 import type { Address } from "../../identity/address.ts";
-import { DecodeError } from "../../bytes.ts";
+import { constantTimeEqual, DecodeError } from "../../bytes.ts";
 import type { Endpoint } from "../../discovery/endpoint.ts";
 import type { PeerIdentity } from "../../session/peer_identity.ts";
 import { RateLimiter } from "../../session/rate_limit.ts";
@@ -88,9 +88,8 @@ export interface RendezvousStats {
 
 /** Whether `record` is a presence record's version byte and then `key` (its signer's). */
 function isOwnRecord(record: Uint8Array, key: Uint8Array): boolean {
-  if (record.length < 1 + key.length || record[0] !== PRESENCE_RECORD_VERSION) return false;
-  for (let i = 0; i < key.length; i++) if (record[1 + i] !== key[i]) return false;
-  return true;
+  return record.length >= 1 + key.length && record[0] === PRESENCE_RECORD_VERSION &&
+    constantTimeEqual(record.subarray(1, 1 + key.length), key);
 }
 
 /** Answers, forwards and relays port-445 datagrams for one rendezvous. */
