@@ -286,17 +286,35 @@ export const STREAM_MAX_RTO_MS = 60_000;
 export const STREAM_WINDOW_GROWTH_MS = 1_000;
 /**
  * Reliable streams: longest delay of an acknowledgement (ms); in-order data is
- * acknowledged at once after two segments and `STREAM_ACK_BYTES`.
+ * acknowledged at once after `STREAM_ACK_BYTES`.
  */
 export const STREAM_DELAYED_ACK_MS = 1;
 /**
- * Reliable streams: in-order data owes an ACK at once after at least two
- * segments and this many bytes (stretch ACKs: about 8 segments of the
- * 1328-byte MSS, 2 of a loopback one). Each ACK is one AEAD call on both
- * sides, so with small segments ACKing every second one cost a third of the
- * data path's crypto; slow start's byte-counting limit is the same amount.
+ * Reliable streams: in-order data owes an ACK at once after this many bytes
+ * (stretch ACKs: about every 8th segment of the 1328-byte MSS, every one of
+ * a loopback MSS). Each ACK is one AEAD call on both sides, so with small
+ * segments ACKing every second one cost a third of the data path's crypto;
+ * a loopback segment is worth its ACK at once, since its flight holds only
+ * three (`LOOPBACK_FLIGHT`) and waiting for the delayed-ACK timer stalls it.
+ * Slow start's byte-counting limit is the same amount.
  */
 export const STREAM_ACK_BYTES = 10_000;
+/**
+ * Reliable streams: HyStart++ (RFC 9406 section 4.3, its recommended values),
+ * which ends the first slow start when the round trip grows, before a
+ * queue overflows. An RTT rise of lastRoundMinRtt / minRttDivisor, within
+ * [minRttThreshMs, maxRttThreshMs], over a round of at least `rttSamples`
+ * samples starts conservative slow start: cwnd grows a `cssGrowthDivisor`th
+ * as fast for `cssRounds` rounds, then congestion avoidance.
+ */
+export const STREAM_HYSTART = {
+  minRttThreshMs: 4,
+  maxRttThreshMs: 16,
+  minRttDivisor: 8,
+  rttSamples: 8,
+  cssGrowthDivisor: 4,
+  cssRounds: 5,
+} as const;
 /** Reliable streams: a keepalive probe after this long without a segment from the peer (ms). */
 export const STREAM_KEEPALIVE_MS = 10_000;
 /** Reliable streams: a connection is reset after this long without a segment from the peer (ms). */
@@ -315,6 +333,21 @@ export const TRUST_RATE_PER_KEY = { burst: 20, perSecond: 2 } as const;
 export const MAX_OFFLINE_REPLAY = 10_000;
 /** UDP payload for stream segments where the path is loopback (no fragmentation there). */
 export const LOOPBACK_DATAGRAM = 60_000;
+/**
+ * Linux's usual default socket receive buffer (net.core.rmem_default), which
+ * a Deno program cannot raise for its own socket: 3 LOOPBACK_DATAGRAMs or 92
+ * of 1400 bytes fit (measured).
+ */
+export const DEFAULT_RECEIVE_BUFFER = 212_992;
+/**
+ * Bytes a stream keeps in flight where the path is loopback, under
+ * DEFAULT_RECEIVE_BUFFER: three LOOPBACK_DATAGRAMs, what the receiving
+ * socket holds. Nothing else drops on loopback, so a larger window only
+ * overflows that buffer (measured: 6-9% of segments retransmitted without
+ * the cap, none with it, and no less throughput). A larger system default
+ * raises it in proportion (`loopbackFlight`).
+ */
+export const LOOPBACK_FLIGHT = 3 * LOOPBACK_DATAGRAM;
 /** Incoming streams waiting for a listener to take them, per port, at most. */
 export const LISTEN_BACKLOG = 16;
 /** A listened port with no listener waiting is released after this long (ms). */

@@ -88,6 +88,8 @@ export interface SimLinkOptions {
   seed?: number;
   /** MSS of both muxes. */
   mss?: number;
+  /** In-flight cap of both muxes (bytes). */
+  maxFlight?: number;
   /** Caps of both muxes. */
   limits?: Partial<StreamLimits>;
   /** Caps of mux b only (override `limits`). */
@@ -175,11 +177,13 @@ export class SimLink {
     const now = () => this.clock.now;
     const mss = options.mss ?? 1328;
     const hook = options.onStateChange;
+    const maxFlight = options.maxFlight === undefined ? {} : { maxFlight: options.maxFlight };
     this.a = new StreamMux({
       send: (p) => this.#send("a", p),
       now,
       mss,
       random,
+      ...maxFlight,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timers ? { timers: options.timers } : {}),
       ...(hook ? { onStateChange: (c, from) => hook("a", c, from) } : {}),
@@ -190,6 +194,7 @@ export class SimLink {
       now,
       mss,
       random,
+      ...maxFlight,
       limits: { ...options.limits, ...options.limitsB },
       ...(options.timers ? { timers: options.timers } : {}),
       ...(hook ? { onStateChange: (c, from) => hook("b", c, from) } : {}),

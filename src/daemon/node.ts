@@ -81,7 +81,7 @@ import { ReceivedFiles } from "./received_files.ts";
 import { Streams } from "./streams.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
-import { UdpSocket } from "./udp.ts";
+import { systemReceiveBuffer, UdpSocket } from "./udp.ts";
 
 /**
  * Records every inbox message's (sender, id) and content that the dedup
@@ -217,9 +217,13 @@ export class Node {
     for (const hook of config.webhooks) this.#webhooks.set(hook);
     events.listen((event) => this.#webhooks.enqueue(event));
     const sessions = this.#sessions(identity, config, trust, events);
-    const streams = new Streams((key, p) => {
-      sessions.send(key, { kind: "stream", ...p }).catch(() => {});
-    }, config.streamTimers);
+    const streams = new Streams(
+      (key, p) => {
+        sessions.send(key, { kind: "stream", ...p }).catch(() => {});
+      },
+      config.streamTimers,
+      systemReceiveBuffer(),
+    );
     const datagrams = new DatagramRouter((key, p) =>
       sessions.send(key, { kind: "datagram", ...p })
     );

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { LISTEN_BACKLOG, LISTEN_LINGER_MS, LOOPBACK_DATAGRAM, MAX_DATAGRAM } from "../constants.ts";
+import {
+  DEFAULT_RECEIVE_BUFFER,
+  LISTEN_BACKLOG,
+  LISTEN_LINGER_MS,
+  LOOPBACK_DATAGRAM,
+  LOOPBACK_FLIGHT,
+  MAX_DATAGRAM,
+} from "../constants.ts";
 import { type Endpoint, formatEndpoint, relayPathOf } from "../discovery/endpoint.ts";
 import { RELAY_OVERHEAD } from "../wire/rendezvous_message.ts";
 import { noAnswer, PilotError } from "../errors.ts";
@@ -47,6 +54,17 @@ export function isLoopback(e: Endpoint): boolean {
   return e.hostname.startsWith("127.") || e.hostname === "::1";
 }
 
+/**
+ * Bytes a stream keeps in flight on loopback where sockets get `receiveBuffer`
+ * bytes: LOOPBACK_FLIGHT scaled by it, in whole LOOPBACK_DATAGRAMs, at least two.
+ */
+export function loopbackFlight(receiveBuffer: number): number {
+  const datagrams = Math.floor(
+    (LOOPBACK_FLIGHT / LOOPBACK_DATAGRAM) * receiveBuffer / DEFAULT_RECEIVE_BUFFER,
+  );
+  return Math.max(2, datagrams) * LOOPBACK_DATAGRAM;
+}
+
 /** Every stream of one node. */
 export class Streams {
   #muxes = new Map<string, PeerMux>();
@@ -55,11 +73,20 @@ export class Streams {
   #send: StreamSend;
 
   #timers: Partial<StreamTimers>;
+  #loopbackFlight: number;
 
-  /** Creates the registry; `send` carries packets over the peer's session. */
-  constructor(send: StreamSend, timers: Partial<StreamTimers> = {}) {
+  /**
+   * Creates the registry; `send` carries packets over the peer's session,
+   * and loopback streams keep within what a socket of `receiveBuffer` bytes holds.
+   */
+  constructor(
+    send: StreamSend,
+    timers: Partial<StreamTimers> = {},
+    receiveBuffer: number = DEFAULT_RECEIVE_BUFFER,
+  ) {
     this.#send = send;
     this.#timers = timers;
+    this.#loopbackFlight = loopbackFlight(receiveBuffer);
   }
 
   /** The mux of a peer, made on first use (segment size fits the path). */
@@ -67,9 +94,10 @@ export class Streams {
     const existing = this.#muxes.get(peer.keyHex);
     if (existing !== undefined) return existing.mux;
     // A relayed segment travels inside a second session frame: it leaves room for that.
+    const loopback = endpoint !== null && isLoopback(endpoint);
     const limit = endpoint === null
       ? MAX_DATAGRAM
-      : isLoopback(endpoint)
+      : loopback
       ? LOOPBACK_DATAGRAM
       : relayPathOf(endpoint) !== null
       ? MAX_DATAGRAM - RELAY_OVERHEAD
@@ -78,6 +106,8 @@ export class Streams {
       send: (p) => this.#send(peer.keyHex, p),
       now: () => performance.now(),
       mss: mssFor(limit),
+      // Loopback drops only at the receiving socket: keep within what it holds.
+      ...(loopback ? { maxFlight: this.#loopbackFlight } : {}),
       timers: this.#timers,
       wake: (at) => {
         const entry = this.#muxes.get(peer.keyHex);

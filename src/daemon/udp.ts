@@ -3,8 +3,24 @@
  *
  * @module
  */
-import { MAX_RECEIVE_DATAGRAM } from "../constants.ts";
+import { DEFAULT_RECEIVE_BUFFER, MAX_RECEIVE_DATAGRAM } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
+
+/**
+ * The receive buffer a new UDP socket gets (Deno cannot set one): Linux's
+ * net.core.rmem_default, or DEFAULT_RECEIVE_BUFFER where that cannot be
+ * read (other systems, no permission, a value that is not a positive integer).
+ */
+export function systemReceiveBuffer(
+  read: () => string = () => Deno.readTextFileSync("/proc/sys/net/core/rmem_default"),
+): number {
+  try {
+    const n = Number(read().trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_RECEIVE_BUFFER;
+  } catch {
+    return DEFAULT_RECEIVE_BUFFER;
+  }
+}
 
 /** A bound UDP socket. */
 export class UdpSocket {

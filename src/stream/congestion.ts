@@ -16,7 +16,10 @@
 export interface CongestionOptions {
   /** Sender maximum segment size (data bytes). */
   mss: number;
-  /** Upper bound of cwnd (bytes): more than the send buffer can ever fill is pointless. */
+  /**
+   * Upper bound of cwnd (bytes): the send buffer (more than it can ever fill
+   * is pointless) or the path's in-flight cap, whichever is smaller.
+   */
   maxWindow: number;
 }
 
@@ -35,6 +38,10 @@ export interface AckEvent {
   flight: number;
   /** Whether the sender was using the whole window (else the window must not grow). */
   limited: boolean;
+  /** Highest sequence sent so far (SND.NXT, exclusive). */
+  highSeq: number;
+  /** The round trip this ACK timed (ms), or -1 when it timed none (Karn, or a timer-driven ACK). */
+  rtt: number;
 }
 
 /** A loss found by the loss rules, or a retransmission timeout. */

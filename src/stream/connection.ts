@@ -100,6 +100,8 @@ export interface ConnectionStats {
 export interface ConnectionHost {
   /** Our maximum segment size (data bytes). */
   readonly mss: number;
+  /** Bytes a connection keeps in flight at most (Infinity: no cap but the send buffer). */
+  readonly maxFlight: number;
   /** Caps. */
   readonly limits: StreamLimits;
   /** Timers. */
@@ -242,6 +244,7 @@ export class Connection {
     const wakeLater = (mark: () => void) => this.#wakeLater(mark);
     this.#tx = new Sender({
       mss: h.mss,
+      maxFlight: h.maxFlight,
       limits: h.limits,
       timers: h.timers,
       budget: h.sendBudget,

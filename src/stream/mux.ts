@@ -38,6 +38,13 @@ export interface StreamMuxOptions {
   now(): number;
   /** Data bytes per segment: `mssFor(MAX_DATAGRAM)` on real networks, more on loopback. */
   mss: number;
+  /**
+   * Bytes a connection keeps in flight at most, whatever its congestion
+   * window (at least two segments): what the receiving socket's buffer
+   * holds on a path that drops nothing else, such as loopback. Default: only
+   * the send buffer bounds it.
+   */
+  maxFlight?: number;
   /** Cap overrides. */
   limits?: Partial<StreamLimits>;
   /** Timer overrides (never longer than the defaults). */
@@ -137,6 +144,10 @@ export class StreamMux {
     if (!Number.isInteger(options.mss) || options.mss < 64) {
       throw new RangeError(`Invalid MSS ${options.mss}: expected an integer of at least 64`);
     }
+    const maxFlight = options.maxFlight ?? Infinity;
+    if (!(maxFlight === Infinity || (Number.isSafeInteger(maxFlight) && maxFlight > 0))) {
+      throw new RangeError(`Invalid maxFlight ${maxFlight}: expected a positive integer of bytes`);
+    }
     this.#o = options;
     this.#limits = resolveLimits(options.limits);
     const timers = resolveTimers(options.timers);
@@ -144,6 +155,7 @@ export class StreamMux {
     const send = options.send;
     this.#host = {
       mss: options.mss,
+      maxFlight,
       limits: this.#limits,
       timers,
       sendBudget: new Budget(this.#limits.peerBuffer, this.#limits.reserve),

@@ -4,7 +4,9 @@
  * L = max(2 SMSS, `STREAM_ACK_BYTES`): the receiver's stretch ACKs each
  * cover that much, and slow start still doubles cwnd per round trip), one
  * window reduction per loss episode as RFC 6582 (the "recover" point), and
- * the initial window of RFC 6928.
+ * the initial window of RFC 6928. The first slow start ends early when the
+ * round trip grows (HyStart++, RFC 9406; see `hystart.ts`); later ones
+ * end at the ssthresh a loss set.
  *
  * Fast recovery keeps cwnd at ssthresh instead of inflating it per
  * duplicate ACK: the sender counts what is really in flight (the "pipe" of
@@ -22,6 +24,7 @@ import {
   initialWindow,
   type LossEvent,
 } from "./congestion.ts";
+import { HyStart } from "./hystart.ts";
 
 /**
  * NewReno's state: cwnd, ssthresh and the recovery point. The connection
@@ -46,6 +49,8 @@ export class NewReno implements CongestionControl {
   #maxWindow: number;
   #byteCountLimit: number;
   #bytesAcked = 0;
+  /** HyStart++ during the first slow start, then null. */
+  #hystart: HyStart | null = new HyStart();
 
   /** Starts in slow start with the RFC 6928 initial window. */
   constructor(options: CongestionOptions) {
@@ -68,7 +73,8 @@ export class NewReno implements CongestionControl {
   onAck(acked: number, limited: boolean): void {
     if (this.inRecovery || acked <= 0 || !limited) return;
     if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(acked, this.#byteCountLimit);
+      const divisor = this.#hystart?.growthDivisor ?? 1;
+      this.cwnd += Math.floor(Math.min(acked, this.#byteCountLimit) / divisor);
     } else {
       this.#bytesAcked += acked;
       if (this.#bytesAcked >= this.cwnd) {
@@ -90,6 +96,7 @@ export class NewReno implements CongestionControl {
    * exclusive) is acknowledged.
    */
   enterRecovery(flightSize: number, highSeq: number): void {
+    this.#hystart = null;
     this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
     this.cwnd = this.ssthresh;
     this.inRecovery = true;
@@ -114,6 +121,7 @@ export class NewReno implements CongestionControl {
    * everything sent so far is acknowledged.
    */
   onTimeout(flightSize: number, highSeq: number): void {
+    this.#hystart = null;
     this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
     this.cwnd = this.mss;
     this.inRecovery = false;
@@ -127,9 +135,25 @@ export class NewReno implements CongestionControl {
     this.cwnd = Math.min(this.cwnd, initialWindow(this.mss));
   }
 
-  /** A full ACK ends recovery first, so that the same ACK may grow the new window. */
+  /**
+   * HyStart++ ends slow start with ssthresh = cwnd when the round trip grew
+   * (RFC 9406 section 4.3); cwnd is left as it is.
+   */
+  endSlowStart(): void {
+    this.#hystart = null;
+    this.ssthresh = this.cwnd;
+  }
+
+  /**
+   * A full ACK ends recovery first, so that the same ACK may grow the new
+   * window; in the first slow start HyStart++ sees the ACK before it grows cwnd.
+   */
   onAckReceived(ack: AckEvent): void {
     if (this.inRecovery && ack.una >= this.recoverPoint) this.exitRecovery(ack.flight);
+    const hystart = this.#hystart;
+    if (hystart !== null && !this.inRecovery && this.slowStart) {
+      if (hystart.onAck(ack.una, ack.highSeq, ack.rtt) === "exit") this.endSlowStart();
+    }
     this.onAck(ack.acked, ack.limited);
   }
 

@@ -49,8 +49,6 @@ interface Reader {
   reject(e: StreamError): void;
 }
 
-/** In-order segments that owe an ACK at once, once they carry `STREAM_ACK_BYTES` too. */
-const ACK_EVERY = 2;
 const NO_SACK: readonly SackBlock[] = [];
 
 /** Reassembly, receive window and ACK obligations of one connection. @internal */
@@ -71,7 +69,6 @@ export class Receiver {
   #windowMarkTime: number;
   #windowLimit: number;
   #held = 0;
-  #ackPending = 0;
   #ackPendingBytes = 0;
   #ackNow = false;
   #readers: Reader[] = [];
@@ -161,9 +158,7 @@ export class Receiver {
       const r = rb.insert(seg.seq, data, limit);
       if (r === Insert.InOrder) {
         this.#ackPendingBytes += data.length;
-        if (++this.#ackPending >= ACK_EVERY && this.#ackPendingBytes >= STREAM_ACK_BYTES) {
-          this.#ackNow = true;
-        }
+        if (this.#ackPendingBytes >= STREAM_ACK_BYTES) this.#ackNow = true;
       } else {
         // Out of order, duplicate, gap filled or beyond the window: at once
         // (RFC 5681 4.2), so that the sender sees duplicate ACKs and SACKs.
@@ -210,7 +205,7 @@ export class Receiver {
 
   /** Arms the delayed-ACK timer for data acknowledged by nothing yet. */
   delayAck(now: number): void {
-    if (this.#ackPending > 0 && this.#at.ack === Infinity) {
+    if (this.#ackPendingBytes > 0 && this.#at.ack === Infinity) {
       this.#at.ack = now + this.#h.timers.delayedAckMs;
     }
   }
@@ -225,7 +220,6 @@ export class Receiver {
     const sack = pure && rb.heldSegments > 0 ? rb.sackBlocks() : NO_SACK;
     if (sack.length > 0 || rb.heldSegments === 0) {
       this.#ackNow = false;
-      this.#ackPending = 0;
       this.#ackPendingBytes = 0;
       this.#at.ack = Infinity;
     }

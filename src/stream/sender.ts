@@ -24,6 +24,8 @@ import { SendBuffer } from "./send_buffer.ts";
 export interface SenderInit {
   /** Our maximum segment size (data bytes), before the peer's is known. */
   mss: number;
+  /** Bytes in flight at most, whatever the congestion window (Infinity: no cap but the send buffer). */
+  maxFlight: number;
   /** Caps. */
   limits: StreamLimits;
   /** Timers. */
@@ -97,7 +99,7 @@ export class Sender {
   #lastDataAt: number;
   #persistCount = 0;
   #ack: AckResult = { acked: 0, sacked: 0, newest: -1 };
-  #ackEvent: AckEvent = { acked: 0, una: 1, flight: 0, limited: false };
+  #ackEvent: AckEvent = { acked: 0, una: 1, flight: 0, limited: false, highSeq: 1, rtt: -1 };
   #lossEvent: LossEvent = { una: 1, flight: 0, highSeq: 1 };
   #retransmits = 0;
   #retransmittedBytes = 0;
@@ -258,16 +260,19 @@ export class Sender {
       const e = Math.min(b.end, this.#nxt);
       if (e > s) board.sack(s, e, out);
     }
+    const e = this.#ackEvent;
+    e.rtt = -1;
     // Karn: only segments sent once time a round trip (see AckResult).
     if (out.newest >= 0 && !timerDriven) {
-      this.#rto.sample(now - out.newest);
+      e.rtt = now - out.newest;
+      this.#rto.sample(e.rtt);
       board.delivered(out.newest, now);
     }
-    const e = this.#ackEvent;
     e.acked = out.acked;
     e.una = this.#una;
     e.flight = this.#nxt - this.#una;
     e.limited = this.#cwndLimited;
+    e.highSeq = this.#nxt;
     this.#cc.onAckReceived(e);
     this.detectLosses(now);
   }
@@ -415,7 +420,7 @@ export class Sender {
   #newController(): CongestionControl {
     return this.#h.congestion({
       mss: this.#smss,
-      maxWindow: Math.max(this.#h.limits.sendBuffer, 4 * this.#smss),
+      maxWindow: Math.min(Math.max(this.#h.limits.sendBuffer, 4 * this.#smss), this.#h.maxFlight),
     });
   }
 
