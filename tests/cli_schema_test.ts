@@ -111,6 +111,28 @@ async function errorShape(
   seen.add(code);
 }
 
+/**
+ * Waits until `node`'s daemon (or rendezvous), started in the foreground as
+ * `child`, says it runs; fails at once, with its output, if it exits first.
+ */
+async function waitForForeground(
+  what: string,
+  node: TestNode,
+  child: Deno.ChildProcess,
+): Promise<void> {
+  let exited = false;
+  child.status.then(() => exited = true);
+  await waitFor(what, async () => {
+    if (exited) {
+      const out = await child.output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      throw new Error(`${what} exited at start (code ${out.code}): ${text.trim()}`);
+    }
+    const s = await node.pilot("daemon", "status", "--json");
+    return s.json?.data?.running === true;
+  }, 30_000);
+}
+
 /** A loopback UDP port where nothing listens. */
 function silentEndpoint(): string {
   const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
@@ -181,10 +203,7 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     );
     await okSchema(seen, "daemon stop", await fg.pilot("daemon", "stop", "--json"));
     foreground = spawnPilot(["daemon", "--listen", "127.0.0.1:0", "--json"], { home: fg.home });
-    await waitFor("the foreground daemon to answer", async () => {
-      const s = await fg!.pilot("daemon", "status", "--json");
-      return s.json?.data?.running === true;
-    }, 30_000);
+    await waitForForeground("the foreground daemon", fg, foreground);
     const running = await okSchema(
       seen,
       "daemon status",
@@ -205,10 +224,7 @@ Deno.test("every command in pilot help --json succeeds with --json data matching
     foreground = spawnPilot(["rendezvous", "--listen", "127.0.0.1:0", "--json"], {
       home: fg.home,
     });
-    await waitFor("the rendezvous to answer", async () => {
-      const s = await fg!.pilot("daemon", "status", "--json");
-      return s.json?.data?.running === true;
-    }, 30_000);
+    await waitForForeground("the foreground rendezvous", fg, foreground);
     await okSchema(seen, "daemon stop", await fg.pilot("daemon", "stop", "--json"));
     const rendezvousOut = await foreground.output();
     foreground = undefined;

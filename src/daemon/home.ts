@@ -175,6 +175,11 @@ export async function readPrivateFile(path: string): Promise<string | null> {
   return await Deno.readTextFile(path);
 }
 
+/** How long a starting daemon retries a lock held by a probe before calling it held. */
+const LOCK_PROBE_GRACE_MS = 500;
+/** Interval between those retries. */
+const LOCK_RETRY_MS = 10;
+
 /** An exclusive lock on a home, held for the daemon's lifetime. */
 export class HomeLock {
   #file: Deno.FsFile;
@@ -183,7 +188,11 @@ export class HomeLock {
     this.#file = file;
   }
 
-  /** Takes the lock, or returns null when another daemon holds it. */
+  /**
+   * Takes the lock, or returns null when another daemon holds it. A CLI
+   * probe (`isHomeLocked`) holds it shared for an instant, so a busy lock is
+   * retried for LOCK_PROBE_GRACE_MS before the answer is "held".
+   */
   static async acquire(home: string): Promise<HomeLock | null> {
     const file = await Deno.open(join(home, HOME_FILES.lock), {
       read: true,
@@ -191,9 +200,13 @@ export class HomeLock {
       create: true,
       mode: 0o600,
     });
-    if (!(await file.tryLock(true))) {
-      file.close();
-      return null;
+    const deadline = performance.now() + LOCK_PROBE_GRACE_MS;
+    while (!(await file.tryLock(true))) {
+      if (performance.now() >= deadline) {
+        file.close();
+        return null;
+      }
+      await new Promise((r) => setTimeout(r, LOCK_RETRY_MS));
     }
     return new HomeLock(file);
   }
@@ -218,7 +231,8 @@ export async function isHomeLocked(home: string): Promise<boolean> {
     throw e;
   }
   try {
-    const got = await file.tryLock(true);
+    // Shared: probes never exclude one another, only a daemon's exclusive lock excludes them.
+    const got = await file.tryLock(false);
     if (got) file.unlock();
     return !got;
   } finally {
