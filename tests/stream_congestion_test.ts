@@ -44,7 +44,7 @@ Deno.test("NewReno slow start grows cwnd by the bytes acknowledged, at most max(
 Deno.test("NewReno congestion avoidance adds one SMSS per cwnd of acknowledged bytes", () => {
   const cc = new NewReno({ mss: MSS, maxWindow: MIB });
   cc.enterRecovery(40 * MSS, 100);
-  cc.exitRecovery(40 * MSS);
+  cc.exitRecovery();
   assert.equal(cc.cwnd, 20 * MSS);
   assert.equal(cc.slowStart, false);
   for (let i = 0; i < 19; i++) cc.onAck(MSS, true);
@@ -67,19 +67,15 @@ Deno.test("NewReno halves on loss once per window and exits recovery at the reco
   cc.onAck(10 * MSS, true);
   assert.equal(cc.cwnd, 30 * MSS);
   assert.equal(cc.canEnterRecovery(400_000), false);
-  cc.exitRecovery(29 * MSS);
+  cc.exitRecovery();
   assert.equal(cc.inRecovery, false);
-  assert.equal(cc.cwnd, 30 * MSS); // min(ssthresh, flight + SMSS)
+  assert.equal(cc.cwnd, 30 * MSS); // ssthresh: the pacer spreads it, whatever the flight
   assert.equal(cc.canEnterRecovery(499_999), false);
   assert.equal(cc.canEnterRecovery(500_000), true);
-  // A small flight at exit avoids a burst.
-  cc.enterRecovery(60 * MSS, 600_000);
-  cc.exitRecovery(3 * MSS);
-  assert.equal(cc.cwnd, 4 * MSS);
   // ssthresh never drops below 2 SMSS.
   cc.enterRecovery(MSS, 700_000);
   assert.equal(cc.ssthresh, 2 * MSS);
-  assert.equal(cc.recoveries, 3);
+  assert.equal(cc.recoveries, 2);
 });
 
 Deno.test("NewReno collapses to one segment on a timeout and forbids fast recovery until the recovery point", () => {
@@ -128,9 +124,13 @@ Deno.test("a connection's cwnd doubles per round trip in slow start, halves on a
     sample();
     return byRtt.length > 5;
   });
+  // The SYN's round trip paces the first windows over half a round trip
+  // each, so their ACKs (and the growth they bring) come later; from the
+  // third round trip on, the window doubles per round trip again.
   for (let i = 1; i <= 5; i++) {
     const ratio = byRtt[i]!.cwnd / byRtt[i - 1]!.cwnd;
-    assert.ok(ratio > 1.8 && ratio <= 2.05, `cwnd ×${ratio.toFixed(2)} in round trip ${i}`);
+    const least = i < 3 ? 1.15 : 1.75;
+    assert.ok(ratio > least && ratio <= 2.05, `cwnd ×${ratio.toFixed(2)} in round trip ${i}`);
   }
   // One segment lost: fast recovery halves the window.
   dropAt = dataSegments + 1;

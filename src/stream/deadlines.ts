@@ -20,6 +20,8 @@ export class Deadlines {
   ack = Infinity;
   /** The next zero-window probe. */
   persist = Infinity;
+  /** The pacer lets the next segment out. */
+  pace = Infinity;
   /** `connect()` (or the acceptor's handshake) gives up. */
   open = Infinity;
   /** TIME_WAIT ends. */
@@ -31,12 +33,13 @@ export class Deadlines {
     this.loss = Infinity;
     this.ack = Infinity;
     this.persist = Infinity;
+    this.pace = Infinity;
     this.open = Infinity;
     this.timeWait = Infinity;
   }
 
   /** The earliest deadline of the ones that drive transfer (all but TIME_WAIT's). */
   earliest(): number {
-    return Math.min(this.open, this.rto, this.loss, this.persist, this.ack);
+    return Math.min(this.open, this.rto, this.loss, this.persist, this.ack, this.pace);
   }
 }

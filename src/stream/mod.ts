@@ -84,11 +84,14 @@
  *   initial window per RFC 6928, slow start with byte counting (RFC 3465,
  *   L = max(2 SMSS, `STREAM_ACK_BYTES`)), congestion avoidance +1 SMSS per cwnd acknowledged, fast
  *   recovery: ssthresh = cwnd = max(FlightSize / 2, 2 SMSS) once per window
- *   (the recovery point), exit at a full ACK with
- *   cwnd = min(ssthresh, FlightSize + SMSS), RTO: cwnd = 1 SMSS. cwnd only
- *   grows while the sender is cwnd-limited, and falls back to the initial
- *   window after an idle RTO. Other algorithms plug in through the mux's
- *   `congestion` option ({@linkcode CongestionControl}).
+ *   (the recovery point), exit at a full ACK with cwnd = ssthresh, RTO:
+ *   cwnd = 1 SMSS. cwnd only grows while the sender is cwnd-limited (or
+ *   paced), and falls back to the initial window after an idle RTO. Other
+ *   algorithms plug in through the mux's `congestion` option
+ *   ({@linkcode CongestionControl}).
+ * - Pacing (`pacer.ts`): once an RTT is known, segments leave at
+ *   2 × cwnd / srtt in slow start and 1.25 × cwnd / srtt after, in bursts
+ *   of what that rate earns in 4 ms.
  * - Flow control: the receive window is what the capped receive buffer
  *   still admits; the right edge never moves left and grows in steps of at
  *   least min(window / 2, MSS) (receiver SWS avoidance). Auto-tuning: a

@@ -106,13 +106,16 @@ export class NewReno implements CongestionControl {
   }
 
   /**
-   * A full ACK (at or beyond the recovery point) ends recovery; cwnd =
-   * min(ssthresh, max(FlightSize, SMSS) + SMSS) so that no burst follows
-   * (RFC 6582 3.2 step 3, first option).
+   * A full ACK (at or beyond the recovery point) ends recovery with cwnd =
+   * ssthresh (RFC 6582 3.2 step 3, second option). The first option,
+   * min(ssthresh, FlightSize + SMSS), exists against the burst the second
+   * could send at once; the sender paces (`pacer.ts`), so there is none,
+   * and a paced flight is below cwnd by design: the first option would
+   * halve the window a second time.
    */
-  exitRecovery(flightSize: number): void {
+  exitRecovery(): void {
     this.inRecovery = false;
-    this.cwnd = Math.min(this.ssthresh, Math.max(flightSize, this.mss) + this.mss);
+    this.cwnd = this.ssthresh;
   }
 
   /**
@@ -149,7 +152,7 @@ export class NewReno implements CongestionControl {
    * window; in the first slow start HyStart++ sees the ACK before it grows cwnd.
    */
   onAckReceived(ack: AckEvent): void {
-    if (this.inRecovery && ack.una >= this.recoverPoint) this.exitRecovery(ack.flight);
+    if (this.inRecovery && ack.una >= this.recoverPoint) this.exitRecovery();
     const hystart = this.#hystart;
     if (hystart !== null && !this.inRecovery && this.slowStart) {
       if (hystart.onAck(ack.una, ack.highSeq, ack.rtt) === "exit") this.endSlowStart();

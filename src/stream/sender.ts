@@ -16,6 +16,7 @@ import type { AckEvent, CongestionControl, CongestionFactory, LossEvent } from "
 import type { Deadlines } from "./deadlines.ts";
 import type { StreamError } from "./error.ts";
 import type { StreamLimits, StreamTimers } from "./options.ts";
+import { Pacer } from "./pacer.ts";
 import { RtoEstimator } from "./rto.ts";
 import { type AckResult, Scoreboard, type TxSegment } from "./scoreboard.ts";
 import { SendBuffer } from "./send_buffer.ts";
@@ -32,7 +33,7 @@ export interface SenderInit {
   timers: StreamTimers;
   /** The peer's shared budget for bytes waiting to be sent. */
   budget: Budget;
-  /** The connection's deadlines; this half keeps `rto`, `loss` and `persist`. */
+  /** The connection's deadlines; this half keeps `rto`, `loss`, `persist` and `pace`. */
   at: Deadlines;
   /** Send partial segments at once instead of waiting for outstanding data (no Nagle). */
   noDelay: boolean;
@@ -89,6 +90,7 @@ export class Sender {
   #peerRight = 1;
   #smss: number;
   #cc: CongestionControl;
+  #pacer: Pacer;
   #rto: RtoEstimator;
   #dupAcks = 0;
   #cwndLimited = false;
@@ -121,6 +123,7 @@ export class Sender {
     });
     this.#smss = init.mss;
     this.#cc = this.#newController();
+    this.#pacer = new Pacer(this.#smss);
   }
 
   /** The RTO estimator (the connection times its SYN with it too). */
@@ -150,6 +153,7 @@ export class Sender {
     if (smss !== this.#smss) {
       this.#smss = smss;
       this.#cc = this.#newController();
+      this.#pacer = new Pacer(smss);
     }
   }
 
@@ -326,17 +330,30 @@ export class Sender {
     this.#h.emit(SEG_ACK | SEG_PROBE, this.#nxt, NONE);
   }
 
-  /** Sends what cwnd, the peer's window and Nagle allow: lost segments first, then new data, then the FIN. */
+  /**
+   * Sends what cwnd, the peer's window, the pacer and Nagle allow: lost
+   * segments first, then new data, then the FIN.
+   */
   output(now: number): void {
     const cc = this.#cc;
     const board = this.#board;
     const sb = this.#sb;
     const smss = this.#smss;
+    const pacer = this.#pacer;
+    const rate = Pacer.rate(cc.cwnd, cc.ssthresh, this.#rto.srtt);
     let blocked = false;
+    let paceAt = Infinity;
     while (board.lostCount > 0) {
       const seg = board.nextLost();
       if (seg === undefined) break;
-      if (cc.cwnd - board.pipe < Math.min(seg.end - seg.start, smss)) {
+      const len = seg.end - seg.start;
+      if (cc.cwnd - board.pipe < Math.min(len, smss)) {
+        blocked = true;
+        break;
+      }
+      const wait = pacer.delay(len, rate, now);
+      if (wait > 0) {
+        paceAt = now + wait;
         blocked = true;
         break;
       }
@@ -357,6 +374,14 @@ export class Sender {
         // Nagle (RFC 896) and sender silly-window avoidance: a short
         // segment waits while data is outstanding, unless we are closing.
         if (len < smss && board.length > 0 && !this.#h.noDelay && !this.#finQueued) break;
+        // Paced: the window is not filled yet, only spread over the round trip.
+        const wait = pacer.delay(len, rate, now);
+        if (wait > 0) {
+          paceAt = now + wait;
+          blocked = true;
+          break;
+        }
+        pacer.spend(len);
         const seq = this.#nxt;
         board.add(seq, seq + len, false, now);
         this.#h.emit(SEG_ACK, seq, sb.views(seq, len));
@@ -366,6 +391,7 @@ export class Sender {
       }
     }
     this.#cwndLimited = blocked;
+    this.#at.pace = paceAt;
     if (this.#finQueued && this.#finSeq < 0 && this.#writes.length === 0 && this.#nxt === sb.end) {
       const seq = this.#nxt;
       this.#finSeq = seq;
@@ -453,6 +479,7 @@ export class Sender {
   #retransmit(seg: TxSegment, now: number): void {
     const len = seg.end - seg.start;
     const parts = seg.fin ? NONE : this.#sb.views(seg.start, len);
+    this.#pacer.spend(len);
     this.#h.emit(seg.fin ? SEG_ACK | SEG_FIN : SEG_ACK, seg.start, parts);
     this.#board.retransmitted(seg, now);
     this.#retransmits++;
