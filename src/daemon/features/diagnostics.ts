@@ -256,7 +256,9 @@ export class DiagnosticsFeature {
     const rtts: (number | null)[] = [];
     {
       for (let i = 0; i < count; i++) {
-        if (i > 0) await new Promise((r) => setTimeout(r, intervalMs));
+        // Interval 0 is back to back: even a 0 ms timer lets the threads
+        // that carry a probe go idle, and a wake-up costs more than the probe.
+        if (i > 0 && intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
         const probe = crypto.getRandomValues(new Uint8Array(8));
         const { promise, resolve } = Promise.withResolvers<number | null>();
         waiting.set(probe.toHex(), resolve);
