@@ -70,6 +70,14 @@ export const SESSION_KEY_IDLE_MS = 10_000;
 export const REPLAY_WINDOW = 8192;
 /** Crypto operations in flight per session; well under the replay window. */
 export const MAX_INFLIGHT_DECRYPTS = 256;
+/**
+ * Ciphertext bytes being decrypted at once per session, beside the count:
+ * 256 of the largest datagrams would hold 16 MiB, and three times that
+ * with WebCrypto's copy of each input and its output. 4 MiB is 70
+ * loopback datagrams (a loopback stream keeps 3 in flight) or 2,900 of
+ * 1400 bytes (the count binds first).
+ */
+export const MAX_INFLIGHT_DECRYPT_BYTES = 4 * 1024 * 1024;
 
 /** Largest UDP payload the daemon sends on real networks. */
 export const MAX_DATAGRAM = 1400;
@@ -138,11 +146,19 @@ export const SESSION_SWEEP_MS = 1_000;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
 /**
+ * Their bytes at most: 4096 datagrams of up to 64 KiB would hold 256 MiB.
+ * 16 MiB is four sessions' MAX_INFLIGHT_DECRYPT_BYTES; 4096 datagrams of
+ * 1400 bytes are 5.5 MiB, so only large datagrams meet it.
+ */
+export const MAX_INFLIGHT_DATAGRAM_BYTES = 16 * 1024 * 1024;
+/**
  * Of those, datagrams from other than a trusted peer's current endpoint; at
  * least `MAX_HANDSHAKES_IN_FLIGHT`, since a handshake waiting for the work
  * budget holds its datagram.
  */
 export const MAX_INFLIGHT_STRANGER_DATAGRAMS = 256;
+/** Bytes of those at most: 256 handshake datagrams (at most 1400 bytes each) fit. */
+export const MAX_INFLIGHT_STRANGER_BYTES = 1024 * 1024;
 /** Message 3s that may fail on one half-open handshake before it is abandoned. */
 export const MAX_FINAL_FAILURES = 4;
 /** An untrusted peer's sessions end after this long without a port-444 datagram either way (ms). */

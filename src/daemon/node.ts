@@ -7,8 +7,6 @@
  * @module
  */
 import {
-  MAX_INFLIGHT_DATAGRAMS,
-  MAX_INFLIGHT_STRANGER_DATAGRAMS,
   OUTBOX_RETRY_MS,
   PORT_ECHO,
   PORT_MAILBOX,
@@ -81,6 +79,7 @@ import { ReceivedFiles } from "./received_files.ts";
 import { Streams } from "./streams.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
+import { InflightDatagrams } from "./inflight.ts";
 import { systemReceiveBuffer, UdpSocket } from "./udp.ts";
 
 /**
@@ -175,11 +174,11 @@ export class Node {
   /** Where trusted peers were last authenticated, written to trust.json coalesced. */
   #endpoints: EndpointMemory;
   #serving: Promise<void>;
-  #inflight = 0;
+  /** Received datagrams (and their bytes) being processed, in all and from strangers. */
+  #inflight = new InflightDatagrams();
   /** The message outbox's round under way, if any. */
   #queueRound: Promise<void> | null = null;
-  #inflightStrangers = 0;
-  /** Datagrams dropped because too many were in flight (in all, or from strangers). */
+  /** Datagrams dropped because too many (or too many bytes) were in flight, in all or from strangers. */
   #overloaded = 0;
   /** Posts events to the configured webhooks. */
   #webhooks: WebhookDispatcher;
@@ -478,7 +477,7 @@ export class Node {
 
   /**
    * Hands one frame, from the socket or a relay path, to the session table.
-   * Bounded work in flight: past the cap, frames are dropped (and counted)
+   * Bounded work in flight, in datagrams and bytes (`inflight.ts`): past a cap, frames are dropped (and counted)
    * instead of queuing memory without limit. Frames from anywhere but a
    * trusted peer's endpoint have a much smaller share, so a flood of them
    * (each may cost a MAC, a decryption or a handshake) cannot queue up the
@@ -490,19 +489,14 @@ export class Node {
     // (on a rendezvous, where everyone is a stranger, the whole budget is theirs).
     const stranger = this.ctx.config.role !== "rendezvous" && !sessions.isKnownEndpoint(from) &&
       !(this.#link?.isRendezvousEndpoint(from) ?? false);
-    if (
-      this.#inflight >= MAX_INFLIGHT_DATAGRAMS ||
-      (stranger && this.#inflightStrangers >= MAX_INFLIGHT_STRANGER_DATAGRAMS)
-    ) {
+    const size = bytes.length;
+    if (!this.#inflight.admit(size, stranger)) {
       this.#overloaded++;
       return;
     }
-    this.#inflight++;
-    if (stranger) this.#inflightStrangers++;
-    sessions.handle(bytes, from).catch(() => {}).finally(() => {
-      this.#inflight--;
-      if (stranger) this.#inflightStrangers--;
-    });
+    sessions.handle(bytes, from).catch(() => {}).finally(() =>
+      this.#inflight.release(size, stranger)
+    );
   }
 
   /** Runs a round of the message outbox and of queued handshakes, unless one runs or nothing is queued. */

@@ -44,7 +44,7 @@ export const DROP_REASONS = {
   expired: "data for a session past its reject-after time",
   untrusted_rate: "an untrusted peer's data frame over its rate, dropped before decryption",
   replay: "data frame counter already seen or too old",
-  busy: "too many decryptions in flight for the session",
+  busy: "too many decryptions (or ciphertext bytes) in flight for the session",
   auth: "data frame failed authentication",
   malformed_inner: "the decrypted inner packet is malformed",
   inner_address: "inner source or destination address is not the session's",

@@ -6,7 +6,11 @@
  *
  * @module
  */
-import { MAX_INFLIGHT_DECRYPTS, REJECT_AFTER_MESSAGES } from "../constants.ts";
+import {
+  MAX_INFLIGHT_DECRYPT_BYTES,
+  MAX_INFLIGHT_DECRYPTS,
+  REJECT_AFTER_MESSAGES,
+} from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
 import { DATA_HEADER_SIZE, type DataFrame, encodeDataHeader } from "../wire/frames.ts";
 import { AEAD_KEY_LENGTH, AeadKey, nonceFromCounter } from "./crypto.ts";
@@ -139,6 +143,7 @@ export class Session {
   #sendCounter = 0;
   #replay = new ReplayWindow();
   #inflight = 0;
+  #inflightBytes = 0;
 
   private constructor(init: SessionInit) {
     this.localIndex = init.localIndex;
@@ -247,8 +252,15 @@ export class Session {
    */
   async open(frame: DataFrame, now: number): Promise<OpenResult> {
     if (!this.#replay.check(frame.counter)) return { ok: false, reason: "replay" };
-    if (this.#inflight >= MAX_INFLIGHT_DECRYPTS) return { ok: false, reason: "busy" };
+    const size = frame.body.length;
+    if (
+      this.#inflight >= MAX_INFLIGHT_DECRYPTS ||
+      this.#inflightBytes + size > MAX_INFLIGHT_DECRYPT_BYTES
+    ) {
+      return { ok: false, reason: "busy" };
+    }
     this.#inflight++;
+    this.#inflightBytes += size;
     let plaintext: Uint8Array | null;
     try {
       const key = await this.#receive.get();
@@ -259,6 +271,7 @@ export class Session {
       );
     } finally {
       this.#inflight--;
+      this.#inflightBytes -= size;
     }
     if (plaintext === null) return { ok: false, reason: "auth" };
     if (!this.#replay.accept(frame.counter)) return { ok: false, reason: "replay" };
