@@ -477,8 +477,9 @@ export class Node {
 
   /**
    * Hands one frame, from the socket or a relay path, to the session table.
-   * Bounded work in flight, in datagrams and bytes (`inflight.ts`): past a cap, frames are dropped (and counted)
-   * instead of queuing memory without limit. Frames from anywhere but a
+   * Bounded work in flight, in datagrams and in bytes (`inflight.ts`): past
+   * a cap, frames are dropped (and counted) instead of queuing memory
+   * without limit. Frames from anywhere but a
    * trusted peer's endpoint have a much smaller share, so a flood of them
    * (each may cost a MAC, a decryption or a handshake) cannot queue up the
    * runtime's crypto threads in front of a trusted peer's packets.
