@@ -11,7 +11,7 @@ import { formatEndpoint } from "../src/discovery/endpoint.ts";
 import { addressToBytes } from "../src/identity/address.ts";
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
 import { signSelfDescription } from "../src/identity/self_description.ts";
-import type { X25519KeyPair } from "../src/session/crypto.ts";
+import { randomBytes, type X25519KeyPair } from "../src/session/crypto.ts";
 import { type Expected, InitiatorHandshake } from "../src/session/handshake.ts";
 import {
   DEFAULT_TIMERS,
@@ -20,7 +20,7 @@ import {
   type SessionManagerOptions,
 } from "../src/session/manager.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
-import type { Session } from "../src/session/session.ts";
+import { Session } from "../src/session/session.ts";
 import { encodeHandshakePayload, type HandshakePayload } from "../src/wire/handshake_payload.ts";
 import type { PortPacket } from "../src/wire/inner.ts";
 
@@ -411,4 +411,37 @@ export function peerIdentityOf(id: Identity): PeerIdentity {
     staticSerial: 1,
     staticKey: new Uint8Array(32),
   };
+}
+
+/**
+ * Two ends of one established session (no handshake): `a` initiated it, and
+ * each end's send key is the other's receive key.
+ */
+export function sessionPair(): [Session, Session] {
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  const common = {
+    peer: {} as PeerIdentity,
+    endpoint: { hostname: "127.0.0.1", port: 1 },
+    handshakeHash: randomBytes(32),
+    now: 0,
+  };
+  return [
+    Session.create({
+      ...common,
+      localIndex: 1,
+      remoteIndex: 2,
+      initiator: true,
+      sendKey: k1,
+      receiveKey: k2,
+    }),
+    Session.create({
+      ...common,
+      localIndex: 2,
+      remoteIndex: 1,
+      initiator: false,
+      sendKey: k2,
+      receiveKey: k1,
+    }),
+  ];
 }

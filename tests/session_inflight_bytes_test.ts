@@ -6,39 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { MAX_INFLIGHT_DECRYPT_BYTES, MAX_INFLIGHT_DECRYPTS } from "../src/constants.ts";
-import { Session } from "../src/session/session.ts";
-import { randomBytes } from "../src/session/crypto.ts";
+import type { Session } from "../src/session/session.ts";
 import { type DataFrame, decodeFrame } from "../src/wire/frames.ts";
-import type { PeerIdentity } from "../src/session/peer_identity.ts";
-
-function pair(): [Session, Session] {
-  const k1 = randomBytes(32);
-  const k2 = randomBytes(32);
-  const common = {
-    peer: {} as PeerIdentity,
-    endpoint: { hostname: "127.0.0.1", port: 1 },
-    handshakeHash: randomBytes(32),
-    now: 0,
-  };
-  return [
-    Session.create({
-      ...common,
-      localIndex: 1,
-      remoteIndex: 2,
-      initiator: true,
-      sendKey: k1,
-      receiveKey: k2,
-    }),
-    Session.create({
-      ...common,
-      localIndex: 2,
-      remoteIndex: 1,
-      initiator: false,
-      sendKey: k2,
-      receiveKey: k1,
-    }),
-  ];
-}
+import { sessionPair } from "./_session_helpers.ts";
 
 async function frames(from: Session, count: number, size: number): Promise<DataFrame[]> {
   const out: DataFrame[] = [];
@@ -51,7 +21,7 @@ async function frames(from: Session, count: number, size: number): Promise<DataF
 }
 
 Deno.test("large frames opened at once: those past MAX_INFLIGHT_DECRYPT_BYTES are refused as busy, the rest open", async () => {
-  const [a, b] = pair();
+  const [a, b] = sessionPair();
   const size = 60_000;
   const fit = Math.floor(MAX_INFLIGHT_DECRYPT_BYTES / (size + 16));
   assert.ok(fit < MAX_INFLIGHT_DECRYPTS, "the byte cap binds before the count");
@@ -66,7 +36,7 @@ Deno.test("large frames opened at once: those past MAX_INFLIGHT_DECRYPT_BYTES ar
 });
 
 Deno.test("small frames opened at once are bounded by the count, not the bytes", async () => {
-  const [a, b] = pair();
+  const [a, b] = sessionPair();
   const sent = await frames(a, MAX_INFLIGHT_DECRYPTS + 5, 100);
   const results = await Promise.all(sent.map((f) => b.open(f, 0)));
   assert.equal(results.filter((r) => !r.ok && r.reason === "busy").length, 5);

@@ -4,41 +4,12 @@
  * bytes, and its next frame imports them again and goes through.
  */
 import assert from "node:assert/strict";
-import { FakeNetwork, IDS } from "./_session_helpers.ts";
+import { FakeNetwork, IDS, sessionPair } from "./_session_helpers.ts";
 import { SESSION_KEY_IDLE_MS } from "../src/constants.ts";
 import { Session } from "../src/session/session.ts";
 import { randomBytes } from "../src/session/crypto.ts";
 import { type DataFrame, decodeFrame } from "../src/wire/frames.ts";
 import type { PeerIdentity } from "../src/session/peer_identity.ts";
-
-function pairOfSessions(): [Session, Session] {
-  const k1 = randomBytes(32);
-  const k2 = randomBytes(32);
-  const common = {
-    peer: {} as PeerIdentity,
-    endpoint: { hostname: "127.0.0.1", port: 1 },
-    handshakeHash: randomBytes(32),
-    now: 0,
-  };
-  return [
-    Session.create({
-      ...common,
-      localIndex: 1,
-      remoteIndex: 2,
-      initiator: true,
-      sendKey: k1,
-      receiveKey: k2,
-    }),
-    Session.create({
-      ...common,
-      localIndex: 2,
-      remoteIndex: 1,
-      initiator: false,
-      sendKey: k2,
-      receiveKey: k1,
-    }),
-  ];
-}
 
 function dataFrame(bytes: Uint8Array): DataFrame {
   const frame = decodeFrame(bytes);
@@ -55,7 +26,7 @@ async function carry(from: Session, to: Session, text: string, now: number): Pro
 }
 
 Deno.test("a session imports each transport key on first use and releases it only after SESSION_KEY_IDLE_MS unused", async () => {
-  const [a, b] = pairOfSessions();
+  const [a, b] = sessionPair();
   assert.equal(a.importedKeys, 0, "nothing imported before the first frame");
   assert.equal(await carry(a, b, "one", 0), "one");
   assert.equal(a.importedKeys, 1, "a sealed: its send key");
@@ -110,7 +81,7 @@ Deno.test("a session keeps its own copy of the keys and hash it was made with, a
 });
 
 Deno.test("a released key under frames in flight: every frame is sealed and opened, in order", async () => {
-  const [a, b] = pairOfSessions();
+  const [a, b] = sessionPair();
   const texts = Array.from({ length: 50 }, (_, i) => `m${i}`);
   const frames = texts.map((t, i) => {
     // Release in the middle of the burst: calls under way keep their import.
