@@ -13,6 +13,7 @@ import {
   MAX_INFLIGHT_STRANGER_BYTES,
   MAX_INFLIGHT_STRANGER_DATAGRAMS,
 } from "../constants.ts";
+import { InFlightCap } from "../session/in_flight.ts";
 
 /** The caps of {@linkcode InflightDatagrams}. */
 export interface InflightLimits {
@@ -34,17 +35,15 @@ export const INFLIGHT_LIMITS: InflightLimits = {
   strangerBytes: MAX_INFLIGHT_STRANGER_BYTES,
 };
 
-/** Counts datagrams in processing against count and byte caps. */
+/** Counts datagrams in processing against count and byte caps, in all and from strangers. */
 export class InflightDatagrams {
-  #limits: InflightLimits;
-  #count = 0;
-  #bytes = 0;
-  #strangerCount = 0;
-  #strangerBytes = 0;
+  #all: InFlightCap;
+  #strangers: InFlightCap;
 
   /** Admission under `limits` (the daemon's by default). */
   constructor(limits: InflightLimits = INFLIGHT_LIMITS) {
-    this.#limits = limits;
+    this.#all = new InFlightCap(limits.count, limits.bytes);
+    this.#strangers = new InFlightCap(limits.strangerCount, limits.strangerBytes);
   }
 
   /**
@@ -52,40 +51,25 @@ export class InflightDatagrams {
    * that would pass a cap; each true is followed by one `release` of the same.
    */
   admit(size: number, stranger: boolean): boolean {
-    const l = this.#limits;
-    if (this.#count >= l.count || this.#bytes + size > l.bytes) return false;
-    if (
-      stranger &&
-      (this.#strangerCount >= l.strangerCount || this.#strangerBytes + size > l.strangerBytes)
-    ) {
-      return false;
-    }
-    this.#count++;
-    this.#bytes += size;
-    if (stranger) {
-      this.#strangerCount++;
-      this.#strangerBytes += size;
-    }
+    if (!this.#all.fits(size) || (stranger && !this.#strangers.fits(size))) return false;
+    this.#all.take(size);
+    if (stranger) this.#strangers.take(size);
     return true;
   }
 
   /** A datagram admitted with these arguments is done. */
   release(size: number, stranger: boolean): void {
-    this.#count--;
-    this.#bytes -= size;
-    if (stranger) {
-      this.#strangerCount--;
-      this.#strangerBytes -= size;
-    }
+    this.#all.give(size);
+    if (stranger) this.#strangers.give(size);
   }
 
   /** Datagrams and bytes in processing now. */
   get load(): { count: number; bytes: number; strangerCount: number; strangerBytes: number } {
     return {
-      count: this.#count,
-      bytes: this.#bytes,
-      strangerCount: this.#strangerCount,
-      strangerBytes: this.#strangerBytes,
+      count: this.#all.count,
+      bytes: this.#all.bytes,
+      strangerCount: this.#strangers.count,
+      strangerBytes: this.#strangers.bytes,
     };
   }
 }

@@ -16,6 +16,7 @@ import { DATA_HEADER_SIZE, type DataFrame, encodeDataHeader } from "../wire/fram
 import { AEAD_KEY_LENGTH, AeadKey, nonceFromCounter } from "./crypto.ts";
 import { packBytes } from "../bytes.ts";
 import type { PeerIdentity } from "./peer_identity.ts";
+import { InFlightCap } from "./in_flight.ts";
 import { ReplayWindow } from "./replay.ts";
 
 /** Why an incoming data frame was dropped. */
@@ -142,8 +143,7 @@ export class Session {
   #receive: TransportKey;
   #sendCounter = 0;
   #replay = new ReplayWindow();
-  #inflight = 0;
-  #inflightBytes = 0;
+  #inflight = new InFlightCap(MAX_INFLIGHT_DECRYPTS, MAX_INFLIGHT_DECRYPT_BYTES);
 
   private constructor(init: SessionInit) {
     this.localIndex = init.localIndex;
@@ -253,14 +253,8 @@ export class Session {
   async open(frame: DataFrame, now: number): Promise<OpenResult> {
     if (!this.#replay.check(frame.counter)) return { ok: false, reason: "replay" };
     const size = frame.body.length;
-    if (
-      this.#inflight >= MAX_INFLIGHT_DECRYPTS ||
-      this.#inflightBytes + size > MAX_INFLIGHT_DECRYPT_BYTES
-    ) {
-      return { ok: false, reason: "busy" };
-    }
-    this.#inflight++;
-    this.#inflightBytes += size;
+    if (!this.#inflight.fits(size)) return { ok: false, reason: "busy" };
+    this.#inflight.take(size);
     let plaintext: Uint8Array | null;
     try {
       const key = await this.#receive.get();
@@ -270,8 +264,7 @@ export class Session {
         frame.header,
       );
     } finally {
-      this.#inflight--;
-      this.#inflightBytes -= size;
+      this.#inflight.give(size);
     }
     if (plaintext === null) return { ok: false, reason: "auth" };
     if (!this.#replay.accept(frame.counter)) return { ok: false, reason: "replay" };
