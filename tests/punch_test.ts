@@ -35,6 +35,7 @@ function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
   let now = 1_000;
   const sent: Sent[] = [];
   const punchRequests: string[] = [];
+  let wakes = 0;
   const status = (): PeerStatus => ({
     identity: PEER,
     endpoint: options.endpoint ?? RELAY,
@@ -59,6 +60,7 @@ function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
     candidates: () => [{ kind: "observed" as const, ...OURS }],
     requestPunch: (p) => punchRequests.push(p.identity.address),
     now: () => now,
+    wake: () => wakes++,
   });
   const receive = (m: PathMessage) =>
     puncher.portService().onDatagram(
@@ -75,7 +77,14 @@ function setup(options: { trusted?: boolean; endpoint?: Endpoint } = {}) {
         reply: () => Promise.resolve(),
       },
     );
-  return { puncher, sent, punchRequests, receive, advance: (ms: number) => now += ms };
+  return {
+    puncher,
+    sent,
+    punchRequests,
+    receive,
+    advance: (ms: number) => now += ms,
+    wakes: () => wakes,
+  };
 }
 
 Deno.test("puncher: a trusted peer on a relay gets our candidates at once, then with doubling backoff", () => {
@@ -111,11 +120,15 @@ Deno.test("puncher: no candidates to an untrusted peer, nor to one already on a 
 });
 
 Deno.test("puncher: candidates received are probed straight over UDP on a schedule, at most once a second, and ours go back", async () => {
-  const { puncher, sent, receive, advance } = setup();
+  const { puncher, sent, receive, advance, wakes } = setup();
+  assert.equal(puncher.probing, false);
   await receive({ type: "candidates", endpoints: [THEIRS] });
   const probes = () => sent.filter((s) => s.message.type === "probe");
   assert.equal(sent.filter((s) => s.message.type === "candidates").length, 1, "ours, back");
   assert.equal(probes().length, 1, "the first probe at once");
+  // The rest are due within the second: the daemon's timer is woken to tick finely.
+  assert.equal(puncher.probing, true);
+  assert.equal(wakes(), 1);
   assert.deepEqual(probes()[0]!.to, THEIRS);
   // A flood of candidates within the second is ignored: no probes, nothing sent back.
   for (let i = 0; i < 50; i++) await receive({ type: "candidates", endpoints: [THEIRS] });
@@ -126,6 +139,7 @@ Deno.test("puncher: candidates received are probed straight over UDP on a schedu
     puncher.sendDueProbes();
   }
   assert.equal(probes().length, PROBE_SCHEDULE_MS.length, "the schedule, once");
+  assert.equal(puncher.probing, false, "nothing left to time finely");
   advance(60_000);
   puncher.sendDueProbes();
   assert.equal(probes().length, PROBE_SCHEDULE_MS.length, "then no more");
@@ -165,10 +179,12 @@ Deno.test("puncher: each round of candidates also asks the rendezvous to tell th
 });
 
 Deno.test("puncher: a rendezvous's punch notice gets the endpoint it saw probed on the schedule", () => {
-  const { puncher, sent, advance } = setup();
+  const { puncher, sent, advance, wakes } = setup();
   puncher.punchFrom(PEER.keyHex, THEIRS);
   const probes = () => sent.filter((s) => s.message.type === "probe");
   assert.equal(probes().length, 1);
+  assert.equal(puncher.probing, true);
+  assert.equal(wakes(), 1);
   assert.deepEqual(probes()[0]!.to, THEIRS);
   advance(PROBE_SCHEDULE_MS.at(-1)!);
   puncher.sendDueProbes();

@@ -404,3 +404,22 @@ Deno.test({
     assert.notEqual(b.delivered.length, 0, "traffic flows again well before the next rekey");
   },
 });
+
+Deno.test("SessionManager is busy (its tick due every TIMER_TICK_MS) only while a handshake is being tried", async () => {
+  const net = new FakeNetwork();
+  const a = net.node(IDS[0]!);
+  const b = net.node(IDS[1]!);
+  assert.equal(a.manager.busy, false, "an idle table needs a sweep a second, no more");
+  let lost = true;
+  net.filter = () => lost ? "drop" : "deliver";
+  const pending = await net.begin(a, b);
+  assert.equal(a.manager.busy, true, "message 1 will be retried on the finer clock");
+  lost = false;
+  for (let t = 0; pending.state === "pending" && t < 30_000; t += 250) {
+    await net.advance(250, a, b);
+    await net.pump();
+  }
+  assert.equal(pending.state, "resolved");
+  assert.equal(a.manager.busy, false, "the session is up: idle again");
+  assert.equal(b.manager.busy, false, "a responder never needs the finer clock");
+});

@@ -155,7 +155,9 @@ export class ConnGate {
     full: 0,
     accept_error: 0,
   };
-  #sweep: ReturnType<typeof setInterval>;
+  /** Expires stalled connections; armed only while there are any, so an idle daemon does not wake for it. */
+  #sweep: ReturnType<typeof setInterval> | undefined;
+  #sweepMs: number;
   #closing = false;
   #loop: Promise<void>;
 
@@ -163,8 +165,7 @@ export class ConnGate {
   constructor(listener: Deno.TcpListener, options: ConnGateOptions) {
     this.#listener = listener;
     this.#options = options;
-    const every = Math.min(1_000, Math.max(20, options.headerTimeoutMs / 4));
-    this.#sweep = setInterval(() => this.#expire(performance.now()), every);
+    this.#sweepMs = Math.min(1_000, Math.max(20, options.headerTimeoutMs / 4));
     this.#loop = this.#acceptLoop();
   }
 
@@ -182,6 +183,7 @@ export class ConnGate {
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#sweep);
+    this.#sweep = undefined;
     try {
       this.#listener.close();
     } catch {
@@ -252,10 +254,15 @@ export class ConnGate {
   #drop(link: Link): void {
     link.close();
     this.#links.delete(link);
+    if (this.#links.size === 0) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
   }
 
   async #relay(link: Link): Promise<void> {
     this.#links.add(link);
+    this.#sweep ??= setInterval(() => this.#expire(performance.now()), this.#sweepMs);
     try {
       // The server behind costs two more descriptors: only a complete request earns them.
       const head = await this.#readHead(link);

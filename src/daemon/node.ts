@@ -14,6 +14,7 @@ import {
   PORT_PUBSUB,
   PORT_RENDEZVOUS,
   PORT_TASKS,
+  SESSION_SWEEP_MS,
   TIMER_TICK_MS,
 } from "../constants.ts";
 import {
@@ -63,7 +64,7 @@ import { StaticPeersFeature } from "./features/static_peers.ts";
 import { TunnelsFeature } from "./features/tunnels.ts";
 import { WebhooksFeature } from "./features/webhooks.ts";
 import { WebhookDispatcher } from "./webhooks.ts";
-import { log } from "./log.ts";
+import { codeOf, log } from "./log.ts";
 import { DropSummary, logEvents } from "./event_log.ts";
 import { TrustFeature } from "./features/trust.ts";
 import { Inbox, messageContent } from "./inbox.ts";
@@ -77,6 +78,7 @@ import { Puncher } from "./punch.ts";
 import { Reach } from "./reach.ts";
 import { ReceivedFiles } from "./received_files.ts";
 import { Streams } from "./streams.ts";
+import { Ticker } from "./ticker.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { InflightDatagrams } from "./inflight.ts";
@@ -168,9 +170,8 @@ export class Node {
   #mailboxes: MailboxesFeature | undefined;
   #stores: Stores;
   #udp: UdpSocket;
-  #timer: ReturnType<typeof setInterval>;
-  #flushTimer: ReturnType<typeof setInterval>;
-  #sampleTimer: ReturnType<typeof setInterval>;
+  /** The one timer: sessions' and links' timers, outbox retries, endpoint samples. */
+  #ticker: Ticker;
   /** Where trusted peers were last authenticated, written to trust.json coalesced. */
   #endpoints: EndpointMemory;
   #serving: Promise<void>;
@@ -336,6 +337,7 @@ export class Node {
             if (relay !== null) link.requestPunch(relay.via, p.identity.address);
           },
           now: () => performance.now(),
+          wake: () => this.#ticker.wake(),
         });
         // A punch notice counts only for a trusted peer with a session here.
         link.onPunchFrom((from, endpoint) => {
@@ -440,38 +442,56 @@ export class Node {
       return { ...drops, ...Object.fromEntries(trust) };
     }, config.dropSummaryMs);
     let ticking = false;
-    let ticks = 0;
-    this.#timer = setInterval(() => {
-      // The rendezvous and DHT links' work is due once a second; punching probes, on every tick.
-      if (ticks++ % Math.round(1000 / TIMER_TICK_MS) === 0) {
-        this.#link?.tick();
-        this.#mailboxes?.tick();
-        this.rendezvous?.tick();
-        this.#dht?.tick();
-        this.#puncher?.tick();
-        this.#dropSummary.tick();
-      } else this.#puncher?.sendDueProbes();
-      if (ticking) return;
-      ticking = true;
-      sessions.tick().catch(() => {}).finally(() => ticking = false);
-    }, TIMER_TICK_MS);
     let flushing = false;
-    this.#flushTimer = setInterval(() => {
-      // Trust answers waiting for their peer, and messages queued by `send --queue`.
-      if (!flushing && flow.outbox.length > 0) {
-        flushing = true;
-        trustService.retryOutbox().catch(() => {}).finally(() => flushing = false);
-      }
-      this.#retryQueue();
-      void tasks.tick();
-    }, OUTBOX_RETRY_MS);
-    // Roaming moves a session's endpoint without an event: sample trusted peers'.
-    this.#sampleTimer = setInterval(() => {
-      for (const p of sessions.peers()) {
-        if (p.trusted && p.endpoint) this.#remember(p.identity.keyHex, p.endpoint);
-      }
-      this.#endpoints.flush().catch(() => {});
-    }, ENDPOINT_SAMPLE_MS);
+    let flushAt = 0;
+    let sampleAt = performance.now() + ENDPOINT_SAMPLE_MS;
+    // Half a beat early counts, so that these fall on every fifth beat.
+    const due = (at: number, now: number) => now >= at - SESSION_SWEEP_MS / 2;
+    this.#ticker = new Ticker({
+      fastMs: TIMER_TICK_MS,
+      beatMs: SESSION_SWEEP_MS,
+      // Handshakes being retried and punch probes are timed finer than a beat.
+      busy: () => sessions.busy || (this.#puncher?.probing ?? false),
+      run: (now, beat) => {
+        if (beat) {
+          // The rendezvous and DHT links' work is due once a second.
+          this.#link?.tick();
+          this.#mailboxes?.tick();
+          this.rendezvous?.tick();
+          this.#dht?.tick();
+          this.#puncher?.tick();
+          this.#dropSummary.tick();
+        } else this.#puncher?.sendDueProbes();
+        if (beat && due(flushAt, now)) {
+          flushAt = now + OUTBOX_RETRY_MS;
+          // Trust answers waiting for their peer, and messages queued by `send --queue`.
+          if (!flushing && flow.outbox.length > 0) {
+            flushing = true;
+            trustService.retryOutbox().catch(() => {}).finally(() => flushing = false);
+          }
+          this.#retryQueue();
+          void tasks.tick();
+        }
+        if (beat && due(sampleAt, now)) {
+          sampleAt = now + ENDPOINT_SAMPLE_MS;
+          // Roaming moves a session's endpoint without an event: sample trusted peers'.
+          for (const p of sessions.peers()) {
+            if (p.trusted && p.endpoint) this.#remember(p.identity.keyHex, p.endpoint);
+          }
+          this.#endpoints.flush().catch(() => {});
+        }
+        if (ticking) return;
+        ticking = true;
+        sessions.tick().catch(() => {}).finally(() => ticking = false);
+      },
+      onError: (e) =>
+        log(`A timer failed: ${(e as Error).message}`, {
+          level: "error",
+          event: "daemon.timer_failed",
+          ...codeOf(e),
+        }),
+    });
+    this.#ticker.start();
     this.#serving = udp.serve((bytes, from) => this.#ingest(bytes, from));
   }
 
@@ -701,9 +721,7 @@ export class Node {
     this.broker.close("daemon stopping");
     this.features.tunnels.close();
     this.ctx.streams.close();
-    clearInterval(this.#timer);
-    clearInterval(this.#flushTimer);
-    clearInterval(this.#sampleTimer);
+    this.#ticker.stop();
     this.#lan?.close();
     await this.#mailboxes?.close().catch(() => {});
     await this.#dht?.close().catch(() => {});

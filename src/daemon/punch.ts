@@ -56,6 +56,11 @@ export interface PunchOptions {
   requestPunch?(peer: PeerStatus): void;
   /** Monotonic clock (ms). */
   now(): number;
+  /**
+   * Probes were scheduled: the caller's timer should call `sendDueProbes`
+   * every tick while {@linkcode Puncher.probing}.
+   */
+  wake?(): void;
 }
 
 interface PeerPunch {
@@ -165,6 +170,13 @@ export class Puncher {
     const to = { hostname: endpoint.hostname, port: endpoint.port };
     state.probes.push(...PROBE_SCHEDULE_MS.map((d) => ({ to, at: now + d })));
     this.#sendDueProbes(key, state, now);
+    this.#o.wake?.();
+  }
+
+  /** Whether probes are scheduled: `sendDueProbes` is then due every tick. */
+  get probing(): boolean {
+    for (const state of this.#peers.values()) if (state.probes.length > 0) return true;
+    return false;
   }
 
   /** Sends the probes that are due (cheap: only peers being punched are looked at). */
@@ -208,6 +220,7 @@ export class Puncher {
     state.probes = m.endpoints.flatMap((to) => PROBE_SCHEDULE_MS.map((d) => ({ to, at: now + d })));
     if (now - state.sentAt >= ANSWER_CANDIDATES_MS) this.#sendCandidates(key, state, now);
     this.#sendDueProbes(key, state, now);
+    this.#o.wake?.();
   }
 
   #sendCandidates(key: string, state: PeerPunch, now: number): void {

@@ -1026,7 +1026,21 @@ export class SessionManager {
     }).catch(() => this.#drop("rekey_failed")).finally(() => peer.rekeyStarting = false);
   }
 
-  /** Runs the timers: retransmissions, rekeys, keepalives, expiry. Call every TIMER_TICK_MS. */
+  /**
+   * Whether {@linkcode tick} is due every TIMER_TICK_MS now: while a
+   * handshake is being tried (its retries are timed finer than a sweep), or
+   * always when a timer is configured shorter than a sweep. Otherwise once
+   * every SESSION_SWEEP_MS is enough. A handshake begun meanwhile sends its
+   * first retry no sooner than rekeyTimeoutMs (at least a sweep) later.
+   */
+  get busy(): boolean {
+    return this.#sweepMs === 0 || this.#attempts.size > 0;
+  }
+
+  /**
+   * Runs the timers: retransmissions, rekeys, keepalives, expiry. Call every
+   * TIMER_TICK_MS while {@linkcode busy}, else at least every SESSION_SWEEP_MS.
+   */
   async tick(): Promise<void> {
     const now = this.#now();
     const t = this.#timers;

@@ -1,0 +1,134 @@
+/** The daemon's one timer: a wake a beat while idle, every fastMs while busy. */
+import assert from "node:assert/strict";
+import { Ticker, type TickerTimers } from "../src/daemon/ticker.ts";
+
+/** Fake timers: `advance(ms)` runs whatever falls due, in order. */
+class FakeClock implements TickerTimers {
+  now = 0;
+  #next = 1;
+  #pending = new Map<number, { at: number; fn: () => void }>();
+  setTimeout(fn: () => void, ms: number): number {
+    const id = this.#next++;
+    this.#pending.set(id, { at: this.now + ms, fn });
+    return id;
+  }
+  clearTimeout(id: unknown): void {
+    this.#pending.delete(id as number);
+  }
+  get armed(): number {
+    return this.#pending.size;
+  }
+  advance(ms: number): void {
+    const end = this.now + ms;
+    for (;;) {
+      let first: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.#pending) {
+        if (e[1].at <= end && (!first || e[1].at < first[1].at)) first = e;
+      }
+      if (first === undefined) break;
+      this.#pending.delete(first[0]);
+      this.now = first[1].at;
+      first[1].fn();
+    }
+    this.now = end;
+  }
+}
+
+function ticker(clock: FakeClock, busy: () => boolean) {
+  const runs: { at: number; beat: boolean }[] = [];
+  const t = new Ticker({
+    fastMs: 250,
+    beatMs: 1000,
+    busy,
+    run: (now, beat) => runs.push({ at: now, beat }),
+    now: () => clock.now,
+    timers: clock,
+  });
+  return { t, runs };
+}
+
+Deno.test("Ticker: idle, it wakes once a beat, and every run is a beat", () => {
+  const clock = new FakeClock();
+  const { t, runs } = ticker(clock, () => false);
+  t.start();
+  clock.advance(10_000);
+  assert.deepStrictEqual(runs.length, 10);
+  assert.deepStrictEqual(runs.every((r) => r.beat), true);
+  assert.deepStrictEqual(
+    runs.map((r) => r.at),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((s) => s * 1000),
+  );
+  t.stop();
+  assert.deepStrictEqual(clock.armed, 0);
+});
+
+Deno.test("Ticker: busy, it runs every fastMs, with a beat once a second", () => {
+  const clock = new FakeClock();
+  const { t, runs } = ticker(clock, () => true);
+  t.start();
+  clock.advance(2_000);
+  assert.deepStrictEqual(runs.map((r) => r.at), [250, 500, 750, 1000, 1250, 1500, 1750, 2000]);
+  assert.deepStrictEqual(runs.filter((r) => r.beat).map((r) => r.at), [1000, 2000]);
+  t.stop();
+});
+
+Deno.test("Ticker: wake() brings an idle timer forward to fastMs, and never delays one", () => {
+  const clock = new FakeClock();
+  let busy = false;
+  const { t, runs } = ticker(clock, () => busy);
+  t.start();
+  clock.advance(100);
+  busy = true;
+  t.wake();
+  clock.advance(250);
+  assert.deepStrictEqual(runs.map((r) => r.at), [350]);
+  assert.deepStrictEqual(runs[0]!.beat, false);
+  // A second wake while a fast run is already armed changes nothing.
+  clock.advance(100);
+  t.wake();
+  clock.advance(150);
+  assert.deepStrictEqual(runs.map((r) => r.at), [350, 600]);
+  // The beat still comes a second after the last one (start, at 0).
+  clock.advance(400);
+  assert.deepStrictEqual(runs.filter((r) => r.beat).map((r) => r.at), [1000]);
+  // Idle again: the run armed while busy (1250) is the last before the next beat.
+  busy = false;
+  clock.advance(1000);
+  assert.deepStrictEqual(runs.map((r) => r.at), [350, 600, 850, 1000, 1250, 2000]);
+  t.stop();
+});
+
+Deno.test("Ticker: stop() cancels the timer and later wakes", () => {
+  const clock = new FakeClock();
+  const { t, runs } = ticker(clock, () => true);
+  t.start();
+  clock.advance(250);
+  t.stop();
+  t.wake();
+  clock.advance(5_000);
+  assert.deepStrictEqual(runs.length, 1);
+  assert.deepStrictEqual(clock.armed, 0);
+});
+
+Deno.test("Ticker: a run that throws is reported and the timer re-armed", () => {
+  const clock = new FakeClock();
+  let n = 0;
+  const errors: string[] = [];
+  const t = new Ticker({
+    fastMs: 250,
+    beatMs: 1000,
+    busy: () => false,
+    run: () => {
+      n++;
+      throw new Error("boom");
+    },
+    onError: (e) => errors.push((e as Error).message),
+    now: () => clock.now,
+    timers: clock,
+  });
+  t.start();
+  clock.advance(3_000);
+  assert.deepStrictEqual(n, 3);
+  assert.deepStrictEqual(errors, ["boom", "boom", "boom"]);
+  t.stop();
+});
