@@ -143,6 +143,16 @@ export const TIMER_TICK_MS = 250;
  * makes every tick walk them.
  */
 export const SESSION_SWEEP_MS = 1_000;
+/**
+ * How often a sweep walks every peer (ms). The sweeps in between walk only
+ * the peers with a timer due before the next full one, or one just begun
+ * (data sent or received): an idle node does not touch thousands of idle
+ * sessions every second. Every timer still fires within a sweep of its time,
+ * but for the few only a keepalive or another node can move sooner: a key
+ * a keepalive imported again, a path that came to need keepalives, trust
+ * withdrawn. Those wait for the next full sweep.
+ */
+export const SESSION_FULL_SWEEP_MS = 5_000;
 /** Received datagrams being processed at once; beyond this they are dropped and counted. */
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
 /**

@@ -80,3 +80,32 @@ Deno.test("HandshakeAdmission bounds computations in flight, waiting ones includ
   const again = await admission.admitInit(candidate({ hostname: "198.19.10.1", port: 7000 }, true));
   assert.equal(again.kind, "admit", "a slot is free again once one is done");
 });
+
+Deno.test("HandshakeAdmission reads the known endpoints from its source when first needed after an expiry, not at the expiry", async () => {
+  const clock = new FakeClock();
+  let reads = 0;
+  let trusted: Endpoint[] = [FRIEND];
+  const admission = new HandshakeAdmission(clock.now, () => {
+    reads++;
+    return trusted;
+  });
+  assert.equal(reads, 0, "nothing is read before it is needed");
+  assert.equal(admission.isKnownEndpoint(FRIEND), true);
+  assert.equal(admission.isKnownEndpoint({ ...FRIEND, port: 7001 }), false);
+  assert.equal(reads, 1, "read once, then kept until an expiry");
+  // Sweeps expire them every second; an idle node never reads them again.
+  admission.expireKnown();
+  admission.expireKnown();
+  assert.equal(reads, 1);
+  // Trust revoked: the next message 1 from there sees the new list, and is no longer known.
+  trusted = [];
+  const r = await admission.admitInit(candidate(FRIEND, true));
+  assert.equal(reads, 2);
+  assert.notDeepEqual(r.kind === "admit" ? r.lane : r, "known");
+  // A session made meanwhile is known at once, until the next expiry.
+  admission.noteKnown({ ...FRIEND, port: 7002 });
+  assert.equal(admission.isKnownEndpoint({ ...FRIEND, port: 7002 }), true);
+  admission.expireKnown();
+  assert.equal(admission.isKnownEndpoint({ ...FRIEND, port: 7002 }), false);
+  assert.equal(reads, 3);
+});

@@ -11,6 +11,7 @@ import { IDS, pair, T, type TestNode } from "./_session_helpers.ts";
 import {
   DATA_ANSWER_MS,
   PORT_TRUST,
+  SESSION_FULL_SWEEP_MS,
   SESSION_SILENCE_MS,
   SESSION_SWEEP_MS,
   TIMER_TICK_MS,
@@ -194,4 +195,64 @@ Deno.test("SessionManager.connect() with fresh contacts the endpoint and names w
   await net.waitFor(() => net.queue.length > 0, "message 1");
   await net.pump();
   assert.equal((await pending).keyHex, c.keyHex);
+});
+
+/** Fake-time helpers over a pair: idle for `ms`, and the time until `done()` (in ticks). */
+function clockOf(net: Awaited<ReturnType<typeof pair>>["net"], a: TestNode, b: TestNode) {
+  return {
+    idle: async (ms: number) => {
+      for (let t = 0; t < ms; t += 500) {
+        await net.advance(500, a, b);
+        await net.pump();
+      }
+    },
+    until: async (done: () => boolean) => {
+      let elapsed = 0;
+      while (!done() && elapsed < 20_000) {
+        await net.advance(TIMER_TICK_MS, a, b);
+        elapsed += TIMER_TICK_MS;
+        await net.pump();
+      }
+      return elapsed;
+    },
+  };
+}
+
+Deno.test("after a long idle (only full sweeps walk the peer), data is still answered within a sweep of DATA_ANSWER_MS", async () => {
+  const { net, a, b } = await pair();
+  const { idle, until } = clockOf(net, a, b);
+  const answers = () => net.sentBy(b, T.DATA).filter((d) => d.bytes.length === 29).length;
+  // Each phase of the full sweeps' period once: the data must not wait for the next one.
+  for (let phase = 0; phase < SESSION_FULL_SWEEP_MS; phase += 1_000) {
+    await idle(20_000 + phase);
+    const before = answers();
+    await a.send(b, "wake up");
+    await net.pump();
+    const elapsed = await until(() => answers() > before);
+    assert.ok(
+      elapsed <= DATA_ANSWER_MS + SESSION_SWEEP_MS,
+      `phase ${phase}: answered ${elapsed} ms after the data (DATA_ANSWER_MS ${DATA_ANSWER_MS})`,
+    );
+  }
+});
+
+Deno.test("after a long idle, data into silence is noticed within a sweep of silenceMs, also one shorter than a full sweep", async () => {
+  const silenceMs = 2_000;
+  const { net, a, b } = await pair({ a: { manager: { timers: { silenceMs } } } });
+  const { idle, until } = clockOf(net, a, b);
+  for (let phase = 0; phase < SESSION_FULL_SWEEP_MS; phase += 1_000) {
+    await idle(20_000 + phase);
+    // B has gone quiet: A handshakes again.
+    net.filter = (d) => d.by === b ? "drop" : "deliver";
+    const inits = net.sentBy(a, T.INIT).length;
+    await a.send(b, "anyone?");
+    await net.pump();
+    const elapsed = await until(() => net.sentBy(a, T.INIT).length > inits);
+    assert.ok(
+      elapsed <= silenceMs + SESSION_SWEEP_MS,
+      `phase ${phase}: handshaken again ${elapsed} ms after the unanswered data`,
+    );
+    net.filter = undefined;
+    await until(() => !a.manager.busy);
+  }
 });

@@ -85,9 +85,18 @@ export class HandshakeAdmission {
   #inFlight = 0;
   #knownEndpoints = new Set<string>();
   #knownHosts = new Set<string>();
+  #knownSource: () => Iterable<Endpoint>;
+  #knownStale = false;
 
-  /** Full buckets on the monotonic clock `now` (ms). */
-  constructor(now: () => number) {
+  /**
+   * Full buckets on the monotonic clock `now` (ms). `known` lists trusted
+   * peers' current endpoints, read again after {@linkcode expireKnown} when
+   * next needed.
+   */
+  constructor(now: () => number, known?: () => Iterable<Endpoint>) {
+    this.#knownSource = known ?? (() => []);
+    // With a source, it is read at the first need; without, `noteKnown` alone fills them.
+    this.#knownStale = known !== undefined;
     const limiter = (rate: { burst: number; perSecond: number }) =>
       new RateLimiter({ ...rate, maxKeys: TRACKED, now });
     this.#unproven = limiter(HANDSHAKE_RATE_UNPROVEN);
@@ -118,27 +127,43 @@ export class HandshakeAdmission {
     return [this.#unproven, this.#proven, this.#known];
   }
 
-  /** Forgets every known endpoint (the session table notes them again on each tick). */
-  clearKnown(): void {
-    this.#knownEndpoints.clear();
-    this.#knownHosts.clear();
+  /**
+   * Trust or paths may have changed (the session table says so once a
+   * sweep): the known endpoints are read again from the source when next
+   * needed. Not before: an idle node with thousands of trusted sessions
+   * would rebuild them every second for no message 1 at all.
+   */
+  expireKnown(): void {
+    this.#knownStale = true;
   }
 
-  /** Gives a trusted peer's current endpoint the known lane. */
+  /** Gives a trusted peer's current endpoint the known lane (until the next expiry). */
   noteKnown(endpoint: Endpoint): void {
+    // Stale, the next read of the source includes it.
+    if (this.#knownStale) return;
     this.#knownEndpoints.add(formatEndpoint(endpoint));
     this.#knownHosts.add(endpoint.hostname);
   }
 
   /** Whether `endpoint` is a trusted peer's current endpoint (its message 1 is never shed). */
   isKnownEndpoint(endpoint: Endpoint): boolean {
+    this.#refreshKnown();
     return this.#knownEndpoints.has(formatEndpoint(endpoint));
+  }
+
+  #refreshKnown(): void {
+    if (!this.#knownStale) return;
+    this.#knownStale = false;
+    this.#knownEndpoints.clear();
+    this.#knownHosts.clear();
+    for (const e of this.#knownSource()) this.noteKnown(e);
   }
 
   /** Decides on a message 1; an admitted one holds a slot until `done()`. */
   async admitInit(m: InitCandidate): Promise<Admission> {
     const source = formatEndpoint(m.from);
     const host = m.from.hostname;
+    this.#refreshKnown();
     const exact = this.#knownEndpoints.has(source);
     // From a trusted peer's IP but another port: known only with a valid mac1.
     const sameHost = !exact && this.#knownHosts.has(host);

@@ -46,6 +46,7 @@ import {
   REKEY_TIMEOUT_MS,
   RELAY_FRAME_RATE,
   RESERVED_TRUSTED_SESSIONS,
+  SESSION_FULL_SWEEP_MS,
   SESSION_KEY_IDLE_MS,
   SESSION_SILENCE_MS,
   SESSION_SWEEP_MS,
@@ -278,6 +279,12 @@ export class SessionManager {
   #seenEphemerals = new Map<string, number>();
   #nextSweepAt = -Infinity;
   #sweepMs: number;
+  #nextFullSweepAt = -Infinity;
+  #fullSweepMs: number;
+  /** Peers (by key) every sweep walks: a timer of theirs is due before the next full sweep. */
+  #active = new Set<string>();
+  /** One function for every session's `onTimerStart`, not a closure each. */
+  #timerStarted = (session: Session) => void this.#active.add(session.peer.keyHex);
   /** Lanes, rates, work budget and slots of handshake work. */
   #admission: HandshakeAdmission;
   #keyLimiter: RateLimiter;
@@ -297,9 +304,10 @@ export class SessionManager {
     // A timer configured shorter than a sweep still fires on time: every tick sweeps then.
     const shortest = Math.min(...Object.values(this.#timers).filter((ms) => ms > 0));
     this.#sweepMs = shortest < SESSION_SWEEP_MS ? 0 : SESSION_SWEEP_MS;
+    this.#fullSweepMs = this.#sweepMs === 0 ? 0 : SESSION_FULL_SWEEP_MS;
     this.#now = options.now ?? (() => performance.now());
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.#admission = new HandshakeAdmission(this.#now);
+    this.#admission = new HandshakeAdmission(this.#now, () => this.#trustedEndpoints());
     this.#keyLimiter = new RateLimiter({
       ...HANDSHAKE_RATE_PER_KEY,
       maxKeys: 65_536,
@@ -780,6 +788,9 @@ export class SessionManager {
     peer.current = keep;
     peer.previous = spare;
     peer.previousUntil = now + this.#timers.previousGraceMs;
+    session.onTimerStart = this.#timerStarted;
+    // A new session's timers (message 3, confirmation, the previous one's grace) run finely.
+    this.#active.add(key);
     if (keep.endpoint.port === RELAY_PORT) peer.relayPath = keep.endpoint;
     // A handshake through the relay (a rekey both sides started when the
     // path went quiet) does not move a path that carried a direct frame
@@ -798,9 +809,18 @@ export class SessionManager {
     return true;
   }
 
-  /** Gives a trusted peer's endpoint the known lane for message 1 (until the next tick). */
+  /** Gives a trusted peer's endpoint the known lane for message 1 (until the next sweep). */
   #noteKnown(peer: PeerIdentity, endpoint: Endpoint): void {
     if (this.#o.isTrusted(peer)) this.#admission.noteKnown(endpoint);
+  }
+
+  /** The current endpoints of trusted peers: the known lane, read by admission when it needs it. */
+  *#trustedEndpoints(): Iterable<Endpoint> {
+    for (const peer of this.#peers.values()) {
+      if (peer.current !== undefined && this.#o.isTrusted(peer.identity)) {
+        yield peer.current.endpoint;
+      }
+    }
   }
 
   /**
@@ -1069,94 +1089,139 @@ export class SessionManager {
         await this.#sendInit(attempt);
       }
     }
+    // Both maps are in the order their entries were made, which is the order
+    // they expire in (to within an await): only the expired head is walked,
+    // not the thousands a handshake burst leaves behind.
     for (const [ephemeral, r] of this.#responders) {
-      if (now - r.createdAt >= HALF_OPEN_TIMEOUT_MS) {
-        this.#responders.delete(ephemeral);
-        this.#byIndex.delete(r.localIndex);
-      }
+      if (now - r.createdAt < HALF_OPEN_TIMEOUT_MS) break;
+      this.#responders.delete(ephemeral);
+      this.#byIndex.delete(r.localIndex);
     }
     for (const [ephemeral, until] of this.#seenEphemerals) {
-      if (now >= until) this.#seenEphemerals.delete(ephemeral);
+      if (now < until) break;
+      this.#seenEphemerals.delete(ephemeral);
     }
     if (now < this.#nextSweepAt) return;
     // Half a tick early, so that a timer firing a little early does not skip a whole tick.
     this.#nextSweepAt = now + this.#sweepMs - TIMER_TICK_MS / 2;
-    await this.#sweepPeers(now);
+    const full = now >= this.#nextFullSweepAt;
+    if (full) this.#nextFullSweepAt = now + this.#fullSweepMs - TIMER_TICK_MS / 2;
+    await this.#sweepPeers(now, full);
   }
 
   /**
-   * The timers of every peer's sessions, run by {@linkcode tick} every
-   * SESSION_SWEEP_MS, or on every tick when a timer is configured shorter.
+   * The timers of peers' sessions, run by {@linkcode tick} every
+   * SESSION_SWEEP_MS (or on every tick when a timer is configured shorter):
+   * every peer's on a `full` sweep (each SESSION_FULL_SWEEP_MS), else only
+   * those with a timer due before the next full sweep, or one just begun.
    */
-  async #sweepPeers(now: number): Promise<void> {
-    const t = this.#timers;
-    this.#admission.clearKnown();
+  #sweepPeers(now: number, full: boolean): Promise<boolean[]> {
+    const keepalives: Promise<boolean>[] = [];
+    this.#admission.expireKnown();
     this.#admission.forgetFull();
     for (const limiter of this.#rateLimiters()) limiter.forgetFull();
-    for (const [key, peer] of this.#peers) {
-      if (peer.current !== undefined) this.#noteKnown(peer.identity, peer.current.endpoint);
-      if (peer.previous !== undefined && now >= peer.previousUntil) {
-        this.#forget(peer.previous);
-        peer.previous = undefined;
-      }
-      peer.previous?.releaseIdleKeys(now, SESSION_KEY_IDLE_MS);
-      const s = peer.current;
-      if (s === undefined) continue;
-      s.releaseIdleKeys(now, SESSION_KEY_IDLE_MS);
-      const age = now - s.createdAt;
-      if (age >= t.rejectAfterMs) {
-        this.#removePeer(key, peer, "its session expired");
-        continue;
-      }
-      // A stranger may talk to the trust service, not park a session here.
-      if (now - peer.trustTrafficAt >= t.untrustedIdleMs && !this.#o.isTrusted(peer.identity)) {
-        this.#removePeer(key, peer, "it is untrusted and was idle");
-        continue;
-      }
-      if (s.initiator && !s.confirmed && s.finalFrame && now - s.finalSentAt >= FINAL_RETRY_MS) {
-        s.finalSentAt = now;
-        this.#o.transmit(s.finalFrame, s.endpoint);
-      }
-      // Message 3 is kept only while it may still be repeated: until the
-      // initiator is confirmed, which it stops waiting for after
-      // rekeyTimeoutMs (the responder keeps it twice as long).
-      if (
-        s.finalFrame !== undefined &&
-        (s.initiator ? s.confirmed : age >= 2 * t.rekeyTimeoutMs)
-      ) s.finalFrame = undefined;
-      const rekeyAt = s.initiator ? t.rekeyAfterMs : t.rekeyAfterMs + 3 * t.rekeyTimeoutMs;
-      // An initiator session the responder never confirmed (message 3 lost for
-      // good, or refused) is replaced by a fresh handshake rather than left to
-      // swallow data until the next rekey.
-      const unconfirmed = s.initiator && !s.confirmed && age >= t.rekeyTimeoutMs;
-      // Data went out and nothing came back although every data frame is
-      // answered within answerMs: the peer has most likely lost the session
-      // (restarted), so a new handshake, rather than waiting for the rekey.
-      const silent = s.awaitingReplySince !== null && now - s.awaitingReplySince >= t.silenceMs;
-      if (silent && s.endpoint.port !== RELAY_PORT && peer.relayPath !== undefined) {
-        // A direct path that went quiet (a NAT mapping lost, the peer moved
-        // behind another NAT): back to the relay it came through, which the
-        // rekey below then uses. A punch may upgrade it again later.
-        s.endpoint = peer.relayPath;
-        this.#reportPath(peer);
-      }
-      if (age >= rekeyAt || unconfirmed || silent) this.#startRekey(peer);
-      const answer = s.owedAnswerSince !== null && now - s.owedAnswerSince >= t.answerMs;
-      // WireGuard's passive keepalive: for data received and nothing sent
-      // since. Never for a keepalive, or two idle peers would trade
-      // keepalives every keepaliveMs for as long as the session lasts.
-      const idleReply = s.lastReceivedData && s.lastReceived > s.lastSent &&
-        now - s.lastReceived >= t.keepaliveMs;
-      // A configured interval applies to every session; without one, paths
-      // that hold a NAT mapping get the protocol's 25 s.
-      const keepaliveMs = t.persistentKeepaliveMs > 0
-        ? t.persistentKeepaliveMs
-        : this.#o.holdsMapping?.(peer.identity, s.endpoint)
-        ? PERSISTENT_KEEPALIVE_MS
-        : 0;
-      const persistent = keepaliveMs > 0 && now - s.lastSent >= keepaliveMs;
-      if (answer || idleReply || persistent) await this.#sendOn(s, EMPTY);
+    const horizon = now + this.#fullSweepMs;
+    if (full) this.#active.clear();
+    for (const key of full ? this.#peers.keys() : [...this.#active]) {
+      const peer = this.#peers.get(key);
+      const due = peer === undefined ? Infinity : this.#sweepPeer(key, peer, now, keepalives);
+      if (due < horizon) this.#active.add(key);
+      else this.#active.delete(key);
     }
+    // Sealed together, not one after another: WebCrypto pipelines the calls
+    // made in one turn, and the walk (synchronous, so V8 optimises it whole)
+    // does not wait a thread hop per session.
+    return Promise.all(keepalives);
+  }
+
+  /**
+   * Runs one peer's timers that are due, and says when the next one is:
+   * Infinity when none is pending (or the peer is gone). Only a frame sent
+   * or received can bring one sooner, and `onTimerStart` reports those.
+   */
+  #sweepPeer(key: string, peer: PeerState, now: number, keepalives: Promise<boolean>[]): number {
+    const t = this.#timers;
+    if (peer.previous !== undefined && now >= peer.previousUntil) {
+      this.#forget(peer.previous);
+      peer.previous = undefined;
+    }
+    peer.previous?.releaseIdleKeys(now, SESSION_KEY_IDLE_MS);
+    const s = peer.current;
+    if (s === undefined) return Infinity;
+    s.releaseIdleKeys(now, SESSION_KEY_IDLE_MS);
+    const age = now - s.createdAt;
+    if (age >= t.rejectAfterMs) {
+      this.#removePeer(key, peer, "its session expired");
+      return Infinity;
+    }
+    // A stranger may talk to the trust service, not park a session here.
+    const trusted = this.#o.isTrusted(peer.identity);
+    if (now - peer.trustTrafficAt >= t.untrustedIdleMs && !trusted) {
+      this.#removePeer(key, peer, "it is untrusted and was idle");
+      return Infinity;
+    }
+    if (s.initiator && !s.confirmed && s.finalFrame && now - s.finalSentAt >= FINAL_RETRY_MS) {
+      s.finalSentAt = now;
+      this.#o.transmit(s.finalFrame, s.endpoint);
+    }
+    // Message 3 is kept only while it may still be repeated: until the
+    // initiator is confirmed, which it stops waiting for after
+    // rekeyTimeoutMs (the responder keeps it twice as long).
+    if (
+      s.finalFrame !== undefined &&
+      (s.initiator ? s.confirmed : age >= 2 * t.rekeyTimeoutMs)
+    ) s.finalFrame = undefined;
+    const rekeyAt = s.initiator ? t.rekeyAfterMs : t.rekeyAfterMs + 3 * t.rekeyTimeoutMs;
+    // An initiator session the responder never confirmed (message 3 lost for
+    // good, or refused) is replaced by a fresh handshake rather than left to
+    // swallow data until the next rekey.
+    const unconfirmed = s.initiator && !s.confirmed && age >= t.rekeyTimeoutMs;
+    // Data went out and nothing came back although every data frame is
+    // answered within answerMs: the peer has most likely lost the session
+    // (restarted), so a new handshake, rather than waiting for the rekey.
+    const silent = s.awaitingReplySince !== null && now - s.awaitingReplySince >= t.silenceMs;
+    if (silent && s.endpoint.port !== RELAY_PORT && peer.relayPath !== undefined) {
+      // A direct path that went quiet (a NAT mapping lost, the peer moved
+      // behind another NAT): back to the relay it came through, which the
+      // rekey below then uses. A punch may upgrade it again later.
+      s.endpoint = peer.relayPath;
+      this.#reportPath(peer);
+    }
+    if (age >= rekeyAt || unconfirmed || silent) this.#startRekey(peer);
+    const answer = s.owedAnswerSince !== null && now - s.owedAnswerSince >= t.answerMs;
+    // WireGuard's passive keepalive: for data received and nothing sent
+    // since. Never for a keepalive, or two idle peers would trade
+    // keepalives every keepaliveMs for as long as the session lasts.
+    const idleReply = s.lastReceivedData && s.lastReceived > s.lastSent &&
+      now - s.lastReceived >= t.keepaliveMs;
+    // A configured interval applies to every session; without one, paths
+    // that hold a NAT mapping get the protocol's 25 s.
+    const keepaliveMs = t.persistentKeepaliveMs > 0
+      ? t.persistentKeepaliveMs
+      : this.#o.holdsMapping?.(peer.identity, s.endpoint)
+      ? PERSISTENT_KEEPALIVE_MS
+      : 0;
+    const persistent = keepaliveMs > 0 && now - s.lastSent >= keepaliveMs;
+    // Sealing sets lastSent and clears owedAnswerSince at once, before the
+    // deadlines below are read.
+    if (answer || idleReply || persistent) keepalives.push(this.#sendOn(s, EMPTY));
+
+    // What is left pending, and when it is due. A message 3 still kept, or
+    // an initiator not yet confirmed, is a fresh session's: walked every
+    // sweep until it settles.
+    if (s.finalFrame !== undefined || (s.initiator && !s.confirmed)) return now;
+    let due = Math.min(s.createdAt + rekeyAt, s.keysIdleAt(SESSION_KEY_IDLE_MS));
+    if (!trusted) due = Math.min(due, peer.trustTrafficAt + t.untrustedIdleMs);
+    if (peer.previous !== undefined) {
+      due = Math.min(due, peer.previousUntil, peer.previous.keysIdleAt(SESSION_KEY_IDLE_MS));
+    }
+    if (s.awaitingReplySince !== null) due = Math.min(due, s.awaitingReplySince + t.silenceMs);
+    if (s.owedAnswerSince !== null) due = Math.min(due, s.owedAnswerSince + t.answerMs);
+    if (s.lastReceivedData && s.lastReceived > s.lastSent) {
+      due = Math.min(due, s.lastReceived + t.keepaliveMs);
+    }
+    if (keepaliveMs > 0) due = Math.min(due, s.lastSent + keepaliveMs);
+    return due;
   }
 
   /** Closes every session with a peer at once (used by `untrust`). */
@@ -1173,6 +1238,7 @@ export class SessionManager {
     if (peer.previous) this.#forget(peer.previous);
     peer.current = peer.previous = undefined;
     this.#peers.delete(key);
+    this.#active.delete(key);
     if (peer.rekey !== undefined) {
       this.#finishAttempt(
         peer.rekey,

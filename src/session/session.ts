@@ -136,6 +136,12 @@ export class Session {
   owedAnswerSince: number | null = null;
   /** Whether the last authenticated frame received carried data (was not a keepalive). */
   lastReceivedData = false;
+  /**
+   * Called when `awaitingReplySince` or `owedAnswerSince` is set: a timer of
+   * the session's that counts in seconds has begun (the manager's sweeps
+   * then walk this session every time until it is over).
+   */
+  onTimerStart: ((session: Session) => void) | undefined;
   #sealTail: Promise<unknown> = Promise.resolve();
   #openTail: Promise<unknown> = Promise.resolve();
 
@@ -199,6 +205,14 @@ export class Session {
     return released;
   }
 
+  /** When {@linkcode releaseIdleKeys} with `idleMs` would next release a key; Infinity with none imported. */
+  keysIdleAt(idleMs: number): number {
+    let at = Infinity;
+    if (this.#send.imported) at = this.lastSent + idleMs;
+    if (this.#receive.imported) at = Math.min(at, this.lastReceived + idleMs);
+    return at;
+  }
+
   /** Frames sent so far (the next send counter). */
   get sent(): number {
     return this.#sendCounter;
@@ -234,7 +248,10 @@ export class Session {
     this.lastSent = now;
     // Anything we send answers the peer; data of ours expects an answer back.
     this.owedAnswerSince = null;
-    if (plaintext.length > 0) this.awaitingReplySince ??= now;
+    if (plaintext.length > 0 && this.awaitingReplySince === null) {
+      this.awaitingReplySince = now;
+      this.onTimerStart?.(this);
+    }
     const header = encodeDataHeader(this.remoteIndex, counter);
     const key = await this.#send.get();
     const sealed = await key.seal(nonceFromCounter(counter), plaintext, header);
@@ -273,7 +290,10 @@ export class Session {
     this.confirmed = true;
     this.awaitingReplySince = null;
     this.lastReceivedData = plaintext.length > 0;
-    if (plaintext.length > 0) this.owedAnswerSince ??= now;
+    if (plaintext.length > 0 && this.owedAnswerSince === null) {
+      this.owedAnswerSince = now;
+      this.onTimerStart?.(this);
+    }
     return { ok: true, plaintext };
   }
 }
