@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { PORT_PATH } from "../src/constants.ts";
 import { type Endpoint, relayEndpoint } from "../src/discovery/endpoint.ts";
 import {
+  holdsNatMapping,
   PROBE_SCHEDULE_MS,
   PUNCH_NOTICE_MS,
   PUNCH_RETRY_MS,
@@ -198,4 +199,24 @@ Deno.test("puncher: a rendezvous's punch notice gets the endpoint it saw probed 
   advance(PROBE_SCHEDULE_MS.at(-1)!);
   puncher.sendDueProbes();
   assert.equal(probes().length, 3 * PROBE_SCHEDULE_MS.length, "three schedules, all sent");
+});
+
+Deno.test("holdsNatMapping: keepalives hold a trusted peer's direct path, unless it is loopback or known not to be behind a NAT", () => {
+  const direct = { hostname: "198.18.0.9", port: 7000 };
+  assert.equal(
+    holdsNatMapping(direct, true, null),
+    true,
+    "without a rendezvous it cannot tell: keep",
+  );
+  assert.equal(holdsNatMapping(direct, true, true), true);
+  assert.equal(
+    holdsNatMapping(direct, true, false),
+    false,
+    "the rendezvous sees us where we listen",
+  );
+  assert.equal(holdsNatMapping(direct, false, true), false, "not for a stranger");
+  assert.equal(holdsNatMapping({ hostname: "relay/a/b", port: 0 }, true, true), false);
+  for (const hostname of ["127.0.0.1", "127.0.3.7", "::1"]) {
+    assert.equal(holdsNatMapping({ hostname, port: 7000 }, true, null), false, hostname);
+  }
 });

@@ -28,7 +28,7 @@ import {
   LAN_RECORD_TTL_MS,
   LAN_SOURCE_RATE,
 } from "../constants.ts";
-import type { Endpoint } from "../discovery/endpoint.ts";
+import { type Endpoint, isLoopbackHost } from "../discovery/endpoint.ts";
 import { LanTable } from "../discovery/lan_table.ts";
 import { signOwnPresence } from "../discovery/presence.ts";
 import type { PeerQuery } from "../discovery/resolver.ts";
@@ -69,13 +69,9 @@ export interface LanOptions {
   port: number;
 }
 
-function isLoopback(host: string): boolean {
-  return host.startsWith("127.") || host === "::1";
-}
-
 /** Whether a node listening at `listen` can be reached from its LAN at all. */
 export function lanReachable(listen: { hostname: string }): boolean {
-  return !isLoopback(listen.hostname);
+  return !isLoopbackHost(listen.hostname);
 }
 
 /** The node's IPv4 interface addresses its sessions listen on (all for a wildcard). */
@@ -87,7 +83,7 @@ function interfaces(listen: Endpoint): string[] {
     return [];
   }
   const v4 = [...new Set(all.filter((i) => i.family === "IPv4").map((i) => i.address))]
-    .filter((a) => !isLoopback(a));
+    .filter((a) => !isLoopbackHost(a));
   const wildcard = listen.hostname === "0.0.0.0" || listen.hostname === "::";
   return wildcard ? v4 : v4.filter((a) => a === listen.hostname);
 }

@@ -74,7 +74,7 @@ import { HandshakeQueue } from "./handshake_queue.ts";
 import { DhtLink } from "./dht_link.ts";
 import { nameConflict } from "./name_claims.ts";
 import { sessionSource, trustSource } from "./peer_sources.ts";
-import { Puncher } from "./punch.ts";
+import { holdsNatMapping, Puncher } from "./punch.ts";
 import { Reach } from "./reach.ts";
 import { ReceivedFiles } from "./received_files.ts";
 import { Streams } from "./streams.ts";
@@ -572,12 +572,9 @@ export class Node {
           via: relay?.via ?? null,
         });
       },
-      // A direct path to a trusted peer through a NAT is held open with
-      // keepalives every 25 s. A node with a rendezvous knows whether it is
-      // behind one (an observed endpoint it does not listen on); one without
-      // cannot tell, and keeps them.
+      // A direct path to a trusted peer through a NAT is held open with keepalives every 25 s.
       holdsMapping: (peer, endpoint) =>
-        endpoint.port !== RELAY_PORT && trust.has(peer.keyHex) && (this.#link?.natted() ?? true),
+        holdsNatMapping(endpoint, trust.has(peer.keyHex), this.#link?.natted() ?? null),
       requireMac1: config.requireMac1,
       // Mailboxes (447) are streams: a rendezvous takes strangers' there, and
       // a node hears its own rendezvous answer on the streams it opened

@@ -18,7 +18,7 @@
  */
 import { PORT_PATH } from "../constants.ts";
 import { DecodeError } from "../bytes.ts";
-import { type Endpoint, RELAY_PORT } from "../discovery/endpoint.ts";
+import { type Endpoint, isLoopbackHost, RELAY_PORT } from "../discovery/endpoint.ts";
 import type { PortService } from "../services/port_service.ts";
 import type { PeerStatus, SessionManager } from "../session/manager.ts";
 import { randomBytes } from "../session/crypto.ts";
@@ -88,6 +88,23 @@ export interface PunchStats {
   probesAcked: number;
   /** Port-446 datagrams that did not decode. */
   malformed: number;
+}
+
+/**
+ * Whether the direct path to a peer at `endpoint` needs keepalives every
+ * PERSISTENT_KEEPALIVE_MS to hold a NAT mapping open: only a trusted peer's
+ * (a stranger's session is not kept), never a relay path's (the rendezvous
+ * link keeps that) nor a loopback one (it never crosses a NAT). `natted` is
+ * what this node's rendezvous observed (an endpoint it does not listen on),
+ * or null without one: it cannot tell then, and keeps them.
+ */
+export function holdsNatMapping(
+  endpoint: Endpoint,
+  trusted: boolean,
+  natted: boolean | null,
+): boolean {
+  if (!trusted || endpoint.port === RELAY_PORT || isLoopbackHost(endpoint.hostname)) return false;
+  return natted ?? true;
 }
 
 /** Punches holes towards trusted peers on relayed paths. */

@@ -102,6 +102,11 @@ export async function resolveEndpoint(spec: EndpointSpec): Promise<Endpoint> {
   }
 }
 
+/** Whether `host` is a loopback address (127.0.0.0/8, ::1): traffic there never leaves the host. */
+export function isLoopbackHost(host: string): boolean {
+  return host.startsWith("127.") || host === "::1";
+}
+
 /** Canonical text of an endpoint: `1.2.3.4:5`, `[::1]:5`, or a relay path's `relay/VIA/PEER`. */
 export function formatEndpoint(e: Endpoint): string {
   if (e.port === RELAY_PORT) return e.hostname;
