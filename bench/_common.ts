@@ -250,13 +250,19 @@ function freePort(): number {
   return port;
 }
 
+/** Sends one inspector method (with its params) and resolves with its result. */
+type InspectorCall = (method: string, params?: Record<string, unknown>) => Promise<Json>;
+
 /**
- * Runs V8's full garbage collection twice in `node` through its inspector
- * (HeapProfiler.collectGarbage); false when it runs without one.
+ * Runs `use` with a session on `node`'s V8 inspector; null when the daemon
+ * runs without one. Every call times out after 60 s.
  */
-export async function collectGarbageIn(node: TestNode): Promise<boolean> {
+async function withInspector<T>(
+  node: TestNode,
+  use: (call: InspectorCall) => Promise<T>,
+): Promise<T | null> {
   const port = inspectorPorts.get(node);
-  if (port === undefined) return false;
+  if (port === undefined) return null;
   const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
   const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
   try {
@@ -265,25 +271,64 @@ export async function collectGarbageIn(node: TestNode): Promise<boolean> {
       ws.onerror = reject;
     });
     let id = 0;
-    const call = (method: string) =>
-      new Promise<void>((resolve, reject) => {
+    const call: InspectorCall = (method, params = {}) =>
+      new Promise((resolve, reject) => {
         const mine = ++id;
-        const timer = setTimeout(() => reject(new Error(`inspector: ${method} timed out`)), 30_000);
+        const timer = setTimeout(() => reject(new Error(`inspector: ${method} timed out`)), 60_000);
         ws.onmessage = (e) => {
-          if (JSON.parse(e.data).id !== mine) return;
+          const answer = JSON.parse(e.data);
+          if (answer.id !== mine) return;
           clearTimeout(timer);
-          resolve();
+          if (answer.error) reject(new Error(`inspector: ${method}: ${answer.error.message}`));
+          else resolve(answer.result);
         };
-        ws.send(JSON.stringify({ id: mine, method }));
+        ws.send(JSON.stringify({ id: mine, method, params }));
       });
+    return await use(call);
+  } finally {
+    ws.close();
+  }
+}
+
+/**
+ * Runs V8's full garbage collection twice in `node` through its inspector
+ * (HeapProfiler.collectGarbage); false when it runs without one.
+ */
+export async function collectGarbageIn(node: TestNode): Promise<boolean> {
+  const done = await withInspector(node, async (call) => {
     await call("HeapProfiler.enable");
     await call("HeapProfiler.collectGarbage");
     await call("HeapProfiler.collectGarbage");
     await call("HeapProfiler.disable");
-  } finally {
-    ws.close();
-  }
-  return true;
+    return true;
+  });
+  return done ?? false;
+}
+
+/**
+ * A CPU profile of `node` over what `during` does, through its inspector:
+ * one phase of a measurement on its own (`--cpu-prof` profiles a whole
+ * process). Null when it runs without an inspector.
+ */
+export async function profileIn(node: TestNode, during: () => Promise<void>): Promise<Json | null> {
+  return await withInspector(node, async (call) => {
+    await call("Profiler.enable");
+    // V8's default: one sample every 1 ms (as --cpu-prof).
+    await call("Profiler.setSamplingInterval", { interval: 1_000 });
+    await call("Profiler.start");
+    const stop = async () => {
+      const { profile } = await call("Profiler.stop");
+      await call("Profiler.disable");
+      return profile;
+    };
+    try {
+      await during();
+    } catch (e) {
+      await stop().catch(() => {});
+      throw e;
+    }
+    return await stop();
+  });
 }
 
 /** A JSON answer, read loosely. */

@@ -10,6 +10,7 @@ import {
   HANDSHAKE_RATE_PER_KEY,
   HANDSHAKE_RATE_PER_SOURCE,
 } from "../src/constants.ts";
+import { join } from "node:path";
 import { endpointOf, type TestNode } from "../tests/_daemon_harness.ts";
 import { BenchPeer } from "./_peer.ts";
 import {
@@ -25,10 +26,12 @@ import {
   memoryOf,
   percentile,
   pool,
+  profileIn,
   progress,
   round,
   RSS_SETTLE_MS,
   rssKb,
+  settings,
   settledMemory,
   sleep,
 } from "./_common.ts";
@@ -186,7 +189,11 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
   // was RSS_SETTLE_MS ago, and no session has expired yet (the first half's
   // are well under UNTRUSTED_IDLE_MS old).
   progress(`handshakes: daemon C's CPU over ${IDLE_CPU_MS / 1000} s with its sessions idle`);
-  const idleCpu = await idleCpuPercent(c, cApi, IDLE_CPU_MS);
+  const idleCpu = await profiledPhase(
+    c,
+    "daemon-bench-c-idle-window",
+    () => idleCpuPercent(c, cApi, IDLE_CPU_MS),
+  );
   if (idleCpu.sessions_after < idleCpu.sessions_before) {
     ctx.notes.idle_cpu_percent_with_sessions_changed = `sessions went from ` +
       `${idleCpu.sessions_before} to ${idleCpu.sessions_after} during the idle window ` +
@@ -301,6 +308,25 @@ export async function measureHandshakes(ctx: Context): Promise<Figures> {
 const IDLE_CPU_MS = 20_000;
 /** The same, right after the steady rounds (ms): how long the burst's aftermath lasts. */
 const AFTER_BURST_CPU_MS = 10_000;
+
+/**
+ * `phase()`, and under `--profile` (or `--profile-dir`) also a CPU profile of
+ * `node` over just that phase, written as `NAME.cpuprofile` beside the
+ * whole-process ones: an idle window is lost in a profile of the whole run.
+ */
+async function profiledPhase<T>(node: TestNode, name: string, phase: () => Promise<T>): Promise<T> {
+  if (settings.profileDir === undefined) return await phase();
+  let result: T | undefined;
+  const profile = await profileIn(node, async () => {
+    result = await phase();
+  });
+  if (profile === null) return await phase();
+  await Deno.writeTextFile(
+    join(settings.profileDir, `${name}.cpuprofile`),
+    JSON.stringify(profile),
+  );
+  return result!;
+}
 
 /** `node`'s CPU use while nothing is asked of it, and its sessions before and after. */
 async function idleCpuPercent(
