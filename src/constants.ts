@@ -341,6 +341,16 @@ export const STREAM_HYSTART = {
   cssGrowthDivisor: 4,
   cssRounds: 5,
 } as const;
+/**
+ * Reliable streams' delay brake (`delay_brake.ts`): congestion avoidance
+ * stops growing cwnd while more than `queueSegments` segments stand queued
+ * on the path, as estimated from the round trip against its base (the
+ * smallest RTT of the last `baseRounds` to twice that many rounds).
+ */
+export const STREAM_DELAY_BRAKE = {
+  queueSegments: 16,
+  baseRounds: 64,
+} as const;
 /** Reliable streams: a keepalive probe after this long without a segment from the peer (ms). */
 export const STREAM_KEEPALIVE_MS = 10_000;
 /** Reliable streams: a connection is reset after this long without a segment from the peer (ms). */

@@ -86,8 +86,10 @@
  *   recovery: ssthresh = cwnd = max(FlightSize / 2, 2 SMSS) once per window
  *   (the recovery point), exit at a full ACK with cwnd = ssthresh, RTO:
  *   cwnd = 1 SMSS. cwnd only grows while the sender is cwnd-limited (or
- *   paced), and falls back to the initial window after an idle RTO. Other
- *   algorithms plug in through the mux's `congestion` option
+ *   paced), and falls back to the initial window after an idle RTO, and
+ *   congestion avoidance holds it while a queue stands on the path (the
+ *   delay brake, `delay_brake.ts`). Other algorithms plug in through the
+ *   mux's `congestion` option
  *   ({@linkcode CongestionControl}).
  * - Pacing (`pacer.ts`): once an RTT is known, segments leave at
  *   2 × cwnd / srtt in slow start and 1.25 × cwnd / srtt after, in bursts
@@ -143,7 +145,8 @@
  *   `state.ts`: its states, transition table and diagram;
  *   `deadlines.ts`: its timers.
  * - `sender.ts` and `receiver.ts`: the two directions of a connection.
- * - `congestion.ts`: the congestion-control interface; `new_reno.ts`: NewReno.
+ * - `congestion.ts`: the congestion-control interface; `new_reno.ts`: NewReno
+ *   (with `hystart.ts` and `delay_brake.ts`).
  * - `send_buffer.ts`, `receive_buffer.ts`, `scoreboard.ts`, `rto.ts`,
  *   `budget.ts`: the pieces the halves are made of.
  * - `options.ts` (caps and timers), `mss.ts`, `error.ts`.

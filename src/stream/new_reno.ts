@@ -6,7 +6,8 @@
  * window reduction per loss episode as RFC 6582 (the "recover" point), and
  * the initial window of RFC 6928. The first slow start ends early when the
  * round trip grows (HyStart++, RFC 9406; see `hystart.ts`); later ones
- * end at the ssthresh a loss set.
+ * end at the ssthresh a loss set. Congestion avoidance grows cwnd only while
+ * no standing queue shows in the round trip (`delay_brake.ts`).
  *
  * Fast recovery keeps cwnd at ssthresh instead of inflating it per
  * duplicate ACK: the sender counts what is really in flight (the "pipe" of
@@ -24,6 +25,7 @@ import {
   initialWindow,
   type LossEvent,
 } from "./congestion.ts";
+import { DelayBrake } from "./delay_brake.ts";
 import { HyStart } from "./hystart.ts";
 
 /**
@@ -51,6 +53,10 @@ export class NewReno implements CongestionControl {
   #bytesAcked = 0;
   /** HyStart++ during the first slow start, then null. */
   #hystart: HyStart | null = new HyStart();
+  /** Withholds congestion avoidance's growth while a queue stands on the path. */
+  #brake = new DelayBrake();
+  /** Round trips' worth of growth the brake withheld (one per cwnd of bytes acknowledged). */
+  braked = 0;
 
   /** Starts in slow start with the RFC 6928 initial window. */
   constructor(options: CongestionOptions) {
@@ -79,7 +85,8 @@ export class NewReno implements CongestionControl {
       this.#bytesAcked += acked;
       if (this.#bytesAcked >= this.cwnd) {
         this.#bytesAcked -= this.cwnd;
-        this.cwnd += this.mss;
+        if (this.#brake.holds(this.cwnd, this.mss)) this.braked++;
+        else this.cwnd += this.mss;
       }
     }
     if (this.cwnd > this.#maxWindow) this.cwnd = this.#maxWindow;
@@ -152,6 +159,7 @@ export class NewReno implements CongestionControl {
    * window; in the first slow start HyStart++ sees the ACK before it grows cwnd.
    */
   onAckReceived(ack: AckEvent): void {
+    this.#brake.onAck(ack.una, ack.highSeq, ack.rtt);
     if (this.inRecovery && ack.una >= this.recoverPoint) this.exitRecovery();
     const hystart = this.#hystart;
     if (hystart !== null && !this.inRecovery && this.slowStart) {
