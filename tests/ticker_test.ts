@@ -15,6 +15,10 @@ class FakeClock implements TickerTimers {
   clearTimeout(id: unknown): void {
     this.#pending.delete(id as number);
   }
+  /** The clock jumps `ms` with nothing run (a blocked event loop); what fell due runs at the next advance. */
+  stall(ms: number): void {
+    this.now += ms;
+  }
   get armed(): number {
     return this.#pending.size;
   }
@@ -27,7 +31,7 @@ class FakeClock implements TickerTimers {
       }
       if (first === undefined) break;
       this.#pending.delete(first[0]);
-      this.now = first[1].at;
+      this.now = Math.max(this.now, first[1].at);
       first[1].fn();
     }
     this.now = end;
@@ -130,5 +134,18 @@ Deno.test("Ticker: a run that throws is reported and the timer re-armed", () => 
   clock.advance(3_000);
   assert.deepStrictEqual(n, 3);
   assert.deepStrictEqual(errors, ["boom", "boom", "boom"]);
+  t.stop();
+});
+
+Deno.test("Ticker: after a stall of several beats, one beat runs and the beat resumes from then", () => {
+  const clock = new FakeClock();
+  const { t, runs } = ticker(clock, () => false);
+  t.start();
+  clock.advance(1_000);
+  // The event loop is blocked for 5 s: the timer due at 2000 fires at 6500.
+  clock.stall(5_500);
+  clock.advance(3_000);
+  assert.deepStrictEqual(runs.map((r) => r.at), [1000, 6500, 7500, 8500, 9500]);
+  assert.equal(runs.every((r) => r.beat), true);
   t.stop();
 });

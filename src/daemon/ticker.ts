@@ -91,7 +91,12 @@ export class Ticker {
     const now = this.#now();
     // Half a fast period early counts: a timer firing a little early must not skip a beat.
     const beat = now >= this.#beatAt - this.#o.fastMs / 2;
-    if (beat) this.#beatAt = Math.max(this.#beatAt + this.#o.beatMs, now + this.#o.fastMs);
+    if (beat) {
+      this.#beatAt += this.#o.beatMs;
+      // After a stall (the event loop blocked for seconds) the beat starts
+      // again from now, a whole beat later: none is run early to catch up.
+      if (this.#beatAt <= now) this.#beatAt = now + this.#o.beatMs;
+    }
     try {
       this.#o.run(now, beat);
     } catch (e) {
