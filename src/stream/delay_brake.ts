@@ -12,6 +12,12 @@
  * yields to others as NewReno does, and one on a path with no queue of its
  * own grows as before.
  *
+ * It lengthens the sawtooth rather than ending it: a queue that stands for
+ * a whole base window becomes part of the base, so cwnd may grow again by
+ * the limit every 64 to 128 rounds until a loss drains the queue. Slow
+ * start is left to HyStart++ (its overshoot on a path of a millisecond or
+ * two still costs a few retransmissions at the start of a transfer).
+ *
  * @module
  */
 
