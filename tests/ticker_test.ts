@@ -149,3 +149,30 @@ Deno.test("Ticker: after a stall of several beats, one beat runs and the beat re
   assert.equal(runs.every((r) => r.beat), true);
   t.stop();
 });
+
+Deno.test("Ticker: a wake from inside run arms one timer, at fastMs when busy", () => {
+  const clock = new FakeClock();
+  let busy = false;
+  const runs: number[] = [];
+  const t = new Ticker({
+    fastMs: 250,
+    beatMs: 1000,
+    busy: () => busy,
+    run: (now) => {
+      runs.push(now);
+      if (runs.length === 1) {
+        busy = true;
+        t.wake();
+      }
+    },
+    now: () => clock.now,
+    timers: clock,
+  });
+  t.start();
+  clock.advance(1_000);
+  assert.equal(clock.armed, 1, "one timer, not the wake's and the re-arm's");
+  clock.advance(500);
+  assert.deepStrictEqual(runs, [1000, 1250, 1500]);
+  t.stop();
+  assert.equal(clock.armed, 0);
+});

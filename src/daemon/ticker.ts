@@ -50,6 +50,8 @@ export class Ticker {
   #firesAt = Infinity;
   #beatAt = 0;
   #running = false;
+  /** Inside `run`: the timer is re-armed when it returns, so a wake then has nothing to move. */
+  #firing = false;
 
   /** A stopped ticker; `start()` arms it. */
   constructor(options: TickerOptions) {
@@ -72,7 +74,7 @@ export class Ticker {
    * true): a timer armed for later than `fastMs` from now is brought forward.
    */
   wake(): void {
-    if (!this.#running) return;
+    if (!this.#running || this.#firing) return;
     const now = this.#now();
     if (this.#firesAt - now <= this.#o.fastMs) return;
     this.#timers.clearTimeout(this.#id);
@@ -97,11 +99,13 @@ export class Ticker {
       // again from now, a whole beat later: none is run early to catch up.
       if (this.#beatAt <= now) this.#beatAt = now + this.#o.beatMs;
     }
+    this.#firing = true;
     try {
       this.#o.run(now, beat);
     } catch (e) {
       this.#o.onError?.(e);
     } finally {
+      this.#firing = false;
       if (this.#running) this.#arm(this.#now());
     }
   }
