@@ -1,50 +1,24 @@
 /** The daemon's one timer: a wake a beat while idle, every fastMs while busy. */
 import assert from "node:assert/strict";
-import { Ticker, type TickerTimers } from "../src/daemon/ticker.ts";
+import { Ticker } from "../src/daemon/ticker.ts";
+import { FakeTimers as FakeClock } from "./_fake_timers.ts";
 
-/** Fake timers: `advance(ms)` runs whatever falls due, in order. */
-class FakeClock implements TickerTimers {
-  now = 0;
-  #next = 1;
-  #pending = new Map<number, { at: number; fn: () => void }>();
-  setTimeout(fn: () => void, ms: number): number {
-    const id = this.#next++;
-    this.#pending.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-  clearTimeout(id: unknown): void {
-    this.#pending.delete(id as number);
-  }
-  /** The clock jumps `ms` with nothing run (a blocked event loop); what fell due runs at the next advance. */
-  stall(ms: number): void {
-    this.now += ms;
-  }
-  get armed(): number {
-    return this.#pending.size;
-  }
-  advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      let first: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.#pending) {
-        if (e[1].at <= end && (!first || e[1].at < first[1].at)) first = e;
-      }
-      if (first === undefined) break;
-      this.#pending.delete(first[0]);
-      this.now = Math.max(this.now, first[1].at);
-      first[1].fn();
-    }
-    this.now = end;
-  }
-}
-
-function ticker(clock: FakeClock, busy: () => boolean) {
+/** A ticker (250 ms fast, 1 s beat) on `clock` that records its runs; `also` runs after each record. */
+function ticker(
+  clock: FakeClock,
+  busy: () => boolean,
+  extra: { also?: (t: Ticker) => void; onError?: (e: unknown) => void } = {},
+) {
   const runs: { at: number; beat: boolean }[] = [];
-  const t = new Ticker({
+  const t: Ticker = new Ticker({
     fastMs: 250,
     beatMs: 1000,
     busy,
-    run: (now, beat) => runs.push({ at: now, beat }),
+    run: (now, beat) => {
+      runs.push({ at: now, beat });
+      extra.also?.(t);
+    },
+    ...(extra.onError && { onError: extra.onError }),
     now: () => clock.now,
     timers: clock,
   });
@@ -116,23 +90,16 @@ Deno.test("Ticker: stop() cancels the timer and later wakes", () => {
 
 Deno.test("Ticker: a run that throws is reported and the timer re-armed", () => {
   const clock = new FakeClock();
-  let n = 0;
   const errors: string[] = [];
-  const t = new Ticker({
-    fastMs: 250,
-    beatMs: 1000,
-    busy: () => false,
-    run: () => {
-      n++;
+  const { t, runs } = ticker(clock, () => false, {
+    also: () => {
       throw new Error("boom");
     },
     onError: (e) => errors.push((e as Error).message),
-    now: () => clock.now,
-    timers: clock,
   });
   t.start();
   clock.advance(3_000);
-  assert.deepStrictEqual(n, 3);
+  assert.deepStrictEqual(runs.length, 3);
   assert.deepStrictEqual(errors, ["boom", "boom", "boom"]);
   t.stop();
 });
@@ -153,26 +120,18 @@ Deno.test("Ticker: after a stall of several beats, one beat runs and the beat re
 Deno.test("Ticker: a wake from inside run arms one timer, at fastMs when busy", () => {
   const clock = new FakeClock();
   let busy = false;
-  const runs: number[] = [];
-  const t = new Ticker({
-    fastMs: 250,
-    beatMs: 1000,
-    busy: () => busy,
-    run: (now) => {
-      runs.push(now);
-      if (runs.length === 1) {
-        busy = true;
-        t.wake();
-      }
+  const { t, runs } = ticker(clock, () => busy, {
+    also: (self) => {
+      if (busy) return;
+      busy = true;
+      self.wake();
     },
-    now: () => clock.now,
-    timers: clock,
   });
   t.start();
   clock.advance(1_000);
   assert.equal(clock.armed, 1, "one timer, not the wake's and the re-arm's");
   clock.advance(500);
-  assert.deepStrictEqual(runs, [1000, 1250, 1500]);
+  assert.deepStrictEqual(runs.map((r) => r.at), [1000, 1250, 1500]);
   t.stop();
   assert.equal(clock.armed, 0);
 });

@@ -19,41 +19,17 @@ import {
   type WebhookDispatcherOptions,
   type WebhookEvent,
   type WebhookFetch,
-  type WebhookTimers,
 } from "../src/daemon/webhooks.ts";
 import { PilotError } from "../src/errors.ts";
+import { FakeTimers } from "./_fake_timers.ts";
 import { tempDir } from "./_tmp.ts";
 
-/** Timers that fire only when the test advances the clock. */
-class FakeClock implements WebhookTimers {
-  now = 0;
-  #nextId = 1;
-  #timers = new Map<number, { at: number; fn: () => void }>();
-
-  setTimeout(fn: () => void, ms: number): number {
-    const id = this.#nextId++;
-    this.#timers.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-
-  clearTimeout(id: unknown): void {
-    this.#timers.delete(id as number);
-  }
-
+/** Fake timers whose `advance` also lets the work each timer starts run (it is async). */
+class FakeClock extends FakeTimers {
   /** Moves time forward by `ms`, firing due timers in order and letting their work run. */
-  async advance(ms: number): Promise<void> {
+  override async advance(ms: number): Promise<void> {
     const end = this.now + ms;
-    for (;;) {
-      await settle();
-      let first: [number, { at: number; fn: () => void }] | undefined;
-      for (const entry of this.#timers) {
-        if (entry[1].at <= end && (first === undefined || entry[1].at < first[1].at)) first = entry;
-      }
-      if (first === undefined) break;
-      this.#timers.delete(first[0]);
-      this.now = first[1].at;
-      first[1].fn();
-    }
+    do await settle(); while (this.fireNext(end));
     this.now = end;
     await settle();
   }

@@ -9,13 +9,7 @@
  * @module
  */
 
-/** The timer functions a {@linkcode Ticker} uses (fake ones in tests). */
-export interface TickerTimers {
-  /** Like `setTimeout`. */
-  setTimeout(fn: () => void, ms: number): unknown;
-  /** Like `clearTimeout`. */
-  clearTimeout(id: unknown): void;
-}
+import { GLOBAL_TIMERS, type Timers } from "./timers.ts";
 
 /** What a {@linkcode Ticker} runs, and how often. */
 export interface TickerOptions {
@@ -32,19 +26,14 @@ export interface TickerOptions {
   /** Clock (ms); `performance.now` by default. */
   now?: () => number;
   /** Timers; the global ones by default. */
-  timers?: TickerTimers;
+  timers?: Timers;
 }
-
-const GLOBAL_TIMERS: TickerTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
-};
 
 /** One timer re-armed after every run: at the next beat, or sooner while busy or woken. */
 export class Ticker {
   #o: TickerOptions;
   #now: () => number;
-  #timers: TickerTimers;
+  #timers: Timers;
   #id: unknown;
   /** When the armed timer fires; Infinity when none is (stopped). */
   #firesAt = Infinity;

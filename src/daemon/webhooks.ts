@@ -33,6 +33,7 @@
  * @module
  */
 import { invalid } from "../errors.ts";
+import { GLOBAL_TIMERS, type Timers } from "./timers.ts";
 
 /** Events a webhook's queue holds; past it the oldest is dropped. */
 export const WEBHOOK_QUEUE_LIMIT = 1000;
@@ -97,20 +98,12 @@ export interface WebhookEvent {
 /** The HTTP client a dispatcher posts with (`fetch`, or a fake in tests). */
 export type WebhookFetch = (url: string, init: RequestInit) => Promise<Response>;
 
-/** Timers a dispatcher waits with (the global ones, or a fake clock in tests). */
-export interface WebhookTimers {
-  /** Calls `fn` after `ms`. */
-  setTimeout(fn: () => void, ms: number): unknown;
-  /** Cancels a timer of `setTimeout`. */
-  clearTimeout(id: unknown): void;
-}
-
 /** Options of {@linkcode WebhookDispatcher}; every one has a default. */
 export interface WebhookDispatcherOptions {
   /** The HTTP client (default {@linkcode directFetch}). */
   fetch?: WebhookFetch;
   /** The timers (default the global ones). */
-  timers?: WebhookTimers;
+  timers?: Timers;
   /** Wall-clock time in epoch ms, for `lastAttemptAt` (default `Date.now`). */
   now?: () => number;
   /** Called once per event given up on, with the reason (the daemon logs it). */
@@ -309,7 +302,7 @@ export class WebhookDispatcher {
   #hooks = new Map<string, Hook>();
   #fetch: WebhookFetch;
   #ownFetch: (WebhookFetch & { close(): void }) | null = null;
-  #timers: WebhookTimers;
+  #timers: Timers;
   #now: () => number;
   #onFailed: (url: string, event: WebhookEvent, reason: string) => void;
   #queueLimit: number;
@@ -322,10 +315,7 @@ export class WebhookDispatcher {
   constructor(options: WebhookDispatcherOptions = {}) {
     if (options.fetch === undefined) this.#ownFetch = directFetch();
     this.#fetch = options.fetch ?? this.#ownFetch!;
-    this.#timers = options.timers ?? {
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
-    };
+    this.#timers = options.timers ?? GLOBAL_TIMERS;
     this.#now = options.now ?? Date.now;
     this.#onFailed = options.onFailed ?? (() => {});
     this.#queueLimit = options.queueLimit ?? WEBHOOK_QUEUE_LIMIT;
