@@ -423,3 +423,21 @@ Deno.test("SessionManager is busy (its tick due every TIMER_TICK_MS) only while 
   assert.equal(a.manager.busy, false, "the session is up: idle again");
   assert.equal(b.manager.busy, false, "a responder never needs the finer clock");
 });
+
+Deno.test("SessionManager.trustedPaths() lists the trusted peers with a session, and where each sends", async () => {
+  const net = new FakeNetwork();
+  const a = net.node(IDS[0]!);
+  const b = net.node(IDS[1]!);
+  const c = net.node(IDS[2]!);
+  await net.connect(a, b);
+  await net.connect(a, c);
+  await net.pump();
+  assert.deepEqual(
+    new Map(a.manager.trustedPaths()),
+    new Map([[b.keyHex, b.endpoint], [c.keyHex, c.endpoint]]),
+  );
+  // Trust withdrawn from everyone: the same sessions, no trusted path.
+  a.trusted = false;
+  assert.equal(a.manager.peers().length, 2);
+  assert.deepEqual([...a.manager.trustedPaths()], []);
+});

@@ -475,9 +475,7 @@ export class Node {
         if (beat && due(sampleAt, now)) {
           sampleAt = now + ENDPOINT_SAMPLE_MS;
           // Roaming moves a session's endpoint without an event: sample trusted peers'.
-          for (const p of sessions.peers()) {
-            if (p.trusted && p.endpoint) this.#remember(p.identity.keyHex, p.endpoint);
-          }
+          for (const [key, endpoint] of sessions.trustedPaths()) this.#remember(key, endpoint);
           this.#endpoints.flush().catch(() => {});
         }
         if (ticking) return;

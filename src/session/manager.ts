@@ -814,13 +814,22 @@ export class SessionManager {
     if (this.#o.isTrusted(peer)) this.#admission.noteKnown(endpoint);
   }
 
-  /** The current endpoints of trusted peers: the known lane, read by admission when it needs it. */
-  *#trustedEndpoints(): Iterable<Endpoint> {
-    for (const peer of this.#peers.values()) {
+  /**
+   * Every trusted peer with a session (by key), and where its current
+   * session sends: a walk of them all without building {@linkcode peers}'s
+   * status objects.
+   */
+  *trustedPaths(): Iterable<[keyHex: string, endpoint: Endpoint]> {
+    for (const [key, peer] of this.#peers) {
       if (peer.current !== undefined && this.#o.isTrusted(peer.identity)) {
-        yield peer.current.endpoint;
+        yield [key, peer.current.endpoint];
       }
     }
+  }
+
+  /** The current endpoints of trusted peers: the known lane, read by admission when it needs it. */
+  *#trustedEndpoints(): Iterable<Endpoint> {
+    for (const [, endpoint] of this.trustedPaths()) yield endpoint;
   }
 
   /**
