@@ -22,13 +22,14 @@
  */
 
 import { STREAM_DELAY_BRAKE } from "../constants.ts";
+import { RttRounds } from "./rtt_rounds.ts";
 
 /** One connection's view of its queue, from the RTT samples of its ACKs. */
 export class DelayBrake {
-  #windowEnd = -1;
-  #roundMin = Infinity;
+  #rounds = new RttRounds();
+  /** Smallest RTT of the last round that had a sample (ms). */
   #lastRoundMin = Infinity;
-  #rounds = 0;
+  #roundsEnded = 0;
   /** Smallest RTT of the current epoch of `baseRounds` rounds, and of the one before. */
   #baseNow = Infinity;
   #basePrevious = Infinity;
@@ -36,24 +37,19 @@ export class DelayBrake {
   /**
    * One ACK: `una` is the cumulative ACK after it, `highSeq` the next
    * sequence to send (SND.NXT), `rtt` its sample (ms) or a negative number
-   * when it gives none. A round ends when `una` passes what was sent when it
-   * began.
+   * when it gives none (rounds as `rtt_rounds.ts` counts them).
    */
   onAck(una: number, highSeq: number, rtt: number): void {
-    if (this.#windowEnd < 0 || una >= this.#windowEnd) {
-      if (this.#windowEnd >= 0 && this.#roundMin !== Infinity) {
-        this.#lastRoundMin = this.#roundMin;
-        if (++this.#rounds % STREAM_DELAY_BRAKE.baseRounds === 0) {
-          this.#basePrevious = this.#baseNow;
-          this.#baseNow = Infinity;
-        }
+    const ended = this.#rounds.onAck(una, highSeq, rtt);
+    // A round without a sample leaves the last one's minimum standing.
+    if (ended && this.#rounds.lastMin !== Infinity) {
+      this.#lastRoundMin = this.#rounds.lastMin;
+      if (++this.#roundsEnded % STREAM_DELAY_BRAKE.baseRounds === 0) {
+        this.#basePrevious = this.#baseNow;
+        this.#baseNow = Infinity;
       }
-      this.#roundMin = Infinity;
-      this.#windowEnd = highSeq;
     }
-    if (rtt < 0) return;
-    if (rtt < this.#roundMin) this.#roundMin = rtt;
-    if (rtt < this.#baseNow) this.#baseNow = rtt;
+    if (rtt >= 0 && rtt < this.#baseNow) this.#baseNow = rtt;
   }
 
   /** The path's base round trip (ms): Infinity before the first sample. */

@@ -1,17 +1,17 @@
 /**
  * HyStart++ (RFC 9406): ends the first slow start when the round-trip time
- * rises, before the queue that slow start is filling overflows. A round is
- * the data sent when it starts (it ends when the cumulative ACK passes that
- * point); each keeps its smallest RTT sample. A rise of that minimum over
- * the previous round's by a threshold starts conservative slow start (CSS):
- * cwnd grows a quarter as fast, and after `cssRounds` rounds the caller
- * leaves slow start for congestion avoidance. A minimum back below the CSS
- * baseline means the rise was noise: slow start resumes.
+ * rises, before the queue that slow start is filling overflows. Rounds and
+ * their smallest RTT sample are counted by `rtt_rounds.ts`. A rise of that
+ * minimum over the previous round's by a threshold starts conservative slow
+ * start (CSS): cwnd grows a quarter as fast, and after `cssRounds` rounds
+ * the caller leaves slow start for congestion avoidance. A minimum back
+ * below the CSS baseline means the rise was noise: slow start resumes.
  *
  * @module
  */
 
 import { STREAM_HYSTART } from "../constants.ts";
+import { RttRounds } from "./rtt_rounds.ts";
 
 /** What HyStart++ says about one ACK. */
 export type HyStartVerdict = "slow_start" | "css" | "exit";
@@ -21,10 +21,7 @@ export class HyStart {
   /** Rounds of CSS so far, or -1 outside CSS. */
   #cssRounds = -1;
   #cssBaseline = Infinity;
-  #windowEnd = -1;
-  #lastRoundMin = Infinity;
-  #roundMin = Infinity;
-  #samples = 0;
+  #rounds = new RttRounds();
 
   /** Whether the connection is in conservative slow start. */
   get inCss(): boolean {
@@ -44,32 +41,23 @@ export class HyStart {
    */
   onAck(una: number, highSeq: number, rtt: number): HyStartVerdict {
     const p = STREAM_HYSTART;
-    if (this.#windowEnd < 0 || una >= this.#windowEnd) {
-      if (this.#windowEnd >= 0) {
-        this.#lastRoundMin = this.#roundMin;
-        if (this.inCss && ++this.#cssRounds >= p.cssRounds) return "exit";
-      }
-      this.#roundMin = Infinity;
-      this.#samples = 0;
-      this.#windowEnd = highSeq;
+    const round = this.#rounds;
+    if (round.onAck(una, highSeq, rtt) && this.inCss && ++this.#cssRounds >= p.cssRounds) {
+      return "exit";
     }
-    if (rtt >= 0) {
-      if (rtt < this.#roundMin) this.#roundMin = rtt;
-      this.#samples++;
-    }
-    if (this.#samples < p.rttSamples || this.#roundMin === Infinity) return this.#verdict();
+    if (round.samples < p.rttSamples || round.min === Infinity) return this.#verdict();
     if (this.inCss) {
-      if (this.#roundMin < this.#cssBaseline) {
+      if (round.min < this.#cssBaseline) {
         this.#cssBaseline = Infinity;
         this.#cssRounds = -1;
       }
-    } else if (this.#lastRoundMin !== Infinity) {
+    } else if (round.lastMin !== Infinity) {
       const thresh = Math.max(
         p.minRttThreshMs,
-        Math.min(this.#lastRoundMin / p.minRttDivisor, p.maxRttThreshMs),
+        Math.min(round.lastMin / p.minRttDivisor, p.maxRttThreshMs),
       );
-      if (this.#roundMin >= this.#lastRoundMin + thresh) {
-        this.#cssBaseline = this.#roundMin;
+      if (round.min >= round.lastMin + thresh) {
+        this.#cssBaseline = round.min;
         this.#cssRounds = 0;
       }
     }

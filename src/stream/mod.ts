@@ -146,7 +146,7 @@
  *   `deadlines.ts`: its timers.
  * - `sender.ts` and `receiver.ts`: the two directions of a connection.
  * - `congestion.ts`: the congestion-control interface; `new_reno.ts`: NewReno
- *   (with `hystart.ts` and `delay_brake.ts`).
+ *   (with `hystart.ts` and `delay_brake.ts`, which count round trips with `rtt_rounds.ts`).
  * - `send_buffer.ts`, `receive_buffer.ts`, `scoreboard.ts`, `rto.ts`,
  *   `budget.ts`: the pieces the halves are made of.
  * - `options.ts` (caps and timers), `mss.ts`, `error.ts`.
