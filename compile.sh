@@ -80,8 +80,8 @@ fi
 # What the program needs at run time, baked into the binary: UDP and the
 # loopback control API (net, with the unstable datagram API), its home
 # (read/write), PILOT_HOME/HOME (env), and `daemon start` re-running itself (run);
-# and its V8 flags, RUNTIME_V8_FLAGS in src/constants.ts (a capped young generation).
-V8_FLAGS=--max-semi-space-size=8
+# and its V8 flags, RUNTIME_V8_FLAGS in src/constants.ts (a capped young generation, gc exposed).
+V8_FLAGS=--max-semi-space-size=8,--expose-gc
 FLAGS=(--unstable-net --allow-net --allow-read --allow-write --allow-env --allow-run --no-prompt
   "--v8-flags=$V8_FLAGS")
 

@@ -14,7 +14,7 @@
  * synthetic; a real stamp costs about 2^20 SHA-512s per key, hours for
  * 100,000).
  *
- * Usage: `deno run --allow-read --v8-flags=--expose-gc,RUNTIME_V8_FLAGS bench/_rendezvous_child.ts RECORDS LOOKUP_MS`
+ * Usage: `deno run --allow-read --v8-flags=RUNTIME_V8_FLAGS bench/_rendezvous_child.ts RECORDS LOOKUP_MS` (the flags expose the gc it calls)
  * (the product's V8 flags, src/constants.ts),
  * where RECORDS holds the records as `u16 length ‖ bytes`, one after the
  * other. Prints one JSON line on stdout.

@@ -169,7 +169,7 @@ export async function measureRendezvous(ctx: Context): Promise<Figures> {
       "run",
       "--allow-read",
       // With the V8 flags the product runs with.
-      `--v8-flags=--expose-gc,${RUNTIME_V8_FLAGS}`,
+      `--v8-flags=${RUNTIME_V8_FLAGS}`,
       RENDEZVOUS_CHILD,
       file,
       String(RENDEZVOUS_SECONDS_MS),

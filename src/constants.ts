@@ -73,11 +73,14 @@ export const MAX_INFLIGHT_DECRYPTS = 256;
 /**
  * Ciphertext bytes being decrypted at once per session, beside the count:
  * 256 of the largest datagrams would hold 16 MiB, and three times that
- * with WebCrypto's copy of each input and its output. 4 MiB is 70
- * loopback datagrams (a loopback stream keeps 3 in flight) or 2,900 of
- * 1400 bytes (the count binds first).
+ * with WebCrypto's copy of each input and its output. 1 MiB is 17
+ * loopback datagrams (a loopback stream keeps 3 in flight) or 750 of 1400
+ * bytes (the count binds first). 4 MiB let a trusted peer's flood of 60 KB
+ * datagrams keep 70 decryptions queued on the runtime's crypto threads
+ * (`deno task floods --only pinned_segments`: RSS 22.6 MB over start after
+ * it, 13.7 and 16.8 with 1 MiB).
  */
-export const MAX_INFLIGHT_DECRYPT_BYTES = 4 * 1024 * 1024;
+export const MAX_INFLIGHT_DECRYPT_BYTES = 1024 * 1024;
 
 /** Largest UDP payload the daemon sends on real networks. */
 export const MAX_DATAGRAM = 1400;
@@ -157,7 +160,7 @@ export const SESSION_FULL_SWEEP_MS = 5_000;
 export const MAX_INFLIGHT_DATAGRAMS = 4096;
 /**
  * Their bytes at most: 4096 datagrams of up to 64 KiB would hold 256 MiB.
- * 16 MiB is four sessions' MAX_INFLIGHT_DECRYPT_BYTES; 4096 datagrams of
+ * 16 MiB is 16 sessions' MAX_INFLIGHT_DECRYPT_BYTES; 4096 datagrams of
  * 1400 bytes are 5.5 MiB, so only large datagrams meet it.
  */
 export const MAX_INFLIGHT_DATAGRAM_BYTES = 16 * 1024 * 1024;
@@ -488,6 +491,18 @@ export const LAN_RATE_KEYS = 1024;
  * daemon's RSS growth over 1,024 first handshakes, read before any forced
  * GC, 71.5 KiB a session with the default, 31 with the cap (after a forced
  * GC both about 19); stream and message figures unchanged within the
- * machine's noise.
+ * machine's noise. And V8's `gc` exposed, for daemon/memory_settle.ts to
+ * give back what a burst of datagrams leaves behind.
  */
-export const RUNTIME_V8_FLAGS = "--max-semi-space-size=8";
+export const RUNTIME_V8_FLAGS = "--max-semi-space-size=8,--expose-gc";
+
+/** Datagram churn (bytes, see daemon/memory_settle.ts) between two minor GCs. */
+export const MEMORY_MINOR_GC_BYTES = 4 * 1024 * 1024;
+/** Datagram churn since the last settle that makes a burst worth settling. */
+export const MEMORY_SETTLE_BURST_BYTES = 16 * 1024 * 1024;
+/** Datagram churn in one beat under which the daemon counts as quiet. */
+export const MEMORY_SETTLE_QUIET_BYTES = 1024 * 1024;
+/** Least time between two memory-reducing GCs (ms). */
+export const MEMORY_SETTLE_INTERVAL_MS = 30_000;
+/** Least V8 heap reserved beyond what is in use for a memory-reducing GC to be worth its pause. */
+export const MEMORY_SETTLE_SLACK_BYTES = 8 * 1024 * 1024;

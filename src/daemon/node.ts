@@ -82,6 +82,7 @@ import { Ticker } from "./ticker.ts";
 import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { InflightDatagrams } from "./inflight.ts";
+import { exposedGc, MemorySettle } from "./memory_settle.ts";
 import { systemReceiveBuffer, UdpSocket } from "./udp.ts";
 
 /**
@@ -177,6 +178,8 @@ export class Node {
   #serving: Promise<void>;
   /** Received datagrams (and their bytes) being processed, in all and from strangers. */
   #inflight = new InflightDatagrams();
+  /** Gives back what bursts of datagrams leave behind (a no-op without V8's gc exposed). */
+  #memory = new MemorySettle({ gc: exposedGc() });
   /** The message outbox's round under way, if any. */
   #queueRound: Promise<void> | null = null;
   /** Datagrams dropped because too many (or too many bytes) were in flight, in all or from strangers. */
@@ -461,6 +464,7 @@ export class Node {
           this.#dht?.tick();
           this.#puncher?.tick();
           this.#dropSummary.tick();
+          this.#memory.beat();
         } else this.#puncher?.sendDueProbes();
         if (beat && due(flushAt, now)) {
           flushAt = now + OUTBOX_RETRY_MS;
@@ -509,6 +513,7 @@ export class Node {
     const stranger = this.ctx.config.role !== "rendezvous" && !sessions.isKnownEndpoint(from) &&
       !(this.#link?.isRendezvousEndpoint(from) ?? false);
     const size = bytes.length;
+    this.#memory.received(size);
     if (!this.#inflight.admit(size, stranger)) {
       this.#overloaded++;
       return;

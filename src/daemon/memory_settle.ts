@@ -1,0 +1,146 @@
+/**
+ * Gives back the memory a burst of datagrams leaves behind.
+ *
+ * Every datagram costs the runtime buffers V8 does not weigh as heap: the
+ * socket's copy and the decrypted bytes are ArrayBuffers whose memory lives
+ * outside the young generation, so a scavenge comes only every few
+ * megabytes of small objects while those buffers pile up to V8's external
+ * limit (64 MiB) before a full GC frees them. After a burst, V8 keeps the
+ * young generation it grew until its memory reducer runs, which it may never
+ * do in a daemon that goes idle. Measured with `deno task floods` (10 s
+ * each): `pinned_segments` (60 KB datagrams) peaked 62-71 MB over start and
+ * ended 57-60 over; `spoofed_init` (10,000 message 1s a second) ended 45
+ * over, 16 of it V8 heap.
+ *
+ * So, with V8's `gc` exposed (RUNTIME_V8_FLAGS):
+ *
+ * - a minor GC (a scavenge, well under a millisecond here) each
+ *   `minorEveryBytes` of datagram churn frees the young buffers before they
+ *   pile up;
+ * - on the first quiet beat after a burst, one memory-reducing full GC
+ *   (V8's `last-resort` flavour: 40-55 ms here on a 15 MB heap) shrinks the
+ *   heap back; at most once per `intervalMs`, and only when the heap holds
+ *   at least `slackBytes` it could give back.
+ *
+ * A stranger can cause at most one minor GC per `minorEveryBytes` it sends
+ * (cheaper than the datagrams themselves) and one settle per interval.
+ *
+ * @module
+ */
+import {
+  MEMORY_MINOR_GC_BYTES,
+  MEMORY_SETTLE_BURST_BYTES,
+  MEMORY_SETTLE_INTERVAL_MS,
+  MEMORY_SETTLE_QUIET_BYTES,
+  MEMORY_SETTLE_SLACK_BYTES,
+} from "../constants.ts";
+
+/**
+ * Bytes of churn a datagram counts for beside its own: the objects its
+ * handling allocates (a promise chain, a decoded frame, an endpoint), so
+ * that a flood of small datagrams counts too.
+ */
+export const DATAGRAM_CHURN = 256;
+
+/** V8's `gc` as `--expose-gc` defines it (the options this module uses). */
+export type V8Gc = (options?: { type?: "minor" | "major"; flavor?: "last-resort" }) => void;
+
+/** V8's `gc` when the runtime exposes it (`--expose-gc`), else null. */
+export function exposedGc(): V8Gc | null {
+  const gc = (globalThis as { gc?: unknown }).gc;
+  return typeof gc === "function" ? gc as V8Gc : null;
+}
+
+/** The thresholds (bytes, ms); the defaults are in constants.ts. */
+export interface MemorySettleLimits {
+  /** Churn between two minor GCs. */
+  minorEveryBytes: number;
+  /** Churn since the last settle that makes a burst. */
+  burstBytes: number;
+  /** Churn in one beat under which the beat is quiet. */
+  quietBytes: number;
+  /** Least time between two settles (ms). */
+  intervalMs: number;
+  /** Least heap reserved beyond what is in use for a settle to be worth its pause. */
+  slackBytes: number;
+}
+
+/** What a {@linkcode MemorySettle} uses. */
+export interface MemorySettleOptions {
+  /** V8's gc; null (not exposed) turns this into counting nothing. */
+  gc: V8Gc | null;
+  /** The V8 heap's reserved and used bytes. */
+  heap?: () => { total: number; used: number };
+  now?: () => number;
+  limits?: MemorySettleLimits;
+}
+
+const DEFAULT_LIMITS: MemorySettleLimits = {
+  minorEveryBytes: MEMORY_MINOR_GC_BYTES,
+  burstBytes: MEMORY_SETTLE_BURST_BYTES,
+  quietBytes: MEMORY_SETTLE_QUIET_BYTES,
+  intervalMs: MEMORY_SETTLE_INTERVAL_MS,
+  slackBytes: MEMORY_SETTLE_SLACK_BYTES,
+};
+
+function runtimeHeap(): { total: number; used: number } {
+  const m = Deno.memoryUsage();
+  return { total: m.heapTotal, used: m.heapUsed };
+}
+
+/** Counts datagram churn; call `received` per datagram and `beat` once a second. */
+export class MemorySettle {
+  #gc: V8Gc | null;
+  #heap: () => { total: number; used: number };
+  #now: () => number;
+  #limits: MemorySettleLimits;
+  #sinceMinor = 0;
+  #beatBytes = 0;
+  #burstBytes = 0;
+  #lastSettle = -Infinity;
+  #minor = 0;
+  #settled = 0;
+
+  /** A settle over `options.gc`; nothing happens without one. */
+  constructor(options: MemorySettleOptions) {
+    this.#gc = options.gc;
+    this.#heap = options.heap ?? runtimeHeap;
+    this.#now = options.now ?? (() => performance.now());
+    this.#limits = options.limits ?? DEFAULT_LIMITS;
+  }
+
+  /** GCs run so far: minor ones, and settles. */
+  get counts(): { minor: number; settled: number } {
+    return { minor: this.#minor, settled: this.#settled };
+  }
+
+  /** A datagram of `size` bytes arrived (accepted or not: its bytes were copied). */
+  received(size: number): void {
+    if (this.#gc === null) return;
+    const churn = size + DATAGRAM_CHURN;
+    this.#beatBytes += churn;
+    this.#burstBytes += churn;
+    this.#sinceMinor += churn;
+    if (this.#sinceMinor < this.#limits.minorEveryBytes) return;
+    this.#sinceMinor = 0;
+    this.#minor++;
+    this.#gc({ type: "minor" });
+  }
+
+  /** Once a second: settles a burst that has ended. */
+  beat(): void {
+    if (this.#gc === null) return;
+    const quiet = this.#beatBytes < this.#limits.quietBytes;
+    this.#beatBytes = 0;
+    if (!quiet || this.#burstBytes < this.#limits.burstBytes) return;
+    const now = this.#now();
+    if (now - this.#lastSettle < this.#limits.intervalMs) return;
+    // Looked at once: a burst with little to give back is let go.
+    this.#burstBytes = 0;
+    const heap = this.#heap();
+    if (heap.total - heap.used < this.#limits.slackBytes) return;
+    this.#lastSettle = now;
+    this.#settled++;
+    this.#gc({ type: "major", flavor: "last-resort" });
+  }
+}
