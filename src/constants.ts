@@ -498,11 +498,9 @@ export const RUNTIME_V8_FLAGS = "--max-semi-space-size=8,--expose-gc";
 
 /** Datagram churn (bytes, see daemon/memory_settle.ts) between two minor GCs. */
 export const MEMORY_MINOR_GC_BYTES = 4 * 1024 * 1024;
-/** Datagram churn since the last settle that makes a burst worth settling. */
-export const MEMORY_SETTLE_BURST_BYTES = 16 * 1024 * 1024;
 /** Datagram churn in one beat under which the daemon counts as quiet. */
 export const MEMORY_SETTLE_QUIET_BYTES = 1024 * 1024;
 /** Least time between two memory-reducing GCs (ms). */
-export const MEMORY_SETTLE_INTERVAL_MS = 30_000;
-/** Least V8 heap reserved beyond what is in use for a memory-reducing GC to be worth its pause. */
+export const MEMORY_SETTLE_INTERVAL_MS = 15_000;
+/** Least V8 heap growth since the last memory-reducing GC, and reserve beyond what is in use, worth the next one's pause. */
 export const MEMORY_SETTLE_SLACK_BYTES = 8 * 1024 * 1024;

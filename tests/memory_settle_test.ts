@@ -10,24 +10,27 @@ import {
 
 const LIMITS: MemorySettleLimits = {
   minorEveryBytes: 10_000,
-  burstBytes: 50_000,
   quietBytes: 1000,
-  intervalMs: 30_000,
+  intervalMs: 15_000,
   slackBytes: 800,
 };
 
+/** A settle over a fake gc whose full GC gives back all the heap not in use. */
 function harness(heap = { total: 2000, used: 1000 }) {
   const calls: string[] = [];
-  const gc: V8Gc = (o) => calls.push(o?.type === "minor" ? "minor" : `major:${o?.flavor}`);
+  const settledAt: number[] = [];
   let now = 0;
-  const settle = new MemorySettle({
-    gc,
-    heap: () => heap,
-    now: () => now,
-    limits: LIMITS,
-  });
-  return { settle, calls, heap, advance: (ms: number) => now += ms };
+  const gc: V8Gc = (o) => {
+    if (o?.type === "minor") return calls.push("minor");
+    calls.push(`major:${o?.flavor}`);
+    settledAt.push(now);
+    heap.total = heap.used;
+  };
+  const settle = new MemorySettle({ gc, heap: () => heap, now: () => now, limits: LIMITS });
+  return { settle, calls, settledAt, heap, advance: (ms: number) => now += ms };
 }
+
+const majors = (calls: string[]) => calls.filter((c) => c !== "minor");
 
 /** `n` datagrams of `size` bytes each. */
 function receive(settle: MemorySettle, n: number, size: number): void {
@@ -46,60 +49,48 @@ Deno.test("memory settle: a minor GC each time the datagrams' churn passes the l
   assert.deepEqual(settle.counts, { minor: 3, settled: 0 });
 });
 
-Deno.test("memory settle: one memory-reducing GC on the first quiet beat after a burst", () => {
-  const { settle, calls, advance } = harness();
-  receive(settle, 60, 1000 - DATAGRAM_CHURN); // 60,000 bytes: a burst
+Deno.test("memory settle: one memory-reducing GC on a quiet beat once the heap grew", () => {
+  const { settle, calls, heap, advance } = harness();
+  settle.beat(); // the first beat takes the heap's size as it is
+  heap.total = 3000; // grown by 1,000 (>= 800), 2,000 not in use
+  receive(settle, 1, 2000 - DATAGRAM_CHURN); // busy: 2,000 bytes of churn this beat
   calls.length = 0;
-  settle.beat(); // the beat the burst fell in is not quiet
-  assert.deepEqual(calls, []);
+  settle.beat();
+  assert.deepEqual(calls, [], "not while datagrams arrive");
   advance(1000);
   settle.beat();
   assert.deepEqual(calls, ["major:last-resort"]);
-  advance(1000);
+  assert.equal(heap.total, 1000);
+  advance(20_000);
   settle.beat();
-  assert.deepEqual(calls, ["major:last-resort"], "a burst is settled once");
-  assert.deepEqual(settle.counts.settled, 1);
+  assert.deepEqual(majors(calls), ["major:last-resort"], "nothing grew since");
+  assert.equal(settle.counts.settled, 1);
 });
 
-Deno.test("memory settle: no settle without a burst, while busy, or with little to give back", () => {
-  const small = harness();
-  receive(small.settle, 40, 1000 - DATAGRAM_CHURN); // 40,000 bytes: under the burst
-  small.settle.beat();
-  small.settle.beat();
-  assert.deepEqual(small.calls.filter((c) => c !== "minor"), []);
+Deno.test("memory settle: no settle when the heap did not grow, or holds little beyond its use", () => {
+  const still = harness({ total: 5000, used: 1000 }); // much reserve, but it was there at the start
+  for (let i = 0; i < 5; i++) still.settle.beat();
+  assert.deepEqual(majors(still.calls), []);
 
-  const busy = harness();
-  for (let beat = 0; beat < 5; beat++) {
-    receive(busy.settle, 30, 1000 - DATAGRAM_CHURN); // 30,000 bytes a beat: never quiet
-    busy.settle.beat();
-  }
-  assert.deepEqual(busy.calls.filter((c) => c !== "minor"), []);
-  busy.settle.beat();
-  assert.deepEqual(busy.calls.filter((c) => c !== "minor"), ["major:last-resort"]);
-
-  const tight = harness({ total: 1500, used: 1000 }); // 500 bytes of slack: under 800
-  receive(tight.settle, 60, 1000 - DATAGRAM_CHURN);
-  tight.settle.beat();
-  tight.settle.beat();
-  assert.deepEqual(tight.calls.filter((c) => c !== "minor"), []);
-  // The burst was looked at and let go: more slack later does not settle it.
-  tight.heap.total = 5000;
-  tight.settle.beat();
-  assert.deepEqual(tight.calls.filter((c) => c !== "minor"), []);
+  const full = harness();
+  full.settle.beat();
+  full.heap.total = 3000;
+  full.heap.used = 2500; // grown by 1,000, but only 500 not in use
+  full.settle.beat();
+  assert.deepEqual(majors(full.calls), []);
+  full.heap.used = 2000; // 1,000 not in use now
+  full.settle.beat();
+  assert.deepEqual(majors(full.calls), ["major:last-resort"]);
 });
 
-Deno.test("memory settle: at most one settle per interval, however bursts come", () => {
-  const { settle, calls, advance } = harness();
-  const majors = () => calls.filter((c) => c !== "minor").length;
-  for (let i = 0; i < 20; i++) {
-    receive(settle, 60, 1000 - DATAGRAM_CHURN);
+Deno.test("memory settle: at most one settle per interval, however the heap grows", () => {
+  const { settle, settledAt, heap, advance } = harness();
+  for (let s = 0; s < 40; s++) {
+    advance(1000);
+    heap.total += 1000;
     settle.beat();
-    advance(1000);
-    settle.beat(); // quiet
-    advance(1000);
   }
-  // 40 s of alternating bursts and quiet beats: settles at 1 s and 31 s... at most two.
-  assert.deepEqual(majors(), 2);
+  assert.deepEqual(settledAt, [2000, 17_000, 32_000]);
 });
 
 Deno.test("memory settle: without an exposed gc it counts nothing and calls nothing", () => {

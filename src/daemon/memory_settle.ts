@@ -1,5 +1,5 @@
 /**
- * Gives back the memory a burst of datagrams leaves behind.
+ * Gives back the memory a burst (of datagrams, of handshakes) leaves behind.
  *
  * Every datagram costs the runtime buffers V8 does not weigh as heap: the
  * socket's copy and the decrypted bytes are ArrayBuffers whose memory lives
@@ -17,10 +17,12 @@
  * - a minor GC (a scavenge, well under a millisecond here) each
  *   `minorEveryBytes` of datagram churn frees the young buffers before they
  *   pile up;
- * - on the first quiet beat after a burst, one memory-reducing full GC
- *   (V8's `last-resort` flavour: 40-55 ms here on a 15 MB heap) shrinks the
- *   heap back; at most once per `intervalMs`, and only when the heap holds
- *   at least `slackBytes` it could give back.
+ * - on a quiet beat (under `quietBytes` of churn), once the V8 heap has
+ *   grown by `slackBytes` since the last settle and holds at least that
+ *   much beyond what is in use, one memory-reducing full GC (V8's
+ *   `last-resort` flavour: 40-55 ms here on a 15 MB heap) shrinks it back;
+ *   at most once per `intervalMs`. The heap's growth, not the datagrams',
+ *   is what counts here: a few hundred handshakes grow it by 20 MB.
  *
  * A stranger can cause at most one minor GC per `minorEveryBytes` it sends
  * (cheaper than the datagrams themselves) and one settle per interval.
@@ -29,7 +31,6 @@
  */
 import {
   MEMORY_MINOR_GC_BYTES,
-  MEMORY_SETTLE_BURST_BYTES,
   MEMORY_SETTLE_INTERVAL_MS,
   MEMORY_SETTLE_QUIET_BYTES,
   MEMORY_SETTLE_SLACK_BYTES,
@@ -55,13 +56,11 @@ export function exposedGc(): V8Gc | null {
 export interface MemorySettleLimits {
   /** Churn between two minor GCs. */
   minorEveryBytes: number;
-  /** Churn since the last settle that makes a burst. */
-  burstBytes: number;
   /** Churn in one beat under which the beat is quiet. */
   quietBytes: number;
   /** Least time between two settles (ms). */
   intervalMs: number;
-  /** Least heap reserved beyond what is in use for a settle to be worth its pause. */
+  /** Least heap growth since the last settle, and reserve beyond what is in use, worth a settle's pause. */
   slackBytes: number;
 }
 
@@ -77,7 +76,6 @@ export interface MemorySettleOptions {
 
 const DEFAULT_LIMITS: MemorySettleLimits = {
   minorEveryBytes: MEMORY_MINOR_GC_BYTES,
-  burstBytes: MEMORY_SETTLE_BURST_BYTES,
   quietBytes: MEMORY_SETTLE_QUIET_BYTES,
   intervalMs: MEMORY_SETTLE_INTERVAL_MS,
   slackBytes: MEMORY_SETTLE_SLACK_BYTES,
@@ -96,8 +94,9 @@ export class MemorySettle {
   #limits: MemorySettleLimits;
   #sinceMinor = 0;
   #beatBytes = 0;
-  #burstBytes = 0;
   #lastSettle = -Infinity;
+  /** The heap's reserve after the last settle (at the first beat, before any). */
+  #settledTotal: number | null = null;
   #minor = 0;
   #settled = 0;
 
@@ -119,7 +118,6 @@ export class MemorySettle {
     if (this.#gc === null) return;
     const churn = size + DATAGRAM_CHURN;
     this.#beatBytes += churn;
-    this.#burstBytes += churn;
     this.#sinceMinor += churn;
     if (this.#sinceMinor < this.#limits.minorEveryBytes) return;
     this.#sinceMinor = 0;
@@ -127,20 +125,22 @@ export class MemorySettle {
     this.#gc({ type: "minor" });
   }
 
-  /** Once a second: settles a burst that has ended. */
+  /** Once a second: settles a heap a burst grew, once the burst is over. */
   beat(): void {
     if (this.#gc === null) return;
     const quiet = this.#beatBytes < this.#limits.quietBytes;
     this.#beatBytes = 0;
-    if (!quiet || this.#burstBytes < this.#limits.burstBytes) return;
+    const heap = this.#heap();
+    this.#settledTotal ??= heap.total;
+    const slack = this.#limits.slackBytes;
+    if (!quiet || heap.total - this.#settledTotal < slack || heap.total - heap.used < slack) {
+      return;
+    }
     const now = this.#now();
     if (now - this.#lastSettle < this.#limits.intervalMs) return;
-    // Looked at once: a burst with little to give back is let go.
-    this.#burstBytes = 0;
-    const heap = this.#heap();
-    if (heap.total - heap.used < this.#limits.slackBytes) return;
     this.#lastSettle = now;
     this.#settled++;
     this.#gc({ type: "major", flavor: "last-resort" });
+    this.#settledTotal = this.#heap().total;
   }
 }
