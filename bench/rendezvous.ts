@@ -213,6 +213,8 @@ export async function measureRendezvous(ctx: Context): Promise<Figures> {
     },
     heap_bytes_per_record: round((r.memory.full.heapUsed - r.memory.empty.heapUsed) / stored, 0),
     accounted_bytes_per_record: round(r.accounted_bytes / stored, 0),
+    // Memory-reducing GCs the daemon's settle ran (one per reading after growth).
+    settles: r.settles,
   };
   ctx.notes.rendezvous_records = `${RENDEZVOUS_RECORDS} records of fresh Ed25519 keys (hostname ` +
     `n-<i>, private, no endpoints, 164 bytes), each published from its own source IP through ` +
@@ -225,7 +227,10 @@ export async function measureRendezvous(ctx: Context): Promise<Figures> {
     "not enforced for these synthetic keys; rendezvous_records counts those stored " +
     "(details.rendezvous.refused: the others)";
   ctx.notes.rendezvous_rss_mb = "VmRSS (MiB) of that child after every publish, the " +
-    "records file released and a forced GC; rendezvous_rss_mb_empty: the same child before " +
+    "records file released, a forced GC and the beat of the daemon's memory settle " +
+    "(src/daemon/memory_settle.ts, which a pilot daemon's ticker runs once a second: once " +
+    "the heap has grown, one memory-reducing GC on the first quiet beat; " +
+    "details.rendezvous.settles counts them); rendezvous_rss_mb_empty: the same child before " +
     "the first publish (the Deno runtime and the modules); rendezvous_bytes_per_record: " +
     "the RSS growth divided by the records stored";
   ctx.notes.rendezvous_lookups_per_s = `lookups by hostname through RendezvousService.handle() ` +
