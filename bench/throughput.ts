@@ -13,6 +13,7 @@ import {
   cleanups,
   closeQuietly,
   type Context,
+  cpuMs,
   daemonsOf,
   type Figures,
   mbps,
@@ -254,6 +255,8 @@ interface OneWayRun {
   retransmits: number | null;
   segments: number;
   samples: unknown[];
+  /** CPU over the transfer, % of one core: the two daemons and this process (which writes, reads and hashes). */
+  cpu: { sender_daemon: number | null; receiver_daemon: number | null; client: number | null };
 }
 
 /**
@@ -329,6 +332,7 @@ async function oneWay(
       timeout_ms: STREAM_TIMEOUT_MS,
     });
     sink = await accepted;
+    const cpu0 = await Promise.all([cpuMs(from.pid), cpuMs(to.pid), cpuMs("self")]);
     const t0 = performance.now();
     const writing = (async () => {
       for (let i = 0; i < bytes; i += ONE_WAY_CHUNK) {
@@ -343,6 +347,9 @@ async function oneWay(
       got += piece.length;
     }
     const ms = performance.now() - t0;
+    const cpu1 = await Promise.all([cpuMs(from.pid), cpuMs(to.pid), cpuMs("self")]);
+    const pct = (i: number) =>
+      cpu0[i] === null || cpu1[i] === null ? null : round((cpu1[i]! - cpu0[i]!) / ms * 100, 0);
     await writing;
     if (got !== bytes || gotHash.digest("hex") !== sentHash) {
       throw new Error(`One-way transfer: received ${got} of ${bytes} bytes, or a different hash`);
@@ -364,6 +371,7 @@ async function oneWay(
       retransmits: mine?.retransmits ?? null,
       segments: Math.ceil(bytes / mss),
       samples,
+      cpu: { sender_daemon: pct(0), receiver_daemon: pct(1), client: pct(2) },
     };
   } finally {
     await stopSampling();
@@ -444,6 +452,7 @@ export async function measureStream(ctx: Context): Promise<Figures> {
       retransmits: r.retransmits,
       segments: r.segments,
       mss: loopMss,
+      cpu_percent: r.cpu,
       connection_samples: r.samples,
     };
     ctx.notes.stream_mbps = `one-way bulk transfer, like iperf: B listens on port ` +
@@ -501,6 +510,7 @@ export async function measureStream(ctx: Context): Promise<Figures> {
         retransmits: r.retransmits,
         segments: r.segments,
         mss: realMss,
+        cpu_percent: r.cpu,
         connection_samples: r.samples,
       };
       ctx.notes.stream_mbps_1400 = `as stream_mbps, between two more daemons (fixtures ` +
