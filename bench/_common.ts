@@ -8,6 +8,7 @@
 
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
 import { makeHome, TestNode, trustEntry } from "../tests/_daemon_harness.ts";
+import type { UdpChildMode } from "./_udp_child.ts";
 
 /** Bytes in a MiB. */
 export const MIB = 1024 * 1024;
@@ -152,7 +153,7 @@ interface Child {
 }
 
 /** Starts a plain-UDP sink or echo in its own process; resolves once it told its port. */
-export async function spawnUdpChild(mode: "sink" | "echo"): Promise<Child> {
+export async function spawnUdpChild(mode: UdpChildMode): Promise<Child> {
   const process = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--unstable-net", UDP_CHILD, mode],
     stdin: "null",

@@ -264,6 +264,7 @@ export async function main(): Promise<void> {
     raw_udp_rtt_ms_p50: null,
     aead_call_ms_p50: null,
     ping_floor_ms: null,
+    sealed_udp_rtt_ms_p50: null,
     msgs_per_s: null,
     msg_latency_ms_p99: null,
     msgs_per_s_tcp: null,
