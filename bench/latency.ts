@@ -219,8 +219,8 @@ export async function measurePing(ctx: Context): Promise<Figures> {
     `associated data), the echo child (bench/_udp_child.ts sealed-echo) opens it and seals ` +
     `it back, this process opens the answer; four WebCrypto calls a round trip and no other ` +
     `pilot code. Unlike ping_floor_ms, each call here starts on a thread that was waiting ` +
-    `for the datagram, as a ping's do: the round trip a ping through WebCrypto cannot beat ` +
-    `on this machine, beside ping_rtt_ms_p50`;
+    `for the datagram, as a ping's do: UDP and those four calls alone, what is left of ` +
+    `ping_rtt_ms_p50 is pilot's own code`;
   const rtts = api?.rtts ?? local.rtts;
   return {
     ping_rtt_ms_p50: ms(percentile(rtts, 0.5)),
