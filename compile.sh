@@ -79,10 +79,11 @@ fi
 
 # What the program needs at run time, baked into the binary: UDP and the
 # loopback control API (net, with the unstable datagram API), its home
-# (read/write), PILOT_HOME/HOME (env), and `daemon start` re-running itself (run);
+# (read/write), PILOT_HOME/HOME (env), `daemon start` re-running itself (run), the C
+# library's setsockopt for larger UDP buffers (ffi; src/daemon/socket_buffers.ts);
 # and its V8 flags, RUNTIME_V8_FLAGS in src/constants.ts (a capped young generation, gc exposed).
 V8_FLAGS=--max-semi-space-size=8,--expose-gc
-FLAGS=(--unstable-net --allow-net --allow-read --allow-write --allow-env --allow-run --no-prompt
+FLAGS=(--unstable-net --allow-net --allow-read --allow-write --allow-env --allow-run --allow-ffi --no-prompt
   "--v8-flags=$V8_FLAGS")
 
 mkdir -p "$OUT_DIR"

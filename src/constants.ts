@@ -374,10 +374,22 @@ export const MAX_OFFLINE_REPLAY = 10_000;
 export const LOOPBACK_DATAGRAM = 60_000;
 /**
  * Linux's usual default socket receive buffer (net.core.rmem_default), which
- * a Deno program cannot raise for its own socket: 3 LOOPBACK_DATAGRAMs or 92
- * of 1400 bytes fit (measured).
+ * Deno's datagram API cannot raise: 3 LOOPBACK_DATAGRAMs or 92 of 1400 bytes
+ * fit (measured). `daemon/socket_buffers.ts` raises it where it can.
  */
 export const DEFAULT_RECEIVE_BUFFER = 212_992;
+/**
+ * Receive and send buffer the daemon asks for on its UDP socket (bytes; Linux
+ * then reports twice this). Headroom for bursts, not a larger window: a
+ * message 1 flood's bursts overflowed the default buffer and the kernel
+ * dropped a trusted peer's pings with them (`deno task floods --only
+ * init_many_sources`: 200-380 drops and a lost ping in one run of two; none
+ * with this). A larger buffer also queues longer under a sustained overload
+ * (about 1,600 message 1s here), so it stays well below wireguard-go's 7 MiB.
+ * Loopback streams still keep within the default (`LOOPBACK_FLIGHT`): the
+ * peer on this machine may not have raised its own.
+ */
+export const UDP_SOCKET_BUFFER = 1024 * 1024;
 /**
  * Bytes a stream keeps in flight where the path is loopback, under
  * DEFAULT_RECEIVE_BUFFER: three LOOPBACK_DATAGRAMs, what the receiving

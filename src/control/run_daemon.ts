@@ -99,6 +99,15 @@ export async function runDaemon(
         pid: Deno.pid,
       },
     });
+    const buffers = node.udpBuffers;
+    if (!buffers.raised) {
+      // Not fatal: bursts (a stream's, a flood's) may then drop at the kernel.
+      log(`UDP receive buffer stays at ${buffers.receive} bytes: ${buffers.why}`, {
+        level: "warn",
+        event: "daemon.udp_buffers",
+        fields: { receive: buffers.receive, why: buffers.why ?? "" },
+      });
+    }
     const why = await stopped;
     log(`stopping (${why})`, { event: "daemon.stopping", fields: { why } });
   } catch (e) {

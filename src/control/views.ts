@@ -237,6 +237,12 @@ export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.o
     public_key: i.publicKey,
     fingerprint: i.fingerprint,
     listen: formatEndpoint(i.listen),
+    udp_buffers: {
+      receive: i.udpBuffers.receive,
+      send: i.udpBuffers.send,
+      raised: i.udpBuffers.raised,
+      why: i.udpBuffers.why ?? null,
+    },
     uptime_s: i.uptimeS,
     peers: i.peers,
     trusted: i.trusted,

@@ -84,6 +84,7 @@ import { TrustStore } from "./trust_store.ts";
 import { InflightDatagrams } from "./inflight.ts";
 import { exposedGc, MemorySettle } from "./memory_settle.ts";
 import { systemReceiveBuffer, UdpSocket } from "./udp.ts";
+import type { SocketBuffers } from "./socket_buffers.ts";
 
 /**
  * Records every inbox message's (sender, id) and content that the dedup
@@ -225,6 +226,7 @@ export class Node {
         sessions.send(key, { kind: "stream", ...p }).catch(() => {});
       },
       config.streamTimers,
+      // Not this socket's raised buffer: the peer's socket on this machine may have the default.
       systemReceiveBuffer(),
     );
     const datagrams = new DatagramRouter((key, p) =>
@@ -417,6 +419,7 @@ export class Node {
       diagnostics: new DiagnosticsFeature(this.ctx, {
         startedAt: performance.now(),
         listen: () => this.listen,
+        udpBuffers: () => this.udpBuffers,
         overloaded: () => this.#overloaded,
         reachability: () => this.#link?.reachability() ?? null,
         lan: () => this.#lan?.stats() ?? null,
@@ -677,6 +680,11 @@ export class Node {
   /** The bound UDP endpoint. */
   get listen(): Endpoint {
     return this.#udp.local;
+  }
+
+  /** The UDP socket's kernel buffers. */
+  get udpBuffers(): SocketBuffers {
+    return this.#udp.buffers;
   }
 
   #onPeerUp(peer: PeerIdentity): void {

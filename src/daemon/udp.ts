@@ -3,8 +3,9 @@
  *
  * @module
  */
-import { DEFAULT_RECEIVE_BUFFER, MAX_RECEIVE_DATAGRAM } from "../constants.ts";
+import { DEFAULT_RECEIVE_BUFFER, MAX_RECEIVE_DATAGRAM, UDP_SOCKET_BUFFER } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
+import { raiseSocketBuffers, type SocketBuffers } from "./socket_buffers.ts";
 
 /**
  * The receive buffer a new UDP socket gets (Deno cannot set one): Linux's
@@ -28,16 +29,36 @@ export class UdpSocket {
   #closed = false;
   /** Send failures (e.g. unreachable destinations), counted rather than thrown. */
   sendErrors = 0;
+  /** The socket's kernel buffers (raised where the system allows). */
+  readonly buffers: SocketBuffers;
 
-  private constructor(conn: Deno.DatagramConn) {
+  private constructor(conn: Deno.DatagramConn, buffers: SocketBuffers) {
     this.#conn = conn;
+    this.buffers = buffers;
   }
 
-  /** Binds to `hostname:port` (port 0 = OS-chosen). */
-  static open(listen: { hostname: string; port: number }): UdpSocket {
-    return new UdpSocket(
-      Deno.listenDatagram({ transport: "udp", hostname: listen.hostname, port: listen.port }),
-    );
+  /**
+   * Binds to `hostname:port` (port 0 = OS-chosen) and asks for
+   * `bufferBytes` of kernel buffers (0: the system's default).
+   */
+  static open(
+    listen: { hostname: string; port: number },
+    bufferBytes: number = UDP_SOCKET_BUFFER,
+  ): UdpSocket {
+    const conn = Deno.listenDatagram({
+      transport: "udp",
+      hostname: listen.hostname,
+      port: listen.port,
+    });
+    const a = conn.addr as Deno.NetAddr;
+    const defaultReceive = systemReceiveBuffer();
+    const buffers = bufferBytes === 0
+      ? { receive: defaultReceive, send: null, raised: false, why: "not asked for" }
+      : raiseSocketBuffers({ hostname: a.hostname, port: a.port }, {
+        bytes: bufferBytes,
+        defaultReceive,
+      });
+    return new UdpSocket(conn, buffers);
   }
 
   /** The bound address. */

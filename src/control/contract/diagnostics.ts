@@ -61,6 +61,9 @@ export const INFO = route({
     public_key: str,
     fingerprint: str,
     listen: str,
+    // The UDP socket's kernel buffers in bytes as the kernel reports them (send null when
+    // unreadable); raised: larger than the system's default; why: the reason they are not.
+    udp_buffers: obj({ receive: int, send: nullable(int), raised: bool, why: nullable(str) }),
     uptime_s: int,
     peers: int,
     trusted: int,

@@ -18,6 +18,7 @@ import type { Reachability } from "./rendezvous_link.ts";
 import type { LanStats } from "../lan.ts";
 import type { MailboxCounters } from "./mailboxes.ts";
 import type { DhtStats } from "../dht_link.ts";
+import type { SocketBuffers } from "../socket_buffers.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 import type { TunnelList } from "./tunnels.ts";
 
@@ -27,6 +28,8 @@ export interface NodeRuntime {
   startedAt: number;
   /** The bound UDP endpoint. */
   listen(): Endpoint;
+  /** The UDP socket's kernel buffers. */
+  udpBuffers(): SocketBuffers;
   /** Datagrams dropped because too many were in flight. */
   overloaded(): number;
   /** Names of the built-in services running. */
@@ -55,6 +58,8 @@ export interface NodeInfo {
   fingerprint: string;
   /** The bound UDP endpoint. */
   listen: Endpoint;
+  /** Its socket's kernel buffers (raised where the system allows, `socket_buffers.ts`). */
+  udpBuffers: SocketBuffers;
   /** Whole seconds since the node started. */
   uptimeS: number;
   /** Peers with a session. */
@@ -178,6 +183,7 @@ export class DiagnosticsFeature {
       publicKey: identity.publicKey.toHex(),
       fingerprint: identity.fingerprint,
       listen: this.#runtime.listen(),
+      udpBuffers: this.#runtime.udpBuffers(),
       uptimeS: Math.floor((performance.now() - this.#runtime.startedAt) / 1000),
       peers: sessions.peers().length,
       trusted: trust.list().length,
