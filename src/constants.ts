@@ -227,6 +227,18 @@ export const RELAY_FRAME_RATE = { burst: 4096, perSecond: 4096 } as const;
 export const RECONFIRM_RATE = { burst: 2, perSecond: 2 } as const;
 /** Handshake computations (message 2 or 3) in flight at once; beyond, dropped and counted. */
 export const MAX_HANDSHAKES_IN_FLIGHT = 64;
+/**
+ * Of those, computations for other than a trusted peer's endpoint running at
+ * once; the others wait their turn in order (holding their slot). Each is a
+ * chain of about 20 WebCrypto calls, and the runtime runs every call on a
+ * thread of its own: 64 at once put hundreds of calls between a trusted
+ * peer's packet and its decryption. Measured (`deno task floods --only
+ * init_many_sources`, the attacker on the same 2 cores): the friend's ping
+ * at the start of the flood 38-61 ms with 64, 12-31 ms with 4 (2 was no
+ * better). One computation takes about 1 ms, so 4 at once still allow
+ * thousands a second, far above the work budget.
+ */
+export const HANDSHAKE_COMPUTE_CONCURRENCY = 4;
 
 /** Largest client-chosen message id (bytes of UTF-8); also correlation_id and in_reply_to. */
 export const MAX_MESSAGE_ID = 128;

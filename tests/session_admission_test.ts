@@ -6,7 +6,11 @@
 
 import assert from "node:assert/strict";
 import { FakeClock } from "./_session_helpers.ts";
-import { HANDSHAKE_RATE_KNOWN, MAX_HANDSHAKES_IN_FLIGHT } from "../src/constants.ts";
+import {
+  HANDSHAKE_COMPUTE_CONCURRENCY,
+  HANDSHAKE_RATE_KNOWN,
+  MAX_HANDSHAKES_IN_FLIGHT,
+} from "../src/constants.ts";
 import { type Admission, HandshakeAdmission } from "../src/session/admission.ts";
 import type { Endpoint } from "../src/discovery/endpoint.ts";
 
@@ -108,4 +112,29 @@ Deno.test("HandshakeAdmission reads the known endpoints from its source when fir
   admission.expireKnown();
   assert.equal(admission.isKnownEndpoint({ ...FRIEND, port: 7002 }), false);
   assert.equal(reads, 3);
+});
+
+Deno.test("HandshakeAdmission.compute() runs a trusted peer's computation at once, strangers' a few at a time", async () => {
+  const admission = new HandshakeAdmission(new FakeClock().now);
+  let running = 0;
+  let most = 0;
+  const gates: (() => void)[] = [];
+  const stranger = () =>
+    admission.compute("stranger", async () => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      running--;
+    });
+  const strangers = Array.from({ length: 3 * HANDSHAKE_COMPUTE_CONCURRENCY }, stranger);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(running, HANDSHAKE_COMPUTE_CONCURRENCY);
+  // The known lane does not queue behind them.
+  assert.equal(await admission.compute("known", () => Promise.resolve("rekeyed")), "rekeyed");
+  while (gates.length > 0 || running > 0) {
+    gates.shift()?.();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  await Promise.all(strangers);
+  assert.equal(most, HANDSHAKE_COMPUTE_CONCURRENCY);
 });

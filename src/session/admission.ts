@@ -27,6 +27,7 @@
  * @module
  */
 import {
+  HANDSHAKE_COMPUTE_CONCURRENCY,
   HANDSHAKE_RATE_KNOWN,
   HANDSHAKE_RATE_PER_SOURCE,
   HANDSHAKE_RATE_UNPROVEN,
@@ -43,6 +44,7 @@ import {
   RESERVED_KNOWN_HANDSHAKES,
 } from "../constants.ts";
 import { type Endpoint, formatEndpoint } from "../discovery/endpoint.ts";
+import { ConcurrencyLimit } from "./concurrency.ts";
 import type { DropReason } from "./drop_reason.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { WorkBudget } from "./work_budget.ts";
@@ -83,6 +85,7 @@ export class HandshakeAdmission {
   #known: RateLimiter;
   #work: WorkBudget;
   #inFlight = 0;
+  #computing = new ConcurrencyLimit(HANDSHAKE_COMPUTE_CONCURRENCY);
   #knownEndpoints = new Set<string>();
   #knownHosts = new Set<string>();
   #knownSource: () => Iterable<Endpoint>;
@@ -242,6 +245,16 @@ export class HandshakeAdmission {
     const waitMs = this.#take(from.hostname, IDENTITY_WORK, lane, true);
     if (waitMs !== false) this.workSpent.identity++;
     return waitMs;
+  }
+
+  /**
+   * Runs an admitted computation by `lane`: a trusted peer's at once, any
+   * other once fewer than HANDSHAKE_COMPUTE_CONCURRENCY others run, so that
+   * a burst of strangers' handshakes cannot crowd the runtime's crypto
+   * threads in front of a trusted peer's packets.
+   */
+  compute<T>(lane: Lane, work: () => Promise<T>): Promise<T> {
+    return lane === "known" ? work() : this.#computing.run(work);
   }
 
   /** Releases the slot of an admitted computation. */

@@ -79,8 +79,9 @@ export class CookieJar {
   #now: () => number;
   // Cookies under the current secret by source, so a flood from one
   // endpoint (a spoofed trusted peer's, whose cookie replies are never
-  // shed) costs a map lookup instead of an HMAC per reply.
-  #cache = new Map<string, Uint8Array>();
+  // shed) costs a map lookup instead of an HMAC per reply. Promises: the
+  // replies to a burst from one source share the first one's HMAC.
+  #cache = new Map<string, Promise<Uint8Array>>();
 
   /** Starts with a fresh secret; `now` is a monotonic clock in ms. */
   constructor(now: () => number) {
@@ -97,19 +98,17 @@ export class CookieJar {
   }
 
   /** The cookie for a source: HMAC(secret, COOKIE_LABEL || endpoint), 16 bytes. */
-  async cookieFor(source: Endpoint): Promise<Uint8Array> {
+  cookieFor(source: Endpoint): Promise<Uint8Array> {
     this.#rotate();
     const key = formatEndpoint(source);
     const cached = this.#cache.get(key);
     if (cached !== undefined) return cached;
-    const secret = this.#secret;
-    const cookie = await derive(secret, source);
-    if (secret === this.#secret) {
-      if (this.#cache.size >= COOKIE_CACHE_SIZE) {
-        this.#cache.delete(this.#cache.keys().next().value!);
-      }
-      this.#cache.set(key, cookie);
+    const cookie = derive(this.#secret, source);
+    cookie.catch(() => this.#cache.delete(key));
+    if (this.#cache.size >= COOKIE_CACHE_SIZE) {
+      this.#cache.delete(this.#cache.keys().next().value!);
     }
+    this.#cache.set(key, cookie);
     return cookie;
   }
 

@@ -446,13 +446,14 @@ export class SessionManager {
     let handshake: ResponderHandshake;
     try {
       if (admitted.waitMs > 0) await this.#sleep(admitted.waitMs);
-      handshake = await ResponderHandshake.start({
-        local: this.#o.local,
-        localIndex,
-        init: frame,
-        endpoint: from,
-        now: this.#now(),
-      });
+      handshake = await this.#admission.compute(lane, () =>
+        ResponderHandshake.start({
+          local: this.#o.local,
+          localIndex,
+          init: frame,
+          endpoint: from,
+          now: this.#now(),
+        }));
     } catch {
       return this.#drop("bad_init");
     } finally {
@@ -590,12 +591,18 @@ export class SessionManager {
           handshake.busy = true;
           await this.#sleep(admitted.waitMs);
         }
-        session = await handshake.complete(frame, from, this.#now(), async () => {
-          const waitMs = this.#admission.chargeIdentity(handshake.endpoint, entry.lane);
-          if (waitMs === false) return false;
-          if (waitMs > 0) await this.#sleep(waitMs);
-          return true;
-        });
+        // A wait for the identity's work (below) keeps the turn: what waits
+        // behind it needs the same budget.
+        session = await this.#admission.compute(
+          entry.lane,
+          () =>
+            handshake.complete(frame, from, this.#now(), async () => {
+              const waitMs = this.#admission.chargeIdentity(handshake.endpoint, entry.lane);
+              if (waitMs === false) return false;
+              if (waitMs > 0) await this.#sleep(waitMs);
+              return true;
+            }),
+        );
       } catch (e) {
         // The handshake stays as it was after message 2: a forged or corrupted
         // message 3 cannot end it; the genuine one still completes it. Only
