@@ -528,3 +528,10 @@ export const MEMORY_SETTLE_QUIET_BYTES = 1024 * 1024;
 export const MEMORY_SETTLE_INTERVAL_MS = 15_000;
 /** Least V8 heap growth since the last memory-reducing GC, and reserve beyond what is in use, worth the next one's pause. */
 export const MEMORY_SETTLE_SLACK_BYTES = 8 * 1024 * 1024;
+/**
+ * Datagram churn (bytes) after which a quiet beat gives the C allocator's
+ * free pages back (`daemon/native_heap.ts`), even when V8's heap did not
+ * grow: a trusted peer's 110 MB/s of 60 KB datagrams left the RSS 20-28 MB
+ * over its start without it.
+ */
+export const MEMORY_TRIM_AFTER_BYTES = 64 * 1024 * 1024;

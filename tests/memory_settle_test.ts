@@ -13,10 +13,11 @@ const LIMITS: MemorySettleLimits = {
   quietBytes: 1000,
   intervalMs: 15_000,
   slackBytes: 800,
+  trimAfterBytes: 50_000,
 };
 
 /** A settle over a fake gc whose full GC gives back all the heap not in use. */
-function harness(heap = { total: 2000, used: 1000 }) {
+function harness(heap = { total: 2000, used: 1000 }, withTrim = false) {
   const calls: string[] = [];
   const settledAt: number[] = [];
   let now = 0;
@@ -26,7 +27,14 @@ function harness(heap = { total: 2000, used: 1000 }) {
     settledAt.push(now);
     heap.total = heap.used;
   };
-  const settle = new MemorySettle({ gc, heap: () => heap, now: () => now, limits: LIMITS });
+  const trim = withTrim ? () => void calls.push("trim") : null;
+  const settle = new MemorySettle({
+    gc,
+    trim,
+    heap: () => heap,
+    now: () => now,
+    limits: LIMITS,
+  });
   return { settle, calls, settledAt, heap, advance: (ms: number) => now += ms };
 }
 
@@ -46,7 +54,7 @@ Deno.test("memory settle: a minor GC each time the datagrams' churn passes the l
   assert.deepEqual(calls, ["minor"]);
   receive(settle, 10, each);
   assert.deepEqual(calls, ["minor", "minor", "minor"]);
-  assert.deepEqual(settle.counts, { minor: 3, settled: 0 });
+  assert.deepEqual(settle.counts, { minor: 3, settled: 0, trimmed: 0 });
 });
 
 Deno.test("memory settle: one memory-reducing GC on a quiet beat once the heap grew", () => {
@@ -98,7 +106,7 @@ Deno.test("memory settle: without an exposed gc it counts nothing and calls noth
   receive(settle, 100_000, 1400);
   settle.beat();
   settle.beat();
-  assert.deepEqual(settle.counts, { minor: 0, settled: 0 });
+  assert.deepEqual(settle.counts, { minor: 0, settled: 0, trimmed: 0 });
 });
 
 Deno.test("memory settle: exposedGc is V8's gc where the flags expose it, else null", async () => {
@@ -115,4 +123,40 @@ Deno.test("memory settle: exposedGc is V8's gc where the flags expose it, else n
   }
   const { RUNTIME_V8_FLAGS } = await import("../src/constants.ts");
   assert.ok(RUNTIME_V8_FLAGS.split(",").includes("--expose-gc"), RUNTIME_V8_FLAGS);
+});
+
+Deno.test("memory settle: the C heap is trimmed on a quiet beat after enough datagrams, with no full GC when V8's heap did not grow", () => {
+  const { settle, calls, advance } = harness({ total: 2000, used: 1000 }, true);
+  settle.beat();
+  const each = 2000 - DATAGRAM_CHURN;
+  receive(settle, 24, each); // 48,000 bytes of churn: under trimAfterBytes
+  settle.beat(); // busy beat
+  advance(1000);
+  settle.beat(); // quiet, but not enough churn yet
+  assert.deepEqual(majors(calls), []);
+  receive(settle, 1, each); // 50,000
+  settle.beat(); // busy
+  advance(1000);
+  settle.beat(); // quiet: trim, and no major GC (the heap did not grow)
+  assert.deepEqual(majors(calls), ["trim"]);
+  assert.equal(settle.counts.trimmed, 1);
+  assert.equal(settle.counts.settled, 0);
+  // The churn starts again from zero, and the interval holds.
+  receive(settle, 25, each);
+  settle.beat();
+  advance(1000);
+  settle.beat();
+  assert.deepEqual(majors(calls), ["trim"], "not within the interval");
+  advance(LIMITS.intervalMs);
+  settle.beat();
+  assert.deepEqual(majors(calls), ["trim", "trim"]);
+});
+
+Deno.test("memory settle: a settle of V8's heap is followed by a trim of the C heap", () => {
+  const { settle, calls, heap } = harness({ total: 2000, used: 1000 }, true);
+  settle.beat();
+  heap.total = 3000;
+  settle.beat();
+  assert.deepEqual(majors(calls), ["major:last-resort", "trim"]);
+  assert.deepEqual(settle.counts, { minor: 0, settled: 1, trimmed: 1 });
 });

@@ -22,7 +22,11 @@
  *   much beyond what is in use, one memory-reducing full GC (V8's
  *   `last-resort` flavour: 40-55 ms here on a 15 MB heap) shrinks it back;
  *   at most once per `intervalMs`. The heap's growth, not the datagrams',
- *   is what counts here: a few hundred handshakes grow it by 20 MB.
+ *   is what counts here: a few hundred handshakes grow it by 20 MB;
+ * - with a `trim` (glibc's `malloc_trim`, `native_heap.ts`), after each
+ *   settle, and on a quiet beat once `trimAfterBytes` of datagrams came
+ *   since the last trim (same interval), the C allocator gives its free
+ *   pages back: the datagrams' buffers live there, and it keeps them.
  *
  * A stranger can cause at most one minor GC per `minorEveryBytes` it sends
  * (cheaper than the datagrams themselves) and one settle per interval.
@@ -34,6 +38,7 @@ import {
   MEMORY_SETTLE_INTERVAL_MS,
   MEMORY_SETTLE_QUIET_BYTES,
   MEMORY_SETTLE_SLACK_BYTES,
+  MEMORY_TRIM_AFTER_BYTES,
 } from "../constants.ts";
 
 /**
@@ -62,12 +67,16 @@ export interface MemorySettleLimits {
   intervalMs: number;
   /** Least heap growth since the last settle, and reserve beyond what is in use, worth a settle's pause. */
   slackBytes: number;
+  /** Datagram churn since the last settle or trim after which a quiet beat trims the C heap. */
+  trimAfterBytes: number;
 }
 
 /** What a {@linkcode MemorySettle} uses. */
 export interface MemorySettleOptions {
   /** V8's gc; null (not exposed) turns this into counting nothing. */
   gc: V8Gc | null;
+  /** Gives the C allocator's free memory back (`native_heap.ts`), after each settle; null: none. */
+  trim?: (() => void) | null;
   /** The V8 heap's reserved and used bytes. */
   heap?: () => { total: number; used: number };
   now?: () => number;
@@ -79,6 +88,7 @@ const DEFAULT_LIMITS: MemorySettleLimits = {
   quietBytes: MEMORY_SETTLE_QUIET_BYTES,
   intervalMs: MEMORY_SETTLE_INTERVAL_MS,
   slackBytes: MEMORY_SETTLE_SLACK_BYTES,
+  trimAfterBytes: MEMORY_TRIM_AFTER_BYTES,
 };
 
 function runtimeHeap(): { total: number; used: number } {
@@ -89,28 +99,32 @@ function runtimeHeap(): { total: number; used: number } {
 /** Counts datagram churn; call `received` per datagram and `beat` once a second. */
 export class MemorySettle {
   #gc: V8Gc | null;
+  #trim: (() => void) | null;
   #heap: () => { total: number; used: number };
   #now: () => number;
   #limits: MemorySettleLimits;
   #sinceMinor = 0;
+  #sinceTrim = 0;
   #beatBytes = 0;
   #lastSettle = -Infinity;
   /** The heap's reserve after the last settle (at the first beat, before any). */
   #settledTotal: number | null = null;
   #minor = 0;
   #settled = 0;
+  #trimmed = 0;
 
   /** A settle over `options.gc`; nothing happens without one. */
   constructor(options: MemorySettleOptions) {
     this.#gc = options.gc;
+    this.#trim = options.trim ?? null;
     this.#heap = options.heap ?? runtimeHeap;
     this.#now = options.now ?? (() => performance.now());
     this.#limits = options.limits ?? DEFAULT_LIMITS;
   }
 
-  /** GCs run so far: minor ones, and settles. */
-  get counts(): { minor: number; settled: number } {
-    return { minor: this.#minor, settled: this.#settled };
+  /** GCs run so far (minor ones, and settles) and trims of the C heap. */
+  get counts(): { minor: number; settled: number; trimmed: number } {
+    return { minor: this.#minor, settled: this.#settled, trimmed: this.#trimmed };
   }
 
   /** A datagram of `size` bytes arrived (accepted or not: its bytes were copied). */
@@ -119,28 +133,42 @@ export class MemorySettle {
     const churn = size + DATAGRAM_CHURN;
     this.#beatBytes += churn;
     this.#sinceMinor += churn;
+    this.#sinceTrim += churn;
     if (this.#sinceMinor < this.#limits.minorEveryBytes) return;
     this.#sinceMinor = 0;
     this.#minor++;
     this.#gc({ type: "minor" });
   }
 
-  /** Once a second: settles a heap a burst grew, once the burst is over. */
+  /**
+   * Once a second, once a burst is over: settles a heap the burst grew, and
+   * trims the C heap after a settle or after `trimAfterBytes` of datagrams.
+   */
   beat(): void {
     if (this.#gc === null) return;
     const quiet = this.#beatBytes < this.#limits.quietBytes;
     this.#beatBytes = 0;
+    if (!quiet) return;
     const heap = this.#heap();
     this.#settledTotal ??= heap.total;
     const slack = this.#limits.slackBytes;
-    if (!quiet || heap.total - this.#settledTotal < slack || heap.total - heap.used < slack) {
-      return;
-    }
+    const grown = heap.total - this.#settledTotal >= slack && heap.total - heap.used >= slack;
+    const churned = this.#trim !== null && this.#sinceTrim >= this.#limits.trimAfterBytes;
+    if (!grown && !churned) return;
     const now = this.#now();
     if (now - this.#lastSettle < this.#limits.intervalMs) return;
     this.#lastSettle = now;
-    this.#settled++;
-    this.#gc({ type: "major", flavor: "last-resort" });
-    this.#settledTotal = this.#heap().total;
+    if (grown) {
+      this.#settled++;
+      this.#gc({ type: "major", flavor: "last-resort" });
+      this.#settledTotal = this.#heap().total;
+    }
+    // The datagrams' buffers went back to the C allocator as V8 freed them;
+    // it keeps their pages until asked.
+    if (this.#trim !== null) {
+      this.#trimmed++;
+      this.#sinceTrim = 0;
+      this.#trim();
+    }
   }
 }

@@ -83,6 +83,7 @@ import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { InflightDatagrams } from "./inflight.ts";
 import { exposedGc, MemorySettle } from "./memory_settle.ts";
+import { nativeHeapTrim } from "./native_heap.ts";
 import { systemReceiveBuffer, UdpSocket } from "./udp.ts";
 import type { SocketBuffers } from "./socket_buffers.ts";
 
@@ -180,7 +181,7 @@ export class Node {
   /** Received datagrams (and their bytes) being processed, in all and from strangers. */
   #inflight = new InflightDatagrams();
   /** Gives back what bursts of datagrams leave behind (a no-op without V8's gc exposed). */
-  #memory = new MemorySettle({ gc: exposedGc() });
+  #memory = new MemorySettle({ gc: exposedGc(), trim: nativeHeapTrim() });
   /** The message outbox's round under way, if any. */
   #queueRound: Promise<void> | null = null;
   /** Datagrams dropped because too many (or too many bytes) were in flight, in all or from strangers. */
