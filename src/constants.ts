@@ -529,6 +529,15 @@ export const MEMORY_SETTLE_INTERVAL_MS = 15_000;
 /** Least V8 heap growth since the last memory-reducing GC, and reserve beyond what is in use, worth the next one's pause. */
 export const MEMORY_SETTLE_SLACK_BYTES = 8 * 1024 * 1024;
 /**
+ * What a handshake computation (message 2 written, or message 3 checked)
+ * counts for in a beat's churn (bytes): a few hundred handshakes grow the
+ * heap by about 20 MB. So 16 of them in a second make the beat busy, and a
+ * settle (a 40 ms full GC) no longer lands in the middle of a handshake
+ * flood (`deno task floods --only handshakes_many_identities`: one did, in a
+ * victim's profile).
+ */
+export const HANDSHAKE_CHURN = 64 * 1024;
+/**
  * Datagram churn (bytes) after which a quiet beat gives the C allocator's
  * free pages back (`daemon/native_heap.ts`), even when V8's heap did not
  * grow: a trusted peer's 110 MB/s of 60 KB datagrams left the RSS 20-28 MB

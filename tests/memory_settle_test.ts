@@ -160,3 +160,16 @@ Deno.test("memory settle: a settle of V8's heap is followed by a trim of the C h
   assert.deepEqual(majors(calls), ["major:last-resort", "trim"]);
   assert.deepEqual(settle.counts, { minor: 0, settled: 1, trimmed: 1 });
 });
+
+Deno.test("memory settle: work that allocates beyond its datagrams makes the beat busy", () => {
+  const { settle, calls, heap, advance } = harness();
+  settle.beat();
+  heap.total = 3000; // grown enough to settle on a quiet beat
+  settle.allocated(1000); // e.g. handshakes: as much as the quiet limit
+  settle.beat();
+  assert.deepEqual(majors(calls), [], "not in the middle of the work");
+  settle.allocated(999);
+  advance(1000);
+  settle.beat();
+  assert.deepEqual(majors(calls), ["major:last-resort"]);
+});

@@ -127,6 +127,16 @@ export class MemorySettle {
     return { minor: this.#minor, settled: this.#settled, trimmed: this.#trimmed };
   }
 
+  /**
+   * Work that allocates far beyond its datagram (a handshake's keys, cipher
+   * states and promises) happened: it makes the beat busy like `bytes` of
+   * datagrams would, so that no settle pauses the event loop in the middle
+   * of a handshake flood, whose datagrams alone are a few hundred bytes.
+   */
+  allocated(bytes: number): void {
+    this.#beatBytes += bytes;
+  }
+
   /** A datagram of `size` bytes arrived (accepted or not: its bytes were copied). */
   received(size: number): void {
     if (this.#gc === null) return;

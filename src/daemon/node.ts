@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  HANDSHAKE_CHURN,
   OUTBOX_RETRY_MS,
   PORT_ECHO,
   PORT_MAILBOX,
@@ -451,6 +452,8 @@ export class Node {
     let ticking = false;
     let flushing = false;
     let flushAt = 0;
+    // Handshake computations counted so far, for the memory settle's beat.
+    let handshakeWork = 0;
     let sampleAt = performance.now() + ENDPOINT_SAMPLE_MS;
     // Half a beat early counts, so that these fall on every fifth beat.
     const due = (at: number, now: number) => now >= at - SESSION_SWEEP_MS / 2;
@@ -468,6 +471,9 @@ export class Node {
           this.#dht?.tick();
           this.#puncher?.tick();
           this.#dropSummary.tick();
+          const { init, final } = sessions.workSpent;
+          this.#memory.allocated((init + final - handshakeWork) * HANDSHAKE_CHURN);
+          handshakeWork = init + final;
           this.#memory.beat();
         } else this.#puncher?.sendDueProbes();
         if (beat && due(flushAt, now)) {
