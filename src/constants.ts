@@ -538,9 +538,9 @@ export const MEMORY_SETTLE_SLACK_BYTES = 8 * 1024 * 1024;
  */
 export const HANDSHAKE_CHURN = 64 * 1024;
 /**
- * Datagram churn (bytes) after which a quiet beat gives the C allocator's
- * free pages back (`daemon/native_heap.ts`), even when V8's heap did not
- * grow: a trusted peer's 110 MB/s of 60 KB datagrams left the RSS 20-28 MB
- * over its start without it.
+ * Datagram churn (bytes) after which a quiet beat settles the memory (a full
+ * GC, then the C allocator's free pages given back, `daemon/native_heap.ts`)
+ * even when V8's heap did not grow: a trusted peer's 110 MB/s of 60 KB
+ * datagrams left the RSS 20-28 MB over its start without it.
  */
 export const MEMORY_TRIM_AFTER_BYTES = 64 * 1024 * 1024;
