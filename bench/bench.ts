@@ -87,7 +87,8 @@ export async function machine(): Promise<Record<string, unknown>> {
   } catch {
     // Not Linux.
   }
-  // Every UDP socket's receive buffer (Deno cannot set one): it bounds the 60,000-byte streams.
+  // A new UDP socket's receive buffer (the system's default): the daemons ask for more
+  // (`udp_buffers` in `pilot info`), and loopback streams keep their flight within this one.
   let rmemDefault: number | null = null;
   try {
     rmemDefault = Number((await Deno.readTextFile("/proc/sys/net/core/rmem_default")).trim());
