@@ -257,6 +257,23 @@ interface OneWayRun {
   samples: unknown[];
   /** CPU over the transfer, % of one core: the two daemons and this process (which writes, reads and hashes). */
   cpu: { sender_daemon: number | null; receiver_daemon: number | null; client: number | null };
+  /** Datagrams each daemon dropped during the transfer, by reason (`pilot info` drops; nonzero only). */
+  drops: { sender_daemon: Record<string, number>; receiver_daemon: Record<string, number> };
+}
+
+/** A daemon's drops by reason (`GET /v1/info`), or an empty record when it does not answer. */
+async function dropsOf(api: Api): Promise<Record<string, number>> {
+  const r = await api.call("GET", "/v1/info").catch(() => null);
+  return (r?.json?.data?.drops ?? {}) as Record<string, number>;
+}
+
+/** What rose from `before` to `after`, by reason. */
+function grown(before: Record<string, number>, after: Record<string, number>) {
+  return Object.fromEntries(
+    Object.entries(after).filter(([k, v]) => v > (before[k] ?? 0)).map((
+      [k, v],
+    ) => [k, v - (before[k] ?? 0)]),
+  );
 }
 
 /**
@@ -313,6 +330,7 @@ async function oneWay(
   const sender = await ControlClient.open(from.home);
   const receiver = await ControlClient.open(to.home);
   const api = await Api.of(from);
+  const toApi = await Api.of(to);
   const samples: unknown[] = [];
   const stopSampling = sampleConnections(api, samples);
   let sink: StreamSocket | undefined;
@@ -332,6 +350,7 @@ async function oneWay(
       timeout_ms: STREAM_TIMEOUT_MS,
     });
     sink = await accepted;
+    const drops0 = await Promise.all([dropsOf(api), dropsOf(toApi)]);
     const cpu0 = await Promise.all([cpuMs(from.pid), cpuMs(to.pid), cpuMs("self")]);
     const t0 = performance.now();
     const writing = (async () => {
@@ -350,6 +369,7 @@ async function oneWay(
     const cpu1 = await Promise.all([cpuMs(from.pid), cpuMs(to.pid), cpuMs("self")]);
     const pct = (i: number) =>
       cpu0[i] === null || cpu1[i] === null ? null : round((cpu1[i]! - cpu0[i]!) / ms * 100, 0);
+    const drops1 = await Promise.all([dropsOf(api), dropsOf(toApi)]);
     await writing;
     if (got !== bytes || gotHash.digest("hex") !== sentHash) {
       throw new Error(`One-way transfer: received ${got} of ${bytes} bytes, or a different hash`);
@@ -372,6 +392,10 @@ async function oneWay(
       segments: Math.ceil(bytes / mss),
       samples,
       cpu: { sender_daemon: pct(0), receiver_daemon: pct(1), client: pct(2) },
+      drops: {
+        sender_daemon: grown(drops0[0], drops1[0]),
+        receiver_daemon: grown(drops0[1], drops1[1]),
+      },
     };
   } finally {
     await stopSampling();
@@ -453,6 +477,7 @@ export async function measureStream(ctx: Context): Promise<Figures> {
       segments: r.segments,
       mss: loopMss,
       cpu_percent: r.cpu,
+      drops: r.drops,
       connection_samples: r.samples,
     };
     ctx.notes.stream_mbps = `one-way bulk transfer, like iperf: B listens on port ` +
@@ -511,6 +536,7 @@ export async function measureStream(ctx: Context): Promise<Figures> {
         segments: r.segments,
         mss: realMss,
         cpu_percent: r.cpu,
+        drops: r.drops,
         connection_samples: r.samples,
       };
       ctx.notes.stream_mbps_1400 = `as stream_mbps, between two more daemons (fixtures ` +
