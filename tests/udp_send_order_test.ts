@@ -41,7 +41,10 @@ async function burstOrder(send: (bytes: Uint8Array) => void, rx: Deno.DatagramCo
   return { received, reordered };
 }
 
-Deno.test("UdpSocket.send() keeps a burst's datagrams in order, where the runtime's own sends reorder them", async () => {
+// Without the one-at-a-time sends this failed here with 186 of 201 datagrams
+// reordered; the runtime's own sends reorder such a burst on an idle machine,
+// not always under the parallel test suite, so that is not asserted.
+Deno.test("UdpSocket.send() keeps a burst's datagrams in order", async () => {
   const rx = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const to = { hostname: "127.0.0.1", port: (rx.addr as Deno.NetAddr).port };
   const udp = UdpSocket.open({ hostname: "127.0.0.1", port: 0 });
@@ -51,20 +54,5 @@ Deno.test("UdpSocket.send() keeps a burst's datagrams in order, where the runtim
     assert.equal(ours.reordered, 0, JSON.stringify(ours));
   } finally {
     udp.close();
-  }
-  // The same burst with the runtime's sends all at once: this machine does
-  // reorder them, so the check above is not passing for want of a burst.
-  const rx2 = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const tx = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const addr = {
-    transport: "udp" as const,
-    hostname: "127.0.0.1",
-    port: (rx2.addr as Deno.NetAddr).port,
-  };
-  try {
-    const raw = await burstOrder((b) => void tx.send(b, addr).catch(() => {}), rx2);
-    assert.ok(raw.reordered > 0, `the runtime kept order here: ${JSON.stringify(raw)}`);
-  } finally {
-    tx.close();
   }
 });
