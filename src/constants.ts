@@ -550,3 +550,12 @@ export const HANDSHAKE_CHURN = 64 * 1024;
  * datagrams left the RSS 20-28 MB over its start without it.
  */
 export const MEMORY_TRIM_AFTER_BYTES = 64 * 1024 * 1024;
+/**
+ * Least time since the last settle for one brought by datagram churn (ms).
+ * With MEMORY_SETTLE_INTERVAL_MS, a settle just before a burst held the
+ * burst's memory up to 15 s after it (`deno task floods`, three attacks in a
+ * row: `pinned_segments` settled 5.7 s after its end, once the floods had
+ * measured). A sender that alternates 64 MiB bursts with quiet seconds gets
+ * one full GC (about 40 ms) per 5 s at most.
+ */
+export const MEMORY_TRIM_INTERVAL_MS = 5_000;

@@ -25,8 +25,9 @@
  *   is what counts here: a few hundred handshakes grow it by 20 MB;
  * - with a `trim` (glibc's `malloc_trim`, `native_heap.ts`), a settle also
  *   comes once `trimAfterBytes` of datagrams came since the last one, heap
- *   grown or not, and after each settle the C allocator gives its free
- *   pages back: the datagrams' buffers live there, and it keeps them.
+ *   grown or not (at most once per `trimIntervalMs`), and after each settle
+ *   the C allocator gives its free pages back: the datagrams' buffers live
+ *   there, and it keeps them.
  *
  * A stranger can cause at most one minor GC per `minorEveryBytes` it sends
  * (cheaper than the datagrams themselves) and one settle per interval.
@@ -39,6 +40,7 @@ import {
   MEMORY_SETTLE_QUIET_BYTES,
   MEMORY_SETTLE_SLACK_BYTES,
   MEMORY_TRIM_AFTER_BYTES,
+  MEMORY_TRIM_INTERVAL_MS,
 } from "../constants.ts";
 
 /**
@@ -67,8 +69,10 @@ export interface MemorySettleLimits {
   intervalMs: number;
   /** Least heap growth since the last settle, and reserve beyond what is in use, worth a settle's pause. */
   slackBytes: number;
-  /** Datagram churn since the last settle or trim after which a quiet beat trims the C heap. */
+  /** Datagram churn since the last settle after which a quiet beat settles, heap grown or not (with a trim). */
   trimAfterBytes: number;
+  /** Least time since the last settle for one brought by that churn (ms): shorter than `intervalMs`. */
+  trimIntervalMs: number;
 }
 
 /** What a {@linkcode MemorySettle} uses. */
@@ -89,6 +93,7 @@ const DEFAULT_LIMITS: MemorySettleLimits = {
   intervalMs: MEMORY_SETTLE_INTERVAL_MS,
   slackBytes: MEMORY_SETTLE_SLACK_BYTES,
   trimAfterBytes: MEMORY_TRIM_AFTER_BYTES,
+  trimIntervalMs: MEMORY_TRIM_INTERVAL_MS,
 };
 
 function runtimeHeap(): { total: number; used: number } {
@@ -166,9 +171,12 @@ export class MemorySettle {
     // Buffers of datagrams that outlived a scavenge are freed only by a full
     // GC: a trim without one finds their pages still in use.
     const churned = this.#trim !== null && this.#sinceTrim >= this.#limits.trimAfterBytes;
-    if (!grown && !churned) return;
     const now = this.#now();
-    if (now - this.#lastSettle < this.#limits.intervalMs) return;
+    const since = now - this.#lastSettle;
+    if (
+      !(grown && since >= this.#limits.intervalMs) &&
+      !(churned && since >= this.#limits.trimIntervalMs)
+    ) return;
     this.#lastSettle = now;
     this.#settled++;
     this.#gc({ type: "major", flavor: "last-resort" });
