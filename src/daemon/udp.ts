@@ -13,7 +13,8 @@ import type { Endpoint } from "../discovery/endpoint.ts";
 import { raiseSocketBuffers, type SocketBuffers } from "./socket_buffers.ts";
 
 /**
- * The receive buffer a new UDP socket gets (Deno cannot set one): Linux's
+ * The receive buffer a new UDP socket gets (Deno's API cannot set one;
+ * `socket_buffers.ts` raises the daemon's own): Linux's
  * net.core.rmem_default, or DEFAULT_RECEIVE_BUFFER where that cannot be
  * read (other systems, no permission, a value that is not a positive integer).
  */
