@@ -10,18 +10,13 @@
  * @module
  */
 
+import { openLibc } from "./_libc.ts";
+
 /** A function that trims the C heap, or null where it cannot (another system, no FFI). */
 export function nativeHeapTrim(): (() => void) | null {
   if (Deno.build.os !== "linux") return null;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-  try {
-    // Kept open for the process's life: one small mapping.
-    const libc = Deno.dlopen("libc.so.6", {
-      malloc_trim: { parameters: ["usize"], result: "i32" },
-    });
-    return () => void libc.symbols.malloc_trim(0n);
-  } catch {
-    // Not glibc (musl has no malloc_trim), or no C library where expected.
-    return null;
-  }
+  // Kept open for the process's life: one small mapping. Null where it does
+  // not open: not glibc (musl has no malloc_trim), or no permission.
+  const libc = openLibc({ malloc_trim: { parameters: ["usize"], result: "i32" } });
+  return typeof libc === "string" ? null : () => void libc.symbols.malloc_trim(0n);
 }

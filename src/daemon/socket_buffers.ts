@@ -17,6 +17,8 @@
  * @module
  */
 import type { Endpoint } from "../discovery/endpoint.ts";
+import { ipBytes, ipFamily } from "../wire/ip_endpoint.ts";
+import { openLibc } from "./_libc.ts";
 
 /** A socket's buffers as the kernel reports them (Linux reports twice what was set: its bookkeeping share). */
 export interface SocketBuffers {
@@ -32,7 +34,6 @@ export interface SocketBuffers {
 
 /** What differs between the systems the program runs on. */
 interface Platform {
-  library: string;
   solSocket: number;
   soType: number;
   soReceive: number;
@@ -52,7 +53,6 @@ const SOCK_DGRAM = 2;
 
 const PLATFORMS: Partial<Record<typeof Deno.build.os, Platform>> = {
   linux: {
-    library: "libc.so.6",
     solSocket: 1,
     soType: 3,
     soReceive: 8,
@@ -65,7 +65,6 @@ const PLATFORMS: Partial<Record<typeof Deno.build.os, Platform>> = {
     family: (a) => a[0]! | (a[1]! << 8),
   },
   darwin: {
-    library: "/usr/lib/libSystem.B.dylib",
     solSocket: 0xffff,
     soType: 0x1008,
     soReceive: 0x1002,
@@ -105,18 +104,15 @@ function setInt(libc: Libc, p: Platform, fd: number, option: number, value: numb
   return libc.setsockopt(fd, p.solSocket, option, bytesOf(new Int32Array([value])), 4) === 0;
 }
 
-/** The IPv4 address `hostname` names as 4 bytes, or null (a name, or IPv6). */
-function ipv4Bytes(hostname: string): Uint8Array | null {
-  const parts = hostname.split(".");
-  if (parts.length !== 4 || !parts.every((x) => /^\d{1,3}$/.test(x) && Number(x) < 256)) {
-    return null;
-  }
-  return Uint8Array.from(parts, Number);
-}
-
 /** The descriptor of the datagram socket bound to `local`, or null. */
 function findSocket(libc: Libc, p: Platform, local: Endpoint): number | null {
-  const v4 = ipv4Bytes(local.hostname);
+  // An address it cannot read (a zoned IPv6 one) is matched by port and type alone.
+  let ip: Uint8Array | null = null;
+  try {
+    if (ipFamily(local.hostname) !== 0) ip = ipBytes(local.hostname);
+  } catch {
+    ip = null;
+  }
   const sockaddr = new Uint8Array(128);
   const length = new Uint32Array(1);
   for (let fd = 0; fd < MAX_FD; fd++) {
@@ -125,7 +121,10 @@ function findSocket(libc: Libc, p: Platform, local: Endpoint): number | null {
     const family = p.family(sockaddr);
     if (family !== p.inet && family !== p.inet6) continue;
     if (((sockaddr[2]! << 8) | sockaddr[3]!) !== local.port) continue;
-    if (v4 !== null && (family !== p.inet || !v4.every((b, i) => sockaddr[4 + i] === b))) continue;
+    // The address: after the port in sockaddr_in, after the flow label in sockaddr_in6.
+    const at = family === p.inet ? 4 : 8;
+    if (ip !== null && (ip.length === 4) !== (family === p.inet)) continue;
+    if (ip !== null && !ip.every((b, i) => sockaddr[at + i] === b)) continue;
     if (getInt(libc, p, fd, p.soType) !== SOCK_DGRAM) continue;
     return fd;
   }
@@ -152,15 +151,8 @@ function withSocket<T>(
 ): T | string {
   const p = PLATFORMS[Deno.build.os];
   if (p === undefined) return `not supported on ${Deno.build.os}`;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return "the program runs without --allow-ffi";
-  }
-  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    library = Deno.dlopen(p.library, SYMBOLS);
-  } catch (e) {
-    return `cannot load ${p.library}: ${(e as Error).message}`;
-  }
+  const library = openLibc(SYMBOLS);
+  if (typeof library === "string") return library;
   try {
     const fd = findSocket(library.symbols, p, local);
     return fd === null ? "the socket's descriptor was not found" : use(library.symbols, p, fd);

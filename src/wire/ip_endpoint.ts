@@ -79,7 +79,8 @@ export function ipFamily(text: string): 0 | 4 | 6 {
   return text.includes(":") && isIPv6(text) ? 6 : 0;
 }
 
-function ipBytes(text: string): Uint8Array {
+/** The 4 or 16 bytes of an IP literal; throws `RangeError` for anything else. */
+export function ipBytes(text: string): Uint8Array {
   const family = ipFamily(text);
   if (family === 4) return Uint8Array.from(text.split(".").map(Number));
   if (family === 6) return ipv6Bytes(text);
