@@ -10,8 +10,8 @@
  * Usage: `deno task floods [--seconds N] [--only NAME[,NAME]] [--rate N] [--victim-nofile N]
  * [--profile DIR]` (`--victim-nofile` lowers the victim's descriptor limit with
  * `prlimit`, as on a machine whose limit is the usual 1,024; `--profile` runs
- * the victim in the foreground under V8's `--cpu-prof` and writes
- * `DIR/victim.cpuprofile` when the run ends: summarise it with
+ * the victim and the friend in the foreground under V8's `--cpu-prof` and
+ * writes `DIR/victim.cpuprofile` and `DIR/friend.cpuprofile` when the run ends: summarise them with
  * `bench/profile_summary.ts`, one attack per run).
  *
  * @module
@@ -115,6 +115,11 @@ async function friendPings(friend: Api, victim: string, seconds: number) {
     p50: p50 === null ? null : round(p50, 2),
     p99: p99 === null ? null : round(p99, 2),
     lost: rtts.length - got.length,
+    // Which probes were slow (over half the target), as [probe, ms]: probe i
+    // left about i × PING_INTERVAL_MS into the attack.
+    slow: rtts.flatMap((v, i) =>
+      v !== null && v > TARGETS.friend_ping_p99_ms / 2 ? [[i, round(v, 1)]] : []
+    ),
   };
 }
 
@@ -425,6 +430,9 @@ async function main(): Promise<void> {
     friend = new TestNode(await makeHome({ identity: FRIEND_FIXTURE }), {
       identity: FRIEND_FIXTURE,
       hostname: "flood-friend",
+      ...(profileDir === undefined
+        ? {}
+        : { profile: { dir: profileDir, name: "friend.cpuprofile" } }),
     });
     await friend.start();
     progress(`victim ${victim.listen} pid ${victim.pid}; friend ${friend.listen}`);

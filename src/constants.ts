@@ -404,10 +404,17 @@ export const DEFAULT_RECEIVE_BUFFER = 212_992;
 export const UDP_SOCKET_BUFFER = 1024 * 1024;
 /**
  * Datagrams waiting to be sent on the UDP socket, at most (`daemon/udp.ts`
- * sends one at a time, in order); beyond, dropped and counted. A stream's
- * flight is a few hundred; the cap only bounds memory if the socket stalls.
+ * sends one at a time to each destination, in order); beyond, dropped and
+ * counted. A stream's flight is a few hundred; the cap only bounds memory
+ * if the socket stalls.
  */
 export const UDP_SEND_QUEUE = 4096;
+/**
+ * Of UDP_SEND_QUEUE, the most that may wait for one destination: a peer
+ * whose traffic backs up (a flood of segments, each owed an ACK) leaves
+ * room for everyone else's.
+ */
+export const UDP_SEND_QUEUE_PER_DESTINATION = 1024;
 /**
  * Bytes a stream keeps in flight where the path is loopback, under
  * DEFAULT_RECEIVE_BUFFER: three LOOPBACK_DATAGRAMs, what the receiving

@@ -423,6 +423,7 @@ export class Node {
         listen: () => this.listen,
         udpBuffers: () => this.udpBuffers,
         overloaded: () => this.#overloaded,
+        udpSends: () => ({ dropped: this.#udp.sendsDropped, failed: this.#udp.sendErrors }),
         reachability: () => this.#link?.reachability() ?? null,
         lan: () => this.#lan?.stats() ?? null,
         mailboxes: () => this.#mailboxes?.counters() ?? null,

@@ -7,6 +7,7 @@ import {
   DEFAULT_RECEIVE_BUFFER,
   MAX_RECEIVE_DATAGRAM,
   UDP_SEND_QUEUE,
+  UDP_SEND_QUEUE_PER_DESTINATION,
   UDP_SOCKET_BUFFER,
 } from "../constants.ts";
 import type { Endpoint } from "../discovery/endpoint.ts";
@@ -31,12 +32,18 @@ export function systemReceiveBuffer(
 
 function ignore(): void {}
 
+/** Sends waiting for one destination: the last one issued, and how many. */
+interface Lane {
+  tail: Promise<void>;
+  queued: number;
+}
+
 /** A bound UDP socket. */
 export class UdpSocket {
   #conn: Deno.DatagramConn;
   #closed = false;
-  /** The last send issued: each waits for the one before it (see `send`). */
-  #tail: Promise<void> = Promise.resolve();
+  /** Sends waiting, by destination: each waits for the one before it to the same place (see `send`). */
+  #lanes = new Map<string, Lane>();
   #queued = 0;
   /** Send failures (e.g. unreachable destinations), counted rather than thrown. */
   sendErrors = 0;
@@ -74,6 +81,11 @@ export class UdpSocket {
     return new UdpSocket(conn, buffers);
   }
 
+  /** Datagrams waiting to be sent, to every destination. */
+  get queued(): number {
+    return this.#queued;
+  }
+
   /** The bound address. */
   get local(): Endpoint {
     const a = this.#conn.addr as Deno.NetAddr;
@@ -81,28 +93,47 @@ export class UdpSocket {
   }
 
   /**
-   * Sends a datagram, after every datagram sent before it; failures are
-   * counted, never thrown (UDP is best effort).
+   * Sends a datagram after every datagram sent before it to the same
+   * destination; failures are counted, never thrown (UDP is best effort).
    *
-   * One send at a time: the runtime's sends, issued all at once in a
-   * burst, can leave out of order (measured at a receiving daemon: a
-   * tunnel's frames 1468-1471 arrived after 1472-1593, in reverse, though
-   * the sender issued them in order), and a stream takes datagrams that far
-   * out of order for loss. A send is not slower for waiting its turn (a
-   * chain of sends ran at 90,000 a second here, sends all at once at
-   * 68,000). Past UDP_SEND_QUEUE waiting, datagrams are dropped and counted.
+   * One send at a time to each destination: the runtime's sends, issued
+   * all at once in a burst, can leave out of order (measured at a
+   * receiving daemon: a tunnel's frames 1468-1471 arrived after
+   * 1472-1593, in reverse, though the sender issued them in order), and a
+   * stream takes datagrams that far out of order for loss. A send is not
+   * slower for waiting its turn (a chain of sends ran at 90,000 a second
+   * here, sends all at once at 68,000), but while the event loop is busy
+   * each takes a turn of it; so other destinations do not wait behind one
+   * whose sends back up (a peer flooding us with segments, each owed an
+   * ACK, held a friend's echo behind 200 of them for 80 ms). Past
+   * UDP_SEND_QUEUE waiting in all, or UDP_SEND_QUEUE_PER_DESTINATION for
+   * one destination, datagrams are dropped and counted.
    */
   send(bytes: Uint8Array, to: Endpoint): void {
     if (this.#closed) return;
-    if (this.#queued >= UDP_SEND_QUEUE) {
+    const key = `${to.hostname} ${to.port}`;
+    let lane = this.#lanes.get(key);
+    if (
+      this.#queued >= UDP_SEND_QUEUE ||
+      (lane?.queued ?? 0) >= UDP_SEND_QUEUE_PER_DESTINATION
+    ) {
       this.sendsDropped++;
       return;
     }
+    if (lane === undefined) {
+      lane = { tail: Promise.resolve(), queued: 0 };
+      this.#lanes.set(key, lane);
+    }
     this.#queued++;
+    lane.queued++;
     const addr = { transport: "udp" as const, hostname: to.hostname, port: to.port };
-    this.#tail = this.#tail.then(() => this.#conn.send(bytes, addr)).then(ignore, () => {
+    const done = lane;
+    lane.tail = lane.tail.then(() => this.#conn.send(bytes, addr)).then(ignore, () => {
       this.sendErrors++;
-    }).finally(() => this.#queued--);
+    }).finally(() => {
+      this.#queued--;
+      if (--done.queued === 0) this.#lanes.delete(key);
+    });
   }
 
   /** Calls `onDatagram` for every datagram until the socket closes. */

@@ -69,7 +69,8 @@ export const INFO = route({
     trusted: int,
     pending: int,
     sessions: int,
-    // Every session drop reason (0 when none), then no_service and overloaded.
+    // Every session drop reason (0 when none), then no_service and overloaded (received),
+    // send_queue_full and send_failed (ours, not sent).
     drops: record(int),
     // Every port-444 refusal reason of TRUST_DROP_REASONS (0 when none).
     trust_refused: record(int),

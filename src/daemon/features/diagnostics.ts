@@ -32,6 +32,8 @@ export interface NodeRuntime {
   udpBuffers(): SocketBuffers;
   /** Datagrams dropped because too many were in flight. */
   overloaded(): number;
+  /** Datagrams not sent: the send queue was full (`dropped`), or the system refused them (`failed`). */
+  udpSends(): { dropped: number; failed: number };
   /** Names of the built-in services running. */
   services: readonly string[];
   /** What this node's rendezvous see of it, or null without any. */
@@ -72,7 +74,8 @@ export interface NodeInfo {
   sessions: number;
   /**
    * Datagrams dropped, by reason: every session drop reason from 0 (the set
-   * is documented in PROTOCOL.md §5.11), then `no_service` and `overloaded`.
+   * is documented in PROTOCOL.md §5.11), then `no_service`, `overloaded`,
+   * and of ours, `send_queue_full` and `send_failed`.
    */
   drops: Record<string, number>;
   /** Port-444 datagrams the trust service dropped or refused, by reason. */
@@ -196,6 +199,8 @@ export class DiagnosticsFeature {
         ),
         no_service: datagrams.noService,
         overloaded: this.#runtime.overloaded(),
+        send_queue_full: this.#runtime.udpSends().dropped,
+        send_failed: this.#runtime.udpSends().failed,
       },
       trustRefused: { ...trustService.refused },
       services: this.#runtime.services,
