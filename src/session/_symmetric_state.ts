@@ -111,6 +111,34 @@ export class CipherState {
   }
 }
 
+/**
+ * The chaining key and handshake hash after InitializeSymmetric(name) and
+ * MixHash(prologue), by name and prologue: every handshake of a kind starts
+ * from the same ones, so the prologue's hash is taken once, not per
+ * handshake. A few kinds exist (tunnels, sealed items); past the bound a
+ * start is computed each time.
+ */
+const starts = new Map<string, Promise<{ ck: Uint8Array; h: Uint8Array }>>();
+const STARTS_MAX = 16;
+
+function startOf(
+  protocolName: string,
+  prologue: Uint8Array,
+): Promise<{ ck: Uint8Array; h: Uint8Array }> {
+  const key = `${protocolName}\u0000${prologue.toHex()}`;
+  const known = starts.get(key);
+  if (known !== undefined) return known;
+  const start = hashProtocolName(protocolName).then(async (ck) => ({
+    ck,
+    h: await sha256(concat(ck, prologue)),
+  }));
+  if (starts.size < STARTS_MAX) {
+    starts.set(key, start);
+    start.catch(() => starts.delete(key));
+  }
+  return start;
+}
+
 /** A Noise SymmetricState: the chaining key, the handshake hash and the current cipher. */
 export class SymmetricState {
   #ck: Uint8Array;
@@ -123,9 +151,16 @@ export class SymmetricState {
     this.#cipher = cipher;
   }
 
-  /** Starts a handshake transcript for `protocolName` (Noise's InitializeSymmetric). */
-  static async create(protocolName: string): Promise<SymmetricState> {
-    return new SymmetricState(await hashProtocolName(protocolName), await CipherState.create());
+  /**
+   * Starts a handshake transcript for `protocolName` (Noise's
+   * InitializeSymmetric) and mixes `prologue` into it (MixHash).
+   */
+  static async create(protocolName: string, prologue: Uint8Array): Promise<SymmetricState> {
+    const { ck, h } = await startOf(protocolName, prologue);
+    // Copies: the start is shared by every handshake of its kind.
+    const state = new SymmetricState(h.slice(), await CipherState.create());
+    state.#ck = ck.slice();
+    return state;
   }
 
   /** An independent copy of the transcript and cipher, made without any crypto. */

@@ -71,10 +71,22 @@ export class Mac1Verifier {
   }
 }
 
+/**
+ * A fresh cookie secret as an HMAC key, imported once for all the cookies
+ * it derives (an import is a WebCrypto call, as dear as the HMAC itself);
+ * its bytes are kept nowhere else.
+ */
+function newSecret(): Promise<CryptoKey> {
+  const key = importHmacKey(randomBytes(32));
+  // Whoever derives a cookie awaits it and sees a failure; none is unhandled.
+  key.catch(() => {});
+  return key;
+}
+
 /** The responder's rotating cookie secret and the cookies it derives. */
 export class CookieJar {
-  #secret = randomBytes(32);
-  #previous: Uint8Array | undefined;
+  #secret = newSecret();
+  #previous: Promise<CryptoKey> | undefined;
   #rotatedAt: number;
   #now: () => number;
   // Cookies under the current secret by source, so a flood from one
@@ -92,7 +104,7 @@ export class CookieJar {
   #rotate(): void {
     if (this.#now() - this.#rotatedAt < COOKIE_SECRET_LIFETIME_MS) return;
     this.#previous = this.#secret;
-    this.#secret = randomBytes(32);
+    this.#secret = newSecret();
     this.#rotatedAt = this.#now();
     this.#cache.clear();
   }
@@ -127,7 +139,10 @@ export class CookieJar {
   }
 }
 
-async function derive(secret: Uint8Array, source: Endpoint): Promise<Uint8Array> {
-  const mac = await hmacSha256(secret, utf8(`${COOKIE_LABEL}|${formatEndpoint(source)}`));
+async function derive(secret: Promise<CryptoKey>, source: Endpoint): Promise<Uint8Array> {
+  const mac = await hmacSha256With(
+    await secret,
+    utf8(`${COOKIE_LABEL}|${formatEndpoint(source)}`),
+  );
   return mac.subarray(0, MAC_SIZE);
 }

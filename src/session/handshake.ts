@@ -23,7 +23,7 @@ import type { X25519KeyPair } from "./crypto.ts";
 import { HandshakeState } from "./noise.ts";
 import {
   HandshakeFailure,
-  payloadVerifiedBefore,
+  PayloadCheck,
   type PeerIdentity,
   verifyPeerPayload,
 } from "./peer_identity.ts";
@@ -319,13 +319,11 @@ export class ResponderHandshake {
       const payload = decodeHandshakePayload(await hs.readMessage(final.noise));
       // Checking an identity not seen before (its key, two signatures) is
       // the dearest step: the caller may pay for it first, or shed it.
-      if (
-        beforeVerify !== undefined && !(await payloadVerifiedBefore(payload, hs.remoteStatic!)) &&
-        !(await beforeVerify())
-      ) {
+      const check = await PayloadCheck.of(payload, hs.remoteStatic!);
+      if (beforeVerify !== undefined && !check.verifiedBefore && !(await beforeVerify())) {
         throw new WorkShed();
       }
-      const peer = await verifyPeerPayload(payload, hs.remoteStatic!);
+      const peer = await check.verify();
       const keys = await hs.split();
       const session = Session.create({
         localIndex: this.localIndex,

@@ -249,8 +249,7 @@ export class HandshakeState {
     }
 
     const protocolName = `Noise_${options.pattern}_25519_AESGCM_SHA256`;
-    const symmetric = await SymmetricState.create(protocolName);
-    await symmetric.mixHash(options.prologue);
+    const symmetric = await SymmetricState.create(protocolName, options.prologue);
     // Pre-messages are hashed initiator's first, whichever side we are.
     const initiatorStatic = initiator ? s?.publicKey : rs;
     const responderStatic = initiator ? rs : s?.publicKey;

@@ -66,19 +66,41 @@ export interface PeerIdentity {
 const verified = new Map<string, true>();
 const VERIFIED_MAX = 4096;
 
-async function cacheKeyOf(p: HandshakePayload, remoteStatic: Uint8Array): Promise<string> {
-  return binaryString(await sha256(concat(encodeHandshakePayload(p), remoteStatic)));
-}
-
 /**
- * Whether this exact payload with this static key verified before, so that
- * {@linkcode verifyPeerPayload} costs no signature or key check for it.
+ * A received payload and the static key Noise authenticated with it,
+ * hashed once (SHA-256 of every signed byte and that key) for the cache
+ * of payloads that verified: a responder asks whether it is known before
+ * it pays for the check, then checks it, with one hash for both.
  */
-export async function payloadVerifiedBefore(
-  p: HandshakePayload,
-  remoteStatic: Uint8Array,
-): Promise<boolean> {
-  return verified.has(await cacheKeyOf(p, remoteStatic));
+export class PayloadCheck {
+  readonly payload: HandshakePayload;
+  readonly remoteStatic: Uint8Array;
+  readonly #cacheKey: string;
+
+  private constructor(payload: HandshakePayload, remoteStatic: Uint8Array, cacheKey: string) {
+    this.payload = payload;
+    this.remoteStatic = remoteStatic;
+    this.#cacheKey = cacheKey;
+  }
+
+  /** The check of `p` as it came with `remoteStatic`. */
+  static async of(p: HandshakePayload, remoteStatic: Uint8Array): Promise<PayloadCheck> {
+    const key = binaryString(await sha256(concat(encodeHandshakePayload(p), remoteStatic)));
+    return new PayloadCheck(p, remoteStatic, key);
+  }
+
+  /**
+   * Whether this exact payload with this static key verified before, so
+   * that {@linkcode PayloadCheck.verify} costs no signature or key check.
+   */
+  get verifiedBefore(): boolean {
+    return verified.has(this.#cacheKey);
+  }
+
+  /** Verifies the payload against the static key (see {@linkcode verifyPeerPayload}). */
+  verify(): Promise<PeerIdentity> {
+    return verifyChecked(this.payload, this.remoteStatic, this.#cacheKey);
+  }
 }
 
 /** Verifies a handshake payload against the static key Noise authenticated. */
@@ -86,10 +108,17 @@ export async function verifyPeerPayload(
   p: HandshakePayload,
   remoteStatic: Uint8Array,
 ): Promise<PeerIdentity> {
+  return await (await PayloadCheck.of(p, remoteStatic)).verify();
+}
+
+async function verifyChecked(
+  p: HandshakePayload,
+  remoteStatic: Uint8Array,
+  cacheKey: string,
+): Promise<PeerIdentity> {
   // A rekey or reconnect sends the very same signed payload: its signatures
   // were checked already. The cache key is a hash of every signed byte plus
   // the static key Noise used, so nothing unchecked can hit it.
-  const cacheKey = await cacheKeyOf(p, remoteStatic);
   if (verified.has(cacheKey)) {
     verified.delete(cacheKey);
     verified.set(cacheKey, true);
