@@ -112,27 +112,20 @@ export class UdpSocket {
   send(bytes: Uint8Array, to: Endpoint): void {
     if (this.#closed) return;
     const key = `${to.hostname} ${to.port}`;
-    let lane = this.#lanes.get(key);
-    if (
-      this.#queued >= UDP_SEND_QUEUE ||
-      (lane?.queued ?? 0) >= UDP_SEND_QUEUE_PER_DESTINATION
-    ) {
+    const lane = this.#lanes.get(key) ?? { tail: Promise.resolve(), queued: 0 };
+    if (this.#queued >= UDP_SEND_QUEUE || lane.queued >= UDP_SEND_QUEUE_PER_DESTINATION) {
       this.sendsDropped++;
       return;
     }
-    if (lane === undefined) {
-      lane = { tail: Promise.resolve(), queued: 0 };
-      this.#lanes.set(key, lane);
-    }
+    this.#lanes.set(key, lane);
     this.#queued++;
     lane.queued++;
     const addr = { transport: "udp" as const, hostname: to.hostname, port: to.port };
-    const done = lane;
     lane.tail = lane.tail.then(() => this.#conn.send(bytes, addr)).then(ignore, () => {
       this.sendErrors++;
     }).finally(() => {
       this.#queued--;
-      if (--done.queued === 0) this.#lanes.delete(key);
+      if (--lane.queued === 0) this.#lanes.delete(key);
     });
   }
 

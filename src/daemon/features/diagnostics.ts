@@ -180,6 +180,7 @@ export class DiagnosticsFeature {
   /** `pilot info`. */
   info(): NodeInfo {
     const { sessions, identity, config, trust, flow, trustService, datagrams } = this.#ctx;
+    const sends = this.#runtime.udpSends();
     return {
       address: identity.address,
       hostname: config.hostname,
@@ -199,8 +200,8 @@ export class DiagnosticsFeature {
         ),
         no_service: datagrams.noService,
         overloaded: this.#runtime.overloaded(),
-        send_queue_full: this.#runtime.udpSends().dropped,
-        send_failed: this.#runtime.udpSends().failed,
+        send_queue_full: sends.dropped,
+        send_failed: sends.failed,
       },
       trustRefused: { ...trustService.refused },
       services: this.#runtime.services,
