@@ -5,7 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { DEFAULT_RECEIVE_BUFFER, UDP_SOCKET_BUFFER } from "../src/constants.ts";
-import { readSocketBuffers } from "../src/daemon/socket_buffers.ts";
+import {
+  DEFAULT_LARGE_ENOUGH,
+  raises,
+  raiseSocketBuffers,
+  readSocketBuffers,
+} from "../src/daemon/socket_buffers.ts";
 import { systemReceiveBuffer, UdpSocket } from "../src/daemon/udp.ts";
 
 const LINUX = Deno.build.os === "linux";
@@ -81,4 +86,48 @@ Deno.test("UdpSocket.open() keeps the default buffers, and says why, without --a
     raised: false,
     why: LINUX ? "the program runs without --allow-ffi" : `not supported on ${Deno.build.os}`,
   });
+});
+
+Deno.test("a buffer is only ever set larger: asking for less than a socket has keeps what it has", () => {
+  // Linux reports twice what was set.
+  assert.equal(raises(212_992, 1024 * 1024, 2), true);
+  assert.equal(raises(2 * 1024 * 1024, 1024 * 1024, 2), false);
+  assert.equal(raises(4 * 1024 * 1024, 1024 * 1024, 2), false);
+  assert.equal(raises(2 * 1024 * 1024 - 1, 1024 * 1024, 2), true);
+  // macOS reports what was set; an unreadable size is raised.
+  assert.equal(raises(1024 * 1024, 1024 * 1024, 1), false);
+  assert.equal(raises(null, 1024 * 1024, 1), true);
+});
+
+Deno.test({
+  name:
+    "raiseSocketBuffers() never shrinks a socket's buffer (a system default above 1 MiB, net.core.rmem_default, is kept)",
+  ignore: !LINUX, // the descriptor search is Linux's here; macOS is untested
+  fn: () => {
+    const udp = UdpSocket.open({ hostname: "127.0.0.1", port: 0 }, 0);
+    try {
+      const defaultReceive = systemReceiveBuffer();
+      // Stands in for a larger system default: the socket is first raised past what the daemon asks for.
+      const larger = raiseSocketBuffers(udp.local, {
+        bytes: 2 * UDP_SOCKET_BUFFER,
+        defaultReceive,
+      });
+      const again = raiseSocketBuffers(udp.local, {
+        bytes: UDP_SOCKET_BUFFER,
+        defaultReceive: larger.receive,
+      });
+      assert.equal(again.receive, larger.receive, JSON.stringify({ larger, again }));
+      assert.equal(again.send, larger.send);
+      assert.deepEqual(readSocketBuffers(udp.local), {
+        receive: larger.receive,
+        send: larger.send,
+      });
+      if (larger.receive >= 2 * UDP_SOCKET_BUFFER) {
+        assert.equal(again.raised, false);
+        assert.equal(again.why, DEFAULT_LARGE_ENOUGH);
+      }
+    } finally {
+      udp.close();
+    }
+  },
 });

@@ -14,6 +14,7 @@ import { ensureHome, HOME_FILES, HomeLock, writeFileAtomic } from "../daemon/hom
 import { loadOrCreateIdentity } from "../daemon/identity_store.ts";
 import { closeLog, configureLog, log, logToFile } from "../daemon/log.ts";
 import { Node } from "../daemon/node.ts";
+import { DEFAULT_LARGE_ENOUGH } from "../daemon/socket_buffers.ts";
 import { formatEndpoint } from "../discovery/endpoint.ts";
 import type { ControlFile } from "./client.ts";
 import { nodeRoutes } from "./routes.ts";
@@ -100,7 +101,7 @@ export async function runDaemon(
       },
     });
     const buffers = node.udpBuffers;
-    if (!buffers.raised) {
+    if (!buffers.raised && buffers.why !== DEFAULT_LARGE_ENOUGH) {
       // Not fatal: bursts (a stream's, a flood's) may then drop at the kernel.
       log(`UDP receive buffer stays at ${buffers.receive} bytes: ${buffers.why}`, {
         level: "warn",

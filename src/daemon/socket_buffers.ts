@@ -43,6 +43,8 @@ interface Platform {
   soSendForce?: number;
   inet: number;
   inet6: number;
+  /** How many times what was set the kernel reports (Linux keeps a bookkeeping share). */
+  reported: number;
   /** The setting that caps a socket's buffers, for the hint. */
   maximum: string;
   /** The address family of a sockaddr. */
@@ -61,6 +63,7 @@ const PLATFORMS: Partial<Record<typeof Deno.build.os, Platform>> = {
     soSendForce: 32,
     inet: 2,
     inet6: 10,
+    reported: 2,
     maximum: "net.core.rmem_max",
     family: (a) => a[0]! | (a[1]! << 8),
   },
@@ -71,11 +74,15 @@ const PLATFORMS: Partial<Record<typeof Deno.build.os, Platform>> = {
     soSend: 0x1001,
     inet: 2,
     inet6: 30,
+    reported: 1,
     maximum: "kern.ipc.maxsockbuf",
     // BSD's sockaddr starts with its length, then a one-byte family.
     family: (a) => a[1]!,
   },
 };
+
+/** {@linkcode SocketBuffers.why} when the system's default needed no raising. */
+export const DEFAULT_LARGE_ENOUGH = "the system's default is already as large";
 
 /** Descriptors searched for the socket, at most: a daemon holds a few dozen. */
 const MAX_FD = 4096;
@@ -131,7 +138,19 @@ function findSocket(libc: Libc, p: Platform, local: Endpoint): number | null {
   return null;
 }
 
-/** Sets one buffer to `bytes`, forcing past the system's maximum where allowed. */
+/**
+ * Whether a buffer the kernel reports at `current` bytes should be set to
+ * `bytes`: only when that makes it larger. A system whose default is
+ * already larger (`sysctl net.core.rmem_default`) keeps it.
+ */
+export function raises(current: number | null, bytes: number, reported: number): boolean {
+  return current === null || current < bytes * reported;
+}
+
+/**
+ * Sets one buffer to `bytes`, forcing past the system's maximum where
+ * allowed, unless it is already at least as large.
+ */
 function raise(
   libc: Libc,
   p: Platform,
@@ -140,6 +159,7 @@ function raise(
   force: number | undefined,
   bytes: number,
 ): void {
+  if (!raises(getInt(libc, p, fd, option), bytes, p.reported)) return;
   if (force !== undefined && setInt(libc, p, fd, force, bytes)) return;
   setInt(libc, p, fd, option, bytes);
 }
@@ -190,8 +210,12 @@ export function raiseSocketBuffers(
       receive,
       send,
       raised: false,
-      why: `the system's maximum (${p.maximum}) allows no more` +
-        (p.soReceiveForce === undefined ? "" : ", and the daemon lacks CAP_NET_ADMIN to force it"),
+      why: receive >= options.bytes * p.reported
+        ? DEFAULT_LARGE_ENOUGH
+        : `the system's maximum (${p.maximum}) allows no more` +
+          (p.soReceiveForce === undefined
+            ? ""
+            : ", and the daemon lacks CAP_NET_ADMIN to force it"),
     };
   });
   return typeof done === "string"
