@@ -398,8 +398,9 @@ export const DEFAULT_RECEIVE_BUFFER = 212_992;
  * init_many_sources`: 200-380 drops and a lost ping in one run of two; none
  * with this). A larger buffer also queues longer under a sustained overload
  * (about 1,600 message 1s here), so it stays well below wireguard-go's 7 MiB.
- * Loopback streams still keep within the default (`LOOPBACK_FLIGHT`): the
- * peer on this machine may not have raised its own.
+ * A system default that is already larger is kept. A loopback stream fills
+ * at most half of what a peer on this machine can count on (`daemon/udp.ts`
+ * `loopbackStreamBuffer`).
  */
 export const UDP_SOCKET_BUFFER = 1024 * 1024;
 /**
@@ -420,8 +421,10 @@ export const UDP_SEND_QUEUE_PER_DESTINATION = 1024;
  * DEFAULT_RECEIVE_BUFFER: three LOOPBACK_DATAGRAMs, what the receiving
  * socket holds. Nothing else drops on loopback, so a larger window only
  * overflows that buffer (measured: 6-9% of segments retransmitted without
- * the cap, none with it, and no less throughput). A larger system default
- * raises it in proportion (`loopbackFlight`).
+ * the cap, none with it, and no less throughput). A larger system default,
+ * or half of a raised buffer that any daemon here can get, raises it in
+ * proportion (`loopbackFlight`, `loopbackStreamBuffer`): 14 datagrams under
+ * a 2 MiB buffer, one-way 39-41 -> 44-52 MB/s in `bench --only stream`.
  */
 export const LOOPBACK_FLIGHT = 3 * LOOPBACK_DATAGRAM;
 /** Incoming streams waiting for a listener to take them, per port, at most. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_RECEIVE_BUFFER, LOOPBACK_DATAGRAM, LOOPBACK_FLIGHT } from "../src/constants.ts";
 import { loopbackFlight } from "../src/daemon/streams.ts";
-import { systemReceiveBuffer } from "../src/daemon/udp.ts";
+import { loopbackStreamBuffer, systemReceiveBuffer } from "../src/daemon/udp.ts";
 
 Deno.test("loopback streams keep in flight what the receiving socket holds: three datagrams by default, in proportion beyond, never fewer than two", () => {
   assert.equal(loopbackFlight(DEFAULT_RECEIVE_BUFFER), LOOPBACK_FLIGHT);
@@ -25,4 +25,28 @@ Deno.test("the system's socket receive buffer is read from rmem_default, and fal
   );
   // On this machine it reads something positive either way.
   assert.ok(systemReceiveBuffer() > 0);
+});
+
+Deno.test("a loopback stream counts on half of what any daemon on this machine gets without privilege, never more than this one got, never less than the default", () => {
+  const D = DEFAULT_RECEIVE_BUFFER;
+  const raised = (receive: number) => ({ receive, send: receive, raised: true });
+  const max = (n: number) => () => `${n}\n`;
+  // rmem_max 4 MiB: asking for 1 MiB gets 2 MiB (Linux doubles it); a stream may fill half.
+  assert.equal(loopbackStreamBuffer(raised(2 * 1024 * 1024), D, max(4 * 1024 * 1024)), 1024 * 1024);
+  // Forced past Linux's usual rmem_max of 212,992: a peer without CAP_NET_ADMIN gets 425,984.
+  assert.equal(loopbackStreamBuffer(raised(2 * 1024 * 1024), D, max(212_992)), 212_992);
+  // This daemon got less than anyone could: its own is the bound.
+  assert.equal(loopbackStreamBuffer(raised(1024 * 1024), D, max(4 * 1024 * 1024)), 512 * 1024);
+  // Never below the system's default, whatever the halves say.
+  assert.equal(loopbackStreamBuffer(raised(300_000), 262_144, max(4 * 1024 * 1024)), 262_144);
+  // Not raised here, or the maximum unreadable: nothing says a peer's was.
+  const notRaised = { receive: D, send: null, raised: false, why: "no --allow-ffi" };
+  assert.equal(loopbackStreamBuffer(notRaised, D, max(4 * 1024 * 1024)), D);
+  assert.equal(
+    loopbackStreamBuffer(raised(2 * 1024 * 1024), D, () => {
+      throw new Deno.errors.NotFound("no /proc here");
+    }),
+    D,
+  );
+  assert.equal(loopbackStreamBuffer(raised(2 * 1024 * 1024), D, () => "lots"), D);
 });

@@ -85,7 +85,7 @@ import { TrustStore } from "./trust_store.ts";
 import { InflightDatagrams } from "./inflight.ts";
 import { exposedGc, MemorySettle } from "./memory_settle.ts";
 import { nativeHeapTrim } from "./native_heap.ts";
-import { systemReceiveBuffer, UdpSocket } from "./udp.ts";
+import { loopbackStreamBuffer, systemReceiveBuffer, UdpSocket } from "./udp.ts";
 import type { SocketBuffers } from "./socket_buffers.ts";
 
 /**
@@ -228,8 +228,8 @@ export class Node {
         sessions.send(key, { kind: "stream", ...p }).catch(() => {});
       },
       config.streamTimers,
-      // Not this socket's raised buffer: the peer's socket on this machine may have the default.
-      systemReceiveBuffer(),
+      // Not simply this socket's buffer: the peer on this machine may lack the privilege that raised it.
+      loopbackStreamBuffer(udp.buffers, systemReceiveBuffer()),
     );
     const datagrams = new DatagramRouter((key, p) =>
       sessions.send(key, { kind: "datagram", ...p })

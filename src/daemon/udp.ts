@@ -22,11 +22,37 @@ import { raiseSocketBuffers, type SocketBuffers } from "./socket_buffers.ts";
 export function systemReceiveBuffer(
   read: () => string = () => Deno.readTextFileSync("/proc/sys/net/core/rmem_default"),
 ): number {
+  return positiveSetting(read) ?? DEFAULT_RECEIVE_BUFFER;
+}
+
+/**
+ * The share of a peer's socket on this machine that one loopback stream
+ * may fill (bytes): half of what any daemon here gets by asking for
+ * UDP_SOCKET_BUFFER without privilege (Linux: twice the smaller of it and
+ * net.core.rmem_max), and no more than this daemon got itself. The other
+ * half is headroom for everyone else's datagrams to that socket. The
+ * system's default `systemDefault` whenever that would be less, or when
+ * this daemon's own buffers were not raised: nothing then says a peer's were.
+ */
+export function loopbackStreamBuffer(
+  own: SocketBuffers,
+  systemDefault: number,
+  readMax: () => string = () => Deno.readTextFileSync("/proc/sys/net/core/rmem_max"),
+): number {
+  if (!own.raised) return systemDefault;
+  const max = positiveSetting(readMax);
+  if (max === null) return systemDefault;
+  const anyone = 2 * Math.min(UDP_SOCKET_BUFFER, max);
+  return Math.max(systemDefault, Math.floor(Math.min(own.receive, anyone) / 2));
+}
+
+/** A kernel setting's value, or null when it cannot be read or is not a positive integer. */
+function positiveSetting(read: () => string): number | null {
   try {
     const n = Number(read().trim());
-    return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_RECEIVE_BUFFER;
+    return Number.isSafeInteger(n) && n > 0 ? n : null;
   } catch {
-    return DEFAULT_RECEIVE_BUFFER;
+    return null;
   }
 }
 
