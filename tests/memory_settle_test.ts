@@ -15,6 +15,7 @@ const LIMITS: MemorySettleLimits = {
   slackBytes: 800,
   trimAfterBytes: 50_000,
   trimIntervalMs: 5_000,
+  keepFreeBytes: 30_000,
 };
 
 /** A settle over a fake gc whose full GC gives back all the heap not in use. */
@@ -172,4 +173,44 @@ Deno.test("memory settle: work that allocates beyond its datagrams makes the bea
   advance(1000);
   settle.beat();
   assert.deepEqual(majors(calls), ["major:last-resort"]);
+});
+
+Deno.test("memory settle: sent datagrams are churn like received ones (a stream's sender receives only ACKs)", () => {
+  const { settle, calls, advance } = harness({ total: 2000, used: 1000 }, true);
+  const each = 2000 - DATAGRAM_CHURN;
+  for (let i = 0; i < 4; i++) settle.sent(each);
+  settle.received(each);
+  assert.deepEqual(calls, ["minor"]);
+  // A beat that only sent is not quiet: no settle pauses the sender.
+  for (let i = 0; i < 30; i++) settle.sent(each);
+  advance(20_000);
+  settle.beat();
+  assert.deepEqual(majors(calls), []);
+  // Once quiet, the churn it sent brings the settle and the trim.
+  advance(1000);
+  settle.beat();
+  assert.deepEqual(majors(calls), ["major:last-resort", "trim"]);
+});
+
+Deno.test("memory settle: the C heap keeps its free pages from the first minor GC to the next quiet beat", () => {
+  const kept: (number | null)[] = [];
+  const settle = new MemorySettle({
+    gc: () => {},
+    heap: () => ({ total: 1000, used: 1000 }),
+    now: () => 0,
+    limits: LIMITS,
+    keepFree: (bytes) => void kept.push(bytes),
+  });
+  const each = 2000 - DATAGRAM_CHURN;
+  for (let i = 0; i < 4; i++) settle.received(each);
+  assert.deepEqual(kept, []); // no minor GC yet: an idle daemon's heap is left as it is
+  for (let i = 0; i < 20; i++) settle.sent(each); // four minor GCs, one setting
+  assert.deepEqual(kept, [30_000]);
+  settle.beat(); // busy
+  assert.deepEqual(kept, [30_000]);
+  settle.beat(); // quiet: back to the allocator's default
+  assert.deepEqual(kept, [30_000, null]);
+  settle.beat();
+  for (let i = 0; i < 5; i++) settle.received(each);
+  assert.deepEqual(kept, [30_000, null, 30_000]);
 });

@@ -15,8 +15,8 @@
  * So, with V8's `gc` exposed (RUNTIME_V8_FLAGS):
  *
  * - a minor GC (a scavenge, well under a millisecond here) each
- *   `minorEveryBytes` of datagram churn frees the young buffers before they
- *   pile up;
+ *   `minorEveryBytes` of datagram churn (received and sent) frees the young
+ *   buffers before they pile up;
  * - on a quiet beat (under `quietBytes` of churn), once the V8 heap has
  *   grown by `slackBytes` since the last settle and holds at least that
  *   much beyond what is in use, one memory-reducing full GC (V8's
@@ -27,7 +27,12 @@
  *   comes once `trimAfterBytes` of datagrams came since the last one, heap
  *   grown or not (at most once per `trimIntervalMs`), and after each settle
  *   the C allocator gives its free pages back: the datagrams' buffers live
- *   there, and it keeps them.
+ *   there, and it keeps them;
+ * - with a `keepFree` (glibc's M_TRIM_THRESHOLD, `native_heap.ts`), from
+ *   a minor GC to the next quiet beat the C allocator keeps `keepFreeBytes`
+ *   of free pages instead of giving back all but 128 KiB at once: the
+ *   buffers freed by one minor GC are then reused by the next ones, not
+ *   written to fresh pages again (each a page fault).
  *
  * A stranger can cause at most one minor GC per `minorEveryBytes` it sends
  * (cheaper than the datagrams themselves) and one settle per interval.
@@ -41,6 +46,7 @@ import {
   MEMORY_SETTLE_SLACK_BYTES,
   MEMORY_TRIM_AFTER_BYTES,
   MEMORY_TRIM_INTERVAL_MS,
+  NATIVE_HEAP_KEEP_FREE,
 } from "../constants.ts";
 
 /**
@@ -73,6 +79,8 @@ export interface MemorySettleLimits {
   trimAfterBytes: number;
   /** Least time since the last settle for one brought by that churn (ms): shorter than `intervalMs`. */
   trimIntervalMs: number;
+  /** Free bytes the C heap keeps at its top while datagrams churn (from a minor GC to the next quiet beat). */
+  keepFreeBytes: number;
 }
 
 /** What a {@linkcode MemorySettle} uses. */
@@ -81,6 +89,12 @@ export interface MemorySettleOptions {
   gc: V8Gc | null;
   /** Gives the C allocator's free memory back (`native_heap.ts`), after each settle; null: none. */
   trim?: (() => void) | null;
+  /**
+   * Sets how much free memory the C allocator keeps at its heap's top
+   * (`native_heap.ts`; null: its own default): `keepFreeBytes` while
+   * datagrams churn, its default again on a quiet beat. Null: never set.
+   */
+  keepFree?: ((bytes: number | null) => void) | null;
   /** The V8 heap's reserved and used bytes. */
   heap?: () => { total: number; used: number };
   now?: () => number;
@@ -94,6 +108,7 @@ const DEFAULT_LIMITS: MemorySettleLimits = {
   slackBytes: MEMORY_SETTLE_SLACK_BYTES,
   trimAfterBytes: MEMORY_TRIM_AFTER_BYTES,
   trimIntervalMs: MEMORY_TRIM_INTERVAL_MS,
+  keepFreeBytes: NATIVE_HEAP_KEEP_FREE,
 };
 
 function runtimeHeap(): { total: number; used: number } {
@@ -101,10 +116,13 @@ function runtimeHeap(): { total: number; used: number } {
   return { total: m.heapTotal, used: m.heapUsed };
 }
 
-/** Counts datagram churn; call `received` per datagram and `beat` once a second. */
+/** Counts datagram churn; call `received` and `sent` per datagram and `beat` once a second. */
 export class MemorySettle {
   #gc: V8Gc | null;
   #trim: (() => void) | null;
+  #keepFree: ((bytes: number | null) => void) | null;
+  /** Whether the C heap keeps `keepFreeBytes` now (since a minor GC, until a quiet beat). */
+  #warm = false;
   #heap: () => { total: number; used: number };
   #now: () => number;
   #limits: MemorySettleLimits;
@@ -122,6 +140,7 @@ export class MemorySettle {
   constructor(options: MemorySettleOptions) {
     this.#gc = options.gc;
     this.#trim = options.trim ?? null;
+    this.#keepFree = options.keepFree ?? null;
     this.#heap = options.heap ?? runtimeHeap;
     this.#now = options.now ?? (() => performance.now());
     this.#limits = options.limits ?? DEFAULT_LIMITS;
@@ -144,6 +163,19 @@ export class MemorySettle {
 
   /** A datagram of `size` bytes arrived (accepted or not: its bytes were copied). */
   received(size: number): void {
+    this.#churn(size);
+  }
+
+  /**
+   * A datagram of `size` bytes was sent: its plaintext and its sealed copy
+   * are buffers of the same kind, and a sender's only churn (a stream's
+   * sender receives nothing but ACKs).
+   */
+  sent(size: number): void {
+    this.#churn(size);
+  }
+
+  #churn(size: number): void {
     if (this.#gc === null) return;
     const churn = size + DATAGRAM_CHURN;
     this.#beatBytes += churn;
@@ -153,6 +185,9 @@ export class MemorySettle {
     this.#sinceMinor = 0;
     this.#minor++;
     this.#gc({ type: "minor" });
+    if (this.#warm || this.#keepFree === null) return;
+    this.#warm = true;
+    this.#keepFree(this.#limits.keepFreeBytes);
   }
 
   /**
@@ -164,6 +199,10 @@ export class MemorySettle {
     const quiet = this.#beatBytes < this.#limits.quietBytes;
     this.#beatBytes = 0;
     if (!quiet) return;
+    if (this.#warm) {
+      this.#warm = false;
+      this.#keepFree?.(null);
+    }
     const heap = this.#heap();
     this.#settledTotal ??= heap.total;
     const slack = this.#limits.slackBytes;

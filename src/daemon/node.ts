@@ -84,9 +84,20 @@ import { TrustFlowStore } from "./trust_flow_store.ts";
 import { TrustStore } from "./trust_store.ts";
 import { InflightDatagrams } from "./inflight.ts";
 import { exposedGc, MemorySettle } from "./memory_settle.ts";
-import { nativeHeapTrim } from "./native_heap.ts";
+import { nativeHeap } from "./native_heap.ts";
 import { loopbackStreamBuffer, systemReceiveBuffer, UdpSocket } from "./udp.ts";
 import type { SocketBuffers } from "./socket_buffers.ts";
+
+/** The daemon's memory settle, over V8's gc and the C heap where they can be reached. */
+function memorySettle(): MemorySettle {
+  const gc = exposedGc();
+  const heap = gc === null ? null : nativeHeap();
+  return new MemorySettle({
+    gc,
+    trim: heap === null ? null : () => heap.trim(),
+    keepFree: heap === null ? null : (bytes) => void heap.keepFree(bytes),
+  });
+}
 
 /**
  * Records every inbox message's (sender, id) and content that the dedup
@@ -182,7 +193,7 @@ export class Node {
   /** Received datagrams (and their bytes) being processed, in all and from strangers. */
   #inflight = new InflightDatagrams();
   /** Gives back what bursts of datagrams leave behind (a no-op without V8's gc exposed). */
-  #memory = new MemorySettle({ gc: exposedGc(), trim: nativeHeapTrim() });
+  #memory = memorySettle();
   /** The message outbox's round under way, if any. */
   #queueRound: Promise<void> | null = null;
   /** Datagrams dropped because too many (or too many bytes) were in flight, in all or from strangers. */
@@ -557,8 +568,10 @@ export class Node {
     return new SessionManager({
       local: localNodeIdentity(identity, config.hostname),
       // A relay path's frames go inside the session with its rendezvous.
-      transmit: (bytes, to) =>
-        to.port === RELAY_PORT ? this.#link?.relay(to, bytes) : this.#udp.send(bytes, to),
+      transmit: (bytes, to) => {
+        this.#memory.sent(bytes.length);
+        return to.port === RELAY_PORT ? this.#link?.relay(to, bytes) : this.#udp.send(bytes, to);
+      },
       isTrusted: (peer) => trust.has(peer.keyHex),
       serialFloor: (key) => trust.get(key)?.static_serial ?? 0,
       deliver: (session, packet) => {
