@@ -542,12 +542,13 @@ export const MEMORY_MINOR_GC_BYTES = 4 * 1024 * 1024;
  * Free bytes the C heap keeps at its top while datagrams churn
  * (glibc's M_TRIM_THRESHOLD, `daemon/memory_settle.ts`; its default gives
  * back all but 128 KiB at once, and comes back on a quiet beat): what a
- * minor GC each MEMORY_MINOR_GC_BYTES frees, with room. Without it, a
- * stream's buffers went to fresh pages after every minor GC. Measured with `deno task bench --only stream`,
- * three alternating runs each: one-way 52, 51, 42 -> 71, 72, 61 MB/s, echo
- * 64, 65, 49 -> 83, 90, 70, the sender at 72-74% CPU instead of 82-86%
- * (with the settle also counting sent datagrams; either alone gained nothing
- * clear).
+ * minor GC each MEMORY_MINOR_GC_BYTES frees, with room (16 and 64 MiB did
+ * no better). Without it, a stream's buffers went to fresh pages after every
+ * minor GC. Measured with `deno task bench --only stream`, three runs each
+ * alternating with the code before: one-way 49, 47, 47 -> 64, 60, 63 MB/s,
+ * echo 58, 57, 59 -> 79, 77, 77, the sender at 72-76% CPU instead of
+ * 81-84% (with the settle also counting sent datagrams; either alone gained
+ * nothing clear).
  */
 export const NATIVE_HEAP_KEEP_FREE = 2 * MEMORY_MINOR_GC_BYTES;
 /** Datagram churn in one beat under which the daemon counts as quiet. */
