@@ -389,6 +389,11 @@ Deno.test({
     // Run the stream path once, so memory the daemons keep after any
     // transfer is in the baseline, not counted as growth.
     okOf(await pair.a.pilot("bench", PAIR_B_NAME, "--size", "8", "--json"), "bench");
+    // 8 MiB each way is churn at both ends: the memory settle ran minor GCs (each 4 MiB).
+    for (const node of [pair.a, pair.b]) {
+      const settle = okOf(await node.pilot("info", "--json"), "info").memory.settle;
+      assert.ok(settle.minor_gcs >= 2, JSON.stringify(settle));
+    }
     const pids = [await daemonPid(pair.a), await daemonPid(pair.b)];
     const before = await Promise.all(pids.map(rssOf));
     const silent = await silentListener(pair.b, port);

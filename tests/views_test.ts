@@ -206,6 +206,7 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
         busy: 0,
       }],
     },
+    memorySettle: { minor: 7, settled: 2, trimmed: 1 },
   };
   const info = infoView(node, {
     control: {
@@ -243,7 +244,13 @@ Deno.test("infoView() and peersView() write exactly the schema's fields, in its 
     "version",
     "memory",
   ]);
-  assert.deepEqual(info.memory, { rss: 3, heap_total: 2, heap_used: 1, external: 0 });
+  assert.deepEqual(info.memory, {
+    rss: 3,
+    heap_total: 2,
+    heap_used: 1,
+    external: 0,
+    settle: { minor_gcs: 7, full_gcs: 2, trims: 1 },
+  });
   assert.equal(info.listen, "[::1]:4000");
   assert.deepEqual(validate(C.INFO.output, info, { closed: true }), []);
   assert.equal(info.reachability?.observed, "198.18.0.10:40001");

@@ -281,6 +281,11 @@ export function infoView(i: NodeInfo, server: ServerInfo): Infer<typeof C.INFO.o
       heap_total: server.memory.heapTotal,
       heap_used: server.memory.heapUsed,
       external: server.memory.external,
+      settle: {
+        minor_gcs: i.memorySettle.minor,
+        full_gcs: i.memorySettle.settled,
+        trims: i.memorySettle.trimmed,
+      },
     },
   };
 }

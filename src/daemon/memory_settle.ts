@@ -116,6 +116,16 @@ function runtimeHeap(): { total: number; used: number } {
   return { total: m.heapTotal, used: m.heapUsed };
 }
 
+/** What a {@linkcode MemorySettle} has done so far. */
+export interface MemorySettleCounts {
+  /** Minor GCs run for datagram churn. */
+  minor: number;
+  /** Memory-reducing full GCs (settles). */
+  settled: number;
+  /** Times the C heap's free pages were given back. */
+  trimmed: number;
+}
+
 /** Counts datagram churn; call `received` and `sent` per datagram and `beat` once a second. */
 export class MemorySettle {
   #gc: V8Gc | null;
@@ -147,7 +157,7 @@ export class MemorySettle {
   }
 
   /** GCs run so far (minor ones, and settles) and trims of the C heap. */
-  get counts(): { minor: number; settled: number; trimmed: number } {
+  get counts(): MemorySettleCounts {
     return { minor: this.#minor, settled: this.#settled, trimmed: this.#trimmed };
   }
 

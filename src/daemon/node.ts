@@ -433,6 +433,7 @@ export class Node {
         startedAt: performance.now(),
         listen: () => this.listen,
         udpBuffers: () => this.udpBuffers,
+        memorySettle: () => this.#memory.counts,
         overloaded: () => this.#overloaded,
         udpSends: () => ({ dropped: this.#udp.sendsDropped, failed: this.#udp.sendErrors }),
         reachability: () => this.#link?.reachability() ?? null,

@@ -122,8 +122,15 @@ export const INFO = route({
     pid: int,
     version: str,
     // The daemon process's memory in bytes: resident set, V8 heap reserved and used, and
-    // memory outside the heap that JavaScript objects hold (buffers, WebCrypto keys).
-    memory: obj({ rss: int, heap_total: int, heap_used: int, external: int }),
+    // memory outside the heap that JavaScript objects hold (buffers, WebCrypto keys); and
+    // what the memory settle did since start (minor GCs, memory-reducing GCs, C heap trims).
+    memory: obj({
+      rss: int,
+      heap_total: int,
+      heap_used: int,
+      external: int,
+      settle: obj({ minor_gcs: int, full_gcs: int, trims: int }),
+    }),
   }),
 });
 

@@ -19,6 +19,7 @@ import type { LanStats } from "../lan.ts";
 import type { MailboxCounters } from "./mailboxes.ts";
 import type { DhtStats } from "../dht_link.ts";
 import type { SocketBuffers } from "../socket_buffers.ts";
+import type { MemorySettleCounts } from "../memory_settle.ts";
 import { type NameConflict, nameConflict } from "../name_claims.ts";
 import type { TunnelList } from "./tunnels.ts";
 
@@ -34,6 +35,8 @@ export interface NodeRuntime {
   overloaded(): number;
   /** Datagrams not sent: the send queue was full (`dropped`), or the system refused them (`failed`). */
   udpSends(): { dropped: number; failed: number };
+  /** What the memory settle has done so far (`memory_settle.ts`). */
+  memorySettle(): MemorySettleCounts;
   /** Names of the built-in services running. */
   services: readonly string[];
   /** What this node's rendezvous see of it, or null without any. */
@@ -92,6 +95,8 @@ export interface NodeInfo {
   dht: DhtStats | null;
   /** Exposures and forwards. */
   tunnels: TunnelList;
+  /** What the memory settle has done so far: minor GCs, memory-reducing GCs, C heap trims. */
+  memorySettle: MemorySettleCounts;
 }
 
 /** A peer with a session, as `pilot peers` lists it. */
@@ -210,6 +215,7 @@ export class DiagnosticsFeature {
       mailboxes: this.#runtime.mailboxes(),
       dht: this.#runtime.dht(),
       tunnels: this.#runtime.tunnels(),
+      memorySettle: this.#runtime.memorySettle(),
     };
   }
 
