@@ -7,7 +7,8 @@
  * stream (clients keep at most WS_WINDOW unacknowledged bytes in flight),
  * and `{"type":"fin"}` when the peer finished sending. The client sends
  * `{"type":"fin"}` to finish its side (half-close). Close codes: 1000 when
- * both sides finished; 4000 reset by the peer, 4001 timeout, 4002 refused,
+ * both sides finished (with client credits, once the client credited every
+ * byte); 4000 reset by the peer, 4001 timeout, 4002 refused,
  * 4003 a limit was hit, 4004 closed, 4005 the client broke the protocol.
  *
  * @module
@@ -59,7 +60,11 @@ export function bridge(
     }
   };
   const maybeDone = () => {
-    if (localDone && peerDone) finish(1000, "done");
+    // A client that credits what it reads sends until it has read everything;
+    // once the socket is closing, the runtime drops the connection at its next
+    // message, and the client loses what it had not read (the end of the
+    // stream among it). So the socket closes once every byte was credited.
+    if (localDone && peerDone && (!clientCredits || unacked === 0)) finish(1000, "done");
   };
 
   const pump = async () => {
@@ -96,6 +101,7 @@ export function bridge(
       if (msg?.type === "credit" && typeof msg.bytes === "number" && msg.bytes >= 0) {
         unacked = Math.max(0, unacked - msg.bytes);
         creditWake?.();
+        maybeDone();
         return;
       }
       if (msg?.type !== "fin") {
