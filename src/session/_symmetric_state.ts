@@ -145,8 +145,8 @@ export class SymmetricState {
   #h: Uint8Array;
   #cipher: CipherState;
 
-  private constructor(h: Uint8Array, cipher: CipherState) {
-    this.#ck = h;
+  private constructor(ck: Uint8Array, h: Uint8Array, cipher: CipherState) {
+    this.#ck = ck;
     this.#h = h;
     this.#cipher = cipher;
   }
@@ -158,16 +158,12 @@ export class SymmetricState {
   static async create(protocolName: string, prologue: Uint8Array): Promise<SymmetricState> {
     const { ck, h } = await startOf(protocolName, prologue);
     // Copies: the start is shared by every handshake of its kind.
-    const state = new SymmetricState(h.slice(), await CipherState.create());
-    state.#ck = ck.slice();
-    return state;
+    return new SymmetricState(ck.slice(), h.slice(), await CipherState.create());
   }
 
   /** An independent copy of the transcript and cipher, made without any crypto. */
   fork(): SymmetricState {
-    const copy = new SymmetricState(this.#h.slice(), this.#cipher.fork());
-    copy.#ck = this.#ck.slice();
-    return copy;
+    return new SymmetricState(this.#ck.slice(), this.#h.slice(), this.#cipher.fork());
   }
 
   /** Whether handshake payloads are encrypted yet. */
