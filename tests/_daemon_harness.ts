@@ -1023,6 +1023,13 @@ export async function spawnRendezvous(
   const child = spawnPilot(["rendezvous", "--listen", listen], { home: node.home, runtimeFlags });
   const output = drainOutput(child);
   const stop = async () => {
+    // Let it exit on its own first: `node.stop()` kills whatever is left
+    // once the control file is gone, which cut short the CPU profile that a
+    // clean exit writes last (`bench --profile relay` read an empty file).
+    await node.pilot("daemon", "stop", "--timeout", "10s").catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([child.status, new Promise((r) => timer = setTimeout(r, 15_000))]);
+    clearTimeout(timer);
     await node.stop().catch(() => {});
     try {
       child.kill("SIGKILL");
