@@ -332,12 +332,13 @@ export const STREAM_WINDOW_GROWTH_MS = 1_000;
 export const STREAM_DELAYED_ACK_MS = 1;
 /**
  * Reliable streams: in-order data owes an ACK at once after this many bytes
- * (stretch ACKs: about every 8th segment of the 1328-byte MSS, every one of
- * a loopback MSS). Each ACK is one AEAD call on both sides, so with small
- * segments ACKing every second one cost a third of the data path's crypto;
- * a loopback segment is worth its ACK at once, since its flight holds only
- * three (`LOOPBACK_FLIGHT`) and waiting for the delayed-ACK timer stalls it.
- * Slow start's byte-counting limit is the same amount.
+ * (stretch ACKs: about every 8th segment of the 1328-byte MSS), or after two
+ * of the largest segments received, whichever is more (every second
+ * loopback segment). Each ACK is one AEAD call on both sides, so with small
+ * segments ACKing every second one cost a third of the data path's crypto.
+ * A flight of three loopback segments (`LOOPBACK_FLIGHT`, the least) never
+ * waits for the delayed-ACK timer: its third segment's ACK comes with the
+ * next one's. Slow start's byte-counting limit is the same amount.
  */
 export const STREAM_ACK_BYTES = 10_000;
 /**

@@ -65,8 +65,9 @@
  *   `connectTimeoutMs`. `connect()` resolves, and a listener's `onAccept`
  *   runs, once the handshake completes.
  * - Transfer: sliding window limited by min(cwnd, peer's window, the
- *   mux's `maxFlight`); ACK once `STREAM_ACK_BYTES` arrived in order
- *   (stretch ACKs for small segments), else after `delayedAckMs` (1 ms), at once for
+ *   mux's `maxFlight`); ACK once `STREAM_ACK_BYTES` or two of the largest
+ *   segments arrived in order (stretch ACKs for small segments, every second
+ *   large one), else after `delayedAckMs` (1 ms), at once for
  *   out-of-order data, gap fills, FIN and PROBE. Nagle (RFC 896) for short tails unless
  *   `noDelay`.
  * - RTO: RFC 6298 (SRTT, RTTVAR, K = 4, G = 1 ms, min 200 ms configurable,

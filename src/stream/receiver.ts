@@ -70,6 +70,8 @@ export class Receiver {
   #windowLimit: number;
   #held = 0;
   #ackPendingBytes = 0;
+  /** The most data one segment brought in order: every second such segment is acknowledged at once. */
+  #largestSegment = 0;
   #ackNow = false;
   #readers: Reader[] = [];
   #received = 0;
@@ -158,7 +160,11 @@ export class Receiver {
       const r = rb.insert(seg.seq, data, limit);
       if (r === Insert.InOrder) {
         this.#ackPendingBytes += data.length;
-        if (this.#ackPendingBytes >= STREAM_ACK_BYTES) this.#ackNow = true;
+        if (data.length > this.#largestSegment) this.#largestSegment = data.length;
+        // Every second full-sized segment (RFC 5681 4.2), or a stretch ACK's
+        // worth of small ones.
+        const due = Math.max(STREAM_ACK_BYTES, 2 * this.#largestSegment);
+        if (this.#ackPendingBytes >= due) this.#ackNow = true;
       } else {
         // Out of order, duplicate, gap filled or beyond the window: at once
         // (RFC 5681 4.2), so that the sender sees duplicate ACKs and SACKs.
