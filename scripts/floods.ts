@@ -7,6 +7,12 @@
  * calls the API; prints ONE JSON object per attack (NDJSON) on stdout and a
  * summary line last. Progress goes to stderr. Not part of the tests.
  *
+ * The friend also pings a bystander, a third daemon that trusts it and that
+ * nobody attacks, at the same rate, half an interval apart:
+ * `bystander_ping_ms` is what the attack does to a ping on this machine
+ * without touching the daemon that answers it (the attacker and every
+ * daemon share the same cores). It is a reference, not a target.
+ *
  * Usage: `deno task floods [--seconds N] [--only NAME[,NAME]] [--rate N] [--victim-nofile N]
  * [--profile DIR]` (`--victim-nofile` lowers the victim's descriptor limit with
  * `prlimit`, as on a machine whose limit is the usual 1,024; `--profile` runs
@@ -46,6 +52,8 @@ const FRIEND_FIXTURE = 0;
 const UNKNOWN_FIXTURE = 6;
 /** Honest strangers take bench identities from here down (the many-identities attack uses the rest). */
 const STRANGER_BENCH_FROM = 255;
+/** The bystander's bench identity (below the strangers', above the many-identities attack's). */
+const BYSTANDER_BENCH = 220;
 const PING_INTERVAL_MS = 100;
 const PING_TIMEOUT_MS = 1000;
 const STRANGER_WAIT_MS = 10_000;
@@ -95,7 +103,7 @@ async function isAlive(node: TestNode): Promise<boolean> {
   }
 }
 
-/** The friend's pings through `POST /v1/ping` on its own API, spanning `seconds`. */
+/** The friend's pings to `victim` through `POST /v1/ping` on its own API, spanning `seconds`. */
 async function friendPings(friend: Api, victim: string, seconds: number) {
   const count = Math.max(1, Math.floor((seconds * 1000) / PING_INTERVAL_MS) - 5);
   const r = await friend.call("POST", "/v1/ping", {
@@ -241,6 +249,42 @@ async function limitFiles(pid: number, n: number): Promise<void> {
 interface Nodes {
   victim: TestNode;
   friend: TestNode;
+  /** The address of the bystander the friend pings too. */
+  bystander: string;
+}
+
+/**
+ * The bystander and the friend's home, trusting each other from the start
+ * (the friend's entry carries the bystander's endpoint): it never meets an
+ * attacker, so nothing but the shared machine delays its answers.
+ */
+async function startBystander(): Promise<{ node: TestNode; friendHome: string }> {
+  const id = benchIdentities[BYSTANDER_BENCH]!;
+  const node = new TestNode(
+    await makeHome({
+      identityText: JSON.stringify(id),
+      trust: [trustEntry(FRIEND_FIXTURE, { mutual: true })],
+    }),
+    { identityText: "", hostname: "flood-bystander" },
+  );
+  try {
+    await node.start();
+    const friendHome = await makeHome({
+      identity: FRIEND_FIXTURE,
+      trust: [{
+        public_key: id.public_key,
+        address: id.address,
+        hostname: null,
+        since: new Date().toISOString(),
+        mutual: true,
+        endpoint: node.listen,
+      }],
+    });
+    return { node, friendHome };
+  } catch (e) {
+    await node.stop();
+    throw e;
+  }
 }
 
 async function startStranger(index: number): Promise<{ node: TestNode; key: string }> {
@@ -264,7 +308,7 @@ async function runOne(
   seconds: number,
   rate: number,
 ): Promise<Json> {
-  const { victim, friend } = nodes;
+  const { victim, friend, bystander } = nodes;
   const stranger = await startStranger(strangerIndex).catch((e: Error) => e);
   if (stranger instanceof Error) progress(`no honest stranger: ${stranger.message.slice(0, 200)}`);
   const victimApi = await Api.of(victim.home);
@@ -301,6 +345,9 @@ async function runOne(
       notes: { attack_error: (e as Error).message },
     }));
     const ping = friendPings(friendApi, address, seconds);
+    const reference = sleep(PING_INTERVAL_MS / 2).then(() =>
+      friendPings(friendApi, bystander, seconds)
+    );
     const send = sleep(seconds * 250).then(() =>
       friendApi.call("POST", "/v1/send", {
         peer: address,
@@ -317,7 +364,13 @@ async function runOne(
     const outcome = await run;
     const cpu1 = await cpuMs(pid);
     const elapsed = performance.now() - t0;
-    const [pingR, sendR, requestR, localR] = await Promise.all([ping, send, request, local]);
+    const [pingR, referenceR, sendR, requestR, localR] = await Promise.all([
+      ping,
+      reference,
+      send,
+      request,
+      local,
+    ]);
     const drained = await drain(pid, rssStart, t0 + elapsed);
     sampler.stop();
     const rssEnd = await rssMb(pid);
@@ -339,6 +392,7 @@ async function runOne(
         end: rssEnd === null ? null : round(rssEnd),
       },
       friend_ping_ms: pingR,
+      bystander_ping_ms: referenceR,
       friend_send_ok: sendOk,
       ...(sendOk ? {} : { friend_send_error: JSON.stringify(sendR.json).slice(0, 300) }),
       stranger_request_ms: requestR.ms,
@@ -418,6 +472,7 @@ async function main(): Promise<void> {
 
   let victim: TestNode | undefined;
   let friend: TestNode | undefined;
+  let bystander: TestNode | undefined;
   const summary: Record<string, { held: string[]; missed: string[] }> = {};
   try {
     progress("starting the victim (fixture 1, trusts fixture 2) and the friend (fixture 0)");
@@ -427,7 +482,9 @@ async function main(): Promise<void> {
     );
     await victim.start();
     if (nofile !== undefined) await limitFiles(victim.pid, nofile);
-    friend = new TestNode(await makeHome({ identity: FRIEND_FIXTURE }), {
+    const pair = await startBystander();
+    bystander = pair.node;
+    friend = new TestNode(pair.friendHome, {
       identity: FRIEND_FIXTURE,
       hostname: "flood-friend",
       ...(profileDir === undefined
@@ -435,13 +492,22 @@ async function main(): Promise<void> {
         : { profile: { dir: profileDir, name: "friend.cpuprofile" } }),
     });
     await friend.start();
-    progress(`victim ${victim.listen} pid ${victim.pid}; friend ${friend.listen}`);
+    progress(
+      `victim ${victim.listen} pid ${victim.pid}; friend ${friend.listen}; ` +
+        `bystander ${bystander.listen}`,
+    );
     await establishTrust(friend, victim, victim.listen, "flood harness friend");
     progress("friend and victim trust each other");
     let strangerIndex = STRANGER_BENCH_FROM;
     for (const attack of chosen) {
       progress(`${attack.name}: ${seconds} s at up to ${rate}/s`);
-      const result = await runOne(attack, { victim, friend }, strangerIndex--, seconds, rate);
+      const result = await runOne(
+        attack,
+        { victim, friend, bystander: benchIdentities[BYSTANDER_BENCH]!.address },
+        strangerIndex--,
+        seconds,
+        rate,
+      );
       console.log(JSON.stringify(result));
       const t = result.targets as Record<string, boolean>;
       summary[attack.name] = {
@@ -457,7 +523,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ summary, targets: TARGETS }));
   } finally {
     progress("stopping daemons and removing homes");
-    await Promise.allSettled([victim?.stop(), friend?.stop()]);
+    await Promise.allSettled([victim?.stop(), friend?.stop(), bystander?.stop()]);
   }
 }
 
