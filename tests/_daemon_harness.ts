@@ -18,6 +18,7 @@ import type { TrustEntry } from "../src/daemon/trust_store.ts";
 import { decodeIdentityFile, type Identity } from "../src/identity/identity.ts";
 import { localNodeIdentity } from "../src/session/local_identity.ts";
 import { SessionManager } from "../src/session/manager.ts";
+import { withTimeout } from "../src/with_timeout.ts";
 import type { PortPacket } from "../src/wire/inner.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -370,9 +371,7 @@ export class TestNode {
     const profiled = this.#profiled;
     if (profiled !== undefined) {
       this.#profiled = undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([profiled.status, new Promise((r) => timer = setTimeout(r, 15_000))]);
-      clearTimeout(timer);
+      await withTimeout(profiled.status, 15_000, "the profiled daemon's exit").catch(() => {});
     }
     try {
       this.#pids.add((await this.controlFile()).pid);
@@ -1027,9 +1026,7 @@ export async function spawnRendezvous(
     // once the control file is gone, which cut short the CPU profile that a
     // clean exit writes last (`bench --profile relay` read an empty file).
     await node.pilot("daemon", "stop", "--timeout", "10s").catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([child.status, new Promise((r) => timer = setTimeout(r, 15_000))]);
-    clearTimeout(timer);
+    await withTimeout(child.status, 15_000, "the rendezvous's exit").catch(() => {});
     await node.stop().catch(() => {});
     try {
       child.kill("SIGKILL");
