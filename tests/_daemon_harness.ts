@@ -268,7 +268,13 @@ export class TestNode {
     return runPilot(args, { home: this.home });
   }
 
-  #profiled: Deno.ChildProcess | undefined;
+  /**
+   * A daemon of this home run in the foreground (`start()` with runtime
+   * flags, or one handed over by {@linkcode TestNode.waitForExitOf}): it may
+   * write what its flags ask for, such as a CPU profile, only as it exits
+   * cleanly, so stop() waits for it before anything is killed.
+   */
+  #foreground: Deno.ChildProcess | undefined;
 
   /** `pilot daemon start` on an OS-chosen loopback port; throws when it fails. */
   async start(): Promise<PilotResult> {
@@ -302,14 +308,12 @@ export class TestNode {
     return r;
   }
 
-  // The daemon in the foreground with Deno `flags` (under --cpu-prof it
-  // writes the profile only when it exits cleanly, so stop() asks it to stop
-  // before anything is killed).
+  // The daemon in the foreground with Deno `flags`.
   async #startForeground(flags: string[]): Promise<PilotResult> {
     const hostname = this.#options.hostname === undefined
       ? []
       : ["--hostname", this.#options.hostname];
-    this.#profiled = new Deno.Command(Deno.execPath(), {
+    this.#foreground = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "--allow-all",
@@ -331,7 +335,7 @@ export class TestNode {
       stdout: "null",
       stderr: "inherit",
     }).spawn();
-    this.#pids.add(this.#profiled.pid);
+    this.#pids.add(this.#foreground.pid);
     await waitFor("the foreground daemon's control file", async () => {
       try {
         this.pid = (await this.controlFile()).pid;
@@ -362,16 +366,21 @@ export class TestNode {
     return okData(await this.pilot("peers", "--json"), "peers").peers;
   }
 
+  /** Makes {@linkcode TestNode.stop} wait for `child`, a daemon of this home run in the foreground, as for its own. */
+  waitForExitOf(child: Deno.ChildProcess): void {
+    this.#foreground = child;
+  }
+
   /**
    * Stops everything and removes the home: `daemon stop`, then SIGKILL of any
    * daemon this node started that is still alive, then the directory.
    */
   async stop(): Promise<void> {
     await this.pilot("daemon", "stop", "--timeout", "10s").catch(() => {});
-    const profiled = this.#profiled;
-    if (profiled !== undefined) {
-      this.#profiled = undefined;
-      await withTimeout(profiled.status, 15_000, "the profiled daemon's exit").catch(() => {});
+    const foreground = this.#foreground;
+    if (foreground !== undefined) {
+      this.#foreground = undefined;
+      await withTimeout(foreground.status, 15_000, "the foreground daemon's exit").catch(() => {});
     }
     try {
       this.#pids.add((await this.controlFile()).pid);
@@ -1021,12 +1030,9 @@ export async function spawnRendezvous(
 ): Promise<ForegroundRendezvous> {
   const child = spawnPilot(["rendezvous", "--listen", listen], { home: node.home, runtimeFlags });
   const output = drainOutput(child);
+  // Its CPU profile, if asked for, is written as it exits: stop() waits for that.
+  node.waitForExitOf(child);
   const stop = async () => {
-    // Let it exit on its own first: `node.stop()` kills whatever is left
-    // once the control file is gone, which cut short the CPU profile that a
-    // clean exit writes last (`bench --profile relay` read an empty file).
-    await node.pilot("daemon", "stop", "--timeout", "10s").catch(() => {});
-    await withTimeout(child.status, 15_000, "the rendezvous's exit").catch(() => {});
     await node.stop().catch(() => {});
     try {
       child.kill("SIGKILL");
