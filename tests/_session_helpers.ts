@@ -78,6 +78,8 @@ export interface Datagram {
   to: Endpoint;
   /** The node that sent it. */
   by?: TestNode;
+  /** The send queue the sender asked for (`udp.ts`): "reply" for answers to a message 1. */
+  queue?: "session" | "reply";
 }
 
 /** What the network does with one datagram: deliver, drop, deliver twice, or deliver from elsewhere. */
@@ -214,8 +216,14 @@ export class FakeNetwork {
   attach(node: TestNode, options: NodeOptions["manager"] = {}): TestNode {
     node.manager = new SessionManager({
       local: node.local,
-      transmit: (bytes, to) => {
-        const d = { bytes: Uint8Array.from(bytes), from: node.endpoint, to, by: node };
+      transmit: (bytes, to, queue) => {
+        const d: Datagram = {
+          bytes: Uint8Array.from(bytes),
+          from: node.endpoint,
+          to,
+          by: node,
+          queue: queue ?? "session",
+        };
         this.sent.push(d);
         this.queue.push(d);
       },

@@ -64,6 +64,29 @@ for (const exact of [false, true]) {
   });
 }
 
+Deno.test("SessionManager sends its answers to message 1s (message 2, cookie replies) on the reply queue, everything else on the session's", async () => {
+  const { net, a, b } = await pair();
+  await a.send(b, "before");
+  await net.pump();
+  // A flood from a's exact endpoint: message 2s within its lane, then cookies.
+  for (let index = 1; index <= 100; index++) {
+    await net.inject(await freshMessage1(spoofer, index), a.endpoint, b);
+  }
+  await a.send(b, "after");
+  await net.pump();
+  assert.deepEqual(b.texts(), ["before", "after"]);
+  const byType = new Map<number, Set<string | undefined>>();
+  for (const d of net.sent.filter((d) => d.by === b)) {
+    const queues = byType.get(d.bytes[0]!) ?? new Set();
+    byType.set(d.bytes[0]!, queues.add(d.queue));
+  }
+  assert.deepEqual(byType.get(T.RESP), new Set(["reply"]));
+  assert.deepEqual(byType.get(T.COOKIE), new Set(["reply"]));
+  // b's confirmation of a's session is a data frame, in the session's order.
+  assert.deepEqual(byType.get(T.DATA), new Set(["session"]));
+  for (const d of net.sent.filter((d) => d.by === a)) assert.equal(d.queue, "session");
+});
+
 Deno.test("SessionManager lets two nodes behind one NAT address handshake while that address is spoofed", async () => {
   const net = new FakeNetwork();
   const b = net.node(IDS[1]!);

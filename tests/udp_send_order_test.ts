@@ -109,3 +109,46 @@ Deno.test("UdpSocket.send() drops past the per-destination cap and leaves room f
     udp.close();
   }
 });
+
+// A flood of spoofed message 1s from a trusted peer's endpoint makes us
+// answer there at the flood's rate: with one line per destination, that
+// peer's ping reply waited behind up to a thousand cookie replies.
+Deno.test("UdpSocket.send() does not hold a destination's session datagram behind replies to it", async () => {
+  const rx = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const to = { hostname: "127.0.0.1", port: (rx.addr as Deno.NetAddr).port };
+  const udp = UdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const backlog = 100;
+    for (let i = 0; i < backlog; i++) udp.send(new Uint8Array(8), to, "reply");
+    udp.send(new Uint8Array(4), to);
+    const buffer = new Uint8Array(64);
+    let position = 0;
+    for (;;) {
+      const [got] = await rx.receive(buffer);
+      if (got.length === 4) break;
+      position++;
+    }
+    // Behind the replies it came last (position 100); beside them, among the first.
+    assert.ok(position < backlog / 2, `the session datagram came after ${position} replies`);
+    assert.equal(udp.sendsDropped, 0);
+  } finally {
+    udp.close();
+    rx.close();
+  }
+});
+
+Deno.test("UdpSocket.send() caps replies to a destination apart from its session datagrams", () => {
+  const udp = UdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const a = { hostname: "127.0.0.1", port: 9 };
+    for (let i = 0; i < UDP_SEND_QUEUE_PER_DESTINATION + 10; i++) {
+      udp.send(new Uint8Array(1), a, "reply");
+    }
+    assert.equal(udp.sendsDropped, 10);
+    udp.send(new Uint8Array(1), a);
+    assert.equal(udp.sendsDropped, 10);
+    assert.equal(udp.queued, UDP_SEND_QUEUE_PER_DESTINATION + 1);
+  } finally {
+    udp.close();
+  }
+});

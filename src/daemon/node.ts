@@ -569,9 +569,11 @@ export class Node {
     return new SessionManager({
       local: localNodeIdentity(identity, config.hostname),
       // A relay path's frames go inside the session with its rendezvous.
-      transmit: (bytes, to) => {
+      transmit: (bytes, to, queue) => {
         this.#memory.sent(bytes.length);
-        return to.port === RELAY_PORT ? this.#link?.relay(to, bytes) : this.#udp.send(bytes, to);
+        return to.port === RELAY_PORT
+          ? this.#link?.relay(to, bytes)
+          : this.#udp.send(bytes, to, queue);
       },
       isTrusted: (peer) => trust.has(peer.keyHex),
       serialFloor: (key) => trust.get(key)?.static_serial ?? 0,

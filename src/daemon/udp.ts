@@ -58,6 +58,16 @@ function positiveSetting(read: () => string): number | null {
 
 function ignore(): void {}
 
+/**
+ * The queue a datagram waits in for its destination: `session` for what
+ * must leave in the order it was issued (a session's frames, message 1 and
+ * 3), `reply` for answers to a message 1 (a cookie reply, message 2), which
+ * nothing orders against the rest: whoever spoofs a peer's endpoint makes
+ * us answer there at the rate it sends, and those answers must not delay
+ * that peer's own traffic.
+ */
+export type SendQueue = "session" | "reply";
+
 /** Sends waiting for one destination: the last one issued, and how many. */
 interface Lane {
   tail: Promise<void>;
@@ -133,11 +143,14 @@ export class UdpSocket {
    * whose sends back up (a peer flooding us with segments, each owed an
    * ACK, held a friend's echo behind 200 of them for 80 ms). Past
    * UDP_SEND_QUEUE waiting in all, or UDP_SEND_QUEUE_PER_DESTINATION for
-   * one destination, datagrams are dropped and counted.
+   * one destination, datagrams are dropped and counted. Replies to a
+   * message 1 (`queue`) wait in a queue of their own per destination: a
+   * flood of spoofed message 1s held a trusted peer's ping reply behind a
+   * thousand cookie replies to its endpoint.
    */
-  send(bytes: Uint8Array, to: Endpoint): void {
+  send(bytes: Uint8Array, to: Endpoint, queue: SendQueue = "session"): void {
     if (this.#closed) return;
-    const key = `${to.hostname} ${to.port}`;
+    const key = `${queue} ${to.hostname} ${to.port}`;
     const lane = this.#lanes.get(key) ?? { tail: Promise.resolve(), queued: 0 };
     if (this.#queued >= UDP_SEND_QUEUE || lane.queued >= UDP_SEND_QUEUE_PER_DESTINATION) {
       this.sendsDropped++;

@@ -134,8 +134,12 @@ export interface LocalNodeIdentity extends LocalHandshakeIdentity {
 export interface SessionManagerOptions {
   /** Our identity. */
   local: LocalNodeIdentity;
-  /** Sends one UDP datagram. */
-  transmit(bytes: Uint8Array, to: Endpoint): void;
+  /**
+   * Sends one UDP datagram. `queue` "reply" marks an answer to a message 1
+   * (a cookie reply, message 2): nothing orders it against the frames sent
+   * to the same endpoint, so it may wait apart from them (`udp.ts`).
+   */
+  transmit(bytes: Uint8Array, to: Endpoint, queue?: "session" | "reply"): void;
   /** Asked on every packet: is this peer trusted right now? */
   isTrusted(peer: PeerIdentity): boolean;
   /** Receives every packet that passed authentication and the trust gate. */
@@ -428,7 +432,7 @@ export class SessionManager {
     if (existing !== undefined) {
       // A retransmitted message 1: answer with the cached message 2, same bytes.
       if (constantTimeEqual(existing.initNoise, frame.noise)) {
-        this.#o.transmit(existing.response, from);
+        this.#o.transmit(existing.response, from, "reply");
       } else this.#drop("duplicate_ephemeral");
       return;
     }
@@ -463,7 +467,7 @@ export class SessionManager {
     if (raced !== undefined || this.#seenEphemerals.has(ephemeral)) {
       // Two copies were processed at once: answer this one with the first's message 2.
       if (raced !== undefined && constantTimeEqual(raced.initNoise, frame.noise)) {
-        this.#o.transmit(raced.response, from);
+        this.#o.transmit(raced.response, from, "reply");
       }
       return this.#drop("duplicate_ephemeral");
     }
@@ -473,7 +477,7 @@ export class SessionManager {
       this.#seenEphemerals.delete(this.#seenEphemerals.keys().next().value!);
     }
     this.#byIndex.set(localIndex, { kind: "responder", handshake, ephemeral, lane });
-    this.#o.transmit(handshake.response, from);
+    this.#o.transmit(handshake.response, from, "reply");
   }
 
   async #sendCookie(frame: HandshakeInitFrame, to: Endpoint): Promise<void> {
@@ -490,7 +494,7 @@ export class SessionManager {
       echo: frame.noise.subarray(0, 16),
       cookie: await this.#cookies.cookieFor(to),
     };
-    this.#o.transmit(encodeFrame(reply), to);
+    this.#o.transmit(encodeFrame(reply), to, "reply");
     this.#drop("cookie_sent");
   }
 
