@@ -68,7 +68,7 @@ function ignore(): void {}
  */
 export type SendQueue = "session" | "reply";
 
-/** Sends waiting for one destination: the last one issued, and how many. */
+/** Sends waiting for one destination in one queue: the last one issued, and how many. */
 interface Lane {
   tail: Promise<void>;
   queued: number;
@@ -78,7 +78,7 @@ interface Lane {
 export class UdpSocket {
   #conn: Deno.DatagramConn;
   #closed = false;
-  /** Sends waiting, by destination: each waits for the one before it to the same place (see `send`). */
+  /** Sends waiting, by queue and destination: each waits for the one before it in its queue (see `send`). */
   #lanes = new Map<string, Lane>();
   #queued = 0;
   /** Send failures (e.g. unreachable destinations), counted rather than thrown. */
@@ -130,7 +130,8 @@ export class UdpSocket {
 
   /**
    * Sends a datagram after every datagram sent before it to the same
-   * destination; failures are counted, never thrown (UDP is best effort).
+   * destination in the same `queue`; failures are counted, never thrown
+   * (UDP is best effort).
    *
    * One send at a time to each destination: the runtime's sends, issued
    * all at once in a burst, can leave out of order (measured at a
@@ -142,11 +143,11 @@ export class UdpSocket {
    * each takes a turn of it; so other destinations do not wait behind one
    * whose sends back up (a peer flooding us with segments, each owed an
    * ACK, held a friend's echo behind 200 of them for 80 ms). Past
-   * UDP_SEND_QUEUE waiting in all, or UDP_SEND_QUEUE_PER_DESTINATION for
-   * one destination, datagrams are dropped and counted. Replies to a
-   * message 1 (`queue`) wait in a queue of their own per destination: a
-   * flood of spoofed message 1s held a trusted peer's ping reply behind a
-   * thousand cookie replies to its endpoint.
+   * UDP_SEND_QUEUE waiting in all, or UDP_SEND_QUEUE_PER_DESTINATION in
+   * one destination's queue, datagrams are dropped and counted. Replies
+   * to a message 1 wait in a queue of their own per destination: a flood
+   * of spoofed message 1s from a trusted peer's endpoint held that peer's
+   * ping replies behind up to 1,024 cookie replies to it.
    */
   send(bytes: Uint8Array, to: Endpoint, queue: SendQueue = "session"): void {
     if (this.#closed) return;
