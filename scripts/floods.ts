@@ -271,14 +271,7 @@ async function startBystander(): Promise<{ node: TestNode; friendHome: string }>
     await node.start();
     const friendHome = await makeHome({
       identity: FRIEND_FIXTURE,
-      trust: [{
-        public_key: id.public_key,
-        address: id.address,
-        hostname: null,
-        since: new Date().toISOString(),
-        mutual: true,
-        endpoint: node.listen,
-      }],
+      trust: [trustEntry(id, { mutual: true, endpoint: node.listen })],
     });
     return { node, friendHome };
   } catch (e) {

@@ -40,18 +40,19 @@ export function fixture(index: number): FixtureIdentity {
   return f;
 }
 
-/** A trust-file entry for fixture identity `index`. */
+/** A trust-file entry for fixture identity `who` (an index) or another identity, at `endpoint` if given. */
 export function trustEntry(
-  index: number,
-  options: { hostname?: string | null; mutual?: boolean } = {},
+  who: number | { public_key: string; address: string },
+  options: { hostname?: string | null; mutual?: boolean; endpoint?: string } = {},
 ): TrustEntry {
-  const f = fixture(index);
+  const f = typeof who === "number" ? fixture(who) : who;
   return {
     public_key: f.public_key,
     address: f.address,
     hostname: options.hostname ?? null,
     since: new Date().toISOString(),
     mutual: options.mutual ?? false,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
   };
 }
 
